@@ -1,0 +1,7 @@
+import { defineProject } from 'vitest/config';
+
+export default defineProject({
+  resolve: { conditions: ['@kstar/source'] },
+  ssr: { resolve: { conditions: ['@kstar/source'] } },
+  test: { name: 'core', include: ['test/**/*.test.ts'], pool: 'forks', testTimeout: 120_000 },
+});
