@@ -77,4 +77,8 @@ export interface Collective extends Plugin {
   barrier(): Promise<void>;
 }
 
-export type AnyPlugin = OptimizerPlugin | ActivationStrategy | Collective | (Plugin & { kind: 'master-weights' | 'observer' });
+export type AnyPlugin =
+  | OptimizerPlugin
+  | ActivationStrategy
+  | Collective
+  | (Plugin & { kind: 'master-weights' | 'observer' });

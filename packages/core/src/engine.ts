@@ -1,0 +1,337 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { OptimizerPlugin, OptimizerState } from './contracts.ts';
+import { InputError, PluginConflictError, TrainingError } from './errors.ts';
+import { MemoryLedger, uniqueBufferBytes, type WindowStats } from './ledger.ts';
+import type { Batch, StagedModel } from './model.ts';
+
+export type EngineMode = 'full' | 'segmented';
+
+export interface EngineOptions {
+  optimizer: OptimizerPlugin;
+  /** `full`: one `tf.variableGrads` over the whole model (fastest, hungriest). `segmented`: recompute per segment. */
+  mode?: EngineMode;
+  /**
+   * Segmented mode: consecutive groups of stage indices, e.g. `[[0], [1, 2], [3, 4], [5]]`. Default: one stage a
+   * segment. Every stage must appear exactly once, in order.
+   */
+  segments?: number[][];
+  /**
+   * Segmented mode: update each parameter (and free its gradient) as soon as its gradient is complete, instead of
+   * after the whole backward pass. Default true, unless the optimizer `needsAllGradients`.
+   */
+  gradientRelease?: boolean;
+  /** Shared ledger (the trainer attaches one before building the model); one is made if absent. */
+  ledger?: MemoryLedger;
+  /** Called with each complete gradient just before the optimizer consumes it (observers, tests). Must not keep it. */
+  onGradient?: (name: string, grad: tf.Tensor) => void;
+}
+
+export interface StepResult {
+  step: number;
+  loss: number;
+  /** Unique buffer bytes of the model's variables. */
+  paramBytes: number;
+  /** Unique buffer bytes of the optimizer's state after the step. */
+  optimizerStateBytes: number;
+  /** Peak of gradient bytes alive at once during the step. */
+  gradPeakBytes: number;
+  /** Peak of bytes beyond params, optimizer state and gradients: activations and temporaries. */
+  activationPeakBytes: number;
+  /** Peak of all unique buffer bytes during the step. */
+  peakBytes: number;
+}
+
+/**
+ * The training engine. Full-graph mode is the baseline; segmented mode keeps only each segment's input during the
+ * forward pass, then walks segments last to first, recomputes each under `tf.valueAndGrads` with the upstream
+ * gradient, and releases each parameter's gradient to the optimizer as soon as every segment that reads the
+ * parameter has been differentiated (gradient release).
+ */
+export class TrainingEngine {
+  readonly model: StagedModel;
+  readonly optimizer: OptimizerPlugin;
+  readonly mode: EngineMode;
+  readonly segments: readonly (readonly number[])[];
+  readonly gradientRelease: boolean;
+  readonly ledger: MemoryLedger;
+  private readonly states = new Map<string, OptimizerState>();
+  /** Segment index → names of the parameters its stages read (deduplicated). */
+  private readonly segmentParams: string[][];
+  /** Parameter name → number of segments that read it. */
+  private readonly useCount = new Map<string, number>();
+  private readonly onGradient: EngineOptions['onGradient'];
+  private stepCount = 0;
+
+  constructor(model: StagedModel, options: EngineOptions) {
+    this.model = model;
+    this.optimizer = options.optimizer;
+    this.mode = options.mode ?? 'full';
+    if (this.mode !== 'full' && this.mode !== 'segmented') {
+      throw new InputError(`mode '${String(this.mode)}' is not a training mode: use 'full' or 'segmented'`);
+    }
+    const n = model.stages.length;
+    this.segments = options.segments ?? model.stages.map((_, i) => [i]);
+    checkSegments(this.segments, n);
+    if (options.gradientRelease && this.optimizer.needsAllGradients) {
+      throw new PluginConflictError(
+        `optimizer '${this.optimizer.name}' needs all gradients of a step before it updates, so gradient release cannot be on: turn gradientRelease off`,
+      );
+    }
+    this.gradientRelease =
+      this.mode === 'segmented' && (options.gradientRelease ?? !this.optimizer.needsAllGradients);
+    this.ledger = options.ledger ?? new MemoryLedger();
+    this.onGradient = options.onGradient;
+    this.segmentParams = this.segments.map((seg) => [
+      ...new Set(seg.flatMap((i) => model.stages[i]!.params)),
+    ]);
+    for (const names of this.segmentParams) {
+      for (const name of names) {
+        if (!model.variables.has(name)) {
+          throw new InputError(`a stage reads parameter '${name}', which the model does not define`);
+        }
+        this.useCount.set(name, (this.useCount.get(name) ?? 0) + 1);
+      }
+    }
+    this.ledger.adopt(model.variables.values());
+    // Optimizer state is created up front so the ledger sees it from the first step.
+    for (const name of model.variables.keys()) {
+      if (!this.useCount.has(name)) continue; // a variable no stage reads gets no update
+      const state = this.optimizer.init(model.paramInfo(name));
+      this.ledger.adopt(Object.values(state));
+      this.states.set(name, state);
+    }
+  }
+
+  /** Steps taken so far. */
+  get step(): number {
+    return this.stepCount;
+  }
+
+  /** The optimizer state of one parameter (for checkpoints and tests). */
+  stateOf(name: string): OptimizerState | undefined {
+    return this.states.get(name);
+  }
+
+  /** Unique buffer bytes of the model's variables. */
+  paramBytes(): number {
+    return uniqueBufferBytes(this.model.variables.values());
+  }
+
+  /** Unique buffer bytes of all optimizer state. */
+  optimizerStateBytes(): number {
+    const all: tf.Tensor[] = [];
+    for (const s of this.states.values()) all.push(...Object.values(s));
+    return uniqueBufferBytes(all);
+  }
+
+  /** One training step: forward, backward, optimizer updates. Returns the loss and the step's measured memory. */
+  trainStep(batch: Batch): StepResult {
+    const step = this.stepCount + 1;
+    const paramBytes = this.paramBytes();
+    const stateBytes = this.optimizerStateBytes();
+    this.ledger.begin(paramBytes + stateBytes);
+    let loss: number;
+    let stats: WindowStats;
+    try {
+      loss =
+        this.mode === 'full'
+          ? this.fullGraph(batch, step, (name, g) => this.apply(name, g, step))
+          : this.segmented(batch, step, (name, g) => this.apply(name, g, step), this.gradientRelease);
+    } finally {
+      // Closed even when the step throws, so the next step opens a fresh window.
+      stats = this.ledger.end();
+    }
+    this.stepCount = step;
+    return {
+      step,
+      loss,
+      paramBytes,
+      optimizerStateBytes: this.optimizerStateBytes(),
+      gradPeakBytes: stats.gradPeakBytes,
+      activationPeakBytes: stats.activationPeakBytes,
+      peakBytes: stats.peakBytes,
+    };
+  }
+
+  /**
+   * Loss and gradients without an update (tests, gradient checks). The caller owns and disposes the returned tensors.
+   */
+  computeGradients(batch: Batch): { loss: number; grads: Map<string, tf.Tensor> } {
+    const grads = new Map<string, tf.Tensor>();
+    const keep = (name: string, g: tf.Tensor) => grads.set(name, g.clone());
+    const loss =
+      this.mode === 'full'
+        ? this.fullGraph(batch, this.stepCount + 1, keep)
+        : this.segmented(batch, this.stepCount + 1, keep, true);
+    return { loss, grads };
+  }
+
+  /** Mean loss on a batch, forward only. */
+  evaluate(batch: Batch): number {
+    const loss = tf.tidy(() => this.forwardAll(batch, this.variableRecord()));
+    const value = loss.dataSync()[0]!;
+    loss.dispose();
+    return value;
+  }
+
+  /** Dispose the optimizer state (the model's variables belong to the model). */
+  dispose(): void {
+    for (const s of this.states.values()) tf.dispose(Object.values(s));
+    this.states.clear();
+  }
+
+  private variableRecord(): Record<string, tf.Tensor> {
+    return Object.fromEntries(this.model.variables);
+  }
+
+  private forwardAll(batch: Batch, params: Record<string, tf.Tensor>): tf.Tensor {
+    let x: tf.Tensor = batch.inputs;
+    for (const stage of this.model.stages) x = stage.forward(x, params, batch);
+    return x;
+  }
+
+  private apply(name: string, grad: tf.Tensor, step: number): void {
+    this.onGradient?.(name, grad);
+    const variable = this.model.variables.get(name)!;
+    const state = this.states.get(name)!;
+    this.optimizer.update(variable, grad, state, step);
+  }
+
+  /** Baseline: one `tf.variableGrads` over the whole model, then every update. */
+  private fullGraph(batch: Batch, step: number, consume: (name: string, g: tf.Tensor) => void): number {
+    const varList = [...this.model.variables.entries()]
+      .filter(([n]) => this.useCount.has(n))
+      .map(([, v]) => v);
+    const params = this.variableRecord();
+    const { value, grads } = tf.variableGrads(() => this.forwardAll(batch, params) as tf.Scalar, varList);
+    const loss = value.dataSync()[0]!;
+    value.dispose();
+    // Variable names in `grads` are the tf.Variable names; map them back to model parameter names.
+    const byVarName = new Map([...this.model.variables.entries()].map(([n, v]) => [v.name, n]));
+    try {
+      if (!Number.isFinite(loss)) {
+        throw new TrainingError(
+          step,
+          `step ${step}: loss is ${loss}: parameters were not updated; lower the learning rate or check the data`,
+        );
+      }
+      for (const g of Object.values(grads)) this.ledger.tagGrad(g);
+      for (const [varName, g] of Object.entries(grads)) consume(byVarName.get(varName) ?? varName, g);
+    } finally {
+      tf.dispose(grads);
+    }
+    return loss;
+  }
+
+  /**
+   * Segmented mode. Forward keeps only each segment's input; backward recomputes segment by segment, last to first.
+   * `release`: hand each parameter's gradient to `consume` (then free it) as soon as it is complete.
+   */
+  private segmented(
+    batch: Batch,
+    step: number,
+    consume: (name: string, g: tf.Tensor) => void,
+    release: boolean,
+  ): number {
+    const stages = this.model.stages;
+    const nseg = this.segments.length;
+    const runSegment = (s: number, x: tf.Tensor, params: Record<string, tf.Tensor>): tf.Tensor => {
+      let y = x;
+      for (const i of this.segments[s]!) y = stages[i]!.forward(y, params, batch);
+      return y;
+    };
+
+    // Forward: inputs[s] is segment s's input. inputs[0] is the batch's tokens (owned by the caller).
+    const inputs: tf.Tensor[] = [batch.inputs];
+    const pending = new Map<string, tf.Tensor>();
+    const remaining = new Map(this.useCount);
+    let dy: tf.Tensor | undefined;
+    let loss = Number.NaN;
+    try {
+      const all = this.variableRecord();
+      for (let s = 0; s < nseg - 1; s++) {
+        const x = inputs[s]!;
+        inputs.push(tf.tidy(() => runSegment(s, x, all)));
+      }
+
+      // Backward: recompute segment s from its saved input, differentiate w.r.t. [x, ...params] with dy.
+      for (let s = nseg - 1; s >= 0; s--) {
+        const x = inputs[s]!;
+        const names = this.segmentParams[s]!;
+        const vars = names.map((n) => this.model.variables.get(n)!);
+        const wrtX = x.dtype === 'float32';
+        const f = (...args: tf.Tensor[]): tf.Tensor => {
+          const xin = wrtX ? args[0]! : x;
+          const ps = wrtX ? args.slice(1) : args;
+          const params: Record<string, tf.Tensor> = {};
+          names.forEach((n, k) => {
+            params[n] = ps[k]!;
+          });
+          return runSegment(s, xin, params);
+        };
+        const args = wrtX ? [x, ...vars] : vars;
+        const { value, grads } = tf.valueAndGrads(f)(args, dy);
+        if (s === nseg - 1) {
+          loss = value.dataSync()[0]!;
+          if (!Number.isFinite(loss)) {
+            tf.dispose([value, ...grads]);
+            throw new TrainingError(
+              step,
+              `step ${step}: loss is ${loss}: parameters were not updated; lower the learning rate or check the data`,
+            );
+          }
+        }
+        value.dispose();
+        dy?.dispose();
+        dy = undefined;
+        if (wrtX) dy = grads[0]!;
+        const paramGrads = wrtX ? grads.slice(1) : grads;
+        // Segment s's input is no longer needed (segment 0's belongs to the batch).
+        if (s > 0) {
+          x.dispose();
+          inputs[s] = undefined as unknown as tf.Tensor;
+        }
+        names.forEach((name, k) => {
+          const g = paramGrads[k]!;
+          const prev = pending.get(name);
+          let acc = g;
+          if (prev) {
+            acc = tf.add(prev, g);
+            prev.dispose();
+            g.dispose();
+          }
+          this.ledger.tagGrad(acc);
+          const left = remaining.get(name)! - 1;
+          remaining.set(name, left);
+          if (left === 0 && release) {
+            pending.delete(name);
+            try {
+              consume(name, acc);
+            } finally {
+              acc.dispose();
+            }
+          } else {
+            pending.set(name, acc);
+          }
+        });
+      }
+      // Without release, every gradient is consumed after the whole backward pass.
+      for (const [name, g] of pending) consume(name, g);
+    } finally {
+      dy?.dispose();
+      for (let s = 1; s < inputs.length; s++) inputs[s]?.dispose();
+      for (const g of pending.values()) g.dispose();
+    }
+    return loss;
+  }
+}
+
+function checkSegments(segments: readonly (readonly number[])[], nStages: number): void {
+  const flat = segments.flat();
+  const ok = flat.length === nStages && flat.every((v, i) => v === i) && segments.every((s) => s.length > 0);
+  if (!ok) {
+    throw new InputError(
+      `segments ${JSON.stringify(segments)} do not cover the model's ${nStages} stages once each, in order: group consecutive stage indices 0..${nStages - 1}, e.g. [[0],[1,2],[3]]`,
+    );
+  }
+}

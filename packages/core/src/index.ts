@@ -1,0 +1,30 @@
+export type { Composition } from './compose.ts';
+export { composePlugins } from './compose.ts';
+export type {
+  ActivationStrategy,
+  AnyPlugin,
+  Collective,
+  OptimizerPlugin,
+  OptimizerState,
+  ParamInfo,
+  Plugin,
+  PluginKind,
+  SegmentFn,
+  SegmentInfo,
+  SpecificationVersion,
+} from './contracts.ts';
+export { SPECIFICATION_VERSION } from './contracts.ts';
+export type { EngineMode, EngineOptions, StepResult } from './engine.ts';
+export { TrainingEngine } from './engine.ts';
+export {
+  BackendUnavailableError,
+  InputError,
+  KstarError,
+  PluginConflictError,
+  ShapeError,
+  TrainingError,
+} from './errors.ts';
+export type { MemoryReport, MemoryTerm, WindowStats } from './ledger.ts';
+export { MemoryLedger, uniqueBufferBytes } from './ledger.ts';
+export type { Batch, Stage, StagedModel } from './model.ts';
+export { countParams } from './model.ts';
