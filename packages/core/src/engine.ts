@@ -24,7 +24,22 @@ export interface EngineOptions {
   ledger?: MemoryLedger;
   /** Called with each complete gradient just before the optimizer consumes it (observers, tests). Must not keep it. */
   onGradient?: (name: string, grad: tf.Tensor) => void;
+  /**
+   * How a tied parameter's partial gradients are summed. The default allocates the sum (`tf.add`), so for a moment the
+   * old sum, the new part and the new sum are alive; an in-place accumulator (from `@kstar/kernels`) adds into the
+   * old sum and returns it.
+   */
+  gradAccumulator?: GradAccumulator;
 }
+
+export interface GradAccumulator {
+  /** True when `add` writes into `acc` and returns it. */
+  readonly inPlace: boolean;
+  /** Returns the sum. Must not dispose its inputs. */
+  add(acc: tf.Tensor, g: tf.Tensor): tf.Tensor;
+}
+
+const allocatingAccumulator: GradAccumulator = { inPlace: false, add: (acc, g) => tf.add(acc, g) };
 
 export interface StepResult {
   step: number;
@@ -60,6 +75,7 @@ export class TrainingEngine {
   /** Parameter name → number of segments that read it. */
   private readonly useCount = new Map<string, number>();
   private readonly onGradient: EngineOptions['onGradient'];
+  private readonly accumulator: GradAccumulator;
   private stepCount = 0;
 
   constructor(model: StagedModel, options: EngineOptions) {
@@ -81,6 +97,7 @@ export class TrainingEngine {
       this.mode === 'segmented' && (options.gradientRelease ?? !this.optimizer.needsAllGradients);
     this.ledger = options.ledger ?? new MemoryLedger();
     this.onGradient = options.onGradient;
+    this.accumulator = options.gradAccumulator ?? allocatingAccumulator;
     this.segmentParams = this.segments.map((seg) => [
       ...new Set(seg.flatMap((i) => model.stages[i]!.params)),
     ]);
@@ -122,6 +139,46 @@ export class TrainingEngine {
     const all: tf.Tensor[] = [];
     for (const s of this.states.values()) all.push(...Object.values(s));
     return uniqueBufferBytes(all);
+  }
+
+  /**
+   * Predicted peak of gradient bytes alive during a step, from the segment plan alone: full-graph mode (or no
+   * release) holds every gradient at once; with release, the backward walk is simulated: a segment's gradients
+   * appear together, a tied parameter's partial gradient waits for its last reader (its accumulation briefly
+   * holds the old sum, the new part and the new sum), and a complete gradient is freed after its update.
+   */
+  predictGradPeakBytes(): number {
+    const bytes = (n: string) => 4 * this.model.variables.get(n)!.size;
+    if (this.mode === 'full') {
+      let all = 0;
+      for (const n of this.useCount.keys()) all += bytes(n);
+      return all;
+    }
+    const remaining = new Map(this.useCount);
+    const pending = new Set<string>();
+    let alive = 0;
+    let peak = 0;
+    for (let s = this.segments.length - 1; s >= 0; s--) {
+      const names = this.segmentParams[s]!;
+      let fresh = 0;
+      for (const n of names) fresh += bytes(n);
+      let accumulating = 0;
+      if (!this.accumulator.inPlace)
+        for (const n of names) if (pending.has(n)) accumulating = Math.max(accumulating, bytes(n));
+      peak = Math.max(peak, alive + fresh + accumulating);
+      for (const n of names) {
+        const left = remaining.get(n)! - 1;
+        remaining.set(n, left);
+        if (pending.has(n)) alive -= bytes(n); // the old partial sum is replaced by the new one
+        if (left === 0 && this.gradientRelease) {
+          pending.delete(n); // updated and freed at once
+        } else {
+          pending.add(n);
+          alive += bytes(n);
+        }
+      }
+    }
+    return peak;
   }
 
   /** One training step: forward, backward, optimizer updates. Returns the loss and the step's measured memory. */
@@ -286,6 +343,7 @@ export class TrainingEngine {
         dy = undefined;
         if (wrtX) dy = grads[0]!;
         const paramGrads = wrtX ? grads.slice(1) : grads;
+        for (const g of paramGrads) this.ledger.tagGrad(g);
         // Segment s's input is no longer needed (segment 0's belongs to the batch).
         if (s > 0) {
           x.dispose();
@@ -296,11 +354,11 @@ export class TrainingEngine {
           const prev = pending.get(name);
           let acc = g;
           if (prev) {
-            acc = tf.add(prev, g);
-            prev.dispose();
+            acc = this.accumulator.add(prev, g);
+            this.ledger.tagGrad(acc);
+            if (acc !== prev) prev.dispose();
             g.dispose();
           }
-          this.ledger.tagGrad(acc);
           const left = remaining.get(name)! - 1;
           remaining.set(name, left);
           if (left === 0 && release) {

@@ -14,7 +14,7 @@ export type {
   SpecificationVersion,
 } from './contracts.ts';
 export { SPECIFICATION_VERSION } from './contracts.ts';
-export type { EngineMode, EngineOptions, StepResult } from './engine.ts';
+export type { EngineMode, EngineOptions, GradAccumulator, StepResult } from './engine.ts';
 export { TrainingEngine } from './engine.ts';
 export {
   BackendUnavailableError,

@@ -8,7 +8,7 @@ import {
   TrainingEngine,
   TrainingError,
 } from '../src/index.ts';
-import { momentum, randomBatch, sgd, toyModel } from './toy.ts';
+import { cpuInPlaceAccumulator, momentum, randomBatch, sgd, toyModel } from './toy.ts';
 
 const V = 40;
 const D = 16;
@@ -89,26 +89,43 @@ describe('segmented engine', () => {
   });
 
   it('with gradient release, holds at most the largest segment gradients plus the embedding', () => {
-    const model = toyModel({ vocab: 200, dim: 32, depth: 6, seed: 9 });
+    const model = toyModel({ vocab: 100, dim: 64, depth: 6, seed: 9 });
     const ledger = new MemoryLedger();
-    const release = new TrainingEngine(model, { optimizer: sgd(0.01), mode: 'segmented', ledger });
+    const gradAccumulator = cpuInPlaceAccumulator;
+    const release = new TrainingEngine(model, {
+      optimizer: sgd(0.01),
+      mode: 'segmented',
+      ledger,
+      gradAccumulator,
+    });
     const hold = new TrainingEngine(model, {
       optimizer: sgd(0.01),
       mode: 'segmented',
       gradientRelease: false,
       ledger,
     });
-    const batch = randomBatch(200, 2, 4, 3);
+    const allocating = new TrainingEngine(model, { optimizer: sgd(0.01), mode: 'segmented', ledger });
+    const batch = randomBatch(100, 2, 4, 3);
     const r = release.trainStep(batch);
     const h = hold.trainStep(batch);
+    const a = allocating.trainStep(batch);
     const bytes = (n: string) => model.variables.get(n)!.size * 4;
     const embedding = bytes('E');
-    const largestBlock = bytes('W0') + bytes('b0');
     const all = [...model.variables.keys()].reduce((s, n) => s + bytes(n), 0);
-    expect(h.gradPeakBytes).toBe(all); // without release every gradient is alive at the end
-    // The embedding's gradient (from the head) waits for the embed stage; one block's gradients at a time besides it.
-    expect(r.gradPeakBytes).toBeLessThanOrEqual(embedding + largestBlock);
+    // Largest segment's gradients: here the embed segment's (E); a block's are W + b.
+    const largestSegment = Math.max(embedding, bytes('W0') + bytes('b0'));
+    // With release, the head's part of the tied embedding's gradient waits for the embed segment, while each block's
+    // gradients are updated and freed at once: the peak is the largest segment's gradients plus the embedding's.
+    expect(r.gradPeakBytes).toBeLessThanOrEqual(largestSegment + embedding);
     expect(r.gradPeakBytes).toBeLessThan(all);
+    // Without release every gradient is alive at the end, and the tied embedding's sum is allocated on top.
+    expect(h.gradPeakBytes).toBe(all + 2 * embedding);
+    // An allocating accumulator briefly holds old sum + new part + new sum of the tied embedding.
+    expect(a.gradPeakBytes).toBe(3 * embedding);
+    // The engine's prediction, from the segment plan alone, matches what the ledger measured.
+    expect(release.predictGradPeakBytes()).toBe(r.gradPeakBytes);
+    expect(hold.predictGradPeakBytes()).toBe(h.gradPeakBytes);
+    expect(allocating.predictGradPeakBytes()).toBe(a.gradPeakBytes);
     tf.dispose([batch.inputs, batch.targets, ...model.variables.values()]);
     ledger.detach();
   });

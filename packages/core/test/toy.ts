@@ -103,3 +103,15 @@ export function randomBatch(vocab: number, B: number, T: number, seed: number) {
     targets: tf.randomUniform([B, T], 0, vocab, 'int32', seed + 7),
   }));
 }
+
+/** An in-place gradient accumulator for the cpu backend (what @kstar/kernels provides for every backend). */
+export const cpuInPlaceAccumulator = {
+  inPlace: true,
+  add(acc: tf.Tensor, g: tf.Tensor): tf.Tensor {
+    const backend = tf.backend() as unknown as { data: { get(id: object): { values: Float32Array } } };
+    const a = backend.data.get(acc.dataId).values;
+    const b = backend.data.get(g.dataId).values;
+    for (let i = 0; i < a.length; i++) a[i]! += b[i]!;
+    return acc;
+  },
+};
