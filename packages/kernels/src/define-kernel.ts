@@ -1,0 +1,104 @@
+import { InputError } from '@kstar/core';
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * One K* kernel = one tfjs kernel name + one implementation per backend + a portable fallback.
+ *
+ * Design:
+ * - The per-backend implementations are ordinary tfjs `KernelFunc`s registered with `tf.registerKernel` under
+ *   `Kstar<Name>` for `cpu` (typed-array loops over `backend.data`), `wasm` (JS over heap views: the shipped
+ *   wasm binary only exposes its own C++ kernels) and `webgpu` (a WGSL program run with
+ *   `backend.runWebGPUProgram`). Going through `tf.engine().runKernel` keeps `tf.profile`, kernel timing and
+ *   the engine's bookkeeping of outputs intact.
+ * - `fallback` uses tfjs ops only, so it runs on every backend, including `tensorflow` (tfjs-node), for which
+ *   K* ships no native kernel (libtensorflow has no in-place access to tensors).
+ * - `run(args)` dispatches to the kernel registered for the active backend, else to the fallback;
+ *   `{impl: 'fallback'}` forces the fallback (parity tests, users who distrust a kernel); `canRunNative` lets a
+ *   kernel decline at run time (e.g. an in-place kernel when a buffer is aliased).
+ * - `invoke` maps the call's arguments to the kernel's named inputs and attributes; `finish` turns the
+ *   kernel's outputs into the result and disposes what it does not return.
+ * - Registration is idempotent and lazy: `run` registers on first use; `registerKstarKernels()` registers all.
+ */
+
+/** Backends K* writes native kernels for. `tensorflow` always uses the fallback. */
+export type NativeBackend = 'cpu' | 'wasm' | 'webgpu';
+
+export interface KernelSpec<Args, Result> {
+  /** `Kstar` + PascalCase, e.g. `KstarAdamW`. */
+  name: string;
+  /** Native implementations; each receives `{inputs, backend, attrs}` like any tfjs kernel. */
+  backends: Partial<Record<NativeBackend, tf.KernelFunc>>;
+  /** The kernel's named inputs and attributes for one call. */
+  invoke: (args: Args) => { inputs: tf.NamedTensorMap; attrs?: tf.NamedAttrMap };
+  /** Turns the kernel's outputs into the result; must dispose every output it does not return. */
+  finish: (outputs: tf.Tensor[], args: Args) => Result;
+  /** Portable implementation (tfjs ops only); the reference the native kernels are tested against. */
+  fallback: (args: Args) => Result;
+  /** Runs before the native path; returning false uses the fallback for this call. */
+  canRunNative?: (args: Args, backend: tf.KernelBackend) => boolean;
+}
+
+export interface RunOptions {
+  /** `auto` (default): the active backend's native kernel when there is one; `fallback`: tfjs ops. */
+  impl?: 'auto' | 'fallback';
+}
+
+export interface KstarKernel<Args, Result> {
+  readonly name: string;
+  /** Backends with a native implementation. */
+  readonly nativeBackends: readonly NativeBackend[];
+  /** Registers the native implementations with tfjs (idempotent). */
+  register(): void;
+  /** Which implementation `run` would use for these arguments on the active backend. */
+  which(args: Args, options?: RunOptions): 'native' | 'fallback';
+  run(args: Args, options?: RunOptions): Result;
+}
+
+const NAME_RE = /^Kstar[A-Z][A-Za-z0-9]*$/;
+
+export function defineKernel<Args, Result>(spec: KernelSpec<Args, Result>): KstarKernel<Args, Result> {
+  if (!NAME_RE.test(spec.name)) {
+    throw new InputError(
+      `kernel name ${JSON.stringify(spec.name)} is not 'Kstar' + PascalCase (letters and digits only, e.g. 'KstarAdamW')`,
+    );
+  }
+  const nativeBackends = Object.keys(spec.backends) as NativeBackend[];
+  const register = (): void => {
+    for (const backendName of nativeBackends) {
+      const kernelFunc = spec.backends[backendName]!;
+      const existing = tf.getKernel(spec.name, backendName);
+      if (existing?.kernelFunc === kernelFunc) continue;
+      // A different function under our name (a second copy of this module) is replaced, which tfjs warns about.
+      if (existing != null) tf.unregisterKernel(spec.name, backendName);
+      tf.registerKernel({ kernelName: spec.name, backendName, kernelFunc });
+    }
+  };
+  let registered = false;
+  const which = (args: Args, options: RunOptions = {}): 'native' | 'fallback' => {
+    if (options.impl === 'fallback') return 'fallback';
+    if (options.impl != null && options.impl !== 'auto') {
+      throw new InputError(`impl ${JSON.stringify(options.impl)} is not 'auto' or 'fallback'`);
+    }
+    if (!registered) {
+      register();
+      registered = true;
+    }
+    if (tf.getKernel(spec.name, tf.getBackend()) == null) return 'fallback';
+    return spec.canRunNative == null || spec.canRunNative(args, tf.backend()) ? 'native' : 'fallback';
+  };
+  return {
+    name: spec.name,
+    nativeBackends,
+    register() {
+      register();
+      registered = true;
+    },
+    which,
+    run(args, options) {
+      if (which(args, options) === 'fallback') return spec.fallback(args);
+      const { inputs, attrs } = spec.invoke(args);
+      const out = tf.engine().runKernel(spec.name, inputs, attrs) as tf.Tensor | tf.Tensor[];
+      return spec.finish(Array.isArray(out) ? out : [out], args);
+    },
+  };
+}

@@ -1,0 +1,19 @@
+export type { AdamWArgs, AdamWHyper } from './adamw.ts';
+export { adamwKernel, adamwUpdate } from './adamw.ts';
+export type {
+  BackendAttempt,
+  BackendMemory,
+  BackendName,
+  BackendRequest,
+  SelectBackendOptions,
+} from './backends.ts';
+export { AUTO_ORDER, backendMemory, installHint, selectBackend } from './backends.ts';
+export type { KernelSpec, KstarKernel, NativeBackend, RunOptions } from './define-kernel.ts';
+export { defineKernel } from './define-kernel.ts';
+export { registerKstarKernels } from './register-kernels.ts';
+export type { WasmBackendLike } from './wasm-kernels.ts';
+export { registerWasmKernels, unsortedSegmentSumWasm } from './wasm-kernels.ts';
+export type { MinimalGPUAdapter, MinimalGPUDevice } from './webgpu-node.ts';
+export { initWebGPU, shutdownWebGPU, webgpuDevice } from './webgpu-node.ts';
+export type { FlatProgram, FlatProgramSpec, WebGPUBackendLike } from './wgsl.ts';
+export { flat, flatProgram } from './wgsl.ts';

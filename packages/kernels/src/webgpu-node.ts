@@ -1,0 +1,116 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * WebGPU in Node through the `webgpu` package (Dawn). The tfjs webgpu backend registers itself at import time
+ * only when `navigator.gpu` exists, and it needs the WebGPU globals (GPUBufferUsage, GPUMapMode, …) that a
+ * browser provides. We install both, then register our own backend factory so the device is created with the
+ * adapter's maximum limits whether or not `@tensorflow/tfjs-backend-webgpu` was imported before.
+ */
+
+/** The few GPU objects we touch; the full types live in `@webgpu/types`, which we do not require. */
+export interface MinimalGPUAdapter {
+  readonly features: ReadonlySet<string>;
+  readonly limits: Record<string, number>;
+  readonly info?: unknown;
+  requestDevice(descriptor?: unknown): Promise<MinimalGPUDevice>;
+}
+export interface MinimalGPUDevice {
+  pushErrorScope(filter: 'validation' | 'out-of-memory' | 'internal'): void;
+  popErrorScope(): Promise<{ message: string } | null>;
+  destroy(): void;
+}
+interface MinimalGPU {
+  requestAdapter(options?: unknown): Promise<MinimalGPUAdapter | null>;
+}
+
+/** Set when we installed `navigator` (Node 20 has none) or `navigator.gpu`, so shutdown removes only ours. */
+let installed: 'navigator' | 'gpu' | null = null;
+
+function currentGpu(): MinimalGPU | undefined {
+  return (globalThis as { navigator?: { gpu?: MinimalGPU } }).navigator?.gpu;
+}
+
+/**
+ * Makes `navigator.gpu` available (from the `webgpu` package when the runtime has none), checks that it yields
+ * an adapter and registers the `webgpu` tfjs backend. Throws an Error whose message says why WebGPU is
+ * unavailable; `selectBackend` turns it into a `BackendUnavailableError`.
+ */
+export async function initWebGPU(
+  load: (pkg: string) => Promise<unknown> = (pkg) => import(pkg),
+): Promise<void> {
+  if (currentGpu() == null) {
+    let mod: { create: (options: string[]) => MinimalGPU; globals: Record<string, unknown> };
+    try {
+      mod = (await load('webgpu')) as typeof mod;
+    } catch (e) {
+      throw new Error(`the 'webgpu' package could not be loaded (${(e as Error).message})`);
+    }
+    Object.assign(globalThis, mod.globals);
+    const gpu = mod.create([]);
+    const g = globalThis as unknown as { navigator?: Record<string, unknown> };
+    if (g.navigator == null) {
+      // Node 20: no navigator at all.
+      Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+      installed = 'navigator';
+    } else {
+      // Node ≥ 21 has a navigator without gpu.
+      Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true, writable: true });
+      installed = 'gpu';
+    }
+  }
+  const adapter = await currentGpu()!.requestAdapter();
+  if (adapter == null) {
+    const icd = process.env.VK_DRIVER_FILES ?? process.env.VK_ICD_FILENAMES;
+    throw new Error(
+      `navigator.gpu.requestAdapter() returned null: no Vulkan/Metal/D3D12 adapter` +
+        (icd ? ` (VK_DRIVER_FILES=${icd})` : ' (VK_DRIVER_FILES is not set)'),
+    );
+  }
+  const webgpuModule = (await load('@tensorflow/tfjs-backend-webgpu')) as {
+    WebGPUBackend: new (device: unknown, adapterInfo?: unknown) => tf.KernelBackend;
+  };
+  if (tf.findBackend('webgpu') != null) return; // already initialised (a second selectBackend call)
+  // Replace a factory registered at import time by our own, which requests the adapter's maximum limits.
+  if (tf.findBackendFactory('webgpu') != null) tf.removeBackend('webgpu');
+  tf.registerBackend(
+    'webgpu',
+    async () => {
+      const a = await currentGpu()!.requestAdapter();
+      if (a == null) throw new Error('navigator.gpu.requestAdapter() returned null');
+      const l = a.limits;
+      const requiredLimits = {
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+        maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      };
+      const requiredFeatures = a.features.has('timestamp-query') ? ['timestamp-query'] : [];
+      const device = await a.requestDevice({ requiredLimits, requiredFeatures });
+      return new webgpuModule.WebGPUBackend(device, a.info);
+    },
+    3,
+  );
+}
+
+/** The active webgpu device, or null when the webgpu backend is not initialised. */
+export function webgpuDevice(): MinimalGPUDevice | null {
+  const backend = tf.findBackend('webgpu') as unknown as { device?: MinimalGPUDevice } | null;
+  return backend?.device ?? null;
+}
+
+/**
+ * Disposes the webgpu backend, destroys its device and removes the `navigator` (or `navigator.gpu`) we
+ * installed: Dawn keeps Node alive while they are referenced. Call it in tests' `afterAll` and before a CLI
+ * exits. Safe to call when WebGPU was never started.
+ */
+export function shutdownWebGPU(): void {
+  const device = webgpuDevice();
+  if (tf.findBackendFactory('webgpu') != null || tf.findBackend('webgpu') != null) tf.removeBackend('webgpu');
+  device?.destroy();
+  const g = globalThis as unknown as { navigator?: Record<string, unknown> };
+  if (installed === 'navigator') delete g.navigator;
+  else if (installed === 'gpu' && g.navigator) delete g.navigator.gpu;
+  installed = null;
+}

@@ -1,0 +1,66 @@
+import type { AdamWHyper } from '../src/index.ts';
+
+/** Deterministic uniform [0, 1) generator (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Float32-representable values in [-scale, scale). */
+export function randomArray(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (r() * 2 - 1) * scale;
+  return out;
+}
+
+/**
+ * Independent float64 reference of torch.optim.AdamW, written from the torch docs (not from src/):
+ * p ← p − lr·wd·p; m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²; m̂ = m/(1−β1^t); v̂ = v/(1−β2^t);
+ * p ← p − lr·m̂/(√v̂ + eps), with the eps placement of torch: denom = √v/√(1−β2^t) + eps.
+ */
+export function adamwReference(
+  p: Float64Array,
+  g: ArrayLike<number>,
+  m: Float64Array,
+  v: Float64Array,
+  hp: AdamWHyper,
+): void {
+  const bc1 = 1 - hp.beta1 ** hp.step;
+  const bc2 = 1 - hp.beta2 ** hp.step;
+  for (let i = 0; i < p.length; i++) {
+    p[i] -= hp.lr * hp.weightDecay * p[i];
+    m[i] = hp.beta1 * m[i] + (1 - hp.beta1) * g[i];
+    v[i] = hp.beta2 * v[i] + (1 - hp.beta2) * g[i] * g[i];
+    const denom = Math.sqrt(v[i]) / Math.sqrt(bc2) + hp.eps;
+    p[i] -= (hp.lr / bc1) * (m[i] / denom);
+  }
+}
+
+/** max |a − b| / max |b|: error relative to the tensor's scale (robust where b crosses zero). */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return den === 0 ? num : num / den;
+}
+
+export const HP: Omit<AdamWHyper, 'step'> = {
+  lr: 1e-2,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 0.1,
+};
+export const SIZES = [1, 7, 1000, 4099];
+export const STEPS = 5;
