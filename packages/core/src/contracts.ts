@@ -43,6 +43,8 @@ export interface OptimizerPlugin extends Plugin {
   stateBytes(shape: readonly number[], role?: ParamInfo['role']): number;
   /** True when the update needs every gradient of the step first (e.g. global-norm clipping): disables gradient release. */
   readonly needsAllGradients?: boolean;
+  /** The learning rate the next updates use (schedules set it before each step). Absent: the optimizer has none. */
+  learningRate?: number;
 }
 
 /** Sizes a plugin's prediction may depend on. */

@@ -1,3 +1,4 @@
+export { addInPlace, addInPlaceKernel, inPlaceGradAccumulator } from './accumulate.ts';
 export type { AdamWArgs, AdamWHyper } from './adamw.ts';
 export { adamwKernel, adamwUpdate } from './adamw.ts';
 export type {

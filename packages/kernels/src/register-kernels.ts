@@ -1,12 +1,14 @@
+import { addInPlaceKernel } from './accumulate.ts';
 import { adamwKernel } from './adamw.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
 
 /**
- * Registers every K* kernel (`KstarAdamW` for cpu, wasm and webgpu) and the wasm kernels tfjs lacks
+ * Registers every K* kernel (`KstarAdamW`, `KstarAddInPlace` for cpu, wasm and webgpu) and the wasm kernels tfjs lacks
  * (`UnsortedSegmentSum`). Idempotent; `selectBackend` calls it. Registration is per backend name in tfjs's
  * global registry, so it may run before the backend is initialised.
  */
 export function registerKstarKernels(): void {
   adamwKernel.register();
+  addInPlaceKernel.register();
   registerWasmKernels();
 }
