@@ -1,0 +1,106 @@
+import {
+  InputError,
+  type OptimizerPlugin,
+  type OptimizerState,
+  type ParamInfo,
+  SPECIFICATION_VERSION,
+} from '@kstar/core';
+import { adamwUpdate } from '@kstar/kernels';
+import type * as tf from '@tensorflow/tfjs-core';
+import {
+  type AdamWHparams,
+  type AdamWOptions,
+  type AdamWReferenceHparams,
+  checkHparam,
+  referenceToOptions,
+  resolveAdamWHparams,
+} from './hparams.ts';
+import { stateVariable } from './state.ts';
+
+/** Which update implementation to use: the fused in-place kernel when it can run (`auto`) or tfjs ops. */
+export type AdamWImpl = 'auto' | 'fallback';
+
+/** The `adamw` optimizer plugin: an `OptimizerPlugin` that also exposes its resolved hyper-parameters. */
+export interface AdamWPlugin extends OptimizerPlugin {
+  readonly name: 'adamw';
+  /** The hyper-parameters the next update uses (a frozen snapshot; `lr` follows `learningRate`). */
+  readonly hparams: Readonly<Required<AdamWHparams>>;
+  /** The learning rate of the next updates; schedules set it between steps (validated: finite, > 0). */
+  learningRate: number;
+  /** The state of one parameter: `m` and `v`, non-trainable float32 variables of the parameter's shape. */
+  init(param: ParamInfo): OptimizerState & { m: tf.Variable; v: tf.Variable };
+}
+
+/** Bytes of AdamW state for a parameter of `shape`: two float32 moments, 8 bytes per element. */
+export function adamwStateBytes(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return 8 * n;
+}
+
+function isVariable(t: unknown): t is tf.Variable {
+  return (
+    t != null &&
+    typeof (t as tf.Variable).assign === 'function' &&
+    typeof (t as tf.Variable).name === 'string'
+  );
+}
+
+/**
+ * AdamW (decoupled weight decay, bias correction; torch.optim.AdamW semantics), the K* baseline optimizer.
+ * Per step t, element-wise: m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
+ * p ← p·(1 − lr·λ) − lr·(m / (1−β1^t)) / (√(v / (1−β2^t)) + ε). State: `{m, v}`, 8 bytes per parameter element.
+ * The update runs through `adamwUpdate` of `@kstar/kernels` (in place on cpu, wasm and webgpu).
+ *
+ * `learningRate` may be reassigned between steps (schedules); the other hyper-parameters are fixed.
+ * `impl: 'fallback'` forces the tfjs-ops path (parity checks); it is not a hyper-parameter.
+ */
+export function adamw(options: AdamWOptions & { impl?: AdamWImpl } = {}): AdamWPlugin {
+  const { impl = 'auto', ...rest } = options ?? {};
+  if (impl !== 'auto' && impl !== 'fallback') {
+    throw new InputError(`adamw: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`);
+  }
+  let hparams = resolveAdamWHparams(rest, 'adamw');
+  return {
+    specificationVersion: SPECIFICATION_VERSION,
+    kind: 'optimizer',
+    name: 'adamw',
+    get hparams() {
+      return hparams;
+    },
+    get learningRate() {
+      return hparams.lr;
+    },
+    set learningRate(lr: number) {
+      hparams = Object.freeze({ ...hparams, lr: checkHparam('lr', lr, 'adamw') });
+    },
+    describe() {
+      return { ...hparams, impl, stateBytesPerElement: 8 };
+    },
+    init(param) {
+      const m = stateVariable(`${param.name}/m`, param.shape);
+      const v = stateVariable(`${param.name}/v`, param.shape);
+      return { m, v };
+    },
+    update(param, grad, state, step) {
+      const { m, v } = state;
+      if (!isVariable(m) || !isVariable(v)) {
+        throw new InputError(
+          `adamw: the state of parameter '${param.name}' has no variables 'm' and 'v' (keys: ${Object.keys(state).join(', ') || 'none'}): create it with adamw().init`,
+        );
+      }
+      adamwUpdate(param, grad, m, v, { ...hparams, step }, { impl });
+    },
+    stateBytes(shape) {
+      return adamwStateBytes(shape);
+    },
+  };
+}
+
+/**
+ * `adamw()` from hyper-parameters under torch.optim.AdamW's names (`{lr, beta1, beta2, eps, weight_decay}` or
+ * `betas: [β1, β2]`), as the golden fixtures and `kstar replay` carry them. Missing ones take the defaults.
+ */
+export function adamwFromReferenceHparams(ref: AdamWReferenceHparams): AdamWPlugin {
+  return adamw(referenceToOptions(ref));
+}
