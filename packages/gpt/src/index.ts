@@ -1,0 +1,12 @@
+export type { ActivationBytesBreakdown, ActivationBytesOptions } from './activation-bytes.ts';
+export { predictActivationBreakdown, predictActivationBytes } from './activation-bytes.ts';
+export { causalSoftmax } from './causal-softmax.ts';
+export type { GPTConfig, GPTPresetName } from './config.ts';
+export { GPT_PRESETS, resolveConfig, validateConfig } from './config.ts';
+export { crossEntropy } from './cross-entropy.ts';
+export { gelu } from './gelu.ts';
+export { LN_EPS, layerNorm } from './layer-norm.ts';
+export type { CreateGPTOptions, GPTModel } from './model.ts';
+export { createGPT } from './model.ts';
+export type { ParamInit, ParamSpec } from './params.ts';
+export { countParamsFormula, paramSpecs } from './params.ts';

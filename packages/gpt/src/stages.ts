@@ -1,0 +1,126 @@
+import type { Batch, Stage } from '@kstar/core';
+import { ShapeError } from '@kstar/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { causalSoftmax } from './causal-softmax.ts';
+import type { GPTConfig } from './config.ts';
+import { crossEntropy } from './cross-entropy.ts';
+import { gelu } from './gelu.ts';
+import { layerNorm } from './layer-norm.ts';
+import { blockParamNames } from './params.ts';
+
+type Params = Readonly<Record<string, tf.Tensor>>;
+
+function param(params: Params, name: string): tf.Tensor {
+  const p = params[name];
+  if (!p)
+    throw new ShapeError(
+      `GPT stage needs parameter '${name}' but params has no such entry: pass every name in stage.params`,
+    );
+  return p;
+}
+
+/** Check token ids: int32 [B, T] with 1 ≤ T ≤ blockSize. */
+export function checkTokens(x: tf.Tensor, config: GPTConfig, what = 'inputs'): void {
+  if (x.rank !== 2 || x.dtype !== 'int32') {
+    throw new ShapeError(`GPT ${what} must be int32 [B, T], got ${x.dtype} [${x.shape.join(', ')}]`);
+  }
+  const T = x.shape[1]!;
+  if (T > config.blockSize) {
+    throw new ShapeError(
+      `GPT ${what} have T = ${T} tokens but the context is blockSize = ${config.blockSize}: use windows of at most ${config.blockSize} tokens`,
+    );
+  }
+}
+
+/** tokens int32 [B, T] → x [B, T, D] = wte[tokens] + wpe[0..T). */
+export function embed(config: GPTConfig, tokens: tf.Tensor, params: Params): tf.Tensor {
+  checkTokens(tokens, config);
+  const [B, T] = tokens.shape as [number, number];
+  const D = config.nEmbd;
+  return tf.tidy(() => {
+    const tok = tf.gather(param(params, 'wte'), tf.reshape(tokens, [B * T])); // [B·T, D]
+    const pos = tf.slice(param(params, 'wpe'), [0, 0], [T, D]); // [T, D]
+    return tf.add(tf.reshape(tok, [B, T, D]), pos); // [B, T, D]
+  });
+}
+
+/**
+ * One pre-LayerNorm block: `x += attn(ln1(x))`, `x += mlp(ln2(x))`. x [B, T, D] → [B, T, D].
+ * All projections are 2-D fused matMuls with bias on [B·T, ·] (no tiling of parameters).
+ */
+export function block(config: GPTConfig, i: number, x: tf.Tensor, params: Params): tf.Tensor {
+  const [B, T, D] = x.shape as [number, number, number];
+  const H = config.nHead;
+  const hd = D / H;
+  const N = B * T;
+  const p = (n: string) => param(params, `h${i}.${n}`);
+  return tf.tidy(() => {
+    const x0 = tf.reshape(x, [N, D]); // [N, D]
+    // Attention.
+    const a = layerNorm(x0, p('ln1.gamma'), p('ln1.beta')); // [N, D]
+    const qkv = tf.fused.matMul({ a, b: p('attn.wqkv'), bias: p('attn.bqkv') }); // [N, 3D]
+    // One transpose for q, k and v; the transposed buffer is not kept by the tape (Transpose and Split save nothing).
+    const qkvT = tf.transpose(tf.reshape(qkv, [B, T, 3, H, hd]), [2, 0, 3, 1, 4]); // [3, B, H, T, hd]
+    const [q, k, v] = tf.split(qkvT, 3, 0).map((t) => tf.reshape(t, [B, H, T, hd])) as [
+      tf.Tensor,
+      tf.Tensor,
+      tf.Tensor,
+    ]; // [B, H, T, hd] each
+    const scores = tf.matMul(q, k, false, true); // [B, H, T, T]
+    const probs = causalSoftmax(scores, 1 / Math.sqrt(hd)); // [B, H, T, T]
+    const att = tf.matMul(probs, v); // [B, H, T, hd]
+    const merged = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [N, D]); // [N, D]
+    const attnOut = tf.fused.matMul({ a: merged, b: p('attn.wo'), bias: p('attn.bo') }); // [N, D]
+    const x1 = tf.add(x0, attnOut); // [N, D]
+    // MLP.
+    const m = layerNorm(x1, p('ln2.gamma'), p('ln2.beta')); // [N, D]
+    const h = tf.fused.matMul({ a: m, b: p('mlp.wfc'), bias: p('mlp.bfc') }); // [N, 4D]
+    const g = gelu(h); // [N, 4D]
+    const mlpOut = tf.fused.matMul({ a: g, b: p('mlp.wproj'), bias: p('mlp.bproj') }); // [N, D]
+    return tf.reshape(tf.add(x1, mlpOut), [B, T, D]); // [B, T, D]
+  });
+}
+
+/** x [B, T, D] → logits [B·T, V] = lnf(x) · wteᵀ (tied head). */
+export function headLogits(x: tf.Tensor, params: Params): tf.Tensor {
+  const [B, T, D] = x.shape as [number, number, number];
+  return tf.tidy(() => {
+    const f = layerNorm(tf.reshape(x, [B * T, D]), param(params, 'lnf.gamma'), param(params, 'lnf.beta')); // [N, D]
+    return tf.matMul(f, param(params, 'wte'), false, true); // [N, V]
+  });
+}
+
+/** x [B, T, D] → scalar mean cross-entropy against `batch.targets` int32 [B, T]. */
+export function head(config: GPTConfig, x: tf.Tensor, params: Params, batch: Batch): tf.Tensor {
+  checkTokens(batch.targets, config, 'targets');
+  const [B, T] = x.shape as [number, number];
+  if (batch.targets.shape[0] !== B || batch.targets.shape[1] !== T) {
+    throw new ShapeError(
+      `GPT targets [${batch.targets.shape.join(', ')}] do not match the hidden state's [${B}, ${T}]: targets must be [B, T] like inputs`,
+    );
+  }
+  return tf.tidy(() => {
+    const logits = headLogits(x, params); // [N, V]
+    return crossEntropy(logits, tf.reshape(batch.targets, [B * T])); // []
+  });
+}
+
+/** The model's stages: `embed`, `block0` … `block{L-1}`, `head`. */
+export function makeStages(config: GPTConfig): Stage[] {
+  const stages: Stage[] = [
+    { name: 'embed', params: ['wte', 'wpe'], forward: (x, params) => embed(config, x, params) },
+  ];
+  for (let i = 0; i < config.nLayer; i++) {
+    stages.push({
+      name: `block${i}`,
+      params: blockParamNames(i),
+      forward: (x, params) => block(config, i, x, params),
+    });
+  }
+  stages.push({
+    name: 'head',
+    params: ['lnf.gamma', 'lnf.beta', 'wte'],
+    forward: (x, params, batch) => head(config, x, params, batch),
+  });
+  return stages;
+}

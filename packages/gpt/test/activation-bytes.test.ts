@@ -1,0 +1,89 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createGPT, GPT_PRESETS, type GPTModel, predictActivationBreakdown } from '../src/index.ts';
+import { batchOf } from './helpers.ts';
+import { measurePeak } from './measure.ts';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** The engine's segmented step (forward keeps segment inputs; backward recomputes each under valueAndGrads). */
+function segmentedStep(
+  model: GPTModel,
+  batch: { inputs: tf.Tensor; targets: tf.Tensor },
+  segments: number[][],
+) {
+  const stages = model.stages;
+  const run = (s: number, x: tf.Tensor, params: Record<string, tf.Tensor>) => {
+    let y = x;
+    for (const i of segments[s]!) y = stages[i]!.forward(y, params, batch);
+    return y;
+  };
+  const all = model.paramRecord();
+  const inputs: tf.Tensor[] = [batch.inputs];
+  for (let s = 0; s < segments.length - 1; s++) {
+    const x = inputs[s]!;
+    inputs.push(tf.tidy(() => run(s, x, all)));
+  }
+  let dy: tf.Tensor | undefined;
+  for (let s = segments.length - 1; s >= 0; s--) {
+    const x = inputs[s]!;
+    const names = [...new Set(segments[s]!.flatMap((i) => stages[i]!.params))];
+    const vars = names.map((n) => model.variables.get(n)!);
+    const wrtX = x.dtype === 'float32';
+    const f = (...args: tf.Tensor[]) => {
+      const ps = wrtX ? args.slice(1) : args;
+      return run(s, wrtX ? args[0]! : x, Object.fromEntries(names.map((n, k) => [n, ps[k]!])));
+    };
+    const { value, grads } = tf.valueAndGrads(f)(wrtX ? [x, ...vars] : vars, dy);
+    value.dispose();
+    dy?.dispose();
+    dy = wrtX ? grads[0] : undefined;
+    if (s > 0) x.dispose();
+    // The engine hands parameter gradients to the optimizer here (and stops counting them as activations).
+    tf.dispose(wrtX ? grads.slice(1) : grads);
+  }
+  dy?.dispose();
+}
+
+describe('predictActivationBytes', () => {
+  it('matches the measured peak of unique buffers for tiny (full and segmented)', () => {
+    const cfg = GPT_PRESETS.tiny;
+    const model = createGPT(cfg, { seed: 0 });
+    const B = 2;
+    const T = 64;
+    const batch = batchOf(B, T, cfg.vocabSize);
+    const start = tf.memory().numTensors;
+    const full = measurePeak(() => tf.variableGrads(() => model.loss(batch), [...model.variables.values()]));
+    tf.dispose([full.result.value, ...Object.values(full.result.grads)]);
+    const pf = predictActivationBreakdown(cfg, { batch: B, seq: T, mode: 'full' });
+    const rf = pf.total / full.peakBytes;
+    const L = cfg.nLayer;
+    const segs = Array.from({ length: L + 2 }, (_, i) => [i]);
+    const seg = measurePeak(() => segmentedStep(model, batch, segs));
+    const ps = predictActivationBreakdown(cfg, { batch: B, seq: T, mode: 'segmented', segments: segs });
+    const rs = ps.total / seg.peakBytes;
+    console.log(
+      `tiny B=${B} T=${T}: full predicted ${pf.total} measured ${full.peakBytes} ratio ${rf.toFixed(4)}; ` +
+        `segmented (per stage) predicted ${ps.total} measured ${seg.peakBytes} ratio ${rs.toFixed(4)}`,
+    );
+    expect(Math.abs(rf - 1)).toBeLessThan(0.05);
+    expect(Math.abs(rs - 1)).toBeLessThan(0.05);
+    expect(model.predictActivationBytes({ batch: B, seq: T, mode: 'full' })).toBe(pf.total);
+    expect(tf.memory().numTensors).toBe(start);
+    tf.dispose([batch.inputs, batch.targets]);
+    model.dispose();
+  });
+
+  it('grows with the attention term and segmenting lowers it', () => {
+    const cfg = GPT_PRESETS.small;
+    const full = predictActivationBreakdown(cfg, { batch: 8, seq: 256, mode: 'full' });
+    const seg = predictActivationBreakdown(cfg, { batch: 8, seq: 256, mode: 'segmented' });
+    expect(seg.total).toBeLessThan(full.total / 2);
+    expect(() => predictActivationBreakdown(cfg, { batch: 8, seq: 512, mode: 'full' })).toThrow(/seq/);
+    expect(() =>
+      predictActivationBreakdown(cfg, { batch: 1, seq: 8, mode: 'segmented', segments: [[0], [2]] }),
+    ).toThrow(/segments/);
+  });
+});
