@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { registerWasmMatMulFix } from './wasm-matmul.ts';
 
 /**
  * Built-in tfjs kernels the wasm backend (4.22) lacks but training needs. The shipped wasm binary only
@@ -53,4 +54,5 @@ export function registerWasmKernels(): void {
     if (tf.getKernel(kernelName, 'wasm') != null) continue;
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
   }
+  registerWasmMatMulFix();
 }

@@ -1,0 +1,58 @@
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import { selectBackend } from '../src/index.ts';
+import { randomArray, relErr } from './helpers.ts';
+
+// The wasm matMul wrappers transpose flagged operands explicitly (XNNPACK only runs untransposed products).
+// Reference: the same products on the cpu backend.
+async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor): Promise<Float32Array> {
+  await selectBackend(backend);
+  const t = f();
+  const out = (await t.data()) as Float32Array;
+  t.dispose();
+  return out;
+}
+
+describe('wasm matMul with transposed operands', () => {
+  const cases: Array<[string, number[], number[], boolean, boolean]> = [
+    ['2-D, transposeA', [64, 17], [64, 9], true, false],
+    ['2-D, transposeB', [17, 64], [9, 64], false, true],
+    ['2-D, both', [64, 17], [9, 64], true, true],
+    ['batched, transposeA', [3, 5, 32, 7], [3, 5, 32, 6], true, false],
+    ['batched, transposeB', [4, 8, 16], [4, 8, 16], false, true],
+  ];
+  it.each(cases)('%s equals the cpu product', async (_label, sa, sb, ta, tb) => {
+    const a = randomArray(
+      sa.reduce((x, y) => x * y),
+      1,
+    );
+    const b = randomArray(
+      sb.reduce((x, y) => x * y),
+      2,
+    );
+    const f = () => tf.matMul(tf.tensor(a, sa), tf.tensor(b, sb), ta, tb);
+    const want = await on('cpu', () => tf.tidy(f));
+    const before = (await selectBackend('wasm'), tf.memory().numDataBuffers);
+    const got = await on('wasm', () => tf.tidy(f));
+    expect(tf.memory().numDataBuffers).toBe(before); // the temporary transpose is freed
+    expect(relErr(got, want)).toBeLessThan(1e-6);
+  });
+
+  it('fused matMul (bias, activation) with transposed operands equals the cpu result, gradients too', async () => {
+    const x = randomArray(32 * 12, 3);
+    const w = randomArray(20 * 12, 4);
+    const bias = randomArray(20, 5);
+    const f = () =>
+      tf.tidy(() => {
+        const xs = tf.tensor(x, [32, 12]);
+        const ws = tf.tensor(w, [20, 12]);
+        const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.fused.matMul({ a, b, transposeB: true, bias: tf.tensor(bias), activation: 'relu' })),
+        )([xs, ws]);
+        return tf.concat([g[0]!.flatten(), g[1]!.flatten()]);
+      });
+    const want = await on('cpu', f);
+    const got = await on('wasm', f);
+    expect(relErr(got, want)).toBeLessThan(1e-6);
+  });
+});
