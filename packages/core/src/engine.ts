@@ -182,7 +182,7 @@ export class TrainingEngine {
   }
 
   /** One training step: forward, backward, optimizer updates. Returns the loss and the step's measured memory. */
-  trainStep(batch: Batch): StepResult {
+  async trainStep(batch: Batch): Promise<StepResult> {
     const step = this.stepCount + 1;
     const paramBytes = this.paramBytes();
     const stateBytes = this.optimizerStateBytes();
@@ -192,8 +192,8 @@ export class TrainingEngine {
     try {
       loss =
         this.mode === 'full'
-          ? this.fullGraph(batch, step, (name, g) => this.apply(name, g, step))
-          : this.segmented(batch, step, (name, g) => this.apply(name, g, step), this.gradientRelease);
+          ? await this.fullGraph(batch, step, (name, g) => this.apply(name, g, step))
+          : await this.segmented(batch, step, (name, g) => this.apply(name, g, step), this.gradientRelease);
     } finally {
       // Closed even when the step throws, so the next step opens a fresh window.
       stats = this.ledger.end();
@@ -213,20 +213,20 @@ export class TrainingEngine {
   /**
    * Loss and gradients without an update (tests, gradient checks). The caller owns and disposes the returned tensors.
    */
-  computeGradients(batch: Batch): { loss: number; grads: Map<string, tf.Tensor> } {
+  async computeGradients(batch: Batch): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
     const grads = new Map<string, tf.Tensor>();
     const keep = (name: string, g: tf.Tensor) => grads.set(name, g.clone());
     const loss =
       this.mode === 'full'
-        ? this.fullGraph(batch, this.stepCount + 1, keep)
-        : this.segmented(batch, this.stepCount + 1, keep, true);
+        ? await this.fullGraph(batch, this.stepCount + 1, keep)
+        : await this.segmented(batch, this.stepCount + 1, keep, true);
     return { loss, grads };
   }
 
   /** Mean loss on a batch, forward only. */
-  evaluate(batch: Batch): number {
+  async evaluate(batch: Batch): Promise<number> {
     const loss = tf.tidy(() => this.forwardAll(batch, this.variableRecord()));
-    const value = loss.dataSync()[0]!;
+    const value = (await loss.data())[0]!;
     loss.dispose();
     return value;
   }
@@ -255,13 +255,18 @@ export class TrainingEngine {
   }
 
   /** Baseline: one `tf.variableGrads` over the whole model, then every update. */
-  private fullGraph(batch: Batch, step: number, consume: (name: string, g: tf.Tensor) => void): number {
+  private async fullGraph(
+    batch: Batch,
+    step: number,
+    consume: (name: string, g: tf.Tensor) => void,
+  ): Promise<number> {
     const varList = [...this.model.variables.entries()]
       .filter(([n]) => this.useCount.has(n))
       .map(([, v]) => v);
     const params = this.variableRecord();
     const { value, grads } = tf.variableGrads(() => this.forwardAll(batch, params) as tf.Scalar, varList);
-    const loss = value.dataSync()[0]!;
+    // Read asynchronously: WebGPU in Node has no synchronous read-back.
+    const loss = await readScalar(value);
     value.dispose();
     // Variable names in `grads` are the tf.Variable names; map them back to model parameter names.
     const byVarName = new Map([...this.model.variables.entries()].map(([n, v]) => [v.name, n]));
@@ -284,12 +289,12 @@ export class TrainingEngine {
    * Segmented mode. Forward keeps only each segment's input; backward recomputes segment by segment, last to first.
    * `release`: hand each parameter's gradient to `consume` (then free it) as soon as it is complete.
    */
-  private segmented(
+  private async segmented(
     batch: Batch,
     step: number,
     consume: (name: string, g: tf.Tensor) => void,
     release: boolean,
-  ): number {
+  ): Promise<number> {
     const stages = this.model.stages;
     const nseg = this.segments.length;
     const runSegment = (s: number, x: tf.Tensor, params: Record<string, tf.Tensor>): tf.Tensor => {
@@ -329,7 +334,7 @@ export class TrainingEngine {
         const args = wrtX ? [x, ...vars] : vars;
         const { value, grads } = tf.valueAndGrads(f)(args, dy);
         if (s === nseg - 1) {
-          loss = value.dataSync()[0]!;
+          loss = await readScalar(value);
           if (!Number.isFinite(loss)) {
             tf.dispose([value, ...grads]);
             throw new TrainingError(
@@ -382,6 +387,10 @@ export class TrainingEngine {
     }
     return loss;
   }
+}
+
+async function readScalar(t: tf.Tensor): Promise<number> {
+  return (await t.data())[0]!;
 }
 
 function checkSegments(segments: readonly (readonly number[])[], nStages: number): void {

@@ -43,13 +43,13 @@ describe('segmented engine', () => {
         [4, 5],
       ],
     ],
-  ])('gives the full-graph gradients (%s)', (_label, segments) => {
+  ])('gives the full-graph gradients (%s)', async (_label, segments) => {
     const model = toyModel({ vocab: V, dim: D, depth: 4, seed: 3 });
     const batch = randomBatch(V, B, T, 11);
     const full = new TrainingEngine(model, { optimizer: sgd(0.1), mode: 'full' });
     const seg = new TrainingEngine(model, { optimizer: sgd(0.1), mode: 'segmented', segments });
-    const a = full.computeGradients(batch);
-    const b = seg.computeGradients(batch);
+    const a = await full.computeGradients(batch);
+    const b = await seg.computeGradients(batch);
     expect(b.loss).toBeCloseTo(a.loss, 5);
     expect([...b.grads.keys()].sort()).toEqual([...a.grads.keys()].sort());
     for (const [name, g] of a.grads) expect(maxRelError(b.grads.get(name)!, g), name).toBeLessThan(1e-5);
@@ -57,15 +57,15 @@ describe('segmented engine', () => {
     for (const v of model.variables.values()) v.dispose();
   });
 
-  it('updates identically to full-graph mode over three steps', () => {
+  it('updates identically to full-graph mode over three steps', async () => {
     const m1 = toyModel({ vocab: V, dim: D, depth: 3, seed: 5 });
     const m2 = toyModel({ vocab: V, dim: D, depth: 3, seed: 5 });
     const e1 = new TrainingEngine(m1, { optimizer: momentum(0.05, 0.9), mode: 'full' });
     const e2 = new TrainingEngine(m2, { optimizer: momentum(0.05, 0.9), mode: 'segmented' });
     for (let s = 0; s < 3; s++) {
       const batch = randomBatch(V, B, T, 100 + s);
-      const r1 = e1.trainStep(batch);
-      const r2 = e2.trainStep(batch);
+      const r1 = await e1.trainStep(batch);
+      const r2 = await e2.trainStep(batch);
       expect(r2.loss).toBeCloseTo(r1.loss, 5);
       tf.dispose([batch.inputs, batch.targets]);
     }
@@ -76,19 +76,19 @@ describe('segmented engine', () => {
     tf.dispose([...m1.variables.values(), ...m2.variables.values()]);
   });
 
-  it.each(['full', 'segmented'] as const)('leaks no tensor over three steps (%s)', (mode) => {
+  it.each(['full', 'segmented'] as const)('leaks no tensor over three steps (%s)', async (mode) => {
     const model = toyModel({ vocab: V, dim: D, depth: 3, seed: 7 });
     const engine = new TrainingEngine(model, { optimizer: momentum(0.05, 0.9), mode });
     const batch = randomBatch(V, B, T, 1);
-    engine.trainStep(batch); // first step may create lazily-built constants
+    await engine.trainStep(batch); // first step may create lazily-built constants
     const before = tf.memory().numTensors;
-    for (let s = 0; s < 3; s++) engine.trainStep(batch);
+    for (let s = 0; s < 3; s++) await engine.trainStep(batch);
     expect(tf.memory().numTensors).toBe(before);
     engine.dispose();
     tf.dispose([batch.inputs, batch.targets, ...model.variables.values()]);
   });
 
-  it('with gradient release, holds at most the largest segment gradients plus the embedding', () => {
+  it('with gradient release, holds at most the largest segment gradients plus the embedding', async () => {
     const model = toyModel({ vocab: 100, dim: 64, depth: 6, seed: 9 });
     const ledger = new MemoryLedger();
     const gradAccumulator = cpuInPlaceAccumulator;
@@ -106,9 +106,9 @@ describe('segmented engine', () => {
     });
     const allocating = new TrainingEngine(model, { optimizer: sgd(0.01), mode: 'segmented', ledger });
     const batch = randomBatch(100, 2, 4, 3);
-    const r = release.trainStep(batch);
-    const h = hold.trainStep(batch);
-    const a = allocating.trainStep(batch);
+    const r = await release.trainStep(batch);
+    const h = await hold.trainStep(batch);
+    const a = await allocating.trainStep(batch);
     const bytes = (n: string) => model.variables.get(n)!.size * 4;
     const embedding = bytes('E');
     const all = [...model.variables.keys()].reduce((s, n) => s + bytes(n), 0);
@@ -130,11 +130,11 @@ describe('segmented engine', () => {
     ledger.detach();
   });
 
-  it('reports parameter and optimizer-state bytes measured over unique buffers', () => {
+  it('reports parameter and optimizer-state bytes measured over unique buffers', async () => {
     const model = toyModel({ vocab: V, dim: D, depth: 2, seed: 1 });
     const engine = new TrainingEngine(model, { optimizer: momentum(0.05, 0.9), mode: 'segmented' });
     const batch = randomBatch(V, B, T, 2);
-    const r = engine.trainStep(batch);
+    const r = await engine.trainStep(batch);
     const nParams = [...model.variables.values()].reduce((s, v) => s + v.size, 0);
     expect(r.paramBytes).toBe(4 * nParams);
     expect(r.optimizerStateBytes).toBe(4 * nParams);
@@ -144,7 +144,7 @@ describe('segmented engine', () => {
     tf.dispose([batch.inputs, batch.targets, ...model.variables.values()]);
   });
 
-  it('stops with a TrainingError naming the step when the loss is not finite, leaving parameters untouched', () => {
+  it('stops with a TrainingError naming the step when the loss is not finite, leaving parameters untouched', async () => {
     const model = toyModel({ vocab: V, dim: D, depth: 1, seed: 2 });
     const engine = new TrainingEngine(model, { optimizer: sgd(0.1), mode: 'segmented' });
     const W = model.variables.get('W0')!;
@@ -153,14 +153,14 @@ describe('segmented engine', () => {
     const before = E.dataSync().slice();
     const batch = randomBatch(V, B, T, 2);
     const start = tf.memory().numTensors;
-    expect(() => engine.trainStep(batch)).toThrow(TrainingError);
-    expect(() => engine.trainStep(batch)).toThrow(/step 1: loss is NaN/);
+    await expect(engine.trainStep(batch)).rejects.toThrow(TrainingError);
+    await expect(engine.trainStep(batch)).rejects.toThrow(/step 1: loss is NaN/);
     expect(tf.memory().numTensors).toBe(start);
     expect(Array.from(E.dataSync())).toEqual(Array.from(before));
     tf.dispose([batch.inputs, batch.targets, ...model.variables.values()]);
   });
 
-  it('rejects segments that do not cover the stages in order', () => {
+  it('rejects segments that do not cover the stages in order', async () => {
     const model = toyModel({ vocab: V, dim: D, depth: 2, seed: 4 });
     expect(
       () =>
@@ -174,7 +174,7 @@ describe('segmented engine', () => {
 });
 
 describe('composition', () => {
-  it('takes exactly one optimizer', () => {
+  it('takes exactly one optimizer', async () => {
     expect(() => composePlugins([sgd(0.1), momentum(0.1, 0.9)])).toThrow(PluginConflictError);
     expect(() => composePlugins([sgd(0.1), momentum(0.1, 0.9)])).toThrow(
       /two optimizers given \(sgd, momentum\)/,
@@ -183,7 +183,7 @@ describe('composition', () => {
     expect(composePlugins([sgd(0.1)]).optimizer.name).toBe('sgd');
   });
 
-  it('rejects a plugin listed twice and a plugin of another contract version', () => {
+  it('rejects a plugin listed twice and a plugin of another contract version', async () => {
     expect(() => composePlugins([sgd(0.1), sgd(0.2)])).toThrow(/listed twice/);
     const old = { ...sgd(0.1), specificationVersion: 'v0' } as unknown as ReturnType<typeof sgd>;
     expect(() => composePlugins([old])).toThrow(/implements contract v0/);

@@ -81,6 +81,7 @@ async function start(
   name: BackendName,
   resolve: (pkg: string) => boolean,
   load: (pkg: string) => Promise<unknown>,
+  auto: boolean,
 ): Promise<void> {
   switch (name) {
     case 'tensorflow': {
@@ -110,7 +111,7 @@ async function start(
       if (!resolve('@tensorflow/tfjs-backend-webgpu'))
         throw new Error('@tensorflow/tfjs-backend-webgpu is not installed');
       try {
-        await initWebGPU(load);
+        await initWebGPU(load, { rejectFallbackAdapter: auto });
         return await activate('webgpu');
       } catch (e) {
         shutdownWebGPU(); // drop the navigator.gpu we installed: Dawn would keep Node alive
@@ -156,7 +157,7 @@ export async function selectBackend(
   const tried: BackendAttempt[] = [];
   for (const backend of candidates) {
     try {
-      await start(backend, resolve, load);
+      await start(backend, resolve, load, request === 'auto');
     } catch (e) {
       const reason = (e as Error).message;
       tried.push({ backend, ok: false, reason });

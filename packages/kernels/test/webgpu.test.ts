@@ -74,15 +74,6 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
     await staleReadCheck();
   });
 
-  it('auto picks webgpu here (tfjs-node is not installed)', async () => {
-    const { backend, tried } = await selectBackend('auto');
-    expect(backend).toBe('webgpu');
-    expect(tried.map((t) => [t.backend, t.ok])).toEqual([
-      ['tensorflow', false],
-      ['webgpu', true],
-    ]);
-  });
-
   it('the error scope does catch a buffer bound as input and output (negative control)', async () => {
     const x = tf.tensor(new Float32Array(256).fill(1));
     const b = tf.backend() as unknown as WebGPUBackendLike;
