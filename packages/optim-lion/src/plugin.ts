@@ -1,0 +1,122 @@
+import {
+  InputError,
+  type OptimizerPlugin,
+  type OptimizerState,
+  type ParamInfo,
+  SPECIFICATION_VERSION,
+} from '@kstar/core';
+import type * as tf from '@tensorflow/tfjs-core';
+import {
+  checkHparam,
+  type LionHparams,
+  type LionOptions,
+  type LionReferenceHparams,
+  referenceToOptions,
+  resolveLionHparams,
+} from './hparams.ts';
+import { lionUpdate } from './kernel.ts';
+import { lionStateBytes, stateVariable } from './state.ts';
+
+/** Which update implementation to use: the fused in-place kernel when it can run (`auto`) or tfjs ops. */
+export type LionImpl = 'auto' | 'fallback';
+
+/** The `lion` optimizer plugin: an `OptimizerPlugin` that also exposes its resolved hyper-parameters. */
+export interface LionPlugin extends OptimizerPlugin {
+  readonly name: 'lion';
+  /** The hyper-parameters the next update uses (a frozen snapshot; `lr` follows `learningRate`). */
+  readonly hparams: LionHparams;
+  /** The learning rate given at creation (lr₀; `decoupledWeightDecay` divides λ by it). */
+  readonly initialLearningRate: number;
+  /** The learning rate of the next updates; schedules set it between steps (validated: finite, > 0). */
+  learningRate: number;
+  /** The state of one parameter: `m`, a non-trainable float32 variable of the parameter's shape. */
+  init(param: ParamInfo): OptimizerState & { m: tf.Variable };
+}
+
+function isVariable(t: unknown): t is tf.Variable {
+  return (
+    t != null &&
+    typeof (t as tf.Variable).assign === 'function' &&
+    typeof (t as tf.Variable).name === 'string'
+  );
+}
+
+/** The λ the kernel applies as p·(1 − lr·λ): λ, or λ/lr₀ with `decoupledWeightDecay` (lion_pytorch). */
+export function effectiveWeightDecay(hp: LionHparams, initialLr: number): number {
+  return hp.decoupledWeightDecay ? hp.weightDecay / initialLr : hp.weightDecay;
+}
+
+/**
+ * Lion (Chen et al. 2023) exactly as `lion_pytorch.Lion` (lucidrains/lion-pytorch 6a74fdc). Per step,
+ * element-wise: p ← p·(1 − lr·λ); c ← β1·m + (1−β1)·g; p ← p − lr·sign(c) (sign(0) = 0); m ← β2·m + (1−β2)·g.
+ * State: `{m}`, 4 bytes per parameter element (half of AdamW's). The update runs through the fused `KstarLion`
+ * kernel (in place on cpu, wasm and webgpu; no param-sized temporary).
+ *
+ * Defaults are lion_pytorch's (lr 1e-4, β 0.9/0.99, λ 0). Use an lr 3–10× smaller than AdamW's and a λ
+ * 3–10× larger (the effective decay is lr·λ). `learningRate` may be reassigned between steps (schedules); the
+ * other hyper-parameters are fixed. `impl: 'fallback'` forces the tfjs-ops path (parity checks).
+ */
+export function lion(options: LionOptions & { impl?: LionImpl } = {}): LionPlugin {
+  const { impl = 'auto', ...rest } = options ?? {};
+  if (impl !== 'auto' && impl !== 'fallback') {
+    throw new InputError(`lion: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`);
+  }
+  let hparams = resolveLionHparams(rest, 'lion');
+  const initialLr = hparams.lr;
+  return {
+    specificationVersion: SPECIFICATION_VERSION,
+    kind: 'optimizer',
+    name: 'lion',
+    initialLearningRate: initialLr,
+    get hparams() {
+      return hparams;
+    },
+    get learningRate() {
+      return hparams.lr;
+    },
+    set learningRate(lr: number) {
+      hparams = Object.freeze({ ...hparams, lr: checkHparam('lr', lr, 'lion') });
+    },
+    describe() {
+      return { ...hparams, initialLearningRate: initialLr, impl, stateBytesPerElement: 4 };
+    },
+    init(param) {
+      return { m: stateVariable(`${param.name}/m`, param.shape) };
+    },
+    update(param, grad, state, step) {
+      const { m } = state;
+      if (!isVariable(m)) {
+        throw new InputError(
+          `lion: the state of parameter '${param.name}' has no variable 'm' (keys: ${Object.keys(state).join(', ') || 'none'}): create it with lion().init`,
+        );
+      }
+      if (!(Number.isInteger(step) && step >= 1)) {
+        throw new InputError(`lion: step = ${step} is invalid: it must be an integer ≥ 1 (1-based)`);
+      }
+      lionUpdate(
+        param,
+        grad,
+        m,
+        {
+          lr: hparams.lr,
+          beta1: hparams.beta1,
+          beta2: hparams.beta2,
+          weightDecay: effectiveWeightDecay(hparams, initialLr),
+        },
+        { impl },
+      );
+    },
+    stateBytes(shape) {
+      return lionStateBytes(shape);
+    },
+  };
+}
+
+/**
+ * `lion()` from hyper-parameters under lion_pytorch's names (`{lr, beta1, beta2, weight_decay,
+ * decoupled_weight_decay}` or `betas: [β1, β2]`; `use_triton` is accepted and ignored), as the golden fixtures
+ * and `kstar replay` carry them. Missing ones take lion_pytorch's defaults.
+ */
+export function lionFromReferenceHparams(ref: LionReferenceHparams): LionPlugin {
+  return lion(referenceToOptions(ref));
+}

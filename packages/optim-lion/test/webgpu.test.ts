@@ -1,0 +1,121 @@
+import { backendMemory, selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lion, lion, lionFromReferenceHparams, lionKernel } from '../src/index.ts';
+import { goldenLionRuns, randn, rng } from './helpers.ts';
+import { checkRow, exactStepCheck, formatRows, lionParity, PARITY_SHAPES } from './parity.ts';
+import { expectGolden, replayLion, summary } from './replay.ts';
+
+// WebGPU must be tested in CI (lavapipe, see scripts/setup-webgpu.sh): a missing adapter FAILS these tests.
+// Developers without Vulkan may set KSTAR_SKIP_WEBGPU=1.
+const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
+if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU Lion kernel was NOT tested');
+
+const TOL = 1e-5;
+
+/** tfjs batches dispatches; submitting inside the scope makes their validation errors land in it. */
+async function flush(): Promise<void> {
+  const b = tf.backend() as unknown as { endComputePassEncoder(): void; submitQueue(): void };
+  b.endComputePassEncoder();
+  b.submitQueue();
+}
+
+/** Runs `f` inside a validation error scope, forces submission, and returns the captured error message. */
+async function validationError(f: () => void): Promise<string | null> {
+  const device = webgpuDevice()!;
+  device.pushErrorScope('validation');
+  f();
+  await flush();
+  const error = await device.popErrorScope();
+  return error?.message ?? null;
+}
+
+describe.skipIf(skip)('webgpu (Dawn via the webgpu package, lavapipe)', () => {
+  let tensorsAtStart = 0;
+  beforeAll(async () => {
+    const { backend } = await selectBackend('webgpu').catch((e: Error) => {
+      e.message += ' (developers without Vulkan: set KSTAR_SKIP_WEBGPU=1 to skip the WebGPU tests)';
+      throw e;
+    });
+    expect(backend).toBe('webgpu');
+    tensorsAtStart = tf.memory().numTensors;
+  });
+  afterAll(() => {
+    expect(tf.memory().numTensors).toBe(tensorsAtStart);
+    shutdownWebGPU();
+  });
+
+  it('golden replay, every Lion run, plugin (WGSL kernel, in place) and drop-in class', async () => {
+    for (const { run, index } of goldenLionRuns().runs) {
+      const r = await replayLion(
+        { kind: 'plugin', plugin: lionFromReferenceHparams(run.hparams as never) },
+        `webgpu-plugin-${index}`,
+        index,
+      );
+      console.log(summary('plugin, webgpu kernel', r));
+      expectGolden(r, TOL, expect);
+      const h = run.hparams;
+      const opt = new Lion({ lr: h.lr, beta1: h.beta1, beta2: h.beta2, weightDecay: h.weight_decay });
+      const d = await replayLion({ kind: 'optimizer', optimizer: opt }, `webgpu-dropin-${index}`, index);
+      console.log(summary('Lion class, webgpu kernel', d));
+      expectGolden(d, TOL, expect);
+      opt.dispose();
+    }
+  });
+
+  it('native kernel vs fallback vs float64: no validation error, no new GPU buffer', async () => {
+    const rows = [];
+    for (const [i, shape] of PARITY_SHAPES.entries()) {
+      rows.push(
+        await lionParity(shape, 51 + i, async (update, step) => {
+          const gpuBefore = backendMemory().gpuBytesInUse!;
+          expect(await validationError(update)).toBeNull();
+          // From step 2 on p and m already live on the GPU: the in-place update adds no GPU buffer.
+          if (step > 1) expect(backendMemory().gpuBytesInUse).toBeLessThanOrEqual(gpuBefore);
+        }),
+      );
+    }
+    console.log(formatRows('webgpu', rows));
+    rows.forEach(checkRow);
+  });
+
+  it('closed forms: |Δp| = lr exactly, g = 0 & m = 0 keeps p, keras single step', async () => {
+    await exactStepCheck();
+  });
+
+  it('does not write through a live clone (shared buffer → assign fallback); native again once it is gone', async () => {
+    const plugin = lion({ lr: 0.01 });
+    const p = tf.tidy(() => tf.variable(tf.tensor([1, 2, 3]), true, 'webgpu-alias/p'));
+    const s = plugin.init({ name: p.name, shape: [3], role: 'vector' });
+    const clone = tf.clone(p);
+    const g = tf.tensor([1, -1, 0.5]);
+    const hp = { ...plugin.hparams };
+    expect(lionKernel.which({ param: p, grad: g, m: s.m, hp })).toBe('fallback');
+    plugin.update(p, g, s, 1);
+    expect(Array.from(await clone.data())).toEqual([1, 2, 3]);
+    const got = await p.data();
+    [0.99, 2.01, 2.99].forEach((v, i) => {
+      expect(got[i]).toBeCloseTo(v, 6);
+    });
+    clone.dispose();
+    expect(lionKernel.which({ param: p, grad: g, m: s.m, hp })).toBe('native');
+    tf.dispose([p, g, s.m]);
+  });
+
+  it('values read between updates are not served stale (CPU cache invalidated)', async () => {
+    const plugin = lion({ lr: 0.125 });
+    const p = tf.tidy(() => tf.variable(tf.zeros([64]), true, 'webgpu-stale/p'));
+    const s = plugin.init({ name: p.name, shape: [64], role: 'vector' });
+    const next = rng(3);
+    let expected = 0;
+    for (let t = 1; t <= 3; t++) {
+      const g = tf.tensor(randn(next, 64).map((x) => Math.abs(x) + 0.1)); // all positive: p drops lr a step
+      plugin.update(p, g, s, t);
+      g.dispose();
+      expected -= 0.125;
+      expect(Array.from(await p.data())).toEqual(new Array(64).fill(expected));
+      expect((await s.m.data())[0]).not.toBe(0);
+    }
+    tf.dispose([p, s.m]);
+  });
+});
