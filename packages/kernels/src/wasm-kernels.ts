@@ -47,12 +47,47 @@ export const unsortedSegmentSumWasm: tf.KernelFunc = ({ inputs, backend, attrs }
   return out;
 };
 
+/**
+ * `OneHot`. tfjs-backend-wasm 4.22's own kernel writes the on/off values as int32 whatever the requested dtype, so
+ * `tf.oneHot(ids, depth, 1, 0, 'float32')` yields 1.4e-45 (the bits of int 1) where 1 belongs: a cross-entropy
+ * written with a float one-hot silently picks ≈0 of every target logit. This kernel writes values of the output's
+ * dtype. indices: int32 [...], attrs depth, onValue, offValue, dtype → [..., depth]; indices outside [0, depth)
+ * give a row of offValue (TensorFlow semantics).
+ */
+export const oneHotWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const { indices } = inputs as { indices: tf.TensorInfo };
+  const { depth, onValue, offValue, dtype } = attrs as unknown as {
+    depth: number;
+    onValue: number;
+    offValue: number;
+    dtype: tf.DataType;
+  };
+  const b = backend as unknown as WasmBackendLike;
+  const out = b.makeOutput([...indices.shape, depth], dtype);
+  const n = tf.util.sizeFromShape(indices.shape);
+  if (n * depth === 0) return out;
+  const outV = b.typedArrayFromHeap(out);
+  const idV = b.typedArrayFromHeap(indices);
+  outV.fill(offValue);
+  for (let i = 0; i < n; i++) {
+    const k = idV[i]!;
+    if (k >= 0 && k < depth) outV[i * depth + k] = onValue;
+  }
+  return out;
+};
+
 /** Registers the wasm kernels above for backend `wasm` (idempotent; leaves a kernel tfjs itself provides). */
 export function registerWasmKernels(): void {
   const kernels: Array<[string, tf.KernelFunc]> = [['UnsortedSegmentSum', unsortedSegmentSumWasm]];
   for (const [kernelName, kernelFunc] of kernels) {
     if (tf.getKernel(kernelName, 'wasm') != null) continue;
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+  }
+  // Replaces tfjs's OneHot for wasm (wrong values for non-int32 dtypes), once the wasm backend has registered its own.
+  const oneHot = tf.getKernel('OneHot', 'wasm');
+  if (oneHot != null && oneHot.kernelFunc !== oneHotWasm) {
+    tf.unregisterKernel('OneHot', 'wasm');
+    tf.registerKernel({ kernelName: 'OneHot', backendName: 'wasm', kernelFunc: oneHotWasm });
   }
   registerWasmMatMulFix();
 }

@@ -56,3 +56,16 @@ describe('wasm matMul with transposed operands', () => {
     expect(relErr(got, want)).toBeLessThan(1e-6);
   });
 });
+
+describe('wasm OneHot', () => {
+  it.each(['float32', 'int32'] as const)(
+    'writes on/off values of dtype %s (tfjs 4.22 wrote int bits into floats)',
+    async (dtype) => {
+      const f = () => tf.oneHot(tf.tensor1d([0, 2, 1, 5, -1], 'int32'), 3, 0.75, -2, dtype);
+      const want = await on('cpu', f);
+      const got = await on('wasm', f);
+      expect(Array.from(got)).toEqual(Array.from(want));
+      expect(Array.from(want).slice(0, 3)).toEqual(dtype === 'float32' ? [0.75, -2, -2] : [0, -2, -2]);
+    },
+  );
+});
