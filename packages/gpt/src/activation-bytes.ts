@@ -1,12 +1,26 @@
 import { InputError } from '@kstar/core';
 import type { GPTConfig } from './config.ts';
 
+/**
+ * tfjs backends. What matters here is whether the `Identity` kernel (the clone of every tensor the tape saves) shares
+ * its input's buffer: cpu, webgpu (both checked in tfjs-backend-cpu / -webgpu 4.22's Identity kernels) and tensorflow
+ * (assumed, not verified: tfjs-node is not installed here) share; wasm copies.
+ */
+export type ActivationBackend = 'cpu' | 'webgpu' | 'wasm' | 'tensorflow';
+
+const BACKENDS: readonly string[] = ['cpu', 'webgpu', 'wasm', 'tensorflow'];
+
 export interface ActivationBytesOptions {
   readonly batch: number;
   readonly seq: number;
   readonly mode: 'full' | 'segmented';
   /** Stage indices per segment (segmented mode); default one segment per stage: [[0], [1], …, [L+1]]. */
   readonly segments?: readonly (readonly number[])[];
+  /**
+   * The tfjs backend the step runs on; default 'cpu'. 'webgpu' and 'tensorflow' are predicted like 'cpu' (their saved
+   * tensors share buffers; measured on cpu only); 'wasm' counts every saved tensor as a separate copy.
+   */
+  readonly backend?: ActivationBackend;
 }
 
 /** The terms of the prediction, in bytes (float32). */
@@ -15,7 +29,10 @@ export interface ActivationBytesBreakdown {
   readonly savedInputs: number;
   /** Upstream gradient held while a segment is recomputed (segmented mode). */
   readonly upstreamGrad: number;
-  /** Tape residue + intermediate gradients of the graph that is differentiated at the peak. */
+  /**
+   * Tape residue + intermediate gradients of the graph that is differentiated at the peak. The residue is what the
+   * tape saved (on wasm: its copies) plus, on wasm, the graph's output (the value `tf.valueAndGrads` returns).
+   */
   readonly graph: number;
   /** Gradients of the parameters of that graph, alive before the engine receives them. */
   readonly paramGrads: number;
@@ -25,6 +42,8 @@ export interface ActivationBytesBreakdown {
   readonly total: number;
   /** Index of the segment at which the peak occurs (0 in full mode). */
   readonly peakSegment: number;
+  /** Whether the peak moment is in the recorded forward of that graph or in its backward walk. */
+  readonly peakPhase: 'forward' | 'backward';
 }
 
 /*
@@ -61,60 +80,145 @@ export interface ActivationBytesBreakdown {
  * segment 0's input is the caller's token batch) and the upstream gradient dy (N·D, unless s is the last segment);
  * the segment's graph carries only its own parameters' gradients. The prediction is the maximum over segments.
  *
- * Measured on cpu (unique data buffers during the step, test/activation-bytes.test.ts): full mode within 1% for
- * tiny-shaped configs. Not counted: the caller's batch tensors (2·N int32), scalars, the parameters. On wasm a saved
- * tensor is a copy (its Identity kernel copies), so wasm holds more than this prediction.
+ * Forward moments. Every stage's tidy frees its intermediates when the stage ends, so the recorded forward's largest
+ * moments are inside a block's GELU (h and three GELU temporaries of 4·N·D alive besides the block's earlier
+ * intermediates: 31·N·D + 2·A), at a block's end (25·N·D + 2·A: ln1 out, qkv 3·N·D, its transpose 3·N·D, q/k/v
+ * 3·N·D, scores, probs, att, merged, attn out, x1, ln2 out, fc out 4·N·D, GELU out 4·N·D, proj out, block out), at
+ * the end of the head's logits (lnf out N·D + logits N·V) and inside the cross-entropy's logSumExp (logits, z − max,
+ * exp: 3·N·V; max, Σ, log, result: 4·N). A forward moment of stage j = the residue of the earlier stages of its graph
+ * (+ their outputs where those are not in the residue) + stage j's part. The forward never wins on cpu (measured
+ * forward peak 3,969,028 B against 9,588,232 B, tiny B=2 T=64; predicted 3,969,024): every backward moment holds
+ * the whole residue plus gradients.
+ *
+ * wasm (tfjs-backend-wasm 4.22). Its `Identity` kernel copies (`makeOutput` + `set`), so every tensor a kernel's
+ * GradConfig names (`inputsToSave`/`outputsToSave`) and every tensor a custom gradient `save`s is a SEPARATE buffer
+ * that lives until the backward walk ends, while the original is freed by its stage's tidy. A tensor saved twice is
+ * two copies; parameters named by a GradConfig are copied too. `Reshape` shares its buffer on wasm as on cpu, but its
+ * GradConfig saves its input (`inputsToSave: ['x']`), and fused matMul reshapes both operands to 3-D under the tape
+ * before its custom gradient saves [a3D, b3D, y, bias]. Copies per stage (op by op through `src/stages.ts`):
+ *   block 45·N·D + 2·A + 24·D² + 11·D + 4·N: reshape x→x0 (x) N·D · LN1 (x0, γ, μ, rstd) N·D + D + 2·N ·
+ *     qkv fused matMul (reshape a, reshape W, a3D, W3D, y, bias) 2·N·D + 6·D² + 3·N·D + 3·D · reshape qkv 3·N·D ·
+ *     3 reshapes of the Split outputs 3·N·D · q·kᵀ (q, k) 2·N·D · causal softmax (p) A · probs·v (probs, v) A + N·D ·
+ *     reshape merged N·D · wo fused matMul 3·N·D + 2·D² + D · residual Add (x0, attn out) 2·N·D · LN2 N·D + D + 2·N ·
+ *     fc fused matMul 6·N·D + 8·D² + 4·D · GELU (h) 4·N·D · proj fused matMul 9·N·D + 8·D² + D · residual Add 2·N·D ·
+ *     reshape out N·D. (Before GELU: 29·N·D + 2·A + 16·D² + 10·D + 4·N.)
+ *   embed V·D + blockSize·D + 2·N·D + T·D + 2·N: reshape tokens (int32) N · Gather (wte, indices) V·D + N ·
+ *     Slice (wpe) blockSize·D · reshape tok N·D · Add (tok, pos) N·D + T·D.
+ *   head 3·N·D + V·D + N·V + D + 5·N: reshape x N·D · LNf N·D + D + 2·N · matMul (lnf out, wte) N·D + V·D ·
+ *     reshape targets N · cross-entropy (z, lse, targets) N·V + 2·N.
+ * These copies replace cpu's `saved` as the residue. The stage's output, not being a copy, stays alive until the
+ * graph's forward tidy ends (N·D for embed and blocks) and, for the last stage of a graph, through the backward walk
+ * as the value `tf.valueAndGrads` returns (N·D in segmented mode; the loss scalar in full mode). The backward walk
+ * allocates exactly what it does on cpu (gradients and temporaries are computed with the tape off: no copies), so
+ * the backward moments are the cpu ones on top of the larger residue. The forward moments are those above with the
+ * copies made so far: they do not win on wasm either (tiny, B=2, T=64: the forward peaks at 11,976,704 B, predicted
+ * exactly, against a 16,614,408 B backward peak). The copies shift every backward moment up: measured wasm/cpu
+ * peaks are 1.73× (B=2) and 1.62× (B=4) for tiny at T=64, full mode; predicted, the D² terms make the factor larger
+ * at short T (tiny, B=8, T=16: 1.76×) and the attention and logits terms, in both backends' residue, smaller at long
+ * T (gpt2-124m, B=8, T=1024: 1.40×).
+ * Not counted on wasm: the transposed operand the K* matMul wrapper (`@kstar/kernels` wasm-matmul.ts) allocates
+ * inside the kernel through the backend, not the engine, and frees before returning (at most the largest operand of
+ * a transposed matMul: max(4·N·D, A, V·D)), and the wasm heap itself (it only grows; it is not the live bytes).
+ *
+ * Measured (unique data buffers during the step, test/activation-bytes.test.ts), tiny, B=2, T=64, predicted /
+ * measured: cpu full 9,588,224 / 9,588,232 (1.0000), segmented per stage 4,464,128 / 4,466,176 (0.9995); wasm full
+ * 16,614,400 / 16,614,408 (1.0000), segmented per stage 7,812,096 / 7,814,144 (0.9997). Also checked (both
+ * backends, all within 0.15%): B=4 and B=1·T=128 for tiny with segments [[0],[1,2],[3]] and [[0,1],[2,3]], a 3-layer
+ * D=32 V=50 config, a V=1000 D=16 one. Not counted: the caller's batch tensors (2·N int32), scalars, the parameters.
+ * webgpu and tensorflow: predicted like cpu, an assumption: webgpu's Identity and Reshape share buffers and its
+ * Slice/Split make new ones in its 4.22 source, as on cpu; tensorflow (tfjs-node) is not installed here, unverified.
+ * Neither was measured.
  */
 
 /** One stage's floats: saved for backward, its final gradients, its parameters, and its peak moments. */
 interface StageFloats {
+  /** Residue the tape keeps for this stage until the backward walk ends (cpu: shared buffers; wasm: copies). */
   saved: number;
   grads: number;
   params: number;
+  /** The stage's output when it is not in `saved` (wasm): alive in the forward, and as the value of a graph it ends. */
+  out: number;
   /** Inside this stage's backward: floats beyond `saved` (grads + temporaries) and parameter gradients done. */
   moments: { extra: number; paramsDone: number }[];
+  /** Forward moments of this stage: its floats alive then (copies so far + intermediates incl. its output). */
+  forward: number[];
 }
 
-function stageFloats(config: GPTConfig, stage: number, B: number, T: number): StageFloats {
+function stageFloats(config: GPTConfig, stage: number, B: number, T: number, copies: boolean): StageFloats {
   const { nLayer: L, nEmbd: D, nHead: H, vocabSize: V, blockSize } = config;
   const N = B * T;
   const ND = N * D;
   const A = B * H * T * T;
+  const NV = N * V;
   if (stage === 0) {
     const params = V * D + blockSize * D;
-    return {
-      saved: 2 * ND + T * D,
-      grads: T * D,
-      params,
-      moments: [{ extra: T * D + ND + V * D, paramsDone: params }],
-    };
+    const moments = [{ extra: T * D + ND + V * D, paramsDone: params }];
+    if (!copies) {
+      return { saved: 2 * ND + T * D, grads: T * D, params, out: 0, moments, forward: [2 * ND + T * D] };
+    }
+    const saved = V * D + blockSize * D + 2 * ND + T * D + 2 * N;
+    return { saved, grads: T * D, params, out: ND, moments, forward: [saved + 2 * ND + T * D] };
   }
   if (stage <= L) {
     const params = 12 * D * D + 13 * D;
-    return {
-      saved: 21 * ND + A + 4 * N,
-      grads: 25 * ND + 2 * A,
-      params,
-      moments: [
-        { extra: 14 * ND + 4 * A, paramsDone: 9 * D * D + 8 * D },
-        { extra: 26 * ND + 2 * A, paramsDone: params - 2 * D },
-      ],
-    };
+    const moments = [
+      { extra: 14 * ND + 4 * A, paramsDone: 9 * D * D + 8 * D },
+      { extra: 26 * ND + 2 * A, paramsDone: params - 2 * D },
+    ];
+    const grads = 25 * ND + 2 * A;
+    // Forward: inside GELU (31·N·D + 2·A alive) and at the block's end (25·N·D + 2·A), plus the residue so far.
+    const inGelu = 31 * ND + 2 * A;
+    const atEnd = 25 * ND + 2 * A;
+    if (!copies) {
+      const saved = 21 * ND + A + 4 * N;
+      return { saved, grads, params, out: 0, moments, forward: [inGelu + 4 * N, atEnd + 4 * N] };
+    }
+    const saved = 45 * ND + 2 * A + 24 * D * D + 11 * D + 4 * N;
+    const beforeGelu = 29 * ND + 2 * A + 16 * D * D + 10 * D + 4 * N;
+    return { saved, grads, params, out: ND, moments, forward: [beforeGelu + inGelu, saved + atEnd] };
   }
+  const params = V * D + 2 * D;
+  const moments = [
+    { extra: 3 * NV, paramsDone: 0 },
+    { extra: NV + 4 * ND, paramsDone: V * D },
+  ];
+  const grads = 2 * ND + NV;
+  // Forward: at the end of the logits (lnf out + logits) and inside the cross-entropy's logSumExp (logits, z − max,
+  // exp: 3·N·V; max, Σ, log, result: 4·N), plus the residue so far.
+  const inLse = 3 * NV + 4 * N;
+  if (!copies) {
+    // lnf out and the LayerNorm's mean, rstd are saved (shared); the reshaped targets share the caller's batch.
+    const kept = ND + 2 * N;
+    return { saved: ND + NV + 3 * N, grads, params, out: 0, moments, forward: [kept + NV, kept + inLse] };
+  }
+  const beforeLogits = 3 * ND + V * D + D + 2 * N; // copies of reshape x, LNf, matMul
   return {
-    saved: ND + N * V + 3 * N,
-    grads: 2 * ND + N * V,
-    params: V * D + 2 * D,
-    moments: [
-      { extra: 3 * N * V, paramsDone: 0 },
-      { extra: N * V + 4 * ND, paramsDone: V * D },
-    ],
+    saved: 3 * ND + V * D + NV + D + 5 * N,
+    grads,
+    params,
+    out: 0,
+    moments,
+    forward: [beforeLogits + ND + NV, beforeLogits + N + inLse], // + N: the reshaped targets' copy
   };
 }
 
-/** Peak floats of differentiating the stages `seg` (in order) together, and that graph's parameter gradients. */
-function graphPeak(stages: StageFloats[]): { peak: number; graph: number; params: number } {
+/** Peak floats of differentiating the stages (in order) together, that graph's residue + gradients, and its params. */
+function graphPeak(stages: StageFloats[]): {
+  peak: number;
+  phase: 'forward' | 'backward';
+  graph: number;
+  params: number;
+} {
   let peak = 0;
+  let phase: 'forward' | 'backward' = 'forward';
+  // Forward: the earlier stages' residue and outputs, plus this stage's moment.
+  let done = 0;
+  for (const st of stages) {
+    for (const f of st.forward) peak = Math.max(peak, done + f);
+    done += st.saved + st.out;
+  }
+  // The graph's value (the last stage's output) is alive through the backward walk.
+  const value = stages[stages.length - 1]!.out;
   // Backward order: the last stage first. `after` = finished stages (saved + grads + params).
   let after = 0;
   for (let i = stages.length - 1; i >= 0; i--) {
@@ -123,13 +227,17 @@ function graphPeak(stages: StageFloats[]): { peak: number; graph: number; params
     const st = stages[i]!;
     const end = st.saved + st.grads + st.params;
     for (const m of [...st.moments, { extra: st.grads, paramsDone: st.params }]) {
-      peak = Math.max(peak, before + after + st.saved + m.extra + m.paramsDone);
+      const moment = value + before + after + st.saved + m.extra + m.paramsDone;
+      if (moment > peak) {
+        peak = moment;
+        phase = 'backward';
+      }
     }
     after += end;
   }
-  const graph = stages.reduce((a, s) => a + s.saved + s.grads, 0);
+  const graph = value + stages.reduce((a, s) => a + s.saved + s.grads, 0);
   const params = stages.reduce((a, s) => a + s.params, 0);
-  return { peak, graph, params };
+  return { peak, phase, graph, params };
 }
 
 /** Predicted peak activation and temporary bytes of one training step, with its terms (see the derivation above). */
@@ -148,9 +256,16 @@ export function predictActivationBreakdown(
       `predictActivationBytes mode '${String(mode)}' is unknown: use 'full' or 'segmented'`,
     );
   }
+  const backend = opts.backend ?? 'cpu';
+  if (!BACKENDS.includes(backend)) {
+    throw new InputError(
+      `predictActivationBytes backend '${String(backend)}' is unknown: use ${BACKENDS.map((b) => `'${b}'`).join(', ')}`,
+    );
+  }
   const nStages = config.nLayer + 2;
   const ND = B * T * config.nEmbd;
-  const all = Array.from({ length: nStages }, (_, i) => stageFloats(config, i, B, T));
+  const copies = backend === 'wasm';
+  const all = Array.from({ length: nStages }, (_, i) => stageFloats(config, i, B, T, copies));
   const segments = mode === 'full' ? [all.map((_, i) => i)] : (opts.segments ?? all.map((_, i) => [i]));
   const flat = segments.flat();
   if (flat.length !== nStages || flat.some((v, i) => v !== i) || segments.some((s) => s.length === 0)) {
@@ -174,6 +289,7 @@ export function predictActivationBreakdown(
         transient: transient * 4,
         total: total * 4,
         peakSegment: s,
+        peakPhase: g.phase,
       };
     }
   });

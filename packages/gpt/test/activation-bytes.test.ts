@@ -1,3 +1,4 @@
+import { selectBackend } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createGPT, GPT_PRESETS, type GPTModel, predictActivationBreakdown } from '../src/index.ts';
@@ -74,6 +75,71 @@ describe('predictActivationBytes', () => {
     expect(tf.memory().numTensors).toBe(start);
     tf.dispose([batch.inputs, batch.targets]);
     model.dispose();
+  });
+
+  it('matches the measured peak on wasm, where every saved tensor is a copy (full and segmented)', async () => {
+    await selectBackend('wasm');
+    try {
+      const cfg = GPT_PRESETS.tiny;
+      const model = createGPT(cfg, { seed: 0 });
+      const B = 2;
+      const T = 64;
+      const batch = batchOf(B, T, cfg.vocabSize);
+      const start = tf.memory().numTensors;
+      const full = measurePeak(() =>
+        tf.variableGrads(() => model.loss(batch), [...model.variables.values()]),
+      );
+      tf.dispose([full.result.value, ...Object.values(full.result.grads)]);
+      const pf = predictActivationBreakdown(cfg, { batch: B, seq: T, mode: 'full', backend: 'wasm' });
+      const lines = [
+        `full predicted ${pf.total} measured ${full.peakBytes} ratio ${(pf.total / full.peakBytes).toFixed(4)}`,
+      ];
+      expect(Math.abs(pf.total / full.peakBytes - 1)).toBeLessThan(0.1);
+      expect(pf.peakPhase).toBe('backward');
+      const L = cfg.nLayer;
+      for (const segs of [Array.from({ length: L + 2 }, (_, i) => [i]), [[0], [1, 2], [3]]]) {
+        const seg = measurePeak(() => segmentedStep(model, batch, segs));
+        const ps = predictActivationBreakdown(cfg, {
+          batch: B,
+          seq: T,
+          mode: 'segmented',
+          segments: segs,
+          backend: 'wasm',
+        });
+        const r = ps.total / seg.peakBytes;
+        lines.push(
+          `segmented ${JSON.stringify(segs)} predicted ${ps.total} measured ${seg.peakBytes} ratio ${r.toFixed(4)}`,
+        );
+        expect(Math.abs(r - 1)).toBeLessThan(0.1);
+      }
+      console.log(`wasm tiny B=${B} T=${T}: ${lines.join('; ')}`);
+      expect(model.predictActivationBytes({ batch: B, seq: T, mode: 'full', backend: 'wasm' })).toBe(
+        pf.total,
+      );
+      expect(tf.memory().numTensors).toBe(start);
+      tf.dispose([batch.inputs, batch.targets]);
+      model.dispose();
+    } finally {
+      await tf.setBackend('cpu');
+    }
+  });
+
+  it('predicts webgpu and tensorflow like cpu and wasm above them', () => {
+    const cfg = GPT_PRESETS.tiny;
+    for (const mode of ['full', 'segmented'] as const) {
+      const cpu = predictActivationBreakdown(cfg, { batch: 4, seq: 64, mode });
+      expect(predictActivationBreakdown(cfg, { batch: 4, seq: 64, mode, backend: 'cpu' })).toEqual(cpu);
+      expect(predictActivationBreakdown(cfg, { batch: 4, seq: 64, mode, backend: 'webgpu' })).toEqual(cpu);
+      expect(predictActivationBreakdown(cfg, { batch: 4, seq: 64, mode, backend: 'tensorflow' })).toEqual(
+        cpu,
+      );
+      const wasm = predictActivationBreakdown(cfg, { batch: 4, seq: 64, mode, backend: 'wasm' });
+      expect(wasm.total / cpu.total).toBeGreaterThan(1.5);
+      expect(wasm.total / cpu.total).toBeLessThan(1.7);
+    }
+    expect(() =>
+      predictActivationBreakdown(cfg, { batch: 1, seq: 8, mode: 'full', backend: 'webgl' as 'cpu' }),
+    ).toThrow(/backend 'webgl'/);
   });
 
   it('grows with the attention term and segmenting lowers it', () => {

@@ -2,7 +2,7 @@ import type { GradAccumulator } from '@kstar/core';
 import { ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { defineKernel } from './define-kernel.ts';
-import type { WasmBackendLike } from './wasm-kernels.ts';
+import { invalidateWasmCaches, type WasmBackendLike } from './wasm-kernels.ts';
 import { flat, flatProgram, type WebGPUBackendLike } from './wgsl.ts';
 
 /**
@@ -40,6 +40,7 @@ const addWasm: tf.KernelFunc = ({ inputs, backend }) => {
   const a = b.typedArrayFromHeap(acc) as Float32Array;
   const x = b.typedArrayFromHeap(g) as Float32Array;
   for (let i = 0; i < a.length; i++) a[i] = a[i]! + x[i]!;
+  invalidateWasmCaches(b, acc);
   return alias(b, acc);
 };
 

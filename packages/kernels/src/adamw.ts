@@ -1,7 +1,7 @@
 import { InputError, ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { defineKernel } from './define-kernel.ts';
-import type { WasmBackendLike } from './wasm-kernels.ts';
+import { invalidateWasmCaches, type WasmBackendLike } from './wasm-kernels.ts';
 import { flat, flatProgram, type WebGPUBackendLike } from './wgsl.ts';
 
 export interface AdamWHyper {
@@ -96,6 +96,7 @@ const adamwWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   // No allocation happens in this kernel, so the heap views stay valid.
   const view = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
   updateArrays(view(param), view(grad), view(m), view(v), attrs as unknown as AdamWConsts);
+  for (const t of [param, m, v]) invalidateWasmCaches(b, t);
   return [alias(b, param), alias(b, m), alias(b, v)];
 };
 

@@ -13,7 +13,12 @@ export type { KernelSpec, KstarKernel, NativeBackend, RunOptions } from './defin
 export { defineKernel } from './define-kernel.ts';
 export { registerKstarKernels } from './register-kernels.ts';
 export type { WasmBackendLike } from './wasm-kernels.ts';
-export { oneHotWasm, registerWasmKernels, unsortedSegmentSumWasm } from './wasm-kernels.ts';
+export {
+  invalidateWasmCaches,
+  oneHotWasm,
+  registerWasmKernels,
+  unsortedSegmentSumWasm,
+} from './wasm-kernels.ts';
 export type { MinimalGPUAdapter, MinimalGPUDevice } from './webgpu-node.ts';
 export { initWebGPU, shutdownWebGPU, webgpuDevice } from './webgpu-node.ts';
 export type { FlatProgram, FlatProgramSpec, WebGPUBackendLike } from './wgsl.ts';

@@ -17,6 +17,28 @@ export interface WasmBackendLike {
   incRef(dataId: tf.DataId): void;
 }
 
+interface WasmInternals {
+  dataIdMap: { get(dataId: tf.DataId): { id: number; memoryOffset: number; shape: number[] } | undefined };
+  wasm: {
+    tfjs: { disposeData(id: number): void; registerTensor(id: number, size: number, offset: number): void };
+  };
+}
+
+/**
+ * Call after writing a tensor's heap memory in place on wasm. The wasm backend caches XNNPACK operators — with the
+ * weight matrix packed inside — per tensor id and drops them only when the tensor is disposed, so a matMul that
+ * reads a weight updated in place would keep multiplying by the old, packed copy (observed: a GPT trained on wasm
+ * with in-place AdamW used step-1 weights in every later step). Unregistering and re-registering the same id with
+ * the same memory drops those operators; the data stays where it is.
+ */
+export function invalidateWasmCaches(backend: unknown, t: tf.TensorInfo): void {
+  const b = backend as WasmInternals;
+  const d = b.dataIdMap.get(t.dataId);
+  if (!d) return;
+  b.wasm.tfjs.disposeData(d.id);
+  b.wasm.tfjs.registerTensor(d.id, tf.util.sizeFromShape(d.shape), d.memoryOffset);
+}
+
 /**
  * `UnsortedSegmentSum` (the gradient of `GatherV2`, hence of every embedding lookup):
  * x: [n, ...inner] (or segmentIds.shape ++ inner), segmentIds: int32 with n elements, attr numSegments

@@ -69,3 +69,35 @@ describe('wasm OneHot', () => {
     },
   );
 });
+
+describe('wasm in-place writes and XNNPACK operator caches', () => {
+  it('a matMul after an in-place AdamW update or addInPlace multiplies by the new values', async () => {
+    const { adamwUpdate, addInPlace } = await import('../src/index.ts');
+    await selectBackend('wasm');
+    const w = tf.tidy(() => tf.variable(tf.tensor(randomArray(16 * 8, 7), [16, 8])));
+    const m = tf.tidy(() => tf.variable(tf.zeros([16, 8]), false));
+    const v = tf.tidy(() => tf.variable(tf.zeros([16, 8]), false));
+    const x = tf.tensor(randomArray(4 * 16, 8), [4, 16]);
+    const g = tf.tensor(randomArray(16 * 8, 9), [16, 8]);
+    const fresh = async () => {
+      const copy = tf.tensor(await w.data(), [16, 8]);
+      const y = tf.matMul(x, copy);
+      const out = await y.data();
+      tf.dispose([copy, y]);
+      return out;
+    };
+    const product = async () => {
+      const y = tf.matMul(x, w);
+      const out = await y.data();
+      y.dispose();
+      return out;
+    };
+    await product(); // builds and caches the operator for w
+    adamwUpdate(w, g, m, v, { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 });
+    expect(relErr(await product(), await fresh())).toBeLessThan(1e-6);
+    const sum = addInPlace(w, g);
+    expect(sum).toBe(w);
+    expect(relErr(await product(), await fresh())).toBeLessThan(1e-6);
+    tf.dispose([w, m, v, x, g]);
+  });
+});

@@ -3,6 +3,7 @@ import {
   defineKernel,
   flat,
   flatProgram,
+  invalidateWasmCaches,
   type WasmBackendLike,
   type WebGPUBackendLike,
 } from '@kstar/kernels';
@@ -90,6 +91,9 @@ const lionWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   // Nothing is allocated in this kernel, so the heap views stay valid while the loop runs.
   const view = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
   updateArrays(view(param), view(grad), view(m), attrs as unknown as LionConsts);
+  // The wasm backend caches packed weights per tensor id: drop them, or matMuls keep the old weights.
+  invalidateWasmCaches(b, param);
+  invalidateWasmCaches(b, m);
   return [alias(b, param), alias(b, m)];
 };
 

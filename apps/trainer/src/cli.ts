@@ -1,0 +1,167 @@
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { InputError, KstarError } from '@kstar/core';
+import { shutdownWebGPU } from '@kstar/kernels';
+import { BENCH_HELP, benchTable, benchTrain } from './bench.ts';
+import { loadConfigFile, parseTrainConfig } from './config.ts';
+import { parseTrainFlags, TRAIN_HELP } from './flags.ts';
+import { ProgressBar } from './progress.ts';
+import { compareReplay, readGolden, replayGolden } from './replay.ts';
+import { ledgerTable, writeReport } from './report.ts';
+import { prepareRun, train } from './train.ts';
+
+export const USAGE = `kstar — memory-efficient transformer training for TypeScript
+
+Usage:
+  kstar train [options]                     train a GPT (see 'kstar train --help')
+  kstar replay --golden FILE --out FILE     replay a golden optimizer file with K*'s optimizers
+  kstar bench train --json FILE [options]   benchmark training per backend and mode (see 'kstar bench --help')
+  kstar --help
+`;
+
+export interface CliIO {
+  stdout: { write(s: string): boolean };
+  stderr: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean };
+}
+
+async function trainCommand(argv: string[], io: CliIO): Promise<number> {
+  const flags = parseTrainFlags(argv);
+  if (flags.help) {
+    io.stdout.write(TRAIN_HELP);
+    return 0;
+  }
+  const fromFile = flags.config ? await loadConfigFile(flags.config) : {};
+  const config = parseTrainConfig(
+    { ...fromFile, ...flags.overrides },
+    flags.config ? `config '${flags.config}'` : 'config',
+  );
+  // Every input is checked before anything is printed or written.
+  const run = prepareRun(config);
+  const stop = { requested: false };
+  const onSigint = () => {
+    if (stop.requested) process.exit(130);
+    stop.requested = true;
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const report = await train(run, { log: new ProgressBar(io.stderr), stop });
+    if (config.report) writeReport(config.report, report);
+    io.stdout.write(`${ledgerTable(report.memory, report.model.params)}\n`);
+    const first = report.losses[0];
+    const last = report.losses.at(-1);
+    io.stdout.write(
+      `trained ${report.steps} steps in ${report.wallSeconds.toFixed(1)} s: loss ${first?.toFixed(4)} → ${last?.toFixed(4)}` +
+        `${report.valLosses.length ? `, val ${report.valLosses.at(-1)!.loss.toFixed(4)}` : ''}, ` +
+        `${Math.round(report.tokensPerSecond).toLocaleString('en-US')} tokens/s on ${report.backend}` +
+        `${config.report ? `; report: ${config.report}` : ''}\n`,
+    );
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    await shutdownWebGPU();
+  }
+}
+
+async function replayCommand(argv: string[], io: CliIO): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        golden: { type: 'string' },
+        out: { type: 'string' },
+        backend: { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    throw new InputError(
+      `${(e as Error).message.split('\n')[0]} (usage: kstar replay --golden FILE --out FILE)`,
+      'E_FLAG',
+    );
+  }
+  if (values.help) {
+    io.stdout.write('kstar replay --golden FILE --out FILE [--backend cpu|wasm|webgpu|auto]\n');
+    return 0;
+  }
+  if (typeof values.golden !== 'string' || typeof values.out !== 'string') {
+    throw new InputError('kstar replay needs --golden FILE and --out FILE', 'E_FLAG');
+  }
+  const golden = readGolden(values.golden);
+  const { selectBackend } = await import('@kstar/kernels');
+  const backendName = typeof values.backend === 'string' ? values.backend : 'cpu';
+  try {
+    await selectBackend(backendName as 'cpu', { log: (l) => io.stderr.write(`${l}\n`) });
+    const output = replayGolden(golden, (l) => io.stderr.write(`${l}\n`));
+    writeFileSync(values.out, `${JSON.stringify(output)}\n`);
+    for (const row of compareReplay(golden, output)) {
+      io.stdout.write(
+        `run ${row.index} ${golden.runs[row.index]!.optimizer} ${row.param}: max relative error ${row.relError.toExponential(2)} of RMS\n`,
+      );
+    }
+    io.stdout.write(
+      `replayed ${output.runs.length} runs, skipped ${output.skipped.length}; wrote ${values.out}\n`,
+    );
+    return 0;
+  } finally {
+    await shutdownWebGPU();
+  }
+}
+
+async function benchCommand(argv: string[], io: CliIO): Promise<number> {
+  const [kind, ...rest] = argv;
+  if (kind === undefined || kind === '--help' || kind === '-h') {
+    io.stdout.write(BENCH_HELP);
+    return 0;
+  }
+  if (kind !== 'train')
+    throw new InputError(
+      `unknown benchmark '${kind}': use 'kstar bench train' (see 'kstar bench --help')`,
+      'E_FLAG',
+    );
+  try {
+    const { rows, file } = await benchTrain(rest, io.stderr);
+    io.stdout.write(`${benchTable(rows)}
+wrote ${file}
+`);
+    return 0;
+  } finally {
+    await shutdownWebGPU();
+  }
+}
+
+/** Run the CLI. Returns the exit code; bad input is one line on stderr and exit code 2. */
+export async function runCli(
+  argv: string[],
+  io: CliIO = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'train':
+        return await trainCommand(rest, io);
+      case 'replay':
+        return await replayCommand(rest, io);
+      case 'bench':
+        return await benchCommand(rest, io);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.stdout.write(USAGE);
+        return 0;
+      default:
+        throw new InputError(
+          `unknown command '${command}': use 'kstar train' or 'kstar replay' (see 'kstar --help')`,
+          'E_FLAG',
+        );
+    }
+  } catch (e) {
+    if (e instanceof KstarError) {
+      io.stderr.write(`kstar: ${e.message}\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,10 @@
+export { runCli, USAGE } from './cli.ts';
+export type { TrainConfig } from './config.ts';
+export { loadConfigFile, parseTrainConfig, TrainConfigSchema } from './config.ts';
+export { OPTIMIZERS, optimizerEntry } from './optimizers.ts';
+export type { GoldenFile, ReplayOutput } from './replay.ts';
+export { compareReplay, readGolden, replayGolden, replayRun } from './replay.ts';
+export type { TrainReport } from './report.ts';
+export { ledgerTable, writeReport } from './report.ts';
+export type { PreparedRun } from './train.ts';
+export { learningRateAt, prepareRun, segmentPlan, train } from './train.ts';
