@@ -17,7 +17,7 @@ export const TrainConfigSchema = z.strictObject({
   /** Optimizer hyper-parameters other than the learning rate, by the plugin's option names. */
   optimizerOptions: z.record(z.string(), z.union([z.number(), z.boolean(), z.null()])).default({}),
   steps: z.int().positive().default(200),
-  batch: z.int().positive().default(16),
+  batch: z.int().positive().default(8),
   /** Sequence length T; defaults to the preset's context (capped at 128 for `tiny`). */
   seq: z.int().positive().optional(),
   lr: z.number().positive().finite().optional(),

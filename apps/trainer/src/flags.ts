@@ -112,7 +112,7 @@ Brown corpus with AdamW.
   --optimizer NAME           adamw (default)
   --optimizer-option K=V,…   optimizer hyper-parameters other than lr (e.g. beta2=0.95,weightDecay=0)
   --steps N                  training steps (default 200)
-  --batch B                  sequences per step (default 16)
+  --batch B                  sequences per step (default 8)
   --seq T                    sequence length (default: the preset's context, 128 at most for tiny)
   --lr X                     peak learning rate (default: the preset's)
   --warmup N                 linear warm-up steps before cosine decay (default 20)

@@ -1,0 +1,106 @@
+import { MemoryLedger, TrainingEngine } from '@kstar/core';
+import { createGPT, resolveConfig } from '@kstar/gpt';
+import { inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
+import { adamw } from '@kstar/optim-adamw';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { segmentPlan } from '../src/index.ts';
+
+// The `tiny` preset with the byte-level vocabulary, on small batches so the suite stays fast on 2 cores.
+const config = resolveConfig('tiny', { vocabSize: 256 });
+const B = 2;
+const T = 32;
+
+function batch(seed: number) {
+  return tf.tidy(() => ({
+    inputs: tf.randomUniform([B, T], 0, 256, 'int32', seed),
+    targets: tf.randomUniform([B, T], 0, 256, 'int32', seed + 1),
+  }));
+}
+
+function relError(a: tf.Tensor, b: tf.Tensor): number {
+  const x = a.dataSync();
+  const y = b.dataSync();
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < x.length; i++) {
+    num += (x[i]! - y[i]!) ** 2;
+    den += y[i]! ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+beforeAll(async () => {
+  await selectBackend('wasm');
+});
+
+describe('engine on the tiny GPT (wasm)', () => {
+  it.each([1, 2])(
+    'segmented gradients equal full-graph gradients with %i block(s) per segment',
+    async (k) => {
+      const model = createGPT(config, { seed: 1 });
+      const b = batch(3);
+      const full = new TrainingEngine(model, { optimizer: adamw(), mode: 'full' });
+      const seg = new TrainingEngine(model, {
+        optimizer: adamw(),
+        mode: 'segmented',
+        segments: segmentPlan(config.nLayer, k),
+      });
+      const a = await full.computeGradients(b);
+      const s = await seg.computeGradients(b);
+      expect(Math.abs(s.loss - a.loss) / a.loss).toBeLessThan(1e-5);
+      expect([...s.grads.keys()].sort()).toEqual([...a.grads.keys()].sort());
+      for (const [name, g] of a.grads)
+        expect(relError(s.grads.get(name)!, g), name).toBeLessThanOrEqual(1e-4);
+      tf.dispose([...a.grads.values(), ...s.grads.values(), b.inputs, b.targets]);
+      full.dispose();
+      seg.dispose();
+      model.dispose();
+    },
+  );
+
+  it.each(['full', 'segmented'] as const)('leaks no tensor over three steps (%s)', async (mode) => {
+    const model = createGPT(config, { seed: 2 });
+    const engine = new TrainingEngine(model, {
+      optimizer: adamw(),
+      mode,
+      gradAccumulator: inPlaceGradAccumulator,
+    });
+    const b = batch(5);
+    await engine.trainStep(b); // builds any lazily created constants (e.g. the causal mask)
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) await engine.trainStep(b);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([b.inputs, b.targets]);
+    engine.dispose();
+    model.dispose();
+  });
+
+  it('with gradient release, gradient bytes stay within the largest segment plus the embedding', async () => {
+    const model = createGPT(config, { seed: 4 });
+    const ledger = new MemoryLedger();
+    const segments = segmentPlan(config.nLayer, 1);
+    const engine = new TrainingEngine(model, {
+      optimizer: adamw(),
+      mode: 'segmented',
+      segments,
+      ledger,
+      gradAccumulator: inPlaceGradAccumulator,
+    });
+    const b = batch(7);
+    const r = await engine.trainStep(b);
+    const bytes = (n: string) => 4 * model.variables.get(n)!.size;
+    const segmentBytes = segments.map((seg) => {
+      const names = new Set(seg.flatMap((i) => model.stages[i]!.params));
+      return [...names].reduce((s, n) => s + bytes(n), 0);
+    });
+    const all = [...model.variables.keys()].reduce((s, n) => s + bytes(n), 0);
+    expect(r.gradPeakBytes).toBeLessThanOrEqual(Math.max(...segmentBytes) + bytes('wte'));
+    expect(r.gradPeakBytes).toBeLessThan(all);
+    expect(r.gradPeakBytes).toBe(engine.predictGradPeakBytes());
+    tf.dispose([b.inputs, b.targets]);
+    engine.dispose();
+    model.dispose();
+    ledger.detach();
+  });
+});

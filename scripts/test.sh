@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The README's test command: installs everything on a fresh machine, then lints, typechecks and runs every
+# package's tests on cpu, wasm and WebGPU (Mesa lavapipe when there is no GPU). Prints `N passed, N failed` last.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PNPM_VERSION=10.34.9
+if ! command -v pnpm >/dev/null || [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
+  npm install -g "pnpm@$PNPM_VERSION" >/dev/null 2>&1 || { echo "could not install pnpm@$PNPM_VERSION with npm"; echo "0 passed, 1 failed"; exit 1; }
+fi
+pnpm install --frozen-lockfile || { echo "pnpm install failed"; echo "0 passed, 1 failed"; exit 1; }
+if [ "${KSTAR_SKIP_WEBGPU:-0}" != 1 ]; then
+  bash scripts/setup-webgpu.sh || { echo "WebGPU driver setup failed (set KSTAR_SKIP_WEBGPU=1 to test without WebGPU)"; echo "0 passed, 1 failed"; exit 1; }
+  export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+  export VK_DRIVER_FILES="${VK_DRIVER_FILES:-/usr/share/vulkan/icd.d/lvp_icd.json}"
+fi
+status=0
+pnpm exec biome check . || { echo "lint failed: run 'pnpm format' and 'pnpm lint'"; status=1; }
+pnpm exec tsc -p tsconfig.json || { echo "typecheck failed"; status=1; }
+rm -f .vitest-results.json
+pnpm exec vitest run --reporter=default --reporter=json --outputFile=.vitest-results.json
+vstatus=$?
+[ $vstatus -eq 0 ] || status=1
+node scripts/summarize-tests.mjs .vitest-results.json $status
