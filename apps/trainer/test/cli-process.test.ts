@@ -1,0 +1,94 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import type { TrainReport } from '../src/index.ts';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'kstar-proc-'));
+
+/** Runs the real CLI in a child process (as `pnpm kstar` does). */
+function kstar(args: string[], onStderr?: (text: string, child: ReturnType<typeof spawn>) => void) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--conditions=@kstar/source', '--import', 'tsx', bin, ...args], {
+      cwd: root,
+      env: { ...process.env, CI: 'true' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      onStderr?.(stderr, child);
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('kstar as a process', () => {
+  it('Ctrl-C stops after the current step and still writes the report', async () => {
+    const report = join(dir, 'sigint.json');
+    let sent = false;
+    const { code, stdout } = await kstar(
+      [
+        'train',
+        '--backend',
+        'wasm',
+        '--steps',
+        '500',
+        '--batch',
+        '2',
+        '--seq',
+        '32',
+        '--eval-every',
+        '0',
+        '--report',
+        report,
+      ],
+      (text, child) => {
+        // The progress line of step 1 is printed; interrupt then.
+        if (!sent && /step\s+1\/500/.test(text)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      },
+    );
+    expect(sent).toBe(true);
+    expect(code).toBe(0);
+    expect(existsSync(report)).toBe(true);
+    const r = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
+    expect(r.stoppedEarly).toBe(true);
+    expect(r.steps).toBeGreaterThanOrEqual(1);
+    expect(r.steps).toBeLessThan(500);
+    expect(r.losses).toHaveLength(r.steps);
+    expect(stdout).toMatch(/memory ledger/);
+  });
+
+  it('reads .ts config files, and flags override them', async () => {
+    const config = join(dir, 'kstar.config.ts');
+    writeFileSync(
+      config,
+      "export default { preset: 'tiny', steps: 3, batch: 2, seq: 16, evalEvery: 0, backend: 'wasm', mode: 'segmented' };\n",
+    );
+    const report = join(dir, 'config.json');
+    const { code, stderr } = await kstar(['train', '--config', config, '--steps', '2', '--report', report]);
+    expect(code, stderr).toBe(0);
+    const r = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
+    expect(r.steps).toBe(2); // the flag wins over the file
+    expect(r.config.mode).toBe('segmented');
+    expect(r.config.seq).toBe(16);
+  });
+
+  it('bad input exits with code 2 and one line on stderr', async () => {
+    const { code, stdout, stderr } = await kstar(['train', '--steps', '0']);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(/field 'steps'/);
+  });
+});

@@ -1,0 +1,624 @@
+import { InputError, ShapeError } from '@kstar/core';
+import {
+  defineKernel,
+  type FlatProgram,
+  flat,
+  flatProgram,
+  invalidateWasmCaches,
+  type WasmBackendLike,
+  type WebGPUBackendLike,
+} from '@kstar/kernels';
+import * as tf from '@tensorflow/tfjs-core';
+import { type AdafactorHparams, stepConstants } from './hparams.ts';
+import { type AdafactorStateKey, stateShapes } from './state.ts';
+
+/**
+ * The fused Adafactor update (`KstarAdafactor`), HF `transformers.optimization.Adafactor` semantics, for one
+ * parameter p of shape [...batch(B), m, n] (rank ≥ 2, factored over the last two dims) or a vector (rank ≤ 1):
+ *
+ *   alpha ← rho · (scaleParameter ? max(eps2, RMS(p)) : 1)          RMS(p) BEFORE the update
+ *   u     ← g² + eps1
+ *   R[b,i] ← β̂·R[b,i] + (1−β̂)·mean_j u[b,i,j]      C[b,j] ← β̂·C[b,j] + (1−β̂)·mean_i u[b,i,j]
+ *   U     ← g · rsqrt(R[b,i] / mean_i R[b,i]) · rsqrt(C[b,j])        (vector: V ← β̂·V + (1−β̂)·u; U ← g·rsqrt(V))
+ *   k     ← alpha / max(1, RMS(U) / clipThreshold)
+ *   beta1: M ← β1·M + (1−β1)·k·U; step = M    else step = k·U
+ *   p     ← p − weightDecay·alpha·p − step
+ *
+ * Native kernels (cpu, wasm: float64 JS loops over the float32 buffers; webgpu: WGSL) write p and the state IN
+ * PLACE and never materialise U: RMS(U) is a reduction that recomputes U from g, R, C (or V), and the final pass
+ * recomputes it again. So a native update allocates NO parameter-sized temporary; the only scratch is small
+ * vectors (cpu/wasm: 2n float64 for the column sums and rsqrt(C); webgpu: row means [B], ⌈numel/256⌉ partial
+ * sums for RMS(U) and RMS(p), and the 2 scalars [alpha, k]). The portable fallback (tfjs ops + `assign`) holds up
+ * to 3 parameter-sized temporaries at once.
+ */
+
+/** Per-step constants of one update (float64, computed in JS). */
+export interface AdafactorStepHyper {
+  /** ρ_t (relative step) or lr. */
+  rho: number;
+  /** β̂2_t = 1 − t^decayRate. */
+  beta2t: number;
+  scaleParameter: boolean;
+  eps1: number;
+  eps2: number;
+  clipThreshold: number;
+  /** First-moment decay, or null (no `exp_avg`). */
+  beta1: number | null;
+  weightDecay: number;
+}
+
+export type AdafactorStateVars = Partial<Record<AdafactorStateKey, tf.Variable>>;
+
+export interface AdafactorKernelArgs {
+  param: tf.Variable;
+  grad: tf.Tensor;
+  state: AdafactorStateVars;
+  hp: AdafactorStepHyper;
+}
+
+/** Kernel attributes: numbers only (flags as 0/1). */
+interface Attrs {
+  rho: number;
+  beta2t: number;
+  scale: number;
+  eps1: number;
+  eps2: number;
+  clip: number;
+  beta1: number;
+  weightDecay: number;
+}
+
+function attrsOf(hp: AdafactorStepHyper): Attrs {
+  return {
+    rho: hp.rho,
+    beta2t: hp.beta2t,
+    scale: hp.scaleParameter ? 1 : 0,
+    eps1: hp.eps1,
+    eps2: hp.eps2,
+    clip: hp.clipThreshold,
+    beta1: hp.beta1 ?? -1,
+    weightDecay: hp.weightDecay,
+  };
+}
+
+/** [B, m, n] of a factored shape (leading dims folded into B). */
+function dims(shape: readonly number[]): { B: number; m: number; n: number } {
+  const n = shape[shape.length - 1]!;
+  const m = shape[shape.length - 2]!;
+  let B = 1;
+  for (let i = 0; i < shape.length - 2; i++) B *= shape[i]!;
+  return { B, m, n };
+}
+
+/** A new engine reference to an existing buffer: the engine wraps it in a Tensor that `finish` disposes. */
+function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
+  backend.incRef(t.dataId);
+  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
+}
+
+type Inputs = {
+  param: tf.TensorInfo;
+  grad: tf.TensorInfo;
+  row?: tf.TensorInfo;
+  col?: tf.TensorInfo;
+  v?: tf.TensorInfo;
+  m?: tf.TensorInfo;
+};
+
+interface Arrays {
+  p: Float32Array;
+  g: Float32Array;
+  row?: Float32Array;
+  col?: Float32Array;
+  v?: Float32Array;
+  m?: Float32Array;
+}
+
+/** The shared update of the cpu and wasm kernels: float64 arithmetic, float32 storage, in place. */
+function updateArrays(a: Arrays, shape: readonly number[], c: Attrs): void {
+  const { p, g } = a;
+  const N = p.length;
+  const b2 = c.beta2t;
+  const omb2 = 1 - c.beta2t;
+  let alpha = c.rho;
+  if (c.scale) {
+    let sp = 0;
+    for (let i = 0; i < N; i++) sp += p[i]! * p[i]!;
+    alpha = c.rho * Math.max(c.eps2, Math.sqrt(sp / N));
+  }
+  let sumU2 = 0;
+  // factor(i) = the multiplier of g[i] in U; computed twice (RMS(U), then the update), never stored.
+  let forEachU: (f: (i: number, u: number) => void) => void;
+  if (a.row != null && a.col != null) {
+    const row = a.row;
+    const col = a.col;
+    const { B, m, n } = dims(shape);
+    const colAcc = new Float64Array(n);
+    const colRs = new Float64Array(B * n);
+    const rowMean = new Float64Array(B);
+    for (let b = 0; b < B; b++) {
+      colAcc.fill(0);
+      let rSum = 0;
+      for (let i = 0; i < m; i++) {
+        const base = (b * m + i) * n;
+        let s = 0;
+        for (let j = 0; j < n; j++) {
+          const gv = g[base + j]!;
+          const u = gv * gv + c.eps1;
+          s += u;
+          colAcc[j] += u;
+        }
+        const r = b2 * row[b * m + i]! + omb2 * (s / n);
+        row[b * m + i] = r;
+        rSum += row[b * m + i]!; // the stored (float32) value, as every later read sees it
+      }
+      rowMean[b] = rSum / m;
+      for (let j = 0; j < n; j++) {
+        col[b * n + j] = b2 * col[b * n + j]! + omb2 * (colAcc[j]! / m);
+        colRs[b * n + j] = 1 / Math.sqrt(col[b * n + j]!);
+      }
+    }
+    forEachU = (f) => {
+      for (let b = 0; b < B; b++) {
+        for (let i = 0; i < m; i++) {
+          const rf = 1 / Math.sqrt(row[b * m + i]! / rowMean[b]!);
+          const base = (b * m + i) * n;
+          for (let j = 0; j < n; j++) f(base + j, g[base + j]! * rf * colRs[b * n + j]!);
+        }
+      }
+    };
+  } else {
+    const v = a.v!;
+    for (let i = 0; i < N; i++) {
+      const gv = g[i]!;
+      v[i] = b2 * v[i]! + omb2 * (gv * gv + c.eps1);
+    }
+    forEachU = (f) => {
+      for (let i = 0; i < N; i++) f(i, g[i]! / Math.sqrt(v[i]!));
+    };
+  }
+  forEachU((_, u) => {
+    sumU2 += u * u;
+  });
+  const k = alpha / Math.max(1, Math.sqrt(sumU2 / N) / c.clip);
+  const decay = c.weightDecay * alpha;
+  if (a.m != null) {
+    const mom = a.m;
+    const b1 = c.beta1;
+    const omb1 = 1 - c.beta1;
+    forEachU((i, u) => {
+      mom[i] = b1 * mom[i]! + omb1 * (k * u);
+      const pv = p[i]!;
+      p[i] = pv - decay * pv - mom[i]!;
+    });
+  } else {
+    forEachU((i, u) => {
+      const pv = p[i]!;
+      p[i] = pv - decay * pv - k * u;
+    });
+  }
+}
+
+const STATE_INPUTS = ['row', 'col', 'v', 'm'] as const;
+
+function outputs(b: { incRef(dataId: tf.DataId): void }, ins: Inputs): tf.TensorInfo[] {
+  const out = [alias(b, ins.param)];
+  for (const k of STATE_INPUTS) if (ins[k] != null) out.push(alias(b, ins[k]));
+  return out;
+}
+
+const adafactorCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const ins = inputs as unknown as Inputs;
+  const b = backend as unknown as {
+    data: { get(id: tf.DataId): { values: Float32Array } };
+    incRef(id: tf.DataId): void;
+  };
+  const arr = (t: tf.TensorInfo | undefined) => (t == null ? undefined : b.data.get(t.dataId).values);
+  updateArrays(
+    {
+      p: arr(ins.param)!,
+      g: arr(ins.grad)!,
+      row: arr(ins.row),
+      col: arr(ins.col),
+      v: arr(ins.v),
+      m: arr(ins.m),
+    },
+    ins.param.shape,
+    attrs as unknown as Attrs,
+  );
+  return outputs(b, ins);
+};
+
+const adafactorWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const ins = inputs as unknown as Inputs;
+  const b = backend as unknown as WasmBackendLike;
+  // Nothing is allocated on the wasm heap in this kernel, so the views stay valid.
+  const view = (t: tf.TensorInfo | undefined) =>
+    t == null ? undefined : (b.typedArrayFromHeap(t) as Float32Array);
+  updateArrays(
+    {
+      p: view(ins.param)!,
+      g: view(ins.grad)!,
+      row: view(ins.row),
+      col: view(ins.col),
+      v: view(ins.v),
+      m: view(ins.m),
+    },
+    ins.param.shape,
+    attrs as unknown as Attrs,
+  );
+  // The wasm backend caches packed weights per tensor id: drop them, or matMuls keep the old weights.
+  for (const t of [ins.param, ins.row, ins.col, ins.v, ins.m]) if (t != null) invalidateWasmCaches(b, t);
+  return outputs(b, ins);
+};
+
+/** Elements per partial sum of the whole-tensor reductions (RMS(U), RMS(p)) on webgpu. */
+const CHUNK = 256;
+
+interface GPUBackend extends WebGPUBackendLike {
+  disposeData(dataId: tf.DataId): boolean;
+}
+
+type Uniform = { type: 'float32' | 'int32'; data: number[] };
+const f32 = (x: number): Uniform => ({ type: 'float32', data: [x] });
+const i32 = (x: number): Uniform => ({ type: 'int32', data: [x] });
+
+/** WGSL statements defining `u` (the unclipped, unscaled update U at flat index `idx`). */
+const U_FACTORED = `let row = idx / uniforms.nCols; let col = idx - row * uniforms.nCols; let bt = row / uniforms.nRows;
+          let u = G[idx] * inverseSqrt(Rw[row] / Rm[bt]) * inverseSqrt(Cl[bt * uniforms.nCols + col]);`;
+const U_VECTOR = 'let u = G[idx] * inverseSqrt(V[idx]);';
+
+/**
+ * The webgpu kernel: a handful of dispatches, each writing only its own `result` binding (a buffer is never bound
+ * as both input and output: Dawn rejects that asynchronously), in place for p and the state.
+ * Factored: R (one thread per row), C (one per column), row means (one per batch), partial sums of U² (and p²)
+ * per 256 elements, the scalars [alpha, k] (one thread), then [M and] p. Vector: V, partial sums, scalars, [M,] p.
+ */
+const adafactorWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const ins = inputs as unknown as Inputs;
+  const b = backend as unknown as GPUBackend;
+  const c = attrs as unknown as Attrs;
+  const N = tf.util.sizeFromShape(ins.param.shape);
+  const nChunks = Math.ceil(N / CHUNK);
+  const run = (program: FlatProgram, progInputs: tf.TensorInfo[], uniforms: Uniform[], out?: tf.TensorInfo) =>
+    b.runWebGPUProgram(program, progInputs.map(flat), 'float32', uniforms, out && flat(out));
+  const temps: tf.TensorInfo[] = [];
+  const ema = [f32(c.eps1), f32(c.beta2t), f32(1 - c.beta2t)];
+  const emaUniforms = 'eps1 : f32, b2t : f32, omb2t : f32,';
+  const chunkLoop = (expr: string) => `var s = 0.0;
+          for (var k = 0; k < ${CHUNK}; k++) {
+            let idx = index * ${CHUNK} + k;
+            if (idx >= uniforms.total) { break; }
+            ${expr}
+          }
+          result[index] = s;`;
+
+  let uInputs: tf.TensorInfo[];
+  let uNames: string[];
+  let uExpr: string;
+  let uUniforms: string;
+  let uValues: Uniform[];
+  const factored = ins.row != null;
+  if (factored) {
+    const { B, m, n } = dims(ins.param.shape);
+    run(
+      flatProgram({
+        key: 'adafactor_row',
+        size: B * m,
+        inputs: ['G'],
+        uniforms: `nCols : i32, ${emaUniforms}`,
+        body: `var s = 0.0;
+          let base = index * uniforms.nCols;
+          for (var j = 0; j < uniforms.nCols; j++) { let g = G[base + j]; s = s + (g * g + uniforms.eps1); }
+          result[index] = uniforms.b2t * result[index] + uniforms.omb2t * (s / f32(uniforms.nCols));`,
+      }),
+      [ins.grad],
+      [i32(n), ...ema],
+      ins.row,
+    );
+    run(
+      flatProgram({
+        key: 'adafactor_col',
+        size: B * n,
+        inputs: ['G'],
+        uniforms: `nRows : i32, nCols : i32, ${emaUniforms}`,
+        body: `var s = 0.0;
+          let bt = index / uniforms.nCols;
+          let base = bt * uniforms.nRows * uniforms.nCols + (index - bt * uniforms.nCols);
+          for (var i = 0; i < uniforms.nRows; i++) { let g = G[base + i * uniforms.nCols]; s = s + (g * g + uniforms.eps1); }
+          result[index] = uniforms.b2t * result[index] + uniforms.omb2t * (s / f32(uniforms.nRows));`,
+      }),
+      [ins.grad],
+      [i32(m), i32(n), ...ema],
+      ins.col,
+    );
+    const rowMean = run(
+      flatProgram({
+        key: 'adafactor_rowmean',
+        size: B,
+        inputs: ['Rw'],
+        uniforms: 'nRows : i32,',
+        body: `var s = 0.0;
+          for (var i = 0; i < uniforms.nRows; i++) { s = s + Rw[index * uniforms.nRows + i]; }
+          result[index] = s / f32(uniforms.nRows);`,
+      }),
+      [ins.row!],
+      [i32(m)],
+    );
+    temps.push(rowMean);
+    uInputs = [ins.grad, ins.row!, ins.col!, rowMean];
+    uNames = ['G', 'Rw', 'Cl', 'Rm'];
+    uExpr = U_FACTORED;
+    uUniforms = 'nRows : i32, nCols : i32,';
+    uValues = [i32(m), i32(n)];
+  } else {
+    run(
+      flatProgram({
+        key: 'adafactor_v',
+        size: N,
+        inputs: ['G'],
+        uniforms: emaUniforms,
+        body: `let g = G[index];
+          result[index] = uniforms.b2t * result[index] + uniforms.omb2t * (g * g + uniforms.eps1);`,
+      }),
+      [ins.grad],
+      ema,
+      ins.v,
+    );
+    uInputs = [ins.grad, ins.v!];
+    uNames = ['G', 'V'];
+    uExpr = U_VECTOR;
+    uUniforms = '';
+    uValues = [];
+  }
+  const kind = factored ? 'f' : 'v';
+  const usq = run(
+    flatProgram({
+      key: `adafactor_usq_${kind}`,
+      size: nChunks,
+      inputs: uNames,
+      uniforms: `${uUniforms} total : i32,`,
+      body: chunkLoop(`${uExpr} s = s + u * u;`),
+    }),
+    uInputs,
+    [...uValues, i32(N)],
+  );
+  temps.push(usq);
+  const scalarInputs = [usq];
+  if (c.scale) {
+    const psq = run(
+      flatProgram({
+        key: 'adafactor_psq',
+        size: nChunks,
+        inputs: ['P'],
+        uniforms: 'total : i32,',
+        body: chunkLoop('let x = P[idx]; s = s + x * x;'),
+      }),
+      [ins.param],
+      [i32(N)],
+    );
+    temps.push(psq);
+    scalarInputs.push(psq);
+  }
+  const scalars = run(
+    flatProgram({
+      key: `adafactor_scalars_${c.scale ? 'scaled' : 'plain'}`,
+      size: 2,
+      inputs: c.scale ? ['Us', 'Ps'] : ['Us'],
+      uniforms: 'nChunks : i32, invNumel : f32, rho : f32, eps2 : f32, clip : f32,',
+      body: `if (index == 0) {
+            var su = 0.0;
+            for (var i = 0; i < uniforms.nChunks; i++) { su = su + Us[i]; }
+            var alpha = uniforms.rho;
+            ${
+              c.scale
+                ? `var sp = 0.0;
+            for (var i = 0; i < uniforms.nChunks; i++) { sp = sp + Ps[i]; }
+            alpha = uniforms.rho * max(uniforms.eps2, sqrt(sp * uniforms.invNumel));`
+                : ''
+            }
+            result[0] = alpha;
+            result[1] = alpha / max(1.0, sqrt(su * uniforms.invNumel) / uniforms.clip);
+          }`,
+    }),
+    scalarInputs,
+    [i32(nChunks), f32(1 / N), f32(c.rho), f32(c.eps2), f32(c.clip)],
+  );
+  temps.push(scalars);
+  if (ins.m != null) {
+    run(
+      flatProgram({
+        key: `adafactor_m_${kind}`,
+        size: N,
+        inputs: [...uNames, 'Sc'],
+        uniforms: `${uUniforms} beta1 : f32, omb1 : f32,`,
+        body: `let idx = index; ${uExpr}
+          result[idx] = uniforms.beta1 * result[idx] + uniforms.omb1 * (Sc[1] * u);`,
+      }),
+      [...uInputs, scalars],
+      [...uValues, f32(c.beta1), f32(1 - c.beta1)],
+      ins.m,
+    );
+    run(
+      flatProgram({
+        key: 'adafactor_p_momentum',
+        size: N,
+        inputs: ['Mo', 'Sc'],
+        uniforms: 'wd : f32,',
+        body: `let p = result[index];
+          result[index] = (p - uniforms.wd * Sc[0] * p) - Mo[index];`,
+      }),
+      [ins.m, scalars],
+      [f32(c.weightDecay)],
+      ins.param,
+    );
+  } else {
+    run(
+      flatProgram({
+        key: `adafactor_p_${kind}`,
+        size: N,
+        inputs: [...uNames, 'Sc'],
+        uniforms: `${uUniforms} wd : f32,`,
+        body: `let idx = index; ${uExpr}
+          let p = result[idx];
+          result[idx] = (p - uniforms.wd * Sc[0] * p) - Sc[1] * u;`,
+      }),
+      [...uInputs, scalars],
+      [...uValues, f32(c.weightDecay)],
+      ins.param,
+    );
+  }
+  for (const t of temps) b.disposeData(t.dataId);
+  // A CPU copy cached by an earlier read would now be stale.
+  b.tensorMap.get(ins.param.dataId).values = null;
+  for (const k of STATE_INPUTS) if (ins[k] != null) b.tensorMap.get(ins[k].dataId).values = null;
+  return outputs(b, ins);
+};
+
+const rms = (x: tf.Tensor): tf.Tensor => tf.sqrt(tf.mean(tf.square(x)));
+
+/** Portable path (tfjs ops + `assign`), HF's order of operations; up to 3 parameter-sized temporaries at once. */
+function adafactorFallback({ param, grad, state, hp }: AdafactorKernelArgs): void {
+  const { beta2t } = hp;
+  tf.tidy(() => {
+    // RMS(p) before anything changes p.
+    const alpha = hp.scaleParameter ? tf.mul(tf.maximum(rms(param), hp.eps2), hp.rho) : tf.scalar(hp.rho);
+    let update: tf.Tensor;
+    if (state.exp_avg_sq_row != null && state.exp_avg_sq_col != null) {
+      const row = state.exp_avg_sq_row;
+      const col = state.exp_avg_sq_col;
+      const u = tf.add(tf.square(grad), hp.eps1);
+      row.assign(tf.tidy(() => tf.add(tf.mul(row, beta2t), tf.mul(tf.mean(u, -1), 1 - beta2t))));
+      col.assign(tf.tidy(() => tf.add(tf.mul(col, beta2t), tf.mul(tf.mean(u, -2), 1 - beta2t))));
+      u.dispose();
+      update = tf.tidy(() => {
+        const rFactor = tf.expandDims(tf.rsqrt(tf.div(row, tf.mean(row, -1, true))), -1);
+        const cFactor = tf.expandDims(tf.rsqrt(col), -2);
+        return tf.mul(tf.mul(rFactor, cFactor), grad);
+      });
+    } else {
+      const v = state.exp_avg_sq!;
+      v.assign(
+        tf.tidy(() => tf.add(tf.mul(v, beta2t), tf.mul(tf.add(tf.square(grad), hp.eps1), 1 - beta2t))),
+      );
+      update = tf.mul(tf.rsqrt(v), grad);
+    }
+    const k = tf.div(alpha, tf.maximum(tf.div(rms(update), hp.clipThreshold), 1));
+    let step = tf.mul(update, k);
+    update.dispose();
+    if (hp.beta1 != null) {
+      const m = state.exp_avg!;
+      const b1 = hp.beta1;
+      m.assign(tf.tidy(() => tf.add(tf.mul(m, b1), tf.mul(step, 1 - b1))));
+      step.dispose();
+      step = m;
+    }
+    param.assign(
+      tf.tidy(() => {
+        const decayed =
+          hp.weightDecay !== 0 ? tf.sub(param, tf.mul(param, tf.mul(alpha, hp.weightDecay))) : param;
+        return tf.sub(decayed, step);
+      }),
+    );
+  });
+}
+
+function stateList({ state }: AdafactorKernelArgs): tf.Variable[] {
+  return [state.exp_avg_sq_row, state.exp_avg_sq_col, state.exp_avg_sq, state.exp_avg].filter(
+    (t): t is tf.Variable => t != null,
+  );
+}
+
+/** In place only when nothing else holds p or a state buffer (clones, tape-saved tensors) and no buffer is shared. */
+function canRunInPlace(args: AdafactorKernelArgs, backend: tf.KernelBackend): boolean {
+  const owned = [args.param, ...stateList(args)];
+  const ids = [...owned.map((t) => t.dataId), args.grad.dataId];
+  if (new Set(ids).size !== ids.length) return false;
+  return owned.every((t) => backend.refCount(t.dataId) === 1);
+}
+
+export const adafactorKernel = defineKernel<AdafactorKernelArgs, void>({
+  name: 'KstarAdafactor',
+  backends: { cpu: adafactorCpu, wasm: adafactorWasm, webgpu: adafactorWebGPU },
+  invoke: ({ param, grad, state, hp }) => {
+    const inputs: tf.NamedTensorMap = { param, grad };
+    if (state.exp_avg_sq_row != null) inputs.row = state.exp_avg_sq_row;
+    if (state.exp_avg_sq_col != null) inputs.col = state.exp_avg_sq_col;
+    if (state.exp_avg_sq != null) inputs.v = state.exp_avg_sq;
+    if (state.exp_avg != null) inputs.m = state.exp_avg;
+    return { inputs, attrs: attrsOf(hp) as unknown as tf.NamedAttrMap };
+  },
+  finish: (outs) => tf.dispose(outs),
+  fallback: adafactorFallback,
+  canRunNative: canRunInPlace,
+});
+
+function validate(
+  param: tf.Variable,
+  grad: tf.Tensor,
+  state: AdafactorStateVars,
+  withMomentum: boolean,
+): void {
+  if (!tf.util.arraysEqual(grad.shape, param.shape)) {
+    throw new ShapeError(
+      `adafactorUpdate: grad has shape [${grad.shape}] but param '${param.name}' has [${param.shape}]: pass the gradient of this parameter`,
+    );
+  }
+  for (const [what, t] of [
+    ['param', param],
+    ['grad', grad],
+  ] as const) {
+    if (t.dtype !== 'float32') {
+      throw new ShapeError(`adafactorUpdate: ${what} has dtype ${t.dtype}, expected float32: cast it first`);
+    }
+  }
+  const expected = stateShapes(param.shape, withMomentum);
+  for (const key of ['exp_avg_sq_row', 'exp_avg_sq_col', 'exp_avg_sq', 'exp_avg'] as const) {
+    const want = expected[key];
+    const got = state[key];
+    if (want == null && got == null) continue;
+    if (want == null || got == null) {
+      throw new InputError(
+        `adafactorUpdate: the state of '${param.name}' ${got == null ? 'lacks' : 'has an unexpected'} '${key}' (a [${param.shape}] parameter${withMomentum ? ' with beta1' : ''} needs ${Object.keys(expected).join(', ')}): create it with adafactor().init or for the same beta1`,
+      );
+    }
+    if (!tf.util.arraysEqual(got.shape, want) || got.dtype !== 'float32') {
+      throw new ShapeError(
+        `adafactorUpdate: state '${key}' of '${param.name}' is ${got.dtype}[${got.shape}], expected float32[${want}] for a [${param.shape}] parameter`,
+      );
+    }
+  }
+}
+
+/**
+ * One Adafactor step of `param` (HF semantics) at 1-based `step`, updating `state` (`exp_avg_sq_row` +
+ * `exp_avg_sq_col`, or `exp_avg_sq`; `exp_avg` with beta1) and `param` in place through `KstarAdafactor` on cpu,
+ * wasm and webgpu, or through tfjs ops + `assign` elsewhere (tensorflow) and whenever a buffer is shared
+ * (`refCount !== 1`). `grad` is not disposed. Run it after `variableGrads` has returned (the tape is disposed).
+ */
+export function adafactorUpdate(
+  param: tf.Variable,
+  grad: tf.Tensor,
+  state: AdafactorStateVars,
+  hparams: AdafactorHparams,
+  step: number,
+  options?: { impl?: 'auto' | 'fallback' },
+): void {
+  if (!(Number.isInteger(step) && step >= 1)) {
+    throw new InputError(`adafactorUpdate: step = ${step} is invalid: it must be an integer ≥ 1 (1-based)`);
+  }
+  validate(param, grad, state, hparams.beta1 != null);
+  if (param.size === 0) return;
+  const { rho, beta2t } = stepConstants(hparams, step);
+  const hp: AdafactorStepHyper = {
+    rho,
+    beta2t,
+    scaleParameter: hparams.scaleParameter,
+    eps1: hparams.eps1,
+    eps2: hparams.eps2,
+    clipThreshold: hparams.clipThreshold,
+    beta1: hparams.beta1,
+    weightDecay: hparams.weightDecay,
+  };
+  adafactorKernel.run({ param, grad, state, hp }, options);
+}

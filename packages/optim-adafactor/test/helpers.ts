@@ -1,0 +1,200 @@
+import { readFileSync } from 'node:fs';
+
+/** The golden trajectories of `fixtures/golden/optimizers.json` (float64). */
+export interface Golden {
+  shapes: Record<string, number[]>;
+  init: Record<string, number[]>;
+  /** grads[t] is the gradient of step t + 1. */
+  grads: Record<string, number[]>[];
+  runs: {
+    optimizer: string;
+    reference: string;
+    hparams: Record<string, number | boolean | null>;
+    params_used: string[];
+    after: { step: number; params: Record<string, number[]> }[];
+  }[];
+}
+
+let cached: Golden | undefined;
+export function loadGolden(): Golden {
+  cached ??= JSON.parse(
+    readFileSync(new URL('../../../fixtures/golden/optimizers.json', import.meta.url), 'utf8'),
+  ) as Golden;
+  return cached;
+}
+
+/** The Adafactor runs of the golden file with their indices (3: relative step + scale; 4: lr, β1, wd). */
+export function goldenAdafactorRuns() {
+  const golden = loadGolden();
+  const runs = golden.runs
+    .map((run, index) => ({ run, index }))
+    .filter((r) => r.run.optimizer === 'adafactor');
+  if (runs.length !== 2)
+    throw new Error(`expected 2 adafactor runs in the golden file, found ${runs.length}`);
+  return { golden, runs };
+}
+
+/** max|p − ref| / RMS(ref): the error relative to the parameter's scale. */
+export function relErr(p: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (p.length !== ref.length) throw new Error(`length ${p.length} vs ${ref.length}`);
+  let maxAbs = 0;
+  let sq = 0;
+  for (let i = 0; i < ref.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(p[i]! - ref[i]!));
+    sq += ref[i]! * ref[i]!;
+  }
+  const rms = Math.sqrt(sq / ref.length);
+  return rms === 0 ? maxAbs : maxAbs / rms;
+}
+
+/** HF-named hyper-parameters of the float64 reference. */
+export interface RefHp {
+  lr: number | null;
+  relative_step: boolean;
+  warmup_init: boolean;
+  scale_parameter: boolean;
+  beta1: number | null;
+  clip_threshold: number;
+  decay_rate: number;
+  eps1: number;
+  eps2: number;
+  weight_decay: number;
+}
+
+export const HF_DEFAULTS: RefHp = {
+  lr: null,
+  relative_step: true,
+  warmup_init: false,
+  scale_parameter: true,
+  beta1: null,
+  clip_threshold: 1,
+  decay_rate: -0.8,
+  eps1: 1e-30,
+  eps2: 1e-3,
+  weight_decay: 0,
+};
+
+/**
+ * An independent float64 Adafactor written line by line from transformers' `Adafactor.step` (not from src/):
+ * per-parameter step counter; RMS(p) before the update; factored over the last two dims for rank ≥ 2.
+ */
+export class Adafactor64 {
+  step = 0;
+  readonly row?: Float64Array;
+  readonly col?: Float64Array;
+  readonly v?: Float64Array;
+  readonly m?: Float64Array;
+  private readonly B: number;
+  private readonly rows: number;
+  private readonly cols: number;
+  constructor(
+    readonly shape: number[],
+    readonly hp: RefHp,
+  ) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (shape.length >= 2) {
+      this.cols = shape[shape.length - 1]!;
+      this.rows = shape[shape.length - 2]!;
+      this.B = n / (this.rows * this.cols);
+      this.row = new Float64Array(this.B * this.rows);
+      this.col = new Float64Array(this.B * this.cols);
+    } else {
+      this.B = this.rows = this.cols = 0;
+      this.v = new Float64Array(n);
+    }
+    if (hp.beta1 != null) this.m = new Float64Array(n);
+  }
+
+  update(p: Float64Array, g: ArrayLike<number>): void {
+    const hp = this.hp;
+    const N = p.length;
+    this.step += 1;
+    const t = this.step;
+    let rms = 0;
+    for (let i = 0; i < N; i++) rms += p[i]! * p[i]!;
+    rms = Math.sqrt(rms) / Math.sqrt(N); // tensor.norm(2) / numel ** 0.5
+    let rel = hp.lr as number;
+    if (hp.relative_step) rel = Math.min(hp.warmup_init ? 1e-6 * t : 1e-2, 1 / Math.sqrt(t));
+    const lr = (hp.scale_parameter ? Math.max(hp.eps2, rms) : 1) * rel;
+    const beta2t = 1 - t ** hp.decay_rate;
+    const update = new Float64Array(N);
+    if (this.row && this.col) {
+      const { B, rows, cols } = this;
+      for (let b = 0; b < B; b++) {
+        for (let i = 0; i < rows; i++) {
+          let s = 0;
+          for (let j = 0; j < cols; j++) s += g[(b * rows + i) * cols + j]! ** 2 + hp.eps1;
+          this.row[b * rows + i] = this.row[b * rows + i]! * beta2t + (1 - beta2t) * (s / cols);
+        }
+        for (let j = 0; j < cols; j++) {
+          let s = 0;
+          for (let i = 0; i < rows; i++) s += g[(b * rows + i) * cols + j]! ** 2 + hp.eps1;
+          this.col[b * cols + j] = this.col[b * cols + j]! * beta2t + (1 - beta2t) * (s / rows);
+        }
+        let mean = 0;
+        for (let i = 0; i < rows; i++) mean += this.row[b * rows + i]!;
+        mean /= rows;
+        for (let i = 0; i < rows; i++) {
+          const rf = 1 / Math.sqrt(this.row[b * rows + i]! / mean);
+          for (let j = 0; j < cols; j++) {
+            const idx = (b * rows + i) * cols + j;
+            update[idx] = rf * (1 / Math.sqrt(this.col[b * cols + j]!)) * g[idx]!;
+          }
+        }
+      }
+    } else {
+      const v = this.v!;
+      for (let i = 0; i < N; i++) {
+        v[i] = v[i]! * beta2t + (1 - beta2t) * (g[i]! ** 2 + hp.eps1);
+        update[i] = (1 / Math.sqrt(v[i]!)) * g[i]!;
+      }
+    }
+    let su = 0;
+    for (let i = 0; i < N; i++) su += update[i]! ** 2;
+    const clip = Math.max(Math.sqrt(su) / Math.sqrt(N) / hp.clip_threshold, 1);
+    for (let i = 0; i < N; i++) update[i] = (update[i]! / clip) * lr;
+    if (this.m) {
+      for (let i = 0; i < N; i++) {
+        this.m[i] = this.m[i]! * hp.beta1! + update[i]! * (1 - hp.beta1!);
+        update[i] = this.m[i]!;
+      }
+    }
+    if (hp.weight_decay !== 0) for (let i = 0; i < N; i++) p[i] = p[i]! + p[i]! * (-hp.weight_decay * lr);
+    for (let i = 0; i < N; i++) p[i] = p[i]! - update[i]!;
+  }
+}
+
+/** mulberry32: a small seeded PRNG, so the random tests are reproducible. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Approximately normal float32-representable samples, scaled. */
+export function randn(next: () => number, n: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (next() + next() + next() + next() - 2) * Math.sqrt(3) * scale;
+  return out;
+}
+
+export const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Bytes of the unique buffers behind `tensors` (numel × 4 per distinct dataId): measured, not predicted. */
+export function measuredUniqueBytes(
+  tensors: Iterable<{ dataId: object; shape: number[]; isDisposed: boolean }>,
+) {
+  const seen = new Set<object>();
+  let bytes = 0;
+  for (const t of tensors) {
+    if (t.isDisposed || seen.has(t.dataId)) continue;
+    seen.add(t.dataId);
+    bytes += numel(t.shape) * 4;
+  }
+  return bytes;
+}

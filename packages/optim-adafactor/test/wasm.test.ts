@@ -1,0 +1,66 @@
+import '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Adafactor, adafactor, adafactorFromReferenceHparams, adafactorKernel } from '../src/index.ts';
+import { goldenAdafactorRuns } from './helpers.ts';
+import { checkParity, formatParity, goldenCheck, parity, replayOptimizer, TOL } from './replay.ts';
+
+let start = 0;
+
+beforeAll(async () => {
+  expect(await tf.setBackend('wasm')).toBe(true);
+  await tf.ready();
+  start = tf.memory().numTensors;
+});
+
+afterAll(() => {
+  expect(tf.memory().numTensors).toBe(start);
+});
+
+describe('wasm backend', () => {
+  it('golden replay: both runs within 1e-5 through the wasm kernel (in place)', async () => {
+    expect(tf.getBackend()).toBe('wasm');
+    await goldenCheck('wasm');
+  });
+
+  it('golden replay through the tfjs-ops fallback on wasm', async () => {
+    await goldenCheck('wasm', undefined, 'fallback');
+  });
+
+  it('drop-in Adafactor matches as well', async () => {
+    const { runs } = goldenAdafactorRuns();
+    for (const { run, index } of runs) {
+      const opt = new Adafactor(adafactorFromReferenceHparams(run.hparams as never).hparams);
+      const r = await replayOptimizer(opt, index, `wasm-dropin-${index}`);
+      console.log(
+        `[optim-adafactor] golden run ${index} (Adafactor class, wasm) worst ${r.worst.toExponential(2)} at ${r.worstAt}`,
+      );
+      expect(r.worst).toBeLessThanOrEqual(TOL);
+      opt.dispose();
+    }
+  });
+
+  it('native kernel vs fallback vs float64 reference agree within 1e-5', async () => {
+    const rows = await parity();
+    console.log(formatParity('wasm', rows));
+    checkParity(rows);
+  });
+
+  it('updates in place (buffers kept), leaks nothing', () => {
+    const plugin = adafactor({ relativeStep: false, lr: 0.1, beta1: 0.9 });
+    const p = tf.tidy(() => tf.variable(tf.ones([4, 4]), true, 'wasm-inplace/W'));
+    const s = plugin.init({ name: 'wasm-inplace/W', shape: [4, 4], role: 'matrix' });
+    const ids = [p.dataId, ...Object.values(s).map((t) => t.dataId)];
+    const count = tf.memory().numTensors;
+    for (let t = 1; t <= 3; t++) {
+      const g = tf.fill([4, 4], 0.25 * t);
+      expect(adafactorKernel.which({ param: p, grad: g, state: s, hp: {} as never })).toBe('native');
+      plugin.update(p, g, s, t);
+      g.dispose();
+    }
+    expect([p.dataId, ...Object.values(s).map((t) => t.dataId)]).toEqual(ids);
+    expect(tf.memory().numTensors).toBe(count);
+    expect(p.dataSync()[0]).toBeLessThan(1);
+    tf.dispose([p, ...Object.values(s)]);
+  });
+});

@@ -1,0 +1,115 @@
+import { backendMemory, selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adafactor, adafactorKernel } from '../src/index.ts';
+import { Adafactor64, HF_DEFAULTS, randn, relErr, rng } from './helpers.ts';
+import { type Around, checkParity, formatParity, goldenCheck, parity, TOL } from './replay.ts';
+
+// WebGPU must be tested in CI (lavapipe, see scripts/setup-webgpu.sh): a missing adapter FAILS these tests.
+// Developers without Vulkan may set KSTAR_SKIP_WEBGPU=1.
+const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
+if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU Adafactor kernel was NOT tested');
+
+/** tfjs batches dispatches; submitting inside the scope makes their validation errors land in it. */
+async function flush(): Promise<void> {
+  const b = tf.backend() as unknown as {
+    commandEncoder: unknown;
+    endComputePassEncoder(): void;
+    submitQueue(): void;
+  };
+  // tfjs submits by itself every 15 dispatches (WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE): then nothing is pending.
+  if (b.commandEncoder == null) return;
+  b.endComputePassEncoder();
+  b.submitQueue();
+}
+
+/** Runs each native update inside a validation error scope; any error fails the test. */
+const scoped: Around = async (update) => {
+  const device = webgpuDevice()!;
+  device.pushErrorScope('validation');
+  update();
+  await flush();
+  const error = await device.popErrorScope();
+  expect(error?.message ?? null).toBeNull();
+};
+
+describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
+  let tensorsAtStart = 0;
+  beforeAll(async () => {
+    const { backend } = await selectBackend('webgpu').catch((e: Error) => {
+      e.message += ' (developers without Vulkan: set KSTAR_SKIP_WEBGPU=1 to skip the WebGPU tests)';
+      throw e;
+    });
+    expect(backend).toBe('webgpu');
+    tensorsAtStart = tf.memory().numTensors;
+  });
+  afterAll(() => {
+    expect(tf.memory().numTensors).toBe(tensorsAtStart);
+    shutdownWebGPU();
+  });
+
+  it('golden replay: both runs within 1e-5 through the WGSL kernel, no validation error', async () => {
+    expect(tf.getBackend()).toBe('webgpu');
+    await goldenCheck('webgpu', scoped);
+  });
+
+  it('native kernel vs fallback vs float64 reference agree within 1e-5 (every switch, 3-D/4-D, m or n = 1, scalar)', async () => {
+    const rows = await parity(scoped);
+    console.log(formatParity('webgpu', rows));
+    checkParity(rows);
+  });
+
+  it('in place: p and the state keep their buffers; after the first step no GPU bytes are added; no tensor leaks', async () => {
+    const plugin = adafactor({ relativeStep: false, lr: 0.05, beta1: 0.9, weightDecay: 0.01 });
+    const shape = [64, 48];
+    const p = tf.tidy(() => tf.variable(tf.randomNormal(shape, 0, 1, 'float32', 3), true, 'gpu-inplace/W'));
+    const s = plugin.init({ name: 'gpu-inplace/W', shape, role: 'matrix' });
+    const ids = [p.dataId, ...Object.values(s).map((t) => t.dataId)];
+    const count = tf.memory().numTensors;
+    for (let t = 1; t <= 3; t++) {
+      // Computed on the GPU (a randomNormal tensor alone would be uploaded inside the update and counted there).
+      const g = tf.tidy(() => tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 10 + t), 1));
+      await flush();
+      const gpuBefore = backendMemory().gpuBytesInUse!;
+      await scoped(() => plugin.update(p, g, s, t));
+      // Small temporaries (row means, partial sums, 2 scalars) are released; no parameter-sized buffer stays.
+      if (t > 1) expect(backendMemory().gpuBytesInUse).toBeLessThanOrEqual(gpuBefore);
+      g.dispose();
+    }
+    expect([p.dataId, ...Object.values(s).map((t) => t.dataId)]).toEqual(ids);
+    expect(tf.memory().numTensors).toBe(count);
+    tf.dispose([p, ...Object.values(s)]);
+  });
+
+  it('does not write through a live clone (shared buffer → fallback), and reads between steps are not stale', async () => {
+    const plugin = adafactor();
+    const shape = [5, 7];
+    const p0 = randn(rng(8), 35, 0.5);
+    const p = tf.tidy(() => tf.variable(tf.tensor(p0, shape), true, 'gpu-alias/W'));
+    const s = plugin.init({ name: 'gpu-alias/W', shape, role: 'matrix' });
+    const ref = new Adafactor64(shape, HF_DEFAULTS);
+    const pr = Float64Array.from(p0);
+    const clone = tf.clone(p);
+    const next = rng(9);
+    for (let t = 1; t <= 3; t++) {
+      const g = randn(next, 35);
+      const gt = tf.tensor(g, shape);
+      expect(adafactorKernel.which({ param: p, grad: gt, state: s, hp: {} as never })).toBe(
+        t === 1 ? 'fallback' : 'native',
+      );
+      await scoped(() => plugin.update(p, gt, s, t));
+      ref.update(pr, g);
+      gt.dispose();
+      if (t === 1) {
+        expect(Array.from(await clone.data())).toEqual(Array.from(p0));
+        clone.dispose();
+      }
+      // Each read caches the values on the CPU; the next in-place update must invalidate that cache.
+      expect(relErr(await p.data(), pr), `p after step ${t}`).toBeLessThanOrEqual(TOL);
+      expect(relErr(await s.exp_avg_sq_row!.data(), ref.row!), `row after step ${t}`).toBeLessThanOrEqual(
+        TOL,
+      );
+    }
+    tf.dispose([p, ...Object.values(s)]);
+  });
+});
