@@ -1,6 +1,9 @@
 import type { OptimizerPlugin } from '@kstar/core';
 import { InputError } from '@kstar/core';
+import { adafactor, adafactorFromReferenceHparams } from '@kstar/optim-adafactor';
 import { adamw, adamwFromReferenceHparams } from '@kstar/optim-adamw';
+import { came, cameFromReferenceHparams } from '@kstar/optim-came';
+import { lion, lionFromReferenceHparams } from '@kstar/optim-lion';
 
 /** How the trainer builds an optimizer: from CLI/config options, and from a golden file's reference hyper-parameters. */
 export interface OptimizerEntry {
@@ -19,6 +22,40 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
     create: (lr, options) => adamw({ ...(options as Record<string, number>), lr }),
     replays: ['adamw'],
     fromReference: (h) => adamwFromReferenceHparams(h as Parameters<typeof adamwFromReferenceHparams>[0]),
+  },
+  adafactor: {
+    // A fixed step size (no relative step, no parameter scale), so schedules apply; the update is clipped to
+    // RMS ≤ 1 like Adam's early steps, so AdamW's learning rate carries over. `--optimizer-option
+    // relativeStep=true` gives HF's own step size (and ignores --lr).
+    defaultLr: 3e-3,
+    create: (lr, options) =>
+      options.relativeStep === true
+        ? adafactor({ scaleParameter: true, ...(options as Record<string, never>), relativeStep: true })
+        : adafactor({
+            relativeStep: false,
+            scaleParameter: false,
+            ...(options as Record<string, never>),
+            lr,
+          }),
+    replays: ['adafactor'],
+    fromReference: (h) =>
+      adafactorFromReferenceHparams(h as Parameters<typeof adafactorFromReferenceHparams>[0]),
+  },
+  came: {
+    // came_pytorch has no bias correction: with β3 = 0.9999 its early steps are far larger than Adam's at the same
+    // lr, so the CAME README's 0.5–0.9× AdamW does not carry over to a short run (see packages/optim-came/README.md).
+    defaultLr: 1e-4,
+    create: (lr, options) => came({ ...(options as Record<string, never>), lr }),
+    replays: ['came'],
+    fromReference: (h) => cameFromReferenceHparams(h as Parameters<typeof cameFromReferenceHparams>[0]),
+  },
+  lion: {
+    // 3× below AdamW's (sign updates are larger: the automl README advises 3–10×), decay 3× higher so that the
+    // effective decay lr·wd equals AdamW's 3e-3 · 0.01.
+    defaultLr: 1e-3,
+    create: (lr, options) => lion({ weightDecay: 0.03, ...(options as Record<string, never>), lr }),
+    replays: ['lion'],
+    fromReference: (h) => lionFromReferenceHparams(h as Parameters<typeof lionFromReferenceHparams>[0]),
   },
 };
 

@@ -9,7 +9,7 @@ import { compareReplay, readGolden, runCli } from '../src/index.ts';
 // Golden trajectories from the reference implementations (see fixtures/golden/PROVENANCE.md).
 const goldenPath = fileURLToPath(new URL('../../../fixtures/golden/optimizers.json', import.meta.url));
 
-it('kstar replay matches the golden adamw run within 1e-5 of each parameter RMS at every recorded step', async () => {
+it('kstar replay matches every golden run K* has an optimizer for within 1e-5 of each parameter RMS', async () => {
   const out = join(mkdtempSync(join(tmpdir(), 'kstar-replay-')), 'replay.json');
   const lines: string[] = [];
   const io = { stdout: { write: (s: string) => lines.push(s) > 0 }, stderr: { write: () => true } };
@@ -19,9 +19,19 @@ it('kstar replay matches the golden adamw run within 1e-5 of each parameter RMS 
   const adamw = output.runs.find((r) => r.optimizer === 'adamw');
   expect(adamw?.index).toBe(0);
   expect(adamw?.after.map((a) => a.step)).toEqual([1, 2, 5, 10]);
-  const rows = compareReplay(golden, output).filter((r) => r.index === 0);
-  expect(rows.map((r) => r.param).sort()).toEqual(['E', 'T', 'W', 'b']);
-  for (const row of rows) expect(row.relError, row.param).toBeLessThanOrEqual(1e-5);
+  const rows = compareReplay(golden, output);
+  expect(
+    rows
+      .filter((r) => r.index === 0)
+      .map((r) => r.param)
+      .sort(),
+  ).toEqual(['E', 'T', 'W', 'b']);
+  // Lion may legitimately flip the sign of an element whose momentum sits within float32 rounding of zero; the
+  // golden run has none (its smallest |c| is 1.9e-6), so every optimizer is held to the same bar here.
+  for (const row of rows) expect(row.relError, `run ${row.index} ${row.param}`).toBeLessThanOrEqual(1e-5);
+  expect(new Set(output.runs.map((r) => r.optimizer))).toEqual(
+    new Set(['adamw', 'adafactor', 'came', 'lion']),
+  );
   // Every run is either replayed or listed as skipped with a reason.
   expect(output.runs.length + output.skipped.length).toBe(golden.runs.length);
   for (const s of output.skipped) expect(s.reason).toMatch(/no optimizer|K\*/);

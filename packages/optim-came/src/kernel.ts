@@ -1,0 +1,240 @@
+import { InputError, ShapeError } from '@kstar/core';
+import { defineKernel, invalidateWasmCaches, type WasmBackendLike } from '@kstar/kernels';
+import * as tf from '@tensorflow/tfjs-core';
+import { cameFactoredFallback, cameVectorFallback } from './fallback.ts';
+import { cameGeometry } from './geometry.ts';
+import type { CameHparams } from './hparams.ts';
+import { type CameConsts, cameFactoredArrays, cameVectorArrays } from './loops.ts';
+import {
+  type CameFactoredState,
+  type CameState,
+  type CameVectorState,
+  isFactoredState,
+  stateShapes,
+} from './state.ts';
+import { cameFactoredWebGPU, cameVectorWebGPU } from './webgpu.ts';
+
+/** What one update needs: the hyper-parameters (K* names). */
+export type CameHyper = CameHparams;
+
+interface FactoredArgs {
+  param: tf.Variable;
+  grad: tf.Tensor;
+  state: CameFactoredState;
+  c: CameConsts;
+}
+interface VectorArgs {
+  param: tf.Variable;
+  grad: tf.Tensor;
+  state: CameVectorState;
+  c: CameConsts;
+}
+
+function constants(hp: CameHyper, shape: readonly number[]): CameConsts {
+  const g = cameGeometry(shape);
+  return {
+    lr: hp.lr,
+    beta1: hp.beta1,
+    oneMinusBeta1: 1 - hp.beta1,
+    beta2: hp.beta2,
+    oneMinusBeta2: 1 - hp.beta2,
+    beta3: hp.beta3,
+    oneMinusBeta3: 1 - hp.beta3,
+    eps1: hp.eps1,
+    eps2: hp.eps2,
+    clipThreshold: hp.clipThreshold,
+    wdLr: hp.weightDecay * hp.lr,
+    batch: g.batch,
+    rows: g.rows,
+    cols: g.cols,
+  };
+}
+
+/** A new engine reference to an existing buffer: the engine wraps it in a Tensor that `finish` disposes. */
+function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
+  backend.incRef(t.dataId);
+  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
+}
+
+type CpuBackend = { data: { get(id: tf.DataId): { values: Float32Array } }; incRef(id: tf.DataId): void };
+type FInputs = Record<'param' | 'grad' | 'm' | 'vRow' | 'vCol' | 'resRow' | 'resCol', tf.TensorInfo>;
+type VInputs = Record<'param' | 'grad' | 'm' | 'v', tf.TensorInfo>;
+
+const factoredCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = inputs as unknown as FInputs;
+  const b = backend as unknown as CpuBackend;
+  const a = (t: tf.TensorInfo) => b.data.get(t.dataId).values;
+  cameFactoredArrays(
+    a(x.param),
+    a(x.grad),
+    a(x.m),
+    a(x.vRow),
+    a(x.vCol),
+    a(x.resRow),
+    a(x.resCol),
+    attrs as unknown as CameConsts,
+  );
+  return alias(b, x.param);
+};
+
+const factoredWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = inputs as unknown as FInputs;
+  const b = backend as unknown as WasmBackendLike;
+  // Nothing is allocated on the wasm heap in this kernel (temporaries are JS arrays), so the views stay valid.
+  const a = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
+  cameFactoredArrays(
+    a(x.param),
+    a(x.grad),
+    a(x.m),
+    a(x.vRow),
+    a(x.vCol),
+    a(x.resRow),
+    a(x.resCol),
+    attrs as unknown as CameConsts,
+  );
+  // The wasm backend caches packed weights per tensor id: drop them, or matMuls keep the old weights.
+  for (const t of [x.param, x.m, x.vRow, x.vCol, x.resRow, x.resCol]) invalidateWasmCaches(b, t);
+  return alias(b, x.param);
+};
+
+const factoredWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = inputs as unknown as FInputs;
+  cameFactoredWebGPU(backend as tf.KernelBackend, x, attrs as unknown as CameConsts);
+  return alias(backend as unknown as { incRef(id: tf.DataId): void }, x.param);
+};
+
+const vectorCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = inputs as unknown as VInputs;
+  const b = backend as unknown as CpuBackend;
+  const a = (t: tf.TensorInfo) => b.data.get(t.dataId).values;
+  cameVectorArrays(a(x.param), a(x.grad), a(x.m), a(x.v), attrs as unknown as CameConsts);
+  return alias(b, x.param);
+};
+
+const vectorWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = inputs as unknown as VInputs;
+  const b = backend as unknown as WasmBackendLike;
+  const a = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
+  cameVectorArrays(a(x.param), a(x.grad), a(x.m), a(x.v), attrs as unknown as CameConsts);
+  for (const t of [x.param, x.m, x.v]) invalidateWasmCaches(b, t);
+  return alias(b, x.param);
+};
+
+const vectorWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = inputs as unknown as VInputs;
+  cameVectorWebGPU(backend as tf.KernelBackend, x, attrs as unknown as CameConsts);
+  return alias(backend as unknown as { incRef(id: tf.DataId): void }, x.param);
+};
+
+/** In place only when nothing else holds the parameter or a state buffer (clones, tape-saved tensors). */
+function canRunInPlace(
+  { param, grad, state }: { param: tf.Variable; grad: tf.Tensor; state: CameState },
+  backend: tf.KernelBackend,
+): boolean {
+  const written = [param, ...Object.values(state)] as tf.Tensor[];
+  const ids = [...written.map((t) => t.dataId), grad.dataId];
+  if (new Set(ids).size !== ids.length) return false;
+  return written.every((t) => backend.refCount(t.dataId) === 1);
+}
+
+export const cameFactoredKernel = defineKernel<FactoredArgs, void>({
+  name: 'KstarCameFactored',
+  backends: { cpu: factoredCpu, wasm: factoredWasm, webgpu: factoredWebGPU },
+  invoke: ({ param, grad, state, c }) => ({
+    inputs: { param, grad, ...state },
+    attrs: c as unknown as tf.NamedAttrMap,
+  }),
+  finish: (outputs) => tf.dispose(outputs),
+  fallback: ({ param, grad, state, c }) => cameFactoredFallback(param, grad, state, c),
+  canRunNative: canRunInPlace,
+});
+
+export const cameVectorKernel = defineKernel<VectorArgs, void>({
+  name: 'KstarCameVector',
+  backends: { cpu: vectorCpu, wasm: vectorWasm, webgpu: vectorWebGPU },
+  invoke: ({ param, grad, state, c }) => ({
+    inputs: { param, grad, m: state.m, v: state.v },
+    attrs: c as unknown as tf.NamedAttrMap,
+  }),
+  finish: (outputs) => tf.dispose(outputs),
+  fallback: ({ param, grad, state, c }) => cameVectorFallback(param, grad, state, c),
+  canRunNative: canRunInPlace,
+});
+
+/** Which implementation `cameUpdate` would use for these tensors on the active backend. */
+export function cameWhich(
+  param: tf.Variable,
+  grad: tf.Tensor,
+  state: CameState,
+  options?: { impl?: 'auto' | 'fallback' },
+): 'native' | 'fallback' {
+  const c = constants(
+    { lr: 1, beta1: 0, beta2: 0, beta3: 0, eps1: 1, eps2: 1, clipThreshold: 1, weightDecay: 0 },
+    param.shape,
+  );
+  return isFactoredState(state)
+    ? cameFactoredKernel.which({ param, grad, state, c }, options)
+    : cameVectorKernel.which({ param, grad, state, c }, options);
+}
+
+function validate(param: tf.Variable, grad: tf.Tensor, state: CameState): void {
+  if (!tf.util.arraysEqual(grad.shape, param.shape)) {
+    throw new ShapeError(
+      `cameUpdate: grad has shape [${grad.shape}] but param '${param.name}' has [${param.shape}]: pass the parameter's gradient`,
+    );
+  }
+  const expected = stateShapes(param.shape);
+  const keys = Object.keys(expected);
+  const given = Object.keys(state);
+  if (keys.length !== given.length || !keys.every((k) => given.includes(k))) {
+    throw new InputError(
+      `cameUpdate: the state of '${param.name}' [${param.shape}] must have exactly ${keys.join(', ')} (got ${given.join(', ') || 'nothing'}): create it with came().init`,
+    );
+  }
+  for (const [k, shape] of Object.entries(expected)) {
+    const t = (state as unknown as Record<string, tf.Tensor>)[k]!;
+    if (!tf.util.arraysEqual(t.shape, shape!)) {
+      throw new ShapeError(
+        `cameUpdate: state '${k}' of '${param.name}' has shape [${t.shape}], expected [${shape}] for a parameter of [${param.shape}]`,
+      );
+    }
+    if (t.dtype !== 'float32') {
+      throw new ShapeError(
+        `cameUpdate: state '${k}' of '${param.name}' has dtype ${t.dtype}, expected float32`,
+      );
+    }
+  }
+  for (const [name, t] of [
+    ['param', param],
+    ['grad', grad],
+  ] as const) {
+    if (t.dtype !== 'float32') {
+      throw new ShapeError(`cameUpdate: ${name} has dtype ${t.dtype}, expected float32: cast it first`);
+    }
+  }
+}
+
+/**
+ * One CAME step (came_pytorch.CAME semantics) for `param`, updating `param` and `state` in place.
+ *
+ * `impl: 'auto'` (default) runs the active backend's native kernel (`KstarCameFactored` for rank ≥ 2,
+ * `KstarCameVector` otherwise; cpu, wasm, webgpu), which writes every buffer in place and allocates no
+ * parameter-sized temporary (only row/column vectors: B·m + B·n floats, plus a few scalars). It falls back to tfjs
+ * ops + `assign` on other backends (tensorflow) and whenever a buffer is shared (`refCount !== 1`: a clone or a
+ * tape-saved copy is alive), so other holders never see the write; that path holds about 4 parameter-sized
+ * temporaries. The gradient is neither modified nor disposed. Hyper-parameters are assumed validated
+ * (`resolveCameHparams`).
+ */
+export function cameUpdate(
+  param: tf.Variable,
+  grad: tf.Tensor,
+  state: CameState,
+  hp: CameHyper,
+  options?: { impl?: 'auto' | 'fallback' },
+): void {
+  validate(param, grad, state);
+  if (param.size === 0) return;
+  const c = constants(hp, param.shape);
+  if (isFactoredState(state)) cameFactoredKernel.run({ param, grad, state, c }, options);
+  else cameVectorKernel.run({ param, grad, state, c }, options);
+}

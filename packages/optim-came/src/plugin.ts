@@ -1,0 +1,113 @@
+import {
+  InputError,
+  type OptimizerPlugin,
+  type OptimizerState,
+  type ParamInfo,
+  SPECIFICATION_VERSION,
+} from '@kstar/core';
+import type * as tf from '@tensorflow/tfjs-core';
+import { cameStateBytes } from './geometry.ts';
+import {
+  type CameHparams,
+  type CameOptions,
+  type CameReferenceHparams,
+  checkHparam,
+  referenceToOptions,
+  resolveCameHparams,
+} from './hparams.ts';
+import { cameUpdate } from './kernel.ts';
+import { type CameState, createCameState, stateShapes } from './state.ts';
+
+/** Which update implementation to use: the fused in-place kernel when it can run (`auto`) or tfjs ops. */
+export type CameImpl = 'auto' | 'fallback';
+
+/** The `came` optimizer plugin: an `OptimizerPlugin` that also exposes its resolved hyper-parameters. */
+export interface CamePlugin extends OptimizerPlugin {
+  readonly name: 'came';
+  /** The hyper-parameters the next update uses (a frozen snapshot; `lr` follows `learningRate`). */
+  readonly hparams: Readonly<CameHparams>;
+  /** The learning rate of the next updates; schedules set it between steps (validated: finite, > 0). */
+  learningRate: number;
+  /**
+   * The state of one parameter, non-trainable float32 variables named `<param>/<key>`: rank ≥ 2 → `m`, `vRow`,
+   * `vCol`, `resRow`, `resCol`; rank ≤ 1 → `m`, `v` (see `CameState`).
+   */
+  init(param: ParamInfo): OptimizerState & CameState;
+}
+
+function isVariable(t: unknown): t is tf.Variable {
+  return (
+    t != null &&
+    typeof (t as tf.Variable).assign === 'function' &&
+    typeof (t as tf.Variable).name === 'string'
+  );
+}
+
+/**
+ * CAME (Luo et al., ACL 2023), exactly `came_pytorch.CAME`: a factored second moment (Adafactor's, constant β2,
+ * no relative step, no bias correction), update clipping, momentum of the clipped update and, for rank ≥ 2,
+ * a factored confidence (instability) term that scales the momentum step; decoupled weight decay p ← p − wd·lr·p.
+ * State: 4mn + 8(m+n) bytes for an m×n matrix (leading dims of a rank > 2 tensor act as a batch), 8n for a vector.
+ * The update runs through the `KstarCameFactored` / `KstarCameVector` kernels (in place on cpu, wasm and webgpu).
+ *
+ * `lr` is required (as in the reference). `learningRate` may be reassigned between steps (schedules); the other
+ * hyper-parameters are fixed. `impl: 'fallback'` forces the tfjs-ops path (parity checks); it is not a
+ * hyper-parameter. CAME has no bias correction, so `step` only has to be a positive integer.
+ */
+export function came(options: CameOptions & { impl?: CameImpl }): CamePlugin {
+  const { impl = 'auto', ...rest } = (options ?? {}) as CameOptions & { impl?: CameImpl };
+  if (impl !== 'auto' && impl !== 'fallback') {
+    throw new InputError(`came: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`);
+  }
+  if (options == null) resolveCameHparams(options, 'came'); // throws the "lr is required" error
+  let hparams = resolveCameHparams(rest, 'came');
+  return {
+    specificationVersion: SPECIFICATION_VERSION,
+    kind: 'optimizer',
+    name: 'came',
+    get hparams() {
+      return hparams;
+    },
+    get learningRate() {
+      return hparams.lr;
+    },
+    set learningRate(lr: number) {
+      hparams = Object.freeze({ ...hparams, lr: checkHparam('lr', lr, 'came') });
+    },
+    describe() {
+      return {
+        ...hparams,
+        impl,
+        reference: 'came_pytorch.CAME (yangluo7/CAME)',
+        state: 'rank >= 2: 4mn + 8(m+n) bytes (last two dims factored); rank <= 1: 8n bytes',
+      };
+    },
+    init(param) {
+      return createCameState(param.name, param.shape) as OptimizerState & CameState;
+    },
+    update(param, grad, state, step) {
+      if (!(Number.isInteger(step) && step >= 1)) {
+        throw new InputError(`came: step = ${step} is invalid: it must be an integer ≥ 1 (1-based)`);
+      }
+      const keys = Object.keys(stateShapes(param.shape));
+      if (!keys.every((k) => isVariable(state[k])) || Object.keys(state).length !== keys.length) {
+        throw new InputError(
+          `came: the state of parameter '${param.name}' [${param.shape}] must be variables ${keys.join(', ')} (keys: ${Object.keys(state).join(', ') || 'none'}): create it with came().init`,
+        );
+      }
+      cameUpdate(param, grad, state as unknown as CameState, hparams, { impl });
+    },
+    stateBytes(shape) {
+      return cameStateBytes(shape);
+    },
+  };
+}
+
+/**
+ * `came()` from hyper-parameters under came_pytorch's names, flat as the golden fixtures write them
+ * (`{lr, beta1, beta2, beta3, eps1, eps2, clip_threshold, weight_decay}`) or as its constructor takes them
+ * (`betas: [β1, β2, β3]`, `eps: [ε1, ε2]`). `lr` is required; missing others take the reference defaults.
+ */
+export function cameFromReferenceHparams(ref: CameReferenceHparams): CamePlugin {
+  return came(referenceToOptions(ref) as CameOptions);
+}

@@ -1,0 +1,84 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { cameGeometry } from './geometry.ts';
+
+/**
+ * CAME state of a factored parameter (rank ≥ 2, shape [...lead, m, n]), came_pytorch's names in brackets:
+ * `m` [exp_avg] the parameter's shape; `vRow` [exp_avg_sq_row] and `resRow` [exp_avg_res_row] shape[:-1];
+ * `vCol` [exp_avg_sq_col] and `resCol` [exp_avg_res_col] shape[:-2] ++ shape[-1:].
+ */
+export interface CameFactoredState {
+  m: tf.Variable;
+  vRow: tf.Variable;
+  vCol: tf.Variable;
+  resRow: tf.Variable;
+  resCol: tf.Variable;
+}
+
+/** CAME state of a vector or scalar: `m` [exp_avg] and `v` [exp_avg_sq], both the parameter's shape. */
+export interface CameVectorState {
+  m: tf.Variable;
+  v: tf.Variable;
+}
+
+export type CameState = CameFactoredState | CameVectorState;
+
+/** State keys in checkpoint order (also the suffixes `<variable>/<key>` of the drop-in's weights). */
+export const FACTORED_KEYS = ['m', 'vRow', 'vCol', 'resRow', 'resCol'] as const;
+export const VECTOR_KEYS = ['m', 'v'] as const;
+export type CameStateKey = (typeof FACTORED_KEYS)[number] | (typeof VECTOR_KEYS)[number];
+
+export function isFactoredState(s: CameState): s is CameFactoredState {
+  return 'vRow' in s;
+}
+
+/** The shape each state key must have for a parameter of `shape` (undefined: the key does not belong). */
+export function stateShapes(shape: readonly number[]): Partial<Record<CameStateKey, number[]>> {
+  const g = cameGeometry(shape);
+  if (!g.factored) return { m: [...shape], v: [...shape] };
+  return {
+    m: [...shape],
+    vRow: [...g.rowShape],
+    vCol: [...g.colShape],
+    resRow: [...g.rowShape],
+    resCol: [...g.colShape],
+  };
+}
+
+/**
+ * A free variable name: `base` itself, else `base_1`, `base_2`… tfjs variable names are process-global, so a
+ * second optimizer over the same parameter (or a restored one) cannot reuse `base`.
+ */
+export function uniqueVariableName(base: string): string {
+  const taken = tf.engine().registeredVariables;
+  if (taken[base] == null) return base;
+  for (let k = 1; ; k++) {
+    const name = `${base}_${k}`;
+    if (taken[name] == null) return name;
+  }
+}
+
+/**
+ * A non-trainable float32 state variable named `base` (or the next free `base_k`), filled with zeros or with a
+ * copy of `values`. Created inside a tidy so its buffer has a single reference (refCount 1): the in-place kernels
+ * may then write it directly.
+ */
+export function stateVariable(base: string, shape: readonly number[], values?: Float32Array): tf.Variable {
+  const name = uniqueVariableName(base);
+  return tf.tidy(() => {
+    // `slice()`: the cpu backend keeps the array it is given, and an array read from another tensor may be that
+    // tensor's live buffer; the in-place kernel must never write into memory someone else holds.
+    const init =
+      values === undefined
+        ? tf.zeros(shape as number[], 'float32')
+        : tf.tensor(values.slice(), shape as number[], 'float32');
+    return tf.variable(init, false, name, 'float32');
+  });
+}
+
+/** Zero state for parameter `paramName` of `shape`, variables named `<paramName>/<key>`. */
+export function createCameState(paramName: string, shape: readonly number[]): CameState {
+  const shapes = stateShapes(shape);
+  const out: Record<string, tf.Variable> = {};
+  for (const [key, s] of Object.entries(shapes)) out[key] = stateVariable(`${paramName}/${key}`, s!);
+  return out as unknown as CameState;
+}

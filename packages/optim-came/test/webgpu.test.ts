@@ -1,0 +1,118 @@
+import { backendMemory, selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CAME, came, cameFromReferenceHparams, cameWhich } from '../src/index.ts';
+import { came64Init, came64Step, goldenCameRuns, randn, relErr, rng } from './helpers.ts';
+import {
+  cameParity,
+  checkParity,
+  formatParity,
+  goldenOnBackend,
+  PARITY_HP,
+  PARITY_SHAPES,
+} from './parity.ts';
+import { replayOptimizer } from './replay.ts';
+
+// WebGPU must be tested (lavapipe in CI, see scripts/setup-webgpu.sh): a missing adapter FAILS these tests.
+// Developers without Vulkan may set KSTAR_SKIP_WEBGPU=1.
+const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
+if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the CAME WebGPU kernels were NOT tested');
+
+const TOL = 1e-5;
+
+/** tfjs batches dispatches; submitting inside the scope makes their validation errors land in it. */
+async function flush(): Promise<void> {
+  const b = tf.backend() as unknown as { endComputePassEncoder(): void; submitQueue(): void };
+  b.endComputePassEncoder();
+  b.submitQueue();
+}
+
+/** Runs `update` inside a validation error scope and fails on any error Dawn reports for its dispatches. */
+async function noValidationError(update: () => void): Promise<void> {
+  const device = webgpuDevice()!;
+  device.pushErrorScope('validation');
+  update();
+  await flush();
+  const error = await device.popErrorScope();
+  expect(error?.message ?? null).toBeNull();
+}
+
+describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
+  let tensorsAtStart = 0;
+  beforeAll(async () => {
+    const { backend } = await selectBackend('webgpu').catch((e: Error) => {
+      e.message += ' (developers without Vulkan: set KSTAR_SKIP_WEBGPU=1 to skip the WebGPU tests)';
+      throw e;
+    });
+    expect(backend).toBe('webgpu');
+    tensorsAtStart = tf.memory().numTensors;
+  });
+  afterAll(() => {
+    expect(tf.memory().numTensors).toBe(tensorsAtStart);
+    shutdownWebGPU();
+  });
+
+  it('golden replay: plugin (WGSL kernels, in place) and fallback match came_pytorch within 1e-5, no validation error', async () => {
+    const { native, fallback } = await goldenOnBackend('webgpu', noValidationError);
+    expect(native).toBeLessThanOrEqual(TOL);
+    expect(fallback).toBeLessThanOrEqual(TOL);
+  });
+
+  it('golden replay: the drop-in CAME class matches as well', async () => {
+    for (const run of goldenCameRuns().runs) {
+      const opt = new CAME(cameFromReferenceHparams(run.hparams).hparams);
+      const r = await replayOptimizer(opt, run, 'webgpu-dropin');
+      console.log(
+        `[optim-came] golden replay (CAME class, webgpu kernel) worst rel err ${r.worst.toExponential(3)}`,
+      );
+      expect(r.worst).toBeLessThanOrEqual(TOL);
+      opt.dispose();
+    }
+  });
+
+  it('native kernel vs fallback vs float64 (5 steps, ranks 0–3): no validation error, no GPU memory growth after step 1', async () => {
+    const rows = [];
+    for (const [i, shape] of PARITY_SHAPES.entries()) {
+      rows.push(
+        await cameParity(shape, 51 + i, async (update, step) => {
+          const gpuBefore = backendMemory().gpuBytesInUse!;
+          await noValidationError(update);
+          // From step 2 on everything lives on the GPU: the in-place update keeps no new buffer.
+          if (step > 1) expect(backendMemory().gpuBytesInUse).toBeLessThanOrEqual(gpuBefore);
+        }),
+      );
+    }
+    console.log(formatParity('webgpu', rows));
+    rows.forEach(checkParity);
+  });
+
+  it('does not write through a live clone (shared buffer → fallback); values read between steps are not stale', async () => {
+    const shape = [6, 10];
+    const next = rng(77);
+    const p0 = Float32Array.from(randn(next, 60, 0.5));
+    const p = tf.tidy(() => tf.variable(tf.tensor(p0, shape), true, 'webgpu-alias/W'));
+    const plugin = came(PARITY_HP);
+    const s = plugin.init({ name: 'webgpu-alias/W', shape, role: 'matrix' });
+    const ref = Float64Array.from(p0);
+    const s64 = came64Init(shape);
+    for (let t = 1; t <= 3; t++) {
+      const g = Float32Array.from(randn(next, 60));
+      const gt = tf.tensor(g, shape);
+      const clone = t === 1 ? tf.clone(p) : null;
+      expect(cameWhich(p, gt, s)).toBe(t === 1 ? 'fallback' : 'native');
+      plugin.update(p, gt, s, t);
+      came64Step(ref, g, s64, PARITY_HP);
+      if (clone) {
+        expect(Array.from(await clone.data())).toEqual(Array.from(p0));
+        clone.dispose();
+      }
+      gt.dispose();
+      // Each read caches the values on the CPU; the next in-place update must invalidate that cache.
+      expect(relErr(await p.data(), ref), `p after step ${t}`).toBeLessThan(TOL);
+      expect(relErr(await s.m.data(), s64.expAvg), `m after step ${t}`).toBeLessThan(TOL);
+      expect(relErr(await s.vRow.data(), s64.expAvgSqRow!), `vRow after step ${t}`).toBeLessThan(TOL);
+      expect(relErr(await s.resCol.data(), s64.expAvgResCol!), `resCol after step ${t}`).toBeLessThan(TOL);
+    }
+    tf.dispose([p, ...Object.values(s)]);
+  });
+});
