@@ -7,6 +7,7 @@ import { ProgressBar } from './progress.ts';
 import { prepareRun, train } from './train.ts';
 
 export const BENCH_HELP = `kstar bench train --json FILE [options]
+kstar bench optimizers --json FILE [--preset tiny|small] [--steps N] [--optimizers LIST] [--lr NAME=X,…]
 
 Runs \`kstar train\` for every backend × mode given and writes one row per run:
 {backend, mode, preset, batch, seq, steps, tokensPerSecond, peakBytes, predictedPeakBytes, paramBytes, gradBytes,
@@ -17,6 +18,11 @@ Runs \`kstar train\` for every backend × mode given and writes one row per run:
   --preset P          (default tiny)     --optimizer NAME (default adamw)
   --steps N           steps per run (default 20)   --batch B (default 16)   --seq T (default: preset's)
   --json FILE         where to write the results (required)
+
+kstar bench optimizers trains AdamW and every other optimizer K* has on the Brown corpus with the same seed, each
+at its documented default learning rate (override with --lr came=1e-4,…; repeat a name to sweep: --lr came=1e-4,came=3e-5)
+and writes per run: {optimizer, lr, valLoss, valLossVsAdamW, tokensPerSecond, optimizerStateBytes,
+stateBytesPerParam, peakBytes, ...}. Defaults: preset tiny, 300 steps, batch 8, wasm backend.
 `;
 
 export interface BenchRow {
@@ -129,6 +135,129 @@ export function benchTable(rows: BenchRow[]): string {
     ...rows.map(
       (r) =>
         `${r.backend.padEnd(8)}${r.mode.padEnd(11)}${Math.round(r.tokensPerSecond).toString().padStart(10)}${mib(r.peakBytes)}${mib(r.predictedPeakBytes)}${mib(r.activationPeakBytes)}${mib(r.gradBytes)}  ${r.firstLoss.toFixed(3)} → ${r.lastLoss.toFixed(3)}`,
+    ),
+  ].join('\n');
+}
+
+export interface OptimizerBenchRow {
+  optimizer: string;
+  lr: number;
+  preset: string;
+  backend: string;
+  steps: number;
+  batch: number;
+  seq: number;
+  valLoss: number;
+  valLossVsAdamW: number | null;
+  firstLoss: number;
+  lastLoss: number;
+  tokensPerSecond: number;
+  optimizerStateBytes: number;
+  stateBytesPerParam: number;
+  peakBytes: number;
+  paramBytes: number;
+  wallSeconds: number;
+}
+
+export async function benchOptimizers(
+  argv: string[],
+  stderr: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean },
+): Promise<{ rows: OptimizerBenchRow[]; file: string }> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        preset: { type: 'string' },
+        steps: { type: 'string' },
+        batch: { type: 'string' },
+        backend: { type: 'string' },
+        optimizers: { type: 'string' },
+        lr: { type: 'string' },
+        json: { type: 'string' },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    throw new InputError(`${(e as Error).message.split('\n')[0]} (see 'kstar bench --help')`, 'E_FLAG');
+  }
+  if (typeof values.json !== 'string')
+    throw new InputError('kstar bench optimizers needs --json FILE', 'E_FLAG');
+  const { OPTIMIZERS } = await import('./optimizers.ts');
+  const names = String(values.optimizers ?? Object.keys(OPTIMIZERS).join(',')).split(',');
+  if (!names.includes('adamw')) names.unshift('adamw'); // the reference every optimizer is measured against
+  const runs: Array<{ optimizer: string; lr?: number }> = [];
+  const overrides = typeof values.lr === 'string' ? values.lr.split(',') : [];
+  for (const name of names) {
+    const lrs = overrides
+      .map((o) => o.split('='))
+      .filter(([n]) => n === name)
+      .map(([, v]) => Number(v));
+    if (lrs.some((x) => !Number.isFinite(x) || x <= 0))
+      throw new InputError(`--lr ${values.lr}: learning rates must be positive numbers`, 'E_FLAG');
+    if (lrs.length === 0) runs.push({ optimizer: name });
+    for (const lr of lrs) runs.push({ optimizer: name, lr });
+  }
+  const rows: OptimizerBenchRow[] = [];
+  for (const r of runs) {
+    const config = parseTrainConfig(
+      {
+        backend: values.backend ?? 'wasm',
+        preset: values.preset ?? 'tiny',
+        optimizer: r.optimizer,
+        steps: Number(values.steps ?? 300),
+        batch: Number(values.batch ?? 8),
+        evalEvery: Number(values.steps ?? 300),
+        evalBatches: 8,
+        ...(r.lr !== undefined ? { lr: r.lr } : {}),
+      },
+      'bench',
+    );
+    const run = prepareRun(config);
+    const report = await train(run, { log: new ProgressBar(stderr, 50) });
+    const m = report.memory;
+    rows.push({
+      optimizer: r.optimizer,
+      lr: run.lr,
+      preset: config.preset,
+      backend: report.backend,
+      steps: report.steps,
+      batch: config.batch,
+      seq: run.seq,
+      valLoss: report.valLosses.at(-1)!.loss,
+      valLossVsAdamW: null,
+      firstLoss: report.losses[0]!,
+      lastLoss: report.losses.at(-1)!,
+      tokensPerSecond: report.tokensPerSecond,
+      optimizerStateBytes: m.optimizerStateBytes,
+      stateBytesPerParam: m.optimizerStateBytes / report.model.params,
+      peakBytes: m.peakBytes,
+      paramBytes: m.paramBytes,
+      wallSeconds: report.wallSeconds,
+    });
+  }
+  const base = rows.find((r) => r.optimizer === 'adamw');
+  if (base) for (const r of rows) r.valLossVsAdamW = r.valLoss / base.valLoss - 1;
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryBytes: totalmem(),
+    node: process.version,
+  };
+  writeFileSync(
+    values.json,
+    `${JSON.stringify({ kind: 'optimizers', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
+  );
+  return { rows, file: values.json };
+}
+
+export function optimizerTable(rows: OptimizerBenchRow[]): string {
+  const head = `${'optimizer'.padEnd(11)}${'lr'.padStart(9)}${'val loss'.padStart(10)}${'vs AdamW'.padStart(10)}${'tokens/s'.padStart(10)}${'state B/param'.padStart(15)}${'peak MiB'.padStart(10)}`;
+  return [
+    head,
+    ...rows.map(
+      (r) =>
+        `${r.optimizer.padEnd(11)}${r.lr.toExponential(1).padStart(9)}${r.valLoss.toFixed(4).padStart(10)}${(r.valLossVsAdamW === null ? '-' : `${(100 * r.valLossVsAdamW).toFixed(2)}%`).padStart(10)}${Math.round(r.tokensPerSecond).toString().padStart(10)}${r.stateBytesPerParam.toFixed(3).padStart(15)}${(r.peakBytes / 2 ** 20).toFixed(2).padStart(10)}`,
     ),
   ].join('\n');
 }

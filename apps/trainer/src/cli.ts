@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
-import { BENCH_HELP, benchTable, benchTrain } from './bench.ts';
+import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
@@ -115,16 +115,20 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(BENCH_HELP);
     return 0;
   }
-  if (kind !== 'train')
+  if (kind !== 'train' && kind !== 'optimizers') {
     throw new InputError(
-      `unknown benchmark '${kind}': use 'kstar bench train' (see 'kstar bench --help')`,
+      `unknown benchmark '${kind}': use 'kstar bench train' or 'kstar bench optimizers' (see 'kstar bench --help')`,
       'E_FLAG',
     );
+  }
   try {
-    const { rows, file } = await benchTrain(rest, io.stderr);
-    io.stdout.write(`${benchTable(rows)}
-wrote ${file}
-`);
+    if (kind === 'optimizers') {
+      const { rows, file } = await benchOptimizers(rest, io.stderr);
+      io.stdout.write(`${optimizerTable(rows)}\nwrote ${file}\n`);
+    } else {
+      const { rows, file } = await benchTrain(rest, io.stderr);
+      io.stdout.write(`${benchTable(rows)}\nwrote ${file}\n`);
+    }
     return 0;
   } finally {
     await shutdownWebGPU();
