@@ -1,4 +1,8 @@
-export type { ActivationBackend, ActivationBytesBreakdown, ActivationBytesOptions } from './activation-bytes.ts';
+export type {
+  ActivationBackend,
+  ActivationBytesBreakdown,
+  ActivationBytesOptions,
+} from './activation-bytes.ts';
 export { predictActivationBreakdown, predictActivationBytes } from './activation-bytes.ts';
 export { causalSoftmax } from './causal-softmax.ts';
 export type { GPTConfig, GPTPresetName } from './config.ts';

@@ -48,7 +48,6 @@ function wrap(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
       inputs[name] = t;
     }
     try {
-      const plain = { ...args, inputs, attrs: { ...args.attrs, transposeA: false, transposeB: false } };
       return original({ ...args, inputs, attrs: { ...args.attrs, transposeA: false, transposeB: false } });
     } finally {
       for (const t of temps) backend.disposeData(t.dataId);

@@ -32,7 +32,8 @@ describe('wasm matMul with transposed operands', () => {
     );
     const f = () => tf.matMul(tf.tensor(a, sa), tf.tensor(b, sb), ta, tb);
     const want = await on('cpu', () => tf.tidy(f));
-    const before = (await selectBackend('wasm'), tf.memory().numDataBuffers);
+    await selectBackend('wasm');
+    const before = tf.memory().numDataBuffers;
     const got = await on('wasm', () => tf.tidy(f));
     expect(tf.memory().numDataBuffers).toBe(before); // the temporary transpose is freed
     expect(relErr(got, want)).toBeLessThan(1e-6);
