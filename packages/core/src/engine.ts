@@ -354,29 +354,36 @@ export class TrainingEngine {
           x.dispose();
           inputs[s] = undefined as unknown as tf.Tensor;
         }
-        names.forEach((name, k) => {
-          const g = paramGrads[k]!;
-          const prev = pending.get(name);
-          let acc = g;
-          if (prev) {
-            acc = this.accumulator.add(prev, g);
-            this.ledger.tagGrad(acc);
-            if (acc !== prev) prev.dispose();
-            g.dispose();
-          }
-          const left = remaining.get(name)! - 1;
-          remaining.set(name, left);
-          if (left === 0 && release) {
-            pending.delete(name);
-            try {
-              consume(name, acc);
-            } finally {
-              acc.dispose();
+        let k = 0;
+        try {
+          for (; k < names.length; k++) {
+            const name = names[k]!;
+            const g = paramGrads[k]!;
+            const prev = pending.get(name);
+            let acc = g;
+            if (prev) {
+              acc = this.accumulator.add(prev, g);
+              this.ledger.tagGrad(acc);
+              if (acc !== prev) prev.dispose();
+              g.dispose();
             }
-          } else {
-            pending.set(name, acc);
+            const left = remaining.get(name)! - 1;
+            remaining.set(name, left);
+            if (left === 0 && release) {
+              pending.delete(name);
+              try {
+                consume(name, acc);
+              } finally {
+                acc.dispose();
+              }
+            } else {
+              pending.set(name, acc);
+            }
           }
-        });
+        } finally {
+          // An update that throws leaves this segment's later gradients unconsumed: free them.
+          for (let j = k + 1; j < names.length; j++) paramGrads[j]!.dispose();
+        }
       }
       // Without release, every gradient is consumed after the whole backward pass.
       for (const [name, g] of pending) consume(name, g);

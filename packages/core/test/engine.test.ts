@@ -189,3 +189,21 @@ describe('composition', () => {
     expect(() => composePlugins([old])).toThrow(/implements contract v0/);
   });
 });
+
+describe('segmented engine when an update throws', () => {
+  it('frees the gradients the failed segment had not handed over yet', async () => {
+    const model = toyModel({ vocab: V, dim: D, depth: 2, seed: 12 });
+    const failing = {
+      ...sgd(0.1),
+      update: (p: tf.Variable) => {
+        if (p.name.endsWith('/W1')) throw new Error('refused');
+      },
+    };
+    const engine = new TrainingEngine(model, { optimizer: failing, mode: 'segmented' });
+    const batch = randomBatch(V, B, T, 5);
+    const start = tf.memory().numTensors;
+    await expect(engine.trainStep(batch)).rejects.toThrow('refused');
+    expect(tf.memory().numTensors).toBe(start);
+    tf.dispose([batch.inputs, batch.targets, ...model.variables.values()]);
+  });
+});

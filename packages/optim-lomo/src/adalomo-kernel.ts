@@ -1,0 +1,506 @@
+import { InputError, ShapeError } from '@kstar/core';
+import {
+  defineKernel,
+  type FlatProgram,
+  flat,
+  flatProgram,
+  invalidateWasmCaches,
+  type WasmBackendLike,
+  type WebGPUBackendLike,
+} from '@kstar/kernels';
+import * as tf from '@tensorflow/tfjs-core';
+import { checkParamGrad, NO_CLIP } from './lomo-kernel.ts';
+import { type AdaLomoStateKey, adalomoStateShapes } from './state.ts';
+
+/**
+ * The fused AdaLomo update `KstarAdaLomo` (`lomo_optim.AdaLomo.fuse_update`), for a parameter p of shape
+ * [...batch(B), m, n] (rank ≥ 2, factored over the last two dims) or a vector (rank ≤ 1):
+ *
+ *   g'    ← clamp(g, ±clipValue) · gradScale                         (both optional; gradScale: global-norm coef)
+ *   u     ← g'² + eps1
+ *   R[b,i] ← β̂·R[b,i] + (1−β̂)·mean_j u[b,i,j]      C[b,j] ← β̂·C[b,j] + (1−β̂)·mean_i u[b,i,j]
+ *   U     ← g' · rsqrt(R[b,i] / mean_i R[b,i]) · rsqrt(C[b,j])       (vector: V ← β̂·V + (1−β̂)·u; U ← g'·rsqrt(V))
+ *   U     ← U / max(1, RMS(U) / clipThreshold)
+ *   lr_p  ← lr · max(eps2, RMS(p))                                   RMS(p) BEFORE the update
+ *   p     ← p · (1 − lr_p·weightDecay) − lr_p · U
+ *
+ * with β̂ = 1 − t^decayRate (0 at t = 1). Native kernels (cpu, wasm: float64 JS loops over the float32 buffers;
+ * webgpu: WGSL) write p and the state IN PLACE and never materialise U (RMS(U) recomputes it from g, R, C or V;
+ * the final pass recomputes it again): no parameter-sized temporary. The fallback (tfjs ops + `assign`) holds up
+ * to 3 parameter-sized temporaries.
+ */
+export interface AdaLomoStepHyper {
+  lr: number;
+  /** β̂2_t = 1 − t^decayRate. */
+  beta2t: number;
+  eps1: number;
+  eps2: number;
+  clipThreshold: number;
+  weightDecay: number;
+  gradScale: number;
+  clipValue: number | null;
+}
+
+export type AdaLomoStateVars = Partial<Record<AdaLomoStateKey, tf.Variable>>;
+
+export interface AdaLomoKernelArgs {
+  param: tf.Variable;
+  grad: tf.Tensor;
+  state: AdaLomoStateVars;
+  hp: AdaLomoStepHyper;
+}
+
+interface Attrs {
+  lr: number;
+  beta2t: number;
+  eps1: number;
+  eps2: number;
+  clip: number;
+  weightDecay: number;
+  gscale: number;
+  gclip: number;
+}
+
+const attrsOf = (hp: AdaLomoStepHyper): Attrs => ({
+  lr: hp.lr,
+  beta2t: hp.beta2t,
+  eps1: hp.eps1,
+  eps2: hp.eps2,
+  clip: hp.clipThreshold,
+  weightDecay: hp.weightDecay,
+  gscale: hp.gradScale,
+  gclip: hp.clipValue ?? NO_CLIP,
+});
+
+/** [B, m, n] of a factored shape (leading dims folded into B). */
+function dims(shape: readonly number[]): { B: number; m: number; n: number } {
+  const n = shape[shape.length - 1]!;
+  const m = shape[shape.length - 2]!;
+  let B = 1;
+  for (let i = 0; i < shape.length - 2; i++) B *= shape[i]!;
+  return { B, m, n };
+}
+
+function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
+  backend.incRef(t.dataId);
+  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
+}
+
+type Inputs = {
+  param: tf.TensorInfo;
+  grad: tf.TensorInfo;
+  row?: tf.TensorInfo;
+  col?: tf.TensorInfo;
+  v?: tf.TensorInfo;
+};
+
+interface Arrays {
+  p: Float32Array;
+  g: Float32Array;
+  row?: Float32Array;
+  col?: Float32Array;
+  v?: Float32Array;
+}
+
+/** The shared update of the cpu and wasm kernels: float64 arithmetic, float32 storage, in place. */
+function updateArrays(a: Arrays, shape: readonly number[], c: Attrs): void {
+  const { p, g } = a;
+  const N = p.length;
+  const b2 = c.beta2t;
+  const omb2 = 1 - c.beta2t;
+  const { gclip, gscale } = c;
+  const gt = (x: number): number => Math.min(gclip, Math.max(x, -gclip)) * gscale;
+  let sp = 0;
+  for (let i = 0; i < N; i++) sp += p[i]! * p[i]!;
+  const alpha = c.lr * Math.max(c.eps2, Math.sqrt(sp / N));
+  let forEachU: (f: (i: number, u: number) => void) => void;
+  if (a.row != null && a.col != null) {
+    const row = a.row;
+    const col = a.col;
+    const { B, m, n } = dims(shape);
+    const colAcc = new Float64Array(n);
+    const colRs = new Float64Array(B * n);
+    const rowMean = new Float64Array(B);
+    for (let b = 0; b < B; b++) {
+      colAcc.fill(0);
+      let rSum = 0;
+      for (let i = 0; i < m; i++) {
+        const base = (b * m + i) * n;
+        let s = 0;
+        for (let j = 0; j < n; j++) {
+          const gv = gt(g[base + j]!);
+          const u = gv * gv + c.eps1;
+          s += u;
+          colAcc[j] += u;
+        }
+        row[b * m + i] = b2 * row[b * m + i]! + omb2 * (s / n);
+        rSum += row[b * m + i]!; // the stored (float32) value, as every later read sees it
+      }
+      rowMean[b] = rSum / m;
+      for (let j = 0; j < n; j++) {
+        col[b * n + j] = b2 * col[b * n + j]! + omb2 * (colAcc[j]! / m);
+        colRs[b * n + j] = 1 / Math.sqrt(col[b * n + j]!);
+      }
+    }
+    forEachU = (f) => {
+      for (let b = 0; b < B; b++) {
+        for (let i = 0; i < m; i++) {
+          const rf = 1 / Math.sqrt(row[b * m + i]! / rowMean[b]!);
+          const base = (b * m + i) * n;
+          for (let j = 0; j < n; j++) f(base + j, gt(g[base + j]!) * rf * colRs[b * n + j]!);
+        }
+      }
+    };
+  } else {
+    const v = a.v!;
+    for (let i = 0; i < N; i++) {
+      const gv = gt(g[i]!);
+      v[i] = b2 * v[i]! + omb2 * (gv * gv + c.eps1);
+    }
+    forEachU = (f) => {
+      for (let i = 0; i < N; i++) f(i, gt(g[i]!) / Math.sqrt(v[i]!));
+    };
+  }
+  let sumU2 = 0;
+  forEachU((_, u) => {
+    sumU2 += u * u;
+  });
+  const k = alpha / Math.max(1, Math.sqrt(sumU2 / N) / c.clip);
+  const keep = 1 - alpha * c.weightDecay;
+  forEachU((i, u) => {
+    p[i] = p[i]! * keep - k * u;
+  });
+}
+
+const STATE_INPUTS = ['row', 'col', 'v'] as const;
+
+function outputs(b: { incRef(dataId: tf.DataId): void }, ins: Inputs): tf.TensorInfo[] {
+  const out = [alias(b, ins.param)];
+  for (const k of STATE_INPUTS) if (ins[k] != null) out.push(alias(b, ins[k]));
+  return out;
+}
+
+const adalomoCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const ins = inputs as unknown as Inputs;
+  const b = backend as unknown as {
+    data: { get(id: tf.DataId): { values: Float32Array } };
+    incRef(id: tf.DataId): void;
+  };
+  const arr = (t: tf.TensorInfo | undefined) => (t == null ? undefined : b.data.get(t.dataId).values);
+  updateArrays(
+    { p: arr(ins.param)!, g: arr(ins.grad)!, row: arr(ins.row), col: arr(ins.col), v: arr(ins.v) },
+    ins.param.shape,
+    attrs as unknown as Attrs,
+  );
+  return outputs(b, ins);
+};
+
+const adalomoWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const ins = inputs as unknown as Inputs;
+  const b = backend as unknown as WasmBackendLike;
+  // Nothing is allocated on the wasm heap in this kernel, so the views stay valid.
+  const view = (t: tf.TensorInfo | undefined) =>
+    t == null ? undefined : (b.typedArrayFromHeap(t) as Float32Array);
+  updateArrays(
+    { p: view(ins.param)!, g: view(ins.grad)!, row: view(ins.row), col: view(ins.col), v: view(ins.v) },
+    ins.param.shape,
+    attrs as unknown as Attrs,
+  );
+  // The wasm backend caches packed weights per tensor id: drop them, or matMuls keep the old weights.
+  for (const t of [ins.param, ins.row, ins.col, ins.v]) if (t != null) invalidateWasmCaches(b, t);
+  return outputs(b, ins);
+};
+
+/** Elements per partial sum of the whole-tensor reductions (RMS(U), RMS(p)) on webgpu. */
+const CHUNK = 256;
+
+interface GPUBackend extends WebGPUBackendLike {
+  disposeData(dataId: tf.DataId): boolean;
+}
+
+type Uniform = { type: 'float32' | 'int32'; data: number[] };
+const f32 = (x: number): Uniform => ({ type: 'float32', data: [x] });
+const i32 = (x: number): Uniform => ({ type: 'int32', data: [x] });
+
+/** WGSL: the transformed gradient g' = clamp(g, ±gclip) · gscale of the element `e` of G. */
+const GT = (e: string) => `(clamp(G[${e}], -uniforms.gclip, uniforms.gclip) * uniforms.gscale)`;
+const G_UNIFORMS = 'gclip : f32, gscale : f32,';
+
+/** WGSL statements defining `u` (the unclipped update U at flat index `idx`). */
+const U_FACTORED = `let row = idx / uniforms.nCols; let col = idx - row * uniforms.nCols; let bt = row / uniforms.nRows;
+          let u = ${GT('idx')} * inverseSqrt(Rw[row] / Rm[bt]) * inverseSqrt(Cl[bt * uniforms.nCols + col]);`;
+const U_VECTOR = `let u = ${GT('idx')} * inverseSqrt(V[idx]);`;
+
+/**
+ * The webgpu kernel: a handful of dispatches, each writing only its own `result` binding (a buffer is never bound
+ * as both input and output), in place for p and the state. Factored: R (one thread per row), C (one per column),
+ * row means (one per batch), partial sums of U² and p² per 256 elements, the scalars [lr_p, k] (one thread), then
+ * p. Vector: V, partial sums, scalars, p.
+ */
+const adalomoWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const ins = inputs as unknown as Inputs;
+  const b = backend as unknown as GPUBackend;
+  const c = attrs as unknown as Attrs;
+  const N = tf.util.sizeFromShape(ins.param.shape);
+  const nChunks = Math.ceil(N / CHUNK);
+  const run = (program: FlatProgram, progInputs: tf.TensorInfo[], uniforms: Uniform[], out?: tf.TensorInfo) =>
+    b.runWebGPUProgram(program, progInputs.map(flat), 'float32', uniforms, out && flat(out));
+  const temps: tf.TensorInfo[] = [];
+  const gU = [f32(c.gclip), f32(c.gscale)];
+  const ema = [...gU, f32(c.eps1), f32(c.beta2t), f32(1 - c.beta2t)];
+  const emaUniforms = `${G_UNIFORMS} eps1 : f32, b2t : f32, omb2t : f32,`;
+  const chunkLoop = (expr: string) => `var s = 0.0;
+          for (var k = 0; k < ${CHUNK}; k++) {
+            let idx = index * ${CHUNK} + k;
+            if (idx >= uniforms.total) { break; }
+            ${expr}
+          }
+          result[index] = s;`;
+
+  let uInputs: tf.TensorInfo[];
+  let uNames: string[];
+  let uExpr: string;
+  let uUniforms: string;
+  let uValues: Uniform[];
+  const factored = ins.row != null;
+  if (factored) {
+    const { B, m, n } = dims(ins.param.shape);
+    run(
+      flatProgram({
+        key: 'adalomo_row',
+        size: B * m,
+        inputs: ['G'],
+        uniforms: `nCols : i32, ${emaUniforms}`,
+        body: `var s = 0.0;
+          let base = index * uniforms.nCols;
+          for (var j = 0; j < uniforms.nCols; j++) { let g = ${GT('base + j')}; s = s + (g * g + uniforms.eps1); }
+          result[index] = uniforms.b2t * result[index] + uniforms.omb2t * (s / f32(uniforms.nCols));`,
+      }),
+      [ins.grad],
+      [i32(n), ...ema],
+      ins.row,
+    );
+    run(
+      flatProgram({
+        key: 'adalomo_col',
+        size: B * n,
+        inputs: ['G'],
+        uniforms: `nRows : i32, nCols : i32, ${emaUniforms}`,
+        body: `var s = 0.0;
+          let bt = index / uniforms.nCols;
+          let base = bt * uniforms.nRows * uniforms.nCols + (index - bt * uniforms.nCols);
+          for (var i = 0; i < uniforms.nRows; i++) { let g = ${GT('base + i * uniforms.nCols')}; s = s + (g * g + uniforms.eps1); }
+          result[index] = uniforms.b2t * result[index] + uniforms.omb2t * (s / f32(uniforms.nRows));`,
+      }),
+      [ins.grad],
+      [i32(m), i32(n), ...ema],
+      ins.col,
+    );
+    const rowMean = run(
+      flatProgram({
+        key: 'adalomo_rowmean',
+        size: B,
+        inputs: ['Rw'],
+        uniforms: 'nRows : i32,',
+        body: `var s = 0.0;
+          for (var i = 0; i < uniforms.nRows; i++) { s = s + Rw[index * uniforms.nRows + i]; }
+          result[index] = s / f32(uniforms.nRows);`,
+      }),
+      [ins.row!],
+      [i32(m)],
+    );
+    temps.push(rowMean);
+    uInputs = [ins.grad, ins.row!, ins.col!, rowMean];
+    uNames = ['G', 'Rw', 'Cl', 'Rm'];
+    uExpr = U_FACTORED;
+    uUniforms = `nRows : i32, nCols : i32, ${G_UNIFORMS}`;
+    uValues = [i32(m), i32(n), ...gU];
+  } else {
+    run(
+      flatProgram({
+        key: 'adalomo_v',
+        size: N,
+        inputs: ['G'],
+        uniforms: emaUniforms,
+        body: `let g = ${GT('index')};
+          result[index] = uniforms.b2t * result[index] + uniforms.omb2t * (g * g + uniforms.eps1);`,
+      }),
+      [ins.grad],
+      ema,
+      ins.v,
+    );
+    uInputs = [ins.grad, ins.v!];
+    uNames = ['G', 'V'];
+    uExpr = U_VECTOR;
+    uUniforms = G_UNIFORMS;
+    uValues = [...gU];
+  }
+  const kind = factored ? 'f' : 'v';
+  const usq = run(
+    flatProgram({
+      key: `adalomo_usq_${kind}`,
+      size: nChunks,
+      inputs: uNames,
+      uniforms: `${uUniforms} total : i32,`,
+      body: chunkLoop(`${uExpr} s = s + u * u;`),
+    }),
+    uInputs,
+    [...uValues, i32(N)],
+  );
+  temps.push(usq);
+  const psq = run(
+    flatProgram({
+      key: 'adalomo_psq',
+      size: nChunks,
+      inputs: ['P'],
+      uniforms: 'total : i32,',
+      body: chunkLoop('let x = P[idx]; s = s + x * x;'),
+    }),
+    [ins.param],
+    [i32(N)],
+  );
+  temps.push(psq);
+  const scalars = run(
+    flatProgram({
+      key: 'adalomo_scalars',
+      size: 2,
+      inputs: ['Us', 'Ps'],
+      uniforms: 'nChunks : i32, invNumel : f32, lr : f32, eps2 : f32, clip : f32,',
+      body: `if (index == 0) {
+            var su = 0.0;
+            var sp = 0.0;
+            for (var i = 0; i < uniforms.nChunks; i++) { su = su + Us[i]; sp = sp + Ps[i]; }
+            let alpha = uniforms.lr * max(uniforms.eps2, sqrt(sp * uniforms.invNumel));
+            result[0] = alpha;
+            result[1] = alpha / max(1.0, sqrt(su * uniforms.invNumel) / uniforms.clip);
+          }`,
+    }),
+    [usq, psq],
+    [i32(nChunks), f32(1 / N), f32(c.lr), f32(c.eps2), f32(c.clip)],
+  );
+  temps.push(scalars);
+  run(
+    flatProgram({
+      key: `adalomo_p_${kind}`,
+      size: N,
+      inputs: [...uNames, 'Sc'],
+      uniforms: `${uUniforms} wd : f32,`,
+      body: `let idx = index; ${uExpr}
+          let p = result[idx];
+          result[idx] = p * (1.0 - Sc[0] * uniforms.wd) - Sc[1] * u;`,
+    }),
+    [...uInputs, scalars],
+    [...uValues, f32(c.weightDecay)],
+    ins.param,
+  );
+  for (const t of temps) b.disposeData(t.dataId);
+  // A CPU copy cached by an earlier read would now be stale.
+  b.tensorMap.get(ins.param.dataId).values = null;
+  for (const k of STATE_INPUTS) if (ins[k] != null) b.tensorMap.get(ins[k].dataId).values = null;
+  return outputs(b, ins);
+};
+
+const rms = (x: tf.Tensor): tf.Tensor => tf.sqrt(tf.mean(tf.square(x)));
+
+/** Portable path (tfjs ops + `assign`), the reference's order of operations. */
+function adalomoFallback({ param, grad, state, hp }: AdaLomoKernelArgs): void {
+  const { beta2t } = hp;
+  tf.tidy(() => {
+    let g: tf.Tensor = grad;
+    if (hp.clipValue != null) g = tf.clipByValue(g, -hp.clipValue, hp.clipValue);
+    if (hp.gradScale !== 1) g = tf.mul(g, hp.gradScale);
+    // RMS(p) before anything changes p.
+    const alpha = tf.mul(tf.maximum(rms(param), hp.eps2), hp.lr);
+    let update: tf.Tensor;
+    if (state.exp_avg_sq_row != null && state.exp_avg_sq_col != null) {
+      const row = state.exp_avg_sq_row;
+      const col = state.exp_avg_sq_col;
+      const u = tf.add(tf.square(g), hp.eps1);
+      row.assign(tf.tidy(() => tf.add(tf.mul(row, beta2t), tf.mul(tf.mean(u, -1), 1 - beta2t))));
+      col.assign(tf.tidy(() => tf.add(tf.mul(col, beta2t), tf.mul(tf.mean(u, -2), 1 - beta2t))));
+      u.dispose();
+      update = tf.tidy(() => {
+        const rFactor = tf.expandDims(tf.rsqrt(tf.div(row, tf.mean(row, -1, true))), -1);
+        const cFactor = tf.expandDims(tf.rsqrt(col), -2);
+        return tf.mul(tf.mul(rFactor, cFactor), g);
+      });
+    } else {
+      const v = state.exp_avg_sq!;
+      v.assign(tf.tidy(() => tf.add(tf.mul(v, beta2t), tf.mul(tf.add(tf.square(g), hp.eps1), 1 - beta2t))));
+      update = tf.mul(tf.rsqrt(v), g);
+    }
+    const k = tf.div(alpha, tf.maximum(tf.div(rms(update), hp.clipThreshold), 1));
+    param.assign(
+      tf.tidy(() => {
+        const decayed =
+          hp.weightDecay !== 0 ? tf.mul(param, tf.sub(1, tf.mul(alpha, hp.weightDecay))) : param;
+        return tf.sub(decayed, tf.mul(update, k));
+      }),
+    );
+  });
+}
+
+function stateList({ state }: AdaLomoKernelArgs): tf.Variable[] {
+  return [state.exp_avg_sq_row, state.exp_avg_sq_col, state.exp_avg_sq].filter(
+    (t): t is tf.Variable => t != null,
+  );
+}
+
+/** In place only when nothing else holds p or a state buffer (clones, tape-saved tensors) and no buffer is shared. */
+function canRunInPlace(args: AdaLomoKernelArgs, backend: tf.KernelBackend): boolean {
+  const owned = [args.param, ...stateList(args)];
+  const ids = [...owned.map((t) => t.dataId), args.grad.dataId];
+  if (new Set(ids).size !== ids.length) return false;
+  return owned.every((t) => backend.refCount(t.dataId) === 1);
+}
+
+export const adalomoKernel = defineKernel<AdaLomoKernelArgs, void>({
+  name: 'KstarAdaLomo',
+  backends: { cpu: adalomoCpu, wasm: adalomoWasm, webgpu: adalomoWebGPU },
+  invoke: ({ param, grad, state, hp }) => {
+    const inputs: tf.NamedTensorMap = { param, grad };
+    if (state.exp_avg_sq_row != null) inputs.row = state.exp_avg_sq_row;
+    if (state.exp_avg_sq_col != null) inputs.col = state.exp_avg_sq_col;
+    if (state.exp_avg_sq != null) inputs.v = state.exp_avg_sq;
+    return { inputs, attrs: attrsOf(hp) as unknown as tf.NamedAttrMap };
+  },
+  finish: (outs) => tf.dispose(outs),
+  fallback: adalomoFallback,
+  canRunNative: canRunInPlace,
+});
+
+function validateState(param: tf.Variable, state: AdaLomoStateVars): void {
+  const expected = adalomoStateShapes(param.shape);
+  for (const key of ['exp_avg_sq_row', 'exp_avg_sq_col', 'exp_avg_sq'] as const) {
+    const want = expected[key];
+    const got = state[key];
+    if (want == null && got == null) continue;
+    if (want == null || got == null) {
+      throw new InputError(
+        `adalomoUpdate: the state of '${param.name}' ${got == null ? 'lacks' : 'has an unexpected'} '${key}' (a [${param.shape}] parameter needs ${Object.keys(expected).join(', ')}): create it with adalomo().init`,
+      );
+    }
+    if (!tf.util.arraysEqual(got.shape, want) || got.dtype !== 'float32') {
+      throw new ShapeError(
+        `adalomoUpdate: state '${key}' of '${param.name}' is ${got.dtype}[${got.shape}], expected float32[${want}] for a [${param.shape}] parameter`,
+      );
+    }
+  }
+}
+
+/**
+ * One AdaLomo update of `param` and `state` in place (`KstarAdaLomo` on cpu, wasm, webgpu; tfjs ops elsewhere and
+ * whenever a buffer is shared). `hp.beta2t` = 1 − step^decayRate. `grad` is kept.
+ */
+export function adalomoUpdate(
+  param: tf.Variable,
+  grad: tf.Tensor,
+  state: AdaLomoStateVars,
+  hp: AdaLomoStepHyper,
+  options?: { impl?: 'auto' | 'fallback' },
+): void {
+  checkParamGrad('adalomoUpdate', param, grad);
+  validateState(param, state);
+  if (param.size === 0) return;
+  adalomoKernel.run({ param, grad, state, hp }, options);
+}

@@ -1,0 +1,171 @@
+import { ShapeError } from '@kstar/core';
+import {
+  defineKernel,
+  flat,
+  flatProgram,
+  invalidateWasmCaches,
+  type WasmBackendLike,
+  type WebGPUBackendLike,
+} from '@kstar/kernels';
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * The fused LOMO (SGD) update `KstarLomo`, in place, for a parameter of any shape:
+ *
+ *   g' ← clamp(g, −clipValue, clipValue) · gradScale       (clipValue off: no clamp; gradScale = the global-norm coef)
+ *   p  ← p · (1 − lr·weightDecay) − lr · g'
+ *
+ * Native kernels (cpu, wasm: JS loops over the float32 buffers; webgpu: one WGSL dispatch) write p in place and
+ * allocate nothing. The fallback (tfjs ops + `assign`) holds one or two parameter-sized temporaries.
+ */
+export interface LomoStepHyper {
+  lr: number;
+  weightDecay: number;
+  /** Multiplier of the (clamped) gradient: min(1, clipGradNorm/(‖g‖+1e-6)), or 1. */
+  gradScale: number;
+  /** Element clamp of the gradient, or null. */
+  clipValue: number | null;
+}
+
+export interface LomoKernelArgs {
+  param: tf.Variable;
+  grad: tf.Tensor;
+  hp: LomoStepHyper;
+}
+
+/** A clamp bound that clamps nothing finite (WGSL has no portable infinity constant). */
+export const NO_CLIP = 3.4e38;
+
+interface Attrs {
+  lr: number;
+  decay: number;
+  gscale: number;
+  gclip: number;
+}
+
+const attrsOf = (hp: LomoStepHyper): Attrs => ({
+  lr: hp.lr,
+  decay: 1 - hp.lr * hp.weightDecay,
+  gscale: hp.gradScale,
+  gclip: hp.clipValue ?? NO_CLIP,
+});
+
+function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
+  backend.incRef(t.dataId);
+  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
+}
+
+type Inputs = { param: tf.TensorInfo; grad: tf.TensorInfo };
+
+function updateArrays(p: Float32Array, g: Float32Array, c: Attrs): void {
+  const { lr, decay, gscale, gclip } = c;
+  for (let i = 0; i < p.length; i++) {
+    let gv = g[i]!;
+    if (gv > gclip) gv = gclip;
+    else if (gv < -gclip) gv = -gclip;
+    p[i] = p[i]! * decay - lr * (gv * gscale);
+  }
+}
+
+const lomoCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const ins = inputs as unknown as Inputs;
+  const b = backend as unknown as {
+    data: { get(id: tf.DataId): { values: Float32Array } };
+    incRef(id: tf.DataId): void;
+  };
+  updateArrays(b.data.get(ins.param.dataId).values, b.data.get(ins.grad.dataId).values, attrs as never);
+  return alias(b, ins.param);
+};
+
+const lomoWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const ins = inputs as unknown as Inputs;
+  const b = backend as unknown as WasmBackendLike;
+  updateArrays(
+    b.typedArrayFromHeap(ins.param) as Float32Array,
+    b.typedArrayFromHeap(ins.grad) as Float32Array,
+    attrs as never,
+  );
+  // The wasm backend caches XNNPACK operators with packed weights per tensor id: drop them.
+  invalidateWasmCaches(b, ins.param);
+  return alias(b, ins.param);
+};
+
+const lomoWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const ins = inputs as unknown as Inputs;
+  const b = backend as unknown as WebGPUBackendLike;
+  const c = attrs as unknown as Attrs;
+  const f32 = (x: number) => ({ type: 'float32' as const, data: [x] });
+  b.runWebGPUProgram(
+    flatProgram({
+      key: 'lomo_sgd',
+      size: tf.util.sizeFromShape(ins.param.shape),
+      inputs: ['G'],
+      uniforms: 'lr : f32, decay : f32, gscale : f32, gclip : f32,',
+      body: `let g = clamp(G[index], -uniforms.gclip, uniforms.gclip) * uniforms.gscale;
+          result[index] = result[index] * uniforms.decay - uniforms.lr * g;`,
+    }),
+    [flat(ins.grad)],
+    'float32',
+    [f32(c.lr), f32(c.decay), f32(c.gscale), f32(c.gclip)],
+    flat(ins.param),
+  );
+  // A CPU copy cached by an earlier read would now be stale.
+  b.tensorMap.get(ins.param.dataId).values = null;
+  return alias(b, ins.param);
+};
+
+/** Portable path: tfjs ops + `assign`. */
+function lomoFallback({ param, grad, hp }: LomoKernelArgs): void {
+  tf.tidy(() => {
+    let g: tf.Tensor = grad;
+    if (hp.clipValue != null) g = tf.clipByValue(g, -hp.clipValue, hp.clipValue);
+    if (hp.gradScale !== 1) g = tf.mul(g, hp.gradScale);
+    const decayed = hp.weightDecay !== 0 ? tf.mul(param, 1 - hp.lr * hp.weightDecay) : param;
+    param.assign(tf.sub(decayed, tf.mul(g, hp.lr)));
+  });
+}
+
+/** In place only when nothing else holds p's buffer (a clone, a tape-saved tensor) and g is another buffer. */
+function canRunInPlace({ param, grad }: LomoKernelArgs, backend: tf.KernelBackend): boolean {
+  return param.dataId !== grad.dataId && backend.refCount(param.dataId) === 1;
+}
+
+export const lomoKernel = defineKernel<LomoKernelArgs, void>({
+  name: 'KstarLomo',
+  backends: { cpu: lomoCpu, wasm: lomoWasm, webgpu: lomoWebGPU },
+  invoke: ({ param, grad, hp }) => ({
+    inputs: { param, grad },
+    attrs: attrsOf(hp) as unknown as tf.NamedAttrMap,
+  }),
+  finish: (outs) => tf.dispose(outs),
+  fallback: lomoFallback,
+  canRunNative: canRunInPlace,
+});
+
+export function checkParamGrad(who: string, param: tf.Variable, grad: tf.Tensor): void {
+  if (!tf.util.arraysEqual(grad.shape, param.shape)) {
+    throw new ShapeError(
+      `${who}: grad has shape [${grad.shape}] but param '${param.name}' has [${param.shape}]: pass the gradient of this parameter`,
+    );
+  }
+  for (const [what, t] of [
+    ['param', param],
+    ['grad', grad],
+  ] as const) {
+    if (t.dtype !== 'float32') {
+      throw new ShapeError(`${who}: ${what} has dtype ${t.dtype}, expected float32: cast it first`);
+    }
+  }
+}
+
+/** One LOMO update of `param` in place (`KstarLomo` on cpu, wasm, webgpu; tfjs ops elsewhere). `grad` is kept. */
+export function lomoUpdate(
+  param: tf.Variable,
+  grad: tf.Tensor,
+  hp: LomoStepHyper,
+  options?: { impl?: 'auto' | 'fallback' },
+): void {
+  checkParamGrad('lomoUpdate', param, grad);
+  if (param.size === 0) return;
+  lomoKernel.run({ param, grad, hp }, options);
+}

@@ -1,0 +1,233 @@
+import { readFileSync } from 'node:fs';
+import type { ParamInfo, Stage, StagedModel } from '@kstar/core';
+import * as tf from '@tensorflow/tfjs';
+
+/** The golden trajectories of `fixtures/golden/optimizers.json` (float64). */
+export interface Golden {
+  shapes: Record<string, number[]>;
+  init: Record<string, number[]>;
+  /** grads[t] is the gradient of step t + 1. */
+  grads: Record<string, number[]>[];
+  runs: {
+    optimizer: string;
+    reference: string;
+    hparams: Record<string, number | boolean | null>;
+    params_used: string[];
+    after: { step: number; params: Record<string, number[]> }[];
+  }[];
+}
+
+let cached: Golden | undefined;
+export function loadGolden(): Golden {
+  cached ??= JSON.parse(
+    readFileSync(new URL('../../../fixtures/golden/optimizers.json', import.meta.url), 'utf8'),
+  ) as Golden;
+  return cached;
+}
+
+/** max|p − ref| / RMS(ref): the error relative to the parameter's scale. */
+export function relErr(p: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (p.length !== ref.length) throw new Error(`length ${p.length} vs ${ref.length}`);
+  let maxAbs = 0;
+  let sq = 0;
+  for (let i = 0; i < ref.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(p[i]! - ref[i]!));
+    sq += ref[i]! * ref[i]!;
+  }
+  const rms = Math.sqrt(sq / ref.length);
+  return rms === 0 ? maxAbs : maxAbs / rms;
+}
+
+export const TOL = 1e-5;
+
+/** AdaLomo hyper-parameters under the reference's names. */
+export interface AdaLomoRef {
+  lr: number;
+  eps1: number;
+  eps2: number;
+  clip_threshold: number;
+  decay_rate: number;
+  weight_decay: number;
+  clip_grad_value: number | null;
+}
+
+/**
+ * An independent float64 AdaLomo written line by line from `lomo_optim.AdaLomo.fuse_update` (not from src/),
+ * with HF Adafactor's rank > 2 rule (last two dims factored) so it can check K*'s extension.
+ */
+export class AdaLomo64 {
+  readonly row?: Float64Array;
+  readonly col?: Float64Array;
+  readonly v?: Float64Array;
+  private readonly B: number;
+  private readonly rows: number;
+  private readonly cols: number;
+  constructor(
+    readonly shape: number[],
+    readonly hp: AdaLomoRef,
+  ) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (shape.length >= 2) {
+      this.cols = shape[shape.length - 1]!;
+      this.rows = shape[shape.length - 2]!;
+      this.B = n / (this.rows * this.cols);
+      this.row = new Float64Array(this.B * this.rows);
+      this.col = new Float64Array(this.B * this.cols);
+    } else {
+      this.B = this.rows = this.cols = 0;
+      this.v = new Float64Array(n);
+    }
+  }
+
+  /** `step` = the reference's step_num (1-based); `clipCoef` = the global-norm coefficient (or 1). */
+  update(p: Float64Array, g0: ArrayLike<number>, step: number, clipCoef = 1): void {
+    const hp = this.hp;
+    const N = p.length;
+    const g = Float64Array.from(g0);
+    if (hp.clip_grad_value != null) {
+      const c = hp.clip_grad_value;
+      for (let i = 0; i < N; i++) g[i] = Math.min(c, Math.max(-c, g[i]!));
+    }
+    for (let i = 0; i < N; i++) g[i] = g[i]! * clipCoef;
+    const beta2t = 1 - step ** hp.decay_rate;
+    const update = new Float64Array(N);
+    if (this.row && this.col) {
+      const { B, rows, cols } = this;
+      for (let b = 0; b < B; b++) {
+        for (let i = 0; i < rows; i++) {
+          let s = 0;
+          for (let j = 0; j < cols; j++) s += g[(b * rows + i) * cols + j]! ** 2 + hp.eps1;
+          this.row[b * rows + i] = this.row[b * rows + i]! * beta2t + (1 - beta2t) * (s / cols);
+        }
+        for (let j = 0; j < cols; j++) {
+          let s = 0;
+          for (let i = 0; i < rows; i++) s += g[(b * rows + i) * cols + j]! ** 2 + hp.eps1;
+          this.col[b * cols + j] = this.col[b * cols + j]! * beta2t + (1 - beta2t) * (s / rows);
+        }
+        let mean = 0;
+        for (let i = 0; i < rows; i++) mean += this.row[b * rows + i]!;
+        mean /= rows;
+        for (let i = 0; i < rows; i++) {
+          const rf = 1 / Math.sqrt(this.row[b * rows + i]! / mean);
+          for (let j = 0; j < cols; j++) {
+            const idx = (b * rows + i) * cols + j;
+            update[idx] = rf * (1 / Math.sqrt(this.col[b * cols + j]!)) * g[idx]!;
+          }
+        }
+      }
+    } else {
+      const v = this.v!;
+      for (let i = 0; i < N; i++) {
+        v[i] = v[i]! * beta2t + (1 - beta2t) * (g[i]! ** 2 + hp.eps1);
+        update[i] = (1 / Math.sqrt(v[i]!)) * g[i]!;
+      }
+    }
+    let su = 0;
+    for (let i = 0; i < N; i++) su += update[i]! ** 2;
+    const div = Math.max(Math.sqrt(su) / Math.sqrt(N) / hp.clip_threshold, 1);
+    for (let i = 0; i < N; i++) update[i] = update[i]! / div;
+    let pn = 0;
+    for (let i = 0; i < N; i++) pn += p[i]! * p[i]!;
+    const lr = hp.lr * Math.max(hp.eps2, Math.sqrt(pn) / Math.sqrt(N));
+    if (hp.weight_decay > 0) for (let i = 0; i < N; i++) p[i] = p[i]! * (1 - lr * hp.weight_decay);
+    for (let i = 0; i < N; i++) p[i] = p[i]! - lr * update[i]!;
+  }
+}
+
+/** mulberry32: a small seeded PRNG. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Approximately normal float32 samples, scaled. */
+export function randn(next: () => number, n: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (next() + next() + next() + next() - 2) * Math.sqrt(3) * scale;
+  return out;
+}
+
+export const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+let instances = 0;
+
+/**
+ * A tiny GPT-shaped staged model: embedding (gather), `depth` tanh blocks with residuals, a head (tied to the
+ * embedding, or its own matrix `H`), mean cross-entropy. Values come from a seeded JS PRNG (same on every backend).
+ */
+export function toyModel(opts: {
+  vocab: number;
+  dim: number;
+  depth: number;
+  seed: number;
+  tied: boolean;
+}): StagedModel {
+  const { vocab, dim, depth, seed, tied } = opts;
+  const id = `lomo-toy${++instances}`;
+  const next = rng(seed);
+  const variables = new Map<string, tf.Variable>();
+  const mk = (name: string, shape: number[], scale: number) =>
+    variables.set(
+      name,
+      tf.tidy(() => tf.variable(tf.tensor(randn(next, numel(shape), scale), shape), true, `${id}/${name}`)),
+    );
+  mk('E', [vocab, dim], 0.5);
+  for (let i = 0; i < depth; i++) {
+    mk(`W${i}`, [dim, dim], 0.3);
+    mk(`b${i}`, [dim], 0.1);
+  }
+  if (!tied) mk('H', [vocab, dim], 0.5);
+  const head = tied ? 'E' : 'H';
+  const stages: Stage[] = [{ name: 'embed', params: ['E'], forward: (tokens, p) => tf.gather(p.E!, tokens) }];
+  for (let i = 0; i < depth; i++) {
+    stages.push({
+      name: `block${i}`,
+      params: [`W${i}`, `b${i}`],
+      forward: (x, p) => {
+        const [B, T, D] = x.shape as [number, number, number];
+        const h = tf.tanh(tf.add(tf.matMul(tf.reshape(x, [B * T, D]), p[`W${i}`]!), p[`b${i}`]!)); // [B·T, D]
+        return tf.add(x, tf.reshape(h, [B, T, D]));
+      },
+    });
+  }
+  stages.push({
+    name: 'head',
+    params: [head],
+    forward: (x, p, batch) => {
+      const [B, T, D] = x.shape as [number, number, number];
+      const logits = tf.matMul(tf.reshape(x, [B * T, D]), p[head]!, false, true); // [B·T, V]
+      const onehot = tf.oneHot(tf.reshape(batch.targets, [B * T]), vocab);
+      return tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), -1)));
+    },
+  });
+  return {
+    stages,
+    variables,
+    paramInfo: (name: string): ParamInfo => {
+      const shape = variables.get(name)!.shape;
+      return { name, shape, role: name === 'E' ? 'embedding' : shape.length === 2 ? 'matrix' : 'vector' };
+    },
+  };
+}
+
+export function toyBatch(vocab: number, B: number, T: number, seed: number) {
+  const next = rng(seed);
+  const ids = (n: number) => Int32Array.from({ length: n }, () => Math.floor(next() * vocab));
+  return { inputs: tf.tensor(ids(B * T), [B, T], 'int32'), targets: tf.tensor(ids(B * T), [B, T], 'int32') };
+}
+
+export function disposeModel(m: StagedModel): void {
+  for (const v of m.variables.values()) v.dispose();
+}
+
+export async function snapshot(m: StagedModel): Promise<Record<string, Float32Array>> {
+  const out: Record<string, Float32Array> = {};
+  for (const [n, v] of m.variables) out[n] = Float32Array.from(await v.data());
+  return out;
+}
