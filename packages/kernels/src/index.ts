@@ -11,6 +11,42 @@ export type {
 export { AUTO_ORDER, backendMemory, installHint, selectBackend } from './backends.ts';
 export type { KernelSpec, KstarKernel, NativeBackend, RunOptions } from './define-kernel.ts';
 export { defineKernel } from './define-kernel.ts';
+export type { PackArgs, PackBits, UnpackArgs } from './pack.ts';
+export {
+  packArray,
+  packedLength,
+  packInts,
+  packIntsOps,
+  packKernel,
+  unpackArray,
+  unpackInts,
+  unpackIntsOps,
+  unpackKernel,
+} from './pack.ts';
+export type { DequantizeArgs, QuantizeArgs, Quantized, QuantizeOptions } from './quantize.ts';
+export {
+  blockAbsmax,
+  checkBlockSize,
+  createDynamicMap,
+  DEFAULT_BLOCK_SIZE,
+  dequantizeArray,
+  dequantizeBlockwise,
+  dequantizeKernel,
+  dequantizeValue,
+  dynamicMap,
+  nearestCode,
+  quantizeArray,
+  quantizeBlockwise,
+  quantizedBytes,
+  quantizeKernel,
+  quantizeValue,
+  WGSL_FLOAT_BITS,
+  wgslAbsmaxLoop,
+  wgslCodeBook,
+  wgslQuantFns,
+  withHelpers,
+  zeroCode,
+} from './quantize.ts';
 export { registerKstarKernels } from './register-kernels.ts';
 export type { WasmBackendLike } from './wasm-kernels.ts';
 export {

@@ -1,5 +1,7 @@
 import { addInPlaceKernel } from './accumulate.ts';
 import { adamwKernel } from './adamw.ts';
+import { packKernel, unpackKernel } from './pack.ts';
+import { dequantizeKernel, quantizeKernel } from './quantize.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
 
 /**
@@ -10,5 +12,9 @@ import { registerWasmKernels } from './wasm-kernels.ts';
 export function registerKstarKernels(): void {
   adamwKernel.register();
   addInPlaceKernel.register();
+  packKernel.register();
+  unpackKernel.register();
+  quantizeKernel.register();
+  dequantizeKernel.register();
   registerWasmKernels();
 }
