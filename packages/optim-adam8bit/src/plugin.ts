@@ -1,0 +1,150 @@
+import {
+  InputError,
+  type OptimizerPlugin,
+  type OptimizerState,
+  type ParamInfo,
+  SPECIFICATION_VERSION,
+} from '@kstar/core';
+import { adamwUpdate } from '@kstar/kernels';
+import type * as tf from '@tensorflow/tfjs-core';
+import {
+  type Adam8bitHparams,
+  type Adam8bitOptions,
+  type Adam8bitReferenceHparams,
+  checkHparam,
+  referenceToOptions,
+  resolveAdam8bitHparams,
+} from './hparams.ts';
+import { adam8bitUpdate } from './kernel.ts';
+import { adam8bitStateBytes, createState, isQuantized, numel } from './state.ts';
+
+export type Adam8bitImpl = 'auto' | 'fallback';
+
+export interface Adam8bitPlugin extends OptimizerPlugin {
+  readonly name: 'adam8bit';
+  readonly hparams: Adam8bitHparams;
+  learningRate: number;
+  /** 8-bit state `{c1, a1, c2, a2}` (m codes/absmax, v codes/absmax) or float32 `{m, v}`. */
+  init(param: ParamInfo): OptimizerState;
+}
+
+const isVariable = (t: unknown): t is tf.Variable =>
+  t != null && typeof (t as tf.Variable).assign === 'function' && typeof (t as tf.Variable).name === 'string';
+
+/** Applies one step to `param` from its state record (8-bit or float32), shared by the plugin and the drop-in class. */
+export function stepParam(
+  param: tf.Variable,
+  grad: tf.Tensor,
+  state: OptimizerState,
+  step: number,
+  hp: Adam8bitHparams,
+  impl: Adam8bitImpl,
+  where: string,
+): void {
+  if (!(Number.isInteger(step) && step >= 1)) {
+    throw new InputError(`${where}: step = ${step} is invalid: it must be an integer ≥ 1 (1-based)`);
+  }
+  const { c1, a1, c2, a2, m, v } = state as Record<string, tf.Tensor | undefined>;
+  if (isVariable(c1) && isVariable(a1) && isVariable(c2) && isVariable(a2)) {
+    adam8bitUpdate(
+      {
+        param,
+        grad,
+        c1,
+        a1,
+        c2,
+        a2,
+        hp: {
+          lr: hp.lr,
+          beta1: hp.beta1,
+          beta2: hp.beta2,
+          eps: hp.eps,
+          weightDecay: hp.weightDecay,
+          step,
+          blockSize: hp.blockSize,
+        },
+      },
+      { impl },
+    );
+  } else if (isVariable(m) && isVariable(v)) {
+    // Float32 state (small tensors, embeddings): the fused AdamW kernel, same decay order (before the update).
+    adamwUpdate(
+      param,
+      grad,
+      m,
+      v,
+      { lr: hp.lr, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weightDecay: hp.weightDecay, step },
+      { impl },
+    );
+  } else {
+    throw new InputError(
+      `${where}: the state of parameter '${param.name}' has neither {c1, a1, c2, a2} nor {m, v} variables (keys: ${Object.keys(state).join(', ') || 'none'}): create it with init`,
+    );
+  }
+}
+
+/**
+ * 8-bit Adam / AdamW (Dettmers et al. 2022; bitsandbytes block-wise `Adam8bit`): m and v live as 8-bit codes of
+ * the signed / unsigned dynamic maps with a float32 absmax per block of 256, updated by ONE fused kernel per
+ * backend (dequantize → fp32 Adam → update p → requantize). Tensors under `minQuantizedSize` (4096) elements, and
+ * embeddings with `float32Embeddings`, keep float32 m and v (updated by the fused AdamW kernel). Decoupled decay
+ * p·(1 − lr·λ) is applied before the update (torch AdamW order; bnb's CUDA kernel applies it after: O(lr²λ) apart).
+ * State: 2 + 8/256 = 2.031 bytes per element for large tensors, 8 for small ones.
+ */
+export function adam8bit(options: Adam8bitOptions & { impl?: Adam8bitImpl } = {}): Adam8bitPlugin {
+  const { impl = 'auto', ...rest } = options ?? {};
+  if (impl !== 'auto' && impl !== 'fallback') {
+    throw new InputError(
+      `adam8bit: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`,
+    );
+  }
+  let hparams = resolveAdam8bitHparams(rest, 'adam8bit');
+  return {
+    specificationVersion: SPECIFICATION_VERSION,
+    kind: 'optimizer',
+    name: 'adam8bit',
+    get hparams() {
+      return hparams;
+    },
+    get learningRate() {
+      return hparams.lr;
+    },
+    set learningRate(lr: number) {
+      hparams = Object.freeze({ ...hparams, lr: checkHparam('lr', lr, 'adam8bit') });
+    },
+    describe() {
+      return {
+        ...hparams,
+        impl,
+        stateBytesPerElement: 2 + 8 / hparams.blockSize,
+        decayOrder: 'before-update',
+      };
+    },
+    init(param) {
+      return createState(
+        param.name,
+        param.shape,
+        isQuantized(numel(param.shape), param.role, hparams),
+        hparams.blockSize,
+      );
+    },
+    update(param, grad, state, step) {
+      stepParam(param, grad, state, step, hparams, impl, 'adam8bit');
+    },
+    stateBytes(shape, role) {
+      return adam8bitStateBytes(shape, role, hparams);
+    },
+  };
+}
+
+/**
+ * `adam8bit()` from torch/bitsandbytes names (`{lr, betas | beta1/beta2, eps, weight_decay, min_8bit_size,
+ * block_size}`), as the golden fixtures and `kstar replay` carry them (the golden `adamw` run replays with it).
+ * `extra` adds K* options, e.g. `{minQuantizedSize: 0}` to force 8-bit state on small tensors.
+ */
+export function adam8bitFromReferenceHparams(
+  ref: Adam8bitReferenceHparams,
+  extra: Adam8bitOptions & { impl?: Adam8bitImpl } = {},
+): Adam8bitPlugin {
+  return adam8bit({ ...referenceToOptions(ref), ...extra });
+}

@@ -1,0 +1,29 @@
+import '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { goldenCheck, nanCheck, parityCheck, resumeCheck, stateBytesCheck } from './suite.ts';
+
+let start = 0;
+beforeAll(async () => {
+  expect(await tf.setBackend('wasm')).toBe(true);
+  await tf.ready();
+  start = tf.memory().numTensors;
+});
+afterAll(() => {
+  expect(tf.memory().numTensors).toBe(start);
+});
+
+describe('adam8bit on wasm', () => {
+  it('golden adamw run within 2e-2 (8-bit state), float32 state ≈ exact', async () => {
+    expect(tf.getBackend()).toBe('wasm');
+    await goldenCheck('wasm');
+  });
+  it('native kernel and fallback vs the float64 model', async () => {
+    await parityCheck('wasm');
+  });
+  it('state bytes, NaN gradients, bit-identical resume', async () => {
+    stateBytesCheck();
+    await nanCheck('auto');
+    await resumeCheck('wasm-resume');
+  });
+});
