@@ -1,0 +1,133 @@
+import { selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  canReadSync,
+  dequantizeArray,
+  dequantizeTensor,
+  lazyAdagrad,
+  lazyAdagradFromReferenceHparams,
+  lazyAdagradKernel,
+  quantizeArray,
+  quantizeTensor,
+} from '../src/index.ts';
+import { goldenAdagradRun, randn, rng } from './helpers.ts';
+import { replayAdagrad, summary } from './replay.ts';
+
+// WebGPU is tested in CI on lavapipe; KSTAR_SKIP_WEBGPU=1 skips (reported as not tested).
+const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
+if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: Lazy Adagrad was NOT tested on WebGPU');
+
+const TOL = 1e-5;
+
+/** Runs `f` inside a validation error scope (its reads submit the queue) and returns the captured error message. */
+async function validationError(f: () => Promise<void>): Promise<string | null> {
+  const device = webgpuDevice()!;
+  device.pushErrorScope('validation');
+  await f();
+  const error = await device.popErrorScope();
+  return error?.message ?? null;
+}
+
+describe.skipIf(skip)('webgpu (Dawn via the webgpu package, lavapipe): tfjs-ops fallback', () => {
+  let tensorsAtStart = 0;
+  beforeAll(async () => {
+    const { backend } = await selectBackend('webgpu').catch((e: Error) => {
+      e.message += ' (developers without Vulkan: set KSTAR_SKIP_WEBGPU=1 to skip the WebGPU tests)';
+      throw e;
+    });
+    expect(backend).toBe('webgpu');
+    tensorsAtStart = tf.memory().numTensors;
+  });
+  afterAll(() => {
+    expect(tf.memory().numTensors).toBe(tensorsAtStart);
+    shutdownWebGPU();
+  });
+
+  it('golden replay through the fallback; row-lazy E allocates every row at once (no sync read-back)', async () => {
+    expect(canReadSync()).toBe(false);
+    const { run } = goldenAdagradRun();
+    let r: Awaited<ReturnType<typeof replayAdagrad>> | undefined;
+    const err = await validationError(async () => {
+      r = await replayAdagrad(
+        { kind: 'plugin', plugin: lazyAdagradFromReferenceHparams(run.hparams as never) },
+        'webgpu-plugin',
+      );
+    });
+    expect(err).toBeNull();
+    console.log(summary('plugin, webgpu (fallback; all rows allocated)', r!));
+    expect(r!.worst).toBeLessThanOrEqual(TOL);
+    expect(r!.untouchedViolations).toBe(0);
+    expect(r!.rowsAllocatedE).toEqual(new Array(10).fill(50));
+    expect(lazyAdagradKernel.nativeBackends).not.toContain('webgpu');
+  });
+
+  it('8-bit quantization through tfjs ops on webgpu: same codes as the typed-array reference', async () => {
+    const rows: string[] = [];
+    for (const n of [3, 257, 1027]) {
+      const next = rng(n);
+      const x = Float32Array.from({ length: n }, () => 10 ** (-4 * next()));
+      const ref = quantizeArray(x);
+      const xt = tf.tensor(x);
+      const q = quantizeTensor(xt);
+      const codes = (await q.codes.data()) as Int32Array;
+      const absmax = (await q.absmax.data()) as Float32Array;
+      expect(Array.from(absmax)).toEqual(Array.from(ref.absmax));
+      const mine = dequantizeArray({ codes, absmax }, n);
+      const theirs = dequantizeArray(ref, n);
+      let differing = 0;
+      for (let i = 0; i < n; i++) if (mine[i] !== theirs[i]) differing++;
+      const back = dequantizeTensor(q, [n]);
+      const bv = await back.data();
+      let worst = 0;
+      for (let i = 0; i < n; i++)
+        worst = Math.max(worst, Math.abs(bv[i]! - theirs[i]!) / ref.absmax[Math.floor(i / 256)]!);
+      rows.push(
+        `n=${n}: ${differing} codes differ from the reference, decode max |Δ|/absmax ${worst.toExponential(2)}`,
+      );
+      expect(differing).toBeLessThanOrEqual(Math.ceil(n / 100));
+      expect(worst).toBeLessThanOrEqual(1 / 510 + 1e-6);
+      tf.dispose([xt, q.codes, q.absmax, back]);
+    }
+    console.log(`[optim-lazy-adagrad] webgpu quantize: ${rows.join('; ')}`);
+  });
+
+  it('windowed mode on webgpu (K=1, two groups): bytes and error vs exact', async () => {
+    const windowed = lazyAdagrad({ lr: 0.01, window: 1, lazyRows: 'off' });
+    const exact = lazyAdagrad({ lr: 0.01, lazyRows: 'off' });
+    const names = ['a.w', 'b.w'];
+    const shape = [20, 30];
+    const mk = (tag: string) =>
+      names.map((n, i) =>
+        tf.tidy(() => tf.variable(tf.tensor(randn(rng(i + 1), 600), shape), true, `${tag}/${n}`)),
+      );
+    const pw = mk('gpu-win');
+    const pe = mk('gpu-exact');
+    const sw = names.map((name) => windowed.init({ name, shape, role: 'matrix' }));
+    const se = names.map((name) => exact.init({ name, shape, role: 'matrix' }));
+    const next = rng(9);
+    for (let t = 1; t <= 4; t++) {
+      for (const i of [1, 0]) {
+        const g = tf.tensor(randn(next, 600), shape);
+        windowed.update(pw[i]!, g, sw[i]!, t);
+        exact.update(pe[i]!, g, se[i]!, t);
+        g.dispose();
+      }
+    }
+    expect(windowed.windowGroups()).toEqual(['a']);
+    expect(Object.keys(sw[1]!).sort()).toEqual(['accAbsmax', 'accCodes']);
+    let worst = 0;
+    for (const i of [0, 1]) {
+      const a = await pw[i]!.data();
+      const e = await pe[i]!.data();
+      for (let k = 0; k < 600; k++) worst = Math.max(worst, Math.abs(a[k]! - e[k]!));
+    }
+    console.log(
+      `[optim-lazy-adagrad] webgpu window K=1, 4 steps: max |p − p_exact| = ${worst.toExponential(3)}`,
+    );
+    expect(worst).toBeGreaterThan(0);
+    expect(worst).toBeLessThanOrEqual(2 * 0.01 * 4);
+    for (const s of [...sw, ...se]) tf.dispose(Object.values(s));
+    tf.dispose([...pw, ...pe]);
+  });
+});
