@@ -25,7 +25,8 @@ export const TrainConfigSchema = z.strictObject({
   warmup: z.int().nonnegative().default(20),
   seed: z.int().default(1234),
   backend: z.enum(BACKEND_NAMES).default('auto'),
-  mode: z.enum(['full', 'segmented']).default('full'),
+  /** Default: `full`, or `segmented` for optimizers that update inside the backward pass (lomo, adalomo). */
+  mode: z.enum(['full', 'segmented']).optional(),
   /** Segmented mode: transformer blocks per segment. */
   blocksPerSegment: z.int().positive().default(1),
   /** `brown` (the embedded default), or a path to a .txt/.md/.jsonl file or a folder. */

@@ -1,9 +1,19 @@
-import type { OptimizerPlugin } from '@kstar/core';
+import type { Batch, OptimizerPlugin, StepResult, TrainingEngine } from '@kstar/core';
 import { InputError } from '@kstar/core';
+import { inPlaceGradAccumulator } from '@kstar/kernels';
 import { adafactor, adafactorFromReferenceHparams } from '@kstar/optim-adafactor';
+import { adam8bit } from '@kstar/optim-adam8bit';
 import { adamw, adamwFromReferenceHparams } from '@kstar/optim-adamw';
 import { came, cameFromReferenceHparams } from '@kstar/optim-came';
+import { lazyAdagrad, lazyAdagradFromReferenceHparams } from '@kstar/optim-lazy-adagrad';
 import { lion, lionFromReferenceHparams } from '@kstar/optim-lion';
+import {
+  adalomo,
+  adalomoFromReferenceHparams,
+  lomo,
+  lomoFromReferenceHparams,
+  lomoStep,
+} from '@kstar/optim-lomo';
 
 /** How the trainer builds an optimizer: from CLI/config options, and from a golden file's reference hyper-parameters. */
 export interface OptimizerEntry {
@@ -12,8 +22,16 @@ export interface OptimizerEntry {
   create(lr: number, options: Record<string, number | boolean | null>): OptimizerPlugin;
   /** Names in golden files (e.g. `adamw`, `sgd`) this optimizer replays. */
   readonly replays: readonly string[];
-  fromReference(hparams: Record<string, unknown>): OptimizerPlugin;
+  fromReference?(hparams: Record<string, unknown>): OptimizerPlugin;
+  /** The engine mode it needs (LOMO and AdaLomo update inside the segmented backward pass). */
+  readonly requiresMode?: 'segmented';
+  /** A step other than `engine.trainStep` (LOMO's two-pass global-norm clipping). */
+  trainStep?(engine: TrainingEngine, batch: Batch): Promise<StepResult>;
 }
+
+/** LOMO and AdaLomo run `lomoStep`, which adds the norm pass when `clipGradNorm` is set. */
+const lomoTrainStep = (engine: TrainingEngine, batch: Batch) =>
+  lomoStep(engine, batch, engine.optimizer, { gradAccumulator: inPlaceGradAccumulator });
 
 /** Every optimizer the trainer knows. Only apps/trainer knows every plugin. */
 export const OPTIMIZERS: Record<string, OptimizerEntry> = {
@@ -49,6 +67,37 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
     replays: ['came'],
     fromReference: (h) => cameFromReferenceHparams(h as Parameters<typeof cameFromReferenceHparams>[0]),
   },
+  adam8bit: {
+    // AdamW's rule with 8-bit block-quantized moments (tensors under 4096 elements keep float32 state).
+    defaultLr: 3e-3,
+    create: (lr, options) => adam8bit({ weightDecay: 0.01, ...(options as Record<string, never>), lr }),
+    replays: [],
+  },
+  lomo: {
+    // Plain SGD applied inside the backward pass; SGD needs a far larger step than Adam-type rules.
+    defaultLr: 0.5,
+    create: (lr, options) => lomo({ ...(options as Record<string, never>), lr }),
+    replays: ['sgd'],
+    fromReference: (h) => lomoFromReferenceHparams(h as Parameters<typeof lomoFromReferenceHparams>[0]),
+    requiresMode: 'segmented',
+    trainStep: lomoTrainStep,
+  },
+  adalomo: {
+    // Updates are RMS-clipped and scaled by max(eps2, RMS(p)): lr is a relative step, as in Adafactor.
+    defaultLr: 3e-2,
+    create: (lr, options) => adalomo({ ...(options as Record<string, never>), lr }),
+    replays: ['adalomo'],
+    fromReference: (h) => adalomoFromReferenceHparams(h as Parameters<typeof adalomoFromReferenceHparams>[0]),
+    requiresMode: 'segmented',
+    trainStep: lomoTrainStep,
+  },
+  'lazy-adagrad': {
+    defaultLr: 3e-2,
+    create: (lr, options) => lazyAdagrad({ ...(options as Record<string, never>), lr }),
+    replays: ['adagrad'],
+    fromReference: (h) =>
+      lazyAdagradFromReferenceHparams(h as Parameters<typeof lazyAdagradFromReferenceHparams>[0]),
+  },
   lion: {
     // 3× below AdamW's (sign updates are larger: the automl README advises 3–10×), decay 3× higher so that the
     // effective decay lr·wd equals AdamW's 3e-3 · 0.01.
@@ -71,6 +120,10 @@ export function optimizerEntry(name: string): OptimizerEntry {
 }
 
 /** The optimizer that replays a golden run's `optimizer` name, if K* has one. */
-export function replayEntry(goldenName: string): [string, OptimizerEntry] | undefined {
-  return Object.entries(OPTIMIZERS).find(([, e]) => e.replays.includes(goldenName));
+export function replayEntry(
+  goldenName: string,
+): [string, OptimizerEntry & Required<Pick<OptimizerEntry, 'fromReference'>>] | undefined {
+  return Object.entries(OPTIMIZERS).find(([, e]) => e.replays.includes(goldenName) && e.fromReference) as
+    | [string, OptimizerEntry & Required<Pick<OptimizerEntry, 'fromReference'>>]
+    | undefined;
 }

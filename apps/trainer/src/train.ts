@@ -38,7 +38,7 @@ export function segmentPlan(nLayer: number, blocksPerSegment: number): number[][
 
 /** Everything a run needs, checked before anything is printed or written. */
 export interface PreparedRun {
-  config: TrainConfig;
+  config: TrainConfig & { mode: 'full' | 'segmented' };
   lr: number;
   seq: number;
   tokenizer: Tokenizer;
@@ -53,6 +53,13 @@ export interface PreparedRun {
  */
 export function prepareRun(config: TrainConfig): PreparedRun {
   const entry = optimizerEntry(config.optimizer);
+  if (entry.requiresMode && config.mode && config.mode !== entry.requiresMode) {
+    throw new InputError(
+      `optimizer '${config.optimizer}' updates inside the backward pass, so it needs --mode ${entry.requiresMode} (got --mode ${config.mode})`,
+      'E_CONFIG',
+    );
+  }
+  const mode: 'full' | 'segmented' = config.mode ?? entry.requiresMode ?? 'full';
   const tokenizer = createTokenizer(config.tokenizer);
   const modelConfig = resolveConfig(config.preset, { vocabSize: tokenizer.vocabSize });
   const defaultSeq = config.preset === 'tiny' ? Math.min(128, modelConfig.blockSize) : modelConfig.blockSize;
@@ -74,7 +81,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
   });
   dataset.checkShape(config.batch, seq);
   return {
-    config,
+    config: { ...config, mode },
     lr: config.lr ?? entry.defaultLr,
     seq,
     tokenizer,
@@ -133,7 +140,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       const t0 = performance.now();
       let r: StepResult;
       try {
-        r = await engine.trainStep(batch);
+        r = entry.trainStep ? await entry.trainStep(engine, batch) : await engine.trainStep(batch);
       } finally {
         tf.dispose([batch.inputs, batch.targets]);
       }
