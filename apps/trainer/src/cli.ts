@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
+import { benchGpu, gpuTable } from './bench-gpu.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
@@ -113,6 +114,11 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   const [kind, ...rest] = argv;
   if (kind === undefined || kind === '--help' || kind === '-h') {
     io.stdout.write(BENCH_HELP);
+    return 0;
+  }
+  if (kind === 'gpu') {
+    const { rows, file } = await benchGpu(rest, (l) => io.stderr.write(`${l}\n`));
+    io.stdout.write(`${gpuTable(rows)}\nwrote ${file}\n`);
     return 0;
   }
   if (kind !== 'train' && kind !== 'optimizers') {

@@ -12,6 +12,8 @@ export interface TrainReport {
   steps: number;
   stoppedEarly: boolean;
   losses: number[];
+  /** Wall seconds of each training step (the first includes shader compilation on WebGPU). */
+  stepSeconds: number[];
   valLosses: Array<{ step: number; loss: number }>;
   tokensPerSecond: number;
   wallSeconds: number;

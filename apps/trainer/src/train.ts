@@ -127,6 +127,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   };
 
   const losses: number[] = [];
+  const stepSeconds: number[] = [];
   const valLosses: Array<{ step: number; loss: number }> = [];
   const results: StepResult[] = [];
   let trainSeconds = 0;
@@ -144,7 +145,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       } finally {
         tf.dispose([batch.inputs, batch.targets]);
       }
-      trainSeconds += (performance.now() - t0) / 1000;
+      const seconds = (performance.now() - t0) / 1000;
+      stepSeconds.push(seconds);
+      trainSeconds += seconds;
       results.push(r);
       losses.push(r.loss);
       const tokensPerSecond = (step * config.batch * seq) / trainSeconds;
@@ -238,6 +241,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     steps: results.length,
     stoppedEarly: results.length < config.steps,
     losses,
+    stepSeconds,
     valLosses,
     tokensPerSecond: results.length > 0 ? (results.length * config.batch * seq) / trainSeconds : 0,
     wallSeconds,

@@ -1,0 +1,183 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { InputError } from '@kstar/core';
+import type { TrainReport } from './report.ts';
+
+/** The GPU benchmark's configurations: name → `kstar train` flags (on top of preset, seq, batch, steps, backend). */
+export const GPU_CONFIGS: Record<string, string[]> = {
+  'adamw-full-graph': ['--optimizer', 'adamw', '--mode', 'full'],
+  'adamw-segmented': ['--optimizer', 'adamw', '--mode', 'segmented'],
+  adam8bit: ['--optimizer', 'adam8bit', '--mode', 'full'],
+  'adam8bit-segmented': ['--optimizer', 'adam8bit', '--mode', 'segmented'],
+  adafactor: ['--optimizer', 'adafactor', '--mode', 'full'],
+  lion: ['--optimizer', 'lion', '--mode', 'full'],
+  lomo: ['--optimizer', 'lomo', '--mode', 'segmented'],
+  adalomo: ['--optimizer', 'adalomo', '--mode', 'segmented'],
+};
+
+export interface GpuBenchRow {
+  name: string;
+  preset: string;
+  seq: number;
+  batch: number;
+  steps: number;
+  /** Over all steps, the first (shader compilation) included. */
+  tokensPerSecond: number;
+  /** Over the steps after the first. */
+  tokensPerSecondSteady: number | null;
+  /** Peak of unique tensor buffers during a step (the ledger): on WebGPU, the GPU buffers in use. */
+  peakGpuBytesInUse: number;
+  predictedPeakBytes: number;
+  /** The WebGPU buffer pool's high-water mark (tfjs never frees pooled buffers). */
+  gpuBytesAllocated: number | null;
+  optimizerStateBytes: number;
+  lossAtStart: number;
+  lossAtEnd: number;
+  exit: number;
+}
+
+function run(args: string[], limitSeconds: number): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    // SIGINT: kstar stops after the current step and still writes its report.
+    const timer = setTimeout(() => child.kill('SIGINT'), limitSeconds * 1000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, stderr });
+    });
+  });
+}
+
+export async function benchGpu(
+  argv: string[],
+  log: (line: string) => void,
+): Promise<{ rows: GpuBenchRow[]; file: string }> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        json: { type: 'string' },
+        preset: { type: 'string' },
+        seq: { type: 'string' },
+        batch: { type: 'string' },
+        steps: { type: 'string' },
+        backend: { type: 'string' },
+        configs: { type: 'string' },
+        'limit-seconds': { type: 'string' },
+        tokenizer: { type: 'string' },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    throw new InputError(`${(e as Error).message.split('\n')[0]} (see 'kstar bench --help')`, 'E_FLAG');
+  }
+  if (typeof values.json !== 'string') throw new InputError('kstar bench gpu needs --json FILE', 'E_FLAG');
+  const names = String(values.configs ?? Object.keys(GPU_CONFIGS).join(',')).split(',');
+  for (const n of names) {
+    if (!GPU_CONFIGS[n])
+      throw new InputError(
+        `unknown GPU benchmark '${n}': use ${Object.keys(GPU_CONFIGS).join(', ')}`,
+        'E_FLAG',
+      );
+  }
+  const preset = String(values.preset ?? 'gpt2-124m');
+  const dir = mkdtempSync(join(tmpdir(), 'kstar-gpu-'));
+  const rows: GpuBenchRow[] = [];
+  for (const name of names) {
+    const report = join(dir, `${name}.json`);
+    const args = [
+      'train',
+      '--preset',
+      preset,
+      '--tokenizer',
+      String(values.tokenizer ?? (preset === 'gpt2-124m' ? 'gpt2' : 'byte')),
+      '--backend',
+      String(values.backend ?? 'webgpu'),
+      '--seq',
+      String(values.seq ?? 1024),
+      '--batch',
+      String(values.batch ?? 8),
+      '--steps',
+      String(values.steps ?? 20),
+      '--warmup',
+      '5',
+      '--eval-every',
+      '0',
+      '--report',
+      report,
+      ...GPU_CONFIGS[name]!,
+    ];
+    log(`bench gpu: ${name}: kstar ${args.join(' ')}`);
+    const { code, stderr } = await run(args, Number(values['limit-seconds'] ?? 300));
+    let r: TrainReport;
+    try {
+      r = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
+    } catch {
+      log(`bench gpu: ${name} failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+      continue;
+    }
+    const tokensPerStep = (r.config.batch as number) * (r.config.seq as number);
+    rows.push({
+      name,
+      preset,
+      seq: r.config.seq as number,
+      batch: r.config.batch as number,
+      steps: r.steps,
+      tokensPerSecond: r.tokensPerSecond,
+      tokensPerSecondSteady:
+        r.stepSeconds && r.stepSeconds.length > 1
+          ? ((r.steps - 1) * tokensPerStep) / r.stepSeconds.slice(1).reduce((a, b) => a + b, 0)
+          : null,
+      peakGpuBytesInUse: r.memory.peakBytes,
+      predictedPeakBytes: r.memory.predictedPeakBytes,
+      gpuBytesAllocated: r.memory.gpuBytesAllocated ?? null,
+      optimizerStateBytes: r.memory.optimizerStateBytes,
+      lossAtStart: r.losses[0]!,
+      lossAtEnd: r.losses.at(-1)!,
+      exit: code,
+    });
+  }
+  let gpu = 'unknown';
+  try {
+    gpu = execFileSync(
+      'nvidia-smi',
+      ['--query-gpu=name,memory.total,driver_version', '--format=csv,noheader'],
+      { encoding: 'utf8' },
+    ).trim();
+  } catch {
+    // not an NVIDIA machine
+  }
+  const machine = {
+    gpu,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryBytes: totalmem(),
+    node: process.version,
+  };
+  writeFileSync(
+    values.json,
+    `${JSON.stringify({ kind: 'gpu', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
+  );
+  return { rows, file: values.json };
+}
+
+export function gpuTable(rows: GpuBenchRow[]): string {
+  const gib = (b: number | null) => (b === null ? '-' : (b / 2 ** 30).toFixed(2));
+  return [
+    `${'name'.padEnd(20)}${'steps'.padStart(6)}${'tok/s'.padStart(8)}${'steady'.padStart(8)}${'peak GiB'.padStart(10)}${'pred GiB'.padStart(10)}${'pool GiB'.padStart(10)}${'state GiB'.padStart(10)}  loss`,
+    ...rows.map(
+      (r) =>
+        `${r.name.padEnd(20)}${String(r.steps).padStart(6)}${Math.round(r.tokensPerSecond).toString().padStart(8)}${(r.tokensPerSecondSteady === null ? '-' : Math.round(r.tokensPerSecondSteady).toString()).padStart(8)}${gib(r.peakGpuBytesInUse).padStart(10)}${gib(r.predictedPeakBytes).padStart(10)}${gib(r.gpuBytesAllocated).padStart(10)}${gib(r.optimizerStateBytes).padStart(10)}  ${r.lossAtStart.toFixed(3)}→${r.lossAtEnd.toFixed(3)}`,
+    ),
+  ].join('\n');
+}
