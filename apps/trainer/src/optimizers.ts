@@ -60,9 +60,10 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
       adafactorFromReferenceHparams(h as Parameters<typeof adafactorFromReferenceHparams>[0]),
   },
   came: {
-    // came_pytorch has no bias correction: with β3 = 0.9999 its early steps are far larger than Adam's at the same
-    // lr, so the CAME README's 0.5–0.9× AdamW does not carry over to a short run (see packages/optim-came/README.md).
-    defaultLr: 1e-4,
+    // Measured on tiny, 300 steps (bench/results/2026-11-23-tiny-optimizers-300.json): val loss +0.89% of AdamW's
+    // at 1e-4, +0.40% at 3e-4, +2.51% at 1e-3. came_pytorch has no bias correction, so the CAME README's 0.5–0.9×
+    // AdamW's lr does not carry over to short runs.
+    defaultLr: 3e-4,
     create: (lr, options) => came({ ...(options as Record<string, never>), lr }),
     replays: ['came'],
     fromReference: (h) => cameFromReferenceHparams(h as Parameters<typeof cameFromReferenceHparams>[0]),
