@@ -55,6 +55,7 @@ export {
   registerWasmKernels,
   unsortedSegmentSumWasm,
 } from './wasm-kernels.ts';
+export { registerWasmMatMulFix, unregisterWasmMatMulFix } from './wasm-matmul.ts';
 export type { MinimalGPUAdapter, MinimalGPUDevice } from './webgpu-node.ts';
 export { initWebGPU, shutdownWebGPU, webgpuDevice } from './webgpu-node.ts';
 export type { FlatProgram, FlatProgramSpec, WebGPUBackendLike } from './wgsl.ts';

@@ -9,6 +9,8 @@ import * as tf from '@tensorflow/tfjs-core';
  * original kernel without flags. Results are identical up to float32 summation order.
  */
 const WRAPPED = Symbol.for('kstar.wasmMatMulWrapped');
+/** The kernels the wrappers replaced, to restore them (benchmarks measure both). */
+const originals = new Map<string, tf.KernelConfig>();
 
 type Info = tf.TensorInfo;
 interface WasmLike {
@@ -54,6 +56,7 @@ function wrap(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
     }
   };
   (kernelFunc as { [WRAPPED]?: boolean })[WRAPPED] = true;
+  originals.set(kernelName, config);
   tf.unregisterKernel(kernelName, 'wasm');
   tf.registerKernel({ ...config, kernelFunc });
 }
@@ -62,4 +65,13 @@ function wrap(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
 export function registerWasmMatMulFix(): void {
   wrap('BatchMatMul');
   wrap('_FusedMatMul');
+}
+
+/** Puts tfjs's own wasm matMul kernels back (for benchmarks that compare; `registerWasmMatMulFix` reinstalls). */
+export function unregisterWasmMatMulFix(): void {
+  for (const [name, config] of originals) {
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel(config);
+  }
+  originals.clear();
 }
