@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { BackendUnavailableError, InputError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerKstarKernels } from './register-kernels.ts';
-import { initWebGPU, shutdownWebGPU } from './webgpu-node.ts';
+import { initWebGPU, probeWebGPUAdapter, shutdownWebGPU } from './webgpu-node.ts';
 
 export type BackendName = 'cpu' | 'wasm' | 'webgpu' | 'tensorflow';
 export type BackendRequest = 'auto' | BackendName;
@@ -125,6 +125,19 @@ async function start(
       if (!hasGpu && !resolve('webgpu')) throw new Error("the 'webgpu' package is not installed");
       if (!resolve('@tensorflow/tfjs-backend-webgpu'))
         throw new Error('@tensorflow/tfjs-backend-webgpu is not installed');
+      if (auto && !hasGpu) {
+        // Decide out of process, so that a rejected adapter leaves no Dawn instance behind (see probeWebGPUAdapter).
+        const probe = probeWebGPUAdapter();
+        if (!probe.found)
+          throw new Error(
+            probe.error ?? 'navigator.gpu.requestAdapter() returned null: no Vulkan/Metal/D3D12 adapter',
+          );
+        if (probe.isFallbackAdapter) {
+          throw new Error(
+            `the only adapter is a software fallback (${probe.description || 'CPU'}), slower than wasm; pass --backend webgpu to use it anyway`,
+          );
+        }
+      }
       try {
         await initWebGPU(load, { rejectFallbackAdapter: auto });
         return await activate('webgpu');

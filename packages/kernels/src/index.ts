@@ -56,7 +56,7 @@ export {
   unsortedSegmentSumWasm,
 } from './wasm-kernels.ts';
 export { registerWasmMatMulFix, unregisterWasmMatMulFix } from './wasm-matmul.ts';
-export type { MinimalGPUAdapter, MinimalGPUDevice } from './webgpu-node.ts';
-export { initWebGPU, shutdownWebGPU, webgpuDevice } from './webgpu-node.ts';
+export type { AdapterProbe, MinimalGPUAdapter, MinimalGPUDevice } from './webgpu-node.ts';
+export { initWebGPU, probeWebGPUAdapter, shutdownWebGPU, webgpuDevice } from './webgpu-node.ts';
 export type { FlatProgram, FlatProgramSpec, WebGPUBackendLike } from './wgsl.ts';
 export { flat, flatProgram } from './wgsl.ts';

@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
@@ -124,4 +127,57 @@ export function shutdownWebGPU(): void {
   if (installed === 'navigator') delete g.navigator;
   else if (installed === 'gpu' && g.navigator) delete g.navigator.gpu;
   installed = null;
+}
+
+/** What a WebGPU adapter probe found. */
+export interface AdapterProbe {
+  found: boolean;
+  isFallbackAdapter?: boolean;
+  description?: string;
+  error?: string;
+}
+
+/**
+ * Asks the `webgpu` package for an adapter in a short-lived child process. `auto` backend selection uses it to
+ * decide without creating a Dawn instance in this process: an instance it then discards (say, a software fallback
+ * adapter that loses to wasm) keeps Node's event loop alive until a garbage collection that an idle process never
+ * runs, so the process would not exit.
+ */
+export function probeWebGPUAdapter(timeoutMs = 30_000): AdapterProbe {
+  let entry: string;
+  try {
+    entry = pathToFileURL(createRequire(import.meta.url).resolve('webgpu')).href;
+  } catch (e) {
+    return {
+      found: false,
+      error: `the 'webgpu' package is not installed (${(e as Error).message.split('\n')[0]})`,
+    };
+  }
+  const script = `
+    const { create } = await import(${JSON.stringify(entry)});
+    const adapter = await create([]).requestAdapter();
+    const info = adapter?.info ?? {};
+    process.stdout.write(JSON.stringify(adapter == null ? { found: false } :
+      { found: true, isFallbackAdapter: info.isFallbackAdapter === true, description: info.description || info.device || '' }));
+    process.exit(0);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+  });
+  if (r.status !== 0) {
+    const why =
+      r.error?.message ??
+      r.stderr
+        ?.trim()
+        .split('\n')
+        .filter((l) => !l.startsWith('Warning'))
+        .at(-1) ??
+      `exit ${r.status}`;
+    return { found: false, error: `the WebGPU adapter probe failed: ${why}` };
+  }
+  try {
+    return JSON.parse(r.stdout) as AdapterProbe;
+  } catch {
+    return { found: false, error: `the WebGPU adapter probe printed no result (${r.stdout.slice(0, 200)})` };
+  }
 }
