@@ -1,8 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, expect, it } from 'vitest';
-import { selectBackend, shutdownWebGPU } from '../src/index.ts';
-
-afterAll(() => shutdownWebGPU());
+import { expect, it } from 'vitest';
+import { selectBackend } from '../src/index.ts';
 
 const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
 
