@@ -1,11 +1,12 @@
 // `pnpm bundle`: a self-contained folder that runs `kstar` on a GPU host with Node ≥ 20 and a Vulkan loader, with no
 // network and no package install: one esbuild-bundled CLI, the tfjs wasm binaries, the `webgpu` package's
 // dawn.node for linux-x64 and the Brown corpus files.
-import { build } from 'esbuild';
-import { cpSync, mkdirSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
+
+import { cpSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, process.argv[2] ?? 'bundle');
@@ -42,7 +43,8 @@ await build({
 
 // tfjs-backend-wasm's binaries, beside the bundle (emscripten looks in __dirname).
 const wasmDist = dirname(kernels.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
-for (const f of readdirSync(join(wasmDist, 'dist')).filter((f) => f.endsWith('.wasm'))) cpSync(join(wasmDist, 'dist', f), join(out, f));
+for (const f of readdirSync(join(wasmDist, 'dist')).filter((f) => f.endsWith('.wasm')))
+  cpSync(join(wasmDist, 'dist', f), join(out, f));
 
 // The webgpu package: its index.js + dawn.node for linux-x64 (resolved from node_modules next to the bundle).
 const webgpu = dirname(trainer.resolve('webgpu/package.json'));
@@ -85,5 +87,6 @@ without a GPU, Mesa lavapipe (\`mesa-vulkan-drivers\`, Mesa ≥ 25). Dawn also w
 \`--backend webgpu\` forces WebGPU; \`auto\` takes a hardware adapter, else wasm.
 `,
 );
-const size = (p) => (statSync(p).isDirectory() ? readdirSync(p).reduce((s, f) => s + size(join(p, f)), 0) : statSync(p).size);
+const size = (p) =>
+  statSync(p).isDirectory() ? readdirSync(p).reduce((s, f) => s + size(join(p, f)), 0) : statSync(p).size;
 console.log(`bundle: ${out} (${(size(out) / 2 ** 20).toFixed(1)} MiB)`);
