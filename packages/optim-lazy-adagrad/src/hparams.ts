@@ -48,7 +48,7 @@ export interface LazyAdagradReferenceHparams {
   readonly lr?: number;
   readonly eps?: number;
   readonly initial_accumulator_value?: number;
-  /** Only 0: torch's lr decay schedule is not implemented (use a K* schedule on `learningRate`). */
+  /** Only 0: torch's lr decay schedule is rejected with an InputError (use a K* schedule on `learningRate`). */
   readonly lr_decay?: number;
   /** Only 0: torch's (coupled, L2) weight decay makes every row dense, which defeats the lazy state. */
   readonly weight_decay?: number;
