@@ -27,8 +27,8 @@ interface WasmInternals {
 /**
  * Call after writing a tensor's heap memory in place on wasm. The wasm backend caches XNNPACK operators — with the
  * weight matrix packed inside — per tensor id and drops them only when the tensor is disposed, so a matMul that
- * reads a weight updated in place would keep multiplying by the old, packed copy (observed: a GPT trained on wasm
- * with in-place AdamW used step-1 weights in every later step). Unregistering and re-registering the same id with
+ * reads a weight updated in place would keep multiplying by the old, packed copy (a GPT trained on wasm with in-place AdamW
+ * kept multiplying by its step-1 weights). Unregistering and re-registering the same id with
  * the same memory drops those operators; the data stays where it is.
  */
 export function invalidateWasmCaches(backend: unknown, t: tf.TensorInfo): void {

@@ -71,7 +71,8 @@ export async function initWebGPU(
     );
   }
   // A fallback adapter is a software rasterizer on the CPU (Mesa lavapipe/llvmpipe, SwiftShader): slower than the
-  // wasm backend for training (tiny preset: 411 against 1,739 tokens/s on 2 cores), so `auto` passes it by.
+  // wasm backend for training (tiny preset, batch 16: 575 against 1,550 tokens/s on 2 cores,
+  // bench/results/2026-11-23-lavapipe-vs-wasm.json), so `auto` passes it by.
   const info = adapter.info as
     | { isFallbackAdapter?: boolean; description?: string; device?: string }
     | undefined;
