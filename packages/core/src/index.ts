@@ -28,3 +28,4 @@ export type { MemoryReport, MemoryTerm, WindowStats } from './ledger.ts';
 export { MemoryLedger, uniqueBufferBytes } from './ledger.ts';
 export type { Batch, Stage, StagedModel } from './model.ts';
 export { countParams } from './model.ts';
+export { stateVariable, stateVariableFrom, uniqueVariableName } from './state-variable.ts';

@@ -1,4 +1,4 @@
-import { InputError, ShapeError } from '@kstar/core';
+import { InputError, ShapeError, stateVariable } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   type AdafactorHparams,
@@ -8,7 +8,7 @@ import {
 } from './hparams.ts';
 import { type AdafactorStateVars, adafactorUpdate } from './kernel.ts';
 import type { AdafactorImpl } from './plugin.ts';
-import { type AdafactorStateKey, stateShapes, stateVariable } from './state.ts';
+import { type AdafactorStateKey, stateShapes } from './state.ts';
 
 /** The serialisable configuration of `Adafactor` (what tfjs-layers writes as `optimizer_config.config`). */
 export interface AdafactorConfig extends tf.serialization.ConfigDict {
@@ -277,7 +277,8 @@ export class Adafactor extends tf.Optimizer {
     this.disposeStates();
     for (const { varName, step, values } of restored) {
       const vars: AdafactorStateVars = {};
-      for (const [key, shape, data] of values) vars[key] = stateVariable(`${varName}/${key}`, shape, data);
+      for (const [key, shape, data] of values)
+        vars[key] = stateVariable(`${varName}/${key}`, shape, { values: data });
       this.states.set(varName, { step, vars });
     }
   }

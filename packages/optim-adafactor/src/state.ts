@@ -1,4 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
+import { stateVariable } from '@kstar/core';
+import type * as tf from '@tensorflow/tfjs-core';
 
 /**
  * Adafactor's per-parameter state, under HF's `state` keys:
@@ -35,35 +36,6 @@ export function adafactorStateBytes(shape: readonly number[], withMomentum = fal
   let bytes = 0;
   for (const s of Object.values(stateShapes(shape, withMomentum))) bytes += 4 * numel(s);
   return bytes;
-}
-
-/**
- * A free variable name: `base` itself, else `base_1`, `base_2`… tfjs variable names are process-global, so a
- * second optimizer over the same parameter (or a restored one) cannot reuse `base`.
- */
-export function uniqueVariableName(base: string): string {
-  const taken = tf.engine().registeredVariables;
-  if (taken[base] == null) return base;
-  for (let k = 1; ; k++) {
-    const name = `${base}_${k}`;
-    if (taken[name] == null) return name;
-  }
-}
-
-/**
- * A non-trainable float32 state variable named `base` (or the next free `base_k`), zeros or a copy of `values`.
- * Created inside a tidy so its buffer has a single reference (refCount 1): the in-place kernel may write it.
- */
-export function stateVariable(base: string, shape: readonly number[], values?: Float32Array): tf.Variable {
-  const name = uniqueVariableName(base);
-  return tf.tidy(() => {
-    // `slice()`: the cpu backend keeps the array it is given; the in-place kernel must not write a caller's array.
-    const init =
-      values === undefined
-        ? tf.zeros(shape as number[], 'float32')
-        : tf.tensor(values.slice(), shape as number[], 'float32');
-    return tf.variable(init, false, name, 'float32');
-  });
 }
 
 /** Creates the zero state of a parameter named `paramName` (variables `<paramName>/<key>`). */

@@ -1,4 +1,4 @@
-import { InputError, ShapeError } from '@kstar/core';
+import { InputError, ShapeError, stateVariable } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   type Adam8bitHparams,
@@ -7,7 +7,7 @@ import {
   resolveAdam8bitHparams,
 } from './hparams.ts';
 import { type Adam8bitImpl, stepParam } from './plugin.ts';
-import { createState, isQuantized, numel, stateVariable } from './state.ts';
+import { createState, isQuantized, numel } from './state.ts';
 
 export interface Adam8bitConfig extends tf.serialization.ConfigDict {
   learningRate: number;
@@ -193,7 +193,10 @@ export class Adam8bit extends tf.Optimizer {
     for (const { name, entries } of plan) {
       const s: Record<string, tf.Variable> = {};
       for (const e of entries) {
-        s[TO_STATE[e.key]!] = stateVariable(`${name}/${e.key}`, e.shape, e.dtype, { values: e.values });
+        s[TO_STATE[e.key]!] = stateVariable(`${name}/${e.key}`, e.shape, {
+          dtype: e.dtype,
+          values: e.values,
+        });
       }
       this.states.set(name, s);
     }

@@ -1,5 +1,6 @@
 import type { ParamInfo } from '@kstar/core';
-import * as tf from '@tensorflow/tfjs-core';
+import { stateVariable } from '@kstar/core';
+import type * as tf from '@tensorflow/tfjs-core';
 import type { Adam8bitHparams } from './hparams.ts';
 
 export const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -29,36 +30,6 @@ export function adam8bitStateBytes(
   return 2 * 4 * Math.ceil(n / 4) + 2 * 4 * Math.ceil(n / hp.blockSize);
 }
 
-/** A free variable name: `base`, else `base_1`, `base_2`… (tfjs variable names are process-global). */
-export function uniqueVariableName(base: string): string {
-  const taken = tf.engine().registeredVariables;
-  if (taken[base] == null) return base;
-  for (let k = 1; ; k++) {
-    const name = `${base}_${k}`;
-    if (taken[name] == null) return name;
-  }
-}
-
-/**
- * A non-trainable state variable, created inside a tidy so its buffer has one reference (the in-place kernel may
- * write it); filled with `fill` or a copy of `values`.
- */
-export function stateVariable(
-  base: string,
-  shape: readonly number[],
-  dtype: 'float32' | 'int32',
-  init: { fill?: number; values?: Float32Array | Int32Array },
-): tf.Variable {
-  const name = uniqueVariableName(base);
-  return tf.tidy(() => {
-    const t =
-      init.values !== undefined
-        ? tf.tensor(init.values.slice(), shape as number[], dtype)
-        : tf.fill(shape as number[], init.fill ?? 0, dtype);
-    return tf.variable(t, false, name, dtype);
-  });
-}
-
 /** The code word of four signed-map zeros (code 127 each): 0x7f7f7f7f. */
 export const SIGNED_ZERO_WORD = 0x7f7f7f7f;
 
@@ -77,16 +48,16 @@ export function createState(
   const n = numel(shape);
   if (!quantized) {
     return {
-      m: stateVariable(`${name}/m`, shape, 'float32', {}),
-      v: stateVariable(`${name}/v`, shape, 'float32', {}),
+      m: stateVariable(`${name}/m`, shape),
+      v: stateVariable(`${name}/v`, shape),
     };
   }
   const words = [Math.ceil(n / 4)];
   const blocks = [Math.ceil(n / blockSize)];
   return {
-    c1: stateVariable(`${name}/m_codes`, words, 'int32', { fill: SIGNED_ZERO_WORD }),
-    a1: stateVariable(`${name}/m_absmax`, blocks, 'float32', {}),
-    c2: stateVariable(`${name}/v_codes`, words, 'int32', {}),
-    a2: stateVariable(`${name}/v_absmax`, blocks, 'float32', {}),
+    c1: stateVariable(`${name}/m_codes`, words, { dtype: 'int32', fill: SIGNED_ZERO_WORD }),
+    a1: stateVariable(`${name}/m_absmax`, blocks),
+    c2: stateVariable(`${name}/v_codes`, words, { dtype: 'int32' }),
+    a2: stateVariable(`${name}/v_absmax`, blocks),
   };
 }

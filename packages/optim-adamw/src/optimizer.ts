@@ -1,9 +1,8 @@
-import { InputError, ShapeError } from '@kstar/core';
+import { InputError, ShapeError, stateVariable } from '@kstar/core';
 import { adamwUpdate } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdamWHparams, type AdamWOptions, checkHparam, resolveAdamWHparams } from './hparams.ts';
 import type { AdamWImpl } from './plugin.ts';
-import { stateVariable } from './state.ts';
 
 /** The serialisable configuration of `AdamW` (what tfjs-layers writes as `optimizer_config.config`). */
 export interface AdamWConfig extends tf.serialization.ConfigDict {
@@ -229,8 +228,8 @@ export class AdamW extends tf.Optimizer {
       const mName = `${varName}${suffixes.m}`;
       const vName = `${varName}${suffixes.v}`;
       this.moments.set(varName, {
-        m: { name: mName, tensor: stateVariable(mName, shape, m) },
-        v: { name: vName, tensor: stateVariable(vName, shape, v) },
+        m: { name: mName, tensor: stateVariable(mName, shape, { values: m }) },
+        v: { name: vName, tensor: stateVariable(vName, shape, { values: v }) },
       });
     }
   }

@@ -4,6 +4,7 @@ import {
   type OptimizerState,
   type ParamInfo,
   SPECIFICATION_VERSION,
+  stateVariable,
 } from '@kstar/core';
 import { adamwUpdate } from '@kstar/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -15,7 +16,6 @@ import {
   referenceToOptions,
   resolveAdamWHparams,
 } from './hparams.ts';
-import { stateVariable } from './state.ts';
 
 /** Which update implementation to use: the fused in-place kernel when it can run (`auto`) or tfjs ops. */
 export type AdamWImpl = 'auto' | 'fallback';

@@ -1,4 +1,4 @@
-import { InputError, ShapeError } from '@kstar/core';
+import { InputError, ShapeError, stateVariable } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { type CameHparams, type CameOptions, checkHparam, resolveCameHparams } from './hparams.ts';
 import { cameUpdate } from './kernel.ts';
@@ -9,7 +9,6 @@ import {
   createCameState,
   FACTORED_KEYS,
   stateShapes,
-  stateVariable,
   VECTOR_KEYS,
 } from './state.ts';
 
@@ -245,7 +244,8 @@ export class CAME extends tf.Optimizer {
     this.disposeStates();
     for (const { varName, tensors } of values) {
       const s: Record<string, tf.Variable> = {};
-      for (const { key, shape, data } of tensors) s[key] = stateVariable(`${varName}/${key}`, shape, data);
+      for (const { key, shape, data } of tensors)
+        s[key] = stateVariable(`${varName}/${key}`, shape, { values: data });
       this.states.set(varName, s as unknown as CameState);
     }
   }

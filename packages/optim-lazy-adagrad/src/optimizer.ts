@@ -1,9 +1,9 @@
-import { InputError, ShapeError } from '@kstar/core';
+import { InputError, ShapeError, stateVariableFrom } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkHparam, type LazyAdagradHparams, resolveHparams } from './hparams.ts';
 import { lazyAdagradUpdate } from './kernel.ts';
 import type { LazyAdagradImpl } from './plugin.ts';
-import { allocateRows, createState, type LazyAdagradState, type StateMeta, stateVariable } from './state.ts';
+import { allocateRows, createState, type LazyAdagradState, type StateMeta } from './state.ts';
 
 /** `{name, tensor}` as tfjs optimizers exchange weights. */
 export interface NamedTensor {
@@ -241,9 +241,10 @@ export class LazyAdagrad extends tf.Optimizer {
     for (const { varName, acc, map } of values) {
       const state: LazyAdagradState = {};
       const meta: StateMeta = { name: varName, group: varName };
-      if (acc) state.acc = stateVariable(`${varName}${ACC}`, () => tf.tensor(acc.data, acc.shape, 'float32'));
+      if (acc)
+        state.acc = stateVariableFrom(`${varName}${ACC}`, () => tf.tensor(acc.data, acc.shape, 'float32'));
       if (map) {
-        state.rowMap = stateVariable(`${varName}${MAP}`, () => tf.tensor(map.data, map.shape, 'int32'));
+        state.rowMap = stateVariableFrom(`${varName}${MAP}`, () => tf.tensor(map.data, map.shape, 'int32'));
         meta.rowsTouched = map.data.reduce((n, s) => n + (s >= 0 ? 1 : 0), 0);
       }
       this.states.set(varName, { state, meta });

@@ -1,4 +1,4 @@
-import { InputError } from '@kstar/core';
+import { InputError, stateVariableFrom } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { RowSelection } from './kernel.ts';
 import { canReadSync, dequantizeTensor, quantizeTensor } from './quantize.ts';
@@ -30,25 +30,6 @@ export interface StateMeta {
   allRows?: boolean;
 }
 
-/** A free variable name: `base`, else `base_1`, `base_2`… (tfjs variable names are process-global). */
-export function uniqueVariableName(base: string): string {
-  const taken = tf.engine().registeredVariables;
-  if (taken[base] == null) return base;
-  for (let k = 1; ; k++) {
-    const name = `${base}_${k}`;
-    if (taken[name] == null) return name;
-  }
-}
-
-/**
- * A non-trainable state variable holding `make()`'s value, created in a tidy so that its buffer has one
- * reference (the in-place kernels may then write it).
- */
-export function stateVariable(base: string, make: () => tf.Tensor): tf.Variable {
-  const name = uniqueVariableName(base);
-  return tf.tidy(() => tf.variable(make(), false, name));
-}
-
 export const isLazy = (s: LazyAdagradState): boolean => s.rowMap != null;
 
 /** Rows allocated in a row map: its entries ≥ 0. */
@@ -67,9 +48,9 @@ export function createState(
   init: number,
 ): LazyAdagradState {
   if (lazy) {
-    return { rowMap: stateVariable(`${name}/rowMap`, () => tf.fill([shape[0]!], -1, 'int32')) };
+    return { rowMap: stateVariableFrom(`${name}/rowMap`, () => tf.fill([shape[0]!], -1, 'int32')) };
   }
-  return { acc: stateVariable(`${name}/accumulator`, () => tf.fill(shape as number[], init, 'float32')) };
+  return { acc: stateVariableFrom(`${name}/accumulator`, () => tf.fill(shape as number[], init, 'float32')) };
 }
 
 /**
@@ -94,7 +75,7 @@ export function allocateRows(
       return undefined;
     }
     const old = state.acc;
-    const slab = stateVariable(`${meta.name}/accumulator`, () => {
+    const slab = stateVariableFrom(`${meta.name}/accumulator`, () => {
       const fresh = tf.fill([V, d], init, 'float32');
       if (old == null) return fresh;
       // Keep the values of rows already allocated: slab row map[r] moves to row r.
@@ -139,7 +120,7 @@ export function allocateRows(
     const want = slabCapacity(count, V);
     if (want > cap) {
       const old = state.acc;
-      state.acc = stateVariable(`${meta.name}/accumulator`, () => {
+      state.acc = stateVariableFrom(`${meta.name}/accumulator`, () => {
         const fresh = tf.fill([want - cap, d], init, 'float32'); // [want − cap, d]
         return old == null ? fresh : tf.concat([old, fresh], 0); // [want, d]
       });
@@ -186,7 +167,7 @@ export function expand(state: LazyAdagradState, meta: StateMeta, encoding: Windo
     throw new InputError(`lazyAdagrad: the quantized state of '${meta.name}' has no recorded shape`);
   }
   const shape = meta.accShape;
-  state.acc = stateVariable(`${meta.name}/accumulator`, () => {
+  state.acc = stateVariableFrom(`${meta.name}/accumulator`, () => {
     const v = dequantizeTensor({ codes: accCodes as tf.Tensor1D, absmax: accAbsmax as tf.Tensor1D }, shape);
     return encoding === 'sqrt' ? tf.square(v) : v;
   });

@@ -1,9 +1,8 @@
-import { InputError, ShapeError } from '@kstar/core';
+import { InputError, ShapeError, stateVariable } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkHparam, type LionHparams, type LionOptions, resolveLionHparams } from './hparams.ts';
 import { lionUpdate } from './kernel.ts';
 import { effectiveWeightDecay, type LionImpl } from './plugin.ts';
-import { stateVariable } from './state.ts';
 
 /** The serialisable configuration of `Lion` (what tfjs-layers writes as `optimizer_config.config`). */
 export interface LionConfig extends tf.serialization.ConfigDict {
@@ -203,7 +202,7 @@ export class Lion extends tf.Optimizer {
     this.disposeMoments();
     for (const { varName, shape, m } of values) {
       const name = `${varName}${SUFFIX}`;
-      this.moments.set(varName, { name, tensor: stateVariable(name, shape, m) });
+      this.moments.set(varName, { name, tensor: stateVariable(name, shape, { values: m }) });
     }
   }
 

@@ -4,6 +4,7 @@ import {
   type OptimizerState,
   type ParamInfo,
   SPECIFICATION_VERSION,
+  stateVariable,
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
 import {
@@ -15,7 +16,7 @@ import {
   resolveLionHparams,
 } from './hparams.ts';
 import { lionUpdate } from './kernel.ts';
-import { lionStateBytes, stateVariable } from './state.ts';
+import { lionStateBytes } from './state.ts';
 
 /** Which update implementation to use: the fused in-place kernel when it can run (`auto`) or tfjs ops. */
 export type LionImpl = 'auto' | 'fallback';

@@ -1,4 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
+import { stateVariable } from '@kstar/core';
+import type * as tf from '@tensorflow/tfjs-core';
 
 /**
  * AdaLomo's per-parameter state, under the reference's names:
@@ -32,16 +33,6 @@ export function lomoStateBytes(_shape?: readonly number[]): number {
   return 0;
 }
 
-/** A free variable name: `base`, else `base_1`, `base_2`… (tfjs variable names are process-global). */
-export function uniqueVariableName(base: string): string {
-  const taken = tf.engine().registeredVariables;
-  if (taken[base] == null) return base;
-  for (let k = 1; ; k++) {
-    const name = `${base}_${k}`;
-    if (taken[name] == null) return name;
-  }
-}
-
 /** Zero float32 state variables for a parameter named `paramName` (variables `<paramName>/<key>`), refCount 1. */
 export function createAdaLomoState(
   paramName: string,
@@ -49,8 +40,7 @@ export function createAdaLomoState(
 ): Partial<Record<AdaLomoStateKey, tf.Variable>> {
   const out: Partial<Record<AdaLomoStateKey, tf.Variable>> = {};
   for (const [key, s] of Object.entries(adalomoStateShapes(shape)) as [AdaLomoStateKey, number[]][]) {
-    const name = uniqueVariableName(`${paramName}/${key}`);
-    out[key] = tf.tidy(() => tf.variable(tf.zeros(s, 'float32'), false, name, 'float32'));
+    out[key] = stateVariable(`${paramName}/${key}`, s);
   }
   return out;
 }
