@@ -2,6 +2,7 @@ import type { GradAccumulator } from '@kstar/core';
 import { ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { defineKernel } from './define-kernel.ts';
+import { inPlaceOutput } from './in-place.ts';
 import { invalidateWasmCaches, type WasmBackendLike } from './wasm-kernels.ts';
 import { flat, flatProgram, type WebGPUBackendLike } from './wgsl.ts';
 
@@ -16,11 +17,6 @@ interface AddArgs {
 }
 type Inputs = { acc: tf.TensorInfo; g: tf.TensorInfo };
 
-function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
-  backend.incRef(t.dataId);
-  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
-}
-
 const addCpu: tf.KernelFunc = ({ inputs, backend }) => {
   const { acc, g } = inputs as unknown as Inputs;
   const b = backend as unknown as {
@@ -30,7 +26,7 @@ const addCpu: tf.KernelFunc = ({ inputs, backend }) => {
   const a = b.data.get(acc.dataId).values;
   const x = b.data.get(g.dataId).values;
   for (let i = 0; i < a.length; i++) a[i] = a[i]! + x[i]!;
-  return alias(b, acc);
+  return inPlaceOutput(b, acc);
 };
 
 const addWasm: tf.KernelFunc = ({ inputs, backend }) => {
@@ -41,7 +37,7 @@ const addWasm: tf.KernelFunc = ({ inputs, backend }) => {
   const x = b.typedArrayFromHeap(g) as Float32Array;
   for (let i = 0; i < a.length; i++) a[i] = a[i]! + x[i]!;
   invalidateWasmCaches(b, acc);
-  return alias(b, acc);
+  return inPlaceOutput(b, acc);
 };
 
 const addWebGPU: tf.KernelFunc = ({ inputs, backend }) => {
@@ -61,7 +57,7 @@ const addWebGPU: tf.KernelFunc = ({ inputs, backend }) => {
     flat(acc),
   );
   b.tensorMap.get(acc.dataId).values = null; // a cached CPU copy is stale now
-  return alias(b, acc);
+  return inPlaceOutput(b, acc);
 };
 
 export const addInPlaceKernel = defineKernel<AddArgs, tf.Tensor>({

@@ -1,6 +1,7 @@
 import { InputError, ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { defineKernel } from './define-kernel.ts';
+import { inPlaceOutput } from './in-place.ts';
 import { invalidateWasmCaches, type WasmBackendLike } from './wasm-kernels.ts';
 import { flat, flatProgram, type WebGPUBackendLike } from './wgsl.ts';
 
@@ -52,12 +53,6 @@ function constants(hp: AdamWHyper): AdamWConsts {
   };
 }
 
-/** A new engine reference to an existing buffer: the engine wraps it in a Tensor that the caller disposes. */
-function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
-  backend.incRef(t.dataId);
-  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
-}
-
 type Inputs = { param: tf.TensorInfo; grad: tf.TensorInfo; m: tf.TensorInfo; v: tf.TensorInfo };
 
 /** The shared loop of the cpu and wasm kernels (float64 arithmetic, float32 storage). */
@@ -87,7 +82,7 @@ const adamwCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   };
   const arr = (t: tf.TensorInfo) => b.data.get(t.dataId).values;
   updateArrays(arr(param), arr(grad), arr(m), arr(v), attrs as unknown as AdamWConsts);
-  return [alias(b, param), alias(b, m), alias(b, v)];
+  return [inPlaceOutput(b, param), inPlaceOutput(b, m), inPlaceOutput(b, v)];
 };
 
 const adamwWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -97,7 +92,7 @@ const adamwWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const view = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
   updateArrays(view(param), view(grad), view(m), view(v), attrs as unknown as AdamWConsts);
   for (const t of [param, m, v]) invalidateWasmCaches(b, t);
-  return [alias(b, param), alias(b, m), alias(b, v)];
+  return [inPlaceOutput(b, param), inPlaceOutput(b, m), inPlaceOutput(b, v)];
 };
 
 /**
@@ -145,7 +140,7 @@ const adamwWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   );
   // A CPU copy cached by an earlier read would now be stale.
   for (const t of [param, m, v]) b.tensorMap.get(t.dataId).values = null;
-  return [alias(b, param), alias(b, m), alias(b, v)];
+  return [inPlaceOutput(b, param), inPlaceOutput(b, m), inPlaceOutput(b, v)];
 };
 
 /** Portable path: tfjs ops + `assign`, one tidy; each state is computed in its own inner tidy to bound the peak. */

@@ -11,6 +11,7 @@ export type {
 export { AUTO_ORDER, backendMemory, installHint, selectBackend } from './backends.ts';
 export type { KernelSpec, KstarKernel, NativeBackend, RunOptions } from './define-kernel.ts';
 export { defineKernel } from './define-kernel.ts';
+export { inPlaceOutput } from './in-place.ts';
 export type { PackArgs, PackBits, UnpackArgs } from './pack.ts';
 export {
   packArray,

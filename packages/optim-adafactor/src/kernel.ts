@@ -4,6 +4,7 @@ import {
   type FlatProgram,
   flat,
   flatProgram,
+  inPlaceOutput,
   invalidateWasmCaches,
   type WasmBackendLike,
   type WebGPUBackendLike,
@@ -88,12 +89,6 @@ function dims(shape: readonly number[]): { B: number; m: number; n: number } {
   let B = 1;
   for (let i = 0; i < shape.length - 2; i++) B *= shape[i]!;
   return { B, m, n };
-}
-
-/** A new engine reference to an existing buffer: the engine wraps it in a Tensor that `finish` disposes. */
-function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
-  backend.incRef(t.dataId);
-  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
 }
 
 type Inputs = {
@@ -202,8 +197,8 @@ function updateArrays(a: Arrays, shape: readonly number[], c: Attrs): void {
 const STATE_INPUTS = ['row', 'col', 'v', 'm'] as const;
 
 function outputs(b: { incRef(dataId: tf.DataId): void }, ins: Inputs): tf.TensorInfo[] {
-  const out = [alias(b, ins.param)];
-  for (const k of STATE_INPUTS) if (ins[k] != null) out.push(alias(b, ins[k]));
+  const out = [inPlaceOutput(b, ins.param)];
+  for (const k of STATE_INPUTS) if (ins[k] != null) out.push(inPlaceOutput(b, ins[k]));
   return out;
 }
 

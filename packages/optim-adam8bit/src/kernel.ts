@@ -5,6 +5,7 @@ import {
   dequantizeBlockwise,
   dequantizeValue,
   dynamicMap,
+  inPlaceOutput,
   invalidateWasmCaches,
   quantizeBlockwise,
   quantizeValue,
@@ -85,11 +86,6 @@ function constants(hp: Adam8bitStepHyper): Consts {
   };
 }
 
-function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
-  backend.incRef(t.dataId);
-  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
-}
-
 type Inputs = Record<'param' | 'grad' | 'c1' | 'a1' | 'c2' | 'a2', tf.TensorInfo>;
 
 const byteOf = (w: number, i: number) => (w >>> (8 * (i & 3))) & 0xff;
@@ -164,7 +160,7 @@ const adam8bitCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     arr(ins.a2) as Float32Array,
     attrs as unknown as Consts,
   );
-  return ORDER.map((k) => alias(b, ins[k]));
+  return ORDER.map((k) => inPlaceOutput(b, ins[k]));
 };
 
 const adam8bitWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -183,7 +179,7 @@ const adam8bitWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   );
   // The wasm backend caches packed weights per tensor id: drop them for every buffer written.
   for (const k of ORDER) invalidateWasmCaches(b, ins[k]);
-  return ORDER.map((k) => alias(b, ins[k]));
+  return ORDER.map((k) => inPlaceOutput(b, ins[k]));
 };
 
 interface GPUBackend extends WebGPUBackendLike {
@@ -329,7 +325,7 @@ const adam8bitWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   b.disposeData(T.dataId);
   // CPU copies cached by earlier reads are stale now.
   for (const key of ORDER) b.tensorMap.get(ins[key].dataId).values = null;
-  return ORDER.map((key) => alias(b, ins[key]));
+  return ORDER.map((key) => inPlaceOutput(b, ins[key]));
 };
 
 /** Portable path: dequantize (kernels), update with tfjs ops, requantize (kernels), `assign` everything. */

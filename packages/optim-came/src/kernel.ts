@@ -1,5 +1,5 @@
 import { InputError, ShapeError } from '@kstar/core';
-import { defineKernel, invalidateWasmCaches, type WasmBackendLike } from '@kstar/kernels';
+import { defineKernel, inPlaceOutput, invalidateWasmCaches, type WasmBackendLike } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { cameFactoredFallback, cameVectorFallback } from './fallback.ts';
 import { cameGeometry } from './geometry.ts';
@@ -50,12 +50,6 @@ function constants(hp: CameHyper, shape: readonly number[]): CameConsts {
   };
 }
 
-/** A new engine reference to an existing buffer: the engine wraps it in a Tensor that `finish` disposes. */
-function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
-  backend.incRef(t.dataId);
-  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
-}
-
 type CpuBackend = { data: { get(id: tf.DataId): { values: Float32Array } }; incRef(id: tf.DataId): void };
 type FInputs = Record<'param' | 'grad' | 'm' | 'vRow' | 'vCol' | 'resRow' | 'resCol', tf.TensorInfo>;
 type VInputs = Record<'param' | 'grad' | 'm' | 'v', tf.TensorInfo>;
@@ -74,7 +68,7 @@ const factoredCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     a(x.resCol),
     attrs as unknown as CameConsts,
   );
-  return alias(b, x.param);
+  return inPlaceOutput(b, x.param);
 };
 
 const factoredWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -94,13 +88,13 @@ const factoredWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   );
   // The wasm backend caches packed weights per tensor id: drop them, or matMuls keep the old weights.
   for (const t of [x.param, x.m, x.vRow, x.vCol, x.resRow, x.resCol]) invalidateWasmCaches(b, t);
-  return alias(b, x.param);
+  return inPlaceOutput(b, x.param);
 };
 
 const factoredWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const x = inputs as unknown as FInputs;
   cameFactoredWebGPU(backend as tf.KernelBackend, x, attrs as unknown as CameConsts);
-  return alias(backend as unknown as { incRef(id: tf.DataId): void }, x.param);
+  return inPlaceOutput(backend as unknown as { incRef(id: tf.DataId): void }, x.param);
 };
 
 const vectorCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -108,7 +102,7 @@ const vectorCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const b = backend as unknown as CpuBackend;
   const a = (t: tf.TensorInfo) => b.data.get(t.dataId).values;
   cameVectorArrays(a(x.param), a(x.grad), a(x.m), a(x.v), attrs as unknown as CameConsts);
-  return alias(b, x.param);
+  return inPlaceOutput(b, x.param);
 };
 
 const vectorWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -117,13 +111,13 @@ const vectorWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const a = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
   cameVectorArrays(a(x.param), a(x.grad), a(x.m), a(x.v), attrs as unknown as CameConsts);
   for (const t of [x.param, x.m, x.v]) invalidateWasmCaches(b, t);
-  return alias(b, x.param);
+  return inPlaceOutput(b, x.param);
 };
 
 const vectorWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const x = inputs as unknown as VInputs;
   cameVectorWebGPU(backend as tf.KernelBackend, x, attrs as unknown as CameConsts);
-  return alias(backend as unknown as { incRef(id: tf.DataId): void }, x.param);
+  return inPlaceOutput(backend as unknown as { incRef(id: tf.DataId): void }, x.param);
 };
 
 /** In place only when nothing else holds the parameter or a state buffer (clones, tape-saved tensors). */

@@ -1,5 +1,5 @@
 import { InputError, ShapeError } from '@kstar/core';
-import { defineKernel, invalidateWasmCaches, type WasmBackendLike } from '@kstar/kernels';
+import { defineKernel, inPlaceOutput, invalidateWasmCaches, type WasmBackendLike } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** The numbers one Adagrad step needs. */
@@ -72,11 +72,6 @@ function updateArrays(p: Float32Array, g: Float32Array, a: Float32Array, k: Attr
 
 type Inputs = { param: tf.TensorInfo; grad: tf.TensorInfo; acc: tf.TensorInfo };
 
-function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
-  backend.incRef(t.dataId);
-  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
-}
-
 const adagradCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { param, grad, acc } = inputs as unknown as Inputs;
   const b = backend as unknown as {
@@ -85,7 +80,7 @@ const adagradCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   };
   const arr = (t: tf.TensorInfo) => b.data.get(t.dataId).values;
   updateArrays(arr(param), arr(grad), arr(acc), attrs as unknown as Attrs);
-  return [alias(b, param), alias(b, acc)];
+  return [inPlaceOutput(b, param), inPlaceOutput(b, acc)];
 };
 
 const adagradWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -97,7 +92,7 @@ const adagradWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   // XNNPACK caches packed weights per tensor id: drop them for every tensor written.
   invalidateWasmCaches(b, param);
   invalidateWasmCaches(b, acc);
-  return [alias(b, param), alias(b, acc)];
+  return [inPlaceOutput(b, param), inPlaceOutput(b, acc)];
 };
 
 const denominator = (a: tf.Tensor, hp: AdagradStepHyper) =>

@@ -3,6 +3,7 @@ import {
   defineKernel,
   flat,
   flatProgram,
+  inPlaceOutput,
   invalidateWasmCaches,
   type WasmBackendLike,
   type WebGPUBackendLike,
@@ -52,12 +53,6 @@ function constants(hp: LionStepHyper): LionConsts {
   };
 }
 
-/** A new engine reference to an existing buffer: the engine wraps it in a Tensor that `finish` disposes. */
-function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
-  backend.incRef(t.dataId);
-  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
-}
-
 type Inputs = { param: tf.TensorInfo; grad: tf.TensorInfo; m: tf.TensorInfo };
 
 /**
@@ -82,7 +77,7 @@ const lionCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   };
   const arr = (t: tf.TensorInfo) => b.data.get(t.dataId).values;
   updateArrays(arr(param), arr(grad), arr(m), attrs as unknown as LionConsts);
-  return [alias(b, param), alias(b, m)];
+  return [inPlaceOutput(b, param), inPlaceOutput(b, m)];
 };
 
 const lionWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -94,7 +89,7 @@ const lionWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   // The wasm backend caches packed weights per tensor id: drop them, or matMuls keep the old weights.
   invalidateWasmCaches(b, param);
   invalidateWasmCaches(b, m);
-  return [alias(b, param), alias(b, m)];
+  return [inPlaceOutput(b, param), inPlaceOutput(b, m)];
 };
 
 const f32 = (...data: number[]) => data.map((d) => ({ type: 'float32' as const, data: [d] }));
@@ -138,7 +133,7 @@ const lionWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   );
   // A CPU copy cached by an earlier read would now be stale.
   for (const t of [param, m]) b.tensorMap.get(t.dataId).values = null;
-  return [alias(b, param), alias(b, m)];
+  return [inPlaceOutput(b, param), inPlaceOutput(b, m)];
 };
 
 /**

@@ -4,6 +4,7 @@ import {
   type FlatProgram,
   flat,
   flatProgram,
+  inPlaceOutput,
   invalidateWasmCaches,
   type WasmBackendLike,
   type WebGPUBackendLike,
@@ -79,11 +80,6 @@ function dims(shape: readonly number[]): { B: number; m: number; n: number } {
   let B = 1;
   for (let i = 0; i < shape.length - 2; i++) B *= shape[i]!;
   return { B, m, n };
-}
-
-function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
-  backend.incRef(t.dataId);
-  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
 }
 
 type Inputs = {
@@ -175,8 +171,8 @@ function updateArrays(a: Arrays, shape: readonly number[], c: Attrs): void {
 const STATE_INPUTS = ['row', 'col', 'v'] as const;
 
 function outputs(b: { incRef(dataId: tf.DataId): void }, ins: Inputs): tf.TensorInfo[] {
-  const out = [alias(b, ins.param)];
-  for (const k of STATE_INPUTS) if (ins[k] != null) out.push(alias(b, ins[k]));
+  const out = [inPlaceOutput(b, ins.param)];
+  for (const k of STATE_INPUTS) if (ins[k] != null) out.push(inPlaceOutput(b, ins[k]));
   return out;
 }
 

@@ -3,6 +3,7 @@ import {
   defineKernel,
   flat,
   flatProgram,
+  inPlaceOutput,
   invalidateWasmCaches,
   type WasmBackendLike,
   type WebGPUBackendLike,
@@ -50,11 +51,6 @@ const attrsOf = (hp: LomoStepHyper): Attrs => ({
   gclip: hp.clipValue ?? NO_CLIP,
 });
 
-function alias(backend: { incRef(dataId: tf.DataId): void }, t: tf.TensorInfo): tf.TensorInfo {
-  backend.incRef(t.dataId);
-  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
-}
-
 type Inputs = { param: tf.TensorInfo; grad: tf.TensorInfo };
 
 function updateArrays(p: Float32Array, g: Float32Array, c: Attrs): void {
@@ -74,7 +70,7 @@ const lomoCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     incRef(id: tf.DataId): void;
   };
   updateArrays(b.data.get(ins.param.dataId).values, b.data.get(ins.grad.dataId).values, attrs as never);
-  return alias(b, ins.param);
+  return inPlaceOutput(b, ins.param);
 };
 
 const lomoWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -87,7 +83,7 @@ const lomoWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   );
   // The wasm backend caches XNNPACK operators with packed weights per tensor id: drop them.
   invalidateWasmCaches(b, ins.param);
-  return alias(b, ins.param);
+  return inPlaceOutput(b, ins.param);
 };
 
 const lomoWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -111,7 +107,7 @@ const lomoWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   );
   // A CPU copy cached by an earlier read would now be stale.
   b.tensorMap.get(ins.param.dataId).values = null;
-  return alias(b, ins.param);
+  return inPlaceOutput(b, ins.param);
 };
 
 /** Portable path: tfjs ops + `assign`. */
