@@ -2,8 +2,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { InputError } from '@kstar/core';
+import { parseFlags } from './flags.ts';
 import type { TrainReport } from './report.ts';
 
 /** The GPU benchmark's configurations: name → `kstar train` flags (on top of preset, seq, batch, steps, backend). */
@@ -61,26 +61,11 @@ export async function benchGpu(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ rows: GpuBenchRow[]; file: string }> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        json: { type: 'string' },
-        preset: { type: 'string' },
-        seq: { type: 'string' },
-        batch: { type: 'string' },
-        steps: { type: 'string' },
-        backend: { type: 'string' },
-        configs: { type: 'string' },
-        'limit-seconds': { type: 'string' },
-        tokenizer: { type: 'string' },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    throw new InputError(`${(e as Error).message.split('\n')[0]} (see 'kstar bench --help')`, 'E_FLAG');
-  }
+  const values = parseFlags(
+    argv,
+    ['json', 'preset', 'seq', 'batch', 'steps', 'backend', 'configs', 'limit-seconds', 'tokenizer'],
+    "see 'kstar bench --help'",
+  );
   if (typeof values.json !== 'string') throw new InputError('kstar bench gpu needs --json FILE', 'E_FLAG');
   const names = String(values.configs ?? Object.keys(GPU_CONFIGS).join(',')).split(',');
   for (const n of names) {

@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { parseArgs } from 'node:util';
 import { InputError } from '@kstar/core';
 import { parseTrainConfig } from './config.ts';
+import { parseFlags } from './flags.ts';
 import { ProgressBar } from './progress.ts';
 import { prepareRun, train } from './train.ts';
 
@@ -51,25 +51,11 @@ export async function benchTrain(
   argv: string[],
   stderr: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean },
 ): Promise<{ rows: BenchRow[]; file: string }> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        backends: { type: 'string' },
-        modes: { type: 'string' },
-        preset: { type: 'string' },
-        optimizer: { type: 'string' },
-        steps: { type: 'string' },
-        batch: { type: 'string' },
-        seq: { type: 'string' },
-        json: { type: 'string' },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    throw new InputError(`${(e as Error).message.split('\n')[0]} (see 'kstar bench --help')`, 'E_FLAG');
-  }
+  const values = parseFlags(
+    argv,
+    ['backends', 'modes', 'preset', 'optimizer', 'steps', 'batch', 'seq', 'json'],
+    "see 'kstar bench --help'",
+  );
   if (typeof values.json !== 'string') throw new InputError('kstar bench train needs --json FILE', 'E_FLAG');
   const backends = String(values.backends ?? 'wasm,cpu').split(',');
   const modes = String(values.modes ?? 'full,segmented').split(',');
@@ -164,24 +150,11 @@ export async function benchOptimizers(
   argv: string[],
   stderr: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean },
 ): Promise<{ rows: OptimizerBenchRow[]; file: string }> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        preset: { type: 'string' },
-        steps: { type: 'string' },
-        batch: { type: 'string' },
-        backend: { type: 'string' },
-        optimizers: { type: 'string' },
-        lr: { type: 'string' },
-        json: { type: 'string' },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    throw new InputError(`${(e as Error).message.split('\n')[0]} (see 'kstar bench --help')`, 'E_FLAG');
-  }
+  const values = parseFlags(
+    argv,
+    ['preset', 'steps', 'batch', 'backend', 'optimizers', 'lr', 'json'],
+    "see 'kstar bench --help'",
+  );
   if (typeof values.json !== 'string')
     throw new InputError('kstar bench optimizers needs --json FILE', 'E_FLAG');
   const { OPTIMIZERS } = await import('./optimizers.ts');

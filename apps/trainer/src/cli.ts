@@ -1,11 +1,10 @@
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
-import { parseTrainFlags, TRAIN_HELP } from './flags.ts';
+import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
 import { compareReplay, readGolden, replayGolden } from './replay.ts';
 import { ledgerTable, writeReport } from './report.ts';
@@ -64,24 +63,12 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
 }
 
 async function replayCommand(argv: string[], io: CliIO): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        golden: { type: 'string' },
-        out: { type: 'string' },
-        backend: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    throw new InputError(
-      `${(e as Error).message.split('\n')[0]} (usage: kstar replay --golden FILE --out FILE)`,
-      'E_FLAG',
-    );
-  }
+  const values = parseFlags(
+    argv,
+    ['golden', 'out', 'backend'],
+    'usage: kstar replay --golden FILE --out FILE',
+    ['help'],
+  );
   if (values.help) {
     io.stdout.write('kstar replay --golden FILE --out FILE [--backend cpu|wasm|webgpu|auto]\n');
     return 0;

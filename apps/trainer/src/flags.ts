@@ -125,3 +125,26 @@ Brown corpus with AdamW.
   --eval-every N             validation loss every N steps (0: off); --eval-batches N batches each
   --report FILE              write the JSON report there (also on Ctrl-C)
 `;
+
+/**
+ * Parses a subcommand's `--name value` flags (and its boolean `--name` flags) strictly; an unknown or malformed flag
+ * is an InputError whose message ends with `hint` (e.g. where to find the usage).
+ */
+export function parseFlags(
+  argv: string[],
+  strings: readonly string[],
+  hint: string,
+  booleans: readonly string[] = [],
+): Record<string, string | boolean | undefined> {
+  const options: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const f of strings) options[f] = { type: 'string' };
+  for (const f of booleans) options[f] = { type: 'boolean' };
+  try {
+    return parseArgs({ args: argv, options, strict: true }).values as Record<
+      string,
+      string | boolean | undefined
+    >;
+  } catch (e) {
+    throw new InputError(`${(e as Error).message.split('\n')[0]} (${hint})`, 'E_FLAG');
+  }
+}
