@@ -76,6 +76,10 @@ export class TrainingEngine {
   private readonly useCount = new Map<string, number>();
   private readonly onGradient: EngineOptions['onGradient'];
   private readonly accumulator: GradAccumulator;
+  /** Variables some stage reads (the ones trained), by parameter name. */
+  private readonly trainedVariables = new Map<string, tf.Variable>();
+  /** tf.Variable name (the key of `variableGrads`' result) → model parameter name. */
+  private readonly paramNameOf = new Map<string, string>();
   private stepCount = 0;
 
   constructor(model: StagedModel, options: EngineOptions) {
@@ -108,6 +112,10 @@ export class TrainingEngine {
         }
         this.useCount.set(name, (this.useCount.get(name) ?? 0) + 1);
       }
+    }
+    for (const [name, v] of model.variables) {
+      this.paramNameOf.set(v.name, name);
+      if (this.useCount.has(name)) this.trainedVariables.set(name, v);
     }
     this.ledger.adopt(model.variables.values());
     // Optimizer state is created up front so the ledger sees it from the first step.
@@ -260,16 +268,12 @@ export class TrainingEngine {
     step: number,
     consume: (name: string, g: tf.Tensor) => void,
   ): Promise<number> {
-    const varList = [...this.model.variables.entries()]
-      .filter(([n]) => this.useCount.has(n))
-      .map(([, v]) => v);
+    const varList = [...this.trainedVariables.values()];
     const params = this.variableRecord();
     const { value, grads } = tf.variableGrads(() => this.forwardAll(batch, params) as tf.Scalar, varList);
     // Read asynchronously: WebGPU in Node has no synchronous read-back.
     const loss = await readScalar(value);
     value.dispose();
-    // Variable names in `grads` are the tf.Variable names; map them back to model parameter names.
-    const byVarName = new Map([...this.model.variables.entries()].map(([n, v]) => [v.name, n]));
     try {
       if (!Number.isFinite(loss)) {
         throw new TrainingError(
@@ -278,7 +282,7 @@ export class TrainingEngine {
         );
       }
       for (const g of Object.values(grads)) this.ledger.tagGrad(g);
-      for (const [varName, g] of Object.entries(grads)) consume(byVarName.get(varName) ?? varName, g);
+      for (const [varName, g] of Object.entries(grads)) consume(this.paramNameOf.get(varName) ?? varName, g);
     } finally {
       tf.dispose(grads);
     }
