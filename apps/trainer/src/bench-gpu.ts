@@ -6,7 +6,11 @@ import { InputError } from '@kstar/core';
 import { parseFlags } from './flags.ts';
 import type { TrainReport } from './report.ts';
 
-/** The GPU benchmark's configurations: name → `kstar train` flags (on top of preset, seq, batch, steps, backend). */
+/**
+ * The GPU benchmark's configurations: name → `kstar train` flags (on top of preset, seq, batch, steps, backend).
+ * To add a row, add one line here, e.g. `'adam8bit+split24': ['--optimizer', 'adam8bit', '--mode', 'segmented',
+ * '--blocks-per-segment', '…']` or `'adamw+checkpoint+mst': [...]`; `--configs a,b` picks rows by name.
+ */
 export const GPU_CONFIGS: Record<string, string[]> = {
   'adamw-full-graph': ['--optimizer', 'adamw', '--mode', 'full'],
   'adamw-segmented': ['--optimizer', 'adamw', '--mode', 'segmented'],
@@ -28,11 +32,15 @@ export interface GpuBenchRow {
   tokensPerSecond: number;
   /** Over the steps after the first. */
   tokensPerSecondSteady: number | null;
-  /** Peak of unique tensor buffers during a step (the ledger): on WebGPU, the GPU buffers in use. */
+  /** WebGPU: the pool's peak bytes in use over the run (every live buffer); else the ledger's step peak. */
   peakGpuBytesInUse: number;
+  /** Peak of unique tensor buffers during a step (the memory ledger). */
+  ledgerPeakBytes: number;
   predictedPeakBytes: number;
-  /** The WebGPU buffer pool's high-water mark (tfjs never frees pooled buffers). */
+  /** The WebGPU buffer pool's peak allocated bytes over the run (bounded: ≤ in use + the pool's free-byte bound). */
   gpuBytesAllocated: number | null;
+  /** The pool's free-byte bound (KSTAR_WEBGPU_MAX_FREE_BYTES; null: not WebGPU). */
+  gpuPoolMaxFreeBytes: number | null;
   optimizerStateBytes: number;
   lossAtStart: number;
   lossAtEnd: number;
@@ -123,9 +131,11 @@ export async function benchGpu(
         r.stepSeconds && r.stepSeconds.length > 1
           ? ((r.steps - 1) * tokensPerStep) / r.stepSeconds.slice(1).reduce((a, b) => a + b, 0)
           : null,
-      peakGpuBytesInUse: r.memory.peakBytes,
+      peakGpuBytesInUse: r.gpu?.peakBytesInUse ?? r.memory.peakBytes,
+      ledgerPeakBytes: r.memory.peakBytes,
       predictedPeakBytes: r.memory.predictedPeakBytes,
-      gpuBytesAllocated: r.memory.gpuBytesAllocated ?? null,
+      gpuBytesAllocated: r.gpu?.peakBytesAllocated ?? r.memory.gpuBytesAllocated ?? null,
+      gpuPoolMaxFreeBytes: r.gpu?.poolMaxFreeBytes ?? null,
       optimizerStateBytes: r.memory.optimizerStateBytes,
       lossAtStart: r.losses[0]!,
       lossAtEnd: r.losses.at(-1)!,

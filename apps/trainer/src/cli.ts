@@ -46,7 +46,7 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   try {
     const report = await train(run, { log: new ProgressBar(io.stderr), stop });
     if (config.report) writeReport(config.report, report);
-    io.stdout.write(`${ledgerTable(report.memory, report.model.params)}\n`);
+    io.stdout.write(`${ledgerTable(report.memory, report.model.params, report.gpu)}\n`);
     const first = report.losses[0];
     const last = report.losses.at(-1);
     io.stdout.write(

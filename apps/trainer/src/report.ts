@@ -18,6 +18,11 @@ export interface TrainReport {
   tokensPerSecond: number;
   wallSeconds: number;
   memory: MemoryReport;
+  /**
+   * WebGPU only: the buffer pool's high-water marks over the run (kernels' webgpu-pool.ts): bytes of GPU buffers
+   * in use (live tensors, all of them, not only the step's ledger) and allocated (in use + free, ≤ in use + the bound).
+   */
+  gpu?: { peakBytesInUse: number; peakBytesAllocated: number; poolMaxFreeBytes: number };
 }
 
 export function writeReport(path: string, report: TrainReport): void {
@@ -25,7 +30,7 @@ export function writeReport(path: string, report: TrainReport): void {
 }
 
 /** The final memory-ledger table printed after training. */
-export function ledgerTable(memory: MemoryReport, params: number): string {
+export function ledgerTable(memory: MemoryReport, params: number, gpu?: TrainReport['gpu']): string {
   const rows: Array<[string, number | undefined, string]> = [
     ['parameters', memory.paramBytes, 'measured'],
     ['gradients (peak alive)', memory.gradBytes, 'measured'],
@@ -37,6 +42,10 @@ export function ledgerTable(memory: MemoryReport, params: number): string {
   if (memory.gpuBytesInUse !== undefined) rows.push(['GPU bytes in use', memory.gpuBytesInUse, 'backend']);
   if (memory.gpuBytesAllocated !== undefined)
     rows.push(['GPU bytes allocated (pool)', memory.gpuBytesAllocated, 'backend']);
+  if (gpu) {
+    rows.push(['GPU bytes in use (run peak)', gpu.peakBytesInUse, 'backend']);
+    rows.push(['GPU bytes allocated (run peak)', gpu.peakBytesAllocated, 'backend']);
+  }
   const lines = [
     'memory ledger (unique data buffers)',
     `${'term'.padEnd(34)}${'bytes'.padStart(16)}${'human'.padStart(12)}${'B/param'.padStart(10)}  source`,

@@ -2,7 +2,7 @@ import type { MemoryReport, StepResult } from '@kstar/core';
 import { composePlugins, InputError, MemoryLedger, TrainingEngine } from '@kstar/core';
 import { createTokenizer, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
 import { createGPT, type GPTModel, resolveConfig } from '@kstar/gpt';
-import { backendMemory, inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
+import { backendMemory, guardWebGPUStep, inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from './config.ts';
 import { optimizerEntry } from './optimizers.ts';
@@ -141,7 +141,10 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       const t0 = performance.now();
       let r: StepResult;
       try {
-        r = entry.trainStep ? await entry.trainStep(engine, batch) : await engine.trainStep(batch);
+        // On WebGPU: inside error scopes; a validation/out-of-memory error or a lost device throws TrainingError(step).
+        r = await guardWebGPUStep(step, () =>
+          entry.trainStep ? entry.trainStep(engine, batch) : engine.trainStep(batch),
+        );
       } finally {
         tf.dispose([batch.inputs, batch.targets]);
       }
@@ -246,6 +249,15 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     tokensPerSecond: results.length > 0 ? (results.length * config.batch * seq) / trainSeconds : 0,
     wallSeconds,
     memory,
+    ...(gpu.peakGpuBytesInUse !== undefined
+      ? {
+          gpu: {
+            peakBytesInUse: gpu.peakGpuBytesInUse,
+            peakBytesAllocated: gpu.peakGpuBytesAllocated!,
+            poolMaxFreeBytes: gpu.gpuPoolMaxFreeBytes!,
+          },
+        }
+      : {}),
   };
   tf.dispose(valBatches.flatMap((b) => [b.inputs, b.targets]));
   engine.dispose();

@@ -3,6 +3,7 @@ import { BackendUnavailableError, InputError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerKstarKernels } from './register-kernels.ts';
 import { initWebGPU, probeWebGPUAdapter, shutdownWebGPU } from './webgpu-node.ts';
+import { webgpuPoolStats } from './webgpu-pool.ts';
 
 export type BackendName = 'cpu' | 'wasm' | 'webgpu' | 'tensorflow';
 export type BackendRequest = 'auto' | BackendName;
@@ -209,8 +210,13 @@ export interface BackendMemory {
   backend: string;
   /** webgpu: bytes in live tensors' GPU buffers (`tf.memory().numBytesInGPU`). */
   gpuBytesInUse?: number;
-  /** webgpu: bytes the buffer pool holds, a high-water mark that never shrinks (`numBytesAllocatedInGPU`). */
+  /** webgpu: bytes the buffer pool holds (`numBytesAllocatedInGPU`); ≤ in use + the pool bound (webgpu-pool.ts). */
   gpuBytesAllocated?: number;
+  /** webgpu: high-water marks of the two above since the backend started or `resetWebGPUPoolPeaks`. */
+  peakGpuBytesInUse?: number;
+  peakGpuBytesAllocated?: number;
+  /** webgpu: the bound on the pool's free bytes (Infinity: tfjs's unbounded pool). */
+  gpuPoolMaxFreeBytes?: number;
   /** wasm: size of the wasm heap (`HEAPU8.byteLength`), grow-only. */
   wasmHeapBytes?: number;
 }
@@ -220,7 +226,19 @@ export function backendMemory(): BackendMemory {
   const backend = tf.getBackend();
   if (backend === 'webgpu') {
     const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
-    return { backend, gpuBytesInUse: m.numBytesInGPU, gpuBytesAllocated: m.numBytesAllocatedInGPU };
+    const pool = webgpuPoolStats(tf.backend());
+    return {
+      backend,
+      gpuBytesInUse: m.numBytesInGPU,
+      gpuBytesAllocated: m.numBytesAllocatedInGPU,
+      ...(pool
+        ? {
+            peakGpuBytesInUse: pool.peakBytesInUse,
+            peakGpuBytesAllocated: pool.peakBytesAllocated,
+            gpuPoolMaxFreeBytes: pool.maxFreeBytes,
+          }
+        : {}),
+    };
   }
   if (backend === 'wasm') {
     const b = tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } };

@@ -57,7 +57,26 @@ export {
   unsortedSegmentSumWasm,
 } from './wasm-kernels.ts';
 export { registerWasmMatMulFix, unregisterWasmMatMulFix } from './wasm-matmul.ts';
+export {
+  flushWebGPU,
+  guardWebGPUStep,
+  takeWebGPUDeviceErrors,
+  watchWebGPUDevice,
+} from './webgpu-errors.ts';
 export type { AdapterProbe, MinimalGPUAdapter, MinimalGPUDevice } from './webgpu-node.ts';
-export { initWebGPU, probeWebGPUAdapter, shutdownWebGPU, webgpuDevice } from './webgpu-node.ts';
+export {
+  initWebGPU,
+  maxFreePoolBytes,
+  probeWebGPUAdapter,
+  shutdownWebGPU,
+  webgpuDevice,
+} from './webgpu-node.ts';
+export type { WebGPUPoolStats } from './webgpu-pool.ts';
+export {
+  boundWebGPUPool,
+  DEFAULT_MAX_FREE_POOL_BYTES,
+  resetWebGPUPoolPeaks,
+  webgpuPoolStats,
+} from './webgpu-pool.ts';
 export type { FlatProgram, FlatProgramSpec, WebGPUBackendLike } from './wgsl.ts';
 export { flat, flatProgram } from './wgsl.ts';

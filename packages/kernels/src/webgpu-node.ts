@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
+import { watchWebGPUDevice } from './webgpu-errors.ts';
+import { boundWebGPUPool, DEFAULT_MAX_FREE_POOL_BYTES } from './webgpu-pool.ts';
 
 /**
  * WebGPU in Node through the `webgpu` package (Dawn). The tfjs webgpu backend registers itself at import time
@@ -103,10 +105,25 @@ export async function initWebGPU(
       };
       const requiredFeatures = a.features.has('timestamp-query') ? ['timestamp-query'] : [];
       const device = await a.requestDevice({ requiredLimits, requiredFeatures });
-      return new webgpuModule.WebGPUBackend(device, a.info);
+      watchWebGPUDevice(device);
+      const backend = new webgpuModule.WebGPUBackend(device, a.info);
+      // tfjs's pool never frees a buffer; bound its free bytes (KSTAR_WEBGPU_MAX_FREE_BYTES, default 1 GiB).
+      boundWebGPUPool(backend, maxFreePoolBytes());
+      return backend;
     },
     3,
   );
+}
+
+/** The pool bound from `KSTAR_WEBGPU_MAX_FREE_BYTES` (bytes, or `Infinity` for tfjs's unbounded pool). */
+export function maxFreePoolBytes(env: Record<string, string | undefined> = process.env): number {
+  const raw = env.KSTAR_WEBGPU_MAX_FREE_BYTES;
+  if (raw == null || raw === '') return DEFAULT_MAX_FREE_POOL_BYTES;
+  const n = Number(raw);
+  if (!(n >= 0)) {
+    throw new Error(`KSTAR_WEBGPU_MAX_FREE_BYTES must be a number of bytes ≥ 0 or Infinity (got '${raw}')`);
+  }
+  return n;
 }
 
 /** The active webgpu device, or null when the webgpu backend is not initialised. */
