@@ -9,9 +9,24 @@ export type {
   SelectBackendOptions,
 } from './backends.ts';
 export { AUTO_ORDER, backendMemory, installHint, selectBackend } from './backends.ts';
+export type { CausalSoftmaxArgs, CausalSoftmaxGradArgs } from './causal-softmax.ts';
+export { causalSoftmaxGradKernel, causalSoftmaxKernel } from './causal-softmax.ts';
+export type { CrossEntropyArgs, CrossEntropyGradArgs, CrossEntropyResult } from './cross-entropy.ts';
+export { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
 export type { KernelSpec, KstarKernel, NativeBackend, RunOptions } from './define-kernel.ts';
 export { defineKernel } from './define-kernel.ts';
+export type { ParityRow, ParityShapes } from './fused-parity.ts';
+export {
+  formatParity,
+  fusedKernelParity,
+  GPT2_PARITY_SHAPES,
+  PARITY_TOLERANCE,
+  TINY_PARITY_SHAPES,
+} from './fused-parity.ts';
+export { GELU_A, GELU_C, geluGradKernel, geluKernel } from './gelu.ts';
 export { inPlaceOutput } from './in-place.ts';
+export type { LayerNormArgs, LayerNormGradArgs, LayerNormGradResult, LayerNormResult } from './layer-norm.ts';
+export { LN_CHUNK, layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
 export type { PackArgs, PackBits, UnpackArgs } from './pack.ts';
 export {
   packArray,
@@ -49,6 +64,8 @@ export {
   zeroCode,
 } from './quantize.ts';
 export { registerKstarKernels } from './register-kernels.ts';
+export type { RowProgramSpec } from './row-program.ts';
+export { ROW_WORKGROUP, rowProgram, rowWorkgroup } from './row-program.ts';
 export type { WasmBackendLike } from './wasm-kernels.ts';
 export {
   invalidateWasmCaches,

@@ -1,5 +1,9 @@
 import { addInPlaceKernel } from './accumulate.ts';
 import { adamwKernel } from './adamw.ts';
+import { causalSoftmaxGradKernel, causalSoftmaxKernel } from './causal-softmax.ts';
+import { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
+import { geluGradKernel, geluKernel } from './gelu.ts';
+import { layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
 import { packKernel, unpackKernel } from './pack.ts';
 import { dequantizeKernel, quantizeKernel } from './quantize.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
@@ -16,5 +20,16 @@ export function registerKstarKernels(): void {
   unpackKernel.register();
   quantizeKernel.register();
   dequantizeKernel.register();
+  for (const k of [
+    geluKernel,
+    geluGradKernel,
+    layerNormKernel,
+    layerNormGradKernel,
+    causalSoftmaxKernel,
+    causalSoftmaxGradKernel,
+    crossEntropyKernel,
+    crossEntropyGradKernel,
+  ])
+    k.register();
   registerWasmKernels();
 }
