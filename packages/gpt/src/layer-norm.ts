@@ -1,5 +1,6 @@
-import * as tf from '@tensorflow/tfjs-core';
-import { customOp, step } from './custom-grad.ts';
+import { layerNormGradKernel, layerNormKernel } from '@kstar/kernels';
+import type * as tf from '@tensorflow/tfjs-core';
+import { customOp } from './custom-grad.ts';
 
 /** LayerNorm epsilon (GPT-2). */
 export const LN_EPS = 1e-5;
@@ -9,45 +10,17 @@ export const LN_EPS = 1e-5;
  * Custom gradient, so the tape keeps only `x` (a buffer the caller holds anyway), γ, and μ, rstd ([N,1] each)
  * instead of every elementwise intermediate. Backward recomputes x̂ and applies
  * `dx = rstd·(g − mean(g) − x̂·mean(g·x̂))` with `g = dy·γ`; `dγ = Σ dy·x̂`, `dβ = Σ dy`.
- * Temporaries are disposed as soon as used: forward holds ≤ 2, backward ≤ 4 buffers of x's size.
+ * Both directions are @kstar/kernels' `KstarLayerNorm`/`KstarLayerNormGrad` (fused WGSL on WebGPU; elsewhere the
+ * tfjs-ops fallback: forward holds ≤ 2, backward ≤ 4 buffers of x's size).
  */
 const layerNormOp = customOp(([x, gamma, beta], save) => {
   // x [N, D], gamma [D], beta [D]
-  const mean = tf.mean(x!, -1, true); // [N, 1]
-  const xc = tf.sub(x!, mean); // [N, D]
-  const rstd = step(
-    step(
-      step(tf.square(xc), (t) => tf.mean(t, -1, true)),
-      (t) => tf.add(t, LN_EPS),
-    ),
-    (t) => tf.rsqrt(t),
-  ); // [N, 1]
-  const value = step(
-    step(
-      step(xc, (t) => tf.mul(t, rstd)),
-      (t) => tf.mul(t, gamma!),
-    ),
-    (t) => tf.add(t, beta!),
-  ); // [N, D]
+  const { y, mean, rstd } = layerNormKernel.run({ x: x!, gamma: gamma!, beta: beta!, eps: LN_EPS });
   save([x!, gamma!, mean, rstd]);
   return {
-    value,
+    value: y,
     gradFunc: (dy, [xs, g, mu, r]) => {
-      const xhat = step(tf.sub(xs!, mu!), (t) => tf.mul(t, r!)); // [N, D]
-      const dgamma = step(tf.mul(dy, xhat), (t) => tf.sum(t, 0)); // [D]
-      const dbeta = tf.sum(dy, 0); // [D]
-      const gy = tf.mul(dy, g!); // [N, D]
-      const meanG = tf.mean(gy, -1, true); // [N, 1]
-      const meanGX = step(tf.mul(gy, xhat), (t) => tf.mean(t, -1, true)); // [N, 1]
-      const xm = step(xhat, (t) => tf.mul(t, meanGX)); // [N, D]
-      const dx = step(
-        step(
-          step(gy, (t) => tf.sub(t, meanG)),
-          (t) => tf.sub(t, xm),
-        ),
-        (t) => tf.mul(t, r!),
-      ); // [N, D]
-      xm.dispose();
+      const { dx, dgamma, dbeta } = layerNormGradKernel.run({ x: xs!, gamma: g!, mean: mu!, rstd: r!, dy });
       return [dx, dgamma, dbeta];
     },
   };
