@@ -22,6 +22,19 @@ export const GPU_CONFIGS: Record<string, string[]> = {
   adalomo: ['--optimizer', 'adalomo', '--mode', 'segmented'],
 };
 
+/** `nvidia-smi`'s name, memory and driver of the GPU, or 'unknown' (not an NVIDIA machine). */
+export function gpuName(): string {
+  try {
+    return execFileSync(
+      'nvidia-smi',
+      ['--query-gpu=name,memory.total,driver_version', '--format=csv,noheader'],
+      { encoding: 'utf8' },
+    ).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
 export interface GpuBenchRow {
   name: string;
   preset: string;
@@ -142,16 +155,7 @@ export async function benchGpu(
       exit: code,
     });
   }
-  let gpu = 'unknown';
-  try {
-    gpu = execFileSync(
-      'nvidia-smi',
-      ['--query-gpu=name,memory.total,driver_version', '--format=csv,noheader'],
-      { encoding: 'utf8' },
-    ).trim();
-  } catch {
-    // not an NVIDIA machine
-  }
+  const gpu = gpuName();
   const machine = {
     gpu,
     cpus: cpus().length,

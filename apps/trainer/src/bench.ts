@@ -9,6 +9,8 @@ import { prepareRun, train } from './train.ts';
 export const BENCH_HELP = `kstar bench train --json FILE [options]
 kstar bench optimizers --json FILE [--preset tiny|small] [--steps N] [--optimizers LIST] [--lr NAME=X,…]
 kstar bench gpu --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--steps 20] [--configs LIST]
+kstar bench kernels --json FILE [--backend webgpu] [--shapes gpt2|tiny]   fused kernels vs their fallbacks (PASS/FAIL)
+kstar bench profile --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--mode full]   per-kernel GPU times of a step
 
 Runs \`kstar train\` for every backend × mode given and writes one row per run:
 {backend, mode, preset, batch, seq, steps, tokensPerSecond, peakBytes, predictedPeakBytes, paramBytes, gradBytes,

@@ -3,6 +3,7 @@ import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
+import { benchKernels, benchProfile } from './bench-kernels.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
@@ -108,9 +109,20 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(`${gpuTable(rows)}\nwrote ${file}\n`);
     return 0;
   }
+  if (kind === 'kernels' || kind === 'profile') {
+    try {
+      const { file } = await (kind === 'kernels' ? benchKernels : benchProfile)(rest, (l) =>
+        io.stdout.write(`${l}\n`),
+      );
+      io.stdout.write(`wrote ${file}\n`);
+      return 0;
+    } finally {
+      await shutdownWebGPU();
+    }
+  }
   if (kind !== 'train' && kind !== 'optimizers') {
     throw new InputError(
-      `unknown benchmark '${kind}': use 'kstar bench train' or 'kstar bench optimizers' (see 'kstar bench --help')`,
+      `unknown benchmark '${kind}': use 'kstar bench train', 'optimizers', 'gpu', 'kernels' or 'profile' (see 'kstar bench --help')`,
       'E_FLAG',
     );
   }

@@ -52,7 +52,8 @@ export async function initWebGPU(
       throw new Error(`the 'webgpu' package could not be loaded (${(e as Error).message})`);
     }
     Object.assign(globalThis, mod.globals);
-    const gpu = mod.create([]);
+    // Dawn options, e.g. KSTAR_DAWN_FLAGS='enable-dawn-features=allow_unsafe_apis' (timestamp queries for profiling).
+    const gpu = mod.create((process.env.KSTAR_DAWN_FLAGS ?? '').split(/\s+/).filter(Boolean));
     const g = globalThis as unknown as { navigator?: Record<string, unknown> };
     if (g.navigator == null) {
       // Node 20: no navigator at all.
