@@ -2,11 +2,16 @@
 # Every GPU measurement of K* in one script, run on the device machine (an NVIDIA GPU, Vulkan driver, no Node):
 #   bash scripts/gpu-run.sh [steps]
 # Needs, carried beside the repo: .gl/libvulkan1_*.deb (the Vulkan loader), .device/node.xz (this machine's node
-# binary, xz), .device/bundle.tar.xz (`pnpm bundle .device/bundle-dir` + tar). Writes reports and logs under $OUT
-# and prints a table last.
+# binary, xz), $BUNDLE (default .device/bundle.tar.xz: `pnpm bundle DIR/bundle-dir` + tar -C DIR). Writes JSON and
+# logs under $OUT:
+#   kernel-parity.json  every fused WGSL kernel against its tfjs-ops fallback at gpt2-124m shapes (PASS/FAIL)
+#   gpu-profile.json    per-kernel GPU times of one gpt2-124m T=1024 B=8 AdamW step (timestamp queries)
+#   gpu.json            `kstar bench gpu` rows ($CONFIGS, default adamw-full-graph,adamw-segmented), pool bound on
+#   gpu-unbounded.json  adamw-full-graph with tfjs's unbounded pool (KSTAR_WEBGPU_MAX_FREE_BYTES=Infinity), to compare
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
 STEPS=${1:-20}
+BUNDLE=${BUNDLE:-.device/bundle.tar.xz}
 mkdir -p "$OUT" /tmp/k
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
@@ -15,11 +20,30 @@ icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f "$icd" ] || icd=$(find / -name nvidia_icd.json -not -path '*/proc/*' 2>/dev/null | head -1)
 export VK_DRIVER_FILES="$icd"
 xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
-tar -C /tmp/k -xJf .device/bundle.tar.xz
+tar -C /tmp/k -xJf "$BUNDLE"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 echo "VK_DRIVER_FILES=$VK_DRIVER_FILES node $(/tmp/k/node --version)"
+K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
 
-# Every configuration in its own process (the WebGPU pool is a per-process high-water mark); table printed last.
-/tmp/k/node /tmp/k/bundle-dir/kstar.mjs bench gpu --json "$OUT/h100-gpu.json" --steps "$STEPS" \
-  --limit-seconds "${RUN_LIMIT:-70}" ${CONFIGS:+--configs "$CONFIGS"} 2> "$OUT/bench-gpu.log"
+if [ "${SKIP_PARITY:-0}" != 1 ]; then
+  timeout 100 "${K[@]}" bench kernels --json "$OUT/kernel-parity.json" --shapes gpt2 > "$OUT/parity.log" 2>&1
+  echo "bench kernels: exit $?"
+fi
+if [ "${SKIP_PROFILE:-0}" != 1 ]; then
+  KSTAR_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis timeout 150 "${K[@]}" bench profile \
+    --json "$OUT/gpu-profile.json" --preset gpt2-124m --seq 1024 --batch 8 > "$OUT/profile.log" 2>&1
+  echo "bench profile: exit $?"
+fi
+# Every configuration in its own process (the pool's peaks are per process); table printed last.
+"${K[@]}" bench gpu --json "$OUT/gpu.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-110}" \
+  --configs "${CONFIGS:-adamw-full-graph,adamw-segmented}" > "$OUT/bench-gpu.log" 2>&1
 echo "bench gpu: exit $?"
+if [ "${SKIP_UNBOUNDED:-0}" != 1 ]; then
+  KSTAR_WEBGPU_MAX_FREE_BYTES=Infinity "${K[@]}" bench gpu --json "$OUT/gpu-unbounded.json" --steps "$STEPS" \
+    --limit-seconds "${RUN_LIMIT:-110}" --configs adamw-full-graph >> "$OUT/bench-gpu.log" 2>&1
+  echo "bench gpu (unbounded pool): exit $?"
+fi
+grep -E '^(PASS|FAIL)' "$OUT/parity.log" 2>/dev/null
+head -22 "$OUT/profile.log" 2>/dev/null | grep -v '^Warning'
+grep -E 'sum of kernel times' "$OUT/profile.log" 2>/dev/null
+grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu.log"

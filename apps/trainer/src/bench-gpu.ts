@@ -50,9 +50,9 @@ export interface GpuBenchRow {
   /** Peak of unique tensor buffers during a step (the memory ledger). */
   ledgerPeakBytes: number;
   predictedPeakBytes: number;
-  /** The WebGPU buffer pool's peak allocated bytes over the run (bounded: ≤ in use + the pool's free-byte bound). */
+  /** The WebGPU buffer pool's peak allocated bytes over the run (≤ the in-use high-water mark + the pool bound). */
   gpuBytesAllocated: number | null;
-  /** The pool's free-byte bound (KSTAR_WEBGPU_MAX_FREE_BYTES; null: not WebGPU). */
+  /** The pool's slack above the in-use high-water mark (KSTAR_WEBGPU_MAX_FREE_BYTES; null: not WebGPU or Infinity). */
   gpuPoolMaxFreeBytes: number | null;
   optimizerStateBytes: number;
   lossAtStart: number;

@@ -20,7 +20,7 @@ export interface TrainReport {
   memory: MemoryReport;
   /**
    * WebGPU only: the buffer pool's high-water marks over the run (kernels' webgpu-pool.ts): bytes of GPU buffers
-   * in use (live tensors, all of them, not only the step's ledger) and allocated (in use + free, ≤ in use + the bound).
+   * in use (live tensors, all of them, not only the step's ledger) and allocated (in use + free, ≤ the in-use high-water mark + the bound).
    */
   gpu?: { peakBytesInUse: number; peakBytesAllocated: number; poolMaxFreeBytes: number };
 }

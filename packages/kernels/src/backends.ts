@@ -210,12 +210,12 @@ export interface BackendMemory {
   backend: string;
   /** webgpu: bytes in live tensors' GPU buffers (`tf.memory().numBytesInGPU`). */
   gpuBytesInUse?: number;
-  /** webgpu: bytes the buffer pool holds (`numBytesAllocatedInGPU`); ≤ in use + the pool bound (webgpu-pool.ts). */
+  /** webgpu: bytes the buffer pool holds (`numBytesAllocatedInGPU`); ≤ in-use high-water mark + the bound (webgpu-pool.ts). */
   gpuBytesAllocated?: number;
   /** webgpu: high-water marks of the two above since the backend started or `resetWebGPUPoolPeaks`. */
   peakGpuBytesInUse?: number;
   peakGpuBytesAllocated?: number;
-  /** webgpu: the bound on the pool's free bytes (Infinity: tfjs's unbounded pool). */
+  /** webgpu: the pool's slack above the in-use high-water mark (Infinity: tfjs's unbounded pool). */
   gpuPoolMaxFreeBytes?: number;
   /** wasm: size of the wasm heap (`HEAPU8.byteLength`), grow-only. */
   wasmHeapBytes?: number;

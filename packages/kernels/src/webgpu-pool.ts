@@ -4,8 +4,13 @@
  * Why: the pool (tfjs-backend-webgpu 4.22 `BufferManager`) keys free buffers by exact `size_usage` and never
  * destroys one, so a free buffer of one size cannot serve a request of another and the pool only grows: 47.3 GiB
  * allocated against a 31.96 GiB peak in use for gpt2-124m B=8 T=1024 (bench/results/2026-11-23-h100-gpu.json), and
- * 87 GiB with plain tfjs. Here, after every release the least recently freed buffers are destroyed until the free
- * bytes are at most `maxFreeBytes`, so at every moment `allocated ≤ inUse + maxFreeBytes`.
+ * 87 GiB with plain tfjs. Here, after every release the least recently freed buffers are destroyed until
+ * `allocated ≤ highWaterInUse + maxFreeBytes`, where `highWaterInUse` is the largest number of bytes ever in use at
+ * once: the pool never holds more than the largest working set seen plus a slack.
+ *
+ * Why not `allocated ≤ inUse + slack`: between steps almost nothing is in use (gpt2-124m: ~2 of 32 GiB), so that bound
+ * destroys the step's buffers at its end and the next step creates them again; Dawn zero-fills every new buffer, and
+ * that churn cost 3× the step time on the H100 (4,301 against 12,663 tokens/s, bench/results/2026-11-23-h100-gpu-pool-inuse-bound.json).
  *
  * Destroying a free buffer is safe: tfjs only frees a tensor's buffer once the command buffer that uses it is
  * submitted (`commandQueueOwnedIds` → `tensorDataPendingDisposal`), and WebGPU lets a buffer used by submitted work be
@@ -36,8 +41,10 @@ export interface WebGPUPoolStats {
   /** High-water marks since the bound was installed or `resetWebGPUPoolPeaks()`. */
   peakBytesInUse: number;
   peakBytesAllocated: number;
-  /** The bound on free bytes (Infinity: unbounded). */
+  /** The slack above the in-use high-water mark (Infinity: unbounded). */
   maxFreeBytes: number;
+  /** The largest bytes in use ever seen (never reset): the bound is `allocated ≤ highWaterBytesInUse + maxFreeBytes`. */
+  highWaterBytesInUse: number;
   /** Bytes of free buffers destroyed by the bound so far. */
   evictedBytes: number;
 }
@@ -49,10 +56,11 @@ interface PoolState {
   lru: Map<GPUBufferLike, string>;
   peakInUse: number;
   peakAllocated: number;
+  highWater: number;
   evictedBytes: number;
 }
 
-/** Default bound on the pool's free bytes: enough to reuse a step's recurring shapes, small next to the model. */
+/** Default slack of the pool above the in-use high-water mark. */
 export const DEFAULT_MAX_FREE_POOL_BYTES = 1024 ** 3;
 
 const states = new WeakMap<object, PoolState>();
@@ -67,10 +75,12 @@ function managerOf(backend: object): BufferManagerLike {
   return m;
 }
 
-function evict(s: PoolState): void {
+/** Destroys least recently freed buffers until `allocated + incoming ≤ max(highWater, used + incoming) + maxFreeBytes`. */
+function evict(s: PoolState, incoming = 0): void {
   const m = s.manager;
   for (const [buffer, key] of s.lru) {
-    if (m.numBytesAllocated - m.numBytesUsed <= s.maxFreeBytes) break;
+    const limit = Math.max(s.highWater, m.numBytesUsed + incoming) + s.maxFreeBytes;
+    if (m.numBytesAllocated + incoming <= limit) break;
     const list = m.freeBuffers.get(key);
     const i = list ? list.indexOf(buffer) : -1;
     s.lru.delete(buffer);
@@ -85,8 +95,8 @@ function evict(s: PoolState): void {
 }
 
 /**
- * Installs (or updates) the bound on `backend`'s pool (a tfjs `WebGPUBackend`): free bytes ≤ `maxFreeBytes`
- * (`Infinity` keeps tfjs's unbounded pool but still tracks peaks). Idempotent.
+ * Installs (or updates) the bound on `backend`'s pool (a tfjs `WebGPUBackend`): allocated ≤ in-use high-water mark +
+ * `maxFreeBytes` (`Infinity` keeps tfjs's unbounded pool but still tracks peaks). Idempotent.
  */
 export function boundWebGPUPool(backend: object, maxFreeBytes = DEFAULT_MAX_FREE_POOL_BYTES): void {
   if (!(maxFreeBytes >= 0)) {
@@ -105,6 +115,7 @@ export function boundWebGPUPool(backend: object, maxFreeBytes = DEFAULT_MAX_FREE
     lru: new Map(),
     peakInUse: m.numBytesUsed,
     peakAllocated: m.numBytesAllocated,
+    highWater: m.numBytesUsed,
     evictedBytes: 0,
   };
   states.set(backend, s);
@@ -116,8 +127,11 @@ export function boundWebGPUPool(backend: object, maxFreeBytes = DEFAULT_MAX_FREE
     const free = reuse ? m.freeBuffers.get(key) : undefined;
     // tfjs pops the last free buffer of this key: it leaves the LRU.
     if (free && free.length > 0) s.lru.delete(free[free.length - 1]!);
+    // A miss creates a buffer: make room first, so the bound holds at every moment, not only after releases.
+    else evict(s, size);
     const buffer = acquire(size, usage, mappedAtCreation, reuse);
     if (m.numBytesUsed > s.peakInUse) s.peakInUse = m.numBytesUsed;
+    if (m.numBytesUsed > s.highWater) s.highWater = m.numBytesUsed;
     if (m.numBytesAllocated > s.peakAllocated) s.peakAllocated = m.numBytesAllocated;
     return buffer;
   };
@@ -145,6 +159,7 @@ export function webgpuPoolStats(backend: object | null): WebGPUPoolStats | null 
     peakBytesInUse: s.peakInUse,
     peakBytesAllocated: s.peakAllocated,
     maxFreeBytes: s.maxFreeBytes,
+    highWaterBytesInUse: s.highWater,
     evictedBytes: s.evictedBytes,
   };
 }
