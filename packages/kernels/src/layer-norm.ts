@@ -8,7 +8,7 @@ import { flat, flatProgram } from './wgsl.ts';
  * ([N, 1]) for the backward. Backward (`layerNormGradKernel`), with `x̂ = (x − μ)·rstd` and `g = dy·γ`:
  * `dx = rstd·(g − mean(g) − x̂·mean(g·x̂))`, `dγ = Σ_n dy·x̂`, `dβ = Σ_n dy`.
  * WebGPU: forward = 1 row-reduction dispatch (μ, rstd) + 3 element-wise; backward = 1 row reduction + dx + a
- * column reduction in row chunks of `LN_CHUNK` + 2 chunk sums (the tfjs-ops fallback: 9 forward, 14 backward).
+ * column reduction in row chunks of `LN_CHUNK` + 2 chunk sums (the tfjs-ops fallback: 9 ops forward, 13 backward).
  */
 export interface LayerNormArgs {
   x: tf.Tensor; // [N, D]
