@@ -80,8 +80,8 @@ export async function guardWebGPUStep<T>(step: number, f: () => Promise<T>): Pro
   const w = activeWebGPU();
   if (!w) return f();
   const { device } = w;
+  // Errors raised since the last check (e.g. by an evaluation between steps) are reported with this step, not dropped.
   watchWebGPUDevice(device);
-  takeWebGPUDeviceErrors(device); // errors before this step belong to no step
   device.pushErrorScope('out-of-memory');
   device.pushErrorScope('validation');
   let result: T;
