@@ -32,6 +32,12 @@ export interface ActivationBytesOptions {
    * [B, H, T, T] probabilities, and the backward pass recomputes them.
    */
   readonly selectiveAttention?: boolean;
+  /**
+   * Mini-Sequence Transformer ops (`@kstar/act-mst`) with these chunkings: the block's MLP, attention and the head's
+   * loss save only their inputs and recompute chunk by chunk. APPROXIMATE (see `mstBlockFloats`): not held to the
+   * ledger like the rest; the benchmark reports predicted against measured.
+   */
+  readonly mst?: { readonly mlpChunks: number; readonly attentionChunk: number; readonly lossChunks: number };
 }
 
 /** The terms of the prediction, in bytes (float32). */
@@ -162,7 +168,9 @@ function stageFloats(
   T: number,
   copies: boolean,
   selective = false,
+  mst?: ActivationBytesOptions['mst'],
 ): StageFloats {
+  if (mst && stage >= 1) return mstStageFloats(config, stage, B, T, copies, mst);
   const { nLayer: L, nEmbd: D, nHead: H, vocabSize: V, blockSize } = config;
   const N = B * T;
   const ND = N * D;
@@ -266,6 +274,70 @@ function selectiveBlockFloats(config: GPTConfig, B: number, T: number, copies: b
   };
 }
 
+/**
+ * Blocks and head with MsT's ops (approximate). Block: as the selective block (the chunked attention saves q, k, v)
+ * without the MLP's saved intermediates (fc out, GELU out: cpu −8·N·D; wasm the fused matMuls' and GELU's copies
+ * 19·N·D + 16·D² + 5·D are replaced by x and the four weights, N·D + 8·D² + 5·D) and their gradients (−8·N·D). The
+ * attention backward holds one query chunk's 6·B·H·c·T; the MLP backward one row chunk's 7·c·F + 3·c·D plus the
+ * summed weight gradients. Head: the [N, V] logits are neither saved nor differentiated whole; one row chunk's 5·c·V.
+ */
+function mstStageFloats(
+  config: GPTConfig,
+  stage: number,
+  B: number,
+  T: number,
+  copies: boolean,
+  mst: NonNullable<ActivationBytesOptions['mst']>,
+): StageFloats {
+  const { nLayer: L, nEmbd: D, nHead: H, vocabSize: V } = config;
+  const N = B * T;
+  const ND = N * D;
+  if (stage <= L) {
+    const F = 4 * D;
+    const cm = Math.ceil(N / Math.max(1, Math.min(mst.mlpChunks, N)));
+    const ca = Math.max(1, Math.min(mst.attentionChunk, T));
+    const attn = 6 * B * H * ca * T;
+    const P = 2 * D * F + F + D;
+    const params = 12 * D * D + 13 * D;
+    const moments = [
+      { extra: 3 * ND + 7 * cm * F + 3 * cm * D + P, paramsDone: 0 },
+      { extra: 8 * ND + attn, paramsDone: 9 * D * D + 8 * D },
+      { extra: 18 * ND, paramsDone: params - 2 * D },
+    ];
+    const grads = 17 * ND;
+    if (!copies) {
+      const saved = 13 * ND + 4 * N;
+      return {
+        saved,
+        grads,
+        params,
+        out: 0,
+        moments,
+        forward: [10 * ND + attn / 3 + 2 * N, 17 * ND + 2 * cm * F + 4 * N],
+      };
+    }
+    const saved = 27 * ND + 16 * D * D + 11 * D + 4 * N;
+    const beforeAttn = 10 * ND + 6 * D * D + 3 * D + 2 * N;
+    return {
+      saved,
+      grads,
+      params,
+      out: ND,
+      moments,
+      forward: [beforeAttn + 10 * ND + attn / 3, saved + 17 * ND + 2 * cm * F],
+    };
+  }
+  const cl = Math.ceil(N / Math.max(1, Math.min(mst.lossChunks, N)));
+  const params = V * D + 2 * D;
+  const moments = [
+    { extra: 5 * cl * V + ND + 3 * V * D, paramsDone: 0 },
+    { extra: 4 * ND, paramsDone: V * D },
+  ];
+  const grads = 2 * ND;
+  const saved = copies ? 3 * ND + V * D + D + 4 * N : ND + 4 * N;
+  return { saved, grads, params, out: 0, moments, forward: [saved + 5 * cl * V + 2 * N] };
+}
+
 /** Peak floats of differentiating the stages (in order) together, that graph's residue + gradients, and its params. */
 function graphPeak(stages: StageFloats[]): {
   peak: number;
@@ -330,7 +402,9 @@ export function predictActivationBreakdown(
   const ND = B * T * config.nEmbd;
   const copies = backend === 'wasm';
   const selective = opts.selectiveAttention === true;
-  const all = Array.from({ length: nStages }, (_, i) => stageFloats(config, i, B, T, copies, selective));
+  const all = Array.from({ length: nStages }, (_, i) =>
+    stageFloats(config, i, B, T, copies, selective, opts.mst),
+  );
   const savedInput = opts.savedInputBytes === undefined ? ND : opts.savedInputBytes / 4;
   if (!(savedInput >= 0 && Number.isFinite(savedInput))) {
     throw new InputError(
