@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { concatOwned, customOp } from './custom-op.ts';
+import { concatOwned, customOp, step } from './custom-op.ts';
 import type { Range } from './split.ts';
 
 /** Additive causal mask for query rows [s, s + c) against keys [0, e), e = s + c: −1e9 where key j > query s + i. */
@@ -28,11 +28,18 @@ export function chunkedAttention(
   const [B, H, T, hd] = q.shape as [number, number, number, number];
   const rows = (t: tf.Tensor, start: number, size: number) => tf.slice(t, [0, 0, start, 0], [B, H, size, hd]);
   /** Probabilities of query chunk r against keys [0, e): [B, H, c, e]. */
-  const probs = (qc: tf.Tensor, kc: tf.Tensor, r: Range) =>
-    tf.tidy(() => {
-      const scores = tf.mul(tf.matMul(qc, kc, false, true), scale); // [B, H, c, e]
-      return tf.softmax(tf.add(scores, chunkMask(r.start, r.size)));
-    });
+  const probs = (qc: tf.Tensor, kc: tf.Tensor, r: Range) => {
+    const mask = chunkMask(r.start, r.size); // [c, e]
+    const p = step(
+      step(
+        step(tf.matMul(qc, kc, false, true), (t) => tf.mul(t, scale)),
+        (t) => tf.add(t, mask),
+      ),
+      (t) => tf.softmax(t),
+    ); // [B, H, c, e]
+    mask.dispose();
+    return p;
+  };
   const op = customOp(([qi, ki, vi], save) => {
     const outs = ranges.map((r) =>
       tf.tidy(() => {
@@ -87,11 +94,15 @@ export function chunkedAttention(
             const dyc = rows(dy, r.start, r.size); // [B, H, c, hd]
             const p = probs(qc, kc, r); // [B, H, c, e]
             const dvc = tf.matMul(p, dyc, true, false); // [B, H, e, hd]
-            const ds = tf.tidy(() => {
-              const dyp = tf.mul(tf.matMul(dyc, vc, false, true), p); // dp·p [B, H, c, e]
-              return tf.mul(tf.sub(dyp, tf.mul(p, tf.sum(dyp, -1, true))), scale); // [B, H, c, e]
-            });
-            p.dispose();
+            // ds = scale·(dp·p − p·Σ dp·p), one [B, H, c, e] temporary at a time besides p.
+            const dyp = step(tf.matMul(dyc, vc, false, true), (dp) => tf.mul(dp, p)); // [B, H, c, e]
+            const rowSum = tf.sum(dyp, -1, true); // [B, H, c, 1]
+            const pr = step(p, (t) => tf.mul(t, rowSum)); // frees p
+            const ds = step(
+              step(dyp, (t) => tf.sub(t, pr)),
+              (t) => tf.mul(t, scale),
+            ); // [B, H, c, e]
+            pr.dispose();
             return [tf.matMul(ds, kc), tf.matMul(ds, qc, true, false), dvc]; // dq [c], dk [e], dv [e]
           });
           dqs.unshift(dq!);

@@ -61,3 +61,10 @@ export function nestedGrads(
     engine.state.activeTape = outer;
   }
 }
+
+/** `f(t)`, then dispose `t`: chains element-wise steps so at most two of a chain's buffers are alive at once. */
+export function step(t: tf.Tensor, f: (t: tf.Tensor) => tf.Tensor): tf.Tensor {
+  const r = f(t);
+  t.dispose();
+  return r;
+}

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { concatOwned, customOp } from './custom-op.ts';
+import { concatOwned, customOp, step } from './custom-op.ts';
 import { splitBalanced } from './split.ts';
 
 /**
@@ -28,7 +28,12 @@ export function chunkedLinearCrossEntropy(
       const [lse, sum] = tf.tidy(() => {
         const z = tf.matMul(rows(hi!, r.start, r.size), wi!, false, true); // [c, V]
         const lse = tf.logSumExp(z, -1, true); // [c, 1]
-        const picked = tf.sum(tf.mul(z, tf.oneHot(tgt(r.start, r.size), V, 1, 0, 'float32')), -1, true); // [c, 1]
+        const oh = tf.oneHot(tgt(r.start, r.size), V, 1, 0, 'float32'); // [c, V]
+        const picked = step(
+          step(z, (t) => tf.mul(t, oh)),
+          (t) => tf.sum(t, -1, true),
+        ); // z[t] [c, 1]
+        oh.dispose();
         return [lse, tf.sum(tf.sub(lse, picked))];
       });
       lses.push(lse!);
@@ -52,12 +57,16 @@ export function chunkedLinearCrossEntropy(
         for (const r of ranges) {
           const [dh, dwc] = tf.tidy(() => {
             const hc = rows(hs!, r.start, r.size); // [c, D]
-            const z = tf.matMul(hc, ws!, false, true); // [c, V]
-            const probs = tf.exp(tf.sub(z, rows(ls!, r.start, r.size))); // [c, V]
-            z.dispose();
+            const lse = rows(ls!, r.start, r.size); // [c, 1]
+            const probs = step(
+              step(tf.matMul(hc, ws!, false, true), (z) => tf.sub(z, lse)),
+              (t) => tf.exp(t),
+            ); // softmax of the recomputed logits [c, V]
             const oh = tf.oneHot(tf.slice(ts!, [r.start], [r.size]), V, 1, 0, 'float32'); // [c, V]
-            const dz = tf.mul(tf.sub(probs, oh), g); // [c, V]
-            probs.dispose();
+            const dz = step(
+              step(probs, (p) => tf.sub(p, oh)),
+              (t) => tf.mul(t, g),
+            ); // [c, V]
             oh.dispose();
             return [tf.matMul(dz, ws!), tf.matMul(dz, hc, true, false)]; // [c, D], [V, D]
           });

@@ -42,47 +42,76 @@ export interface MstBytes {
 }
 
 /*
- * Working set of an op = peak bytes of the buffers it creates while its forward and backward run (tf.grads of the
- * op with a given upstream gradient), float32, cpu/webgpu (the tape's saved tensors share their buffers): it includes
- * the op's output, its outputs' gradients (dx, dW) and every temporary; not its inputs, the weights or dy. Derived by
- * walking the code (src/*.ts and @kstar/gpt's stages), checked against the ledger in test/predict.test.ts.
- * N rows, D width, F = MLP hidden width, P = 2·D·F + F + D (MLP parameters), G = B·H, V vocab, c = chunk rows.
+ * Working set of an op = the peak of the unique buffers it creates while its forward and backward run (`tf.grads` of
+ * the op with a given upstream gradient dy), as @kstar/core's MemoryLedger counts them (engine-tracked buffers; the
+ * tape's saved tensors share their buffers, as on cpu and webgpu): the op's output, the gradients it returns (dx, dW)
+ * and every temporary; not its inputs, the weights or dy. float32 (4 bytes a float). Derived by walking the code
+ * (src/*.ts, and @kstar/gpt's stages.ts for the unchunked ops) and held to the ledger in test/memory.test.ts.
+ * N rows, D width, F MLP hidden width (act = GPT's GELU), P = 2·D·F + F + D (the MLP's parameters), V vocab,
+ * G = B·H, T tokens, hd head width (N·D = G·T·hd); chunk i covers rows [s_i, s_i + c_i), "before_i" = s_i.
  *
- * MLP, chunked: the output N·D and the per-chunk dx (up to N·D) stay alive through the backward; the weight gradient
- *   sums P plus one chunk's new part P; one chunk's recomputed graph under tf.grads: h, act(h), d act(h), and GELU's
- *   backward temporaries (4·c·F), the x, dy slices and the output 3·c·D; at the end the concat of dx (N·D).
- *   max(2·N·D + 2·P + 7·c·F + 3·c·D, 3·N·D + P).
- * MLP, unchunked (the model's mlpCore under the tape): saved h and act(h) 2·N·F, output N·D; backward d act(h) N·F,
- *   GELU backward 4·N·F, dx N·D, dW P: 7·N·F + 2·N·D + P.
- * Attention, chunked, query chunk c against keys [0, e ≤ T): one chunk's probabilities and softmax-gradient
- *   temporaries 6·G·c·T (bounded with e = T), plus the output, dq parts, dk and dv sums and one padded part
- *   (about 6·N·D, N·D = G·T·hd).
- * Attention, unchunked (attentionCore: scores, causal softmax, ·v under the tape): scores and probs 2·G·T², d probs,
- *   and the softmax backward's 3 temporaries: 6·G·T², plus about 4·N·D.
- * Loss, chunked: one chunk's logits and their temporaries 5·c·V; dh N·D; dW sum + part + new sum 3·V·D; lse N.
- * Loss, unchunked (linearCrossEntropyCore): logits N·V saved, and the cross-entropy backward's 3·N·V, plus
- *   dh N·D and dW V·D: 4·N·V + N·D + V·D.
+ * MLP, unchunked (mlpCore under the tape): h and act(h) saved, d act(h), GELU's backward temporaries: 7·N·F, plus the
+ *   output N·D and d wproj D·F + D: 7·N·F + N·D + D·F + D.
+ * MLP, chunked (tiledMlp), the largest of
+ *   - chunk i's recompute under tf.grads: output N·D + dx of earlier chunks s_i·D + weight-gradient sum P (i > 0) +
+ *     the chunk's graph 7·c_i·F (as above) + 3·c_i·D (x, dy slices, dx) + d wproj D·F + D;
+ *   - the end: output, dx parts and their concat 3·N·D + P.
+ * Attention, unchunked (attentionCore: scores, causal softmax, ·v under the tape): 5·G·T² + 2·N·D + G·T.
+ * Attention, chunked (chunkedAttention; chunks walked last to first; chunk i reads keys [0, e_i), e_i = s_i + c_i),
+ *   the largest of
+ *   - inside chunk i: output N·D + dq of later chunks (T − e_i)·G·hd + the dk, dv sums 2·N·D (after the first) +
+ *     slices q, dy (2·G·c_i·hd), k, v (2·G·e_i·hd) + dv part G·e_i·hd + three [G, c_i, e_i] score-sized buffers
+ *     (p, dp·p, p·Σ) + the row sums G·c_i;
+ *   - adding chunk i's dk into the sum: 4·N·D (sums, the padded part, the new sum) + dk, dv parts 2·G·e_i·hd +
+ *     output N·D + dq parts (T − s_i)·G·hd;
+ *   - the end: output, dq parts and their concat, dk, dv: 5·N·D.
+ * Loss, unchunked (linearCrossEntropyCore): logits N·V saved + the cross-entropy backward's 3·N·V + N: 4·N·V + N.
+ * Loss, chunked (chunkedLinearCrossEntropy), the largest of
+ *   - chunk i's backward: lse N + dh of chunks so far (s_i + c_i)·D + dW sum V·D (i > 0) + three [c_i, V] buffers
+ *     (probabilities, one-hot, their difference) + 2·c_i;
+ *   - the dW sum: 3·V·D + N·D + N; the dh concat: 2·N·D + V·D + N.
+ * Not counted: temporaries a backend kernel makes and frees inside one kernel (e.g. softmax's), scalars.
+ * On wasm every tensor the tape saves is a copy: add the saved inputs and weights (and, unchunked, the saved
+ * intermediates, which chunking removes: the gap grows).
  */
 
 function mlpFloats(N: number, D: number, F: number, chunks?: number): number {
+  if (chunks === undefined) return 7 * N * F + N * D + D * F + D;
   const P = 2 * D * F + F + D;
-  if (chunks === undefined) return 7 * N * F + 2 * N * D + P;
-  const c = Math.ceil(N / Math.max(1, Math.min(chunks, N)));
-  return Math.max(2 * N * D + 2 * P + 7 * c * F + 3 * c * D, 3 * N * D + P);
+  let peak = 3 * N * D + P;
+  splitBalanced(N, chunks).forEach((r, i) => {
+    const m = N * D + r.start * D + (i > 0 ? P : 0) + 7 * r.size * F + 3 * r.size * D + D * F + D;
+    peak = Math.max(peak, m);
+  });
+  return peak;
 }
 
 function attentionFloats(B: number, H: number, T: number, hd: number, chunk?: number): number {
   const G = B * H;
   const ND = G * T * hd;
-  if (chunk === undefined) return 6 * G * T * T + 4 * ND;
-  const c = Math.max(1, Math.min(chunk, T));
-  return 6 * G * c * T + 6 * ND;
+  if (chunk === undefined) return 5 * G * T * T + 2 * ND + G * T;
+  const ranges = splitBySize(T, chunk);
+  let peak = 5 * ND;
+  ranges.forEach((r, i) => {
+    const e = r.start + r.size;
+    const c = r.size;
+    const first = i === ranges.length - 1; // walked last to first
+    const inside =
+      ND + (T - e) * G * hd + (first ? 0 : 2 * ND) + 2 * G * c * hd + 3 * G * e * hd + 3 * G * c * e + G * c;
+    const adding = first ? 0 : 4 * ND + 2 * G * e * hd + ND + (T - r.start) * G * hd;
+    peak = Math.max(peak, inside, adding);
+  });
+  return peak;
 }
 
 function lossFloats(N: number, D: number, V: number, chunks?: number): number {
-  if (chunks === undefined) return 4 * N * V + N * D + V * D;
-  const c = Math.ceil(N / Math.max(1, Math.min(chunks, N)));
-  return 5 * c * V + N * D + 3 * V * D + N;
+  if (chunks === undefined) return 4 * N * V + N;
+  let peak = Math.max(3 * V * D + N * D + N, 2 * N * D + V * D + N);
+  splitBalanced(N, chunks).forEach((r, i) => {
+    const m = N + (r.start + r.size) * D + (i > 0 ? V * D : 0) + 3 * r.size * V + 2 * r.size;
+    peak = Math.max(peak, m);
+  });
+  return peak;
 }
 
 /** Predicted MLP working set (bytes) for N rows: `chunks` given → MsT's tiled MLP, absent → the model's own. */
@@ -106,9 +135,9 @@ export function predictLossBytes(rows: number, nEmbd: number, vocab: number, chu
   return 4 * lossFloats(rows, nEmbd, vocab, chunks);
 }
 
-/** Attention query ranges over T tokens: fixed `chunk` tokens (tail last) or `chunks` balanced chunks. */
+/** Attention query ranges over T tokens: `chunk` tokens each, or ⌈T/chunks⌉ tokens each; the tail last. */
 export function attentionRanges(seq: number, by: { chunk: number } | { chunks: number }): Range[] {
-  return 'chunk' in by ? splitBySize(seq, by.chunk) : splitBalanced(seq, by.chunks);
+  return splitBySize(seq, 'chunk' in by ? by.chunk : Math.ceil(seq / by.chunks));
 }
 
 /**
