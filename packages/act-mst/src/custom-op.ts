@@ -1,3 +1,4 @@
+import { addInPlace } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
 type Save = (tensors: tf.Tensor[]) => void;
@@ -20,11 +21,18 @@ export function customOp(body: Body): (...inputs: tf.Tensor[]) => tf.Tensor {
   return (...inputs: tf.Tensor[]) => op(...inputs);
 }
 
-/** Sum `parts` into `acc` (allocating; the old sums and the parts are disposed). The first call adopts the parts. */
+/**
+ * Add `parts` into the running sums `acc` and dispose the parts; the first call adopts the parts. In place
+ * (@kstar/kernels' addInPlace) where the backend has the kernel and the sum's buffer is not shared, so a sum costs
+ * 2× its size at the add (old sum + part), not 3× (old sum + part + new sum).
+ */
 export function accumulate(acc: tf.Tensor[] | undefined, parts: tf.Tensor[]): tf.Tensor[] {
   if (!acc) return parts;
-  const next = acc.map((a, i) => tf.add(a, parts[i]!));
-  tf.dispose(acc);
+  const next = acc.map((a, i) => {
+    const sum = addInPlace(a, parts[i]!);
+    if (sum !== a) a.dispose();
+    return sum;
+  });
   tf.dispose(parts);
   return next;
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { concatOwned, customOp, step } from './custom-op.ts';
+import { accumulate, concatOwned, customOp, step } from './custom-op.ts';
 import { splitBalanced } from './split.ts';
 
 /**
@@ -53,7 +53,7 @@ export function chunkedLinearCrossEntropy(
       gradFunc: (dy, [hs, ws, ts, ls]) => {
         const g = tf.div(dy, N); // []
         const dhs: tf.Tensor[] = [];
-        let dw: tf.Tensor | undefined; // [V, D]
+        let dw: tf.Tensor[] | undefined; // [V, D]
         for (const r of ranges) {
           const [dh, dwc] = tf.tidy(() => {
             const hc = rows(hs!, r.start, r.size); // [c, D]
@@ -71,15 +71,10 @@ export function chunkedLinearCrossEntropy(
             return [tf.matMul(dz, ws!), tf.matMul(dz, hc, true, false)]; // [c, D], [V, D]
           });
           dhs.push(dh!);
-          if (dw) {
-            const s = tf.add(dw, dwc!);
-            dw.dispose();
-            dwc!.dispose();
-            dw = s;
-          } else dw = dwc;
+          dw = accumulate(dw, [dwc!]);
         }
         g.dispose();
-        return [concatOwned(dhs, 0), dw!]; // [N, D], [V, D]
+        return [concatOwned(dhs, 0), dw![0]!]; // [N, D], [V, D]
       },
     };
   });

@@ -69,7 +69,7 @@ export interface MstBytes {
  * Loss, chunked (chunkedLinearCrossEntropy), the largest of
  *   - chunk i's backward: lse N + dh of chunks so far (s_i + c_i)·D + dW sum V·D (i > 0) + three [c_i, V] buffers
  *     (probabilities, one-hot, their difference) + 2·c_i;
- *   - the dW sum: 3·V·D + N·D + N; the dh concat: 2·N·D + V·D + N.
+ *   - adding a part into the dW sum (in place: 2·V·D) + N·D + N; the dh concat: 2·N·D + V·D + N.
  * Not counted: temporaries a backend kernel makes and frees inside one kernel (e.g. softmax's), scalars.
  * On wasm every tensor the tape saves is a copy: add the saved inputs and weights (and, unchunked, the saved
  * intermediates, which chunking removes: the gap grows).
@@ -106,7 +106,7 @@ function attentionFloats(B: number, H: number, T: number, hd: number, chunk?: nu
 
 function lossFloats(N: number, D: number, V: number, chunks?: number): number {
   if (chunks === undefined) return 4 * N * V + N;
-  let peak = Math.max(3 * V * D + N * D + N, 2 * N * D + V * D + N);
+  let peak = Math.max(2 * V * D + N * D + N, 2 * N * D + V * D + N);
   splitBalanced(N, chunks).forEach((r, i) => {
     const m = N + (r.start + r.size) * D + (i > 0 ? V * D : 0) + 3 * r.size * V + 2 * r.size;
     peak = Math.max(peak, m);
@@ -161,7 +161,7 @@ export function defaultChunks(shape: {
 
 function unreachable(op: string, target: number, best: number, what: string): never {
   throw new InputError(
-    `mst targetBytes = ${target} cannot be met by the ${op}: even ${what} needs a predicted ${best} bytes; raise the target (or the memory budget) or shorten the sequence`,
+    `mst targetBytes = ${target} cannot be met by the ${op}: even with ${what} it needs a predicted ${best} bytes; raise the target (or the memory budget) or shorten the sequence`,
   );
 }
 
