@@ -26,7 +26,7 @@ the planner picking the checkpoint plan and MsT chunks), then verifies it with m
 (stepping T down by 10% while the measured peak exceeds it), and trains every strategy at the baseline's longest T
 for a tokens/s comparison.
   --backend B (default wasm)  --strategies LIST (default all five)  --optimizer NAME (default adamw)
-  --max T (search ceiling, default 16384)
+  --max T (search ceiling, default 16384)  --verify-steps N (measured steps at the found T, default 1)
 `;
 
 export const STRATEGIES: Record<string, (compressFormat: string) => string> = {
@@ -220,6 +220,7 @@ export async function benchActivations(
   }
   const budget = parseBytes(String(values['memory-budget']));
   const ceiling = Number(values.max ?? 16384);
+  const verifySteps = Number(values['verify-steps'] ?? 1);
   const search: Array<Record<string, unknown>> = [];
   for (const n of names) {
     const spec = parseActivations(STRATEGIES[n]!(compressFormat).replace('checkpoint:every', 'checkpoint'));
@@ -238,7 +239,7 @@ export async function benchActivations(
     for (let k = 0; k < 4 && T >= 1; k++) {
       const activations = STRATEGIES[n]!(compressFormat).replace('checkpoint:every', 'checkpoint');
       const row = await runOne(
-        { ...base, steps: Math.min(steps, 2), memoryBudget: budget },
+        { ...base, steps: verifySteps, memoryBudget: budget },
         n,
         activations,
         T,
