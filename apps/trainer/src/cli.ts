@@ -3,6 +3,7 @@ import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
 import { BENCH_ACTIVATIONS_HELP, benchActivations } from './bench-activations.ts';
+import { benchCompressError } from './bench-compress-error.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
@@ -117,6 +118,11 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
     } finally {
       await shutdownWebGPU();
     }
+  }
+  if (kind === 'compress-error') {
+    const { file, table } = await benchCompressError(rest);
+    io.stdout.write(`${table}\nwrote ${file}\n`);
+    return 0;
   }
   if (kind === 'gpu') {
     const { rows, file } = await benchGpu(rest, (l) => io.stderr.write(`${l}\n`));
