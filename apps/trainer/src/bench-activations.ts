@@ -204,6 +204,11 @@ export async function benchActivations(
       for (const n of names) {
         const row = await runOne(base, n, STRATEGIES[n]!(compressFormat), seq, stderr);
         rows.push(row);
+        // Written after every run, so a long benchmark stopped part-way keeps what it measured.
+        writeFileSync(
+          values.json,
+          `${JSON.stringify({ kind: 'activations', date: new Date().toISOString(), machine, preset, backend, complete: false, rows }, null, 2)}\n`,
+        );
         lines.push(
           `${n.padEnd(26)} T ${String(seq).padStart(5)}  act ${mib(row.activationPeakBytes).padStart(8)} MiB (pred ${mib(row.predictedActivationBytes)})  peak ${mib(row.peakBytes)} MiB (pred ${mib(row.predictedPeakBytes)})  ${Math.round(row.tokensPerSecond)} tok/s  loss ${row.loss.toFixed(3)}`,
         );
@@ -211,7 +216,7 @@ export async function benchActivations(
     }
     writeFileSync(
       values.json,
-      `${JSON.stringify({ kind: 'activations', date: new Date().toISOString(), machine, preset, backend, rows }, null, 2)}\n`,
+      `${JSON.stringify({ kind: 'activations', date: new Date().toISOString(), machine, preset, backend, complete: true, rows }, null, 2)}\n`,
     );
     return { file: values.json, table: lines.join('\n') };
   }
@@ -260,6 +265,10 @@ export async function benchActivations(
       verifiedRun: verified ?? null,
       tries,
     });
+    writeFileSync(
+      values.json,
+      `${JSON.stringify({ kind: 'activations-max-seq', date: new Date().toISOString(), machine, preset, backend, batch, budget, complete: false, search }, null, 2)}\n`,
+    );
     lines.push(
       `${n.padEnd(26)} longest T predicted ${predictedMax}, verified ${verified?.seq ?? 'none'} (measured peak ${verified ? mib(verified.peakBytes) : '-'} MiB of ${mib(budget)} MiB)`,
     );
@@ -282,7 +291,7 @@ export async function benchActivations(
   }
   writeFileSync(
     values.json,
-    `${JSON.stringify({ kind: 'activations-max-seq', date: new Date().toISOString(), machine, preset, backend, batch, budget, search, atBaselineSeq: { seq: baseT, rows: atBaseline } }, null, 2)}\n`,
+    `${JSON.stringify({ kind: 'activations-max-seq', date: new Date().toISOString(), machine, preset, backend, batch, budget, complete: true, search, atBaselineSeq: { seq: baseT, rows: atBaseline } }, null, 2)}\n`,
   );
   return { file: values.json, table: lines.join('\n') };
 }
