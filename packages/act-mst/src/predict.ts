@@ -55,6 +55,8 @@ export interface MstBytes {
  * MLP, chunked (tiledMlp), the largest of
  *   - chunk i's recompute under tf.grads: output N·D + dx of earlier chunks s_i·D + weight-gradient sum P (i > 0) +
  *     the chunk's graph 7·c_i·F (as above) + 3·c_i·D (x, dy slices, dx) + d wproj D·F + D;
+ *   - the end of chunk i's tf.grads: the same first three terms + the chunk's weight gradients P + 4·c_i·F (h,
+ *     act(h) and their gradients) + 4·c_i·D;
  *   - the end: output, dx parts and their concat 3·N·D + P.
  * Attention, unchunked (attentionCore: scores, causal softmax, ·v under the tape): 5·G·T² + 2·N·D + G·T.
  * Attention, chunked (chunkedAttention; chunks walked last to first; chunk i reads keys [0, e_i), e_i = s_i + c_i),
@@ -62,13 +64,16 @@ export interface MstBytes {
  *   - inside chunk i: output N·D + dq of later chunks (T − e_i)·G·hd + the dk, dv sums 2·N·D (after the first) +
  *     slices q, dy (2·G·c_i·hd), k, v (2·G·e_i·hd) + dv part G·e_i·hd + three [G, c_i, e_i] score-sized buffers
  *     (p, dp·p, p·Σ) + the row sums G·c_i;
+ *   - chunk i's dq, dk parts: the same first three terms + slices, dv and dk parts (3·G·c_i·hd + 4·G·e_i·hd) +
+ *     ds G·c_i·e_i + G·c_i;
  *   - adding chunk i's dk into the sum: 4·N·D (sums, the padded part, the new sum) + dk, dv parts 2·G·e_i·hd +
  *     output N·D + dq parts (T − s_i)·G·hd;
  *   - the end: output, dq parts and their concat, dk, dv: 5·N·D.
  * Loss, unchunked (linearCrossEntropyCore): logits N·V saved + the cross-entropy backward's 3·N·V + N: 4·N·V + N.
  * Loss, chunked (chunkedLinearCrossEntropy), the largest of
  *   - chunk i's backward: lse N + dh of chunks so far (s_i + c_i)·D + dW sum V·D (i > 0) + three [c_i, V] buffers
- *     (probabilities, one-hot, their difference) + 2·c_i;
+ *     (probabilities, one-hot, their difference) + 2·c_i, or, while its dW part is made, the h slice c_i·D + the
+ *     part V·D + dz c_i·V + 2·c_i;
  *   - adding a part into the dW sum (in place: 2·V·D) + N·D + N; the dh concat: 2·N·D + V·D + N.
  * Not counted: temporaries a backend kernel makes and frees inside one kernel (e.g. softmax's), scalars.
  * On wasm every tensor the tape saves is a copy: add the saved inputs and weights (and, unchunked, the saved
@@ -80,8 +85,10 @@ function mlpFloats(N: number, D: number, F: number, chunks?: number): number {
   const P = 2 * D * F + F + D;
   let peak = 3 * N * D + P;
   splitBalanced(N, chunks).forEach((r, i) => {
-    const m = N * D + r.start * D + (i > 0 ? P : 0) + 7 * r.size * F + 3 * r.size * D + D * F + D;
-    peak = Math.max(peak, m);
+    const before = N * D + r.start * D + (i > 0 ? P : 0);
+    const graph = before + 7 * r.size * F + 3 * r.size * D + D * F + D;
+    const grads = before + P + 4 * r.size * F + 4 * r.size * D;
+    peak = Math.max(peak, graph, grads);
   });
   return peak;
 }
@@ -98,8 +105,10 @@ function attentionFloats(B: number, H: number, T: number, hd: number, chunk?: nu
     const first = i === ranges.length - 1; // walked last to first
     const inside =
       ND + (T - e) * G * hd + (first ? 0 : 2 * ND) + 2 * G * c * hd + 3 * G * e * hd + 3 * G * c * e + G * c;
+    const afterDs =
+      ND + (T - e) * G * hd + (first ? 0 : 2 * ND) + 3 * G * c * hd + 4 * G * e * hd + G * c * e + G * c;
     const adding = first ? 0 : 4 * ND + 2 * G * e * hd + ND + (T - r.start) * G * hd;
-    peak = Math.max(peak, inside, adding);
+    peak = Math.max(peak, inside, afterDs, adding);
   });
   return peak;
 }
@@ -108,8 +117,10 @@ function lossFloats(N: number, D: number, V: number, chunks?: number): number {
   if (chunks === undefined) return 4 * N * V + N;
   let peak = Math.max(2 * V * D + N * D + N, 2 * N * D + V * D + N);
   splitBalanced(N, chunks).forEach((r, i) => {
-    const m = N + (r.start + r.size) * D + (i > 0 ? V * D : 0) + 3 * r.size * V + 2 * r.size;
-    peak = Math.max(peak, m);
+    const before = N + (r.start + r.size) * D + (i > 0 ? V * D : 0);
+    const probs = before + 3 * r.size * V + 2 * r.size;
+    const dwPart = before + r.size * D + V * D + r.size * V + 2 * r.size;
+    peak = Math.max(peak, probs, dwPart);
   });
   return peak;
 }

@@ -44,6 +44,7 @@ describe('MsT working sets (unique buffers, cpu)', () => {
     for (const [N, D, V, M] of [
       [256, 16, 512, 8],
       [100, 8, 300, 3],
+      [64, 32, 1024, 16], // fine chunks: the dW part's moment wins
     ] as const) {
       const h = randn([N, D], 1);
       const w = randn([V, D], 2, 0.3);
@@ -62,6 +63,7 @@ describe('MsT working sets (unique buffers, cpu)', () => {
     for (const [N, D, M] of [
       [256, 16, 8],
       [100, 8, 3],
+      [64, 32, 16], // fine chunks: the end of a chunk's backward wins
     ] as const) {
       const F = 4 * D;
       const inputs = [
@@ -87,6 +89,7 @@ describe('MsT working sets (unique buffers, cpu)', () => {
       [2, 2, 128, 8, 16],
       [4, 2, 96, 4, 8],
       [1, 2, 37, 4, 8],
+      [1, 2, 64, 16, 4], // fine chunks: the dq, dk parts' moment wins
     ] as const) {
       const inputs = [randn([B, H, T, hd], 1), randn([B, H, T, hd], 2), randn([B, H, T, hd], 3)];
       const dy = randn([B, H, T, hd], 4);
