@@ -165,6 +165,7 @@ export async function benchActivations(
       'compress',
       'optimizer',
       'max',
+      'verify-steps',
     ],
     "see 'kstar bench --help'",
     ['max-seq'],
