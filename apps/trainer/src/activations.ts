@@ -197,8 +197,8 @@ export function strategiesFor(choice: ActivationChoice, spec: ActivationSpec): A
 /**
  * Decide every open parameter of `spec` for a run of `batch` × `seq`. Without a budget: the defaults (checkpoint
  * `sqrt`, MsT's rules). With one: among the candidate plans (every:K for each K, sqrt, with and without selective
- * recompute) and MsT chunkings (the defaults ×1, 2, 4, … finer), the cheapest in recompute whose predicted step
- * peak fits; InputError naming the smallest predicted peak and what to try when none does.
+ * recompute) and MsT chunkings (the defaults ×1, 2, 4, … finer), the cheapest whose predicted step peak fits
+ * (coarsest MsT chunking, then no selective recompute, then fewest segments, then smallest peak); InputError naming the smallest predicted peak and what to try when none does.
  */
 export function planActivations(args: {
   spec: ActivationSpec;
@@ -248,7 +248,7 @@ export function planActivations(args: {
     spec.mst && budget !== undefined && spec.mst.chunks === undefined ? [1, 2, 4, 8, 16, 32, 64] : [1];
   let best: PlannedActivations | undefined;
   let smallest = Number.POSITIVE_INFINITY;
-  // Cost order: coarser MsT chunking first, then no selective recompute, then the plan with the smallest peak.
+  // Cost order: coarser MsT chunking first, then no selective recompute, then the plan with the fewest segments.
   for (const f of factors) {
     for (const selective of selectives) {
       for (const segments of plans) {
@@ -263,7 +263,11 @@ export function planActivations(args: {
         const peak = fixed.params + fixed.optimizerState + act + fixed.waitingGrads(segments);
         smallest = Math.min(smallest, peak);
         if (budget === undefined || peak <= budget) {
-          if (!best || peak < best.predictedPeakBytes) {
+          // Fewest segments first (every plan recomputes each block once; fewer segments = fewer, larger kernels),
+          // then the smallest peak.
+          const n = segments?.length ?? 0;
+          const bestN = best?.choice.segments?.length ?? 0;
+          if (!best || n < bestN || (n === bestN && peak < best.predictedPeakBytes)) {
             best = { choice, strategies: [], predictedActivationBytes: act, predictedPeakBytes: peak };
           }
         }

@@ -23,7 +23,7 @@ Trains the strategies baseline (full graph), checkpoint (plan every), mst, check
 {strategy, seq, batch, loss, tokensPerSecond, activationPeakBytes, peakBytes, predictedPeakBytes, …}.
 --max-seq finds per strategy the longest T whose predicted step peak fits the budget (binary search on predictions,
 the planner picking the checkpoint plan and MsT chunks), then verifies it with measured steps under the budget
-(stepping T down by 10% while the measured peak exceeds it), and trains every strategy at the baseline's longest T
+(stepping T down by 3% while the measured peak exceeds it, at most 5 times), and trains every strategy at the baseline's longest T
 for a tokens/s comparison.
   --backend B (default wasm)  --strategies LIST (default all five)  --optimizer NAME (default adamw)
   --max T (search ceiling, default 16384)  --verify-steps N (measured steps at the found T, default 1)
@@ -242,7 +242,7 @@ export async function benchActivations(
     let verified: ActivationBenchRow | undefined;
     let T = predictedMax;
     const tries: Array<{ seq: number; peakBytes: number }> = [];
-    for (let k = 0; k < 4 && T >= 1; k++) {
+    for (let k = 0; k < 6 && T >= 1; k++) {
       const activations = STRATEGIES[n]!(compressFormat).replace('checkpoint:every', 'checkpoint');
       const row = await runOne(
         { ...base, steps: verifySteps, memoryBudget: budget },
@@ -256,7 +256,7 @@ export async function benchActivations(
         verified = row;
         break;
       }
-      T = Math.floor(T * 0.9);
+      T = Math.floor(T * 0.97);
     }
     search.push({
       strategy: n,
