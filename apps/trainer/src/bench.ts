@@ -8,6 +8,8 @@ import { prepareRun, train } from './train.ts';
 
 export const BENCH_HELP = `kstar bench train --json FILE [options]
 kstar bench optimizers --json FILE [--preset tiny|small] [--steps N] [--optimizers LIST] [--lr NAME=X,…]
+kstar bench activations --json FILE --seq T[,T…] | --max-seq --memory-budget B  (see 'kstar bench activations --help')
+kstar bench compress-error --json FILE [--preset tiny] [--batch 4] [--seq 64]  (gradient error of act-compress)
 kstar bench gpu --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--steps 20] [--configs LIST]
 kstar bench kernels --json FILE [--backend webgpu] [--shapes gpt2|tiny]   fused kernels vs their fallbacks (PASS/FAIL)
 kstar bench profile --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--mode full]   per-kernel GPU times of a step

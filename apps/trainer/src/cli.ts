@@ -2,6 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
+import { BENCH_ACTIVATIONS_HELP, benchActivations } from './bench-activations.ts';
+import { benchCompressError } from './bench-compress-error.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
 import { benchKernels, benchProfile } from './bench-kernels.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
@@ -17,6 +19,7 @@ Usage:
   kstar train [options]                     train a GPT (see 'kstar train --help')
   kstar replay --golden FILE --out FILE     replay a golden optimizer file with K*'s optimizers
   kstar bench train --json FILE [options]   benchmark training per backend and mode (see 'kstar bench --help')
+  kstar bench activations --json FILE …     activation strategies: memory, speed, longest T under a budget
   kstar --help
 `;
 
@@ -104,6 +107,24 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(BENCH_HELP);
     return 0;
   }
+  if (kind === 'activations') {
+    if (rest.includes('--help')) {
+      io.stdout.write(BENCH_ACTIVATIONS_HELP);
+      return 0;
+    }
+    try {
+      const { file, table } = await benchActivations(rest, io.stderr);
+      io.stdout.write(`${table}\nwrote ${file}\n`);
+      return 0;
+    } finally {
+      await shutdownWebGPU();
+    }
+  }
+  if (kind === 'compress-error') {
+    const { file, table } = await benchCompressError(rest);
+    io.stdout.write(`${table}\nwrote ${file}\n`);
+    return 0;
+  }
   if (kind === 'gpu') {
     const { rows, file } = await benchGpu(rest, (l) => io.stderr.write(`${l}\n`));
     io.stdout.write(`${gpuTable(rows)}\nwrote ${file}\n`);
@@ -122,7 +143,7 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   }
   if (kind !== 'train' && kind !== 'optimizers') {
     throw new InputError(
-      `unknown benchmark '${kind}': use 'kstar bench train', 'optimizers', 'gpu', 'kernels' or 'profile' (see 'kstar bench --help')`,
+      `unknown benchmark '${kind}': use 'kstar bench train', 'optimizers', 'gpu', 'kernels', 'profile', 'activations' or 'compress-error' (see 'kstar bench --help')`,
       'E_FLAG',
     );
   }

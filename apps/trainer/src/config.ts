@@ -3,6 +3,7 @@ import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InputError } from '@kstar/core';
 import { z } from 'zod';
+import { parseActivations, parseBytes } from './activations.ts';
 
 export const PRESET_NAMES = ['tiny', 'small', 'gpt2-124m'] as const;
 export const BACKEND_NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
@@ -36,6 +37,35 @@ export const TrainConfigSchema = z.strictObject({
   evalEvery: z.int().nonnegative().default(50),
   evalBatches: z.int().positive().default(4),
   report: z.string().min(1).optional(),
+  /** Model context (blockSize) override; default the preset's. */
+  context: z.int().positive().optional(),
+  /**
+   * Activation strategies, comma-separated: `checkpoint[:every|every:K|sqrt|selective|PLAN+selective]`, `mst[:M]`,
+   * `compress[:bf16|int8]`. Checkpoint plans and compression select segmented mode.
+   */
+  activations: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v === undefined) return;
+      try {
+        parseActivations(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      }
+    }),
+  /** Step memory budget in bytes (or a size like 512MiB): strategies pick their parameters to fit, or the run fails. */
+  memoryBudget: z
+    .union([z.number().positive(), z.string()])
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v === undefined) return;
+      try {
+        if (!(parseBytes(v) > 0)) throw new Error(`memory budget '${v}' must be > 0 bytes`);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      }
+    }),
 });
 
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;

@@ -16,9 +16,20 @@ const INT_FLAGS = [
   'eval-every',
   'eval-batches',
   'blocks-per-segment',
+  'context',
 ];
 const NUM_FLAGS = ['lr'];
-const STR_FLAGS = ['preset', 'optimizer', 'backend', 'mode', 'corpus', 'tokenizer', 'report'];
+const STR_FLAGS = [
+  'preset',
+  'optimizer',
+  'backend',
+  'mode',
+  'corpus',
+  'tokenizer',
+  'report',
+  'activations',
+  'memory-budget',
+];
 
 function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -120,6 +131,12 @@ Brown corpus with AdamW.
   --backend auto|cpu|wasm|webgpu|tensorflow
   --mode full|segmented      full-graph baseline, or segment-by-segment recompute with gradient release
   --blocks-per-segment K     segmented mode: transformer blocks per segment (default 1)
+  --context N                the model's context (blockSize; default the preset's)
+  --activations LIST         activation strategies, comma-separated: checkpoint[:every|every:K|sqrt|selective|
+                             PLAN+selective], mst[:M], compress[:bf16|int8] (checkpoint plans and compress select
+                             segmented mode; e.g. --activations checkpoint:sqrt,mst,compress:int8)
+  --memory-budget BYTES      step memory budget (bytes or 512MiB, 2GB…): checkpoint plan and MsT chunks are picked
+                             from predictions to fit, or the run stops before its first step with the predicted bytes
   --corpus brown|PATH        the embedded Brown corpus, or a .txt/.md/.jsonl file or a folder
   --tokenizer byte|gpt2
   --eval-every N             validation loss every N steps (0: off); --eval-batches N batches each

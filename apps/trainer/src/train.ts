@@ -4,6 +4,14 @@ import { createTokenizer, loadCorpus, TokenDataset, type Tokenizer } from '@ksta
 import { createGPT, type GPTModel, resolveConfig } from '@kstar/gpt';
 import { backendMemory, guardWebGPUStep, inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
+import {
+  type ActivationSpec,
+  describeSpec,
+  type PlannedActivations,
+  parseActivations,
+  parseBytes,
+  planActivations,
+} from './activations.ts';
 import type { TrainConfig } from './config.ts';
 import { optimizerEntry } from './optimizers.ts';
 import type { ProgressBar } from './progress.ts';
@@ -45,6 +53,8 @@ export interface PreparedRun {
   dataset: TokenDataset;
   corpusName: string;
   modelConfig: ReturnType<typeof resolveConfig>;
+  activations: ActivationSpec;
+  memoryBudget?: number;
 }
 
 /**
@@ -59,9 +69,24 @@ export function prepareRun(config: TrainConfig): PreparedRun {
       'E_CONFIG',
     );
   }
-  const mode: 'full' | 'segmented' = config.mode ?? entry.requiresMode ?? 'full';
+  const activations = parseActivations(config.activations ?? '');
+  const recomputes =
+    activations.compress !== undefined ||
+    (activations.checkpoint !== undefined &&
+      !(activations.checkpoint.selective && activations.checkpoint.plan === undefined));
+  if (recomputes && config.mode === 'full') {
+    throw new InputError(
+      `--activations ${describeSpec(activations)} recomputes segments, which --mode full does not do: drop --mode full (checkpoint plans and compress select segmented mode) or use checkpoint:selective alone`,
+      'E_CONFIG',
+    );
+  }
+  const mode: 'full' | 'segmented' = config.mode ?? entry.requiresMode ?? (recomputes ? 'segmented' : 'full');
+  const memoryBudget = config.memoryBudget === undefined ? undefined : parseBytes(config.memoryBudget);
   const tokenizer = createTokenizer(config.tokenizer);
-  const modelConfig = resolveConfig(config.preset, { vocabSize: tokenizer.vocabSize });
+  const modelConfig = resolveConfig(config.preset, {
+    vocabSize: tokenizer.vocabSize,
+    ...(config.context !== undefined ? { blockSize: config.context } : {}),
+  });
   const defaultSeq = config.preset === 'tiny' ? Math.min(128, modelConfig.blockSize) : modelConfig.blockSize;
   const seq = config.seq ?? defaultSeq;
   if (seq > modelConfig.blockSize) {
@@ -88,6 +113,36 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     dataset,
     corpusName: corpus.name,
     modelConfig,
+    activations,
+    ...(memoryBudget !== undefined ? { memoryBudget } : {}),
+  };
+}
+
+/** Parameters, optimizer state and tied partial gradients of a plan: the non-activation terms of a step's peak. */
+export function fixedBytes(
+  model: GPTModel,
+  optimizer: { stateBytes: (s: readonly number[], r?: never) => number },
+) {
+  let state = 0;
+  for (const [name, v] of model.variables)
+    state += (optimizer.stateBytes as (s: readonly number[], r?: string) => number)(
+      v.shape,
+      model.paramInfo(name).role,
+    );
+  return {
+    params: 4 * model.paramCount,
+    optimizerState: state,
+    waitingGrads(segments: number[][] | undefined): number {
+      if (!segments) return 0;
+      const readers = new Map<string, number>();
+      for (const seg of segments) {
+        for (const name of new Set(seg.flatMap((i) => model.stages[i]!.params)))
+          readers.set(name, (readers.get(name) ?? 0) + 1);
+      }
+      let bytes = 0;
+      for (const [name, n] of readers) if (n > 1) bytes += 4 * model.variables.get(name)!.size;
+      return bytes;
+    },
   };
 }
 
@@ -104,19 +159,49 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const optimizer = entry.create(lr, config.optimizerOptions);
   const composition = composePlugins([optimizer]);
   const model: GPTModel = createGPT(run.modelConfig, { seed: config.seed });
-  const segments =
-    config.mode === 'segmented' ? segmentPlan(run.modelConfig.nLayer, config.blocksPerSegment) : undefined;
+  const fixed = fixedBytes(model, optimizer as never);
+  let planned: PlannedActivations;
+  try {
+    // Before the first step: a budget that cannot be met is an InputError naming the predicted bytes.
+    planned = planActivations({
+      spec: run.activations,
+      config: run.modelConfig,
+      batch: config.batch,
+      seq,
+      backend: backend as 'cpu',
+      userMode: config.mode,
+      defaultSegments:
+        config.mode === 'segmented'
+          ? segmentPlan(run.modelConfig.nLayer, config.blocksPerSegment)
+          : undefined,
+      fixed,
+      ...(run.memoryBudget !== undefined ? { budget: run.memoryBudget } : {}),
+    });
+  } catch (e) {
+    model.dispose();
+    ledger.detach();
+    throw e;
+  }
+  const choice = planned.choice;
+  const segments = choice.segments;
   const engine = new TrainingEngine(model, {
     optimizer: composition.optimizer,
-    mode: config.mode,
-    ...(segments ? { segments } : {}),
+    mode: choice.mode,
+    ...(segments && choice.segmentsBy === 'engine' ? { segments } : {}),
+    activations: planned.strategies,
     ledger,
     gradAccumulator: inPlaceGradAccumulator,
   });
   io.log.log(
     `kstar: ${config.preset} (${model.paramCount.toLocaleString('en-US')} params) on ${run.corpusName} ` +
       `(${dataset.tokens.length.toLocaleString('en-US')} ${run.tokenizer.name} tokens), ${backend} backend, ${config.mode} mode, ` +
-      `${config.optimizer} lr ${lr}, batch ${config.batch} × seq ${seq}, ${config.steps} steps`,
+      `${config.optimizer} lr ${lr}, batch ${config.batch} × seq ${seq}, ${config.steps} steps` +
+      (planned.strategies.length
+        ? `; activations ${planned.strategies.map((s) => `${s.name} ${JSON.stringify(s.describe())}`).join(', ')}`
+        : '') +
+      (run.memoryBudget !== undefined
+        ? `; predicted peak ${planned.predictedPeakBytes.toLocaleString('en-US')} of budget ${run.memoryBudget.toLocaleString('en-US')} bytes`
+        : ''),
   );
 
   const valBatches = config.evalEvery > 0 ? dataset.valBatches(config.batch, seq, config.evalBatches) : [];
@@ -197,30 +282,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   // temporaries at its peak (the GPT's derivation counts the gradients produced inside the gradient call) + in
   // segmented mode the partial gradients of tied parameters waiting for their last segment (wte).
   const paramBytes = results.at(-1)?.paramBytes ?? engine.paramBytes();
-  let stateBytesPredicted = 0;
-  for (const [name, v] of model.variables)
-    stateBytesPredicted += optimizer.stateBytes(v.shape, model.paramInfo(name).role);
-  const activationPredicted = model.predictActivationBytes({
-    batch: config.batch,
-    seq,
-    mode: config.mode,
-    backend,
-    ...(segments ? { segments } : {}),
-  });
-  let waitingGradBytes = 0;
-  if (segments) {
-    const readers = new Map<string, number>();
-    for (const seg of segments) {
-      for (const name of new Set(seg.flatMap((i) => model.stages[i]!.params)))
-        readers.set(name, (readers.get(name) ?? 0) + 1);
-    }
-    for (const [name, n] of readers) if (n > 1) waitingGradBytes += 4 * model.variables.get(name)!.size;
-  }
   const predicted: Record<string, number> = {
-    params: 4 * model.paramCount,
-    [`optimizer:${optimizer.name}`]: stateBytesPredicted,
-    'activations:gpt': activationPredicted,
-    ...(segments ? { 'grads:tied-waiting': waitingGradBytes } : {}),
+    params: fixed.params,
+    [`optimizer:${optimizer.name}`]: fixed.optimizerState,
+    [planned.strategies.length
+      ? `activations:gpt+${planned.strategies.map((s) => s.name).join('+')}`
+      : 'activations:gpt']: planned.predictedActivationBytes,
+    ...(segments ? { 'grads:tied-waiting': fixed.waitingGrads(segments) } : {}),
   };
   const gpu = backendMemory();
   const memory: MemoryReport = {
@@ -239,8 +307,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     version: 1,
     backend,
     model: { preset: config.preset, params: model.paramCount, config: { ...run.modelConfig } },
-    config: { ...config, lr, seq },
-    plugins: composition.all.map((p) => ({ kind: p.kind, name: p.name, options: p.describe() })),
+    config: { ...config, mode: choice.mode, lr, seq },
+    plugins: [...composition.all, ...planned.strategies].map((p) => ({
+      kind: p.kind,
+      name: p.name,
+      options: p.describe(),
+    })),
     steps: results.length,
     stoppedEarly: results.length < config.steps,
     losses,

@@ -56,16 +56,72 @@ export interface SegmentInfo {
 }
 
 /**
- * A segment is a pure function of its input and its parameters. Activation strategies wrap it (later issues).
+ * Operations inside a model's stages that an activation strategy may replace (e.g. MsT's chunked versions). A
+ * model calls the replacement when one is given and its own implementation otherwise; a replacement must compute
+ * the same function (same value, same gradients within float32 rounding).
+ */
+export interface ModelOps {
+  /** Causal self-attention core: q, k, v [B, H, T, hd] → softmax(mask(q·kᵀ·scale))·v [B, H, T, hd]. */
+  attention?(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number): tf.Tensor;
+  /**
+   * Position-wise MLP: x [N, D] → act(x·wfc + bfc)·wproj + bproj [N, D]. `act` is the model's differentiable
+   * element-wise activation (e.g. GELU with its custom gradient).
+   */
+  mlp?(
+    x: tf.Tensor,
+    wfc: tf.Tensor,
+    bfc: tf.Tensor,
+    wproj: tf.Tensor,
+    bproj: tf.Tensor,
+    act: (h: tf.Tensor) => tf.Tensor,
+  ): tf.Tensor;
+  /**
+   * LM head and loss: mean over N rows of the cross-entropy of logits h·wᵀ (h [N, D], w [V, D]) against int32
+   * targets [N]. A replacement must never need the whole [N, V] logits at once to be worth it.
+   */
+  linearCrossEntropy?(h: tf.Tensor, w: tf.Tensor, targets: tf.Tensor): tf.Scalar;
+}
+
+/** A segment's saved input, kept between the forward pass and that segment's recompute (possibly compressed). */
+export interface SavedTensor {
+  /** Bytes the saved form holds (what the ledger should see). */
+  readonly bytes: number;
+  /** The float32 tensor to recompute from; the caller disposes it. */
+  decode(): tf.Tensor;
+  dispose(): void;
+}
+
+/** How segment inputs are stored between forward and backward (activation compression). */
+export interface SavedTensorCodec {
+  /** Store `x` (float32 [B, T, D]); must not dispose `x`. */
+  encode(x: tf.Tensor): SavedTensor;
+  /** Bytes `encode` keeps for a float32 tensor of this shape (a prediction the tests hold to measurement). */
+  savedBytes(shape: readonly number[]): number;
+}
+
+/** What an activation strategy sees of a model's stages when it plans segments. */
+export interface StageSummary {
+  readonly name: string;
+  readonly params: readonly string[];
+}
+
+/**
+ * An activation strategy shrinks the activation term: by choosing segment boundaries (checkpointing: only each
+ * segment's input is kept, the rest recomputed), by replacing model ops with chunked ones (MsT), or by storing
+ * the saved segment inputs compressed. Each part is optional; the engine composes several strategies as long as
+ * no two provide the same part.
  */
 export interface ActivationStrategy extends Plugin {
   readonly kind: 'activation';
-  wrap(segment: SegmentFn, info: SegmentInfo): SegmentFn;
-  predictBytes(info: SegmentInfo): number;
+  /** Segment plan over the model's stages: consecutive groups of stage indices. Requires segmented mode. */
+  planSegments?(stages: readonly StageSummary[]): number[][];
+  /** Replacement model ops. */
+  readonly ops?: ModelOps;
+  /** Storage of saved segment inputs. Requires segmented mode. */
+  readonly codec?: SavedTensorCodec;
+  /** Predicted activation bytes this strategy keeps or adds for one segment (see each package's README). */
+  predictBytes?(info: SegmentInfo): number;
 }
-
-/** `(x, params) → y` for one segment. */
-export type SegmentFn = (x: tf.Tensor, params: Readonly<Record<string, tf.Tensor>>) => tf.Tensor;
 
 /** Collective communication over ranks (MPI, NCCL, or the single-process `local` one). */
 export interface Collective extends Plugin {

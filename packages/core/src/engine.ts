@@ -1,5 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { OptimizerPlugin, OptimizerState } from './contracts.ts';
+import { composeActivations } from './activations.ts';
+import type {
+  ActivationStrategy,
+  ModelOps,
+  OptimizerPlugin,
+  OptimizerState,
+  SavedTensor,
+  SavedTensorCodec,
+} from './contracts.ts';
 import { InputError, PluginConflictError, TrainingError } from './errors.ts';
 import { MemoryLedger, uniqueBufferBytes, type WindowStats } from './ledger.ts';
 import type { Batch, StagedModel } from './model.ts';
@@ -30,6 +38,11 @@ export interface EngineOptions {
    * old sum and returns it.
    */
   gradAccumulator?: GradAccumulator;
+  /**
+   * Activation strategies: a segment plan (checkpointing), model-op replacements (MsT), a codec for saved segment
+   * inputs (compression). A plan or a codec needs segmented mode; an explicit `segments` overrides no plan.
+   */
+  activations?: readonly ActivationStrategy[];
 }
 
 export interface GradAccumulator {
@@ -80,6 +93,9 @@ export class TrainingEngine {
   private readonly trainedVariables = new Map<string, tf.Variable>();
   /** tf.Variable name (the key of `variableGrads`' result) → model parameter name. */
   private readonly paramNameOf = new Map<string, string>();
+  /** Model-op replacements from the activation strategies, passed to every stage. */
+  readonly ops: ModelOps;
+  private readonly codec: SavedTensorCodec | undefined;
   private stepCount = 0;
 
   constructor(model: StagedModel, options: EngineOptions) {
@@ -90,7 +106,20 @@ export class TrainingEngine {
       throw new InputError(`mode '${String(this.mode)}' is not a training mode: use 'full' or 'segmented'`);
     }
     const n = model.stages.length;
-    this.segments = options.segments ?? model.stages.map((_, i) => [i]);
+    const acts = composeActivations(options.activations ?? [], model.stages);
+    if (this.mode === 'full' && (acts.plan || acts.codec)) {
+      throw new InputError(
+        `activation strategy '${acts.planBy ?? acts.codecBy}' recomputes segments, which full-graph mode does not do: use mode 'segmented'`,
+      );
+    }
+    if (acts.plan && options.segments) {
+      throw new PluginConflictError(
+        `activation strategy '${acts.planBy}' plans the segments and so does the 'segments' option: keep one of them`,
+      );
+    }
+    this.ops = acts.ops;
+    this.codec = acts.codec;
+    this.segments = options.segments ?? acts.plan ?? model.stages.map((_, i) => [i]);
     checkSegments(this.segments, n);
     if (options.gradientRelease && this.optimizer.needsAllGradients) {
       throw new PluginConflictError(
@@ -251,7 +280,7 @@ export class TrainingEngine {
 
   private forwardAll(batch: Batch, params: Record<string, tf.Tensor>): tf.Tensor {
     let x: tf.Tensor = batch.inputs;
-    for (const stage of this.model.stages) x = stage.forward(x, params, batch);
+    for (const stage of this.model.stages) x = stage.forward(x, params, batch, this.ops);
     return x;
   }
 
@@ -303,12 +332,14 @@ export class TrainingEngine {
     const nseg = this.segments.length;
     const runSegment = (s: number, x: tf.Tensor, params: Record<string, tf.Tensor>): tf.Tensor => {
       let y = x;
-      for (const i of this.segments[s]!) y = stages[i]!.forward(y, params, batch);
+      for (const i of this.segments[s]!) y = stages[i]!.forward(y, params, batch, this.ops);
       return y;
     };
 
-    // Forward: inputs[s] is segment s's input. inputs[0] is the batch's tokens (owned by the caller).
-    const inputs: tf.Tensor[] = [batch.inputs];
+    // Forward: inputs[s] is segment s's input. inputs[0] is the batch's tokens (owned by the caller). With a codec,
+    // inputs[s] (s ≥ 1) is dropped as soon as the next segment's forward has read it, and saved[s] holds it encoded.
+    const inputs: (tf.Tensor | undefined)[] = [batch.inputs];
+    const saved: (SavedTensor | undefined)[] = [];
     const pending = new Map<string, tf.Tensor>();
     const remaining = new Map(this.useCount);
     let dy: tf.Tensor | undefined;
@@ -317,11 +348,27 @@ export class TrainingEngine {
       const all = this.variableRecord();
       for (let s = 0; s < nseg - 1; s++) {
         const x = inputs[s]!;
-        inputs.push(tf.tidy(() => runSegment(s, x, all)));
+        const y = tf.tidy(() => runSegment(s, x, all));
+        inputs.push(y);
+        // The last segment's input is read back at once by the backward pass: it stays uncompressed.
+        if (this.codec && s + 1 < nseg - 1) {
+          saved[s + 1] = this.codec.encode(y);
+        }
+        if (this.codec && s > 0 && saved[s]) {
+          x.dispose();
+          inputs[s] = undefined;
+        }
       }
 
       // Backward: recompute segment s from its saved input, differentiate w.r.t. [x, ...params] with dy.
       for (let s = nseg - 1; s >= 0; s--) {
+        const sv = saved[s];
+        if (sv && !inputs[s]) {
+          // Decoded for the recompute; the encoded copy is not needed any more.
+          inputs[s] = sv.decode();
+          sv.dispose();
+          saved[s] = undefined;
+        }
         const x = inputs[s]!;
         const names = this.segmentParams[s]!;
         const vars = names.map((n) => this.model.variables.get(n)!);
@@ -356,7 +403,9 @@ export class TrainingEngine {
         // Segment s's input is no longer needed (segment 0's belongs to the batch).
         if (s > 0) {
           x.dispose();
-          inputs[s] = undefined as unknown as tf.Tensor;
+          inputs[s] = undefined;
+          saved[s]?.dispose();
+          saved[s] = undefined;
         }
         let k = 0;
         try {
@@ -394,6 +443,7 @@ export class TrainingEngine {
     } finally {
       dy?.dispose();
       for (let s = 1; s < inputs.length; s++) inputs[s]?.dispose();
+      for (const sv of saved) sv?.dispose();
       for (const g of pending.values()) g.dispose();
     }
     return loss;

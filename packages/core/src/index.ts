@@ -4,14 +4,17 @@ export type {
   ActivationStrategy,
   AnyPlugin,
   Collective,
+  ModelOps,
   OptimizerPlugin,
   OptimizerState,
   ParamInfo,
   Plugin,
   PluginKind,
-  SegmentFn,
+  SavedTensor,
+  SavedTensorCodec,
   SegmentInfo,
   SpecificationVersion,
+  StageSummary,
 } from './contracts.ts';
 export { SPECIFICATION_VERSION } from './contracts.ts';
 export type { EngineMode, EngineOptions, GradAccumulator, StepResult } from './engine.ts';

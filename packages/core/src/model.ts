@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { ParamInfo } from './contracts.ts';
+import type { ModelOps, ParamInfo } from './contracts.ts';
 
 /** One training batch of token windows. */
 export interface Batch {
@@ -19,7 +19,7 @@ export interface Stage {
   readonly name: string;
   /** Names of the parameters this stage reads. A parameter may be read by several stages (tied weights). */
   readonly params: readonly string[];
-  forward(x: tf.Tensor, params: Readonly<Record<string, tf.Tensor>>, batch: Batch): tf.Tensor;
+  forward(x: tf.Tensor, params: Readonly<Record<string, tf.Tensor>>, batch: Batch, ops?: ModelOps): tf.Tensor;
 }
 
 /** A model the engine can train: stages in order plus the variables they read. */

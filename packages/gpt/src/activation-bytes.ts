@@ -21,6 +21,24 @@ export interface ActivationBytesOptions {
    * tensors share buffers; measured on cpu only); 'wasm' counts every saved tensor as a separate copy.
    */
   readonly backend?: ActivationBackend;
+  /**
+   * Bytes one saved segment input occupies between forward and recompute (a `SavedTensorCodec`'s `savedBytes` of
+   * [B, T, D]); default 4·B·T·D (float32). The engine stores inputs of segments 1 … S−2 this way and decodes each
+   * to float32 for its recompute; the last segment's input stays float32.
+   */
+  readonly savedInputBytes?: number;
+  /**
+   * Selective recompute of the attention core (`@kstar/act-checkpoint`): the tape keeps q, k, v instead of the
+   * [B, H, T, T] probabilities, and the backward pass recomputes them.
+   */
+  readonly selectiveAttention?: boolean;
+  /**
+   * Mini-Sequence Transformer ops (`@kstar/act-mst`) with these chunkings: the block's MLP, attention and the head's
+   * loss save only their inputs and recompute chunk by chunk. APPROXIMATE (see `mstStageFloats`): within 0.1% of
+   * the ledger on cpu, −1.5% … +8% on wasm in apps/trainer/test/activation-predict*.test.ts and the checks behind
+   * it; the benchmark reports predicted against measured.
+   */
+  readonly mst?: { readonly mlpChunks: number; readonly attentionChunk: number; readonly lossChunks: number };
 }
 
 /** The terms of the prediction, in bytes (float32). */
@@ -144,7 +162,16 @@ interface StageFloats {
   forward: number[];
 }
 
-function stageFloats(config: GPTConfig, stage: number, B: number, T: number, copies: boolean): StageFloats {
+function stageFloats(
+  config: GPTConfig,
+  stage: number,
+  B: number,
+  T: number,
+  copies: boolean,
+  selective = false,
+  mst?: ActivationBytesOptions['mst'],
+): StageFloats {
+  if (mst && stage >= 1) return mstStageFloats(config, stage, B, T, copies, mst);
   const { nLayer: L, nEmbd: D, nHead: H, vocabSize: V, blockSize } = config;
   const N = B * T;
   const ND = N * D;
@@ -159,6 +186,7 @@ function stageFloats(config: GPTConfig, stage: number, B: number, T: number, cop
     const saved = V * D + blockSize * D + 2 * ND + T * D + 2 * N;
     return { saved, grads: T * D, params, out: ND, moments, forward: [saved + 2 * ND + T * D] };
   }
+  if (stage <= L && selective) return selectiveBlockFloats(config, B, T, copies);
   if (stage <= L) {
     const params = 12 * D * D + 13 * D;
     const moments = [
@@ -200,6 +228,118 @@ function stageFloats(config: GPTConfig, stage: number, B: number, T: number, cop
     moments,
     forward: [beforeLogits + ND + NV, beforeLogits + N + inLse], // + N: the reshaped targets' copy
   };
+}
+
+/**
+ * A block with selective attention recompute. The custom op saves q, k, v (shared buffers on cpu, as the batched
+ * matMuls did; on wasm three copies, 3·N·D, replacing the matMuls' and the softmax's 3·N·D + 2·A), so the residue
+ * loses the probabilities: cpu 21·N·D + 4·N, wasm 45·N·D + 24·D² + 11·D + 4·N. Gradients lose d(probs) and
+ * d(scores): 25·N·D. The attention backward recomputes P and holds at most P, dP⊙P, P·Σ (3·A) + the row sums
+ * (B·H·T) besides d(v) and the 13·N·D of gradients done: 14·N·D + 3·A + B·H·T. The forward moments lose the scores
+ * and probabilities kept to the block's end, but the attention op holds 2·A (scores, probabilities) + the mask
+ * T² inside its forward on top of the block's 10·N·D so far.
+ */
+function selectiveBlockFloats(config: GPTConfig, B: number, T: number, copies: boolean): StageFloats {
+  const { nEmbd: D, nHead: H } = config;
+  const N = B * T;
+  const ND = N * D;
+  const A = B * H * T * T;
+  const params = 12 * D * D + 13 * D;
+  const moments = [
+    { extra: 14 * ND + 3 * A + B * H * T, paramsDone: 9 * D * D + 8 * D },
+    { extra: 26 * ND, paramsDone: params - 2 * D },
+  ];
+  const grads = 25 * ND;
+  const inAttn = 10 * ND + 2 * A + T * T;
+  if (!copies) {
+    const saved = 21 * ND + 4 * N;
+    return {
+      saved,
+      grads,
+      params,
+      out: 0,
+      moments,
+      forward: [inAttn + 2 * N, 31 * ND + 4 * N, 25 * ND + 4 * N],
+    };
+  }
+  const saved = 45 * ND + 24 * D * D + 11 * D + 4 * N;
+  const beforeAttn = 10 * ND + 6 * D * D + 3 * D + 2 * N; // copies of reshape x, LN1, qkv matMul, reshapes
+  const beforeGelu = 29 * ND + 16 * D * D + 10 * D + 4 * N;
+  return {
+    saved,
+    grads,
+    params,
+    out: ND,
+    moments,
+    forward: [beforeAttn + inAttn, beforeGelu + 31 * ND, saved + 25 * ND],
+  };
+}
+
+/**
+ * Blocks and head with MsT's ops (approximate). Block: as the selective block (the chunked attention saves q, k, v)
+ * without the MLP's saved intermediates (fc out, GELU out: cpu −8·N·D; wasm the fused matMuls' and GELU's copies
+ * 19·N·D + 16·D² + 5·D are replaced by x and the four weights, N·D + 8·D² + 5·D) and their gradients (−8·N·D). The
+ * attention backward holds one query chunk's 6·B·H·c·T; the MLP backward one row chunk's 7·c·F + 3·c·D plus the
+ * summed weight gradients. Head: the [N, V] logits are neither saved nor differentiated whole; one row chunk's 5·c·V.
+ */
+function mstStageFloats(
+  config: GPTConfig,
+  stage: number,
+  B: number,
+  T: number,
+  copies: boolean,
+  mst: NonNullable<ActivationBytesOptions['mst']>,
+): StageFloats {
+  const { nLayer: L, nEmbd: D, nHead: H, vocabSize: V } = config;
+  const N = B * T;
+  const ND = N * D;
+  if (stage <= L) {
+    const F = 4 * D;
+    const cm = Math.ceil(N / Math.max(1, Math.min(mst.mlpChunks, N)));
+    const ca = Math.max(1, Math.min(mst.attentionChunk, T));
+    const attn = 6 * B * H * ca * T;
+    const P = 2 * D * F + F + D;
+    const params = 12 * D * D + 13 * D;
+    // On wasm the MLP chunk's recompute runs under a nested tape, which copies what its kernels save: the fused
+    // matMuls' reshaped operands, outputs and biases and GELU's input: 16·D² + 19·c·D + 5·D.
+    const nested = copies ? 16 * D * D + 19 * cm * D + 5 * D : 0;
+    const moments = [
+      { extra: 3 * ND + 7 * cm * F + 3 * cm * D + P + nested, paramsDone: 0 },
+      { extra: 8 * ND + attn, paramsDone: 9 * D * D + 8 * D },
+      { extra: 18 * ND, paramsDone: params - 2 * D },
+    ];
+    const grads = 17 * ND;
+    if (!copies) {
+      const saved = 13 * ND + 4 * N;
+      return {
+        saved,
+        grads,
+        params,
+        out: 0,
+        moments,
+        forward: [10 * ND + attn / 3 + 2 * N, 17 * ND + 2 * cm * F + 4 * N],
+      };
+    }
+    const saved = 27 * ND + 16 * D * D + 11 * D + 4 * N;
+    const beforeAttn = 10 * ND + 6 * D * D + 3 * D + 2 * N;
+    return {
+      saved,
+      grads,
+      params,
+      out: ND,
+      moments,
+      forward: [beforeAttn + 10 * ND + attn / 3, saved + 17 * ND + 2 * cm * F],
+    };
+  }
+  const cl = Math.ceil(N / Math.max(1, Math.min(mst.lossChunks, N)));
+  const params = V * D + 2 * D;
+  const moments = [
+    { extra: 5 * cl * V + ND + 3 * V * D, paramsDone: 0 },
+    { extra: 4 * ND, paramsDone: V * D },
+  ];
+  const grads = 2 * ND;
+  const saved = copies ? 3 * ND + V * D + D + 4 * N : ND + 4 * N;
+  return { saved, grads, params, out: 0, moments, forward: [saved + 5 * cl * V + 2 * N] };
 }
 
 /** Peak floats of differentiating the stages (in order) together, that graph's residue + gradients, and its params. */
@@ -265,7 +405,16 @@ export function predictActivationBreakdown(
   const nStages = config.nLayer + 2;
   const ND = B * T * config.nEmbd;
   const copies = backend === 'wasm';
-  const all = Array.from({ length: nStages }, (_, i) => stageFloats(config, i, B, T, copies));
+  const selective = opts.selectiveAttention === true;
+  const all = Array.from({ length: nStages }, (_, i) =>
+    stageFloats(config, i, B, T, copies, selective, opts.mst),
+  );
+  const savedInput = opts.savedInputBytes === undefined ? ND : opts.savedInputBytes / 4;
+  if (!(savedInput >= 0 && Number.isFinite(savedInput))) {
+    throw new InputError(
+      `predictActivationBytes savedInputBytes ${String(opts.savedInputBytes)} is invalid: pass a byte count ≥ 0`,
+    );
+  }
   const segments = mode === 'full' ? [all.map((_, i) => i)] : (opts.segments ?? all.map((_, i) => [i]));
   const flat = segments.flat();
   if (flat.length !== nStages || flat.some((v, i) => v !== i) || segments.some((s) => s.length === 0)) {
@@ -276,7 +425,9 @@ export function predictActivationBreakdown(
   let best: ActivationBytesBreakdown | undefined;
   segments.forEach((seg, s) => {
     const g = graphPeak(seg.map((i) => all[i]!));
-    const savedInputs = s * ND;
+    // Segment s > 0 recomputes from its (decoded) float32 input, N·D; the inputs of segments 1 … s−1 are still
+    // stored (savedInput each; the last segment's input is never encoded, but by then it has been freed).
+    const savedInputs = s === 0 ? 0 : ND + (s - 1) * savedInput;
     const upstreamGrad = s < segments.length - 1 ? ND : 0;
     const transient = g.peak - g.graph - g.params;
     const total = savedInputs + upstreamGrad + g.peak;

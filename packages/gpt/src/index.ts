@@ -14,3 +14,4 @@ export type { CreateGPTOptions, GPTModel } from './model.ts';
 export { createGPT } from './model.ts';
 export type { ParamInit, ParamSpec } from './params.ts';
 export { countParamsFormula, paramSpecs } from './params.ts';
+export { attentionCore, linearCrossEntropyCore, mlpCore } from './stages.ts';

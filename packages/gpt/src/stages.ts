@@ -1,4 +1,4 @@
-import type { Batch, Stage } from '@kstar/core';
+import type { Batch, ModelOps, Stage } from '@kstar/core';
 import { ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { causalSoftmax } from './causal-softmax.ts';
@@ -48,7 +48,42 @@ export function embed(config: GPTConfig, tokens: tf.Tensor, params: Params): tf.
  * One pre-LayerNorm block: `x += attn(ln1(x))`, `x += mlp(ln2(x))`. x [B, T, D] → [B, T, D].
  * All projections are 2-D fused matMuls with bias on [B·T, ·] (no tiling of parameters).
  */
-export function block(config: GPTConfig, i: number, x: tf.Tensor, params: Params): tf.Tensor {
+/** The model's own causal attention core: q, k, v [B, H, T, hd] → [B, H, T, hd]. */
+export function attentionCore(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number): tf.Tensor {
+  return tf.tidy(() => {
+    const scores = tf.matMul(q, k, false, true); // [B, H, T, T]
+    const probs = causalSoftmax(scores, scale); // [B, H, T, T]
+    return tf.matMul(probs, v); // [B, H, T, hd]
+  });
+}
+
+/** The model's own MLP: x [N, D] → act(x·wfc + bfc)·wproj + bproj [N, D]. */
+export function mlpCore(
+  x: tf.Tensor,
+  wfc: tf.Tensor,
+  bfc: tf.Tensor,
+  wproj: tf.Tensor,
+  bproj: tf.Tensor,
+  act: (h: tf.Tensor) => tf.Tensor,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const h = tf.fused.matMul({ a: x, b: wfc, bias: bfc }); // [N, 4D]
+    return tf.fused.matMul({ a: act(h), b: wproj, bias: bproj }); // [N, D]
+  });
+}
+
+/** The model's own LM head + loss: mean cross-entropy of h·wᵀ (h [N, D], w [V, D]) against targets [N]. */
+export function linearCrossEntropyCore(h: tf.Tensor, w: tf.Tensor, targets: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => crossEntropy(tf.matMul(h, w, false, true), targets) as tf.Scalar); // logits [N, V]
+}
+
+export function block(
+  config: GPTConfig,
+  i: number,
+  x: tf.Tensor,
+  params: Params,
+  ops: ModelOps = {},
+): tf.Tensor {
   const [B, T, D] = x.shape as [number, number, number];
   const H = config.nHead;
   const hd = D / H;
@@ -66,32 +101,36 @@ export function block(config: GPTConfig, i: number, x: tf.Tensor, params: Params
       tf.Tensor,
       tf.Tensor,
     ]; // [B, H, T, hd] each
-    const scores = tf.matMul(q, k, false, true); // [B, H, T, T]
-    const probs = causalSoftmax(scores, 1 / Math.sqrt(hd)); // [B, H, T, T]
-    const att = tf.matMul(probs, v); // [B, H, T, hd]
+    const att = (ops.attention ?? attentionCore)(q, k, v, 1 / Math.sqrt(hd)); // [B, H, T, hd]
     const merged = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [N, D]); // [N, D]
     const attnOut = tf.fused.matMul({ a: merged, b: p('attn.wo'), bias: p('attn.bo') }); // [N, D]
     const x1 = tf.add(x0, attnOut); // [N, D]
     // MLP.
     const m = layerNorm(x1, p('ln2.gamma'), p('ln2.beta')); // [N, D]
-    const h = tf.fused.matMul({ a: m, b: p('mlp.wfc'), bias: p('mlp.bfc') }); // [N, 4D]
-    const g = gelu(h); // [N, 4D]
-    const mlpOut = tf.fused.matMul({ a: g, b: p('mlp.wproj'), bias: p('mlp.bproj') }); // [N, D]
+    const mlpOut = (ops.mlp ?? mlpCore)(m, p('mlp.wfc'), p('mlp.bfc'), p('mlp.wproj'), p('mlp.bproj'), gelu); // [N, D]
     return tf.reshape(tf.add(x1, mlpOut), [B, T, D]); // [B, T, D]
   });
 }
 
+/** x [B, T, D] → lnf(x) [B·T, D], the LM head's input. */
+function finalNorm(x: tf.Tensor, params: Params): tf.Tensor {
+  const [B, T, D] = x.shape as [number, number, number];
+  return layerNorm(tf.reshape(x, [B * T, D]), param(params, 'lnf.gamma'), param(params, 'lnf.beta')); // [N, D]
+}
+
 /** x [B, T, D] → logits [B·T, V] = lnf(x) · wteᵀ (tied head). */
 export function headLogits(x: tf.Tensor, params: Params): tf.Tensor {
-  const [B, T, D] = x.shape as [number, number, number];
-  return tf.tidy(() => {
-    const f = layerNorm(tf.reshape(x, [B * T, D]), param(params, 'lnf.gamma'), param(params, 'lnf.beta')); // [N, D]
-    return tf.matMul(f, param(params, 'wte'), false, true); // [N, V]
-  });
+  return tf.tidy(() => tf.matMul(finalNorm(x, params), param(params, 'wte'), false, true)); // [N, V]
 }
 
 /** x [B, T, D] → scalar mean cross-entropy against `batch.targets` int32 [B, T]. */
-export function head(config: GPTConfig, x: tf.Tensor, params: Params, batch: Batch): tf.Tensor {
+export function head(
+  config: GPTConfig,
+  x: tf.Tensor,
+  params: Params,
+  batch: Batch,
+  ops: ModelOps = {},
+): tf.Tensor {
   checkTokens(batch.targets, config, 'targets');
   const [B, T] = x.shape as [number, number];
   if (batch.targets.shape[0] !== B || batch.targets.shape[1] !== T) {
@@ -100,8 +139,8 @@ export function head(config: GPTConfig, x: tf.Tensor, params: Params, batch: Bat
     );
   }
   return tf.tidy(() => {
-    const logits = headLogits(x, params); // [N, V]
-    return crossEntropy(logits, tf.reshape(batch.targets, [B * T])); // []
+    const lce = ops.linearCrossEntropy ?? linearCrossEntropyCore;
+    return lce(finalNorm(x, params), param(params, 'wte'), tf.reshape(batch.targets, [B * T])); // []
   });
 }
 
@@ -114,13 +153,13 @@ export function makeStages(config: GPTConfig): Stage[] {
     stages.push({
       name: `block${i}`,
       params: blockParamNames(i),
-      forward: (x, params) => block(config, i, x, params),
+      forward: (x, params, _batch, ops) => block(config, i, x, params, ops),
     });
   }
   stages.push({
     name: 'head',
     params: ['lnf.gamma', 'lnf.beta', 'wte'],
-    forward: (x, params, batch) => head(config, x, params, batch),
+    forward: (x, params, batch, ops) => head(config, x, params, batch, ops),
   });
   return stages;
 }

@@ -1,0 +1,302 @@
+import { type CheckpointPlan, checkpoint, parsePlan, planSegments } from '@kstar/act-checkpoint';
+import { type CompressFormat, compress } from '@kstar/act-compress';
+import { defaultChunks, mst, parseMstSpec } from '@kstar/act-mst';
+import { type ActivationStrategy, InputError } from '@kstar/core';
+import type { ActivationBackend, GPTConfig } from '@kstar/gpt';
+import { predictActivationBytes } from '@kstar/gpt';
+
+/**
+ * `--activations checkpoint[:plan],mst[:M],compress[:bf16|int8]`, parsed. `plan` and the MsT chunking may be left
+ * open (`undefined`): the defaults, or with `--memory-budget` the planner picks them.
+ */
+export interface ActivationSpec {
+  checkpoint?: { plan?: CheckpointPlan; selective: boolean };
+  mst?: { chunks?: number; mlpChunks?: number; attentionChunk?: number; lossChunks?: number };
+  compress?: { format: CompressFormat };
+}
+
+const NAMES = ['checkpoint', 'mst', 'compress'] as const;
+
+/** Split on commas outside brackets; a piece that does not start with a strategy name continues the previous one. */
+function splitItems(text: string): string[] {
+  const raw: string[] = [];
+  let depth = 0;
+  let cur = '';
+  for (const ch of text) {
+    if (ch === '[') depth++;
+    if (ch === ']') depth--;
+    if (ch === ',' && depth === 0) {
+      raw.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  raw.push(cur);
+  const items: string[] = [];
+  for (const r of raw.map((s) => s.trim())) {
+    const head = r.split(':')[0]!;
+    if ((NAMES as readonly string[]).includes(head) || items.length === 0) items.push(r);
+    else items[items.length - 1] += `,${r}`;
+  }
+  return items;
+}
+
+/** Parse the `activations` config value; InputError naming the offending item and the accepted forms. */
+export function parseActivations(text: string): ActivationSpec {
+  const spec: ActivationSpec = {};
+  const t = text.trim();
+  if (t === '' || t === 'none') return spec;
+  for (const item of splitItems(t)) {
+    const colon = item.indexOf(':');
+    const name = colon < 0 ? item : item.slice(0, colon);
+    const arg = colon < 0 ? undefined : item.slice(colon + 1);
+    if (!(NAMES as readonly string[]).includes(name)) {
+      throw new InputError(
+        `activations: '${item}' is not a strategy: use checkpoint[:every|every:K|sqrt|selective|PLAN+selective], mst[:M], compress[:bf16|int8], comma-separated`,
+        'E_CONFIG',
+      );
+    }
+    if (spec[name as keyof ActivationSpec]) {
+      throw new InputError(`activations: '${name}' is given twice: keep one`, 'E_CONFIG');
+    }
+    if (name === 'checkpoint') {
+      let selective = false;
+      let planText = arg;
+      if (planText?.endsWith('+selective')) {
+        selective = true;
+        planText = planText.slice(0, -'+selective'.length);
+      }
+      const plan = planText === undefined ? undefined : parsePlan(planText);
+      if (plan === 'selective') spec.checkpoint = { selective: true };
+      else spec.checkpoint = { ...(plan !== undefined ? { plan } : {}), selective };
+    } else if (name === 'mst') {
+      const o = parseMstSpec(arg ?? '');
+      if (o.targetBytes !== undefined) {
+        throw new InputError(
+          'activations: mst:target=… is not accepted by the trainer: use --memory-budget BYTES (it picks the chunks)',
+          'E_CONFIG',
+        );
+      }
+      spec.mst = o;
+    } else {
+      if (arg !== undefined && arg !== 'bf16' && arg !== 'int8') {
+        throw new InputError(
+          `activations: compress format '${arg}' is unknown: use compress:bf16 or compress:int8`,
+          'E_CONFIG',
+        );
+      }
+      spec.compress = { format: (arg ?? 'bf16') as CompressFormat };
+    }
+  }
+  return spec;
+}
+
+/** `--memory-budget` value: bytes, or a number with a suffix (KB, MB, GB: powers of 1000; KiB, MiB, GiB: of 1024). */
+export function parseBytes(value: string | number): number {
+  if (typeof value === 'number') return value;
+  const m = /^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgt]i?b?|b)?\s*$/i.exec(value);
+  if (!m) {
+    throw new InputError(
+      `memory budget '${value}' is not a size: write bytes (e.g. 536870912) or a number with a suffix (512MiB, 2GB)`,
+      'E_CONFIG',
+    );
+  }
+  const n = Number(m[1]);
+  const unit = (m[2] ?? 'b').toLowerCase().replace(/b$/, '');
+  const pow = { '': 0, k: 1, m: 2, g: 3, t: 4 }[unit.replace('i', '')] ?? 0;
+  const base = unit.endsWith('i') ? 1024 : 1000;
+  return Math.round(n * base ** pow);
+}
+
+/** A concrete choice: every open parameter decided. */
+export interface ActivationChoice {
+  mode: 'full' | 'segmented';
+  segments?: number[][];
+  /** Who sets the segments: the checkpoint strategy's plan, or the engine's `segments` option (--blocks-per-segment). */
+  segmentsBy?: 'checkpoint' | 'engine';
+  selective: boolean;
+  mst?: { mlpChunks: number; attentionChunk: number; lossChunks: number };
+  compress?: CompressFormat;
+}
+
+function codecBytes(format: CompressFormat | undefined, n: number): number | undefined {
+  if (!format) return undefined;
+  return format === 'bf16' ? 4 * Math.ceil(n / 2) : 4 * Math.ceil(n / 4) + 4 * Math.ceil(n / 256);
+}
+
+/** Predicted activation bytes of a choice (the GPT's derivation with the strategies' parts). */
+export function predictChoiceActivations(
+  config: GPTConfig,
+  choice: ActivationChoice,
+  batch: number,
+  seq: number,
+  backend: ActivationBackend,
+): number {
+  const saved = codecBytes(choice.compress, batch * seq * config.nEmbd);
+  return predictActivationBytes(config, {
+    batch,
+    seq,
+    mode: choice.mode,
+    backend,
+    ...(choice.segments ? { segments: choice.segments } : {}),
+    selectiveAttention: choice.selective,
+    ...(saved !== undefined ? { savedInputBytes: saved } : {}),
+    ...(choice.mst ? { mst: choice.mst } : {}),
+  });
+}
+
+/** Bytes a step holds besides activations: parameters, optimizer state, tied gradients waiting (segmented). */
+export interface FixedBytes {
+  params: number;
+  optimizerState: number;
+  /** Partial gradients of parameters read by several segments, for a segment plan. */
+  waitingGrads(segments: number[][] | undefined): number;
+}
+
+export interface PlannedActivations {
+  choice: ActivationChoice;
+  strategies: ActivationStrategy[];
+  predictedActivationBytes: number;
+  predictedPeakBytes: number;
+}
+
+function mstChunksFor(
+  spec: NonNullable<ActivationSpec['mst']>,
+  config: GPTConfig,
+  N: number,
+  T: number,
+  f = 1,
+) {
+  const def = defaultChunks({ rows: N, nEmbd: config.nEmbd, nHead: config.nHead, vocab: config.vocabSize });
+  return {
+    mlpChunks: spec.mlpChunks ?? spec.chunks ?? Math.min(N, def.mlpChunks * f),
+    attentionChunk:
+      spec.attentionChunk ??
+      (spec.chunks ? Math.ceil(T / spec.chunks) : Math.max(1, Math.floor(def.attentionChunk / f))),
+    lossChunks: spec.lossChunks ?? spec.chunks ?? Math.min(N, def.lossChunks * f),
+  };
+}
+
+/** The strategies for a choice (the checkpoint plan as explicit segments, MsT with explicit chunks). */
+export function strategiesFor(choice: ActivationChoice, spec: ActivationSpec): ActivationStrategy[] {
+  const out: ActivationStrategy[] = [];
+  if (spec.checkpoint) {
+    out.push(
+      checkpoint({
+        ...(choice.segments && choice.segmentsBy === 'checkpoint'
+          ? { plan: choice.segments }
+          : { plan: 'selective' as const }),
+        selective: choice.selective,
+      }),
+    );
+  }
+  if (choice.mst) out.push(mst({ ...choice.mst }));
+  if (choice.compress) out.push(compress({ format: choice.compress }));
+  return out;
+}
+
+/**
+ * Decide every open parameter of `spec` for a run of `batch` × `seq`. Without a budget: the defaults (checkpoint
+ * `sqrt`, MsT's rules). With one: among the candidate plans (every:K for each K, sqrt, with and without selective
+ * recompute) and MsT chunkings (the defaults ×1, 2, 4, … finer), the cheapest whose predicted step peak fits
+ * (coarsest MsT chunking, then no selective recompute, then fewest segments, then smallest peak); InputError naming the smallest predicted peak and what to try when none does.
+ */
+export function planActivations(args: {
+  spec: ActivationSpec;
+  config: GPTConfig;
+  batch: number;
+  seq: number;
+  backend: ActivationBackend;
+  userMode: 'full' | 'segmented' | undefined;
+  defaultSegments: number[][] | undefined;
+  fixed: FixedBytes;
+  budget?: number;
+}): PlannedActivations {
+  const { spec, config, batch, seq, backend, fixed, budget } = args;
+  const nStages = config.nLayer + 2;
+  const needsSegments = spec.checkpoint?.plan !== undefined || spec.compress !== undefined;
+  if (
+    args.userMode === 'full' &&
+    (needsSegments || (spec.checkpoint && budget === undefined && !spec.checkpoint.selective))
+  ) {
+    throw new InputError(
+      `activations '${describeSpec(spec)}' recompute segments, which --mode full does not do: drop --mode full (they select segmented mode) or use checkpoint:selective`,
+      'E_CONFIG',
+    );
+  }
+  const segmentedCkpt = spec.checkpoint && !(spec.checkpoint.selective && spec.checkpoint.plan === undefined);
+  const mode: 'full' | 'segmented' =
+    needsSegments || segmentedCkpt
+      ? 'segmented'
+      : (args.userMode ?? (args.defaultSegments ? 'segmented' : 'full'));
+  // Candidate plans: the user's, or (budget) every:K for K = L … 1 and sqrt; none for MsT/compress alone.
+  const plans: Array<number[][] | undefined> = [];
+  if (spec.checkpoint?.plan !== undefined) plans.push(planSegments(spec.checkpoint.plan, nStages));
+  else if (segmentedCkpt) {
+    if (budget === undefined) plans.push(planSegments('sqrt', nStages));
+    else {
+      plans.push(planSegments('sqrt', nStages));
+      for (let k = config.nLayer; k >= 1; k--) plans.push(planSegments(`every:${k}`, nStages));
+    }
+  } else plans.push(mode === 'segmented' ? args.defaultSegments : undefined);
+  // MsT's chunked attention already saves only q, k, v: selective recompute is only a candidate without it.
+  const selectives = spec.checkpoint?.selective
+    ? [true]
+    : spec.checkpoint && !spec.mst && budget !== undefined
+      ? [false, true]
+      : [false];
+  const factors =
+    spec.mst && budget !== undefined && spec.mst.chunks === undefined ? [1, 2, 4, 8, 16, 32, 64] : [1];
+  let best: PlannedActivations | undefined;
+  let smallest = Number.POSITIVE_INFINITY;
+  // Cost order: coarser MsT chunking first, then no selective recompute, then the plan with the fewest segments.
+  for (const f of factors) {
+    for (const selective of selectives) {
+      for (const segments of plans) {
+        const choice: ActivationChoice = {
+          mode,
+          ...(segments ? { segments, segmentsBy: segmentedCkpt ? 'checkpoint' : 'engine' } : {}),
+          selective,
+          ...(spec.mst ? { mst: mstChunksFor(spec.mst, config, batch * seq, seq, f) } : {}),
+          ...(spec.compress ? { compress: spec.compress.format } : {}),
+        };
+        const act = predictChoiceActivations(config, choice, batch, seq, backend);
+        const peak = fixed.params + fixed.optimizerState + act + fixed.waitingGrads(segments);
+        smallest = Math.min(smallest, peak);
+        if (budget === undefined || peak <= budget) {
+          // Fewest segments first (every plan recomputes each block once; fewer segments = fewer, larger kernels),
+          // then the smallest peak.
+          const n = segments?.length ?? 0;
+          const bestN = best?.choice.segments?.length ?? 0;
+          if (!best || n < bestN || (n === bestN && peak < best.predictedPeakBytes)) {
+            best = { choice, strategies: [], predictedActivationBytes: act, predictedPeakBytes: peak };
+          }
+        }
+        if (budget === undefined) break;
+      }
+      if (best) break;
+    }
+    if (best) break;
+  }
+  if (!best) {
+    throw new InputError(
+      `memory budget ${budget!.toLocaleString('en-US')} bytes cannot hold a step of batch ${batch} × seq ${seq}: the smallest predicted peak with activations '${describeSpec(spec) || 'none'}' is ${Math.round(smallest).toLocaleString('en-US')} bytes (parameters ${fixed.params.toLocaleString('en-US')}, optimizer state ${fixed.optimizerState.toLocaleString('en-US')}); try --activations checkpoint,mst,compress:int8, a smaller --batch or --seq, or a larger --memory-budget`,
+      'E_MEMORY_BUDGET',
+    );
+  }
+  best.strategies = strategiesFor(best.choice, spec);
+  return best;
+}
+
+export function describeSpec(spec: ActivationSpec): string {
+  const parts: string[] = [];
+  if (spec.checkpoint) {
+    const p = spec.checkpoint.plan;
+    const plan = p === undefined ? '' : Array.isArray(p) ? JSON.stringify(p) : p;
+    parts.push(
+      `checkpoint${plan || spec.checkpoint.selective ? ':' : ''}${plan}${spec.checkpoint.selective ? (plan ? '+selective' : 'selective') : ''}`,
+    );
+  }
+  if (spec.mst) parts.push(spec.mst.chunks ? `mst:${spec.mst.chunks}` : 'mst');
+  if (spec.compress) parts.push(`compress:${spec.compress.format}`);
+  return parts.join(',');
+}

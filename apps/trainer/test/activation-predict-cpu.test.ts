@@ -1,0 +1,3 @@
+import { predictionSuite } from './activation-predict-cases.ts';
+
+predictionSuite('cpu');

@@ -1,0 +1,78 @@
+import { addInPlace } from '@kstar/kernels';
+import * as tf from '@tensorflow/tfjs-core';
+
+type Save = (tensors: tf.Tensor[]) => void;
+type Body = (
+  inputs: tf.Tensor[],
+  save: Save,
+) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] };
+
+/**
+ * `tf.customGrad` with an array signature. The forward body runs inside the engine's kernel scope, so the tape
+ * records none of its ops (only the tensors passed to `save` are kept for the backward pass); the gradient function
+ * runs with the tape off, so it may call `tf.grads` on a chunk (a fresh, nested tape) and must dispose its own
+ * temporaries (the bodies here do, chunk by chunk, to bound the peak).
+ */
+export function customOp(body: Body): (...inputs: tf.Tensor[]) => tf.Tensor {
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as Save;
+    return body(args as tf.Tensor[], save);
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return (...inputs: tf.Tensor[]) => op(...inputs);
+}
+
+/**
+ * Add `parts` into the running sums `acc` and dispose the parts; the first call adopts the parts. In place
+ * (@kstar/kernels' addInPlace) where the backend has the kernel and the sum's buffer is not shared, so a sum costs
+ * 2× its size at the add (old sum + part), not 3× (old sum + part + new sum).
+ */
+export function accumulate(acc: tf.Tensor[] | undefined, parts: tf.Tensor[]): tf.Tensor[] {
+  if (!acc) return parts;
+  const next = acc.map((a, i) => {
+    const sum = addInPlace(a, parts[i]!);
+    if (sum !== a) a.dispose();
+    return sum;
+  });
+  tf.dispose(parts);
+  return next;
+}
+
+/** Concatenate along `axis` and dispose the pieces (a single piece is returned as is). */
+export function concatOwned(pieces: tf.Tensor[], axis: number): tf.Tensor {
+  if (pieces.length === 1) return pieces[0]!;
+  const out = tf.concat(pieces, axis);
+  tf.dispose(pieces);
+  return out;
+}
+
+interface EngineState {
+  state: { activeTape: unknown };
+}
+
+/**
+ * `tf.grads(f)(xs, dy)` called from inside a custom gradient function. tfjs keeps one tape: a gradient call made
+ * while no tape is recording starts a fresh one and, when done, disposes that tape's saved tensors and sets it to
+ * null (tfjs-core 4.22 engine.ts `gradients`), and the outer backward pass, still running, later does the same to
+ * what it believes is its own tape, which would now be null. So the outer tape is put back after each inner call.
+ * The inner tape's saved tensors are freed at the inner call's end: one chunk's graph at a time.
+ */
+export function nestedGrads(
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+  xs: tf.Tensor[],
+  dy: tf.Tensor,
+): tf.Tensor[] {
+  const engine = tf.engine() as unknown as EngineState;
+  const outer = engine.state.activeTape;
+  try {
+    return tf.grads(f)(xs, dy);
+  } finally {
+    engine.state.activeTape = outer;
+  }
+}
+
+/** `f(t)`, then dispose `t`: chains element-wise steps so at most two of a chain's buffers are alive at once. */
+export function step(t: tf.Tensor, f: (t: tf.Tensor) => tf.Tensor): tf.Tensor {
+  const r = f(t);
+  t.dispose();
+  return r;
+}
