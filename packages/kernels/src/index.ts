@@ -49,6 +49,24 @@ export {
   zeroCode,
 } from './quantize.ts';
 export { registerKstarKernels } from './register-kernels.ts';
+export type { Join24Args, Split24, Split24Args } from './split24.ts';
+export {
+  expand24,
+  join24Kernel,
+  join24Ops,
+  joinArray,
+  joinBits,
+  joinValue,
+  reconstruct24,
+  SPLIT24_SATURATE_BITS,
+  split24,
+  split24Bytes,
+  split24Kernel,
+  split24Ops,
+  splitArray,
+  splitBits,
+  splitValue,
+} from './split24.ts';
 export type { WasmBackendLike } from './wasm-kernels.ts';
 export {
   invalidateWasmCaches,

@@ -2,6 +2,7 @@ import { addInPlaceKernel } from './accumulate.ts';
 import { adamwKernel } from './adamw.ts';
 import { packKernel, unpackKernel } from './pack.ts';
 import { dequantizeKernel, quantizeKernel } from './quantize.ts';
+import { join24Kernel, split24Kernel } from './split24.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
 
 /**
@@ -16,5 +17,7 @@ export function registerKstarKernels(): void {
   unpackKernel.register();
   quantizeKernel.register();
   dequantizeKernel.register();
+  split24Kernel.register();
+  join24Kernel.register();
   registerWasmKernels();
 }
