@@ -4,6 +4,7 @@ export type {
   ActivationStrategy,
   AnyPlugin,
   Collective,
+  MasterWeightsPlugin,
   OptimizerPlugin,
   OptimizerState,
   ParamInfo,
@@ -26,6 +27,8 @@ export {
 } from './errors.ts';
 export type { MemoryReport, MemoryTerm, WindowStats } from './ledger.ts';
 export { MemoryLedger, uniqueBufferBytes } from './ledger.ts';
+export type { ParamAccess } from './master-weights.ts';
+export { materializedGrads, paramAccess } from './master-weights.ts';
 export type { Batch, Stage, StagedModel } from './model.ts';
 export { countParams } from './model.ts';
 export { stateVariable, stateVariableFrom, uniqueVariableName } from './state-variable.ts';

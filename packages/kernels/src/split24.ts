@@ -384,7 +384,7 @@ export const split24Kernel = defineKernel<Split24Args, Split24>({
 export const join24Kernel = defineKernel<Join24Args, tf.Tensor1D>({
   name: 'KstarJoin24',
   backends: { cpu: joinCpu, wasm: joinWasm, webgpu: joinWebGPU },
-  invoke: ({ hi, lo, n }) => ({ inputs: lo ? { hi, lo } : { hi }, attrs: { n } }),
+  invoke: ({ hi, lo, n }) => ({ inputs: lo ? { hi, lo } : ({ hi } as tf.NamedTensorMap), attrs: { n } }),
   finish: (outputs) => outputs[0] as tf.Tensor1D,
   fallback: join24Ops,
 });
