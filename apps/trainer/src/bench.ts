@@ -8,6 +8,7 @@ import { prepareRun, train } from './train.ts';
 
 export const BENCH_HELP = `kstar bench train --json FILE [options]
 kstar bench optimizers --json FILE [--preset tiny|small] [--steps N] [--optimizers LIST] [--lr NAME=X,…]
+kstar bench memory --json FILE [--preset small,gpt2-124m] [--optimizer adam8bit] [--master-weights split24] [--mode segmented]
 kstar bench gpu --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--steps 20] [--configs LIST]
 
 Runs \`kstar train\` for every backend × mode given and writes one row per run:
@@ -23,7 +24,13 @@ Runs \`kstar train\` for every backend × mode given and writes one row per run:
 kstar bench optimizers trains AdamW and every other optimizer K* has on the Brown corpus with the same seed, each
 at its documented default learning rate (override with --lr came=1e-4,…; repeat a name to sweep: --lr came=1e-4,came=3e-5)
 and writes per run: {optimizer, lr, valLoss, valLossVsAdamW, tokensPerSecond, optimizerStateBytes,
-stateBytesPerParam, peakBytes, ...}. Defaults: preset tiny, 300 steps, batch 8, wasm backend.
+stateBytesPerParam, peakBytes, ...}. Defaults: preset tiny, 300 steps, batch 8, wasm backend. A name
+OPTIMIZER+MASTER (e.g. adam8bit+split24) runs the optimizer with those master weights; the default list ends with
+adam8bit+split24.
+
+kstar bench memory builds each preset (gpt2-124m with the gpt2 tokenizer, its real vocabulary), runs --steps (default 2)
+steps at a tiny batch/seq (default 1 × 64) and writes the measured persistent training state per parameter:
+paramBytes + optimizerStateBytes (gradients released in segmented mode), with where the bytes go.
 `;
 
 export interface BenchRow {
@@ -158,7 +165,9 @@ export async function benchOptimizers(
   if (typeof values.json !== 'string')
     throw new InputError('kstar bench optimizers needs --json FILE', 'E_FLAG');
   const { OPTIMIZERS } = await import('./optimizers.ts');
-  const names = String(values.optimizers ?? Object.keys(OPTIMIZERS).join(',')).split(',');
+  const names = String(values.optimizers ?? [...Object.keys(OPTIMIZERS), 'adam8bit+split24'].join(',')).split(
+    ',',
+  );
   if (!names.includes('adamw')) names.unshift('adamw'); // the reference every optimizer is measured against
   const runs: Array<{ optimizer: string; lr?: number }> = [];
   const overrides = typeof values.lr === 'string' ? values.lr.split(',') : [];
@@ -174,11 +183,13 @@ export async function benchOptimizers(
   }
   const rows: OptimizerBenchRow[] = [];
   for (const r of runs) {
+    const [optimizer, masterWeights] = r.optimizer.split('+');
     const config = parseTrainConfig(
       {
         backend: values.backend ?? 'wasm',
         preset: values.preset ?? 'tiny',
-        optimizer: r.optimizer,
+        optimizer,
+        ...(masterWeights !== undefined ? { masterWeights } : {}),
         steps: Number(values.steps ?? 300),
         batch: Number(values.batch ?? 8),
         evalEvery: Number(values.steps ?? 300),
@@ -226,12 +237,12 @@ export async function benchOptimizers(
 }
 
 export function optimizerTable(rows: OptimizerBenchRow[]): string {
-  const head = `${'optimizer'.padEnd(11)}${'lr'.padStart(9)}${'val loss'.padStart(10)}${'vs AdamW'.padStart(10)}${'tokens/s'.padStart(10)}${'state B/param'.padStart(15)}${'peak MiB'.padStart(10)}`;
+  const head = `${'optimizer'.padEnd(18)}${'lr'.padStart(9)}${'val loss'.padStart(10)}${'vs AdamW'.padStart(10)}${'tokens/s'.padStart(10)}${'state B/param'.padStart(15)}${'peak MiB'.padStart(10)}`;
   return [
     head,
     ...rows.map(
       (r) =>
-        `${r.optimizer.padEnd(11)}${r.lr.toExponential(1).padStart(9)}${r.valLoss.toFixed(4).padStart(10)}${(r.valLossVsAdamW === null ? '-' : `${(100 * r.valLossVsAdamW).toFixed(2)}%`).padStart(10)}${Math.round(r.tokensPerSecond).toString().padStart(10)}${r.stateBytesPerParam.toFixed(3).padStart(15)}${(r.peakBytes / 2 ** 20).toFixed(2).padStart(10)}`,
+        `${r.optimizer.padEnd(18)}${r.lr.toExponential(1).padStart(9)}${r.valLoss.toFixed(4).padStart(10)}${(r.valLossVsAdamW === null ? '-' : `${(100 * r.valLossVsAdamW).toFixed(2)}%`).padStart(10)}${Math.round(r.tokensPerSecond).toString().padStart(10)}${r.stateBytesPerParam.toFixed(3).padStart(15)}${(r.peakBytes / 2 ** 20).toFixed(2).padStart(10)}`,
     ),
   ].join('\n');
 }

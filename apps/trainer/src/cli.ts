@@ -3,6 +3,7 @@ import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
+import { benchMemory, memoryTable } from './bench-memory.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
@@ -108,14 +109,17 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(`${gpuTable(rows)}\nwrote ${file}\n`);
     return 0;
   }
-  if (kind !== 'train' && kind !== 'optimizers') {
+  if (kind !== 'train' && kind !== 'optimizers' && kind !== 'memory') {
     throw new InputError(
-      `unknown benchmark '${kind}': use 'kstar bench train' or 'kstar bench optimizers' (see 'kstar bench --help')`,
+      `unknown benchmark '${kind}': use 'kstar bench train', 'kstar bench optimizers' or 'kstar bench memory' (see 'kstar bench --help')`,
       'E_FLAG',
     );
   }
   try {
-    if (kind === 'optimizers') {
+    if (kind === 'memory') {
+      const { rows, file } = await benchMemory(rest, io.stderr);
+      io.stdout.write(`${memoryTable(rows)}\nwrote ${file}\n`);
+    } else if (kind === 'optimizers') {
       const { rows, file } = await benchOptimizers(rest, io.stderr);
       io.stdout.write(`${optimizerTable(rows)}\nwrote ${file}\n`);
     } else {

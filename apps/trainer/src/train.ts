@@ -3,6 +3,7 @@ import { composePlugins, InputError, MemoryLedger, TrainingEngine } from '@kstar
 import { createTokenizer, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
 import { createGPT, type GPTModel, resolveConfig } from '@kstar/gpt';
 import { backendMemory, inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
+import { split24 } from '@kstar/master-split24';
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from './config.ts';
 import { optimizerEntry } from './optimizers.ts';
@@ -102,7 +103,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const { backend } = await selectBackend(config.backend, { log: (line) => io.log.log(line) });
   const entry = optimizerEntry(config.optimizer);
   const optimizer = entry.create(lr, config.optimizerOptions);
-  const composition = composePlugins([optimizer]);
+  const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
+  const composition = composePlugins(masterWeights ? [optimizer, masterWeights] : [optimizer]);
   const model: GPTModel = createGPT(run.modelConfig, { seed: config.seed });
   const segments =
     config.mode === 'segmented' ? segmentPlan(run.modelConfig.nLayer, config.blocksPerSegment) : undefined;
@@ -112,11 +114,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ...(segments ? { segments } : {}),
     ledger,
     gradAccumulator: inPlaceGradAccumulator,
+    ...(masterWeights ? { masterWeights } : {}),
   });
   io.log.log(
     `kstar: ${config.preset} (${model.paramCount.toLocaleString('en-US')} params) on ${run.corpusName} ` +
       `(${dataset.tokens.length.toLocaleString('en-US')} ${run.tokenizer.name} tokens), ${backend} backend, ${config.mode} mode, ` +
-      `${config.optimizer} lr ${lr}, batch ${config.batch} × seq ${seq}, ${config.steps} steps`,
+      `${config.optimizer} lr ${lr}${masterWeights ? `, ${masterWeights.name} weights` : ''}, batch ${config.batch} × seq ${seq}, ${config.steps} steps`,
   );
 
   const valBatches = config.evalEvery > 0 ? dataset.valBatches(config.batch, seq, config.evalBatches) : [];
@@ -214,7 +217,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     for (const [name, n] of readers) if (n > 1) waitingGradBytes += 4 * model.variables.get(name)!.size;
   }
   const predicted: Record<string, number> = {
-    params: 4 * model.paramCount,
+    params: masterWeights
+      ? [...model.variables.values()].reduce((s, v) => s + masterWeights.bytesFor(v.shape), 0)
+      : 4 * model.paramCount,
     [`optimizer:${optimizer.name}`]: stateBytesPredicted,
     'activations:gpt': activationPredicted,
     ...(segments ? { 'grads:tied-waiting': waitingGradBytes } : {}),
@@ -249,7 +254,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   };
   tf.dispose(valBatches.flatMap((b) => [b.inputs, b.targets]));
   engine.dispose();
-  model.dispose();
+  masterWeights?.dispose();
+  model.dispose(); // variables adopted by a master-weights plugin are already disposed
   ledger.detach();
   return report;
 }

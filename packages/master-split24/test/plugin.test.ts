@@ -101,7 +101,11 @@ describe('split24 master weights', () => {
       const model = toyModel({ vocab: V, dim: D, depth: 4, seed: 5 });
       const w0 = snapshot(model);
       const ref = toyModel({ vocab: V, dim: D, depth: 4, seed: 5 });
-      for (const [name, v] of ref.variables) v.assign(tf.tensor(bf16Of(w0.get(name)!), v.shape));
+      for (const [name, v] of ref.variables) {
+        const t = tf.tensor(bf16Of(w0.get(name)!), v.shape);
+        v.assign(t);
+        t.dispose();
+      }
       const opts = { mode, ...(mode === 'segmented' ? { segments: SEGMENTS } : {}) };
       const refEngine = new TrainingEngine(ref, { optimizer: momentum(0.1, 0.9), ...opts });
       const mw = split24();
@@ -164,8 +168,11 @@ describe('split24 master weights', () => {
     mwB.setState(saved);
     const b = makeEngine(99, mwB, a.step - 1);
     for (const [n, entries] of optState) {
-      for (const [k, values] of entries)
-        (b.stateOf(n)![k] as tf.Variable).assign(tf.tensor(values, b.stateOf(n)![k]!.shape));
+      for (const [k, values] of entries) {
+        const t = tf.tensor(values, b.stateOf(n)![k]!.shape);
+        (b.stateOf(n)![k] as tf.Variable).assign(t);
+        t.dispose(); // refCount 1: the in-place kernel runs, as in the uninterrupted run
+      }
     }
     const rb = await b.trainStep(batches[2]!);
     expect(rb.step).toBe(3);
