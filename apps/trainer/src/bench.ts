@@ -17,7 +17,7 @@ Runs \`kstar train\` for every backend × mode given and writes one row per run:
 
   --backends LIST     comma-separated (default wasm,cpu)
   --modes LIST        comma-separated (default full,segmented)
-  --preset P          (default tiny)     --optimizer NAME (default adamw)
+  --preset P          (default tiny)     --optimizer NAME (default adamw)   --master-weights fp32|split24
   --steps N           steps per run (default 20)   --batch B (default 16)   --seq T (default: preset's)
   --json FILE         where to write the results (required)
 
@@ -38,6 +38,7 @@ export interface BenchRow {
   mode: string;
   preset: string;
   optimizer: string;
+  masterWeights: string;
   batch: number;
   seq: number;
   steps: number;
@@ -60,7 +61,7 @@ export async function benchTrain(
 ): Promise<{ rows: BenchRow[]; file: string }> {
   const values = parseFlags(
     argv,
-    ['backends', 'modes', 'preset', 'optimizer', 'steps', 'batch', 'seq', 'json'],
+    ['backends', 'modes', 'preset', 'optimizer', 'master-weights', 'steps', 'batch', 'seq', 'json'],
     "see 'kstar bench --help'",
   );
   if (typeof values.json !== 'string') throw new InputError('kstar bench train needs --json FILE', 'E_FLAG');
@@ -75,6 +76,7 @@ export async function benchTrain(
           mode,
           preset: values.preset ?? 'tiny',
           optimizer: values.optimizer ?? 'adamw',
+          masterWeights: values['master-weights'] ?? 'fp32',
           steps: Number(values.steps ?? 20),
           batch: Number(values.batch ?? 16),
           ...(values.seq !== undefined ? { seq: Number(values.seq) } : {}),
@@ -91,6 +93,7 @@ export async function benchTrain(
         mode,
         preset: config.preset,
         optimizer: config.optimizer,
+        masterWeights: config.masterWeights,
         batch: config.batch,
         seq: run.seq,
         steps: report.steps,

@@ -95,9 +95,22 @@ export function splitArray(bits: Uint32Array, hi: Int32Array, lo: Int32Array): v
   hi.fill(0, 0, packedLength(n, 16));
   lo.fill(0, 0, packedLength(n, 8));
   for (let i = 0; i < n; i++) {
-    const s = splitBits(bits[i]!);
-    hi[i >> 1]! |= s.hi << (16 * (i & 1));
-    lo[i >> 2]! |= (s.rho & 0xff) << (8 * (i & 3));
+    // splitBits inlined (no object per element: this loop runs over every weight at every update).
+    const b = bits[i]!;
+    const mag = b & 0x7fffffff;
+    let h: number;
+    let rho = 0;
+    if (mag >= 0x7f800000) {
+      h = mag === 0x7f800000 ? ((b >>> 16) & 0x8000) | 0x7f80 : 0x7fc0;
+    } else {
+      const hm = mag >= SPLIT24_SATURATE_BITS ? 0x7f7f : (mag + 0x7fff + ((mag >>> 16) & 1)) >>> 16;
+      const d = mag - hm * 65536;
+      if (d >= 0) rho = Math.min(127, ((d + 129) / 258) | 0);
+      else rho = -Math.min(127, ((129 - d) / 258) | 0);
+      h = ((b >>> 16) & 0x8000) | hm;
+    }
+    hi[i >> 1]! |= h << (16 * (i & 1));
+    lo[i >> 2]! |= (rho & 0xff) << (8 * (i & 3));
   }
 }
 
