@@ -10,6 +10,7 @@ export const BENCH_HELP = `kstar bench train --json FILE [options]
 kstar bench optimizers --json FILE [--preset tiny|small] [--steps N] [--optimizers LIST] [--lr NAME=X,…]
 kstar bench activations --json FILE --seq T[,T…] | --max-seq --memory-budget B  (see 'kstar bench activations --help')
 kstar bench compress-error --json FILE [--preset tiny] [--batch 4] [--seq 64]  (gradient error of act-compress)
+kstar bench memory --json FILE [--preset small,gpt2-124m] [--optimizer adam8bit] [--master-weights split24] [--mode segmented]
 kstar bench gpu --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--steps 20] [--configs LIST]
 kstar bench kernels --json FILE [--backend webgpu] [--shapes gpt2|tiny]   fused kernels vs their fallbacks (PASS/FAIL)
 kstar bench profile --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--mode full]   per-kernel GPU times of a step
@@ -20,14 +21,20 @@ Runs \`kstar train\` for every backend × mode given and writes one row per run:
 
   --backends LIST     comma-separated (default wasm,cpu)
   --modes LIST        comma-separated (default full,segmented)
-  --preset P          (default tiny)     --optimizer NAME (default adamw)
+  --preset P          (default tiny)     --optimizer NAME (default adamw)   --master-weights fp32|split24
   --steps N           steps per run (default 20)   --batch B (default 16)   --seq T (default: preset's)
   --json FILE         where to write the results (required)
 
 kstar bench optimizers trains AdamW and every other optimizer K* has on the Brown corpus with the same seed, each
 at its documented default learning rate (override with --lr came=1e-4,…; repeat a name to sweep: --lr came=1e-4,came=3e-5)
 and writes per run: {optimizer, lr, valLoss, valLossVsAdamW, tokensPerSecond, optimizerStateBytes,
-stateBytesPerParam, peakBytes, ...}. Defaults: preset tiny, 300 steps, batch 8, wasm backend.
+stateBytesPerParam, peakBytes, ...}. Defaults: preset tiny, 300 steps, batch 8, wasm backend. A name
+OPTIMIZER+MASTER (e.g. adam8bit+split24) runs the optimizer with those master weights; the default list ends with
+adam8bit+split24.
+
+kstar bench memory builds each preset (gpt2-124m with the gpt2 tokenizer, its real vocabulary), runs --steps (default 2)
+steps at a tiny batch/seq (default 1 × 64) and writes the measured persistent training state per parameter:
+paramBytes + optimizerStateBytes (gradients released in segmented mode), with where the bytes go.
 `;
 
 export interface BenchRow {
@@ -35,6 +42,7 @@ export interface BenchRow {
   mode: string;
   preset: string;
   optimizer: string;
+  masterWeights: string;
   batch: number;
   seq: number;
   steps: number;
@@ -57,7 +65,7 @@ export async function benchTrain(
 ): Promise<{ rows: BenchRow[]; file: string }> {
   const values = parseFlags(
     argv,
-    ['backends', 'modes', 'preset', 'optimizer', 'steps', 'batch', 'seq', 'json'],
+    ['backends', 'modes', 'preset', 'optimizer', 'master-weights', 'steps', 'batch', 'seq', 'json'],
     "see 'kstar bench --help'",
   );
   if (typeof values.json !== 'string') throw new InputError('kstar bench train needs --json FILE', 'E_FLAG');
@@ -72,6 +80,7 @@ export async function benchTrain(
           mode,
           preset: values.preset ?? 'tiny',
           optimizer: values.optimizer ?? 'adamw',
+          masterWeights: values['master-weights'] ?? 'fp32',
           steps: Number(values.steps ?? 20),
           batch: Number(values.batch ?? 16),
           ...(values.seq !== undefined ? { seq: Number(values.seq) } : {}),
@@ -88,6 +97,7 @@ export async function benchTrain(
         mode,
         preset: config.preset,
         optimizer: config.optimizer,
+        masterWeights: config.masterWeights,
         batch: config.batch,
         seq: run.seq,
         steps: report.steps,
@@ -162,7 +172,9 @@ export async function benchOptimizers(
   if (typeof values.json !== 'string')
     throw new InputError('kstar bench optimizers needs --json FILE', 'E_FLAG');
   const { OPTIMIZERS } = await import('./optimizers.ts');
-  const names = String(values.optimizers ?? Object.keys(OPTIMIZERS).join(',')).split(',');
+  const names = String(values.optimizers ?? [...Object.keys(OPTIMIZERS), 'adam8bit+split24'].join(',')).split(
+    ',',
+  );
   if (!names.includes('adamw')) names.unshift('adamw'); // the reference every optimizer is measured against
   const runs: Array<{ optimizer: string; lr?: number }> = [];
   const overrides = typeof values.lr === 'string' ? values.lr.split(',') : [];
@@ -178,11 +190,13 @@ export async function benchOptimizers(
   }
   const rows: OptimizerBenchRow[] = [];
   for (const r of runs) {
+    const [optimizer, masterWeights] = r.optimizer.split('+');
     const config = parseTrainConfig(
       {
         backend: values.backend ?? 'wasm',
         preset: values.preset ?? 'tiny',
-        optimizer: r.optimizer,
+        optimizer,
+        ...(masterWeights !== undefined ? { masterWeights } : {}),
         steps: Number(values.steps ?? 300),
         batch: Number(values.batch ?? 8),
         evalEvery: Number(values.steps ?? 300),
@@ -230,12 +244,12 @@ export async function benchOptimizers(
 }
 
 export function optimizerTable(rows: OptimizerBenchRow[]): string {
-  const head = `${'optimizer'.padEnd(11)}${'lr'.padStart(9)}${'val loss'.padStart(10)}${'vs AdamW'.padStart(10)}${'tokens/s'.padStart(10)}${'state B/param'.padStart(15)}${'peak MiB'.padStart(10)}`;
+  const head = `${'optimizer'.padEnd(18)}${'lr'.padStart(9)}${'val loss'.padStart(10)}${'vs AdamW'.padStart(10)}${'tokens/s'.padStart(10)}${'state B/param'.padStart(15)}${'peak MiB'.padStart(10)}`;
   return [
     head,
     ...rows.map(
       (r) =>
-        `${r.optimizer.padEnd(11)}${r.lr.toExponential(1).padStart(9)}${r.valLoss.toFixed(4).padStart(10)}${(r.valLossVsAdamW === null ? '-' : `${(100 * r.valLossVsAdamW).toFixed(2)}%`).padStart(10)}${Math.round(r.tokensPerSecond).toString().padStart(10)}${r.stateBytesPerParam.toFixed(3).padStart(15)}${(r.peakBytes / 2 ** 20).toFixed(2).padStart(10)}`,
+        `${r.optimizer.padEnd(18)}${r.lr.toExponential(1).padStart(9)}${r.valLoss.toFixed(4).padStart(10)}${(r.valLossVsAdamW === null ? '-' : `${(100 * r.valLossVsAdamW).toFixed(2)}%`).padStart(10)}${Math.round(r.tokensPerSecond).toString().padStart(10)}${r.stateBytesPerParam.toFixed(3).padStart(15)}${(r.peakBytes / 2 ** 20).toFixed(2).padStart(10)}`,
     ),
   ].join('\n');
 }

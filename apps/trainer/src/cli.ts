@@ -6,6 +6,7 @@ import { BENCH_ACTIVATIONS_HELP, benchActivations } from './bench-activations.ts
 import { benchCompressError } from './bench-compress-error.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
 import { benchKernels, benchProfile } from './bench-kernels.ts';
+import { benchMemory, memoryTable } from './bench-memory.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
@@ -141,14 +142,17 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
       await shutdownWebGPU();
     }
   }
-  if (kind !== 'train' && kind !== 'optimizers') {
+  if (kind !== 'train' && kind !== 'optimizers' && kind !== 'memory') {
     throw new InputError(
-      `unknown benchmark '${kind}': use 'kstar bench train', 'optimizers', 'gpu', 'kernels', 'profile', 'activations' or 'compress-error' (see 'kstar bench --help')`,
+      `unknown benchmark '${kind}': use 'kstar bench train', 'optimizers', 'gpu', 'kernels', 'profile', 'activations', 'compress-error' or 'memory' (see 'kstar bench --help')`,
       'E_FLAG',
     );
   }
   try {
-    if (kind === 'optimizers') {
+    if (kind === 'memory') {
+      const { rows, file } = await benchMemory(rest, io.stderr);
+      io.stdout.write(`${memoryTable(rows)}\nwrote ${file}\n`);
+    } else if (kind === 'optimizers') {
       const { rows, file } = await benchOptimizers(rest, io.stderr);
       io.stdout.write(`${optimizerTable(rows)}\nwrote ${file}\n`);
     } else {

@@ -7,6 +7,7 @@ import { parseActivations, parseBytes } from './activations.ts';
 
 export const PRESET_NAMES = ['tiny', 'small', 'gpt2-124m'] as const;
 export const BACKEND_NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
+export const MASTER_WEIGHTS_NAMES = ['fp32', 'split24'] as const;
 
 /**
  * The `kstar train` configuration. Every field can come from a config file (JSON, or a .js/.ts module whose default
@@ -28,6 +29,11 @@ export const TrainConfigSchema = z.strictObject({
   backend: z.enum(BACKEND_NAMES).default('auto'),
   /** Default: `full`, or `segmented` for optimizers that update inside the backward pass (lomo, adalomo). */
   mode: z.enum(['full', 'segmented']).optional(),
+  /**
+   * How weights are kept between steps: `fp32` (the model's float32 variables) or `split24` (bf16 half + int8
+   * correction, 3 bytes a parameter, `@kstar/master-split24`). Works with every optimizer.
+   */
+  masterWeights: z.enum(MASTER_WEIGHTS_NAMES).default('fp32'),
   /** Segmented mode: transformer blocks per segment. */
   blocksPerSegment: z.int().positive().default(1),
   /** `brown` (the embedded default), or a path to a .txt/.md/.jsonl file or a folder. */

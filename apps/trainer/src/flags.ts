@@ -22,6 +22,7 @@ const NUM_FLAGS = ['lr'];
 const STR_FLAGS = [
   'preset',
   'optimizer',
+  'master-weights',
   'backend',
   'mode',
   'corpus',
@@ -122,6 +123,7 @@ Brown corpus with AdamW.
   --preset tiny|small|gpt2-124m
   --optimizer NAME           adamw (default)
   --optimizer-option K=V,…   optimizer hyper-parameters other than lr (e.g. beta2=0.95,weightDecay=0)
+  --master-weights fp32|split24  weights as float32 (default) or 24-bit split: bf16 + int8 correction, 3 B/param
   --steps N                  training steps (default 200)
   --batch B                  sequences per step (default 8)
   --seq T                    sequence length (default: the preset's context, 128 at most for tiny)

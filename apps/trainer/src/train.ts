@@ -3,6 +3,7 @@ import { composePlugins, InputError, MemoryLedger, TrainingEngine } from '@kstar
 import { createTokenizer, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
 import { createGPT, type GPTModel, resolveConfig } from '@kstar/gpt';
 import { backendMemory, guardWebGPUStep, inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
+import { split24 } from '@kstar/master-split24';
 import * as tf from '@tensorflow/tfjs';
 import {
   type ActivationSpec,
@@ -122,6 +123,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
 export function fixedBytes(
   model: GPTModel,
   optimizer: { stateBytes: (s: readonly number[], r?: never) => number },
+  masterWeights?: { bytesFor(shape: readonly number[]): number },
 ) {
   let state = 0;
   for (const [name, v] of model.variables)
@@ -130,7 +132,10 @@ export function fixedBytes(
       model.paramInfo(name).role,
     );
   return {
-    params: 4 * model.paramCount,
+    // Read before the engine adopts the variables (a master-weights plugin frees them).
+    params: masterWeights
+      ? [...model.variables.values()].reduce((sum, v) => sum + masterWeights.bytesFor(v.shape), 0)
+      : 4 * model.paramCount,
     optimizerState: state,
     waitingGrads(segments: number[][] | undefined): number {
       if (!segments) return 0;
@@ -157,9 +162,10 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const { backend } = await selectBackend(config.backend, { log: (line) => io.log.log(line) });
   const entry = optimizerEntry(config.optimizer);
   const optimizer = entry.create(lr, config.optimizerOptions);
-  const composition = composePlugins([optimizer]);
+  const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
+  const composition = composePlugins(masterWeights ? [optimizer, masterWeights] : [optimizer]);
   const model: GPTModel = createGPT(run.modelConfig, { seed: config.seed });
-  const fixed = fixedBytes(model, optimizer as never);
+  const fixed = fixedBytes(model, optimizer as never, masterWeights);
   let planned: PlannedActivations;
   try {
     // Before the first step: a budget that cannot be met is an InputError naming the predicted bytes.
@@ -191,11 +197,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     activations: planned.strategies,
     ledger,
     gradAccumulator: inPlaceGradAccumulator,
+    ...(masterWeights ? { masterWeights } : {}),
   });
   io.log.log(
     `kstar: ${config.preset} (${model.paramCount.toLocaleString('en-US')} params) on ${run.corpusName} ` +
       `(${dataset.tokens.length.toLocaleString('en-US')} ${run.tokenizer.name} tokens), ${backend} backend, ${config.mode} mode, ` +
-      `${config.optimizer} lr ${lr}, batch ${config.batch} × seq ${seq}, ${config.steps} steps` +
+      `${config.optimizer} lr ${lr}${masterWeights ? `, ${masterWeights.name} weights` : ''}, batch ${config.batch} × seq ${seq}, ${config.steps} steps` +
       (planned.strategies.length
         ? `; activations ${planned.strategies.map((s) => `${s.name} ${JSON.stringify(s.describe())}`).join(', ')}`
         : '') +
@@ -333,7 +340,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   };
   tf.dispose(valBatches.flatMap((b) => [b.inputs, b.targets]));
   engine.dispose();
-  model.dispose();
+  masterWeights?.dispose();
+  model.dispose(); // variables adopted by a master-weights plugin are already disposed
   ledger.detach();
   return report;
 }

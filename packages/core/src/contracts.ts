@@ -135,8 +135,34 @@ export interface Collective extends Plugin {
   barrier(): Promise<void>;
 }
 
+/**
+ * How trained weights are stored between steps (e.g. 24-bit split weights). The engine hands it the model's float32
+ * variables once (`adopt`, which frees their float32 buffers) and from then on reads parameters through it:
+ * `materialize` for forward/backward (new float32 tensors alive only while one segment runs), `update` for the
+ * optimizer (a temporary float32 variable holding the full stored precision, written back after `fn`).
+ */
+export interface MasterWeightsPlugin extends Plugin {
+  readonly kind: 'master-weights';
+  /** Takes over these variables (name → variable): stores them, then disposes them. Names already held are skipped. */
+  adopt(variables: ReadonlyMap<string, tf.Variable>): void;
+  /** New float32 tensors (the values forward/backward read), shaped like the variables. The caller disposes them. */
+  materialize(names: readonly string[]): Record<string, tf.Tensor>;
+  /**
+   * Runs `fn` on a temporary float32 variable (named like the adopted one) holding the stored value of `name`,
+   * stores the variable's value afterwards and disposes it.
+   */
+  update(name: string, fn: (param: tf.Variable) => void): void;
+  /** The persistent storage tensors (the ledger counts their unique buffers). */
+  tensors(): tf.Tensor[];
+  /** Bytes the format keeps for a parameter of this shape (a prediction the tests hold to measurement). */
+  bytesFor(shape: readonly number[]): number;
+  /** Frees the storage. */
+  dispose(): void;
+}
+
 export type AnyPlugin =
   | OptimizerPlugin
   | ActivationStrategy
   | Collective
-  | (Plugin & { kind: 'master-weights' | 'observer' });
+  | MasterWeightsPlugin
+  | (Plugin & { kind: 'observer' });

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { composeActivations } from './activations.ts';
 import type {
   ActivationStrategy,
+  MasterWeightsPlugin,
   ModelOps,
   OptimizerPlugin,
   OptimizerState,
@@ -10,6 +11,7 @@ import type {
 } from './contracts.ts';
 import { InputError, PluginConflictError, TrainingError } from './errors.ts';
 import { MemoryLedger, uniqueBufferBytes, type WindowStats } from './ledger.ts';
+import { materializedGrads, type ParamAccess, paramAccess } from './master-weights.ts';
 import type { Batch, StagedModel } from './model.ts';
 
 export type EngineMode = 'full' | 'segmented';
@@ -43,6 +45,13 @@ export interface EngineOptions {
    * inputs (compression). A plan or a codec needs segmented mode; an explicit `segments` overrides no plan.
    */
   activations?: readonly ActivationStrategy[];
+  /**
+   * Stores the trained weights in the plugin's format (e.g. 24-bit split) instead of the model's float32 variables,
+   * which it adopts and frees; forward/backward read per-segment materialized copies. Absent: float32 variables.
+   */
+  masterWeights?: MasterWeightsPlugin;
+  /** Steps already taken (resuming from a checkpoint): the next update is step `initialStep + 1`. Default 0. */
+  initialStep?: number;
 }
 
 export interface GradAccumulator {
@@ -82,6 +91,9 @@ export class TrainingEngine {
   readonly segments: readonly (readonly number[])[];
   readonly gradientRelease: boolean;
   readonly ledger: MemoryLedger;
+  readonly masterWeights?: MasterWeightsPlugin;
+  /** Reads and updates parameters: the float32 variables, or through `masterWeights`. */
+  private readonly params: ParamAccess;
   private readonly states = new Map<string, OptimizerState>();
   /** Segment index → names of the parameters its stages read (deduplicated). */
   private readonly segmentParams: string[][];
@@ -147,6 +159,15 @@ export class TrainingEngine {
       if (this.useCount.has(name)) this.trainedVariables.set(name, v);
     }
     this.ledger.adopt(model.variables.values());
+    if (options.masterWeights) this.masterWeights = options.masterWeights;
+    this.params = paramAccess(model.variables, this.trainedVariables, options.masterWeights);
+    const initialStep = options.initialStep ?? 0;
+    if (!(Number.isInteger(initialStep) && initialStep >= 0)) {
+      throw new InputError(
+        `initialStep = ${initialStep} is invalid: it must be an integer ≥ 0 (steps already taken)`,
+      );
+    }
+    this.stepCount = initialStep;
     // Optimizer state is created up front so the ledger sees it from the first step.
     for (const name of model.variables.keys()) {
       if (!this.useCount.has(name)) continue; // a variable no stage reads gets no update
@@ -168,7 +189,7 @@ export class TrainingEngine {
 
   /** Unique buffer bytes of the model's variables. */
   paramBytes(): number {
-    return uniqueBufferBytes(this.model.variables.values());
+    return this.params.bytes();
   }
 
   /** Unique buffer bytes of all optimizer state. */
@@ -262,7 +283,7 @@ export class TrainingEngine {
 
   /** Mean loss on a batch, forward only. */
   async evaluate(batch: Batch): Promise<number> {
-    const loss = tf.tidy(() => this.forwardAll(batch, this.variableRecord()));
+    const loss = tf.tidy(() => this.forwardAll(batch, this.params.read([...this.trainedVariables.keys()])));
     const value = (await loss.data())[0]!;
     loss.dispose();
     return value;
@@ -286,9 +307,8 @@ export class TrainingEngine {
 
   private apply(name: string, grad: tf.Tensor, step: number): void {
     this.onGradient?.(name, grad);
-    const variable = this.model.variables.get(name)!;
     const state = this.states.get(name)!;
-    this.optimizer.update(variable, grad, state, step);
+    this.params.update(name, (variable) => this.optimizer.update(variable, grad, state, step));
   }
 
   /** Baseline: one `tf.variableGrads` over the whole model, then every update. */
@@ -299,7 +319,9 @@ export class TrainingEngine {
   ): Promise<number> {
     const varList = [...this.trainedVariables.values()];
     const params = this.variableRecord();
-    const { value, grads } = tf.variableGrads(() => this.forwardAll(batch, params) as tf.Scalar, varList);
+    const { value, grads } = this.params.materializes
+      ? materializedGrads(this.params, this.trainedVariables, (ps) => this.forwardAll(batch, ps) as tf.Scalar)
+      : tf.variableGrads(() => this.forwardAll(batch, params) as tf.Scalar, varList);
     // Read asynchronously: WebGPU in Node has no synchronous read-back.
     const loss = await readScalar(value);
     value.dispose();
@@ -345,10 +367,10 @@ export class TrainingEngine {
     let dy: tf.Tensor | undefined;
     let loss = Number.NaN;
     try {
-      const all = this.variableRecord();
       for (let s = 0; s < nseg - 1; s++) {
         const x = inputs[s]!;
-        const y = tf.tidy(() => runSegment(s, x, all));
+        // Materialized parameters (master weights) are made and freed inside the tidy.
+        const y = tf.tidy(() => runSegment(s, x, this.params.read(this.segmentParams[s]!)));
         inputs.push(y);
         // The last segment's input is read back at once by the backward pass: it stays uncompressed.
         if (this.codec && s + 1 < nseg - 1) {
@@ -371,7 +393,8 @@ export class TrainingEngine {
         }
         const x = inputs[s]!;
         const names = this.segmentParams[s]!;
-        const vars = names.map((n) => this.model.variables.get(n)!);
+        const ps = this.params.read(names);
+        const vars = names.map((n) => ps[n]!);
         const wrtX = x.dtype === 'float32';
         const f = (...args: tf.Tensor[]): tf.Tensor => {
           const xin = wrtX ? args[0]! : x;
@@ -383,7 +406,13 @@ export class TrainingEngine {
           return runSegment(s, xin, params);
         };
         const args = wrtX ? [x, ...vars] : vars;
-        const { value, grads } = tf.valueAndGrads(f)(args, dy);
+        let out: { value: tf.Tensor; grads: tf.Tensor[] };
+        try {
+          out = tf.valueAndGrads(f)(args, dy);
+        } finally {
+          this.params.release(ps); // materialized copies die before this segment's updates
+        }
+        const { value, grads } = out;
         if (s === nseg - 1) {
           loss = await readScalar(value);
           if (!Number.isFinite(loss)) {

@@ -4,6 +4,7 @@ export type {
   ActivationStrategy,
   AnyPlugin,
   Collective,
+  MasterWeightsPlugin,
   ModelOps,
   OptimizerPlugin,
   OptimizerState,
@@ -29,6 +30,8 @@ export {
 } from './errors.ts';
 export type { MemoryReport, MemoryTerm, WindowStats } from './ledger.ts';
 export { MemoryLedger, uniqueBufferBytes } from './ledger.ts';
+export type { ParamAccess } from './master-weights.ts';
+export { materializedGrads, paramAccess } from './master-weights.ts';
 export type { Batch, Stage, StagedModel } from './model.ts';
 export { countParams } from './model.ts';
 export { stateVariable, stateVariableFrom, uniqueVariableName } from './state-variable.ts';

@@ -66,6 +66,24 @@ export {
 export { registerKstarKernels } from './register-kernels.ts';
 export type { RowProgramSpec } from './row-program.ts';
 export { ROW_WORKGROUP, rowProgram, rowWorkgroup } from './row-program.ts';
+export type { Join24Args, Split24, Split24Args } from './split24.ts';
+export {
+  expand24,
+  join24Kernel,
+  join24Ops,
+  joinArray,
+  joinBits,
+  joinValue,
+  reconstruct24,
+  SPLIT24_SATURATE_BITS,
+  split24,
+  split24Bytes,
+  split24Kernel,
+  split24Ops,
+  splitArray,
+  splitBits,
+  splitValue,
+} from './split24.ts';
 export type { WasmBackendLike } from './wasm-kernels.ts';
 export {
   invalidateWasmCaches,

@@ -6,6 +6,7 @@ import { geluGradKernel, geluKernel } from './gelu.ts';
 import { layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
 import { packKernel, unpackKernel } from './pack.ts';
 import { dequantizeKernel, quantizeKernel } from './quantize.ts';
+import { join24Kernel, split24Kernel } from './split24.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
 
 /**
@@ -31,5 +32,7 @@ export function registerKstarKernels(): void {
     crossEntropyGradKernel,
   ])
     k.register();
+  split24Kernel.register();
+  join24Kernel.register();
   registerWasmKernels();
 }

@@ -84,6 +84,8 @@ function normPassOf(engine: TrainingEngine, options: LomoStepOptions): NormPass 
       segments: engine.segments.map((s) => [...s]),
       gradientRelease: engine.mode === 'segmented' ? engine.gradientRelease : undefined,
       ledger: engine.ledger,
+      // The same stored weights (a master-weights plugin adopts each parameter once; the second engine reads them).
+      ...(engine.masterWeights ? { masterWeights: engine.masterWeights } : {}),
       ...(options.gradAccumulator ? { gradAccumulator: options.gradAccumulator } : {}),
     });
     pass = { engine: normEngine, plugin };
