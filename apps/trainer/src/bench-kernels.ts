@@ -16,6 +16,7 @@ import {
 import * as tf from '@tensorflow/tfjs';
 import { gpuName } from './bench-gpu.ts';
 import { parseFlags } from './flags.ts';
+import { formatOptimizerParity, optimizerParity } from './optimizer-parity.ts';
 import { optimizerEntry } from './optimizers.ts';
 
 function machine(backend: string) {
@@ -50,6 +51,9 @@ export async function benchKernels(
     fusedKernelParity(shapes === 'gpt2' ? GPT2_PARITY_SHAPES : TINY_PARITY_SHAPES),
   );
   log(formatParity(rows));
+  // Optimizer and split24 kernels: the backend's native kernels against the cpu backend's.
+  const optimizerRows = backend === 'cpu' ? [] : await guardWebGPUStep(0, () => optimizerParity(backend));
+  if (optimizerRows.length) log(formatOptimizerParity(optimizerRows));
   writeFileSync(
     values.json,
     `${JSON.stringify(
@@ -59,8 +63,9 @@ export async function benchKernels(
         machine: machine(backend),
         shapes,
         seconds: (performance.now() - started) / 1000,
-        allPass: rows.every((r) => r.pass && r.impl === 'native'),
+        allPass: rows.every((r) => r.pass && r.impl === 'native') && optimizerRows.every((r) => r.pass),
         rows,
+        optimizerRows,
       },
       null,
       2,

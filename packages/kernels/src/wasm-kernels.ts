@@ -98,6 +98,23 @@ export const oneHotWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
+/**
+ * `Sign`. tfjs-backend-wasm 4.22's own kernel returns 0 for |x| below about 1e-6 (e.g. sign(−9.2e-7) = 0), so
+ * Lion's portable update skipped every weight whose momentum-gradient mix was that small. This kernel is
+ * `Math.sign`: −1, 0 or 1 (±0 → ±0, NaN → NaN, as torch's `sign`).
+ */
+export const signWasm: tf.KernelFunc = ({ inputs, backend }) => {
+  const { x } = inputs as { x: tf.TensorInfo };
+  const b = backend as unknown as WasmBackendLike;
+  const out = b.makeOutput([...x.shape], x.dtype);
+  const n = tf.util.sizeFromShape(x.shape);
+  if (n === 0) return out;
+  const outV = b.typedArrayFromHeap(out);
+  const xV = b.typedArrayFromHeap(x);
+  for (let i = 0; i < n; i++) outV[i] = Math.sign(xV[i]!);
+  return out;
+};
+
 /** Registers the wasm kernels above for backend `wasm` (idempotent; leaves a kernel tfjs itself provides). */
 export function registerWasmKernels(): void {
   const kernels: Array<[string, tf.KernelFunc]> = [['UnsortedSegmentSum', unsortedSegmentSumWasm]];
@@ -110,6 +127,12 @@ export function registerWasmKernels(): void {
   if (oneHot != null && oneHot.kernelFunc !== oneHotWasm) {
     tf.unregisterKernel('OneHot', 'wasm');
     tf.registerKernel({ kernelName: 'OneHot', backendName: 'wasm', kernelFunc: oneHotWasm });
+  }
+  // Replaces tfjs's Sign for wasm (small magnitudes read as 0).
+  const sign = tf.getKernel('Sign', 'wasm');
+  if (sign != null && sign.kernelFunc !== signWasm) {
+    tf.unregisterKernel('Sign', 'wasm');
+    tf.registerKernel({ kernelName: 'Sign', backendName: 'wasm', kernelFunc: signWasm });
   }
   registerWasmMatMulFix();
 }

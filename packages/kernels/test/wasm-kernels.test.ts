@@ -12,6 +12,15 @@ async function on<T>(backend: 'cpu' | 'wasm', f: () => Promise<T>): Promise<T> {
 }
 
 describe('wasm training kernels', () => {
+  it('Sign on wasm is Math.sign, small magnitudes included (tfjs-wasm 4.22 returns 0 below ~1e-6)', async () => {
+    await selectBackend('wasm');
+    const x = new Float32Array([-9.153e-7, 1e-6, 1e-7, -1e-30, 1e-42, 0, -0.5, 3, Number.NaN]);
+    const got = Array.from(await tf.sign(tf.tensor1d(x)).data());
+    const want = Array.from(x, (v) => Math.sign(v));
+    expect(got.slice(0, 8)).toEqual(want.slice(0, 8).map((v) => (Object.is(v, -0) ? -0 : v)));
+    expect(Number.isNaN(got[8])).toBe(true);
+  });
+
   it('UnsortedSegmentSum on wasm matches a float64 loop (ids out of range dropped)', async () => {
     const n = 9;
     const inner = [2, 3];
