@@ -16,6 +16,7 @@ const INT_FLAGS = [
   'eval-every',
   'eval-batches',
   'blocks-per-segment',
+  'update-chunk-bytes',
 ];
 const NUM_FLAGS = ['lr'];
 const STR_FLAGS = ['preset', 'optimizer', 'backend', 'mode', 'corpus', 'tokenizer', 'report'];
@@ -120,6 +121,8 @@ Brown corpus with AdamW.
   --backend auto|cpu|wasm|webgpu|tensorflow
   --mode full|segmented      full-graph baseline, or segment-by-segment recompute with gradient release
   --blocks-per-segment K     segmented mode: transformer blocks per segment (default 1)
+  --update-chunk-bytes N     gradient partitioning: update weights in row chunks of ≤ N bytes of temporaries
+                             (element-wise optimizers: adamw, lion, adam8bit, dense lazy-adagrad)
   --corpus brown|PATH        the embedded Brown corpus, or a .txt/.md/.jsonl file or a folder
   --tokenizer byte|gpt2
   --eval-every N             validation loss every N steps (0: off); --eval-batches N batches each

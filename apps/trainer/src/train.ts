@@ -2,7 +2,7 @@ import type { MemoryReport, StepResult } from '@kstar/core';
 import { composePlugins, InputError, MemoryLedger, TrainingEngine } from '@kstar/core';
 import { createTokenizer, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
 import { createGPT, type GPTModel, resolveConfig } from '@kstar/gpt';
-import { backendMemory, inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
+import { backendMemory, inPlaceGradAccumulator, selectBackend, sliceWriter } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from './config.ts';
 import { optimizerEntry } from './optimizers.ts';
@@ -112,6 +112,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ...(segments ? { segments } : {}),
     ledger,
     gradAccumulator: inPlaceGradAccumulator,
+    ...(config.updateChunkBytes
+      ? { updatePartition: { chunkBytes: config.updateChunkBytes, writer: sliceWriter } }
+      : {}),
   });
   io.log.log(
     `kstar: ${config.preset} (${model.paramCount.toLocaleString('en-US')} params) on ${run.corpusName} ` +
@@ -205,7 +208,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ...(segments ? { segments } : {}),
   });
   let waitingGradBytes = 0;
-  if (segments) {
+  // An optimizer that takes partial gradients (LOMO) applies each part at once: nothing waits.
+  if (segments && !engine.partialGradients) {
     const readers = new Map<string, number>();
     for (const seg of segments) {
       for (const name of new Set(seg.flatMap((i) => model.stages[i]!.params)))

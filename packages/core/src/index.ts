@@ -4,11 +4,13 @@ export type {
   ActivationStrategy,
   AnyPlugin,
   Collective,
+  GradientPart,
   OptimizerPlugin,
   OptimizerState,
   ParamInfo,
   Plugin,
   PluginKind,
+  RowChunkSpec,
   SegmentFn,
   SegmentInfo,
   SpecificationVersion,
@@ -28,4 +30,6 @@ export type { MemoryReport, MemoryTerm, WindowStats } from './ledger.ts';
 export { MemoryLedger, uniqueBufferBytes } from './ledger.ts';
 export type { Batch, Stage, StagedModel } from './model.ts';
 export { countParams } from './model.ts';
+export type { PartitionOptions, PartitionPlan, SliceWriter } from './partition.ts';
+export { opsSliceWriter, partitionedUpdate, planPartition } from './partition.ts';
 export { stateVariable, stateVariableFrom, uniqueVariableName } from './state-variable.ts';

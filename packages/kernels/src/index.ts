@@ -49,6 +49,7 @@ export {
   zeroCode,
 } from './quantize.ts';
 export { registerKstarKernels } from './register-kernels.ts';
+export { sliceWriter, writeSlice, writeSliceKernel } from './slice-write.ts';
 export type { WasmBackendLike } from './wasm-kernels.ts';
 export {
   invalidateWasmCaches,
