@@ -8,6 +8,8 @@ import { prepareRun, train } from './train.ts';
 
 export const BENCH_HELP = `kstar bench train --json FILE [options]
 kstar bench optimizers --json FILE [--preset tiny|small] [--steps N] [--optimizers LIST] [--lr NAME=X,…]
+kstar bench partition --json FILE [--shape 50257x768] [--chunk-bytes N] [--optimizers LIST] [--impl fallback|auto]
+kstar bench lazy-window --json FILE [--steps 100] [--windows 1,2,3] [--batch 8]
 kstar bench gpu --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--steps 20] [--configs LIST]
 
 Runs \`kstar train\` for every backend × mode given and writes one row per run:

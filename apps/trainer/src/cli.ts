@@ -3,6 +3,7 @@ import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
+import { benchPartition } from './bench-partition.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
@@ -106,6 +107,11 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   if (kind === 'gpu') {
     const { rows, file } = await benchGpu(rest, (l) => io.stderr.write(`${l}\n`));
     io.stdout.write(`${gpuTable(rows)}\nwrote ${file}\n`);
+    return 0;
+  }
+  if (kind === 'partition') {
+    const { file } = await benchPartition(rest, (l) => io.stderr.write(`${l}\n`));
+    io.stdout.write(`wrote ${file}\n`);
     return 0;
   }
   if (kind !== 'train' && kind !== 'optimizers') {

@@ -42,7 +42,7 @@ export function adamwStateBytes(shape: readonly number[]): number {
  * Peak bytes per element the update itself holds, as `tf.profile` counts them (measured by the partition test):
  * the fallback's temporaries; the in-place kernel's three output aliases (no real buffer, but counted).
  */
-const UPDATE_BYTES_PER_ELEMENT = { fallback: 24, auto: 12 } as const;
+const UPDATE_BYTES_PER_ELEMENT = { fallback: 36, auto: 12 } as const;
 
 function isVariable(t: unknown): t is tf.Variable {
   return (
