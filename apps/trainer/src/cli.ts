@@ -3,6 +3,7 @@ import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
+import { benchLazyWindow } from './bench-lazy-window.ts';
 import { benchPartition } from './bench-partition.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
@@ -107,6 +108,11 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   if (kind === 'gpu') {
     const { rows, file } = await benchGpu(rest, (l) => io.stderr.write(`${l}\n`));
     io.stdout.write(`${gpuTable(rows)}\nwrote ${file}\n`);
+    return 0;
+  }
+  if (kind === 'lazy-window') {
+    const { file } = await benchLazyWindow(rest, (l) => io.stderr.write(`${l}\n`));
+    io.stdout.write(`wrote ${file}\n`);
     return 0;
   }
   if (kind === 'partition') {
