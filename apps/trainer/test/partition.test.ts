@@ -1,4 +1,5 @@
-import { partitionedUpdate, planPartition } from '@kstar/core';
+import { partitionedUpdate, planPartition, TrainingEngine } from '@kstar/core';
+import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend, sliceWriter } from '@kstar/kernels';
 import { adam8bit } from '@kstar/optim-adam8bit';
 import { adamw } from '@kstar/optim-adamw';
@@ -72,6 +73,30 @@ describe('gradient partitioning (cpu)', () => {
       }
     },
   );
+
+  it('engine option updatePartition: a tiny GPT trains to the same parameters with and without it (AdamW)', async () => {
+    const config = resolveConfig('tiny', { vocabSize: 256 });
+    const b = tf.tidy(() => ({
+      inputs: tf.randomUniform([2, 16], 0, 256, 'int32', 1),
+      targets: tf.randomUniform([2, 16], 0, 256, 'int32', 2),
+    }));
+    const finals: Float32Array[][] = [];
+    for (const updatePartition of [undefined, { chunkBytes: 64 * 1024, writer: sliceWriter }]) {
+      const model = createGPT(config, { seed: 3 });
+      const engine = new TrainingEngine(model, {
+        optimizer: adamw({ lr: 1e-2 }),
+        mode: 'full',
+        ...(updatePartition ? { updatePartition } : {}),
+      });
+      for (let i = 0; i < 2; i++) await engine.trainStep(b);
+      finals.push([...model.variables.values()].map((v) => v.dataSync().slice() as Float32Array));
+      engine.dispose();
+      engine.ledger.detach();
+      model.dispose();
+    }
+    for (const [k, a] of finals[0]!.entries()) expect(Array.from(finals[1]![k]!)).toEqual(Array.from(a));
+    tf.dispose([b.inputs, b.targets]);
+  });
 
   it('factored and row-lazy states are not partitioned (they update whole)', () => {
     const lazy = lazyAdagrad({ lazyRows: 'matrices' });
