@@ -85,7 +85,7 @@ export async function measurePartitionedUpdate(
 }
 
 export const PARTITION_HELP = `kstar bench partition --json FILE [--shape 50257x768] [--chunk-bytes 8388608]
-    [--optimizers adamw,lion,adam8bit,lazy-adagrad] [--impl fallback|auto] [--whole LIST] [--backend cpu]
+    [--optimizers adamw,lion,lazy-adagrad,adam8bit] [--impl fallback|auto] [--whole LIST] [--backend cpu]
 Measures the extra bytes of one update of a weight, whole (for the optimizers in --whole, default adamw,lion,lazy-adagrad)
 and partitioned in row chunks, by tf.profile and by the MemoryLedger.
 `;
@@ -116,10 +116,17 @@ export async function benchPartition(
   }
   const impl = (values.impl ?? 'fallback') as 'fallback' | 'auto';
   const { OPTIMIZERS } = await import('./optimizers.ts');
-  const names = String(values.optimizers ?? 'adamw,lion,adam8bit,lazy-adagrad').split(',');
+  const names = String(values.optimizers ?? 'adamw,lion,lazy-adagrad,adam8bit').split(',');
   const whole = new Set(String(values.whole ?? 'adamw,lion,lazy-adagrad').split(','));
   const { backend } = await selectBackend((values.backend ?? 'cpu') as 'cpu', { log });
   const rows: PartitionRow[] = [];
+  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem() };
+  // Written after every row, so a long run keeps what it measured.
+  const save = () =>
+    writeFileSync(
+      values.json as string,
+      `${JSON.stringify({ kind: 'partition', date: new Date().toISOString(), backend, machine, rows }, null, 2)}\n`,
+    );
   for (const name of names) {
     const entry = OPTIMIZERS[name];
     if (entry == null) throw new InputError(`unknown optimizer '${name}'`, 'E_FLAG');
@@ -130,12 +137,8 @@ export async function benchPartition(
         `${name} ${impl} ${cb == null ? 'whole' : `chunks of ${cb} B (${row.chunks})`}: tf.profile extra ${row.profileExtraBytes} B, ledger extra ${row.ledgerExtraBytes} B`,
       );
       rows.push(row);
+      save();
     }
   }
-  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem() };
-  writeFileSync(
-    values.json,
-    `${JSON.stringify({ kind: 'partition', date: new Date().toISOString(), backend, machine, rows }, null, 2)}\n`,
-  );
   return { rows, file: values.json };
 }
