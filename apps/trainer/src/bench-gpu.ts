@@ -20,6 +20,17 @@ export const GPU_CONFIGS: Record<string, string[]> = {
   lion: ['--optimizer', 'lion', '--mode', 'full'],
   lomo: ['--optimizer', 'lomo', '--mode', 'segmented'],
   adalomo: ['--optimizer', 'adalomo', '--mode', 'segmented'],
+  'adam8bit+split24': ['--optimizer', 'adam8bit', '--master-weights', 'split24', '--mode', 'segmented'],
+  'adamw+checkpoint+mst': ['--optimizer', 'adamw', '--activations', 'checkpoint:every,mst'],
+  // Every memory plugin at once: 8-bit moments, 24-bit weights, gradient release, checkpointing, MsT, bf16 inputs.
+  'adam8bit+split24+checkpoint+mst+compress': [
+    '--optimizer',
+    'adam8bit',
+    '--master-weights',
+    'split24',
+    '--activations',
+    'checkpoint:every,mst,compress:bf16',
+  ],
 };
 
 /** `nvidia-smi`'s name, memory and driver of the GPU, or 'unknown' (not an NVIDIA machine). */

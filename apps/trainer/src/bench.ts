@@ -11,6 +11,8 @@ kstar bench optimizers --json FILE [--preset tiny|small] [--steps N] [--optimize
 kstar bench activations --json FILE --seq T[,T…] | --max-seq --memory-budget B  (see 'kstar bench activations --help')
 kstar bench compress-error --json FILE [--preset tiny] [--batch 4] [--seq 64]  (gradient error of act-compress)
 kstar bench memory --json FILE [--preset small,gpt2-124m] [--optimizer adam8bit] [--master-weights split24] [--mode segmented]
+kstar bench partition --json FILE [--shape 50257x768] [--chunk-bytes N] [--optimizers LIST] [--impl fallback|auto]
+kstar bench lazy-window --json FILE [--steps 100] [--windows 1,2,3] [--batch 8]
 kstar bench gpu --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--steps 20] [--configs LIST]
 kstar bench kernels --json FILE [--backend webgpu] [--shapes gpt2|tiny]   fused kernels vs their fallbacks (PASS/FAIL)
 kstar bench profile --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--mode full]   per-kernel GPU times of a step

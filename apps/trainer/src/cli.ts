@@ -6,7 +6,9 @@ import { BENCH_ACTIVATIONS_HELP, benchActivations } from './bench-activations.ts
 import { benchCompressError } from './bench-compress-error.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
 import { benchKernels, benchProfile } from './bench-kernels.ts';
+import { benchLazyWindow } from './bench-lazy-window.ts';
 import { benchMemory, memoryTable } from './bench-memory.ts';
+import { benchPartition } from './bench-partition.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
@@ -129,6 +131,16 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   if (kind === 'gpu') {
     const { rows, file } = await benchGpu(rest, (l) => io.stderr.write(`${l}\n`));
     io.stdout.write(`${gpuTable(rows)}\nwrote ${file}\n`);
+    return 0;
+  }
+  if (kind === 'lazy-window') {
+    const { file } = await benchLazyWindow(rest, (l) => io.stderr.write(`${l}\n`));
+    io.stdout.write(`wrote ${file}\n`);
+    return 0;
+  }
+  if (kind === 'partition') {
+    const { file } = await benchPartition(rest, (l) => io.stderr.write(`${l}\n`));
+    io.stdout.write(`wrote ${file}\n`);
     return 0;
   }
   if (kind === 'kernels' || kind === 'profile') {

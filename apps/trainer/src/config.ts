@@ -36,6 +36,8 @@ export const TrainConfigSchema = z.strictObject({
   masterWeights: z.enum(MASTER_WEIGHTS_NAMES).default('fp32'),
   /** Segmented mode: transformer blocks per segment. */
   blocksPerSegment: z.int().positive().default(1),
+  /** Gradient partitioning: update large weights in row chunks whose temporaries stay within this many bytes. */
+  updateChunkBytes: z.int().positive().optional(),
   /** `brown` (the embedded default), or a path to a .txt/.md/.jsonl file or a folder. */
   corpus: z.string().min(1).default('brown'),
   tokenizer: z.enum(['byte', 'gpt2']).default('byte'),

@@ -17,6 +17,7 @@ const INT_FLAGS = [
   'eval-batches',
   'blocks-per-segment',
   'context',
+  'update-chunk-bytes',
 ];
 const NUM_FLAGS = ['lr'];
 const STR_FLAGS = [
@@ -139,6 +140,8 @@ Brown corpus with AdamW.
                              segmented mode; e.g. --activations checkpoint:sqrt,mst,compress:int8)
   --memory-budget BYTES      step memory budget (bytes or 512MiB, 2GB…): checkpoint plan and MsT chunks are picked
                              from predictions to fit, or the run stops before its first step with the predicted bytes
+  --update-chunk-bytes N     gradient partitioning: update weights in row chunks of ≤ N bytes of temporaries
+                             (element-wise optimizers: adamw, lion, adam8bit, dense lazy-adagrad)
   --corpus brown|PATH        the embedded Brown corpus, or a .txt/.md/.jsonl file or a folder
   --tokenizer byte|gpt2
   --eval-every N             validation loss every N steps (0: off); --eval-batches N batches each

@@ -2,7 +2,13 @@ import type { MemoryReport, StepResult } from '@kstar/core';
 import { composePlugins, InputError, MemoryLedger, TrainingEngine } from '@kstar/core';
 import { createTokenizer, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
 import { createGPT, type GPTModel, resolveConfig } from '@kstar/gpt';
-import { backendMemory, guardWebGPUStep, inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
+import {
+  backendMemory,
+  guardWebGPUStep,
+  inPlaceGradAccumulator,
+  selectBackend,
+  sliceWriter,
+} from '@kstar/kernels';
 import { split24 } from '@kstar/master-split24';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -198,6 +204,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ledger,
     gradAccumulator: inPlaceGradAccumulator,
     ...(masterWeights ? { masterWeights } : {}),
+    ...(config.updateChunkBytes
+      ? { updatePartition: { chunkBytes: config.updateChunkBytes, writer: sliceWriter } }
+      : {}),
   });
   io.log.log(
     `kstar: ${config.preset} (${model.paramCount.toLocaleString('en-US')} params) on ${run.corpusName} ` +
@@ -295,7 +304,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     [planned.strategies.length
       ? `activations:gpt+${planned.strategies.map((s) => s.name).join('+')}`
       : 'activations:gpt']: planned.predictedActivationBytes,
-    ...(segments ? { 'grads:tied-waiting': fixed.waitingGrads(segments) } : {}),
+    ...(segments && !engine.partialGradients ? { 'grads:tied-waiting': fixed.waitingGrads(segments) } : {}),
   };
   const gpu = backendMemory();
   const memory: MemoryReport = {

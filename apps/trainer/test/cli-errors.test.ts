@@ -28,6 +28,7 @@ describe('kstar train: bad input is one line, exit code 2, nothing written', () 
   const cases: Array<[string, string[], RegExp]> = [
     ['unknown config field', ['--config', badConfig], /unknown config field 'learningRate'/],
     ['negative steps', ['--steps', '-3'], /field 'steps'/],
+    ['zero update chunk', ['--update-chunk-bytes', '0'], /field 'updateChunkBytes'/],
     [
       'sequence longer than the context',
       ['--seq', '4096'],

@@ -2,6 +2,7 @@ import { MemoryLedger, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
 import { adamw } from '@kstar/optim-adamw';
+import { lomo } from '@kstar/optim-lomo';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { segmentPlan } from '../src/index.ts';
@@ -97,6 +98,39 @@ describe('engine on the tiny GPT (wasm)', () => {
     expect(r.gradPeakBytes).toBeLessThanOrEqual(Math.max(...segmentBytes) + bytes('wte'));
     expect(r.gradPeakBytes).toBeLessThan(all);
     expect(r.gradPeakBytes).toBe(engine.predictGradPeakBytes());
+    tf.dispose([b.inputs, b.targets]);
+    engine.dispose();
+    model.dispose();
+    ledger.detach();
+  });
+
+  it('a tiny LOMO step holds no optimizer state and its measured gradient peak ≤ the largest segment (tied wte)', async () => {
+    const model = createGPT(config, { seed: 6 });
+    const ledger = new MemoryLedger();
+    const segments = segmentPlan(config.nLayer, 1);
+    const engine = new TrainingEngine(model, {
+      optimizer: lomo({ lr: 0.05, weightDecay: 0.1 }),
+      mode: 'segmented',
+      segments,
+      ledger,
+      gradAccumulator: inPlaceGradAccumulator,
+    });
+    expect(engine.partialGradients).toBe(true);
+    const b = batch(9);
+    const bytes = (n: string) => 4 * model.variables.get(n)!.size;
+    const segmentBytes = segments.map((seg) => {
+      const names = new Set(seg.flatMap((i) => model.stages[i]!.params));
+      return [...names].reduce((s, n) => s + bytes(n), 0);
+    });
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 2; i++) {
+      const r = await engine.trainStep(b);
+      expect(r.optimizerStateBytes).toBe(0);
+      expect(r.gradPeakBytes).toBeGreaterThan(0);
+      expect(r.gradPeakBytes).toBeLessThanOrEqual(Math.max(...segmentBytes));
+      expect(r.gradPeakBytes).toBe(engine.predictGradPeakBytes());
+    }
+    expect(tf.memory().numTensors).toBe(before);
     tf.dispose([b.inputs, b.targets]);
     engine.dispose();
     model.dispose();

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { composeActivations } from './activations.ts';
 import type {
   ActivationStrategy,
+  GradientPart,
   MasterWeightsPlugin,
   ModelOps,
   OptimizerPlugin,
@@ -13,6 +14,7 @@ import { InputError, PluginConflictError, TrainingError } from './errors.ts';
 import { MemoryLedger, uniqueBufferBytes, type WindowStats } from './ledger.ts';
 import { materializedGrads, type ParamAccess, paramAccess } from './master-weights.ts';
 import type { Batch, StagedModel } from './model.ts';
+import { type PartitionOptions, partitionedUpdate } from './partition.ts';
 
 export type EngineMode = 'full' | 'segmented';
 
@@ -32,7 +34,7 @@ export interface EngineOptions {
   gradientRelease?: boolean;
   /** Shared ledger (the trainer attaches one before building the model); one is made if absent. */
   ledger?: MemoryLedger;
-  /** Called with each complete gradient just before the optimizer consumes it (observers, tests). Must not keep it. */
+  /** Called with each complete gradient (each part, with `partialGradients`) just before the optimizer consumes it (observers, tests). Must not keep it. */
   onGradient?: (name: string, grad: tf.Tensor) => void;
   /**
    * How a tied parameter's partial gradients are summed. The default allocates the sum (`tf.add`), so for a moment the
@@ -52,6 +54,12 @@ export interface EngineOptions {
   masterWeights?: MasterWeightsPlugin;
   /** Steps already taken (resuming from a checkpoint): the next update is step `initialStep + 1`. Default 0. */
   initialStep?: number;
+  /**
+   * Gradient partitioning: update each parameter in row chunks whose copies and temporaries stay within
+   * `chunkBytes` (see `partitionedUpdate`; optimizers without `rowChunks` update whole); pass `@kstar/kernels`'
+   * `sliceWriter` as `writer`. Default: off.
+   */
+  updatePartition?: PartitionOptions;
 }
 
 export interface GradAccumulator {
@@ -94,6 +102,9 @@ export class TrainingEngine {
   readonly masterWeights?: MasterWeightsPlugin;
   /** Reads and updates parameters: the float32 variables, or through `masterWeights`. */
   private readonly params: ParamAccess;
+  /** Tied parameters' partial gradients go to the optimizer one by one (it `acceptsPartialGradients`, with release). */
+  readonly partialGradients: boolean;
+  readonly updatePartition: PartitionOptions | undefined;
   private readonly states = new Map<string, OptimizerState>();
   /** Segment index → names of the parameters its stages read (deduplicated). */
   private readonly segmentParams: string[][];
@@ -140,6 +151,14 @@ export class TrainingEngine {
     }
     this.gradientRelease =
       this.mode === 'segmented' && (options.gradientRelease ?? !this.optimizer.needsAllGradients);
+    this.partialGradients = this.gradientRelease && this.optimizer.acceptsPartialGradients === true;
+    this.updatePartition = options.updatePartition;
+    const cb = this.updatePartition?.chunkBytes;
+    if (cb !== undefined && !(Number.isInteger(cb) && cb > 0)) {
+      throw new InputError(
+        `updatePartition.chunkBytes = ${cb} is invalid: pass a positive integer number of bytes`,
+      );
+    }
     this.ledger = options.ledger ?? new MemoryLedger();
     this.onGradient = options.onGradient;
     this.accumulator = options.gradAccumulator ?? allocatingAccumulator;
@@ -203,7 +222,8 @@ export class TrainingEngine {
    * Predicted peak of gradient bytes alive during a step, from the segment plan alone: full-graph mode (or no
    * release) holds every gradient at once; with release, the backward walk is simulated: a segment's gradients
    * appear together, a tied parameter's partial gradient waits for its last reader (its accumulation briefly
-   * holds the old sum, the new part and the new sum), and a complete gradient is freed after its update.
+   * holds the old sum, the new part and the new sum), and a complete gradient is freed after its update. With
+   * `partialGradients`, every part is applied and freed at once, so nothing waits.
    */
   predictGradPeakBytes(): number {
     const bytes = (n: string) => 4 * this.model.variables.get(n)!.size;
@@ -221,14 +241,14 @@ export class TrainingEngine {
       let fresh = 0;
       for (const n of names) fresh += bytes(n);
       let accumulating = 0;
-      if (!this.accumulator.inPlace)
+      if (!this.accumulator.inPlace && !this.partialGradients)
         for (const n of names) if (pending.has(n)) accumulating = Math.max(accumulating, bytes(n));
       peak = Math.max(peak, alive + fresh + accumulating);
       for (const n of names) {
         const left = remaining.get(n)! - 1;
         remaining.set(n, left);
         if (pending.has(n)) alive -= bytes(n); // the old partial sum is replaced by the new one
-        if (left === 0 && this.gradientRelease) {
+        if ((left === 0 && this.gradientRelease) || this.partialGradients) {
           pending.delete(n); // updated and freed at once
         } else {
           pending.add(n);
@@ -251,7 +271,13 @@ export class TrainingEngine {
       loss =
         this.mode === 'full'
           ? await this.fullGraph(batch, step, (name, g) => this.apply(name, g, step))
-          : await this.segmented(batch, step, (name, g) => this.apply(name, g, step), this.gradientRelease);
+          : await this.segmented(
+              batch,
+              step,
+              (name, g, part) => this.apply(name, g, step, part),
+              this.gradientRelease,
+              this.partialGradients,
+            );
     } finally {
       // Closed even when the step throws, so the next step opens a fresh window.
       stats = this.ledger.end();
@@ -305,10 +331,15 @@ export class TrainingEngine {
     return x;
   }
 
-  private apply(name: string, grad: tf.Tensor, step: number): void {
+  private apply(name: string, grad: tf.Tensor, step: number, part?: GradientPart): void {
     this.onGradient?.(name, grad);
     const state = this.states.get(name)!;
-    this.params.update(name, (variable) => this.optimizer.update(variable, grad, state, step));
+    this.params.update(name, (variable) => {
+      if (part) this.optimizer.update(variable, grad, state, step, part);
+      else if (this.updatePartition)
+        partitionedUpdate(this.optimizer, variable, grad, state, step, this.updatePartition);
+      else this.optimizer.update(variable, grad, state, step);
+    });
   }
 
   /** Baseline: one `tf.variableGrads` over the whole model, then every update. */
@@ -342,13 +373,15 @@ export class TrainingEngine {
 
   /**
    * Segmented mode. Forward keeps only each segment's input; backward recomputes segment by segment, last to first.
-   * `release`: hand each parameter's gradient to `consume` (then free it) as soon as it is complete.
+   * `release`: hand each parameter's gradient to `consume` (then free it) as soon as it is complete. `partial`: hand
+   * every part of a tied parameter's gradient at once (with `part`), so no partial sum waits.
    */
   private async segmented(
     batch: Batch,
     step: number,
-    consume: (name: string, g: tf.Tensor) => void,
+    consume: (name: string, g: tf.Tensor, part?: GradientPart) => void,
     release: boolean,
+    partial = false,
   ): Promise<number> {
     const stages = this.model.stages;
     const nseg = this.segments.length;
@@ -441,6 +474,16 @@ export class TrainingEngine {
           for (; k < names.length; k++) {
             const name = names[k]!;
             const g = paramGrads[k]!;
+            if (partial) {
+              const left = remaining.get(name)! - 1;
+              remaining.set(name, left);
+              try {
+                consume(name, g, { first: left === this.useCount.get(name)! - 1, last: left === 0 });
+              } finally {
+                g.dispose();
+              }
+              continue;
+            }
             const prev = pending.get(name);
             let acc = g;
             if (prev) {

@@ -4,6 +4,7 @@ export type {
   ActivationStrategy,
   AnyPlugin,
   Collective,
+  GradientPart,
   MasterWeightsPlugin,
   ModelOps,
   OptimizerPlugin,
@@ -11,6 +12,7 @@ export type {
   ParamInfo,
   Plugin,
   PluginKind,
+  RowChunkSpec,
   SavedTensor,
   SavedTensorCodec,
   SegmentInfo,
@@ -34,4 +36,6 @@ export type { ParamAccess } from './master-weights.ts';
 export { materializedGrads, paramAccess } from './master-weights.ts';
 export type { Batch, Stage, StagedModel } from './model.ts';
 export { countParams } from './model.ts';
+export type { PartitionOptions, PartitionPlan, SliceWriter } from './partition.ts';
+export { opsSliceWriter, partitionedUpdate, planPartition } from './partition.ts';
 export { stateVariable, stateVariableFrom, uniqueVariableName } from './state-variable.ts';

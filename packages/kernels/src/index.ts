@@ -66,6 +66,7 @@ export {
 export { registerKstarKernels } from './register-kernels.ts';
 export type { RowProgramSpec } from './row-program.ts';
 export { ROW_WORKGROUP, rowProgram, rowWorkgroup } from './row-program.ts';
+export { sliceWriter, writeSlice, writeSliceKernel } from './slice-write.ts';
 export type { Join24Args, Split24, Split24Args } from './split24.ts';
 export {
   expand24,

@@ -134,6 +134,26 @@ export function adam8bit(options: Adam8bitOptions & { impl?: Adam8bitImpl } = {}
     stateBytes(shape, role) {
       return adam8bitStateBytes(shape, role, hparams);
     },
+    // Element-wise with block-local statistics: a chunk of whole quantization blocks updates exactly (gradient
+    // partitioning). Layout: 4 codes per int32, one absmax per block. Bytes per element the update holds as
+    // tf.profile counts them (partition test): the fallback's dequantize/requantize temporaries (≈279 at B = 256);
+    // the kernel's output aliases (6 + 8/B); float32 state as AdamW.
+    rowChunks: {
+      stateLayout: (state): Record<string, number> | null =>
+        state.c1 != null
+          ? { c1: 4, a1: hparams.blockSize, c2: 4, a2: hparams.blockSize }
+          : state.m != null && state.v != null
+            ? { m: 1, v: 1 }
+            : null,
+      updateBytesPerElement: (state) =>
+        state.c1 != null
+          ? impl === 'fallback'
+            ? 288
+            : 6 + 8 / hparams.blockSize
+          : impl === 'fallback'
+            ? 36
+            : 12,
+    },
   };
 }
 

@@ -38,6 +38,12 @@ export function adamwStateBytes(shape: readonly number[]): number {
   return 8 * n;
 }
 
+/**
+ * Peak bytes per element the update itself holds, as `tf.profile` counts them (measured by the partition test):
+ * the fallback's temporaries; the in-place kernel's three output aliases (no real buffer, but counted).
+ */
+const UPDATE_BYTES_PER_ELEMENT = { fallback: 36, auto: 12 } as const;
+
 function isVariable(t: unknown): t is tf.Variable {
   return (
     t != null &&
@@ -93,6 +99,11 @@ export function adamw(options: AdamWOptions & { impl?: AdamWImpl } = {}): AdamWP
     },
     stateBytes(shape) {
       return adamwStateBytes(shape);
+    },
+    // Element-wise: m and v are laid out like the parameter, so row chunks update exactly (gradient partitioning).
+    rowChunks: {
+      stateLayout: (state) => (state.m != null && state.v != null ? { m: 1, v: 1 } : null),
+      updateBytesPerElement: () => UPDATE_BYTES_PER_ELEMENT[impl],
     },
   };
 }

@@ -161,6 +161,16 @@ export function lazyAdagrad(
     stateBytes(shape, role) {
       return stateBytesFor(shape, undefined, { role });
     },
+    // Gradient partitioning for DENSE state with the window off (element-wise: `acc` laid out like the parameter).
+    // Row-lazy state (a row map + slab) and windowed 8-bit state update whole. Bytes per element the update holds as
+    // tf.profile counts them (partition test): fallback temporaries; the in-place kernel's output aliases.
+    rowChunks: {
+      stateLayout: (state) => {
+        const s = state as LazyAdagradState;
+        return window == null && s.acc != null && s.rowMap == null && s.accCodes == null ? { acc: 1 } : null;
+      },
+      updateBytesPerElement: () => (impl === 'fallback' ? 28 : 8),
+    },
     stateBytesFor,
     rowsTouched(state) {
       const s = state as LazyAdagradState;

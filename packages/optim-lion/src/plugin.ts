@@ -110,6 +110,13 @@ export function lion(options: LionOptions & { impl?: LionImpl } = {}): LionPlugi
     stateBytes(shape) {
       return lionStateBytes(shape);
     },
+    // Element-wise: m is laid out like the parameter, so row chunks update exactly (gradient partitioning). Bytes
+    // per element the update holds as tf.profile counts them (partition test): fallback temporaries; the in-place
+    // kernel's two output aliases.
+    rowChunks: {
+      stateLayout: (state) => (state.m != null ? { m: 1 } : null),
+      updateBytesPerElement: () => (impl === 'fallback' ? 12 : 8),
+    },
   };
 }
 

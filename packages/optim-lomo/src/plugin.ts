@@ -1,4 +1,5 @@
 import {
+  type GradientPart,
   InputError,
   type OptimizerPlugin,
   type OptimizerState,
@@ -139,13 +140,24 @@ export function lomo(options: LomoOptions & { impl?: LomoImpl } = {}): LomoPlugi
     init(_param: ParamInfo): OptimizerState {
       return {};
     },
-    update(param: tf.Variable, grad: tf.Tensor, _state: OptimizerState, step: number) {
+    // SGD is linear in g: applying a tied weight's parts one by one equals applying their sum, when the decay
+    // p·(1 − lr·wd) is applied once (with the first part). Clipping by value (clamp of the sum) is not linear.
+    get acceptsPartialGradients() {
+      return hparams.clipValue == null;
+    },
+    update(param: tf.Variable, grad: tf.Tensor, _state: OptimizerState, step: number, part?: GradientPart) {
       checkStep(step, 'lomo');
+      if (part != null && hparams.clipValue != null) {
+        throw new PluginConflictError(
+          `lomo: clipValue = ${hparams.clipValue} clamps the whole gradient, so partial gradients cannot be applied one by one: let the engine sum them (acceptsPartialGradients is false with clipValue)`,
+        );
+      }
       const gradScale = scaleFor('lomo', hparams.clipGradNorm, scale.value);
+      const weightDecay = part == null || part.first ? hparams.weightDecay : 0;
       lomoUpdate(
         param,
         grad,
-        { lr: hparams.lr, weightDecay: hparams.weightDecay, clipValue: hparams.clipValue, gradScale },
+        { lr: hparams.lr, weightDecay, clipValue: hparams.clipValue, gradScale },
         { impl },
       );
     },
