@@ -26,7 +26,7 @@ echo "VK_DRIVER_FILES=$VK_DRIVER_FILES node $(/tmp/k/node --version)"
 K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
 
 if [ "${SKIP_PARITY:-0}" != 1 ]; then
-  timeout 100 "${K[@]}" bench kernels --json "$OUT/kernel-parity.json" --shapes gpt2 > "$OUT/parity.log" 2>&1
+  timeout "${PARITY_LIMIT:-240}" "${K[@]}" bench kernels --json "$OUT/kernel-parity.json" --shapes gpt2 > "$OUT/parity.log" 2>&1
   echo "bench kernels: exit $?"
 fi
 if [ "${SKIP_PROFILE:-0}" != 1 ]; then
@@ -43,7 +43,7 @@ if [ "${SKIP_UNBOUNDED:-0}" != 1 ]; then
     --limit-seconds "${RUN_LIMIT:-110}" --configs adamw-full-graph >> "$OUT/bench-gpu.log" 2>&1
   echo "bench gpu (unbounded pool): exit $?"
 fi
-grep -E '^(PASS|FAIL)' "$OUT/parity.log" 2>/dev/null
+grep -E "^(PASS|FAIL)" "$OUT/parity.log" 2>/dev/null
 head -22 "$OUT/profile.log" 2>/dev/null | grep -v '^Warning'
 grep -E 'sum of kernel times' "$OUT/profile.log" 2>/dev/null
 grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu.log"
