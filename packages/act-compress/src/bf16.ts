@@ -1,4 +1,5 @@
 import type { SavedTensor, SavedTensorCodec } from '@kstar/core';
+import { expand24, split24 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** float32 → bfloat16 bits (round to nearest, ties to even; NaN stays NaN). */
@@ -24,26 +25,27 @@ export function fromBf16Bits(b: Uint16Array, out = new Float32Array(b.length)): 
 }
 
 /**
- * Saved segment inputs as bfloat16, two per int32 element (the layout of `@kstar/kernels`' 16-bit `packInts`: value
- * i in word ⌊i/2⌋, bits 16·(i mod 2)). Encoding reads the tensor back to the host (`dataSync`) and rounds there:
- * tfjs has no bitcast op. Bytes: 4·⌈n/2⌉.
+ * Saved segment inputs as bfloat16, two per int32 element (value i in word ⌊i/2⌋, bits 16·(i mod 2)): the high
+ * half of `@kstar/kernels`' 24-bit split (round to nearest even, NaN kept, finite values saturate at the largest
+ * bf16 instead of rounding to Inf), run by its native kernel on cpu, wasm and WebGPU, so nothing is read back to
+ * the host (WebGPU in Node has no synchronous read). The split's 8-bit correction is dropped at once. Bytes:
+ * 4·⌈n/2⌉; the encode briefly holds the correction too (1 byte an element).
  */
 export const bf16Codec: SavedTensorCodec = {
   encode(x: tf.Tensor): SavedTensor {
     const shape = [...x.shape];
     const n = x.size;
-    const bits = toBf16Bits(x.dataSync() as Float32Array);
-    const words = new Int32Array(Math.ceil(n / 2));
-    // Little-endian: a Uint16Array view over the words puts value i in the low half of word ⌊i/2⌋ when i is even.
-    new Uint16Array(words.buffer).set(bits);
-    let packed: tf.Tensor | undefined = tf.tensor1d(words, 'int32');
+    const flat = tf.reshape(x, [n]); // [n]
+    const { hi, lo } = split24(flat);
+    flat.dispose();
+    lo.dispose();
+    let packed: tf.Tensor | undefined = hi; // int32 [⌈n/2⌉]
     return {
-      bytes: 4 * words.length,
+      bytes: 4 * Math.ceil(n / 2),
       decode() {
         if (!packed) throw new Error('bf16 saved tensor used after dispose');
-        const w = packed.dataSync() as Int32Array;
-        const halves = new Uint16Array(w.buffer, w.byteOffset, n);
-        return tf.tensor(fromBf16Bits(halves), shape, 'float32');
+        const words = packed;
+        return tf.tidy(() => tf.reshape(expand24(words, n), shape)); // [shape]
       },
       dispose() {
         packed?.dispose();
