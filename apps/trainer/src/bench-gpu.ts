@@ -31,6 +31,23 @@ export const GPU_CONFIGS: Record<string, string[]> = {
     '--activations',
     'checkpoint:every,mst,compress:bf16',
   ],
+  // The same with coarser MsT chunks (fewer, larger kernels): the speed/memory trade-off of the chunk count.
+  'adam8bit+split24+checkpoint+mst-coarse+compress': [
+    '--optimizer',
+    'adam8bit',
+    '--master-weights',
+    'split24',
+    '--activations',
+    'checkpoint:every,mst:mlp=1,attn=256,loss=16,compress:bf16',
+  ],
+  'adam8bit+split24+checkpoint+mst-medium+compress': [
+    '--optimizer',
+    'adam8bit',
+    '--master-weights',
+    'split24',
+    '--activations',
+    'checkpoint:every,mst:mlp=2,attn=128,loss=32,compress:bf16',
+  ],
 };
 
 /** `nvidia-smi`'s name, memory and driver of the GPU, or 'unknown' (not an NVIDIA machine). */
