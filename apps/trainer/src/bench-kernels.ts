@@ -16,7 +16,12 @@ import {
 import * as tf from '@tensorflow/tfjs';
 import { gpuName } from './bench-gpu.ts';
 import { parseFlags } from './flags.ts';
-import { formatOptimizerParity, optimizerParity } from './optimizer-parity.ts';
+import {
+  formatOptimizerParity,
+  type OptimizerParityRow,
+  optimizerParity,
+  storageKernelParity,
+} from './optimizer-parity.ts';
 import { optimizerEntry } from './optimizers.ts';
 
 function machine(backend: string) {
@@ -52,7 +57,10 @@ export async function benchKernels(
   );
   log(formatParity(rows));
   // Optimizer and split24 kernels: the backend's native kernels against the cpu backend's.
-  const optimizerRows = backend === 'cpu' ? [] : await guardWebGPUStep(0, () => optimizerParity(backend));
+  const optimizerRows: OptimizerParityRow[] =
+    backend === 'cpu' ? [] : await guardWebGPUStep(0, () => optimizerParity(backend));
+  // Storage kernels (pack, quantize, split24 join, add, slice write): native against the fallback on the backend.
+  optimizerRows.push(...(await guardWebGPUStep(0, () => storageKernelParity())));
   if (optimizerRows.length) log(formatOptimizerParity(optimizerRows));
   writeFileSync(
     values.json,

@@ -1,5 +1,17 @@
 import type { OptimizerPlugin, ParamInfo } from '@kstar/core';
-import { joinArray, split24 } from '@kstar/kernels';
+import {
+  addInPlace,
+  dequantizeBlockwise,
+  expand24,
+  joinArray,
+  packArray,
+  packInts,
+  quantizeBlockwise,
+  reconstruct24,
+  split24,
+  unpackInts,
+  writeSlice,
+} from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { OPTIMIZERS } from './optimizers.ts';
 
@@ -132,6 +144,109 @@ export async function optimizerParity(backend: string, steps = 3): Promise<Optim
     });
   }
   await tf.setBackend(backend);
+  return rows;
+}
+
+/** max |a − b| over two arrays (0 when equal). */
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = a.length === b.length ? 0 : Number.POSITIVE_INFINITY;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/**
+ * The storage and accumulation kernels (pack, unpack, 8-bit quantize/dequantize, split24 join/expand, add in place,
+ * slice write) on the backend: pack/unpack against the host reference, the others against their tfjs-ops fallback on
+ * the same backend, which must agree exactly (or to float32 rounding for dequantize).
+ */
+export async function storageKernelParity(n = 1 << 20): Promise<OptimizerParityRow[]> {
+  const rows: OptimizerParityRow[] = [];
+  const row = (kernel: string, shape: number[], err: number, tolerance: number) =>
+    rows.push({ kernel, role: 'other', shape, steps: 0, relError: err, tolerance, pass: err <= tolerance });
+  const x = values(n + 3, 5, 2); // odd length: partial words and a partial quantization block
+  const ints = Int32Array.from(x, (v) => Math.floor((v + 2) * 1000) % 65536);
+  const both = async (
+    f: (impl: 'auto' | 'fallback') => tf.Tensor,
+  ): Promise<[Float32Array | Int32Array, Float32Array | Int32Array]> => {
+    const out: (Float32Array | Int32Array)[] = [];
+    for (const impl of ['auto', 'fallback'] as const) {
+      const t = f(impl);
+      out.push((await t.data()) as Float32Array | Int32Array);
+      t.dispose();
+    }
+    return [out[0]!, out[1]!];
+  };
+  // Pack/unpack: against the host reference (their tfjs-ops fallback is exact only on cpu and tfjs-node, see pack.ts).
+  for (const bits of [8, 16] as const) {
+    const vals = ints.map((i) => i % 2 ** bits);
+    const v = tf.tensor1d(vals, 'int32');
+    const packed = packInts(v, bits);
+    row(
+      `KstarPack (${bits}-bit) vs host packArray`,
+      [v.size],
+      maxAbsDiff(await packed.data(), packArray(vals, bits)),
+      0,
+    );
+    const back = unpackInts(packed, v.size, bits);
+    row(`KstarUnpack (${bits}-bit) vs the packed values`, [v.size], maxAbsDiff(await back.data(), vals), 0);
+    tf.dispose([v, packed, back]);
+  }
+  const xt = tf.tensor1d(x);
+  for (const signed of [true, false]) {
+    const src = signed ? xt : tf.abs(xt);
+    const qa = quantizeBlockwise(src, { signed });
+    const qb = quantizeBlockwise(src, { signed, impl: 'fallback' });
+    const codesDiff = maxAbsDiff(
+      (await qa.codes.data()) as Int32Array,
+      (await qb.codes.data()) as Int32Array,
+    );
+    const absDiff = maxAbsDiff(
+      (await qa.absmax.data()) as Float32Array,
+      (await qb.absmax.data()) as Float32Array,
+    );
+    row(
+      `KstarQuantize8 (${signed ? 'signed' : 'unsigned'}: codes, absmax)`,
+      [src.size],
+      codesDiff + absDiff,
+      0,
+    );
+    const [e, f] = await both((impl) => dequantizeBlockwise(qa, [src.size], { signed, impl }));
+    row(`KstarDequantize8 (${signed ? 'signed' : 'unsigned'})`, [src.size], maxAbsDiff(e, f), 1e-6);
+    tf.dispose([qa.codes, qa.absmax, qb.codes, qb.absmax]);
+    if (!signed) src.dispose();
+  }
+  const parts = split24(xt);
+  {
+    const [a, b] = await both((impl) => reconstruct24(parts.hi, parts.lo, xt.size, { impl }));
+    row('KstarJoin24 (reconstruct)', [xt.size], maxAbsDiff(a, b), 0);
+    const [c, d] = await both((impl) => expand24(parts.hi, xt.size, { impl }));
+    row('KstarJoin24 (expand)', [xt.size], maxAbsDiff(c, d), 0);
+  }
+  tf.dispose([parts.hi, parts.lo]);
+  {
+    const g = tf.tensor1d(values(n + 3, 9, 1));
+    const sums: Float32Array[] = [];
+    for (const impl of ['auto', 'fallback'] as const) {
+      const acc = tf.tidy(() => tf.add(xt, 0)); // a buffer the accumulator may own
+      const out = addInPlace(acc, g, { impl });
+      sums.push((await out.data()) as Float32Array);
+      tf.dispose([acc, out]);
+    }
+    row('KstarAddInPlace', [xt.size], maxAbsDiff(sums[0]!, sums[1]!), 0);
+    const src = tf.tensor1d(values(4099, 13, 1));
+    const written: Float32Array[] = [];
+    for (const impl of ['auto', 'fallback'] as const) {
+      const target = tf.tidy(() =>
+        tf.variable(tf.add(xt, 0), false, `parity-slice-${impl}-${Math.random()}`),
+      );
+      writeSlice(target, src, 1001, { impl });
+      written.push((await target.data()) as Float32Array);
+      target.dispose();
+    }
+    row('KstarWriteSlice', [xt.size], maxAbsDiff(written[0]!, written[1]!), 0);
+    tf.dispose([g, src]);
+  }
+  xt.dispose();
   return rows;
 }
 
