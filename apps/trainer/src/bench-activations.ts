@@ -1,5 +1,4 @@
 import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
 import { InputError } from '@kstar/core';
 import { type GPTConfig, paramSpecs, resolveConfig } from '@kstar/gpt';
 import {
@@ -11,6 +10,7 @@ import {
 } from './activations.ts';
 import { parseTrainConfig } from './config.ts';
 import { parseFlags } from './flags.ts';
+import { machineInfo } from './machine.ts';
 import { optimizerEntry } from './optimizers.ts';
 import { ProgressBar } from './progress.ts';
 import { prepareRun, train } from './train.ts';
@@ -188,12 +188,7 @@ export async function benchActivations(
     }
   }
   const base = { preset, batch, steps, backend, optimizer };
-  const machine = {
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memoryBytes: totalmem(),
-    node: process.version,
-  };
+  const machine = machineInfo();
   const lines: string[] = [];
   const mib = (b: number) => (b / 2 ** 20).toFixed(1);
   if (values['max-seq'] !== true) {

@@ -1,5 +1,4 @@
 import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { checkpoint } from '@kstar/act-checkpoint';
 import { compress } from '@kstar/act-compress';
 import { InputError, TrainingEngine } from '@kstar/core';
@@ -8,6 +7,7 @@ import { selectBackend } from '@kstar/kernels';
 import { adamw } from '@kstar/optim-adamw';
 import * as tf from '@tensorflow/tfjs';
 import { parseFlags } from './flags.ts';
+import { machineInfo } from './machine.ts';
 
 /** ‖a − b‖ / ‖b‖ over all elements. */
 function relError(a: tf.Tensor, b: tf.Tensor): number {
@@ -89,7 +89,7 @@ export async function benchCompressError(argv: string[]): Promise<{ file: string
   model.dispose();
   writeFileSync(
     v.json,
-    `${JSON.stringify({ kind: 'compress-error', date: new Date().toISOString(), machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version }, backend, preset, batch: B, seq: T, plan: 'every', rows }, null, 2)}\n`,
+    `${JSON.stringify({ kind: 'compress-error', date: new Date().toISOString(), machine: machineInfo(), backend, preset, batch: B, seq: T, plan: 'every', rows }, null, 2)}\n`,
   );
   return { file: v.json, table: lines.join('\n') };
 }

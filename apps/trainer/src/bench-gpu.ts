@@ -1,9 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '@kstar/core';
 import { parseFlags } from './flags.ts';
+import { machineInfo } from './machine.ts';
 import type { TrainReport } from './report.ts';
 
 /**
@@ -184,13 +185,7 @@ export async function benchGpu(
     });
   }
   const gpu = gpuName();
-  const machine = {
-    gpu,
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memoryBytes: totalmem(),
-    node: process.version,
-  };
+  const machine = { gpu, ...machineInfo() };
   writeFileSync(
     values.json,
     `${JSON.stringify({ kind: 'gpu', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,

@@ -1,5 +1,4 @@
 import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
 import { InputError, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import {
@@ -16,6 +15,7 @@ import {
 import * as tf from '@tensorflow/tfjs';
 import { gpuName } from './bench-gpu.ts';
 import { parseFlags } from './flags.ts';
+import { machineInfo } from './machine.ts';
 import {
   formatOptimizerParity,
   type OptimizerParityRow,
@@ -25,14 +25,7 @@ import {
 import { optimizerEntry } from './optimizers.ts';
 
 function machine(backend: string) {
-  return {
-    backend,
-    gpu: gpuName(),
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memoryBytes: totalmem(),
-    node: process.version,
-  };
+  return { backend, gpu: gpuName(), ...machineInfo() };
 }
 
 /**

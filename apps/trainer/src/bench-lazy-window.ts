@@ -1,5 +1,4 @@
 import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
 import { InputError, MemoryLedger, TrainingEngine } from '@kstar/core';
 import { createGPT, type GPTModel } from '@kstar/gpt';
 import { inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
@@ -7,6 +6,7 @@ import { type LazyAdagradPlugin, lazyAdagrad } from '@kstar/optim-lazy-adagrad';
 import * as tf from '@tensorflow/tfjs';
 import { parseTrainConfig } from './config.ts';
 import { parseFlags } from './flags.ts';
+import { machineInfo } from './machine.ts';
 import { prepareRun, segmentPlan } from './train.ts';
 
 /**
@@ -139,7 +139,7 @@ export async function benchLazyWindow(
   } finally {
     tf.dispose(valBatches.flatMap((b) => [b.inputs, b.targets]));
   }
-  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem() };
+  const machine = machineInfo();
   writeFileSync(
     values.json,
     `${JSON.stringify(

@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
 import { InputError } from '@kstar/core';
 import { type GPTConfig, paramSpecs } from '@kstar/gpt';
 import { split24Bytes } from '@kstar/kernels';
 import { parseTrainConfig } from './config.ts';
 import { parseFlags } from './flags.ts';
+import { machineInfo } from './machine.ts';
 import { optimizerEntry } from './optimizers.ts';
 import { ProgressBar } from './progress.ts';
 import { prepareRun, train } from './train.ts';
@@ -131,12 +131,7 @@ export async function benchMemory(
       wallSeconds: report.wallSeconds,
     });
   }
-  const machine = {
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memoryBytes: totalmem(),
-    node: process.version,
-  };
+  const machine = machineInfo();
   writeFileSync(
     values.json,
     `${JSON.stringify({ kind: 'memory', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,

@@ -1,5 +1,4 @@
 import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
 import {
   InputError,
   MemoryLedger,
@@ -10,6 +9,7 @@ import {
 import { selectBackend, sliceWriter } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { parseFlags } from './flags.ts';
+import { machineInfo } from './machine.ts';
 
 /**
  * Gradient partitioning, measured: the extra bytes of ONE update of a weight (beyond what is alive before it),
@@ -120,7 +120,7 @@ export async function benchPartition(
   const whole = new Set(String(values.whole ?? 'adamw,lion,lazy-adagrad').split(','));
   const { backend } = await selectBackend((values.backend ?? 'cpu') as 'cpu', { log });
   const rows: PartitionRow[] = [];
-  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem() };
+  const machine = machineInfo();
   // Written after every row, so a long run keeps what it measured.
   const save = () =>
     writeFileSync(

@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
 import { InputError } from '@kstar/core';
 import { parseTrainConfig } from './config.ts';
 import { parseFlags } from './flags.ts';
+import { machineInfo } from './machine.ts';
 import { ProgressBar } from './progress.ts';
 import { prepareRun, train } from './train.ts';
 
@@ -117,12 +117,7 @@ export async function benchTrain(
       });
     }
   }
-  const machine = {
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memoryBytes: totalmem(),
-    node: process.version,
-  };
+  const machine = machineInfo();
   writeFileSync(
     values.json,
     `${JSON.stringify({ kind: 'train', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
@@ -232,12 +227,7 @@ export async function benchOptimizers(
   }
   const base = rows.find((r) => r.optimizer === 'adamw');
   if (base) for (const r of rows) r.valLossVsAdamW = r.valLoss / base.valLoss - 1;
-  const machine = {
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memoryBytes: totalmem(),
-    node: process.version,
-  };
+  const machine = machineInfo();
   writeFileSync(
     values.json,
     `${JSON.stringify({ kind: 'optimizers', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
