@@ -44,7 +44,7 @@ export async function benchLazyWindow(
 ): Promise<{ rows: LazyWindowRow[]; file: string }> {
   const values = parseFlags(
     argv,
-    ['json', 'steps', 'windows', 'batch', 'seq', 'lr', 'backend'],
+    ['json', 'steps', 'windows', 'batch', 'seq', 'lr', 'backend', 'encoding'],
     "see 'kstar bench --help'",
   );
   if (typeof values.json !== 'string')
@@ -52,6 +52,9 @@ export async function benchLazyWindow(
   const windows = String(values.windows ?? '1,2,3,4')
     .split(',')
     .map(Number);
+  const encoding = String(values.encoding ?? 'dynamic');
+  if (encoding !== 'sqrt' && encoding !== 'linear' && encoding !== 'dynamic')
+    throw new InputError(`--encoding ${encoding}: use sqrt, linear or dynamic`, 'E_FLAG');
   if (windows.some((k) => !(Number.isInteger(k) && k >= 1)))
     throw new InputError(`--windows ${values.windows}: need positive integers, e.g. 1,2,3`, 'E_FLAG');
   const config = parseTrainConfig(
@@ -79,7 +82,7 @@ export async function benchLazyWindow(
       const t0 = performance.now();
       const model: GPTModel = createGPT(run.modelConfig, { seed: config.seed });
       if (init == null) init = await snapshot(model);
-      const plugin: LazyAdagradPlugin = lazyAdagrad({ lr: run.lr, window });
+      const plugin: LazyAdagradPlugin = lazyAdagrad({ lr: run.lr, window, windowEncoding: encoding });
       const ledger = new MemoryLedger();
       const engine = new TrainingEngine(model, {
         optimizer: plugin,
@@ -145,6 +148,7 @@ export async function benchLazyWindow(
     `${JSON.stringify(
       {
         kind: 'lazy-window',
+        encoding,
         date: new Date().toISOString(),
         backend,
         machine,

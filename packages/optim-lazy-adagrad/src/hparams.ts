@@ -31,7 +31,7 @@ export interface LazyAdagradHparams {
    * What the window's 8-bit codes store: `'sqrt'` (default) √acc, squared back on expansion; `'linear'` acc itself.
    * √acc halves the dynamic range (in decades) a 256-element block must cover.
    */
-  readonly windowEncoding: 'sqrt' | 'linear';
+  readonly windowEncoding: 'sqrt' | 'linear' | 'dynamic';
 }
 
 /** Options of `lazyAdagrad()`: any subset of the hyper-parameters, plus the group key of the window. */
@@ -67,7 +67,7 @@ export const LAZY_ADAGRAD_DEFAULTS: LazyAdagradHparams = Object.freeze({
   epsInsideSqrt: false,
   lazyRows: 'embedding',
   window: null,
-  windowEncoding: 'sqrt',
+  windowEncoding: 'dynamic',
 });
 
 type NumericField = 'lr' | 'eps' | 'initialAccumulatorValue';
@@ -132,9 +132,9 @@ export function resolveHparams(
     );
   }
   const windowEncoding = pick('windowEncoding');
-  if (windowEncoding !== 'sqrt' && windowEncoding !== 'linear') {
+  if (windowEncoding !== 'sqrt' && windowEncoding !== 'linear' && windowEncoding !== 'dynamic') {
     throw new InputError(
-      `${where}: windowEncoding = ${show(windowEncoding)} is invalid: it must be 'sqrt' or 'linear'`,
+      `${where}: windowEncoding = ${show(windowEncoding)} is invalid: it must be 'sqrt', 'linear' or 'dynamic'`,
     );
   }
   const groupOf = options.groupOf ?? defaultGroupOf;

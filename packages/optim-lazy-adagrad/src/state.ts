@@ -1,7 +1,8 @@
 import { InputError, stateVariableFrom } from '@kstar/core';
+import { dequantizeBlockwise, quantizeBlockwise } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import type { RowSelection } from './kernel.ts';
-import { canReadSync, dequantizeTensor, quantizeTensor } from './quantize.ts';
+import { canReadSync, dequantizeTensor, QUANT_BLOCK, quantizeTensor } from './quantize.ts';
 import { slabCapacity } from './state-bytes.ts';
 
 /**
@@ -138,14 +139,24 @@ export function allocateRows(
  * small accumulators beside large ones in a block keep more precision) and squares on expansion; `'linear'`
  * quantizes acc itself.
  */
-export type WindowEncoding = 'sqrt' | 'linear';
+/**
+ * How accumulators outside the window are stored (8 bits an element, blocks of 256 with a float32 max each):
+ * `sqrt`: √acc on linear codes; `linear`: acc on linear codes; `dynamic`: √acc on `@kstar/kernels`' bitsandbytes
+ * unsigned dynamic map, whose codes are spaced roughly logarithmically, so an element far below its block's max keeps
+ * a few % of relative precision instead of rounding to 0.
+ */
+export type WindowEncoding = 'sqrt' | 'linear' | 'dynamic';
 
 /** Stores `acc` 8-bit (window eviction). No-op when already quantized or when there is no slab yet. */
 export function compress(state: LazyAdagradState, meta: StateMeta, encoding: WindowEncoding = 'sqrt'): void {
   const acc = state.acc;
   if (acc == null || acc.isDisposed) return;
-  let q: ReturnType<typeof quantizeTensor>;
-  if (encoding === 'sqrt') {
+  let q: { codes: tf.Tensor; absmax: tf.Tensor };
+  if (encoding === 'dynamic') {
+    const root = tf.sqrt(acc);
+    q = quantizeBlockwise(root, { signed: false, blockSize: QUANT_BLOCK });
+    root.dispose();
+  } else if (encoding === 'sqrt') {
     const root = tf.sqrt(acc);
     q = quantizeTensor(root);
     root.dispose();
@@ -168,8 +179,14 @@ export function expand(state: LazyAdagradState, meta: StateMeta, encoding: Windo
   }
   const shape = meta.accShape;
   state.acc = stateVariableFrom(`${meta.name}/accumulator`, () => {
-    const v = dequantizeTensor({ codes: accCodes as tf.Tensor1D, absmax: accAbsmax as tf.Tensor1D }, shape);
-    return encoding === 'sqrt' ? tf.square(v) : v;
+    const v =
+      encoding === 'dynamic'
+        ? dequantizeBlockwise({ codes: accCodes, absmax: accAbsmax }, shape, {
+            signed: false,
+            blockSize: QUANT_BLOCK,
+          })
+        : dequantizeTensor({ codes: accCodes as tf.Tensor1D, absmax: accAbsmax as tf.Tensor1D }, shape);
+    return encoding === 'linear' ? v : tf.square(v);
   });
   tf.dispose([accCodes, accAbsmax]);
   delete state.accCodes;

@@ -1,4 +1,5 @@
 import type { OptimizerState } from '@kstar/core';
+import { dequantizeBlockwise } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { dequantizeTensor, type LazyAdagradPlugin, lazyAdagrad, quantizedBytes } from '../src/index.ts';
 import { measuredUniqueBytes, randn, rng } from './helpers.ts';
@@ -14,13 +15,14 @@ const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
 export function accOf(
   state: OptimizerState,
   shape: number[],
-  encoding: 'sqrt' | 'linear' = 'sqrt',
+  encoding: 'sqrt' | 'linear' | 'dynamic' = 'sqrt',
 ): Float32Array {
   if (state.acc != null) return Float32Array.from(state.acc.dataSync());
-  const t = dequantizeTensor(
-    { codes: state.accCodes as tf.Tensor1D, absmax: state.accAbsmax as tf.Tensor1D },
-    shape,
-  );
+  const q = { codes: state.accCodes as tf.Tensor1D, absmax: state.accAbsmax as tf.Tensor1D };
+  const t =
+    encoding === 'dynamic'
+      ? dequantizeBlockwise(q, shape, { signed: false, blockSize: 256 })
+      : dequantizeTensor(q, shape);
   const out = Float32Array.from(t.dataSync(), (v) => (encoding === 'sqrt' ? v * v : v));
   t.dispose();
   return out;
@@ -28,7 +30,7 @@ export function accOf(
 
 export interface WindowRun {
   window: number | null;
-  encoding: 'sqrt' | 'linear';
+  encoding: 'sqrt' | 'linear' | 'dynamic';
   /** Worst |acc_w − acc| / acc over elements with acc > 0 (the small elements of a block are the hard case). */
   accRelErr: number;
   /** Worst |acc_w − acc| / (max |acc| of the element's 256-block), over elements and steps. */
@@ -52,7 +54,7 @@ export function runWindowed(
   steps: number,
   lr = 0.01,
   seed = 7,
-  windowEncoding: 'sqrt' | 'linear' = 'sqrt',
+  windowEncoding: 'sqrt' | 'linear' | 'dynamic' = 'sqrt',
 ): WindowRun {
   const next = rng(seed);
   const mk = (tag: string) =>
