@@ -8,12 +8,10 @@ import {
   parseBytes,
   planActivations,
 } from './activations.ts';
-import { parseTrainConfig } from './config.ts';
+import { benchRun } from './bench-run.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
 import { optimizerEntry } from './optimizers.ts';
-import { ProgressBar } from './progress.ts';
-import { prepareRun, train } from './train.ts';
 
 export const BENCH_ACTIVATIONS_HELP = `kstar bench activations --preset P --seq T[,T…] --steps N --batch B --json FILE
 kstar bench activations --max-seq --memory-budget BYTES --preset P --batch B --steps N --json FILE
@@ -64,19 +62,15 @@ async function runOne(
   seq: number,
   stderr: Err,
 ): Promise<ActivationBenchRow> {
-  const config = parseTrainConfig(
+  const { config, report } = await benchRun(
     {
       ...base,
       seq,
       context: seq,
       ...(activations ? { activations } : {}),
-      evalEvery: 0,
-      warmup: 0,
     },
-    'bench',
+    stderr,
   );
-  const run = prepareRun(config);
-  const report = await train(run, { log: new ProgressBar(stderr) });
   const m = report.memory;
   const act = Object.entries(m.predicted).find(([k]) => k.startsWith('activations:'))?.[1] ?? 0;
   return {

@@ -2,12 +2,10 @@ import { writeFileSync } from 'node:fs';
 import { InputError } from '@kstar/core';
 import { type GPTConfig, paramSpecs } from '@kstar/gpt';
 import { split24Bytes } from '@kstar/kernels';
-import { parseTrainConfig } from './config.ts';
+import { benchRun } from './bench-run.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
 import { optimizerEntry } from './optimizers.ts';
-import { ProgressBar } from './progress.ts';
-import { prepareRun, train } from './train.ts';
 
 /** Tensors under this many elements keep float32 state in 8-bit Adam (bitsandbytes' min_8bit_size). */
 const SMALL = 4096;
@@ -81,7 +79,7 @@ export async function benchMemory(
   if (typeof values.json !== 'string') throw new InputError('kstar bench memory needs --json FILE', 'E_FLAG');
   const rows: MemoryBenchRow[] = [];
   for (const preset of String(values.preset ?? 'small,gpt2-124m').split(',')) {
-    const config = parseTrainConfig(
+    const { config, run, report } = await benchRun(
       {
         preset,
         optimizer: values.optimizer ?? 'adam8bit',
@@ -92,13 +90,9 @@ export async function benchMemory(
         seq: Number(values.seq ?? 64),
         steps: Number(values.steps ?? 2),
         tokenizer: preset === 'gpt2-124m' ? 'gpt2' : 'byte',
-        evalEvery: 0,
-        warmup: 0,
       },
-      'bench',
+      stderr,
     );
-    const run = prepareRun(config);
-    const report = await train(run, { log: new ProgressBar(stderr) });
     const m = report.memory;
     const persistent = m.paramBytes + m.optimizerStateBytes;
     const { breakdown, smallTensors } = breakdownOf(

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { InputError } from '@kstar/core';
+import { benchRun } from './bench-run.ts';
 import { parseTrainConfig } from './config.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
@@ -76,7 +77,7 @@ export async function benchTrain(
   const rows: BenchRow[] = [];
   for (const backend of backends) {
     for (const mode of modes) {
-      const config = parseTrainConfig(
+      const { config, run, report } = await benchRun(
         {
           backend,
           mode,
@@ -86,13 +87,9 @@ export async function benchTrain(
           steps: Number(values.steps ?? 20),
           batch: Number(values.batch ?? 16),
           ...(values.seq !== undefined ? { seq: Number(values.seq) } : {}),
-          evalEvery: 0,
-          warmup: 0,
         },
-        'bench',
+        stderr,
       );
-      const run = prepareRun(config);
-      const report = await train(run, { log: new ProgressBar(stderr) });
       const m = report.memory;
       rows.push({
         backend: report.backend,

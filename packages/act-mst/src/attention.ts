@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { concatOwned, customOp, step } from './custom-op.ts';
+import { chunkedOp, concatOwned, step } from './custom-op.ts';
 import type { Range } from './split.ts';
 
 /** Additive causal mask for query rows [s, s + c) against keys [0, e), e = s + c: −1e9 where key j > query s + i. */
@@ -40,7 +40,7 @@ export function chunkedAttention(
     mask.dispose();
     return p;
   };
-  const op = customOp(([qi, ki, vi], save) => {
+  const op = chunkedOp(([qi, ki, vi], save) => {
     const outs = ranges.map((r) =>
       tf.tidy(() => {
         const e = r.start + r.size;

@@ -1,24 +1,12 @@
-import { addInPlace } from '@kstar/kernels';
+import { addInPlace, type CustomOpBody, customOp } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
-type Save = (tensors: tf.Tensor[]) => void;
-type Body = (
-  inputs: tf.Tensor[],
-  save: Save,
-) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] };
-
 /**
- * `tf.customGrad` with an array signature. The forward body runs inside the engine's kernel scope, so the tape
- * records none of its ops (only the tensors passed to `save` are kept for the backward pass); the gradient function
- * runs with the tape off, so it may call `tf.grads` on a chunk (a fresh, nested tape) and must dispose its own
- * temporaries (the bodies here do, chunk by chunk, to bound the peak).
+ * The ops here use `@kstar/kernels`' `customOp` with `tidyGradient: false`: their gradient functions call `tf.grads`
+ * on a chunk (a fresh, nested tape) and dispose their own temporaries chunk by chunk, to bound the peak.
  */
-export function customOp(body: Body): (...inputs: tf.Tensor[]) => tf.Tensor {
-  const op = tf.customGrad(((...args: unknown[]) => {
-    const save = args.pop() as Save;
-    return body(args as tf.Tensor[], save);
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return (...inputs: tf.Tensor[]) => op(...inputs);
+export function chunkedOp(body: CustomOpBody): (...inputs: tf.Tensor[]) => tf.Tensor {
+  return customOp(body, { tidyGradient: false });
 }
 
 /**

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { accumulate, concatOwned, customOp, step } from './custom-op.ts';
+import { accumulate, chunkedOp, concatOwned, step } from './custom-op.ts';
 import { splitBalanced } from './split.ts';
 
 /**
@@ -21,7 +21,7 @@ export function chunkedLinearCrossEntropy(
   const ranges = splitBalanced(N, chunks);
   const rows = (t: tf.Tensor, start: number, size: number) => tf.slice(t, [start, 0], [size, t.shape[1]!]);
   const tgt = (start: number, size: number) => tf.slice(targets, [start], [size]); // [c]
-  const op = customOp(([hi, wi], save) => {
+  const op = chunkedOp(([hi, wi], save) => {
     const lses: tf.Tensor[] = [];
     let total: tf.Tensor | undefined; // []
     for (const r of ranges) {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { accumulate, concatOwned, customOp, nestedGrads } from './custom-op.ts';
+import { accumulate, chunkedOp, concatOwned, nestedGrads } from './custom-op.ts';
 import { splitBalanced } from './split.ts';
 
 type Act = (h: tf.Tensor) => tf.Tensor;
@@ -38,7 +38,7 @@ export function tiledMlp(
   const [N, D] = x.shape as [number, number];
   const ranges = splitBalanced(N, chunks);
   const slice = (t: tf.Tensor, start: number, size: number) => tf.slice(t, [start, 0], [size, D]); // [c, D]
-  const op = customOp(([xi, a, b, c, d], save) => {
+  const op = chunkedOp(([xi, a, b, c, d], save) => {
     const ys = ranges.map((r) => tf.tidy(() => chunkMlp(slice(xi!, r.start, r.size), a!, b!, c!, d!, act))); // [c, D] each
     save([xi!, a!, b!, c!, d!]);
     return {

@@ -1,6 +1,5 @@
-import { causalSoftmaxGradKernel, causalSoftmaxKernel } from '@kstar/kernels';
+import { causalSoftmaxGradKernel, causalSoftmaxKernel, customOp } from '@kstar/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
-import { customOp } from './custom-grad.ts';
 
 /**
  * `p = softmax(scale·s + mask)` over the last axis of raw attention scores `s` [B, H, T, T], with the causal mask

@@ -1,6 +1,5 @@
-import { crossEntropyGradKernel, crossEntropyKernel } from '@kstar/kernels';
+import { crossEntropyGradKernel, crossEntropyKernel, customOp } from '@kstar/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
-import { customOp } from './custom-grad.ts';
 
 /**
  * Mean cross-entropy of `logits` [N, V] against int32 `targets` [N]: `mean_n (logsumexp(z_n) − z_n[t_n])`.

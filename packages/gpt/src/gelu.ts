@@ -1,6 +1,5 @@
-import { geluGradKernel, geluKernel } from '@kstar/kernels';
+import { customOp, geluGradKernel, geluKernel } from '@kstar/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
-import { customOp } from './custom-grad.ts';
 
 /**
  * GELU, tanh approximation (GPT-2): `0.5·h·(1 + tanh(c·(h + a·h³)))`, c = √(2/π), a = 0.044715.

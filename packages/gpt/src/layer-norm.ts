@@ -1,6 +1,5 @@
-import { layerNormGradKernel, layerNormKernel } from '@kstar/kernels';
+import { customOp, layerNormGradKernel, layerNormKernel } from '@kstar/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
-import { customOp } from './custom-grad.ts';
 
 /** LayerNorm epsilon (GPT-2). */
 export const LN_EPS = 1e-5;

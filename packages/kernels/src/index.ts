@@ -13,6 +13,8 @@ export type { CausalSoftmaxArgs, CausalSoftmaxGradArgs } from './causal-softmax.
 export { causalSoftmaxGradKernel, causalSoftmaxKernel } from './causal-softmax.ts';
 export type { CrossEntropyArgs, CrossEntropyGradArgs, CrossEntropyResult } from './cross-entropy.ts';
 export { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
+export type { CustomOpBody, CustomOpOptions } from './custom-op.ts';
+export { customOp } from './custom-op.ts';
 export type { KernelSpec, KstarKernel, NativeBackend, RunOptions } from './define-kernel.ts';
 export { defineKernel } from './define-kernel.ts';
 export type { ParityRow, ParityShapes } from './fused-parity.ts';

@@ -1,0 +1,17 @@
+import { parseTrainConfig, type TrainConfig } from './config.ts';
+import { ProgressBar } from './progress.ts';
+import type { TrainReport } from './report.ts';
+import { type PreparedRun, prepareRun, train } from './train.ts';
+
+type Err = NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean };
+
+/** One benchmark run: `kstar train` with these settings, no validation and no warm-up, progress on `stderr`. */
+export async function benchRun(
+  settings: Record<string, unknown>,
+  stderr: Err,
+): Promise<{ config: TrainConfig; run: PreparedRun; report: TrainReport }> {
+  const config = parseTrainConfig({ ...settings, evalEvery: 0, warmup: 0 }, 'bench');
+  const run = prepareRun(config);
+  const report = await train(run, { log: new ProgressBar(stderr) });
+  return { config, run, report };
+}
