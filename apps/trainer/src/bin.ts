@@ -1,6 +1,13 @@
 #!/usr/bin/env node
 import { runCli } from './cli.ts';
 
+// A closed stdout/stderr (the parent went away) must not kill the run before its report is written.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+}
+
 runCli(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -1,6 +1,6 @@
-import { writeFileSync } from 'node:fs';
 import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
+import { writeFileAtomic } from './atomic-write.ts';
 import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
 import { BENCH_ACTIVATIONS_HELP, benchActivations } from './bench-activations.ts';
 import { benchCompressError } from './bench-compress-error.ts';
@@ -9,11 +9,14 @@ import { benchKernels, benchProfile } from './bench-kernels.ts';
 import { benchLazyWindow } from './bench-lazy-window.ts';
 import { benchMemory, memoryTable } from './bench-memory.ts';
 import { benchPartition } from './bench-partition.ts';
-import { loadConfigFile, parseTrainConfig } from './config.ts';
+import { BACKEND_NAMES, loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
+import { readGolden } from './golden.ts';
+import { checkOutputPath } from './output-paths.ts';
 import { ProgressBar } from './progress.ts';
-import { compareReplay, readGolden, replayGolden } from './replay.ts';
+import { compareReplay, replayGolden } from './replay.ts';
 import { ledgerTable, writeReport } from './report.ts';
+import { StopRequest, stopOnSignals } from './stop-request.ts';
 import { prepareRun, train } from './train.ts';
 
 export const USAGE = `kstar — memory-efficient transformer training for TypeScript
@@ -42,17 +45,21 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
     { ...fromFile, ...flags.overrides },
     flags.config ? `config '${flags.config}'` : 'config',
   );
-  // Every input is checked before anything is printed or written.
+  // Every input is checked before anything is printed or written: every output path first, then the run.
+  if (config.report) checkOutputPath(config.report, 'file', '--report');
   const run = prepareRun(config);
-  const stop = { requested: false };
-  const onSigint = () => {
-    if (stop.requested) process.exit(130);
-    stop.requested = true;
-  };
-  process.on('SIGINT', onSigint);
+  // Ctrl-C, SIGTERM, SIGHUP and a parent that exits all stop after the current step; the report is still written.
+  const stop = new StopRequest();
+  const unwatch = stopOnSignals(stop);
   try {
     const report = await train(run, { log: new ProgressBar(io.stderr), stop });
     if (config.report) writeReport(config.report, report);
+    if (report.failed) {
+      io.stderr.write(
+        `kstar: ${report.failed.reason}${config.report ? `; the report has the ${report.steps} steps before it: ${config.report}` : ''}\n`,
+      );
+      return 1;
+    }
     io.stdout.write(`${ledgerTable(report.memory, report.model.params, report.gpu)}\n`);
     const first = report.losses[0];
     const last = report.losses.at(-1);
@@ -62,9 +69,10 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
         `${Math.round(report.tokensPerSecond).toLocaleString('en-US')} tokens/s on ${report.backend}` +
         `${config.report ? `; report: ${config.report}` : ''}\n`,
     );
-    return 0;
+    // 128 + the signal's number after a stop (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP or a lost parent), as shells expect.
+    return stop.exitCode;
   } finally {
-    process.off('SIGINT', onSigint);
+    unwatch();
     await shutdownWebGPU();
   }
 }
@@ -83,13 +91,20 @@ async function replayCommand(argv: string[], io: CliIO): Promise<number> {
   if (typeof values.golden !== 'string' || typeof values.out !== 'string') {
     throw new InputError('kstar replay needs --golden FILE and --out FILE', 'E_FLAG');
   }
-  const golden = readGolden(values.golden);
-  const { selectBackend } = await import('@kstar/kernels');
   const backendName = typeof values.backend === 'string' ? values.backend : 'cpu';
+  if (!(BACKEND_NAMES as readonly string[]).includes(backendName)) {
+    throw new InputError(
+      `unknown backend '${backendName}' for kstar replay: use ${BACKEND_NAMES.join(', ')}`,
+      'E_FLAG',
+    );
+  }
+  const golden = readGolden(values.golden);
+  checkOutputPath(values.out, 'file', '--out');
+  const { selectBackend } = await import('@kstar/kernels');
   try {
     await selectBackend(backendName as 'cpu', { log: (l) => io.stderr.write(`${l}\n`) });
     const output = replayGolden(golden, (l) => io.stderr.write(`${l}\n`));
-    writeFileSync(values.out, `${JSON.stringify(output)}\n`);
+    writeFileAtomic(values.out, `${JSON.stringify(output)}\n`);
     for (const row of compareReplay(golden, output)) {
       io.stdout.write(
         `run ${row.index} ${golden.runs[row.index]!.optimizer} ${row.param}: max relative error ${row.relError.toExponential(2)} of RMS\n`,
@@ -205,7 +220,8 @@ export async function runCli(
     }
   } catch (e) {
     if (e instanceof KstarError) {
-      io.stderr.write(`kstar: ${e.message}\n`);
+      // One line whatever the message holds (a config module's multi-line syntax error, say).
+      io.stderr.write(`kstar: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
       return e.exitCode;
     }
     throw e;

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InputError } from '@kstar/core';
@@ -17,7 +17,18 @@ export const TrainConfigSchema = z.strictObject({
   preset: z.enum(PRESET_NAMES).default('tiny'),
   optimizer: z.string().min(1).default('adamw'),
   /** Optimizer hyper-parameters other than the learning rate, by the plugin's option names. */
-  optimizerOptions: z.record(z.string(), z.union([z.number(), z.boolean(), z.null()])).default({}),
+  optimizerOptions: z
+    .record(z.string(), z.union([z.number(), z.boolean(), z.null()]))
+    .default({})
+    .superRefine((options, ctx) => {
+      // The learning rate has one home (the schedule reads `lr`): recorded here it would be ignored.
+      if (Object.hasOwn(options, 'lr')) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `optimizer option 'lr' (${options.lr}) is not read there: use --lr ${options.lr} (config field 'lr')`,
+        });
+      }
+    }),
   steps: z.int().positive().default(200),
   batch: z.int().positive().default(8),
   /** Sequence length T; defaults to the preset's context (capped at 128 for `tiny`). */
@@ -91,6 +102,14 @@ export function describeIssue(error: z.ZodError, origin: string): string {
 
 /** Validate a raw object (from a file merged with flags) into a TrainConfig, or throw an InputError naming the field. */
 export function parseTrainConfig(raw: unknown, origin = 'config'): TrainConfig {
+  // zod copies records by assignment, which drops a `__proto__` key (JSON.parse makes it an own one) silently.
+  const options = (raw as { optimizerOptions?: unknown } | null)?.optimizerOptions;
+  if (typeof options === 'object' && options !== null && Object.hasOwn(options, '__proto__')) {
+    throw new InputError(
+      `${origin}: field 'optimizerOptions': '__proto__' is not an option name`,
+      'E_CONFIG',
+    );
+  }
   const result = TrainConfigSchema.safeParse(raw);
   if (!result.success) throw new InputError(describeIssue(result.error, origin), 'E_CONFIG');
   return result.data;
@@ -102,18 +121,35 @@ export async function loadConfigFile(path: string): Promise<Record<string, unkno
   if (!existsSync(abs)) {
     throw new InputError(`config file '${path}' does not exist: pass a .json, .js or .ts file`, 'E_CONFIG');
   }
+  if (!statSync(abs).isFile()) {
+    throw new InputError(`config file '${path}' is not a file: pass a .json, .js or .ts file`, 'E_CONFIG');
+  }
   const ext = extname(abs);
   let value: unknown;
   if (ext === '.json') {
-    const { readFileSync } = await import('node:fs');
+    let text: string;
     try {
-      value = JSON.parse(readFileSync(abs, 'utf8'));
+      text = readFileSync(abs, 'utf8');
+    } catch (e) {
+      throw new InputError(`config file '${path}' cannot be read: ${(e as Error).message}`, 'E_CONFIG');
+    }
+    try {
+      value = JSON.parse(text);
     } catch (e) {
       throw new InputError(`config file '${path}' is not valid JSON: ${(e as Error).message}`, 'E_CONFIG');
     }
   } else if (['.js', '.mjs', '.cjs', '.ts', '.mts'].includes(ext)) {
-    const mod = (await import(pathToFileURL(abs).href)) as { default?: unknown };
-    value = mod.default;
+    try {
+      const mod = (await import(pathToFileURL(abs).href)) as { default?: unknown };
+      value = await mod.default;
+    } catch (e) {
+      // A syntax error, a throw at import, a missing import: the module's own message, on one line.
+      const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      throw new InputError(
+        `config file '${path}' failed to load (${message.replace(/\s+/g, ' ').trim()}): fix the module or use a .json config`,
+        'E_CONFIG',
+      );
+    }
   } else {
     throw new InputError(
       `config file '${path}' has extension '${ext}': use .json, .js, .mjs or .ts`,

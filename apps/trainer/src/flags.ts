@@ -37,17 +37,26 @@ function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-/** Parse a number flag strictly: `--steps -3` and `--steps 1e400` reach the schema as numbers, `--steps abc` fails here. */
-function toNumber(flag: string, text: string, integer: boolean): number {
+/** A decimal number as a person writes it: `3`, `-0.5`, `.5`, `3e-4`; not `0x2`, `0b1`, `Infinity`, ` 3` or `1_000`. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * Parse a number flag strictly: `--steps -3` and `--steps 1e400` reach the schema as numbers (which says what is
+ * wrong with the value), `--steps abc` and `--steps 0x2` (which `Number` reads as 2) fail here.
+ */
+export function toNumber(flag: string, text: string, integer: boolean): number {
   const value = Number(text);
-  if (text.trim() === '' || Number.isNaN(value)) {
-    throw new InputError(`flag --${flag}: '${text}' is not a number`, 'E_FLAG');
+  if (!DECIMAL.test(text)) {
+    throw new InputError(`flag --${flag}: '${text}' is not a decimal number`, 'E_FLAG');
   }
   if (integer && !Number.isInteger(value)) {
     throw new InputError(`flag --${flag}: '${text}' is not an integer`, 'E_FLAG');
   }
   return value;
 }
+
+/** An optimizer option name: camelCase letters and digits (`beta2`, `weightDecay`); never `__proto__`. */
+const OPTION_NAME = /^[A-Za-z][A-Za-z0-9]*$/;
 
 /** `kstar train` flags. Flags override the config file's fields. */
 export function parseTrainFlags(argv: string[]): TrainFlags {
@@ -88,25 +97,28 @@ export function parseTrainFlags(argv: string[]): TrainFlags {
   for (const f of NUM_FLAGS) if (typeof v[f] === 'string') overrides[camel(f)] = toNumber(f, v[f], false);
   for (const f of STR_FLAGS) if (typeof v[f] === 'string') overrides[camel(f)] = v[f];
   if (typeof v['optimizer-option'] === 'string') {
-    const opts: Record<string, number | boolean | null> = {};
+    // Own properties only (Object.fromEntries): `__proto__=1` is an option name for the plugin to refuse, not a prototype.
+    const entries: Array<[string, number | boolean | null]> = [];
     for (const pair of v['optimizer-option'].split(',')) {
-      const [key, raw] = pair.split('=');
-      if (!key || raw === undefined) {
+      const [key, raw, extra] = pair.split('=');
+      if (!key || raw === undefined || extra !== undefined || !OPTION_NAME.test(key)) {
         throw new InputError(
-          `flag --optimizer-option: '${pair}' is not key=value (e.g. --optimizer-option beta2=0.95)`,
+          `flag --optimizer-option: '${pair}' is not name=value (e.g. --optimizer-option beta2=0.95)`,
           'E_FLAG',
         );
       }
-      opts[key] =
+      entries.push([
+        key,
         raw === 'true'
           ? true
           : raw === 'false'
             ? false
             : raw === 'null'
               ? null
-              : toNumber(`optimizer-option ${key}`, raw, false);
+              : toNumber(`optimizer-option ${key}`, raw, false),
+      ]);
     }
-    overrides.optimizerOptions = opts;
+    overrides.optimizerOptions = Object.fromEntries(entries);
   }
   return {
     ...(typeof v.config === 'string' ? { config: v.config } : {}),

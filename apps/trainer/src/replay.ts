@@ -1,22 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
 import type { OptimizerPlugin } from '@kstar/core';
 import { InputError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
+import type { GoldenFile } from './golden.ts';
 import { replayEntry } from './optimizers.ts';
-
-/** A golden file (format of shared/golden/optimizers.json). */
-export interface GoldenFile {
-  shapes: Record<string, number[]>;
-  steps: number;
-  init: Record<string, number[]>;
-  grads: Array<Record<string, number[]>>;
-  runs: Array<{
-    optimizer: string;
-    hparams: Record<string, unknown>;
-    params_used?: string[];
-    after: Array<{ step: number; params: Record<string, number[]> }>;
-  }>;
-}
 
 export interface ReplayOutput {
   runs: Array<{
@@ -27,26 +13,6 @@ export interface ReplayOutput {
     after: Array<{ step: number; params: Record<string, number[]> }>;
   }>;
   skipped: Array<{ index: number; optimizer: string; reason: string }>;
-}
-
-export function readGolden(path: string): GoldenFile {
-  if (!existsSync(path))
-    throw new InputError(`golden file '${path}' does not exist: pass --golden FILE`, 'E_REPLAY');
-  let data: GoldenFile;
-  try {
-    data = JSON.parse(readFileSync(path, 'utf8')) as GoldenFile;
-  } catch (e) {
-    throw new InputError(`golden file '${path}' is not valid JSON: ${(e as Error).message}`, 'E_REPLAY');
-  }
-  for (const key of ['shapes', 'init', 'grads', 'runs'] as const) {
-    if (!(key in data)) {
-      throw new InputError(
-        `golden file '${path}' has no '${key}' field: it must follow the golden optimizers format`,
-        'E_REPLAY',
-      );
-    }
-  }
-  return data;
 }
 
 function infoRole(shape: number[], name: string): 'embedding' | 'matrix' | 'vector' | 'other' {
@@ -123,14 +89,8 @@ export function replayGolden(golden: GoldenFile, log: (line: string) => void = (
       return;
     }
     const [name, entry] = found;
-    let optimizer: OptimizerPlugin;
-    try {
-      optimizer = entry.fromReference(run.hparams);
-    } catch (e) {
-      output.skipped.push({ index, optimizer: run.optimizer, reason: (e as Error).message });
-      log(`run ${index} (${run.optimizer}): skipped, ${(e as Error).message}`);
-      return;
-    }
+    // readGolden has built it once already: bad hyper-parameters are an InputError there, never a skipped run.
+    const optimizer: OptimizerPlugin = entry.fromReference(run.hparams);
     const after = replayRun(golden, index, optimizer);
     output.runs.push({ index, optimizer: run.optimizer, kstarOptimizer: name, hparams: run.hparams, after });
     log(`run ${index} (${run.optimizer}): replayed ${after.length} checkpoints with ${name}`);

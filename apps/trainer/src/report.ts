@@ -1,5 +1,5 @@
-import { writeFileSync } from 'node:fs';
 import type { MemoryReport } from '@kstar/core';
+import { writeFileAtomic } from './atomic-write.ts';
 import { formatBytes } from './progress.ts';
 
 /** The `--report` JSON, reused by every benchmark. Every memory field is measured except `predictedPeakBytes`. */
@@ -11,6 +11,8 @@ export interface TrainReport {
   plugins: Array<{ kind: string; name: string; options: Record<string, unknown> }>;
   steps: number;
   stoppedEarly: boolean;
+  /** Set when a step failed (a NaN or infinite loss, a device error): `losses` holds every step before it. */
+  failed?: { step: number; reason: string };
   losses: number[];
   /** Wall seconds of each training step (the first includes shader compilation on WebGPU). */
   stepSeconds: number[];
@@ -25,8 +27,9 @@ export interface TrainReport {
   gpu?: { peakBytesInUse: number; peakBytesAllocated: number; poolMaxFreeBytes: number };
 }
 
+/** Writes the report atomically: a reader (or a kill mid-write) sees the previous file or this one, never a part. */
 export function writeReport(path: string, report: TrainReport): void {
-  writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileAtomic(path, `${JSON.stringify(report, null, 2)}\n`);
 }
 
 /** The final memory-ledger table printed after training. */

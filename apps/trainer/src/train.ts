@@ -1,7 +1,14 @@
-import type { MemoryReport, StepResult } from '@kstar/core';
-import { composePlugins, InputError, MemoryLedger, TrainingEngine } from '@kstar/core';
+import type { MemoryReport, OptimizerPlugin, StepResult } from '@kstar/core';
+import {
+  composePlugins,
+  InputError,
+  KstarError,
+  MemoryLedger,
+  TrainingEngine,
+  TrainingError,
+} from '@kstar/core';
 import { createTokenizer, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
-import { createGPT, type GPTModel, resolveConfig } from '@kstar/gpt';
+import { countParamsFormula, createGPT, type GPTModel, resolveConfig } from '@kstar/gpt';
 import {
   backendMemory,
   guardWebGPUStep,
@@ -20,6 +27,7 @@ import {
   planActivations,
 } from './activations.ts';
 import type { TrainConfig } from './config.ts';
+import { checkStepFits } from './memory-check.ts';
 import { optimizerEntry } from './optimizers.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
@@ -27,8 +35,11 @@ import type { TrainReport } from './report.ts';
 export interface TrainIO {
   /** Progress, validation lines and notes (stderr in the CLI). */
   log: ProgressBar;
-  /** Set to true (e.g. by Ctrl-C) to stop after the current step. */
-  stop?: { requested: boolean };
+  /**
+   * Polled after each step (a `StopRequest`: Ctrl-C, SIGTERM, SIGHUP, a parent that exited): when `requested`, the
+   * run stops after that step and the report says `stoppedEarly`; `describe()` names the cause in the log.
+   */
+  stop?: { readonly requested: boolean; describe?(): string };
 }
 
 /** Learning rate at `step` (1-based): linear warm-up, then cosine decay to 10% of the peak. */
@@ -62,6 +73,8 @@ export interface PreparedRun {
   modelConfig: ReturnType<typeof resolveConfig>;
   activations: ActivationSpec;
   memoryBudget?: number;
+  /** Built here, before any backend, so that a bad `--optimizer-option` is refused before any work. */
+  optimizer: OptimizerPlugin;
 }
 
 /**
@@ -102,9 +115,8 @@ export function prepareRun(config: TrainConfig): PreparedRun {
       'E_CONFIG',
     );
   }
-  const corpus = loadCorpus(
-    config.corpus === 'brown' ? { kind: 'brown' } : { kind: 'path', path: config.corpus },
-  );
+  const optimizer = entry.create(config.lr ?? entry.defaultLr, config.optimizerOptions);
+  const corpus = readCorpus(config.corpus);
   const tokens = tokenizer.encode(corpus.text);
   const dataset = new TokenDataset(tokens, {
     seed: config.seed,
@@ -122,7 +134,22 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     modelConfig,
     activations,
     ...(memoryBudget !== undefined ? { memoryBudget } : {}),
+    optimizer,
   };
+}
+
+/** The corpus, with a file system failure (`EIO`, `EACCES`, `EISDIR` …) as an InputError naming the path. */
+function readCorpus(corpus: string): ReturnType<typeof loadCorpus> {
+  try {
+    return loadCorpus(corpus === 'brown' ? { kind: 'brown' } : { kind: 'path', path: corpus });
+  } catch (e) {
+    if (e instanceof KstarError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    throw new InputError(
+      `corpus '${corpus}' cannot be read (${err.code ?? err.name}: ${err.message}): check the path and its permissions, or pass another --corpus`,
+      'E_CORPUS_READ',
+    );
+  }
 }
 
 /** Parameters, optimizer state and tied partial gradients of a plan: the non-activation terms of a step's peak. */
@@ -164,10 +191,18 @@ function maxOf(results: StepResult[], key: keyof StepResult): number {
 /** Train per the config. Resolves with the report (also when stopped early). */
 export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport> {
   const { config, lr, seq, dataset } = run;
+  // tfjs's banner advising tfjs-node (on the first cpu tensor) is not K*'s to print: a refused run prints one line.
+  tf.env().set('PROD', true);
+  // Probe lines wait until the memory check has passed: a refused run prints one line only.
+  const probeLines: string[] = [];
+  const { backend } = await selectBackend(config.backend, { log: (line) => probeLines.push(line) });
+  // The weights alone, before building them: a model that cannot exist is refused without allocating it.
+  checkStepFits(4 * countParamsFormula(run.modelConfig), backend, {
+    what: `the ${config.preset} model's float32 weights (context ${run.modelConfig.blockSize})`,
+  });
   const ledger = new MemoryLedger();
-  const { backend } = await selectBackend(config.backend, { log: (line) => io.log.log(line) });
   const entry = optimizerEntry(config.optimizer);
-  const optimizer = entry.create(lr, config.optimizerOptions);
+  const optimizer = run.optimizer;
   const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
   const composition = composePlugins(masterWeights ? [optimizer, masterWeights] : [optimizer]);
   const model: GPTModel = createGPT(run.modelConfig, { seed: config.seed });
@@ -189,11 +224,15 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       fixed,
       ...(run.memoryBudget !== undefined ? { budget: run.memoryBudget } : {}),
     });
+    checkStepFits(planned.predictedPeakBytes, backend, {
+      what: `a step of batch ${config.batch} × seq ${seq}`,
+    });
   } catch (e) {
     model.dispose();
     ledger.detach();
     throw e;
   }
+  for (const line of probeLines) io.log.log(line);
   const choice = planned.choice;
   const segments = choice.segments;
   const engine = new TrainingEngine(model, {
@@ -233,6 +272,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const results: StepResult[] = [];
   let trainSeconds = 0;
   let lastVal: number | undefined;
+  let failed: TrainReport['failed'];
   const started = performance.now();
   try {
     for (let step = 1; step <= config.steps; step++) {
@@ -246,6 +286,11 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         r = await guardWebGPUStep(step, () =>
           entry.trainStep ? entry.trainStep(engine, batch) : engine.trainStep(batch),
         );
+      } catch (e) {
+        // A non-finite loss or a device error: the steps before it are kept and the report says why it ended.
+        if (!(e instanceof TrainingError)) throw e;
+        failed = { step: e.step, reason: e.message };
+        break;
       } finally {
         tf.dispose([batch.inputs, batch.targets]);
       }
@@ -279,11 +324,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
           ...(lastVal !== undefined ? { valLoss: lastVal } : {}),
         });
       }
-      // Let signal handlers (Ctrl-C) run between steps.
+      // Let signal handlers (Ctrl-C, SIGTERM, SIGHUP, the parent watch) run between steps.
       await new Promise((resolve) => setImmediate(resolve));
       if (io.stop?.requested && step < config.steps) {
         io.log.done();
-        io.log.log(`kstar: stopped after step ${step} (Ctrl-C); writing the report`);
+        io.log.log(
+          `kstar: stopped after step ${step} (${io.stop.describe?.() ?? 'stop requested'}); writing the report`,
+        );
         if (valBatches.length > 0 && valLosses.at(-1)?.step !== step)
           valLosses.push({ step, loss: await evaluate() });
         break;
@@ -331,6 +378,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     })),
     steps: results.length,
     stoppedEarly: results.length < config.steps,
+    ...(failed ? { failed } : {}),
     losses,
     stepSeconds,
     valLosses,

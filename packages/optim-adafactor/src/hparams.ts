@@ -134,7 +134,7 @@ export function resolveAdafactorHparams(
     );
   }
   for (const key of Object.keys(options)) {
-    if (!(key in ADAFACTOR_DEFAULTS)) {
+    if (!Object.hasOwn(ADAFACTOR_DEFAULTS, key)) {
       throw new InputError(
         `${where}: unknown option '${key}': the options are ${Object.keys(ADAFACTOR_DEFAULTS).join(', ')}`,
       );

@@ -81,7 +81,7 @@ export function resolveAdam8bitHparams(options: Adam8bitOptions = {}, where = 'a
     throw new InputError(`${where}: options must be an object such as {lr: 1e-3}, got ${String(options)}`);
   }
   for (const key of Object.keys(options)) {
-    if (!(key in ADAM8BIT_DEFAULTS)) {
+    if (!Object.hasOwn(ADAM8BIT_DEFAULTS, key)) {
       throw new InputError(
         `${where}: unknown option '${key}': the options are ${Object.keys(ADAM8BIT_DEFAULTS).join(', ')}`,
       );

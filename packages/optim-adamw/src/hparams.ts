@@ -59,7 +59,7 @@ export function resolveAdamWHparams(options: AdamWOptions = {}, where = 'adamw')
     throw new InputError(`${where}: options must be an object such as {lr: 1e-3}, got ${String(options)}`);
   }
   for (const key of Object.keys(options)) {
-    if (!(key in ADAMW_DEFAULTS)) {
+    if (!Object.hasOwn(ADAMW_DEFAULTS, key)) {
       throw new InputError(
         `${where}: unknown option '${key}': the options are ${Object.keys(ADAMW_DEFAULTS).join(', ')}`,
       );

@@ -74,7 +74,7 @@ export function resolveLionHparams(options: LionOptions = {}, where = 'lion'): L
     throw new InputError(`${where}: options must be an object such as {lr: 1e-4}, got ${String(options)}`);
   }
   for (const key of Object.keys(options)) {
-    if (!(key in LION_DEFAULTS)) {
+    if (!Object.hasOwn(LION_DEFAULTS, key)) {
       throw new InputError(
         `${where}: unknown option '${key}': the options are ${Object.keys(LION_DEFAULTS).join(', ')}`,
       );
