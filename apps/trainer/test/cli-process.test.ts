@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,42 +31,99 @@ function kstar(args: string[], onStderr?: (text: string, child: ReturnType<typeo
 }
 
 describe('kstar as a process', () => {
-  it('Ctrl-C stops after the current step and still writes the report', async () => {
-    const report = join(dir, 'sigint.json');
-    let sent = false;
-    const { code, stdout } = await kstar(
-      [
-        'train',
-        '--backend',
-        'wasm',
-        '--steps',
-        '500',
-        '--batch',
-        '2',
-        '--seq',
-        '32',
-        '--eval-every',
-        '0',
-        '--report',
-        report,
-      ],
-      (text, child) => {
-        // The progress line of step 1 is printed; interrupt then.
+  const longRun = (report: string) => [
+    'train',
+    '--backend',
+    'wasm',
+    '--steps',
+    '500',
+    '--batch',
+    '2',
+    '--seq',
+    '32',
+    '--eval-every',
+    '0',
+    '--report',
+    report,
+  ];
+
+  // SIGTERM is what `timeout`, `docker stop` and Kubernetes send; SIGHUP a closed terminal.
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const)(
+    '%s after step 1: the step finishes, the report is complete, exit %i',
+    async (signal, exitCode) => {
+      const report = join(dir, `${signal}.json`);
+      let sent = false;
+      const { code, stdout, stderr } = await kstar(longRun(report), (text, child) => {
+        // The progress line of step 1 is printed; signal then.
         if (!sent && /step\s+1\/500/.test(text)) {
           sent = true;
-          child.kill('SIGINT');
+          child.kill(signal);
         }
-      },
+      });
+      expect(sent).toBe(true);
+      expect(code, stderr).toBe(exitCode);
+      expect(stderr).toMatch(new RegExp(`stopped after step \\d+ \\(${signal}\\); writing the report`));
+      const r = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
+      expect(r.stoppedEarly).toBe(true);
+      expect(r.steps).toBeGreaterThanOrEqual(1);
+      expect(r.steps).toBeLessThanOrEqual(2); // step 1, or step 2 if the signal landed while it ran
+      expect(r.losses).toHaveLength(r.steps);
+      expect(r.failed).toBeUndefined();
+      expect(stdout).toMatch(/memory ledger/);
+    },
+  );
+
+  it('a killed parent (pnpm kstar) does not leave the trainer running: it stops and writes the report', async () => {
+    const report = join(dir, 'orphan.json');
+    // A parent that starts kstar with inherited stderr (as pnpm does) and prints the child's pid.
+    const parent = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const c = require('node:child_process').spawn(process.execPath, ${JSON.stringify([
+          '--conditions=@kstar/source',
+          '--import',
+          'tsx',
+          bin,
+          ...longRun(report),
+        ])}, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CI: 'true' } });
+        console.log(c.pid);`,
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    expect(sent).toBe(true);
-    expect(code).toBe(0);
-    expect(existsSync(report)).toBe(true);
+    let pid = 0;
+    parent.stdout.on('data', (d) => {
+      pid ||= Number(String(d).trim());
+    });
+    await new Promise<void>((resolve) => {
+      let stderr = '';
+      parent.stderr.on('data', (d) => {
+        stderr += d;
+        if (/step\s+1\/500/.test(stderr)) resolve();
+      });
+    });
+    parent.kill('SIGKILL');
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const t0 = Date.now();
+    while (alive() && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 200));
+    expect(pid).toBeGreaterThan(0);
+    expect(alive()).toBe(false);
     const r = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
     expect(r.stoppedEarly).toBe(true);
     expect(r.steps).toBeGreaterThanOrEqual(1);
     expect(r.steps).toBeLessThan(500);
     expect(r.losses).toHaveLength(r.steps);
-    expect(stdout).toMatch(/memory ledger/);
   });
 
   it('reads .ts config files, and flags override them', async () => {

@@ -1,0 +1,112 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { adamw } from '@kstar/optim-adamw';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { TrainReport } from '../src/index.ts';
+import { checkOutputPath, checkStepFits, OPTIMIZERS, runCli } from '../src/index.ts';
+import { backendMemoryLimit, WASM_HEAP_MAX_BYTES } from '../src/memory-check.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'kstar-faults-'));
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    io: {
+      stdout: { write: (s: string) => out.push(s) > 0 },
+      stderr: { write: (s: string) => err.push(s) > 0, isTTY: false },
+    },
+    out,
+    err,
+  };
+}
+
+describe('a NaN loss at step k', () => {
+  const NAN_STEP = 4;
+  // AdamW that writes NaN into every weight in the update of step k − 1: step k's forward pass sees a NaN loss.
+  OPTIMIZERS['nan-at-4'] = {
+    defaultLr: 3e-3,
+    replays: [],
+    create: (lr) => {
+      const inner = adamw({ lr });
+      return {
+        ...inner,
+        update(param, grad, state, step) {
+          inner.update(param, grad, state, step);
+          if (step === NAN_STEP - 1) param.assign(tf.fill(param.shape, Number.NaN));
+        },
+      };
+    },
+  };
+  afterAll(() => {
+    delete OPTIMIZERS['nan-at-4'];
+  });
+
+  it('writes the report with the k − 1 losses before it and `failed`, exit 1, one line naming the step', async () => {
+    const report = join(dir, 'nan.json');
+    const { io, err } = capture();
+    const args = [
+      '--optimizer',
+      'nan-at-4',
+      '--backend',
+      'cpu',
+      '--steps',
+      '10',
+      '--batch',
+      '2',
+      '--seq',
+      '16',
+    ];
+    const code = await runCli(['train', ...args, '--eval-every', '0', '--report', report], io);
+    expect(code).toBe(1);
+    const r = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
+    expect(r.failed?.step).toBe(NAN_STEP);
+    expect(r.failed?.reason).toMatch(/step 4: loss is NaN/);
+    expect(r.steps).toBe(NAN_STEP - 1);
+    expect(r.losses).toHaveLength(NAN_STEP - 1);
+    for (const loss of r.losses) expect(Number.isFinite(loss)).toBe(true);
+    expect(r.stoppedEarly).toBe(true);
+    const last = err.at(-1)!;
+    expect(last.trim().split('\n')).toHaveLength(1);
+    expect(last).toMatch(/^kstar: step 4: loss is NaN.*the report has the 3 steps before it/);
+  });
+});
+
+describe('the memory check before step 1', () => {
+  it('wasm is held to its 4 GiB heap, cpu to the process memory', () => {
+    expect(backendMemoryLimit('wasm')!.bytes).toBeLessThanOrEqual(WASM_HEAP_MAX_BYTES);
+    expect(backendMemoryLimit('cpu')!.bytes).toBeGreaterThan(0);
+    expect(backendMemoryLimit('webgpu')).toBeUndefined();
+  });
+
+  it('refuses one byte over the limit and passes at the limit', () => {
+    const limit = { bytes: 1_000_000, source: 'a test limit' };
+    expect(() => checkStepFits(1_000_000, 'cpu', { what: 'a step' }, limit)).not.toThrow();
+    expect(() => checkStepFits(1_000_001, 'cpu', { what: 'a step' }, limit)).toThrow(
+      /a step is predicted to need .*1,000,001 bytes.*--memory-budget/,
+    );
+  });
+});
+
+describe('checkOutputPath', () => {
+  it('a file path: a new or existing file in a writable directory passes, and no probe is left behind', () => {
+    const d = join(dir, 'paths');
+    mkdirSync(d);
+    writeFileSync(join(d, 'old.json'), '{}');
+    expect(() => checkOutputPath(join(d, 'new.json'), 'file', '--report')).not.toThrow();
+    expect(() => checkOutputPath(join(d, 'old.json'), 'file', '--report')).not.toThrow();
+    expect(readdirSync(d)).toEqual(['old.json']);
+  });
+
+  it('a directory path (checkpoints): an existing directory or a new one in an existing parent passes', () => {
+    const d = join(dir, 'ckpt');
+    mkdirSync(d);
+    expect(() => checkOutputPath(d, 'directory', '--save-dir')).not.toThrow();
+    expect(() => checkOutputPath(join(d, 'run-1'), 'directory', '--save-dir')).not.toThrow();
+    writeFileSync(join(d, 'a-file'), '');
+    expect(() => checkOutputPath(join(d, 'a-file'), 'directory', '--save-dir')).toThrow(/is not a directory/);
+    expect(() => checkOutputPath(join(d, 'no/run'), 'directory', '--save-dir')).toThrow(/does not exist/);
+  });
+});
