@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs';
 import { InputError } from '@kstar/core';
 import { type GPTConfig, paramSpecs, resolveConfig } from '@kstar/gpt';
 import {
@@ -8,6 +7,7 @@ import {
   parseBytes,
   planActivations,
 } from './activations.ts';
+import { writeFileAtomic } from './atomic-write.ts';
 import { benchRun } from './bench-run.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
@@ -195,7 +195,7 @@ export async function benchActivations(
         const row = await runOne(base, n, STRATEGIES[n]!(compressFormat), seq, stderr);
         rows.push(row);
         // Written after every run, so a long benchmark stopped part-way keeps what it measured.
-        writeFileSync(
+        writeFileAtomic(
           values.json,
           `${JSON.stringify({ kind: 'activations', date: new Date().toISOString(), machine, preset, backend, complete: false, rows }, null, 2)}\n`,
         );
@@ -204,7 +204,7 @@ export async function benchActivations(
         );
       }
     }
-    writeFileSync(
+    writeFileAtomic(
       values.json,
       `${JSON.stringify({ kind: 'activations', date: new Date().toISOString(), machine, preset, backend, complete: true, rows }, null, 2)}\n`,
     );
@@ -255,7 +255,7 @@ export async function benchActivations(
       verifiedRun: verified ?? null,
       tries,
     });
-    writeFileSync(
+    writeFileAtomic(
       values.json,
       `${JSON.stringify({ kind: 'activations-max-seq', date: new Date().toISOString(), machine, preset, backend, batch, budget, complete: false, search }, null, 2)}\n`,
     );
@@ -279,7 +279,7 @@ export async function benchActivations(
       lines.push(`${n.padEnd(26)} at baseline's T ${baseT}: ${Math.round(row.tokensPerSecond)} tok/s`);
     }
   }
-  writeFileSync(
+  writeFileAtomic(
     values.json,
     `${JSON.stringify({ kind: 'activations-max-seq', date: new Date().toISOString(), machine, preset, backend, batch, budget, complete: true, search, atBaselineSeq: { seq: baseT, rows: atBaseline } }, null, 2)}\n`,
   );

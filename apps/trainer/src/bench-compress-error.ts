@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs';
 import { checkpoint } from '@kstar/act-checkpoint';
 import { compress } from '@kstar/act-compress';
 import { InputError, TrainingEngine } from '@kstar/core';
@@ -6,6 +5,7 @@ import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { adamw } from '@kstar/optim-adamw';
 import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from './atomic-write.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
 
@@ -87,7 +87,7 @@ export async function benchCompressError(argv: string[]): Promise<{ file: string
   tf.dispose([...exact.grads.values(), batch.inputs, batch.targets]);
   exactEngine.dispose();
   model.dispose();
-  writeFileSync(
+  writeFileAtomic(
     v.json,
     `${JSON.stringify({ kind: 'compress-error', date: new Date().toISOString(), machine: machineInfo(), backend, preset, batch: B, seq: T, plan: 'every', rows }, null, 2)}\n`,
   );

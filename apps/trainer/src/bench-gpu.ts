@@ -1,8 +1,9 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '@kstar/core';
+import { writeFileAtomic } from './atomic-write.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
 import type { TrainReport } from './report.ts';
@@ -186,7 +187,7 @@ export async function benchGpu(
   }
   const gpu = gpuName();
   const machine = { gpu, ...machineInfo() };
-  writeFileSync(
+  writeFileAtomic(
     values.json,
     `${JSON.stringify({ kind: 'gpu', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
   );

@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs';
 import { InputError, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import {
@@ -13,6 +12,7 @@ import {
   TINY_PARITY_SHAPES,
 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from './atomic-write.ts';
 import { gpuName } from './bench-gpu.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
@@ -55,7 +55,7 @@ export async function benchKernels(
   // Storage kernels (pack, quantize, split24 join, add, slice write): native against the fallback on the backend.
   optimizerRows.push(...(await guardWebGPUStep(0, () => storageKernelParity())));
   if (optimizerRows.length) log(formatOptimizerParity(optimizerRows));
-  writeFileSync(
+  writeFileAtomic(
     values.json,
     `${JSON.stringify(
       {
@@ -147,7 +147,7 @@ export async function benchProfile(
       `sum of kernel times ${total.toFixed(1)} ms; warm-up steps ${stepMs.map((m) => m.toFixed(0)).join(', ')} ms; profiled step ${profiledMs.toFixed(0)} ms wall`,
     ].join('\n'),
   );
-  writeFileSync(
+  writeFileAtomic(
     values.json,
     `${JSON.stringify(
       {

@@ -1,9 +1,9 @@
-import { writeFileSync } from 'node:fs';
 import { InputError, MemoryLedger, TrainingEngine } from '@kstar/core';
 import { createGPT, type GPTModel } from '@kstar/gpt';
 import { inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
 import { type LazyAdagradPlugin, lazyAdagrad } from '@kstar/optim-lazy-adagrad';
 import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from './atomic-write.ts';
 import { parseTrainConfig } from './config.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
@@ -143,7 +143,7 @@ export async function benchLazyWindow(
     tf.dispose(valBatches.flatMap((b) => [b.inputs, b.targets]));
   }
   const machine = machineInfo();
-  writeFileSync(
+  writeFileAtomic(
     values.json,
     `${JSON.stringify(
       {

@@ -1,7 +1,7 @@
-import { writeFileSync } from 'node:fs';
 import { InputError } from '@kstar/core';
 import { type GPTConfig, paramSpecs } from '@kstar/gpt';
 import { split24Bytes } from '@kstar/kernels';
+import { writeFileAtomic } from './atomic-write.ts';
 import { benchRun } from './bench-run.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
@@ -126,7 +126,7 @@ export async function benchMemory(
     });
   }
   const machine = machineInfo();
-  writeFileSync(
+  writeFileAtomic(
     values.json,
     `${JSON.stringify({ kind: 'memory', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
   );

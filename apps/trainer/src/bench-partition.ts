@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs';
 import {
   InputError,
   MemoryLedger,
@@ -8,6 +7,7 @@ import {
 } from '@kstar/core';
 import { selectBackend, sliceWriter } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from './atomic-write.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
 
@@ -123,7 +123,7 @@ export async function benchPartition(
   const machine = machineInfo();
   // Written after every row, so a long run keeps what it measured.
   const save = () =>
-    writeFileSync(
+    writeFileAtomic(
       values.json as string,
       `${JSON.stringify({ kind: 'partition', date: new Date().toISOString(), backend, machine, rows }, null, 2)}\n`,
     );

@@ -1,5 +1,5 @@
-import { writeFileSync } from 'node:fs';
 import { InputError } from '@kstar/core';
+import { writeFileAtomic } from './atomic-write.ts';
 import { benchRun } from './bench-run.ts';
 import { parseTrainConfig } from './config.ts';
 import { parseFlags } from './flags.ts';
@@ -115,7 +115,7 @@ export async function benchTrain(
     }
   }
   const machine = machineInfo();
-  writeFileSync(
+  writeFileAtomic(
     values.json,
     `${JSON.stringify({ kind: 'train', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
   );
@@ -225,7 +225,7 @@ export async function benchOptimizers(
   const base = rows.find((r) => r.optimizer === 'adamw');
   if (base) for (const r of rows) r.valLossVsAdamW = r.valLoss / base.valLoss - 1;
   const machine = machineInfo();
-  writeFileSync(
+  writeFileAtomic(
     values.json,
     `${JSON.stringify({ kind: 'optimizers', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
   );
