@@ -56,6 +56,8 @@ export const TrainConfigSchema = z.strictObject({
   evalEvery: z.int().nonnegative().default(50),
   evalBatches: z.int().positive().default(4),
   report: z.string().min(1).optional(),
+  /** Skip the update of a step whose loss exceeds this factor × the recent median (a loss spike); off by default. */
+  spikeGuard: z.number().gt(1).finite().optional(),
   /** Model context (blockSize) override; default the preset's. */
   context: z.int().positive().optional(),
   /**

@@ -19,7 +19,7 @@ const INT_FLAGS = [
   'context',
   'update-chunk-bytes',
 ];
-const NUM_FLAGS = ['lr'];
+const NUM_FLAGS = ['lr', 'spike-guard'];
 const STR_FLAGS = [
   'preset',
   'optimizer',
@@ -157,7 +157,8 @@ Brown corpus with AdamW.
   --corpus brown|PATH        the embedded Brown corpus, or a .txt/.md/.jsonl file or a folder
   --tokenizer byte|gpt2
   --eval-every N             validation loss every N steps (0: off); --eval-batches N batches each
-  --report FILE              write the JSON report there (also on Ctrl-C)
+  --report FILE              write the JSON report there (also on Ctrl-C, SIGTERM, SIGHUP and a NaN loss)
+  --spike-guard FACTOR       skip the update of a step whose loss exceeds FACTOR × the median of the last 20 steps
 `;
 
 /**

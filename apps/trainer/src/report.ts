@@ -1,6 +1,7 @@
 import type { MemoryReport } from '@kstar/core';
 import { writeFileAtomic } from './atomic-write.ts';
 import { formatBytes } from './progress.ts';
+import type { SkippedStep } from './spike-guard.ts';
 
 /** The `--report` JSON, reused by every benchmark. Every memory field is measured except `predictedPeakBytes`. */
 export interface TrainReport {
@@ -13,6 +14,8 @@ export interface TrainReport {
   stoppedEarly: boolean;
   /** Set when a step failed (a NaN or infinite loss, a device error): `losses` holds every step before it. */
   failed?: { step: number; reason: string };
+  /** `--spike-guard`: the steps whose update was skipped (their losses are in `losses`). */
+  spikeSkipped?: SkippedStep[];
   losses: number[];
   /** Wall seconds of each training step (the first includes shader compilation on WebGPU). */
   stepSeconds: number[];

@@ -31,6 +31,7 @@ import { checkStepFits } from './memory-check.ts';
 import { optimizerEntry } from './optimizers.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
+import { SpikeGuard } from './spike-guard.ts';
 
 export interface TrainIO {
   /** Progress, validation lines and notes (stderr in the CLI). */
@@ -184,7 +185,7 @@ export function fixedBytes(
   };
 }
 
-function maxOf(results: StepResult[], key: keyof StepResult): number {
+function maxOf(results: StepResult[], key: 'gradPeakBytes' | 'activationPeakBytes' | 'peakBytes'): number {
   return results.reduce((m, r) => Math.max(m, r[key]), 0);
 }
 
@@ -235,7 +236,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   for (const line of probeLines) io.log.log(line);
   const choice = planned.choice;
   const segments = choice.segments;
+  const guard = config.spikeGuard === undefined ? undefined : new SpikeGuard(config.spikeGuard);
   const engine = new TrainingEngine(model, {
+    ...(guard ? { skipUpdate: (loss: number, step: number) => guard.check(loss, step) } : {}),
     optimizer: composition.optimizer,
     mode: choice.mode,
     ...(segments && choice.segmentsBy === 'engine' ? { segments } : {}),
@@ -299,6 +302,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       trainSeconds += seconds;
       results.push(r);
       losses.push(r.loss);
+      if (r.skipped && guard) {
+        const s = guard.skipped.at(-1)!;
+        io.log.log(
+          `kstar: step ${step}: loss ${r.loss.toFixed(4)} is over ${guard.factor} × the recent median ${s.median.toFixed(4)}: update skipped (--spike-guard)`,
+        );
+      }
       const tokensPerSecond = (step * config.batch * seq) / trainSeconds;
       if (valBatches.length > 0 && (step % config.evalEvery === 0 || step === config.steps)) {
         lastVal = await evaluate();
@@ -379,6 +388,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     steps: results.length,
     stoppedEarly: results.length < config.steps,
     ...(failed ? { failed } : {}),
+    ...(guard ? { spikeSkipped: guard.skipped } : {}),
     losses,
     stepSeconds,
     valLosses,

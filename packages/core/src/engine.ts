@@ -60,6 +60,11 @@ export interface EngineOptions {
    * `sliceWriter` as `writer`. Default: off.
    */
   updatePartition?: PartitionOptions;
+  /**
+   * Called with each step's (finite) loss before any parameter is updated; `true` skips every update of that step
+   * (its gradients are still computed, then freed) and the step's result says `skipped`. A loss-spike guard uses it.
+   */
+  skipUpdate?: (loss: number, step: number) => boolean;
 }
 
 export interface GradAccumulator {
@@ -84,6 +89,8 @@ export interface StepResult {
   activationPeakBytes: number;
   /** Peak of all unique buffer bytes during the step. */
   peakBytes: number;
+  /** `skipUpdate` skipped this step's updates: the loss is measured, the parameters are unchanged. */
+  skipped?: boolean;
 }
 
 /**
@@ -111,6 +118,10 @@ export class TrainingEngine {
   /** Parameter name → number of segments that read it. */
   private readonly useCount = new Map<string, number>();
   private readonly onGradient: EngineOptions['onGradient'];
+  private readonly skipUpdate: EngineOptions['skipUpdate'];
+  /** Inside `trainStep` (only its losses go to `skipUpdate`), and whether its updates are skipped. */
+  private guarding = false;
+  private skipping = false;
   private readonly accumulator: GradAccumulator;
   /** Variables some stage reads (the ones trained), by parameter name. */
   private readonly trainedVariables = new Map<string, tf.Variable>();
@@ -161,6 +172,7 @@ export class TrainingEngine {
     }
     this.ledger = options.ledger ?? new MemoryLedger();
     this.onGradient = options.onGradient;
+    this.skipUpdate = options.skipUpdate;
     this.accumulator = options.gradAccumulator ?? allocatingAccumulator;
     this.segmentParams = this.segments.map((seg) => [
       ...new Set(seg.flatMap((i) => model.stages[i]!.params)),
@@ -265,6 +277,8 @@ export class TrainingEngine {
     const paramBytes = this.paramBytes();
     const stateBytes = this.optimizerStateBytes();
     this.ledger.begin(paramBytes + stateBytes);
+    this.skipping = false;
+    this.guarding = true;
     let loss: number;
     let stats: WindowStats;
     try {
@@ -281,6 +295,7 @@ export class TrainingEngine {
     } finally {
       // Closed even when the step throws, so the next step opens a fresh window.
       stats = this.ledger.end();
+      this.guarding = false;
     }
     this.stepCount = step;
     return {
@@ -291,6 +306,7 @@ export class TrainingEngine {
       gradPeakBytes: stats.gradPeakBytes,
       activationPeakBytes: stats.activationPeakBytes,
       peakBytes: stats.peakBytes,
+      ...(this.skipping ? { skipped: true } : {}),
     };
   }
 
@@ -332,6 +348,7 @@ export class TrainingEngine {
   }
 
   private apply(name: string, grad: tf.Tensor, step: number, part?: GradientPart): void {
+    if (this.skipping) return; // the caller frees the gradient as usual
     this.onGradient?.(name, grad);
     const state = this.states.get(name)!;
     this.params.update(name, (variable) => {
@@ -363,6 +380,7 @@ export class TrainingEngine {
           `step ${step}: loss is ${loss}: parameters were not updated; lower the learning rate or check the data`,
         );
       }
+      this.skipping = (this.guarding && this.skipUpdate?.(loss, step)) ?? false;
       for (const g of Object.values(grads)) this.ledger.tagGrad(g);
       for (const [varName, g] of Object.entries(grads)) consume(this.paramNameOf.get(varName) ?? varName, g);
     } finally {
@@ -455,6 +473,7 @@ export class TrainingEngine {
               `step ${step}: loss is ${loss}: parameters were not updated; lower the learning rate or check the data`,
             );
           }
+          this.skipping = (this.guarding && this.skipUpdate?.(loss, step)) ?? false;
         }
         value.dispose();
         dy?.dispose();

@@ -207,3 +207,39 @@ describe('segmented engine when an update throws', () => {
     tf.dispose([batch.inputs, batch.targets, ...model.variables.values()]);
   });
 });
+
+describe('skipUpdate', () => {
+  it.each(['full', 'segmented'] as const)(
+    '%s mode: a skipped step measures its loss, changes no parameter and frees every gradient',
+    async (mode) => {
+      const model = toyModel({ vocab: V, dim: D, depth: 2, seed: 5 });
+      const seen: Array<[number, number]> = [];
+      const engine = new TrainingEngine(model, {
+        optimizer: sgd(0.1),
+        mode,
+        skipUpdate: (loss, step) => {
+          seen.push([step, loss]);
+          return step === 2;
+        },
+      });
+      const batch = randomBatch(V, B, T, 7);
+      const snapshot = () => [...model.variables.values()].map((v) => Array.from(v.dataSync()));
+      const r1 = await engine.trainStep(batch);
+      const before = snapshot();
+      const tensors = tf.memory().numTensors;
+      const r2 = await engine.trainStep(batch);
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(r2.skipped).toBe(true);
+      expect(r2.loss).toBeLessThan(r1.loss); // step 1 did update
+      expect(snapshot()).toEqual(before);
+      const r3 = await engine.trainStep(batch);
+      expect(r3.skipped).toBeUndefined();
+      expect(r3.loss).toBeCloseTo(r2.loss, 6); // same weights, same batch: the same loss
+      expect(snapshot()).not.toEqual(before);
+      expect(seen.map(([s]) => s)).toEqual([1, 2, 3]);
+      expect(seen[1]![1]).toBe(r2.loss);
+      tf.dispose([batch.inputs, batch.targets]);
+      engine.dispose();
+    },
+  );
+});

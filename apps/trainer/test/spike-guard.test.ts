@@ -1,0 +1,77 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { adamw } from '@kstar/optim-adamw';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, expect, it } from 'vitest';
+import type { TrainReport } from '../src/index.ts';
+import { OPTIMIZERS, runCli } from '../src/index.ts';
+import { SpikeGuard } from '../src/spike-guard.ts';
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+it('skips a loss over FACTOR × the median of the accepted window, never in the first 5 steps', () => {
+  const guard = new SpikeGuard(2, 5);
+  const losses = [9, 3.1, 3.0, 2.9, 2.8, 10.8, 2.7, 5.3, 6.0];
+  const decisions = losses.map((l, i) => guard.check(l, i + 1));
+  // Window (last 5 accepted) before step 6: [9, 3.1, 3.0, 2.9, 2.8] → median 3.0; 10.8 > 6 is skipped. Step 8:
+  // [3.1, 3.0, 2.9, 2.8, 2.7] → 2.9, 5.3 < 5.8 accepted; step 9: [3.0, 2.9, 2.8, 2.7, 5.3] → 2.9, 6.0 > 5.8 skipped.
+  expect(decisions).toEqual([false, false, false, false, false, true, false, false, true]);
+  expect(guard.skipped).toEqual([
+    { step: 6, loss: 10.8, median: median([9, 3.1, 3.0, 2.9, 2.8]) },
+    { step: 9, loss: 6.0, median: median([3.0, 2.9, 2.8, 2.7, 5.3]) },
+  ]);
+});
+
+// AdamW that multiplies every weight by 10 in the update of step 5: from step 6 on, the loss spikes.
+OPTIMIZERS['spike-at-6'] = {
+  defaultLr: 3e-3,
+  replays: [],
+  create: (lr) => {
+    const inner = adamw({ lr });
+    return {
+      ...inner,
+      update(param, grad, state, step) {
+        inner.update(param, grad, state, step);
+        if (step === 5) param.assign(tf.tidy(() => tf.mul(param, 10)));
+      },
+    };
+  },
+};
+afterAll(() => {
+  delete OPTIMIZERS['spike-at-6'];
+});
+
+it('kstar train --spike-guard 2: the spiking steps keep their losses in the report, their updates are skipped', async () => {
+  const report = join(mkdtempSync(join(tmpdir(), 'kstar-spike-')), 'r.json');
+  const log: string[] = [];
+  const io = {
+    stdout: { write: () => true },
+    stderr: { write: (s: string) => log.push(s) > 0, isTTY: false },
+  };
+  const args = [
+    '--optimizer',
+    'spike-at-6',
+    '--backend',
+    'cpu',
+    '--steps',
+    '8',
+    '--batch',
+    '2',
+    '--seq',
+    '16',
+  ];
+  expect(
+    await runCli(['train', ...args, '--eval-every', '0', '--spike-guard', '2', '--report', report], io),
+  ).toBe(0);
+  const r = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
+  expect(r.losses).toHaveLength(8);
+  const before = median(r.losses.slice(0, 5));
+  expect(r.losses[5]!).toBeGreaterThan(2 * before); // the injected spike is real
+  expect(r.spikeSkipped!.map((s) => s.step)).toEqual([6, 7, 8]);
+  expect(r.spikeSkipped![0]).toEqual({ step: 6, loss: r.losses[5], median: before });
+  expect(log.join('')).toMatch(/step 6: loss .* is over 2 × the recent median .*: update skipped/);
+});
