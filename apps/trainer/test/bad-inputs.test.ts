@@ -147,6 +147,8 @@ const cases: Case[] = [
   train('blocks-per-segment zero', ['--blocks-per-segment', '0'], /field 'blocksPerSegment'/),
   train('update-chunk-bytes zero', ['--update-chunk-bytes', '0'], /field 'updateChunkBytes'/),
   train('context zero', ['--context', '0'], /field 'context'/),
+  train('spike guard at 1', ['--spike-guard', '1'], /field 'spikeGuard'/),
+  train('spike guard in hex', ['--spike-guard', '0x2'], /--spike-guard: '0x2' is not a decimal number/),
   // Names.
   train('unknown preset', ['--preset', 'huge'], /field 'preset'/),
   train('unknown backend', ['--backend', 'gpu'], /field 'backend'/),

@@ -374,3 +374,11 @@ describe('adafactor plugin: a run longer than the golden one stays finite on an 
     tf.dispose([p, ...Object.values(s)]);
   });
 });
+
+it('refuses inherited names as options (own properties only): constructor, toString, __proto__', () => {
+  for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+    expect(() => adafactor(Object.fromEntries([[name, 1]]) as never), name).toThrow(
+      new RegExp(`unknown option '${name}'`),
+    );
+  }
+});

@@ -51,3 +51,11 @@ describe('adam8bit on cpu', () => {
     expect(back.hparams).toEqual(o.hparams);
   });
 });
+
+it('refuses inherited names as options (own properties only): constructor, toString, __proto__', () => {
+  for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+    expect(() => adam8bit(Object.fromEntries([[name, 1]]) as never), name).toThrow(
+      new RegExp(`unknown option '${name}'`),
+    );
+  }
+});

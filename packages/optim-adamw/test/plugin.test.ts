@@ -308,3 +308,11 @@ describe('adamw plugin: bad options → InputError', () => {
     tf.dispose([p, g, ...Object.values(s)]);
   });
 });
+
+it('refuses inherited names as options (own properties only): constructor, toString, __proto__', () => {
+  for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+    expect(() => adamw(Object.fromEntries([[name, 1]]) as never), name).toThrow(
+      new RegExp(`unknown option '${name}'`),
+    );
+  }
+});

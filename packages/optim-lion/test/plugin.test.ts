@@ -468,3 +468,11 @@ describe('lion plugin: bad options → InputError', () => {
     expect(() => lionFromReferenceHparams(null as never)).toThrow(InputError);
   });
 });
+
+it('refuses inherited names as options (own properties only): constructor, toString, __proto__', () => {
+  for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+    expect(() => lion(Object.fromEntries([[name, 1]]) as never), name).toThrow(
+      new RegExp(`unknown option '${name}'`),
+    );
+  }
+});
