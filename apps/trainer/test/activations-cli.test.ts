@@ -4,19 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseActivations, parseBytes } from '../src/activations.ts';
 import { runCli } from '../src/index.ts';
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    io: {
-      stdout: { write: (s: string) => out.push(s) > 0 },
-      stderr: { write: (s: string) => err.push(s) > 0, isTTY: false },
-    },
-    out,
-    err,
-  };
-}
+import { capture } from './cli-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-act-'));
 

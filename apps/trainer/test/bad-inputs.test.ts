@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runProcess } from './cli-helpers.ts';
 
 // Every bad input must be refused in validation: exit code 2, exactly one line on stderr, no stack trace, nothing on
 // stdout, nothing written, no training step, within 10 s. The CLI runs as the offline bundle `pnpm bundle` ships
@@ -345,34 +346,12 @@ const cases: Case[] = [
   { name: 'unknown benchmark', args: ['bench', 'nope'], message: /unknown benchmark 'nope'/ },
 ];
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
+function runKstar(args: string[]) {
+  const env = { ...process.env, CI: 'true', KSTAR_SKIP_WEBGPU: '1' };
+  return runProcess(process.execPath, [cli, ...args], { cwd: dir, env, timeout: LIMIT_MS * 3 });
 }
 
-function runKstar(args: string[]): Promise<Result> {
-  const t0 = performance.now();
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      cwd: dir,
-      env: { ...process.env, CI: 'true', KSTAR_SKIP_WEBGPU: '1' },
-      timeout: LIMIT_MS * 3,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - t0 }));
-  });
-}
-
-const results = new Map<string, Result>();
+const results = new Map<string, Awaited<ReturnType<typeof runKstar>>>();
 
 beforeAll(async () => {
   fixtures();

@@ -3,19 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../src/index.ts';
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    io: {
-      stdout: { write: (s: string) => out.push(s) > 0 },
-      stderr: { write: (s: string) => err.push(s) > 0, isTTY: false },
-    },
-    out,
-    err,
-  };
-}
+import { capture } from './cli-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-cli-'));
 const report = join(dir, 'report.json');

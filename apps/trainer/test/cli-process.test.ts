@@ -5,29 +5,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { TrainReport } from '../src/index.ts';
+import { runProcess } from './cli-helpers.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kstar-proc-'));
 
 /** Runs the real CLI in a child process (as `pnpm kstar` does). */
-function kstar(args: string[], onStderr?: (text: string, child: ReturnType<typeof spawn>) => void) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--conditions=@kstar/source', '--import', 'tsx', bin, ...args], {
-      cwd: root,
-      env: { ...process.env, CI: 'true' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      onStderr?.(stderr, child);
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function kstar(args: string[], onStderr?: Parameters<typeof runProcess>[3]) {
+  const argv = ['--conditions=@kstar/source', '--import', 'tsx', bin, ...args];
+  return runProcess(process.execPath, argv, { cwd: root, env: { ...process.env, CI: 'true' } }, onStderr);
 }
 
 describe('kstar as a process', () => {

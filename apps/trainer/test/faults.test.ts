@@ -1,48 +1,23 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { adamw } from '@kstar/optim-adamw';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TrainReport } from '../src/index.ts';
-import { checkOutputPath, checkStepFits, OPTIMIZERS, runCli } from '../src/index.ts';
+import { checkOutputPath, checkStepFits, runCli } from '../src/index.ts';
 import { backendMemoryLimit, WASM_HEAP_MAX_BYTES } from '../src/memory-check.ts';
+import { capture, registerFaultyAdamw } from './cli-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-faults-'));
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    io: {
-      stdout: { write: (s: string) => out.push(s) > 0 },
-      stderr: { write: (s: string) => err.push(s) > 0, isTTY: false },
-    },
-    out,
-    err,
-  };
-}
 
 describe('a NaN loss at step k', () => {
   const NAN_STEP = 4;
   // AdamW that writes NaN into every weight in the update of step k − 1: step k's forward pass sees a NaN loss.
-  OPTIMIZERS['nan-at-4'] = {
-    defaultLr: 3e-3,
-    replays: [],
-    create: (lr) => {
-      const inner = adamw({ lr });
-      return {
-        ...inner,
-        update(param, grad, state, step) {
-          inner.update(param, grad, state, step);
-          if (step === NAN_STEP - 1) param.assign(tf.fill(param.shape, Number.NaN));
-        },
-      };
-    },
-  };
-  afterAll(() => {
-    delete OPTIMIZERS['nan-at-4'];
-  });
+  afterAll(
+    registerFaultyAdamw('nan-at-4', (param, step) => {
+      if (step === NAN_STEP - 1) param.assign(tf.fill(param.shape, Number.NaN));
+    }),
+  );
 
   it('writes the report with the k − 1 losses before it and `failed`, exit 1, one line naming the step', async () => {
     const report = join(dir, 'nan.json');

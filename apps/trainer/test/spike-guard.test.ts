@@ -1,12 +1,12 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { adamw } from '@kstar/optim-adamw';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, expect, it } from 'vitest';
 import type { TrainReport } from '../src/index.ts';
-import { OPTIMIZERS, runCli } from '../src/index.ts';
+import { runCli } from '../src/index.ts';
 import { SpikeGuard } from '../src/spike-guard.ts';
+import { registerFaultyAdamw } from './cli-helpers.ts';
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -27,23 +27,11 @@ it('skips a loss over FACTOR × the median of the accepted window, never in the 
 });
 
 // AdamW that multiplies every weight by 10 in the update of step 5: from step 6 on, the loss spikes.
-OPTIMIZERS['spike-at-6'] = {
-  defaultLr: 3e-3,
-  replays: [],
-  create: (lr) => {
-    const inner = adamw({ lr });
-    return {
-      ...inner,
-      update(param, grad, state, step) {
-        inner.update(param, grad, state, step);
-        if (step === 5) param.assign(tf.tidy(() => tf.mul(param, 10)));
-      },
-    };
-  },
-};
-afterAll(() => {
-  delete OPTIMIZERS['spike-at-6'];
-});
+afterAll(
+  registerFaultyAdamw('spike-at-6', (param, step) => {
+    if (step === 5) param.assign(tf.tidy(() => tf.mul(param, 10)));
+  }),
+);
 
 it('kstar train --spike-guard 2: the spiking steps keep their losses in the report, their updates are skipped', async () => {
   const report = join(mkdtempSync(join(tmpdir(), 'kstar-spike-')), 'r.json');
