@@ -41,13 +41,16 @@ function camel(flag: string): string {
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 /**
- * Parse a number flag strictly: `--steps -3` and `--steps 1e400` reach the schema as numbers (which says what is
- * wrong with the value), `--steps abc` and `--steps 0x2` (which `Number` reads as 2) fail here.
+ * Parse a number flag strictly: `--steps -3` reaches the schema as a number (which says what is wrong with the
+ * value); `--steps abc`, `--steps 1e400` and `--steps 0x2` (which `Number` reads as 2) fail here.
  */
 export function toNumber(flag: string, text: string, integer: boolean): number {
   const value = Number(text);
   if (!DECIMAL.test(text)) {
     throw new InputError(`flag --${flag}: '${text}' is not a decimal number`, 'E_FLAG');
+  }
+  if (!Number.isFinite(value)) {
+    throw new InputError(`flag --${flag}: '${text}' is out of range (not a finite number)`, 'E_FLAG');
   }
   if (integer && !Number.isInteger(value)) {
     throw new InputError(`flag --${flag}: '${text}' is not an integer`, 'E_FLAG');

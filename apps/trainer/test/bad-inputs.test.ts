@@ -130,7 +130,7 @@ const cases: Case[] = [
   train('steps fractional', ['--steps', '1.5'], /--steps: '1.5' is not an integer/),
   train('steps negative', ['--steps', '-3'], /field 'steps'/),
   train('steps zero', ['--steps', '0'], /field 'steps'/),
-  train('steps overflow', ['--steps', '1e400'], /field 'steps'/),
+  train('steps overflow', ['--steps', '1e400'], /--steps: '1e400' is out of range/),
   train('steps Infinity', ['--steps', 'Infinity'], /--steps: 'Infinity'/),
   train('batch zero', ['--batch', '0'], /field 'batch'/),
   train(
