@@ -13,7 +13,7 @@ export interface TrainReport {
   steps: number;
   stoppedEarly: boolean;
   /** Set when a step failed (a NaN or infinite loss, a device error): `losses` holds every step before it. */
-  failed?: { step: number; reason: string };
+  failed?: { step: number; reason: string; stack?: string };
   /** `--spike-guard`: the steps whose update was skipped (their losses are in `losses`). */
   spikeSkipped?: SkippedStep[];
   losses: number[];

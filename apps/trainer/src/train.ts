@@ -290,9 +290,16 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
           entry.trainStep ? entry.trainStep(engine, batch) : engine.trainStep(batch),
         );
       } catch (e) {
-        // A non-finite loss or a device error: the steps before it are kept and the report says why it ended.
-        if (!(e instanceof TrainingError)) throw e;
-        failed = { step: e.step, reason: e.message };
+        // A non-finite loss, a device error or any other failure inside the step: the steps before it are kept and
+        // the report says why it ended (with the stack when it is not a TrainingError: that is a bug to report).
+        failed =
+          e instanceof TrainingError
+            ? { step: e.step, reason: e.message }
+            : {
+                step,
+                reason: `step ${step} failed: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
+                ...(e instanceof Error && e.stack ? { stack: e.stack } : {}),
+              };
         break;
       } finally {
         tf.dispose([batch.inputs, batch.targets]);

@@ -49,6 +49,40 @@ describe('a NaN loss at step k', () => {
   });
 });
 
+describe('any other error inside step k (a bug, a backend crash)', () => {
+  afterAll(
+    registerFaultyAdamw('throws-at-3', (_param, step) => {
+      if (step === 3) throw new RangeError('injected failure');
+    }),
+  );
+
+  it('still writes the report with the k − 1 steps before it, the reason and the stack, exit 1', async () => {
+    const report = join(dir, 'throws.json');
+    const { io, err } = capture();
+    const args = [
+      '--optimizer',
+      'throws-at-3',
+      '--backend',
+      'cpu',
+      '--steps',
+      '6',
+      '--batch',
+      '2',
+      '--seq',
+      '16',
+    ];
+    expect(await runCli(['train', ...args, '--eval-every', '0', '--report', report], io)).toBe(1);
+    const r = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
+    expect(r.losses).toHaveLength(2);
+    expect(r.failed?.step).toBe(3);
+    expect(r.failed?.reason).toBe('step 3 failed: RangeError: injected failure');
+    expect(r.failed?.stack).toMatch(/injected failure\n\s+at /);
+    expect(err.at(-1)).toMatch(
+      /^kstar: step 3 failed: RangeError: injected failure; the report has the 2 steps/,
+    );
+  });
+});
+
 describe('the memory check before step 1', () => {
   it('wasm is held to its 4 GiB heap, cpu to the process memory', () => {
     expect(backendMemoryLimit('wasm')!.bytes).toBeLessThanOrEqual(WASM_HEAP_MAX_BYTES);
