@@ -20,7 +20,7 @@ export type {
   StageSummary,
 } from './contracts.ts';
 export { SPECIFICATION_VERSION } from './contracts.ts';
-export type { EngineMode, EngineOptions, GradAccumulator, StepResult } from './engine.ts';
+export type { EngineMode, EngineOptions, GradAccumulator, ReplanOptions, StepResult } from './engine.ts';
 export { TrainingEngine } from './engine.ts';
 export {
   BackendUnavailableError,
