@@ -99,6 +99,8 @@ export interface StepResult {
   activationPeakBytes: number;
   /** Peak of all unique buffer bytes during the step. */
   peakBytes: number;
+  /** Peak of host-memory bytes plugins declared during the step (offloaded data), apart from `peakBytes`. */
+  hostPeakBytes: number;
 }
 
 /**
@@ -380,6 +382,7 @@ export class TrainingEngine {
       gradPeakBytes: stats.gradPeakBytes,
       activationPeakBytes: stats.activationPeakBytes,
       peakBytes: stats.peakBytes,
+      hostPeakBytes: stats.hostPeakBytes,
     };
   }
 

@@ -31,7 +31,7 @@ export {
   TrainingError,
 } from './errors.ts';
 export type { MemoryReport, MemoryTerm, WindowStats } from './ledger.ts';
-export { MemoryLedger, uniqueBufferBytes } from './ledger.ts';
+export { MemoryLedger, trackHostBytes, uniqueBufferBytes } from './ledger.ts';
 export type { ParamAccess } from './master-weights.ts';
 export { materializedGrads, paramAccess } from './master-weights.ts';
 export type { Batch, Stage, StagedModel } from './model.ts';
