@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import type { MemoryReport } from '@kstar/core';
+import type { PlanRecord } from '@kstar/planner';
 import { formatBytes } from './progress.ts';
 
 /** The `--report` JSON, reused by every benchmark. Every memory field is measured except `predictedPeakBytes`. */
@@ -23,6 +24,8 @@ export interface TrainReport {
    * in use (live tensors, all of them, not only the step's ledger) and allocated (in use + free, ≤ the in-use high-water mark + the bound).
    */
   gpu?: { peakBytesInUse: number; peakBytesAllocated: number; poolMaxFreeBytes: number };
+  /** With --memory-budget: every plan the planner made, in order, with its reason (`@kstar/planner`'s PlanRecord). */
+  plans?: PlanRecord[];
 }
 
 export function writeReport(path: string, report: TrainReport): void {

@@ -33,8 +33,9 @@ export class Calibration {
     return ms;
   }
 
-  has(key: string): boolean {
-    return this.entries.has(key);
+  /** The cached time of `key`, if any. */
+  get(key: string): number | undefined {
+    return this.entries.get(key);
   }
 
   toJSON(): CalibrationData {

@@ -7,4 +7,4 @@ export { PlanLog } from './plan-log.ts';
 export type { Evaluation, PlanProblem, PlanSlot, SegmentPrediction, Solution } from './problem.ts';
 export { better, searchSpaceSize } from './problem.ts';
 export type { SolveOptions } from './solve.ts';
-export { DEFAULT_EXHAUSTIVE_LIMIT, solve } from './solve.ts';
+export { DEFAULT_EXHAUSTIVE_LIMIT, InfeasibleBudgetError, solve } from './solve.ts';
