@@ -4,6 +4,7 @@ import {
   type Calibration,
   InfeasibleBudgetError,
   PlanLog,
+  type PlanProblem,
   type PlanReason,
   type PlanRecord,
   type Solution,
@@ -49,9 +50,41 @@ export interface AdaptivePlannerArgs {
   spec: ActivationSpec;
   budget: number;
   calibration: Calibration;
+  /**
+   * Every plan takes these option labels, one per slot (`PlanRecord.choices` of another run): the run then uses one
+   * fixed plan whatever the sequence length (a reference run for tests and comparisons).
+   */
+  pin?: readonly string[];
   /** The optimizer updates inside the backward pass (LOMO): every plan is segmented. */
   segmentedOnly?: boolean;
   log?: (line: string) => void;
+}
+
+/** The problem with each slot's options narrowed to the pinned label (InputError when a label is not an option). */
+function pinned(
+  problem: PlanProblem<PlanOption>,
+  pin: readonly string[] | undefined,
+): PlanProblem<PlanOption> {
+  if (!pin) return problem;
+  if (pin.length !== problem.slots.length) {
+    throw new InputError(
+      `pinned plan has ${pin.length} choices for ${problem.slots.length} slots: give one per slot`,
+      'E_CONFIG',
+    );
+  }
+  return {
+    ...problem,
+    slots: problem.slots.map((s, i) => {
+      const options = s.options.filter((o) => o.label === pin[i]);
+      if (options.length === 0) {
+        throw new InputError(
+          `pinned plan: '${pin[i]}' is not an option of ${s.name}: use one of ${s.options.map((o) => o.label).join(', ')}`,
+          'E_CONFIG',
+        );
+      }
+      return { ...s, options };
+    }),
+  };
 }
 
 /** True for errors that mean the device (or the wasm heap) ran out of memory. */
@@ -103,7 +136,7 @@ export class AdaptivePlanner {
     };
     let solution: Solution<PlanOption>;
     try {
-      solution = solve(planProblem(problemArgs));
+      solution = solve(pinned(planProblem(problemArgs), this.args.pin));
     } catch (e) {
       if (e instanceof InfeasibleBudgetError) {
         throw new InputError(

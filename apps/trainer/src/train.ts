@@ -68,6 +68,8 @@ export interface PreparedRun {
   memoryBudget?: number | 'auto';
   /** `--seq-schedule`: `seq` is its longest T. */
   seqSchedule?: Array<{ seq: number; steps: number }>;
+  /** With a budget: one fixed plan (option labels, `PlanRecord.choices`) instead of solving (reference runs). */
+  pinPlan?: readonly string[];
 }
 
 /**
@@ -200,6 +202,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         budget,
         calibration,
         segmentedOnly: entry.requiresMode === 'segmented',
+        ...(run.pinPlan ? { pin: run.pinPlan } : {}),
         log: (line) => io.log.log(line),
       });
       await planner.make(
