@@ -136,7 +136,17 @@ export class AdaptivePlanner {
     };
     let solution: Solution<PlanOption>;
     try {
-      solution = solve(pinned(planProblem(problemArgs), this.args.pin));
+      try {
+        solution = solve(pinned(planProblem(problemArgs), this.args.pin));
+      } catch (e) {
+        // After an out-of-memory error: the tightest plan there is, if it is tighter than the one that failed.
+        const failed = this.current?.predictedPeakBytes ?? 0;
+        if (!(reason === 'out-of-memory' && e instanceof InfeasibleBudgetError && e.smallestBytes < failed))
+          throw e;
+        this.budget = e.smallestBytes;
+        problemArgs.budget = e.smallestBytes;
+        solution = solve(pinned(planProblem(problemArgs), this.args.pin));
+      }
     } catch (e) {
       if (e instanceof InfeasibleBudgetError) {
         throw new InputError(

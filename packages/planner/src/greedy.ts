@@ -59,7 +59,8 @@ export function solveGreedy<O>(problem: PlanProblem<O>): Solution<O> {
     current = pick.a;
     cur = pick.e;
   }
-  // 3. Faster changes that still fit.
+  // 3. Faster changes that still fit: one slot, then two at once (a global knob often pays only together with a
+  // boundary change, e.g. finer chunking that lets a segment keep its activations).
   for (let improved = cur.bytes <= budget; improved; ) {
     improved = false;
     for (let i = 0; i < slots.length; i++) {
@@ -72,6 +73,26 @@ export function solveGreedy<O>(problem: PlanProblem<O>): Solution<O> {
           current = next;
           cur = e;
           improved = true;
+        }
+      }
+    }
+    if (improved) continue;
+    for (let i = 0; i < slots.length && !improved; i++) {
+      for (let j = i + 1; j < slots.length && !improved; j++) {
+        for (const oi of slots[i]!.options) {
+          if (oi === current[i]) continue;
+          for (const oj of slots[j]!.options) {
+            if (oj === current[j]) continue;
+            const next = current.slice();
+            next[i] = oi;
+            next[j] = oj;
+            const e = evaluate(next);
+            if (e.bytes <= budget && better(e, cur, budget)) {
+              current = next;
+              cur = e;
+              improved = true;
+            }
+          }
         }
       }
     }
