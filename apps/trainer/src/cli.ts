@@ -9,6 +9,7 @@ import { benchKernels, benchProfile } from './bench-kernels.ts';
 import { benchLazyWindow } from './bench-lazy-window.ts';
 import { benchMemory, memoryTable } from './bench-memory.ts';
 import { benchPartition } from './bench-partition.ts';
+import { BENCH_PLANNER_HELP, benchPlanner } from './bench-planner.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { planRun, planTable } from './plan-command.ts';
@@ -145,6 +146,21 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
     try {
       const { file, table } = await benchActivations(rest, io.stderr);
       io.stdout.write(`${table}\nwrote ${file}\n`);
+      return 0;
+    } finally {
+      await shutdownWebGPU();
+    }
+  }
+  if (kind === 'planner') {
+    if (rest.includes('--help')) {
+      io.stdout.write(BENCH_PLANNER_HELP);
+      return 0;
+    }
+    try {
+      const { file, result } = await benchPlanner(rest, io.stderr);
+      io.stdout.write(
+        `planner / best fixed plan tokens/s: ${result.plannerOverBestFixedTokensPerSecond.toFixed(3)}\nwrote ${file}\n`,
+      );
       return 0;
     } finally {
       await shutdownWebGPU();
