@@ -90,6 +90,15 @@ export interface StepCosts {
   store: Record<Store, number>;
 }
 
+/** Costs of 0 ms everywhere: for questions about bytes alone (is any plan under the budget?). */
+export function zeroCosts(config: GPTConfig, space: PlanSpace): StepCosts {
+  const zeros = Array.from({ length: config.nLayer + 2 }, () => 0);
+  const stages: StepCosts['stages'] = {};
+  for (const o of planSlots(config, space).at(-1)!.options)
+    stages[o.label] = { forward: zeros, forwardBackward: zeros };
+  return { stages, store: { float32: 0, bf16: 0, int8: 0, offload: 0 } };
+}
+
 /** A decoded assignment: what the engine runs. */
 export interface DecodedPlan {
   mode: 'full' | 'segmented';

@@ -24,8 +24,10 @@ import {
   evaluatePlan,
   type PlanOption,
   type PlanSpace,
+  type ProblemArgs,
   planProblem,
   spaceFor,
+  zeroCosts,
 } from './plan-space.ts';
 
 /** A measured step peak above the prediction by more than this fraction triggers a re-plan. */
@@ -115,6 +117,17 @@ export class AdaptivePlanner {
   /** Solve for `seq` under the current budget (calibrating first when this shape was not measured). */
   async make(step: number, seq: number, reason: PlanReason, detail: string): Promise<MadePlan> {
     const { config, batch, backend, fixed } = this.args;
+    // Bytes do not depend on costs: an impossible budget fails here, before any calibration.
+    const bytesOnly = {
+      config,
+      batch,
+      seq,
+      backend,
+      fixed,
+      space: this.space,
+      costs: zeroCosts(config, this.space),
+    };
+    this.check(bytesOnly, reason);
     // Calibrated on a model of its own: the run's variables may have been adopted by a master-weights plugin.
     const probe = createGPT(config, { seed: 0 });
     let costs: Awaited<ReturnType<typeof calibrate>>;
@@ -148,13 +161,7 @@ export class AdaptivePlanner {
         solution = solve(pinned(planProblem(problemArgs), this.args.pin));
       }
     } catch (e) {
-      if (e instanceof InfeasibleBudgetError) {
-        throw new InputError(
-          `memory budget ${Math.round(this.budget).toLocaleString('en-US')} bytes cannot hold a step of batch ${batch} × seq ${seq}: the smallest predicted peak with activations '${describeSpec(this.args.spec) || 'any'}' is ${Math.round(e.smallestBytes).toLocaleString('en-US')} bytes (${e.solver} search, ${e.searched.toLocaleString('en-US')} plans); try --activations checkpoint,mst,compress:int8, a smaller --batch or --seq, or a larger --memory-budget`,
-          'E_MEMORY_BUDGET',
-        );
-      }
-      throw e;
+      throw this.explain(e, seq);
     }
     const plan = decode(solution.assignment, this.args.segmentedOnly);
     const e = evaluatePlan(problemArgs, plan);
@@ -179,6 +186,25 @@ export class AdaptivePlanner {
       seq,
     };
     return this.current;
+  }
+
+  /** Throws the budget's InputError when no plan's predicted bytes fit (after out-of-memory: unless a tighter one exists). */
+  private check(args: Omit<ProblemArgs, 'budget'>, reason: PlanReason): void {
+    try {
+      solve(pinned(planProblem({ ...args, budget: this.budget }), this.args.pin));
+    } catch (e) {
+      if (reason === 'out-of-memory' && e instanceof InfeasibleBudgetError) return;
+      throw this.explain(e, args.seq);
+    }
+  }
+
+  /** An infeasible budget, in the trainer's words (the error unchanged otherwise). */
+  private explain(e: unknown, seq: number): unknown {
+    if (!(e instanceof InfeasibleBudgetError)) return e;
+    return new InputError(
+      `memory budget ${Math.round(this.budget).toLocaleString('en-US')} bytes cannot hold a step of batch ${this.args.batch} × seq ${seq}: the smallest predicted peak with activations '${describeSpec(this.args.spec) || 'any'}' is ${Math.round(e.smallestBytes).toLocaleString('en-US')} bytes (${e.solver} search, ${e.searched.toLocaleString('en-US')} plans); try --activations checkpoint,mst,compress:int8, a smaller --batch or --seq, or a larger --memory-budget`,
+      'E_MEMORY_BUDGET',
+    );
   }
 
   /** The engine options of the current plan. */
