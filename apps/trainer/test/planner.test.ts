@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { StepResult, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { Calibration, solveExhaustive, solveGreedy } from '@kstar/planner';
@@ -8,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parseTrainConfig } from '../src/config.ts';
 import { runCli } from '../src/index.ts';
 import { optimizerEntry } from '../src/optimizers.ts';
-import { autoBudget, isOutOfMemory } from '../src/plan.ts';
+import { AdaptivePlanner, autoBudget, isOutOfMemory } from '../src/plan.ts';
 import { calibrate } from '../src/plan-calibrate.ts';
 import { planProblem, spaceFor } from '../src/plan-space.ts';
 import { ProgressBar } from '../src/progress.ts';
@@ -123,6 +124,50 @@ describe('re-planning', () => {
     expect(hit.plans![1]!.budget).toBeLessThan(hit.plans![0]!.budget);
     expect(hit.steps).toBe(4);
     clean.losses.forEach((l, i) => expect(hit.losses[i]!).toBeCloseTo(l, 4));
+  });
+});
+
+describe('measured-peak overshoot', () => {
+  it('tightens the budget by the overshoot and re-plans for the next step', async () => {
+    await selectBackend('wasm');
+    const config = resolveConfig('tiny', {});
+    const model = createGPT(config, { seed: 1 });
+    const fixed = fixedBytes(model, optimizerEntry('adamw').create(1e-3, {}) as never);
+    model.dispose();
+    const budget = 14 * 2 ** 20;
+    const planner = new AdaptivePlanner({
+      config,
+      batch: 2,
+      backend: 'wasm',
+      fixed,
+      spec: {},
+      budget,
+      calibration: new Calibration(),
+    });
+    const first = await planner.make(1, 64, 'start', '');
+    const replans: unknown[] = [];
+    const engine = { replan: (o: unknown) => replans.push(o) } as unknown as TrainingEngine;
+    const step = (peakBytes: number) =>
+      ({
+        step: 1,
+        loss: 1,
+        paramBytes: 0,
+        optimizerStateBytes: 0,
+        gradPeakBytes: 0,
+        activationPeakBytes: 0,
+        peakBytes,
+        hostPeakBytes: 0,
+      }) satisfies StepResult;
+    // Within the 5% margin: nothing happens.
+    await planner.afterStep(engine, step(Math.floor(first.predictedPeakBytes * 1.04)), 2);
+    expect(replans).toHaveLength(0);
+    const over = Math.round(first.predictedPeakBytes * 0.1);
+    await planner.afterStep(engine, step(first.predictedPeakBytes + over), 2);
+    expect(replans).toHaveLength(1);
+    const last = planner.log.plans.at(-1)!;
+    expect([last.step, last.reason]).toEqual([2, 'measured-peak']);
+    expect(last.budget).toBe(budget - over);
+    expect(last.predictedBytes).toBeLessThanOrEqual(budget - over);
   });
 });
 
