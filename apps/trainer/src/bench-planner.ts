@@ -112,20 +112,28 @@ export async function benchPlanner(argv: string[], stderr: { write(s: string): b
       if (e.bytes <= budget) {
         ranked.push({ labels: a.map((o) => o.label), ms: e.ms });
         ranked.sort((x, y) => x.ms - y.ms);
-        if (ranked.length > 4 * k) ranked.length = 4 * k;
+        if (ranked.length > 50 * k) ranked.length = 50 * k;
       }
       return e;
     },
   });
-  const seen = new Set<string>([rows[1]!.choices?.join() ?? '']);
+  // Plans that run the same way count once (e.g. a codec on the last segment's input, which is never stored).
+  const decodeLabels = (labels: readonly string[]) =>
+    decode(problem.slots.map((s, i) => s.options.find((o) => o.label === labels[i])!));
+  const runKey = (labels: readonly string[]) => {
+    const p = decodeLabels(labels);
+    const stores = p.stores.map((s, i) => (i > 0 && i < p.segments.length - 1 ? s : '-'));
+    return JSON.stringify([p.mode, p.segments, stores, p.opsLabel]);
+  };
+  const seen = new Set<string>(rows[1]!.choices ? [runKey(rows[1]!.choices)] : []);
   let tried = 0;
   for (const c of ranked) {
     if (tried >= k) break;
-    if (seen.has(c.labels.join())) continue;
-    seen.add(c.labels.join());
+    if (seen.has(runKey(c.labels))) continue;
+    seen.add(runKey(c.labels));
     tried++;
     log(`bench planner: fixed plan ${c.labels.join(' ')} (predicted ${c.ms.toFixed(0)} ms)`);
-    const p = decode(problem.slots.map((s, i) => s.options.find((o) => o.label === c.labels[i])!));
+    const p = decodeLabels(c.labels);
     const r = (await benchRun({ ...base, memoryBudget: budget }, stderr, { pinPlan: c.labels })).report;
     rows.push(rowOf(`fixed ${p.segments.length} segments ${p.opsLabel}`, r, budget, batch, seq));
   }
