@@ -9,9 +9,10 @@ type Err = NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean };
 export async function benchRun(
   settings: Record<string, unknown>,
   stderr: Err,
+  extra: Pick<PreparedRun, 'pinPlan'> = {},
 ): Promise<{ config: TrainConfig; run: PreparedRun; report: TrainReport }> {
   const config = parseTrainConfig({ ...settings, evalEvery: 0, warmup: 0 }, 'bench');
-  const run = prepareRun(config);
+  const run = { ...prepareRun(config), ...extra };
   const report = await train(run, { log: new ProgressBar(stderr) });
   return { config, run, report };
 }

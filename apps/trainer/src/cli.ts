@@ -9,10 +9,12 @@ import { benchKernels, benchProfile } from './bench-kernels.ts';
 import { benchLazyWindow } from './bench-lazy-window.ts';
 import { benchMemory, memoryTable } from './bench-memory.ts';
 import { benchPartition } from './bench-partition.ts';
+import { BENCH_PLANNER_HELP, benchPlanner } from './bench-planner.ts';
 import { BACKEND_NAMES, loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { readGolden } from './golden.ts';
 import { checkOutputPath } from './output-paths.ts';
+import { planRun, planTable } from './plan-command.ts';
 import { ProgressBar } from './progress.ts';
 import { compareReplay, replayGolden } from './replay.ts';
 import { ledgerTable, writeReport } from './report.ts';
@@ -23,6 +25,7 @@ export const USAGE = `kstar — memory-efficient transformer training for TypeSc
 
 Usage:
   kstar train [options]                     train a GPT (see 'kstar train --help')
+  kstar plan [train options]                the memory plan a run would start with (--memory-budget, default auto)
   kstar replay --golden FILE --out FILE     replay a golden optimizer file with K*'s optimizers
   kstar bench train --json FILE [options]   benchmark training per backend and mode (see 'kstar bench --help')
   kstar bench activations --json FILE …     activation strategies: memory, speed, longest T under a budget
@@ -73,6 +76,31 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
     return stop.exitCode;
   } finally {
     unwatch();
+    await shutdownWebGPU();
+  }
+}
+
+/** `kstar plan`: the train options, planned and printed (and written to --report FILE as `{plans}`), no training. */
+async function planCommand(argv: string[], io: CliIO): Promise<number> {
+  const flags = parseTrainFlags(argv);
+  if (flags.help) {
+    io.stdout.write(
+      `kstar plan [train options]: prints the plan 'kstar train' would start with\n${TRAIN_HELP}`,
+    );
+    return 0;
+  }
+  const fromFile = flags.config ? await loadConfigFile(flags.config) : {};
+  const config = parseTrainConfig(
+    { ...fromFile, ...flags.overrides },
+    flags.config ? `config '${flags.config}'` : 'config',
+  );
+  const run = prepareRun(config);
+  try {
+    const plans = await planRun(run, (line) => io.stderr.write(`${line}\n`));
+    io.stdout.write(`${planTable(plans)}\n`);
+    if (config.report) writeFileSync(config.report, `${JSON.stringify({ plans }, null, 2)}\n`);
+    return 0;
+  } finally {
     await shutdownWebGPU();
   }
 }
@@ -133,6 +161,21 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
     try {
       const { file, table } = await benchActivations(rest, io.stderr);
       io.stdout.write(`${table}\nwrote ${file}\n`);
+      return 0;
+    } finally {
+      await shutdownWebGPU();
+    }
+  }
+  if (kind === 'planner') {
+    if (rest.includes('--help')) {
+      io.stdout.write(BENCH_PLANNER_HELP);
+      return 0;
+    }
+    try {
+      const { file, result } = await benchPlanner(rest, io.stderr);
+      io.stdout.write(
+        `planner / best fixed plan tokens/s: ${result.plannerOverBestFixedTokensPerSecond.toFixed(3)}\nwrote ${file}\n`,
+      );
       return 0;
     } finally {
       await shutdownWebGPU();
@@ -202,6 +245,8 @@ export async function runCli(
     switch (command) {
       case 'train':
         return await trainCommand(rest, io);
+      case 'plan':
+        return await planCommand(rest, io);
       case 'replay':
         return await replayCommand(rest, io);
       case 'bench':

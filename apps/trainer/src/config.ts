@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { InputError } from '@kstar/core';
 import { z } from 'zod';
 import { parseActivations, parseBytes } from './activations.ts';
+import { parseSeqSchedule } from './seq-schedule.ts';
 
 export const PRESET_NAMES = ['tiny', 'small', 'gpt2-124m'] as const;
 export const BACKEND_NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
@@ -75,12 +76,24 @@ export const TrainConfigSchema = z.strictObject({
         ctx.addIssue({ code: 'custom', message: (e as Error).message });
       }
     }),
-  /** Step memory budget in bytes (or a size like 512MiB): strategies pick their parameters to fit, or the run fails. */
+  /** Sequence lengths over the run, `T:STEPS,T:STEPS…` (see `parseSeqSchedule`); overrides `seq`. */
+  seqSchedule: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v === undefined) return;
+      try {
+        parseSeqSchedule(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      }
+    }),
+  /** Step memory budget in bytes (or a size like 512MiB, or `auto`): the planner fits the step to it, or the run fails. */
   memoryBudget: z
     .union([z.number().positive(), z.string()])
     .optional()
     .superRefine((v, ctx) => {
-      if (v === undefined) return;
+      if (v === undefined || v === 'auto') return;
       try {
         if (!(parseBytes(v) > 0)) throw new Error(`memory budget '${v}' must be > 0 bytes`);
       } catch (e) {

@@ -31,6 +31,7 @@ const STR_FLAGS = [
   'report',
   'activations',
   'memory-budget',
+  'seq-schedule',
 ];
 
 function camel(flag: string): string {
@@ -153,8 +154,13 @@ Brown corpus with AdamW.
   --activations LIST         activation strategies, comma-separated: checkpoint[:every|every:K|sqrt|selective|
                              PLAN+selective], mst[:M], compress[:bf16|int8] (checkpoint plans and compress select
                              segmented mode; e.g. --activations checkpoint:sqrt,mst,compress:int8)
-  --memory-budget BYTES      step memory budget (bytes or 512MiB, 2GB…): checkpoint plan and MsT chunks are picked
-                             from predictions to fit, or the run stops before its first step with the predicted bytes
+  --memory-budget auto|BYTES step memory budget (bytes or 512MiB, 2GB…; auto: free memory minus 10%): the planner
+                             picks per segment keep / checkpoint / compress / offload and the model ops (selective,
+                             MsT chunks) for the fastest predicted step that fits, re-planning when T changes, when a
+                             step's peak overshoots and on out-of-memory (same step retried); or the run stops before
+                             its first step with the predicted bytes
+  --seq-schedule T:N,T:N…    sequence length T for N steps each, in order (e.g. 64:100,256:100); the planner
+                             re-plans at each change
   --update-chunk-bytes N     gradient partitioning: update weights in row chunks of ≤ N bytes of temporaries
                              (element-wise optimizers: adamw, lion, adam8bit, dense lazy-adagrad)
   --corpus brown|PATH        the embedded Brown corpus, or a .txt/.md/.jsonl file or a folder

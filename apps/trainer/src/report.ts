@@ -1,5 +1,6 @@
 import type { MemoryReport } from '@kstar/core';
 import { writeFileAtomic } from './atomic-write.ts';
+import type { PlanRecord } from '@kstar/planner';
 import { formatBytes } from './progress.ts';
 import type { SkippedStep } from './spike-guard.ts';
 
@@ -28,6 +29,8 @@ export interface TrainReport {
    * in use (live tensors, all of them, not only the step's ledger) and allocated (in use + free, ≤ the in-use high-water mark + the bound).
    */
   gpu?: { peakBytesInUse: number; peakBytesAllocated: number; poolMaxFreeBytes: number };
+  /** With --memory-budget: every plan the planner made, in order, with its reason (`@kstar/planner`'s PlanRecord). */
+  plans?: PlanRecord[];
 }
 
 /** Writes the report atomically: a reader (or a kill mid-write) sees the previous file or this one, never a part. */

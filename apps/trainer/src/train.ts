@@ -1,3 +1,4 @@
+import { freemem } from 'node:os';
 import type { MemoryReport, OptimizerPlugin, StepResult } from '@kstar/core';
 import {
   composePlugins,
@@ -29,9 +30,12 @@ import {
 import type { TrainConfig } from './config.ts';
 import { checkStepFits } from './memory-check.ts';
 import { optimizerEntry } from './optimizers.ts';
+import { AdaptivePlanner, autoBudget, injectedOutOfMemory, plannedActivations } from './plan.ts';
+import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
 import { SpikeGuard } from './spike-guard.ts';
+import { parseSeqSchedule, seqAt } from './seq-schedule.ts';
 
 export interface TrainIO {
   /** Progress, validation lines and notes (stderr in the CLI). */
@@ -73,9 +77,13 @@ export interface PreparedRun {
   corpusName: string;
   modelConfig: ReturnType<typeof resolveConfig>;
   activations: ActivationSpec;
-  memoryBudget?: number;
   /** Built here, before any backend, so that a bad `--optimizer-option` is refused before any work. */
   optimizer: OptimizerPlugin;
+  memoryBudget?: number | 'auto';
+  /** `--seq-schedule`: `seq` is its longest T. */
+  seqSchedule?: Array<{ seq: number; steps: number }>;
+  /** With a budget: one fixed plan (option labels, `PlanRecord.choices`) instead of solving (reference runs). */
+  pinPlan?: readonly string[];
 }
 
 /**
@@ -102,14 +110,18 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     );
   }
   const mode: 'full' | 'segmented' = config.mode ?? entry.requiresMode ?? (recomputes ? 'segmented' : 'full');
-  const memoryBudget = config.memoryBudget === undefined ? undefined : parseBytes(config.memoryBudget);
+  const memoryBudget =
+    config.memoryBudget === undefined || config.memoryBudget === 'auto'
+      ? config.memoryBudget
+      : parseBytes(config.memoryBudget);
+  const seqSchedule = config.seqSchedule === undefined ? undefined : parseSeqSchedule(config.seqSchedule);
   const tokenizer = createTokenizer(config.tokenizer);
   const modelConfig = resolveConfig(config.preset, {
     vocabSize: tokenizer.vocabSize,
     ...(config.context !== undefined ? { blockSize: config.context } : {}),
   });
   const defaultSeq = config.preset === 'tiny' ? Math.min(128, modelConfig.blockSize) : modelConfig.blockSize;
-  const seq = config.seq ?? defaultSeq;
+  const seq = seqSchedule ? Math.max(...seqSchedule.map((s) => s.seq)) : (config.seq ?? defaultSeq);
   if (seq > modelConfig.blockSize) {
     throw new InputError(
       `sequence length ${seq} is longer than the model's context ${modelConfig.blockSize} (preset ${config.preset}): pass --seq ${modelConfig.blockSize} or less`,
@@ -136,6 +148,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     activations,
     ...(memoryBudget !== undefined ? { memoryBudget } : {}),
     optimizer,
+    ...(seqSchedule ? { seqSchedule } : {}),
   };
 }
 
@@ -209,22 +222,47 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const model: GPTModel = createGPT(run.modelConfig, { seed: config.seed });
   const fixed = fixedBytes(model, optimizer as never, masterWeights);
   let planned: PlannedActivations;
+  const seqOf = (step: number) => (run.seqSchedule ? seqAt(run.seqSchedule, step) : seq);
+  let planner: AdaptivePlanner | undefined;
+  const calibration = loadCalibration();
   try {
     // Before the first step: a budget that cannot be met is an InputError naming the predicted bytes.
-    planned = planActivations({
-      spec: run.activations,
-      config: run.modelConfig,
-      batch: config.batch,
-      seq,
-      backend: backend as 'cpu',
-      userMode: config.mode,
-      defaultSegments:
-        config.mode === 'segmented'
-          ? segmentPlan(run.modelConfig.nLayer, config.blocksPerSegment)
-          : undefined,
-      fixed,
-      ...(run.memoryBudget !== undefined ? { budget: run.memoryBudget } : {}),
-    });
+    if (run.memoryBudget !== undefined) {
+      const budget = run.memoryBudget === 'auto' ? autoBudget(backend, freemem()) : run.memoryBudget;
+      planner = new AdaptivePlanner({
+        config: run.modelConfig,
+        batch: config.batch,
+        backend: backend as 'cpu',
+        fixed,
+        spec: run.activations,
+        budget,
+        calibration,
+        segmentedOnly: entry.requiresMode === 'segmented',
+        ...(run.pinPlan ? { pin: run.pinPlan } : {}),
+        log: (line) => io.log.log(line),
+      });
+      await planner.make(
+        1,
+        seqOf(1),
+        'start',
+        run.memoryBudget === 'auto' ? `auto budget on ${backend}` : '',
+      );
+      saveCalibration(calibration);
+      planned = plannedActivations(planner);
+    } else
+      planned = planActivations({
+        spec: run.activations,
+        config: run.modelConfig,
+        batch: config.batch,
+        seq,
+        backend: backend as 'cpu',
+        userMode: config.mode,
+        defaultSegments:
+          config.mode === 'segmented'
+            ? segmentPlan(run.modelConfig.nLayer, config.blocksPerSegment)
+            : undefined,
+        fixed,
+      });
     checkStepFits(planned.predictedPeakBytes, backend, {
       what: `a step of batch ${config.batch} × seq ${seq}`,
     });
@@ -249,10 +287,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ...(config.updateChunkBytes
       ? { updatePartition: { chunkBytes: config.updateChunkBytes, writer: sliceWriter } }
       : {}),
+    ...(planner ? planner.engineOptions() : {}),
+    ...(process.env.KSTAR_INJECT_OOM ? { onSegment: injectedOutOfMemory(process.env.KSTAR_INJECT_OOM) } : {}),
   });
   io.log.log(
     `kstar: ${config.preset} (${model.paramCount.toLocaleString('en-US')} params) on ${run.corpusName} ` +
-      `(${dataset.tokens.length.toLocaleString('en-US')} ${run.tokenizer.name} tokens), ${backend} backend, ${config.mode} mode, ` +
+      `(${dataset.tokens.length.toLocaleString('en-US')} ${run.tokenizer.name} tokens), ${backend} backend, ${planned.choice.mode} mode, ` +
       `${config.optimizer} lr ${lr}${masterWeights ? `, ${masterWeights.name} weights` : ''}, batch ${config.batch} × seq ${seq}, ${config.steps} steps` +
       (planned.strategies.length
         ? `; activations ${planned.strategies.map((s) => `${s.name} ${JSON.stringify(s.describe())}`).join(', ')}`
@@ -274,6 +314,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const valLosses: Array<{ step: number; loss: number }> = [];
   const results: StepResult[] = [];
   let trainSeconds = 0;
+  let tokens = 0;
   let lastVal: number | undefined;
   let failed: TrainReport['failed'];
   const started = performance.now();
@@ -281,14 +322,20 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     for (let step = 1; step <= config.steps; step++) {
       const stepLr = learningRateAt(step, config.steps, lr, Math.min(config.warmup, config.steps - 1));
       if ('learningRate' in optimizer) optimizer.learningRate = stepLr;
-      const batch = dataset.trainBatch(config.batch, seq);
+      const stepSeq = seqOf(step);
+      await planner?.beforeStep(engine, step, stepSeq);
+      const batch = dataset.trainBatch(config.batch, stepSeq);
       const t0 = performance.now();
       let r: StepResult;
       try {
         // On WebGPU: inside error scopes; a validation/out-of-memory error or a lost device throws TrainingError(step).
-        r = await guardWebGPUStep(step, () =>
-          entry.trainStep ? entry.trainStep(engine, batch) : engine.trainStep(batch),
-        );
+        const once = () =>
+          guardWebGPUStep(step, () =>
+            entry.trainStep ? entry.trainStep(engine, batch) : engine.trainStep(batch),
+          );
+        // With the planner: an out-of-memory error re-plans tighter and retries this step with this batch.
+        r = await (planner ? planner.guard(engine, step, once) : once());
+        await planner?.afterStep(engine, r, step + 1);
       } catch (e) {
         // A non-finite loss, a device error or any other failure inside the step: the steps before it are kept and
         // the report says why it ended (with the stack when it is not a TrainingError: that is a bug to report).
@@ -315,7 +362,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
           `kstar: step ${step}: loss ${r.loss.toFixed(4)} is over ${guard.factor} × the recent median ${s.median.toFixed(4)}: update skipped (--spike-guard)`,
         );
       }
-      const tokensPerSecond = (step * config.batch * seq) / trainSeconds;
+      tokens += config.batch * stepSeq;
+      const tokensPerSecond = tokens / trainSeconds;
       if (valBatches.length > 0 && (step % config.evalEvery === 0 || step === config.steps)) {
         lastVal = await evaluate();
         valLosses.push({ step, loss: lastVal });
@@ -356,6 +404,10 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     io.log.done();
   }
   const wallSeconds = (performance.now() - started) / 1000;
+  if (planner) {
+    saveCalibration(calibration);
+    planned = plannedActivations(planner); // the last plan: what the final steps ran
+  }
 
   // Prediction of the step's peak: parameters + every parameter's optimizer state + the model's activations and
   // temporaries at its peak (the GPT's derivation counts the gradients produced inside the gradient call) + in
@@ -367,7 +419,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     [planned.strategies.length
       ? `activations:gpt+${planned.strategies.map((s) => s.name).join('+')}`
       : 'activations:gpt']: planned.predictedActivationBytes,
-    ...(segments && !engine.partialGradients ? { 'grads:tied-waiting': fixed.waitingGrads(segments) } : {}),
+    ...(planned.choice.segments && !engine.partialGradients
+      ? { 'grads:tied-waiting': fixed.waitingGrads(planned.choice.segments) }
+      : {}),
   };
   const gpu = backendMemory();
   const memory: MemoryReport = {
@@ -386,7 +440,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     version: 1,
     backend,
     model: { preset: config.preset, params: model.paramCount, config: { ...run.modelConfig } },
-    config: { ...config, mode: choice.mode, lr, seq },
+    config: { ...config, mode: planned.choice.mode, lr, seq },
     plugins: [...composition.all, ...planned.strategies].map((p) => ({
       kind: p.kind,
       name: p.name,
@@ -399,9 +453,10 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     losses,
     stepSeconds,
     valLosses,
-    tokensPerSecond: results.length > 0 ? (results.length * config.batch * seq) / trainSeconds : 0,
+    tokensPerSecond: results.length > 0 ? tokens / trainSeconds : 0,
     wallSeconds,
     memory,
+    ...(planner ? { plans: planner.log.plans } : {}),
     ...(gpu.peakGpuBytesInUse !== undefined
       ? {
           gpu: {

@@ -66,11 +66,15 @@ describe('--activations and --memory-budget', () => {
       ],
       c.io,
     );
-    expect(c.err.join('')).toMatch(/activations checkpoint/);
+    expect(c.err.join('')).toMatch(/plan at step 1 \(start\)/);
     expect(code).toBe(0);
     const r = JSON.parse(readFileSync(report, 'utf8'));
     expect(r.config.mode).toBe('segmented');
-    expect(r.plugins.map((p: { name: string }) => p.name)).toEqual(['adamw', 'checkpoint', 'mst']);
+    // The planner (@kstar/planner) picks among the listed strategies only: the segments, selective or MsT ops.
+    const names = r.plugins.map((p: { name: string }) => p.name);
+    expect(names[0]).toBe('adamw');
+    for (const n of names.slice(1)) expect(['checkpoint', 'mst']).toContain(n);
+    expect(r.plans).toHaveLength(1);
     expect(r.memory.predictedPeakBytes).toBeLessThanOrEqual(budget);
     expect(r.memory.peakBytes).toBeLessThanOrEqual(budget);
   });

@@ -122,6 +122,10 @@ export interface SavedTensor {
   /** The float32 tensor to recompute from; the caller disposes it. */
   decode(): tf.Tensor;
   dispose(): void;
+  /** Asynchronous stores (host offload): resolves when the store is done and the device copy is freed. */
+  settled?(): Promise<void>;
+  /** Asynchronous stores: start bringing the data back to the device ahead of `decode`. */
+  prefetch?(): void;
 }
 
 /** How segment inputs are stored between forward and backward (activation compression). */

@@ -65,7 +65,22 @@ export interface EngineOptions {
    * (its gradients are still computed, then freed) and the step's result says `skipped`. A loss-spike guard uses it.
    */
   skipUpdate?: (loss: number, step: number) => boolean;
+  /**
+   * Segmented mode: the codec of each segment's saved input, by segment index (a planner's per-segment choice, e.g.
+   * compressed here, offloaded there, plain elsewhere). `undefined` entries store the input as is. Conflicts with an
+   * activation strategy's codec.
+   */
+  segmentCodecs?: readonly (SavedTensorCodec | undefined)[];
+  /**
+   * Called before each segment runs (`forward`, then `backward` for its recompute; full-graph mode: segment 0,
+   * `forward`). Observers and fault injection (a test or the trainer throwing an out-of-memory error): a throw
+   * before the step's first update leaves the parameters and optimizer state as they were (`updatesThisStep` 0).
+   */
+  onSegment?: (phase: 'forward' | 'backward', segment: number, step: number) => void;
 }
+
+/** What `TrainingEngine.replan` may change between steps: the activation side of the options. */
+export type ReplanOptions = Pick<EngineOptions, 'mode' | 'segments' | 'activations' | 'segmentCodecs'>;
 
 export interface GradAccumulator {
   /** True when `add` writes into `acc` and returns it. */
@@ -91,6 +106,8 @@ export interface StepResult {
   peakBytes: number;
   /** `skipUpdate` skipped this step's updates: the loss is measured, the parameters are unchanged. */
   skipped?: boolean;
+  /** Peak of host-memory bytes plugins declared during the step (offloaded data), apart from `peakBytes`. */
+  hostPeakBytes: number;
 }
 
 /**
@@ -102,21 +119,24 @@ export interface StepResult {
 export class TrainingEngine {
   readonly model: StagedModel;
   readonly optimizer: OptimizerPlugin;
-  readonly mode: EngineMode;
-  readonly segments: readonly (readonly number[])[];
-  readonly gradientRelease: boolean;
+  /** The activation side of the options, as `replan` last set it (see `configure`). */
+  private current!: {
+    mode: EngineMode;
+    segments: readonly (readonly number[])[];
+    gradientRelease: boolean;
+    partialGradients: boolean;
+    ops: ModelOps;
+  };
   readonly ledger: MemoryLedger;
   readonly masterWeights?: MasterWeightsPlugin;
   /** Reads and updates parameters: the float32 variables, or through `masterWeights`. */
   private readonly params: ParamAccess;
-  /** Tied parameters' partial gradients go to the optimizer one by one (it `acceptsPartialGradients`, with release). */
-  readonly partialGradients: boolean;
   readonly updatePartition: PartitionOptions | undefined;
   private readonly states = new Map<string, OptimizerState>();
   /** Segment index → names of the parameters its stages read (deduplicated). */
-  private readonly segmentParams: string[][];
+  private segmentParams: string[][] = [];
   /** Parameter name → number of segments that read it. */
-  private readonly useCount = new Map<string, number>();
+  private useCount = new Map<string, number>();
   private readonly onGradient: EngineOptions['onGradient'];
   private readonly skipUpdate: EngineOptions['skipUpdate'];
   /** Inside `trainStep` (only its losses go to `skipUpdate`), and whether its updates are skipped. */
@@ -127,42 +147,21 @@ export class TrainingEngine {
   private readonly trainedVariables = new Map<string, tf.Variable>();
   /** tf.Variable name (the key of `variableGrads`' result) → model parameter name. */
   private readonly paramNameOf = new Map<string, string>();
-  /** Model-op replacements from the activation strategies, passed to every stage. */
-  readonly ops: ModelOps;
-  private readonly codec: SavedTensorCodec | undefined;
+  private codecs: (SavedTensorCodec | undefined)[] = [];
+  private readonly onSegment: EngineOptions['onSegment'];
+  private readonly gradientReleaseOption: boolean | undefined;
   private stepCount = 0;
+  private updates = 0;
 
   constructor(model: StagedModel, options: EngineOptions) {
     this.model = model;
     this.optimizer = options.optimizer;
-    this.mode = options.mode ?? 'full';
-    if (this.mode !== 'full' && this.mode !== 'segmented') {
-      throw new InputError(`mode '${String(this.mode)}' is not a training mode: use 'full' or 'segmented'`);
-    }
-    const n = model.stages.length;
-    const acts = composeActivations(options.activations ?? [], model.stages);
-    if (this.mode === 'full' && (acts.plan || acts.codec)) {
-      throw new InputError(
-        `activation strategy '${acts.planBy ?? acts.codecBy}' recomputes segments, which full-graph mode does not do: use mode 'segmented'`,
-      );
-    }
-    if (acts.plan && options.segments) {
-      throw new PluginConflictError(
-        `activation strategy '${acts.planBy}' plans the segments and so does the 'segments' option: keep one of them`,
-      );
-    }
-    this.ops = acts.ops;
-    this.codec = acts.codec;
-    this.segments = options.segments ?? acts.plan ?? model.stages.map((_, i) => [i]);
-    checkSegments(this.segments, n);
     if (options.gradientRelease && this.optimizer.needsAllGradients) {
       throw new PluginConflictError(
         `optimizer '${this.optimizer.name}' needs all gradients of a step before it updates, so gradient release cannot be on: turn gradientRelease off`,
       );
     }
-    this.gradientRelease =
-      this.mode === 'segmented' && (options.gradientRelease ?? !this.optimizer.needsAllGradients);
-    this.partialGradients = this.gradientRelease && this.optimizer.acceptsPartialGradients === true;
+    this.gradientReleaseOption = options.gradientRelease;
     this.updatePartition = options.updatePartition;
     const cb = this.updatePartition?.chunkBytes;
     if (cb !== undefined && !(Number.isInteger(cb) && cb > 0)) {
@@ -173,18 +172,9 @@ export class TrainingEngine {
     this.ledger = options.ledger ?? new MemoryLedger();
     this.onGradient = options.onGradient;
     this.skipUpdate = options.skipUpdate;
+    this.onSegment = options.onSegment;
     this.accumulator = options.gradAccumulator ?? allocatingAccumulator;
-    this.segmentParams = this.segments.map((seg) => [
-      ...new Set(seg.flatMap((i) => model.stages[i]!.params)),
-    ]);
-    for (const names of this.segmentParams) {
-      for (const name of names) {
-        if (!model.variables.has(name)) {
-          throw new InputError(`a stage reads parameter '${name}', which the model does not define`);
-        }
-        this.useCount.set(name, (this.useCount.get(name) ?? 0) + 1);
-      }
-    }
+    this.configure(options);
     for (const [name, v] of model.variables) {
       this.paramNameOf.set(v.name, name);
       if (this.useCount.has(name)) this.trainedVariables.set(name, v);
@@ -206,6 +196,106 @@ export class TrainingEngine {
       this.ledger.adopt(Object.values(state));
       this.states.set(name, state);
     }
+  }
+
+  /**
+   * Mode, segments, activation strategies and per-segment codecs (the activation side of the options), checked and
+   * applied. The set of trained parameters must not change (their optimizer state is kept).
+   */
+  private configure(options: ReplanOptions): void {
+    const model = this.model;
+    const mode = options.mode ?? 'full';
+    if (mode !== 'full' && mode !== 'segmented') {
+      throw new InputError(`mode '${String(mode)}' is not a training mode: use 'full' or 'segmented'`);
+    }
+    const n = model.stages.length;
+    const acts = composeActivations(options.activations ?? [], model.stages);
+    if (mode === 'full' && (acts.plan || acts.codec || options.segmentCodecs?.some((c) => c))) {
+      throw new InputError(
+        `activation strategy '${acts.planBy ?? acts.codecBy ?? 'segmentCodecs'}' recomputes segments, which full-graph mode does not do: use mode 'segmented'`,
+      );
+    }
+    if (acts.plan && options.segments) {
+      throw new PluginConflictError(
+        `activation strategy '${acts.planBy}' plans the segments and so does the 'segments' option: keep one of them`,
+      );
+    }
+    const segments = options.segments ?? acts.plan ?? model.stages.map((_, i) => [i]);
+    checkSegments(segments, n);
+    if (acts.codec && options.segmentCodecs) {
+      throw new PluginConflictError(
+        `activation strategy '${acts.codecBy}' stores every saved input and so does the 'segmentCodecs' option: keep one of them`,
+      );
+    }
+    if (options.segmentCodecs && options.segmentCodecs.length !== segments.length) {
+      throw new InputError(
+        `segmentCodecs has ${options.segmentCodecs.length} entries for ${segments.length} segments: give one per segment (undefined: stored as is)`,
+      );
+    }
+    const segmentParams = segments.map((seg) => [...new Set(seg.flatMap((i) => model.stages[i]!.params))]);
+    const useCount = new Map<string, number>();
+    for (const names of segmentParams) {
+      for (const name of names) {
+        if (!model.variables.has(name)) {
+          throw new InputError(`a stage reads parameter '${name}', which the model does not define`);
+        }
+        useCount.set(name, (useCount.get(name) ?? 0) + 1);
+      }
+    }
+    if (this.useCount.size > 0 && [...useCount.keys()].some((k) => !this.useCount.has(k))) {
+      throw new InputError(
+        'replan: the new segments read parameters the old ones did not: keep the same model',
+      );
+    }
+    this.codecs = segments.map((_, s) => options.segmentCodecs?.[s] ?? acts.codec);
+    this.segmentParams = segmentParams;
+    this.useCount = useCount;
+    const gradientRelease =
+      mode === 'segmented' && (this.gradientReleaseOption ?? !this.optimizer.needsAllGradients);
+    this.current = {
+      mode,
+      segments,
+      gradientRelease,
+      partialGradients: gradientRelease && this.optimizer.acceptsPartialGradients === true,
+      ops: acts.ops,
+    };
+  }
+
+  get mode(): EngineMode {
+    return this.current.mode;
+  }
+
+  get segments(): readonly (readonly number[])[] {
+    return this.current.segments;
+  }
+
+  /** Segmented mode: each parameter is updated (and its gradient freed) as soon as its gradient is complete. */
+  get gradientRelease(): boolean {
+    return this.current.gradientRelease;
+  }
+
+  /** Tied parameters' partial gradients go to the optimizer one by one (it `acceptsPartialGradients`, with release). */
+  get partialGradients(): boolean {
+    return this.current.partialGradients;
+  }
+
+  /** Model-op replacements from the activation strategies, passed to every stage. */
+  get ops(): ModelOps {
+    return this.current.ops;
+  }
+
+  /**
+   * Change the activation side of the options between steps (a planner's new plan: other segments, strategies or
+   * codecs, or another mode). Optimizer state, parameters and the step count are kept, so training continues
+   * exactly as an engine built with these options would.
+   */
+  replan(options: ReplanOptions): void {
+    this.configure(options);
+  }
+
+  /** Parameter updates applied in the current (or last) step: 0 after a step that failed before its first update. */
+  get updatesThisStep(): number {
+    return this.updates;
   }
 
   /** Steps taken so far. */
@@ -276,6 +366,7 @@ export class TrainingEngine {
     const step = this.stepCount + 1;
     const paramBytes = this.paramBytes();
     const stateBytes = this.optimizerStateBytes();
+    this.updates = 0;
     this.ledger.begin(paramBytes + stateBytes);
     this.skipping = false;
     this.guarding = true;
@@ -307,6 +398,7 @@ export class TrainingEngine {
       activationPeakBytes: stats.activationPeakBytes,
       peakBytes: stats.peakBytes,
       ...(this.skipping ? { skipped: true } : {}),
+      hostPeakBytes: stats.hostPeakBytes,
     };
   }
 
@@ -350,6 +442,7 @@ export class TrainingEngine {
   private apply(name: string, grad: tf.Tensor, step: number, part?: GradientPart): void {
     if (this.skipping) return; // the caller frees the gradient as usual
     this.onGradient?.(name, grad);
+    this.updates++;
     const state = this.states.get(name)!;
     this.params.update(name, (variable) => {
       if (part) this.optimizer.update(variable, grad, state, step, part);
@@ -365,6 +458,7 @@ export class TrainingEngine {
     step: number,
     consume: (name: string, g: tf.Tensor) => void,
   ): Promise<number> {
+    this.onSegment?.('forward', 0, step);
     const varList = [...this.trainedVariables.values()];
     const params = this.variableRecord();
     const { value, grads } = this.params.materializes
@@ -419,22 +513,30 @@ export class TrainingEngine {
     let loss = Number.NaN;
     try {
       for (let s = 0; s < nseg - 1; s++) {
+        this.onSegment?.('forward', s, step);
         const x = inputs[s]!;
         // Materialized parameters (master weights) are made and freed inside the tidy.
         const y = tf.tidy(() => runSegment(s, x, this.params.read(this.segmentParams[s]!)));
         inputs.push(y);
         // The last segment's input is read back at once by the backward pass: it stays uncompressed.
-        if (this.codec && s + 1 < nseg - 1) {
-          saved[s + 1] = this.codec.encode(y);
+        const codec = this.codecs[s + 1];
+        if (codec && s + 1 < nseg - 1) {
+          saved[s + 1] = codec.encode(y);
         }
-        if (this.codec && s > 0 && saved[s]) {
+        if (s > 0 && saved[s]) {
           x.dispose();
           inputs[s] = undefined;
         }
+        // An asynchronous store (offload's copy to host) of the previous input finishes while this segment's work
+        // runs: wait for it before queueing more, so at most two copies are in flight.
+        if (s > 0) await saved[s]?.settled?.();
       }
 
       // Backward: recompute segment s from its saved input, differentiate w.r.t. [x, ...params] with dy.
       for (let s = nseg - 1; s >= 0; s--) {
+        this.onSegment?.('backward', s, step);
+        // Start bringing back the next input to recompute while this segment runs (offload's write-back).
+        saved[s - 1]?.prefetch?.();
         const sv = saved[s];
         if (sv && !inputs[s]) {
           // Decoded for the recompute; the encoded copy is not needed any more.

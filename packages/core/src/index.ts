@@ -20,7 +20,7 @@ export type {
   StageSummary,
 } from './contracts.ts';
 export { SPECIFICATION_VERSION } from './contracts.ts';
-export type { EngineMode, EngineOptions, GradAccumulator, StepResult } from './engine.ts';
+export type { EngineMode, EngineOptions, GradAccumulator, ReplanOptions, StepResult } from './engine.ts';
 export { TrainingEngine } from './engine.ts';
 export {
   BackendUnavailableError,
@@ -31,7 +31,7 @@ export {
   TrainingError,
 } from './errors.ts';
 export type { MemoryReport, MemoryTerm, WindowStats } from './ledger.ts';
-export { MemoryLedger, uniqueBufferBytes } from './ledger.ts';
+export { MemoryLedger, trackHostBytes, uniqueBufferBytes } from './ledger.ts';
 export type { ParamAccess } from './master-weights.ts';
 export { materializedGrads, paramAccess } from './master-weights.ts';
 export type { Batch, Stage, StagedModel } from './model.ts';

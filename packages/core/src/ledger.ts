@@ -84,6 +84,8 @@ export interface WindowStats {
   gradPeakBytes: number;
   /** Peak of bytes alive beyond the resident bytes declared at the window's start and the live gradients: activations and temporaries. */
   activationPeakBytes: number;
+  /** Peak of host-memory bytes declared through `trackHostBytes` (offloaded data; not in `peakBytes`). */
+  hostPeakBytes: number;
   /** Unique bytes alive at the start of the window. */
   startBytes: number;
   /** Unique bytes alive at the end of the window. */
@@ -106,6 +108,19 @@ export interface MemoryReport {
   rssBytes?: number;
 }
 
+/** Host-memory bytes that plugins hold outside tensors (offloaded activations or state), shared by every ledger. */
+let hostLive = 0;
+const hostListeners = new Set<() => void>();
+
+/**
+ * Declare `delta` bytes of host memory taken (> 0) or given back (< 0) outside any tensor, e.g. a segment input
+ * offloaded to a Float32Array. Ledgers count them apart from the device's buffers.
+ */
+export function trackHostBytes(delta: number): void {
+  hostLive += delta;
+  for (const l of hostListeners) l();
+}
+
 export class MemoryLedger {
   private liveBytes = 0;
   private gradLive = 0;
@@ -115,9 +130,13 @@ export class MemoryLedger {
     peak: number;
     gradPeak: number;
     actPeak: number;
+    hostPeak: number;
     start: number;
   } | null = null;
   private readonly hook: Hook;
+  private readonly hostListener = () => {
+    if (this.window && hostLive > this.window.hostPeak) this.window.hostPeak = hostLive;
+  };
   /** Each plugin's predicted bytes, by name (e.g. `optimizer:adamw`, `activations:model`). */
   readonly predictions = new Map<string, number>();
 
@@ -136,6 +155,12 @@ export class MemoryLedger {
       },
     };
     hooks.add(this.hook);
+    hostListeners.add(this.hostListener);
+  }
+
+  /** Host-memory bytes declared through `trackHostBytes` alive now (not part of `bytesAlive`). */
+  get hostBytesAlive(): number {
+    return hostLive;
   }
 
   /** Count existing tensors (created before any ledger was attached) as live buffers. */
@@ -174,6 +199,7 @@ export class MemoryLedger {
       peak: this.liveBytes,
       gradPeak: this.gradLive,
       actPeak: Math.max(0, this.liveBytes - residentBytes - this.gradLive),
+      hostPeak: hostLive,
       start: this.liveBytes,
     };
   }
@@ -190,6 +216,7 @@ export class MemoryLedger {
       peakBytes: w.peak,
       gradPeakBytes: w.gradPeak,
       activationPeakBytes: w.actPeak,
+      hostPeakBytes: w.hostPeak,
       startBytes: w.start,
       endBytes: this.liveBytes,
     };
@@ -212,6 +239,7 @@ export class MemoryLedger {
   /** Stop listening to the engine. */
   detach(): void {
     hooks.delete(this.hook);
+    hostListeners.delete(this.hostListener);
   }
 
   private sample(): void {

@@ -24,9 +24,10 @@ export interface ActivationBytesOptions {
   /**
    * Bytes one saved segment input occupies between forward and recompute (a `SavedTensorCodec`'s `savedBytes` of
    * [B, T, D]); default 4·B·T·D (float32). The engine stores inputs of segments 1 … S−2 this way and decodes each
-   * to float32 for its recompute; the last segment's input stays float32.
+   * to float32 for its recompute; the last segment's input stays float32. A list gives each segment's own (by
+   * segment index; a planner's per-segment codecs), entries 0 and S−1 unused.
    */
-  readonly savedInputBytes?: number;
+  readonly savedInputBytes?: number | readonly number[];
   /**
    * Selective recompute of the attention core (`@kstar/act-checkpoint`): the tape keeps q, k, v instead of the
    * [B, H, T, T] probabilities, and the backward pass recomputes them.
@@ -409,13 +410,18 @@ export function predictActivationBreakdown(
   const all = Array.from({ length: nStages }, (_, i) =>
     stageFloats(config, i, B, T, copies, selective, opts.mst),
   );
-  const savedInput = opts.savedInputBytes === undefined ? ND : opts.savedInputBytes / 4;
-  if (!(savedInput >= 0 && Number.isFinite(savedInput))) {
-    throw new InputError(
-      `predictActivationBytes savedInputBytes ${String(opts.savedInputBytes)} is invalid: pass a byte count ≥ 0`,
-    );
-  }
   const segments = mode === 'full' ? [all.map((_, i) => i)] : (opts.segments ?? all.map((_, i) => [i]));
+  // Floats each segment's saved input holds between forward and recompute (a per-segment list: a planner's mix).
+  const savedFloats = segments.map((_, s) => {
+    const b = opts.savedInputBytes;
+    const v = b === undefined ? ND : typeof b === 'number' ? b / 4 : (b[s] ?? 4 * ND) / 4;
+    if (!(v >= 0 && Number.isFinite(v))) {
+      throw new InputError(
+        `predictActivationBytes savedInputBytes ${JSON.stringify(b)} is invalid: pass byte counts ≥ 0 (one number, or one per segment)`,
+      );
+    }
+    return v;
+  });
   const flat = segments.flat();
   if (flat.length !== nStages || flat.some((v, i) => v !== i) || segments.some((s) => s.length === 0)) {
     throw new InputError(
@@ -426,8 +432,9 @@ export function predictActivationBreakdown(
   segments.forEach((seg, s) => {
     const g = graphPeak(seg.map((i) => all[i]!));
     // Segment s > 0 recomputes from its (decoded) float32 input, N·D; the inputs of segments 1 … s−1 are still
-    // stored (savedInput each; the last segment's input is never encoded, but by then it has been freed).
-    const savedInputs = s === 0 ? 0 : ND + (s - 1) * savedInput;
+    // stored (savedFloats each; the last segment's input is never encoded, but by then it has been freed).
+    let savedInputs = s === 0 ? 0 : ND;
+    for (let j = 1; j < s; j++) savedInputs += savedFloats[j]!;
     const upstreamGrad = s < segments.length - 1 ? ND : 0;
     const transient = g.peak - g.graph - g.params;
     const total = savedInputs + upstreamGrad + g.peak;

@@ -152,4 +152,25 @@ describe('predictActivationBytes', () => {
       predictActivationBreakdown(cfg, { batch: 1, seq: 8, mode: 'segmented', segments: [[0], [2]] }),
     ).toThrow(/segments/);
   });
+
+  it('takes one saved-input size per segment: equal sizes predict like one number, and only earlier ones count', () => {
+    const cfg = GPT_PRESETS.small; // 8 stages
+    const segments = [[0], [1], [2], [3], [4], [5], [6], [7]];
+    const opts = { batch: 2, seq: 64, mode: 'segmented' as const, segments };
+    const ND4 = 4 * 2 * 64 * cfg.nEmbd;
+    const one = predictActivationBreakdown(cfg, { ...opts, savedInputBytes: ND4 / 2 });
+    const list = predictActivationBreakdown(cfg, { ...opts, savedInputBytes: segments.map(() => ND4 / 2) });
+    expect(list).toEqual(one);
+    // Halving segment 1's saved input only: every segment after it holds ND4/2 less while it is recomputed.
+    const mixed = predictActivationBreakdown(cfg, {
+      ...opts,
+      savedInputBytes: segments.map((_, s) => (s === 1 ? ND4 / 2 : ND4)),
+    });
+    const plain = predictActivationBreakdown(cfg, opts);
+    expect(mixed.peakSegment).toBe(plain.peakSegment);
+    expect(plain.savedInputs - mixed.savedInputs).toBe(plain.peakSegment > 1 ? ND4 / 2 : 0);
+    expect(() => predictActivationBreakdown(cfg, { ...opts, savedInputBytes: [0, -1] })).toThrow(
+      /savedInputBytes \[0,-1\] is invalid/,
+    );
+  });
 });

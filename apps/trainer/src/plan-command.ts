@@ -1,0 +1,71 @@
+import { freemem } from 'node:os';
+import { composePlugins } from '@kstar/core';
+import { createGPT } from '@kstar/gpt';
+import { selectBackend } from '@kstar/kernels';
+import { split24 } from '@kstar/master-split24';
+import { PlanLog, type PlanRecord } from '@kstar/planner';
+import { optimizerEntry } from './optimizers.ts';
+import { AdaptivePlanner, autoBudget } from './plan.ts';
+import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
+import { fixedBytes, type PreparedRun } from './train.ts';
+
+/**
+ * `kstar plan`: the plans a `kstar train` with the same options would start with (one per sequence length of
+ * `--seq-schedule`), without training. Calibrates (or reads the cache) on the chosen backend.
+ */
+export async function planRun(run: PreparedRun, log: (line: string) => void): Promise<PlanRecord[]> {
+  const { config } = run;
+  const { backend } = await selectBackend(config.backend, { log });
+  const entry = optimizerEntry(config.optimizer);
+  const optimizer = entry.create(run.lr, config.optimizerOptions);
+  const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
+  composePlugins(masterWeights ? [optimizer, masterWeights] : [optimizer]);
+  const model = createGPT(run.modelConfig, { seed: config.seed });
+  const calibration = loadCalibration();
+  try {
+    const fixed = fixedBytes(model, optimizer as never, masterWeights);
+    const budget =
+      run.memoryBudget === undefined || run.memoryBudget === 'auto'
+        ? autoBudget(backend, freemem())
+        : run.memoryBudget;
+    const planner = new AdaptivePlanner({
+      config: run.modelConfig,
+      batch: config.batch,
+      backend: backend as 'cpu',
+      fixed,
+      spec: run.activations,
+      budget,
+      calibration,
+      segmentedOnly: entry.requiresMode === 'segmented',
+    });
+    const schedule = run.seqSchedule ?? [{ seq: run.seq, steps: config.steps }];
+    let step = 1;
+    for (const [i, s] of schedule.entries()) {
+      await planner.make(
+        step,
+        s.seq,
+        i === 0 ? 'start' : 'sequence-length',
+        i === 0 ? '' : `seq ${schedule[i - 1]!.seq} → ${s.seq}`,
+      );
+      step += s.steps;
+    }
+    return planner.log.plans;
+  } finally {
+    saveCalibration(calibration);
+    model.dispose();
+    masterWeights?.dispose();
+  }
+}
+
+/** The plans as text: one line each, then its segments. */
+export function planTable(plans: readonly PlanRecord[]): string {
+  const lines: string[] = [];
+  for (const p of plans) {
+    lines.push(PlanLog.describe(p));
+    for (const s of p.segments)
+      lines.push(
+        `  ${s.choice.padEnd(44)} ${String(s.predictedBytes).padStart(12)} B saved  ${s.predictedMs.toFixed(1).padStart(9)} ms`,
+      );
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,243 @@
+import { checkpoint } from '@kstar/act-checkpoint';
+import { type CompressFormat, compress } from '@kstar/act-compress';
+import { defaultChunks, mst } from '@kstar/act-mst';
+import type { ActivationStrategy, ModelOps, ReplanOptions, SavedTensorCodec } from '@kstar/core';
+import { type ActivationBackend, type GPTConfig, predictActivationBreakdown } from '@kstar/gpt';
+import { offloadCodec, offloadEffective } from '@kstar/offload';
+import type { PlanProblem, SegmentPrediction } from '@kstar/planner';
+import type { ActivationSpec, FixedBytes } from './activations.ts';
+
+/** How a segment's saved input is kept between forward and recompute. */
+export type Store = 'float32' | CompressFormat | 'offload';
+
+/** The model ops of a plan: the model's own, selective attention recompute, or MsT chunking (defaults × factor). */
+export type OpsChoice = { kind: 'plain' } | { kind: 'selective' } | { kind: 'mst'; factor: number };
+
+/** One option of a slot: a boundary between two stages (cut there, and how the next input is kept), or the ops. */
+export type PlanOption = { label: string } & (
+  | { slot: 'boundary'; cut: false }
+  | { slot: 'boundary'; cut: true; store: Store }
+  | { slot: 'ops'; ops: OpsChoice }
+);
+
+/** What the planner may use: the strategies of `--activations`, or (none given) every one. */
+export interface PlanSpace {
+  checkpoint: boolean;
+  selective: boolean;
+  mst: boolean;
+  compress: CompressFormat[];
+  offload: boolean;
+}
+
+export function spaceFor(spec: ActivationSpec, backend: string): PlanSpace {
+  const all = !spec.checkpoint && !spec.mst && !spec.compress;
+  const compressFormats: CompressFormat[] = spec.compress
+    ? [spec.compress.format]
+    : all
+      ? ['bf16', 'int8']
+      : [];
+  return {
+    checkpoint: all || spec.checkpoint !== undefined || spec.compress !== undefined,
+    selective: all || spec.checkpoint !== undefined,
+    mst: all || spec.mst !== undefined,
+    compress: compressFormats,
+    // Only where it moves bytes: on cpu/wasm it is a no-op and would only cost time.
+    offload: all && offloadEffective(backend),
+  };
+}
+
+export const MST_FACTORS = [1, 2, 4, 8] as const;
+
+/** MsT chunk counts for a factor: the package's defaults for these rows, `factor` times finer. */
+export function mstChunks(config: GPTConfig, rows: number, factor: number) {
+  const def = defaultChunks({ rows, nEmbd: config.nEmbd, nHead: config.nHead, vocab: config.vocabSize });
+  return {
+    mlpChunks: Math.min(rows, def.mlpChunks * factor),
+    attentionChunk: Math.max(1, Math.floor(def.attentionChunk / factor)),
+    lossChunks: Math.min(rows, def.lossChunks * factor),
+  };
+}
+
+/** The slots: one per boundary between consecutive stages, then the ops. */
+export function planSlots(config: GPTConfig, space: PlanSpace) {
+  const nStages = config.nLayer + 2;
+  const stores: Store[] = ['float32', ...space.compress, ...(space.offload ? (['offload'] as const) : [])];
+  const boundary: PlanOption[] = [{ slot: 'boundary', cut: false, label: 'keep' }];
+  if (space.checkpoint)
+    for (const store of stores)
+      boundary.push({
+        slot: 'boundary',
+        cut: true,
+        store,
+        label: store === 'float32' ? 'ckpt' : `ckpt+${store}`,
+      });
+  const ops: PlanOption[] = [{ slot: 'ops', ops: { kind: 'plain' }, label: 'plain' }];
+  if (space.selective) ops.push({ slot: 'ops', ops: { kind: 'selective' }, label: 'selective' });
+  if (space.mst)
+    for (const factor of MST_FACTORS)
+      ops.push({ slot: 'ops', ops: { kind: 'mst', factor }, label: `mst×${factor}` });
+  return [
+    ...Array.from({ length: nStages - 1 }, (_, b) => ({ name: `boundary ${b}|${b + 1}`, options: boundary })),
+    { name: 'ops', options: ops },
+  ];
+}
+
+/** Measured milliseconds the time model needs (see `plan-calibrate.ts`). */
+export interface StepCosts {
+  /** Per ops label: forward ms and forward+backward ms of each stage. */
+  stages: Record<string, { forward: number[]; forwardBackward: number[] }>;
+  /** Per store: ms to store and bring back one [B, T, D] input (0 for float32). */
+  store: Record<Store, number>;
+}
+
+/** Costs of 0 ms everywhere: for questions about bytes alone (is any plan under the budget?). */
+export function zeroCosts(config: GPTConfig, space: PlanSpace): StepCosts {
+  const zeros = Array.from({ length: config.nLayer + 2 }, () => 0);
+  const stages: StepCosts['stages'] = {};
+  for (const o of planSlots(config, space).at(-1)!.options)
+    stages[o.label] = { forward: zeros, forwardBackward: zeros };
+  return { stages, store: { float32: 0, bf16: 0, int8: 0, offload: 0 } };
+}
+
+/** A decoded assignment: what the engine runs. */
+export interface DecodedPlan {
+  mode: 'full' | 'segmented';
+  segments: number[][];
+  stores: Store[];
+  ops: OpsChoice;
+  opsLabel: string;
+}
+
+/** `segmentedOnly`: the optimizer updates inside the backward pass (LOMO), so one segment is segmented mode too. */
+export function decode(assignment: readonly PlanOption[], segmentedOnly = false): DecodedPlan {
+  const segments: number[][] = [[0]];
+  const stores: Store[] = ['float32'];
+  let ops: OpsChoice = { kind: 'plain' };
+  let opsLabel = 'plain';
+  let stage = 0;
+  for (const o of assignment) {
+    if (o.slot === 'ops') {
+      ops = o.ops;
+      opsLabel = o.label;
+      continue;
+    }
+    stage++;
+    if (o.cut) {
+      segments.push([stage]);
+      stores.push(o.store);
+    } else segments[segments.length - 1]!.push(stage);
+  }
+  const mode = segments.length === 1 && !segmentedOnly ? 'full' : 'segmented';
+  return { mode, segments, stores, ops, opsLabel };
+}
+
+export interface ProblemArgs {
+  config: GPTConfig;
+  batch: number;
+  seq: number;
+  backend: ActivationBackend;
+  fixed: FixedBytes;
+  space: PlanSpace;
+  costs: StepCosts;
+  budget: number;
+  segmentedOnly?: boolean;
+}
+
+/** Device bytes a store keeps for one [B, T, D] input. */
+export function storeBytes(store: Store, shape: readonly number[]): number {
+  if (store === 'float32') return 4 * shape.reduce((a, b) => a * b, 1);
+  return codecOf(store).savedBytes(shape);
+}
+
+function codecOf(store: Exclude<Store, 'float32'>): SavedTensorCodec {
+  return store === 'offload' ? offloadCodec : compress({ format: store }).codec;
+}
+
+/**
+ * Predicted peak bytes and step time of a plan. Bytes: parameters + optimizer state + the GPT's activation
+ * derivation with this plan's segments, per-segment saved-input sizes and ops + tied gradients waiting. Time:
+ * every stage's forward+backward, plus the forward of every stage outside the last segment again (segmented mode
+ * runs the forward, then recomputes each segment under the gradient call), plus storing and bringing back each
+ * stored input.
+ */
+export function evaluatePlan(args: ProblemArgs, plan: DecodedPlan) {
+  const { config, batch, seq, backend, fixed, costs } = args;
+  const shape = [batch, seq, config.nEmbd];
+  const segmented = plan.mode === 'segmented';
+  const nseg = plan.segments.length;
+  // Inputs of segments 1 … S−2 are stored; segment 0's is the tokens and the last one's is read back at once.
+  const stored = (s: number) => segmented && s > 0 && s < nseg - 1;
+  const saved = plan.stores.map((st, s) =>
+    stored(s) ? storeBytes(st, shape) : storeBytes('float32', shape),
+  );
+  const act = predictActivationBreakdown(config, {
+    batch,
+    seq,
+    mode: plan.mode,
+    backend,
+    ...(segmented ? { segments: plan.segments, savedInputBytes: saved } : {}),
+    selectiveAttention: plan.ops.kind === 'selective',
+    ...(plan.ops.kind === 'mst' ? { mst: mstChunks(config, batch * seq, plan.ops.factor) } : {}),
+  });
+  const bytes =
+    fixed.params + fixed.optimizerState + act.total + (segmented ? fixed.waitingGrads(plan.segments) : 0);
+  const c = costs.stages[plan.opsLabel]!;
+  const segmentsOut: SegmentPrediction[] = plan.segments.map((seg, s) => {
+    let ms = 0;
+    for (const i of seg) ms += c.forwardBackward[i]! + (segmented && s < nseg - 1 ? c.forward[i]! : 0);
+    const store = stored(s) ? plan.stores[s]! : 'float32';
+    if (stored(s)) ms += costs.store[store];
+    const what =
+      nseg === 1
+        ? 'keep all'
+        : s === 0
+          ? 'input: tokens'
+          : `${store === 'float32' ? 'ckpt' : `ckpt+${store}`}`;
+    return {
+      choice: `stages ${seg[0]}-${seg[seg.length - 1]} ${what} ${plan.opsLabel}`,
+      predictedBytes: s === 0 ? 0 : saved[s]!,
+      predictedMs: ms,
+    };
+  });
+  return {
+    bytes,
+    activationBytes: act.total,
+    ms: segmentsOut.reduce((a, x) => a + x.predictedMs, 0),
+    segments: segmentsOut,
+  };
+}
+
+export function planProblem(args: ProblemArgs): PlanProblem<PlanOption> {
+  return {
+    slots: planSlots(args.config, args.space),
+    budget: args.budget,
+    evaluate: (a) => evaluatePlan(args, decode(a, args.segmentedOnly)),
+  };
+}
+
+/** The model ops of a choice (selective attention or MsT chunking), as the strategies that provide them. */
+export function strategiesOf(config: GPTConfig, rows: number, ops: OpsChoice): ActivationStrategy[] {
+  if (ops.kind === 'selective') return [checkpoint({ plan: 'selective', selective: true })];
+  if (ops.kind === 'mst') return [mst(mstChunks(config, rows, ops.factor))];
+  return [];
+}
+
+export function modelOpsOf(config: GPTConfig, rows: number, ops: OpsChoice): ModelOps {
+  return Object.assign({}, ...strategiesOf(config, rows, ops).map((s) => s.ops ?? {}));
+}
+
+/** The engine options of a plan (for the constructor or `engine.replan`). */
+export function engineOptionsOf(
+  config: GPTConfig,
+  batch: number,
+  seq: number,
+  plan: DecodedPlan,
+): ReplanOptions {
+  const stored = plan.stores.some((s, i) => s !== 'float32' && i > 0 && i < plan.segments.length - 1);
+  return {
+    mode: plan.mode,
+    ...(plan.mode === 'segmented' ? { segments: plan.segments } : {}),
+    activations: strategiesOf(config, batch * seq, plan.ops),
+    ...(stored ? { segmentCodecs: plan.stores.map((s) => (s === 'float32' ? undefined : codecOf(s))) } : {}),
+  };
+}

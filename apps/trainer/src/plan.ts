@@ -1,0 +1,322 @@
+import { InputError, type StepResult, type TrainingEngine, TrainingError } from '@kstar/core';
+import { type ActivationBackend, createGPT, type GPTConfig } from '@kstar/gpt';
+import {
+  type Calibration,
+  InfeasibleBudgetError,
+  PlanLog,
+  type PlanProblem,
+  type PlanReason,
+  type PlanRecord,
+  type Solution,
+  solve,
+} from '@kstar/planner';
+import {
+  type ActivationSpec,
+  describeSpec,
+  type FixedBytes,
+  type PlannedActivations,
+} from './activations.ts';
+import { calibrate } from './plan-calibrate.ts';
+import {
+  type DecodedPlan,
+  decode,
+  engineOptionsOf,
+  evaluatePlan,
+  type PlanOption,
+  type PlanSpace,
+  type ProblemArgs,
+  planProblem,
+  spaceFor,
+  zeroCosts,
+} from './plan-space.ts';
+
+/** A measured step peak above the prediction by more than this fraction triggers a re-plan. */
+export const OVERSHOOT_MARGIN = 0.05;
+/** After an out-of-memory error the budget shrinks to this fraction of the failed plan's prediction. */
+export const OOM_SHRINK = 0.8;
+
+/** A plan made for a sequence length, with what the engine needs and the record written into the report. */
+export interface MadePlan {
+  plan: DecodedPlan;
+  record: PlanRecord;
+  predictedPeakBytes: number;
+  predictedActivationBytes: number;
+  seq: number;
+}
+
+export interface AdaptivePlannerArgs {
+  config: GPTConfig;
+  batch: number;
+  backend: ActivationBackend;
+  fixed: FixedBytes;
+  spec: ActivationSpec;
+  budget: number;
+  calibration: Calibration;
+  /**
+   * Every plan takes these option labels, one per slot (`PlanRecord.choices` of another run): the run then uses one
+   * fixed plan whatever the sequence length (a reference run for tests and comparisons).
+   */
+  pin?: readonly string[];
+  /** The optimizer updates inside the backward pass (LOMO): every plan is segmented. */
+  segmentedOnly?: boolean;
+  log?: (line: string) => void;
+}
+
+/** The problem with each slot's options narrowed to the pinned label (InputError when a label is not an option). */
+function pinned(
+  problem: PlanProblem<PlanOption>,
+  pin: readonly string[] | undefined,
+): PlanProblem<PlanOption> {
+  if (!pin) return problem;
+  if (pin.length !== problem.slots.length) {
+    throw new InputError(
+      `pinned plan has ${pin.length} choices for ${problem.slots.length} slots: give one per slot`,
+      'E_CONFIG',
+    );
+  }
+  return {
+    ...problem,
+    slots: problem.slots.map((s, i) => {
+      const options = s.options.filter((o) => o.label === pin[i]);
+      if (options.length === 0) {
+        throw new InputError(
+          `pinned plan: '${pin[i]}' is not an option of ${s.name}: use one of ${s.options.map((o) => o.label).join(', ')}`,
+          'E_CONFIG',
+        );
+      }
+      return { ...s, options };
+    }),
+  };
+}
+
+/** True for errors that mean the device (or the wasm heap) ran out of memory. */
+export function isOutOfMemory(e: unknown): boolean {
+  const m = e instanceof Error ? `${e.name} ${e.message}` : String(e);
+  return /out of (GPU )?memory|OutOfMemory|Cannot enlarge memory|allocation failed/i.test(m);
+}
+
+/**
+ * Adaptive memory redistribution for one run: plans at the start, and again when the sequence length changes,
+ * when a step's measured peak exceeds the prediction by more than `OVERSHOOT_MARGIN`, and on an out-of-memory
+ * error (then the same step is retried with the same batch). Every plan is logged with its reason.
+ */
+export class AdaptivePlanner {
+  readonly log = new PlanLog();
+  readonly space: PlanSpace;
+  /** The budget plans are solved against (tightened after an overshoot or an out-of-memory error). */
+  budget: number;
+  current: MadePlan | undefined;
+  private readonly args: AdaptivePlannerArgs;
+
+  constructor(args: AdaptivePlannerArgs) {
+    this.args = args;
+    this.budget = args.budget;
+    this.space = spaceFor(args.spec, args.backend);
+  }
+
+  /** Solve for `seq` under the current budget (calibrating first when this shape was not measured). */
+  async make(step: number, seq: number, reason: PlanReason, detail: string): Promise<MadePlan> {
+    const { config, batch, backend, fixed } = this.args;
+    // Bytes do not depend on costs: an impossible budget fails here, before any calibration.
+    const bytesOnly = {
+      config,
+      batch,
+      seq,
+      backend,
+      fixed,
+      space: this.space,
+      costs: zeroCosts(config, this.space),
+    };
+    this.check(bytesOnly, reason);
+    // Calibrated on a model of its own: the run's variables may have been adopted by a master-weights plugin.
+    const probe = createGPT(config, { seed: 0 });
+    let costs: Awaited<ReturnType<typeof calibrate>>;
+    try {
+      costs = await calibrate(probe, batch, seq, this.space, this.args.calibration);
+    } finally {
+      probe.dispose();
+    }
+    const problemArgs = {
+      config,
+      batch,
+      seq,
+      backend,
+      fixed,
+      space: this.space,
+      costs,
+      budget: this.budget,
+      ...(this.args.segmentedOnly ? { segmentedOnly: true } : {}),
+    };
+    let solution: Solution<PlanOption>;
+    try {
+      try {
+        solution = solve(pinned(planProblem(problemArgs), this.args.pin));
+      } catch (e) {
+        // After an out-of-memory error: the tightest plan there is, if it is tighter than the one that failed.
+        const failed = this.current?.predictedPeakBytes ?? 0;
+        if (!(reason === 'out-of-memory' && e instanceof InfeasibleBudgetError && e.smallestBytes < failed))
+          throw e;
+        this.budget = e.smallestBytes;
+        problemArgs.budget = e.smallestBytes;
+        solution = solve(pinned(planProblem(problemArgs), this.args.pin));
+      }
+    } catch (e) {
+      throw this.explain(e, seq);
+    }
+    const plan = decode(solution.assignment, this.args.segmentedOnly);
+    const e = evaluatePlan(problemArgs, plan);
+    const record = this.log.add({
+      step,
+      reason,
+      detail,
+      budget: this.budget,
+      solver: solution.solver,
+      evaluated: solution.evaluated,
+      predictedBytes: e.bytes,
+      predictedMs: e.ms,
+      choices: solution.assignment.map((o) => o.label),
+      segments: e.segments,
+    });
+    this.args.log?.(`kstar: ${PlanLog.describe(record)}`);
+    this.current = {
+      plan,
+      record,
+      predictedPeakBytes: e.bytes,
+      predictedActivationBytes: e.activationBytes,
+      seq,
+    };
+    return this.current;
+  }
+
+  /** Throws the budget's InputError when no plan's predicted bytes fit (after out-of-memory: unless a tighter one exists). */
+  private check(args: Omit<ProblemArgs, 'budget'>, reason: PlanReason): void {
+    try {
+      solve(pinned(planProblem({ ...args, budget: this.budget }), this.args.pin));
+    } catch (e) {
+      if (reason === 'out-of-memory' && e instanceof InfeasibleBudgetError) return;
+      throw this.explain(e, args.seq);
+    }
+  }
+
+  /** An infeasible budget, in the trainer's words (the error unchanged otherwise). */
+  private explain(e: unknown, seq: number): unknown {
+    if (!(e instanceof InfeasibleBudgetError)) return e;
+    return new InputError(
+      `memory budget ${Math.round(this.budget).toLocaleString('en-US')} bytes cannot hold a step of batch ${this.args.batch} × seq ${seq}: the smallest predicted peak with activations '${describeSpec(this.args.spec) || 'any'}' is ${Math.round(e.smallestBytes).toLocaleString('en-US')} bytes (${e.solver} search, ${e.searched.toLocaleString('en-US')} plans); try --activations checkpoint,mst,compress:int8, a smaller --batch or --seq, or a larger --memory-budget`,
+      'E_MEMORY_BUDGET',
+    );
+  }
+
+  /** The engine options of the current plan. */
+  engineOptions() {
+    const c = this.current!;
+    return engineOptionsOf(this.args.config, this.args.batch, c.seq, c.plan);
+  }
+
+  /** Before a step: re-plan when its sequence length differs from the plan's. */
+  async beforeStep(engine: TrainingEngine, step: number, seq: number): Promise<void> {
+    const cur = this.current!;
+    if (cur.seq === seq) return;
+    await this.make(step, seq, 'sequence-length', `seq ${cur.seq} → ${seq}`);
+    engine.replan(this.engineOptions());
+  }
+
+  /** After a step: a measured peak above the prediction by more than the margin tightens the budget and re-plans. */
+  async afterStep(engine: TrainingEngine, r: StepResult, nextStep: number): Promise<void> {
+    const cur = this.current!;
+    if (r.peakBytes <= cur.predictedPeakBytes * (1 + OVERSHOOT_MARGIN)) return;
+    const over = r.peakBytes - cur.predictedPeakBytes;
+    this.budget = Math.min(this.budget, this.args.budget) - over;
+    await this.make(
+      nextStep,
+      cur.seq,
+      'measured-peak',
+      `step ${r.step} measured ${r.peakBytes.toLocaleString('en-US')} bytes, predicted ${Math.round(cur.predictedPeakBytes).toLocaleString('en-US')}`,
+    );
+    engine.replan(this.engineOptions());
+  }
+
+  /**
+   * Run a step; on an out-of-memory error before any parameter was updated, re-plan tighter and run the same step
+   * again (the caller's `run` must use the same batch). An out-of-memory error after updates began cannot be
+   * retried exactly: it is rethrown as a TrainingError that says so.
+   */
+  async guard(engine: TrainingEngine, step: number, run: () => Promise<StepResult>): Promise<StepResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (e) {
+        if (!isOutOfMemory(e) || attempt > 4) throw e;
+        if (engine.updatesThisStep > 0) {
+          throw new TrainingError(
+            step,
+            `step ${step}: out of memory after ${engine.updatesThisStep} parameter updates: the step cannot be retried exactly; lower --memory-budget and resume`,
+          );
+        }
+        const cur = this.current!;
+        this.budget = cur.predictedPeakBytes * OOM_SHRINK;
+        await this.make(
+          step,
+          cur.seq,
+          'out-of-memory',
+          `attempt ${attempt}: ${(e as Error).message.split('\n')[0]}`,
+        );
+        engine.replan(this.engineOptions());
+      }
+    }
+  }
+}
+
+/** Fraction of free memory `--memory-budget auto` leaves unused (allocator slack, the runtime, other processes). */
+export const AUTO_MARGIN = 0.1;
+/** wasm32's address space: a wasm heap cannot grow past 4 GiB. */
+const WASM_HEAP_LIMIT = 4 * 2 ** 30;
+
+/**
+ * `--memory-budget auto`: the free memory of where tensors live, minus `AUTO_MARGIN`. cpu: free host memory; wasm:
+ * that, at most the 4 GiB a wasm32 heap can grow to; GPU backends: WebGPU reports no device memory size, so free
+ * host memory stands in for it (exact on unified-memory machines, an overestimate on a discrete GPU with less).
+ */
+export function autoBudget(backend: string, freeBytes: number): number {
+  const free = backend === 'wasm' ? Math.min(freeBytes, WASM_HEAP_LIMIT) : freeBytes;
+  return Math.floor(free * (1 - AUTO_MARGIN));
+}
+
+/** The current plan in the shape the trainer's report and log use (`PlannedActivations`). */
+export function plannedActivations(planner: AdaptivePlanner): PlannedActivations {
+  const made = planner.current!;
+  const options = planner.engineOptions();
+  const { plan } = made;
+  return {
+    choice: {
+      mode: plan.mode,
+      ...(plan.mode === 'segmented' ? { segments: plan.segments, segmentsBy: 'engine' as const } : {}),
+      selective: plan.ops.kind === 'selective',
+    },
+    strategies: [...(options.activations ?? [])],
+    predictedActivationBytes: made.predictedActivationBytes,
+    predictedPeakBytes: made.predictedPeakBytes,
+  };
+}
+
+/**
+ * Fault injection for tests (`KSTAR_INJECT_OOM=STEP`): an engine `onSegment` hook that throws an out-of-memory
+ * error in the first forward segment of step STEP, once.
+ */
+export function injectedOutOfMemory(value: string | undefined) {
+  if (value === undefined || value === '') return undefined;
+  const at = Number(value);
+  if (!(Number.isInteger(at) && at >= 1)) {
+    throw new InputError(
+      `KSTAR_INJECT_OOM='${value}' is not a step number: set it to an integer ≥ 1 or unset it`,
+      'E_CONFIG',
+    );
+  }
+  let fired = false;
+  return (phase: 'forward' | 'backward', _segment: number, step: number) => {
+    if (!fired && step === at && phase === 'forward') {
+      fired = true;
+      throw new Error(`injected out of memory at step ${step} (KSTAR_INJECT_OOM)`);
+    }
+  };
+}

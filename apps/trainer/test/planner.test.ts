@@ -1,0 +1,228 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { StepResult, TrainingEngine } from '@kstar/core';
+import { createGPT, resolveConfig } from '@kstar/gpt';
+import { selectBackend } from '@kstar/kernels';
+import { Calibration, solveExhaustive, solveGreedy } from '@kstar/planner';
+import { describe, expect, it } from 'vitest';
+import { parseTrainConfig } from '../src/config.ts';
+import { runCli } from '../src/index.ts';
+import { optimizerEntry } from '../src/optimizers.ts';
+import { AdaptivePlanner, autoBudget, isOutOfMemory } from '../src/plan.ts';
+import { calibrate } from '../src/plan-calibrate.ts';
+import { planProblem, spaceFor } from '../src/plan-space.ts';
+import { ProgressBar } from '../src/progress.ts';
+import { parseSeqSchedule, seqAt } from '../src/seq-schedule.ts';
+import { fixedBytes, prepareRun, train } from '../src/train.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'kstar-planner-'));
+process.env.KSTAR_CALIBRATION_CACHE = join(dir, 'calibration.json');
+const quiet = { write: () => true, isTTY: false };
+
+async function run(flags: Record<string, unknown>, pinPlan?: readonly string[]) {
+  const config = parseTrainConfig(
+    { backend: 'wasm', evalEvery: 0, warmup: 0, lr: 3e-3, activations: 'checkpoint,mst', ...flags },
+    'test',
+  );
+  const prepared = prepareRun(config);
+  return train(pinPlan ? { ...prepared, pinPlan } : prepared, { log: new ProgressBar(quiet) });
+}
+
+/** The planning problem of a preset at [batch, seq] on wasm, with costs calibrated here. */
+async function problemFor(preset: 'tiny' | 'small', batch: number, seq: number) {
+  await selectBackend('wasm');
+  const config = resolveConfig(preset, {});
+  const model = createGPT(config, { seed: 1 });
+  const optimizer = optimizerEntry('adamw').create(1e-3, {});
+  const fixed = fixedBytes(model, optimizer as never);
+  const space = spaceFor({}, 'wasm');
+  const costs = await calibrate(model, batch, seq, space, new Calibration());
+  model.dispose();
+  const args = {
+    config,
+    batch,
+    seq,
+    backend: 'wasm' as const,
+    fixed,
+    space,
+    costs,
+    budget: Number.POSITIVE_INFINITY,
+  };
+  const all = solveExhaustive(planProblem(args));
+  const least = solveExhaustive(planProblem({ ...args, budget: 0 })).evaluation.bytes;
+  return { args, most: all.evaluation.bytes, least };
+}
+
+describe('planner on tiny and small (wasm)', () => {
+  it.each([
+    ['tiny', 2, 64],
+    ['small', 1, 32],
+  ] as const)(
+    '%s: the greedy plan is within 5 percent of exhaustive search, and the run stays under each budget',
+    async (preset, batch, seq) => {
+      const { args, most, least } = await problemFor(preset, batch, seq);
+      expect(least).toBeLessThan(most);
+      for (const f of [0.15, 0.5, 0.9]) {
+        const budget = Math.round(least + f * (most - least));
+        const exact = solveExhaustive(planProblem({ ...args, budget }));
+        const greedy = solveGreedy(planProblem({ ...args, budget }));
+        expect(exact.evaluation.bytes).toBeLessThanOrEqual(budget);
+        expect(greedy.evaluation.bytes).toBeLessThanOrEqual(budget);
+        expect(greedy.evaluation.ms / exact.evaluation.ms).toBeLessThanOrEqual(1.05);
+        // The chosen plan's measured peak stays under the budget (one step; the planner re-plans after a step that
+        // overshoots, so step 1 is the one a bad prediction would break).
+        const r = await run({ preset, batch, seq, steps: 1, memoryBudget: budget, activations: '' });
+        expect(r.memory.peakBytes, `${preset} budget ${budget}`).toBeLessThanOrEqual(budget);
+        expect(r.plans?.length).toBe(1);
+        expect(r.plans?.[0]!.predictedBytes).toBeLessThanOrEqual(budget);
+      }
+    },
+  );
+});
+
+describe('re-planning', () => {
+  it('re-plans when T grows 64 → 256 (tiny), stays under the budget, and matches the final plan run from the start', async () => {
+    const flags = {
+      preset: 'tiny',
+      context: 256,
+      batch: 2,
+      steps: 4,
+      seqSchedule: '64:2,256:2',
+      memoryBudget: '22MiB',
+    };
+    const a = await run(flags);
+    expect(a.plans!.map((p) => [p.step, p.reason])).toEqual([
+      [1, 'start'],
+      [3, 'sequence-length'],
+    ]);
+    expect(a.plans![1]!.detail).toBe('seq 64 → 256');
+    expect(a.memory.peakBytes).toBeLessThanOrEqual(22 * 2 ** 20);
+    const final = a.plans!.at(-1)!.choices;
+    expect(a.plans![0]!.choices).not.toEqual(final); // otherwise the comparison below proves nothing
+    const b = await run(flags, final);
+    expect(b.plans!.every((p) => p.choices.join() === final.join())).toBe(true);
+    // Checkpointing, selective recompute and MsT compute the same function: equal losses to float32 rounding.
+    expect(b.losses.length).toBe(4);
+    a.losses.forEach((l, i) => expect(l).toBeCloseTo(b.losses[i]!, 4));
+  });
+
+  it('recovers from an out-of-memory error at step 2 by re-planning and retrying the same step', async () => {
+    const flags = { preset: 'tiny', batch: 2, seq: 64, steps: 4, memoryBudget: '14MiB' };
+    const clean = await run(flags);
+    process.env.KSTAR_INJECT_OOM = '2';
+    let hit: Awaited<ReturnType<typeof run>>;
+    try {
+      hit = await run(flags);
+    } finally {
+      delete process.env.KSTAR_INJECT_OOM;
+    }
+    expect(hit.plans!.map((p) => [p.step, p.reason])).toEqual([
+      [1, 'start'],
+      [2, 'out-of-memory'],
+    ]);
+    expect(hit.plans![1]!.budget).toBeLessThan(hit.plans![0]!.budget);
+    expect(hit.steps).toBe(4);
+    clean.losses.forEach((l, i) => expect(hit.losses[i]!).toBeCloseTo(l, 4));
+  });
+});
+
+describe('measured-peak overshoot', () => {
+  it('tightens the budget by the overshoot and re-plans for the next step', async () => {
+    await selectBackend('wasm');
+    const config = resolveConfig('tiny', {});
+    const model = createGPT(config, { seed: 1 });
+    const fixed = fixedBytes(model, optimizerEntry('adamw').create(1e-3, {}) as never);
+    model.dispose();
+    const budget = 14 * 2 ** 20;
+    const planner = new AdaptivePlanner({
+      config,
+      batch: 2,
+      backend: 'wasm',
+      fixed,
+      spec: {},
+      budget,
+      calibration: new Calibration(),
+    });
+    const first = await planner.make(1, 64, 'start', '');
+    const replans: unknown[] = [];
+    const engine = { replan: (o: unknown) => replans.push(o) } as unknown as TrainingEngine;
+    const step = (peakBytes: number) =>
+      ({
+        step: 1,
+        loss: 1,
+        paramBytes: 0,
+        optimizerStateBytes: 0,
+        gradPeakBytes: 0,
+        activationPeakBytes: 0,
+        peakBytes,
+        hostPeakBytes: 0,
+      }) satisfies StepResult;
+    // Within the 5% margin: nothing happens.
+    await planner.afterStep(engine, step(Math.floor(first.predictedPeakBytes * 1.04)), 2);
+    expect(replans).toHaveLength(0);
+    const over = Math.round(first.predictedPeakBytes * 0.1);
+    await planner.afterStep(engine, step(first.predictedPeakBytes + over), 2);
+    expect(replans).toHaveLength(1);
+    const last = planner.log.plans.at(-1)!;
+    expect([last.step, last.reason]).toEqual([2, 'measured-peak']);
+    expect(last.budget).toBe(budget - over);
+    expect(last.predictedBytes).toBeLessThanOrEqual(budget - over);
+  });
+});
+
+describe('planner inputs', () => {
+  it('parses --seq-schedule and finds the T of each step', () => {
+    const s = parseSeqSchedule('64:2, 256:3');
+    expect(s).toEqual([
+      { seq: 64, steps: 2 },
+      { seq: 256, steps: 3 },
+    ]);
+    expect([1, 2, 3, 5, 9].map((k) => seqAt(s, k))).toEqual([64, 64, 256, 256, 256]);
+    expect(() => parseSeqSchedule('64:2,x')).toThrow(/--seq-schedule item 'x' is not T:STEPS/);
+  });
+
+  it('auto budget: free memory minus 10%, at most 4 GiB on wasm', () => {
+    expect(autoBudget('cpu', 1000)).toBe(900);
+    expect(autoBudget('wasm', 16 * 2 ** 30)).toBe(Math.floor(4 * 2 ** 30 * 0.9));
+  });
+
+  it('recognises out-of-memory errors', () => {
+    expect(isOutOfMemory(new Error('step 3: out of GPU memory: buffer too large'))).toBe(true);
+    expect(isOutOfMemory(new RangeError('Array buffer allocation failed'))).toBe(true);
+    expect(isOutOfMemory(new Error('loss is NaN'))).toBe(false);
+  });
+
+  it('kstar plan prints the plans of a schedule and writes them; an impossible budget is one line, exit 2', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = {
+      stdout: { write: (s: string) => out.push(s) > 0 },
+      stderr: { write: (s: string) => err.push(s) > 0 },
+    };
+    const file = join(dir, 'plan.json');
+    const argv = [
+      'plan',
+      '--backend',
+      'wasm',
+      '--batch',
+      '2',
+      '--context',
+      '256',
+      '--seq-schedule',
+      '64:5,256:5',
+    ];
+    expect(await runCli([...argv, '--memory-budget', '22MiB', '--report', file], io)).toBe(0);
+    expect(out.join('')).toMatch(
+      /plan at step 1 \(start\).*\n[\s\S]*plan at step 6 \(sequence-length: seq 64 → 256\)/,
+    );
+    const plans = JSON.parse(readFileSync(file, 'utf8')).plans;
+    expect(plans.map((p: { step: number }) => p.step)).toEqual([1, 6]);
+    out.length = 0;
+    expect(await runCli([...argv, '--memory-budget', '1MiB'], io)).toBe(2);
+    expect(err.at(-1)).toMatch(
+      /^kstar: memory budget 1,048,576 bytes cannot hold a step of batch 2 × seq 64: the smallest predicted peak .* is [\d,]+ bytes/,
+    );
+    expect(out.join('')).toBe('');
+  });
+});

@@ -1,0 +1,3 @@
+export { HostCopy } from './host-copy.ts';
+export type { OffloadStrategy } from './offload.ts';
+export { HOST_MEMORY_BACKENDS, offload, offloadCodec, offloadEffective } from './offload.ts';

@@ -1,0 +1,10 @@
+export type { CalibrationData } from './calibration.ts';
+export { Calibration, medianMs } from './calibration.ts';
+export { solveExhaustive } from './exhaustive.ts';
+export { solveGreedy } from './greedy.ts';
+export type { PlanReason, PlanRecord } from './plan-log.ts';
+export { PlanLog } from './plan-log.ts';
+export type { Evaluation, PlanProblem, PlanSlot, SegmentPrediction, Solution } from './problem.ts';
+export { better, searchSpaceSize } from './problem.ts';
+export type { SolveOptions } from './solve.ts';
+export { DEFAULT_EXHAUSTIVE_LIMIT, InfeasibleBudgetError, solve } from './solve.ts';
