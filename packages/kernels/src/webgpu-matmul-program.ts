@@ -9,7 +9,10 @@ import type { FlatProgram } from './wgsl.ts';
  * contiguous axis of each) and write them k-major (`As[k][m]`, `Bs[k][n]`), so the inner loop is the same for all four
  * combinations. The inner loop reads vec4s from workgroup memory: thread (tx, ty) owns rows `c·tm/ca + 4·ty + i` and
  * columns `c·tn/cb + 4·tx + j`, so neighbouring threads read neighbouring vec4s (no bank conflicts) and write
- * neighbouring columns of C. Everything is unrolled when the shader is generated (registers, not local arrays).
+ * neighbouring columns of C. The vec4 slot of row r at step k is `(r/4) xor (k mod 8)`: a load walking k (A
+ * untransposed, B transposed) then spreads over 8 banks instead of hitting one 16 times, and the inner loop's reads
+ * stay a permutation of neighbouring vec4s (no padding, so a 128×128×16 tile fits WebGPU's default 16 KiB).
+ * Everything is unrolled when the shader is generated (registers, not local arrays).
  */
 export interface MatMulTile {
   /** Output rows per workgroup. */
@@ -65,9 +68,12 @@ export function checkTile(t: MatMulTile): void {
     (t.tn * t.tk) % threads === 0 &&
     t.tm % 4 === 0 &&
     t.tn % 4 === 0;
-  if (!ok)
+  // The xor swizzle permutes 8 vec4s: each of tm/4, tn/4 must be a multiple of 8.
+  const swizzleOk =
+    t.tm % 32 === 0 && t.tn % 32 === 0 && (t.tm / t.ca) % 32 === 0 && (t.tn / t.cb) % 32 === 0;
+  if (!ok || !swizzleOk)
     throw new Error(
-      `matmul tile ${JSON.stringify(t)} is invalid: need tm/(4ca) and tn/(4cb) whole, ≤ 256 threads, and tm·tk, tn·tk divisible by the thread count`,
+      `matmul tile ${JSON.stringify(t)} is invalid: need tm/(4ca) and tn/(4cb) whole, ≤ 256 threads, tm·tk and tn·tk divisible by the thread count, and tm/ca, tn/cb multiples of 32`,
     );
 }
 
@@ -133,7 +139,7 @@ function loadSnippet(
       : `let v${i} = ${name}[${index}];`;
     lines.push(
       `{ let kk = ${kk}; let rr = ${rr}; let r${i} = ${rowOrigin} + rr; let k${i} = k0 + kk; ${read}`,
-      `  ${shared}[kk * ${rows / 4} + rr / 4][rr % 4] = v${i}; }`,
+      `  ${shared}[kk * ${rows / 4} + ((rr / 4) ^ (kk & 7))][rr % 4] = v${i}; }`,
     );
   }
   return lines.join('\n');
@@ -153,8 +159,10 @@ export function matMulProgram(s: MatMulProgramSpec): FlatProgram {
   for (let c = 0; c < ca; c++)
     for (let i = 0; i < 4; i++)
       for (let d = 0; d < cb; d++) acc.push(`var acc_${c}_${i}_${d} = vec4<f32>(0.0);`);
-  for (let c = 0; c < ca; c++) fma.push(`let a${c} = As[kk * ${tm / 4} + ${(c * tm) / ca / 4} + ty];`);
-  for (let d = 0; d < cb; d++) fma.push(`let b${d} = Bs[kk * ${tn / 4} + ${(d * tn) / cb / 4} + tx];`);
+  for (let c = 0; c < ca; c++)
+    fma.push(`let a${c} = As[kk * ${tm / 4} + ((${(c * tm) / ca / 4} + ty) ^ (kk & 7))];`);
+  for (let d = 0; d < cb; d++)
+    fma.push(`let b${d} = Bs[kk * ${tn / 4} + ((${(d * tn) / cb / 4} + tx) ^ (kk & 7))];`);
   for (let c = 0; c < ca; c++)
     for (let i = 0; i < 4; i++)
       for (let d = 0; d < cb; d++)

@@ -8,6 +8,7 @@ import type { MatMulTile } from './webgpu-matmul-program.ts';
 export const MATMUL_TILES = {
   large: { tm: 128, tn: 128, tk: 16, ca: 2, cb: 2 },
   wide: { tm: 64, tn: 128, tk: 16, ca: 1, cb: 2 },
+  tall: { tm: 128, tn: 64, tk: 16, ca: 2, cb: 1 },
   medium: { tm: 64, tn: 64, tk: 16, ca: 1, cb: 1 },
   small: { tm: 32, tn: 32, tk: 16, ca: 1, cb: 1 },
 } as const satisfies Record<string, MatMulTile>;
@@ -32,7 +33,7 @@ export const MIN_TILE_USE = 0.75;
  * wasting more than a quarter of its work on padding; `small` when none does.
  */
 export function chooseMatMulTile(batch: number, m: number, n: number): MatMulTileName {
-  const order: MatMulTileName[] = ['large', 'wide', 'medium'];
+  const order: MatMulTileName[] = ['large', 'wide', 'tall', 'medium'];
   for (const name of order) {
     const t = MATMUL_TILES[name];
     const rows = Math.ceil(m / t.tm);
