@@ -28,7 +28,7 @@ echo "VK_DRIVER_FILES=$VK_DRIVER_FILES node $(/tmp/k/node --version)"
 K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
 
 if [ "${MATMUL:-0}" = 1 ]; then
-  timeout "${MATMUL_LIMIT:-240}" "${K[@]}" bench matmul --json "$OUT/matmul.json" > "$OUT/matmul.log" 2>&1
+  timeout "${MATMUL_LIMIT:-240}" "${K[@]}" bench matmul --json "$OUT/matmul.json" ${MATMUL_FLAGS:-} > "$OUT/matmul.log" 2>&1
   echo "bench matmul: exit $?"
 fi
 if [ -n "${BEFORE_CONFIGS:-}" ]; then
