@@ -116,7 +116,7 @@ export function matMulTable(rows: MatMulTimingRow[]): string {
   const lines = names.map((name) => {
     const cells = choices.map((c) => {
       const r = rows.find((x) => x.name === name && x.choice === c);
-      return (r ? r.tflops.toFixed(1) : '-').padStart(14);
+      return (r ? r.tflops.toFixed(r.tflops < 1 ? 4 : 1) : '-').padStart(14);
     });
     return `${name.padEnd(18)}${cells.join('')}  ${rows.find((x) => x.name === name)!.autoTile}`;
   });
@@ -158,6 +158,8 @@ export async function benchMatMul(
   if (paritySets.includes('odd'))
     parity.push(...(await guardWebGPUStep(0, () => matMulParity(MATMUL_PARITY_CASES))));
   if (parity.length) log(formatMatMulParity(parity));
+  // Warm-up (clocks up, first shaders compiled): the first product of the table was otherwise measured cold.
+  await guardWebGPUStep(0, () => timeCase(timed[0]!, 'kstar', reps));
   const rows: MatMulTimingRow[] = [];
   for (const c of timed)
     for (const choice of choices) {

@@ -1,4 +1,4 @@
-import type { FlatProgram } from './wgsl.ts';
+import { type FlatProgram, flatProgram } from './wgsl.ts';
 
 /**
  * A register-tiled float32 batched matrix product for WebGPU: C[b] = act(op(A[b])·op(B[b]) + bias), op = identity or
@@ -39,7 +39,12 @@ export interface MatMulProgramSpec {
   n: number;
   k: number;
   batch: number;
-  /** Bias: none, one value per output column, or one scalar. */
+  /**
+   * Split-K: each of `splits` workgroup slices sums its own K range into a partial product [batch, splits, m, n]; then
+   * `splitKReduceProgram` adds them (and applies bias and activation). 1 = no split (the product written directly).
+   */
+  splits: number;
+  /** Bias: none, one value per output column, or one scalar (must be none when splits > 1: the reduce applies it). */
   bias: 'none' | 'column' | 'scalar';
   activation: MatMulActivation;
 }
@@ -77,7 +82,8 @@ export function checkTile(t: MatMulTile): void {
     );
 }
 
-const ACTIVATIONS: Record<MatMulActivation, string> = {
+/** WGSL of each activation of `v : f32`. */
+export const MATMUL_ACTIVATIONS: Record<MatMulActivation, string> = {
   linear: 'v',
   relu: 'select(v, 0.0, v < 0.0)',
   relu6: 'clamp(v, 0.0, 6.0)',
@@ -96,9 +102,16 @@ export function matMulShaderKey(s: MatMulProgramSpec): string {
     s.transposeA ? 'tA' : 'nA',
     s.transposeB ? 'tB' : 'nB',
     `al${+aligned.m}${+aligned.n}${+aligned.k}`,
+    s.splits > 1 ? 'splitk' : 'whole',
     s.bias,
     s.activation,
   ].join('_');
+}
+
+/** K per split: a multiple of the tile's K slice (so only the last split can end inside a slice). */
+export function splitKChunk(s: MatMulProgramSpec): number {
+  const slices = Math.ceil(s.k / s.tile.tk);
+  return Math.ceil(slices / s.splits) * s.tile.tk;
 }
 
 function alignment(s: MatMulProgramSpec): { m: boolean; n: boolean; k: boolean } {
@@ -130,7 +143,7 @@ function loadSnippet(
     const rr = kContiguous ? `${e} / ${tk}` : `${e} % ${rows}`;
     const conds: string[] = [];
     if (checkRows) conds.push(`r${i} < ${rowsUniform}`);
-    if (checkK) conds.push(`k${i} < uniforms.K`);
+    if (checkK) conds.push(`k${i} < kEnd`);
     const index = kContiguous
       ? `${base} + r${i} * uniforms.K + k${i}`
       : `${base} + k${i} * ${rowsUniform} + r${i}`;
@@ -184,31 +197,36 @@ export function matMulProgram(s: MatMulProgramSpec): FlatProgram {
   const inputs = s.bias === 'none' ? ['A', 'B'] : ['A', 'B', 'Bias'];
   return {
     variableNames: inputs,
-    outputShape: [s.batch * s.m * s.n],
+    outputShape: [s.batch * s.splits * s.m * s.n],
     shaderKey: matMulShaderKey(s),
     dispatchLayout: { x: [0] },
-    dispatch: [Math.ceil(s.n / tn), Math.ceil(s.m / tm), s.batch],
+    dispatch: [Math.ceil(s.n / tn), Math.ceil(s.m / tm), s.batch * s.splits],
     workgroupSize: [wx, wy, 1],
     size: false,
-    uniforms: `M : i32, N : i32, K : i32, aBatchStride : i32, bBatchStride : i32,${s.activation === 'leakyrelu' ? ' alpha : f32,' : ''}`,
+    uniforms: `M : i32, N : i32, K : i32, aBatchStride : i32, bBatchStride : i32, splits : i32, kChunk : i32, kSteps : i32,${s.activation === 'leakyrelu' ? ' alpha : f32,' : ''}`,
     getUserCode: () => `
       var<workgroup> As : array<vec4<f32>, ${(tk * tm) / 4}>; // [tk][tm] of A's slice, k-major
       var<workgroup> Bs : array<vec4<f32>, ${(tk * tn) / 4}>; // [tk][tn] of B's slice, k-major
-      fn act(v : f32) -> f32 { return ${ACTIVATIONS[s.activation]}; }
+      fn act(v : f32) -> f32 { return ${MATMUL_ACTIVATIONS[s.activation]}; }
       fn main(index : i32) {
         let tx = i32(localId.x);
         let ty = i32(localId.y);
         let t = ty * ${wx} + tx;
         let n0 = i32(workgroupId.x) * ${tn};
         let m0 = i32(workgroupId.y) * ${tm};
-        let batch = i32(workgroupId.z);
+        let z = i32(workgroupId.z); // batch · splits + split
+        let batch = z / uniforms.splits;
+        let kBegin = (z - batch * uniforms.splits) * uniforms.kChunk;
+        let kEnd = min(uniforms.K, kBegin + uniforms.kChunk);
         let aBase = batch * uniforms.aBatchStride;
         let bBase = batch * uniforms.bBatchStride;
-        let cBase = batch * uniforms.M * uniforms.N;
+        let cBase = z * uniforms.M * uniforms.N;
         ${acc.join('\n        ')}
-        for (var k0 = 0; k0 < uniforms.K; k0 = k0 + ${tk}) {
-          ${loadSnippet('A', tm, tk, threads, !s.transposeA, !al.m, !al.k, 'uniforms.M', 'm0')}
-          ${loadSnippet('B', tn, tk, threads, s.transposeB, !al.n, !al.k, 'uniforms.N', 'n0')}
+        // A uniform trip count (workgroupBarrier needs uniform control flow); loads stop at kEnd.
+        for (var step = 0; step < uniforms.kSteps; step = step + 1) {
+          let k0 = kBegin + step * ${tk};
+          ${loadSnippet('A', tm, tk, threads, !s.transposeA, !al.m, !al.k || s.splits > 1, 'uniforms.M', 'm0')}
+          ${loadSnippet('B', tn, tk, threads, s.transposeB, !al.n, !al.k || s.splits > 1, 'uniforms.N', 'n0')}
           workgroupBarrier();
           for (var kk = 0; kk < ${tk}; kk = kk + 1) {
             ${fma.join('\n            ')}
@@ -234,7 +252,44 @@ export function matMulUniforms(
     { type: 'int32', data: [s.k] },
     { type: 'int32', data: [batchA === 1 ? 0 : s.m * s.k] },
     { type: 'int32', data: [batchB === 1 ? 0 : s.k * s.n] },
+    { type: 'int32', data: [s.splits] },
+    { type: 'int32', data: [splitKChunk(s)] },
+    { type: 'int32', data: [splitKChunk(s) / s.tile.tk] },
   ];
   if (s.activation === 'leakyrelu') u.push({ type: 'float32', data: [alpha] });
   return u;
+}
+
+/**
+ * Sums the `splits` partial products [batch, splits, m, n] of a split-K matmul into [batch, m, n], then bias and
+ * activation: one thread per output.
+ */
+export function splitKReduceProgram(s: MatMulProgramSpec): FlatProgram {
+  const bias =
+    s.bias === 'column' ? 'v = v + Bias[rem % uniforms.n];' : s.bias === 'scalar' ? 'v = v + Bias[0];' : '';
+  return flatProgram({
+    key: `mm_splitk_${s.bias}_${s.activation}`,
+    size: s.batch * s.m * s.n,
+    inputs: s.bias === 'none' ? ['P'] : ['P', 'Bias'],
+    uniforms: 'mn : i32, n : i32, splits : i32, alpha : f32,',
+    body: `
+      let b = index / uniforms.mn;
+      let rem = index - b * uniforms.mn;
+      var v = 0.0;
+      for (var s = 0; s < uniforms.splits; s = s + 1) { v = v + P[(b * uniforms.splits + s) * uniforms.mn + rem]; }
+      ${bias}
+      result[index] = ${MATMUL_ACTIVATIONS[s.activation]};`,
+  });
+}
+
+export function splitKReduceUniforms(
+  s: MatMulProgramSpec,
+  alpha: number,
+): Array<{ type: 'float32' | 'int32'; data: number[] }> {
+  return [
+    { type: 'int32', data: [s.m * s.n] },
+    { type: 'int32', data: [s.n] },
+    { type: 'int32', data: [s.splits] },
+    { type: 'float32', data: [alpha] },
+  ];
 }

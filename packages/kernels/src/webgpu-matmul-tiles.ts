@@ -43,3 +43,24 @@ export function chooseMatMulTile(batch: number, m: number, n: number): MatMulTil
   }
   return 'small';
 }
+
+/** K of each split must stay at least this long (shorter slices spend more on the partial sums than they win). */
+export const MIN_SPLIT_K = 512;
+
+/**
+ * Split-K for products with few output tiles and a long K (a weight gradient xᵀ·dy: [768, 3072] from K = 8,192):
+ * the 128×128 tile split `splits` ways along K, enough to reach twice `MIN_WORKGROUPS`. null: no split pays.
+ */
+export function chooseMatMulSplit(
+  batch: number,
+  m: number,
+  n: number,
+  k: number,
+): { tile: MatMulTileName; splits: number } | null {
+  const t = MATMUL_TILES.large;
+  const workgroups = batch * Math.ceil(m / t.tm) * Math.ceil(n / t.tn);
+  const use = (m * n) / (Math.ceil(m / t.tm) * t.tm * Math.ceil(n / t.tn) * t.tn);
+  if (workgroups >= MIN_WORKGROUPS || use < MIN_TILE_USE) return null;
+  const splits = Math.min(Math.ceil((2 * MIN_WORKGROUPS) / workgroups), Math.floor(k / MIN_SPLIT_K));
+  return splits >= 2 ? { tile: 'large', splits } : null;
+}

@@ -1,11 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { FusedBackend } from './row-program.ts';
 import {
   type MatMulActivation,
   type MatMulProgramSpec,
   matMulProgram,
   matMulUniforms,
+  splitKReduceProgram,
+  splitKReduceUniforms,
 } from './webgpu-matmul-program.ts';
 import {
+  chooseMatMulSplit,
   chooseMatMulTile,
   isMatMulTileName,
   MATMUL_TILES,
@@ -116,12 +120,14 @@ export function planWebGPUMatMul(
     else if (lastIsColumn) biasKind = 'column';
     else return null;
   }
-  const tileName = forcedTile ?? webgpuMatMulSetting().tile ?? chooseMatMulTile(batch, m, n);
-  const tile = MATMUL_TILES[tileName];
+  const forced = forcedTile ?? webgpuMatMulSetting().tile;
+  const split = forced ? null : chooseMatMulSplit(batch, m, n, k);
+  const tile = MATMUL_TILES[forced ?? split?.tile ?? chooseMatMulTile(batch, m, n)];
+  const splits = split?.splits ?? 1;
   if (
     Math.ceil(n / tile.tn) > MAX_WORKGROUPS_PER_DIM ||
     Math.ceil(m / tile.tm) > MAX_WORKGROUPS_PER_DIM ||
-    batch > MAX_WORKGROUPS_PER_DIM
+    batch * splits > MAX_WORKGROUPS_PER_DIM
   )
     return null;
   return {
@@ -133,6 +139,7 @@ export function planWebGPUMatMul(
       n,
       k,
       batch,
+      splits,
       bias: biasKind,
       activation: activation as MatMulActivation,
     },
@@ -160,13 +167,34 @@ function wrap(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
     const backend = args.backend as unknown as WebGPUBackendLike;
     const bound = [flat(inputs.a), flat(inputs.b)];
     if (inputs.bias) bound.push(flat(inputs.bias));
-    const out = backend.runWebGPUProgram(
-      matMulProgram(plan.spec),
-      bound,
+    const alpha = attrs.leakyreluAlpha ?? 0.2;
+    const spec = plan.spec;
+    if (spec.splits === 1) {
+      const out = backend.runWebGPUProgram(
+        matMulProgram(spec),
+        bound,
+        'float32',
+        matMulUniforms(spec, plan.batchA, plan.batchB, alpha),
+      );
+      return { dataId: out.dataId, shape: plan.outShape, dtype: 'float32' }; // [...batch, m, n]
+    }
+    // Split-K: partial products [batch, splits, m, n] without bias or activation, then their sum with both.
+    const partialSpec: MatMulProgramSpec = { ...spec, bias: 'none', activation: 'linear' };
+    const partial = backend.runWebGPUProgram(
+      matMulProgram(partialSpec),
+      bound.slice(0, 2),
       'float32',
-      matMulUniforms(plan.spec, plan.batchA, plan.batchB, attrs.leakyreluAlpha ?? 0.2),
+      matMulUniforms(partialSpec, plan.batchA, plan.batchB, alpha),
     );
-    return { dataId: out.dataId, shape: plan.outShape, dtype: 'float32' }; // [...batch, m, n]
+    const reduceInputs = inputs.bias ? [partial, flat(inputs.bias)] : [partial];
+    const out = backend.runWebGPUProgram(
+      splitKReduceProgram(spec),
+      reduceInputs,
+      'float32',
+      splitKReduceUniforms(spec, alpha),
+    );
+    (backend as unknown as FusedBackend).disposeData(partial.dataId);
+    return { dataId: out.dataId, shape: plan.outShape, dtype: 'float32' };
   };
   (kernelFunc as { [WRAPPED]?: boolean })[WRAPPED] = true;
   originals.set(kernelName, config);
