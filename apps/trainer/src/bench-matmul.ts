@@ -159,7 +159,8 @@ export async function benchMatMul(
     parity.push(...(await guardWebGPUStep(0, () => matMulParity(MATMUL_PARITY_CASES))));
   if (parity.length) log(formatMatMulParity(parity));
   // Warm-up (clocks up, first shaders compiled): the first product of the table was otherwise measured cold.
-  await guardWebGPUStep(0, () => timeCase(timed[0]!, 'kstar', reps));
+  const warmUntil = performance.now() + 3000;
+  while (performance.now() < warmUntil) await guardWebGPUStep(0, () => timeCase(timed[0]!, 'kstar', 1));
   const rows: MatMulTimingRow[] = [];
   for (const c of timed)
     for (const choice of choices) {

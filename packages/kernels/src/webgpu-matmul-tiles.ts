@@ -64,3 +64,12 @@ export function chooseMatMulSplit(
   const splits = Math.min(Math.ceil((2 * MIN_WORKGROUPS) / workgroups), Math.floor(k / MIN_SPLIT_K));
   return splits >= 2 ? { tile: 'large', splits } : null;
 }
+
+/**
+ * Products K*'s tiles lose to tfjs's own program, measured on the H200 (`kstar bench matmul`,
+ * bench/results/2026-12-02-h200-matmul-run2.json): thin outputs over a long K, attention's probs·v
+ * [96, 1024, 1024]·[96, 1024, 64] at 6.8 TFLOP/s (best tile) against tfjs's 18.8. They go to tfjs's kernel.
+ */
+export function matMulPrefersTfjs(m: number, n: number, k: number): boolean {
+  return n <= 64 && k >= 512 && m >= 512;
+}

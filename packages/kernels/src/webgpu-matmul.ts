@@ -14,6 +14,7 @@ import {
   isMatMulTileName,
   MATMUL_TILES,
   type MatMulTileName,
+  matMulPrefersTfjs,
 } from './webgpu-matmul-tiles.ts';
 import { flat, type WebGPUBackendLike } from './wgsl.ts';
 
@@ -23,8 +24,8 @@ import { flat, type WebGPUBackendLike } from './wgsl.ts';
  * reads a transposed B column by column, so every dx = dy·Wᵀ and attention's q·kᵀ ran at a tenth of the forward
  * products; this kernel reads every transpose combination coalesced, for any batch (one side may broadcast), with
  * the bias and activation of `_FusedMatMul` applied before the single write. Calls it does not handle (int32, prelu,
- * a bias that is not per column, batch shapes that broadcast both ways, more than 65,535 workgroups in a dimension)
- * go to tfjs's own kernel.
+ * a bias that is not per column, batch shapes that broadcast both ways, more than 65,535 workgroups in a dimension,
+ * and the thin long-K products tfjs's program measured faster on, `matMulPrefersTfjs`) go to tfjs's own kernel.
  *
  * `KSTAR_WEBGPU_MATMUL=tfjs` keeps tfjs's kernels (the "before" of benchmarks); `KSTAR_WEBGPU_MATMUL=<tile>` (large,
  * wide, medium, small) forces one tile; unset or `kstar` chooses per shape (webgpu-matmul-tiles.ts).
@@ -121,6 +122,7 @@ export function planWebGPUMatMul(
     else return null;
   }
   const forced = forcedTile ?? webgpuMatMulSetting().tile;
+  if (!forced && matMulPrefersTfjs(m, n, k)) return null;
   const split = forced ? null : chooseMatMulSplit(batch, m, n, k);
   const tile = MATMUL_TILES[forced ?? split?.tile ?? chooseMatMulTile(batch, m, n)];
   const splits = split?.splits ?? 1;
