@@ -2,11 +2,9 @@ import { writeFileSync } from 'node:fs';
 import { InputError } from '@kstar/core';
 import {
   type BackendName,
-  caseDims,
   caseFlops,
   caseInputs,
   caseProduct,
-  chooseMatMulTile,
   flushWebGPU,
   forceWebGPUMatMulTile,
   formatMatMulParity,
@@ -18,6 +16,7 @@ import {
   type MatMulParityRow,
   type MatMulTileName,
   matMulParity,
+  planWebGPUMatMul,
   registerWebGPUMatMul,
   selectBackend,
   unregisterWebGPUMatMul,
@@ -48,8 +47,8 @@ export interface MatMulTimingRow {
   transposeA: boolean;
   transposeB: boolean;
   choice: string;
-  /** The tile K*'s per-shape choice takes for this product (for `kstar`). */
-  autoTile: MatMulTileName;
+  /** What K*'s per-shape choice (`kstar`) runs: a tile, `<tile>×<n> split-K`, or `tfjs` (routed to tfjs's kernel). */
+  auto: string;
   /** Median of `reps` timings of `inner` back-to-back products each (GPU queue drained before and after). */
   ms: number;
   tflops: number;
@@ -80,9 +79,19 @@ function useChoice(choice: string): void {
   forceWebGPUMatMulTile(tile as MatMulTileName | null);
 }
 
+/** The per-shape choice for a case, in words (see `MatMulTimingRow.auto`). */
+function autoChoice(c: MatMulCase, inputs: ReturnType<typeof caseInputs>): string {
+  forceWebGPUMatMulTile(null);
+  const plan = planWebGPUMatMul(inputs.a, inputs.b, inputs.bias, c);
+  if (!plan) return 'tfjs';
+  const name = Object.entries(MATMUL_TILES).find(([, t]) => t === plan.spec.tile)?.[0] ?? '?';
+  return plan.spec.splits > 1 ? `${name}×${plan.spec.splits} split-K` : name;
+}
+
 async function timeCase(c: MatMulCase, choice: string, reps: number): Promise<MatMulTimingRow> {
-  useChoice(choice);
   const inputs = caseInputs(c);
+  const auto = autoChoice(c, inputs);
+  useChoice(choice);
   const f = () => caseProduct(c, inputs);
   await timeProducts(f, 2); // compile and warm up
   const flops = caseFlops(c);
@@ -94,7 +103,6 @@ async function timeCase(c: MatMulCase, choice: string, reps: number): Promise<Ma
   tf.dispose([inputs.a, inputs.b, ...(inputs.bias ? [inputs.bias] : [])]);
   times.sort((x, y) => x - y);
   const ms = times[Math.floor(times.length / 2)]!;
-  const { m, n, batch } = caseDims(c);
   return {
     name: c.name,
     a: c.a,
@@ -102,7 +110,7 @@ async function timeCase(c: MatMulCase, choice: string, reps: number): Promise<Ma
     transposeA: c.transposeA,
     transposeB: c.transposeB,
     choice,
-    autoTile: chooseMatMulTile(batch, m, n),
+    auto,
     ms,
     tflops: flops / (ms * 1e-3) / 1e12,
   };
@@ -112,13 +120,13 @@ async function timeCase(c: MatMulCase, choice: string, reps: number): Promise<Ma
 export function matMulTable(rows: MatMulTimingRow[]): string {
   const choices = [...new Set(rows.map((r) => r.choice))];
   const names = [...new Set(rows.map((r) => r.name))];
-  const head = `${'product'.padEnd(18)}${choices.map((c) => c.padStart(14)).join('')}  auto tile`;
+  const head = `${'product'.padEnd(18)}${choices.map((c) => c.padStart(14)).join('')}  kstar runs`;
   const lines = names.map((name) => {
     const cells = choices.map((c) => {
       const r = rows.find((x) => x.name === name && x.choice === c);
       return (r ? r.tflops.toFixed(r.tflops < 1 ? 4 : 1) : '-').padStart(14);
     });
-    return `${name.padEnd(18)}${cells.join('')}  ${rows.find((x) => x.name === name)!.autoTile}`;
+    return `${name.padEnd(18)}${cells.join('')}  ${rows.find((x) => x.name === name)!.auto}`;
   });
   return [`TFLOP/s (median of the reps)`, head, ...lines].join('\n');
 }
