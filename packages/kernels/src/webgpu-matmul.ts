@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { kernelOverride } from './kernel-override.ts';
 import type { FusedBackend } from './row-program.ts';
 import {
   type MatMulActivation,
@@ -30,8 +31,6 @@ import { flat, type WebGPUBackendLike } from './wgsl.ts';
  * `KSTAR_WEBGPU_MATMUL=tfjs` keeps tfjs's kernels (the "before" of benchmarks); `KSTAR_WEBGPU_MATMUL=<tile>` (large,
  * wide, medium, small) forces one tile; unset or `kstar` chooses per shape (webgpu-matmul-tiles.ts).
  */
-const WRAPPED = Symbol.for('kstar.webgpuMatMul');
-const originals = new Map<string, tf.KernelConfig>();
 const counts = { kstar: 0, tfjs: 0 };
 let forcedTile: MatMulTileName | null = null;
 
@@ -151,11 +150,9 @@ export function planWebGPUMatMul(
   };
 }
 
-function wrap(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
-  const config = tf.getKernel(kernelName, 'webgpu');
-  if (!config || (config.kernelFunc as { [WRAPPED]?: boolean })[WRAPPED]) return;
-  const original = config.kernelFunc;
-  const kernelFunc: tf.KernelFunc = (args) => {
+/** K*'s program for the calls it handles (`planWebGPUMatMul`), `original` (tfjs's kernel) for the others. */
+function kstarMatMul(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
     const inputs = args.inputs as { a: Info; b: Info; bias?: Info; preluActivationWeights?: Info };
     const attrs = args.attrs as MatMulAttrs;
     const plan = inputs.preluActivationWeights
@@ -198,11 +195,9 @@ function wrap(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
     (backend as unknown as FusedBackend).disposeData(partial.dataId);
     return { dataId: out.dataId, shape: plan.outShape, dtype: 'float32' };
   };
-  (kernelFunc as { [WRAPPED]?: boolean })[WRAPPED] = true;
-  originals.set(kernelName, config);
-  tf.unregisterKernel(kernelName, 'webgpu');
-  tf.registerKernel({ ...config, kernelFunc });
 }
+
+const override = kernelOverride('webgpuMatMul', 'webgpu', ['BatchMatMul', '_FusedMatMul'], kstarMatMul);
 
 /**
  * Installs K*'s matmul over the webgpu backend's `BatchMatMul` and `_FusedMatMul` (idempotent; a no-op before
@@ -210,15 +205,10 @@ function wrap(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
  */
 export function registerWebGPUMatMul(): void {
   if (webgpuMatMulSetting().impl === 'tfjs') return;
-  wrap('BatchMatMul');
-  wrap('_FusedMatMul');
+  override.install();
 }
 
 /** Puts tfjs's own webgpu matmul kernels back (benchmarks compare both; `registerWebGPUMatMul` reinstalls). */
 export function unregisterWebGPUMatMul(): void {
-  for (const [name, config] of originals) {
-    tf.unregisterKernel(name, 'webgpu');
-    tf.registerKernel(config);
-  }
-  originals.clear();
+  override.restore();
 }
