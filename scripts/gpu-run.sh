@@ -8,6 +8,8 @@
 #   gpu-profile.json    per-kernel GPU times of one gpt2-124m T=1024 B=8 AdamW step (timestamp queries)
 #   gpu.json            `kstar bench gpu` rows ($CONFIGS, default adamw-full-graph,adamw-segmented), pool bound on
 #   gpu-unbounded.json  adamw-full-graph with tfjs's unbounded pool (KSTAR_WEBGPU_MAX_FREE_BYTES=Infinity), to compare
+#   matmul.json         (MATMUL=1) gpt2-124m's products per matmul kernel choice (TFLOP/s) and K*'s matmul parity
+#   gpu-tfjs-matmul.json (BEFORE_CONFIGS=a,b) those `bench gpu` rows with tfjs's own matmul (KSTAR_WEBGPU_MATMUL=tfjs)
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
 STEPS=${1:-20}
@@ -25,6 +27,15 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 echo "VK_DRIVER_FILES=$VK_DRIVER_FILES node $(/tmp/k/node --version)"
 K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
 
+if [ "${MATMUL:-0}" = 1 ]; then
+  timeout "${MATMUL_LIMIT:-240}" "${K[@]}" bench matmul --json "$OUT/matmul.json" ${MATMUL_FLAGS:-} > "$OUT/matmul.log" 2>&1
+  echo "bench matmul: exit $?"
+fi
+if [ -n "${BEFORE_CONFIGS:-}" ]; then
+  KSTAR_WEBGPU_MATMUL=tfjs "${K[@]}" bench gpu --json "$OUT/gpu-tfjs-matmul.json" --steps "$STEPS" \
+    --limit-seconds "${RUN_LIMIT:-110}" --configs "$BEFORE_CONFIGS" > "$OUT/bench-gpu-before.log" 2>&1
+  echo "bench gpu (tfjs matmul): exit $?"
+fi
 if [ "${SKIP_PARITY:-0}" != 1 ]; then
   timeout "${PARITY_LIMIT:-240}" "${K[@]}" bench kernels --json "$OUT/kernel-parity.json" --shapes gpt2 > "$OUT/parity.log" 2>&1
   echo "bench kernels: exit $?"
@@ -44,6 +55,9 @@ if [ "${SKIP_UNBOUNDED:-0}" != 1 ]; then
   echo "bench gpu (unbounded pool): exit $?"
 fi
 grep -E "^(PASS|FAIL)" "$OUT/parity.log" 2>/dev/null
+grep -cE "^PASS matmul" "$OUT/matmul.log" 2>/dev/null && grep -E "^FAIL matmul" "$OUT/matmul.log"
+sed -n '/^TFLOP/,$p' "$OUT/matmul.log" 2>/dev/null
+[ -n "${BEFORE_CONFIGS:-}" ] && echo "with tfjs's matmul:" && grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu-before.log"
 head -22 "$OUT/profile.log" 2>/dev/null | grep -v '^Warning'
 grep -E 'sum of kernel times' "$OUT/profile.log" 2>/dev/null
 grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu.log"

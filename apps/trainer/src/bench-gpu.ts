@@ -87,6 +87,8 @@ export interface GpuBenchRow {
   optimizerStateBytes: number;
   lossAtStart: number;
   lossAtEnd: number;
+  /** Every step's loss (runs with different kernels compare them step by step). */
+  losses: number[];
   exit: number;
 }
 
@@ -182,6 +184,7 @@ export async function benchGpu(
       optimizerStateBytes: r.memory.optimizerStateBytes,
       lossAtStart: r.losses[0]!,
       lossAtEnd: r.losses.at(-1)!,
+      losses: r.losses,
       exit: code,
     });
   }

@@ -7,6 +7,7 @@ import { benchCompressError } from './bench-compress-error.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
 import { benchKernels, benchProfile } from './bench-kernels.ts';
 import { benchLazyWindow } from './bench-lazy-window.ts';
+import { benchMatMul } from './bench-matmul.ts';
 import { benchMemory, memoryTable } from './bench-memory.ts';
 import { benchPartition } from './bench-partition.ts';
 import { BENCH_PLANNER_HELP, benchPlanner } from './bench-planner.ts';
@@ -201,11 +202,10 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(`wrote ${file}\n`);
     return 0;
   }
-  if (kind === 'kernels' || kind === 'profile') {
+  if (kind === 'kernels' || kind === 'profile' || kind === 'matmul') {
+    const bench = { kernels: benchKernels, profile: benchProfile, matmul: benchMatMul }[kind];
     try {
-      const { file } = await (kind === 'kernels' ? benchKernels : benchProfile)(rest, (l) =>
-        io.stdout.write(`${l}\n`),
-      );
+      const { file } = await bench(rest, (l) => io.stdout.write(`${l}\n`));
       io.stdout.write(`wrote ${file}\n`);
       return 0;
     } finally {
@@ -214,7 +214,7 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   }
   if (kind !== 'train' && kind !== 'optimizers' && kind !== 'memory') {
     throw new InputError(
-      `unknown benchmark '${kind}': use 'kstar bench train', 'optimizers', 'gpu', 'kernels', 'profile', 'activations', 'compress-error' or 'memory' (see 'kstar bench --help')`,
+      `unknown benchmark '${kind}': use 'kstar bench train', 'optimizers', 'gpu', 'kernels', 'profile', 'matmul', 'activations', 'compress-error' or 'memory' (see 'kstar bench --help')`,
       'E_FLAG',
     );
   }

@@ -52,7 +52,7 @@ export const GPT2_PARITY_SHAPES: ParityShapes = {
 export const PARITY_TOLERANCE = 2e-4;
 
 /** Deterministic values in [lo, hi) (an LCG: no Math.random in tests). */
-function values(n: number, seed: number, lo = -2, hi = 2): Float32Array {
+export function parityValues(n: number, seed: number, lo = -2, hi = 2): Float32Array {
   const out = new Float32Array(n);
   let s = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
@@ -62,7 +62,8 @@ function values(n: number, seed: number, lo = -2, hi = 2): Float32Array {
   return out;
 }
 
-function relErr(a: ArrayLike<number>, ref: ArrayLike<number>): number {
+/** max |a − ref| / max(|ref|, 1e-6); Infinity on NaN or a length mismatch. */
+export function parityRelErr(a: ArrayLike<number>, ref: ArrayLike<number>): number {
   let maxDiff = 0;
   let maxRef = 1e-6;
   for (let i = 0; i < ref.length; i++) {
@@ -86,9 +87,9 @@ function row(
   fallback: Float32Array,
   exact: Float64Array | null,
 ): ParityRow {
-  const vsFallback = relErr(native, fallback);
-  const vs64 = exact ? relErr(native, exact) : null;
-  const fb64 = exact ? relErr(fallback, exact) : null;
+  const vsFallback = parityRelErr(native, fallback);
+  const vs64 = exact ? parityRelErr(native, exact) : null;
+  const fb64 = exact ? parityRelErr(fallback, exact) : null;
   return {
     kernel,
     shape,
@@ -215,8 +216,8 @@ export async function fusedKernelParity(shapes: ParityShapes = TINY_PARITY_SHAPE
 
   {
     const [N, D] = shapes.rows;
-    const hv = values(N * D, 1, -4, 4);
-    const dyv = values(N * D, 2);
+    const hv = parityValues(N * D, 1, -4, 4);
+    const dyv = parityValues(N * D, 2);
     const h = tf.tensor2d(hv, [N, D]);
     const dy = tf.tensor2d(dyv, [N, D]);
     const ref = shapes.float64 ? geluRef(hv, dyv) : null;
@@ -225,8 +226,8 @@ export async function fusedKernelParity(shapes: ParityShapes = TINY_PARITY_SHAPE
     const g = await both(geluGradKernel, { h, dy }, one);
     rows.push(row('KstarGeluGrad', [N, D], g.impl, g.native[0]!, g.fallback[0]!, ref?.dh ?? null));
 
-    const gv = values(D, 3, 0.5, 1.5);
-    const bv = values(D, 4, -0.5, 0.5);
+    const gv = parityValues(D, 3, 0.5, 1.5);
+    const bv = parityValues(D, 4, -0.5, 0.5);
     const gamma = tf.tensor1d(gv);
     const beta = tf.tensor1d(bv);
     const eps = 1e-5;
@@ -258,8 +259,8 @@ export async function fusedKernelParity(shapes: ParityShapes = TINY_PARITY_SHAPE
     const shape = shapes.attention;
     const T = shape[3];
     const size = shape.reduce((a, b) => a * b, 1);
-    const sv = values(size, 5, -6, 6);
-    const dpv = values(size, 6);
+    const sv = parityValues(size, 5, -6, 6);
+    const dpv = parityValues(size, 6);
     const scale = 1 / Math.sqrt(64);
     const s = tf.tensor(sv, shape);
     const dp = tf.tensor(dpv, shape);
@@ -273,7 +274,7 @@ export async function fusedKernelParity(shapes: ParityShapes = TINY_PARITY_SHAPE
   }
   {
     const [N, V] = shapes.logits;
-    const zv = values(N * V, 7, -8, 8);
+    const zv = parityValues(N * V, 7, -8, 8);
     const tv = new Int32Array(N);
     for (let n = 0; n < N; n++) tv[n] = (n * 7919 + 13) % V;
     const logits = tf.tensor2d(zv, [N, V]);

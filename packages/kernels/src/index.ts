@@ -101,6 +101,9 @@ export {
   takeWebGPUDeviceErrors,
   watchWebGPUDevice,
 } from './webgpu-errors.ts';
+export * from './webgpu-matmul.ts';
+export * from './webgpu-matmul-parity.ts';
+export * from './webgpu-matmul-tiles.ts';
 export type { AdapterProbe, MinimalGPUAdapter, MinimalGPUDevice } from './webgpu-node.ts';
 export {
   initWebGPU,

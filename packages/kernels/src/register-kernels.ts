@@ -8,6 +8,7 @@ import { packKernel, unpackKernel } from './pack.ts';
 import { dequantizeKernel, quantizeKernel } from './quantize.ts';
 import { join24Kernel, split24Kernel } from './split24.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
+import { registerWebGPUMatMul } from './webgpu-matmul.ts';
 
 /**
  * Registers every K* kernel (`KstarAdamW`, `KstarAddInPlace` for cpu, wasm and webgpu) and the wasm kernels tfjs lacks
@@ -35,4 +36,5 @@ export function registerKstarKernels(): void {
   split24Kernel.register();
   join24Kernel.register();
   registerWasmKernels();
+  registerWebGPUMatMul();
 }

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { kernelOverride } from './kernel-override.ts';
 
 /**
  * tfjs-backend-wasm 4.22 multiplies through XNNPACK only when neither operand is transposed; with `transposeA` or
@@ -8,10 +9,6 @@ import * as tf from '@tensorflow/tfjs-core';
  * with the wasm `Transpose` kernel (one temporary the size of that operand, freed before returning) and call the
  * original kernel without flags. Results are identical up to float32 summation order.
  */
-const WRAPPED = Symbol.for('kstar.wasmMatMulWrapped');
-/** The kernels the wrappers replaced, to restore them (benchmarks measure both). */
-const originals = new Map<string, tf.KernelConfig>();
-
 type Info = tf.TensorInfo;
 interface WasmLike {
   disposeData(dataId: tf.DataId): boolean;
@@ -24,14 +21,12 @@ function swapLastTwo(t: Info): number[] {
   return perm;
 }
 
-function wrap(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
-  const config = tf.getKernel(kernelName, 'wasm');
-  const transpose = tf.getKernel('Transpose', 'wasm');
-  if (!config || !transpose || (config.kernelFunc as { [WRAPPED]?: boolean })[WRAPPED]) return;
-  const original = config.kernelFunc;
-  const kernelFunc: tf.KernelFunc = (args) => {
+/** Transposes the flagged operands with the wasm `Transpose` kernel, then calls `original` without flags. */
+function untransposed(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
     const attrs = args.attrs as { transposeA?: boolean; transposeB?: boolean };
-    if (!attrs.transposeA && !attrs.transposeB) return original(args);
+    const transpose = tf.getKernel('Transpose', 'wasm');
+    if ((!attrs.transposeA && !attrs.transposeB) || !transpose) return original(args);
     const backend = args.backend as unknown as WasmLike;
     const inputs = { ...(args.inputs as Record<string, Info>) };
     const temps: Info[] = [];
@@ -55,23 +50,16 @@ function wrap(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
       for (const t of temps) backend.disposeData(t.dataId);
     }
   };
-  (kernelFunc as { [WRAPPED]?: boolean })[WRAPPED] = true;
-  originals.set(kernelName, config);
-  tf.unregisterKernel(kernelName, 'wasm');
-  tf.registerKernel({ ...config, kernelFunc });
 }
+
+const override = kernelOverride('wasmMatMulWrapped', 'wasm', ['BatchMatMul', '_FusedMatMul'], untransposed);
 
 /** Installs the wrappers once the wasm backend's kernels are registered (idempotent; a no-op before that). */
 export function registerWasmMatMulFix(): void {
-  wrap('BatchMatMul');
-  wrap('_FusedMatMul');
+  override.install();
 }
 
 /** Puts tfjs's own wasm matMul kernels back (for benchmarks that compare; `registerWasmMatMulFix` reinstalls). */
 export function unregisterWasmMatMulFix(): void {
-  for (const [name, config] of originals) {
-    tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel(config);
-  }
-  originals.clear();
+  override.restore();
 }
