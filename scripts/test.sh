@@ -16,6 +16,10 @@ fi
 status=0
 pnpm exec biome check . || { echo "lint failed: run 'pnpm format' and 'pnpm lint'"; status=1; }
 pnpm exec tsc -p tsconfig.json || { echo "typecheck failed"; status=1; }
+# What users install: the build against @tensorflow/tfjs-core alone, then publint and are-the-types-wrong on every
+# packed package (the install test in apps/trainer reuses the build).
+pnpm build || { echo "pnpm build failed"; status=1; }
+node scripts/check-packages.mjs || { echo "package checks (publint, attw) failed"; status=1; }
 rm -f .vitest-results.json
 # A native hang (e.g. in a GPU driver) must not eat CI's time: the suite takes about 3 minutes on 2 cores.
 timeout -k 30 1800 pnpm exec vitest run --reporter=default --reporter=json --outputFile=.vitest-results.json

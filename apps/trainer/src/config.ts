@@ -111,9 +111,13 @@ export async function loadConfigFile(path: string): Promise<Record<string, unkno
     } catch (e) {
       throw new InputError(`config file '${path}' is not valid JSON: ${(e as Error).message}`, 'E_CONFIG');
     }
-  } else if (['.js', '.mjs', '.cjs', '.ts', '.mts'].includes(ext)) {
+  } else if (['.js', '.mjs', '.cjs'].includes(ext)) {
     const mod = (await import(pathToFileURL(abs).href)) as { default?: unknown };
     value = mod.default;
+  } else if (['.ts', '.mts', '.cts'].includes(ext)) {
+    // Node cannot import TypeScript from an installed CLI (no tsx there): jiti transpiles the config on the fly.
+    const { createJiti } = await import('jiti');
+    value = await createJiti(import.meta.url).import(abs, { default: true });
   } else {
     throw new InputError(
       `config file '${path}' has extension '${ext}': use .json, .js, .mjs or .ts`,
