@@ -2,7 +2,7 @@
 // them (workspace: ranges resolved). Needs `pnpm build` first. Used by scripts/check-packages.mjs and the
 // install test (apps/trainer/test/packed-install.test.ts).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,8 +31,9 @@ export function packPackages(dest) {
   return tarballs;
 }
 
+/** Workspace packages that are published (not `private`, like apps/web). */
 export function publicPackageDirs() {
-  return ['packages', 'apps'].flatMap((group) =>
-    readdirSync(join(repoRoot, group)).map((name) => `${group}/${name}`),
-  );
+  return ['packages', 'apps']
+    .flatMap((group) => readdirSync(join(repoRoot, group)).map((name) => `${group}/${name}`))
+    .filter((dir) => !JSON.parse(readFileSync(join(repoRoot, dir, 'package.json'), 'utf8')).private);
 }

@@ -45,7 +45,7 @@ function makeModel() {
   });
 }
 
-async function fit(model) {
+async function trainEpochs(model) {
   await model.fit(x, y, { epochs: EPOCHS, batchSize: 16, shuffle: false, verbose: 0 });
 }
 
@@ -90,22 +90,22 @@ for (const [name, make] of Object.entries(OPTIMIZERS)) {
       mkdirSync(dir, { recursive: true });
       const model = makeModel();
       model.compile({ optimizer: make(), loss: 'meanSquaredError' });
-      await fit(model);
+      await trainEpochs(model);
       await saveTo(model, file);
-      await fit(model); // the uninterrupted run
+      await trainEpochs(model); // the uninterrupted run
       const reference = weightsOf(model);
       writeFileSync(referenceFile, JSON.stringify(reference));
       const loaded = await loadFrom(file); // same process: tfjs-layers renames the loaded variables
-      await fit(loaded);
+      await trainEpochs(loaded);
       results[name] = { maxDiff: maxDiff(weightsOf(loaded), reference) };
       // What a silently restarted optimizer would give: the check above must be able to tell.
       const restarted = await loadFrom(file);
       restarted.compile({ optimizer: make(), loss: 'meanSquaredError' });
-      await fit(restarted);
+      await trainEpochs(restarted);
       results[name].restartedMaxDiff = maxDiff(weightsOf(restarted), reference);
     } else {
       const loaded = await loadFrom(file);
-      await fit(loaded);
+      await trainEpochs(loaded);
       const reference = JSON.parse(readFileSync(referenceFile, 'utf8'));
       results[name] = { maxDiff: maxDiff(weightsOf(loaded), reference) };
     }

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
+import { writeFileAtomic } from './atomic-write.ts';
 import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
 import { BENCH_ACTIVATIONS_HELP, benchActivations } from './bench-activations.ts';
 import { benchCompressError } from './bench-compress-error.ts';
@@ -14,12 +15,15 @@ import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
 import { compareReplay, readGolden, replayGolden } from './replay.ts';
 import { ledgerTable, writeReport } from './report.ts';
+import { reportCommand } from './report-command.ts';
+import { reportHtml } from './report-html.ts';
 import { prepareRun, train } from './train.ts';
 
 export const USAGE = `kstar — memory-efficient transformer training for TypeScript
 
 Usage:
   kstar train [options]                     train a GPT (see 'kstar train --help')
+  kstar report REPORT.json --html FILE      render a --report JSON as a self-contained HTML page
   kstar replay --golden FILE --out FILE     replay a golden optimizer file with K*'s optimizers
   kstar bench train --json FILE [options]   benchmark training per backend and mode (see 'kstar bench --help')
   kstar bench activations --json FILE …     activation strategies: memory, speed, longest T under a budget
@@ -53,6 +57,7 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   try {
     const report = await train(run, { log: new ProgressBar(io.stderr), stop });
     if (config.report) writeReport(config.report, report);
+    if (config.reportHtml) writeFileAtomic(config.reportHtml, reportHtml(report));
     io.stdout.write(`${ledgerTable(report.memory, report.model.params, report.gpu)}\n`);
     const first = report.losses[0];
     const last = report.losses.at(-1);
@@ -191,6 +196,9 @@ export async function runCli(
         return await replayCommand(rest, io);
       case 'bench':
         return await benchCommand(rest, io);
+      case 'report':
+        io.stdout.write(`wrote ${reportCommand(rest)}\n`);
+        return 0;
       case undefined:
       case 'help':
       case '--help':
@@ -199,7 +207,7 @@ export async function runCli(
         return 0;
       default:
         throw new InputError(
-          `unknown command '${command}': use 'kstar train' or 'kstar replay' (see 'kstar --help')`,
+          `unknown command '${command}': use 'kstar train', 'kstar replay', 'kstar bench' or 'kstar report' (see 'kstar --help')`,
           'E_FLAG',
         );
     }

@@ -45,6 +45,8 @@ export const TrainConfigSchema = z.strictObject({
   evalEvery: z.int().nonnegative().default(50),
   evalBatches: z.int().positive().default(4),
   report: z.string().min(1).optional(),
+  /** Write the report as a self-contained HTML page there (`kstar report` renders a saved one). */
+  reportHtml: z.string().min(1).optional(),
   /** Model context (blockSize) override; default the preset's. */
   context: z.int().positive().optional(),
   /**
