@@ -13,6 +13,10 @@ if [ "${KSTAR_SKIP_WEBGPU:-0}" != 1 ]; then
   export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
   export VK_DRIVER_FILES="${VK_DRIVER_FILES:-/usr/share/vulkan/icd.d/lvp_icd.json}"
 fi
+# The browser tests (apps/web, the HTML report) drive Debian's chromium through playwright-core.
+if [ ! -x "${KSTAR_CHROMIUM:-/usr/bin/chromium}" ]; then
+  { apt-get update && apt-get install -y chromium; } >/dev/null 2>&1 || { echo "could not install Debian's chromium for the browser tests (needs root; or set KSTAR_CHROMIUM)"; echo "0 passed, 1 failed"; exit 1; }
+fi
 status=0
 pnpm exec biome check . || { echo "lint failed: run 'pnpm format' and 'pnpm lint'"; status=1; }
 pnpm exec tsc -p tsconfig.json || { echo "typecheck failed"; status=1; }

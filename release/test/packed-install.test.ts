@@ -13,7 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: a plain .mjs script without declarations
 import { packPackages } from '../../scripts/pack-packages.mjs';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -39,7 +38,7 @@ const OPTIMIZERS = ['Lion', 'AdamW', 'Adam8bit', 'Adafactor', 'CAME'];
 
 // One npm install of every packed package beside @tensorflow/tfjs, reused by every user script below.
 beforeAll(() => {
-  const tarballs = packPackages(join(project, 'tarballs')) as Record<string, string>;
+  const tarballs = packPackages(join(project, 'tarballs'));
   const dependencies: Record<string, string> = { '@tensorflow/tfjs': '4.22.0' };
   for (const [name, tarball] of Object.entries(tarballs)) dependencies[name] = `file:${tarball}`;
   writeFileSync(

@@ -92,7 +92,7 @@ describe('the HTML report', () => {
         return inked;
       }),
     );
-    const summary = await page.locator('#summary').innerText();
+    const summary = (await page.locator('#summary').textContent()) ?? '';
     await page.close();
     expect(errors).toEqual([]);
     expect(requests).toEqual([]);

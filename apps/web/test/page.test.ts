@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../../../scripts/chromium.mjs';
-// @ts-expect-error: the build script is plain JavaScript without declarations
 import { buildPage, distDir } from '../build.mjs';
 
 const screenshot = fileURLToPath(new URL('../test-results/page.png', import.meta.url));
