@@ -13,9 +13,17 @@ if [ "${KSTAR_SKIP_WEBGPU:-0}" != 1 ]; then
   export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
   export VK_DRIVER_FILES="${VK_DRIVER_FILES:-/usr/share/vulkan/icd.d/lvp_icd.json}"
 fi
+# The browser tests (apps/web, the HTML report) drive Debian's chromium through playwright-core.
+if [ ! -x "${KSTAR_CHROMIUM:-/usr/bin/chromium}" ]; then
+  { apt-get update && apt-get install -y chromium; } >/dev/null 2>&1 || { echo "could not install Debian's chromium for the browser tests (needs root; or set KSTAR_CHROMIUM)"; echo "0 passed, 1 failed"; exit 1; }
+fi
 status=0
 pnpm exec biome check . || { echo "lint failed: run 'pnpm format' and 'pnpm lint'"; status=1; }
 pnpm exec tsc -p tsconfig.json || { echo "typecheck failed"; status=1; }
+# What users install: the build against @tensorflow/tfjs-core alone, then publint and are-the-types-wrong on every
+# packed package (the install test in apps/trainer reuses the build).
+pnpm build || { echo "pnpm build failed"; status=1; }
+node scripts/check-packages.mjs || { echo "package checks (publint, attw) failed"; status=1; }
 rm -f .vitest-results.json
 # A native hang (e.g. in a GPU driver) must not eat CI's time: the suite takes about 3 minutes on 2 cores.
 timeout -k 30 1800 pnpm exec vitest run --reporter=default --reporter=json --outputFile=.vitest-results.json

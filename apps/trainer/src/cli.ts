@@ -20,6 +20,8 @@ import { ProgressBar } from './progress.ts';
 import { compareReplay, replayGolden } from './replay.ts';
 import { ledgerTable, writeReport } from './report.ts';
 import { StopRequest, stopOnSignals } from './stop-request.ts';
+import { reportCommand } from './report-command.ts';
+import { reportHtml } from './report-html.ts';
 import { prepareRun, train } from './train.ts';
 
 export const USAGE = `kstar — memory-efficient transformer training for TypeScript
@@ -27,6 +29,7 @@ export const USAGE = `kstar — memory-efficient transformer training for TypeSc
 Usage:
   kstar train [options]                     train a GPT (see 'kstar train --help')
   kstar plan [train options]                the memory plan a run would start with (--memory-budget, default auto)
+  kstar report REPORT.json --html FILE      render a --report JSON as a self-contained HTML page
   kstar replay --golden FILE --out FILE     replay a golden optimizer file with K*'s optimizers
   kstar bench train --json FILE [options]   benchmark training per backend and mode (see 'kstar bench --help')
   kstar bench activations --json FILE …     activation strategies: memory, speed, longest T under a budget
@@ -51,6 +54,7 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   );
   // Every input is checked before anything is printed or written: every output path first, then the run.
   if (config.report) checkOutputPath(config.report, 'file', '--report');
+  if (config.reportHtml) checkOutputPath(config.reportHtml, 'file', '--report-html');
   const run = prepareRun(config);
   // Ctrl-C, SIGTERM, SIGHUP and a parent that exits all stop after the current step; the report is still written.
   const stop = new StopRequest();
@@ -58,6 +62,7 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   try {
     const report = await train(run, { log: new ProgressBar(io.stderr), stop });
     if (config.report) writeReport(config.report, report);
+    if (config.reportHtml) writeFileAtomic(config.reportHtml, reportHtml(report));
     if (report.failed) {
       io.stderr.write(
         `kstar: ${report.failed.reason}${config.report ? `; the report has the ${report.steps} steps before it: ${config.report}` : ''}\n`,
@@ -251,6 +256,9 @@ export async function runCli(
         return await replayCommand(rest, io);
       case 'bench':
         return await benchCommand(rest, io);
+      case 'report':
+        io.stdout.write(`wrote ${reportCommand(rest)}\n`);
+        return 0;
       case undefined:
       case 'help':
       case '--help':
@@ -259,7 +267,7 @@ export async function runCli(
         return 0;
       default:
         throw new InputError(
-          `unknown command '${command}': use 'kstar train' or 'kstar replay' (see 'kstar --help')`,
+          `unknown command '${command}': use 'kstar train', 'kstar replay', 'kstar bench' or 'kstar report' (see 'kstar --help')`,
           'E_FLAG',
         );
     }

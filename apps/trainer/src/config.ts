@@ -59,6 +59,8 @@ export const TrainConfigSchema = z.strictObject({
   report: z.string().min(1).optional(),
   /** Skip the update of a step whose loss exceeds this factor × the recent median (a loss spike); off by default. */
   spikeGuard: z.number().gt(1).finite().optional(),
+  /** Write the report as a self-contained HTML page there (`kstar report` renders a saved one). */
+  reportHtml: z.string().min(1).optional(),
   /** Model context (blockSize) override; default the preset's. */
   context: z.int().positive().optional(),
   /**
@@ -153,10 +155,16 @@ export async function loadConfigFile(path: string): Promise<Record<string, unkno
     } catch (e) {
       throw new InputError(`config file '${path}' is not valid JSON: ${(e as Error).message}`, 'E_CONFIG');
     }
-  } else if (['.js', '.mjs', '.cjs', '.ts', '.mts'].includes(ext)) {
+  } else if (['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'].includes(ext)) {
     try {
-      const mod = (await import(pathToFileURL(abs).href)) as { default?: unknown };
-      value = await mod.default;
+      if (['.ts', '.mts', '.cts'].includes(ext)) {
+        // Node cannot import TypeScript from an installed CLI (no tsx there): jiti transpiles the config on the fly.
+        const { createJiti } = await import('jiti');
+        value = await createJiti(import.meta.url).import(abs, { default: true });
+      } else {
+        const mod = (await import(pathToFileURL(abs).href)) as { default?: unknown };
+        value = await mod.default;
+      }
     } catch (e) {
       // A syntax error, a throw at import, a missing import: the module's own message, on one line.
       const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);

@@ -29,6 +29,7 @@ const STR_FLAGS = [
   'corpus',
   'tokenizer',
   'report',
+  'report-html',
   'activations',
   'memory-budget',
   'seq-schedule',
@@ -167,6 +168,7 @@ Brown corpus with AdamW.
   --tokenizer byte|gpt2
   --eval-every N             validation loss every N steps (0: off); --eval-batches N batches each
   --report FILE              write the JSON report there (also on Ctrl-C, SIGTERM, SIGHUP and a NaN loss)
+  --report-html FILE         write the report as a self-contained HTML page (loss, tokens/s, memory ledger)
   --spike-guard FACTOR       skip the update of a step whose loss exceeds FACTOR × the median of the last 20 steps
 `;
 

@@ -45,10 +45,14 @@ export const opsSliceWriter: SliceWriter = {
   inPlace: () => false,
   write(target, source, offset) {
     tf.tidy(() => {
-      const flat = target.reshape([-1]);
+      const flat = tf.reshape(target, [-1]);
       const end = offset + source.size;
-      const parts = [flat.slice(0, offset), source.reshape([-1]), flat.slice(end, flat.size - end)];
-      target.assign(tf.concat(parts).reshape(target.shape));
+      const parts = [
+        tf.slice(flat, 0, offset),
+        tf.reshape(source, [-1]),
+        tf.slice(flat, end, flat.size - end),
+      ];
+      target.assign(tf.reshape(tf.concat(parts), target.shape));
     });
   },
 };
@@ -140,7 +144,7 @@ export function partitionedUpdate(
         chunkState[key] = chunkVariable(() =>
           tf.util.arraysEqual(t.shape, param.shape)
             ? tf.slice(t, r0, n)
-            : tf.slice(t.reshape([-1]), e0 / ratio, Math.ceil(e1 / ratio) - e0 / ratio),
+            : tf.slice(tf.reshape(t, [-1]), e0 / ratio, Math.ceil(e1 / ratio) - e0 / ratio),
         );
       }
       plugin.update(p, g, chunkState, step);

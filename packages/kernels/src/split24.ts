@@ -316,7 +316,7 @@ export function split24Ops({ w }: Split24Args): Split24 {
     const nan = tf.isNaN(x);
     const inf = tf.isInf(x);
     const finiteA = tf.where(tf.logicalOr(nan, inf), tf.zerosLike(a), a);
-    let eb = tf.maximum(tf.add(tf.floor(tf.log(finiteA).div(Math.LN2)), 127), 1); // may be off by one
+    let eb = tf.maximum(tf.add(tf.floor(tf.div(tf.log(finiteA), Math.LN2)), 127), 1); // may be off by one
     for (let k = 0; k < 2; k++) {
       const m = tf.div(finiteA, pow2(tf.sub(eb, 150)));
       eb = tf.add(

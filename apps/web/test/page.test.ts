@@ -1,0 +1,103 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../../../scripts/chromium.mjs';
+import { buildPage, distDir } from '../build.mjs';
+
+const screenshot = fileURLToPath(new URL('../test-results/page.png', import.meta.url));
+const TYPES: Record<string, string> = {
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.wasm': 'application/wasm',
+};
+
+let server: Server;
+let browser: Browser;
+let origin: string;
+
+beforeAll(async () => {
+  await buildPage();
+  server = createServer((req, res) => {
+    const path = join(
+      distDir as string,
+      new URL(req.url ?? '/', 'http://x').pathname.replace(/\/$/, '/index.html'),
+    );
+    try {
+      const body = readFileSync(path);
+      res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+interface PageProgress {
+  backend: string;
+  step: number;
+  result: { loss: number; optimizerStateBytes: number; paramBytes: number; peakBytes: number };
+  predictedOptimizerBytes: number;
+}
+
+/** Opens the page with these query options, waits for the run to finish; returns its progress and console errors. */
+async function runPage(query: string, shot?: string) {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${origin}/?${query}&autostart=1`);
+  await page.waitForFunction(() => window.kstarRun?.done === true, undefined, {
+    timeout: 280_000,
+    polling: 500,
+  });
+  const run = (await page.evaluate(() => window.kstarRun)) as { progress: PageProgress[]; error?: string };
+  if (shot) await page.screenshot({ path: shot, fullPage: true });
+  await page.close();
+  return { ...run, errors, losses: run.progress.map((p) => p.result.loss) };
+}
+
+const PLUGINS = 'optimizer=adam8bit&split24=1&checkpoint=1';
+let wasmLosses: number[] = [];
+
+describe('apps/web in headless Chromium', () => {
+  it('trains tiny with adam8bit + split24 + checkpointing on wasm: the loss falls, the ledger is measured, no console error', async () => {
+    const steps = 20;
+    const run = await runPage(`${PLUGINS}&backend=wasm&steps=${steps}`, screenshot);
+    expect(run.error).toBeUndefined();
+    expect(run.errors).toEqual([]);
+    const losses = run.losses;
+    wasmLosses = losses;
+    expect(losses).toHaveLength(steps);
+    // An untrained byte-level model predicts about uniformly: ln(256).
+    expect(Math.abs(losses[0]! - Math.log(256))).toBeLessThan(0.3);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)) - 0.3);
+    const last = run.progress.at(-1)!;
+    expect(last.backend).toBe('wasm');
+    // The ledger measured in the page holds the optimizer's own prediction (8-bit moments).
+    expect(last.result.optimizerStateBytes).toBeGreaterThan(0);
+    expect(Math.abs(last.result.optimizerStateBytes / last.predictedOptimizerBytes - 1)).toBeLessThan(0.05);
+  });
+
+  it('auto picks the browser WebGPU adapter (SwiftShader here) and computes the same losses as wasm', async () => {
+    const run = await runPage(`${PLUGINS}&backend=auto&steps=2`);
+    expect(run.error).toBeUndefined();
+    expect(run.errors).toEqual([]);
+    expect(run.progress[0]!.backend).toBe('webgpu');
+    expect(wasmLosses.length).toBeGreaterThan(0);
+    for (const [i, loss] of run.losses.entries()) expect(Math.abs(loss - wasmLosses[i]!)).toBeLessThan(2e-3);
+  });
+});

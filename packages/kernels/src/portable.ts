@@ -1,0 +1,111 @@
+// Everything in @kstar/kernels that runs anywhere (Node, browsers, workers): the kernels, packing, quantization,
+// WebGPU helpers that take a device. Backend selection differs per platform: index.ts (Node), browser.ts.
+export { addInPlace, addInPlaceKernel, inPlaceGradAccumulator } from './accumulate.ts';
+export type { AdamWArgs, AdamWHyper } from './adamw.ts';
+export { adamwKernel, adamwUpdate } from './adamw.ts';
+export type { BackendMemory } from './backend-memory.ts';
+export { backendMemory } from './backend-memory.ts';
+export type { CausalSoftmaxArgs, CausalSoftmaxGradArgs } from './causal-softmax.ts';
+export { causalSoftmaxGradKernel, causalSoftmaxKernel } from './causal-softmax.ts';
+export type { CrossEntropyArgs, CrossEntropyGradArgs, CrossEntropyResult } from './cross-entropy.ts';
+export { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
+export type { CustomOpBody, CustomOpOptions } from './custom-op.ts';
+export { customOp } from './custom-op.ts';
+export type { KernelSpec, KstarKernel, NativeBackend, RunOptions } from './define-kernel.ts';
+export { defineKernel } from './define-kernel.ts';
+export type { ParityRow, ParityShapes } from './fused-parity.ts';
+export {
+  formatParity,
+  fusedKernelParity,
+  GPT2_PARITY_SHAPES,
+  PARITY_TOLERANCE,
+  TINY_PARITY_SHAPES,
+} from './fused-parity.ts';
+export { GELU_A, GELU_C, geluGradKernel, geluKernel } from './gelu.ts';
+export { inPlaceOutput } from './in-place.ts';
+export type { LayerNormArgs, LayerNormGradArgs, LayerNormGradResult, LayerNormResult } from './layer-norm.ts';
+export { LN_CHUNK, layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
+export type { PackArgs, PackBits, UnpackArgs } from './pack.ts';
+export {
+  packArray,
+  packedLength,
+  packInts,
+  packIntsOps,
+  packKernel,
+  unpackArray,
+  unpackInts,
+  unpackIntsOps,
+  unpackKernel,
+} from './pack.ts';
+export type { DequantizeArgs, QuantizeArgs, Quantized, QuantizeOptions } from './quantize.ts';
+export {
+  blockAbsmax,
+  checkBlockSize,
+  createDynamicMap,
+  DEFAULT_BLOCK_SIZE,
+  dequantizeArray,
+  dequantizeBlockwise,
+  dequantizeKernel,
+  dequantizeValue,
+  dynamicMap,
+  nearestCode,
+  quantizeArray,
+  quantizeBlockwise,
+  quantizedBytes,
+  quantizeKernel,
+  quantizeValue,
+  WGSL_FLOAT_BITS,
+  wgslAbsmaxLoop,
+  wgslCodeBook,
+  wgslQuantFns,
+  withHelpers,
+  zeroCode,
+} from './quantize.ts';
+export { registerKstarKernels } from './register-kernels.ts';
+export type { RowProgramSpec } from './row-program.ts';
+export { ROW_WORKGROUP, rowProgram, rowWorkgroup } from './row-program.ts';
+export { sliceWriter, writeSlice, writeSliceKernel } from './slice-write.ts';
+export type { Join24Args, Split24, Split24Args } from './split24.ts';
+export {
+  expand24,
+  join24Kernel,
+  join24Ops,
+  joinArray,
+  joinBits,
+  joinValue,
+  reconstruct24,
+  SPLIT24_SATURATE_BITS,
+  split24,
+  split24Bytes,
+  split24Kernel,
+  split24Ops,
+  splitArray,
+  splitBits,
+  splitValue,
+} from './split24.ts';
+export type { WasmBackendLike } from './wasm-kernels.ts';
+export {
+  invalidateWasmCaches,
+  oneHotWasm,
+  registerWasmKernels,
+  unsortedSegmentSumWasm,
+} from './wasm-kernels.ts';
+export { registerWasmMatMulFix, unregisterWasmMatMulFix } from './wasm-matmul.ts';
+export {
+  flushWebGPU,
+  guardWebGPUStep,
+  takeWebGPUDeviceErrors,
+  watchWebGPUDevice,
+} from './webgpu-errors.ts';
+export type { WebGPUPoolStats } from './webgpu-pool.ts';
+export {
+  boundWebGPUPool,
+  DEFAULT_MAX_FREE_POOL_BYTES,
+  resetWebGPUPoolPeaks,
+  webgpuPoolStats,
+} from './webgpu-pool.ts';
+export type { FlatProgram, FlatProgramSpec, WebGPUBackendLike } from './wgsl.ts';
+export { flat, flatProgram } from './wgsl.ts';
+export * from './webgpu-matmul.ts';
+export * from './webgpu-matmul-parity.ts';
+export * from './webgpu-matmul-tiles.ts';
