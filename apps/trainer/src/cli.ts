@@ -100,11 +100,12 @@ async function planCommand(argv: string[], io: CliIO): Promise<number> {
     { ...fromFile, ...flags.overrides },
     flags.config ? `config '${flags.config}'` : 'config',
   );
+  if (config.report) checkOutputPath(config.report, 'file', '--report');
   const run = prepareRun(config);
   try {
     const plans = await planRun(run, (line) => io.stderr.write(`${line}\n`));
     io.stdout.write(`${planTable(plans)}\n`);
-    if (config.report) writeFileSync(config.report, `${JSON.stringify({ plans }, null, 2)}\n`);
+    if (config.report) writeFileAtomic(config.report, `${JSON.stringify({ plans }, null, 2)}\n`);
     return 0;
   } finally {
     await shutdownWebGPU();
