@@ -9,6 +9,8 @@ import { benchKernels, benchProfile } from './bench-kernels.ts';
 import { benchLazyWindow } from './bench-lazy-window.ts';
 import { benchMemory, memoryTable } from './bench-memory.ts';
 import { benchPartition } from './bench-partition.ts';
+import { type LoadedCheckpoint, readCheckpoint, readLatestCheckpoint } from './checkpoint/read.ts';
+import { resumeConfig } from './checkpoint/resume.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
@@ -38,12 +40,15 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   const fromFile = flags.config ? await loadConfigFile(flags.config) : {};
-  const config = parseTrainConfig(
-    { ...fromFile, ...flags.overrides },
-    flags.config ? `config '${flags.config}'` : 'config',
-  );
+  const origin = flags.config ? `config '${flags.config}'` : 'config';
+  const given = { ...fromFile, ...flags.overrides };
   // Every input is checked before anything is printed or written.
-  const run = prepareRun(config);
+  const resumed = typeof given.resume === 'string' ? loadResume(given, io) : undefined;
+  const config = parseTrainConfig(resumed ? resumed.raw : given, origin);
+  const run = {
+    ...prepareRun(config),
+    ...(resumed ? { resume: { checkpoint: resumed.checkpoint, changes: resumed.changes } } : {}),
+  };
   const stop = { requested: false };
   const onSigint = () => {
     if (stop.requested) process.exit(130);
@@ -67,6 +72,22 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
     process.off('SIGINT', onSigint);
     await shutdownWebGPU();
   }
+}
+
+/** `--resume DIR|latest`: the verified checkpoint and the raw config it resumes with (contradictions are errors). */
+function loadResume(given: Record<string, unknown>, io: CliIO) {
+  const where = given.resume as string;
+  let checkpoint: LoadedCheckpoint;
+  if (where === 'latest') {
+    if (typeof given.saveDir !== 'string') {
+      throw new InputError('--resume latest needs --save-dir DIR (the directory the run saved into)', 'E_FLAG');
+    }
+    checkpoint = readLatestCheckpoint(given.saveDir, (line) => io.stderr.write(`${line}\n`));
+  } else {
+    checkpoint = readCheckpoint(where);
+  }
+  const { raw, changes } = resumeConfig(checkpoint.trainer.config, given, checkpoint.dir);
+  return { checkpoint, raw, changes };
 }
 
 async function replayCommand(argv: string[], io: CliIO): Promise<number> {

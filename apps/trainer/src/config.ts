@@ -45,6 +45,14 @@ export const TrainConfigSchema = z.strictObject({
   evalEvery: z.int().nonnegative().default(50),
   evalBatches: z.int().positive().default(4),
   report: z.string().min(1).optional(),
+  /** Checkpoints go to `saveDir/step-NNNNNNNN/` (at the end, every `saveEvery` steps, and on Ctrl-C). */
+  saveDir: z.string().min(1).optional(),
+  /** Save every N steps (0: only at the end and on Ctrl-C). */
+  saveEvery: z.int().nonnegative().default(0),
+  /** Keep the newest K checkpoints of `saveDir`. */
+  keep: z.int().positive().default(3),
+  /** Resume from a checkpoint directory, or `latest` (the newest whole one in `saveDir`). */
+  resume: z.string().min(1).optional(),
   /** Model context (blockSize) override; default the preset's. */
   context: z.int().positive().optional(),
   /**

@@ -18,6 +18,8 @@ const INT_FLAGS = [
   'blocks-per-segment',
   'context',
   'update-chunk-bytes',
+  'save-every',
+  'keep',
 ];
 const NUM_FLAGS = ['lr'];
 const STR_FLAGS = [
@@ -31,6 +33,8 @@ const STR_FLAGS = [
   'report',
   'activations',
   'memory-budget',
+  'save-dir',
+  'resume',
 ];
 
 function camel(flag: string): string {
@@ -146,6 +150,10 @@ Brown corpus with AdamW.
   --tokenizer byte|gpt2
   --eval-every N             validation loss every N steps (0: off); --eval-batches N batches each
   --report FILE              write the JSON report there (also on Ctrl-C)
+  --save-dir DIR             write checkpoints to DIR/step-N/ (weights and optimizer state in their stored form)
+                             at the end, every --save-every N steps, and on Ctrl-C; --keep K newest (default 3)
+  --resume DIR|latest        continue a run exactly from a checkpoint (latest: the newest whole one in --save-dir);
+                             more --steps, a new --lr… are allowed, a different model or optimizer is an error
 `;
 
 /**

@@ -23,6 +23,10 @@ export interface TrainReport {
    * in use (live tensors, all of them, not only the step's ledger) and allocated (in use + free, ≤ the in-use high-water mark + the bound).
    */
   gpu?: { peakBytesInUse: number; peakBytesAllocated: number; poolMaxFreeBytes: number };
+  /** Resumed runs: the checkpoint, its step, and the config changes the resume allowed. `losses` start after it. */
+  resumed?: { from: string; step: number; changes: string[] };
+  /** With --save-dir: the checkpoint directories written and the seconds spent writing them. */
+  checkpoints?: { saved: string[]; seconds: number };
 }
 
 export function writeReport(path: string, report: TrainReport): void {

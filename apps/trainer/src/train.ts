@@ -19,6 +19,10 @@ import {
   parseBytes,
   planActivations,
 } from './activations.ts';
+import { saveCheckpoint } from './checkpoint/save.ts';
+import type { LoadedCheckpoint } from './checkpoint/read.ts';
+import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
+import { MODEL_FILE, optimizerFile } from './checkpoint/format.ts';
 import type { TrainConfig } from './config.ts';
 import { optimizerEntry } from './optimizers.ts';
 import type { ProgressBar } from './progress.ts';
@@ -62,6 +66,8 @@ export interface PreparedRun {
   modelConfig: ReturnType<typeof resolveConfig>;
   activations: ActivationSpec;
   memoryBudget?: number;
+  /** The verified checkpoint to continue from, and the config changes it allowed. */
+  resume?: { checkpoint: LoadedCheckpoint; changes: string[] };
 }
 
 /**
@@ -171,6 +177,18 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
   const composition = composePlugins(masterWeights ? [optimizer, masterWeights] : [optimizer]);
   const model: GPTModel = createGPT(run.modelConfig, { seed: config.seed });
+  const resume = run.resume?.checkpoint;
+  if (resume) {
+    try {
+      const origin = `${resume.dir}/${MODEL_FILE}`;
+      restoreWeights(resume.files.get(MODEL_FILE)!, origin, model, masterWeights);
+    } catch (e) {
+      masterWeights?.dispose();
+      model.dispose();
+      ledger.detach();
+      throw e;
+    }
+  }
   const fixed = fixedBytes(model, optimizer as never, masterWeights);
   let planned: PlannedActivations;
   try {
@@ -207,7 +225,39 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ...(config.updateChunkBytes
       ? { updatePartition: { chunkBytes: config.updateChunkBytes, writer: sliceWriter } }
       : {}),
+    ...(resume ? { initialStep: resume.trainer.step } : {}),
   });
+  if (resume) {
+    restoreOptimizerState(resume.files.get(optimizerFile(0))!, `${resume.dir}/${optimizerFile(0)}`, engine);
+    dataset.rngState = resume.trainer.samplerState;
+    io.log.log(
+      `kstar: resumed from ${resume.dir} at step ${resume.trainer.step}` +
+        (run.resume!.changes.length ? ` (changed: ${run.resume!.changes.join('; ')})` : ''),
+    );
+  }
+  const startStep = (resume?.trainer.step ?? 0) + 1;
+  const pastLosses = resume?.trainer.losses ?? [];
+  const checkpoints: string[] = [];
+  let saveSeconds = 0;
+  const save = async (step: number) => {
+    if (!config.saveDir) return;
+    const t0 = performance.now();
+    const path = await saveCheckpoint(config.saveDir, config.keep, {
+      engine,
+      model,
+      ...(masterWeights ? { split: masterWeights } : {}),
+      trainer: {
+        step,
+        samplerState: dataset.rngState,
+        schedule: { peakLr: lr, warmup: Math.min(config.warmup, config.steps - 1), totalSteps: config.steps },
+        config: { ...config, mode: choice.mode, resume: undefined },
+        model: { ...run.modelConfig },
+        losses: [...pastLosses, ...losses],
+      },
+    });
+    saveSeconds += (performance.now() - t0) / 1000;
+    checkpoints.push(path);
+  };
   io.log.log(
     `kstar: ${config.preset} (${model.paramCount.toLocaleString('en-US')} params) on ${run.corpusName} ` +
       `(${dataset.tokens.length.toLocaleString('en-US')} ${run.tokenizer.name} tokens), ${backend} backend, ${config.mode} mode, ` +
@@ -235,7 +285,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   let lastVal: number | undefined;
   const started = performance.now();
   try {
-    for (let step = 1; step <= config.steps; step++) {
+    if (startStep > config.steps) {
+      throw new InputError(
+        `the checkpoint is at step ${startStep - 1} and the run has --steps ${config.steps}: pass --steps ${startStep} or more to continue`,
+        'E_CONFIG',
+      );
+    }
+    for (let step = startStep; step <= config.steps; step++) {
       const stepLr = learningRateAt(step, config.steps, lr, Math.min(config.warmup, config.steps - 1));
       if ('learningRate' in optimizer) optimizer.learningRate = stepLr;
       const batch = dataset.trainBatch(config.batch, seq);
@@ -254,7 +310,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       trainSeconds += seconds;
       results.push(r);
       losses.push(r.loss);
-      const tokensPerSecond = (step * config.batch * seq) / trainSeconds;
+      const tokensPerSecond = ((step - startStep + 1) * config.batch * seq) / trainSeconds;
       if (valBatches.length > 0 && (step % config.evalEvery === 0 || step === config.steps)) {
         lastVal = await evaluate();
         valLosses.push({ step, loss: lastVal });
@@ -281,9 +337,14 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       }
       // Let signal handlers (Ctrl-C) run between steps.
       await new Promise((resolve) => setImmediate(resolve));
-      if (io.stop?.requested && step < config.steps) {
+      const stopping = io.stop?.requested === true && step < config.steps;
+      if (step === config.steps || stopping || (config.saveEvery > 0 && step % config.saveEvery === 0))
+        await save(step);
+      if (stopping) {
         io.log.done();
-        io.log.log(`kstar: stopped after step ${step} (Ctrl-C); writing the report`);
+        io.log.log(
+          `kstar: stopped after step ${step} (Ctrl-C); ${config.saveDir ? `checkpoint ${checkpoints.at(-1)}, ` : ''}writing the report`,
+        );
         if (valBatches.length > 0 && valLosses.at(-1)?.step !== step)
           valLosses.push({ step, loss: await evaluate() });
         break;
@@ -330,7 +391,11 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       options: p.describe(),
     })),
     steps: results.length,
-    stoppedEarly: results.length < config.steps,
+    stoppedEarly: startStep + results.length - 1 < config.steps,
+    ...(resume
+      ? { resumed: { from: resume.dir, step: resume.trainer.step, changes: run.resume!.changes } }
+      : {}),
+    ...(config.saveDir ? { checkpoints: { saved: checkpoints, seconds: saveSeconds } } : {}),
     losses,
     stepSeconds,
     valLosses,

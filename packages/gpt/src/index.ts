@@ -15,3 +15,12 @@ export { createGPT } from './model.ts';
 export type { ParamInit, ParamSpec } from './params.ts';
 export { countParamsFormula, paramSpecs } from './params.ts';
 export { attentionCore, linearCrossEntropyCore, mlpCore } from './stages.ts';
+export type { SafeTensor, SafetensorsDtype, SafetensorsFile } from './safetensors.ts';
+export {
+  bfloat16Bytes,
+  bytesOf,
+  decodeSafetensors,
+  encodeSafetensors,
+  float32Of,
+  SAFETENSORS_DTYPE_BYTES,
+} from './safetensors.ts';
