@@ -80,7 +80,10 @@ function loadResume(given: Record<string, unknown>, io: CliIO) {
   let checkpoint: LoadedCheckpoint;
   if (where === 'latest') {
     if (typeof given.saveDir !== 'string') {
-      throw new InputError('--resume latest needs --save-dir DIR (the directory the run saved into)', 'E_FLAG');
+      throw new InputError(
+        '--resume latest needs --save-dir DIR (the directory the run saved into)',
+        'E_FLAG',
+      );
     }
     checkpoint = readLatestCheckpoint(given.saveDir, (line) => io.stderr.write(`${line}\n`));
   } else {

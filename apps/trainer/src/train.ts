@@ -19,10 +19,10 @@ import {
   parseBytes,
   planActivations,
 } from './activations.ts';
-import { saveCheckpoint } from './checkpoint/save.ts';
-import type { LoadedCheckpoint } from './checkpoint/read.ts';
-import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
 import { MODEL_FILE, optimizerFile } from './checkpoint/format.ts';
+import type { LoadedCheckpoint } from './checkpoint/read.ts';
+import { saveCheckpoint } from './checkpoint/save.ts';
+import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
 import type { TrainConfig } from './config.ts';
 import { optimizerEntry } from './optimizers.ts';
 import type { ProgressBar } from './progress.ts';

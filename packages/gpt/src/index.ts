@@ -14,7 +14,6 @@ export type { CreateGPTOptions, GPTModel } from './model.ts';
 export { createGPT } from './model.ts';
 export type { ParamInit, ParamSpec } from './params.ts';
 export { countParamsFormula, paramSpecs } from './params.ts';
-export { attentionCore, linearCrossEntropyCore, mlpCore } from './stages.ts';
 export type { SafeTensor, SafetensorsDtype, SafetensorsFile } from './safetensors.ts';
 export {
   bfloat16Bytes,
@@ -24,3 +23,4 @@ export {
   float32Of,
   SAFETENSORS_DTYPE_BYTES,
 } from './safetensors.ts';
+export { attentionCore, linearCrossEntropyCore, mlpCore } from './stages.ts';

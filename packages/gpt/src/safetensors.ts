@@ -104,16 +104,15 @@ export function decodeSafetensors(bytes: Uint8Array, origin = 'safetensors'): Sa
   } catch (e) {
     fail(`header is not UTF-8 JSON (${(e as Error).message})`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    fail('header is not a JSON object');
   const buffer = bytes.subarray(headerEnd);
   const entries: Array<[string, SafeTensor, number, number]> = [];
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       const ok =
-        typeof raw === 'object' &&
-        raw !== null &&
-        Object.values(raw).every((v) => typeof v === 'string');
+        typeof raw === 'object' && raw !== null && Object.values(raw).every((v) => typeof v === 'string');
       if (!ok) fail(`__metadata__ must map strings to strings`);
       metadata = raw as Record<string, string>;
       continue;
@@ -136,7 +135,9 @@ export function decodeSafetensors(bytes: Uint8Array, origin = 'safetensors'): Sa
       !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
       offsets[0] > offsets[1]
     ) {
-      fail(`tensor '${name}' has data_offsets ${JSON.stringify(offsets)}: expected [begin, end] with begin ≤ end`);
+      fail(
+        `tensor '${name}' has data_offsets ${JSON.stringify(offsets)}: expected [begin, end] with begin ≤ end`,
+      );
     }
     const [begin, end] = offsets as [number, number];
     const want = numel(shape as number[]) * SAFETENSORS_DTYPE_BYTES[dtype as SafetensorsDtype];
@@ -171,7 +172,9 @@ export function decodeSafetensors(bytes: Uint8Array, origin = 'safetensors'): Sa
     at = end;
   }
   if (at !== buffer.byteLength) {
-    fail(`the data holds ${buffer.byteLength} bytes but the tensors cover ${at}: the file has trailing bytes`);
+    fail(
+      `the data holds ${buffer.byteLength} bytes but the tensors cover ${at}: the file has trailing bytes`,
+    );
   }
   return { tensors: new Map(entries.map(([name, t]) => [name, t])), metadata };
 }

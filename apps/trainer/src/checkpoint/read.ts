@@ -25,7 +25,9 @@ export interface LoadedCheckpoint {
  */
 export function readCheckpoint(dir: string): LoadedCheckpoint {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new CheckpointError(`checkpoint '${dir}' is not a directory: pass a step-N directory or --resume latest`);
+    throw new CheckpointError(
+      `checkpoint '${dir}' is not a directory: pass a step-N directory or --resume latest`,
+    );
   }
   const manifestPath = join(dir, MANIFEST);
   if (!existsSync(manifestPath)) {
@@ -37,13 +39,19 @@ export function readCheckpoint(dir: string): LoadedCheckpoint {
   try {
     manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest;
   } catch (e) {
-    throw new CheckpointError(`checkpoint file '${manifestPath}' is not valid JSON (${(e as Error).message}): it is damaged`);
+    throw new CheckpointError(
+      `checkpoint file '${manifestPath}' is not valid JSON (${(e as Error).message}): it is damaged`,
+    );
   }
   if (manifest?.format !== CHECKPOINT_FORMAT) {
-    throw new CheckpointError(`checkpoint file '${manifestPath}' is not a K* checkpoint manifest (format ${JSON.stringify(manifest?.format)})`);
+    throw new CheckpointError(
+      `checkpoint file '${manifestPath}' is not a K* checkpoint manifest (format ${JSON.stringify(manifest?.format)})`,
+    );
   }
   if (!(Number.isInteger(manifest.formatVersion) && manifest.formatVersion >= 1)) {
-    throw new CheckpointError(`checkpoint file '${manifestPath}' has formatVersion ${JSON.stringify(manifest.formatVersion)}: it is damaged`);
+    throw new CheckpointError(
+      `checkpoint file '${manifestPath}' has formatVersion ${JSON.stringify(manifest.formatVersion)}: it is damaged`,
+    );
   }
   if (manifest.formatVersion > CHECKPOINT_FORMAT_VERSION) {
     throw new CheckpointError(
@@ -87,7 +95,9 @@ export function readCheckpoint(dir: string): LoadedCheckpoint {
 export function readLatestCheckpoint(saveDir: string, warn: (line: string) => void): LoadedCheckpoint {
   const all = listCheckpoints(saveDir);
   if (all.length === 0) {
-    throw new CheckpointError(`--resume latest: '${saveDir}' holds no step-N checkpoint: pass --save-dir of a run that saved, or a checkpoint directory`);
+    throw new CheckpointError(
+      `--resume latest: '${saveDir}' holds no step-N checkpoint: pass --save-dir of a run that saved, or a checkpoint directory`,
+    );
   }
   for (const c of all) {
     try {
@@ -97,5 +107,7 @@ export function readLatestCheckpoint(saveDir: string, warn: (line: string) => vo
       warn(`kstar: warning: skipping damaged checkpoint: ${e.message}`);
     }
   }
-  throw new CheckpointError(`--resume latest: every checkpoint in '${saveDir}' is damaged (${all.length} tried)`);
+  throw new CheckpointError(
+    `--resume latest: every checkpoint in '${saveDir}' is damaged (${all.length} tried)`,
+  );
 }

@@ -34,7 +34,8 @@ export async function encodeWeights(model: GPTModel, split?: Split24Plugin): Pro
   const shapes: Record<string, number[]> = {};
   for (const [name, s] of Object.entries(state)) {
     shapes[name] = s.shape;
-    const bytes = (a: Int32Array) => new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+    const bytes = (a: Int32Array) =>
+      new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
     entries.push([`${name}/bf16`, { dtype: 'I32', shape: [s.hi.length], data: bytes(s.hi) }]);
     entries.push([`${name}/bf16_correction`, { dtype: 'I32', shape: [s.lo.length], data: bytes(s.lo) }]);
   }
@@ -52,7 +53,12 @@ const i32 = (t: SafeTensor) => new Int32Array(t.data.slice().buffer);
  * Restores weights written by `encodeWeights` into `model` (float32) or into `split` (before the engine adopts the
  * model's variables). Call before building the engine.
  */
-export function restoreWeights(bytes: Uint8Array, origin: string, model: GPTModel, split?: Split24Plugin): void {
+export function restoreWeights(
+  bytes: Uint8Array,
+  origin: string,
+  model: GPTModel,
+  split?: Split24Plugin,
+): void {
   const file = decodeSafetensors(bytes, origin);
   const format = file.metadata.format;
   if ((format === 'split24') !== (split !== undefined)) {
@@ -68,7 +74,9 @@ export function restoreWeights(bytes: Uint8Array, origin: string, model: GPTMode
       const lo = file.tensors.get(`${name}/bf16_correction`);
       if (!hi || !lo) throw new CheckpointError(`${origin} lacks the split24 words of parameter '${name}'`);
       if (shapes[name]!.join() !== v.shape.join()) {
-        throw new CheckpointError(`${origin}: parameter '${name}' has shape [${shapes[name]}], the model's is [${v.shape}]`);
+        throw new CheckpointError(
+          `${origin}: parameter '${name}' has shape [${shapes[name]}], the model's is [${v.shape}]`,
+        );
       }
       splitState[name] = { shape: [...v.shape], hi: i32(hi), lo: i32(lo) };
       continue;
