@@ -250,7 +250,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         step,
         samplerState: dataset.rngState,
         schedule: { peakLr: lr, warmup: Math.min(config.warmup, config.steps - 1), totalSteps: config.steps },
-        config: { ...config, mode: choice.mode, resume: undefined },
+        config: { ...config, lr, mode: choice.mode, resume: undefined },
         model: { ...run.modelConfig },
         losses: [...pastLosses, ...losses],
       },
