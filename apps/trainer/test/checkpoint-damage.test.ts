@@ -41,7 +41,20 @@ let whole: TrainReport;
 
 beforeAll(async () => {
   const report = join(dir, 'whole.json');
-  const r = await cli(['train', ...COMMON, '--steps', '3', '--save-dir', saved, '--save-every', '1', '--keep', '2', '--report', report]);
+  const r = await cli([
+    'train',
+    ...COMMON,
+    '--steps',
+    '3',
+    '--save-dir',
+    saved,
+    '--save-every',
+    '1',
+    '--keep',
+    '2',
+    '--report',
+    report,
+  ]);
   expect(r.code, r.stderr).toBe(0);
   whole = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
 }, 300_000);
@@ -98,40 +111,68 @@ describe('damaged checkpoints', () => {
     ],
   ];
 
-  it.each(damages)('%s: one line naming the file, exit 2, nothing overwritten', async (name, damage, message) => {
-    const d = copy(name.replace(/\W+/g, '-'));
-    damage(join(d, step(3)));
-    const before = [digest(join(d, step(2))), digest(join(d, step(3)))];
-    const r = await cli(['train', '--resume', join(d, step(3))]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(message);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect([digest(join(d, step(2))), digest(join(d, step(3)))]).toEqual(before);
-  });
+  it.each(damages)(
+    '%s: one line naming the file, exit 2, nothing overwritten',
+    async (name, damage, message) => {
+      const d = copy(name.replace(/\W+/g, '-'));
+      damage(join(d, step(3)));
+      const before = [digest(join(d, step(2))), digest(join(d, step(3)))];
+      const r = await cli(['train', '--resume', join(d, step(3))]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect([digest(join(d, step(2))), digest(join(d, step(3)))]).toEqual(before);
+    },
+  );
 
-  it.each(damages)('%s: --resume latest warns and falls back to the newest whole one', async (name, damage, message) => {
-    const d = copy(`latest-${name.replace(/\W+/g, '-')}`);
-    damage(join(d, step(3)));
-    const report = join(d, 'resumed.json');
-    const r = await cli(['train', '--resume', 'latest', '--save-dir', d, '--steps', '3', '--report', report]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/kstar: warning: skipping damaged checkpoint: /);
-    expect(r.stderr).toMatch(message);
-    const resumed = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
-    expect(resumed.resumed?.step).toBe(2);
-    expect(resumed.losses).toEqual(whole.losses.slice(2));
-  });
+  it.each(damages)(
+    '%s: --resume latest warns and falls back to the newest whole one',
+    async (name, damage, message) => {
+      const d = copy(`latest-${name.replace(/\W+/g, '-')}`);
+      damage(join(d, step(3)));
+      const report = join(d, 'resumed.json');
+      const r = await cli([
+        'train',
+        '--resume',
+        'latest',
+        '--save-dir',
+        d,
+        '--steps',
+        '3',
+        '--report',
+        report,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/kstar: warning: skipping damaged checkpoint: /);
+      expect(r.stderr).toMatch(message);
+      const resumed = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
+      expect(resumed.resumed?.step).toBe(2);
+      expect(resumed.losses).toEqual(whole.losses.slice(2));
+    },
+  );
 
   it('a flag contradicting the checkpoint is an error naming both values; a compatible change is reported', async () => {
     const d = copy('contradict');
     const bad = await cli(['train', '--resume', join(d, step(2)), '--optimizer', 'lion']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/optimizer = "lion" contradicts checkpoint '.*step-00000002' \(optimizer = "adamw"\)/);
+    expect(bad.stderr).toMatch(
+      /optimizer = "lion" contradicts checkpoint '.*step-00000002' \(optimizer = "adamw"\)/,
+    );
     const shape = await cli(['train', '--resume', join(d, step(2)), '--context', '64']);
     expect(shape.code).toBe(2);
     expect(shape.stderr).toMatch(/context = 64 contradicts checkpoint/);
     const report = join(d, 'more.json');
-    const ok = await cli(['train', '--resume', join(d, step(2)), '--steps', '4', '--lr', '0.001', '--report', report]);
+    const ok = await cli([
+      'train',
+      '--resume',
+      join(d, step(2)),
+      '--steps',
+      '4',
+      '--lr',
+      '0.001',
+      '--report',
+      report,
+    ]);
     expect(ok.code, ok.stderr).toBe(0);
     const r = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
     expect(r.losses).toHaveLength(2);
