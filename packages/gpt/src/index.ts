@@ -9,6 +9,14 @@ export type { GPTConfig, GPTPresetName } from './config.ts';
 export { GPT_PRESETS, resolveConfig, validateConfig } from './config.ts';
 export { crossEntropy } from './cross-entropy.ts';
 export { gelu } from './gelu.ts';
+export {
+  configFromHfGpt2,
+  decodeHfGpt2,
+  encodeHfGpt2,
+  hfGpt2Config,
+  hfGpt2Name,
+  hfGpt2Table,
+} from './hf-gpt2.ts';
 export { LN_EPS, layerNorm } from './layer-norm.ts';
 export type { CreateGPTOptions, GPTModel } from './model.ts';
 export { createGPT } from './model.ts';
