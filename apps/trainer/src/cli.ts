@@ -12,16 +12,22 @@ import { benchPartition } from './bench-partition.ts';
 import { type LoadedCheckpoint, readCheckpoint, readLatestCheckpoint } from './checkpoint/read.ts';
 import { resumeConfig } from './checkpoint/resume.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
+import { EXPORT_HELP, exportCommand } from './export.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
 import { compareReplay, readGolden, replayGolden } from './replay.ts';
 import { ledgerTable, writeReport } from './report.ts';
+import { SAMPLE_HELP, sampleCommand } from './sample-command.ts';
 import { prepareRun, train } from './train.ts';
+import { KSTAR_VERSION } from './version.ts';
 
 export const USAGE = `kstar — memory-efficient transformer training for TypeScript
 
 Usage:
   kstar train [options]                     train a GPT (see 'kstar train --help')
+  kstar export --checkpoint DIR --out DIR   weights in the Hugging Face GPT-2 safetensors layout
+  kstar sample --checkpoint DIR --prompt T  generate text from a checkpoint (see 'kstar sample --help')
+  kstar --version
   kstar replay --golden FILE --out FILE     replay a golden optimizer file with K*'s optimizers
   kstar bench train --json FILE [options]   benchmark training per backend and mode (see 'kstar bench --help')
   kstar bench activations --json FILE …     activation strategies: memory, speed, longest T under a budget
@@ -67,6 +73,8 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
         `${Math.round(report.tokensPerSecond).toLocaleString('en-US')} tokens/s on ${report.backend}` +
         `${config.report ? `; report: ${config.report}` : ''}\n`,
     );
+    if (report.sample)
+      io.stdout.write(`sample: ${JSON.stringify(report.sample.prompt + report.sample.text)}\n`);
     return 0;
   } finally {
     process.off('SIGINT', onSigint);
@@ -213,6 +221,22 @@ export async function runCli(
         return await trainCommand(rest, io);
       case 'replay':
         return await replayCommand(rest, io);
+      case 'export': {
+        const log = (l: string) => io.stderr.write(`${l}\n`);
+        const files = await exportCommand(rest, log);
+        io.stdout.write(files === 'help' ? EXPORT_HELP : `wrote ${files.join(', ')}\n`);
+        return 0;
+      }
+      case 'sample': {
+        const log = (l: string) => io.stderr.write(`${l}\n`);
+        const ids = await sampleCommand(rest, (s) => io.stdout.write(s), log);
+        if (ids === 'help') io.stdout.write(SAMPLE_HELP);
+        return 0;
+      }
+      case '--version':
+      case 'version':
+        io.stdout.write(`kstar ${KSTAR_VERSION}\n`);
+        return 0;
       case 'bench':
         return await benchCommand(rest, io);
       case undefined:
@@ -223,7 +247,7 @@ export async function runCli(
         return 0;
       default:
         throw new InputError(
-          `unknown command '${command}': use 'kstar train' or 'kstar replay' (see 'kstar --help')`,
+          `unknown command '${command}': use 'kstar train', 'export', 'sample' or 'replay' (see 'kstar --help')`,
           'E_FLAG',
         );
     }

@@ -53,6 +53,10 @@ export const TrainConfigSchema = z.strictObject({
   keep: z.int().positive().default(3),
   /** Resume from a checkpoint directory, or `latest` (the newest whole one in `saveDir`). */
   resume: z.string().min(1).optional(),
+  /** Start from these weights (safetensors in the Hugging Face GPT-2 layout: a file, or a directory holding model.safetensors). */
+  initFrom: z.string().min(1).optional(),
+  /** Tokens of the sample printed after training (greedy-free: temperature 0.8, top-k 40, the run's seed); 0: none. */
+  sampleTokens: z.int().nonnegative().default(48),
   /** Model context (blockSize) override; default the preset's. */
   context: z.int().positive().optional(),
   /**

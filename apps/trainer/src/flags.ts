@@ -20,6 +20,7 @@ const INT_FLAGS = [
   'update-chunk-bytes',
   'save-every',
   'keep',
+  'sample-tokens',
 ];
 const NUM_FLAGS = ['lr'];
 const STR_FLAGS = [
@@ -35,6 +36,7 @@ const STR_FLAGS = [
   'memory-budget',
   'save-dir',
   'resume',
+  'init-from',
 ];
 
 function camel(flag: string): string {
@@ -154,6 +156,8 @@ Brown corpus with AdamW.
                              at the end, every --save-every N steps, and on Ctrl-C; --keep K newest (default 3)
   --resume DIR|latest        continue a run exactly from a checkpoint (latest: the newest whole one in --save-dir);
                              more --steps, a new --lr… are allowed, a different model or optimizer is an error
+  --init-from FILE|DIR       start from safetensors weights in the Hugging Face GPT-2 layout (fine-tuning)
+  --sample-tokens N          print a sample of N tokens from the trained model at the end (default 48; 0: none)
 `;
 
 /**

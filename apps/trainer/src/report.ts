@@ -27,6 +27,8 @@ export interface TrainReport {
   resumed?: { from: string; step: number; changes: string[] };
   /** With --save-dir: the checkpoint directories written and the seconds spent writing them. */
   checkpoints?: { saved: string[]; seconds: number };
+  /** The closing sample (`--sample-tokens`): the prompt and the generated text. */
+  sample?: { prompt: string; text: string };
 }
 
 export function writeReport(path: string, report: TrainReport): void {

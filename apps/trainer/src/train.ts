@@ -1,7 +1,9 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { MemoryReport, StepResult } from '@kstar/core';
 import { composePlugins, InputError, MemoryLedger, TrainingEngine } from '@kstar/core';
 import { createTokenizer, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
-import { createGPT, type GPTModel, resolveConfig } from '@kstar/gpt';
+import { createGPT, decodeHfGpt2, type GPTConfig, type GPTModel, resolveConfig } from '@kstar/gpt';
 import {
   backendMemory,
   guardWebGPUStep,
@@ -9,7 +11,7 @@ import {
   selectBackend,
   sliceWriter,
 } from '@kstar/kernels';
-import { split24 } from '@kstar/master-split24';
+import { type Split24Plugin, split24 } from '@kstar/master-split24';
 import * as tf from '@tensorflow/tfjs';
 import {
   type ActivationSpec,
@@ -27,6 +29,7 @@ import type { TrainConfig } from './config.ts';
 import { optimizerEntry } from './optimizers.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
+import { generate } from './sample.ts';
 
 export interface TrainIO {
   /** Progress, validation lines and notes (stderr in the CLI). */
@@ -66,6 +69,8 @@ export interface PreparedRun {
   modelConfig: ReturnType<typeof resolveConfig>;
   activations: ActivationSpec;
   memoryBudget?: number;
+  /** `--init-from`: float32 weights by K* name, checked against the model's shapes. */
+  initWeights?: Map<string, Float32Array>;
   /** The verified checkpoint to continue from, and the config changes it allowed. */
   resume?: { checkpoint: LoadedCheckpoint; changes: string[] };
 }
@@ -118,7 +123,15 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     name: corpus.name,
   });
   dataset.checkShape(config.batch, seq);
+  if (config.initFrom && config.resume) {
+    throw new InputError(
+      '--init-from and --resume both set the weights: resume a run, or start a new one from weights',
+      'E_CONFIG',
+    );
+  }
+  const initWeights = config.initFrom ? readInitWeights(config.initFrom, modelConfig) : undefined;
   return {
+    ...(initWeights ? { initWeights } : {}),
     config: { ...config, mode },
     lr: config.lr ?? entry.defaultLr,
     seq,
@@ -167,6 +180,40 @@ function maxOf(results: StepResult[], key: keyof StepResult): number {
   return results.reduce((m, r) => Math.max(m, r[key]), 0);
 }
 
+/** `--init-from`'s weights: a safetensors file, or a directory holding model.safetensors. */
+function readInitWeights(path: string, config: GPTConfig): Map<string, Float32Array> {
+  const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'model.safetensors') : path;
+  if (!existsSync(file)) {
+    throw new InputError(
+      `--init-from '${file}' does not exist: pass a .safetensors file or a directory holding model.safetensors`,
+      'E_CONFIG',
+    );
+  }
+  return decodeHfGpt2(new Uint8Array(readFileSync(file)), config, file);
+}
+
+/** A short text from the trained weights (the run's seed, temperature 0.8, top-k 40) after a fixed prompt. */
+async function closingSample(
+  run: PreparedRun,
+  model: GPTModel,
+  split?: Split24Plugin,
+): Promise<{ prompt: string; text: string }> {
+  const prompt = 'The ';
+  const params = split ? split.materialize(split.names()) : undefined;
+  try {
+    const ids = await generate(
+      model,
+      Array.from(run.tokenizer.encode(prompt)),
+      { tokens: run.config.sampleTokens, temperature: 0.8, topK: 40, seed: run.config.seed },
+      () => {},
+      params,
+    );
+    return { prompt, text: run.tokenizer.decode(ids) };
+  } finally {
+    if (params) tf.dispose(Object.values(params));
+  }
+}
+
 /** Train per the config. Resolves with the report (also when stopped early). */
 export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport> {
   const { config, lr, seq, dataset } = run;
@@ -178,6 +225,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const composition = composePlugins(masterWeights ? [optimizer, masterWeights] : [optimizer]);
   const model: GPTModel = createGPT(run.modelConfig, { seed: config.seed });
   const resume = run.resume?.checkpoint;
+  if (run.initWeights && !resume) {
+    for (const [name, v] of model.variables) {
+      const values = run.initWeights.get(name)!;
+      tf.tidy(() => v.assign(tf.tensor(values, v.shape)));
+    }
+  }
   if (resume) {
     try {
       const origin = `${resume.dir}/${MODEL_FILE}`;
@@ -412,6 +465,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         }
       : {}),
   };
+  if (config.sampleTokens > 0) report.sample = await closingSample(run, model, masterWeights);
   tf.dispose(valBatches.flatMap((b) => [b.inputs, b.targets]));
   engine.dispose();
   masterWeights?.dispose();
