@@ -3,6 +3,7 @@ import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
 import { BENCH_ACTIVATIONS_HELP, benchActivations } from './bench-activations.ts';
+import { BENCH_CHECKPOINT_HELP, benchCheckpoint } from './bench-checkpoint.ts';
 import { benchCompressError } from './bench-compress-error.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
 import { benchKernels, benchProfile } from './bench-kernels.ts';
@@ -154,6 +155,15 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
     } finally {
       await shutdownWebGPU();
     }
+  }
+  if (kind === 'checkpoint') {
+    if (rest.includes('--help')) {
+      io.stdout.write(BENCH_CHECKPOINT_HELP);
+      return 0;
+    }
+    const { file, summary } = await benchCheckpoint(rest, (l) => io.stderr.write(`${l}\n`));
+    io.stdout.write(`${summary}\nwrote ${file}\n`);
+    return 0;
   }
   if (kind === 'compress-error') {
     const { file, table } = await benchCompressError(rest);
