@@ -109,7 +109,13 @@ export async function benchCheckpoint(
     keep: 2,
     sampleTokens: 0,
   };
-  const { report } = await benchRun(settings, { write: (s: string) => (log(s.trimEnd()), true) });
+  const progress = {
+    write: (s: string) => {
+      log(s.trimEnd());
+      return true;
+    },
+  };
+  const { report } = await benchRun(settings, progress);
   rmSync(saveDir, { recursive: true, force: true });
   const saveSeconds = report.checkpoints!.seconds;
   const share = saveSeconds / report.wallSeconds;
