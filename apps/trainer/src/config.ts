@@ -5,7 +5,7 @@ import { InputError } from '@kstar/core';
 import { z } from 'zod';
 import { parseActivations, parseBytes } from './activations.ts';
 
-export const PRESET_NAMES = ['tiny', 'small', 'gpt2-124m'] as const;
+export const PRESET_NAMES = ['tiny', 'small', 'gpt2-124m', 'gpt2-medium', 'gpt2-large', 'gpt2-xl'] as const;
 export const BACKEND_NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
 export const MASTER_WEIGHTS_NAMES = ['fp32', 'split24'] as const;
 
@@ -57,6 +57,12 @@ export const TrainConfigSchema = z.strictObject({
   initFrom: z.string().min(1).optional(),
   /** Tokens of the sample printed after training (greedy-free: temperature 0.8, top-k 40, the run's seed); 0: none. */
   sampleTokens: z.int().nonnegative().default(48),
+  /** Model shape overrides of the preset: transformer blocks, width (D), attention heads (must divide D), vocabulary. */
+  layers: z.int().positive().optional(),
+  dModel: z.int().positive().optional(),
+  heads: z.int().positive().optional(),
+  /** Vocabulary rows (≥ the tokenizer's; default the tokenizer's). */
+  vocab: z.int().positive().optional(),
   /** Model context (blockSize) override; default the preset's. */
   context: z.int().positive().optional(),
   /**

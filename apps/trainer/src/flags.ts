@@ -21,6 +21,10 @@ const INT_FLAGS = [
   'save-every',
   'keep',
   'sample-tokens',
+  'layers',
+  'd-model',
+  'heads',
+  'vocab',
 ];
 const NUM_FLAGS = ['lr'];
 const STR_FLAGS = [
@@ -127,7 +131,9 @@ Trains a GPT on a corpus with the plugins the options name. With no options: the
 Brown corpus with AdamW.
 
   -c, --config FILE          JSON, .js or .ts config (fields as the long options below, camelCase); flags override it
-  --preset tiny|small|gpt2-124m
+  --preset tiny|small|gpt2-124m|gpt2-medium|gpt2-large|gpt2-xl
+  --layers N --d-model D --heads H --vocab V
+                             model shape over the preset (D divisible by H; V ≥ the tokenizer's vocabulary)
   --optimizer NAME           adamw (default)
   --optimizer-option K=V,…   optimizer hyper-parameters other than lr (e.g. beta2=0.95,weightDecay=0)
   --master-weights fp32|split24  weights as float32 (default) or 24-bit split: bf16 + int8 correction, 3 B/param

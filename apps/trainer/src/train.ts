@@ -3,7 +3,14 @@ import { join } from 'node:path';
 import type { MemoryReport, StepResult } from '@kstar/core';
 import { composePlugins, InputError, MemoryLedger, TrainingEngine } from '@kstar/core';
 import { createTokenizer, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
-import { createGPT, decodeHfGpt2, type GPTConfig, type GPTModel, resolveConfig } from '@kstar/gpt';
+import {
+  createGPT,
+  decodeHfGpt2,
+  GPT_PRESETS,
+  type GPTConfig,
+  type GPTModel,
+  resolveConfig,
+} from '@kstar/gpt';
 import {
   backendMemory,
   guardWebGPUStep,
@@ -101,8 +108,27 @@ export function prepareRun(config: TrainConfig): PreparedRun {
   const mode: 'full' | 'segmented' = config.mode ?? entry.requiresMode ?? (recomputes ? 'segmented' : 'full');
   const memoryBudget = config.memoryBudget === undefined ? undefined : parseBytes(config.memoryBudget);
   const tokenizer = createTokenizer(config.tokenizer);
+  if (config.vocab !== undefined && config.vocab < tokenizer.vocabSize) {
+    throw new InputError(
+      `--vocab ${config.vocab} is smaller than the ${tokenizer.name} tokenizer's ${tokenizer.vocabSize} tokens: pass --vocab ${tokenizer.vocabSize} or more`,
+      'E_CONFIG',
+    );
+  }
+  if (config.dModel !== undefined || config.heads !== undefined) {
+    const D = config.dModel ?? GPT_PRESETS[config.preset].nEmbd;
+    const H = config.heads ?? GPT_PRESETS[config.preset].nHead;
+    if (D % H !== 0) {
+      throw new InputError(
+        `--d-model ${D} is not divisible by --heads ${H}: choose heads dividing the width (e.g. --heads ${[8, 6, 4, 2, 1].find((h) => D % h === 0)}) or a width that is a multiple of ${H}`,
+        'E_CONFIG',
+      );
+    }
+  }
   const modelConfig = resolveConfig(config.preset, {
-    vocabSize: tokenizer.vocabSize,
+    vocabSize: config.vocab ?? tokenizer.vocabSize,
+    ...(config.layers !== undefined ? { nLayer: config.layers } : {}),
+    ...(config.dModel !== undefined ? { nEmbd: config.dModel } : {}),
+    ...(config.heads !== undefined ? { nHead: config.heads } : {}),
     ...(config.context !== undefined ? { blockSize: config.context } : {}),
   });
   const defaultSeq = config.preset === 'tiny' ? Math.min(128, modelConfig.blockSize) : modelConfig.blockSize;
