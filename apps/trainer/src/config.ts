@@ -63,6 +63,12 @@ export const TrainConfigSchema = z.strictObject({
   heads: z.int().positive().optional(),
   /** Vocabulary rows (≥ the tokenizer's; default the tokenizer's). */
   vocab: z.int().positive().optional(),
+  /** Clip the gradient by its global L2 norm (two passes: the norm first, then the clipped update). */
+  gradClip: z.number().positive().finite().optional(),
+  /** Only evaluate the validation loss of the (resumed or --init-from) weights; no training step. */
+  evalOnly: z.boolean().default(false),
+  /** Append one JSON line of metrics per step to this file as training goes. */
+  log: z.string().min(1).optional(),
   /** Model context (blockSize) override; default the preset's. */
   context: z.int().positive().optional(),
   /**

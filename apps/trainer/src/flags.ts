@@ -26,7 +26,7 @@ const INT_FLAGS = [
   'heads',
   'vocab',
 ];
-const NUM_FLAGS = ['lr'];
+const NUM_FLAGS = ['lr', 'grad-clip'];
 const STR_FLAGS = [
   'preset',
   'optimizer',
@@ -41,6 +41,7 @@ const STR_FLAGS = [
   'save-dir',
   'resume',
   'init-from',
+  'log',
 ];
 
 function camel(flag: string): string {
@@ -64,6 +65,7 @@ export function parseTrainFlags(argv: string[]): TrainFlags {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     config: { type: 'string', short: 'c' },
     help: { type: 'boolean', short: 'h' },
+    'eval-only': { type: 'boolean' },
     'optimizer-option': { type: 'string' },
   };
   for (const f of [...INT_FLAGS, ...NUM_FLAGS, ...STR_FLAGS]) options[f] = { type: 'string' };
@@ -97,6 +99,7 @@ export function parseTrainFlags(argv: string[]): TrainFlags {
   for (const f of INT_FLAGS) if (typeof v[f] === 'string') overrides[camel(f)] = toNumber(f, v[f], true);
   for (const f of NUM_FLAGS) if (typeof v[f] === 'string') overrides[camel(f)] = toNumber(f, v[f], false);
   for (const f of STR_FLAGS) if (typeof v[f] === 'string') overrides[camel(f)] = v[f];
+  if (v['eval-only'] === true) overrides.evalOnly = true;
   if (typeof v['optimizer-option'] === 'string') {
     const opts: Record<string, number | boolean | null> = {};
     for (const pair of v['optimizer-option'].split(',')) {
@@ -134,7 +137,10 @@ Brown corpus with AdamW.
   --preset tiny|small|gpt2-124m|gpt2-medium|gpt2-large|gpt2-xl
   --layers N --d-model D --heads H --vocab V
                              model shape over the preset (D divisible by H; V ≥ the tokenizer's vocabulary)
-  --optimizer NAME           adamw (default)
+  --optimizer NAME           adamw (default), adafactor, came, adam8bit, lomo, adalomo, lazy-adagrad, lion
+  --grad-clip X              clip the gradient by its global L2 norm to X (a norm pass, then the update pass)
+  --eval-only                only print the validation loss of the --resume/--init-from weights
+  --log FILE                 one JSON line per step (step, loss, lr, seconds, gradNorm, valLoss) as training goes
   --optimizer-option K=V,…   optimizer hyper-parameters other than lr (e.g. beta2=0.95,weightDecay=0)
   --master-weights fp32|split24  weights as float32 (default) or 24-bit split: bf16 + int8 correction, 3 B/param
   --steps N                  training steps (default 200)

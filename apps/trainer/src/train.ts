@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MemoryReport, StepResult } from '@kstar/core';
 import { composePlugins, InputError, MemoryLedger, TrainingEngine } from '@kstar/core';
@@ -33,6 +33,7 @@ import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import { saveCheckpoint } from './checkpoint/save.ts';
 import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
 import type { TrainConfig } from './config.ts';
+import { clippedStep, scaledOptimizer } from './grad-clip.ts';
 import { optimizerEntry } from './optimizers.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
@@ -246,7 +247,16 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const ledger = new MemoryLedger();
   const { backend } = await selectBackend(config.backend, { log: (line) => io.log.log(line) });
   const entry = optimizerEntry(config.optimizer);
-  const optimizer = entry.create(lr, config.optimizerOptions);
+  // --grad-clip: LOMO and AdaLomo clip with their own two-pass step; other optimizers are wrapped.
+  const base = entry.create(
+    lr,
+    config.gradClip !== undefined && entry.trainStep
+      ? { ...config.optimizerOptions, clipGradNorm: config.gradClip }
+      : config.optimizerOptions,
+  );
+  const clipped =
+    config.gradClip !== undefined && !entry.trainStep ? scaledOptimizer(base, config.gradClip) : undefined;
+  const optimizer = clipped ?? base;
   const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
   const composition = composePlugins(masterWeights ? [optimizer, masterWeights] : [optimizer]);
   const model: GPTModel = createGPT(run.modelConfig, { seed: config.seed });
@@ -349,7 +359,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         : ''),
   );
 
-  const valBatches = config.evalEvery > 0 ? dataset.valBatches(config.batch, seq, config.evalBatches) : [];
+  const valBatches =
+    config.evalEvery > 0 || config.evalOnly ? dataset.valBatches(config.batch, seq, config.evalBatches) : [];
   const evaluate = async (): Promise<number> => {
     let sum = 0;
     for (const b of valBatches) sum += await engine.evaluate(b);
@@ -363,14 +374,20 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   let trainSeconds = 0;
   let lastVal: number | undefined;
   const started = performance.now();
+  let logFd: number | undefined;
   try {
-    if (startStep > config.steps) {
+    if (config.evalOnly) {
+      const loss = await evaluate();
+      valLosses.push({ step: startStep - 1, loss });
+      io.log.log(`kstar: validation loss ${loss.toFixed(4)} at step ${startStep - 1} (--eval-only)`);
+    } else if (startStep > config.steps) {
       throw new InputError(
         `the checkpoint is at step ${startStep - 1} and the run has --steps ${config.steps}: pass --steps ${startStep} or more to continue`,
         'E_CONFIG',
       );
     }
-    for (let step = startStep; step <= config.steps; step++) {
+    logFd = config.log ? openSync(config.log, resume ? 'a' : 'w') : undefined;
+    for (let step = startStep; step <= config.steps && !config.evalOnly; step++) {
       const stepLr = learningRateAt(step, config.steps, lr, Math.min(config.warmup, config.steps - 1));
       if ('learningRate' in optimizer) optimizer.learningRate = stepLr;
       const batch = dataset.trainBatch(config.batch, seq);
@@ -379,7 +396,11 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       try {
         // On WebGPU: inside error scopes; a validation/out-of-memory error or a lost device throws TrainingError(step).
         r = await guardWebGPUStep(step, () =>
-          entry.trainStep ? entry.trainStep(engine, batch) : engine.trainStep(batch),
+          clipped
+            ? clippedStep(engine, clipped, batch, config.gradClip!, inPlaceGradAccumulator)
+            : entry.trainStep
+              ? entry.trainStep(engine, batch)
+              : engine.trainStep(batch),
         );
       } finally {
         tf.dispose([batch.inputs, batch.targets]);
@@ -414,6 +435,18 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
           ...(lastVal !== undefined ? { valLoss: lastVal } : {}),
         });
       }
+      if (logFd !== undefined) {
+        const gradNorm = (r as { gradNorm?: number | null }).gradNorm;
+        const line = {
+          step,
+          loss: r.loss,
+          lr: stepLr,
+          seconds,
+          ...(gradNorm != null ? { gradNorm } : {}),
+          ...(valLosses.at(-1)?.step === step ? { valLoss: valLosses.at(-1)!.loss } : {}),
+        };
+        writeSync(logFd, `${JSON.stringify(line)}\n`);
+      }
       // Let signal handlers (Ctrl-C) run between steps.
       await new Promise((resolve) => setImmediate(resolve));
       const stopping = io.stop?.requested === true && step < config.steps;
@@ -430,6 +463,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       }
     }
   } finally {
+    if (logFd !== undefined) closeSync(logFd);
     io.log.done();
   }
   const wallSeconds = (performance.now() - started) / 1000;
@@ -470,7 +504,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       options: p.describe(),
     })),
     steps: results.length,
-    stoppedEarly: startStep + results.length - 1 < config.steps,
+    stoppedEarly: !config.evalOnly && startStep + results.length - 1 < config.steps,
     ...(resume
       ? { resumed: { from: resume.dir, step: resume.trainer.step, changes: run.resume!.changes } }
       : {}),

@@ -17,6 +17,9 @@ const CHANGEABLE = new Set([
   'saveDir',
   'saveEvery',
   'keep',
+  'evalOnly',
+  'log',
+  'sampleTokens',
   'batch',
   'seq',
 ]);
