@@ -4,22 +4,12 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sealManifest, sha256 } from '../src/checkpoint/write.ts';
 import type { TrainReport } from '../src/index.ts';
-import { runCli } from '../src/index.ts';
+import { cli } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-damage-'));
 const saved = join(dir, 'saved');
 const step = (n: number) => `step-${String(n).padStart(8, '0')}`;
 const COMMON = ['--backend', 'cpu', '--batch', '2', '--seq', '16', '--eval-every', '0'];
-
-async function cli(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, {
-    stdout: { write: (s: string) => out.push(s) > 0 },
-    stderr: { write: (s: string) => err.push(s) > 0, isTTY: false },
-  });
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
 
 /** A fresh copy of the two saved checkpoints (steps 1 and 2), to damage. */
 function copy(name: string): string {

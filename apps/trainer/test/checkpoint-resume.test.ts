@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import type { TrainReport } from '../src/index.ts';
-import { runCli } from '../src/index.ts';
+import { cli } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-resume-'));
 
@@ -18,13 +18,8 @@ const AT = Number(process.env.KSTAR_RESUME_AT ?? 2);
 
 async function train(args: string[]): Promise<TrainReport> {
   const report = join(dir, `r${Math.random().toString(36).slice(2)}.json`);
-  const err: string[] = [];
-  const io = {
-    stdout: { write: () => true },
-    stderr: { write: (s: string) => err.push(s) > 0, isTTY: false },
-  };
-  const code = await runCli(['train', '--report', report, ...args], io);
-  expect(code, err.join('')).toBe(0);
+  const r = await cli(['train', '--report', report, ...args]);
+  expect(r.code, r.stderr).toBe(0);
   return JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
 }
 

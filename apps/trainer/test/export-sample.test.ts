@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../src/checkpoint/read.ts';
 import { float32Weights, modelFromCheckpoint } from '../src/checkpoint/weights.ts';
 import type { TrainReport } from '../src/index.ts';
-import { runCli } from '../src/index.ts';
+import { cli } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-export-'));
 const COMMON = [
@@ -23,16 +23,6 @@ const COMMON = [
   '--sample-tokens',
   '0',
 ];
-
-async function cli(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, {
-    stdout: { write: (s: string) => out.push(s) > 0 },
-    stderr: { write: (s: string) => err.push(s) > 0, isTTY: false },
-  });
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
 
 const fp32 = join(dir, 'fp32');
 const s24 = join(dir, 's24');

@@ -7,7 +7,8 @@ import { adamw } from '@kstar/optim-adamw';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import type { TrainReport } from '../src/index.ts';
-import { parseTrainConfig, prepareRun, runCli } from '../src/index.ts';
+import { parseTrainConfig, prepareRun } from '../src/index.ts';
+import { cli } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-options-'));
 const COMMON = [
@@ -22,16 +23,6 @@ const COMMON = [
   '--sample-tokens',
   '0',
 ];
-
-async function cli(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, {
-    stdout: { write: (s: string) => out.push(s) > 0 },
-    stderr: { write: (s: string) => err.push(s) > 0, isTTY: false },
-  });
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
 
 const readLog = (f: string) =>
   readFileSync(f, 'utf8')
