@@ -3,6 +3,7 @@ import { shutdownWebGPU } from '@kstar/kernels';
 import { writeFileAtomic } from './atomic-write.ts';
 import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
 import { BENCH_ACTIVATIONS_HELP, benchActivations } from './bench-activations.ts';
+import { BENCH_CHECKPOINT_HELP, benchCheckpoint } from './bench-checkpoint.ts';
 import { benchCompressError } from './bench-compress-error.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
 import { benchKernels, benchProfile } from './bench-kernels.ts';
@@ -12,6 +13,9 @@ import { benchMemory, memoryTable } from './bench-memory.ts';
 import { benchPartition } from './bench-partition.ts';
 import { BENCH_PLANNER_HELP, benchPlanner } from './bench-planner.ts';
 import { BACKEND_NAMES, loadConfigFile, parseTrainConfig } from './config.ts';
+import { type LoadedCheckpoint, readCheckpoint, readLatestCheckpoint } from './checkpoint/read.ts';
+import { resumeConfig } from './checkpoint/resume.ts';
+import { EXPORT_HELP, exportCommand } from './export.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { readGolden } from './golden.ts';
 import { checkOutputPath } from './output-paths.ts';
@@ -22,7 +26,9 @@ import { ledgerTable, writeReport } from './report.ts';
 import { StopRequest, stopOnSignals } from './stop-request.ts';
 import { reportCommand } from './report-command.ts';
 import { reportHtml } from './report-html.ts';
+import { SAMPLE_HELP, sampleCommand } from './sample-command.ts';
 import { prepareRun, train } from './train.ts';
+import { KSTAR_VERSION } from './version.ts';
 
 export const USAGE = `kstar — memory-efficient transformer training for TypeScript
 
@@ -30,6 +36,9 @@ Usage:
   kstar train [options]                     train a GPT (see 'kstar train --help')
   kstar plan [train options]                the memory plan a run would start with (--memory-budget, default auto)
   kstar report REPORT.json --html FILE      render a --report JSON as a self-contained HTML page
+  kstar export --checkpoint DIR --out DIR   weights in the Hugging Face GPT-2 safetensors layout
+  kstar sample --checkpoint DIR --prompt T  generate text from a checkpoint (see 'kstar sample --help')
+  kstar --version
   kstar replay --golden FILE --out FILE     replay a golden optimizer file with K*'s optimizers
   kstar bench train --json FILE [options]   benchmark training per backend and mode (see 'kstar bench --help')
   kstar bench activations --json FILE …     activation strategies: memory, speed, longest T under a budget
@@ -48,15 +57,21 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   const fromFile = flags.config ? await loadConfigFile(flags.config) : {};
-  const config = parseTrainConfig(
-    { ...fromFile, ...flags.overrides },
-    flags.config ? `config '${flags.config}'` : 'config',
-  );
-  // Every input is checked before anything is printed or written: every output path first, then the run.
+  const origin = flags.config ? `config '${flags.config}'` : 'config';
+  const given = { ...fromFile, ...flags.overrides };
+  // Every input is checked before anything is printed or written: the checkpoint to resume, every output path, the run.
+  const resumed = typeof given.resume === 'string' ? loadResume(given, io) : undefined;
+  const config = parseTrainConfig(resumed ? resumed.raw : given, origin);
   if (config.report) checkOutputPath(config.report, 'file', '--report');
   if (config.reportHtml) checkOutputPath(config.reportHtml, 'file', '--report-html');
-  const run = prepareRun(config);
-  // Ctrl-C, SIGTERM, SIGHUP and a parent that exits all stop after the current step; the report is still written.
+  if (config.log) checkOutputPath(config.log, 'file', '--log');
+  if (config.saveDir) checkOutputPath(config.saveDir, 'directory', '--save-dir');
+  const run = {
+    ...prepareRun(config),
+    ...(resumed ? { resume: { checkpoint: resumed.checkpoint, changes: resumed.changes } } : {}),
+  };
+  // Ctrl-C, SIGTERM, SIGHUP and a parent that exits all stop after the current step; the report (and a checkpoint
+  // with --save-dir) is still written.
   const stop = new StopRequest();
   const unwatch = stopOnSignals(stop);
   try {
@@ -78,6 +93,8 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
         `${Math.round(report.tokensPerSecond).toLocaleString('en-US')} tokens/s on ${report.backend}` +
         `${config.report ? `; report: ${config.report}` : ''}\n`,
     );
+    if (report.sample)
+      io.stdout.write(`sample: ${JSON.stringify(report.sample.prompt + report.sample.text)}\n`);
     // 128 + the signal's number after a stop (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP or a lost parent), as shells expect.
     return stop.exitCode;
   } finally {
@@ -110,6 +127,25 @@ async function planCommand(argv: string[], io: CliIO): Promise<number> {
   } finally {
     await shutdownWebGPU();
   }
+}
+
+/** `--resume DIR|latest`: the verified checkpoint and the raw config it resumes with (contradictions are errors). */
+function loadResume(given: Record<string, unknown>, io: CliIO) {
+  const where = given.resume as string;
+  let checkpoint: LoadedCheckpoint;
+  if (where === 'latest') {
+    if (typeof given.saveDir !== 'string') {
+      throw new InputError(
+        '--resume latest needs --save-dir DIR (the directory the run saved into)',
+        'E_FLAG',
+      );
+    }
+    checkpoint = readLatestCheckpoint(given.saveDir, (line) => io.stderr.write(`${line}\n`));
+  } else {
+    checkpoint = readCheckpoint(where);
+  }
+  const { raw, changes } = resumeConfig(checkpoint.trainer.config, given, checkpoint.dir);
+  return { checkpoint, raw, changes };
 }
 
 async function replayCommand(argv: string[], io: CliIO): Promise<number> {
@@ -188,6 +224,15 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
       await shutdownWebGPU();
     }
   }
+  if (kind === 'checkpoint') {
+    if (rest.includes('--help')) {
+      io.stdout.write(BENCH_CHECKPOINT_HELP);
+      return 0;
+    }
+    const { file, summary } = await benchCheckpoint(rest, (l) => io.stderr.write(`${l}\n`));
+    io.stdout.write(`${summary}\nwrote ${file}\n`);
+    return 0;
+  }
   if (kind === 'compress-error') {
     const { file, table } = await benchCompressError(rest);
     io.stdout.write(`${table}\nwrote ${file}\n`);
@@ -255,6 +300,22 @@ export async function runCli(
         return await planCommand(rest, io);
       case 'replay':
         return await replayCommand(rest, io);
+      case 'export': {
+        const log = (l: string) => io.stderr.write(`${l}\n`);
+        const files = await exportCommand(rest, log);
+        io.stdout.write(files === 'help' ? EXPORT_HELP : `wrote ${files.join(', ')}\n`);
+        return 0;
+      }
+      case 'sample': {
+        const log = (l: string) => io.stderr.write(`${l}\n`);
+        const ids = await sampleCommand(rest, (s) => io.stdout.write(s), log);
+        if (ids === 'help') io.stdout.write(SAMPLE_HELP);
+        return 0;
+      }
+      case '--version':
+      case 'version':
+        io.stdout.write(`kstar ${KSTAR_VERSION}\n`);
+        return 0;
       case 'bench':
         return await benchCommand(rest, io);
       case 'report':
@@ -268,7 +329,7 @@ export async function runCli(
         return 0;
       default:
         throw new InputError(
-          `unknown command '${command}': use 'kstar train', 'kstar replay', 'kstar bench' or 'kstar report' (see 'kstar --help')`,
+          `unknown command '${command}': use 'kstar train', 'plan', 'export', 'sample', 'report', 'replay' or 'bench' (see 'kstar --help')`,
           'E_FLAG',
         );
     }

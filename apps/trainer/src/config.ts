@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { parseActivations, parseBytes } from './activations.ts';
 import { parseSeqSchedule } from './seq-schedule.ts';
 
-export const PRESET_NAMES = ['tiny', 'small', 'gpt2-124m'] as const;
+export const PRESET_NAMES = ['tiny', 'small', 'gpt2-124m', 'gpt2-medium', 'gpt2-large', 'gpt2-xl'] as const;
 export const BACKEND_NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
 export const MASTER_WEIGHTS_NAMES = ['fp32', 'split24'] as const;
 
@@ -61,6 +61,30 @@ export const TrainConfigSchema = z.strictObject({
   spikeGuard: z.number().gt(1).finite().optional(),
   /** Write the report as a self-contained HTML page there (`kstar report` renders a saved one). */
   reportHtml: z.string().min(1).optional(),
+  /** Checkpoints go to `saveDir/step-NNNNNNNN/` (at the end, every `saveEvery` steps, and on Ctrl-C). */
+  saveDir: z.string().min(1).optional(),
+  /** Save every N steps (0: only at the end and on Ctrl-C). */
+  saveEvery: z.int().nonnegative().default(0),
+  /** Keep the newest K checkpoints of `saveDir`. */
+  keep: z.int().positive().default(3),
+  /** Resume from a checkpoint directory, or `latest` (the newest whole one in `saveDir`). */
+  resume: z.string().min(1).optional(),
+  /** Start from these weights (safetensors in the Hugging Face GPT-2 layout: a file, or a directory holding model.safetensors). */
+  initFrom: z.string().min(1).optional(),
+  /** Tokens of the sample printed after training (greedy-free: temperature 0.8, top-k 40, the run's seed); 0: none. */
+  sampleTokens: z.int().nonnegative().default(48),
+  /** Model shape overrides of the preset: transformer blocks, width (D), attention heads (must divide D), vocabulary. */
+  layers: z.int().positive().optional(),
+  dModel: z.int().positive().optional(),
+  heads: z.int().positive().optional(),
+  /** Vocabulary rows (≥ the tokenizer's; default the tokenizer's). */
+  vocab: z.int().positive().optional(),
+  /** Clip the gradient by its global L2 norm (two passes: the norm first, then the clipped update). */
+  gradClip: z.number().positive().finite().optional(),
+  /** Only evaluate the validation loss of the (resumed or --init-from) weights; no training step. */
+  evalOnly: z.boolean().default(false),
+  /** Append one JSON line of metrics per step to this file as training goes. */
+  log: z.string().min(1).optional(),
   /** Model context (blockSize) override; default the preset's. */
   context: z.int().positive().optional(),
   /**

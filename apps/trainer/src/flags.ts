@@ -18,8 +18,15 @@ const INT_FLAGS = [
   'blocks-per-segment',
   'context',
   'update-chunk-bytes',
+  'save-every',
+  'keep',
+  'sample-tokens',
+  'layers',
+  'd-model',
+  'heads',
+  'vocab',
 ];
-const NUM_FLAGS = ['lr', 'spike-guard'];
+const NUM_FLAGS = ['lr', 'spike-guard', 'grad-clip'];
 const STR_FLAGS = [
   'preset',
   'optimizer',
@@ -33,6 +40,10 @@ const STR_FLAGS = [
   'activations',
   'memory-budget',
   'seq-schedule',
+  'save-dir',
+  'resume',
+  'init-from',
+  'log',
 ];
 
 function camel(flag: string): string {
@@ -68,6 +79,7 @@ export function parseTrainFlags(argv: string[]): TrainFlags {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     config: { type: 'string', short: 'c' },
     help: { type: 'boolean', short: 'h' },
+    'eval-only': { type: 'boolean' },
     'optimizer-option': { type: 'string' },
   };
   for (const f of [...INT_FLAGS, ...NUM_FLAGS, ...STR_FLAGS]) options[f] = { type: 'string' };
@@ -101,6 +113,7 @@ export function parseTrainFlags(argv: string[]): TrainFlags {
   for (const f of INT_FLAGS) if (typeof v[f] === 'string') overrides[camel(f)] = toNumber(f, v[f], true);
   for (const f of NUM_FLAGS) if (typeof v[f] === 'string') overrides[camel(f)] = toNumber(f, v[f], false);
   for (const f of STR_FLAGS) if (typeof v[f] === 'string') overrides[camel(f)] = v[f];
+  if (v['eval-only'] === true) overrides.evalOnly = true;
   if (typeof v['optimizer-option'] === 'string') {
     // Own properties only (Object.fromEntries): `__proto__=1` is an option name for the plugin to refuse, not a prototype.
     const entries: Array<[string, number | boolean | null]> = [];
@@ -138,8 +151,13 @@ Trains a GPT on a corpus with the plugins the options name. With no options: the
 Brown corpus with AdamW.
 
   -c, --config FILE          JSON, .js or .ts config (fields as the long options below, camelCase); flags override it
-  --preset tiny|small|gpt2-124m
-  --optimizer NAME           adamw (default)
+  --preset tiny|small|gpt2-124m|gpt2-medium|gpt2-large|gpt2-xl
+  --layers N --d-model D --heads H --vocab V
+                             model shape over the preset (D divisible by H; V ≥ the tokenizer's vocabulary)
+  --optimizer NAME           adamw (default), adafactor, came, adam8bit, lomo, adalomo, lazy-adagrad, lion
+  --grad-clip X              clip the gradient by its global L2 norm to X (a norm pass, then the update pass)
+  --eval-only                only print the validation loss of the --resume/--init-from weights
+  --log FILE                 one JSON line per step (step, loss, lr, seconds, gradNorm, valLoss) as training goes
   --optimizer-option K=V,…   optimizer hyper-parameters other than lr (e.g. beta2=0.95,weightDecay=0)
   --master-weights fp32|split24  weights as float32 (default) or 24-bit split: bf16 + int8 correction, 3 B/param
   --steps N                  training steps (default 200)
@@ -170,6 +188,12 @@ Brown corpus with AdamW.
   --report FILE              write the JSON report there (also on Ctrl-C, SIGTERM, SIGHUP and a NaN loss)
   --report-html FILE         write the report as a self-contained HTML page (loss, tokens/s, memory ledger)
   --spike-guard FACTOR       skip the update of a step whose loss exceeds FACTOR × the median of the last 20 steps
+  --save-dir DIR             write checkpoints to DIR/step-N/ (weights and optimizer state in their stored form)
+                             at the end, every --save-every N steps, and on Ctrl-C/SIGTERM/SIGHUP; --keep K newest (default 3)
+  --resume DIR|latest        continue a run exactly from a checkpoint (latest: the newest whole one in --save-dir);
+                             more --steps, a new --lr… are allowed, a different model or optimizer is an error
+  --init-from FILE|DIR       start from safetensors weights in the Hugging Face GPT-2 layout (fine-tuning)
+  --sample-tokens N          print a sample of N tokens from the trained model at the end (default 48; 0: none)
 `;
 
 /**

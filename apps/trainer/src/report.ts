@@ -31,6 +31,12 @@ export interface TrainReport {
   gpu?: { peakBytesInUse: number; peakBytesAllocated: number; poolMaxFreeBytes: number };
   /** With --memory-budget: every plan the planner made, in order, with its reason (`@kstar/planner`'s PlanRecord). */
   plans?: PlanRecord[];
+  /** Resumed runs: the checkpoint, its step, and the config changes the resume allowed. `losses` start after it. */
+  resumed?: { from: string; step: number; changes: string[] };
+  /** With --save-dir: the checkpoint directories written and the seconds spent writing them. */
+  checkpoints?: { saved: string[]; seconds: number };
+  /** The closing sample (`--sample-tokens`): the prompt and the generated text. */
+  sample?: { prompt: string; text: string };
 }
 
 /** Writes the report atomically: a reader (or a kill mid-write) sees the previous file or this one, never a part. */

@@ -1,4 +1,6 @@
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { freemem } from 'node:os';
+import { join } from 'node:path';
 import type { MemoryReport, OptimizerPlugin, StepResult } from '@kstar/core';
 import {
   composePlugins,
@@ -9,7 +11,15 @@ import {
   TrainingError,
 } from '@kstar/core';
 import { createTokenizer, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
-import { countParamsFormula, createGPT, type GPTModel, resolveConfig } from '@kstar/gpt';
+import {
+  countParamsFormula,
+  createGPT,
+  decodeHfGpt2,
+  GPT_PRESETS,
+  type GPTConfig,
+  type GPTModel,
+  resolveConfig,
+} from '@kstar/gpt';
 import {
   backendMemory,
   guardWebGPUStep,
@@ -17,7 +27,7 @@ import {
   selectBackend,
   sliceWriter,
 } from '@kstar/kernels';
-import { split24 } from '@kstar/master-split24';
+import { type Split24Plugin, split24 } from '@kstar/master-split24';
 import * as tf from '@tensorflow/tfjs';
 import {
   type ActivationSpec,
@@ -27,8 +37,13 @@ import {
   parseBytes,
   planActivations,
 } from './activations.ts';
+import { MODEL_FILE, optimizerFile } from './checkpoint/format.ts';
+import type { LoadedCheckpoint } from './checkpoint/read.ts';
+import { saveCheckpoint } from './checkpoint/save.ts';
+import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
 import type { TrainConfig } from './config.ts';
 import { checkStepFits } from './memory-check.ts';
+import { clippedStep, scaledOptimizer } from './grad-clip.ts';
 import { optimizerEntry } from './optimizers.ts';
 import { AdaptivePlanner, autoBudget, injectedOutOfMemory, plannedActivations } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
@@ -36,6 +51,7 @@ import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
 import { SpikeGuard } from './spike-guard.ts';
 import { parseSeqSchedule, seqAt } from './seq-schedule.ts';
+import { generate } from './sample.ts';
 
 export interface TrainIO {
   /** Progress, validation lines and notes (stderr in the CLI). */
@@ -84,6 +100,10 @@ export interface PreparedRun {
   seqSchedule?: Array<{ seq: number; steps: number }>;
   /** With a budget: one fixed plan (option labels, `PlanRecord.choices`) instead of solving (reference runs). */
   pinPlan?: readonly string[];
+  /** `--init-from`: float32 weights by K* name, checked against the model's shapes. */
+  initWeights?: Map<string, Float32Array>;
+  /** The verified checkpoint to continue from, and the config changes it allowed. */
+  resume?: { checkpoint: LoadedCheckpoint; changes: string[] };
 }
 
 /**
@@ -116,8 +136,27 @@ export function prepareRun(config: TrainConfig): PreparedRun {
       : parseBytes(config.memoryBudget);
   const seqSchedule = config.seqSchedule === undefined ? undefined : parseSeqSchedule(config.seqSchedule);
   const tokenizer = createTokenizer(config.tokenizer);
+  if (config.vocab !== undefined && config.vocab < tokenizer.vocabSize) {
+    throw new InputError(
+      `--vocab ${config.vocab} is smaller than the ${tokenizer.name} tokenizer's ${tokenizer.vocabSize} tokens: pass --vocab ${tokenizer.vocabSize} or more`,
+      'E_CONFIG',
+    );
+  }
+  if (config.dModel !== undefined || config.heads !== undefined) {
+    const D = config.dModel ?? GPT_PRESETS[config.preset].nEmbd;
+    const H = config.heads ?? GPT_PRESETS[config.preset].nHead;
+    if (D % H !== 0) {
+      throw new InputError(
+        `--d-model ${D} is not divisible by --heads ${H}: choose heads dividing the width (e.g. --heads ${[8, 6, 4, 2, 1].find((h) => D % h === 0)}) or a width that is a multiple of ${H}`,
+        'E_CONFIG',
+      );
+    }
+  }
   const modelConfig = resolveConfig(config.preset, {
-    vocabSize: tokenizer.vocabSize,
+    vocabSize: config.vocab ?? tokenizer.vocabSize,
+    ...(config.layers !== undefined ? { nLayer: config.layers } : {}),
+    ...(config.dModel !== undefined ? { nEmbd: config.dModel } : {}),
+    ...(config.heads !== undefined ? { nHead: config.heads } : {}),
     ...(config.context !== undefined ? { blockSize: config.context } : {}),
   });
   const defaultSeq = config.preset === 'tiny' ? Math.min(128, modelConfig.blockSize) : modelConfig.blockSize;
@@ -128,7 +167,13 @@ export function prepareRun(config: TrainConfig): PreparedRun {
       'E_CONFIG',
     );
   }
-  const optimizer = entry.create(config.lr ?? entry.defaultLr, config.optimizerOptions);
+  // --grad-clip: LOMO and AdaLomo clip by global norm with their own two-pass step (the others are wrapped in train).
+  const optimizer = entry.create(
+    config.lr ?? entry.defaultLr,
+    config.gradClip !== undefined && entry.trainStep
+      ? { ...config.optimizerOptions, clipGradNorm: config.gradClip }
+      : config.optimizerOptions,
+  );
   const corpus = readCorpus(config.corpus);
   const tokens = tokenizer.encode(corpus.text);
   const dataset = new TokenDataset(tokens, {
@@ -137,7 +182,15 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     name: corpus.name,
   });
   dataset.checkShape(config.batch, seq);
+  if (config.initFrom && config.resume) {
+    throw new InputError(
+      '--init-from and --resume both set the weights: resume a run, or start a new one from weights',
+      'E_CONFIG',
+    );
+  }
+  const initWeights = config.initFrom ? readInitWeights(config.initFrom, modelConfig) : undefined;
   return {
+    ...(initWeights ? { initWeights } : {}),
     config: { ...config, mode },
     lr: config.lr ?? entry.defaultLr,
     seq,
@@ -202,6 +255,40 @@ function maxOf(results: StepResult[], key: 'gradPeakBytes' | 'activationPeakByte
   return results.reduce((m, r) => Math.max(m, r[key]), 0);
 }
 
+/** `--init-from`'s weights: a safetensors file, or a directory holding model.safetensors. */
+function readInitWeights(path: string, config: GPTConfig): Map<string, Float32Array> {
+  const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'model.safetensors') : path;
+  if (!existsSync(file)) {
+    throw new InputError(
+      `--init-from '${file}' does not exist: pass a .safetensors file or a directory holding model.safetensors`,
+      'E_CONFIG',
+    );
+  }
+  return decodeHfGpt2(new Uint8Array(readFileSync(file)), config, file);
+}
+
+/** A short text from the trained weights (the run's seed, temperature 0.8, top-k 40) after a fixed prompt. */
+async function closingSample(
+  run: PreparedRun,
+  model: GPTModel,
+  split?: Split24Plugin,
+): Promise<{ prompt: string; text: string }> {
+  const prompt = 'The ';
+  const params = split ? split.materialize(split.names()) : undefined;
+  try {
+    const ids = await generate(
+      model,
+      Array.from(run.tokenizer.encode(prompt)),
+      { tokens: run.config.sampleTokens, temperature: 0.8, topK: 40, seed: run.config.seed },
+      () => {},
+      params,
+    );
+    return { prompt, text: run.tokenizer.decode(ids) };
+  } finally {
+    if (params) tf.dispose(Object.values(params));
+  }
+}
+
 /** Train per the config. Resolves with the report (also when stopped early). */
 export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport> {
   const { config, lr, seq, dataset } = run;
@@ -216,10 +303,32 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   });
   const ledger = new MemoryLedger();
   const entry = optimizerEntry(config.optimizer);
-  const optimizer = run.optimizer;
+  // --grad-clip: LOMO and AdaLomo clip with their own two-pass step (built so in prepareRun); others are wrapped.
+  const base = run.optimizer;
+  const clipped =
+    config.gradClip !== undefined && !entry.trainStep ? scaledOptimizer(base, config.gradClip) : undefined;
+  const optimizer = clipped ?? base;
   const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
   const composition = composePlugins(masterWeights ? [optimizer, masterWeights] : [optimizer]);
   const model: GPTModel = createGPT(run.modelConfig, { seed: config.seed });
+  const resume = run.resume?.checkpoint;
+  if (run.initWeights && !resume) {
+    for (const [name, v] of model.variables) {
+      const values = run.initWeights.get(name)!;
+      tf.tidy(() => v.assign(tf.tensor(values, v.shape)));
+    }
+  }
+  if (resume) {
+    try {
+      const origin = `${resume.dir}/${MODEL_FILE}`;
+      restoreWeights(resume.files.get(MODEL_FILE)!, origin, model, masterWeights);
+    } catch (e) {
+      masterWeights?.dispose();
+      model.dispose();
+      ledger.detach();
+      throw e;
+    }
+  }
   const fixed = fixedBytes(model, optimizer as never, masterWeights);
   let planned: PlannedActivations;
   const seqOf = (step: number) => (run.seqSchedule ? seqAt(run.seqSchedule, step) : seq);
@@ -289,7 +398,39 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       : {}),
     ...(planner ? planner.engineOptions() : {}),
     ...(process.env.KSTAR_INJECT_OOM ? { onSegment: injectedOutOfMemory(process.env.KSTAR_INJECT_OOM) } : {}),
+    ...(resume ? { initialStep: resume.trainer.step } : {}),
   });
+  if (resume) {
+    restoreOptimizerState(resume.files.get(optimizerFile(0))!, `${resume.dir}/${optimizerFile(0)}`, engine);
+    dataset.rngState = resume.trainer.samplerState;
+    io.log.log(
+      `kstar: resumed from ${resume.dir} at step ${resume.trainer.step}` +
+        (run.resume!.changes.length ? ` (changed: ${run.resume!.changes.join('; ')})` : ''),
+    );
+  }
+  const startStep = (resume?.trainer.step ?? 0) + 1;
+  const pastLosses = resume?.trainer.losses ?? [];
+  const checkpoints: string[] = [];
+  let saveSeconds = 0;
+  const save = async (step: number) => {
+    if (!config.saveDir) return;
+    const t0 = performance.now();
+    const path = await saveCheckpoint(config.saveDir, config.keep, {
+      engine,
+      model,
+      ...(masterWeights ? { split: masterWeights } : {}),
+      trainer: {
+        step,
+        samplerState: dataset.rngState,
+        schedule: { peakLr: lr, warmup: Math.min(config.warmup, config.steps - 1), totalSteps: config.steps },
+        config: { ...config, lr, mode: choice.mode, resume: undefined },
+        model: { ...run.modelConfig },
+        losses: [...pastLosses, ...losses],
+      },
+    });
+    saveSeconds += (performance.now() - t0) / 1000;
+    checkpoints.push(path);
+  };
   io.log.log(
     `kstar: ${config.preset} (${model.paramCount.toLocaleString('en-US')} params) on ${run.corpusName} ` +
       `(${dataset.tokens.length.toLocaleString('en-US')} ${run.tokenizer.name} tokens), ${backend} backend, ${planned.choice.mode} mode, ` +
@@ -302,7 +443,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         : ''),
   );
 
-  const valBatches = config.evalEvery > 0 ? dataset.valBatches(config.batch, seq, config.evalBatches) : [];
+  const valBatches =
+    config.evalEvery > 0 || config.evalOnly ? dataset.valBatches(config.batch, seq, config.evalBatches) : [];
   const evaluate = async (): Promise<number> => {
     let sum = 0;
     for (const b of valBatches) sum += await engine.evaluate(b);
@@ -318,8 +460,20 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   let lastVal: number | undefined;
   let failed: TrainReport['failed'];
   const started = performance.now();
+  let logFd: number | undefined;
   try {
-    for (let step = 1; step <= config.steps; step++) {
+    if (config.evalOnly) {
+      const loss = await evaluate();
+      valLosses.push({ step: startStep - 1, loss });
+      io.log.log(`kstar: validation loss ${loss.toFixed(4)} at step ${startStep - 1} (--eval-only)`);
+    } else if (startStep > config.steps) {
+      throw new InputError(
+        `the checkpoint is at step ${startStep - 1} and the run has --steps ${config.steps}: pass --steps ${startStep} or more to continue`,
+        'E_CONFIG',
+      );
+    }
+    logFd = config.log ? openSync(config.log, resume ? 'a' : 'w') : undefined;
+    for (let step = startStep; step <= config.steps && !config.evalOnly; step++) {
       const stepLr = learningRateAt(step, config.steps, lr, Math.min(config.warmup, config.steps - 1));
       if ('learningRate' in optimizer) optimizer.learningRate = stepLr;
       const stepSeq = seqOf(step);
@@ -331,7 +485,11 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         // On WebGPU: inside error scopes; a validation/out-of-memory error or a lost device throws TrainingError(step).
         const once = () =>
           guardWebGPUStep(step, () =>
-            entry.trainStep ? entry.trainStep(engine, batch) : engine.trainStep(batch),
+            clipped
+              ? clippedStep(engine, clipped, batch, config.gradClip!, inPlaceGradAccumulator)
+              : entry.trainStep
+                ? entry.trainStep(engine, batch)
+                : engine.trainStep(batch),
           );
         // With the planner: an out-of-memory error re-plans tighter and retries this step with this batch.
         r = await (planner ? planner.guard(engine, step, once) : once());
@@ -388,12 +546,27 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
           ...(lastVal !== undefined ? { valLoss: lastVal } : {}),
         });
       }
+      if (logFd !== undefined) {
+        const gradNorm = (r as { gradNorm?: number | null }).gradNorm;
+        const line = {
+          step,
+          loss: r.loss,
+          lr: stepLr,
+          seconds,
+          ...(gradNorm != null ? { gradNorm } : {}),
+          ...(valLosses.at(-1)?.step === step ? { valLoss: valLosses.at(-1)!.loss } : {}),
+        };
+        writeSync(logFd, `${JSON.stringify(line)}\n`);
+      }
       // Let signal handlers (Ctrl-C, SIGTERM, SIGHUP, the parent watch) run between steps.
       await new Promise((resolve) => setImmediate(resolve));
-      if (io.stop?.requested && step < config.steps) {
+      const stopping = io.stop?.requested === true && step < config.steps;
+      if (step === config.steps || stopping || (config.saveEvery > 0 && step % config.saveEvery === 0))
+        await save(step);
+      if (stopping) {
         io.log.done();
         io.log.log(
-          `kstar: stopped after step ${step} (${io.stop.describe?.() ?? 'stop requested'}); writing the report`,
+          `kstar: stopped after step ${step} (${io.stop.describe?.() ?? 'stop requested'}); ${config.saveDir ? `checkpoint ${checkpoints.at(-1)}, ` : ''}writing the report`,
         );
         if (valBatches.length > 0 && valLosses.at(-1)?.step !== step)
           valLosses.push({ step, loss: await evaluate() });
@@ -401,6 +574,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       }
     }
   } finally {
+    if (logFd !== undefined) closeSync(logFd);
     io.log.done();
   }
   const wallSeconds = (performance.now() - started) / 1000;
@@ -447,9 +621,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       options: p.describe(),
     })),
     steps: results.length,
-    stoppedEarly: results.length < config.steps,
+    stoppedEarly: !config.evalOnly && startStep + results.length - 1 < config.steps,
     ...(failed ? { failed } : {}),
     ...(guard ? { spikeSkipped: guard.skipped } : {}),
+    ...(resume
+      ? { resumed: { from: resume.dir, step: resume.trainer.step, changes: run.resume!.changes } }
+      : {}),
+    ...(config.saveDir ? { checkpoints: { saved: checkpoints, seconds: saveSeconds } } : {}),
     losses,
     stepSeconds,
     valLosses,
@@ -467,6 +645,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         }
       : {}),
   };
+  if (config.sampleTokens > 0) report.sample = await closingSample(run, model, masterWeights);
   tf.dispose(valBatches.flatMap((b) => [b.inputs, b.targets]));
   engine.dispose();
   masterWeights?.dispose();

@@ -308,6 +308,29 @@ export class TrainingEngine {
     return this.states.get(name);
   }
 
+  /**
+   * Replaces the optimizer state of one parameter (restoring a checkpoint): the old tensors are disposed and the new
+   * record is owned by the engine. A new record object, so plugins that key host-side facts by the record (lazy
+   * Adagrad's touched-row count) recompute them from its tensors.
+   */
+  setStateOf(name: string, state: OptimizerState): void {
+    const old = this.states.get(name);
+    if (!old) {
+      throw new InputError(
+        `no optimizer state for parameter '${name}' (known: ${[...this.states.keys()].slice(0, 4).join(', ')}…): restore a state of this model`,
+      );
+    }
+    const keep = new Set(Object.values(state));
+    tf.dispose(Object.values(old).filter((t) => !keep.has(t)));
+    this.ledger.adopt(Object.values(state));
+    this.states.set(name, state);
+  }
+
+  /** Names of the parameters that have optimizer state (the trained ones), in model order. */
+  stateNames(): string[] {
+    return [...this.states.keys()];
+  }
+
   /** Unique buffer bytes of the model's variables. */
   paramBytes(): number {
     return this.params.bytes();

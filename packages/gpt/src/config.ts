@@ -14,7 +14,7 @@ export interface GPTConfig {
   readonly blockSize: number;
 }
 
-export type GPTPresetName = 'tiny' | 'small' | 'gpt2-124m';
+export type GPTPresetName = 'tiny' | 'small' | 'gpt2-124m' | 'gpt2-medium' | 'gpt2-large' | 'gpt2-xl';
 
 /**
  * Presets. `tiny` and `small` default to the byte-level vocabulary (256); the tokenizer's vocabulary should be
@@ -27,6 +27,12 @@ export const GPT_PRESETS: Readonly<Record<GPTPresetName, GPTConfig>> = {
   small: { vocabSize: 256, nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 },
   // 124,439,808 params (tied head).
   'gpt2-124m': { vocabSize: 50257, nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024 },
+  // 354,823,168 params (HF gpt2-medium).
+  'gpt2-medium': { vocabSize: 50257, nLayer: 24, nHead: 16, nEmbd: 1024, blockSize: 1024 },
+  // 774,030,080 params (HF gpt2-large).
+  'gpt2-large': { vocabSize: 50257, nLayer: 36, nHead: 20, nEmbd: 1280, blockSize: 1024 },
+  // 1,557,611,200 params (HF gpt2-xl).
+  'gpt2-xl': { vocabSize: 50257, nLayer: 48, nHead: 25, nEmbd: 1600, blockSize: 1024 },
 };
 
 const FIELDS = ['vocabSize', 'nLayer', 'nHead', 'nEmbd', 'blockSize'] as const;

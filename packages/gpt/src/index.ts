@@ -9,9 +9,26 @@ export type { GPTConfig, GPTPresetName } from './config.ts';
 export { GPT_PRESETS, resolveConfig, validateConfig } from './config.ts';
 export { crossEntropy } from './cross-entropy.ts';
 export { gelu } from './gelu.ts';
+export {
+  configFromHfGpt2,
+  decodeHfGpt2,
+  encodeHfGpt2,
+  hfGpt2Config,
+  hfGpt2Name,
+  hfGpt2Table,
+} from './hf-gpt2.ts';
 export { LN_EPS, layerNorm } from './layer-norm.ts';
 export type { CreateGPTOptions, GPTModel } from './model.ts';
 export { createGPT } from './model.ts';
 export type { ParamInit, ParamSpec } from './params.ts';
 export { countParamsFormula, paramSpecs } from './params.ts';
+export type { SafeTensor, SafetensorsDtype, SafetensorsFile } from './safetensors.ts';
+export {
+  bfloat16Bytes,
+  bytesOf,
+  decodeSafetensors,
+  encodeSafetensors,
+  float32Of,
+  SAFETENSORS_DTYPE_BYTES,
+} from './safetensors.ts';
 export { attentionCore, linearCrossEntropyCore, mlpCore } from './stages.ts';

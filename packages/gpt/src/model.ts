@@ -16,8 +16,11 @@ export interface GPTModel extends StagedModel {
   readonly config: GPTConfig;
   /** Number of scalar parameters (tied head counted once). */
   readonly paramCount: number;
-  /** Logits float32 [B, T, V] for int32 tokens [B, T] (no loss). The caller disposes the result. */
-  forwardLogits(inputs: tf.Tensor): tf.Tensor;
+  /**
+   * Logits float32 [B, T, V] for int32 tokens [B, T] (no loss), from the model's variables or from `params` (e.g.
+   * materialized master weights). The caller disposes the result.
+   */
+  forwardLogits(inputs: tf.Tensor, params?: Record<string, tf.Tensor>): tf.Tensor;
   /** Scalar mean cross-entropy: all stages composed, reading the model's variables. */
   loss(batch: Batch): tf.Scalar;
   /** The variables as the `params` record a stage reads. */
@@ -91,10 +94,10 @@ class GPT implements GPTModel {
     return Object.fromEntries(this.variables);
   }
 
-  forwardLogits(inputs: tf.Tensor): tf.Tensor {
+  forwardLogits(inputs: tf.Tensor, given?: Record<string, tf.Tensor>): tf.Tensor {
     checkTokens(inputs, this.config);
     const [B, T] = inputs.shape as [number, number];
-    const params = this.paramRecord();
+    const params = given ?? this.paramRecord();
     return tf.tidy(() => {
       let x = embed(this.config, inputs, params); // [B, T, D]
       for (let i = 0; i < this.config.nLayer; i++) x = block(this.config, i, x, params);

@@ -42,3 +42,15 @@ describe('GPT config', () => {
     model.dispose();
   });
 });
+
+describe('GPT-2 family presets', () => {
+  it.each([
+    // Parameter counts of Hugging Face's gpt2-medium, gpt2-large and gpt2-xl (tied head counted once).
+    ['gpt2-medium', 354_823_168],
+    ['gpt2-large', 774_030_080],
+    ['gpt2-xl', 1_557_611_200],
+  ] as const)('%s has %i parameters', (name, count) => {
+    expect(countParamsFormula(GPT_PRESETS[name])).toBe(count);
+    expect(() => resolveConfig(name)).not.toThrow();
+  });
+});

@@ -1,0 +1,138 @@
+import type { OptimizerState, TrainingEngine } from '@kstar/core';
+import { stateVariable } from '@kstar/core';
+import { decodeSafetensors, encodeSafetensors, type GPTModel, type SafeTensor } from '@kstar/gpt';
+import type { Split24Plugin } from '@kstar/master-split24';
+import * as tf from '@tensorflow/tfjs';
+import { CheckpointError } from './format.ts';
+
+/** Separates a parameter's name from its state key in the optimizer file (`h0.attn.wqkv::m`). */
+const KEY_SEP = '::';
+
+async function tensorEntry(t: tf.Tensor): Promise<SafeTensor> {
+  if (t.dtype !== 'float32' && t.dtype !== 'int32') {
+    throw new CheckpointError(`cannot save a ${t.dtype} state tensor: only float32 and int32 are stored`);
+  }
+  const values = (await t.data()) as Float32Array | Int32Array;
+  return {
+    dtype: t.dtype === 'float32' ? 'F32' : 'I32',
+    shape: [...t.shape],
+    data: new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)),
+  };
+}
+
+/**
+ * The weights in their stored form: float32 variables as `F32`, or split24's packed words (`NAME/bf16`,
+ * `NAME/bf16_correction`, `I32`) with `metadata.shapes` holding each parameter's shape.
+ */
+export async function encodeWeights(model: GPTModel, split?: Split24Plugin): Promise<Uint8Array> {
+  const entries: Array<[string, SafeTensor]> = [];
+  if (!split) {
+    for (const [name, v] of model.variables) entries.push([name, await tensorEntry(v)]);
+    return encodeSafetensors(entries, { format: 'float32' });
+  }
+  const state = await split.getState();
+  const shapes: Record<string, number[]> = {};
+  for (const [name, s] of Object.entries(state)) {
+    shapes[name] = s.shape;
+    const bytes = (a: Int32Array) =>
+      new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+    entries.push([`${name}/bf16`, { dtype: 'I32', shape: [s.hi.length], data: bytes(s.hi) }]);
+    entries.push([`${name}/bf16_correction`, { dtype: 'I32', shape: [s.lo.length], data: bytes(s.lo) }]);
+  }
+  // Variables the plugin does not hold (no stage reads them) stay float32.
+  for (const [name, v] of model.variables) {
+    if (!(name in state) && !v.isDisposed) entries.push([name, await tensorEntry(v)]);
+  }
+  return encodeSafetensors(entries, { format: 'split24', shapes: JSON.stringify(shapes) });
+}
+
+const f32 = (t: SafeTensor) => new Float32Array(t.data.slice().buffer);
+const i32 = (t: SafeTensor) => new Int32Array(t.data.slice().buffer);
+
+/**
+ * Restores weights written by `encodeWeights` into `model` (float32) or into `split` (before the engine adopts the
+ * model's variables). Call before building the engine.
+ */
+export function restoreWeights(
+  bytes: Uint8Array,
+  origin: string,
+  model: GPTModel,
+  split?: Split24Plugin,
+): void {
+  const file = decodeSafetensors(bytes, origin);
+  const format = file.metadata.format;
+  if ((format === 'split24') !== (split !== undefined)) {
+    throw new CheckpointError(
+      `${origin} holds ${format} weights but the run keeps ${split ? 'split24' : 'float32'} weights: pass --master-weights ${format === 'split24' ? 'split24' : 'fp32'}`,
+    );
+  }
+  const shapes: Record<string, number[]> = split ? JSON.parse(file.metadata.shapes ?? '{}') : {};
+  const splitState: Parameters<Split24Plugin['setState']>[0] = {};
+  for (const [name, v] of model.variables) {
+    if (split && name in shapes) {
+      const hi = file.tensors.get(`${name}/bf16`);
+      const lo = file.tensors.get(`${name}/bf16_correction`);
+      if (!hi || !lo) throw new CheckpointError(`${origin} lacks the split24 words of parameter '${name}'`);
+      if (shapes[name]!.join() !== v.shape.join()) {
+        throw new CheckpointError(
+          `${origin}: parameter '${name}' has shape [${shapes[name]}], the model's is [${v.shape}]`,
+        );
+      }
+      splitState[name] = { shape: [...v.shape], hi: i32(hi), lo: i32(lo) };
+      continue;
+    }
+    const t = file.tensors.get(name);
+    if (!t) throw new CheckpointError(`${origin} lacks parameter '${name}'`);
+    if (t.dtype !== 'F32' || t.shape.join() !== v.shape.join()) {
+      throw new CheckpointError(
+        `${origin}: parameter '${name}' is ${t.dtype} [${t.shape}], the model's is F32 [${v.shape}]`,
+      );
+    }
+    tf.tidy(() => v.assign(tf.tensor(f32(t), v.shape)));
+  }
+  split?.setState(splitState);
+}
+
+/** Every parameter's optimizer state as the plugin stores it (`PARAM::KEY`), nothing expanded. */
+export async function encodeOptimizerState(engine: TrainingEngine): Promise<Uint8Array> {
+  const entries: Array<[string, SafeTensor]> = [];
+  for (const name of engine.stateNames()) {
+    const state = engine.stateOf(name)!;
+    for (const key of Object.keys(state).sort()) {
+      entries.push([`${name}${KEY_SEP}${key}`, await tensorEntry(state[key]!)]);
+    }
+  }
+  return encodeSafetensors(entries, { optimizer: engine.optimizer.name });
+}
+
+/** Replaces the engine's optimizer state with the saved one (checked against the engine's parameters). */
+export function restoreOptimizerState(bytes: Uint8Array, origin: string, engine: TrainingEngine): void {
+  const file = decodeSafetensors(bytes, origin);
+  if (file.metadata.optimizer !== engine.optimizer.name) {
+    throw new CheckpointError(
+      `${origin} holds '${file.metadata.optimizer}' state, the run uses '${engine.optimizer.name}': pass --optimizer ${file.metadata.optimizer}`,
+    );
+  }
+  const byParam = new Map<string, Array<[string, SafeTensor]>>();
+  for (const [full, t] of file.tensors) {
+    const at = full.lastIndexOf(KEY_SEP);
+    const name = full.slice(0, at);
+    if (!byParam.has(name)) byParam.set(name, []);
+    byParam.get(name)!.push([full.slice(at + KEY_SEP.length), t]);
+  }
+  for (const name of engine.stateNames()) {
+    const saved = byParam.get(name) ?? [];
+    if (saved.length === 0 && Object.keys(engine.stateOf(name)!).length > 0) {
+      throw new CheckpointError(`${origin} holds no optimizer state for parameter '${name}'`);
+    }
+    const state: OptimizerState = {};
+    for (const [key, t] of saved) {
+      // Variables made inside a tidy (refCount 1): in-place kernels may write them.
+      state[key] =
+        t.dtype === 'I32'
+          ? stateVariable(`${name}/${key}`, t.shape, { values: i32(t), dtype: 'int32' })
+          : stateVariable(`${name}/${key}`, t.shape, { values: f32(t) });
+    }
+    engine.setStateOf(name, state);
+  }
+}
