@@ -566,7 +566,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       if (stopping) {
         io.log.done();
         io.log.log(
-          `kstar: stopped after step ${step} (${io.stop.describe?.() ?? 'stop requested'}); ${config.saveDir ? `checkpoint ${checkpoints.at(-1)}, ` : ''}writing the report`,
+          `kstar: stopped after step ${step} (${io.stop?.describe?.() ?? 'stop requested'}); ${config.saveDir ? `checkpoint ${checkpoints.at(-1)}, ` : ''}writing the report`,
         );
         if (valBatches.length > 0 && valLosses.at(-1)?.step !== step)
           valLosses.push({ step, loss: await evaluate() });
