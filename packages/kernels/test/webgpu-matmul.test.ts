@@ -14,7 +14,9 @@ import {
   webgpuMatMulCounts,
 } from '../src/index.ts';
 
-// K*'s WGSL matmul against a float64 reference and tfjs-backend-webgpu's own kernel, on lavapipe in CI.
+// K*'s WGSL matmul against a float64 reference and tfjs-backend-webgpu's own kernel, on lavapipe in CI. Lavapipe
+// compiles each tile variant with LLVM on the CPU: on a shared 2-core machine that takes minutes, hence the timeouts.
+const LONG = 900_000;
 const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
 if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU matmul was NOT parity-tested');
 
@@ -27,20 +29,24 @@ describe.skipIf(skip)('K* WebGPU matmul', () => {
     shutdownWebGPU();
   });
 
-  it('every transpose combination, batch, broadcast, bias and activation matches float64 and tfjs', async () => {
-    const device = webgpuDevice()!;
-    const tensors = tf.memory().numTensors;
-    device.pushErrorScope('validation');
-    const rows = await matMulParity(MATMUL_PARITY_CASES);
-    flushWebGPU();
-    expect((await device.popErrorScope())?.message ?? null).toBeNull();
-    console.log(formatMatMulParity(rows));
-    for (const r of rows) {
-      expect(r.kernel, r.name).toBe('kstar');
-      expect(r.pass, `${r.name}: ${JSON.stringify(r)}`).toBe(true);
-    }
-    expect(tf.memory().numTensors).toBe(tensors);
-  });
+  it(
+    'every transpose combination, batch, broadcast, bias and activation matches float64 and tfjs',
+    async () => {
+      const device = webgpuDevice()!;
+      const tensors = tf.memory().numTensors;
+      device.pushErrorScope('validation');
+      const rows = await matMulParity(MATMUL_PARITY_CASES);
+      flushWebGPU();
+      expect((await device.popErrorScope())?.message ?? null).toBeNull();
+      console.log(formatMatMulParity(rows));
+      for (const r of rows) {
+        expect(r.kernel, r.name).toBe('kstar');
+        expect(r.pass, `${r.name}: ${JSON.stringify(r)}`).toBe(true);
+      }
+      expect(tf.memory().numTensors).toBe(tensors);
+    },
+    LONG,
+  );
 
   it.each(Object.keys(MATMUL_TILES) as MatMulTileName[])(
     'tile %s: odd and multi-tile shapes',
@@ -54,31 +60,36 @@ describe.skipIf(skip)('K* WebGPU matmul', () => {
         forceWebGPUMatMulTile(null);
       }
     },
+    LONG,
   );
 
-  it('gradients of a fused matMul (transposed products) match the cpu backend', async () => {
-    const f = (a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor) =>
-      tf.sum(tf.square(tf.fused.matMul({ a, b, bias, transposeB: true, activation: 'relu' })));
-    const av = Float32Array.from({ length: 23 * 41 }, (_, i) => Math.sin(i * 0.37));
-    const bv = Float32Array.from({ length: 31 * 41 }, (_, i) => Math.cos(i * 0.11));
-    const cv = Float32Array.from({ length: 31 }, (_, i) => (i % 5) * 0.1 - 0.2);
-    const grads = async () => {
-      const [a, b, bias] = [tf.tensor2d(av, [23, 41]), tf.tensor2d(bv, [31, 41]), tf.tensor1d(cv)];
-      const gs = tf.grads(f)([a, b, bias]);
-      const out = await Promise.all(gs.map((g) => g.data()));
-      tf.dispose([a, b, bias, ...gs]);
-      return out as Float32Array[];
-    };
-    const before = webgpuMatMulCounts().kstar;
-    const gpu = await grads();
-    expect(webgpuMatMulCounts().kstar - before).toBeGreaterThanOrEqual(3); // forward, dA, dB
-    await tf.setBackend('cpu');
-    const cpu = await grads();
-    await tf.setBackend('webgpu');
-    for (let g = 0; g < 3; g++) {
-      const scale = Math.max(...cpu[g]!.map(Math.abs));
-      const diff = Math.max(...gpu[g]!.map((v, i) => Math.abs(v - cpu[g]![i]!)));
-      expect(diff / scale, `gradient ${g}`).toBeLessThan(1e-5);
-    }
-  });
+  it(
+    'gradients of a fused matMul (transposed products) match the cpu backend',
+    async () => {
+      const f = (a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor) =>
+        tf.sum(tf.square(tf.fused.matMul({ a, b, bias, transposeB: true, activation: 'relu' })));
+      const av = Float32Array.from({ length: 23 * 41 }, (_, i) => Math.sin(i * 0.37));
+      const bv = Float32Array.from({ length: 31 * 41 }, (_, i) => Math.cos(i * 0.11));
+      const cv = Float32Array.from({ length: 31 }, (_, i) => (i % 5) * 0.1 - 0.2);
+      const grads = async () => {
+        const [a, b, bias] = [tf.tensor2d(av, [23, 41]), tf.tensor2d(bv, [31, 41]), tf.tensor1d(cv)];
+        const gs = tf.grads(f)([a, b, bias]);
+        const out = await Promise.all(gs.map((g) => g.data()));
+        tf.dispose([a, b, bias, ...gs]);
+        return out as Float32Array[];
+      };
+      const before = webgpuMatMulCounts().kstar;
+      const gpu = await grads();
+      expect(webgpuMatMulCounts().kstar - before).toBeGreaterThanOrEqual(3); // forward, dA, dB
+      await tf.setBackend('cpu');
+      const cpu = await grads();
+      await tf.setBackend('webgpu');
+      for (let g = 0; g < 3; g++) {
+        const scale = Math.max(...cpu[g]!.map(Math.abs));
+        const diff = Math.max(...gpu[g]!.map((v, i) => Math.abs(v - cpu[g]![i]!)));
+        expect(diff / scale, `gradient ${g}`).toBeLessThan(1e-5);
+      }
+    },
+    LONG,
+  );
 });
