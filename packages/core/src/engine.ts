@@ -15,6 +15,7 @@ import { MemoryLedger, uniqueBufferBytes, type WindowStats } from './ledger.ts';
 import { materializedGrads, type ParamAccess, paramAccess } from './master-weights.ts';
 import type { Batch, StagedModel } from './model.ts';
 import { type PartitionOptions, partitionedUpdate } from './partition.ts';
+import type { ShardedTraining, ShardingPlugin } from './sharding.ts';
 
 export type EngineMode = 'full' | 'segmented';
 
@@ -60,6 +61,12 @@ export interface EngineOptions {
    * `sliceWriter` as `writer`. Default: off.
    */
   updatePartition?: PartitionOptions;
+  /**
+   * Data-parallel sharding (ZeRO, `@kstar/shard-zero`): the plugin takes over parameter access, gradient reduction
+   * and the optimizer state (this rank's part only); the step's loss is the mean over ranks. Tied parameters' parts
+   * are summed before reduction (no partial gradients).
+   */
+  sharding?: ShardingPlugin;
 }
 
 export interface GradAccumulator {
@@ -100,8 +107,10 @@ export class TrainingEngine {
   readonly gradientRelease: boolean;
   readonly ledger: MemoryLedger;
   readonly masterWeights?: MasterWeightsPlugin;
-  /** Reads and updates parameters: the float32 variables, or through `masterWeights`. */
+  /** Reads and updates parameters: the float32 variables, through `masterWeights`, or through `sharding`. */
   private readonly params: ParamAccess;
+  /** The sharding plugin's side of the step, when training data-parallel. */
+  readonly sharded?: ShardedTraining;
   /** Tied parameters' partial gradients go to the optimizer one by one (it `acceptsPartialGradients`, with release). */
   readonly partialGradients: boolean;
   readonly updatePartition: PartitionOptions | undefined;
@@ -151,7 +160,8 @@ export class TrainingEngine {
     }
     this.gradientRelease =
       this.mode === 'segmented' && (options.gradientRelease ?? !this.optimizer.needsAllGradients);
-    this.partialGradients = this.gradientRelease && this.optimizer.acceptsPartialGradients === true;
+    this.partialGradients =
+      this.gradientRelease && this.optimizer.acceptsPartialGradients === true && !options.sharding;
     this.updatePartition = options.updatePartition;
     const cb = this.updatePartition?.chunkBytes;
     if (cb !== undefined && !(Number.isInteger(cb) && cb > 0)) {
@@ -179,7 +189,19 @@ export class TrainingEngine {
     }
     this.ledger.adopt(model.variables.values());
     if (options.masterWeights) this.masterWeights = options.masterWeights;
-    this.params = paramAccess(model.variables, this.trainedVariables, options.masterWeights);
+    if (options.sharding) {
+      this.sharded = options.sharding.attach({
+        model,
+        trained: this.trainedVariables,
+        optimizer: this.optimizer,
+        ledger: this.ledger,
+        ...(options.masterWeights ? { masterWeights: options.masterWeights } : {}),
+        ...(this.updatePartition ? { updatePartition: this.updatePartition } : {}),
+      });
+      this.params = this.sharded;
+    } else {
+      this.params = paramAccess(model.variables, this.trainedVariables, options.masterWeights);
+    }
     const initialStep = options.initialStep ?? 0;
     if (!(Number.isInteger(initialStep) && initialStep >= 0)) {
       throw new InputError(
@@ -187,7 +209,8 @@ export class TrainingEngine {
       );
     }
     this.stepCount = initialStep;
-    // Optimizer state is created up front so the ledger sees it from the first step.
+    // Optimizer state is created up front so the ledger sees it from the first step (sharded: by the plugin).
+    if (this.sharded) return;
     for (const name of model.variables.keys()) {
       if (!this.useCount.has(name)) continue; // a variable no stage reads gets no update
       const state = this.optimizer.init(model.paramInfo(name));
@@ -203,7 +226,7 @@ export class TrainingEngine {
 
   /** The optimizer state of one parameter (for checkpoints and tests). */
   stateOf(name: string): OptimizerState | undefined {
-    return this.states.get(name);
+    return this.sharded ? this.sharded.stateOf(name) : this.states.get(name);
   }
 
   /** Unique buffer bytes of the model's variables. */
@@ -213,6 +236,7 @@ export class TrainingEngine {
 
   /** Unique buffer bytes of all optimizer state. */
   optimizerStateBytes(): number {
+    if (this.sharded) return uniqueBufferBytes(this.sharded.stateTensors());
     const all: tf.Tensor[] = [];
     for (const s of this.states.values()) all.push(...Object.values(s));
     return uniqueBufferBytes(all);
@@ -278,6 +302,7 @@ export class TrainingEngine {
               this.gradientRelease,
               this.partialGradients,
             );
+      if (this.sharded) loss = await this.sharded.mean(loss);
     } finally {
       // Closed even when the step throws, so the next step opens a fresh window.
       stats = this.ledger.end();
@@ -299,7 +324,10 @@ export class TrainingEngine {
    */
   async computeGradients(batch: Batch): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
     const grads = new Map<string, tf.Tensor>();
-    const keep = (name: string, g: tf.Tensor) => grads.set(name, g.clone());
+    const keep = (name: string, g: tf.Tensor) => {
+      grads.set(name, g.clone());
+      return undefined;
+    };
     const loss =
       this.mode === 'full'
         ? await this.fullGraph(batch, this.stepCount + 1, keep)
@@ -309,14 +337,23 @@ export class TrainingEngine {
 
   /** Mean loss on a batch, forward only. */
   async evaluate(batch: Batch): Promise<number> {
-    const loss = tf.tidy(() => this.forwardAll(batch, this.params.read([...this.trainedVariables.keys()])));
+    const names = [...this.trainedVariables.keys()];
+    await this.sharded?.gather(names);
+    const params = this.params.read(names);
+    let loss: tf.Tensor;
+    try {
+      loss = tf.tidy(() => this.forwardAll(batch, params));
+    } finally {
+      this.params.release(params);
+    }
     const value = (await loss.data())[0]!;
     loss.dispose();
-    return value;
+    return this.sharded ? this.sharded.mean(value) : value;
   }
 
   /** Dispose the optimizer state (the model's variables belong to the model). */
   dispose(): void {
+    this.sharded?.dispose();
     for (const s of this.states.values()) tf.dispose(Object.values(s));
     this.states.clear();
   }
@@ -331,8 +368,9 @@ export class TrainingEngine {
     return x;
   }
 
-  private apply(name: string, grad: tf.Tensor, step: number, part?: GradientPart): void {
+  private apply(name: string, grad: tf.Tensor, step: number, part?: GradientPart): undefined | Promise<void> {
     this.onGradient?.(name, grad);
+    if (this.sharded) return this.sharded.consume(name, grad, step);
     const state = this.states.get(name)!;
     this.params.update(name, (variable) => {
       if (part) this.optimizer.update(variable, grad, state, step, part);
@@ -346,9 +384,10 @@ export class TrainingEngine {
   private async fullGraph(
     batch: Batch,
     step: number,
-    consume: (name: string, g: tf.Tensor) => void,
+    consume: (name: string, g: tf.Tensor) => undefined | Promise<void>,
   ): Promise<number> {
     const varList = [...this.trainedVariables.values()];
+    await this.sharded?.gather([...this.trainedVariables.keys()]);
     const params = this.variableRecord();
     const { value, grads } = this.params.materializes
       ? materializedGrads(this.params, this.trainedVariables, (ps) => this.forwardAll(batch, ps) as tf.Scalar)
@@ -364,7 +403,8 @@ export class TrainingEngine {
         );
       }
       for (const g of Object.values(grads)) this.ledger.tagGrad(g);
-      for (const [varName, g] of Object.entries(grads)) consume(this.paramNameOf.get(varName) ?? varName, g);
+      for (const [varName, g] of Object.entries(grads))
+        await consume(this.paramNameOf.get(varName) ?? varName, g);
     } finally {
       tf.dispose(grads);
     }
@@ -379,7 +419,7 @@ export class TrainingEngine {
   private async segmented(
     batch: Batch,
     step: number,
-    consume: (name: string, g: tf.Tensor, part?: GradientPart) => void,
+    consume: (name: string, g: tf.Tensor, part?: GradientPart) => undefined | Promise<void>,
     release: boolean,
     partial = false,
   ): Promise<number> {
@@ -402,8 +442,15 @@ export class TrainingEngine {
     try {
       for (let s = 0; s < nseg - 1; s++) {
         const x = inputs[s]!;
-        // Materialized parameters (master weights) are made and freed inside the tidy.
-        const y = tf.tidy(() => runSegment(s, x, this.params.read(this.segmentParams[s]!)));
+        // Materialized (master weights) or gathered (sharding) parameters live only while the segment runs.
+        await this.sharded?.gather(this.segmentParams[s]!);
+        const ps = this.params.read(this.segmentParams[s]!);
+        let y: tf.Tensor;
+        try {
+          y = tf.tidy(() => runSegment(s, x, ps));
+        } finally {
+          this.params.release(ps);
+        }
         inputs.push(y);
         // The last segment's input is read back at once by the backward pass: it stays uncompressed.
         if (this.codec && s + 1 < nseg - 1) {
@@ -426,6 +473,7 @@ export class TrainingEngine {
         }
         const x = inputs[s]!;
         const names = this.segmentParams[s]!;
+        await this.sharded?.gather(names);
         const ps = this.params.read(names);
         const vars = names.map((n) => ps[n]!);
         const wrtX = x.dtype === 'float32';
@@ -478,7 +526,7 @@ export class TrainingEngine {
               const left = remaining.get(name)! - 1;
               remaining.set(name, left);
               try {
-                consume(name, g, { first: left === this.useCount.get(name)! - 1, last: left === 0 });
+                await consume(name, g, { first: left === this.useCount.get(name)! - 1, last: left === 0 });
               } finally {
                 g.dispose();
               }
@@ -497,7 +545,7 @@ export class TrainingEngine {
             if (left === 0 && release) {
               pending.delete(name);
               try {
-                consume(name, acc);
+                await consume(name, acc);
               } finally {
                 acc.dispose();
               }
@@ -511,7 +559,7 @@ export class TrainingEngine {
         }
       }
       // Without release, every gradient is consumed after the whole backward pass.
-      for (const [name, g] of pending) consume(name, g);
+      for (const [name, g] of pending) await consume(name, g);
     } finally {
       dy?.dispose();
       for (let s = 1; s < inputs.length; s++) inputs[s]?.dispose();
