@@ -337,14 +337,35 @@ export class TrainingEngine {
 
   /** Mean loss on a batch, forward only. */
   async evaluate(batch: Batch): Promise<number> {
-    const names = [...this.trainedVariables.keys()];
-    await this.sharded?.gather(names);
-    const params = this.params.read(names);
     let loss: tf.Tensor;
-    try {
-      loss = tf.tidy(() => this.forwardAll(batch, params));
-    } finally {
-      this.params.release(params);
+    if (this.sharded) {
+      // Segment by segment, so ZeRO-3 never gathers more than one segment's parameters.
+      let x: tf.Tensor = batch.inputs;
+      for (let s = 0; s < this.segments.length; s++) {
+        const names = this.segmentParams[s]!;
+        await this.sharded.gather(names);
+        const params = this.params.read(names);
+        let y: tf.Tensor;
+        try {
+          y = tf.tidy(() => {
+            let h = x;
+            for (const i of this.segments[s]!) h = this.model.stages[i]!.forward(h, params, batch, this.ops);
+            return h;
+          });
+        } finally {
+          this.params.release(params);
+        }
+        if (s > 0) x.dispose();
+        x = y;
+      }
+      loss = x;
+    } else {
+      const params = this.params.read([...this.trainedVariables.keys()]);
+      try {
+        loss = tf.tidy(() => this.forwardAll(batch, params));
+      } finally {
+        this.params.release(params);
+      }
     }
     const value = (await loss.data())[0]!;
     loss.dispose();
