@@ -12,6 +12,7 @@ import { benchPartition } from './bench-partition.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
+import { openRanks } from './ranks.ts';
 import { compareReplay, readGolden, replayGolden } from './replay.ts';
 import { ledgerTable, writeReport } from './report.ts';
 import { prepareRun, train } from './train.ts';
@@ -44,6 +45,9 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   );
   // Every input is checked before anything is printed or written.
   const run = prepareRun(config);
+  // Data parallel (`mpirun -np N kstar train --sharding zeroK`): the ranks agree on the config before step 1.
+  const ranks = await openRanks(config);
+  if (ranks.rank !== 0) io = { stdout: { write: () => true }, stderr: { write: () => true } };
   const stop = { requested: false };
   const onSigint = () => {
     if (stop.requested) process.exit(130);
@@ -51,8 +55,14 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   };
   process.on('SIGINT', onSigint);
   try {
-    const report = await train(run, { log: new ProgressBar(io.stderr), stop });
-    if (config.report) writeReport(config.report, report);
+    const report = await train(run, {
+      log: new ProgressBar(io.stderr),
+      stop,
+      ...(ranks.collective ? { collective: ranks.collective } : {}),
+    });
+    // Rank 0 alone writes the report.
+    if (config.report && ranks.rank === 0) writeReport(config.report, report);
+    await ranks.close();
     io.stdout.write(`${ledgerTable(report.memory, report.model.params, report.gpu)}\n`);
     const first = report.losses[0];
     const last = report.losses.at(-1);

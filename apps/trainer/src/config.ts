@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { InputError } from '@kstar/core';
 import { z } from 'zod';
 import { parseActivations, parseBytes } from './activations.ts';
+import { SHARDING_NAMES } from './sharding.ts';
 
 export const PRESET_NAMES = ['tiny', 'small', 'gpt2-124m'] as const;
 export const BACKEND_NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
@@ -34,6 +35,7 @@ export const TrainConfigSchema = z.strictObject({
    * correction, 3 bytes a parameter, `@kstar/master-split24`). Works with every optimizer.
    */
   masterWeights: z.enum(MASTER_WEIGHTS_NAMES).default('fp32'),
+  sharding: z.enum(SHARDING_NAMES).default('none'),
   /** Segmented mode: transformer blocks per segment. */
   blocksPerSegment: z.int().positive().default(1),
   /** Gradient partitioning: update large weights in row chunks whose temporaries stay within this many bytes. */

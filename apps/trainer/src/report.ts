@@ -1,6 +1,7 @@
-import { writeFileSync } from 'node:fs';
 import type { MemoryReport } from '@kstar/core';
+import { writeFileAtomic } from './atomic-write.ts';
 import { formatBytes } from './progress.ts';
+import type { ShardingReport } from './sharding-report.ts';
 
 /** The `--report` JSON, reused by every benchmark. Every memory field is measured except `predictedPeakBytes`. */
 export interface TrainReport {
@@ -23,10 +24,13 @@ export interface TrainReport {
    * in use (live tensors, all of them, not only the step's ledger) and allocated (in use + free, ≤ the in-use high-water mark + the bound).
    */
   gpu?: { peakBytesInUse: number; peakBytesAllocated: number; poolMaxFreeBytes: number };
+  /** Data-parallel runs (`--sharding`): the ZeRO stage, the ranks, each rank's memory and bytes sent per step. */
+  sharding?: ShardingReport;
 }
 
 export function writeReport(path: string, report: TrainReport): void {
-  writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+  // Whole or not at all: a run killed while writing (e.g. a lost MPI rank ends the job) leaves no half a report.
+  writeFileAtomic(path, `${JSON.stringify(report, null, 2)}\n`);
 }
 
 /** The final memory-ledger table printed after training. */

@@ -1,4 +1,4 @@
-import type { MemoryReport, StepResult } from '@kstar/core';
+import type { Collective, MemoryReport, StepResult } from '@kstar/core';
 import { composePlugins, InputError, MemoryLedger, TrainingEngine } from '@kstar/core';
 import { createTokenizer, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
 import { createGPT, type GPTModel, resolveConfig } from '@kstar/gpt';
@@ -10,6 +10,7 @@ import {
   sliceWriter,
 } from '@kstar/kernels';
 import { split24 } from '@kstar/master-split24';
+import { zero } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
 import {
   type ActivationSpec,
@@ -23,12 +24,16 @@ import type { TrainConfig } from './config.ts';
 import { optimizerEntry } from './optimizers.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
+import { rankBatch, stageOf } from './sharding.ts';
+import { shardingReport } from './sharding-report.ts';
 
 export interface TrainIO {
   /** Progress, validation lines and notes (stderr in the CLI). */
   log: ProgressBar;
   /** Set to true (e.g. by Ctrl-C) to stop after the current step. */
   stop?: { requested: boolean };
+  /** The ranks of a data-parallel run (`--sharding`); absent: one process. */
+  collective?: Collective;
 }
 
 /** Learning rate at `step` (1-based): linear warm-up, then cosine decay to 10% of the peak. */
@@ -169,7 +174,15 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const entry = optimizerEntry(config.optimizer);
   const optimizer = entry.create(lr, config.optimizerOptions);
   const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
-  const composition = composePlugins(masterWeights ? [optimizer, masterWeights] : [optimizer]);
+  const stage = stageOf(config.sharding);
+  const sharding = stage !== null && io.collective ? zero({ stage, collective: io.collective }) : undefined;
+  const ranks = sharding?.collective.size ?? 1;
+  const rank = sharding?.collective.rank ?? 0;
+  const composition = composePlugins([
+    optimizer,
+    ...(masterWeights ? [masterWeights] : []),
+    ...(sharding ? [sharding.collective, sharding] : []),
+  ]);
   const model: GPTModel = createGPT(run.modelConfig, { seed: config.seed });
   const fixed = fixedBytes(model, optimizer as never, masterWeights);
   let planned: PlannedActivations;
@@ -204,6 +217,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ledger,
     gradAccumulator: inPlaceGradAccumulator,
     ...(masterWeights ? { masterWeights } : {}),
+    ...(sharding ? { sharding } : {}),
     ...(config.updateChunkBytes
       ? { updatePartition: { chunkBytes: config.updateChunkBytes, writer: sliceWriter } }
       : {}),
@@ -217,13 +231,21 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         : '') +
       (run.memoryBudget !== undefined
         ? `; predicted peak ${planned.predictedPeakBytes.toLocaleString('en-US')} of budget ${run.memoryBudget.toLocaleString('en-US')} bytes`
+        : '') +
+      (sharding
+        ? `; ZeRO stage ${sharding.stage} over ${ranks} ranks (${config.batch / ranks} rows each)`
         : ''),
   );
 
   const valBatches = config.evalEvery > 0 ? dataset.valBatches(config.batch, seq, config.evalBatches) : [];
   const evaluate = async (): Promise<number> => {
     let sum = 0;
-    for (const b of valBatches) sum += await engine.evaluate(b);
+    for (const b of valBatches) {
+      // Data parallel: this rank's rows; the engine averages the loss over ranks.
+      const mine = ranks > 1 ? rankBatch(b, rank, ranks) : b;
+      sum += await engine.evaluate(mine);
+      if (mine !== b) tf.dispose([mine.inputs, mine.targets]);
+    }
     return sum / valBatches.length;
   };
 
@@ -234,11 +256,14 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   let trainSeconds = 0;
   let lastVal: number | undefined;
   const started = performance.now();
+  const sentBefore = sharding?.collective.bytesSent() ?? 0;
   try {
     for (let step = 1; step <= config.steps; step++) {
       const stepLr = learningRateAt(step, config.steps, lr, Math.min(config.warmup, config.steps - 1));
       if ('learningRate' in optimizer) optimizer.learningRate = stepLr;
-      const batch = dataset.trainBatch(config.batch, seq);
+      const global = dataset.trainBatch(config.batch, seq);
+      // Every rank draws the same global batch (same seed) and trains on its own rows of it.
+      const batch = ranks > 1 ? rankBatch(global, rank, ranks) : global;
       const t0 = performance.now();
       let r: StepResult;
       try {
@@ -247,7 +272,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
           entry.trainStep ? entry.trainStep(engine, batch) : engine.trainStep(batch),
         );
       } finally {
-        tf.dispose([batch.inputs, batch.targets]);
+        tf.dispose([global.inputs, global.targets, batch.inputs, batch.targets]);
       }
       const seconds = (performance.now() - t0) / 1000;
       stepSeconds.push(seconds);
@@ -293,6 +318,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     io.log.done();
   }
   const wallSeconds = (performance.now() - started) / 1000;
+  const shardingSection = sharding
+    ? await shardingReport(sharding, engine, model, {
+        gradPeakBytes: maxOf(results, 'gradPeakBytes'),
+        peakBytes: maxOf(results, 'peakBytes'),
+        bytesSentPerStep: (sharding.collective.bytesSent() - sentBefore) / Math.max(1, results.length),
+      })
+    : undefined;
 
   // Prediction of the step's peak: parameters + every parameter's optimizer state + the model's activations and
   // temporaries at its peak (the GPT's derivation counts the gradients produced inside the gradient call) + in
@@ -337,6 +369,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     tokensPerSecond: results.length > 0 ? (results.length * config.batch * seq) / trainSeconds : 0,
     wallSeconds,
     memory,
+    ...(shardingSection ? { sharding: shardingSection } : {}),
     ...(gpu.peakGpuBytesInUse !== undefined
       ? {
           gpu: {
