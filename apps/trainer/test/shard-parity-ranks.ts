@@ -86,8 +86,10 @@ async function main() {
         release = () => {};
       }
       const flat = new Float32Array(names.reduce((n, k) => n + params[k]!.size, 0));
+      const layout: Array<{ name: string; offset: number; size: number }> = [];
       let o = 0;
       for (const k of names) {
+        layout.push({ name: k, offset: o, size: params[k]!.size });
         const d = await params[k]!.data();
         flat.set(d as Float32Array, o);
         o += d.length;
@@ -115,6 +117,7 @@ async function main() {
           join(out, `${id}.json`),
           JSON.stringify({
             id,
+            layout,
             config: cfg.name,
             stage,
             ranks: N,
