@@ -13,6 +13,9 @@ if [ "${KSTAR_SKIP_WEBGPU:-0}" != 1 ]; then
   export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
   export VK_DRIVER_FILES="${VK_DRIVER_FILES:-/usr/share/vulkan/icd.d/lvp_icd.json}"
 fi
+# Open MPI for the multi-rank tests (ZeRO parity, faults); single-process tests need none of it.
+bash scripts/setup-mpi.sh || { echo "Open MPI setup failed (apt-get install -y libopenmpi-dev openmpi-bin)"; echo "0 passed, 1 failed"; exit 1; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 status=0
 pnpm exec biome check . || { echo "lint failed: run 'pnpm format' and 'pnpm lint'"; status=1; }
 pnpm exec tsc -p tsconfig.json || { echo "typecheck failed"; status=1; }

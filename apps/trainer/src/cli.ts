@@ -9,6 +9,7 @@ import { benchKernels, benchProfile } from './bench-kernels.ts';
 import { benchLazyWindow } from './bench-lazy-window.ts';
 import { benchMemory, memoryTable } from './bench-memory.ts';
 import { benchPartition } from './bench-partition.ts';
+import { BENCH_SHARDING_HELP, benchSharding } from './bench-sharding.ts';
 import { loadConfigFile, parseTrainConfig } from './config.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { ProgressBar } from './progress.ts';
@@ -146,6 +147,15 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   if (kind === 'lazy-window') {
     const { file } = await benchLazyWindow(rest, (l) => io.stderr.write(`${l}\n`));
     io.stdout.write(`wrote ${file}\n`);
+    return 0;
+  }
+  if (kind === 'sharding') {
+    if (rest.includes('--help')) {
+      io.stdout.write(BENCH_SHARDING_HELP);
+      return 0;
+    }
+    const { file, table } = await benchSharding(rest, (l) => io.stderr.write(`${l}\n`));
+    io.stdout.write(`${table}\nwrote ${file}\n`);
     return 0;
   }
   if (kind === 'partition') {
