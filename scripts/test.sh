@@ -17,6 +17,9 @@ fi
 if [ ! -x "${KSTAR_CHROMIUM:-/usr/bin/chromium}" ]; then
   { apt-get update && apt-get install -y chromium; } >/dev/null 2>&1 || { echo "could not install Debian's chromium for the browser tests (needs root; or set KSTAR_CHROMIUM)"; echo "0 passed, 1 failed"; exit 1; }
 fi
+# Open MPI for the multi-rank tests (ZeRO parity, faults); single-process tests need none of it.
+bash scripts/setup-mpi.sh || { echo "Open MPI setup failed (apt-get install -y libopenmpi-dev openmpi-bin)"; echo "0 passed, 1 failed"; exit 1; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 status=0
 pnpm exec biome check . || { echo "lint failed: run 'pnpm format' and 'pnpm lint'"; status=1; }
 pnpm exec tsc -p tsconfig.json || { echo "typecheck failed"; status=1; }

@@ -16,11 +16,13 @@ import { BACKEND_NAMES, loadConfigFile, parseTrainConfig } from './config.ts';
 import { type LoadedCheckpoint, readCheckpoint, readLatestCheckpoint } from './checkpoint/read.ts';
 import { resumeConfig } from './checkpoint/resume.ts';
 import { EXPORT_HELP, exportCommand } from './export.ts';
+import { BENCH_SHARDING_HELP, benchSharding } from './bench-sharding.ts';
 import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { readGolden } from './golden.ts';
 import { checkOutputPath } from './output-paths.ts';
 import { planRun, planTable } from './plan-command.ts';
 import { ProgressBar } from './progress.ts';
+import { openRanks } from './ranks.ts';
 import { compareReplay, replayGolden } from './replay.ts';
 import { ledgerTable, writeReport } from './report.ts';
 import { StopRequest, stopOnSignals } from './stop-request.ts';
@@ -70,14 +72,25 @@ async function trainCommand(argv: string[], io: CliIO): Promise<number> {
     ...prepareRun(config),
     ...(resumed ? { resume: { checkpoint: resumed.checkpoint, changes: resumed.changes } } : {}),
   };
+  // Data parallel (`mpirun -np N kstar train --sharding zeroK`): the ranks agree on the config before step 1.
+  const ranks = await openRanks(config);
+  if (ranks.rank !== 0) io = { stdout: { write: () => true }, stderr: { write: () => true } };
   // Ctrl-C, SIGTERM, SIGHUP and a parent that exits all stop after the current step; the report (and a checkpoint
   // with --save-dir) is still written.
   const stop = new StopRequest();
   const unwatch = stopOnSignals(stop);
   try {
-    const report = await train(run, { log: new ProgressBar(io.stderr), stop });
-    if (config.report) writeReport(config.report, report);
-    if (config.reportHtml) writeFileAtomic(config.reportHtml, reportHtml(report));
+    const report = await train(run, {
+      log: new ProgressBar(io.stderr),
+      stop,
+      ...(ranks.collective ? { collective: ranks.collective } : {}),
+    });
+    // Rank 0 alone writes the report.
+    if (ranks.rank === 0) {
+      if (config.report) writeReport(config.report, report);
+      if (config.reportHtml) writeFileAtomic(config.reportHtml, reportHtml(report));
+    }
+    await ranks.close();
     if (report.failed) {
       io.stderr.write(
         `kstar: ${report.failed.reason}${config.report ? `; the report has the ${report.steps} steps before it: ${config.report}` : ''}\n`,
@@ -246,6 +259,15 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   if (kind === 'lazy-window') {
     const { file } = await benchLazyWindow(rest, (l) => io.stderr.write(`${l}\n`));
     io.stdout.write(`wrote ${file}\n`);
+    return 0;
+  }
+  if (kind === 'sharding') {
+    if (rest.includes('--help')) {
+      io.stdout.write(BENCH_SHARDING_HELP);
+      return 0;
+    }
+    const { file, table } = await benchSharding(rest, (l) => io.stderr.write(`${l}\n`));
+    io.stdout.write(`${table}\nwrote ${file}\n`);
     return 0;
   }
   if (kind === 'partition') {

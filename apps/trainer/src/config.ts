@@ -5,6 +5,7 @@ import { InputError } from '@kstar/core';
 import { z } from 'zod';
 import { parseActivations, parseBytes } from './activations.ts';
 import { parseSeqSchedule } from './seq-schedule.ts';
+import { SHARDING_NAMES } from './sharding.ts';
 
 export const PRESET_NAMES = ['tiny', 'small', 'gpt2-124m', 'gpt2-medium', 'gpt2-large', 'gpt2-xl'] as const;
 export const BACKEND_NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
@@ -46,6 +47,7 @@ export const TrainConfigSchema = z.strictObject({
    * correction, 3 bytes a parameter, `@kstar/master-split24`). Works with every optimizer.
    */
   masterWeights: z.enum(MASTER_WEIGHTS_NAMES).default('fp32'),
+  sharding: z.enum(SHARDING_NAMES).default('none'),
   /** Segmented mode: transformer blocks per segment. */
   blocksPerSegment: z.int().positive().default(1),
   /** Gradient partitioning: update large weights in row chunks whose temporaries stay within this many bytes. */

@@ -31,6 +31,7 @@ const STR_FLAGS = [
   'preset',
   'optimizer',
   'master-weights',
+  'sharding',
   'backend',
   'mode',
   'corpus',
@@ -160,8 +161,10 @@ Brown corpus with AdamW.
   --log FILE                 one JSON line per step (step, loss, lr, seconds, gradNorm, valLoss) as training goes
   --optimizer-option K=V,…   optimizer hyper-parameters other than lr (e.g. beta2=0.95,weightDecay=0)
   --master-weights fp32|split24  weights as float32 (default) or 24-bit split: bf16 + int8 correction, 3 B/param
+  --sharding none|zero0|zero1|zero2|zero3  data parallelism over the ranks of \`mpirun -np N kstar train …\`:
+                             ZeRO stage 0 (all-reduce), 1 (+ optimizer state), 2 (+ gradients), 3 (+ parameters)
   --steps N                  training steps (default 200)
-  --batch B                  sequences per step (default 8)
+  --batch B                  sequences per step (default 8; the global batch, split evenly over the ranks)
   --seq T                    sequence length (default: the preset's context, 128 at most for tiny)
   --lr X                     peak learning rate (default: the preset's)
   --warmup N                 linear warm-up steps before cosine decay (default 20)

@@ -3,6 +3,7 @@ import { writeFileAtomic } from './atomic-write.ts';
 import type { PlanRecord } from '@kstar/planner';
 import { formatBytes } from './progress.ts';
 import type { SkippedStep } from './spike-guard.ts';
+import type { ShardingReport } from './sharding-report.ts';
 
 /** The `--report` JSON, reused by every benchmark. Every memory field is measured except `predictedPeakBytes`. */
 export interface TrainReport {
@@ -37,10 +38,13 @@ export interface TrainReport {
   checkpoints?: { saved: string[]; seconds: number };
   /** The closing sample (`--sample-tokens`): the prompt and the generated text. */
   sample?: { prompt: string; text: string };
+  /** Data-parallel runs (`--sharding`): the ZeRO stage, the ranks, each rank's memory and bytes sent per step. */
+  sharding?: ShardingReport;
 }
 
 /** Writes the report atomically: a reader (or a kill mid-write) sees the previous file or this one, never a part. */
 export function writeReport(path: string, report: TrainReport): void {
+  // Whole or not at all: a run killed while writing (e.g. a lost MPI rank ends the job) leaves no half a report.
   writeFileAtomic(path, `${JSON.stringify(report, null, 2)}\n`);
 }
 

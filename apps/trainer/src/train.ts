@@ -1,7 +1,7 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { join } from 'node:path';
-import type { MemoryReport, OptimizerPlugin, StepResult } from '@kstar/core';
+import type { Collective, MemoryReport, OptimizerPlugin, StepResult } from '@kstar/core';
 import {
   composePlugins,
   InputError,
@@ -28,6 +28,7 @@ import {
   sliceWriter,
 } from '@kstar/kernels';
 import { type Split24Plugin, split24 } from '@kstar/master-split24';
+import { zero } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
 import {
   type ActivationSpec,
@@ -52,6 +53,8 @@ import type { TrainReport } from './report.ts';
 import { SpikeGuard } from './spike-guard.ts';
 import { parseSeqSchedule, seqAt } from './seq-schedule.ts';
 import { generate } from './sample.ts';
+import { rankBatch, stageOf } from './sharding.ts';
+import { shardingReport } from './sharding-report.ts';
 
 export interface TrainIO {
   /** Progress, validation lines and notes (stderr in the CLI). */
@@ -61,6 +64,8 @@ export interface TrainIO {
    * run stops after that step and the report says `stoppedEarly`; `describe()` names the cause in the log.
    */
   stop?: { readonly requested: boolean; describe?(): string };
+  /** The ranks of a data-parallel run (`--sharding`); absent: one process. */
+  collective?: Collective;
 }
 
 /** Learning rate at `step` (1-based): linear warm-up, then cosine decay to 10% of the peak. */
@@ -309,7 +314,15 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     config.gradClip !== undefined && !entry.trainStep ? scaledOptimizer(base, config.gradClip) : undefined;
   const optimizer = clipped ?? base;
   const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
-  const composition = composePlugins(masterWeights ? [optimizer, masterWeights] : [optimizer]);
+  const stage = stageOf(config.sharding);
+  const sharding = stage !== null && io.collective ? zero({ stage, collective: io.collective }) : undefined;
+  const ranks = sharding?.collective.size ?? 1;
+  const rank = sharding?.collective.rank ?? 0;
+  const composition = composePlugins([
+    optimizer,
+    ...(masterWeights ? [masterWeights] : []),
+    ...(sharding ? [sharding.collective, sharding] : []),
+  ]);
   const model: GPTModel = createGPT(run.modelConfig, { seed: config.seed });
   const resume = run.resume?.checkpoint;
   if (run.initWeights && !resume) {
@@ -393,6 +406,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ledger,
     gradAccumulator: inPlaceGradAccumulator,
     ...(masterWeights ? { masterWeights } : {}),
+    ...(sharding ? { sharding } : {}),
     ...(config.updateChunkBytes
       ? { updatePartition: { chunkBytes: config.updateChunkBytes, writer: sliceWriter } }
       : {}),
@@ -440,6 +454,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         : '') +
       (run.memoryBudget !== undefined
         ? `; predicted peak ${planned.predictedPeakBytes.toLocaleString('en-US')} of budget ${run.memoryBudget.toLocaleString('en-US')} bytes`
+        : '') +
+      (sharding
+        ? `; ZeRO stage ${sharding.stage} over ${ranks} ranks (${config.batch / ranks} rows each)`
         : ''),
   );
 
@@ -447,7 +464,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     config.evalEvery > 0 || config.evalOnly ? dataset.valBatches(config.batch, seq, config.evalBatches) : [];
   const evaluate = async (): Promise<number> => {
     let sum = 0;
-    for (const b of valBatches) sum += await engine.evaluate(b);
+    for (const b of valBatches) {
+      // Data parallel: this rank's rows; the engine averages the loss over ranks.
+      const mine = ranks > 1 ? rankBatch(b, rank, ranks) : b;
+      sum += await engine.evaluate(mine);
+      if (mine !== b) tf.dispose([mine.inputs, mine.targets]);
+    }
     return sum / valBatches.length;
   };
 
@@ -461,6 +483,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   let failed: TrainReport['failed'];
   const started = performance.now();
   let logFd: number | undefined;
+  const sentBefore = sharding?.collective.bytesSent() ?? 0;
   try {
     if (config.evalOnly) {
       const loss = await evaluate();
@@ -478,7 +501,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       if ('learningRate' in optimizer) optimizer.learningRate = stepLr;
       const stepSeq = seqOf(step);
       await planner?.beforeStep(engine, step, stepSeq);
-      const batch = dataset.trainBatch(config.batch, stepSeq);
+      const global = dataset.trainBatch(config.batch, stepSeq);
+      // Every rank draws the same global batch (same seed) and trains on its own rows of it.
+      const batch = ranks > 1 ? rankBatch(global, rank, ranks) : global;
       const t0 = performance.now();
       let r: StepResult;
       try {
@@ -507,7 +532,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
               };
         break;
       } finally {
-        tf.dispose([batch.inputs, batch.targets]);
+        tf.dispose([global.inputs, global.targets, batch.inputs, batch.targets]);
       }
       const seconds = (performance.now() - t0) / 1000;
       stepSeconds.push(seconds);
@@ -582,6 +607,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     saveCalibration(calibration);
     planned = plannedActivations(planner); // the last plan: what the final steps ran
   }
+  const shardingSection = sharding
+    ? await shardingReport(sharding, engine, model, {
+        gradPeakBytes: maxOf(results, 'gradPeakBytes'),
+        peakBytes: maxOf(results, 'peakBytes'),
+        bytesSentPerStep: (sharding.collective.bytesSent() - sentBefore) / Math.max(1, results.length),
+      })
+    : undefined;
 
   // Prediction of the step's peak: parameters + every parameter's optimizer state + the model's activations and
   // temporaries at its peak (the GPT's derivation counts the gradients produced inside the gradient call) + in
@@ -635,6 +667,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     wallSeconds,
     memory,
     ...(planner ? { plans: planner.log.plans } : {}),
+    ...(shardingSection ? { sharding: shardingSection } : {}),
     ...(gpu.peakGpuBytesInUse !== undefined
       ? {
           gpu: {

@@ -1,10 +1,17 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import type { ShardingPlugin } from './sharding.ts';
 
 /** Bumped when a contract changes incompatibly; every plugin states the version it implements. */
 export const SPECIFICATION_VERSION = 'v1' as const;
 export type SpecificationVersion = typeof SPECIFICATION_VERSION;
 
-export type PluginKind = 'optimizer' | 'activation' | 'master-weights' | 'collective' | 'observer';
+export type PluginKind =
+  | 'optimizer'
+  | 'activation'
+  | 'master-weights'
+  | 'collective'
+  | 'sharding'
+  | 'observer';
 
 /** The smallest thing a trainer is made of. A trainer is a list of plugins. */
 export interface Plugin {
@@ -160,16 +167,32 @@ export interface ActivationStrategy extends Plugin {
   predictBytes?(info: SegmentInfo): number;
 }
 
-/** Collective communication over ranks (MPI, NCCL, or the single-process `local` one). */
+/**
+ * Collective communication over ranks (MPI, NCCL, or a single-process one). Every rank calls the same operations in
+ * the same order with tensors of the same shape and dtype (float32 or int32). Results are new tensors the caller
+ * owns; inputs are kept.
+ */
 export interface Collective extends Plugin {
   readonly kind: 'collective';
   readonly rank: number;
   readonly size: number;
+  /** Element-wise sum (or mean) over ranks, shaped like `x`. */
   allReduce(x: tf.Tensor, op?: 'sum' | 'mean'): Promise<tf.Tensor>;
-  reduceScatter(x: tf.Tensor): Promise<tf.Tensor>;
+  /**
+   * Element-wise sum (or mean) over ranks of the flat `x` (size divisible by `size`), of which this rank receives
+   * chunk `rank`: flat [x.size / size].
+   */
+  reduceScatter(x: tf.Tensor, op?: 'sum' | 'mean'): Promise<tf.Tensor>;
+  /** Every rank's flat `x` (same size on every rank), concatenated in rank order: flat [size · x.size]. */
   allGather(x: tf.Tensor): Promise<tf.Tensor>;
+  /** `root`'s `x` on every rank (the others pass a tensor of the same shape and dtype). */
   broadcast(x: tf.Tensor, root: number): Promise<tf.Tensor>;
   barrier(): Promise<void>;
+  /**
+   * Bytes this rank has sent since it started, counted from message sizes with the ring algorithms' volumes
+   * (all-reduce 2·(N−1)/N·n, reduce-scatter and all-gather (N−1)/N·n of the full n, broadcast (N−1)/N·n).
+   */
+  bytesSent(): number;
 }
 
 /**
@@ -201,5 +224,6 @@ export type AnyPlugin =
   | OptimizerPlugin
   | ActivationStrategy
   | Collective
+  | ShardingPlugin
   | MasterWeightsPlugin
   | (Plugin & { kind: 'observer' });

@@ -15,6 +15,7 @@ import { MemoryLedger, uniqueBufferBytes, type WindowStats } from './ledger.ts';
 import { materializedGrads, type ParamAccess, paramAccess } from './master-weights.ts';
 import type { Batch, StagedModel } from './model.ts';
 import { type PartitionOptions, partitionedUpdate } from './partition.ts';
+import type { ShardedTraining, ShardingPlugin } from './sharding.ts';
 
 export type EngineMode = 'full' | 'segmented';
 
@@ -77,6 +78,12 @@ export interface EngineOptions {
    * before the step's first update leaves the parameters and optimizer state as they were (`updatesThisStep` 0).
    */
   onSegment?: (phase: 'forward' | 'backward', segment: number, step: number) => void;
+  /**
+   * Data-parallel sharding (ZeRO, `@kstar/shard-zero`): the plugin takes over parameter access, gradient reduction
+   * and the optimizer state (this rank's part only); the step's loss is the mean over ranks. Tied parameters' parts
+   * are summed before reduction (no partial gradients).
+   */
+  sharding?: ShardingPlugin;
 }
 
 /** What `TrainingEngine.replan` may change between steps: the activation side of the options. */
@@ -129,8 +136,10 @@ export class TrainingEngine {
   };
   readonly ledger: MemoryLedger;
   readonly masterWeights?: MasterWeightsPlugin;
-  /** Reads and updates parameters: the float32 variables, or through `masterWeights`. */
+  /** Reads and updates parameters: the float32 variables, through `masterWeights`, or through `sharding`. */
   private readonly params: ParamAccess;
+  /** The sharding plugin's side of the step, when training data-parallel. */
+  readonly sharded?: ShardedTraining;
   readonly updatePartition: PartitionOptions | undefined;
   private readonly states = new Map<string, OptimizerState>();
   /** Segment index → names of the parameters its stages read (deduplicated). */
@@ -150,6 +159,7 @@ export class TrainingEngine {
   private codecs: (SavedTensorCodec | undefined)[] = [];
   private readonly onSegment: EngineOptions['onSegment'];
   private readonly gradientReleaseOption: boolean | undefined;
+  private readonly shardingOn: boolean;
   private stepCount = 0;
   private updates = 0;
 
@@ -162,6 +172,7 @@ export class TrainingEngine {
       );
     }
     this.gradientReleaseOption = options.gradientRelease;
+    this.shardingOn = options.sharding !== undefined;
     this.updatePartition = options.updatePartition;
     const cb = this.updatePartition?.chunkBytes;
     if (cb !== undefined && !(Number.isInteger(cb) && cb > 0)) {
@@ -181,7 +192,19 @@ export class TrainingEngine {
     }
     this.ledger.adopt(model.variables.values());
     if (options.masterWeights) this.masterWeights = options.masterWeights;
-    this.params = paramAccess(model.variables, this.trainedVariables, options.masterWeights);
+    if (options.sharding) {
+      this.sharded = options.sharding.attach({
+        model,
+        trained: this.trainedVariables,
+        optimizer: this.optimizer,
+        ledger: this.ledger,
+        ...(options.masterWeights ? { masterWeights: options.masterWeights } : {}),
+        ...(this.updatePartition ? { updatePartition: this.updatePartition } : {}),
+      });
+      this.params = this.sharded;
+    } else {
+      this.params = paramAccess(model.variables, this.trainedVariables, options.masterWeights);
+    }
     const initialStep = options.initialStep ?? 0;
     if (!(Number.isInteger(initialStep) && initialStep >= 0)) {
       throw new InputError(
@@ -189,7 +212,8 @@ export class TrainingEngine {
       );
     }
     this.stepCount = initialStep;
-    // Optimizer state is created up front so the ledger sees it from the first step.
+    // Optimizer state is created up front so the ledger sees it from the first step (sharded: by the plugin).
+    if (this.sharded) return;
     for (const name of model.variables.keys()) {
       if (!this.useCount.has(name)) continue; // a variable no stage reads gets no update
       const state = this.optimizer.init(model.paramInfo(name));
@@ -256,7 +280,8 @@ export class TrainingEngine {
       mode,
       segments,
       gradientRelease,
-      partialGradients: gradientRelease && this.optimizer.acceptsPartialGradients === true,
+      // Sharded runs sum a tied parameter's parts before reducing them (no partial gradients).
+      partialGradients: gradientRelease && this.optimizer.acceptsPartialGradients === true && !this.shardingOn,
       ops: acts.ops,
     };
   }
@@ -305,7 +330,7 @@ export class TrainingEngine {
 
   /** The optimizer state of one parameter (for checkpoints and tests). */
   stateOf(name: string): OptimizerState | undefined {
-    return this.states.get(name);
+    return this.sharded ? this.sharded.stateOf(name) : this.states.get(name);
   }
 
   /**
@@ -338,6 +363,7 @@ export class TrainingEngine {
 
   /** Unique buffer bytes of all optimizer state. */
   optimizerStateBytes(): number {
+    if (this.sharded) return uniqueBufferBytes(this.sharded.stateTensors());
     const all: tf.Tensor[] = [];
     for (const s of this.states.values()) all.push(...Object.values(s));
     return uniqueBufferBytes(all);
@@ -406,6 +432,7 @@ export class TrainingEngine {
               this.gradientRelease,
               this.partialGradients,
             );
+      if (this.sharded) loss = await this.sharded.mean(loss);
     } finally {
       // Closed even when the step throws, so the next step opens a fresh window.
       stats = this.ledger.end();
@@ -430,7 +457,10 @@ export class TrainingEngine {
    */
   async computeGradients(batch: Batch): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
     const grads = new Map<string, tf.Tensor>();
-    const keep = (name: string, g: tf.Tensor) => grads.set(name, g.clone());
+    const keep = (name: string, g: tf.Tensor) => {
+      grads.set(name, g.clone());
+      return undefined;
+    };
     const loss =
       this.mode === 'full'
         ? await this.fullGraph(batch, this.stepCount + 1, keep)
@@ -440,14 +470,44 @@ export class TrainingEngine {
 
   /** Mean loss on a batch, forward only. */
   async evaluate(batch: Batch): Promise<number> {
-    const loss = tf.tidy(() => this.forwardAll(batch, this.params.read([...this.trainedVariables.keys()])));
+    let loss: tf.Tensor;
+    if (this.sharded) {
+      // Segment by segment, so ZeRO-3 never gathers more than one segment's parameters.
+      let x: tf.Tensor = batch.inputs;
+      for (let s = 0; s < this.segments.length; s++) {
+        const names = this.segmentParams[s]!;
+        await this.sharded.gather(names);
+        const params = this.params.read(names);
+        let y: tf.Tensor;
+        try {
+          y = tf.tidy(() => {
+            let h = x;
+            for (const i of this.segments[s]!) h = this.model.stages[i]!.forward(h, params, batch, this.ops);
+            return h;
+          });
+        } finally {
+          this.params.release(params);
+        }
+        if (s > 0) x.dispose();
+        x = y;
+      }
+      loss = x;
+    } else {
+      const params = this.params.read([...this.trainedVariables.keys()]);
+      try {
+        loss = tf.tidy(() => this.forwardAll(batch, params));
+      } finally {
+        this.params.release(params);
+      }
+    }
     const value = (await loss.data())[0]!;
     loss.dispose();
-    return value;
+    return this.sharded ? this.sharded.mean(value) : value;
   }
 
   /** Dispose the optimizer state (the model's variables belong to the model). */
   dispose(): void {
+    this.sharded?.dispose();
     for (const s of this.states.values()) tf.dispose(Object.values(s));
     this.states.clear();
   }
@@ -462,10 +522,11 @@ export class TrainingEngine {
     return x;
   }
 
-  private apply(name: string, grad: tf.Tensor, step: number, part?: GradientPart): void {
+  private apply(name: string, grad: tf.Tensor, step: number, part?: GradientPart): undefined | Promise<void> {
     if (this.skipping) return; // the caller frees the gradient as usual
     this.onGradient?.(name, grad);
     this.updates++;
+    if (this.sharded) return this.sharded.consume(name, grad, step);
     const state = this.states.get(name)!;
     this.params.update(name, (variable) => {
       if (part) this.optimizer.update(variable, grad, state, step, part);
@@ -479,10 +540,11 @@ export class TrainingEngine {
   private async fullGraph(
     batch: Batch,
     step: number,
-    consume: (name: string, g: tf.Tensor) => void,
+    consume: (name: string, g: tf.Tensor) => undefined | Promise<void>,
   ): Promise<number> {
     this.onSegment?.('forward', 0, step);
     const varList = [...this.trainedVariables.values()];
+    await this.sharded?.gather([...this.trainedVariables.keys()]);
     const params = this.variableRecord();
     const { value, grads } = this.params.materializes
       ? materializedGrads(this.params, this.trainedVariables, (ps) => this.forwardAll(batch, ps) as tf.Scalar)
@@ -499,7 +561,8 @@ export class TrainingEngine {
       }
       this.skipping = (this.guarding && this.skipUpdate?.(loss, step)) ?? false;
       for (const g of Object.values(grads)) this.ledger.tagGrad(g);
-      for (const [varName, g] of Object.entries(grads)) consume(this.paramNameOf.get(varName) ?? varName, g);
+      for (const [varName, g] of Object.entries(grads))
+        await consume(this.paramNameOf.get(varName) ?? varName, g);
     } finally {
       tf.dispose(grads);
     }
@@ -514,7 +577,7 @@ export class TrainingEngine {
   private async segmented(
     batch: Batch,
     step: number,
-    consume: (name: string, g: tf.Tensor, part?: GradientPart) => void,
+    consume: (name: string, g: tf.Tensor, part?: GradientPart) => undefined | Promise<void>,
     release: boolean,
     partial = false,
   ): Promise<number> {
@@ -538,8 +601,15 @@ export class TrainingEngine {
       for (let s = 0; s < nseg - 1; s++) {
         this.onSegment?.('forward', s, step);
         const x = inputs[s]!;
-        // Materialized parameters (master weights) are made and freed inside the tidy.
-        const y = tf.tidy(() => runSegment(s, x, this.params.read(this.segmentParams[s]!)));
+        // Materialized (master weights) or gathered (sharding) parameters live only while the segment runs.
+        await this.sharded?.gather(this.segmentParams[s]!);
+        const ps = this.params.read(this.segmentParams[s]!);
+        let y: tf.Tensor;
+        try {
+          y = tf.tidy(() => runSegment(s, x, ps));
+        } finally {
+          this.params.release(ps);
+        }
         inputs.push(y);
         // The last segment's input is read back at once by the backward pass: it stays uncompressed.
         const codec = this.codecs[s + 1];
@@ -569,6 +639,7 @@ export class TrainingEngine {
         }
         const x = inputs[s]!;
         const names = this.segmentParams[s]!;
+        await this.sharded?.gather(names);
         const ps = this.params.read(names);
         const vars = names.map((n) => ps[n]!);
         const wrtX = x.dtype === 'float32';
@@ -622,7 +693,7 @@ export class TrainingEngine {
               const left = remaining.get(name)! - 1;
               remaining.set(name, left);
               try {
-                consume(name, g, { first: left === this.useCount.get(name)! - 1, last: left === 0 });
+                await consume(name, g, { first: left === this.useCount.get(name)! - 1, last: left === 0 });
               } finally {
                 g.dispose();
               }
@@ -641,7 +712,7 @@ export class TrainingEngine {
             if (left === 0 && release) {
               pending.delete(name);
               try {
-                consume(name, acc);
+                await consume(name, acc);
               } finally {
                 acc.dispose();
               }
@@ -655,7 +726,7 @@ export class TrainingEngine {
         }
       }
       // Without release, every gradient is consumed after the whole backward pass.
-      for (const [name, g] of pending) consume(name, g);
+      for (const [name, g] of pending) await consume(name, g);
     } finally {
       dy?.dispose();
       for (let s = 1; s < inputs.length; s++) inputs[s]?.dispose();

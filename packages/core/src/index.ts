@@ -37,5 +37,11 @@ export { materializedGrads, paramAccess } from './master-weights.ts';
 export type { Batch, Stage, StagedModel } from './model.ts';
 export { countParams } from './model.ts';
 export type { PartitionOptions, PartitionPlan, SliceWriter } from './partition.ts';
-export { opsSliceWriter, partitionedUpdate, planPartition } from './partition.ts';
+export { opsSliceWriter, partitionedUpdate, planPartition, rowAlignment, stateRows } from './partition.ts';
+export type {
+  ShardedTraining,
+  ShardingContext,
+  ShardingPlugin,
+  ZeroStage,
+} from './sharding.ts';
 export { stateVariable, stateVariableFrom, uniqueVariableName } from './state-variable.ts';

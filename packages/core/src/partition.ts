@@ -74,23 +74,16 @@ export function planPartition(
   if (!(Number.isInteger(chunkBytes) && chunkBytes > 0)) {
     throw new InputError(`chunkBytes = ${chunkBytes} is invalid: pass a positive integer number of bytes`);
   }
-  const spec = plugin.rowChunks;
-  if (spec == null || shape.length < 1 || shape[0]! < 2) return null;
-  const layout = spec.stateLayout(state, shape);
-  if (layout == null) return null;
+  const aligned = rowAlignment(plugin, shape, state);
+  if (aligned == null) return null;
+  const spec = plugin.rowChunks!;
+  const { layout, rowStep } = aligned;
   const rows = shape[0]!;
   const rowElems = shape.slice(1).reduce((a, b) => a * b, 1);
-  let align = 1; // chunk starts (in elements) must be multiples of every state entry's ratio
   let copyBytesPerElem = 8; // parameter rows + gradient rows
-  for (const [key, ratio] of Object.entries(layout)) {
-    const t = state[key];
-    if (t == null || !(Number.isInteger(ratio) && ratio >= 1)) return null;
-    align = lcm(align, ratio);
-    copyBytesPerElem += 4 / ratio;
-  }
+  for (const ratio of Object.values(layout)) copyBytesPerElem += 4 / ratio;
   const bytesPerElem = copyBytesPerElem + spec.updateBytesPerElement(state, shape);
   const bytesPerRow = Math.ceil(bytesPerElem * rowElems);
-  const rowStep = align / gcd(rowElems, align); // rows per aligned group
   const rowsPerChunk = Math.floor(chunkBytes / bytesPerRow / rowStep) * rowStep;
   if (rowsPerChunk < 1) {
     throw new InputError(
@@ -101,6 +94,30 @@ export function planPartition(
   return { rows, rowsPerChunk, chunks: Math.ceil(rows / rowsPerChunk), bytesPerRow, layout };
 }
 
+/**
+ * Whether an element-wise optimizer's update of a parameter of `shape` with this state can run on row ranges, and
+ * the rows of one aligned group (`rowStep`: a range starting at a multiple of it starts on a whole element of every
+ * state entry, e.g. a whole 8-bit quantization block). Null: no `rowChunks`, unchunkable state, or fewer than 2 rows.
+ * Used by gradient partitioning and by ZeRO's row-range ownership (`@kstar/shard-zero`).
+ */
+export function rowAlignment(
+  plugin: OptimizerPlugin,
+  shape: readonly number[],
+  state: OptimizerState,
+): { rowStep: number; layout: Readonly<Record<string, number>> } | null {
+  const spec = plugin.rowChunks;
+  if (spec == null || shape.length < 1 || shape[0]! < 2) return null;
+  const layout = spec.stateLayout(state, shape);
+  if (layout == null) return null;
+  const rowElems = shape.slice(1).reduce((a, b) => a * b, 1);
+  let align = 1; // range starts (in elements) must be multiples of every state entry's ratio
+  for (const [key, ratio] of Object.entries(layout)) {
+    if (state[key] == null || !(Number.isInteger(ratio) && ratio >= 1)) return null;
+    align = lcm(align, ratio);
+  }
+  return { rowStep: align / gcd(rowElems, align), layout };
+}
+
 let chunkId = 0;
 
 /** A variable owning a copy of `make()` (refCount 1, so in-place kernels may write it). */
@@ -109,6 +126,32 @@ function chunkVariable(make: () => tf.Tensor): tf.Variable {
     const t = make();
     return tf.variable(t, false, `__kstar_chunk_${chunkId++}`, t.dtype);
   });
+}
+
+/**
+ * Copies of rows [r0, r0 + n) of every state entry of a parameter of `shape` (entries of the parameter's layout are
+ * sliced by rows, packed ones by their flat elements per `layout`), as variables the caller owns.
+ */
+export function stateRows(
+  state: OptimizerState,
+  layout: Readonly<Record<string, number>>,
+  shape: readonly number[],
+  r0: number,
+  n: number,
+): Record<string, tf.Variable> {
+  const rowElems = shape.slice(1).reduce((a, b) => a * b, 1);
+  const e0 = r0 * rowElems;
+  const e1 = e0 + n * rowElems;
+  const rows: Record<string, tf.Variable> = {};
+  for (const [key, ratio] of Object.entries(layout)) {
+    const t = state[key]!;
+    rows[key] = chunkVariable(() =>
+      tf.util.arraysEqual(t.shape, shape as number[])
+        ? tf.slice(t, r0, n)
+        : tf.slice(tf.reshape(t, [-1]), e0 / ratio, Math.ceil(e1 / ratio) - e0 / ratio),
+    );
+  }
+  return rows;
 }
 
 /**
@@ -134,19 +177,10 @@ export function partitionedUpdate(
   for (let r0 = 0; r0 < plan.rows; r0 += plan.rowsPerChunk) {
     const n = Math.min(plan.rowsPerChunk, plan.rows - r0);
     const e0 = r0 * rowElems;
-    const e1 = e0 + n * rowElems;
     const p = chunkVariable(() => tf.slice(param, r0, n)); // [n, ...rest]
     const g = tf.slice(grad, r0, n); // [n, ...rest]
-    const chunkState: OptimizerState = {};
+    const chunkState = stateRows(state, plan.layout, param.shape, r0, n);
     try {
-      for (const [key, ratio] of Object.entries(plan.layout)) {
-        const t = state[key]!;
-        chunkState[key] = chunkVariable(() =>
-          tf.util.arraysEqual(t.shape, param.shape)
-            ? tf.slice(t, r0, n)
-            : tf.slice(tf.reshape(t, [-1]), e0 / ratio, Math.ceil(e1 / ratio) - e0 / ratio),
-        );
-      }
       plugin.update(p, g, chunkState, step);
       writer.write(param, p, e0);
       for (const [key, ratio] of Object.entries(plan.layout)) {

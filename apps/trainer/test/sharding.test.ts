@@ -1,0 +1,263 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { agreeOnConfig, rankBatch, rowsPerRank, stageOf } from '../src/sharding.ts';
+import { SHARD_PARITY_CONFIGS, SHARD_PARITY_RUN } from './shard-parity-configs.ts';
+
+const harness = fileURLToPath(new URL('./shard-parity-ranks.ts', import.meta.url));
+const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
+const node = [process.execPath, '--conditions=@kstar/source', '--import', 'tsx'];
+const MPIRUN = ['--allow-run-as-root', '--oversubscribe'];
+const hasMpirun = spawnSync('mpirun', ['--version']).status === 0;
+
+describe('data parallelism helpers (single process)', () => {
+  it('the global batch splits evenly or fails naming a batch that does', () => {
+    expect(rowsPerRank(6, 3)).toBe(2);
+    expect(() => rowsPerRank(7, 2)).toThrow(
+      /--batch 7 .* does not split evenly over 2 ranks: .* e\.g\. --batch 6/,
+    );
+    expect(stageOf('zero2')).toBe(2);
+    expect(stageOf('none')).toBeNull();
+  });
+
+  it('rank rows of a batch are its slice of the global batch', async () => {
+    const tf = await import('@tensorflow/tfjs');
+    const inputs = tf.tensor2d([0, 1, 2, 3, 4, 5, 6, 7], [4, 2], 'int32');
+    const b = rankBatch({ inputs, targets: inputs }, 1, 2);
+    expect(Array.from(await b.inputs.data())).toEqual([4, 5, 6, 7]);
+    tf.dispose([inputs, b.inputs, b.targets]);
+  });
+
+  it('one rank agrees with itself without any MPI', async () => {
+    const { localCollective } = await import('@kstar/collective-mpi');
+    await expect(agreeOnConfig(localCollective(), { seed: 1 }, ['seed'])).resolves.toBeUndefined();
+  });
+});
+
+interface ParityFile {
+  id: string;
+  config: string;
+  stage: number | null;
+  ranks: number;
+  losses: number[];
+  tensorsPerStep: number[];
+  bytesSentPerStep: number;
+  layout: Array<{ name: string; offset: number; size: number }>;
+  measured: Array<{
+    paramBytes: number;
+    optimizerStateBytes: number;
+    gradPeakBytes: number;
+    gatheredPeakBytes: number;
+  }>;
+  predicted: Array<{ params: number; optimizerState: number; gatheredSegment: number }>;
+}
+
+function read(dir: string, id: string): { json: ParityFile; params: Float32Array } {
+  const json = JSON.parse(readFileSync(join(dir, `${id}.json`), 'utf8')) as ParityFile;
+  const buf = readFileSync(join(dir, `${id}.bin`));
+  return { json, params: new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4) };
+}
+
+/**
+ * Elements excluded from the parameter comparison: the attention KEY bias (bqkv[D:2D]). Its gradient is zero in exact
+ * arithmetic (softmax is invariant to adding q·b_k to every score of a row), so what reaches the optimizer is
+ * float32 rounding noise, which Adam-style normalization turns into full-size steps of arbitrary sign: it differs
+ * between ANY two summation orders, and it never changes the loss.
+ */
+function keyBiasElements(layout: ParityFile['layout']): Set<number> {
+  const out = new Set<number>();
+  for (const p of layout) {
+    if (!p.name.endsWith('.attn.bqkv')) continue;
+    const D = p.size / 3;
+    for (let i = D; i < 2 * D; i++) out.add(p.offset + i);
+  }
+  return out;
+}
+
+describe.skipIf(!hasMpirun)(
+  'ZeRO over Open MPI: sharded runs equal the single-process run (tiny, 10 steps)',
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kstar-shard-'));
+    beforeAll(() => {
+      // One job per rank count; each runs every (optimizer, stage) configuration in sequence.
+      const runs: string[][] = [
+        [...node, harness, dir],
+        ['mpirun', ...MPIRUN, '-np', '2', ...node, harness, dir],
+        ['mpirun', ...MPIRUN, '-np', '3', ...node, harness, dir],
+      ];
+      for (const [cmd, ...args] of runs) {
+        const r = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 1_500_000 });
+        if (r.status !== 0)
+          throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
+      }
+    }, 1_600_000);
+
+    for (const ranks of [2, 3]) {
+      for (const cfg of SHARD_PARITY_CONFIGS) {
+        for (const stage of cfg.stages) {
+          it(`${cfg.name}, zero${stage}, ${ranks} ranks`, () => {
+            const ref = read(dir, `${cfg.name}-single-1`);
+            const got = read(dir, `${cfg.name}-zero${stage}-${ranks}`);
+            expect(got.json.losses).toHaveLength(SHARD_PARITY_RUN.steps);
+            for (let s = 0; s < SHARD_PARITY_RUN.steps; s++) {
+              const rel = Math.abs(got.json.losses[s]! - ref.json.losses[s]!) / Math.abs(ref.json.losses[s]!);
+              expect(rel, `step ${s + 1} loss`).toBeLessThanOrEqual(1e-5);
+            }
+            // Parameters after 10 steps, relative to their RMS (key bias excluded, see keyBiasElements).
+            const skip = keyBiasElements(ref.json.layout);
+            let sq = 0;
+            let diffSq = 0;
+            let maxDiff = 0;
+            for (let i = 0; i < ref.params.length; i++) {
+              sq += ref.params[i]! ** 2;
+              if (skip.has(i)) continue;
+              const d = Math.abs(got.params[i]! - ref.params[i]!);
+              diffSq += d * d;
+              maxDiff = Math.max(maxDiff, d);
+            }
+            const rms = Math.sqrt(sq / ref.params.length);
+            if (cfg.optimizer === 'adam8bit') {
+              // 8-bit moments: a rounding difference that crosses a quantization code boundary changes that element's
+              // moment by one code, and 24-bit weights round to bfloat16 for the forward; the bulk must still agree.
+              expect(Math.sqrt(diffSq / ref.params.length) / rms).toBeLessThan(1e-2);
+            } else {
+              expect(maxDiff / rms).toBeLessThan(1e-4);
+            }
+            // Tensors per step constant: nothing leaks across steps.
+            expect(new Set(got.json.tensorsPerStep).size).toBe(1);
+            // Each rank's persistent bytes equal the prediction.
+            got.json.measured.forEach((m, rank) => {
+              const p = got.json.predicted[rank]!;
+              expect(m.paramBytes, `rank ${rank} params`).toBe(p.params);
+              expect(m.optimizerStateBytes, `rank ${rank} optimizer state`).toBe(p.optimizerState);
+              if (stage === 3) expect(m.gatheredPeakBytes, `rank ${rank} gathered`).toBe(p.gatheredSegment);
+            });
+            // ZeRO's shrinkage against the single process.
+            const single = ref.json.measured[0]!;
+            const maxState = Math.max(...got.json.measured.map((m) => m.optimizerStateBytes));
+            if (stage >= 1 && single.optimizerStateBytes > 0) {
+              expect(maxState / single.optimizerStateBytes).toBeLessThan(1 / ranks + 0.1);
+            }
+            if (stage === 3) {
+              const maxParams = Math.max(...got.json.measured.map((m) => m.paramBytes));
+              expect(maxParams / single.paramBytes).toBeLessThan(1 / ranks + 0.1);
+            } else {
+              expect(got.json.measured[0]!.paramBytes).toBe(single.paramBytes);
+            }
+          });
+        }
+      }
+    }
+
+    it('bytes sent per step follow ZeRO for element-wise optimizers (counted, every message)', () => {
+      for (const ranks of [2, 3]) {
+        const ref = read(dir, 'lion-single-1').json;
+        const size = (name: string) => ref.layout.find((p) => p.name === name)!.size;
+        const psi = ref.layout.reduce((n, p) => n + p.size, 0);
+        const ring = (elems: number) => (4 * elems * (ranks - 1)) / ranks; // bytes a rank sends to move elems once
+        const sent = (stage: number) => read(dir, `lion-zero${stage}-${ranks}`).json.bytesSentPerStep;
+        // Each message is rounded to whole bytes, the loss adds one scalar all-reduce, reduce-scatter pads to N rows.
+        const slack = 4 * (ref.layout.length + 1) + ring(128 * 8 * ranks);
+        // Stage 0: all-reduce Ψ (2Ψ); stages 1-2: reduce-scatter Ψ + all-gather Ψ (2Ψ).
+        for (const stage of [0, 1, 2]) expect(Math.abs(sent(stage) - 2 * ring(psi))).toBeLessThan(slack);
+        // Stage 3: reduce-scatter Ψ + gathers for the forward (every segment but the head, which runs only in the
+        // backward) and for the recompute (every segment): the tied wte is read by the embedding and the head.
+        const gathered = 2 * psi + size('wte') - size('lnf.gamma') - size('lnf.beta');
+        expect(Math.abs(sent(3) - ring(psi) - ring(gathered))).toBeLessThan(slack);
+      }
+    });
+  },
+);
+
+/** Runs `mpirun …`; resolves with exit code, output and seconds. `onSpawn` gets the mpirun process. */
+function mpirun(
+  args: string[],
+  onSpawn?: (child: ChildProcess) => void,
+): Promise<{ code: number | null; out: string; seconds: number }> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn('mpirun', [...MPIRUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('close', (code) => resolve({ code, out, seconds: (performance.now() - t0) / 1000 }));
+    onSpawn?.(child);
+  });
+}
+
+const train = ['train', '--sharding', 'zero2', '--backend', 'cpu', '--seq', '16', '--eval-every', '0'];
+
+describe.skipIf(!hasMpirun)('ZeRO over Open MPI: faults', () => {
+  it('ranks started with different flags stop before step 1, naming the field', async () => {
+    // MPMD launch: one rank with --seed 1, one with --seed 2.
+    const rankWithSeed = (seed: number) => [
+      '-np',
+      '1',
+      ...node,
+      bin,
+      ...train,
+      '--steps',
+      '2',
+      '--batch',
+      '2',
+      '--seed',
+      String(seed),
+    ];
+    const r = await mpirun([...rankWithSeed(1), ':', ...rankWithSeed(2)]);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatch(/ranks disagree on config field 'seed' \(rank 1 differ/);
+    expect(r.out).not.toMatch(/trained \d+ steps/);
+  }, 300_000);
+
+  it('a global batch not divisible by the ranks is one clear error', async () => {
+    const r = await mpirun(['-np', '2', ...node, bin, ...train, '--steps', '2', '--batch', '3']);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatch(/--batch 3 \(the global batch\) does not split evenly over 2 ranks/);
+  }, 300_000);
+
+  it('one rank killed mid-run ends every rank within 30 s, naming the lost rank; no report is written', async () => {
+    const report = join(mkdtempSync(join(tmpdir(), 'kstar-fault-')), 'report.json');
+    let killedAt = 0;
+    const r = await mpirun(
+      ['-np', '2', ...node, bin, ...train, '--steps', '100000', '--batch', '2', '--report', report],
+      (child) => {
+        // Once rank 0 has printed the run's first line and some seconds of steps passed, find rank 1 among
+        // mpirun's children (its environment says its rank) and kill it.
+        let seen = '';
+        child.stderr!.on('data', (d) => (seen += d));
+        let trainingSince = 0;
+        const timer = setInterval(() => {
+          if (!seen.includes('kstar: tiny')) return;
+          trainingSince ||= performance.now();
+          if (performance.now() - trainingSince < 5000 || killedAt) return;
+          const kids = spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' })
+            .stdout.split('\n')
+            .map((x) => Number(x.trim()))
+            .filter((pid) => pid > 0);
+          for (const pid of kids) {
+            let env = '';
+            try {
+              env = readFileSync(`/proc/${pid}/environ`, 'utf8');
+            } catch {
+              continue;
+            }
+            if (env.includes('OMPI_COMM_WORLD_RANK=1\0')) {
+              clearInterval(timer);
+              killedAt = performance.now();
+              process.kill(pid, 'SIGKILL');
+            }
+          }
+        }, 500);
+        child.on('close', () => clearInterval(timer));
+      },
+    );
+    expect(killedAt).toBeGreaterThan(0);
+    expect((performance.now() - killedAt) / 1000).toBeLessThan(30);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatch(/rank 1 .*(exited on signal 9|killed)/is);
+    expect(existsSync(report)).toBe(false);
+  }, 600_000);
+});

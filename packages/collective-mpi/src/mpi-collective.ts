@@ -1,0 +1,241 @@
+import { type Collective, KstarError, ShapeError, SPECIFICATION_VERSION } from '@kstar/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { HostBuffers } from './host-buffers.ts';
+import type { LibMpi } from './libmpi.ts';
+
+type Dtype = 'float32' | 'int32';
+type Typed = Float32Array | Int32Array;
+
+const MPI_THREAD_SERIALIZED = 2;
+
+export interface MpiCollectiveOptions {
+  /**
+   * Largest message of one MPI call, in bytes (default 1 GiB): larger tensors are sent in pieces, so no call passes
+   * the 2 GiB that MPI's int counts and some transports cannot carry.
+   */
+  maxMessageBytes?: number;
+}
+
+export interface MpiCollective extends Collective {
+  /** True when MPI calls run on koffi's worker thread (MPI_THREAD_SERIALIZED provided), false when blocking. */
+  readonly threaded: boolean;
+  /** MPI calls made since start (a message split in k pieces counts k). */
+  calls(): number;
+  /** Finalizes MPI (after the last operation) and frees the host buffers. */
+  close(): Promise<void>;
+}
+
+/**
+ * K*'s `Collective` over Open MPI. A tensor is read to host memory (`await x.data()`: the asynchronous read-back that
+ * stages WebGPU tensors), copied into a reused native buffer, reduced or gathered there by MPI on a worker thread
+ * (the event loop keeps running: progress output, signals), and returned as a new tensor on the current backend.
+ * Operations run one at a time in call order (MPI_THREAD_SERIALIZED).
+ */
+export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions = {}): Promise<MpiCollective> {
+  const maxMessageBytes = options.maxMessageBytes ?? 2 ** 30;
+  if (!(Number.isInteger(maxMessageBytes) && maxMessageBytes >= 4)) {
+    throw new KstarError(
+      'E_CONFIG',
+      `maxMessageBytes = ${maxMessageBytes} is invalid: pass a whole number of bytes ≥ 4`,
+      2,
+    );
+  }
+  const flag = [0];
+  mpi.initialized(flag);
+  let provided = [MPI_THREAD_SERIALIZED];
+  if (!flag[0]) {
+    provided = [0];
+    check(mpi, mpi.initThread(MPI_THREAD_SERIALIZED, provided), 'MPI_Init_thread');
+  }
+  const threaded = provided[0]! >= MPI_THREAD_SERIALIZED;
+  const rankOut = [0];
+  const sizeOut = [0];
+  mpi.commRank(mpi.commWorld, rankOut);
+  mpi.commSize(mpi.commWorld, sizeOut);
+  const rank = rankOut[0]!;
+  const size = sizeOut[0]!;
+  const buffers = new HostBuffers(mpi.koffi);
+  const pieceElems = Math.floor(maxMessageBytes / 4);
+  let sent = 0;
+  let callCount = 0;
+  let tail: Promise<unknown> = Promise.resolve();
+  let closed = false;
+
+  /** Runs `op` after every earlier operation (MPI_THREAD_SERIALIZED: one call at a time; buffers are shared). */
+  const serial = <T>(op: () => Promise<T>): Promise<T> => {
+    if (closed)
+      throw new KstarError('E_MPI', 'the MPI collective is closed: no operation may follow close()');
+    const p = tail.then(op);
+    tail = p.catch(() => {});
+    return p;
+  };
+  const call = (name: string, fn: LibMpi['allreduce'], ...args: unknown[]): Promise<void> => {
+    callCount++;
+    if (!threaded) {
+      check(mpi, fn(...args), name);
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      fn.async(...args, (err: unknown, code: number) => {
+        if (err) reject(err);
+        else if (code !== 0) reject(mpiError(mpi, code, name));
+        else resolve();
+      });
+    });
+  };
+  const typeOf = (dtype: string): bigint => {
+    if (dtype === 'float32') return mpi.float;
+    if (dtype === 'int32') return mpi.int;
+    throw new ShapeError(`collective: dtype '${dtype}' cannot be sent: pass float32 or int32 tensors`);
+  };
+  const typed = (dtype: Dtype, buf: ArrayBuffer, elems: number): Typed =>
+    dtype === 'float32' ? new Float32Array(buf, 0, elems) : new Int32Array(buf, 0, elems);
+  const hostData = async (x: tf.Tensor): Promise<Typed> => {
+    typeOf(x.dtype);
+    return (await x.data()) as Typed;
+  };
+  const scaled = (out: Typed, op: 'sum' | 'mean', dtype: string): Typed => {
+    if (op === 'sum') return out;
+    if (dtype !== 'float32') {
+      throw new ShapeError(
+        `collective: a mean of ${dtype} tensors is not an ${dtype}: reduce int32 with 'sum'`,
+      );
+    }
+    for (let i = 0; i < out.length; i++) out[i] = out[i]! / size;
+    return out;
+  };
+  const bytesOf = (elems: number) => 4 * elems;
+  const ring = (elems: number) => Math.round((bytesOf(elems) * (size - 1)) / size);
+
+  const collective: MpiCollective = {
+    specificationVersion: SPECIFICATION_VERSION,
+    kind: 'collective',
+    name: 'mpi',
+    rank,
+    size,
+    threaded,
+    describe: () => ({ ranks: size, threaded, maxMessageBytes }),
+    bytesSent: () => sent,
+    calls: () => callCount,
+
+    allReduce: (x, op = 'sum') =>
+      serial(async () => {
+        const type = typeOf(x.dtype);
+        const data = await hostData(x);
+        const n = x.size;
+        const buf = buffers.get('reduce', bytesOf(n));
+        const host = typed(x.dtype as Dtype, buf.view, n);
+        host.set(data);
+        for (let o = 0; o < n; o += pieceElems) {
+          const len = Math.min(pieceElems, n - o);
+          await call(
+            'MPI_Allreduce',
+            mpi.allreduce,
+            mpi.inPlace,
+            buf.ptr + BigInt(4 * o),
+            len,
+            type,
+            mpi.sum,
+            mpi.commWorld,
+          );
+        }
+        sent += 2 * ring(n);
+        return tf.tensor(scaled(host.slice(), op, x.dtype), x.shape, x.dtype);
+      }),
+
+    reduceScatter: (x, op = 'sum') =>
+      serial(async () => {
+        const type = typeOf(x.dtype);
+        const n = x.size;
+        if (n % size !== 0) {
+          throw new ShapeError(
+            `reduceScatter: ${n} elements do not split over ${size} ranks: pad the tensor to a multiple of ${size}`,
+          );
+        }
+        const data = await hostData(x);
+        const c = n / size;
+        const out = typed(x.dtype as Dtype, new ArrayBuffer(bytesOf(c)), c);
+        for (let o = 0; o < Math.max(c, 1); o += pieceElems) {
+          const len = Math.min(pieceElems, c - o);
+          const send = buffers.get('send', bytesOf(len * size));
+          const recv = buffers.get('recv', bytesOf(len));
+          const sendHost = typed(x.dtype as Dtype, send.view, len * size);
+          // Piece o of every rank's chunk, packed contiguously: [size, len].
+          for (let r = 0; r < size; r++) sendHost.set(data.subarray(r * c + o, r * c + o + len), r * len);
+          await call(
+            'MPI_Reduce_scatter_block',
+            mpi.reduceScatterBlock,
+            send.ptr,
+            recv.ptr,
+            len,
+            type,
+            mpi.sum,
+            mpi.commWorld,
+          );
+          out.set(typed(x.dtype as Dtype, recv.view, len), o);
+        }
+        sent += ring(n);
+        return tf.tensor(scaled(out, op, x.dtype), [c], x.dtype);
+      }),
+
+    allGather: (x) =>
+      serial(async () => {
+        const type = typeOf(x.dtype);
+        const data = await hostData(x);
+        const c = x.size;
+        const out = typed(x.dtype as Dtype, new ArrayBuffer(bytesOf(c * size)), c * size);
+        for (let o = 0; o < Math.max(c, 1); o += pieceElems) {
+          const len = Math.min(pieceElems, c - o);
+          const send = buffers.get('send', bytesOf(len));
+          const recv = buffers.get('recv', bytesOf(len * size));
+          typed(x.dtype as Dtype, send.view, len).set(data.subarray(o, o + len));
+          await call('MPI_Allgather', mpi.allgather, send.ptr, len, type, recv.ptr, len, type, mpi.commWorld);
+          const recvHost = typed(x.dtype as Dtype, recv.view, len * size);
+          // recv is [size, len]: rank r's piece goes to out[r·c + o …].
+          for (let r = 0; r < size; r++) out.set(recvHost.subarray(r * len, (r + 1) * len), r * c + o);
+        }
+        sent += ring(c * size);
+        return tf.tensor(out, [c * size], x.dtype);
+      }),
+
+    broadcast: (x, root) =>
+      serial(async () => {
+        if (!(Number.isInteger(root) && root >= 0 && root < size)) {
+          throw new ShapeError(`broadcast: root ${root} is not a rank of ${size}: pass 0..${size - 1}`);
+        }
+        const type = typeOf(x.dtype);
+        const n = x.size;
+        const buf = buffers.get('reduce', bytesOf(n));
+        const host = typed(x.dtype as Dtype, buf.view, n);
+        if (rank === root) host.set(await hostData(x));
+        for (let o = 0; o < n; o += pieceElems) {
+          const len = Math.min(pieceElems, n - o);
+          await call('MPI_Bcast', mpi.bcast, buf.ptr + BigInt(4 * o), len, type, root, mpi.commWorld);
+        }
+        sent += ring(n);
+        return tf.tensor(host.slice(), x.shape, x.dtype);
+      }),
+
+    barrier: () =>
+      serial(async () => {
+        await call('MPI_Barrier', mpi.barrier, mpi.commWorld);
+      }),
+
+    async close() {
+      if (closed) return;
+      await tail;
+      closed = true;
+      buffers.dispose();
+      mpi.finalize();
+    },
+  };
+  return collective;
+}
+
+function mpiError(mpi: LibMpi, code: number, name: string): KstarError {
+  return new KstarError('E_MPI', `${name} failed with MPI error ${code} (${mpi.errorString(code)})`);
+}
+
+function check(mpi: LibMpi, code: number, name: string): void {
+  if (code !== 0) throw mpiError(mpi, code, name);
+}

@@ -1,0 +1,81 @@
+// Run by collective.test.ts under `mpirun -np N`: every rank makes the same seeded inputs for every rank, so each
+// rank computes the expected result of each collective on its own (in float64) and compares it with MPI's.
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs';
+import { openCollective } from '../src/index.ts';
+
+/** Rank r's input: a seeded, rank-dependent sequence (same on every rank). */
+function inputOf(r: number, n: number, int: boolean): number[] {
+  const out: number[] = [];
+  let s = 12345 + 7919 * r;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    out.push(int ? (s % 2001) - 1000 : s / 2147483648 - 0.5);
+  }
+  return out;
+}
+
+function maxRelError(got: ArrayLike<number>, want: number[]): number {
+  if (got.length !== want.length) return Number.POSITIVE_INFINITY;
+  let worst = 0;
+  for (let i = 0; i < want.length; i++)
+    worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / Math.max(1e-6, Math.abs(want[i]!)));
+  return worst;
+}
+
+async function main() {
+  await tf.setBackend('cpu');
+  // 96-byte messages: every operation below is split into several MPI calls.
+  const c = await openCollective({
+    require: true,
+    maxMessageBytes: Number(process.env.MAX_MESSAGE_BYTES ?? 96),
+  });
+  const N = c.size;
+  const results: Record<string, number> = {};
+  for (const dtype of ['float32', 'int32'] as const) {
+    const int = dtype === 'int32';
+    const n = 30 * N; // divisible by N for reduce-scatter; 30 per rank > 24 per message: split too
+    const mine = tf.tensor(inputOf(c.rank, n, int), [N, 30], dtype);
+    const all = Array.from({ length: N }, (_, r) => inputOf(r, n, int));
+    const sum = all[0]!.map((_, i) => all.reduce((a, v) => a + v[i]!, 0));
+
+    const ar = await c.allReduce(mine, 'sum');
+    results[`allReduce-sum-${dtype}`] = maxRelError(await ar.data(), sum);
+    if (!int) {
+      const am = await c.allReduce(mine, 'mean');
+      results[`allReduce-mean-${dtype}`] = maxRelError(
+        await am.data(),
+        sum.map((v) => v / N),
+      );
+      am.dispose();
+    }
+    const rs = await c.reduceScatter(mine, 'sum');
+    results[`reduceScatter-${dtype}`] = maxRelError(
+      await rs.data(),
+      sum.slice(c.rank * 30, (c.rank + 1) * 30),
+    );
+    const ag = await c.allGather(rs);
+    results[`allGather-${dtype}`] = maxRelError(await ag.data(), sum);
+    const bc = await c.broadcast(mine, N - 1);
+    results[`broadcast-${dtype}`] = maxRelError(await bc.data(), all[N - 1]!);
+    tf.dispose([mine, ar, rs, ag, bc]);
+  }
+  await c.barrier();
+  const tensorsLeft = tf.memory().numTensors;
+  const line = {
+    rank: c.rank,
+    size: N,
+    results,
+    bytesSent: c.bytesSent(),
+    tensorsLeft,
+    threaded: 'threaded' in c ? c.threaded : null,
+    calls: 'calls' in c ? (c as { calls(): number }).calls() : null,
+  };
+  console.log(`RESULT ${JSON.stringify(line)}`);
+  await c.close();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

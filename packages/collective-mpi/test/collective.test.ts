@@ -1,0 +1,95 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { BackendUnavailableError } from '@kstar/core';
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import { launchInfo, loadLibMpi, localCollective, openCollective } from '../src/index.ts';
+
+const ranksScript = fileURLToPath(new URL('./collective-ranks.ts', import.meta.url));
+const hasMpirun = spawnSync('mpirun', ['--version']).status === 0;
+
+describe('single process (no MPI needed)', () => {
+  it('without a launcher, openCollective is the local one: one rank, copies, nothing sent', async () => {
+    expect(launchInfo({})).toBeNull();
+    const saved = { ...process.env };
+    for (const k of ['OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE', 'PMIX_RANK', 'PMI_RANK', 'PMI_SIZE'])
+      delete process.env[k];
+    try {
+      const c = await openCollective();
+      expect([c.name, c.rank, c.size]).toEqual(['local', 0, 1]);
+      const x = tf.tensor([1, 2, 3, 4], [2, 2]);
+      const before = tf.memory().numTensors;
+      const outs = [
+        await c.allReduce(x, 'mean'),
+        await c.reduceScatter(x),
+        await c.allGather(x),
+        await c.broadcast(x, 0),
+      ];
+      for (const o of outs) expect(Array.from(await o.data())).toEqual([1, 2, 3, 4]);
+      expect(outs[1]!.shape).toEqual([4]);
+      tf.dispose(outs);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(c.bytesSent()).toBe(0);
+      await expect(openCollective({ require: true })).rejects.toThrow(/mpirun -np N/);
+      x.dispose();
+    } finally {
+      Object.assign(process.env, saved);
+    }
+  });
+
+  it('launcher variables give rank and size; inconsistent ones are ignored', () => {
+    expect(launchInfo({ OMPI_COMM_WORLD_RANK: '2', OMPI_COMM_WORLD_SIZE: '4' })).toMatchObject({
+      rank: 2,
+      size: 4,
+    });
+    expect(launchInfo({ OMPI_COMM_WORLD_RANK: '4', OMPI_COMM_WORLD_SIZE: '4' })).toBeNull();
+    expect(localCollective().size).toBe(1);
+  });
+
+  it('a machine without libmpi gets one error naming the Debian packages to install', async () => {
+    const err = await loadLibMpi(['/nonexistent/libmpi.so.40']).catch((e) => e);
+    expect(err).toBeInstanceOf(BackendUnavailableError);
+    expect(String(err.message)).toMatch(/apt-get install -y libopenmpi-dev openmpi-bin/);
+  });
+});
+
+// Needs Open MPI's mpirun (scripts/test.sh installs it).
+describe.skipIf(!hasMpirun)('over Open MPI, 3 ranks', () => {
+  it('every collective equals the float64 reference of all ranks’ inputs, split into 96-byte messages', () => {
+    const run = spawnSync(
+      'mpirun',
+      [
+        '--allow-run-as-root',
+        '--oversubscribe',
+        '-np',
+        '3',
+        process.execPath,
+        '--conditions=@kstar/source',
+        '--import',
+        'tsx',
+        ranksScript,
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const lines = run.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('RESULT '))
+      .map((l) => JSON.parse(l.slice(7)));
+    expect(lines.map((l) => l.rank).sort()).toEqual([0, 1, 2]);
+    for (const l of lines) {
+      for (const [name, err] of Object.entries(l.results as Record<string, number>)) {
+        expect(err, `${name} on rank ${l.rank}`).toBeLessThan(name.endsWith('int32') ? 1e-12 : 1e-6);
+      }
+      expect(Object.keys(l.results)).toHaveLength(9);
+      expect(l.tensorsLeft).toBe(0);
+      expect(l.threaded).toBe(true);
+      // 30 float32 per rank chunk, 24 per message: every operation took 2 calls or more (20 calls + 1 barrier).
+      expect(l.calls).toBeGreaterThanOrEqual(21);
+      // Ring volumes, float32 + int32: all-reduce 2·(2/3)·90·4 (twice for float: sum and mean), reduce-scatter
+      // (2/3)·90·4, all-gather (2/3)·90·4, broadcast (2/3)·90·4.
+      const ring = (2 / 3) * 90 * 4;
+      expect(l.bytesSent).toBe(Math.round(2 * (2 * ring + 2 * ring + 3 * ring) - 2 * ring));
+    }
+  });
+});

@@ -1,0 +1,372 @@
+import {
+  type Collective,
+  InputError,
+  type OptimizerState,
+  type ParamAccess,
+  paramAccess,
+  partitionedUpdate,
+  rowAlignment,
+  type ShardedTraining,
+  type ShardingContext,
+  type ShardingPlugin,
+  SPECIFICATION_VERSION,
+  stateRows,
+  type ZeroStage,
+} from '@kstar/core';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  assignWhole,
+  type Ownership,
+  paddedElems,
+  type RowOwnership,
+  rowRange,
+  rowsPerRank,
+} from './ownership.ts';
+
+export interface ZeroOptions {
+  stage: ZeroStage;
+  collective: Collective;
+}
+
+/** What a rank measured of its sharded state, beyond what the engine reports. */
+export interface ZeroShardedTraining extends ShardedTraining {
+  /** Who owns each trained parameter (stage 0: nobody, every rank holds everything). */
+  readonly ownership: ReadonlyMap<string, Ownership>;
+  /** Peak bytes of parameters gathered at once (stage 3: one segment's; other stages: 0). */
+  gatheredPeakBytes(): number;
+}
+
+export interface ZeroPlugin extends ShardingPlugin {
+  /** The engine-side object of the last `attach` (for reports and tests). */
+  readonly attached: ZeroShardedTraining | undefined;
+}
+
+/**
+ * ZeRO data parallelism over a `Collective` (see the README): stage 0 all-reduces every gradient; stage 1 also keeps
+ * only this rank's part of the optimizer state (then all-gathers the updated parameters); stage 2 also reduce-scatters
+ * each gradient as the backward pass releases it, so only this rank's shard stays; stage 3 also keeps only this
+ * rank's shard of each parameter and all-gathers a segment's parameters just before its forward and its recompute.
+ */
+export function zero(options: ZeroOptions): ZeroPlugin {
+  const { stage, collective } = options;
+  if (![0, 1, 2, 3].includes(stage)) {
+    throw new InputError(`ZeRO stage ${String(stage)} does not exist: use 0, 1, 2 or 3`, 'E_CONFIG');
+  }
+  let attached: ZeroShardedTraining | undefined;
+  return {
+    specificationVersion: SPECIFICATION_VERSION,
+    kind: 'sharding',
+    name: `zero${stage}`,
+    stage,
+    collective,
+    describe: () => ({ stage, ranks: collective.size, collective: collective.name }),
+    get attached() {
+      return attached;
+    },
+    attach(ctx) {
+      attached = attachZero(stage, collective, ctx);
+      return attached;
+    },
+  };
+}
+
+let shardId = 0;
+
+/** A variable owning a copy of `make()` (refCount 1: in-place kernels may write it). */
+function ownedVariable(make: () => tf.Tensor, base: string): tf.Variable {
+  return tf.tidy(() => {
+    const t = make();
+    return tf.variable(t, false, `__kstar_zero_${base}_${shardId++}`, t.dtype);
+  });
+}
+
+function attachZero(stage: ZeroStage, c: Collective, ctx: ShardingContext): ZeroShardedTraining {
+  const { model, trained, optimizer, ledger } = ctx;
+  const N = c.size;
+  const me = c.rank;
+  const states = new Map<string, OptimizerState>();
+  const ownership = new Map<string, Ownership>();
+
+  // Ownership and this rank's optimizer state, one parameter at a time (a full state exists only briefly).
+  const whole = new Map<string, number>();
+  const load = new Array(N).fill(0);
+  for (const [name, v] of trained) {
+    const info = model.paramInfo(name);
+    const full = optimizer.init(info);
+    if (stage === 0) {
+      states.set(name, full);
+      continue;
+    }
+    const aligned = rowAlignment(optimizer, v.shape, full);
+    if (aligned == null) {
+      whole.set(name, v.size);
+      states.set(name, full); // kept until the owner is known
+      continue;
+    }
+    const o: RowOwnership = {
+      kind: 'rows',
+      shape: v.shape,
+      rowsPerRank: rowsPerRank(v.shape[0]!, N, aligned.rowStep),
+      rowElems: v.size / v.shape[0]!,
+      layout: aligned.layout,
+    };
+    ownership.set(name, o);
+    for (let r = 0; r < N; r++) load[r] += rowRange(o, r).n * o.rowElems;
+    const { r0, n } = rowRange(o, me);
+    if (n > 0) states.set(name, stateRows(full, o.layout, v.shape, r0, n));
+    tf.dispose(Object.values(full));
+  }
+  for (const [name, owner] of assignWhole(whole, N, load)) {
+    ownership.set(name, { kind: 'whole', shape: trained.get(name)!.shape, owner });
+    if (owner !== me) {
+      tf.dispose(Object.values(states.get(name)!));
+      states.delete(name);
+    }
+  }
+
+  // Parameters: replicated (stages 0-2: the engine's usual access, master weights included) or this rank's shards.
+  let store: ParamAccess;
+  const shards = new Map<string, tf.Variable>();
+  if (stage < 3) {
+    store = paramAccess(model.variables, trained, ctx.masterWeights);
+  } else {
+    for (const [name, v] of trained) {
+      const o = ownership.get(name)!;
+      if (o.kind === 'rows') {
+        const { r0, n } = rowRange(o, me);
+        if (n > 0)
+          shards.set(
+            name,
+            ownedVariable(() => tf.slice(v, r0, n), name),
+          );
+      } else if (o.owner === me) {
+        shards.set(
+          name,
+          ownedVariable(() => tf.clone(v), name),
+        );
+      }
+    }
+    for (const v of trained.values()) v.dispose(); // a rank never holds the whole model again
+    store = paramAccess(shards, shards, ctx.masterWeights);
+  }
+
+  const update = (p: tf.Variable, g: tf.Tensor, state: OptimizerState, step: number) => {
+    if (ctx.updatePartition) partitionedUpdate(optimizer, p, g, state, step, ctx.updatePartition);
+    else optimizer.update(p, g, state, step);
+  };
+
+  // [rowsPerRank·rowElems] flat, zero-padded: this rank's piece of a padded tensor, ready for all-gather.
+  const padShard = (o: RowOwnership, shard: tf.Tensor | undefined): tf.Tensor =>
+    tf.tidy(() => {
+      const want = o.rowsPerRank * o.rowElems;
+      if (!shard) return tf.zeros([want]);
+      const flat = tf.reshape(shard, [-1]);
+      return flat.size === want ? tf.clone(flat) : tf.pad(flat, [[0, want - flat.size]]);
+    });
+  // The padded flat all-gather result → the parameter [rows, ...rest].
+  const unpad = (o: RowOwnership, gathered: tf.Tensor): tf.Tensor =>
+    tf.tidy(() => {
+      const size = o.shape.reduce((a, b) => a * b, 1);
+      return tf.reshape(tf.slice(gathered, 0, size), o.shape as number[]);
+    });
+  /** Stage 1-2: update this rank's rows of the replicated parameter, then all-gather every rank's rows into it. */
+  const updateRowsReplicated = async (
+    name: string,
+    o: RowOwnership,
+    gShard: tf.Tensor | undefined,
+    step: number,
+  ) => {
+    const { r0, n } = rowRange(o, me);
+    let mine: tf.Tensor | undefined;
+    if (gShard && n > 0) {
+      store.update(name, (v) => {
+        const p = ownedVariable(() => tf.slice(v, r0, n), name); // [n, ...rest]
+        update(p, gShard, states.get(name)!, step);
+        mine = p;
+      });
+    }
+    const piece = padShard(o, mine);
+    mine?.dispose();
+    const gathered = await c.allGather(piece);
+    piece.dispose();
+    const full = unpad(o, gathered);
+    gathered.dispose();
+    store.update(name, (v) => v.assign(full));
+    full.dispose();
+  };
+
+  /** Stage 1-2: the owner updates the whole replicated parameter, then broadcasts it. */
+  const updateWholeReplicated = async (
+    name: string,
+    owner: number,
+    g: tf.Tensor | undefined,
+    step: number,
+  ) => {
+    let value: tf.Tensor | undefined;
+    if (owner === me) {
+      store.update(name, (v) => {
+        update(v, g!, states.get(name)!, step);
+        value = tf.clone(v);
+      });
+    } else {
+      value = tf.zeros(ownership.get(name)!.shape as number[]);
+    }
+    const got = await c.broadcast(value!, owner);
+    value!.dispose();
+    if (owner !== me) store.update(name, (v) => v.assign(got));
+    got.dispose();
+  };
+
+  // Stage 3: parameters gathered for the running segment (name → full tensor), freed by `release`.
+  const gathered = new Map<string, tf.Tensor>();
+  let gatheredBytes = 0;
+  let gatheredPeak = 0;
+
+  const training: ZeroShardedTraining = {
+    ownership,
+    materializes: stage === 3 || store.materializes,
+    gatheredPeakBytes: () => gatheredPeak,
+
+    async gather(names) {
+      if (stage < 3) return;
+      for (const name of names) {
+        if (gathered.has(name)) continue;
+        const o = ownership.get(name)!;
+        let full: tf.Tensor;
+        if (o.kind === 'rows') {
+          const { n } = rowRange(o, me);
+          const own = n > 0 ? store.read([name]) : undefined;
+          const piece = padShard(o, own?.[name]);
+          if (own) store.release(own);
+          const all = await c.allGather(piece);
+          piece.dispose();
+          full = unpad(o, all);
+          all.dispose();
+        } else {
+          const own = o.owner === me ? store.read([name]) : undefined;
+          const mine = own ? own[name]! : tf.zeros(o.shape as number[]);
+          full = await c.broadcast(mine, o.owner);
+          if (own) store.release(own);
+          else mine.dispose();
+        }
+        gathered.set(name, full);
+        gatheredBytes += 4 * full.size;
+        gatheredPeak = Math.max(gatheredPeak, gatheredBytes);
+      }
+    },
+
+    read(names) {
+      if (stage < 3) return store.read(names);
+      const out: Record<string, tf.Tensor> = {};
+      for (const n of names) {
+        const t = gathered.get(n);
+        if (!t) throw new Error(`zero3: parameter '${n}' was read before gather(): call gather first`);
+        out[n] = t;
+      }
+      return out;
+    },
+
+    release(params) {
+      if (stage < 3) return store.release(params);
+      for (const [name, t] of Object.entries(params)) {
+        if (gathered.get(name) !== t) continue;
+        gathered.delete(name);
+        gatheredBytes -= 4 * t.size;
+        t.dispose();
+      }
+    },
+
+    update(name, fn) {
+      if (stage < 3) return store.update(name, fn);
+      throw new Error(`zero3: parameter '${name}' is sharded; updates go through consume()`);
+    },
+
+    bytes: () => store.bytes(),
+
+    async consume(name, grad, step) {
+      const o = ownership.get(name);
+      if (stage === 0 || !o) {
+        const g = await c.allReduce(grad, 'mean');
+        ledger.tagGrad(g);
+        try {
+          store.update(name, (v) => update(v, g, states.get(name)!, step));
+        } finally {
+          g.dispose();
+        }
+        return;
+      }
+      if (o.kind === 'whole') {
+        // The owner alone keeps the reduced gradient (stages 2-3: the others drop it at once).
+        const g = await c.allReduce(grad, 'mean');
+        ledger.tagGrad(g);
+        try {
+          if (stage === 3) {
+            if (o.owner === me) store.update(name, (v) => update(v, g, states.get(name)!, step));
+          } else {
+            await updateWholeReplicated(name, o.owner, o.owner === me ? g : undefined, step);
+          }
+        } finally {
+          g.dispose();
+        }
+        return;
+      }
+      // Row ranges: reduce-scatter, so only this rank's rows of the mean gradient arrive (stages 1-3 alike: with
+      // gradient release no rank ever holds all gradients, so stage 1 already has stage 2's gradient saving).
+      const padded = tf.tidy(() => {
+        const flat = tf.reshape(grad, [-1]);
+        const want = paddedElems(o, N);
+        return flat.size === want ? tf.clone(flat) : tf.pad(flat, [[0, want - flat.size]]);
+      });
+      const mine = await c.reduceScatter(padded, 'mean');
+      padded.dispose();
+      ledger.tagGrad(mine);
+      const { n } = rowRange(o, me);
+      const gShard =
+        n > 0
+          ? tf.tidy(() => tf.reshape(tf.slice(mine, 0, n * o.rowElems), [n, ...o.shape.slice(1)]))
+          : undefined;
+      mine.dispose();
+      if (gShard) ledger.tagGrad(gShard);
+      try {
+        if (stage === 3) {
+          if (gShard) store.update(name, (p) => update(p, gShard!, states.get(name)!, step));
+        } else {
+          await updateRowsReplicated(name, o, gShard, step);
+        }
+      } finally {
+        gShard?.dispose();
+      }
+    },
+
+    async mean(value) {
+      if (N === 1) return value;
+      const t = tf.scalar(value);
+      const m = await c.allReduce(t, 'mean');
+      t.dispose();
+      const out = (await m.data())[0]!;
+      m.dispose();
+      return out;
+    },
+
+    stateTensors() {
+      const all: tf.Tensor[] = [];
+      for (const s of states.values()) all.push(...Object.values(s));
+      return all;
+    },
+
+    stateOf: (name) => states.get(name),
+
+    dispose() {
+      for (const s of states.values()) tf.dispose(Object.values(s));
+      states.clear();
+      tf.dispose([...gathered.values()]);
+      gathered.clear();
+      // Stage 3's shards (a master-weights plugin adopted and freed them; its own dispose frees its storage).
+      for (const v of shards.values()) if (!v.isDisposed) v.dispose();
+      shards.clear();
+    },
+  };
+  // Tensors made above exist before the engine's first window: count them.
+  ledger.adopt(training.stateTensors());
+  return training;
+}
