@@ -1,9 +1,9 @@
 import type { MemoryReport } from '@kstar/core';
-import { writeFileAtomic } from './atomic-write.ts';
 import type { PlanRecord } from '@kstar/planner';
+import { writeFileAtomic } from './atomic-write.ts';
 import { formatBytes } from './progress.ts';
-import type { SkippedStep } from './spike-guard.ts';
 import type { ShardingReport } from './sharding-report.ts';
+import type { SkippedStep } from './spike-guard.ts';
 
 /** The `--report` JSON, reused by every benchmark. Every memory field is measured except `predictedPeakBytes`. */
 export interface TrainReport {

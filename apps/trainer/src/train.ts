@@ -43,18 +43,18 @@ import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import { saveCheckpoint } from './checkpoint/save.ts';
 import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
 import type { TrainConfig } from './config.ts';
-import { checkStepFits } from './memory-check.ts';
 import { clippedStep, scaledOptimizer } from './grad-clip.ts';
+import { checkStepFits } from './memory-check.ts';
 import { optimizerEntry } from './optimizers.ts';
 import { AdaptivePlanner, autoBudget, injectedOutOfMemory, plannedActivations } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
-import { SpikeGuard } from './spike-guard.ts';
-import { parseSeqSchedule, seqAt } from './seq-schedule.ts';
 import { generate } from './sample.ts';
+import { parseSeqSchedule, seqAt } from './seq-schedule.ts';
 import { rankBatch, stageOf } from './sharding.ts';
 import { shardingReport } from './sharding-report.ts';
+import { SpikeGuard } from './spike-guard.ts';
 
 export interface TrainIO {
   /** Progress, validation lines and notes (stderr in the CLI). */

@@ -281,7 +281,8 @@ export class TrainingEngine {
       segments,
       gradientRelease,
       // Sharded runs sum a tied parameter's parts before reducing them (no partial gradients).
-      partialGradients: gradientRelease && this.optimizer.acceptsPartialGradients === true && !this.shardingOn,
+      partialGradients:
+        gradientRelease && this.optimizer.acceptsPartialGradients === true && !this.shardingOn,
       ops: acts.ops,
     };
   }

@@ -97,6 +97,9 @@ export {
   takeWebGPUDeviceErrors,
   watchWebGPUDevice,
 } from './webgpu-errors.ts';
+export * from './webgpu-matmul.ts';
+export * from './webgpu-matmul-parity.ts';
+export * from './webgpu-matmul-tiles.ts';
 export type { WebGPUPoolStats } from './webgpu-pool.ts';
 export {
   boundWebGPUPool,
@@ -106,6 +109,3 @@ export {
 } from './webgpu-pool.ts';
 export type { FlatProgram, FlatProgramSpec, WebGPUBackendLike } from './wgsl.ts';
 export { flat, flatProgram } from './wgsl.ts';
-export * from './webgpu-matmul.ts';
-export * from './webgpu-matmul-parity.ts';
-export * from './webgpu-matmul-tiles.ts';
