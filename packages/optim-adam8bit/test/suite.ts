@@ -329,8 +329,8 @@ export async function resumeCheck(prefix: string): Promise<void> {
     name: w.name.replace(`${prefix}-a/`, `${prefix}-b/`),
     tensor: tf.clone(w.tensor),
   }));
-  expect(saved.map((w) => w.name)).toContain(`${prefix}-b/W/m_codes`);
-  expect(saved.find((w) => w.name === `${prefix}-b/W/m_codes`)!.tensor.dtype).toBe('int32');
+  expect(saved.map((w) => w.name)).toContain(`${prefix}-b/W/c1`);
+  expect(saved.find((w) => w.name === `${prefix}-b/W/c1`)!.tensor.dtype).toBe('int32');
   const b = make('b');
   // A copy (assign would share a's buffer: on cpu tensors keep the array they are given).
   for (const k of Object.keys(shapes)) {
