@@ -1,5 +1,8 @@
+export { measuredUniqueBytes, numel, relErr, rms } from './compare.ts';
+export type { GoldenOptimizers } from './golden.ts';
+export { loadGoldenOptimizers } from './golden.ts';
 export type { ConformanceSpec } from './optimizer-conformance.ts';
 export { describeOptimizerConformance } from './optimizer-conformance.ts';
-export { randn, rng } from './random.ts';
+export { randn, randn32, rng } from './random.ts';
 export type { StateBits } from './toy-regression.ts';
 export { bits, evalLoss, fitSteps, regressionData, regressionModel, stateBits } from './toy-regression.ts';

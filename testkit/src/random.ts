@@ -16,3 +16,8 @@ export function randn(next: () => number, n: number, scale = 1): Float64Array {
   for (let i = 0; i < n; i++) out[i] = (next() + next() + next() + next() - 2) * Math.sqrt(3) * scale;
   return out;
 }
+
+/** `randn` rounded to float32 (what a float32 tensor of the samples holds). */
+export function randn32(next: () => number, n: number, scale = 1): Float32Array {
+  return Float32Array.from(randn(next, n, scale));
+}
