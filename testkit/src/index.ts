@@ -1,3 +1,10 @@
+export {
+  expectNoValidationError,
+  onBackend,
+  skipWebGPU,
+  submitPendingWebGPU,
+  webgpuValidationError,
+} from './backends.ts';
 export { measuredUniqueBytes, numel, relErr, rms } from './compare.ts';
 export type { GoldenOptimizers } from './golden.ts';
 export { loadGoldenOptimizers } from './golden.ts';

@@ -1,21 +1,12 @@
 import { InputError } from '@kstar/core';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Adafactor, adafactorFromReferenceHparams } from '../src/index.ts';
 import { Adafactor64, goldenAdafactorRuns, HF_DEFAULTS, type RefHp, randn, relErr, rng } from './helpers.ts';
 import { replayOptimizer, replayPlugin, TOL } from './replay.ts';
 
-let start = 0;
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('cpu');
 
 function expectBitIdentical(a: Float32Array[], b: Float32Array[]): void {
   expect(a.length).toBe(b.length);

@@ -1,22 +1,13 @@
 import { InputError } from '@kstar/core';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Lion, lionFromReferenceHparams } from '../src/index.ts';
 import { goldenLionRuns, type LionHp, lionStep64, randn, rng, signAwareErr, takenSigns } from './helpers.ts';
 import { expectGolden, replayLion, summary } from './replay.ts';
 
 const TOL = 1e-5;
-let start = 0;
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('cpu');
 
 function expectBitIdentical(a: Float32Array[], b: Float32Array[]): void {
   expect(a.length).toBe(b.length);
