@@ -9,13 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evalLoss, fitSteps, regressionData, regressionModel, stateBits } from './toy-regression.ts';
 
 /** One drop-in optimizer under test. */
-export interface ConformanceSpec {
+export interface ConformanceSpec<O extends object = Record<string, unknown>> {
   /** The name it is registered under (`tf.serialization.registerClass`). */
   className: string;
   /** A new instance with these options (the package's constructor). */
-  create(options?: Record<string, unknown>): DropInOptimizer;
+  create(options: O): DropInOptimizer;
   /** Options that train the toy regression (4 → 8 → 1, 64 rows) in 60 full-batch steps. */
-  trainOptions: Record<string, unknown>;
+  trainOptions: O;
   /** Absolute path of the module that defines and registers the class (imported by the new-process check). */
   modulePath: string;
   /** The loss after 60 steps must be below this fraction of the initial loss (default 0.5). */
@@ -38,7 +38,7 @@ async function saveToMemory(m: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
 }
 
 /** Trains a model 2 steps, saves it with its optimizer, then steps the original once more: the reference. */
-async function trainedAndSaved(spec: ConformanceSpec) {
+async function trainedAndSaved<O extends object>(spec: ConformanceSpec<O>) {
   const { x, y } = regressionData();
   const m = regressionModel();
   const opt = spec.create(spec.trainOptions);
@@ -61,7 +61,7 @@ async function trainedAndSaved(spec: ConformanceSpec) {
  * save → load → step is bit-identical to the uninterrupted step, in the same process (renamed variables) and in a
  * new one; `setWeights` rejects malformed input and changes nothing.
  */
-export function describeOptimizerConformance(spec: ConformanceSpec): void {
+export function describeOptimizerConformance<O extends object>(spec: ConformanceSpec<O>): void {
   describe(`${spec.className} drop-in conformance`, () => {
     let start = 0;
     beforeAll(async () => {
@@ -89,7 +89,7 @@ export function describeOptimizerConformance(spec: ConformanceSpec): void {
       );
       expect((fromConfig(cls, snake) as DropInOptimizer).getConfig()).toEqual(config);
       expect(again.learningRate).toBe(opt.learningRate);
-      expect(() => spec.create({ noSuchOption: 1 })).toThrow(InputError);
+      expect(() => spec.create({ ...spec.trainOptions, noSuchOption: 1 })).toThrow(InputError);
     });
 
     it('fit lowers the loss; the tensor count is flat from epoch to epoch', async () => {

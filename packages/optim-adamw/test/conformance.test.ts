@@ -4,7 +4,7 @@ import { AdamW } from '../src/index.ts';
 
 describeOptimizerConformance({
   className: 'AdamW',
-  create: (options) => new AdamW(options as never),
+  create: (options) => new AdamW(options),
   trainOptions: { lr: 0.02, weightDecay: 0.01 },
   modulePath: fileURLToPath(new URL('../src/index.ts', import.meta.url)),
 });

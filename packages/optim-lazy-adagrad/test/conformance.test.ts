@@ -4,7 +4,7 @@ import { LazyAdagrad } from '../src/index.ts';
 
 describeOptimizerConformance({
   className: 'LazyAdagrad',
-  create: (options) => new LazyAdagrad(options as never),
+  create: (options) => new LazyAdagrad(options),
   trainOptions: { lr: 0.1 },
   modulePath: fileURLToPath(new URL('../src/index.ts', import.meta.url)),
 });
