@@ -1,8 +1,8 @@
+export type { NamedTensor } from '@kstar/core';
 export type { AdafactorHparams, AdafactorOptions, AdafactorReferenceHparams } from './hparams.ts';
 export { ADAFACTOR_DEFAULTS, stepConstants } from './hparams.ts';
 export type { AdafactorKernelArgs, AdafactorStateVars, AdafactorStepHyper } from './kernel.ts';
 export { adafactorKernel, adafactorUpdate } from './kernel.ts';
-export type { AdafactorConfig, NamedTensor } from './optimizer.ts';
 export { Adafactor } from './optimizer.ts';
 export type { AdafactorImpl, AdafactorPlugin } from './plugin.ts';
 export { adafactor, adafactorFromReferenceHparams } from './plugin.ts';

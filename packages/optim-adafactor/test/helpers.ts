@@ -1,27 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { type GoldenOptimizers, loadGoldenOptimizers, numel } from '@kstar/testkit';
+
+export { measuredUniqueBytes, randn32 as randn, relErr, rng } from '@kstar/testkit';
+export { numel };
 
 /** The golden trajectories of `fixtures/golden/optimizers.json` (float64). */
-export interface Golden {
-  shapes: Record<string, number[]>;
-  init: Record<string, number[]>;
-  /** grads[t] is the gradient of step t + 1. */
-  grads: Record<string, number[]>[];
-  runs: {
-    optimizer: string;
-    reference: string;
-    hparams: Record<string, number | boolean | null>;
-    params_used: string[];
-    after: { step: number; params: Record<string, number[]> }[];
-  }[];
-}
-
-let cached: Golden | undefined;
-export function loadGolden(): Golden {
-  cached ??= JSON.parse(
-    readFileSync(new URL('../../../fixtures/golden/optimizers.json', import.meta.url), 'utf8'),
-  ) as Golden;
-  return cached;
-}
+export type Golden = GoldenOptimizers<Record<string, number | boolean | null>>;
+export const loadGolden = (): Golden => loadGoldenOptimizers<Record<string, number | boolean | null>>();
 
 /** The Adafactor runs of the golden file with their indices (3: relative step + scale; 4: lr, β1, wd). */
 export function goldenAdafactorRuns() {
@@ -32,19 +16,6 @@ export function goldenAdafactorRuns() {
   if (runs.length !== 2)
     throw new Error(`expected 2 adafactor runs in the golden file, found ${runs.length}`);
   return { golden, runs };
-}
-
-/** max|p − ref| / RMS(ref): the error relative to the parameter's scale. */
-export function relErr(p: ArrayLike<number>, ref: ArrayLike<number>): number {
-  if (p.length !== ref.length) throw new Error(`length ${p.length} vs ${ref.length}`);
-  let maxAbs = 0;
-  let sq = 0;
-  for (let i = 0; i < ref.length; i++) {
-    maxAbs = Math.max(maxAbs, Math.abs(p[i]! - ref[i]!));
-    sq += ref[i]! * ref[i]!;
-  }
-  const rms = Math.sqrt(sq / ref.length);
-  return rms === 0 ? maxAbs : maxAbs / rms;
 }
 
 /** HF-named hyper-parameters of the float64 reference. */
@@ -162,39 +133,4 @@ export class Adafactor64 {
     if (hp.weight_decay !== 0) for (let i = 0; i < N; i++) p[i] = p[i]! + p[i]! * (-hp.weight_decay * lr);
     for (let i = 0; i < N; i++) p[i] = p[i]! - update[i]!;
   }
-}
-
-/** mulberry32: a small seeded PRNG, so the random tests are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Approximately normal float32-representable samples, scaled. */
-export function randn(next: () => number, n: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (next() + next() + next() + next() - 2) * Math.sqrt(3) * scale;
-  return out;
-}
-
-export const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-/** Bytes of the unique buffers behind `tensors` (numel × 4 per distinct dataId): measured, not predicted. */
-export function measuredUniqueBytes(
-  tensors: Iterable<{ dataId: object; shape: number[]; isDisposed: boolean }>,
-) {
-  const seen = new Set<object>();
-  let bytes = 0;
-  for (const t of tensors) {
-    if (t.isDisposed || seen.has(t.dataId)) continue;
-    seen.add(t.dataId);
-    bytes += numel(t.shape) * 4;
-  }
-  return bytes;
 }

@@ -1,6 +1,7 @@
 import { InputError, SPECIFICATION_VERSION, uniqueBufferBytes } from '@kstar/core';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   adafactor,
   adafactorFromReferenceHparams,
@@ -26,17 +27,7 @@ import {
   TOL,
 } from './replay.ts';
 
-let start = 0;
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('cpu');
 
 describe('adafactor plugin: golden replay (transformers Adafactor, float64)', () => {
   it('both runs match every recorded step within 1e-5 of RMS(p_ref) through the cpu kernel', async () => {

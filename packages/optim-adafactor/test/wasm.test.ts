@@ -1,21 +1,12 @@
 import '@tensorflow/tfjs-backend-wasm';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Adafactor, adafactor, adafactorFromReferenceHparams, adafactorKernel } from '../src/index.ts';
 import { goldenAdafactorRuns } from './helpers.ts';
 import { checkParity, formatParity, goldenCheck, parity, replayOptimizer, TOL } from './replay.ts';
 
-let start = 0;
-
-beforeAll(async () => {
-  expect(await tf.setBackend('wasm')).toBe(true);
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('wasm');
 
 describe('wasm backend', () => {
   it('golden replay: both runs within 1e-5 through the wasm kernel (in place)', async () => {

@@ -1,52 +1,18 @@
-import { backendMemory, selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
+import { backendMemory } from '@kstar/kernels';
+import { expectNoValidationError, onBackend, skipWebGPU, submitPendingWebGPU } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { adafactor, adafactorKernel } from '../src/index.ts';
 import { Adafactor64, HF_DEFAULTS, randn, relErr, rng } from './helpers.ts';
 import { type Around, checkParity, formatParity, goldenCheck, parity, TOL } from './replay.ts';
 
-// WebGPU must be tested in CI (lavapipe, see scripts/setup-webgpu.sh): a missing adapter FAILS these tests.
-// Developers without Vulkan may set KSTAR_SKIP_WEBGPU=1.
-const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU Adafactor kernel was NOT tested');
-
-/** tfjs batches dispatches; submitting inside the scope makes their validation errors land in it. */
-async function flush(): Promise<void> {
-  const b = tf.backend() as unknown as {
-    commandEncoder: unknown;
-    endComputePassEncoder(): void;
-    submitQueue(): void;
-  };
-  // tfjs submits by itself every 15 dispatches (WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE): then nothing is pending.
-  if (b.commandEncoder == null) return;
-  b.endComputePassEncoder();
-  b.submitQueue();
-}
+const skip = skipWebGPU('the WebGPU Adafactor kernel was NOT tested');
 
 /** Runs each native update inside a validation error scope; any error fails the test. */
-const scoped: Around = async (update) => {
-  const device = webgpuDevice()!;
-  device.pushErrorScope('validation');
-  update();
-  await flush();
-  const error = await device.popErrorScope();
-  expect(error?.message ?? null).toBeNull();
-};
+const scoped: Around = expectNoValidationError;
 
 describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
-  let tensorsAtStart = 0;
-  beforeAll(async () => {
-    const { backend } = await selectBackend('webgpu').catch((e: Error) => {
-      e.message += ' (developers without Vulkan: set KSTAR_SKIP_WEBGPU=1 to skip the WebGPU tests)';
-      throw e;
-    });
-    expect(backend).toBe('webgpu');
-    tensorsAtStart = tf.memory().numTensors;
-  });
-  afterAll(() => {
-    expect(tf.memory().numTensors).toBe(tensorsAtStart);
-    shutdownWebGPU();
-  });
+  onBackend('webgpu');
 
   it('golden replay: both runs within 1e-5 through the WGSL kernel, no validation error', async () => {
     expect(tf.getBackend()).toBe('webgpu');
@@ -69,7 +35,7 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
     for (let t = 1; t <= 3; t++) {
       // Computed on the GPU (a randomNormal tensor alone would be uploaded inside the update and counted there).
       const g = tf.tidy(() => tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 10 + t), 1));
-      await flush();
+      submitPendingWebGPU();
       const gpuBefore = backendMemory().gpuBytesInUse!;
       await scoped(() => plugin.update(p, g, s, t));
       // Small temporaries (row means, partial sums, 2 scalars) are released; no parameter-sized buffer stays.

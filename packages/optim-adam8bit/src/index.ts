@@ -1,8 +1,8 @@
+export type { NamedTensor } from '@kstar/core';
 export type { Adam8bitHparams, Adam8bitOptions, Adam8bitReferenceHparams } from './hparams.ts';
 export { ADAM8BIT_DEFAULTS } from './hparams.ts';
 export type { Adam8bitArgs, Adam8bitStepHyper } from './kernel.ts';
 export { adam8bitArrays, adam8bitKernel, adam8bitUpdate } from './kernel.ts';
-export type { Adam8bitConfig, NamedTensor } from './optimizer.ts';
 export { Adam8bit } from './optimizer.ts';
 export type { Adam8bitImpl, Adam8bitPlugin } from './plugin.ts';
 export { adam8bit, adam8bitFromReferenceHparams } from './plugin.ts';

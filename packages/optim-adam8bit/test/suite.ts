@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { uniqueBufferBytes } from '@kstar/core';
+import { randn32 as randn, rng } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 import { Adam8bit, adam8bit, adam8bitFromReferenceHparams, adam8bitUpdate } from '../src/index.ts';
@@ -37,21 +38,7 @@ export function relErr(p: ArrayLike<number>, ref: ArrayLike<number>): number {
   return m / rms(ref);
 }
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-export function randn(next: () => number, n: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (next() + next() + next() + next() - 2) * Math.sqrt(3) * scale;
-  return out;
-}
+export { randn, rng };
 
 const roleOf = (name: string, shape: number[]) =>
   name === 'E' ? 'embedding' : shape.length === 1 ? 'vector' : 'matrix';
@@ -329,8 +316,8 @@ export async function resumeCheck(prefix: string): Promise<void> {
     name: w.name.replace(`${prefix}-a/`, `${prefix}-b/`),
     tensor: tf.clone(w.tensor),
   }));
-  expect(saved.map((w) => w.name)).toContain(`${prefix}-b/W/m_codes`);
-  expect(saved.find((w) => w.name === `${prefix}-b/W/m_codes`)!.tensor.dtype).toBe('int32');
+  expect(saved.map((w) => w.name)).toContain(`${prefix}-b/W/c1`);
+  expect(saved.find((w) => w.name === `${prefix}-b/W/c1`)!.tensor.dtype).toBe('int32');
   const b = make('b');
   // A copy (assign would share a's buffer: on cpu tensors keep the array they are given).
   for (const k of Object.keys(shapes)) {

@@ -1,23 +1,12 @@
-import { selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
-import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { webgpuDevice } from '@kstar/kernels';
+import { onBackend, skipWebGPU } from '@kstar/testkit';
+import { describe, expect, it } from 'vitest';
 import { goldenCheck, nanCheck, parityCheck, resumeCheck, stateBytesCheck } from './suite.ts';
 
-// A missing adapter FAILS these tests; developers without Vulkan may set KSTAR_SKIP_WEBGPU=1.
-const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU adam8bit kernel was NOT tested');
+const skip = skipWebGPU('the WebGPU adam8bit kernel was NOT tested');
 
 describe.skipIf(skip)('adam8bit on webgpu (lavapipe)', () => {
-  let start = 0;
-  beforeAll(async () => {
-    const { backend } = await selectBackend('webgpu');
-    expect(backend).toBe('webgpu');
-    start = tf.memory().numTensors;
-  });
-  afterAll(() => {
-    expect(tf.memory().numTensors).toBe(start);
-    shutdownWebGPU();
-  });
+  onBackend('webgpu');
 
   it('golden adamw run within 2e-2 (8-bit state), no validation error', async () => {
     const device = webgpuDevice()!;

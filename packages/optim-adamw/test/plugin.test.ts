@@ -1,6 +1,7 @@
 import { InputError, SPECIFICATION_VERSION, uniqueBufferBytes } from '@kstar/core';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { adamw, adamwFromReferenceHparams, adamwStateBytes } from '../src/index.ts';
 import {
   adamwStep64,
@@ -15,17 +16,7 @@ import {
 import { replayPlugin } from './replay.ts';
 
 const TOL = 1e-5;
-let start = 0;
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('cpu');
 
 describe('adamw plugin: golden replay (torch.optim.AdamW, float64)', () => {
   it('matches every recorded step within 1e-5 of RMS(p_ref), through the fused kernel', () => {

@@ -1,22 +1,13 @@
 import '@tensorflow/tfjs-backend-wasm';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AdamW, adamw, adamwFromReferenceHparams } from '../src/index.ts';
 import { goldenAdamW } from './helpers.ts';
 import { replayOptimizer, replayPlugin } from './replay.ts';
 
 const TOL = 1e-5;
-let start = 0;
-
-beforeAll(async () => {
-  expect(await tf.setBackend('wasm')).toBe(true);
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('wasm');
 
 describe('wasm backend: golden replay', () => {
   it('plugin (wasm kernel, in place) matches torch.optim.AdamW within 1e-5 at every recorded step', () => {

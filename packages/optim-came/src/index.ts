@@ -1,10 +1,10 @@
+export type { NamedTensor } from '@kstar/core';
 export type { CameGeometry } from './geometry.ts';
 export { cameGeometry, cameStateBytes } from './geometry.ts';
 export type { CameHparams, CameOptions, CameReferenceHparams } from './hparams.ts';
 export { CAME_DEFAULTS, CAME_TINY_LR } from './hparams.ts';
 export type { CameHyper } from './kernel.ts';
 export { cameFactoredKernel, cameUpdate, cameVectorKernel, cameWhich } from './kernel.ts';
-export type { CameConfig, NamedTensor } from './optimizer.ts';
 export { CAME } from './optimizer.ts';
 export type { CameImpl, CamePlugin } from './plugin.ts';
 export { came, cameFromReferenceHparams } from './plugin.ts';

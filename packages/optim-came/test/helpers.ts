@@ -1,27 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { type GoldenOptimizers, loadGoldenOptimizers, numel } from '@kstar/testkit';
 
-/** The golden trajectories of `fixtures/golden/optimizers.json` (float64; run 5 is came_pytorch.CAME). */
-export interface Golden {
-  shapes: Record<string, number[]>;
-  init: Record<string, number[]>;
-  /** grads[t] is the gradient of step t + 1. */
-  grads: Record<string, number[]>[];
-  runs: {
-    optimizer: string;
-    reference: string;
-    hparams: Record<string, number>;
-    params_used: string[];
-    after: { step: number; params: Record<string, number[]> }[];
-  }[];
-}
+export { measuredUniqueBytes, randn, relErr, rng } from '@kstar/testkit';
+export { numel };
 
-let cached: Golden | undefined;
-export function loadGolden(): Golden {
-  cached ??= JSON.parse(
-    readFileSync(new URL('../../../fixtures/golden/optimizers.json', import.meta.url), 'utf8'),
-  ) as Golden;
-  return cached;
-}
+/** The golden trajectories of `fixtures/golden/optimizers.json` (float64). */
+export type Golden = GoldenOptimizers<Record<string, number>>;
+export const loadGolden = (): Golden => loadGoldenOptimizers<Record<string, number>>();
 
 /** Every CAME run of the golden file (today one: index 5). */
 export function goldenCameRuns() {
@@ -29,54 +13,6 @@ export function goldenCameRuns() {
   const runs = golden.runs.filter((r) => r.optimizer === 'came');
   if (runs.length === 0) throw new Error('no came run in the golden file');
   return { golden, runs };
-}
-
-/** max|p − ref| / RMS(ref): the error relative to the parameter's scale. */
-export function relErr(p: ArrayLike<number>, ref: ArrayLike<number>): number {
-  if (p.length !== ref.length) throw new Error(`length ${p.length} vs ${ref.length}`);
-  let maxAbs = 0;
-  let sq = 0;
-  for (let i = 0; i < ref.length; i++) {
-    maxAbs = Math.max(maxAbs, Math.abs(p[i]! - ref[i]!));
-    sq += ref[i]! * ref[i]!;
-  }
-  const rms = Math.sqrt(sq / ref.length);
-  return rms === 0 ? maxAbs : maxAbs / rms;
-}
-
-/** mulberry32: a small seeded PRNG, so the random tests are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Approximately normal samples (sum of uniforms), scaled. */
-export function randn(next: () => number, n: number, scale = 1): Float64Array {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = (next() + next() + next() + next() - 2) * Math.sqrt(3) * scale;
-  return out;
-}
-
-export const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-/** Bytes of the unique buffers behind `tensors` (numel × 4 per distinct dataId): measured, not predicted. */
-export function measuredUniqueBytes(
-  tensors: Iterable<{ dataId: object; shape: number[]; isDisposed: boolean }>,
-) {
-  const seen = new Set<object>();
-  let bytes = 0;
-  for (const t of tensors) {
-    if (t.isDisposed || seen.has(t.dataId)) continue;
-    seen.add(t.dataId);
-    bytes += numel(t.shape) * 4;
-  }
-  return bytes;
 }
 
 export interface Hp64 {

@@ -1,23 +1,14 @@
 import '@tensorflow/tfjs-backend-wasm';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CAME, came, cameFromReferenceHparams, cameWhich } from '../src/index.ts';
 import { goldenCameRuns } from './helpers.ts';
 import { cameParity, checkParity, formatParity, goldenOnBackend, PARITY_SHAPES } from './parity.ts';
 import { replayOptimizer } from './replay.ts';
 
 const TOL = 1e-5;
-let start = 0;
-
-beforeAll(async () => {
-  expect(await tf.setBackend('wasm')).toBe(true);
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('wasm');
 
 describe('wasm backend', () => {
   it('golden replay: plugin (wasm kernel, in place) and fallback match came_pytorch within 1e-5 at every recorded step', async () => {

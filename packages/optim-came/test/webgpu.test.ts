@@ -1,6 +1,7 @@
-import { backendMemory, selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
+import { backendMemory } from '@kstar/kernels';
+import { expectNoValidationError as noValidationError, onBackend, skipWebGPU } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CAME, came, cameFromReferenceHparams, cameWhich } from '../src/index.ts';
 import { came64Init, came64Step, goldenCameRuns, randn, relErr, rng } from './helpers.ts';
 import {
@@ -13,44 +14,12 @@ import {
 } from './parity.ts';
 import { replayOptimizer } from './replay.ts';
 
-// WebGPU must be tested (lavapipe in CI, see scripts/setup-webgpu.sh): a missing adapter FAILS these tests.
-// Developers without Vulkan may set KSTAR_SKIP_WEBGPU=1.
-const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the CAME WebGPU kernels were NOT tested');
+const skip = skipWebGPU('the CAME WebGPU kernels were NOT tested');
 
 const TOL = 1e-5;
 
-/** tfjs batches dispatches; submitting inside the scope makes their validation errors land in it. */
-async function flush(): Promise<void> {
-  const b = tf.backend() as unknown as { endComputePassEncoder(): void; submitQueue(): void };
-  b.endComputePassEncoder();
-  b.submitQueue();
-}
-
-/** Runs `update` inside a validation error scope and fails on any error Dawn reports for its dispatches. */
-async function noValidationError(update: () => void): Promise<void> {
-  const device = webgpuDevice()!;
-  device.pushErrorScope('validation');
-  update();
-  await flush();
-  const error = await device.popErrorScope();
-  expect(error?.message ?? null).toBeNull();
-}
-
 describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
-  let tensorsAtStart = 0;
-  beforeAll(async () => {
-    const { backend } = await selectBackend('webgpu').catch((e: Error) => {
-      e.message += ' (developers without Vulkan: set KSTAR_SKIP_WEBGPU=1 to skip the WebGPU tests)';
-      throw e;
-    });
-    expect(backend).toBe('webgpu');
-    tensorsAtStart = tf.memory().numTensors;
-  });
-  afterAll(() => {
-    expect(tf.memory().numTensors).toBe(tensorsAtStart);
-    shutdownWebGPU();
-  });
+  onBackend('webgpu');
 
   it('golden replay: plugin (WGSL kernels, in place) and fallback match came_pytorch within 1e-5, no validation error', async () => {
     const { native, fallback } = await goldenOnBackend('webgpu', noValidationError);

@@ -1,3 +1,4 @@
+export type { NamedTensor } from '@kstar/core';
 export type {
   LazyAdagradHparams,
   LazyAdagradOptions,
@@ -7,7 +8,7 @@ export type {
 export { defaultGroupOf, LAZY_ADAGRAD_DEFAULTS } from './hparams.ts';
 export type { AdagradArgs, AdagradStepHyper, RowSelection } from './kernel.ts';
 export { lazyAdagradKernel, lazyAdagradUpdate } from './kernel.ts';
-export type { LazyAdagradClassOptions, LazyAdagradConfig, NamedTensor } from './optimizer.ts';
+export type { LazyAdagradClassOptions } from './optimizer.ts';
 export { LazyAdagrad } from './optimizer.ts';
 export type { LazyAdagradImpl, LazyAdagradPlugin } from './plugin.ts';
 export { lazyAdagrad, lazyAdagradFromReferenceHparams } from './plugin.ts';

@@ -1,6 +1,6 @@
-import { selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
+import { onBackend, skipWebGPU, webgpuValidationError as validationError } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   canReadSync,
   dequantizeArray,
@@ -14,35 +14,12 @@ import {
 import { goldenAdagradRun, randn, rng } from './helpers.ts';
 import { replayAdagrad, summary } from './replay.ts';
 
-// WebGPU is tested in CI on lavapipe; KSTAR_SKIP_WEBGPU=1 skips (reported as not tested).
-const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: Lazy Adagrad was NOT tested on WebGPU');
+const skip = skipWebGPU('Lazy Adagrad was NOT tested on WebGPU');
 
 const TOL = 1e-5;
 
-/** Runs `f` inside a validation error scope (its reads submit the queue) and returns the captured error message. */
-async function validationError(f: () => Promise<void>): Promise<string | null> {
-  const device = webgpuDevice()!;
-  device.pushErrorScope('validation');
-  await f();
-  const error = await device.popErrorScope();
-  return error?.message ?? null;
-}
-
 describe.skipIf(skip)('webgpu (Dawn via the webgpu package, lavapipe): tfjs-ops fallback', () => {
-  let tensorsAtStart = 0;
-  beforeAll(async () => {
-    const { backend } = await selectBackend('webgpu').catch((e: Error) => {
-      e.message += ' (developers without Vulkan: set KSTAR_SKIP_WEBGPU=1 to skip the WebGPU tests)';
-      throw e;
-    });
-    expect(backend).toBe('webgpu');
-    tensorsAtStart = tf.memory().numTensors;
-  });
-  afterAll(() => {
-    expect(tf.memory().numTensors).toBe(tensorsAtStart);
-    shutdownWebGPU();
-  });
+  onBackend('webgpu');
 
   it('golden replay through the fallback; row-lazy E allocates every row at once (no sync read-back)', async () => {
     expect(canReadSync()).toBe(false);

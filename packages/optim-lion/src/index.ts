@@ -1,8 +1,8 @@
+export type { NamedTensor } from '@kstar/core';
 export type { LionHparams, LionOptions, LionReferenceHparams } from './hparams.ts';
 export { LION_DEFAULTS } from './hparams.ts';
 export type { LionArgs, LionStepHyper } from './kernel.ts';
 export { lionKernel, lionUpdate } from './kernel.ts';
-export type { LionConfig, NamedTensor } from './optimizer.ts';
 export { Lion } from './optimizer.ts';
 export type { LionImpl, LionPlugin } from './plugin.ts';
 export { effectiveWeightDecay, lion, lionFromReferenceHparams } from './plugin.ts';

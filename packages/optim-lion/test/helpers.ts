@@ -1,27 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { type GoldenOptimizers, loadGoldenOptimizers, numel, rms } from '@kstar/testkit';
 
-/** The golden trajectories of `fixtures/golden/optimizers.json` (float64; run 6 is lion_pytorch.Lion). */
-export interface Golden {
-  shapes: Record<string, number[]>;
-  init: Record<string, number[]>;
-  /** grads[t] is the gradient of step t + 1. */
-  grads: Record<string, number[]>[];
-  runs: {
-    optimizer: string;
-    reference: string;
-    hparams: Record<string, number>;
-    params_used: string[];
-    after: { step: number; params: Record<string, number[]> }[];
-  }[];
-}
+export { measuredUniqueBytes, randn32 as randn, relErr, rng } from '@kstar/testkit';
+export { numel, rms };
 
-let cached: Golden | undefined;
-export function loadGolden(): Golden {
-  cached ??= JSON.parse(
-    readFileSync(new URL('../../../fixtures/golden/optimizers.json', import.meta.url), 'utf8'),
-  ) as Golden;
-  return cached;
-}
+/** The golden trajectories of `fixtures/golden/optimizers.json` (float64). */
+export type Golden = GoldenOptimizers<Record<string, number>>;
+export const loadGolden = (): Golden => loadGoldenOptimizers<Record<string, number>>();
 
 /** Every Lion run of the golden file (today one: index 6, lr 1e-3, β 0.9/0.99, weight_decay 0.1). */
 export function goldenLionRuns() {
@@ -29,22 +13,6 @@ export function goldenLionRuns() {
   const runs = golden.runs.map((run, index) => ({ run, index })).filter((r) => r.run.optimizer === 'lion');
   if (runs.length === 0) throw new Error('no lion run in the golden file');
   return { golden, runs };
-}
-
-export const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-export function rms(x: ArrayLike<number>): number {
-  let sq = 0;
-  for (let i = 0; i < x.length; i++) sq += x[i]! * x[i]!;
-  return Math.sqrt(sq / x.length);
-}
-
-/** max|p − ref| / RMS(ref): the error relative to the parameter's scale. */
-export function relErr(p: ArrayLike<number>, ref: ArrayLike<number>): number {
-  if (p.length !== ref.length) throw new Error(`length ${p.length} vs ${ref.length}`);
-  let maxAbs = 0;
-  for (let i = 0; i < ref.length; i++) maxAbs = Math.max(maxAbs, Math.abs(p[i]! - ref[i]!));
-  return maxAbs / rms(ref);
 }
 
 /**
@@ -116,37 +84,4 @@ export function takenSigns(before: ArrayLike<number>, after: ArrayLike<number>, 
     out[i] = Math.round(-(after[i]! - before[i]! * decay) / hp.lr);
   }
   return out;
-}
-
-/** mulberry32: a small seeded PRNG, so the random tests are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Approximately normal samples (sum of uniforms), scaled, rounded to float32. */
-export function randn(next: () => number, n: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (next() + next() + next() + next() - 2) * Math.sqrt(3) * scale;
-  return out;
-}
-
-/** Bytes of the unique buffers behind `tensors` (numel × 4 per distinct dataId): measured, not predicted. */
-export function measuredUniqueBytes(
-  tensors: Iterable<{ dataId: object; shape: number[]; isDisposed: boolean }>,
-): number {
-  const seen = new Set<object>();
-  let bytes = 0;
-  for (const t of tensors) {
-    if (t.isDisposed || seen.has(t.dataId)) continue;
-    seen.add(t.dataId);
-    bytes += numel(t.shape) * 4;
-  }
-  return bytes;
 }

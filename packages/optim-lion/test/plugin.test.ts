@@ -1,6 +1,7 @@
 import { InputError, ShapeError, SPECIFICATION_VERSION, uniqueBufferBytes } from '@kstar/core';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { lion, lionFromReferenceHparams, lionKernel, lionStateBytes, lionUpdate } from '../src/index.ts';
 import {
   goldenLionRuns,
@@ -16,17 +17,7 @@ import {
 import { expectGolden, replayLion, summary } from './replay.ts';
 
 const TOL = 1e-5;
-let start = 0;
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('cpu');
 
 const variable = (values: ArrayLike<number>, shape: number[], name?: string) =>
   tf.tidy(() => tf.variable(tf.tensor(Float32Array.from(values), shape), true, name));

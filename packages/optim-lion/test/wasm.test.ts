@@ -1,23 +1,14 @@
 import '@tensorflow/tfjs-backend-wasm';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Lion, lion, lionFromReferenceHparams } from '../src/index.ts';
 import { goldenLionRuns } from './helpers.ts';
 import { checkRow, exactStepCheck, formatRows, lionParity, PARITY_SHAPES } from './parity.ts';
 import { expectGolden, replayLion, summary } from './replay.ts';
 
 const TOL = 1e-5;
-let start = 0;
-
-beforeAll(async () => {
-  expect(await tf.setBackend('wasm')).toBe(true);
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('wasm');
 
 describe('wasm backend', () => {
   it('golden replay, every Lion run, plugin (wasm kernel, in place) and drop-in class', async () => {

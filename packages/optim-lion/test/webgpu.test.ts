@@ -1,49 +1,18 @@
-import { backendMemory, selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
+import { backendMemory } from '@kstar/kernels';
+import { onBackend, skipWebGPU, webgpuValidationError as validationError } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Lion, lion, lionFromReferenceHparams, lionKernel } from '../src/index.ts';
 import { goldenLionRuns, randn, rng } from './helpers.ts';
 import { checkRow, exactStepCheck, formatRows, lionParity, PARITY_SHAPES } from './parity.ts';
 import { expectGolden, replayLion, summary } from './replay.ts';
 
-// WebGPU must be tested in CI (lavapipe, see scripts/setup-webgpu.sh): a missing adapter FAILS these tests.
-// Developers without Vulkan may set KSTAR_SKIP_WEBGPU=1.
-const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU Lion kernel was NOT tested');
+const skip = skipWebGPU('the WebGPU Lion kernel was NOT tested');
 
 const TOL = 1e-5;
 
-/** tfjs batches dispatches; submitting inside the scope makes their validation errors land in it. */
-async function flush(): Promise<void> {
-  const b = tf.backend() as unknown as { endComputePassEncoder(): void; submitQueue(): void };
-  b.endComputePassEncoder();
-  b.submitQueue();
-}
-
-/** Runs `f` inside a validation error scope, forces submission, and returns the captured error message. */
-async function validationError(f: () => void): Promise<string | null> {
-  const device = webgpuDevice()!;
-  device.pushErrorScope('validation');
-  f();
-  await flush();
-  const error = await device.popErrorScope();
-  return error?.message ?? null;
-}
-
 describe.skipIf(skip)('webgpu (Dawn via the webgpu package, lavapipe)', () => {
-  let tensorsAtStart = 0;
-  beforeAll(async () => {
-    const { backend } = await selectBackend('webgpu').catch((e: Error) => {
-      e.message += ' (developers without Vulkan: set KSTAR_SKIP_WEBGPU=1 to skip the WebGPU tests)';
-      throw e;
-    });
-    expect(backend).toBe('webgpu');
-    tensorsAtStart = tf.memory().numTensors;
-  });
-  afterAll(() => {
-    expect(tf.memory().numTensors).toBe(tensorsAtStart);
-    shutdownWebGPU();
-  });
+  onBackend('webgpu');
 
   it('golden replay, every Lion run, plugin (WGSL kernel, in place) and drop-in class', async () => {
     for (const { run, index } of goldenLionRuns().runs) {

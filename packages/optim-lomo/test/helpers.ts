@@ -1,42 +1,13 @@
-import { readFileSync } from 'node:fs';
 import type { ParamInfo, Stage, StagedModel } from '@kstar/core';
+import { type GoldenOptimizers, loadGoldenOptimizers, numel, randn32 as randn, rng } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 
+export { relErr } from '@kstar/testkit';
+export { numel, randn, rng };
+
 /** The golden trajectories of `fixtures/golden/optimizers.json` (float64). */
-export interface Golden {
-  shapes: Record<string, number[]>;
-  init: Record<string, number[]>;
-  /** grads[t] is the gradient of step t + 1. */
-  grads: Record<string, number[]>[];
-  runs: {
-    optimizer: string;
-    reference: string;
-    hparams: Record<string, number | boolean | null>;
-    params_used: string[];
-    after: { step: number; params: Record<string, number[]> }[];
-  }[];
-}
-
-let cached: Golden | undefined;
-export function loadGolden(): Golden {
-  cached ??= JSON.parse(
-    readFileSync(new URL('../../../fixtures/golden/optimizers.json', import.meta.url), 'utf8'),
-  ) as Golden;
-  return cached;
-}
-
-/** max|p − ref| / RMS(ref): the error relative to the parameter's scale. */
-export function relErr(p: ArrayLike<number>, ref: ArrayLike<number>): number {
-  if (p.length !== ref.length) throw new Error(`length ${p.length} vs ${ref.length}`);
-  let maxAbs = 0;
-  let sq = 0;
-  for (let i = 0; i < ref.length; i++) {
-    maxAbs = Math.max(maxAbs, Math.abs(p[i]! - ref[i]!));
-    sq += ref[i]! * ref[i]!;
-  }
-  const rms = Math.sqrt(sq / ref.length);
-  return rms === 0 ? maxAbs : maxAbs / rms;
-}
+export type Golden = GoldenOptimizers<Record<string, number | boolean | null>>;
+export const loadGolden = (): Golden => loadGoldenOptimizers<Record<string, number | boolean | null>>();
 
 export const TOL = 1e-5;
 
@@ -133,27 +104,6 @@ export class AdaLomo64 {
     for (let i = 0; i < N; i++) p[i] = p[i]! - lr * update[i]!;
   }
 }
-
-/** mulberry32: a small seeded PRNG. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Approximately normal float32 samples, scaled. */
-export function randn(next: () => number, n: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (next() + next() + next() + next() - 2) * Math.sqrt(3) * scale;
-  return out;
-}
-
-export const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 let instances = 0;
 

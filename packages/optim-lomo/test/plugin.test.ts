@@ -1,6 +1,7 @@
 import { InputError, PluginConflictError, SPECIFICATION_VERSION, uniqueBufferBytes } from '@kstar/core';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   adalomo,
   adalomoFromReferenceHparams,
@@ -16,17 +17,7 @@ import { loadGolden, numel, TOL } from './helpers.ts';
 import { adalomoParity, checkAdalomoParity, lomoParity } from './parity.ts';
 import { ADALOMO_RUN, formatReplay, pluginForRun, replay, SGD_RUN } from './replay.ts';
 
-let start = 0;
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('cpu');
 
 describe('golden replay (cpu)', () => {
   for (const impl of ['auto', 'fallback'] as const) {

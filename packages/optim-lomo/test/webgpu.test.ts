@@ -1,53 +1,20 @@
 import { TrainingEngine } from '@kstar/core';
-import { inPlaceGradAccumulator, selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
+import { inPlaceGradAccumulator } from '@kstar/kernels';
+import { expectNoValidationError, onBackend, skipWebGPU } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { adalomo, adalomoKernel, lomo, lomoKernel, lomoStep } from '../src/index.ts';
 import { disposeModel, relErr, snapshot, TOL, toyBatch, toyModel } from './helpers.ts';
 import { adalomoParity, checkAdalomoParity, lomoParity } from './parity.ts';
 import { ADALOMO_RUN, type Around, formatReplay, pluginForRun, replay, SGD_RUN } from './replay.ts';
 
-// WebGPU must be tested in CI (lavapipe, see scripts/setup-webgpu.sh): a missing adapter FAILS these tests.
-// Developers without Vulkan may set KSTAR_SKIP_WEBGPU=1.
-const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU LOMO/AdaLomo kernels were NOT tested');
-
-/** tfjs batches dispatches; submitting inside the scope makes their validation errors land in it. */
-async function flush(): Promise<void> {
-  const b = tf.backend() as unknown as {
-    commandEncoder: unknown;
-    endComputePassEncoder(): void;
-    submitQueue(): void;
-  };
-  if (b.commandEncoder == null) return;
-  b.endComputePassEncoder();
-  b.submitQueue();
-}
+const skip = skipWebGPU('the WebGPU LOMO/AdaLomo kernels were NOT tested');
 
 /** Runs each native update inside a validation error scope; any error fails the test. */
-const scoped: Around = async (update) => {
-  const device = webgpuDevice()!;
-  device.pushErrorScope('validation');
-  update();
-  await flush();
-  const error = await device.popErrorScope();
-  expect(error?.message ?? null).toBeNull();
-};
+const scoped: Around = expectNoValidationError;
 
 describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
-  let tensorsAtStart = 0;
-  beforeAll(async () => {
-    const { backend } = await selectBackend('webgpu').catch((e: Error) => {
-      e.message += ' (developers without Vulkan: set KSTAR_SKIP_WEBGPU=1 to skip the WebGPU tests)';
-      throw e;
-    });
-    expect(backend).toBe('webgpu');
-    tensorsAtStart = tf.memory().numTensors;
-  });
-  afterAll(() => {
-    expect(tf.memory().numTensors).toBe(tensorsAtStart);
-    shutdownWebGPU();
-  });
+  onBackend('webgpu');
 
   it('golden replay: sgd run as LOMO and the adalomo run within 1e-5 through the WGSL kernels', async () => {
     expect(tf.getBackend()).toBe('webgpu');

@@ -1,9 +1,9 @@
+import { mst } from '@kstar/act-mst';
 import { attentionCore, gelu, linearCrossEntropyCore, mlpCore } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mst } from '../src/index.ts';
-import { randn, relErr, targetsOf, valueAndGrads } from './helpers.ts';
+import { randn, relErr, targetsOf, valueAndGrads } from './mst-helpers.ts';
 
 /**
  * Each MsT op against the model's own version (@kstar/gpt), value and the gradient of every input, at uneven sizes.

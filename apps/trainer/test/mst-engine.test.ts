@@ -1,9 +1,9 @@
+import { mst } from '@kstar/act-mst';
 import { type OptimizerPlugin, SPECIFICATION_VERSION, TrainingEngine } from '@kstar/core';
 import { createGPT, GPT_PRESETS, type GPTModel } from '@kstar/gpt';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mst } from '../src/index.ts';
-import { relErr } from './helpers.ts';
+import { relErr } from './mst-helpers.ts';
 
 /** Plain SGD: enough to take a step; the gradient checks use computeGradients (no update). */
 const sgd: OptimizerPlugin = {

@@ -1,9 +1,9 @@
+import { mst, predictAttentionBytes, predictLossBytes, predictMlpBytes } from '@kstar/act-mst';
 import { MemoryLedger } from '@kstar/core';
 import { attentionCore, gelu, linearCrossEntropyCore, mlpCore } from '@kstar/gpt';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mst, predictAttentionBytes, predictLossBytes, predictMlpBytes } from '../src/index.ts';
-import { randn, targetsOf } from './helpers.ts';
+import { randn, targetsOf } from './mst-helpers.ts';
 
 /**
  * Peak bytes of new unique buffers (the ledger) while the value of f and the gradients of all its inputs are

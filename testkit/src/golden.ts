@@ -1,0 +1,29 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * The golden optimizer trajectories of `fixtures/golden/optimizers.json` (float64, written by the pinned
+ * reference implementations; see `fixtures/golden/PROVENANCE.md`). `H` types the hyper-parameters of a run.
+ */
+export interface GoldenOptimizers<H = Record<string, number | boolean | null>> {
+  shapes: Record<string, number[]>;
+  init: Record<string, number[]>;
+  /** grads[t] is the gradient of step t + 1. */
+  grads: Record<string, number[]>[];
+  runs: {
+    optimizer: string;
+    reference: string;
+    hparams: H;
+    params_used: string[];
+    after: { step: number; params: Record<string, number[]> }[];
+  }[];
+}
+
+let cached: GoldenOptimizers | undefined;
+
+/** The golden optimizer file, read once per process. */
+export function loadGoldenOptimizers<H = Record<string, number | boolean | null>>(): GoldenOptimizers<H> {
+  cached ??= JSON.parse(
+    readFileSync(new URL('../../fixtures/golden/optimizers.json', import.meta.url), 'utf8'),
+  ) as GoldenOptimizers;
+  return cached as unknown as GoldenOptimizers<H>;
+}
