@@ -2,7 +2,7 @@
 // them (workspace: ranges resolved). Needs `pnpm build` first. Used by scripts/check-packages.mjs and the
 // install test (apps/trainer/test/packed-install.test.ts).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,10 +23,17 @@ export function packPackages(dest) {
       stdio: ['ignore', 'ignore', 'inherit'],
     },
   );
+  // `pnpm -r pack` packs private workspace packages (apps/web) despite the filters: drop those tarballs.
+  const published = new Set(
+    publicPackageDirs().map(
+      (dir) => JSON.parse(readFileSync(join(repoRoot, dir, 'package.json'), 'utf8')).name,
+    ),
+  );
   const tarballs = {};
   for (const file of readdirSync(dest).filter((f) => f.endsWith('.tgz'))) {
     const name = file.replace(/^kstar-(.*)-\d+\.\d+\.\d+.*\.tgz$/, '@kstar/$1');
-    tarballs[name] = join(dest, file);
+    if (published.has(name)) tarballs[name] = join(dest, file);
+    else rmSync(join(dest, file));
   }
   return tarballs;
 }

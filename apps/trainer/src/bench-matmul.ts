@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { InputError } from '@kstar/core';
 import {
   type BackendName,
+  caseFields,
   caseFlops,
   caseInputs,
   caseProduct,
@@ -104,11 +105,7 @@ async function timeCase(c: MatMulCase, choice: string, reps: number): Promise<Ma
   times.sort((x, y) => x - y);
   const ms = times[Math.floor(times.length / 2)]!;
   return {
-    name: c.name,
-    a: c.a,
-    b: c.b,
-    transposeA: c.transposeA,
-    transposeB: c.transposeB,
+    ...caseFields(c),
     choice,
     auto,
     ms,

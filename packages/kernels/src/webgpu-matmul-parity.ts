@@ -153,6 +153,13 @@ export function caseDims(c: MatMulCase): { m: number; k: number; n: number; batc
   return { m, k, n, batch: Math.max(batchA, batchB) };
 }
 
+/** The fields that name a case in result rows. */
+export function caseFields(
+  c: MatMulCase,
+): Pick<MatMulCase, 'name' | 'a' | 'b' | 'transposeA' | 'transposeB'> {
+  return { name: c.name, a: c.a, b: c.b, transposeA: c.transposeA, transposeB: c.transposeB };
+}
+
 /** Floating-point operations of one product (2·m·n·k per batch). */
 export function caseFlops(c: MatMulCase): number {
   const { m, k, n, batch } = caseDims(c);
@@ -283,11 +290,7 @@ export async function matMulParityCase(c: MatMulCase, samples = 4096): Promise<M
   const relErrVsFloat64 = parityRelErr(got, exact);
   tf.dispose([ours, rows2d, index, gathered, inputs.a, inputs.b, ...(inputs.bias ? [inputs.bias] : [])]);
   return {
-    name: c.name,
-    a: c.a,
-    b: c.b,
-    transposeA: c.transposeA,
-    transposeB: c.transposeB,
+    ...caseFields(c),
     bias: c.bias ?? 'none',
     activation: c.activation ?? 'linear',
     kernel,
