@@ -75,7 +75,7 @@ describe('planner on tiny and small (wasm)', () => {
         const r = await run({ preset, batch, seq, steps: 1, memoryBudget: budget, activations: '' });
         expect(r.memory.peakBytes, `${preset} budget ${budget}`).toBeLessThanOrEqual(budget);
         expect(r.plans?.length).toBe(1);
-        expect(r.plans?.[0]!.predictedBytes).toBeLessThanOrEqual(budget);
+        expect(r.plans![0]!.predictedBytes).toBeLessThanOrEqual(budget);
       }
     },
   );
@@ -104,7 +104,7 @@ describe('re-planning', () => {
     expect(b.plans!.every((p) => p.choices.join() === final.join())).toBe(true);
     // Checkpointing, selective recompute and MsT compute the same function: equal losses to float32 rounding.
     expect(b.losses.length).toBe(4);
-    a.losses.forEach((l, i) => expect(l).toBeCloseTo(b.losses[i]!, 4));
+    for (const [i, l] of a.losses.entries()) expect(l).toBeCloseTo(b.losses[i]!, 4);
   });
 
   it('recovers from an out-of-memory error at step 2 by re-planning and retrying the same step', async () => {
@@ -123,7 +123,7 @@ describe('re-planning', () => {
     ]);
     expect(hit.plans![1]!.budget).toBeLessThan(hit.plans![0]!.budget);
     expect(hit.steps).toBe(4);
-    clean.losses.forEach((l, i) => expect(hit.losses[i]!).toBeCloseTo(l, 4));
+    for (const [i, l] of clean.losses.entries()) expect(hit.losses[i]!).toBeCloseTo(l, 4);
   });
 });
 

@@ -162,7 +162,7 @@ describe('onSegment', () => {
     expect(engine.updatesThisStep).toBe(0);
     expect(engine.step).toBe(1);
     expect(tf.memory().numTensors).toBe(tensors);
-    [...model.variables.values()].forEach((v, i) => expect(v.dataSync()).toEqual(before[i]));
+    for (const [i, v] of [...model.variables.values()].entries()) expect(v.dataSync()).toEqual(before[i]);
     failAt = undefined;
     const r = await engine.trainStep(batch);
     expect(r.step).toBe(2);
