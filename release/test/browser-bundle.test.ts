@@ -6,8 +6,10 @@ import { describe, expect, it } from 'vitest';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
-/** @kstar/data reads corpora from the filesystem (Node only); the trainer is a CLI. Every other package is for browsers too. */
-// Node-only by nature: corpora from the file system, the CLI, and Open MPI through a native FFI.
+/**
+ * Node only: @kstar/data reads corpora from the filesystem, the trainer is a CLI, @kstar/collective-mpi calls Open MPI
+ * through a native FFI. Every other package is for browsers too.
+ */
 const NODE_ONLY = new Set(['@kstar/data', '@kstar/trainer', '@kstar/collective-mpi']);
 
 const packages = readdirSync(join(repoRoot, 'packages'))
