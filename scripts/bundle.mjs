@@ -2,7 +2,7 @@
 // network and no package install: one esbuild-bundled CLI, the tfjs wasm binaries, the `webgpu` package's
 // dawn.node for linux-x64 and the Brown corpus files.
 
-import { cpSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,12 @@ await build({
   target: 'node20',
   conditions: ['@kstar/source'],
   outfile: join(out, 'kstar.mjs'),
+  // The bundle has no package.json beside it: the trainer's version is written in.
+  define: {
+    __KSTAR_VERSION__: JSON.stringify(
+      JSON.parse(readFileSync(join(root, 'apps/trainer/package.json'), 'utf8')).version,
+    ),
+  },
   // dawn.node is loaded by the webgpu package from a path next to its index.js; tfjs-node is an optional peer.
   // koffi (MPI through FFI, only loaded under mpirun) loads its prebuilt koffi.node from its platform package.
   external: ['webgpu', 'koffi', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
