@@ -68,6 +68,9 @@ function read(dir: string, id: string): { json: ParityFile; params: Float32Array
  * between ANY two summation orders (single process vs ranks), and never changes the loss. Optimizers that normalize a
  * whole tensor (Adafactor's and CAME's update clipping by RMS) spread that noise to the q and v thirds too.
  */
+/** Factored or stateless optimizers that shard-zero gives one owner per whole tensor (no row ranges). */
+const WHOLE_TENSOR_OWNERS = new Set(['adafactor', 'came', 'lomo', 'adalomo']);
+
 function qkvBiasElements(layout: ParityFile['layout']): Set<number> {
   const out = new Set<number>();
   for (const p of layout) {
@@ -124,8 +127,11 @@ describe.skipIf(!hasMpirun)(
               // moment by one code, and 24-bit weights round to bfloat16 for the forward; the bulk must still agree.
               expect(Math.sqrt(diffSq / ref.params.length) / rms).toBeLessThan(1e-2);
             } else {
-              // Measured at 2-3 ranks: ≤ 6.6e-5 (CAME), ≤ 2e-5 (AdamW), ≤ 3e-6 (Adafactor), ≤ 2e-6 (LOMO), 0 (Lion).
-              expect(maxDiff / rms).toBeLessThan(2e-4);
+              // The bulk agrees to float32 rounding (measured ≤ 8.3e-7 of the RMS, AdamW at 3 ranks). Single elements
+              // whose gradient is near zero are steered by the summation order through Adam's 1/√v (as the qkv bias
+              // is): measured worst 4.4e-4 of the RMS (AdamW, 3 ranks, stage 0 = a plain all-reduce too), ≤ 6.6e-5 CAME.
+              expect(Math.sqrt(diffSq / ref.params.length) / rms).toBeLessThan(1e-5);
+              expect(maxDiff / rms).toBeLessThan(1e-3);
             }
             // Tensors per step constant: nothing leaks across steps.
             expect(new Set(got.json.tensorsPerStep).size).toBe(1);
@@ -140,7 +146,15 @@ describe.skipIf(!hasMpirun)(
             const single = ref.json.measured[0]!;
             const maxState = Math.max(...got.json.measured.map((m) => m.optimizerStateBytes));
             if (stage >= 1 && single.optimizerStateBytes > 0) {
-              expect(maxState / single.optimizerStateBytes).toBeLessThan(1 / ranks + 0.1);
+              const states = got.json.measured.map((m) => m.optimizerStateBytes);
+              if (WHOLE_TENSOR_OWNERS.has(cfg.optimizer)) {
+                // One owner per whole tensor: the ranks' states partition the single process's (nothing kept twice);
+                // on tiny, a few tensors dominate, so the split is as even as the tensors allow, not 1/N.
+                expect(states.reduce((a, b) => a + b, 0)).toBe(single.optimizerStateBytes);
+                expect(maxState).toBeLessThan(single.optimizerStateBytes);
+              } else {
+                expect(maxState / single.optimizerStateBytes).toBeLessThan(1 / ranks + 0.1);
+              }
             }
             if (stage === 3) {
               const maxParams = Math.max(...got.json.measured.map((m) => m.paramBytes));
@@ -161,13 +175,17 @@ describe.skipIf(!hasMpirun)(
         const ring = (elems: number) => (4 * elems * (ranks - 1)) / ranks; // bytes a rank sends to move elems once
         const sent = (stage: number) => read(dir, `lion-zero${stage}-${ranks}`).json.bytesSentPerStep;
         // Each message is rounded to whole bytes, the loss adds one scalar all-reduce, reduce-scatter pads to N rows.
-        const slack = 4 * (ref.layout.length + 1) + ring(128 * 8 * ranks);
+        // Reduce-scatter and all-gather also pad every tensor to N equal row ranges (measured 0.6% of the volume at
+        // 3 ranks on tiny): within 1% of ZeRO's volume.
+        const slack = (volume: number) => 4 * (ref.layout.length + 1) + ring(128 * 8 * ranks) + 0.01 * volume;
         // Stage 0: all-reduce Ψ (2Ψ); stages 1-2: reduce-scatter Ψ + all-gather Ψ (2Ψ).
-        for (const stage of [0, 1, 2]) expect(Math.abs(sent(stage) - 2 * ring(psi))).toBeLessThan(slack);
+        for (const stage of [0, 1, 2])
+          expect(Math.abs(sent(stage) - 2 * ring(psi))).toBeLessThan(slack(2 * ring(psi)));
         // Stage 3: reduce-scatter Ψ + gathers for the forward (every segment but the head, which runs only in the
         // backward) and for the recompute (every segment): the tied wte is read by the embedding and the head.
         const gathered = 2 * psi + size('wte') - size('lnf.gamma') - size('lnf.beta');
-        expect(Math.abs(sent(3) - ring(psi) - ring(gathered))).toBeLessThan(slack);
+        const volume3 = ring(psi) + ring(gathered);
+        expect(Math.abs(sent(3) - volume3)).toBeLessThan(slack(volume3));
       }
     });
   },
