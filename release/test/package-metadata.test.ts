@@ -34,7 +34,11 @@ const published = ['packages', 'apps']
 /** Source files that register something with tfjs when they are imported (a bundler must keep them). */
 function registeringFiles(dir: string): string[] {
   const src = join(repoRoot, dir, 'src');
-  return readdirSync(src).filter((file) =>
+  // Every source file, folders included (the trainer keeps its checkpoint format in src/checkpoint/).
+  const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((file) =>
+    file.endsWith('.ts'),
+  );
+  return files.filter((file) =>
     /^(tf\.serialization\.registerClass|serialization\.registerClass|registerClass)\(/m.test(
       readFileSync(join(src, file), 'utf8'),
     ),
