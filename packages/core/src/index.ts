@@ -32,6 +32,15 @@ export {
   ShapeError,
   TrainingError,
 } from './errors.ts';
+export type {
+  HparamField,
+  HparamPair,
+  HparamsSchema,
+  HparamsSpec,
+  IgnoredReferenceKey,
+  RequiredHparamField,
+} from './hparams.ts';
+export { defineHparams, isBoolean, numberWhere, orNull, showValue } from './hparams.ts';
 export type { MemoryReport, MemoryTerm, WindowStats } from './ledger.ts';
 export { MemoryLedger, trackHostBytes, uniqueBufferBytes } from './ledger.ts';
 export type { ParamAccess } from './master-weights.ts';

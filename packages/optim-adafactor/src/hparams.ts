@@ -1,4 +1,4 @@
-import { InputError } from '@kstar/core';
+import { defineHparams, InputError, isBoolean, numberWhere, orNull } from '@kstar/core';
 
 /**
  * Adafactor hyper-parameters under K* names. Defaults and checks are those of
@@ -48,180 +48,93 @@ export interface AdafactorReferenceHparams {
   readonly warmup_init?: boolean;
 }
 
-export const ADAFACTOR_DEFAULTS: AdafactorHparams = Object.freeze({
-  lr: null,
-  relativeStep: true,
-  warmupInit: false,
-  scaleParameter: true,
-  beta1: null,
-  clipThreshold: 1.0,
-  decayRate: -0.8,
-  eps1: 1e-30,
-  eps2: 1e-3,
-  weightDecay: 0,
+const finitePositive = numberWhere((x) => Number.isFinite(x) && x > 0);
+const finiteNonNegative = numberWhere((x) => Number.isFinite(x) && x >= 0);
+const bool = { ok: isBoolean, rule: 'true or false' };
+
+/**
+ * Adafactor's hyper-parameters declared once: defaults, checks (HF's two constructor errors, as `InputError`:
+ * an explicit `lr` with `relativeStep`, "Cannot combine manual `lr` and `relative_step=True` options", and
+ * `warmupInit` without `relativeStep`; without `relativeStep` an `lr` is required, where HF would fail with a
+ * TypeError at the first step) and HF's names. `eps` is HF's pair `(eps1, eps2)`; the fixtures spell it `eps1`/`eps2`.
+ */
+export const ADAFACTOR_HPARAMS = defineHparams<AdafactorHparams>({
+  name: 'adafactor',
+  example: 'such as {lr: 1e-3, relativeStep: false}',
+  fields: {
+    lr: {
+      default: null,
+      ok: orNull(finitePositive),
+      rule: 'a finite number > 0 (typically 1e-3), or null with relativeStep',
+      ref: 'lr',
+    },
+    relativeStep: { default: true, ...bool, ref: 'relative_step' },
+    warmupInit: { default: false, ...bool, ref: 'warmup_init' },
+    scaleParameter: { default: true, ...bool, ref: 'scale_parameter' },
+    beta1: {
+      default: null,
+      ok: orNull(numberWhere((x) => x >= 0 && x < 1)),
+      rule: 'in [0, 1) (typically 0.9), or null for no momentum',
+      ref: 'beta1',
+    },
+    clipThreshold: {
+      default: 1.0,
+      ok: finitePositive,
+      rule: 'a finite number > 0 (HF: 1.0)',
+      ref: 'clip_threshold',
+    },
+    decayRate: {
+      default: -0.8,
+      ok: numberWhere((x) => Number.isFinite(x) && x <= 0),
+      rule: 'a finite number ≤ 0 so that β̂2 = 1 − t^decayRate stays in [0, 1) (HF: -0.8)',
+      ref: 'decay_rate',
+    },
+    eps1: {
+      default: 1e-30,
+      ok: finitePositive,
+      rule: 'a finite number > 0 (HF: 1e-30; 0 would give 0·∞ = NaN for zero gradients)',
+      ref: 'eps1',
+    },
+    eps2: { default: 1e-3, ok: finiteNonNegative, rule: 'a finite number ≥ 0 (HF: 1e-3)', ref: 'eps2' },
+    weightDecay: {
+      default: 0,
+      ok: finiteNonNegative,
+      rule: 'a finite number ≥ 0 (0 turns decay off)',
+      ref: 'weight_decay',
+    },
+  },
+  crossCheck(hp, where) {
+    if (hp.lr !== null && hp.relativeStep) {
+      throw new InputError(
+        `${where}: lr = ${hp.lr} cannot be combined with relativeStep = true (HF: "Cannot combine manual lr and relative_step=True options"): pass relativeStep: false (and usually scaleParameter: false) to use an external lr, or drop lr`,
+      );
+    }
+    if (hp.warmupInit && !hp.relativeStep) {
+      throw new InputError(
+        `${where}: warmupInit = true requires relativeStep = true (HF: "warmup_init=True requires relative_step=True")`,
+      );
+    }
+    if (hp.lr === null && !hp.relativeStep) {
+      throw new InputError(
+        `${where}: lr = null is invalid with relativeStep = false: give a finite lr > 0 (typically 1e-3), or set relativeStep: true`,
+      );
+    }
+  },
+  reference: {
+    name: 'adafactorFromReferenceHparams',
+    example: '{lr: null, relative_step: true, scale_parameter: true}',
+    pairs: [{ key: 'eps', fields: ['eps1', 'eps2'], shape: '[eps1, eps2] (HF: [1e-30, 1e-3])' }],
+  },
 });
 
-type Field = keyof AdafactorHparams;
-
-const isNum = (x: unknown): x is number => typeof x === 'number';
-const RULES: Record<Field, { ok: (x: unknown) => boolean; rule: string }> = {
-  lr: {
-    ok: (x) => x === null || (isNum(x) && Number.isFinite(x) && x > 0),
-    rule: 'a finite number > 0 (typically 1e-3), or null with relativeStep',
-  },
-  relativeStep: { ok: (x) => typeof x === 'boolean', rule: 'true or false' },
-  warmupInit: { ok: (x) => typeof x === 'boolean', rule: 'true or false' },
-  scaleParameter: { ok: (x) => typeof x === 'boolean', rule: 'true or false' },
-  beta1: {
-    ok: (x) => x === null || (isNum(x) && x >= 0 && x < 1),
-    rule: 'in [0, 1) (typically 0.9), or null for no momentum',
-  },
-  clipThreshold: {
-    ok: (x) => isNum(x) && Number.isFinite(x) && x > 0,
-    rule: 'a finite number > 0 (HF: 1.0)',
-  },
-  decayRate: {
-    ok: (x) => isNum(x) && Number.isFinite(x) && x <= 0,
-    rule: 'a finite number ≤ 0 so that β̂2 = 1 − t^decayRate stays in [0, 1) (HF: -0.8)',
-  },
-  eps1: {
-    ok: (x) => isNum(x) && Number.isFinite(x) && x > 0,
-    rule: 'a finite number > 0 (HF: 1e-30; 0 would give 0·∞ = NaN for zero gradients)',
-  },
-  eps2: { ok: (x) => isNum(x) && Number.isFinite(x) && x >= 0, rule: 'a finite number ≥ 0 (HF: 1e-3)' },
-  weightDecay: {
-    ok: (x) => isNum(x) && Number.isFinite(x) && x >= 0,
-    rule: 'a finite number ≥ 0 (0 turns decay off)',
-  },
-};
-
-function show(value: unknown): string {
-  return typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value));
-}
-
-/** Checks one hyper-parameter; throws `InputError` naming the value and the valid range. */
-export function checkHparam<F extends Field>(
-  field: F,
-  value: unknown,
-  where = 'adafactor',
-): AdafactorHparams[F] {
-  if (!RULES[field].ok(value)) {
-    throw new InputError(`${where}: ${field} = ${show(value)} is invalid: it must be ${RULES[field].rule}`);
-  }
-  return value as AdafactorHparams[F];
-}
+export const ADAFACTOR_DEFAULTS: AdafactorHparams = ADAFACTOR_HPARAMS.defaults;
 
 /** Checks an lr assigned between steps (schedules): finite > 0 (null only belongs to relativeStep). */
 export function checkExternalLr(value: unknown, where = 'adafactor'): number {
   if (value === null) {
     throw new InputError(`${where}: lr = null is invalid here: a schedule must assign a finite number > 0`);
   }
-  return checkHparam('lr', value, where) as number;
-}
-
-/**
- * Fills defaults and validates, including HF's two constructor errors (as `InputError`): an explicit `lr` with
- * `relativeStep` ("Cannot combine manual `lr` and `relative_step=True` options") and `warmupInit` without
- * `relativeStep`. Without `relativeStep` an `lr` is required (HF would fail with a TypeError at the first step).
- */
-export function resolveAdafactorHparams(
-  options: AdafactorOptions = {},
-  where = 'adafactor',
-): AdafactorHparams {
-  if (options === null || typeof options !== 'object') {
-    throw new InputError(
-      `${where}: options must be an object such as {lr: 1e-3, relativeStep: false}, got ${String(options)}`,
-    );
-  }
-  for (const key of Object.keys(options)) {
-    if (!Object.hasOwn(ADAFACTOR_DEFAULTS, key)) {
-      throw new InputError(
-        `${where}: unknown option '${key}': the options are ${Object.keys(ADAFACTOR_DEFAULTS).join(', ')}`,
-      );
-    }
-  }
-  const out = {} as { -readonly [K in Field]: AdafactorHparams[K] };
-  for (const field of Object.keys(ADAFACTOR_DEFAULTS) as Field[]) {
-    const given = options[field];
-    (out as Record<Field, unknown>)[field] = checkHparam(
-      field,
-      given === undefined ? ADAFACTOR_DEFAULTS[field] : given,
-      where,
-    );
-  }
-  if (out.lr !== null && out.relativeStep) {
-    throw new InputError(
-      `${where}: lr = ${out.lr} cannot be combined with relativeStep = true (HF: "Cannot combine manual lr and relative_step=True options"): pass relativeStep: false (and usually scaleParameter: false) to use an external lr, or drop lr`,
-    );
-  }
-  if (out.warmupInit && !out.relativeStep) {
-    throw new InputError(
-      `${where}: warmupInit = true requires relativeStep = true (HF: "warmup_init=True requires relative_step=True")`,
-    );
-  }
-  if (out.lr === null && !out.relativeStep) {
-    throw new InputError(
-      `${where}: lr = null is invalid with relativeStep = false: give a finite lr > 0 (typically 1e-3), or set relativeStep: true`,
-    );
-  }
-  return Object.freeze(out);
-}
-
-const REFERENCE_KEYS = [
-  'lr',
-  'eps',
-  'eps1',
-  'eps2',
-  'clip_threshold',
-  'decay_rate',
-  'beta1',
-  'weight_decay',
-  'scale_parameter',
-  'relative_step',
-  'warmup_init',
-];
-
-/** Converts HF-named hyper-parameters (`relative_step`, `eps: [eps1, eps2]` or `eps1`/`eps2`, …) to K* options. */
-export function referenceToOptions(
-  ref: AdafactorReferenceHparams,
-  where = 'adafactorFromReferenceHparams',
-): AdafactorOptions {
-  if (ref === null || typeof ref !== 'object') {
-    throw new InputError(
-      `${where}: expected an object such as {lr: null, relative_step: true, scale_parameter: true}, got ${String(ref)}`,
-    );
-  }
-  for (const key of Object.keys(ref)) {
-    if (!REFERENCE_KEYS.includes(key)) {
-      throw new InputError(
-        `${where}: unknown hyper-parameter '${key}': accepted are ${REFERENCE_KEYS.join(', ')}`,
-      );
-    }
-  }
-  let { eps1, eps2 } = ref;
-  if (ref.eps !== undefined) {
-    if (!Array.isArray(ref.eps) || ref.eps.length !== 2) {
-      throw new InputError(
-        `${where}: eps = ${JSON.stringify(ref.eps)} is invalid: it must be [eps1, eps2] (HF: [1e-30, 1e-3])`,
-      );
-    }
-    if (eps1 !== undefined || eps2 !== undefined) {
-      throw new InputError(`${where}: give either eps or eps1/eps2, not both`);
-    }
-    [eps1, eps2] = ref.eps;
-  }
-  const o: AdafactorOptions = {};
-  if (ref.lr !== undefined) o.lr = ref.lr;
-  if (ref.relative_step !== undefined) o.relativeStep = ref.relative_step;
-  if (ref.warmup_init !== undefined) o.warmupInit = ref.warmup_init;
-  if (ref.scale_parameter !== undefined) o.scaleParameter = ref.scale_parameter;
-  if (ref.beta1 !== undefined) o.beta1 = ref.beta1;
-  if (ref.clip_threshold !== undefined) o.clipThreshold = ref.clip_threshold;
-  if (ref.decay_rate !== undefined) o.decayRate = ref.decay_rate;
-  if (eps1 !== undefined) o.eps1 = eps1;
-  if (eps2 !== undefined) o.eps2 = eps2;
-  if (ref.weight_decay !== undefined) o.weightDecay = ref.weight_decay;
-  return o;
+  return ADAFACTOR_HPARAMS.check('lr', value, where) as number;
 }
 
 /**

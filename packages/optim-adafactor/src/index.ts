@@ -1,6 +1,6 @@
 export type { NamedTensor } from '@kstar/core';
 export type { AdafactorHparams, AdafactorOptions, AdafactorReferenceHparams } from './hparams.ts';
-export { ADAFACTOR_DEFAULTS, stepConstants } from './hparams.ts';
+export { ADAFACTOR_DEFAULTS, ADAFACTOR_HPARAMS, stepConstants } from './hparams.ts';
 export type { AdafactorKernelArgs, AdafactorStateVars, AdafactorStepHyper } from './kernel.ts';
 export { adafactorKernel, adafactorUpdate } from './kernel.ts';
 export { Adafactor } from './optimizer.ts';

@@ -7,12 +7,11 @@ import {
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
 import {
+  ADAFACTOR_HPARAMS,
   type AdafactorHparams,
   type AdafactorOptions,
   type AdafactorReferenceHparams,
   checkExternalLr,
-  referenceToOptions,
-  resolveAdafactorHparams,
 } from './hparams.ts';
 import { type AdafactorStateVars, adafactorUpdate } from './kernel.ts';
 import { type AdafactorStateKey, adafactorStateBytes, createState, stateShapes } from './state.ts';
@@ -61,7 +60,7 @@ export function adafactor(options: AdafactorOptions & { impl?: AdafactorImpl } =
       `adafactor: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`,
     );
   }
-  let hparams = resolveAdafactorHparams(rest, 'adafactor');
+  let hparams = ADAFACTOR_HPARAMS.resolve(rest);
   const withMomentum = hparams.beta1 != null;
   const plugin = {
     specificationVersion: SPECIFICATION_VERSION,
@@ -114,5 +113,5 @@ export function adafactor(options: AdafactorOptions & { impl?: AdafactorImpl } =
  * `kstar replay` carry them. Missing ones take HF's defaults; `lr: null` is HF's `lr=None`.
  */
 export function adafactorFromReferenceHparams(ref: AdafactorReferenceHparams): AdafactorPlugin {
-  return adafactor(referenceToOptions(ref));
+  return adafactor(ADAFACTOR_HPARAMS.fromReference(ref));
 }

@@ -8,12 +8,10 @@ import {
 import { adamwUpdate } from '@kstar/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
 import {
+  ADAM8BIT_HPARAMS,
   type Adam8bitHparams,
   type Adam8bitOptions,
   type Adam8bitReferenceHparams,
-  checkHparam,
-  referenceToOptions,
-  resolveAdam8bitHparams,
 } from './hparams.ts';
 import { adam8bitUpdate } from './kernel.ts';
 import { adam8bitStateBytes, createState, isQuantized, numel } from './state.ts';
@@ -98,7 +96,7 @@ export function adam8bit(options: Adam8bitOptions & { impl?: Adam8bitImpl } = {}
       `adam8bit: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`,
     );
   }
-  let hparams = resolveAdam8bitHparams(rest, 'adam8bit');
+  let hparams = ADAM8BIT_HPARAMS.resolve(rest);
   return {
     specificationVersion: SPECIFICATION_VERSION,
     kind: 'optimizer',
@@ -110,7 +108,7 @@ export function adam8bit(options: Adam8bitOptions & { impl?: Adam8bitImpl } = {}
       return hparams.lr;
     },
     set learningRate(lr: number) {
-      hparams = Object.freeze({ ...hparams, lr: checkHparam('lr', lr, 'adam8bit') });
+      hparams = Object.freeze({ ...hparams, lr: ADAM8BIT_HPARAMS.check('lr', lr) });
     },
     describe() {
       return {
@@ -166,5 +164,5 @@ export function adam8bitFromReferenceHparams(
   ref: Adam8bitReferenceHparams,
   extra: Adam8bitOptions & { impl?: Adam8bitImpl } = {},
 ): Adam8bitPlugin {
-  return adam8bit({ ...referenceToOptions(ref), ...extra });
+  return adam8bit({ ...ADAM8BIT_HPARAMS.fromReference(ref), ...extra });
 }

@@ -9,12 +9,10 @@ import {
 import { adamwUpdate } from '@kstar/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
 import {
+  ADAMW_HPARAMS,
   type AdamWHparams,
   type AdamWOptions,
   type AdamWReferenceHparams,
-  checkHparam,
-  referenceToOptions,
-  resolveAdamWHparams,
 } from './hparams.ts';
 
 /** Which update implementation to use: the fused in-place kernel when it can run (`auto`) or tfjs ops. */
@@ -66,7 +64,7 @@ export function adamw(options: AdamWOptions & { impl?: AdamWImpl } = {}): AdamWP
   if (impl !== 'auto' && impl !== 'fallback') {
     throw new InputError(`adamw: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`);
   }
-  let hparams = resolveAdamWHparams(rest, 'adamw');
+  let hparams = ADAMW_HPARAMS.resolve(rest);
   return {
     specificationVersion: SPECIFICATION_VERSION,
     kind: 'optimizer',
@@ -78,7 +76,7 @@ export function adamw(options: AdamWOptions & { impl?: AdamWImpl } = {}): AdamWP
       return hparams.lr;
     },
     set learningRate(lr: number) {
-      hparams = Object.freeze({ ...hparams, lr: checkHparam('lr', lr, 'adamw') });
+      hparams = Object.freeze({ ...hparams, lr: ADAMW_HPARAMS.check('lr', lr) });
     },
     describe() {
       return { ...hparams, impl, stateBytesPerElement: 8 };
@@ -113,5 +111,5 @@ export function adamw(options: AdamWOptions & { impl?: AdamWImpl } = {}): AdamWP
  * `betas: [β1, β2]`), as the golden fixtures and `kstar replay` carry them. Missing ones take the defaults.
  */
 export function adamwFromReferenceHparams(ref: AdamWReferenceHparams): AdamWPlugin {
-  return adamw(referenceToOptions(ref));
+  return adamw(ADAMW_HPARAMS.fromReference(ref));
 }

@@ -2,7 +2,7 @@ export type { NamedTensor } from '@kstar/core';
 export type { CameGeometry } from './geometry.ts';
 export { cameGeometry, cameStateBytes } from './geometry.ts';
 export type { CameHparams, CameOptions, CameReferenceHparams } from './hparams.ts';
-export { CAME_DEFAULTS, CAME_TINY_LR } from './hparams.ts';
+export { CAME_DEFAULTS, CAME_HPARAMS, CAME_TINY_LR } from './hparams.ts';
 export type { CameHyper } from './kernel.ts';
 export { cameFactoredKernel, cameUpdate, cameVectorKernel, cameWhich } from './kernel.ts';
 export { CAME } from './optimizer.ts';

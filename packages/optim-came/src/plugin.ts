@@ -7,14 +7,7 @@ import {
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
 import { cameStateBytes } from './geometry.ts';
-import {
-  type CameHparams,
-  type CameOptions,
-  type CameReferenceHparams,
-  checkHparam,
-  referenceToOptions,
-  resolveCameHparams,
-} from './hparams.ts';
+import { CAME_HPARAMS, type CameHparams, type CameOptions, type CameReferenceHparams } from './hparams.ts';
 import { cameUpdate } from './kernel.ts';
 import { type CameState, createCameState, stateShapes } from './state.ts';
 
@@ -59,8 +52,8 @@ export function came(options: CameOptions & { impl?: CameImpl }): CamePlugin {
   if (impl !== 'auto' && impl !== 'fallback') {
     throw new InputError(`came: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`);
   }
-  if (options == null) resolveCameHparams(options, 'came'); // throws the "lr is required" error
-  let hparams = resolveCameHparams(rest, 'came');
+  if (options == null) CAME_HPARAMS.resolve(options); // throws the "lr is required" error
+  let hparams = CAME_HPARAMS.resolve(rest);
   return {
     specificationVersion: SPECIFICATION_VERSION,
     kind: 'optimizer',
@@ -72,7 +65,7 @@ export function came(options: CameOptions & { impl?: CameImpl }): CamePlugin {
       return hparams.lr;
     },
     set learningRate(lr: number) {
-      hparams = Object.freeze({ ...hparams, lr: checkHparam('lr', lr, 'came') });
+      hparams = Object.freeze({ ...hparams, lr: CAME_HPARAMS.check('lr', lr) });
     },
     describe() {
       return {
@@ -109,5 +102,5 @@ export function came(options: CameOptions & { impl?: CameImpl }): CamePlugin {
  * (`betas: [β1, β2, β3]`, `eps: [ε1, ε2]`). `lr` is required; missing others take the reference defaults.
  */
 export function cameFromReferenceHparams(ref: CameReferenceHparams): CamePlugin {
-  return came(referenceToOptions(ref) as CameOptions);
+  return came(CAME_HPARAMS.fromReference(ref) as CameOptions);
 }

@@ -1,4 +1,4 @@
-import { InputError } from '@kstar/core';
+import { defineHparams, InputError, isBoolean, numberWhere, orNull, showValue } from '@kstar/core';
 
 /** Which rank-2 parameters keep row-lazy state (a row map + a slab of the rows seen so far). */
 export type LazyRowsMode = 'embedding' | 'matrices' | 'off';
@@ -60,36 +60,73 @@ export interface LazyAdagradReferenceHparams {
   readonly differentiable?: boolean;
 }
 
-export const LAZY_ADAGRAD_DEFAULTS: LazyAdagradHparams = Object.freeze({
-  lr: 1e-2,
-  eps: 1e-10,
-  initialAccumulatorValue: 0,
-  epsInsideSqrt: false,
-  lazyRows: 'embedding',
-  window: null,
-  windowEncoding: 'dynamic',
+const finitePositive = numberWhere((x) => Number.isFinite(x) && x > 0);
+const oneOf =
+  (...values: readonly string[]) =>
+  (x: unknown) =>
+    values.includes(x as string);
+
+/**
+ * Lazy Adagrad's hyper-parameters declared once: defaults, checks, torch.optim.Adagrad's names. The reference-only
+ * features Lazy Adagrad does not implement are accepted only at their neutral value; torch's implementation
+ * switches (same arithmetic) are accepted and ignored.
+ */
+export const LAZY_ADAGRAD_HPARAMS = defineHparams<LazyAdagradHparams>({
+  name: 'lazyAdagrad',
+  example: 'such as {lr: 0.1}',
+  fields: {
+    lr: { default: 1e-2, ok: finitePositive, rule: 'a finite number > 0 (torch default 0.01)', ref: 'lr' },
+    eps: {
+      default: 1e-10,
+      ok: finitePositive,
+      rule: 'a finite number > 0 (torch 1e-10, Keras 1e-7)',
+      ref: 'eps',
+    },
+    initialAccumulatorValue: {
+      default: 0,
+      ok: numberWhere((x) => Number.isFinite(x) && x >= 0),
+      rule: 'a finite number ≥ 0 (torch 0, Keras 0.1)',
+      ref: 'initial_accumulator_value',
+    },
+    epsInsideSqrt: { default: false, ok: isBoolean, rule: 'true or false' },
+    lazyRows: {
+      default: 'embedding',
+      ok: oneOf('embedding', 'matrices', 'off'),
+      rule: "'embedding', 'matrices' or 'off'",
+    },
+    window: {
+      default: null,
+      ok: orNull(numberWhere((x) => Number.isInteger(x) && x >= 1)),
+      rule: 'null (off) or an integer ≥ 1 (groups kept in float32)',
+    },
+    windowEncoding: {
+      default: 'dynamic',
+      ok: oneOf('sqrt', 'linear', 'dynamic'),
+      rule: "'sqrt', 'linear' or 'dynamic'",
+    },
+  },
+  extraOptions: ['groupOf'],
+  reference: {
+    name: 'lazyAdagradFromReferenceHparams',
+    example: '{lr: 0.1, eps: 1e-10}',
+    ignored: {
+      lr_decay: {
+        ok: (x) => x === 0,
+        rule: '0: torch’s lr decay is not supported (schedule learningRate instead)',
+      },
+      weight_decay: {
+        ok: (x) => x === 0,
+        rule: '0: weight decay is not supported (L2 decay touches every row, which defeats the lazy state)',
+      },
+      maximize: { ok: (x) => x === false, rule: 'false (maximize is not supported)' },
+      foreach: { ok: orNull(isBoolean), rule: 'true, false or null' },
+      fused: { ok: orNull(isBoolean), rule: 'true, false or null' },
+      differentiable: { ok: isBoolean, rule: 'true or false' },
+    },
+  },
 });
 
-type NumericField = 'lr' | 'eps' | 'initialAccumulatorValue';
-
-const RULES: Record<NumericField, { ok: (x: number) => boolean; rule: string }> = {
-  lr: { ok: (x) => Number.isFinite(x) && x > 0, rule: 'a finite number > 0 (torch default 0.01)' },
-  eps: { ok: (x) => Number.isFinite(x) && x > 0, rule: 'a finite number > 0 (torch 1e-10, Keras 1e-7)' },
-  initialAccumulatorValue: {
-    ok: (x) => Number.isFinite(x) && x >= 0,
-    rule: 'a finite number ≥ 0 (torch 0, Keras 0.1)',
-  },
-};
-
-export const show = (value: unknown) =>
-  typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value));
-
-export function checkHparam(field: NumericField, value: unknown, where = 'lazyAdagrad'): number {
-  if (typeof value !== 'number' || !RULES[field].ok(value)) {
-    throw new InputError(`${where}: ${field} = ${show(value)} is invalid: it must be ${RULES[field].rule}`);
-  }
-  return value;
-}
+export const LAZY_ADAGRAD_DEFAULTS: LazyAdagradHparams = LAZY_ADAGRAD_HPARAMS.defaults;
 
 /** The default group key: the name's prefix before the first '.' (`h3.attn.wqkv` → `h3`, `wte` → `wte`). */
 export function defaultGroupOf(name: string): string {
@@ -97,106 +134,17 @@ export function defaultGroupOf(name: string): string {
   return dot < 0 ? name : name.slice(0, dot);
 }
 
-/** Fills defaults and validates. Unknown option names are rejected. */
+/** Fills defaults and validates; `groupOf` (not a hyper-parameter) defaults to `defaultGroupOf`. */
 export function resolveHparams(
   options: LazyAdagradOptions = {},
   where = 'lazyAdagrad',
 ): LazyAdagradHparams & { groupOf: (name: string) => string } {
-  if (options === null || typeof options !== 'object') {
-    throw new InputError(`${where}: options must be an object such as {lr: 0.1}, got ${String(options)}`);
-  }
-  const known = [...Object.keys(LAZY_ADAGRAD_DEFAULTS), 'groupOf'];
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw new InputError(`${where}: unknown option '${key}': the options are ${known.join(', ')}`);
-    }
-  }
-  const pick = <K extends keyof LazyAdagradHparams>(k: K): LazyAdagradHparams[K] =>
-    (options[k] === undefined ? LAZY_ADAGRAD_DEFAULTS[k] : options[k]) as LazyAdagradHparams[K];
-  const epsInsideSqrt = pick('epsInsideSqrt');
-  if (typeof epsInsideSqrt !== 'boolean') {
-    throw new InputError(
-      `${where}: epsInsideSqrt = ${show(epsInsideSqrt)} is invalid: it must be true or false`,
-    );
-  }
-  const lazyRows = pick('lazyRows');
-  if (lazyRows !== 'embedding' && lazyRows !== 'matrices' && lazyRows !== 'off') {
-    throw new InputError(
-      `${where}: lazyRows = ${show(lazyRows)} is invalid: it must be 'embedding', 'matrices' or 'off'`,
-    );
-  }
-  const window = pick('window');
-  if (window !== null && !(Number.isInteger(window) && window >= 1)) {
-    throw new InputError(
-      `${where}: window = ${show(window)} is invalid: it must be null (off) or an integer ≥ 1 (groups kept in float32)`,
-    );
-  }
-  const windowEncoding = pick('windowEncoding');
-  if (windowEncoding !== 'sqrt' && windowEncoding !== 'linear' && windowEncoding !== 'dynamic') {
-    throw new InputError(
-      `${where}: windowEncoding = ${show(windowEncoding)} is invalid: it must be 'sqrt', 'linear' or 'dynamic'`,
-    );
-  }
+  const hparams = LAZY_ADAGRAD_HPARAMS.resolve(options, where);
   const groupOf = options.groupOf ?? defaultGroupOf;
   if (typeof groupOf !== 'function') {
-    throw new InputError(`${where}: groupOf must be a function (name) => group key, got ${show(groupOf)}`);
-  }
-  return Object.freeze({
-    lr: checkHparam('lr', pick('lr'), where),
-    eps: checkHparam('eps', pick('eps'), where),
-    initialAccumulatorValue: checkHparam('initialAccumulatorValue', pick('initialAccumulatorValue'), where),
-    epsInsideSqrt,
-    lazyRows,
-    window,
-    windowEncoding,
-    groupOf,
-  });
-}
-
-const REFERENCE_KEYS = [
-  'lr',
-  'eps',
-  'initial_accumulator_value',
-  'lr_decay',
-  'weight_decay',
-  'maximize',
-  'foreach',
-  'fused',
-  'differentiable',
-];
-
-/** torch.optim.Adagrad names → K* options. Rejects the features Lazy Adagrad does not implement, naming them. */
-export function referenceToOptions(
-  ref: LazyAdagradReferenceHparams,
-  where = 'lazyAdagradFromReferenceHparams',
-): LazyAdagradOptions {
-  if (ref === null || typeof ref !== 'object') {
-    throw new InputError(`${where}: expected an object such as {lr: 0.1, eps: 1e-10}, got ${String(ref)}`);
-  }
-  for (const key of Object.keys(ref)) {
-    if (!REFERENCE_KEYS.includes(key)) {
-      throw new InputError(
-        `${where}: unknown hyper-parameter '${key}': accepted are ${REFERENCE_KEYS.join(', ')}`,
-      );
-    }
-  }
-  if ((ref.lr_decay ?? 0) !== 0) {
     throw new InputError(
-      `${where}: lr_decay = ${show(ref.lr_decay)} is not supported: it must be 0 (schedule learningRate instead)`,
+      `${where}: groupOf must be a function (name) => group key, got ${showValue(groupOf)}`,
     );
   }
-  if ((ref.weight_decay ?? 0) !== 0) {
-    throw new InputError(
-      `${where}: weight_decay = ${show(ref.weight_decay)} is not supported: it must be 0 (L2 decay touches every row, which defeats the lazy state)`,
-    );
-  }
-  if ((ref.maximize ?? false) !== false) {
-    throw new InputError(`${where}: maximize = ${show(ref.maximize)} is not supported: it must be false`);
-  }
-  const options: { -readonly [K in keyof LazyAdagradHparams]?: LazyAdagradHparams[K] } = {};
-  if (ref.lr !== undefined) options.lr = ref.lr;
-  if (ref.eps !== undefined) options.eps = ref.eps;
-  if (ref.initial_accumulator_value !== undefined)
-    options.initialAccumulatorValue = ref.initial_accumulator_value;
-  return options;
+  return Object.freeze({ ...hparams, groupOf });
 }

@@ -5,7 +5,7 @@ export type {
   LazyAdagradReferenceHparams,
   LazyRowsMode,
 } from './hparams.ts';
-export { defaultGroupOf, LAZY_ADAGRAD_DEFAULTS } from './hparams.ts';
+export { defaultGroupOf, LAZY_ADAGRAD_DEFAULTS, LAZY_ADAGRAD_HPARAMS } from './hparams.ts';
 export type { AdagradArgs, AdagradStepHyper, RowSelection } from './kernel.ts';
 export { lazyAdagradKernel, lazyAdagradUpdate } from './kernel.ts';
 export type { LazyAdagradClassOptions } from './optimizer.ts';

@@ -7,11 +7,10 @@ import {
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
 import {
-  checkHparam,
+  LAZY_ADAGRAD_HPARAMS,
   type LazyAdagradHparams,
   type LazyAdagradOptions,
   type LazyAdagradReferenceHparams,
-  referenceToOptions,
   resolveHparams,
 } from './hparams.ts';
 import { lazyAdagradUpdate } from './kernel.ts';
@@ -112,7 +111,7 @@ export function lazyAdagrad(
       return hparams.lr;
     },
     set learningRate(lr: number) {
-      hparams = Object.freeze({ ...hparams, lr: checkHparam('lr', lr, 'lazyAdagrad') });
+      hparams = Object.freeze({ ...hparams, lr: LAZY_ADAGRAD_HPARAMS.check('lr', lr) });
     },
     describe() {
       return {
@@ -190,5 +189,5 @@ export function lazyAdagrad(
  * and `kstar replay` carry them. Row-lazy for embeddings, window off: exactly torch's trajectory.
  */
 export function lazyAdagradFromReferenceHparams(ref: LazyAdagradReferenceHparams): LazyAdagradPlugin {
-  return lazyAdagrad(referenceToOptions(ref));
+  return lazyAdagrad(LAZY_ADAGRAD_HPARAMS.fromReference(ref));
 }

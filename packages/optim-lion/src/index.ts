@@ -1,6 +1,6 @@
 export type { NamedTensor } from '@kstar/core';
 export type { LionHparams, LionOptions, LionReferenceHparams } from './hparams.ts';
-export { LION_DEFAULTS } from './hparams.ts';
+export { LION_DEFAULTS, LION_HPARAMS } from './hparams.ts';
 export type { LionArgs, LionStepHyper } from './kernel.ts';
 export { lionKernel, lionUpdate } from './kernel.ts';
 export { Lion } from './optimizer.ts';

@@ -7,14 +7,7 @@ import {
   stateVariable,
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
-import {
-  checkHparam,
-  type LionHparams,
-  type LionOptions,
-  type LionReferenceHparams,
-  referenceToOptions,
-  resolveLionHparams,
-} from './hparams.ts';
+import { LION_HPARAMS, type LionHparams, type LionOptions, type LionReferenceHparams } from './hparams.ts';
 import { lionUpdate } from './kernel.ts';
 import { lionStateBytes } from './state.ts';
 
@@ -62,7 +55,7 @@ export function lion(options: LionOptions & { impl?: LionImpl } = {}): LionPlugi
   if (impl !== 'auto' && impl !== 'fallback') {
     throw new InputError(`lion: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`);
   }
-  let hparams = resolveLionHparams(rest, 'lion');
+  let hparams = LION_HPARAMS.resolve(rest);
   const initialLr = hparams.lr;
   return {
     specificationVersion: SPECIFICATION_VERSION,
@@ -76,7 +69,7 @@ export function lion(options: LionOptions & { impl?: LionImpl } = {}): LionPlugi
       return hparams.lr;
     },
     set learningRate(lr: number) {
-      hparams = Object.freeze({ ...hparams, lr: checkHparam('lr', lr, 'lion') });
+      hparams = Object.freeze({ ...hparams, lr: LION_HPARAMS.check('lr', lr) });
     },
     describe() {
       return { ...hparams, initialLearningRate: initialLr, impl, stateBytesPerElement: 4 };
@@ -126,5 +119,5 @@ export function lion(options: LionOptions & { impl?: LionImpl } = {}): LionPlugi
  * and `kstar replay` carry them. Missing ones take lion_pytorch's defaults.
  */
 export function lionFromReferenceHparams(ref: LionReferenceHparams): LionPlugin {
-  return lion(referenceToOptions(ref));
+  return lion(LION_HPARAMS.fromReference(ref));
 }

@@ -1,4 +1,4 @@
-import { InputError, PluginConflictError } from '@kstar/core';
+import { defineHparams, InputError, numberWhere, orNull, PluginConflictError } from '@kstar/core';
 
 /**
  * Hyper-parameters of LOMO and AdaLomo, named as in K* (camelCase) with the `lomo_optim` names beside them.
@@ -58,56 +58,70 @@ export interface AdaLomoHparams extends LomoHparams {
   readonly lossScale: number | null;
 }
 
-/** `lomo_optim.Lomo` defaults. */
-export const LOMO_DEFAULTS: LomoHparams = Object.freeze({
-  lr: 1e-3,
-  clipValue: null,
-  clipGradNorm: null,
-  weightDecay: 0,
+const finitePositive = numberWhere((x) => Number.isFinite(x) && x > 0);
+const finiteNonNegative = numberWhere((x) => Number.isFinite(x) && x >= 0);
+
+/** LOMO's hyper-parameters declared once: `lomo_optim.Lomo`'s defaults and names (`accumulate` is not one). */
+export const LOMO_HPARAMS = defineHparams<LomoHparams>({
+  name: 'lomo',
+  example: 'such as {lr: 1e-3}',
+  fields: {
+    lr: { default: 1e-3, ok: finitePositive, rule: 'a finite number > 0', ref: 'lr' },
+    clipValue: {
+      default: null,
+      ok: orNull(finitePositive),
+      rule: 'a finite number > 0, or null (off)',
+      ref: 'clip_grad_value',
+    },
+    clipGradNorm: {
+      default: null,
+      ok: orNull(finitePositive),
+      rule: 'a finite number > 0, or null (off)',
+      ref: 'clip_grad_norm',
+    },
+    weightDecay: { default: 0, ok: finiteNonNegative, rule: 'a finite number ≥ 0', ref: 'weight_decay' },
+  },
+  extraOptions: ['accumulate'],
+  reference: { name: 'lomoFromReferenceHparams', example: '{lr: 1e-3}' },
 });
+
+/** AdaLomo's: LOMO's and `lomo_optim.AdaLomo`'s own (`eps` is the pair `[eps1, eps2]`). */
+export const ADALOMO_HPARAMS = defineHparams<AdaLomoHparams>({
+  name: 'adalomo',
+  example: 'such as {lr: 1e-3}',
+  fields: {
+    ...LOMO_HPARAMS.fields,
+    eps1: { default: 1e-30, ok: finiteNonNegative, rule: 'a finite number ≥ 0', ref: 'eps1' },
+    eps2: { default: 1e-3, ok: finiteNonNegative, rule: 'a finite number ≥ 0', ref: 'eps2' },
+    clipThreshold: { default: 1, ok: finitePositive, rule: 'a finite number > 0', ref: 'clip_threshold' },
+    decayRate: {
+      default: -0.8,
+      ok: numberWhere((x) => Number.isFinite(x) && x < 0),
+      rule: 'a finite number < 0 (β̂2t = 1 − t^decayRate; default −0.8)',
+      ref: 'decay_rate',
+    },
+    // 0 / null: off, as `if self.loss_scale:` in the reference.
+    lossScale: {
+      default: 1024,
+      ok: (x) => x === 0 || orNull(finitePositive)(x),
+      rule: 'a finite number > 0, or 0 or null (off)',
+      ref: 'loss_scale',
+      normalize: (x) => (x === 0 ? null : x),
+    },
+  },
+  extraOptions: ['accumulate'],
+  reference: {
+    name: 'adalomoFromReferenceHparams',
+    example: '{lr: 1e-3, eps: [1e-30, 1e-3]}',
+    pairs: [{ key: 'eps', fields: ['eps1', 'eps2'], shape: '[eps1, eps2]' }],
+  },
+});
+
+/** `lomo_optim.Lomo` defaults. */
+export const LOMO_DEFAULTS: LomoHparams = LOMO_HPARAMS.defaults;
 
 /** `lomo_optim.AdaLomo` defaults. */
-export const ADALOMO_DEFAULTS: AdaLomoHparams = Object.freeze({
-  ...LOMO_DEFAULTS,
-  eps1: 1e-30,
-  eps2: 1e-3,
-  clipThreshold: 1,
-  decayRate: -0.8,
-  lossScale: 1024,
-});
-
-const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
-
-export function checkLr(lr: unknown, who: string): number {
-  if (!isNum(lr) || lr <= 0) {
-    throw new InputError(`${who}: lr = ${String(lr)} is invalid: it must be a finite number > 0`);
-  }
-  return lr;
-}
-
-function positiveOrNull(v: unknown, field: string, who: string): number | null {
-  if (v === undefined || v === null) return null;
-  if (!isNum(v) || v <= 0) {
-    throw new InputError(
-      `${who}: ${field} = ${String(v)} is invalid: it must be a finite number > 0, or null (off)`,
-    );
-  }
-  return v;
-}
-
-function nonNegative(v: unknown, field: string, who: string): number {
-  if (!isNum(v) || v < 0) {
-    throw new InputError(`${who}: ${field} = ${String(v)} is invalid: it must be a finite number ≥ 0`);
-  }
-  return v;
-}
-
-function positive(v: unknown, field: string, who: string): number {
-  if (!isNum(v) || v <= 0) {
-    throw new InputError(`${who}: ${field} = ${String(v)} is invalid: it must be a finite number > 0`);
-  }
-  return v;
-}
+export const ADALOMO_DEFAULTS: AdaLomoHparams = ADALOMO_HPARAMS.defaults;
 
 /**
  * The error for gradient accumulation with LOMO/AdaLomo (`steps` micro-batches per update). LOMO updates each
@@ -129,55 +143,16 @@ function checkAccumulate(v: unknown, who: string): void {
   throw lomoAccumulationError(v, who);
 }
 
-const LOMO_KEYS = ['lr', 'clipValue', 'clipGradNorm', 'weightDecay', 'accumulate'];
-const ADALOMO_KEYS = [...LOMO_KEYS, 'eps1', 'eps2', 'clipThreshold', 'decayRate', 'lossScale'];
-
-function checkKeys(o: object, keys: string[], who: string): void {
-  for (const k of Object.keys(o)) {
-    if (!keys.includes(k)) {
-      throw new InputError(`${who}: unknown option '${k}': valid options are ${keys.join(', ')}`);
-    }
-  }
-}
-
 export function resolveLomoHparams(o: LomoOptions, who = 'lomo'): LomoHparams {
-  checkKeys(o, LOMO_KEYS, who);
+  const hparams = LOMO_HPARAMS.resolve(o, who);
   checkAccumulate(o.accumulate, who);
-  return Object.freeze({
-    lr: checkLr(o.lr ?? LOMO_DEFAULTS.lr, who),
-    clipValue: positiveOrNull(o.clipValue, 'clipValue', who),
-    clipGradNorm: positiveOrNull(o.clipGradNorm, 'clipGradNorm', who),
-    weightDecay: nonNegative(o.weightDecay ?? 0, 'weightDecay', who),
-  });
+  return hparams;
 }
 
 export function resolveAdaLomoHparams(o: AdaLomoOptions, who = 'adalomo'): AdaLomoHparams {
-  checkKeys(o, ADALOMO_KEYS, who);
+  const hparams = ADALOMO_HPARAMS.resolve(o, who);
   checkAccumulate(o.accumulate, who);
-  const d = ADALOMO_DEFAULTS;
-  const decayRate = o.decayRate ?? d.decayRate;
-  if (!isNum(decayRate) || decayRate >= 0) {
-    throw new InputError(
-      `${who}: decayRate = ${String(decayRate)} is invalid: it must be a finite number < 0 (β̂2t = 1 − t^decayRate; default −0.8)`,
-    );
-  }
-  return Object.freeze({
-    lr: checkLr(o.lr ?? d.lr, who),
-    clipValue: positiveOrNull(o.clipValue, 'clipValue', who),
-    clipGradNorm: positiveOrNull(o.clipGradNorm, 'clipGradNorm', who),
-    weightDecay: nonNegative(o.weightDecay ?? 0, 'weightDecay', who),
-    eps1: nonNegative(o.eps1 ?? d.eps1, 'eps1', who),
-    eps2: nonNegative(o.eps2 ?? d.eps2, 'eps2', who),
-    clipThreshold: positive(o.clipThreshold ?? d.clipThreshold, 'clipThreshold', who),
-    decayRate,
-    // 0 / null: off, as `if self.loss_scale:` in the reference.
-    lossScale:
-      o.lossScale === undefined
-        ? d.lossScale
-        : o.lossScale === 0
-          ? null
-          : positiveOrNull(o.lossScale, 'lossScale', who),
-  });
+  return hparams;
 }
 
 /** `lomo_optim.Lomo` argument names (the golden `sgd` run carries `{lr}`). */
@@ -196,54 +171,4 @@ export interface AdaLomoReferenceHparams extends LomoReferenceHparams {
   eps2?: number;
   clip_threshold?: number;
   decay_rate?: number;
-}
-
-export function lomoReferenceToOptions(
-  h: LomoReferenceHparams,
-  who = 'lomoFromReferenceHparams',
-): LomoOptions {
-  checkKeys(h, ['lr', 'clip_grad_norm', 'clip_grad_value', 'weight_decay'], who);
-  const o: LomoOptions = {};
-  if (h.lr !== undefined) o.lr = h.lr;
-  if (h.clip_grad_norm !== undefined) o.clipGradNorm = h.clip_grad_norm;
-  if (h.clip_grad_value !== undefined) o.clipValue = h.clip_grad_value;
-  if (h.weight_decay !== undefined) o.weightDecay = h.weight_decay;
-  return o;
-}
-
-export function adalomoReferenceToOptions(
-  h: AdaLomoReferenceHparams,
-  who = 'adalomoFromReferenceHparams',
-): AdaLomoOptions {
-  checkKeys(
-    h,
-    [
-      'lr',
-      'clip_grad_norm',
-      'clip_grad_value',
-      'weight_decay',
-      'loss_scale',
-      'eps',
-      'eps1',
-      'eps2',
-      'clip_threshold',
-      'decay_rate',
-    ],
-    who,
-  );
-  const { loss_scale, eps, eps1, eps2, clip_threshold, decay_rate, ...rest } = h;
-  const o: AdaLomoOptions = lomoReferenceToOptions(rest, who);
-  if (eps !== undefined) {
-    if (!Array.isArray(eps) || eps.length !== 2) {
-      throw new InputError(`${who}: eps = ${JSON.stringify(eps)} is invalid: it must be [eps1, eps2]`);
-    }
-    o.eps1 = eps[0];
-    o.eps2 = eps[1];
-  }
-  if (eps1 !== undefined) o.eps1 = eps1;
-  if (eps2 !== undefined) o.eps2 = eps2;
-  if (clip_threshold !== undefined) o.clipThreshold = clip_threshold;
-  if (decay_rate !== undefined) o.decayRate = decay_rate;
-  if (loss_scale !== undefined) o.lossScale = loss_scale;
-  return o;
 }

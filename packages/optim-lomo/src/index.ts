@@ -9,7 +9,13 @@ export type {
   LomoOptions,
   LomoReferenceHparams,
 } from './hparams.ts';
-export { ADALOMO_DEFAULTS, LOMO_DEFAULTS, lomoAccumulationError } from './hparams.ts';
+export {
+  ADALOMO_DEFAULTS,
+  ADALOMO_HPARAMS,
+  LOMO_DEFAULTS,
+  LOMO_HPARAMS,
+  lomoAccumulationError,
+} from './hparams.ts';
 export type { LomoKernelArgs, LomoStepHyper } from './lomo-kernel.ts';
 export { lomoKernel, lomoUpdate } from './lomo-kernel.ts';
 export type { AdaLomoPlugin, FusedBackwardPlugin, LomoImpl, LomoPlugin } from './plugin.ts';

@@ -10,15 +10,14 @@ import {
 import type * as tf from '@tensorflow/tfjs-core';
 import { type AdaLomoStateVars, adalomoUpdate } from './adalomo-kernel.ts';
 import {
+  ADALOMO_HPARAMS,
   type AdaLomoHparams,
   type AdaLomoOptions,
   type AdaLomoReferenceHparams,
-  adalomoReferenceToOptions,
-  checkLr,
+  LOMO_HPARAMS,
   type LomoHparams,
   type LomoOptions,
   type LomoReferenceHparams,
-  lomoReferenceToOptions,
   resolveAdaLomoHparams,
   resolveLomoHparams,
 } from './hparams.ts';
@@ -102,7 +101,7 @@ function withAccessors<H extends LomoHparams, P extends object>(
   Object.defineProperty(plugin, 'learningRate', {
     enumerable: true,
     get: () => get().lr,
-    set: (lr: number) => set(Object.freeze({ ...get(), lr: checkLr(lr, who) })),
+    set: (lr: number) => set(Object.freeze({ ...get(), lr: LOMO_HPARAMS.check('lr', lr, who) })),
   });
   Object.defineProperty(plugin, 'gradScale', {
     enumerable: true,
@@ -253,7 +252,7 @@ export function adalomo(options: AdaLomoOptions & { impl?: LomoImpl } = {}): Ada
  * golden `sgd` run's `{lr}` replays as LOMO (torch SGD without momentum is the same update).
  */
 export function lomoFromReferenceHparams(h: LomoReferenceHparams): LomoPlugin {
-  return lomo(lomoReferenceToOptions(h));
+  return lomo(LOMO_HPARAMS.fromReference(h));
 }
 
 /**
@@ -263,5 +262,5 @@ export function lomoFromReferenceHparams(h: LomoReferenceHparams): LomoPlugin {
  * rounding, so it is accepted and recorded, not applied.
  */
 export function adalomoFromReferenceHparams(h: AdaLomoReferenceHparams): AdaLomoPlugin {
-  return adalomo(adalomoReferenceToOptions(h));
+  return adalomo(ADALOMO_HPARAMS.fromReference(h));
 }
