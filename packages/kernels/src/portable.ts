@@ -13,6 +13,17 @@ export type { CustomOpBody, CustomOpOptions } from './custom-op.ts';
 export { customOp } from './custom-op.ts';
 export type { KernelSpec, KstarKernel, NativeBackend, RunOptions } from './define-kernel.ts';
 export { defineKernel } from './define-kernel.ts';
+export type { FactoredDims, FactoredFactors, WgslGradient } from './factored-moment.ts';
+export {
+  batchRowMeanWebGPU,
+  colRsqrtFactors,
+  factoredDims,
+  factoredMomentArrays,
+  factoredMomentOps,
+  factoredMomentWebGPU,
+  factoredRsqrtOps,
+  rowRsqrtFactors,
+} from './factored-moment.ts';
 export type { ParityRow, ParityShapes } from './fused-parity.ts';
 export {
   formatParity,

@@ -1,3 +1,4 @@
+import { factoredMomentOps, factoredRsqrtOps } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import type { CameConsts } from './loops.ts';
 import type { CameFactoredState, CameVectorState } from './state.ts';
@@ -20,23 +21,10 @@ export function cameFactoredFallback(
   tf.tidy(() => {
     const g = tf.reshape(grad, [B, M, N]);
     // u = g² + ε1; row and column means into the β2-EMAs (shapes [..., m] and [..., n] as the state has).
-    tf.tidy(() => {
-      const u = tf.add(tf.square(g), c.eps1);
-      s.vRow.assign(
-        tf.add(tf.mul(s.vRow, c.beta2), tf.mul(tf.reshape(tf.mean(u, -1), s.vRow.shape), c.oneMinusBeta2)),
-      );
-      s.vCol.assign(
-        tf.add(tf.mul(s.vCol, c.beta2), tf.mul(tf.reshape(tf.mean(u, -2), s.vCol.shape), c.oneMinusBeta2)),
-      );
-    });
-    /** rsqrt(row / mean(row)) [B, m, 1] · rsqrt(col) [B, 1, n] → [B, m, n]. */
+    tf.tidy(() => factoredMomentOps(s.vRow, s.vCol, tf.add(tf.square(g), c.eps1), c.beta2));
+    /** rsqrt(row / mean(row)) [..., m, 1] · rsqrt(col) [..., 1, n] → [B, m, n]. */
     const approx = (row: tf.Tensor, col: tf.Tensor) =>
-      tf.tidy(() => {
-        const r = tf.reshape(row, [B, M]);
-        const rf = tf.rsqrt(tf.div(r, tf.mean(r, -1, true)));
-        const cf = tf.rsqrt(tf.reshape(col, [B, N]));
-        return tf.mul(tf.reshape(rf, [B, M, 1]), tf.reshape(cf, [B, 1, N]));
-      });
+      tf.tidy(() => tf.reshape(factoredRsqrtOps(row, col), [B, M, N]));
     const U = tf.tidy(() => {
       const raw = tf.mul(approx(s.vRow, s.vCol), g);
       const rms = tf.sqrt(tf.mean(tf.square(raw)));

@@ -5,6 +5,7 @@
  *
  * Temporaries: row and column vectors only (Float64Array of B·m and B·n); no parameter-sized buffer.
  */
+import { colRsqrtFactors, factoredMomentArrays, rowRsqrtFactors } from '@kstar/kernels';
 
 /** Per-call constants (plain numbers: they travel as kernel attributes). */
 export interface CameConsts {
@@ -26,21 +27,6 @@ export interface CameConsts {
   cols: number;
 }
 
-/** rsqrt(x / mean over each batch's `rows` entries), into `out` (came_pytorch `_approx_sq_grad`'s row factor). */
-function rowFactors(x: Float32Array, batch: number, rows: number, out: Float64Array): void {
-  for (let b = 0; b < batch; b++) {
-    let s = 0;
-    for (let i = 0; i < rows; i++) s += x[b * rows + i]!;
-    const mean = s / rows;
-    for (let i = 0; i < rows; i++) out[b * rows + i] = 1 / Math.sqrt(x[b * rows + i]! / mean);
-  }
-}
-
-/** rsqrt(x), into `out` (the column factor). */
-function colFactors(x: Float32Array, out: Float64Array): void {
-  for (let c = 0; c < x.length; c++) out[c] = 1 / Math.sqrt(x[c]!);
-}
-
 /**
  * Factored CAME step for a parameter seen as B × [m, n] (row-major), every array updated in place:
  *   u = g² + ε1;  vRow ← β2·vRow + (1−β2)·mean_n(u);  vCol ← β2·vCol + (1−β2)·mean_m(u)
@@ -60,27 +46,8 @@ export function cameFactoredArrays(
 ): void {
   const { batch: B, rows: M, cols: N } = c;
   const numel = B * M * N;
-  const colAcc = new Float64Array(B * N);
   // 1. Factored second moment.
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < M; i++) {
-      const r = b * M + i;
-      const base = r * N;
-      let rowSum = 0;
-      for (let j = 0; j < N; j++) {
-        const gi = g[base + j]!;
-        const u = gi * gi + c.eps1;
-        rowSum += u;
-        colAcc[b * N + j]! += u;
-      }
-      vRow[r] = c.beta2 * vRow[r]! + c.oneMinusBeta2 * (rowSum / N);
-    }
-  }
-  for (let k = 0; k < B * N; k++) vCol[k] = c.beta2 * vCol[k]! + c.oneMinusBeta2 * (colAcc[k]! / M);
-  const rf = new Float64Array(B * M);
-  const cf = new Float64Array(B * N);
-  rowFactors(vRow, B, M, rf);
-  colFactors(vCol, cf);
+  const { row: rf, col: cf } = factoredMomentArrays(g, vRow, vCol, { B, m: M, n: N }, c.beta2, c.eps1);
   // 2. RMS of the unclipped update U (recomputed below instead of stored: no parameter-sized temporary).
   let sumSq = 0;
   for (let r = 0; r < B * M; r++) {
@@ -93,7 +60,7 @@ export function cameFactoredArrays(
   }
   const d = Math.max(1, Math.sqrt(sumSq / numel) / c.clipThreshold);
   // 3. Momentum of the clipped update and the instability (U − m)² + ε2, reduced to rows and columns.
-  colAcc.fill(0);
+  const colAcc = new Float64Array(B * N);
   for (let r = 0; r < B * M; r++) {
     const cb = Math.floor(r / M) * N;
     const base = r * N;
@@ -111,8 +78,8 @@ export function cameFactoredArrays(
   }
   for (let k = 0; k < B * N; k++) resCol[k] = c.beta3 * resCol[k]! + c.oneMinusBeta3 * (colAcc[k]! / M);
   // 4. Confidence-scaled step.
-  rowFactors(resRow, B, M, rf);
-  colFactors(resCol, cf);
+  rowRsqrtFactors(resRow, B, M, rf);
+  colRsqrtFactors(resCol, cf);
   for (let r = 0; r < B * M; r++) {
     const cb = Math.floor(r / M) * N;
     const base = r * N;

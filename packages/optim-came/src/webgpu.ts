@@ -1,4 +1,11 @@
-import { type FlatProgram, flat, flatProgram, type WebGPUBackendLike } from '@kstar/kernels';
+import {
+  batchRowMeanWebGPU,
+  type FlatProgram,
+  factoredMomentWebGPU,
+  flat,
+  flatProgram,
+  type WebGPUBackendLike,
+} from '@kstar/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { CameConsts } from './loops.ts';
 
@@ -94,67 +101,22 @@ export function cameFactoredWebGPU(backend: tf.KernelBackend, x: FactoredInputs,
   ) => b.runWebGPUProgram(program, inputs, 'float32', uniforms, out);
   const temps: tf.TensorInfo[] = [];
 
-  // 1–2. Second-moment factors, in place.
-  run(
-    flatProgram({
-      key: 'came_vrow',
-      size: B * M,
-      inputs: ['G'],
-      uniforms: 'nCols : i32, beta : f32, omb : f32, eps : f32,',
-      body: `let base = index * uniforms.nCols;
-          var s = 0.0;
-          for (var j = 0; j < uniforms.nCols; j = j + 1) {
-            let g = G[base + j];
-            s = s + (g * g + uniforms.eps);
-          }
-          result[index] = uniforms.beta * result[index] + uniforms.omb * (s / f32(uniforms.nCols));`,
-    }),
-    [G],
-    [i32(N), f32(c.beta2), f32(c.oneMinusBeta2), f32(c.eps1)],
-    flat(x.vRow),
-  );
-  run(
-    flatProgram({
-      key: 'came_vcol',
-      size: B * N,
-      inputs: ['G'],
-      uniforms: 'nRows : i32, nCols : i32, beta : f32, omb : f32, eps : f32,',
-      body: `let bb = index / uniforms.nCols;
-          let j = index - bb * uniforms.nCols;
-          let base = bb * uniforms.nRows * uniforms.nCols + j;
-          var s = 0.0;
-          for (var i = 0; i < uniforms.nRows; i = i + 1) {
-            let g = G[base + i * uniforms.nCols];
-            s = s + (g * g + uniforms.eps);
-          }
-          result[index] = uniforms.beta * result[index] + uniforms.omb * (s / f32(uniforms.nRows));`,
-    }),
-    [G],
-    [i32(M), i32(N), f32(c.beta2), f32(c.oneMinusBeta2), f32(c.eps1)],
-    flat(x.vCol),
-  );
+  // 1–3. Second-moment factors, in place, and the row means per batch.
   const batchMean = (rowStat: tf.TensorInfo) => {
-    const out = run(
-      flatProgram({
-        key: 'came_bmean',
-        size: B,
-        inputs: ['X'],
-        uniforms: 'nRows : i32,',
-        body: `var s = 0.0;
-          for (var i = 0; i < uniforms.nRows; i = i + 1) {
-            s = s + X[index * uniforms.nRows + i];
-          }
-          result[index] = s / f32(uniforms.nRows);`,
-      }),
-      [flat(rowStat)],
-      [i32(M)],
-    );
+    const out = batchRowMeanWebGPU(b, rowStat, B, M);
     temps.push(out);
     return out;
   };
+  const MR = factoredMomentWebGPU(
+    b,
+    { grad: x.grad, row: x.vRow, col: x.vCol },
+    { B, m: M, n: N },
+    c.beta2,
+    c.eps1,
+  );
+  temps.push(MR);
   const VR = flat(x.vRow);
   const VC = flat(x.vCol);
-  const MR = batchMean(x.vRow);
 
   // 4–5. RMS of U → clipping divisor D = max(1, RMS(U)/clip).
   const rowSq = run(

@@ -2,6 +2,11 @@ import { InputError, ShapeError } from '@kstar/core';
 import {
   defineKernel,
   type FlatProgram,
+  factoredDims,
+  factoredMomentArrays,
+  factoredMomentOps,
+  factoredMomentWebGPU,
+  factoredRsqrtOps,
   flat,
   flatProgram,
   inPlaceOutput,
@@ -73,15 +78,6 @@ const attrsOf = (hp: AdaLomoStepHyper): Attrs => ({
   gclip: hp.clipValue ?? NO_CLIP,
 });
 
-/** [B, m, n] of a factored shape (leading dims folded into B). */
-function dims(shape: readonly number[]): { B: number; m: number; n: number } {
-  const n = shape[shape.length - 1]!;
-  const m = shape[shape.length - 2]!;
-  let B = 1;
-  for (let i = 0; i < shape.length - 2; i++) B *= shape[i]!;
-  return { B, m, n };
-}
-
 type Inputs = {
   param: tf.TensorInfo;
   grad: tf.TensorInfo;
@@ -111,40 +107,13 @@ function updateArrays(a: Arrays, shape: readonly number[], c: Attrs): void {
   const alpha = c.lr * Math.max(c.eps2, Math.sqrt(sp / N));
   let forEachU: (f: (i: number, u: number) => void) => void;
   if (a.row != null && a.col != null) {
-    const row = a.row;
-    const col = a.col;
-    const { B, m, n } = dims(shape);
-    const colAcc = new Float64Array(n);
-    const colRs = new Float64Array(B * n);
-    const rowMean = new Float64Array(B);
-    for (let b = 0; b < B; b++) {
-      colAcc.fill(0);
-      let rSum = 0;
-      for (let i = 0; i < m; i++) {
-        const base = (b * m + i) * n;
-        let s = 0;
-        for (let j = 0; j < n; j++) {
-          const gv = gt(g[base + j]!);
-          const u = gv * gv + c.eps1;
-          s += u;
-          colAcc[j] += u;
-        }
-        row[b * m + i] = b2 * row[b * m + i]! + omb2 * (s / n);
-        rSum += row[b * m + i]!; // the stored (float32) value, as every later read sees it
-      }
-      rowMean[b] = rSum / m;
-      for (let j = 0; j < n; j++) {
-        col[b * n + j] = b2 * col[b * n + j]! + omb2 * (colAcc[j]! / m);
-        colRs[b * n + j] = 1 / Math.sqrt(col[b * n + j]!);
-      }
-    }
-    forEachU = (f) => {
-      for (let b = 0; b < B; b++) {
-        for (let i = 0; i < m; i++) {
-          const rf = 1 / Math.sqrt(row[b * m + i]! / rowMean[b]!);
-          const base = (b * m + i) * n;
-          for (let j = 0; j < n; j++) f(base + j, gt(g[base + j]!) * rf * colRs[b * n + j]!);
-        }
+    const { B, m, n } = factoredDims(shape);
+    const f = factoredMomentArrays(g, a.row, a.col, { B, m, n }, b2, c.eps1, gt);
+    forEachU = (fn) => {
+      for (let r = 0; r < B * m; r++) {
+        const cb = Math.floor(r / m) * n;
+        const base = r * n;
+        for (let j = 0; j < n; j++) fn(base + j, gt(g[base + j]!) * f.row[r]! * f.col[cb + j]!);
       }
     };
   } else {
@@ -260,50 +229,14 @@ const adalomoWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   let uValues: Uniform[];
   const factored = ins.row != null;
   if (factored) {
-    const { B, m, n } = dims(ins.param.shape);
-    run(
-      flatProgram({
-        key: 'adalomo_row',
-        size: B * m,
-        inputs: ['G'],
-        uniforms: `nCols : i32, ${emaUniforms}`,
-        body: `var s = 0.0;
-          let base = index * uniforms.nCols;
-          for (var j = 0; j < uniforms.nCols; j++) { let g = ${GT('base + j')}; s = s + (g * g + uniforms.eps1); }
-          result[index] = uniforms.b2t * result[index] + uniforms.omb2t * (s / f32(uniforms.nCols));`,
-      }),
-      [ins.grad],
-      [i32(n), ...ema],
-      ins.row,
-    );
-    run(
-      flatProgram({
-        key: 'adalomo_col',
-        size: B * n,
-        inputs: ['G'],
-        uniforms: `nRows : i32, nCols : i32, ${emaUniforms}`,
-        body: `var s = 0.0;
-          let bt = index / uniforms.nCols;
-          let base = bt * uniforms.nRows * uniforms.nCols + (index - bt * uniforms.nCols);
-          for (var i = 0; i < uniforms.nRows; i++) { let g = ${GT('base + i * uniforms.nCols')}; s = s + (g * g + uniforms.eps1); }
-          result[index] = uniforms.b2t * result[index] + uniforms.omb2t * (s / f32(uniforms.nRows));`,
-      }),
-      [ins.grad],
-      [i32(m), i32(n), ...ema],
-      ins.col,
-    );
-    const rowMean = run(
-      flatProgram({
-        key: 'adalomo_rowmean',
-        size: B,
-        inputs: ['Rw'],
-        uniforms: 'nRows : i32,',
-        body: `var s = 0.0;
-          for (var i = 0; i < uniforms.nRows; i++) { s = s + Rw[index * uniforms.nRows + i]; }
-          result[index] = s / f32(uniforms.nRows);`,
-      }),
-      [ins.row!],
-      [i32(m)],
+    const { B, m, n } = factoredDims(ins.param.shape);
+    const rowMean = factoredMomentWebGPU(
+      b,
+      { grad: ins.grad, row: ins.row!, col: ins.col! },
+      { B, m, n },
+      c.beta2t,
+      c.eps1,
+      { key: '_clip', at: GT, uniforms: G_UNIFORMS, values: gU },
     );
     temps.push(rowMean);
     uInputs = [ins.grad, ins.row!, ins.col!, rowMean];
@@ -412,14 +345,9 @@ function adalomoFallback({ param, grad, state, hp }: AdaLomoKernelArgs): void {
       const row = state.exp_avg_sq_row;
       const col = state.exp_avg_sq_col;
       const u = tf.add(tf.square(g), hp.eps1);
-      row.assign(tf.tidy(() => tf.add(tf.mul(row, beta2t), tf.mul(tf.mean(u, -1), 1 - beta2t))));
-      col.assign(tf.tidy(() => tf.add(tf.mul(col, beta2t), tf.mul(tf.mean(u, -2), 1 - beta2t))));
+      factoredMomentOps(row, col, u, beta2t);
       u.dispose();
-      update = tf.tidy(() => {
-        const rFactor = tf.expandDims(tf.rsqrt(tf.div(row, tf.mean(row, -1, true))), -1);
-        const cFactor = tf.expandDims(tf.rsqrt(col), -2);
-        return tf.mul(tf.mul(rFactor, cFactor), g);
-      });
+      update = tf.tidy(() => tf.mul(factoredRsqrtOps(row, col), g));
     } else {
       const v = state.exp_avg_sq!;
       v.assign(tf.tidy(() => tf.add(tf.mul(v, beta2t), tf.mul(tf.add(tf.square(g), hp.eps1), 1 - beta2t))));
