@@ -5,8 +5,10 @@ import { composePlugins, InputError, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { split24 } from '@kstar/master-split24';
+import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from './atomic-write.ts';
 import { benchRun } from './bench-run.ts';
+import { CHECKPOINT_FORMAT_VERSION } from './checkpoint/format.ts';
 import { saveCheckpoint } from './checkpoint/save.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
@@ -16,7 +18,9 @@ export const BENCH_CHECKPOINT_HELP = `kstar bench checkpoint size --json FILE [-
 kstar bench checkpoint cost --json FILE [--preset small] [--steps 100] [--save-every 25] [--batch 8] [--seq T]
 
 size: bytes of a checkpoint (weights + optimizer state + trainer state, as written) for adamw with float32 weights and
-for adam8bit with split24 weights, on the preset's shapes (built, not trained: the sizes depend on shapes only).
+for adam8bit with split24 weights, on the preset's shapes after one training step on random tokens (batch 1 × 16):
+weights as initialized plus one update, optimizer state non-zero (an untrained state of zeros would compress
+unrealistically well).
 cost: a training run saving every N steps; the seconds spent writing checkpoints over the run's wall time.
 `;
 
@@ -31,6 +35,16 @@ async function checkpointBytes(preset: string, optimizer: string, weights: 'fp32
     optimizer: composition.optimizer,
     ...(split ? { masterWeights: split } : {}),
   });
+  // One step on random tokens: non-zero moments, so their stored (compressed) size is that of a training run.
+  const batch = tf.tidy(() => {
+    const ids = tf.randomUniform([1, 17], 0, config.vocabSize, 'int32', 1);
+    return {
+      inputs: tf.slice(ids, [0, 0], [1, 16]),
+      targets: tf.slice(ids, [0, 1], [1, 16]),
+    };
+  });
+  await engine.trainStep(batch);
+  tf.dispose([batch.inputs, batch.targets]);
   const dir = mkdtempSync(join(tmpdir(), 'kstar-bench-ckpt-'));
   const t0 = performance.now();
   const path = await saveCheckpoint(dir, 1, {
@@ -38,7 +52,7 @@ async function checkpointBytes(preset: string, optimizer: string, weights: 'fp32
     model,
     ...(split ? { split } : {}),
     trainer: {
-      step: 0,
+      step: 1,
       samplerState: 0,
       schedule: { peakLr: 0, warmup: 0, totalSteps: 0 },
       config: { preset, optimizer, masterWeights: weights },
@@ -88,7 +102,7 @@ export async function benchCheckpoint(
     const ratio = compact.bytes / adamw.bytes;
     writeFileAtomic(
       v.json,
-      `${JSON.stringify({ benchmark: 'checkpoint-size', preset, machine, rows: [adamw, compact], ratio, goal: 0.4, flashOptimRatio: 0.43 }, null, 2)}\n`,
+      `${JSON.stringify({ benchmark: 'checkpoint-size', command: `pnpm kstar bench checkpoint size --json ${v.json} --preset ${preset}`, preset, formatVersion: CHECKPOINT_FORMAT_VERSION, trainedSteps: 1, machine, rows: [adamw, compact], ratio, goal: 0.4, flashOptimRatio: 0.43 }, null, 2)}\n`,
     );
     return {
       file: v.json,
@@ -124,6 +138,8 @@ export async function benchCheckpoint(
     `${JSON.stringify(
       {
         benchmark: 'checkpoint-cost',
+        command: `pnpm kstar bench checkpoint cost ${rest.join(' ')}`,
+        formatVersion: CHECKPOINT_FORMAT_VERSION,
         machine,
         settings: { ...settings, saveDir: undefined },
         checkpointsWritten: report.checkpoints!.saved.length,

@@ -81,6 +81,8 @@ export const TrainConfigSchema = z.strictObject({
   heads: z.int().positive().optional(),
   /** Vocabulary rows (≥ the tokenizer's; default the tokenizer's). */
   vocab: z.int().positive().optional(),
+  /** Micro-batches of `batch` rows per optimizer step (gradients averaged: one step on K × batch rows). */
+  gradAccum: z.int().positive().default(1),
   /** Clip the gradient by its global L2 norm (two passes: the norm first, then the clipped update). */
   gradClip: z.number().positive().finite().optional(),
   /** Only evaluate the validation loss of the (resumed or --init-from) weights; no training step. */

@@ -43,6 +43,7 @@ import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import { saveCheckpoint } from './checkpoint/save.ts';
 import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
 import type { TrainConfig } from './config.ts';
+import { GradAccumulation } from './grad-accum.ts';
 import { clippedStep, scaledOptimizer } from './grad-clip.ts';
 import { checkStepFits } from './memory-check.ts';
 import { optimizerEntry } from './optimizers.ts';
@@ -172,6 +173,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
       'E_CONFIG',
     );
   }
+  checkGradAccum(config, entry);
   // --grad-clip: LOMO and AdaLomo clip by global norm with their own two-pass step (the others are wrapped in train).
   const optimizer = entry.create(
     config.lr ?? entry.defaultLr,
@@ -208,6 +210,30 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     optimizer,
     ...(seqSchedule ? { seqSchedule } : {}),
   };
+}
+
+/** `--grad-accum K`: refused where the micro-batches' gradients cannot be summed before the update. */
+function checkGradAccum(config: TrainConfig, entry: ReturnType<typeof optimizerEntry>): void {
+  const K = config.gradAccum;
+  if (K === 1) return;
+  if (entry.requiresMode === 'segmented') {
+    throw new InputError(
+      `--grad-accum ${K} cannot be used with --optimizer ${config.optimizer}: it updates each weight inside the backward pass (gradient release), so no gradient is kept to sum; use --batch ${config.batch * K} (or a memory strategy such as --activations checkpoint) instead`,
+      'E_CONFIG',
+    );
+  }
+  if (config.sharding !== 'none') {
+    throw new InputError(
+      `--grad-accum ${K} cannot be used with --sharding ${config.sharding}: ZeRO reduces and applies each step's gradients across ranks in one pass; use --batch ${config.batch * K} across the ranks instead`,
+      'E_CONFIG',
+    );
+  }
+  if (config.gradClip !== undefined) {
+    throw new InputError(
+      `--grad-accum ${K} cannot be combined with --grad-clip ${config.gradClip} yet: the global norm of the accumulated gradient is not known before the last micro-batch's updates; drop one of the two`,
+      'E_CONFIG',
+    );
+  }
 }
 
 /** The corpus, with a file system failure (`EIO`, `EACCES`, `EISDIR` …) as an InputError naming the path. */
@@ -312,7 +338,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const base = run.optimizer;
   const clipped =
     config.gradClip !== undefined && !entry.trainStep ? scaledOptimizer(base, config.gradClip) : undefined;
-  const optimizer = clipped ?? base;
+  const accum =
+    config.gradAccum > 1 ? new GradAccumulation(config.gradAccum, inPlaceGradAccumulator) : undefined;
+  const optimizer = accum ? accum.wrap(base) : (clipped ?? base);
   const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
   const stage = stageOf(config.sharding);
   const sharding = stage !== null && io.collective ? zero({ stage, collective: io.collective }) : undefined;
@@ -385,8 +413,10 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
             : undefined,
         fixed,
       });
-    checkStepFits(planned.predictedPeakBytes, backend, {
-      what: `a step of batch ${config.batch} × seq ${seq}`,
+    // --grad-accum: one float32 gradient per parameter waits between micro-batches.
+    const accumBytes = accum ? 4 * model.paramCount : 0;
+    checkStepFits(planned.predictedPeakBytes + accumBytes, backend, {
+      what: `a step of batch ${config.batch} × seq ${seq}${accum ? ` with ${accum.micro} accumulated micro-batches` : ''}`,
     });
   } catch (e) {
     model.dispose();
@@ -398,7 +428,10 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const segments = choice.segments;
   const guard = config.spikeGuard === undefined ? undefined : new SpikeGuard(config.spikeGuard);
   const engine = new TrainingEngine(model, {
-    ...(guard ? { skipUpdate: (loss: number, step: number) => guard.check(loss, step) } : {}),
+    ...(guard
+      ? { skipUpdate: (loss: number, step: number) => guard.check(accum ? accum.meanLoss(loss) : loss, step) }
+      : {}),
+    ...(accum ? { onGradient: accum.onGradient } : {}),
     optimizer: composition.optimizer,
     mode: choice.mode,
     ...(segments && choice.segmentsBy === 'engine' ? { segments } : {}),
@@ -448,7 +481,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   io.log.log(
     `kstar: ${config.preset} (${model.paramCount.toLocaleString('en-US')} params) on ${run.corpusName} ` +
       `(${dataset.tokens.length.toLocaleString('en-US')} ${run.tokenizer.name} tokens), ${backend} backend, ${planned.choice.mode} mode, ` +
-      `${config.optimizer} lr ${lr}${masterWeights ? `, ${masterWeights.name} weights` : ''}, batch ${config.batch} × seq ${seq}, ${config.steps} steps` +
+      `${config.optimizer} lr ${lr}${masterWeights ? `, ${masterWeights.name} weights` : ''}, batch ${config.batch} × seq ${seq}${accum ? ` × ${accum.micro} accumulated micro-batches` : ''}, ${config.steps} steps` +
       (planned.strategies.length
         ? `; activations ${planned.strategies.map((s) => `${s.name} ${JSON.stringify(s.describe())}`).join(', ')}`
         : '') +
@@ -498,24 +531,28 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     logFd = config.log ? openSync(config.log, resume ? 'a' : 'w') : undefined;
     for (let step = startStep; step <= config.steps && !config.evalOnly; step++) {
       const stepLr = learningRateAt(step, config.steps, lr, Math.min(config.warmup, config.steps - 1));
-      if ('learningRate' in optimizer) optimizer.learningRate = stepLr;
+      // On the plugin itself: wrappers (clipping, accumulation) read it through their prototype.
+      if ('learningRate' in base) base.learningRate = stepLr;
       const stepSeq = seqOf(step);
       await planner?.beforeStep(engine, step, stepSeq);
-      const global = dataset.trainBatch(config.batch, stepSeq);
+      // --grad-accum K: K micro-batches drawn in order (the same rows as one batch of K × B).
+      const micro = Array.from({ length: accum?.micro ?? 1 }, () =>
+        dataset.trainBatch(config.batch, stepSeq),
+      );
+      const global = micro.at(-1)!;
       // Every rank draws the same global batch (same seed) and trains on its own rows of it.
       const batch = ranks > 1 ? rankBatch(global, rank, ranks) : global;
       const t0 = performance.now();
       let r: StepResult;
       try {
+        const one = (b: typeof batch) =>
+          clipped
+            ? clippedStep(engine, clipped, b, config.gradClip!, inPlaceGradAccumulator)
+            : entry.trainStep
+              ? entry.trainStep(engine, b)
+              : engine.trainStep(b);
         // On WebGPU: inside error scopes; a validation/out-of-memory error or a lost device throws TrainingError(step).
-        const once = () =>
-          guardWebGPUStep(step, () =>
-            clipped
-              ? clippedStep(engine, clipped, batch, config.gradClip!, inPlaceGradAccumulator)
-              : entry.trainStep
-                ? entry.trainStep(engine, batch)
-                : engine.trainStep(batch),
-          );
+        const once = () => guardWebGPUStep(step, () => (accum ? accum.step(engine, micro, one) : one(batch)));
         // With the planner: an out-of-memory error re-plans tighter and retries this step with this batch.
         r = await (planner ? planner.guard(engine, step, once) : once());
         await planner?.afterStep(engine, r, step + 1);
@@ -532,7 +569,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
               };
         break;
       } finally {
-        tf.dispose([global.inputs, global.targets, batch.inputs, batch.targets]);
+        tf.dispose([batch.inputs, batch.targets, ...micro.flatMap((b) => [b.inputs, b.targets])]);
       }
       const seconds = (performance.now() - t0) / 1000;
       stepSeconds.push(seconds);
@@ -545,7 +582,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
           `kstar: step ${step}: loss ${r.loss.toFixed(4)} is over ${guard.factor} × the recent median ${s.median.toFixed(4)}: update skipped (--spike-guard)`,
         );
       }
-      tokens += config.batch * stepSeq;
+      tokens += config.batch * config.gradAccum * stepSeq;
       const tokensPerSecond = tokens / trainSeconds;
       if (valBatches.length > 0 && (step % config.evalEvery === 0 || step === config.steps)) {
         lastVal = await evaluate();

@@ -2,6 +2,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { CHECKPOINT_FORMAT_VERSION } from '../src/checkpoint/format.ts';
 import { sealManifest, sha256 } from '../src/checkpoint/write.ts';
 import type { TrainReport } from '../src/index.ts';
 import { cli } from './run-cli.ts';
@@ -95,9 +96,14 @@ describe('damaged checkpoints', () => {
       (d) => {
         const f = join(d, 'manifest.json');
         const { manifestSha256: _, ...m } = JSON.parse(readFileSync(f, 'utf8'));
-        writeFileSync(f, JSON.stringify(sealManifest({ ...m, formatVersion: 2 })));
+        writeFileSync(
+          f,
+          JSON.stringify(sealManifest({ ...m, formatVersion: CHECKPOINT_FORMAT_VERSION + 1 })),
+        );
       },
-      /checkpoint file '.*step-00000003\/manifest\.json' has format version 2 \(K\* 0\.1\.0\); this K\* reads version 1 and older: upgrade K\*/,
+      new RegExp(
+        `checkpoint file '.*step-00000003/manifest\\.json' has format version ${CHECKPOINT_FORMAT_VERSION + 1} \\(K\\* 0\\.1\\.0\\); this K\\* reads version ${CHECKPOINT_FORMAT_VERSION} and older: upgrade K\\*`,
+      ),
     ],
   ];
 

@@ -1,7 +1,7 @@
 import { InputError } from '@kstar/core';
 
 /**
- * The checkpoint format, version 1. A checkpoint is a directory `step-NNNNNNNN/` under the save directory:
+ * The checkpoint format, version 2. A checkpoint is a directory `step-NNNNNNNN/` under the save directory:
  *
  * - `manifest.json`: `{format: 'kstar-checkpoint', formatVersion, kstarVersion, step, world: {size}, files: [{path,
  *   bytes, sha256, rank?}], manifestSha256}`; `manifestSha256` is the SHA-256 of the manifest's JSON without that
@@ -13,13 +13,19 @@ import { InputError } from '@kstar/core';
  * - `optimizer.rank0.safetensors`: every parameter's optimizer state tensors as the plugin stores them
  *   (`PARAM::KEY`: float32 moments, 8-bit codes packed four per int32 + float32 block absmax…): nothing expanded.
  *
+ * Version 2 (this K*) stores the tensor files' `I32` tensors (split24 words, 8-bit codes) losslessly compressed:
+ * `payload.ts` is the one place that encodes and decodes them. Version 1 files (uncompressed) are read as before; a
+ * K* that reads version 1 only refuses a version-2 manifest with "format version 2 … upgrade K*" (exit 2).
+ * Checkpoints are written between optimizer steps only (with `--grad-accum`, after the step's last micro-batch), so
+ * no micro-batch position is stored.
+ *
  * Sharded runs (designed, not yet written by any code path): each rank r of N writes `optimizer.rank{r}.safetensors`
  * (ZeRO-1/2: its state shard) and, with ZeRO-3, `model.rank{r}.safetensors` (its parameter shard) into the same
  * temporary directory; after a barrier rank 0 writes `trainer.json` and the manifest (`world.size = N`, each file with
  * its `rank`), then renames. A reader with N ranks takes file `rank{r}`; another N is an error naming both sizes.
  */
 export const CHECKPOINT_FORMAT = 'kstar-checkpoint';
-export const CHECKPOINT_FORMAT_VERSION = 1;
+export const CHECKPOINT_FORMAT_VERSION = 2;
 
 export const MANIFEST = 'manifest.json';
 export const TRAINER_STATE = 'trainer.json';

@@ -21,6 +21,7 @@ const CHANGEABLE = new Set([
   'log',
   'sampleTokens',
   'batch',
+  'gradAccum',
   'seq',
 ]);
 

@@ -1,9 +1,10 @@
 import type { OptimizerState, TrainingEngine } from '@kstar/core';
 import { stateVariable } from '@kstar/core';
-import { decodeSafetensors, encodeSafetensors, type GPTModel, type SafeTensor } from '@kstar/gpt';
+import type { GPTModel, SafeTensor } from '@kstar/gpt';
 import type { Split24Plugin } from '@kstar/master-split24';
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointError } from './format.ts';
+import { decodePayload, encodePayload } from './payload.ts';
 
 /** Separates a parameter's name from its state key in the optimizer file (`h0.attn.wqkv::m`). */
 const KEY_SEP = '::';
@@ -28,7 +29,7 @@ export async function encodeWeights(model: GPTModel, split?: Split24Plugin): Pro
   const entries: Array<[string, SafeTensor]> = [];
   if (!split) {
     for (const [name, v] of model.variables) entries.push([name, await tensorEntry(v)]);
-    return encodeSafetensors(entries, { format: 'float32' });
+    return encodePayload(entries, { format: 'float32' });
   }
   const state = await split.getState();
   const shapes: Record<string, number[]> = {};
@@ -43,7 +44,7 @@ export async function encodeWeights(model: GPTModel, split?: Split24Plugin): Pro
   for (const [name, v] of model.variables) {
     if (!(name in state) && !v.isDisposed) entries.push([name, await tensorEntry(v)]);
   }
-  return encodeSafetensors(entries, { format: 'split24', shapes: JSON.stringify(shapes) });
+  return encodePayload(entries, { format: 'split24', shapes: JSON.stringify(shapes) });
 }
 
 const f32 = (t: SafeTensor) => new Float32Array(t.data.slice().buffer);
@@ -59,7 +60,7 @@ export function restoreWeights(
   model: GPTModel,
   split?: Split24Plugin,
 ): void {
-  const file = decodeSafetensors(bytes, origin);
+  const file = decodePayload(bytes, origin);
   const format = file.metadata.format;
   if ((format === 'split24') !== (split !== undefined)) {
     throw new CheckpointError(
@@ -102,12 +103,12 @@ export async function encodeOptimizerState(engine: TrainingEngine): Promise<Uint
       entries.push([`${name}${KEY_SEP}${key}`, await tensorEntry(state[key]!)]);
     }
   }
-  return encodeSafetensors(entries, { optimizer: engine.optimizer.name });
+  return encodePayload(entries, { optimizer: engine.optimizer.name });
 }
 
 /** Replaces the engine's optimizer state with the saved one (checked against the engine's parameters). */
 export function restoreOptimizerState(bytes: Uint8Array, origin: string, engine: TrainingEngine): void {
-  const file = decodeSafetensors(bytes, origin);
+  const file = decodePayload(bytes, origin);
   if (file.metadata.optimizer !== engine.optimizer.name) {
     throw new CheckpointError(
       `${origin} holds '${file.metadata.optimizer}' state, the run uses '${engine.optimizer.name}': pass --optimizer ${file.metadata.optimizer}`,
