@@ -26,6 +26,7 @@ export interface LibMpi {
   commRank(comm: bigint, rank: number[]): number;
   commSize(comm: bigint, size: number[]): number;
   allreduce: NativeFn;
+  reduce: NativeFn;
   reduceScatterBlock: NativeFn;
   allgather: NativeFn;
   bcast: NativeFn;
@@ -107,6 +108,9 @@ export async function loadLibMpi(
     commSize: lib.func('int MPI_Comm_size(void *comm, _Out_ int *size)'),
     allreduce: lib.func(
       'int MPI_Allreduce(void *send, void *recv, int count, void *type, void *op, void *comm)',
+    ),
+    reduce: lib.func(
+      'int MPI_Reduce(void *send, void *recv, int count, void *type, void *op, int root, void *comm)',
     ),
     reduceScatterBlock: lib.func(
       'int MPI_Reduce_scatter_block(void *send, void *recv, int count, void *type, void *op, void *comm)',

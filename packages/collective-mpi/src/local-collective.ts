@@ -11,6 +11,7 @@ export function localCollective(): Collective & { close(): Promise<void> } {
     size: 1,
     describe: () => ({ ranks: 1 }),
     allReduce: async (x) => tf.clone(x),
+    reduce: async (x) => tf.clone(x),
     reduceScatter: async (x) => tf.tidy(() => tf.reshape(tf.clone(x), [x.size])),
     allGather: async (x) => tf.tidy(() => tf.reshape(tf.clone(x), [x.size])),
     broadcast: async (x) => tf.clone(x),

@@ -104,6 +104,11 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
     for (let i = 0; i < out.length; i++) out[i] = out[i]! / size;
     return out;
   };
+  const checkRoot = (op: string, root: number) => {
+    if (!(Number.isInteger(root) && root >= 0 && root < size)) {
+      throw new ShapeError(`${op}: root ${root} is not a rank of ${size}: pass 0..${size - 1}`);
+    }
+  };
   const bytesOf = (elems: number) => 4 * elems;
   const ring = (elems: number) => Math.round((bytesOf(elems) * (size - 1)) / size);
 
@@ -140,6 +145,36 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
           );
         }
         sent += 2 * ring(n);
+        return tf.tensor(scaled(host.slice(), op, x.dtype), x.shape, x.dtype);
+      }),
+
+    reduce: (x, root, op = 'sum') =>
+      serial(async () => {
+        checkRoot('reduce', root);
+        const type = typeOf(x.dtype);
+        const data = await hostData(x);
+        const n = x.size;
+        const buf = buffers.get('reduce', bytesOf(n));
+        const host = typed(x.dtype as Dtype, buf.view, n);
+        host.set(data);
+        for (let o = 0; o < n; o += pieceElems) {
+          const len = Math.min(pieceElems, n - o);
+          const at = buf.ptr + BigInt(4 * o);
+          // The root reduces in place; the others only send (their receive buffer is ignored).
+          await call(
+            'MPI_Reduce',
+            mpi.reduce,
+            rank === root ? mpi.inPlace : at,
+            rank === root ? at : null,
+            len,
+            type,
+            mpi.sum,
+            root,
+            mpi.commWorld,
+          );
+        }
+        sent += ring(n);
+        if (rank !== root) return null;
         return tf.tensor(scaled(host.slice(), op, x.dtype), x.shape, x.dtype);
       }),
 
@@ -200,9 +235,7 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
 
     broadcast: (x, root) =>
       serial(async () => {
-        if (!(Number.isInteger(root) && root >= 0 && root < size)) {
-          throw new ShapeError(`broadcast: root ${root} is not a rank of ${size}: pass 0..${size - 1}`);
-        }
+        checkRoot('broadcast', root);
         const type = typeOf(x.dtype);
         const n = x.size;
         const buf = buffers.get('reduce', bytesOf(n));

@@ -56,6 +56,15 @@ async function main() {
     );
     const ag = await c.allGather(rs);
     results[`allGather-${dtype}`] = maxRelError(await ag.data(), sum);
+    // Reduce to the last rank (mean for float32): only that rank gets a tensor.
+    const root = N - 1;
+    const rd = await c.reduce(mine, root, int ? 'sum' : 'mean');
+    if (c.rank === root) {
+      results[`reduce-${dtype}`] = maxRelError(await rd!.data(), int ? sum : sum.map((v) => v / N));
+    } else {
+      results[`reduce-${dtype}`] = rd === null ? 0 : Number.POSITIVE_INFINITY;
+    }
+    rd?.dispose();
     const bc = await c.broadcast(mine, N - 1);
     results[`broadcast-${dtype}`] = maxRelError(await bc.data(), all[N - 1]!);
     tf.dispose([mine, ar, rs, ag, bc]);

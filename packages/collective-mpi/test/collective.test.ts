@@ -24,6 +24,7 @@ describe('single process (no MPI needed)', () => {
         await c.reduceScatter(x),
         await c.allGather(x),
         await c.broadcast(x, 0),
+        (await c.reduce(x, 0, 'mean'))!,
       ];
       for (const o of outs) expect(Array.from(await o.data())).toEqual([1, 2, 3, 4]);
       expect(outs[1]!.shape).toEqual([4]);
@@ -81,15 +82,15 @@ describe.skipIf(!hasMpirun)('over Open MPI, 3 ranks', () => {
       for (const [name, err] of Object.entries(l.results as Record<string, number>)) {
         expect(err, `${name} on rank ${l.rank}`).toBeLessThan(name.endsWith('int32') ? 1e-12 : 1e-6);
       }
-      expect(Object.keys(l.results)).toHaveLength(9);
+      expect(Object.keys(l.results)).toHaveLength(11);
       expect(l.tensorsLeft).toBe(0);
       expect(l.threaded).toBe(true);
-      // 30 float32 per rank chunk, 24 per message: every operation took 2 calls or more (20 calls + 1 barrier).
-      expect(l.calls).toBeGreaterThanOrEqual(21);
+      // 30 float32 per rank chunk, 24 per message: every operation took 2 calls or more (24 calls + 1 barrier).
+      expect(l.calls).toBeGreaterThanOrEqual(25);
       // Ring volumes, float32 + int32: all-reduce 2·(2/3)·90·4 (twice for float: sum and mean), reduce-scatter
-      // (2/3)·90·4, all-gather (2/3)·90·4, broadcast (2/3)·90·4.
+      // (2/3)·90·4, all-gather (2/3)·90·4, reduce (2/3)·90·4, broadcast (2/3)·90·4.
       const ring = (2 / 3) * 90 * 4;
-      expect(l.bytesSent).toBe(Math.round(2 * (2 * ring + 2 * ring + 3 * ring) - 2 * ring));
+      expect(l.bytesSent).toBe(Math.round(2 * (2 * ring + 2 * ring + 4 * ring) - 2 * ring));
     }
   });
 });

@@ -179,6 +179,11 @@ export interface Collective extends Plugin {
   /** Element-wise sum (or mean) over ranks, shaped like `x`. */
   allReduce(x: tf.Tensor, op?: 'sum' | 'mean'): Promise<tf.Tensor>;
   /**
+   * Element-wise sum (or mean) over ranks, shaped like `x`, delivered to `root` only (the other ranks get null): half
+   * an all-reduce's traffic, for results that one rank alone needs (a whole-tensor owner's gradient).
+   */
+  reduce(x: tf.Tensor, root: number, op?: 'sum' | 'mean'): Promise<tf.Tensor | null>;
+  /**
    * Element-wise sum (or mean) over ranks of the flat `x` (size divisible by `size`), of which this rank receives
    * chunk `rank`: flat [x.size / size].
    */
@@ -190,7 +195,7 @@ export interface Collective extends Plugin {
   barrier(): Promise<void>;
   /**
    * Bytes this rank has sent since it started, counted from message sizes with the ring algorithms' volumes
-   * (all-reduce 2·(N−1)/N·n, reduce-scatter and all-gather (N−1)/N·n of the full n, broadcast (N−1)/N·n).
+   * (all-reduce 2·(N−1)/N·n, reduce-scatter and all-gather (N−1)/N·n of the full n, reduce and broadcast (N−1)/N·n).
    */
   bytesSent(): number;
 }

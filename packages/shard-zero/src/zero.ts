@@ -296,17 +296,17 @@ function attachZero(stage: ZeroStage, c: Collective, ctx: ShardingContext): Zero
         return;
       }
       if (o.kind === 'whole') {
-        // The owner alone keeps the reduced gradient (stages 2-3: the others drop it at once).
-        const g = await c.allReduce(grad, 'mean');
-        ledger.tagGrad(g);
+        // Only the owner needs the mean gradient: reduced to it (half an all-reduce's traffic), the others send theirs.
+        const g = await c.reduce(grad, o.owner, 'mean');
+        if (g) ledger.tagGrad(g);
         try {
           if (stage === 3) {
-            if (o.owner === me) store.update(name, (v) => update(v, g, states.get(name)!, step));
+            if (g) store.update(name, (v) => update(v, g, states.get(name)!, step));
           } else {
-            await updateWholeReplicated(name, o.owner, o.owner === me ? g : undefined, step);
+            await updateWholeReplicated(name, o.owner, g ?? undefined, step);
           }
         } finally {
-          g.dispose();
+          g?.dispose();
         }
         return;
       }
