@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packPackages } from '../../scripts/pack-packages.mjs';
 
@@ -105,7 +105,24 @@ describe('packed packages installed with npm into an empty project', () => {
     expect(r.losses.at(-1)!).toBeLessThan(r.losses[0]!);
   });
 
-  it('a TypeScript file type-checks against the published declarations', () => {
+  it('the README examples (user/readme/, scripts/readme-examples.mjs) run against the published packages', () => {
+    // tsx's loader only strips the types (tsc checks them below); imports resolve in the user's node_modules.
+    const tsx = pathToFileURL(join(repoRoot, 'node_modules/tsx/dist/esm/index.mjs')).href;
+    node(['--import', tsx, 'run-readme-examples.mjs']);
+    const results = JSON.parse(readFileSync(join(project, 'readme-results.json'), 'utf8')) as Record<
+      string,
+      { seconds?: number; error?: string }
+    >;
+    const examples = readdirSync(join(userScripts, 'readme')).filter((f) => f.endsWith('.ts'));
+    const typeCheckedOnly = examples.filter((f) =>
+      /^\/\/ type-checked only:/m.test(readFileSync(join(userScripts, 'readme', f), 'utf8')),
+    );
+    expect(Object.keys(results).sort()).toEqual(examples.filter((f) => !typeCheckedOnly.includes(f)).sort());
+    const failures = Object.entries(results).flatMap(([f, r]) => (r.error ? [`${f}: ${r.error}`] : []));
+    expect(failures).toEqual([]);
+  });
+
+  it('a TypeScript file and the README examples type-check against the published declarations', () => {
     const tsc = join(repoRoot, 'node_modules/typescript/bin/tsc');
     const run = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: project, encoding: 'utf8' });
     expect(run.stdout + run.stderr).toBe('');
