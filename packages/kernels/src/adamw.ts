@@ -1,9 +1,15 @@
 import { InputError, ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { defineKernel } from './define-kernel.ts';
+import {
+  type CpuKernel,
+  cpuFloats,
+  defineKernel,
+  type WasmKernel,
+  type WebGPUKernel,
+} from './define-kernel.ts';
 import { inPlaceOutput } from './in-place.ts';
-import { invalidateWasmCaches, type WasmBackendLike } from './wasm-kernels.ts';
-import { flat, flatProgram, type WebGPUBackendLike } from './wgsl.ts';
+import { invalidateWasmCaches } from './wasm-kernels.ts';
+import { flat, flatProgram } from './wgsl.ts';
 
 export interface AdamWHyper {
   lr: number;
@@ -74,23 +80,16 @@ function updateArrays(
   }
 }
 
-const adamwCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { param, grad, m, v } = inputs as unknown as Inputs;
-  const b = backend as unknown as {
-    data: { get(id: tf.DataId): { values: Float32Array } };
-    incRef(id: tf.DataId): void;
-  };
-  const arr = (t: tf.TensorInfo) => b.data.get(t.dataId).values;
-  updateArrays(arr(param), arr(grad), arr(m), arr(v), attrs as unknown as AdamWConsts);
+const adamwCpu: CpuKernel<Inputs, AdamWConsts> = ({ inputs: { param, grad, m, v }, backend: b, attrs }) => {
+  const arr = (t: tf.TensorInfo) => cpuFloats(b, t);
+  updateArrays(arr(param), arr(grad), arr(m), arr(v), attrs);
   return [inPlaceOutput(b, param), inPlaceOutput(b, m), inPlaceOutput(b, v)];
 };
 
-const adamwWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { param, grad, m, v } = inputs as unknown as Inputs;
-  const b = backend as unknown as WasmBackendLike;
+const adamwWasm: WasmKernel<Inputs, AdamWConsts> = ({ inputs: { param, grad, m, v }, backend: b, attrs }) => {
   // No allocation happens in this kernel, so the heap views stay valid.
   const view = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
-  updateArrays(view(param), view(grad), view(m), view(v), attrs as unknown as AdamWConsts);
+  updateArrays(view(param), view(grad), view(m), view(v), attrs);
   for (const t of [param, m, v]) invalidateWasmCaches(b, t);
   return [inPlaceOutput(b, param), inPlaceOutput(b, m), inPlaceOutput(b, v)];
 };
@@ -99,10 +98,11 @@ const adamwWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
  * Three in-place dispatches (m, v, then p), each writing only its own `result` binding: one buffer is never
  * bound as both input and output (Dawn rejects that asynchronously), so p reads the new m and v as inputs.
  */
-const adamwWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { param, grad, m, v } = inputs as unknown as Inputs;
-  const b = backend as unknown as WebGPUBackendLike;
-  const c = attrs as unknown as AdamWConsts;
+const adamwWebGPU: WebGPUKernel<Inputs, AdamWConsts> = ({
+  inputs: { param, grad, m, v },
+  backend: b,
+  attrs: c,
+}) => {
   const size = tf.util.sizeFromShape(param.shape);
   const f32 = (...data: number[]) => data.map((d) => ({ type: 'float32' as const, data: [d] }));
   const moment = (key: string, body: string) =>
@@ -165,12 +165,12 @@ function canRunInPlace({ param, grad, m, v }: AdamWArgs, backend: tf.KernelBacke
   return [param, m, v].every((t) => backend.refCount(t.dataId) === 1);
 }
 
-export const adamwKernel = defineKernel<AdamWArgs, void>({
+export const adamwKernel = defineKernel<AdamWArgs, void, Inputs, AdamWConsts>({
   name: 'KstarAdamW',
   backends: { cpu: adamwCpu, wasm: adamwWasm, webgpu: adamwWebGPU },
   invoke: ({ param, grad, m, v, hp }) => ({
     inputs: { param, grad, m, v },
-    attrs: constants(hp) as unknown as tf.NamedAttrMap,
+    attrs: constants(hp),
   }),
   finish: (outputs) => tf.dispose(outputs),
   fallback: adamwFallback,

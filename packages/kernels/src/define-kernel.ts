@@ -1,5 +1,7 @@
 import { InputError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
+import type { WasmBackendLike } from './wasm-kernels.ts';
+import type { WebGPUBackendLike } from './wgsl.ts';
 
 /**
  * One K* kernel = one tfjs kernel name + one implementation per backend + a portable fallback.
@@ -23,13 +25,53 @@ import * as tf from '@tensorflow/tfjs-core';
 /** Backends K* writes native kernels for. `tensorflow` always uses the fallback. */
 export type NativeBackend = 'cpu' | 'wasm' | 'webgpu';
 
-export interface KernelSpec<Args, Result> {
+/** The cpu backend as native kernels use it: the typed array of a tensor by its data id. */
+export interface CpuBackendLike {
+  data: { get(dataId: tf.DataId): { values: Float32Array | Int32Array | Uint8Array } };
+  incRef(dataId: tf.DataId): void;
+}
+
+/** The float32 values of a tensor on the cpu backend (the buffer itself: writes are in place). */
+export function cpuFloats(backend: CpuBackendLike, t: tf.TensorInfo): Float32Array {
+  return backend.data.get(t.dataId).values as Float32Array;
+}
+
+/** The webgpu backend as native kernels use it: programs, and freeing their small temporaries. */
+export type WebGPUKernelBackend = WebGPUBackendLike & {
+  disposeData(dataId: tf.DataId, force?: boolean): boolean;
+};
+
+/**
+ * A native kernel with typed inputs `I` (input name → tensor info), attributes `A` (the kernel's numbers) and
+ * backend `B`: what tfjs passes, typed once here instead of cast in every kernel.
+ */
+export type TypedKernelFunc<I, A, B> = (config: {
+  inputs: I;
+  attrs: A;
+  backend: B;
+}) => tf.TensorInfo | tf.TensorInfo[];
+
+export type CpuKernel<I, A> = TypedKernelFunc<I, A, CpuBackendLike>;
+export type WasmKernel<I, A> = TypedKernelFunc<I, A, WasmBackendLike>;
+export type WebGPUKernel<I, A> = TypedKernelFunc<I, A, WebGPUKernelBackend>;
+
+export interface KernelBackends<I, A> {
+  cpu?: CpuKernel<I, A>;
+  wasm?: WasmKernel<I, A>;
+  webgpu?: WebGPUKernel<I, A>;
+}
+
+/**
+ * `I` and `A` type the native kernels' inputs and attributes (`invoke` gives the attributes as `A`); left out, they
+ * are tfjs's untyped maps and any `tf.KernelFunc` fits.
+ */
+export interface KernelSpec<Args, Result, I = tf.NamedTensorInfoMap, A = tf.NamedAttrMap> {
   /** `Kstar` + PascalCase, e.g. `KstarAdamW`. */
   name: string;
   /** Native implementations; each receives `{inputs, backend, attrs}` like any tfjs kernel. */
-  backends: Partial<Record<NativeBackend, tf.KernelFunc>>;
+  backends: KernelBackends<I, A>;
   /** The kernel's named inputs and attributes for one call. */
-  invoke: (args: Args) => { inputs: tf.NamedTensorMap; attrs?: tf.NamedAttrMap };
+  invoke: (args: Args) => { inputs: tf.NamedTensorMap; attrs?: A };
   /** Turns the kernel's outputs into the result; must dispose every output it does not return. */
   finish: (outputs: tf.Tensor[], args: Args) => Result;
   /** Portable implementation (tfjs ops only); the reference the native kernels are tested against. */
@@ -56,7 +98,9 @@ export interface KstarKernel<Args, Result> {
 
 const NAME_RE = /^Kstar[A-Z][A-Za-z0-9]*$/;
 
-export function defineKernel<Args, Result>(spec: KernelSpec<Args, Result>): KstarKernel<Args, Result> {
+export function defineKernel<Args, Result, I = tf.NamedTensorInfoMap, A = tf.NamedAttrMap>(
+  spec: KernelSpec<Args, Result, I, A>,
+): KstarKernel<Args, Result> {
   if (!NAME_RE.test(spec.name)) {
     throw new InputError(
       `kernel name ${JSON.stringify(spec.name)} is not 'Kstar' + PascalCase (letters and digits only, e.g. 'KstarAdamW')`,
@@ -65,7 +109,8 @@ export function defineKernel<Args, Result>(spec: KernelSpec<Args, Result>): Ksta
   const nativeBackends = Object.keys(spec.backends) as NativeBackend[];
   const register = (): void => {
     for (const backendName of nativeBackends) {
-      const kernelFunc = spec.backends[backendName]!;
+      // The one place the typed kernel meets tfjs's untyped `KernelFunc` (tfjs passes exactly these objects).
+      const kernelFunc = spec.backends[backendName] as unknown as tf.KernelFunc;
       const existing = tf.getKernel(spec.name, backendName);
       if (existing?.kernelFunc === kernelFunc) continue;
       // A different function under our name (a second copy of this module) is replaced, which tfjs warns about.
@@ -97,7 +142,9 @@ export function defineKernel<Args, Result>(spec: KernelSpec<Args, Result>): Ksta
     run(args, options) {
       if (which(args, options) === 'fallback') return spec.fallback(args);
       const { inputs, attrs } = spec.invoke(args);
-      const out = tf.engine().runKernel(spec.name, inputs, attrs) as tf.Tensor | tf.Tensor[];
+      const out = tf.engine().runKernel(spec.name, inputs, attrs as tf.NamedAttrMap | undefined) as
+        | tf.Tensor
+        | tf.Tensor[];
       return spec.finish(Array.isArray(out) ? out : [out], args);
     },
   };

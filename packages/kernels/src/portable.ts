@@ -11,8 +11,20 @@ export type { CrossEntropyArgs, CrossEntropyGradArgs, CrossEntropyResult } from 
 export { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
 export type { CustomOpBody, CustomOpOptions } from './custom-op.ts';
 export { customOp } from './custom-op.ts';
-export type { KernelSpec, KstarKernel, NativeBackend, RunOptions } from './define-kernel.ts';
-export { defineKernel } from './define-kernel.ts';
+export type {
+  CpuBackendLike,
+  CpuKernel,
+  KernelBackends,
+  KernelSpec,
+  KstarKernel,
+  NativeBackend,
+  RunOptions,
+  TypedKernelFunc,
+  WasmKernel,
+  WebGPUKernel,
+  WebGPUKernelBackend,
+} from './define-kernel.ts';
+export { cpuFloats, defineKernel } from './define-kernel.ts';
 export type { FactoredDims, FactoredFactors, WgslGradient } from './factored-moment.ts';
 export {
   batchRowMeanWebGPU,

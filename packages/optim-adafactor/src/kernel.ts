@@ -1,5 +1,6 @@
 import { InputError, ShapeError } from '@kstar/core';
 import {
+  type CpuKernel,
   defineKernel,
   type FlatProgram,
   factoredDims,
@@ -11,8 +12,8 @@ import {
   flatProgram,
   inPlaceOutput,
   invalidateWasmCaches,
-  type WasmBackendLike,
-  type WebGPUBackendLike,
+  type WasmKernel,
+  type WebGPUKernel,
 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdafactorHparams, stepConstants } from './hparams.ts';
@@ -170,13 +171,9 @@ function outputs(b: { incRef(dataId: tf.DataId): void }, ins: Inputs): tf.Tensor
   return out;
 }
 
-const adafactorCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const ins = inputs as unknown as Inputs;
-  const b = backend as unknown as {
-    data: { get(id: tf.DataId): { values: Float32Array } };
-    incRef(id: tf.DataId): void;
-  };
-  const arr = (t: tf.TensorInfo | undefined) => (t == null ? undefined : b.data.get(t.dataId).values);
+const adafactorCpu: CpuKernel<Inputs, Attrs> = ({ inputs: ins, backend: b, attrs }) => {
+  const arr = (t: tf.TensorInfo | undefined) =>
+    t == null ? undefined : (b.data.get(t.dataId).values as Float32Array);
   updateArrays(
     {
       p: arr(ins.param)!,
@@ -187,14 +184,12 @@ const adafactorCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       m: arr(ins.m),
     },
     ins.param.shape,
-    attrs as unknown as Attrs,
+    attrs,
   );
   return outputs(b, ins);
 };
 
-const adafactorWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const ins = inputs as unknown as Inputs;
-  const b = backend as unknown as WasmBackendLike;
+const adafactorWasm: WasmKernel<Inputs, Attrs> = ({ inputs: ins, backend: b, attrs }) => {
   // Nothing is allocated on the wasm heap in this kernel, so the views stay valid.
   const view = (t: tf.TensorInfo | undefined) =>
     t == null ? undefined : (b.typedArrayFromHeap(t) as Float32Array);
@@ -208,7 +203,7 @@ const adafactorWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       m: view(ins.m),
     },
     ins.param.shape,
-    attrs as unknown as Attrs,
+    attrs,
   );
   // The wasm backend caches packed weights per tensor id: drop them, or matMuls keep the old weights.
   for (const t of [ins.param, ins.row, ins.col, ins.v, ins.m]) if (t != null) invalidateWasmCaches(b, t);
@@ -217,10 +212,6 @@ const adafactorWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
 
 /** Elements per partial sum of the whole-tensor reductions (RMS(U), RMS(p)) on webgpu. */
 const CHUNK = 256;
-
-interface GPUBackend extends WebGPUBackendLike {
-  disposeData(dataId: tf.DataId): boolean;
-}
 
 type Uniform = { type: 'float32' | 'int32'; data: number[] };
 const f32 = (x: number): Uniform => ({ type: 'float32', data: [x] });
@@ -237,10 +228,7 @@ const U_VECTOR = 'let u = G[idx] * inverseSqrt(V[idx]);';
  * Factored: R (one thread per row), C (one per column), row means (one per batch), partial sums of U² (and p²)
  * per 256 elements, the scalars [alpha, k] (one thread), then [M and] p. Vector: V, partial sums, scalars, [M,] p.
  */
-const adafactorWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const ins = inputs as unknown as Inputs;
-  const b = backend as unknown as GPUBackend;
-  const c = attrs as unknown as Attrs;
+const adafactorWebGPU: WebGPUKernel<Inputs, Attrs> = ({ inputs: ins, backend: b, attrs: c }) => {
   const N = tf.util.sizeFromShape(ins.param.shape);
   const nChunks = Math.ceil(N / CHUNK);
   const run = (program: FlatProgram, progInputs: tf.TensorInfo[], uniforms: Uniform[], out?: tf.TensorInfo) =>
@@ -458,7 +446,7 @@ function canRunInPlace(args: AdafactorKernelArgs, backend: tf.KernelBackend): bo
   return owned.every((t) => backend.refCount(t.dataId) === 1);
 }
 
-export const adafactorKernel = defineKernel<AdafactorKernelArgs, void>({
+export const adafactorKernel = defineKernel<AdafactorKernelArgs, void, Inputs, Attrs>({
   name: 'KstarAdafactor',
   backends: { cpu: adafactorCpu, wasm: adafactorWasm, webgpu: adafactorWebGPU },
   invoke: ({ param, grad, state, hp }) => {
@@ -467,7 +455,7 @@ export const adafactorKernel = defineKernel<AdafactorKernelArgs, void>({
     if (state.exp_avg_sq_col != null) inputs.col = state.exp_avg_sq_col;
     if (state.exp_avg_sq != null) inputs.v = state.exp_avg_sq;
     if (state.exp_avg != null) inputs.m = state.exp_avg;
-    return { inputs, attrs: attrsOf(hp) as unknown as tf.NamedAttrMap };
+    return { inputs, attrs: attrsOf(hp) };
   },
   finish: (outs) => tf.dispose(outs),
   fallback: adafactorFallback,

@@ -1,16 +1,18 @@
 import { InputError, ShapeError } from '@kstar/core';
 import {
   blockAbsmax,
+  type CpuKernel,
   defineKernel,
   dequantizeBlockwise,
   dequantizeValue,
   dynamicMap,
+  type FlatProgram,
   inPlaceOutput,
   invalidateWasmCaches,
   quantizeBlockwise,
   quantizeValue,
-  type WasmBackendLike,
-  type WebGPUBackendLike,
+  type WasmKernel,
+  type WebGPUKernel,
   WGSL_FLOAT_BITS,
   wgslAbsmaxLoop,
   wgslCodeBook,
@@ -144,12 +146,7 @@ export function adam8bitArrays(
 
 const ORDER = ['param', 'c1', 'a1', 'c2', 'a2'] as const;
 
-const adam8bitCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const ins = inputs as unknown as Inputs;
-  const b = backend as unknown as {
-    data: { get(id: tf.DataId): { values: Float32Array | Int32Array } };
-    incRef(id: tf.DataId): void;
-  };
+const adam8bitCpu: CpuKernel<Inputs, Consts> = ({ inputs: ins, backend: b, attrs }) => {
   const arr = (t: tf.TensorInfo) => b.data.get(t.dataId).values;
   adam8bitArrays(
     arr(ins.param) as Float32Array,
@@ -158,14 +155,12 @@ const adam8bitCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     arr(ins.a1) as Float32Array,
     arr(ins.c2) as Int32Array,
     arr(ins.a2) as Float32Array,
-    attrs as unknown as Consts,
+    attrs,
   );
   return ORDER.map((k) => inPlaceOutput(b, ins[k]));
 };
 
-const adam8bitWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const ins = inputs as unknown as Inputs;
-  const b = backend as unknown as WasmBackendLike;
+const adam8bitWasm: WasmKernel<Inputs, Consts> = ({ inputs: ins, backend: b, attrs }) => {
   // Nothing is allocated on the wasm heap here, so the views stay valid.
   const view = (t: tf.TensorInfo) => b.typedArrayFromHeap(t);
   adam8bitArrays(
@@ -175,16 +170,12 @@ const adam8bitWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     view(ins.a1) as Float32Array,
     view(ins.c2) as Int32Array,
     view(ins.a2) as Float32Array,
-    attrs as unknown as Consts,
+    attrs,
   );
   // The wasm backend caches packed weights per tensor id: drop them for every buffer written.
   for (const k of ORDER) invalidateWasmCaches(b, ins[k]);
   return ORDER.map((k) => inPlaceOutput(b, ins[k]));
 };
-
-interface GPUBackend extends WebGPUBackendLike {
-  disposeData(dataId: tf.DataId): boolean;
-}
 
 type Uniform = { type: 'float32' | 'int32'; data: number[] };
 const f32u = (x: number): Uniform => ({ type: 'float32', data: [x] });
@@ -211,14 +202,14 @@ const NEW_STATES = `
 
 const HELPERS = `${wgslCodeBook(true)}${wgslCodeBook(false)}${WGSL_FLOAT_BITS}${wgslQuantFns(true)}${wgslQuantFns(false)}${NEW_STATES}`;
 
-function program(key: string, size: number, inputs: string[], uniforms: string, body: string) {
-  const prog = {
+function program(key: string, size: number, inputs: string[], uniforms: string, body: string): FlatProgram {
+  const prog: FlatProgram = {
     variableNames: inputs,
     outputShape: [size],
     shaderKey: `kstar_${key}`,
     dispatchLayout: { x: [0] },
-    dispatch: [Math.ceil(size / 128), 1, 1] as [number, number, number],
-    workgroupSize: [128, 1, 1] as [number, number, number],
+    dispatch: [Math.ceil(size / 128), 1, 1],
+    workgroupSize: [128, 1, 1],
     size: true,
     uniforms,
     getUserCode: () => `
@@ -231,10 +222,7 @@ function program(key: string, size: number, inputs: string[], uniforms: string, 
   return withHelpers(prog, HELPERS);
 }
 
-const adam8bitWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const ins = inputs as unknown as Inputs;
-  const b = backend as unknown as GPUBackend;
-  const k = attrs as unknown as Consts;
+const adam8bitWebGPU: WebGPUKernel<Inputs, Consts> = ({ inputs: ins, backend: b, attrs: k }) => {
   const n = tf.util.sizeFromShape(ins.param.shape);
   const B = k.blockSize;
   const nBlocks = Math.ceil(n / B);
@@ -261,7 +249,7 @@ const adam8bitWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
           let isV = (index % 2) == 1;
           ${wgslAbsmaxLoop((i) => `select(new_m(C1[${i} / 4], ${i}, A1[blk], G[${i}]), new_v(C2[${i} / 4], ${i}, A2[blk], G[${i}]), isV)`)}
           result[index] = am;`,
-    ) as never,
+    ),
     [G, C1, A1, C2, A2],
     'float32',
     base,
@@ -280,7 +268,7 @@ const adam8bitWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
             let v = new_v(C2[index / 4], index, A2[blk], g);
             result[index] = result[index] * uniforms.decay - uniforms.stepSize * (m / (sqrt(v) / uniforms.sqrtBc2 + uniforms.eps));
           }`,
-    ) as never,
+    ),
     [G, C1, A1, C2, A2],
     'float32',
     [...base, f32u(k.decay), f32u(k.stepSize), f32u(k.sqrtBc2), f32u(k.eps)],
@@ -308,7 +296,7 @@ const adam8bitWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
             }
           }
           result[index] = bitcast<i32>(word);`,
-    ) as never;
+    );
   b.runWebGPUProgram(codes('m'), [G, A1, T], 'int32', base, C1);
   b.runWebGPUProgram(codes('v'), [G, A2, T], 'int32', base, C2);
   // 5./6. the new absmax.
@@ -319,7 +307,7 @@ const adam8bitWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       ['T'],
       `${UNIFORMS} odd : i32,`,
       'result[index] = T[2 * index + uniforms.odd];',
-    ) as never;
+    );
   b.runWebGPUProgram(copy(0), [T], 'float32', [...base, i32u(0)], A1);
   b.runWebGPUProgram(copy(1), [T], 'float32', [...base, i32u(1)], A2);
   b.disposeData(T.dataId);
@@ -361,12 +349,12 @@ function canRunInPlace(args: Adam8bitArgs, backend: tf.KernelBackend): boolean {
   return own.every((t) => backend.refCount(t.dataId) === 1);
 }
 
-export const adam8bitKernel = defineKernel<Adam8bitArgs, void>({
+export const adam8bitKernel = defineKernel<Adam8bitArgs, void, Inputs, Consts>({
   name: 'KstarAdam8bit',
   backends: { cpu: adam8bitCpu, wasm: adam8bitWasm, webgpu: adam8bitWebGPU },
   invoke: ({ param, grad, c1, a1, c2, a2, hp }) => ({
     inputs: { param, grad, c1, a1, c2, a2 },
-    attrs: constants(hp) as unknown as tf.NamedAttrMap,
+    attrs: constants(hp),
   }),
   finish: (outputs) => tf.dispose(outputs),
   fallback: adam8bitFallback,

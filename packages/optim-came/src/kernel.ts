@@ -1,5 +1,13 @@
 import { InputError, ShapeError } from '@kstar/core';
-import { defineKernel, inPlaceOutput, invalidateWasmCaches, type WasmBackendLike } from '@kstar/kernels';
+import {
+  type CpuKernel,
+  cpuFloats,
+  defineKernel,
+  inPlaceOutput,
+  invalidateWasmCaches,
+  type WasmKernel,
+  type WebGPUKernel,
+} from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { cameFactoredFallback, cameVectorFallback } from './fallback.ts';
 import { cameGeometry } from './geometry.ts';
@@ -50,74 +58,45 @@ function constants(hp: CameHyper, shape: readonly number[]): CameConsts {
   };
 }
 
-type CpuBackend = { data: { get(id: tf.DataId): { values: Float32Array } }; incRef(id: tf.DataId): void };
 type FInputs = Record<'param' | 'grad' | 'm' | 'vRow' | 'vCol' | 'resRow' | 'resCol', tf.TensorInfo>;
 type VInputs = Record<'param' | 'grad' | 'm' | 'v', tf.TensorInfo>;
 
-const factoredCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const x = inputs as unknown as FInputs;
-  const b = backend as unknown as CpuBackend;
-  const a = (t: tf.TensorInfo) => b.data.get(t.dataId).values;
-  cameFactoredArrays(
-    a(x.param),
-    a(x.grad),
-    a(x.m),
-    a(x.vRow),
-    a(x.vCol),
-    a(x.resRow),
-    a(x.resCol),
-    attrs as unknown as CameConsts,
-  );
+const factoredCpu: CpuKernel<FInputs, CameConsts> = ({ inputs: x, backend: b, attrs }) => {
+  const a = (t: tf.TensorInfo) => cpuFloats(b, t);
+  cameFactoredArrays(a(x.param), a(x.grad), a(x.m), a(x.vRow), a(x.vCol), a(x.resRow), a(x.resCol), attrs);
   return inPlaceOutput(b, x.param);
 };
 
-const factoredWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const x = inputs as unknown as FInputs;
-  const b = backend as unknown as WasmBackendLike;
+const factoredWasm: WasmKernel<FInputs, CameConsts> = ({ inputs: x, backend: b, attrs }) => {
   // Nothing is allocated on the wasm heap in this kernel (temporaries are JS arrays), so the views stay valid.
   const a = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
-  cameFactoredArrays(
-    a(x.param),
-    a(x.grad),
-    a(x.m),
-    a(x.vRow),
-    a(x.vCol),
-    a(x.resRow),
-    a(x.resCol),
-    attrs as unknown as CameConsts,
-  );
+  cameFactoredArrays(a(x.param), a(x.grad), a(x.m), a(x.vRow), a(x.vCol), a(x.resRow), a(x.resCol), attrs);
   // The wasm backend caches packed weights per tensor id: drop them, or matMuls keep the old weights.
   for (const t of [x.param, x.m, x.vRow, x.vCol, x.resRow, x.resCol]) invalidateWasmCaches(b, t);
   return inPlaceOutput(b, x.param);
 };
 
-const factoredWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const x = inputs as unknown as FInputs;
-  cameFactoredWebGPU(backend as tf.KernelBackend, x, attrs as unknown as CameConsts);
-  return inPlaceOutput(backend as unknown as { incRef(id: tf.DataId): void }, x.param);
-};
-
-const vectorCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const x = inputs as unknown as VInputs;
-  const b = backend as unknown as CpuBackend;
-  const a = (t: tf.TensorInfo) => b.data.get(t.dataId).values;
-  cameVectorArrays(a(x.param), a(x.grad), a(x.m), a(x.v), attrs as unknown as CameConsts);
+const factoredWebGPU: WebGPUKernel<FInputs, CameConsts> = ({ inputs: x, backend: b, attrs }) => {
+  cameFactoredWebGPU(b, x, attrs);
   return inPlaceOutput(b, x.param);
 };
 
-const vectorWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const x = inputs as unknown as VInputs;
-  const b = backend as unknown as WasmBackendLike;
+const vectorCpu: CpuKernel<VInputs, CameConsts> = ({ inputs: x, backend: b, attrs }) => {
+  const a = (t: tf.TensorInfo) => cpuFloats(b, t);
+  cameVectorArrays(a(x.param), a(x.grad), a(x.m), a(x.v), attrs);
+  return inPlaceOutput(b, x.param);
+};
+
+const vectorWasm: WasmKernel<VInputs, CameConsts> = ({ inputs: x, backend: b, attrs }) => {
   const a = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
-  cameVectorArrays(a(x.param), a(x.grad), a(x.m), a(x.v), attrs as unknown as CameConsts);
+  cameVectorArrays(a(x.param), a(x.grad), a(x.m), a(x.v), attrs);
   for (const t of [x.param, x.m, x.v]) invalidateWasmCaches(b, t);
   return inPlaceOutput(b, x.param);
 };
 
-const vectorWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const x = inputs as unknown as VInputs;
-  cameVectorWebGPU(backend as tf.KernelBackend, x, attrs as unknown as CameConsts);
-  return inPlaceOutput(backend as unknown as { incRef(id: tf.DataId): void }, x.param);
+const vectorWebGPU: WebGPUKernel<VInputs, CameConsts> = ({ inputs: x, backend: b, attrs }) => {
+  cameVectorWebGPU(b, x, attrs);
+  return inPlaceOutput(b, x.param);
 };
 
 /** In place only when nothing else holds the parameter or a state buffer (clones, tape-saved tensors). */
@@ -131,24 +110,24 @@ function canRunInPlace(
   return written.every((t) => backend.refCount(t.dataId) === 1);
 }
 
-export const cameFactoredKernel = defineKernel<FactoredArgs, void>({
+export const cameFactoredKernel = defineKernel<FactoredArgs, void, FInputs, CameConsts>({
   name: 'KstarCameFactored',
   backends: { cpu: factoredCpu, wasm: factoredWasm, webgpu: factoredWebGPU },
   invoke: ({ param, grad, state, c }) => ({
     inputs: { param, grad, ...state },
-    attrs: c as unknown as tf.NamedAttrMap,
+    attrs: c,
   }),
   finish: (outputs) => tf.dispose(outputs),
   fallback: ({ param, grad, state, c }) => cameFactoredFallback(param, grad, state, c),
   canRunNative: canRunInPlace,
 });
 
-export const cameVectorKernel = defineKernel<VectorArgs, void>({
+export const cameVectorKernel = defineKernel<VectorArgs, void, VInputs, CameConsts>({
   name: 'KstarCameVector',
   backends: { cpu: vectorCpu, wasm: vectorWasm, webgpu: vectorWebGPU },
   invoke: ({ param, grad, state, c }) => ({
     inputs: { param, grad, m: state.m, v: state.v },
-    attrs: c as unknown as tf.NamedAttrMap,
+    attrs: c,
   }),
   finish: (outputs) => tf.dispose(outputs),
   fallback: ({ param, grad, state, c }) => cameVectorFallback(param, grad, state, c),
@@ -186,7 +165,7 @@ function validate(param: tf.Variable, grad: tf.Tensor, state: CameState): void {
     );
   }
   for (const [k, shape] of Object.entries(expected)) {
-    const t = (state as unknown as Record<string, tf.Tensor>)[k]!;
+    const t = ({ ...state } as Record<string, tf.Tensor>)[k]!;
     if (!tf.util.arraysEqual(t.shape, shape!)) {
       throw new ShapeError(
         `cameUpdate: state '${k}' of '${param.name}' has shape [${t.shape}], expected [${shape}] for a parameter of [${param.shape}]`,

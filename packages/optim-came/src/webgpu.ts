@@ -4,7 +4,7 @@ import {
   factoredMomentWebGPU,
   flat,
   flatProgram,
-  type WebGPUBackendLike,
+  type WebGPUKernelBackend,
 } from '@kstar/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { CameConsts } from './loops.ts';
@@ -25,7 +25,7 @@ import type { CameConsts } from './loops.ts';
  */
 
 /** The slice of the webgpu backend used here (WebGPUBackendLike + `disposeData` for the small temporaries). */
-type Backend = WebGPUBackendLike & { disposeData(dataId: tf.DataId, force?: boolean): boolean };
+type Backend = WebGPUKernelBackend;
 
 const f32 = (x: number) => ({ type: 'float32' as const, data: [x] });
 const i32 = (x: number) => ({ type: 'int32' as const, data: [x] });
@@ -88,8 +88,7 @@ const COORDS = `let r = index / uniforms.nCols;
           let j = index - r * uniforms.nCols;
           let b = r / uniforms.nRows;`;
 
-export function cameFactoredWebGPU(backend: tf.KernelBackend, x: FactoredInputs, c: CameConsts): void {
-  const b = backend as unknown as Backend;
+export function cameFactoredWebGPU(b: Backend, x: FactoredInputs, c: CameConsts): void {
   const { batch: B, rows: M, cols: N } = c;
   const numel = B * M * N;
   const G = flat(x.grad);
@@ -239,8 +238,7 @@ export function cameFactoredWebGPU(backend: tf.KernelBackend, x: FactoredInputs,
 
 type VectorInputs = { param: tf.TensorInfo; grad: tf.TensorInfo; m: tf.TensorInfo; v: tf.TensorInfo };
 
-export function cameVectorWebGPU(backend: tf.KernelBackend, x: VectorInputs, c: CameConsts): void {
-  const b = backend as unknown as Backend;
+export function cameVectorWebGPU(b: Backend, x: VectorInputs, c: CameConsts): void {
   const n = c.cols;
   const G = flat(x.grad);
   const V = flat(x.v);

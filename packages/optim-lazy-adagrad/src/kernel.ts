@@ -1,5 +1,12 @@
 import { InputError, ShapeError } from '@kstar/core';
-import { defineKernel, inPlaceOutput, invalidateWasmCaches, type WasmBackendLike } from '@kstar/kernels';
+import {
+  type CpuKernel,
+  cpuFloats,
+  defineKernel,
+  inPlaceOutput,
+  invalidateWasmCaches,
+  type WasmKernel,
+} from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** The numbers one Adagrad step needs. */
@@ -72,23 +79,16 @@ function updateArrays(p: Float32Array, g: Float32Array, a: Float32Array, k: Attr
 
 type Inputs = { param: tf.TensorInfo; grad: tf.TensorInfo; acc: tf.TensorInfo };
 
-const adagradCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { param, grad, acc } = inputs as unknown as Inputs;
-  const b = backend as unknown as {
-    data: { get(id: tf.DataId): { values: Float32Array } };
-    incRef(id: tf.DataId): void;
-  };
-  const arr = (t: tf.TensorInfo) => b.data.get(t.dataId).values;
-  updateArrays(arr(param), arr(grad), arr(acc), attrs as unknown as Attrs);
+const adagradCpu: CpuKernel<Inputs, Attrs> = ({ inputs: { param, grad, acc }, backend: b, attrs }) => {
+  const arr = (t: tf.TensorInfo) => cpuFloats(b, t);
+  updateArrays(arr(param), arr(grad), arr(acc), attrs);
   return [inPlaceOutput(b, param), inPlaceOutput(b, acc)];
 };
 
-const adagradWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { param, grad, acc } = inputs as unknown as Inputs;
-  const b = backend as unknown as WasmBackendLike;
+const adagradWasm: WasmKernel<Inputs, Attrs> = ({ inputs: { param, grad, acc }, backend: b, attrs }) => {
   // Nothing is allocated here, so the heap views stay valid during the loop.
   const view = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
-  updateArrays(view(param), view(grad), view(acc), attrs as unknown as Attrs);
+  updateArrays(view(param), view(grad), view(acc), attrs);
   // XNNPACK caches packed weights per tensor id: drop them for every tensor written.
   invalidateWasmCaches(b, param);
   invalidateWasmCaches(b, acc);
@@ -135,7 +135,7 @@ const EMPTY = new Int32Array(0);
  * `KstarLazyAdagrad`: native in place on cpu and wasm (typed-array loops over the selected rows only), tfjs ops
  * elsewhere (webgpu, tensorflow) and whenever a buffer is shared.
  */
-export const lazyAdagradKernel = defineKernel<AdagradArgs, void>({
+export const lazyAdagradKernel = defineKernel<AdagradArgs, void, Inputs, Attrs>({
   name: 'KstarLazyAdagrad',
   backends: { cpu: adagradCpu, wasm: adagradWasm },
   invoke: ({ param, grad, acc, hp, select }) => ({
@@ -146,8 +146,8 @@ export const lazyAdagradKernel = defineKernel<AdagradArgs, void>({
       epsInside: hp.epsInsideSqrt ? 1 : 0,
       nRows: select == null ? -1 : select.rows.length,
       d: param.shape.length === 2 ? param.shape[1]! : 0,
-      rows: (select?.rows ?? EMPTY) as unknown as number[],
-      slots: (select?.slots ?? EMPTY) as unknown as number[],
+      rows: select?.rows ?? EMPTY,
+      slots: select?.slots ?? EMPTY,
     },
   }),
   finish: (outputs) => tf.dispose(outputs),

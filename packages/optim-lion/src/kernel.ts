@@ -1,12 +1,14 @@
 import { InputError, ShapeError } from '@kstar/core';
 import {
+  type CpuKernel,
+  cpuFloats,
   defineKernel,
   flat,
   flatProgram,
   inPlaceOutput,
   invalidateWasmCaches,
-  type WasmBackendLike,
-  type WebGPUBackendLike,
+  type WasmKernel,
+  type WebGPUKernel,
 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -69,23 +71,16 @@ function updateArrays(p: Float32Array, g: Float32Array, m: Float32Array, k: Lion
   }
 }
 
-const lionCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { param, grad, m } = inputs as unknown as Inputs;
-  const b = backend as unknown as {
-    data: { get(id: tf.DataId): { values: Float32Array } };
-    incRef(id: tf.DataId): void;
-  };
-  const arr = (t: tf.TensorInfo) => b.data.get(t.dataId).values;
-  updateArrays(arr(param), arr(grad), arr(m), attrs as unknown as LionConsts);
+const lionCpu: CpuKernel<Inputs, LionConsts> = ({ inputs: { param, grad, m }, backend: b, attrs }) => {
+  const arr = (t: tf.TensorInfo) => cpuFloats(b, t);
+  updateArrays(arr(param), arr(grad), arr(m), attrs);
   return [inPlaceOutput(b, param), inPlaceOutput(b, m)];
 };
 
-const lionWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { param, grad, m } = inputs as unknown as Inputs;
-  const b = backend as unknown as WasmBackendLike;
+const lionWasm: WasmKernel<Inputs, LionConsts> = ({ inputs: { param, grad, m }, backend: b, attrs }) => {
   // Nothing is allocated in this kernel, so the heap views stay valid while the loop runs.
   const view = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
-  updateArrays(view(param), view(grad), view(m), attrs as unknown as LionConsts);
+  updateArrays(view(param), view(grad), view(m), attrs);
   // The wasm backend caches packed weights per tensor id: drop them, or matMuls keep the old weights.
   invalidateWasmCaches(b, param);
   invalidateWasmCaches(b, m);
@@ -99,10 +94,11 @@ const f32 = (...data: number[]) => data.map((d) => ({ type: 'float32' as const, 
  * reads the others as inputs: one buffer is never bound as both input and output (Dawn rejects that
  * asynchronously). WGSL `sign(0.0)` is 0. No temporary buffer.
  */
-const lionWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { param, grad, m } = inputs as unknown as Inputs;
-  const b = backend as unknown as WebGPUBackendLike;
-  const k = attrs as unknown as LionConsts;
+const lionWebGPU: WebGPUKernel<Inputs, LionConsts> = ({
+  inputs: { param, grad, m },
+  backend: b,
+  attrs: k,
+}) => {
   const size = tf.util.sizeFromShape(param.shape);
   b.runWebGPUProgram(
     flatProgram({
@@ -173,12 +169,12 @@ function canRunInPlace({ param, grad, m }: LionArgs, backend: tf.KernelBackend):
 }
 
 /** The fused Lion update: `KstarLion` natively on cpu, wasm and webgpu, tfjs ops elsewhere. */
-export const lionKernel = defineKernel<LionArgs, void>({
+export const lionKernel = defineKernel<LionArgs, void, Inputs, LionConsts>({
   name: 'KstarLion',
   backends: { cpu: lionCpu, wasm: lionWasm, webgpu: lionWebGPU },
   invoke: ({ param, grad, m, hp }) => ({
     inputs: { param, grad, m },
-    attrs: constants(hp) as unknown as tf.NamedAttrMap,
+    attrs: constants(hp),
   }),
   finish: (outputs) => tf.dispose(outputs),
   fallback: lionFallback,

@@ -1,5 +1,6 @@
 import { InputError, ShapeError } from '@kstar/core';
 import {
+  type CpuKernel,
   defineKernel,
   type FlatProgram,
   factoredDims,
@@ -11,8 +12,8 @@ import {
   flatProgram,
   inPlaceOutput,
   invalidateWasmCaches,
-  type WasmBackendLike,
-  type WebGPUBackendLike,
+  type WasmKernel,
+  type WebGPUKernel,
 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkParamGrad, NO_CLIP } from './lomo-kernel.ts';
@@ -145,31 +146,25 @@ function outputs(b: { incRef(dataId: tf.DataId): void }, ins: Inputs): tf.Tensor
   return out;
 }
 
-const adalomoCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const ins = inputs as unknown as Inputs;
-  const b = backend as unknown as {
-    data: { get(id: tf.DataId): { values: Float32Array } };
-    incRef(id: tf.DataId): void;
-  };
-  const arr = (t: tf.TensorInfo | undefined) => (t == null ? undefined : b.data.get(t.dataId).values);
+const adalomoCpu: CpuKernel<Inputs, Attrs> = ({ inputs: ins, backend: b, attrs }) => {
+  const arr = (t: tf.TensorInfo | undefined) =>
+    t == null ? undefined : (b.data.get(t.dataId).values as Float32Array);
   updateArrays(
     { p: arr(ins.param)!, g: arr(ins.grad)!, row: arr(ins.row), col: arr(ins.col), v: arr(ins.v) },
     ins.param.shape,
-    attrs as unknown as Attrs,
+    attrs,
   );
   return outputs(b, ins);
 };
 
-const adalomoWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const ins = inputs as unknown as Inputs;
-  const b = backend as unknown as WasmBackendLike;
+const adalomoWasm: WasmKernel<Inputs, Attrs> = ({ inputs: ins, backend: b, attrs }) => {
   // Nothing is allocated on the wasm heap in this kernel, so the views stay valid.
   const view = (t: tf.TensorInfo | undefined) =>
     t == null ? undefined : (b.typedArrayFromHeap(t) as Float32Array);
   updateArrays(
     { p: view(ins.param)!, g: view(ins.grad)!, row: view(ins.row), col: view(ins.col), v: view(ins.v) },
     ins.param.shape,
-    attrs as unknown as Attrs,
+    attrs,
   );
   // The wasm backend caches packed weights per tensor id: drop them, or matMuls keep the old weights.
   for (const t of [ins.param, ins.row, ins.col, ins.v]) if (t != null) invalidateWasmCaches(b, t);
@@ -178,10 +173,6 @@ const adalomoWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
 
 /** Elements per partial sum of the whole-tensor reductions (RMS(U), RMS(p)) on webgpu. */
 const CHUNK = 256;
-
-interface GPUBackend extends WebGPUBackendLike {
-  disposeData(dataId: tf.DataId): boolean;
-}
 
 type Uniform = { type: 'float32' | 'int32'; data: number[] };
 const f32 = (x: number): Uniform => ({ type: 'float32', data: [x] });
@@ -202,10 +193,7 @@ const U_VECTOR = `let u = ${GT('idx')} * inverseSqrt(V[idx]);`;
  * row means (one per batch), partial sums of U² and p² per 256 elements, the scalars [lr_p, k] (one thread), then
  * p. Vector: V, partial sums, scalars, p.
  */
-const adalomoWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const ins = inputs as unknown as Inputs;
-  const b = backend as unknown as GPUBackend;
-  const c = attrs as unknown as Attrs;
+const adalomoWebGPU: WebGPUKernel<Inputs, Attrs> = ({ inputs: ins, backend: b, attrs: c }) => {
   const N = tf.util.sizeFromShape(ins.param.shape);
   const nChunks = Math.ceil(N / CHUNK);
   const run = (program: FlatProgram, progInputs: tf.TensorInfo[], uniforms: Uniform[], out?: tf.TensorInfo) =>
@@ -378,7 +366,7 @@ function canRunInPlace(args: AdaLomoKernelArgs, backend: tf.KernelBackend): bool
   return owned.every((t) => backend.refCount(t.dataId) === 1);
 }
 
-export const adalomoKernel = defineKernel<AdaLomoKernelArgs, void>({
+export const adalomoKernel = defineKernel<AdaLomoKernelArgs, void, Inputs, Attrs>({
   name: 'KstarAdaLomo',
   backends: { cpu: adalomoCpu, wasm: adalomoWasm, webgpu: adalomoWebGPU },
   invoke: ({ param, grad, state, hp }) => {
@@ -386,7 +374,7 @@ export const adalomoKernel = defineKernel<AdaLomoKernelArgs, void>({
     if (state.exp_avg_sq_row != null) inputs.row = state.exp_avg_sq_row;
     if (state.exp_avg_sq_col != null) inputs.col = state.exp_avg_sq_col;
     if (state.exp_avg_sq != null) inputs.v = state.exp_avg_sq;
-    return { inputs, attrs: attrsOf(hp) as unknown as tf.NamedAttrMap };
+    return { inputs, attrs: attrsOf(hp) };
   },
   finish: (outs) => tf.dispose(outs),
   fallback: adalomoFallback,

@@ -1,12 +1,14 @@
 import { ShapeError } from '@kstar/core';
 import {
+  type CpuKernel,
+  cpuFloats,
   defineKernel,
   flat,
   flatProgram,
   inPlaceOutput,
   invalidateWasmCaches,
-  type WasmBackendLike,
-  type WebGPUBackendLike,
+  type WasmKernel,
+  type WebGPUKernel,
 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -63,33 +65,23 @@ function updateArrays(p: Float32Array, g: Float32Array, c: Attrs): void {
   }
 }
 
-const lomoCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const ins = inputs as unknown as Inputs;
-  const b = backend as unknown as {
-    data: { get(id: tf.DataId): { values: Float32Array } };
-    incRef(id: tf.DataId): void;
-  };
-  updateArrays(b.data.get(ins.param.dataId).values, b.data.get(ins.grad.dataId).values, attrs as never);
+const lomoCpu: CpuKernel<Inputs, Attrs> = ({ inputs: ins, backend: b, attrs }) => {
+  updateArrays(cpuFloats(b, ins.param), cpuFloats(b, ins.grad), attrs);
   return inPlaceOutput(b, ins.param);
 };
 
-const lomoWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const ins = inputs as unknown as Inputs;
-  const b = backend as unknown as WasmBackendLike;
+const lomoWasm: WasmKernel<Inputs, Attrs> = ({ inputs: ins, backend: b, attrs }) => {
   updateArrays(
     b.typedArrayFromHeap(ins.param) as Float32Array,
     b.typedArrayFromHeap(ins.grad) as Float32Array,
-    attrs as never,
+    attrs,
   );
   // The wasm backend caches XNNPACK operators with packed weights per tensor id: drop them.
   invalidateWasmCaches(b, ins.param);
   return inPlaceOutput(b, ins.param);
 };
 
-const lomoWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const ins = inputs as unknown as Inputs;
-  const b = backend as unknown as WebGPUBackendLike;
-  const c = attrs as unknown as Attrs;
+const lomoWebGPU: WebGPUKernel<Inputs, Attrs> = ({ inputs: ins, backend: b, attrs: c }) => {
   const f32 = (x: number) => ({ type: 'float32' as const, data: [x] });
   b.runWebGPUProgram(
     flatProgram({
@@ -126,12 +118,12 @@ function canRunInPlace({ param, grad }: LomoKernelArgs, backend: tf.KernelBacken
   return param.dataId !== grad.dataId && backend.refCount(param.dataId) === 1;
 }
 
-export const lomoKernel = defineKernel<LomoKernelArgs, void>({
+export const lomoKernel = defineKernel<LomoKernelArgs, void, Inputs, Attrs>({
   name: 'KstarLomo',
   backends: { cpu: lomoCpu, wasm: lomoWasm, webgpu: lomoWebGPU },
   invoke: ({ param, grad, hp }) => ({
     inputs: { param, grad },
-    attrs: attrsOf(hp) as unknown as tf.NamedAttrMap,
+    attrs: attrsOf(hp),
   }),
   finish: (outs) => tf.dispose(outs),
   fallback: lomoFallback,
