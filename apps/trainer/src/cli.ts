@@ -203,12 +203,26 @@ async function replayCommand(argv: string[], io: CliIO): Promise<number> {
   }
 }
 
+/** `--json FILE` or `--json=FILE` of a bench command line (the last one given), if any. */
+export function benchJsonPath(argv: readonly string[]): string | undefined {
+  let path: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--json' && i + 1 < argv.length) path = argv[++i];
+    else if (a.startsWith('--json=')) path = a.slice('--json='.length);
+  }
+  return path;
+}
+
 async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   const [kind, ...rest] = argv;
   if (kind === undefined || kind === '--help' || kind === '-h') {
     io.stdout.write(BENCH_HELP);
     return 0;
   }
+  // Before any benchmark runs (minutes to hours): a results file that could not be written is refused now.
+  const json = rest.includes('--help') ? undefined : benchJsonPath(rest);
+  if (json !== undefined) checkOutputPath(json, 'file', '--json');
   if (kind === 'activations') {
     if (rest.includes('--help')) {
       io.stdout.write(BENCH_ACTIVATIONS_HELP);

@@ -7,6 +7,7 @@ import { writeFileAtomic } from './atomic-write.ts';
 import { readCheckpoint } from './checkpoint/read.ts';
 import { float32Weights, modelFromCheckpoint } from './checkpoint/weights.ts';
 import { parseFlags } from './flags.ts';
+import { checkOutputPath } from './output-paths.ts';
 import { KSTAR_VERSION } from './version.ts';
 
 export const EXPORT_HELP = `kstar export --checkpoint DIR --out DIR [--dtype float32|bfloat16]
@@ -27,6 +28,8 @@ export async function exportCommand(argv: string[], log: (line: string) => void)
   if (dtype !== 'float32' && dtype !== 'bfloat16') {
     throw new InputError(`--dtype '${dtype}' is not an export dtype: use float32 or bfloat16`, 'E_FLAG');
   }
+  // Before the checkpoint is read and decoded: a directory that cannot be made or written is refused now.
+  checkOutputPath(v.out, 'directory', '--out');
   const checkpoint = readCheckpoint(v.checkpoint);
   await selectBackend('cpu', { log });
   const model = await modelFromCheckpoint(checkpoint);

@@ -51,3 +51,48 @@ export function checkStepFits(
     'E_MEMORY',
   );
 }
+
+/** One tensor a step will allocate whole (a parameter, the logits), by what to call it in a message. */
+export interface PlannedTensor {
+  what: string;
+  bytes: number;
+}
+
+/**
+ * WebGPU's per-buffer limit on the active device: the smaller of `maxStorageBufferBindingSize` (a kernel cannot bind
+ * a larger tensor) and `maxBufferSize` (none can be allocated). Undefined off WebGPU or before a device exists.
+ */
+export function webgpuBufferLimit(
+  device: unknown,
+): (MemoryLimit & { binding: number; buffer: number }) | undefined {
+  const limits = (
+    device as { limits?: { maxStorageBufferBindingSize?: number; maxBufferSize?: number } } | null
+  )?.limits;
+  const binding = limits?.maxStorageBufferBindingSize;
+  const buffer = limits?.maxBufferSize;
+  if (binding === undefined || buffer === undefined) return undefined;
+  return {
+    bytes: Math.min(binding, buffer),
+    binding,
+    buffer,
+    source: `the WebGPU adapter's per-buffer limit (maxStorageBufferBindingSize ${binding.toLocaleString('en-US')}, maxBufferSize ${buffer.toLocaleString('en-US')} bytes)`,
+  };
+}
+
+/**
+ * Before step 1 on WebGPU: a tensor larger than one buffer may be cannot exist there, whatever the device's total
+ * memory; the largest such tensor is refused with the limit and the way out (`--activations mst` splits the logits
+ * and the MLP into chunks; a smaller batch or sequence shrinks the activations; a parameter needs a smaller model).
+ */
+export function checkTensorsFit(tensors: readonly PlannedTensor[], limit: MemoryLimit | undefined): void {
+  if (!limit) return;
+  const largest = tensors.reduce<PlannedTensor | undefined>(
+    (m, t) => (m && m.bytes >= t.bytes ? m : t),
+    undefined,
+  );
+  if (!largest || largest.bytes <= limit.bytes) return;
+  throw new InputError(
+    `${largest.what} needs one buffer of ${formatBytes(largest.bytes)} (${largest.bytes.toLocaleString('en-US')} bytes), more than ${formatBytes(limit.bytes)}, ${limit.source}: lower --batch or --seq, add --activations mst (chunks the logits), or choose a smaller --vocab/--d-model`,
+    'E_MEMORY',
+  );
+}

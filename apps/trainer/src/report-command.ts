@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { InputError } from '@kstar/core';
 import { writeFileAtomic } from './atomic-write.ts';
+import { checkOutputPath } from './output-paths.ts';
 import type { TrainReport } from './report.ts';
 import { reportHtml } from './report-html.ts';
 
@@ -23,6 +24,7 @@ export function reportCommand(argv: string[]): string {
       'E_FLAG',
     );
   }
+  checkOutputPath(html, 'file', '--html');
   if (!existsSync(input))
     throw new InputError(
       `kstar report: '${input}' does not exist: pass a file written by 'kstar train --report'`,

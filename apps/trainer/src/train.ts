@@ -26,6 +26,7 @@ import {
   inPlaceGradAccumulator,
   selectBackend,
   sliceWriter,
+  webgpuDevice,
 } from '@kstar/kernels';
 import { type Split24Plugin, split24 } from '@kstar/master-split24';
 import { zero } from '@kstar/shard-zero';
@@ -45,7 +46,7 @@ import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
 import type { TrainConfig } from './config.ts';
 import { GradAccumulation } from './grad-accum.ts';
 import { clippedStep, scaledOptimizer } from './grad-clip.ts';
-import { checkStepFits } from './memory-check.ts';
+import { checkStepFits, checkTensorsFit, type PlannedTensor, webgpuBufferLimit } from './memory-check.ts';
 import { optimizerEntry } from './optimizers.ts';
 import { AdaptivePlanner, autoBudget, injectedOutOfMemory, plannedActivations } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
@@ -286,6 +287,27 @@ function maxOf(results: StepResult[], key: 'gradPeakBytes' | 'activationPeakByte
   return results.reduce((m, r) => Math.max(m, r[key]), 0);
 }
 
+/**
+ * Tensors a step allocates whole, whatever the plan: every parameter as float32 (split24 materializes float32 copies)
+ * and, unless MsT chunks it, the logits [B·T, V].
+ */
+export function wholeTensors(
+  model: GPTModel,
+  batch: number,
+  seq: number,
+  strategies: ReadonlyArray<{ name: string }>,
+): PlannedTensor[] {
+  const tensors: PlannedTensor[] = [...model.variables].map(([name, v]) => ({
+    what: `parameter '${name}' [${v.shape}]`,
+    bytes: 4 * v.size,
+  }));
+  if (!strategies.some((s) => s.name === 'mst')) {
+    const V = model.config.vocabSize;
+    tensors.push({ what: `the logits [B·T, V] = [${batch * seq}, ${V}]`, bytes: 4 * batch * seq * V });
+  }
+  return tensors;
+}
+
 /** `--init-from`'s weights: a safetensors file, or a directory holding model.safetensors. */
 function readInitWeights(path: string, config: GPTConfig): Map<string, Float32Array> {
   const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'model.safetensors') : path;
@@ -418,6 +440,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     checkStepFits(planned.predictedPeakBytes + accumBytes, backend, {
       what: `a step of batch ${config.batch} × seq ${seq}${accum ? ` with ${accum.micro} accumulated micro-batches` : ''}`,
     });
+    if (backend === 'webgpu') {
+      checkTensorsFit(
+        wholeTensors(model, config.batch, seq, planned.strategies),
+        webgpuBufferLimit(webgpuDevice()),
+      );
+    }
   } catch (e) {
     model.dispose();
     ledger.detach();

@@ -342,6 +342,38 @@ const cases: Case[] = [
   replay('replay out onto /dev/full', ['--golden', goldenPath, '--out', '/dev/full'], /not a regular file/),
   replay('replay out onto a directory', ['--golden', goldenPath, '--out', out], /is a directory/),
   replay('replay unknown flag', ['--golden', goldenPath, '--outt', 'x'], /outt/),
+  {
+    name: 'bench results in a missing directory',
+    args: ['bench', 'train', '--json', join(out, 'missing/b.json'), '--backends', 'cpu'],
+    message: /--json '.*missing\/b\.json': directory '.*missing' does not exist/,
+  },
+  {
+    name: 'bench results onto a directory',
+    args: ['bench', 'checkpoint', 'size', '--json', out],
+    message: /--json '.*' is a directory/,
+  },
+  {
+    name: 'bench results (--json=) onto /dev/full',
+    args: ['bench', 'memory', '--json=/dev/full'],
+    message: /--json '\/dev\/full' is not a regular file/,
+  },
+  {
+    name: 'report html under /proc',
+    args: ['report', f('nothing.json'), '--html', '/proc/kstar.html'],
+    message: /--html '\/proc\/kstar\.html': cannot write in '\/proc'/,
+  },
+  {
+    name: 'export out under a file',
+    args: ['export', '--checkpoint', f('no-checkpoint'), '--out', join(f('a-file'), 'hf')],
+    message: /--out '.*a-file\/hf': '.*a-file' is not a directory/,
+  },
+  train(
+    'grad-accum with lomo',
+    ['--grad-accum', '2', '--optimizer', 'lomo'],
+    /--grad-accum 2 cannot be used with --optimizer lomo/,
+  ),
+  train('grad-accum zero', ['--grad-accum', '0'], /gradAccum/),
+  train('grad-accum fraction', ['--grad-accum', '1.5'], /--grad-accum: '1\.5' is not an integer/),
   { name: 'unknown command', args: ['trian'], message: /unknown command 'trian'/ },
   { name: 'unknown benchmark', args: ['bench', 'nope'], message: /unknown benchmark 'nope'/ },
 ];
