@@ -7,6 +7,7 @@ import { PlanLog, type PlanRecord } from '@kstar/planner';
 import { optimizerEntry } from './optimizers.ts';
 import { AdaptivePlanner, autoBudget } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
+import { stateGroups } from './plan-state.ts';
 import { fixedBytes, type PreparedRun } from './train.ts';
 
 /**
@@ -37,6 +38,9 @@ export async function planRun(run: PreparedRun, log: (line: string) => void): Pr
       budget,
       calibration,
       segmentedOnly: entry.requiresMode === 'segmented',
+      ...(run.stateChoices
+        ? { state: { choices: run.stateChoices, groups: stateGroups(model, optimizer), optimizer } }
+        : {}),
     });
     const schedule = run.seqSchedule ?? [{ seq: run.seq, steps: config.steps }];
     let step = 1;
@@ -64,7 +68,7 @@ export function planTable(plans: readonly PlanRecord[]): string {
     lines.push(PlanLog.describe(p));
     for (const s of p.segments)
       lines.push(
-        `  ${s.choice.padEnd(44)} ${String(s.predictedBytes).padStart(12)} B saved  ${s.predictedMs.toFixed(1).padStart(9)} ms`,
+        `  ${s.choice.padEnd(44)} ${String(s.predictedBytes).padStart(12)} B ${s.choice.startsWith('state ') ? 'state' : 'saved'}  ${s.predictedMs.toFixed(1).padStart(9)} ms`,
       );
   }
   return lines.join('\n');

@@ -48,6 +48,13 @@ import { checkStepFits } from './memory-check.ts';
 import { optimizerEntry } from './optimizers.ts';
 import { AdaptivePlanner, autoBudget, injectedOutOfMemory, plannedActivations } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
+import {
+  checkStateChoices,
+  placedOptimizer,
+  requireBudgetForStateChoices,
+  type StateChoice,
+  stateGroups,
+} from './plan-state.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
 import { generate } from './sample.ts';
@@ -103,6 +110,8 @@ export interface PreparedRun {
   memoryBudget?: number | 'auto';
   /** `--seq-schedule`: `seq` is its longest T. */
   seqSchedule?: Array<{ seq: number; steps: number }>;
+  /** `--state-choices`: optimizer-state placements the planner may pick per parameter group (float32 first). */
+  stateChoices?: StateChoice[];
   /** With a budget: one fixed plan (option labels, `PlanRecord.choices`) instead of solving (reference runs). */
   pinPlan?: readonly string[];
   /** `--init-from`: float32 weights by K* name, checked against the model's shapes. */
@@ -140,6 +149,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
       ? config.memoryBudget
       : parseBytes(config.memoryBudget);
   const seqSchedule = config.seqSchedule === undefined ? undefined : parseSeqSchedule(config.seqSchedule);
+  const stateChoices = checkStateChoices(config);
   const tokenizer = createTokenizer(config.tokenizer);
   if (config.vocab !== undefined && config.vocab < tokenizer.vocabSize) {
     throw new InputError(
@@ -207,6 +217,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     ...(memoryBudget !== undefined ? { memoryBudget } : {}),
     optimizer,
     ...(seqSchedule ? { seqSchedule } : {}),
+    ...(stateChoices ? { stateChoices } : {}),
   };
 }
 
@@ -349,6 +360,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const calibration = loadCalibration();
   try {
     // Before the first step: a budget that cannot be met is an InputError naming the predicted bytes.
+    requireBudgetForStateChoices(run);
     if (run.memoryBudget !== undefined) {
       const budget = run.memoryBudget === 'auto' ? autoBudget(backend, freemem()) : run.memoryBudget;
       planner = new AdaptivePlanner({
@@ -361,6 +373,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         calibration,
         segmentedOnly: entry.requiresMode === 'segmented',
         ...(run.pinPlan ? { pin: run.pinPlan } : {}),
+        ...(run.stateChoices
+          ? { state: { choices: run.stateChoices, groups: stateGroups(model, optimizer), optimizer } }
+          : {}),
         log: (line) => io.log.log(line),
       });
       await planner.make(
@@ -397,9 +412,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const choice = planned.choice;
   const segments = choice.segments;
   const guard = config.spikeGuard === undefined ? undefined : new SpikeGuard(config.spikeGuard);
+  // --state-choices: each parameter's state where the first plan put it (8-bit, host memory or the optimizer's own).
+  const placement = planner?.placement();
+  const placed =
+    placement && placement.size > 0 ? placedOptimizer(composition.optimizer, placement) : undefined;
   const engine = new TrainingEngine(model, {
     ...(guard ? { skipUpdate: (loss: number, step: number) => guard.check(loss, step) } : {}),
-    optimizer: composition.optimizer,
+    optimizer: placed ?? composition.optimizer,
     mode: choice.mode,
     ...(segments && choice.segmentsBy === 'engine' ? { segments } : {}),
     activations: planned.strategies,
@@ -422,6 +441,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         (run.resume!.changes.length ? ` (changed: ${run.resume!.changes.join('; ')})` : ''),
     );
   }
+  // Offloaded optimizer state leaves the device once its first copy-out lands: before step 1.
+  await placed?.settled();
   const startStep = (resume?.trainer.step ?? 0) + 1;
   const pastLosses = resume?.trainer.losses ?? [];
   const checkpoints: string[] = [];
@@ -681,6 +702,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   if (config.sampleTokens > 0) report.sample = await closingSample(run, model, masterWeights);
   tf.dispose(valBatches.flatMap((b) => [b.inputs, b.targets]));
   engine.dispose();
+  placed?.dispose();
   masterWeights?.dispose();
   model.dispose(); // variables adopted by a master-weights plugin are already disposed
   ledger.detach();
