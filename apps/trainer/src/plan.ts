@@ -1,3 +1,4 @@
+import { freemem } from 'node:os';
 import {
   InputError,
   type OptimizerPlugin,
@@ -5,7 +6,7 @@ import {
   type TrainingEngine,
   TrainingError,
 } from '@kstar/core';
-import { type ActivationBackend, createGPT, type GPTConfig } from '@kstar/gpt';
+import { type ActivationBackend, createGPT, type GPTConfig, type GPTModel } from '@kstar/gpt';
 import {
   type Calibration,
   InfeasibleBudgetError,
@@ -22,6 +23,7 @@ import {
   type FixedBytes,
   type PlannedActivations,
 } from './activations.ts';
+import { optimizerEntry } from './optimizers.ts';
 import { calibrate, calibrateState } from './plan-calibrate.ts';
 import {
   type DecodedPlan,
@@ -35,7 +37,8 @@ import {
   spaceFor,
   zeroCosts,
 } from './plan-space.ts';
-import { type StateChoice, type StateGroup, usableStateChoices } from './plan-state.ts';
+import { type StateChoice, type StateGroup, stateGroups, usableStateChoices } from './plan-state.ts';
+import type { PreparedRun } from './train.ts';
 
 /** A measured step peak above the prediction by more than this fraction triggers a re-plan. */
 export const OVERSHOOT_MARGIN = 0.05;
@@ -240,6 +243,12 @@ export class AdaptivePlanner {
     return out;
   }
 
+  /** Predicted device bytes of the optimizer state under the placement (undefined without state slots). */
+  predictedStateBytes(): number | undefined {
+    const rows = this.current?.record.segments.filter((s) => s.choice.startsWith('state ')) ?? [];
+    return rows.length > 0 ? rows.reduce((a, s) => a + s.predictedBytes, 0) : undefined;
+  }
+
   /** Throws the budget's InputError when no plan's predicted bytes fit (after out-of-memory: unless a tighter one exists). */
   private check(args: Omit<ProblemArgs, 'budget'>, reason: PlanReason): void {
     try {
@@ -317,6 +326,43 @@ export class AdaptivePlanner {
       }
     }
   }
+}
+
+/**
+ * The planner of a run, for `kstar train` and `kstar plan` alike: the budget (`auto` or none: free memory minus the
+ * margin), the activation strategies, the state choices and a pinned plan of `run`.
+ */
+export function plannerFor(
+  run: PreparedRun,
+  args: {
+    backend: string;
+    model: GPTModel;
+    optimizer: OptimizerPlugin;
+    fixed: FixedBytes;
+    calibration: Calibration;
+    log?: (line: string) => void;
+  },
+): AdaptivePlanner {
+  const { backend, model, optimizer } = args;
+  const budget =
+    run.memoryBudget === undefined || run.memoryBudget === 'auto'
+      ? autoBudget(backend, freemem())
+      : run.memoryBudget;
+  return new AdaptivePlanner({
+    config: run.modelConfig,
+    batch: run.config.batch,
+    backend: backend as ActivationBackend,
+    fixed: args.fixed,
+    spec: run.activations,
+    budget,
+    calibration: args.calibration,
+    segmentedOnly: optimizerEntry(run.config.optimizer).requiresMode === 'segmented',
+    ...(run.pinPlan ? { pin: run.pinPlan } : {}),
+    ...(run.stateChoices
+      ? { state: { choices: run.stateChoices, groups: stateGroups(model, optimizer), optimizer } }
+      : {}),
+    ...(args.log ? { log: args.log } : {}),
+  });
 }
 
 /** Fraction of free memory `--memory-budget auto` leaves unused (allocator slack, the runtime, other processes). */

@@ -1,5 +1,4 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
-import { freemem } from 'node:os';
 import { join } from 'node:path';
 import type { Collective, MemoryReport, OptimizerPlugin, StepResult } from '@kstar/core';
 import {
@@ -46,14 +45,13 @@ import type { TrainConfig } from './config.ts';
 import { clippedStep, scaledOptimizer } from './grad-clip.ts';
 import { checkStepFits } from './memory-check.ts';
 import { optimizerEntry } from './optimizers.ts';
-import { AdaptivePlanner, autoBudget, injectedOutOfMemory, plannedActivations } from './plan.ts';
+import { type AdaptivePlanner, injectedOutOfMemory, plannedActivations, plannerFor } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
 import {
   checkStateChoices,
   placedOptimizer,
   requireBudgetForStateChoices,
   type StateChoice,
-  stateGroups,
 } from './plan-state.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
@@ -362,22 +360,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     // Before the first step: a budget that cannot be met is an InputError naming the predicted bytes.
     requireBudgetForStateChoices(run);
     if (run.memoryBudget !== undefined) {
-      const budget = run.memoryBudget === 'auto' ? autoBudget(backend, freemem()) : run.memoryBudget;
-      planner = new AdaptivePlanner({
-        config: run.modelConfig,
-        batch: config.batch,
-        backend: backend as 'cpu',
-        fixed,
-        spec: run.activations,
-        budget,
-        calibration,
-        segmentedOnly: entry.requiresMode === 'segmented',
-        ...(run.pinPlan ? { pin: run.pinPlan } : {}),
-        ...(run.stateChoices
-          ? { state: { choices: run.stateChoices, groups: stateGroups(model, optimizer), optimizer } }
-          : {}),
-        log: (line) => io.log.log(line),
-      });
+      planner = plannerFor(run, { backend, model, optimizer, fixed, calibration, log: (l) => io.log.log(l) });
       await planner.make(
         1,
         seqOf(1),
@@ -642,7 +625,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const paramBytes = results.at(-1)?.paramBytes ?? engine.paramBytes();
   const predicted: Record<string, number> = {
     params: fixed.params,
-    [`optimizer:${optimizer.name}`]: fixed.optimizerState,
+    [`optimizer:${optimizer.name}`]: planner?.predictedStateBytes() ?? fixed.optimizerState,
     [planned.strategies.length
       ? `activations:gpt+${planned.strategies.map((s) => s.name).join('+')}`
       : 'activations:gpt']: planned.predictedActivationBytes,
