@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { InputError } from '@kstar/core';
 import { z } from 'zod';
 import { parseActivations, parseBytes } from './activations.ts';
+import { parseStateChoices } from './plan-state.ts';
 import { parseSeqSchedule } from './seq-schedule.ts';
 import { SHARDING_NAMES } from './sharding.ts';
 
@@ -114,6 +115,18 @@ export const TrainConfigSchema = z.strictObject({
       if (v === undefined) return;
       try {
         parseSeqSchedule(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      }
+    }),
+  /** Optimizer-state placements the planner may choose per parameter group: `8bit`, `offload` (with a budget). */
+  stateChoices: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v === undefined) return;
+      try {
+        parseStateChoices(v);
       } catch (e) {
         ctx.addIssue({ code: 'custom', message: (e as Error).message });
       }

@@ -42,6 +42,7 @@ const STR_FLAGS = [
   'activations',
   'memory-budget',
   'seq-schedule',
+  'state-choices',
   'save-dir',
   'resume',
   'init-from',
@@ -186,6 +187,9 @@ Brown corpus with AdamW.
                              its first step with the predicted bytes
   --seq-schedule T:N,T:N…    sequence length T for N steps each, in order (e.g. 64:100,256:100); the planner
                              re-plans at each change
+  --state-choices LIST       with --memory-budget: optimizer-state placements the planner may pick per parameter
+                             group besides float32: 8bit (AdamW's rule on 8-bit moments; --optimizer adamw),
+                             offload (host memory, streamed around each update; GPU backends only)
   --update-chunk-bytes N     gradient partitioning: update weights in row chunks of ≤ N bytes of temporaries
                              (element-wise optimizers: adamw, lion, adam8bit, dense lazy-adagrad)
   --corpus brown|PATH        the embedded Brown corpus, or a .txt/.md/.jsonl file or a folder

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { compress } from '@kstar/act-compress';
-import type { Batch, ModelOps } from '@kstar/core';
+import type { Batch, ModelOps, OptimizerPlugin } from '@kstar/core';
 import type { GPTModel } from '@kstar/gpt';
 import { offloadCodec } from '@kstar/offload';
 import { Calibration, type CalibrationData, medianMs } from '@kstar/planner';
@@ -12,12 +12,13 @@ import { machineInfo } from './machine.ts';
 import {
   modelOpsOf,
   type OpsChoice,
+  opsOptions,
   type PlanSpace,
-  planSlots,
   type StepCosts,
   type Store,
   storeBytes,
 } from './plan-space.ts';
+import { placedOptimizer, type StateChoice, type StateGroup } from './plan-state.ts';
 
 /** Where measured op times are cached: `KSTAR_CALIBRATION_CACHE`, default `~/.cache/kstar/calibration.json`. */
 export function calibrationPath(): string {
@@ -122,9 +123,9 @@ export async function calibrate(
   const c = model.config;
   const m = machineInfo();
   const prefix = `${m.cpuModel} ×${m.cpus}|${tf.getBackend()}|L${c.nLayer} D${c.nEmbd} H${c.nHead} V${c.vocabSize}|B${batch} T${seq}`;
-  const opsOptions = planSlots(c, space).at(-1)!.options;
+  const ops = opsOptions(c, space);
   const stages: StepCosts['stages'] = {};
-  for (const o of opsOptions) {
+  for (const o of ops) {
     if (o.slot !== 'ops') continue;
     const ops: OpsChoice = o.ops;
     // [embedding, one block, head], forward and forward+backward
@@ -151,4 +152,56 @@ export async function calibrate(
     store[s] = await cache.time(`${prefix}|store ${s} ${storeBytes(s, shape)}`, () => storeTime(s, shape));
   }
   return { stages, store };
+}
+
+/**
+ * Milliseconds of one group's updates with its state placed per `choice` (upload, update and copy-out landed for
+ * offload), the median of 3 after a warm-up, on `model`'s parameters (a probe model: they change).
+ */
+async function stateUpdateTime(
+  model: GPTModel,
+  base: OptimizerPlugin,
+  group: StateGroup,
+  choice: StateChoice,
+): Promise<number> {
+  const placed = placedOptimizer(base, new Map(group.params.map((n) => [n, choice])));
+  const vars = group.params.map((n) => model.variables.get(n)!);
+  const states = group.params.map((n) => placed.init(model.paramInfo(n)));
+  const grads = vars.map((v, k) => tf.randomNormal(v.shape, 0, 1e-3, 'float32', 5 + k));
+  let step = 0;
+  try {
+    return await medianMs(async () => {
+      step++;
+      for (const [k, v] of vars.entries()) placed.update(v, grads[k]!, states[k]!, step);
+      await settle(vars.at(-1)!);
+      await placed.settled();
+    });
+  } finally {
+    tf.dispose(grads);
+    for (const s of states) tf.dispose(Object.values(s));
+    placed.dispose();
+  }
+}
+
+/** Per group, the update ms of each placement in `space.state` (groups of equal shapes measured once, cached). */
+export async function calibrateState(
+  model: GPTModel,
+  base: OptimizerPlugin,
+  groups: readonly StateGroup[],
+  space: PlanSpace,
+  cache: Calibration,
+): Promise<NonNullable<StepCosts['state']>> {
+  const m = machineInfo();
+  const prefix = `${m.cpuModel} ×${m.cpus}|${tf.getBackend()}|${base.name}`;
+  const out: NonNullable<StepCosts['state']> = [];
+  for (const g of groups) {
+    const shapes = g.params.map((n) => model.variables.get(n)!.shape.join('×')).join(',');
+    const times: Partial<Record<StateChoice, number>> = {};
+    for (const choice of space.state)
+      times[choice] = await cache.time(`${prefix}|state ${choice} [${shapes}]`, () =>
+        stateUpdateTime(model, base, g, choice),
+      );
+    out.push(times);
+  }
+  return out;
 }

@@ -1,11 +1,10 @@
-import { freemem } from 'node:os';
 import { composePlugins } from '@kstar/core';
 import { createGPT } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { split24 } from '@kstar/master-split24';
 import { PlanLog, type PlanRecord } from '@kstar/planner';
 import { optimizerEntry } from './optimizers.ts';
-import { AdaptivePlanner, autoBudget } from './plan.ts';
+import { plannerFor } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
 import { fixedBytes, type PreparedRun } from './train.ts';
 
@@ -24,20 +23,7 @@ export async function planRun(run: PreparedRun, log: (line: string) => void): Pr
   const calibration = loadCalibration();
   try {
     const fixed = fixedBytes(model, optimizer as never, masterWeights);
-    const budget =
-      run.memoryBudget === undefined || run.memoryBudget === 'auto'
-        ? autoBudget(backend, freemem())
-        : run.memoryBudget;
-    const planner = new AdaptivePlanner({
-      config: run.modelConfig,
-      batch: config.batch,
-      backend: backend as 'cpu',
-      fixed,
-      spec: run.activations,
-      budget,
-      calibration,
-      segmentedOnly: entry.requiresMode === 'segmented',
-    });
+    const planner = plannerFor(run, { backend, model, optimizer, fixed, calibration });
     const schedule = run.seqSchedule ?? [{ seq: run.seq, steps: config.steps }];
     let step = 1;
     for (const [i, s] of schedule.entries()) {
@@ -64,7 +50,7 @@ export function planTable(plans: readonly PlanRecord[]): string {
     lines.push(PlanLog.describe(p));
     for (const s of p.segments)
       lines.push(
-        `  ${s.choice.padEnd(44)} ${String(s.predictedBytes).padStart(12)} B saved  ${s.predictedMs.toFixed(1).padStart(9)} ms`,
+        `  ${s.choice.padEnd(44)} ${String(s.predictedBytes).padStart(12)} B ${s.choice.startsWith('state ') ? 'state' : 'saved'}  ${s.predictedMs.toFixed(1).padStart(9)} ms`,
       );
   }
   return lines.join('\n');

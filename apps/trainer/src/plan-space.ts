@@ -6,6 +6,7 @@ import { type ActivationBackend, type GPTConfig, predictActivationBreakdown } fr
 import { offloadCodec, offloadEffective } from '@kstar/offload';
 import type { PlanProblem, SegmentPrediction } from '@kstar/planner';
 import type { ActivationSpec, FixedBytes } from './activations.ts';
+import type { StateChoice, StateGroup } from './plan-state.ts';
 
 /** How a segment's saved input is kept between forward and recompute. */
 export type Store = 'float32' | CompressFormat | 'offload';
@@ -18,6 +19,7 @@ export type PlanOption = { label: string } & (
   | { slot: 'boundary'; cut: false }
   | { slot: 'boundary'; cut: true; store: Store }
   | { slot: 'ops'; ops: OpsChoice }
+  | { slot: 'state'; choice: StateChoice }
 );
 
 /** What the planner may use: the strategies of `--activations`, or (none given) every one. */
@@ -27,9 +29,11 @@ export interface PlanSpace {
   mst: boolean;
   compress: CompressFormat[];
   offload: boolean;
+  /** Optimizer-state placements per parameter group (`--state-choices`); fewer than 2: no state slots. */
+  state: StateChoice[];
 }
 
-export function spaceFor(spec: ActivationSpec, backend: string): PlanSpace {
+export function spaceFor(spec: ActivationSpec, backend: string, state: StateChoice[] = []): PlanSpace {
   const all = !spec.checkpoint && !spec.mst && !spec.compress;
   const compressFormats: CompressFormat[] = spec.compress
     ? [spec.compress.format]
@@ -43,6 +47,7 @@ export function spaceFor(spec: ActivationSpec, backend: string): PlanSpace {
     compress: compressFormats,
     // Only where it moves bytes: on cpu/wasm it is a no-op and would only cost time.
     offload: all && offloadEffective(backend),
+    state,
   };
 }
 
@@ -58,8 +63,8 @@ export function mstChunks(config: GPTConfig, rows: number, factor: number) {
   };
 }
 
-/** The slots: one per boundary between consecutive stages, then the ops. */
-export function planSlots(config: GPTConfig, space: PlanSpace) {
+/** The slots: one per boundary between consecutive stages, the ops, then one per parameter group's state. */
+export function planSlots(config: GPTConfig, space: PlanSpace, groups: readonly StateGroup[] = []) {
   const nStages = config.nLayer + 2;
   const stores: Store[] = ['float32', ...space.compress, ...(space.offload ? (['offload'] as const) : [])];
   const boundary: PlanOption[] = [{ slot: 'boundary', cut: false, label: 'keep' }];
@@ -76,10 +81,17 @@ export function planSlots(config: GPTConfig, space: PlanSpace) {
   if (space.mst)
     for (const factor of MST_FACTORS)
       ops.push({ slot: 'ops', ops: { kind: 'mst', factor }, label: `mst×${factor}` });
+  const state: PlanOption[] = space.state.map((choice) => ({ slot: 'state', choice, label: choice }));
   return [
     ...Array.from({ length: nStages - 1 }, (_, b) => ({ name: `boundary ${b}|${b + 1}`, options: boundary })),
     { name: 'ops', options: ops },
+    ...(space.state.length > 1 ? groups.map((g) => ({ name: `state ${g.name}`, options: state })) : []),
   ];
+}
+
+/** The ops slot's options. */
+export function opsOptions(config: GPTConfig, space: PlanSpace): readonly PlanOption[] {
+  return planSlots(config, space).find((s) => s.name === 'ops')!.options;
 }
 
 /** Measured milliseconds the time model needs (see `plan-calibrate.ts`). */
@@ -88,14 +100,15 @@ export interface StepCosts {
   stages: Record<string, { forward: number[]; forwardBackward: number[] }>;
   /** Per store: ms to store and bring back one [B, T, D] input (0 for float32). */
   store: Record<Store, number>;
+  /** Per parameter group (state slots only): ms of its updates with each state placement. */
+  state?: Array<Partial<Record<StateChoice, number>>>;
 }
 
 /** Costs of 0 ms everywhere: for questions about bytes alone (is any plan under the budget?). */
 export function zeroCosts(config: GPTConfig, space: PlanSpace): StepCosts {
   const zeros = Array.from({ length: config.nLayer + 2 }, () => 0);
   const stages: StepCosts['stages'] = {};
-  for (const o of planSlots(config, space).at(-1)!.options)
-    stages[o.label] = { forward: zeros, forwardBackward: zeros };
+  for (const o of opsOptions(config, space)) stages[o.label] = { forward: zeros, forwardBackward: zeros };
   return { stages, store: { float32: 0, bf16: 0, int8: 0, offload: 0 } };
 }
 
@@ -106,6 +119,8 @@ export interface DecodedPlan {
   stores: Store[];
   ops: OpsChoice;
   opsLabel: string;
+  /** Per parameter group: where its optimizer state lives (empty without state slots). */
+  states: StateChoice[];
 }
 
 /** `segmentedOnly`: the optimizer updates inside the backward pass (LOMO), so one segment is segmented mode too. */
@@ -114,8 +129,13 @@ export function decode(assignment: readonly PlanOption[], segmentedOnly = false)
   const stores: Store[] = ['float32'];
   let ops: OpsChoice = { kind: 'plain' };
   let opsLabel = 'plain';
+  const states: StateChoice[] = [];
   let stage = 0;
   for (const o of assignment) {
+    if (o.slot === 'state') {
+      states.push(o.choice);
+      continue;
+    }
     if (o.slot === 'ops') {
       ops = o.ops;
       opsLabel = o.label;
@@ -128,7 +148,7 @@ export function decode(assignment: readonly PlanOption[], segmentedOnly = false)
     } else segments[segments.length - 1]!.push(stage);
   }
   const mode = segments.length === 1 && !segmentedOnly ? 'full' : 'segmented';
-  return { mode, segments, stores, ops, opsLabel };
+  return { mode, segments, stores, ops, opsLabel, states };
 }
 
 export interface ProblemArgs {
@@ -141,6 +161,8 @@ export interface ProblemArgs {
   costs: StepCosts;
   budget: number;
   segmentedOnly?: boolean;
+  /** Parameter groups for state slots (with `space.state`). */
+  groups?: readonly StateGroup[];
 }
 
 /** Device bytes a store keeps for one [B, T, D] input. */
@@ -179,8 +201,11 @@ export function evaluatePlan(args: ProblemArgs, plan: DecodedPlan) {
     selectiveAttention: plan.ops.kind === 'selective',
     ...(plan.ops.kind === 'mst' ? { mst: mstChunks(config, batch * seq, plan.ops.factor) } : {}),
   });
-  const bytes =
-    fixed.params + fixed.optimizerState + act.total + (segmented ? fixed.waitingGrads(plan.segments) : 0);
+  // Optimizer state: the optimizer's own, or each group's placement (state slots).
+  const groups = plan.states.length > 0 ? args.groups! : [];
+  const stateBytes =
+    groups.length > 0 ? groups.reduce((a, g, k) => a + g.bytes[plan.states[k]!], 0) : fixed.optimizerState;
+  const bytes = fixed.params + stateBytes + act.total + (segmented ? fixed.waitingGrads(plan.segments) : 0);
   const c = costs.stages[plan.opsLabel]!;
   const segmentsOut: SegmentPrediction[] = plan.segments.map((seg, s) => {
     let ms = 0;
@@ -199,6 +224,14 @@ export function evaluatePlan(args: ProblemArgs, plan: DecodedPlan) {
       predictedMs: ms,
     };
   });
+  for (const [k, g] of groups.entries()) {
+    const choice = plan.states[k]!;
+    segmentsOut.push({
+      choice: `state ${g.name} ${choice}`,
+      predictedBytes: g.bytes[choice],
+      predictedMs: costs.state?.[k]?.[choice] ?? 0,
+    });
+  }
   return {
     bytes,
     activationBytes: act.total,
@@ -209,7 +242,7 @@ export function evaluatePlan(args: ProblemArgs, plan: DecodedPlan) {
 
 export function planProblem(args: ProblemArgs): PlanProblem<PlanOption> {
   return {
-    slots: planSlots(args.config, args.space),
+    slots: planSlots(args.config, args.space, args.groups),
     budget: args.budget,
     evaluate: (a) => evaluatePlan(args, decode(a, args.segmentedOnly)),
   };

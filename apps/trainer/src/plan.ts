@@ -1,5 +1,12 @@
-import { InputError, type StepResult, type TrainingEngine, TrainingError } from '@kstar/core';
-import { type ActivationBackend, createGPT, type GPTConfig } from '@kstar/gpt';
+import { freemem } from 'node:os';
+import {
+  InputError,
+  type OptimizerPlugin,
+  type StepResult,
+  type TrainingEngine,
+  TrainingError,
+} from '@kstar/core';
+import { type ActivationBackend, createGPT, type GPTConfig, type GPTModel } from '@kstar/gpt';
 import {
   type Calibration,
   InfeasibleBudgetError,
@@ -16,7 +23,8 @@ import {
   type FixedBytes,
   type PlannedActivations,
 } from './activations.ts';
-import { calibrate } from './plan-calibrate.ts';
+import { optimizerEntry } from './optimizers.ts';
+import { calibrate, calibrateState } from './plan-calibrate.ts';
 import {
   type DecodedPlan,
   decode,
@@ -29,6 +37,8 @@ import {
   spaceFor,
   zeroCosts,
 } from './plan-space.ts';
+import { type StateChoice, type StateGroup, stateGroups, usableStateChoices } from './plan-state.ts';
+import type { PreparedRun } from './train.ts';
 
 /** A measured step peak above the prediction by more than this fraction triggers a re-plan. */
 export const OVERSHOOT_MARGIN = 0.05;
@@ -59,6 +69,11 @@ export interface AdaptivePlannerArgs {
   pin?: readonly string[];
   /** The optimizer updates inside the backward pass (LOMO): every plan is segmented. */
   segmentedOnly?: boolean;
+  /**
+   * Per parameter group, where its optimizer state may live (`--state-choices`; float32 always). Chosen by the
+   * first plan: later plans keep it (the state exists by then).
+   */
+  state?: { choices: readonly StateChoice[]; groups: readonly StateGroup[]; optimizer: OptimizerPlugin };
   log?: (line: string) => void;
 }
 
@@ -111,13 +126,18 @@ export class AdaptivePlanner {
   constructor(args: AdaptivePlannerArgs) {
     this.args = args;
     this.budget = args.budget;
-    this.space = spaceFor(args.spec, args.backend);
+    this.space = spaceFor(
+      args.spec,
+      args.backend,
+      args.state ? usableStateChoices(args.state.choices, args.state.optimizer.name, args.backend) : [],
+    );
   }
 
   /** Solve for `seq` under the current budget (calibrating first when this shape was not measured). */
   async make(step: number, seq: number, reason: PlanReason, detail: string): Promise<MadePlan> {
     const { config, batch, backend, fixed } = this.args;
     // Bytes do not depend on costs: an impossible budget fails here, before any calibration.
+    const groups = this.args.state?.groups;
     const bytesOnly = {
       config,
       batch,
@@ -126,6 +146,7 @@ export class AdaptivePlanner {
       fixed,
       space: this.space,
       costs: zeroCosts(config, this.space),
+      ...(groups ? { groups } : {}),
     };
     this.check(bytesOnly, reason);
     // Calibrated on a model of its own: the run's variables may have been adopted by a master-weights plugin.
@@ -133,6 +154,14 @@ export class AdaptivePlanner {
     let costs: Awaited<ReturnType<typeof calibrate>>;
     try {
       costs = await calibrate(probe, batch, seq, this.space, this.args.calibration);
+      if (groups && this.space.state.length > 1)
+        costs.state = await calibrateState(
+          probe,
+          this.args.state!.optimizer,
+          groups,
+          this.space,
+          this.args.calibration,
+        );
     } finally {
       probe.dispose();
     }
@@ -146,11 +175,12 @@ export class AdaptivePlanner {
       costs,
       budget: this.budget,
       ...(this.args.segmentedOnly ? { segmentedOnly: true } : {}),
+      ...(groups ? { groups } : {}),
     };
     let solution: Solution<PlanOption>;
     try {
       try {
-        solution = solve(pinned(planProblem(problemArgs), this.args.pin));
+        solution = solve(this.narrowed(planProblem(problemArgs)));
       } catch (e) {
         // After an out-of-memory error: the tightest plan there is, if it is tighter than the one that failed.
         const failed = this.current?.predictedPeakBytes ?? 0;
@@ -158,7 +188,7 @@ export class AdaptivePlanner {
           throw e;
         this.budget = e.smallestBytes;
         problemArgs.budget = e.smallestBytes;
-        solution = solve(pinned(planProblem(problemArgs), this.args.pin));
+        solution = solve(this.narrowed(planProblem(problemArgs)));
       }
     } catch (e) {
       throw this.explain(e, seq);
@@ -188,10 +218,41 @@ export class AdaptivePlanner {
     return this.current;
   }
 
+  /** The problem with `pin` applied, and the state slots narrowed to the first plan's placement (it exists). */
+  private narrowed(problem: PlanProblem<PlanOption>): PlanProblem<PlanOption> {
+    const p = pinned(problem, this.args.pin);
+    const states = this.log.plans[0] ? this.current!.plan.states : [];
+    if (states.length === 0) return p;
+    let k = 0;
+    return {
+      ...p,
+      slots: p.slots.map((s) => {
+        if (!s.name.startsWith('state ')) return s;
+        const kept = states[k++];
+        return { ...s, options: s.options.filter((o) => o.slot === 'state' && o.choice === kept) };
+      }),
+    };
+  }
+
+  /** Parameter name → where its optimizer state lives, per the first plan (empty without state slots). */
+  placement(): Map<string, StateChoice> {
+    const out = new Map<string, StateChoice>();
+    const states = this.log.plans[0] ? this.current!.plan.states : [];
+    for (const [k, g] of (this.args.state?.groups ?? []).entries())
+      if (states[k]) for (const n of g.params) out.set(n, states[k]!);
+    return out;
+  }
+
+  /** Predicted device bytes of the optimizer state under the placement (undefined without state slots). */
+  predictedStateBytes(): number | undefined {
+    const rows = this.current?.record.segments.filter((s) => s.choice.startsWith('state ')) ?? [];
+    return rows.length > 0 ? rows.reduce((a, s) => a + s.predictedBytes, 0) : undefined;
+  }
+
   /** Throws the budget's InputError when no plan's predicted bytes fit (after out-of-memory: unless a tighter one exists). */
   private check(args: Omit<ProblemArgs, 'budget'>, reason: PlanReason): void {
     try {
-      solve(pinned(planProblem({ ...args, budget: this.budget }), this.args.pin));
+      solve(this.narrowed(planProblem({ ...args, budget: this.budget })));
     } catch (e) {
       if (reason === 'out-of-memory' && e instanceof InfeasibleBudgetError) return;
       throw this.explain(e, args.seq);
@@ -265,6 +326,43 @@ export class AdaptivePlanner {
       }
     }
   }
+}
+
+/**
+ * The planner of a run, for `kstar train` and `kstar plan` alike: the budget (`auto` or none: free memory minus the
+ * margin), the activation strategies, the state choices and a pinned plan of `run`.
+ */
+export function plannerFor(
+  run: PreparedRun,
+  args: {
+    backend: string;
+    model: GPTModel;
+    optimizer: OptimizerPlugin;
+    fixed: FixedBytes;
+    calibration: Calibration;
+    log?: (line: string) => void;
+  },
+): AdaptivePlanner {
+  const { backend, model, optimizer } = args;
+  const budget =
+    run.memoryBudget === undefined || run.memoryBudget === 'auto'
+      ? autoBudget(backend, freemem())
+      : run.memoryBudget;
+  return new AdaptivePlanner({
+    config: run.modelConfig,
+    batch: run.config.batch,
+    backend: backend as ActivationBackend,
+    fixed: args.fixed,
+    spec: run.activations,
+    budget,
+    calibration: args.calibration,
+    segmentedOnly: optimizerEntry(run.config.optimizer).requiresMode === 'segmented',
+    ...(run.pinPlan ? { pin: run.pinPlan } : {}),
+    ...(run.stateChoices
+      ? { state: { choices: run.stateChoices, groups: stateGroups(model, optimizer), optimizer } }
+      : {}),
+    ...(args.log ? { log: args.log } : {}),
+  });
 }
 
 /** Fraction of free memory `--memory-budget auto` leaves unused (allocator slack, the runtime, other processes). */

@@ -1,5 +1,4 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
-import { freemem } from 'node:os';
 import { join } from 'node:path';
 import type { Collective, MemoryReport, OptimizerPlugin, StepResult } from '@kstar/core';
 import {
@@ -48,8 +47,14 @@ import { GradAccumulation } from './grad-accum.ts';
 import { clippedStep, scaledOptimizer } from './grad-clip.ts';
 import { checkStepFits, checkTensorsFit, type PlannedTensor, webgpuBufferLimit } from './memory-check.ts';
 import { optimizerEntry } from './optimizers.ts';
-import { AdaptivePlanner, autoBudget, injectedOutOfMemory, plannedActivations } from './plan.ts';
+import { type AdaptivePlanner, injectedOutOfMemory, plannedActivations, plannerFor } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
+import {
+  checkStateChoices,
+  placedOptimizer,
+  requireBudgetForStateChoices,
+  type StateChoice,
+} from './plan-state.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
 import { generate } from './sample.ts';
@@ -105,6 +110,8 @@ export interface PreparedRun {
   memoryBudget?: number | 'auto';
   /** `--seq-schedule`: `seq` is its longest T. */
   seqSchedule?: Array<{ seq: number; steps: number }>;
+  /** `--state-choices`: optimizer-state placements the planner may pick per parameter group (float32 first). */
+  stateChoices?: StateChoice[];
   /** With a budget: one fixed plan (option labels, `PlanRecord.choices`) instead of solving (reference runs). */
   pinPlan?: readonly string[];
   /** `--init-from`: float32 weights by K* name, checked against the model's shapes. */
@@ -142,6 +149,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
       ? config.memoryBudget
       : parseBytes(config.memoryBudget);
   const seqSchedule = config.seqSchedule === undefined ? undefined : parseSeqSchedule(config.seqSchedule);
+  const stateChoices = checkStateChoices(config);
   const tokenizer = createTokenizer(config.tokenizer);
   if (config.vocab !== undefined && config.vocab < tokenizer.vocabSize) {
     throw new InputError(
@@ -210,6 +218,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     ...(memoryBudget !== undefined ? { memoryBudget } : {}),
     optimizer,
     ...(seqSchedule ? { seqSchedule } : {}),
+    ...(stateChoices ? { stateChoices } : {}),
   };
 }
 
@@ -399,20 +408,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const calibration = loadCalibration();
   try {
     // Before the first step: a budget that cannot be met is an InputError naming the predicted bytes.
+    requireBudgetForStateChoices(run);
     if (run.memoryBudget !== undefined) {
-      const budget = run.memoryBudget === 'auto' ? autoBudget(backend, freemem()) : run.memoryBudget;
-      planner = new AdaptivePlanner({
-        config: run.modelConfig,
-        batch: config.batch,
-        backend: backend as 'cpu',
-        fixed,
-        spec: run.activations,
-        budget,
-        calibration,
-        segmentedOnly: entry.requiresMode === 'segmented',
-        ...(run.pinPlan ? { pin: run.pinPlan } : {}),
-        log: (line) => io.log.log(line),
-      });
+      planner = plannerFor(run, { backend, model, optimizer, fixed, calibration, log: (l) => io.log.log(l) });
       await planner.make(
         1,
         seqOf(1),
@@ -455,12 +453,16 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const choice = planned.choice;
   const segments = choice.segments;
   const guard = config.spikeGuard === undefined ? undefined : new SpikeGuard(config.spikeGuard);
+  // --state-choices: each parameter's state where the first plan put it (8-bit, host memory or the optimizer's own).
+  const placement = planner?.placement();
+  const placed =
+    placement && placement.size > 0 ? placedOptimizer(composition.optimizer, placement) : undefined;
   const engine = new TrainingEngine(model, {
     ...(guard
       ? { skipUpdate: (loss: number, step: number) => guard.check(accum ? accum.meanLoss(loss) : loss, step) }
       : {}),
     ...(accum ? { onGradient: accum.onGradient } : {}),
-    optimizer: composition.optimizer,
+    optimizer: placed ?? composition.optimizer,
     mode: choice.mode,
     ...(segments && choice.segmentsBy === 'engine' ? { segments } : {}),
     activations: planned.strategies,
@@ -483,6 +485,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         (run.resume!.changes.length ? ` (changed: ${run.resume!.changes.join('; ')})` : ''),
     );
   }
+  // Offloaded optimizer state leaves the device once its first copy-out lands: before step 1.
+  await placed?.settled();
   const startStep = (resume?.trainer.step ?? 0) + 1;
   const pastLosses = resume?.trainer.losses ?? [];
   const checkpoints: string[] = [];
@@ -686,7 +690,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const paramBytes = results.at(-1)?.paramBytes ?? engine.paramBytes();
   const predicted: Record<string, number> = {
     params: fixed.params,
-    [`optimizer:${optimizer.name}`]: fixed.optimizerState,
+    [`optimizer:${optimizer.name}`]: planner?.predictedStateBytes() ?? fixed.optimizerState,
     [planned.strategies.length
       ? `activations:gpt+${planned.strategies.map((s) => s.name).join('+')}`
       : 'activations:gpt']: planned.predictedActivationBytes,
@@ -746,6 +750,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   if (config.sampleTokens > 0) report.sample = await closingSample(run, model, masterWeights);
   tf.dispose(valBatches.flatMap((b) => [b.inputs, b.targets]));
   engine.dispose();
+  placed?.dispose();
   masterWeights?.dispose();
   model.dispose(); // variables adopted by a master-weights plugin are already disposed
   ledger.detach();

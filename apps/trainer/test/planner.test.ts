@@ -10,8 +10,9 @@ import { parseTrainConfig } from '../src/config.ts';
 import { runCli } from '../src/index.ts';
 import { optimizerEntry } from '../src/optimizers.ts';
 import { AdaptivePlanner, autoBudget, isOutOfMemory } from '../src/plan.ts';
-import { calibrate } from '../src/plan-calibrate.ts';
+import { calibrate, calibrateState, saveCalibration } from '../src/plan-calibrate.ts';
 import { planProblem, spaceFor } from '../src/plan-space.ts';
+import { stateGroups, usableStateChoices } from '../src/plan-state.ts';
 import { ProgressBar } from '../src/progress.ts';
 import { parseSeqSchedule, seqAt } from '../src/seq-schedule.ts';
 import { fixedBytes, prepareRun, train } from '../src/train.ts';
@@ -79,6 +80,60 @@ describe('planner on tiny and small (wasm)', () => {
       }
     },
   );
+});
+
+describe('optimizer-state placement per parameter group', () => {
+  it('tiny (wasm: float32 / 8bit): greedy within 5 percent of exhaustive search, and the run stays under each budget', async () => {
+    await selectBackend('wasm');
+    const config = resolveConfig('tiny', {});
+    const model = createGPT(config, { seed: 1 });
+    const optimizer = optimizerEntry('adamw').create(3e-3, {});
+    const groups = stateGroups(model, optimizer);
+    // Offload moves nothing on wasm: only float32 and 8bit are options.
+    const space = spaceFor({}, 'wasm', usableStateChoices(['float32', '8bit', 'offload'], 'adamw', 'wasm'));
+    expect(space.state).toEqual(['float32', '8bit']);
+    const calibration = new Calibration();
+    const costs = await calibrate(model, 2, 64, space, calibration);
+    costs.state = await calibrateState(model, optimizer, groups, space, calibration);
+    saveCalibration(calibration); // the runs below read these times back
+    const args = {
+      config,
+      batch: 2,
+      seq: 64,
+      backend: 'wasm' as const,
+      fixed: fixedBytes(model, optimizer as never),
+      space,
+      costs,
+      groups,
+      budget: Number.POSITIVE_INFINITY,
+    };
+    model.dispose();
+    expect(planProblem(args).slots.filter((s) => s.name.startsWith('state ')).length).toBe(groups.length);
+    const most = solveExhaustive(planProblem(args)).evaluation.bytes;
+    const least = solveExhaustive(planProblem({ ...args, budget: 0 }));
+    // The tightest plan puts every quantizable group's state in 8 bits.
+    expect(least.assignment.filter((o) => o.slot === 'state' && o.choice === '8bit').length).toBeGreaterThan(
+      0,
+    );
+    for (const f of [0.1, 0.5]) {
+      const budget = Math.round(least.evaluation.bytes + f * (most - least.evaluation.bytes));
+      const exact = solveExhaustive(planProblem({ ...args, budget }));
+      const greedy = solveGreedy(planProblem({ ...args, budget }));
+      expect(greedy.evaluation.bytes).toBeLessThanOrEqual(budget);
+      expect(greedy.evaluation.ms / exact.evaluation.ms).toBeLessThanOrEqual(1.05);
+      const r = await run({
+        preset: 'tiny',
+        batch: 2,
+        seq: 64,
+        steps: 1,
+        memoryBudget: budget,
+        activations: '',
+        stateChoices: '8bit,offload',
+      });
+      expect(r.memory.peakBytes, `budget ${budget}`).toBeLessThanOrEqual(budget);
+      expect(r.plans![0]!.segments.filter((s) => s.choice.startsWith('state ')).length).toBe(groups.length);
+    }
+  });
 });
 
 describe('re-planning', () => {

@@ -58,6 +58,11 @@ export interface OptimizerPlugin extends Plugin {
    * exists, with `part` set, instead of keeping a partial sum alive while the segments between the readers run.
    */
   readonly acceptsPartialGradients?: boolean;
+  /**
+   * Awaited by the engine after each update, before its next work (optional). For state that moves asynchronously
+   * (host offload on WebGPU): lets earlier copies land, so that they do not pile up on the device within a step.
+   */
+  afterUpdate?(): Promise<void> | undefined;
   /** Row-chunked updates (`partitionedUpdate`, `EngineOptions.updateChunkBytes`): element-wise optimizers only. */
   readonly rowChunks?: RowChunkSpec;
 }

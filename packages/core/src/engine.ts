@@ -535,6 +535,7 @@ export class TrainingEngine {
         partitionedUpdate(this.optimizer, variable, grad, state, step, this.updatePartition);
       else this.optimizer.update(variable, grad, state, step);
     });
+    return this.optimizer.afterUpdate?.();
   }
 
   /** Baseline: one `tf.variableGrads` over the whole model, then every update. */

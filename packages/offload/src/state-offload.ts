@@ -27,6 +27,7 @@ export interface StateOffloadPlugin extends OptimizerPlugin {
   readonly offloaded: readonly string[];
   /** Resolves when every copy-out started so far has landed and the device copies are freed. */
   settled(): Promise<void>;
+  afterUpdate(): Promise<void> | undefined;
   /** Host bytes of the offloaded state (0 until the copies land, and on cpu/wasm). */
   readonly hostBytes: number;
   /** Free the host copies (the engine disposes only the state it holds: none for an offloaded parameter). */
@@ -53,13 +54,19 @@ export function offloadState(inner: OptimizerPlugin, options: StateOffloadOption
   const hosted = new Map<OptimizerState, Map<string, HostedEntry>>();
   const offloaded: string[] = [];
   const pending = new Set<Promise<void>>();
+  // Copy-outs of the latest update (they overlap the next one), and older ones `afterUpdate` waits for.
+  let latest: Promise<void>[] = [];
+  let older: Promise<void>[] = [];
 
   const store = (state: OptimizerState): Map<string, HostedEntry> => {
     const entries = new Map<string, HostedEntry>();
+    older.push(...latest);
+    latest = [];
     for (const [key, t] of Object.entries(state)) {
       const copy = new HostCopy(t);
       const settled = copy.settled().finally(() => pending.delete(settled));
       pending.add(settled);
+      latest.push(settled);
       entries.set(key, { copy, name: (t as tf.Variable).name ?? key, variable: isVariable(t) });
       t.dispose();
       delete state[key];
@@ -117,6 +124,14 @@ export function offloadState(inner: OptimizerPlugin, options: StateOffloadOption
       }
     },
     stateBytes: (shape, role) => inner.stateBytes(shape, role),
+    // The engine awaits this after each update: every copy-out but the latest update's has landed, so at most one
+    // parameter's offloaded state is on its way out while the next one is on the device.
+    afterUpdate() {
+      if (older.length === 0) return undefined;
+      const wait = Promise.all(older).then(() => {});
+      older = [];
+      return wait;
+    },
     settled: async () => {
       await Promise.all([...pending]);
     },
