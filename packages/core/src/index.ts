@@ -34,6 +34,8 @@ export {
 } from './errors.ts';
 export type { MemoryReport, MemoryTerm, WindowStats } from './ledger.ts';
 export { MemoryLedger, trackHostBytes, uniqueBufferBytes } from './ledger.ts';
+export type { GpuPeaks } from './ledger-table.ts';
+export { formatBytes, ledgerTable } from './ledger-table.ts';
 export type { ParamAccess } from './master-weights.ts';
 export { materializedGrads, paramAccess } from './master-weights.ts';
 export type { Batch, Stage, StagedModel } from './model.ts';
@@ -47,3 +49,5 @@ export type {
   ZeroStage,
 } from './sharding.ts';
 export { stateVariable, stateVariableFrom, uniqueVariableName } from './state-variable.ts';
+export type { FixedStepBytes } from './step-bytes.ts';
+export { fixedStepBytes } from './step-bytes.ts';
