@@ -33,6 +33,8 @@ export interface RunProgress {
   /** The optimizer plugin's prediction of its state bytes (`stateBytes` summed over the parameters). */
   predictedOptimizerBytes: number;
   seconds: number;
+  /** Seconds since the run started (backend selection and model creation included) to the end of this step. */
+  elapsedSeconds: number;
   /** The run so far as `kstar train --report` puts it (`memory`): peaks over the steps, the predicted terms. */
   memory: MemoryReport;
   /** Parameters of the model (the ledger's bytes per parameter). */
@@ -46,6 +48,7 @@ const OPTIMIZERS: Record<RunChoices['optimizer'], (lr: number) => OptimizerPlugi
 
 /** Trains the tiny GPT on the built-in text with the chosen plugins, reporting every step. */
 export async function trainInPage(choices: RunChoices, onStep: (p: RunProgress) => void): Promise<void> {
+  const started = performance.now();
   const { backend } = await selectBackend(choices.backend);
   const optimizer = OPTIMIZERS[choices.optimizer](3e-3);
   const masterWeights = choices.split24 ? split24() : undefined;
@@ -103,6 +106,7 @@ export async function trainInPage(choices: RunChoices, onStep: (p: RunProgress) 
         result,
         predictedOptimizerBytes: fixed.optimizerState,
         seconds: (performance.now() - t0) / 1000,
+        elapsedSeconds: (performance.now() - started) / 1000,
         memory: memoryReport(results, engine.optimizerStateBytes(), predicted),
         params,
       });

@@ -1,41 +1,21 @@
-import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ledgerTable, type MemoryReport } from '@kstar/core';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../../../scripts/chromium.mjs';
-import { buildPage, distDir } from '../build.mjs';
+import { buildPage } from '../build.mjs';
+import { servePage } from '../serve.mjs';
 
 const screenshot = fileURLToPath(new URL('../test-results/page.png', import.meta.url));
-const TYPES: Record<string, string> = {
-  '.html': 'text/html',
-  '.js': 'text/javascript',
-  '.wasm': 'application/wasm',
-};
 
-let server: Server;
+let server: Awaited<ReturnType<typeof servePage>>;
 let browser: Browser;
 let origin: string;
 
 beforeAll(async () => {
   await buildPage();
-  server = createServer((req, res) => {
-    const path = join(
-      distDir as string,
-      new URL(req.url ?? '/', 'http://x').pathname.replace(/\/$/, '/index.html'),
-    );
-    try {
-      const body = readFileSync(path);
-      res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' }).end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await servePage();
+  origin = server.origin;
   browser = await launchChromium();
 });
 
