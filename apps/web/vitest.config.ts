@@ -1,6 +1,8 @@
 import { defineProject } from 'vitest/config';
 
 export default defineProject({
+  resolve: { conditions: ['@kstar/source'] },
+  ssr: { resolve: { conditions: ['@kstar/source'] } },
   test: {
     name: 'web',
     include: ['test/**/*.test.ts'],

@@ -1,14 +1,5 @@
-/** Human-friendly numbers. */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(u === 0 ? 0 : 2)} ${units[u]}`;
-}
+/** Human-friendly numbers (bytes: core's, shared with the browser page). */
+export { formatBytes } from '@kstar/core';
 
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '--';

@@ -1,7 +1,6 @@
 import type { MemoryReport } from '@kstar/core';
 import type { PlanRecord } from '@kstar/planner';
 import { writeFileAtomic } from './atomic-write.ts';
-import { formatBytes } from './progress.ts';
 import type { ShardingReport } from './sharding-report.ts';
 import type { SkippedStep } from './spike-guard.ts';
 
@@ -48,37 +47,5 @@ export function writeReport(path: string, report: TrainReport): void {
   writeFileAtomic(path, `${JSON.stringify(report, null, 2)}\n`);
 }
 
-/** The final memory-ledger table printed after training. */
-export function ledgerTable(memory: MemoryReport, params: number, gpu?: TrainReport['gpu']): string {
-  const rows: Array<[string, number | undefined, string]> = [
-    ['parameters', memory.paramBytes, 'measured'],
-    ['gradients (peak alive)', memory.gradBytes, 'measured'],
-    ['optimizer state', memory.optimizerStateBytes, 'measured'],
-    ['activations + temporaries (peak)', memory.activationPeakBytes, 'measured'],
-    ['step peak', memory.peakBytes, 'measured'],
-    ['predicted step peak', memory.predictedPeakBytes, 'predicted'],
-  ];
-  if (memory.gpuBytesInUse !== undefined) rows.push(['GPU bytes in use', memory.gpuBytesInUse, 'backend']);
-  if (memory.gpuBytesAllocated !== undefined)
-    rows.push(['GPU bytes allocated (pool)', memory.gpuBytesAllocated, 'backend']);
-  if (gpu) {
-    rows.push(['GPU bytes in use (run peak)', gpu.peakBytesInUse, 'backend']);
-    rows.push(['GPU bytes allocated (run peak)', gpu.peakBytesAllocated, 'backend']);
-  }
-  const lines = [
-    'memory ledger (unique data buffers)',
-    `${'term'.padEnd(34)}${'bytes'.padStart(16)}${'human'.padStart(12)}${'B/param'.padStart(10)}  source`,
-  ];
-  for (const [name, bytes, source] of rows) {
-    if (bytes === undefined) continue;
-    lines.push(
-      `${name.padEnd(34)}${bytes.toLocaleString('en-US').padStart(16)}${formatBytes(bytes).padStart(12)}${(bytes / params).toFixed(2).padStart(10)}  ${source}`,
-    );
-  }
-  const err = memory.peakBytes > 0 ? (memory.predictedPeakBytes / memory.peakBytes - 1) * 100 : 0;
-  lines.push(`prediction vs measured peak: ${err >= 0 ? '+' : ''}${err.toFixed(1)}%`);
-  for (const [name, bytes] of Object.entries(memory.predicted)) {
-    lines.push(`  predicted ${name.padEnd(30)}${bytes.toLocaleString('en-US').padStart(16)}`);
-  }
-  return lines.join('\n');
-}
+/** The final memory-ledger table printed after training: the one the browser page shows too. */
+export { ledgerTable } from '@kstar/core';

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Collective, MemoryReport, OptimizerPlugin, StepResult } from '@kstar/core';
 import {
   composePlugins,
+  fixedStepBytes as fixedBytes,
   InputError,
   KstarError,
   MemoryLedger,
@@ -261,36 +262,7 @@ function readCorpus(corpus: string): ReturnType<typeof loadCorpus> {
 }
 
 /** Parameters, optimizer state and tied partial gradients of a plan: the non-activation terms of a step's peak. */
-export function fixedBytes(
-  model: GPTModel,
-  optimizer: { stateBytes: (s: readonly number[], r?: never) => number },
-  masterWeights?: { bytesFor(shape: readonly number[]): number },
-) {
-  let state = 0;
-  for (const [name, v] of model.variables)
-    state += (optimizer.stateBytes as (s: readonly number[], r?: string) => number)(
-      v.shape,
-      model.paramInfo(name).role,
-    );
-  return {
-    // Read before the engine adopts the variables (a master-weights plugin frees them).
-    params: masterWeights
-      ? [...model.variables.values()].reduce((sum, v) => sum + masterWeights.bytesFor(v.shape), 0)
-      : 4 * model.paramCount,
-    optimizerState: state,
-    waitingGrads(segments: number[][] | undefined): number {
-      if (!segments) return 0;
-      const readers = new Map<string, number>();
-      for (const seg of segments) {
-        for (const name of new Set(seg.flatMap((i) => model.stages[i]!.params)))
-          readers.set(name, (readers.get(name) ?? 0) + 1);
-      }
-      let bytes = 0;
-      for (const [name, n] of readers) if (n > 1) bytes += 4 * model.variables.get(name)!.size;
-      return bytes;
-    },
-  };
-}
+export { fixedBytes };
 
 function maxOf(results: StepResult[], key: 'gradPeakBytes' | 'activationPeakBytes' | 'peakBytes'): number {
   return results.reduce((m, r) => Math.max(m, r[key]), 0);

@@ -24,7 +24,10 @@ Chart.register(
 
 const MIB = 1024 * 1024;
 
-/** Live loss curve and the memory ledger of the latest step as stacked bars by term (MiB). */
+/**
+ * Live loss curve and the run's memory ledger as stacked bars (MiB): the measured terms (peaks over the steps, as
+ * the CLI reports them) beside the predicted terms, like `kstar report --html`.
+ */
 export function createCharts(lossCanvas: HTMLCanvasElement, memoryCanvas: HTMLCanvasElement) {
   const loss = new Chart<'line', number[], number>(lossCanvas, {
     type: 'line',
@@ -34,19 +37,11 @@ export function createCharts(lossCanvas: HTMLCanvasElement, memoryCanvas: HTMLCa
     },
     options: { animation: false, scales: { x: { title: { display: true, text: 'step' } } } },
   });
-  const terms = [
-    'parameters',
-    'gradients (peak)',
-    'optimizer state',
-    'activations + temporaries (peak)',
-  ] as const;
-  const colors = ['#4477aa', '#66ccee', '#228833', '#ccbb44'];
-  const memory = new Chart(memoryCanvas, {
+  const terms = ['parameters', 'gradients (peak)', 'optimizer state', 'activations + temporaries (peak)'];
+  const colors = ['#4477aa', '#66ccee', '#228833', '#ccbb44', '#ee6677', '#aa3377', '#bbbbbb', '#994455'];
+  const memory = new Chart<'bar', (number | null)[], string>(memoryCanvas, {
     type: 'bar',
-    data: {
-      labels: ['measured', 'optimizer predicted'],
-      datasets: terms.map((label, i) => ({ label, data: [0, 0], backgroundColor: colors[i] })),
-    },
+    data: { labels: ['measured', 'predicted'], datasets: [] },
     options: {
       animation: false,
       scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: 'MiB' } } },
@@ -57,11 +52,16 @@ export function createCharts(lossCanvas: HTMLCanvasElement, memoryCanvas: HTMLCa
       loss.data.labels!.push(p.step);
       loss.data.datasets[0]!.data.push(p.result.loss);
       loss.update();
-      const r = p.result;
-      const measured = [r.paramBytes, r.gradPeakBytes, r.optimizerStateBytes, r.activationPeakBytes];
-      memory.data.datasets.forEach((set, i) => {
-        set.data = [measured[i]! / MIB, i === 2 ? p.predictedOptimizerBytes / MIB : 0];
-      });
+      const m = p.memory;
+      const measured = [m.paramBytes, m.gradBytes, m.optimizerStateBytes, m.activationPeakBytes];
+      memory.data.datasets = [
+        ...terms.map((label, i) => ({ label, data: [measured[i]! / MIB, null], backgroundColor: colors[i] })),
+        ...Object.entries(m.predicted).map(([label, bytes], i) => ({
+          label: `predicted ${label}`,
+          data: [null, bytes / MIB],
+          backgroundColor: colors[(i + 4) % colors.length],
+        })),
+      ];
       memory.update();
     },
   };

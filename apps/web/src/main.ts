@@ -2,6 +2,7 @@
 import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core alone registers no gradients (the @tensorflow/tfjs bundle does): training needs them.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { ledgerTable } from '@kstar/core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createCharts } from './charts.ts';
 import { type RunChoices, type RunProgress, trainInPage } from './run.ts';
@@ -42,19 +43,9 @@ function readChoices(): RunChoices {
   };
 }
 
+/** The CLI's ledger table (`ledgerTable` from @kstar/core) for the run so far. */
 function showLedger(p: RunProgress): void {
-  const r = p.result;
-  const rows: Array<[string, number]> = [
-    ['parameters', r.paramBytes],
-    ['gradients (peak alive)', r.gradPeakBytes],
-    ['optimizer state', r.optimizerStateBytes],
-    ['activations + temporaries (peak)', r.activationPeakBytes],
-    ['step peak', r.peakBytes],
-    ['predicted optimizer state', p.predictedOptimizerBytes],
-  ];
-  ledger.textContent = `memory ledger (unique data buffers), step ${p.step} on ${p.backend}\n${rows
-    .map(([name, bytes]) => `${name.padEnd(34)}${bytes.toLocaleString('en-US').padStart(14)}`)
-    .join('\n')}`;
+  ledger.textContent = `step ${p.step} on ${p.backend}\n${ledgerTable(p.memory, p.params)}`;
 }
 
 async function start(): Promise<void> {

@@ -1,12 +1,14 @@
-import { checkpoint } from '@kstar/act-checkpoint';
+import { checkpoint, planSegments } from '@kstar/act-checkpoint';
 import {
   composePlugins,
+  fixedStepBytes,
   MemoryLedger,
+  type MemoryReport,
   type OptimizerPlugin,
   type StepResult,
   TrainingEngine,
 } from '@kstar/core';
-import { createGPT, GPT_PRESETS } from '@kstar/gpt';
+import { type ActivationBackend, createGPT, GPT_PRESETS, predictActivationBytes } from '@kstar/gpt';
 import { inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
 import { split24 } from '@kstar/master-split24';
 import { adam8bit } from '@kstar/optim-adam8bit';
@@ -31,6 +33,12 @@ export interface RunProgress {
   /** The optimizer plugin's prediction of its state bytes (`stateBytes` summed over the parameters). */
   predictedOptimizerBytes: number;
   seconds: number;
+  /** Seconds since the run started (backend selection and model creation included) to the end of this step. */
+  elapsedSeconds: number;
+  /** The run so far as `kstar train --report` puts it (`memory`): peaks over the steps, the predicted terms. */
+  memory: MemoryReport;
+  /** Parameters of the model (the ledger's bytes per parameter). */
+  params: number;
 }
 
 const OPTIMIZERS: Record<RunChoices['optimizer'], (lr: number) => OptimizerPlugin> = {
@@ -40,22 +48,46 @@ const OPTIMIZERS: Record<RunChoices['optimizer'], (lr: number) => OptimizerPlugi
 
 /** Trains the tiny GPT on the built-in text with the chosen plugins, reporting every step. */
 export async function trainInPage(choices: RunChoices, onStep: (p: RunProgress) => void): Promise<void> {
+  const started = performance.now();
   const { backend } = await selectBackend(choices.backend);
   const optimizer = OPTIMIZERS[choices.optimizer](3e-3);
   const masterWeights = choices.split24 ? split24() : undefined;
   const composition = composePlugins(masterWeights ? [optimizer, masterWeights] : [optimizer]);
-  const model = createGPT({ ...GPT_PRESETS.tiny, blockSize: choices.seq }, { seed: 1 });
-  let predictedOptimizerBytes = 0;
-  for (const v of model.variables.values()) predictedOptimizerBytes += optimizer.stateBytes(v.shape);
+  const config = { ...GPT_PRESETS.tiny, blockSize: choices.seq };
+  const model = createGPT(config, { seed: 1 });
+  const params = model.paramCount;
+  // The CLI's prediction of the step peak (before the engine adopts the variables): parameters, optimizer state,
+  // the GPT's activations for this segment plan, and tied partial gradients waiting for their last segment.
+  const fixed = fixedStepBytes(model, optimizer, masterWeights);
+  const mode = choices.checkpoint || masterWeights ? 'segmented' : 'full';
+  const segments = choices.checkpoint
+    ? planSegments('every', model.stages.length)
+    : mode === 'segmented'
+      ? model.stages.map((_, i) => [i])
+      : undefined;
+  const predictedActivations = predictActivationBytes(config, {
+    batch: choices.batch,
+    seq: choices.seq,
+    mode,
+    backend: backend as ActivationBackend,
+    ...(segments ? { segments } : {}),
+  });
   const ledger = new MemoryLedger();
   const engine = new TrainingEngine(model, {
     optimizer: composition.optimizer,
-    mode: choices.checkpoint || masterWeights ? 'segmented' : 'full',
+    mode,
     activations: choices.checkpoint ? [checkpoint({ plan: 'every' })] : [],
     ledger,
     gradAccumulator: inPlaceGradAccumulator,
     ...(masterWeights ? { masterWeights } : {}),
   });
+  const predicted: Record<string, number> = {
+    params: fixed.params,
+    [`optimizer:${optimizer.name}`]: fixed.optimizerState,
+    [choices.checkpoint ? 'activations:gpt+checkpoint' : 'activations:gpt']: predictedActivations,
+    ...(segments && !engine.partialGradients ? { 'grads:tied-waiting': fixed.waitingGrads(segments) } : {}),
+  };
+  const results: StepResult[] = [];
   const tokens = textTokens();
   try {
     for (let step = 1; step <= choices.steps; step++) {
@@ -67,11 +99,40 @@ export async function trainInPage(choices: RunChoices, onStep: (p: RunProgress) 
       } finally {
         tf.dispose([batch.inputs, batch.targets]);
       }
-      onStep({ backend, step, result, predictedOptimizerBytes, seconds: (performance.now() - t0) / 1000 });
+      results.push(result);
+      onStep({
+        backend,
+        step,
+        result,
+        predictedOptimizerBytes: fixed.optimizerState,
+        seconds: (performance.now() - t0) / 1000,
+        elapsedSeconds: (performance.now() - started) / 1000,
+        memory: memoryReport(results, engine.optimizerStateBytes(), predicted),
+        params,
+      });
       await new Promise((r) => setTimeout(r, 0)); // let the charts paint
     }
   } finally {
     ledger.detach();
     model.dispose();
   }
+}
+
+/** The measured terms as the CLI reports them: the last step's parameters, the peaks over every step so far. */
+function memoryReport(
+  results: StepResult[],
+  optimizerStateBytes: number,
+  predicted: Record<string, number>,
+): MemoryReport {
+  const peak = (key: 'gradPeakBytes' | 'activationPeakBytes' | 'peakBytes') =>
+    results.reduce((m, r) => Math.max(m, r[key]), 0);
+  return {
+    paramBytes: results.at(-1)!.paramBytes,
+    gradBytes: peak('gradPeakBytes'),
+    optimizerStateBytes,
+    activationPeakBytes: peak('activationPeakBytes'),
+    peakBytes: peak('peakBytes'),
+    predictedPeakBytes: Object.values(predicted).reduce((a, b) => a + b, 0),
+    predicted,
+  };
 }

@@ -1,40 +1,21 @@
-import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ledgerTable, type MemoryReport } from '@kstar/core';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../../../scripts/chromium.mjs';
-import { buildPage, distDir } from '../build.mjs';
+import { buildPage } from '../build.mjs';
+import { servePage } from '../serve.mjs';
 
 const screenshot = fileURLToPath(new URL('../test-results/page.png', import.meta.url));
-const TYPES: Record<string, string> = {
-  '.html': 'text/html',
-  '.js': 'text/javascript',
-  '.wasm': 'application/wasm',
-};
 
-let server: Server;
+let server: Awaited<ReturnType<typeof servePage>>;
 let browser: Browser;
 let origin: string;
 
 beforeAll(async () => {
   await buildPage();
-  server = createServer((req, res) => {
-    const path = join(
-      distDir as string,
-      new URL(req.url ?? '/', 'http://x').pathname.replace(/\/$/, '/index.html'),
-    );
-    try {
-      const body = readFileSync(path);
-      res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' }).end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await servePage();
+  origin = server.origin;
   browser = await launchChromium();
 });
 
@@ -48,6 +29,8 @@ interface PageProgress {
   step: number;
   result: { loss: number; optimizerStateBytes: number; paramBytes: number; peakBytes: number };
   predictedOptimizerBytes: number;
+  memory: MemoryReport;
+  params: number;
 }
 
 /** Opens the page with these query options, waits for the run to finish; returns its progress and console errors. */
@@ -64,9 +47,10 @@ async function runPage(query: string, shot?: string) {
     polling: 500,
   });
   const run = (await page.evaluate(() => window.kstarRun)) as { progress: PageProgress[]; error?: string };
+  const ledgerText = await page.textContent('#ledger');
   if (shot) await page.screenshot({ path: shot, fullPage: true });
   await page.close();
-  return { ...run, errors, losses: run.progress.map((p) => p.result.loss) };
+  return { ...run, errors, ledgerText, losses: run.progress.map((p) => p.result.loss) };
 }
 
 const PLUGINS = 'optimizer=adam8bit&split24=1&checkpoint=1';
@@ -90,6 +74,14 @@ describe('apps/web in headless Chromium', () => {
     // The ledger measured in the page holds the optimizer's own prediction (8-bit moments).
     expect(last.result.optimizerStateBytes).toBeGreaterThan(0);
     expect(Math.abs(last.result.optimizerStateBytes / last.predictedOptimizerBytes - 1)).toBeLessThan(0.05);
+    // The page shows the CLI's ledger table (core's ledgerTable) of its run: measured peaks and predicted terms.
+    expect(run.ledgerText).toBe(`step ${steps} on wasm\n${ledgerTable(last.memory, last.params)}`);
+    expect(last.memory.peakBytes).toBe(Math.max(...run.progress.map((p) => p.result.peakBytes)));
+    expect(Object.keys(last.memory.predicted).sort()).toEqual(
+      ['activations:gpt+checkpoint', 'grads:tied-waiting', 'optimizer:adam8bit', 'params'].sort(),
+    );
+    // The CLI's prediction holds here too (measured on this machine: −5.6% in the page, −5.8% from `kstar train`).
+    expect(Math.abs(last.memory.predictedPeakBytes / last.memory.peakBytes - 1)).toBeLessThan(0.1);
   });
 
   it('auto picks the browser WebGPU adapter (SwiftShader here) and computes the same losses as wasm', async () => {

@@ -43,6 +43,8 @@ export type {
 export { defineHparams, isBoolean, numberWhere, orNull, showValue } from './hparams.ts';
 export type { MemoryReport, MemoryTerm, WindowStats } from './ledger.ts';
 export { MemoryLedger, trackHostBytes, uniqueBufferBytes } from './ledger.ts';
+export type { GpuPeaks } from './ledger-table.ts';
+export { formatBytes, ledgerTable } from './ledger-table.ts';
 export type { ParamAccess } from './master-weights.ts';
 export { materializedGrads, paramAccess } from './master-weights.ts';
 export type { Batch, Stage, StagedModel } from './model.ts';
@@ -56,3 +58,5 @@ export type {
   ZeroStage,
 } from './sharding.ts';
 export { stateVariable, stateVariableFrom, uniqueVariableName } from './state-variable.ts';
+export type { FixedStepBytes } from './step-bytes.ts';
+export { fixedStepBytes } from './step-bytes.ts';
