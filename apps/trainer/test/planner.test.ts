@@ -254,6 +254,8 @@ describe('planner inputs', () => {
       'float32',
       '8bit',
     ]);
+    expect(() => checkStateChoices({ stateChoices: '8bit', gradClip: 1 })).toThrow(/--grad-clip/);
+    expect(checkStateChoices({ stateChoices: 'offload', gradClip: 1 })).toEqual(['float32', 'offload']);
     expect(() => requireBudgetForStateChoices({ stateChoices: ['float32'] })).toThrow(/--memory-budget/);
   });
 
