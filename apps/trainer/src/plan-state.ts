@@ -147,7 +147,7 @@ export function requireBudgetForStateChoices(run: { stateChoices?: unknown; memo
 }
 
 /**
- * `--state-choices` with options it cannot work with: checkpoints (an offloaded or 8-bit
+ * `--state-choices` with options it cannot work with: --grad-clip with 8bit, checkpoints (an offloaded or 8-bit
  * parameter's state has its own form), row-chunked updates, ZeRO sharding, split24 master weights.
  */
 export function checkStateChoices(config: {
@@ -157,23 +157,30 @@ export function checkStateChoices(config: {
   updateChunkBytes?: number | undefined;
   sharding?: string | undefined;
   masterWeights?: string | undefined;
+  gradClip?: number | undefined;
 }): StateChoice[] | undefined {
   if (config.stateChoices === undefined) return undefined;
+  const choices = parseStateChoices(config.stateChoices);
   const conflict =
-    config.saveDir !== undefined || config.resume !== undefined
-      ? ['checkpoints (--save-dir/--resume)', 'drop --state-choices to save checkpoints']
-      : config.updateChunkBytes !== undefined
-        ? ['--update-chunk-bytes', 'drop one of them']
-        : config.sharding !== undefined && config.sharding !== 'none'
-          ? [`--sharding ${config.sharding}`, 'drop one of them']
-          : config.masterWeights !== undefined && config.masterWeights !== 'fp32'
-            ? [`--master-weights ${config.masterWeights}`, 'drop one of them']
-            : undefined;
+    choices.includes('8bit') && config.gradClip !== undefined
+      ? [
+          '--grad-clip (8-bit groups are updated by adam8bit, outside the clipping wrapper)',
+          'drop 8bit or --grad-clip',
+        ]
+      : config.saveDir !== undefined || config.resume !== undefined
+        ? ['checkpoints (--save-dir/--resume)', 'drop --state-choices to save checkpoints']
+        : config.updateChunkBytes !== undefined
+          ? ['--update-chunk-bytes', 'drop one of them']
+          : config.sharding !== undefined && config.sharding !== 'none'
+            ? [`--sharding ${config.sharding}`, 'drop one of them']
+            : config.masterWeights !== undefined && config.masterWeights !== 'fp32'
+              ? [`--master-weights ${config.masterWeights}`, 'drop one of them']
+              : undefined;
   if (conflict) {
     throw new InputError(
       `--state-choices ${config.stateChoices} does not work with ${conflict[0]}: ${conflict[1]}`,
       'E_CONFIG',
     );
   }
-  return parseStateChoices(config.stateChoices);
+  return choices;
 }

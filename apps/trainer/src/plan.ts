@@ -234,12 +234,15 @@ export class AdaptivePlanner {
     };
   }
 
-  /** Parameter name → where its optimizer state lives, per the first plan (empty without state slots). */
+  /**
+   * Parameter name → where its optimizer state lives, per the first plan, for the parameters not in the optimizer's
+   * own float32 (empty when every group keeps it, or without state slots: the optimizer is then used as it is).
+   */
   placement(): Map<string, StateChoice> {
     const out = new Map<string, StateChoice>();
     const states = this.log.plans[0] ? this.current!.plan.states : [];
     for (const [k, g] of (this.args.state?.groups ?? []).entries())
-      if (states[k]) for (const n of g.params) out.set(n, states[k]!);
+      if (states[k] && states[k] !== 'float32') for (const n of g.params) out.set(n, states[k]!);
     return out;
   }
 

@@ -12,7 +12,13 @@ import { optimizerEntry } from '../src/optimizers.ts';
 import { AdaptivePlanner, autoBudget, isOutOfMemory } from '../src/plan.ts';
 import { calibrate, calibrateState, saveCalibration } from '../src/plan-calibrate.ts';
 import { planProblem, spaceFor } from '../src/plan-space.ts';
-import { stateGroups, usableStateChoices } from '../src/plan-state.ts';
+import {
+  checkStateChoices,
+  parseStateChoices,
+  requireBudgetForStateChoices,
+  stateGroups,
+  usableStateChoices,
+} from '../src/plan-state.ts';
 import { ProgressBar } from '../src/progress.ts';
 import { parseSeqSchedule, seqAt } from '../src/seq-schedule.ts';
 import { fixedBytes, prepareRun, train } from '../src/train.ts';
@@ -235,6 +241,22 @@ describe('planner inputs', () => {
     ]);
     expect([1, 2, 3, 5, 9].map((k) => seqAt(s, k))).toEqual([64, 64, 256, 256, 256]);
     expect(() => parseSeqSchedule('64:2,x')).toThrow(/--seq-schedule item 'x' is not T:STEPS/);
+  });
+
+  it('reads --state-choices and refuses what it cannot work with, in one line each', () => {
+    expect(parseStateChoices('8bit, offload,8bit')).toEqual(['float32', '8bit', 'offload']);
+    expect(() => parseStateChoices('8bit,fp16')).toThrow(/'fp16' is not a state placement/);
+    expect(() => usableStateChoices(['float32', '8bit'], 'lion', 'webgpu')).toThrow(/--optimizer adamw/);
+    expect(usableStateChoices(['float32', 'offload'], 'lion', 'webgpu')).toEqual(['float32', 'offload']);
+    expect(() => checkStateChoices({ stateChoices: 'offload', saveDir: 'ckpt' })).toThrow(/checkpoints/);
+    expect(() => checkStateChoices({ stateChoices: '8bit', sharding: 'zero1' })).toThrow(/--sharding zero1/);
+    expect(checkStateChoices({ stateChoices: '8bit', sharding: 'none', masterWeights: 'fp32' })).toEqual([
+      'float32',
+      '8bit',
+    ]);
+    expect(() => checkStateChoices({ stateChoices: '8bit', gradClip: 1 })).toThrow(/--grad-clip/);
+    expect(checkStateChoices({ stateChoices: 'offload', gradClip: 1 })).toEqual(['float32', 'offload']);
+    expect(() => requireBudgetForStateChoices({ stateChoices: ['float32'] })).toThrow(/--memory-budget/);
   });
 
   it('auto budget: free memory minus 10%, at most 4 GiB on wasm', () => {

@@ -61,6 +61,7 @@ export interface OptimizerPlugin extends Plugin {
   /**
    * Awaited by the engine after each update, before its next work (optional). For state that moves asynchronously
    * (host offload on WebGPU): lets earlier copies land, so that they do not pile up on the device within a step.
+   * Unsharded engines only: ZeRO's sharded updates (`@kstar/shard-zero`) do not call it.
    */
   afterUpdate?(): Promise<void> | undefined;
   /** Row-chunked updates (`partitionedUpdate`, `EngineOptions.updateChunkBytes`): element-wise optimizers only. */
