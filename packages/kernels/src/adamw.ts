@@ -7,7 +7,7 @@ import {
   type WasmKernel,
   type WebGPUKernel,
 } from './define-kernel.ts';
-import { inPlaceOutput } from './in-place.ts';
+import { canWriteInPlace, inPlaceOutput } from './in-place.ts';
 import { invalidateWasmCaches } from './wasm-kernels.ts';
 import { flat, flatProgram } from './wgsl.ts';
 
@@ -160,9 +160,7 @@ function adamwFallback({ param, grad, m, v, hp }: AdamWArgs): void {
 
 /** In place only when nothing else holds p, m or v (clones, tape-saved tensors) and no buffer is shared. */
 function canRunInPlace({ param, grad, m, v }: AdamWArgs, backend: tf.KernelBackend): boolean {
-  const ids = [param.dataId, m.dataId, v.dataId, grad.dataId];
-  if (new Set(ids).size !== ids.length) return false;
-  return [param, m, v].every((t) => backend.refCount(t.dataId) === 1);
+  return canWriteInPlace([param, m, v], [grad], backend);
 }
 
 export const adamwKernel = defineKernel<AdamWArgs, void, Inputs, AdamWConsts>({

@@ -9,3 +9,18 @@ export function inPlaceOutput(backend: { incRef(dataId: tf.DataId): void }, t: t
   backend.incRef(t.dataId);
   return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
 }
+
+/**
+ * Whether a kernel may write `written` in place: no buffer among them and `read` is shared (two arguments on one
+ * buffer), and nothing else holds a written one (`refCount` 1: no clone, no tape-saved copy sees the write).
+ */
+export function canWriteInPlace(
+  written: readonly (tf.TensorInfo | undefined)[],
+  read: readonly tf.TensorInfo[],
+  backend: { refCount(dataId: tf.DataId): number },
+): boolean {
+  const own = written.filter((t): t is tf.TensorInfo => t != null);
+  const ids = [...own, ...read].map((t) => t.dataId);
+  if (new Set(ids).size !== ids.length) return false;
+  return own.every((t) => backend.refCount(t.dataId) === 1);
+}

@@ -45,7 +45,7 @@ export {
   TINY_PARITY_SHAPES,
 } from './fused-parity.ts';
 export { GELU_A, GELU_C, geluGradKernel, geluKernel } from './gelu.ts';
-export { inPlaceOutput } from './in-place.ts';
+export { canWriteInPlace, inPlaceOutput } from './in-place.ts';
 export type { LayerNormArgs, LayerNormGradArgs, LayerNormGradResult, LayerNormResult } from './layer-norm.ts';
 export { LN_CHUNK, layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
 export type { PackArgs, PackBits, UnpackArgs } from './pack.ts';
@@ -106,6 +106,8 @@ export {
   splitBits,
   splitValue,
 } from './split24.ts';
+export type { WgslUpdate } from './update-scale-webgpu.ts';
+export { updateScaleWebGPU } from './update-scale-webgpu.ts';
 export type { WasmBackendLike } from './wasm-kernels.ts';
 export {
   invalidateWasmCaches,

@@ -1,6 +1,7 @@
 import { InputError, ShapeError } from '@kstar/core';
 import {
   type CpuKernel,
+  canWriteInPlace,
   defineKernel,
   type FlatProgram,
   factoredDims,
@@ -12,6 +13,7 @@ import {
   flatProgram,
   inPlaceOutput,
   invalidateWasmCaches,
+  updateScaleWebGPU,
   type WasmKernel,
   type WebGPUKernel,
 } from '@kstar/kernels';
@@ -210,9 +212,6 @@ const adafactorWasm: WasmKernel<Inputs, Attrs> = ({ inputs: ins, backend: b, att
   return outputs(b, ins);
 };
 
-/** Elements per partial sum of the whole-tensor reductions (RMS(U), RMS(p)) on webgpu. */
-const CHUNK = 256;
-
 type Uniform = { type: 'float32' | 'int32'; data: number[] };
 const f32 = (x: number): Uniform => ({ type: 'float32', data: [x] });
 const i32 = (x: number): Uniform => ({ type: 'int32', data: [x] });
@@ -230,19 +229,11 @@ const U_VECTOR = 'let u = G[idx] * inverseSqrt(V[idx]);';
  */
 const adafactorWebGPU: WebGPUKernel<Inputs, Attrs> = ({ inputs: ins, backend: b, attrs: c }) => {
   const N = tf.util.sizeFromShape(ins.param.shape);
-  const nChunks = Math.ceil(N / CHUNK);
   const run = (program: FlatProgram, progInputs: tf.TensorInfo[], uniforms: Uniform[], out?: tf.TensorInfo) =>
     b.runWebGPUProgram(program, progInputs.map(flat), 'float32', uniforms, out && flat(out));
   const temps: tf.TensorInfo[] = [];
   const ema = [f32(c.eps1), f32(c.beta2t), f32(1 - c.beta2t)];
   const emaUniforms = 'eps1 : f32, b2t : f32, omb2t : f32,';
-  const chunkLoop = (expr: string) => `var s = 0.0;
-          for (var k = 0; k < ${CHUNK}; k++) {
-            let idx = index * ${CHUNK} + k;
-            if (idx >= uniforms.total) { break; }
-            ${expr}
-          }
-          result[index] = s;`;
 
   let uInputs: tf.TensorInfo[];
   let uNames: string[];
@@ -286,58 +277,20 @@ const adafactorWebGPU: WebGPUKernel<Inputs, Attrs> = ({ inputs: ins, backend: b,
     uValues = [];
   }
   const kind = factored ? 'f' : 'v';
-  const usq = run(
-    flatProgram({
-      key: `adafactor_usq_${kind}`,
-      size: nChunks,
-      inputs: uNames,
-      uniforms: `${uUniforms} total : i32,`,
-      body: chunkLoop(`${uExpr} s = s + u * u;`),
-    }),
-    uInputs,
-    [...uValues, i32(N)],
-  );
-  temps.push(usq);
-  const scalarInputs = [usq];
-  if (c.scale) {
-    const psq = run(
-      flatProgram({
-        key: 'adafactor_psq',
-        size: nChunks,
-        inputs: ['P'],
-        uniforms: 'total : i32,',
-        body: chunkLoop('let x = P[idx]; s = s + x * x;'),
-      }),
-      [ins.param],
-      [i32(N)],
-    );
-    temps.push(psq);
-    scalarInputs.push(psq);
-  }
-  const scalars = run(
-    flatProgram({
-      key: `adafactor_scalars_${c.scale ? 'scaled' : 'plain'}`,
-      size: 2,
-      inputs: c.scale ? ['Us', 'Ps'] : ['Us'],
-      uniforms: 'nChunks : i32, invNumel : f32, rho : f32, eps2 : f32, clip : f32,',
-      body: `if (index == 0) {
-            var su = 0.0;
-            for (var i = 0; i < uniforms.nChunks; i++) { su = su + Us[i]; }
-            var alpha = uniforms.rho;
-            ${
-              c.scale
-                ? `var sp = 0.0;
-            for (var i = 0; i < uniforms.nChunks; i++) { sp = sp + Ps[i]; }
-            alpha = uniforms.rho * max(uniforms.eps2, sqrt(sp * uniforms.invNumel));`
-                : ''
-            }
-            result[0] = alpha;
-            result[1] = alpha / max(1.0, sqrt(su * uniforms.invNumel) / uniforms.clip);
-          }`,
-    }),
-    scalarInputs,
-    [i32(nChunks), f32(1 / N), f32(c.rho), f32(c.eps2), f32(c.clip)],
-  );
+  const update = {
+    key: `adafactor_${kind}`,
+    inputs: uInputs,
+    names: uNames,
+    expr: uExpr,
+    uniforms: uUniforms,
+    values: uValues,
+  };
+  const scalars = updateScaleWebGPU(b, ins.param, update, {
+    rho: c.rho,
+    eps2: c.eps2,
+    clip: c.clip,
+    scaleByParam: c.scale !== 0,
+  });
   temps.push(scalars);
   if (ins.m != null) {
     run(
@@ -432,18 +385,10 @@ function adafactorFallback({ param, grad, state, hp }: AdafactorKernelArgs): voi
   });
 }
 
-function stateList({ state }: AdafactorKernelArgs): tf.Variable[] {
-  return [state.exp_avg_sq_row, state.exp_avg_sq_col, state.exp_avg_sq, state.exp_avg].filter(
-    (t): t is tf.Variable => t != null,
-  );
-}
-
 /** In place only when nothing else holds p or a state buffer (clones, tape-saved tensors) and no buffer is shared. */
-function canRunInPlace(args: AdafactorKernelArgs, backend: tf.KernelBackend): boolean {
-  const owned = [args.param, ...stateList(args)];
-  const ids = [...owned.map((t) => t.dataId), args.grad.dataId];
-  if (new Set(ids).size !== ids.length) return false;
-  return owned.every((t) => backend.refCount(t.dataId) === 1);
+function canRunInPlace({ param, grad, state }: AdafactorKernelArgs, backend: tf.KernelBackend): boolean {
+  const { exp_avg_sq_row, exp_avg_sq_col, exp_avg_sq, exp_avg } = state;
+  return canWriteInPlace([param, exp_avg_sq_row, exp_avg_sq_col, exp_avg_sq, exp_avg], [grad], backend);
 }
 
 export const adafactorKernel = defineKernel<AdafactorKernelArgs, void, Inputs, Attrs>({

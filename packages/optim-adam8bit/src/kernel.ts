@@ -2,6 +2,7 @@ import { InputError, ShapeError } from '@kstar/core';
 import {
   blockAbsmax,
   type CpuKernel,
+  canWriteInPlace,
   defineKernel,
   dequantizeBlockwise,
   dequantizeValue,
@@ -342,11 +343,8 @@ function adam8bitFallback({ param, grad, c1, a1, c2, a2, hp }: Adam8bitArgs): vo
 }
 
 /** In place only when nothing else holds any of the five buffers and none is shared with another. */
-function canRunInPlace(args: Adam8bitArgs, backend: tf.KernelBackend): boolean {
-  const own = [args.param, args.c1, args.a1, args.c2, args.a2];
-  const ids = [...own.map((t) => t.dataId), args.grad.dataId];
-  if (new Set(ids).size !== ids.length) return false;
-  return own.every((t) => backend.refCount(t.dataId) === 1);
+function canRunInPlace({ param, grad, c1, a1, c2, a2 }: Adam8bitArgs, backend: tf.KernelBackend): boolean {
+  return canWriteInPlace([param, c1, a1, c2, a2], [grad], backend);
 }
 
 export const adam8bitKernel = defineKernel<Adam8bitArgs, void, Inputs, Consts>({

@@ -1,6 +1,7 @@
 import { InputError, ShapeError } from '@kstar/core';
 import {
   type CpuKernel,
+  canWriteInPlace,
   cpuFloats,
   defineKernel,
   inPlaceOutput,
@@ -104,10 +105,7 @@ function canRunInPlace(
   { param, grad, state }: { param: tf.Variable; grad: tf.Tensor; state: CameState },
   backend: tf.KernelBackend,
 ): boolean {
-  const written = [param, ...Object.values(state)] as tf.Tensor[];
-  const ids = [...written.map((t) => t.dataId), grad.dataId];
-  if (new Set(ids).size !== ids.length) return false;
-  return written.every((t) => backend.refCount(t.dataId) === 1);
+  return canWriteInPlace([param, ...Object.values(state)], [grad], backend);
 }
 
 export const cameFactoredKernel = defineKernel<FactoredArgs, void, FInputs, CameConsts>({

@@ -1,6 +1,7 @@
 import { InputError, ShapeError } from '@kstar/core';
 import {
   type CpuKernel,
+  canWriteInPlace,
   cpuFloats,
   defineKernel,
   inPlaceOutput,
@@ -124,9 +125,7 @@ function adagradFallback({ param, grad, acc, hp, select }: AdagradArgs): void {
 
 /** In place only when nothing else holds p or acc (clones, tape-saved tensors) and no buffer is shared. */
 function canRunInPlace({ param, grad, acc }: AdagradArgs, backend: tf.KernelBackend): boolean {
-  const ids = [param.dataId, acc.dataId, grad.dataId];
-  if (new Set(ids).size !== ids.length) return false;
-  return backend.refCount(param.dataId) === 1 && backend.refCount(acc.dataId) === 1;
+  return canWriteInPlace([param, acc], [grad], backend);
 }
 
 const EMPTY = new Int32Array(0);

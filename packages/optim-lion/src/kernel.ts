@@ -1,6 +1,7 @@
 import { InputError, ShapeError } from '@kstar/core';
 import {
   type CpuKernel,
+  canWriteInPlace,
   cpuFloats,
   defineKernel,
   flat,
@@ -163,9 +164,7 @@ function lionFallback({ param, grad, m, hp }: LionArgs): void {
 
 /** In place only when nothing else holds p or m (clones, tape-saved tensors) and no buffer is shared. */
 function canRunInPlace({ param, grad, m }: LionArgs, backend: tf.KernelBackend): boolean {
-  const ids = [param.dataId, m.dataId, grad.dataId];
-  if (new Set(ids).size !== ids.length) return false;
-  return backend.refCount(param.dataId) === 1 && backend.refCount(m.dataId) === 1;
+  return canWriteInPlace([param, m], [grad], backend);
 }
 
 /** The fused Lion update: `KstarLion` natively on cpu, wasm and webgpu, tfjs ops elsewhere. */

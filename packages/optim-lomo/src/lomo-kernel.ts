@@ -1,6 +1,7 @@
 import { ShapeError } from '@kstar/core';
 import {
   type CpuKernel,
+  canWriteInPlace,
   cpuFloats,
   defineKernel,
   flat,
@@ -115,7 +116,7 @@ function lomoFallback({ param, grad, hp }: LomoKernelArgs): void {
 
 /** In place only when nothing else holds p's buffer (a clone, a tape-saved tensor) and g is another buffer. */
 function canRunInPlace({ param, grad }: LomoKernelArgs, backend: tf.KernelBackend): boolean {
-  return param.dataId !== grad.dataId && backend.refCount(param.dataId) === 1;
+  return canWriteInPlace([param], [grad], backend);
 }
 
 export const lomoKernel = defineKernel<LomoKernelArgs, void, Inputs, Attrs>({
