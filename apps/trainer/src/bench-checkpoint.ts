@@ -10,7 +10,7 @@ import { writeFileAtomic } from './atomic-write.ts';
 import { benchRun } from './bench-run.ts';
 import { CHECKPOINT_FORMAT_VERSION } from './checkpoint/format.ts';
 import { saveCheckpoint } from './checkpoint/save.ts';
-import { parseFlags } from './flags.ts';
+import { parseFlags, toNumber } from './flags.ts';
 import { machineInfo } from './machine.ts';
 import { optimizerEntry } from './optimizers.ts';
 
@@ -95,6 +95,7 @@ export async function benchCheckpoint(
   const machine = { ...machineInfo(), note: '2-core x86-64, shared with parallel jobs' };
   if (kind === 'size') {
     const preset = (v.preset as string | undefined) ?? 'gpt2-124m';
+    resolveConfig(preset as 'tiny'); // an unknown preset is refused before the backend probe prints
     await selectBackend('cpu', { log });
     const adamw = await checkpointBytes(preset, 'adamw', 'fp32');
     log(`adamw fp32: ${adamw.bytes} bytes`);
@@ -109,15 +110,17 @@ export async function benchCheckpoint(
       summary: `adam8bit+split24 ${compact.bytes} bytes / adamw fp32 ${adamw.bytes} bytes = ${(100 * ratio).toFixed(1)}%`,
     };
   }
-  const steps = Number(v.steps ?? 100);
-  const saveEvery = Number(v['save-every'] ?? 25);
+  const int = (flag: string, fallback: number) =>
+    v[flag] === undefined ? fallback : toNumber(flag, String(v[flag]), true);
+  const steps = int('steps', 100);
+  const saveEvery = int('save-every', 25);
   const saveDir = mkdtempSync(join(tmpdir(), 'kstar-bench-cost-'));
   const settings = {
     preset: (v.preset as string | undefined) ?? 'small',
     backend: (v.backend as string | undefined) ?? 'cpu',
     steps,
-    batch: Number(v.batch ?? 8),
-    ...(v.seq !== undefined ? { seq: Number(v.seq) } : {}),
+    batch: int('batch', 8),
+    ...(v.seq !== undefined ? { seq: int('seq', 0) } : {}),
     saveDir,
     saveEvery,
     keep: 2,
