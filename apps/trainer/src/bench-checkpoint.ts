@@ -16,6 +16,7 @@ import { optimizerEntry } from './optimizers.ts';
 
 export const BENCH_CHECKPOINT_HELP = `kstar bench checkpoint size --json FILE [--preset gpt2-124m]
 kstar bench checkpoint cost --json FILE [--preset small] [--steps 100] [--save-every 25] [--batch 8] [--seq T]
+                            [--optimizer adamw] [--master-weights fp32|split24]
 
 size: bytes of a checkpoint (weights + optimizer state + trainer state, as written) for adamw with float32 weights and
 for adam8bit with split24 weights, on the preset's shapes after one training step on random tokens (batch 1 × 16):
@@ -86,7 +87,7 @@ export async function benchCheckpoint(
   const [kind, ...rest] = argv;
   const v = parseFlags(
     rest,
-    ['json', 'preset', 'steps', 'save-every', 'batch', 'seq', 'backend'],
+    ['json', 'preset', 'steps', 'save-every', 'batch', 'seq', 'backend', 'optimizer', 'master-weights'],
     "see 'kstar bench checkpoint --help'",
   );
   if ((kind !== 'size' && kind !== 'cost') || typeof v.json !== 'string') {
@@ -120,6 +121,8 @@ export async function benchCheckpoint(
     backend: (v.backend as string | undefined) ?? 'cpu',
     steps,
     batch: int('batch', 8),
+    ...(v.optimizer !== undefined ? { optimizer: String(v.optimizer) } : {}),
+    ...(v['master-weights'] !== undefined ? { masterWeights: String(v['master-weights']) } : {}),
     ...(v.seq !== undefined ? { seq: int('seq', 0) } : {}),
     saveDir,
     saveEvery,
