@@ -10,12 +10,13 @@ import { writeFileAtomic } from './atomic-write.ts';
 import { benchRun } from './bench-run.ts';
 import { CHECKPOINT_FORMAT_VERSION } from './checkpoint/format.ts';
 import { saveCheckpoint } from './checkpoint/save.ts';
-import { parseFlags } from './flags.ts';
+import { parseFlags, toNumber } from './flags.ts';
 import { machineInfo } from './machine.ts';
 import { optimizerEntry } from './optimizers.ts';
 
 export const BENCH_CHECKPOINT_HELP = `kstar bench checkpoint size --json FILE [--preset gpt2-124m]
 kstar bench checkpoint cost --json FILE [--preset small] [--steps 100] [--save-every 25] [--batch 8] [--seq T]
+                            [--optimizer adamw] [--master-weights fp32|split24]
 
 size: bytes of a checkpoint (weights + optimizer state + trainer state, as written) for adamw with float32 weights and
 for adam8bit with split24 weights, on the preset's shapes after one training step on random tokens (batch 1 × 16):
@@ -86,7 +87,7 @@ export async function benchCheckpoint(
   const [kind, ...rest] = argv;
   const v = parseFlags(
     rest,
-    ['json', 'preset', 'steps', 'save-every', 'batch', 'seq', 'backend'],
+    ['json', 'preset', 'steps', 'save-every', 'batch', 'seq', 'backend', 'optimizer', 'master-weights'],
     "see 'kstar bench checkpoint --help'",
   );
   if ((kind !== 'size' && kind !== 'cost') || typeof v.json !== 'string') {
@@ -95,6 +96,7 @@ export async function benchCheckpoint(
   const machine = { ...machineInfo(), note: '2-core x86-64, shared with parallel jobs' };
   if (kind === 'size') {
     const preset = (v.preset as string | undefined) ?? 'gpt2-124m';
+    resolveConfig(preset as 'tiny'); // an unknown preset is refused before the backend probe prints
     await selectBackend('cpu', { log });
     const adamw = await checkpointBytes(preset, 'adamw', 'fp32');
     log(`adamw fp32: ${adamw.bytes} bytes`);
@@ -109,15 +111,19 @@ export async function benchCheckpoint(
       summary: `adam8bit+split24 ${compact.bytes} bytes / adamw fp32 ${adamw.bytes} bytes = ${(100 * ratio).toFixed(1)}%`,
     };
   }
-  const steps = Number(v.steps ?? 100);
-  const saveEvery = Number(v['save-every'] ?? 25);
+  const int = (flag: string, fallback: number) =>
+    v[flag] === undefined ? fallback : toNumber(flag, String(v[flag]), true);
+  const steps = int('steps', 100);
+  const saveEvery = int('save-every', 25);
   const saveDir = mkdtempSync(join(tmpdir(), 'kstar-bench-cost-'));
   const settings = {
     preset: (v.preset as string | undefined) ?? 'small',
     backend: (v.backend as string | undefined) ?? 'cpu',
     steps,
-    batch: Number(v.batch ?? 8),
-    ...(v.seq !== undefined ? { seq: Number(v.seq) } : {}),
+    batch: int('batch', 8),
+    ...(v.optimizer !== undefined ? { optimizer: String(v.optimizer) } : {}),
+    ...(v['master-weights'] !== undefined ? { masterWeights: String(v['master-weights']) } : {}),
+    ...(v.seq !== undefined ? { seq: int('seq', 0) } : {}),
     saveDir,
     saveEvery,
     keep: 2,

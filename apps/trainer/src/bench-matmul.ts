@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs';
 import { InputError } from '@kstar/core';
 import {
   type BackendName,
@@ -24,6 +23,7 @@ import {
   webgpuDevice,
 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from './atomic-write.ts';
 import { gpuName } from './bench-gpu.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
@@ -175,7 +175,7 @@ export async function benchMatMul(
     }
   useChoice('kstar');
   log(matMulTable(rows));
-  writeFileSync(
+  writeFileAtomic(
     values.json,
     `${JSON.stringify(
       {

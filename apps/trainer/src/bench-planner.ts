@@ -1,9 +1,9 @@
-import { writeFileSync } from 'node:fs';
 import { InputError } from '@kstar/core';
 import { createTokenizer } from '@kstar/data';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { solveExhaustive } from '@kstar/planner';
+import { writeFileAtomic } from './atomic-write.ts';
 import { benchRun } from './bench-run.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
@@ -152,6 +152,6 @@ export async function benchPlanner(argv: string[], stderr: { write(s: string): b
     plannerOverBestFixedTokensPerSecond: rows[1]!.tokensPerSecond / bestFixed,
     rows,
   };
-  writeFileSync(f.json, `${JSON.stringify(result, null, 2)}\n`);
+  writeFileAtomic(f.json, `${JSON.stringify(result, null, 2)}\n`);
   return { file: f.json, result };
 }

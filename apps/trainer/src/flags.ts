@@ -86,25 +86,7 @@ export function parseTrainFlags(argv: string[]): TrainFlags {
     'optimizer-option': { type: 'string' },
   };
   for (const f of [...INT_FLAGS, ...NUM_FLAGS, ...STR_FLAGS]) options[f] = { type: 'string' };
-  // `--steps -3` would read as a missing value followed by an option `-3`: join negative numbers to their flag so
-  // that the schema can say what is wrong with the value.
-  const args: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const next = argv[i + 1];
-    if (
-      a.startsWith('--') &&
-      !a.includes('=') &&
-      options[a.slice(2)]?.type === 'string' &&
-      next !== undefined &&
-      /^-\d/.test(next)
-    ) {
-      args.push(`${a}=${next}`);
-      i++;
-    } else {
-      args.push(a);
-    }
-  }
+  const args = joinNegativeValues(argv, options);
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args, options, allowPositionals: false, strict: true, allowNegative: false });
@@ -207,6 +189,32 @@ Brown corpus with AdamW.
 `;
 
 /**
+ * `--steps -3` would read as a missing value followed by an option `-3`: negative numbers are joined to their flag
+ * (`--steps=-3`) so that validation can say what is wrong with the value.
+ */
+function joinNegativeValues(argv: readonly string[], options: Record<string, { type: string }>): string[] {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (
+      a.startsWith('--') &&
+      !a.includes('=') &&
+      Object.hasOwn(options, a.slice(2)) &&
+      options[a.slice(2)]!.type === 'string' &&
+      next !== undefined &&
+      /^-(\d|\.\d)/.test(next)
+    ) {
+      args.push(`${a}=${next}`);
+      i++;
+    } else {
+      args.push(a);
+    }
+  }
+  return args;
+}
+
+/**
  * Parses a subcommand's `--name value` flags (and its boolean `--name` flags) strictly; an unknown or malformed flag
  * is an InputError whose message ends with `hint` (e.g. where to find the usage).
  */
@@ -220,7 +228,7 @@ export function parseFlags(
   for (const f of strings) options[f] = { type: 'string' };
   for (const f of booleans) options[f] = { type: 'boolean' };
   try {
-    return parseArgs({ args: argv, options, strict: true }).values as Record<
+    return parseArgs({ args: joinNegativeValues(argv, options), options, strict: true }).values as Record<
       string,
       string | boolean | undefined
     >;

@@ -367,6 +367,26 @@ const cases: Case[] = [
     args: ['export', '--checkpoint', f('no-checkpoint'), '--out', join(f('a-file'), 'hf')],
     message: /--out '.*a-file\/hf': '.*a-file' is not a directory/,
   },
+  {
+    name: 'bench checkpoint unknown preset (no probe line first)',
+    args: ['bench', 'checkpoint', 'size', '--json', join(out, 'c.json'), '--preset', 'nope'],
+    message: /unknown GPT preset 'nope'/,
+  },
+  {
+    name: 'bench checkpoint negative steps',
+    args: ['bench', 'checkpoint', 'cost', '--json', join(out, 'c.json'), '--steps', '-3'],
+    message: /steps.*(>0|positive)/,
+  },
+  {
+    name: 'bench checkpoint hexadecimal steps',
+    args: ['bench', 'checkpoint', 'cost', '--json', join(out, 'c.json'), '--steps', '0x2'],
+    message: /--steps: '0x2' is not a decimal number/,
+  },
+  {
+    name: 'sample negative tokens',
+    args: ['sample', '--checkpoint', f('no-checkpoint'), '--prompt', 'hi', '--tokens', '-1'],
+    message: /tokens/,
+  },
   train(
     'grad-accum with lomo',
     ['--grad-accum', '2', '--optimizer', 'lomo'],
