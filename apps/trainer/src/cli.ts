@@ -1,3 +1,4 @@
+import { launchInfo } from '@kstar/collective-mpi';
 import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { writeFileAtomic } from './atomic-write.ts';
@@ -145,6 +146,9 @@ async function planCommand(argv: string[], io: CliIO): Promise<number> {
 /** `--resume DIR|latest`: the verified checkpoint and the raw config it resumes with (contradictions are errors). */
 function loadResume(given: Record<string, unknown>, io: CliIO) {
   const where = given.resume as string;
+  // Under mpirun each rank reads the shared files and its own shards (MPI starts later, after every input is checked).
+  const launch = launchInfo();
+  const world = launch ? { rank: launch.rank, size: launch.size } : { rank: 0, size: 1 };
   let checkpoint: LoadedCheckpoint;
   if (where === 'latest') {
     if (typeof given.saveDir !== 'string') {
@@ -153,9 +157,9 @@ function loadResume(given: Record<string, unknown>, io: CliIO) {
         'E_FLAG',
       );
     }
-    checkpoint = readLatestCheckpoint(given.saveDir, (line) => io.stderr.write(`${line}\n`));
+    checkpoint = readLatestCheckpoint(given.saveDir, (line) => io.stderr.write(`${line}\n`), world);
   } else {
-    checkpoint = readCheckpoint(where);
+    checkpoint = readCheckpoint(where, world);
   }
   const { raw, changes } = resumeConfig(checkpoint.trainer.config, given, checkpoint.dir);
   return { checkpoint, raw, changes };

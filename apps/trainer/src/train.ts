@@ -39,9 +39,10 @@ import {
   parseBytes,
   planActivations,
 } from './activations.ts';
-import { MODEL_FILE, optimizerFile } from './checkpoint/format.ts';
+import { MODEL_FILE, optimizerFile, type TrainerState } from './checkpoint/format.ts';
 import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import { saveCheckpoint } from './checkpoint/save.ts';
+import { restoreShardedCheckpoint, saveShardedCheckpoint } from './checkpoint/sharded.ts';
 import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
 import type { TrainConfig } from './config.ts';
 import { GradAccumulation } from './grad-accum.ts';
@@ -306,16 +307,17 @@ async function closingSample(
   run: PreparedRun,
   model: GPTModel,
   split?: Split24Plugin,
+  gathered?: Record<string, tf.Tensor>,
 ): Promise<{ prompt: string; text: string }> {
   const prompt = 'The ';
-  const params = split ? split.materialize(split.names()) : undefined;
+  const params = gathered ? undefined : split ? split.materialize(split.names()) : undefined;
   try {
     const ids = await generate(
       model,
       Array.from(run.tokenizer.encode(prompt)),
       { tokens: run.config.sampleTokens, temperature: 0.8, topK: 40, seed: run.config.seed },
       () => {},
-      params,
+      gathered ?? params,
     );
     return { prompt, text: run.tokenizer.decode(ids) };
   } finally {
@@ -362,7 +364,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       tf.tidy(() => v.assign(tf.tensor(values, v.shape)));
     }
   }
-  if (resume) {
+  // ZeRO-3 checkpoints hold each rank's parameter shards instead (restored once the engine has sharded the model).
+  if (resume?.files.has(MODEL_FILE)) {
     try {
       const origin = `${resume.dir}/${MODEL_FILE}`;
       restoreWeights(resume.files.get(MODEL_FILE)!, origin, model, masterWeights);
@@ -450,7 +453,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ...(resume ? { initialStep: resume.trainer.step } : {}),
   });
   if (resume) {
-    restoreOptimizerState(resume.files.get(optimizerFile(0))!, `${resume.dir}/${optimizerFile(0)}`, engine);
+    if (sharding) restoreShardedCheckpoint(resume, sharding, engine.optimizer.name);
+    else
+      restoreOptimizerState(resume.files.get(optimizerFile(0))!, `${resume.dir}/${optimizerFile(0)}`, engine);
     dataset.rngState = resume.trainer.samplerState;
     io.log.log(
       `kstar: resumed from ${resume.dir} at step ${resume.trainer.step}` +
@@ -466,19 +471,25 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const save = async (step: number) => {
     if (!config.saveDir) return;
     const t0 = performance.now();
-    const path = await saveCheckpoint(config.saveDir, config.keep, {
-      engine,
-      model,
-      ...(masterWeights ? { split: masterWeights } : {}),
-      trainer: {
-        step,
-        samplerState: dataset.rngState,
-        schedule: { peakLr: lr, warmup: Math.min(config.warmup, config.steps - 1), totalSteps: config.steps },
-        config: { ...config, lr, mode: choice.mode, resume: undefined },
-        model: { ...run.modelConfig },
-        losses: [...pastLosses, ...losses],
-      },
-    });
+    const trainer: TrainerState = {
+      step,
+      samplerState: dataset.rngState,
+      schedule: { peakLr: lr, warmup: Math.min(config.warmup, config.steps - 1), totalSteps: config.steps },
+      config: { ...config, lr, mode: choice.mode, resume: undefined },
+      model: { ...run.modelConfig },
+      losses: [...pastLosses, ...losses],
+    };
+    const split = masterWeights ? { split: masterWeights } : {};
+    // Under ZeRO every rank writes its own shard (see checkpoint/sharded.ts).
+    const path = sharding
+      ? await saveShardedCheckpoint(config.saveDir, config.keep, {
+          sharding,
+          optimizerName: engine.optimizer.name,
+          model,
+          trainer,
+          ...split,
+        })
+      : await saveCheckpoint(config.saveDir, config.keep, { engine, model, trainer, ...split });
     saveSeconds += (performance.now() - t0) / 1000;
     checkpoints.push(path);
   };
@@ -719,7 +730,18 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         }
       : {}),
   };
-  if (config.sampleTokens > 0) report.sample = await closingSample(run, model, masterWeights);
+  if (config.sampleTokens > 0) {
+    // ZeRO-3: no rank holds the model; every rank gathers it whole for the sample (a collective: all take part).
+    const sharded = sharding?.stage === 3 ? engine.sharded : undefined;
+    const names = [...model.variables.keys()];
+    if (sharded) await sharded.gather(names);
+    const gathered = sharded ? sharded.read(names) : undefined;
+    try {
+      report.sample = await closingSample(run, model, masterWeights, gathered);
+    } finally {
+      if (gathered) sharded!.release(gathered);
+    }
+  }
   tf.dispose(valBatches.flatMap((b) => [b.inputs, b.targets]));
   engine.dispose();
   placed?.dispose();

@@ -34,6 +34,14 @@ export interface ZeroShardedTraining extends ShardedTraining {
   readonly ownership: ReadonlyMap<string, Ownership>;
   /** Peak bytes of parameters gathered at once (stage 3: one segment's; other stages: 0). */
   gatheredPeakBytes(): number;
+  /** Parameters of which this rank keeps optimizer state (a sharded checkpoint saves exactly these). */
+  stateNames(): string[];
+  /** Replaces this rank's optimizer state of `name` (restoring its checkpoint shard); the old tensors are freed. */
+  setStateOf(name: string, state: OptimizerState): void;
+  /** Stage 3: this rank's parameter shards (name → new float32 tensor, rows or whole), which the caller disposes. */
+  readShards(): Record<string, tf.Tensor>;
+  /** Stage 3: overwrites this rank's shard of `name` (shaped like `readShards()`'s) with `value`. */
+  writeShard(name: string, value: tf.Tensor): void;
 }
 
 export interface ZeroPlugin extends ShardingPlugin {
@@ -355,6 +363,48 @@ function attachZero(stage: ZeroStage, c: Collective, ctx: ShardingContext): Zero
     },
 
     stateOf: (name) => states.get(name),
+
+    stateNames: () => [...states.keys()],
+
+    setStateOf(name, state) {
+      const old = states.get(name);
+      if (!old) {
+        throw new InputError(
+          `zero${stage}: rank ${me} keeps no optimizer state for '${name}': restore the shard this rank wrote (same rank count)`,
+          'E_CHECKPOINT',
+        );
+      }
+      const keep = new Set(Object.values(state));
+      tf.dispose(Object.values(old).filter((t) => !keep.has(t)));
+      states.set(name, state);
+    },
+
+    readShards() {
+      if (stage < 3) return {};
+      const names = [...shards.keys()];
+      const held = store.read(names);
+      const out: Record<string, tf.Tensor> = {};
+      for (const n of names) out[n] = tf.clone(held[n]!);
+      store.release(held);
+      return out;
+    },
+
+    writeShard(name, value) {
+      const shard = shards.get(name);
+      if (stage < 3 || !shard) {
+        throw new InputError(
+          `zero${stage}: rank ${me} holds no shard of '${name}': restore the shard this rank wrote (same rank count)`,
+          'E_CHECKPOINT',
+        );
+      }
+      if (value.shape.join() !== shard.shape.join()) {
+        throw new InputError(
+          `zero3: the saved shard of '${name}' is [${value.shape}], rank ${me}'s is [${shard.shape}]: restore with the rank count that saved it`,
+          'E_CHECKPOINT',
+        );
+      }
+      store.update(name, (v) => v.assign(value));
+    },
 
     dispose() {
       for (const s of states.values()) tf.dispose(Object.values(s));

@@ -19,10 +19,11 @@ import { InputError } from '@kstar/core';
  * Checkpoints are written between optimizer steps only (with `--grad-accum`, after the step's last micro-batch), so
  * no micro-batch position is stored.
  *
- * Sharded runs (designed, not yet written by any code path): each rank r of N writes `optimizer.rank{r}.safetensors`
- * (ZeRO-1/2: its state shard) and, with ZeRO-3, `model.rank{r}.safetensors` (its parameter shard) into the same
- * temporary directory; after a barrier rank 0 writes `trainer.json` and the manifest (`world.size = N`, each file with
- * its `rank`), then renames. A reader with N ranks takes file `rank{r}`; another N is an error naming both sizes.
+ * Sharded runs (`--sharding zeroK`, see `sharded.ts`): each rank r of N writes `optimizer.rank{r}.safetensors` (its
+ * state shard) and, with ZeRO-3, `model.rank{r}.safetensors` (its float32 parameter shards; stages 0-2 keep the
+ * replicated `model.safetensors`) into the same temporary directory; after a barrier rank 0 writes `trainer.json` and
+ * the manifest (`world.size = N`, each shard file with its `rank`), then renames. A reader with N ranks takes the
+ * files of its rank; another N is an error naming both sizes.
  */
 export const CHECKPOINT_FORMAT = 'kstar-checkpoint';
 export const CHECKPOINT_FORMAT_VERSION = 2;

@@ -19,11 +19,19 @@ export interface LoadedCheckpoint {
   files: Map<string, Uint8Array>;
 }
 
+/** The reading process: its rank among `size` ranks (a sharded checkpoint is read per rank). */
+export interface World {
+  rank: number;
+  size: number;
+}
+const SINGLE_PROCESS: World = { rank: 0, size: 1 };
+
 /**
  * Reads and verifies a checkpoint directory: the manifest's own checksum and format version, then every listed file's
- * presence, size and SHA-256. Any problem is a CheckpointError naming the file.
+ * presence, size and SHA-256. Any problem is a CheckpointError naming the file. A checkpoint written by N ranks is read
+ * by N ranks only (`world`), each rank reading the shared files and its own shards.
  */
-export function readCheckpoint(dir: string): LoadedCheckpoint {
+export function readCheckpoint(dir: string, world: World = SINGLE_PROCESS): LoadedCheckpoint {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new CheckpointError(
       `checkpoint '${dir}' is not a directory: pass a step-N directory or --resume latest`,
@@ -62,13 +70,15 @@ export function readCheckpoint(dir: string): LoadedCheckpoint {
   if (sha256(JSON.stringify(rest)) !== manifestSha256) {
     throw new CheckpointError(`checkpoint file '${manifestPath}' fails its own SHA-256: it is damaged`);
   }
-  if (manifest.world.size !== 1) {
+  if (manifest.world.size !== world.size) {
+    const saved = manifest.world.size;
     throw new CheckpointError(
-      `checkpoint '${dir}' was written by ${manifest.world.size} ranks; this trainer resumes single-process checkpoints only`,
+      `checkpoint '${dir}' was written by ${saved} rank${saved === 1 ? '' : 's'}, this run has ${world.size}: resume it with the same rank count (${saved === 1 ? 'one process, no mpirun' : `mpirun -np ${saved}`}); ZeRO shards are not re-partitioned`,
     );
   }
   const files = new Map<string, Uint8Array>();
   for (const f of manifest.files) {
+    if (f.rank !== undefined && f.rank !== world.rank) continue; // another rank's shard
     const path = join(dir, f.path);
     if (!existsSync(path)) throw new CheckpointError(`checkpoint file '${path}' is missing`);
     const data = new Uint8Array(readFileSync(path));
@@ -92,7 +102,11 @@ export function readCheckpoint(dir: string): LoadedCheckpoint {
  * The newest whole checkpoint of a save directory; damaged ones are skipped with a warning (`warn`). None whole: a
  * CheckpointError.
  */
-export function readLatestCheckpoint(saveDir: string, warn: (line: string) => void): LoadedCheckpoint {
+export function readLatestCheckpoint(
+  saveDir: string,
+  warn: (line: string) => void,
+  world: World = SINGLE_PROCESS,
+): LoadedCheckpoint {
   const all = listCheckpoints(saveDir);
   if (all.length === 0) {
     throw new CheckpointError(
@@ -101,7 +115,7 @@ export function readLatestCheckpoint(saveDir: string, warn: (line: string) => vo
   }
   for (const c of all) {
     try {
-      return readCheckpoint(c.path);
+      return readCheckpoint(c.path, world);
     } catch (e) {
       if (!(e instanceof CheckpointError)) throw e;
       warn(`kstar: warning: skipping damaged checkpoint: ${e.message}`);

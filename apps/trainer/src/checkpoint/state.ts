@@ -1,4 +1,4 @@
-import type { OptimizerState, TrainingEngine } from '@kstar/core';
+import type { OptimizerState } from '@kstar/core';
 import { stateVariable } from '@kstar/core';
 import type { GPTModel, SafeTensor } from '@kstar/gpt';
 import type { Split24Plugin } from '@kstar/master-split24';
@@ -94,8 +94,19 @@ export function restoreWeights(
   split?.setState(splitState);
 }
 
+/**
+ * Who holds optimizer state: the engine (every parameter's), or under ZeRO a rank's shard of it (its owned rows or
+ * whole tensors).
+ */
+export interface StateHolder {
+  readonly optimizer: { readonly name: string };
+  stateNames(): string[];
+  stateOf(name: string): OptimizerState | undefined;
+  setStateOf(name: string, state: OptimizerState): void;
+}
+
 /** Every parameter's optimizer state as the plugin stores it (`PARAM::KEY`), nothing expanded. */
-export async function encodeOptimizerState(engine: TrainingEngine): Promise<Uint8Array> {
+export async function encodeOptimizerState(engine: StateHolder): Promise<Uint8Array> {
   const entries: Array<[string, SafeTensor]> = [];
   for (const name of engine.stateNames()) {
     const state = engine.stateOf(name)!;
@@ -107,7 +118,7 @@ export async function encodeOptimizerState(engine: TrainingEngine): Promise<Uint
 }
 
 /** Replaces the engine's optimizer state with the saved one (checked against the engine's parameters). */
-export function restoreOptimizerState(bytes: Uint8Array, origin: string, engine: TrainingEngine): void {
+export function restoreOptimizerState(bytes: Uint8Array, origin: string, engine: StateHolder): void {
   const file = decodePayload(bytes, origin);
   if (file.metadata.optimizer !== engine.optimizer.name) {
     throw new CheckpointError(

@@ -29,34 +29,64 @@ export function sealManifest(m: Omit<Manifest, 'manifestSha256'>): Manifest {
 export function writeCheckpoint(
   saveDir: string,
   step: number,
-  files: ReadonlyArray<{ path: string; data: Uint8Array; rank?: number }>,
+  files: ReadonlyArray<CheckpointFile>,
   keep: number,
 ): string {
+  const tmp = openTemporaryDir(saveDir, `.tmp-${stepDirName(step)}-${process.pid}`);
+  return commitCheckpoint(saveDir, step, tmp, writeFiles(tmp, files), 1, keep);
+}
+
+/** A file of a checkpoint: its path in the directory, its bytes, and the rank whose shard it is (if one). */
+export interface CheckpointFile {
+  path: string;
+  data: Uint8Array;
+  rank?: number;
+}
+
+/** Creates `saveDir/name` (the checkpoint being written), first removing leftovers of runs killed while saving. */
+export function openTemporaryDir(saveDir: string, name: string): string {
   mkdirSync(saveDir, { recursive: true });
-  // Leftovers of a run killed while saving: never a checkpoint, safe to remove.
-  for (const name of readdirSync(saveDir)) {
-    if (name.startsWith('.tmp-step-')) rmSync(join(saveDir, name), { recursive: true, force: true });
+  for (const old of readdirSync(saveDir)) {
+    if (old.startsWith('.tmp-step-')) rmSync(join(saveDir, old), { recursive: true, force: true });
   }
-  const name = stepDirName(step);
-  const tmp = join(saveDir, `.tmp-${name}-${process.pid}`);
+  const tmp = join(saveDir, name);
   mkdirSync(tmp);
-  const listed: ManifestFile[] = [];
-  for (const f of files) {
-    writeFileAtomic(join(tmp, f.path), f.data);
-    listed.push({
+  return tmp;
+}
+
+/** Writes `files` into `dir` (each atomically, fsynced) and returns their manifest entries. */
+export function writeFiles(dir: string, files: ReadonlyArray<CheckpointFile>): ManifestFile[] {
+  return files.map((f) => {
+    writeFileAtomic(join(dir, f.path), f.data);
+    return {
       path: f.path,
       bytes: f.data.byteLength,
       sha256: sha256(f.data),
       ...(f.rank !== undefined ? { rank: f.rank } : {}),
-    });
-  }
+    };
+  });
+}
+
+/**
+ * Seals the temporary directory `tmp` holding the `listed` files of `worldSize` ranks: the manifest last, the
+ * directory fsynced, renamed to `step-NNNNNNNN`, the save directory fsynced, old checkpoints pruned. Returns the path.
+ */
+export function commitCheckpoint(
+  saveDir: string,
+  step: number,
+  tmp: string,
+  listed: ManifestFile[],
+  worldSize: number,
+  keep: number,
+): string {
+  const name = stepDirName(step);
   const manifest = sealManifest({
     format: CHECKPOINT_FORMAT,
     formatVersion: CHECKPOINT_FORMAT_VERSION,
     kstarVersion: KSTAR_VERSION,
     step,
     createdAt: new Date().toISOString(),
-    world: { size: 1 },
+    world: { size: worldSize },
     files: listed,
   });
   writeFileAtomic(join(tmp, MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`);
