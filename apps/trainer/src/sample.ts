@@ -1,6 +1,6 @@
 import { Rng, type Tokenizer } from '@kstar/data';
-import type { GPTModel } from '@kstar/gpt';
-import * as tf from '@tensorflow/tfjs';
+import { type GPTModel, generate as generateTokens } from '@kstar/gpt';
+import type * as tf from '@tensorflow/tfjs';
 
 export interface SampleOptions {
   /** Tokens to generate. */
@@ -12,35 +12,7 @@ export interface SampleOptions {
   seed: number;
 }
 
-/** The next token from one row of logits: argmax at temperature 0, else a draw from softmax(logits/T) over the top K. */
-export function pickToken(logits: Float32Array, options: SampleOptions, rng: Rng): number {
-  if (options.temperature === 0) {
-    let best = 0;
-    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
-    return best;
-  }
-  let ids = Array.from(logits.keys());
-  if (options.topK && options.topK < logits.length) {
-    ids.sort((a, b) => logits[b]! - logits[a]! || a - b);
-    ids = ids.slice(0, options.topK);
-  }
-  // Softmax in float64 over the kept ids.
-  const max = Math.max(...ids.map((i) => logits[i]!));
-  const weights = ids.map((i) => Math.exp((logits[i]! - max) / options.temperature));
-  const total = weights.reduce((a, b) => a + b, 0);
-  let u = rng.nextFloat() * total;
-  for (let k = 0; k < ids.length; k++) {
-    u -= weights[k]!;
-    if (u < 0) return ids[k]!;
-  }
-  return ids.at(-1)!;
-}
-
-/**
- * Generates `options.tokens` tokens after `prompt` (the last `blockSize` tokens are the context; no KV cache: each
- * token recomputes the context, which on K*'s small models costs less than a cache's bookkeeping), calling `onToken`
- * with each. `params`: weights to read instead of the model's variables (materialized master weights).
- */
+/** `@kstar/gpt`'s `generate` with the run's seeded `Rng` (`options.seed`). */
 export async function generate(
   model: GPTModel,
   prompt: readonly number[],
@@ -49,25 +21,7 @@ export async function generate(
   params?: Record<string, tf.Tensor>,
 ): Promise<number[]> {
   const rng = new Rng(options.seed);
-  const ids = [...prompt];
-  const out: number[] = [];
-  const V = model.config.vocabSize;
-  for (let n = 0; n < options.tokens; n++) {
-    const context = ids.slice(-model.config.blockSize);
-    const T = context.length;
-    const last = tf.tidy(() => {
-      const input = tf.tensor2d(Int32Array.from(context), [1, T], 'int32');
-      const logits = model.forwardLogits(input, params); // [1, T, V]
-      return tf.reshape(tf.slice(logits, [0, T - 1, 0], [1, 1, V]), [V]); // [V]
-    });
-    const row = (await last.data()) as Float32Array;
-    last.dispose();
-    const id = pickToken(row, options, rng);
-    ids.push(id);
-    out.push(id);
-    onToken(id);
-  }
-  return out;
+  return generateTokens(model, prompt, { ...options, random: () => rng.nextFloat() }, onToken, params);
 }
 
 /** Streams decoded text as tokens arrive, holding back a trailing partial UTF-8 character. */

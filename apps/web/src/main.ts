@@ -5,13 +5,14 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { ledgerTable } from '@kstar/core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createCharts } from './charts.ts';
-import { type RunChoices, type RunProgress, trainInPage } from './run.ts';
+import { type PageSample, type RunChoices, type RunProgress, trainInPage } from './run.ts';
 
 interface PageRun {
   choices: RunChoices;
   progress: RunProgress[];
   done: boolean;
   error?: string;
+  sample?: PageSample;
 }
 declare global {
   interface Window {
@@ -24,6 +25,7 @@ setWasmPaths(new URL('./', location.href).href); // the .wasm files sit beside m
 const form = document.querySelector<HTMLFormElement>('#options')!;
 const status = document.querySelector<HTMLElement>('#status')!;
 const ledger = document.querySelector<HTMLElement>('#ledger')!;
+const sample = document.querySelector<HTMLElement>('#sample')!;
 const charts = createCharts(document.querySelector('#loss')!, document.querySelector('#memory')!);
 
 /** Form fields, overridden by the URL's query (`?optimizer=adamw&split24=0&steps=20&autostart=1`). */
@@ -40,6 +42,7 @@ function readChoices(): RunChoices {
     steps: Number(pick('steps', String(data.get('steps')))),
     batch: Number(pick('batch', '4')),
     seq: Number(pick('seq', '64')),
+    sampleTokens: Number(pick('sample', '40')),
   };
 }
 
@@ -54,12 +57,16 @@ async function start(): Promise<void> {
   window.kstarRun = run;
   status.textContent = `training ${JSON.stringify(choices)}…`;
   try {
-    await trainInPage(choices, (p) => {
+    const generated = await trainInPage(choices, (p) => {
       run.progress.push(p);
       charts.update(p);
       showLedger(p);
       status.textContent = `step ${p.step}/${choices.steps} on ${p.backend}: loss ${p.result.loss.toFixed(4)}`;
     });
+    if (generated) {
+      run.sample = generated;
+      sample.textContent = `sample: ${generated.prompt}${generated.text}`;
+    }
     status.textContent += ' (done)';
   } catch (e) {
     run.error = (e as Error).message;

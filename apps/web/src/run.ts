@@ -8,7 +8,7 @@ import {
   type StepResult,
   TrainingEngine,
 } from '@kstar/core';
-import { type ActivationBackend, createGPT, GPT_PRESETS, predictActivationBytes } from '@kstar/gpt';
+import { type ActivationBackend, createGPT, GPT_PRESETS, generate, predictActivationBytes } from '@kstar/gpt';
 import { inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
 import { split24 } from '@kstar/master-split24';
 import { adam8bit } from '@kstar/optim-adam8bit';
@@ -24,6 +24,8 @@ export interface RunChoices {
   steps: number;
   batch: number;
   seq: number;
+  /** Tokens of the closing sample (0: none). */
+  sampleTokens: number;
 }
 
 export interface RunProgress {
@@ -46,8 +48,20 @@ const OPTIMIZERS: Record<RunChoices['optimizer'], (lr: number) => OptimizerPlugi
   adamw: (lr) => adamw({ lr }),
 };
 
-/** Trains the tiny GPT on the built-in text with the chosen plugins, reporting every step. */
-export async function trainInPage(choices: RunChoices, onStep: (p: RunProgress) => void): Promise<void> {
+/** A text the trained weights generate after a prompt (temperature 0.8, top-k 40, like `kstar train`'s sample). */
+export interface PageSample {
+  prompt: string;
+  text: string;
+}
+
+/**
+ * Trains the tiny GPT on the built-in text with the chosen plugins, reporting every step; resolves with a sample of
+ * generated text (none when `sampleTokens` is 0).
+ */
+export async function trainInPage(
+  choices: RunChoices,
+  onStep: (p: RunProgress) => void,
+): Promise<PageSample | undefined> {
   const started = performance.now();
   const { backend } = await selectBackend(choices.backend);
   const optimizer = OPTIMIZERS[choices.optimizer](3e-3);
@@ -112,6 +126,17 @@ export async function trainInPage(choices: RunChoices, onStep: (p: RunProgress) 
       });
       await new Promise((r) => setTimeout(r, 0)); // let the charts paint
     }
+    if (choices.sampleTokens === 0) return undefined;
+    // Split24 keeps no float32 weights: the sample reads materialized ones.
+    const weights = masterWeights ? masterWeights.materialize(masterWeights.names()) : undefined;
+    try {
+      const prompt = 'The ';
+      const options = { tokens: choices.sampleTokens, temperature: 0.8, topK: 40, random: xorshift(1) };
+      const ids = await generate(model, [...new TextEncoder().encode(prompt)], options, () => {}, weights);
+      return { prompt, text: new TextDecoder().decode(Uint8Array.from(ids)) };
+    } finally {
+      if (weights) tf.dispose(Object.values(weights));
+    }
   } finally {
     ledger.detach();
     model.dispose();
@@ -134,5 +159,17 @@ function memoryReport(
     peakBytes: peak('peakBytes'),
     predictedPeakBytes: Object.values(predicted).reduce((a, b) => a + b, 0),
     predicted,
+  };
+}
+
+/** Uniform draws in [0, 1) from a seeded 32-bit xorshift (@kstar/data's Rng lives in a Node-only package). */
+function xorshift(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 2 ** 32;
   };
 }

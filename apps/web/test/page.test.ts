@@ -46,7 +46,11 @@ async function runPage(query: string, shot?: string) {
     timeout: 280_000,
     polling: 500,
   });
-  const run = (await page.evaluate(() => window.kstarRun)) as { progress: PageProgress[]; error?: string };
+  const run = (await page.evaluate(() => window.kstarRun)) as {
+    progress: PageProgress[];
+    error?: string;
+    sample?: { prompt: string; text: string };
+  };
   const ledgerText = await page.textContent('#ledger');
   if (shot) await page.screenshot({ path: shot, fullPage: true });
   await page.close();
@@ -80,12 +84,18 @@ describe('apps/web in headless Chromium', () => {
     expect(Object.keys(last.memory.predicted).sort()).toEqual(
       ['activations:gpt+checkpoint', 'grads:tied-waiting', 'optimizer:adam8bit', 'params'].sort(),
     );
+    // A closing sample from the trained weights: uniform bytes would be letters, spaces or punctuation ~22% of the
+    // time; after 20 steps on English text most generated characters are.
+    expect(run.sample?.prompt).toBe('The ');
+    const text = run.sample?.text ?? '';
+    expect(text.length).toBeGreaterThan(0);
+    expect((text.match(/[a-zA-Z ,.]/g) ?? []).length / text.length).toBeGreaterThan(0.5);
     // The CLI's prediction holds here too (measured on this machine: −5.6% in the page, −5.8% from `kstar train`).
     expect(Math.abs(last.memory.predictedPeakBytes / last.memory.peakBytes - 1)).toBeLessThan(0.1);
   });
 
   it('auto picks the browser WebGPU adapter (SwiftShader here) and computes the same losses as wasm', async () => {
-    const run = await runPage(`${PLUGINS}&backend=auto&steps=2`);
+    const run = await runPage(`${PLUGINS}&backend=auto&steps=2&sample=0`);
     expect(run.error).toBeUndefined();
     expect(run.errors).toEqual([]);
     expect(run.progress[0]!.backend).toBe('webgpu');

@@ -9,6 +9,8 @@ export type { GPTConfig, GPTPresetName } from './config.ts';
 export { GPT_PRESETS, resolveConfig, validateConfig } from './config.ts';
 export { crossEntropy } from './cross-entropy.ts';
 export { gelu } from './gelu.ts';
+export type { GenerateOptions } from './generate.ts';
+export { generate, pickToken } from './generate.ts';
 export {
   configFromHfGpt2,
   decodeHfGpt2,

@@ -1,0 +1,73 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { GPTModel } from './model.ts';
+
+export interface GenerateOptions {
+  /** Tokens to generate. */
+  tokens: number;
+  /** 0: greedy (argmax); otherwise logits are divided by it before the softmax. */
+  temperature: number;
+  /** Sample among the K most likely tokens only (0 or absent: all). */
+  topK?: number;
+  /** Uniform draws in [0, 1): a seeded generator for reproducible text. */
+  random: () => number;
+}
+
+/** The next token from one row of logits: argmax at temperature 0, else a draw from softmax(logits/T) over the top K. */
+export function pickToken(
+  logits: Float32Array,
+  options: Pick<GenerateOptions, 'temperature' | 'topK' | 'random'>,
+): number {
+  if (options.temperature === 0) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+    return best;
+  }
+  let ids = Array.from(logits.keys());
+  if (options.topK && options.topK < logits.length) {
+    ids.sort((a, b) => logits[b]! - logits[a]! || a - b);
+    ids = ids.slice(0, options.topK);
+  }
+  // Softmax in float64 over the kept ids.
+  const max = Math.max(...ids.map((i) => logits[i]!));
+  const weights = ids.map((i) => Math.exp((logits[i]! - max) / options.temperature));
+  const total = weights.reduce((a, b) => a + b, 0);
+  let u = options.random() * total;
+  for (let k = 0; k < ids.length; k++) {
+    u -= weights[k]!;
+    if (u < 0) return ids[k]!;
+  }
+  return ids.at(-1)!;
+}
+
+/**
+ * Generates `options.tokens` tokens after `prompt` (the last `blockSize` tokens are the context; no KV cache: each
+ * token recomputes the context, which on K*'s small models costs less than a cache's bookkeeping), calling `onToken`
+ * with each. `params`: weights to read instead of the model's variables (materialized master weights).
+ */
+export async function generate(
+  model: GPTModel,
+  prompt: readonly number[],
+  options: GenerateOptions,
+  onToken: (id: number) => void,
+  params?: Record<string, tf.Tensor>,
+): Promise<number[]> {
+  const ids = [...prompt];
+  const out: number[] = [];
+  const V = model.config.vocabSize;
+  for (let n = 0; n < options.tokens; n++) {
+    const context = ids.slice(-model.config.blockSize);
+    const T = context.length;
+    const last = tf.tidy(() => {
+      const input = tf.tensor2d(Int32Array.from(context), [1, T], 'int32');
+      const logits = model.forwardLogits(input, params); // [1, T, V]
+      return tf.reshape(tf.slice(logits, [0, T - 1, 0], [1, 1, V]), [V]); // [V]
+    });
+    const row = (await last.data()) as Float32Array;
+    last.dispose();
+    const id = pickToken(row, options);
+    ids.push(id);
+    out.push(id);
+    onToken(id);
+  }
+  return out;
+}
