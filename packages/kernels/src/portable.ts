@@ -13,6 +13,21 @@ export type { CustomOpBody, CustomOpOptions } from './custom-op.ts';
 export { customOp } from './custom-op.ts';
 export type { KernelSpec, KstarKernel, NativeBackend, RunOptions } from './define-kernel.ts';
 export { defineKernel } from './define-kernel.ts';
+export type {
+  FlashAttentionArgs,
+  FlashAttentionGradArgs,
+  FlashAttentionGrads,
+  FlashAttentionOptions,
+  FlashAttentionResult,
+} from './flash-attention.ts';
+export { flashAttention, flashAttentionGradKernel, flashAttentionKernel } from './flash-attention.ts';
+export type { FlashParityCase } from './flash-attention-parity.ts';
+export {
+  flashAttentionParity,
+  flashReference,
+  GPT2_FLASH_CASES,
+  TINY_FLASH_CASES,
+} from './flash-attention-parity.ts';
 export type { ParityRow, ParityShapes } from './fused-parity.ts';
 export {
   formatParity,
