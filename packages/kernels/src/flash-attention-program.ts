@@ -147,7 +147,7 @@ function storeRow(acc: string, base: string, f: string, n4: number, unroll: bool
     n4,
     unroll,
     (c) =>
-      `let w${acc} = ${acc}[${c}] * ${f}; result[${base} + 4 * ${c}] = w${acc}.x; result[${base} + 4 * ${c} + 1] = w${acc}.y; result[${base} + 4 * ${c} + 2] = w${acc}.z; result[${base} + 4 * ${c} + 3] = w${acc}.w;`,
+      `{ let w = ${acc}[${c}] * ${f}; result[${base} + 4 * ${c}] = w.x; result[${base} + 4 * ${c} + 1] = w.y; result[${base} + 4 * ${c} + 2] = w.z; result[${base} + 4 * ${c} + 3] = w.w; }`,
   );
 }
 
