@@ -10,12 +10,17 @@
 #   gpu-unbounded.json  adamw-full-graph with tfjs's unbounded pool (KSTAR_WEBGPU_MAX_FREE_BYTES=Infinity), to compare
 #   matmul.json         (MATMUL=1) gpt2-124m's products per matmul kernel choice (TFLOP/s) and K*'s matmul parity
 #   gpu-tfjs-matmul.json (BEFORE_CONFIGS=a,b) those `bench gpu` rows with tfjs's own matmul (KSTAR_WEBGPU_MATMUL=tfjs)
+#   attention-parity.json, gpu-attention-fused.json, gpu-attention-ops.json (ATTENTION=1) the fused attention's
+#                       parity at gpt2-124m shapes, and $ATTENTION_CONFIGS (default adamw-full-graph) with the fused
+#                       attention (the default on webgpu) and with KSTAR_ATTENTION=ops (and, ATTENTION_UNROLL=1,
+#                       gpu-attention-fused-unroll.json: the fused WGSL with its head-dimension loops unrolled)
+# SKIP_PARITY=1, SKIP_PROFILE=1, SKIP_GPU=1, SKIP_UNBOUNDED=1 leave those parts out.
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
 STEPS=${1:-20}
 BUNDLE=${BUNDLE:-.device/bundle.tar.xz}
 mkdir -p "$OUT" /tmp/k
-for f in .gl/*.deb; do dpkg -x "$f" /; done
+for f in .gl/*.deb ${EXTRA_DEBS:-}; do dpkg -x "$f" /; done
 ldconfig
 export XDG_RUNTIME_DIR=/tmp
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
@@ -36,6 +41,20 @@ if [ -n "${BEFORE_CONFIGS:-}" ]; then
     --limit-seconds "${RUN_LIMIT:-110}" --configs "$BEFORE_CONFIGS" > "$OUT/bench-gpu-before.log" 2>&1
   echo "bench gpu (tfjs matmul): exit $?"
 fi
+if [ "${ATTENTION:-0}" = 1 ]; then
+  timeout "${PARITY_LIMIT:-240}" "${K[@]}" bench kernels --only attention --shapes gpt2 \
+    --json "$OUT/attention-parity.json" > "$OUT/attention-parity.log" 2>&1
+  echo "bench kernels --only attention: exit $?"
+  # ATTENTION_UNROLL=1 adds a fused run with the head-dimension loops unrolled in the WGSL (KSTAR_FLASH_UNROLL=1).
+  for a in fused ops ${ATTENTION_UNROLL:+fused-unroll}; do
+    KSTAR_ATTENTION=${a%-unroll} KSTAR_FLASH_UNROLL=$([ "$a" = fused-unroll ] && echo 1 || echo 0) "${K[@]}" bench gpu --json "$OUT/gpu-attention-$a.json" --steps "$STEPS" \
+      --limit-seconds "${RUN_LIMIT:-110}" --configs "${ATTENTION_CONFIGS:-adamw-full-graph}" \
+      > "$OUT/bench-gpu-attention-$a.log" 2>&1
+    echo "bench gpu (attention $a): exit $?"
+  done
+  grep -E "^(PASS|FAIL)" "$OUT/attention-parity.log"
+  for a in fused ops ${ATTENTION_UNROLL:+fused-unroll}; do echo "attention $a:"; grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu-attention-$a.log"; done
+fi
 if [ "${SKIP_PARITY:-0}" != 1 ]; then
   timeout "${PARITY_LIMIT:-240}" "${K[@]}" bench kernels --json "$OUT/kernel-parity.json" --shapes gpt2 > "$OUT/parity.log" 2>&1
   echo "bench kernels: exit $?"
@@ -46,9 +65,11 @@ if [ "${SKIP_PROFILE:-0}" != 1 ]; then
   echo "bench profile: exit $?"
 fi
 # Every configuration in its own process (the pool's peaks are per process); table printed last.
-"${K[@]}" bench gpu --json "$OUT/gpu.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-110}" \
-  --configs "${CONFIGS:-adamw-full-graph,adamw-segmented}" > "$OUT/bench-gpu.log" 2>&1
-echo "bench gpu: exit $?"
+if [ "${SKIP_GPU:-0}" != 1 ]; then
+  "${K[@]}" bench gpu --json "$OUT/gpu.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-110}" \
+    --configs "${CONFIGS:-adamw-full-graph,adamw-segmented}" > "$OUT/bench-gpu.log" 2>&1
+  echo "bench gpu: exit $?"
+fi
 if [ "${SKIP_UNBOUNDED:-0}" != 1 ]; then
   KSTAR_WEBGPU_MAX_FREE_BYTES=Infinity "${K[@]}" bench gpu --json "$OUT/gpu-unbounded.json" --steps "$STEPS" \
     --limit-seconds "${RUN_LIMIT:-110}" --configs adamw-full-graph >> "$OUT/bench-gpu.log" 2>&1
@@ -60,4 +81,4 @@ sed -n '/^TFLOP/,$p' "$OUT/matmul.log" 2>/dev/null
 [ -n "${BEFORE_CONFIGS:-}" ] && echo "with tfjs's matmul:" && grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu-before.log"
 head -22 "$OUT/profile.log" 2>/dev/null | grep -v '^Warning'
 grep -E 'sum of kernel times' "$OUT/profile.log" 2>/dev/null
-grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu.log"
+grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu.log" 2>/dev/null

@@ -2,13 +2,16 @@ import { InputError, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import {
   type BackendName,
+  flashAttentionParity,
   formatParity,
   fusedKernelParity,
+  GPT2_FLASH_CASES,
   GPT2_PARITY_SHAPES,
   guardWebGPUStep,
   inPlaceGradAccumulator,
   type ParityRow,
   selectBackend,
+  TINY_FLASH_CASES,
   TINY_PARITY_SHAPES,
 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
@@ -29,31 +32,43 @@ function machine(backend: string) {
 }
 
 /**
- * `kstar bench kernels --json FILE [--backend webgpu] [--shapes gpt2|tiny]`: every fused kernel against its tfjs-ops
- * fallback (and float64 at tiny shapes) on the backend; one PASS/FAIL line per kernel output.
+ * `kstar bench kernels --json FILE [--backend webgpu] [--shapes gpt2|tiny] [--only attention]`: every fused kernel
+ * against its tfjs-ops fallback (and float64 at tiny shapes) on the backend, the fused attention's o, lse, dq, dk, dv
+ * included; one PASS/FAIL line per kernel output. `--only attention`: the fused attention's rows alone.
  */
 export async function benchKernels(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ rows: ParityRow[]; file: string }> {
-  const values = parseFlags(argv, ['json', 'backend', 'shapes'], "see 'kstar bench --help'");
+  const values = parseFlags(argv, ['json', 'backend', 'shapes', 'only'], "see 'kstar bench --help'");
   if (typeof values.json !== 'string')
     throw new InputError('kstar bench kernels needs --json FILE', 'E_FLAG');
   const shapes = String(values.shapes ?? 'gpt2');
   if (shapes !== 'gpt2' && shapes !== 'tiny') {
     throw new InputError(`--shapes must be gpt2 or tiny (got '${shapes}')`, 'E_FLAG');
   }
+  const only = values.only === undefined ? undefined : String(values.only);
+  if (only !== undefined && only !== 'attention') {
+    throw new InputError(`--only must be 'attention' (got '${only}')`, 'E_FLAG');
+  }
   const { backend } = await selectBackend(String(values.backend ?? 'webgpu') as BackendName);
   const started = performance.now();
-  const rows = await guardWebGPUStep(0, () =>
-    fusedKernelParity(shapes === 'gpt2' ? GPT2_PARITY_SHAPES : TINY_PARITY_SHAPES),
+  const rows = only
+    ? []
+    : await guardWebGPUStep(0, () =>
+        fusedKernelParity(shapes === 'gpt2' ? GPT2_PARITY_SHAPES : TINY_PARITY_SHAPES),
+      );
+  rows.push(
+    ...(await guardWebGPUStep(0, () =>
+      flashAttentionParity(shapes === 'gpt2' ? GPT2_FLASH_CASES : TINY_FLASH_CASES),
+    )),
   );
   log(formatParity(rows));
   // Optimizer and split24 kernels: the backend's native kernels against the cpu backend's.
   const optimizerRows: OptimizerParityRow[] =
-    backend === 'cpu' ? [] : await guardWebGPUStep(0, () => optimizerParity(backend));
+    backend === 'cpu' || only ? [] : await guardWebGPUStep(0, () => optimizerParity(backend));
   // Storage kernels (pack, quantize, split24 join, add, slice write): native against the fallback on the backend.
-  optimizerRows.push(...(await guardWebGPUStep(0, () => storageKernelParity())));
+  if (!only) optimizerRows.push(...(await guardWebGPUStep(0, () => storageKernelParity())));
   if (optimizerRows.length) log(formatOptimizerParity(optimizerRows));
   writeFileAtomic(
     values.json,

@@ -1,4 +1,5 @@
 import { InputError } from '@kstar/core';
+import { type AttentionImpl, attentionSetting } from './attention.ts';
 import type { GPTConfig } from './config.ts';
 
 /**
@@ -40,6 +41,12 @@ export interface ActivationBytesOptions {
    * it; the benchmark reports predicted against measured.
    */
   readonly mst?: { readonly mlpChunks: number; readonly attentionChunk: number; readonly lossChunks: number };
+  /**
+   * The blocks' attention (see `attention.ts`); default what the model runs: `KSTAR_ATTENTION`, else `fused` on
+   * webgpu and `ops` elsewhere. `fused` is predicted by `fusedBlockFloats` (not with wasm's copies, selective
+   * recompute or MsT, which replace the attention).
+   */
+  readonly attention?: AttentionImpl;
 }
 
 /** The terms of the prediction, in bytes (float32). */
@@ -171,8 +178,11 @@ function stageFloats(
   copies: boolean,
   selective = false,
   mst?: ActivationBytesOptions['mst'],
+  fused = false,
 ): StageFloats {
   if (mst && stage >= 1) return mstStageFloats(config, stage, B, T, copies, mst);
+  if (fused && !copies && !selective && stage >= 1 && stage <= config.nLayer)
+    return fusedBlockFloats(config, B, T);
   const { nLayer: L, nEmbd: D, nHead: H, vocabSize: V, blockSize } = config;
   const N = B * T;
   const ND = N * D;
@@ -273,6 +283,33 @@ function selectiveBlockFloats(config: GPTConfig, B: number, T: number, copies: b
     out: ND,
     moments,
     forward: [beforeAttn + inAttn, beforeGelu + 31 * ND, saved + 25 * ND],
+  };
+}
+
+/**
+ * A block with the fused attention (`flashAttention`; cpu-like sharing: webgpu). The op saves q, k, v (the Split
+ * outputs the matMuls kept before), o and the row lse [B, H, T]: the residue trades the probabilities A for o N·D and
+ * lse B·H·T: 22·N·D + B·H·T + 4·N. Gradients lose d(probs) and d(scores): 25·N·D. The attention backward holds the
+ * 13·N·D of gradients done (d(v) is no longer among them), D = rowsum(do∘o) B·H·T and dq, dk, dv 3·N·D: 16·N·D + B·H·T.
+ * Forward: the scores and probabilities kept to the block's end become lse: 31·N·D + B·H·T inside GELU, 25·N·D +
+ * B·H·T at the end (the op's own o + lse output buffer, N·D + B·H·T, is freed after slicing, well below GELU's moment).
+ */
+function fusedBlockFloats(config: GPTConfig, B: number, T: number): StageFloats {
+  const { nEmbd: D, nHead: H } = config;
+  const N = B * T;
+  const ND = N * D;
+  const G = B * H * T;
+  const params = 12 * D * D + 13 * D;
+  return {
+    saved: 22 * ND + G + 4 * N,
+    grads: 25 * ND,
+    params,
+    out: 0,
+    moments: [
+      { extra: 16 * ND + G, paramsDone: 9 * D * D + 8 * D },
+      { extra: 26 * ND, paramsDone: params - 2 * D },
+    ],
+    forward: [31 * ND + G + 4 * N, 25 * ND + G + 4 * N],
   };
 }
 
@@ -407,8 +444,14 @@ export function predictActivationBreakdown(
   const ND = B * T * config.nEmbd;
   const copies = backend === 'wasm';
   const selective = opts.selectiveAttention === true;
+  const attention = opts.attention ?? attentionSetting() ?? (backend === 'webgpu' ? 'fused' : 'ops');
+  if (attention !== 'fused' && attention !== 'ops') {
+    throw new InputError(
+      `predictActivationBytes attention '${String(attention)}' is unknown: use 'fused' or 'ops'`,
+    );
+  }
   const all = Array.from({ length: nStages }, (_, i) =>
-    stageFloats(config, i, B, T, copies, selective, opts.mst),
+    stageFloats(config, i, B, T, copies, selective, opts.mst, attention === 'fused'),
   );
   const segments = mode === 'full' ? [all.map((_, i) => i)] : (opts.segments ?? all.map((_, i) => [i]));
   // Floats each segment's saved input holds between forward and recompute (a per-segment list: a planner's mix).

@@ -4,6 +4,8 @@ export type {
   ActivationBytesOptions,
 } from './activation-bytes.ts';
 export { predictActivationBreakdown, predictActivationBytes } from './activation-bytes.ts';
+export type { AttentionImpl } from './attention.ts';
+export { attentionCore, attentionImpl, attentionSetting, fusedAttentionCore } from './attention.ts';
 export { causalSoftmax } from './causal-softmax.ts';
 export type { GPTConfig, GPTPresetName } from './config.ts';
 export { GPT_PRESETS, resolveConfig, validateConfig } from './config.ts';
@@ -33,4 +35,4 @@ export {
   float32Of,
   SAFETENSORS_DTYPE_BYTES,
 } from './safetensors.ts';
-export { attentionCore, linearCrossEntropyCore, mlpCore } from './stages.ts';
+export { linearCrossEntropyCore, mlpCore } from './stages.ts';

@@ -1,7 +1,7 @@
 import type { Batch, ModelOps, Stage } from '@kstar/core';
 import { ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { causalSoftmax } from './causal-softmax.ts';
+import { attentionCore, attentionImpl, fusedAttentionCore } from './attention.ts';
 import type { GPTConfig } from './config.ts';
 import { crossEntropy } from './cross-entropy.ts';
 import { gelu } from './gelu.ts';
@@ -48,15 +48,6 @@ export function embed(config: GPTConfig, tokens: tf.Tensor, params: Params): tf.
  * One pre-LayerNorm block: `x += attn(ln1(x))`, `x += mlp(ln2(x))`. x [B, T, D] → [B, T, D].
  * All projections are 2-D fused matMuls with bias on [B·T, ·] (no tiling of parameters).
  */
-/** The model's own causal attention core: q, k, v [B, H, T, hd] → [B, H, T, hd]. */
-export function attentionCore(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number): tf.Tensor {
-  return tf.tidy(() => {
-    const scores = tf.matMul(q, k, false, true); // [B, H, T, T]
-    const probs = causalSoftmax(scores, scale); // [B, H, T, T]
-    return tf.matMul(probs, v); // [B, H, T, hd]
-  });
-}
-
 /** The model's own MLP: x [N, D] → act(x·wfc + bfc)·wproj + bproj [N, D]. */
 export function mlpCore(
   x: tf.Tensor,
@@ -101,7 +92,8 @@ export function block(
       tf.Tensor,
       tf.Tensor,
     ]; // [B, H, T, hd] each
-    const att = (ops.attention ?? attentionCore)(q, k, v, 1 / Math.sqrt(hd)); // [B, H, T, hd]
+    const core = ops.attention ?? (attentionImpl() === 'fused' ? fusedAttentionCore : attentionCore);
+    const att = core(q, k, v, 1 / Math.sqrt(hd)); // [B, H, T, hd]
     const merged = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [N, D]); // [N, D]
     const attnOut = tf.fused.matMul({ a: merged, b: p('attn.wo'), bias: p('attn.bo') }); // [N, D]
     const x1 = tf.add(x0, attnOut); // [N, D]

@@ -124,12 +124,24 @@ describe('predictActivationBytes', () => {
     }
   });
 
-  it('predicts webgpu and tensorflow like cpu and wasm above them', () => {
+  it('predicts webgpu (ops attention) and tensorflow like cpu, webgpu fused below, and wasm above them', () => {
     const cfg = GPT_PRESETS.tiny;
     for (const mode of ['full', 'segmented'] as const) {
-      const cpu = predictActivationBreakdown(cfg, { batch: 4, seq: 64, mode });
-      expect(predictActivationBreakdown(cfg, { batch: 4, seq: 64, mode, backend: 'cpu' })).toEqual(cpu);
-      expect(predictActivationBreakdown(cfg, { batch: 4, seq: 64, mode, backend: 'webgpu' })).toEqual(cpu);
+      const cpu = predictActivationBreakdown(cfg, { batch: 4, seq: 64, mode, attention: 'ops' });
+      expect(
+        predictActivationBreakdown(cfg, { batch: 4, seq: 64, mode, backend: 'cpu', attention: 'ops' }),
+      ).toEqual(cpu);
+      expect(
+        predictActivationBreakdown(cfg, { batch: 4, seq: 64, mode, backend: 'webgpu', attention: 'ops' }),
+      ).toEqual(cpu);
+      const fused = predictActivationBreakdown(cfg, {
+        batch: 4,
+        seq: 64,
+        mode,
+        backend: 'webgpu',
+        attention: 'fused',
+      });
+      expect(fused.total).toBeLessThan(cpu.total);
       expect(predictActivationBreakdown(cfg, { batch: 4, seq: 64, mode, backend: 'tensorflow' })).toEqual(
         cpu,
       );

@@ -36,6 +36,21 @@ export {
   factoredRsqrtOps,
   rowRsqrtFactors,
 } from './factored-moment.ts';
+export type {
+  FlashAttentionArgs,
+  FlashAttentionGradArgs,
+  FlashAttentionGrads,
+  FlashAttentionOptions,
+  FlashAttentionResult,
+} from './flash-attention.ts';
+export { flashAttention, flashAttentionGradKernel, flashAttentionKernel } from './flash-attention.ts';
+export type { FlashParityCase } from './flash-attention-parity.ts';
+export {
+  flashAttentionParity,
+  flashReference,
+  GPT2_FLASH_CASES,
+  TINY_FLASH_CASES,
+} from './flash-attention-parity.ts';
 export type { ParityRow, ParityShapes } from './fused-parity.ts';
 export {
   formatParity,

@@ -2,6 +2,7 @@ import { addInPlaceKernel } from './accumulate.ts';
 import { adamwKernel } from './adamw.ts';
 import { causalSoftmaxGradKernel, causalSoftmaxKernel } from './causal-softmax.ts';
 import { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
+import { flashAttentionGradKernel, flashAttentionKernel } from './flash-attention.ts';
 import { geluGradKernel, geluKernel } from './gelu.ts';
 import { layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
 import { packKernel, unpackKernel } from './pack.ts';
@@ -31,6 +32,8 @@ export function registerKstarKernels(): void {
     causalSoftmaxGradKernel,
     crossEntropyKernel,
     crossEntropyGradKernel,
+    flashAttentionKernel,
+    flashAttentionGradKernel,
   ])
     k.register();
   split24Kernel.register();

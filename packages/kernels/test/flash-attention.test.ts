@@ -1,0 +1,74 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  flashAttention,
+  flashAttentionKernel,
+  flashAttentionParity,
+  flushWebGPU,
+  formatParity,
+  selectBackend,
+  shutdownWebGPU,
+  TINY_FLASH_CASES,
+  webgpuDevice,
+} from '../src/index.ts';
+
+// The fused causal attention's WGSL kernels against the tfjs-ops fallback and a float64 reference, on lavapipe in CI.
+const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
+if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the fused attention kernels were NOT parity-tested');
+
+describe.skipIf(skip)('fused causal attention (webgpu)', () => {
+  let tensorsAtStart = 0;
+  beforeAll(async () => {
+    await selectBackend('webgpu');
+    tensorsAtStart = tf.memory().numTensors;
+  });
+  afterAll(() => {
+    shutdownWebGPU();
+  });
+
+  it('o, lse, dq, dk, dv match the fallback and float64 on odd shapes, hd 16 and 8, with query offsets', async () => {
+    const device = webgpuDevice()!;
+    device.pushErrorScope('validation');
+    const rows = await flashAttentionParity(TINY_FLASH_CASES);
+    flushWebGPU();
+    const error = await device.popErrorScope();
+    console.log(formatParity(rows));
+    expect(error?.message ?? null).toBeNull();
+    expect(rows.length).toBe(5 * TINY_FLASH_CASES.length);
+    for (const r of rows) {
+      expect(r.impl, r.kernel).toBe('native');
+      // float32 against float64: the same bound the fallback meets, with room for summation order.
+      expect(r.relErrVsFloat64!, `${r.kernel} ${r.shape}`).toBeLessThan(5e-6);
+      expect(r.pass, `${r.kernel}: ${JSON.stringify(r)}`).toBe(true);
+    }
+    expect(tf.memory().numTensors).toBe(tensorsAtStart);
+  });
+
+  it('the differentiable op gives the fallback op’s value and gradients, and keeps no [T, T] tensor', async () => {
+    const [B, H, T, hd] = [2, 2, 45, 16];
+    const mk = (seed: number) => tf.randomUniform([B, H, T, hd], -1, 1, 'float32', seed);
+    const [q, k, v] = [mk(1), mk(2), mk(3)];
+    const w = tf.randomUniform([B, H, T, hd], -1, 1, 'float32', 4);
+    const loss = (impl: 'auto' | 'fallback') => (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+      tf.sum(tf.mul(flashAttention(a, b, c, { scale: 0.25, impl }), w));
+    expect(flashAttentionKernel.which({ q, k, v, scale: 0.25, queryOffset: 0 })).toBe('native');
+    const before = tf.memory().numBytes;
+    let peakExtra = 0;
+    const native = tf.valueAndGrads(loss('auto'))([q, k, v]);
+    peakExtra = tf.memory().numBytes - before;
+    const ops = tf.valueAndGrads(loss('fallback'))([q, k, v]);
+    const diff = async (a: tf.Tensor, b: tf.Tensor) => {
+      const d = tf.tidy(() => tf.div(tf.max(tf.abs(tf.sub(a, b))), tf.max(tf.abs(b))));
+      const x = (await d.data())[0]!;
+      d.dispose();
+      return x;
+    };
+    expect(await diff(native.value, ops.value)).toBeLessThan(1e-5);
+    for (let i = 0; i < 3; i++)
+      expect(await diff(native.grads[i]!, ops.grads[i]!), `grad ${i}`).toBeLessThan(1e-5);
+    // Live after the native call: value + 3 gradients (4 × [B, H, T, hd]); a [T, T] score tensor would add B·H·T².
+    expect(peakExtra).toBeLessThan(4 * 4 * B * H * T * hd + 4 * B * H * T * T);
+    tf.dispose([native.value, ...native.grads, ops.value, ...ops.grads, q, k, v, w]);
+    expect(tf.memory().numTensors).toBe(tensorsAtStart);
+  });
+});
