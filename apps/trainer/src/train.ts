@@ -20,13 +20,7 @@ import {
   type GPTModel,
   resolveConfig,
 } from '@kstar/gpt';
-import {
-  backendMemory,
-  guardWebGPUStep,
-  inPlaceGradAccumulator,
-  selectBackend,
-  sliceWriter,
-} from '@kstar/kernels';
+import { backendMemory, guardWebGPUStep, inPlaceGradAccumulator, sliceWriter } from '@kstar/kernels';
 import { type Split24Plugin, split24 } from '@kstar/master-split24';
 import { zero } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
@@ -38,6 +32,7 @@ import {
   parseBytes,
   planActivations,
 } from './activations.ts';
+import { cudaMemory, selectTrainerBackend } from './backend-select.ts';
 import { MODEL_FILE, optimizerFile } from './checkpoint/format.ts';
 import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import { saveCheckpoint } from './checkpoint/save.ts';
@@ -301,7 +296,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   tf.env().set('PROD', true);
   // Probe lines wait until the memory check has passed: a refused run prints one line only.
   const probeLines: string[] = [];
-  const { backend } = await selectBackend(config.backend, { log: (line) => probeLines.push(line) });
+  const { backend } = await selectTrainerBackend(config.backend, { log: (line) => probeLines.push(line) });
   // The weights alone, before building them: a model that cannot exist is refused without allocating it.
   checkStepFits(4 * countParamsFormula(run.modelConfig), backend, {
     what: `the ${config.preset} model's float32 weights (context ${run.modelConfig.blockSize})`,
@@ -629,7 +624,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       ? { 'grads:tied-waiting': fixed.waitingGrads(planned.choice.segments) }
       : {}),
   };
-  const gpu = backendMemory();
+  const gpu = { ...backendMemory(), ...cudaMemory() };
   const memory: MemoryReport = {
     paramBytes,
     gradBytes: maxOf(results, 'gradPeakBytes'),
