@@ -297,6 +297,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   // Probe lines wait until the memory check has passed: a refused run prints one line only.
   const probeLines: string[] = [];
   const { backend } = await selectTrainerBackend(config.backend, { log: (line) => probeLines.push(line) });
+  // cuda's Identity shares its input's buffer like cpu's: its activations are predicted as cpu's.
+  const activationBackend = backend === 'cuda' ? 'cpu' : backend;
   // The weights alone, before building them: a model that cannot exist is refused without allocating it.
   checkStepFits(4 * countParamsFormula(run.modelConfig), backend, {
     what: `the ${config.preset} model's float32 weights (context ${run.modelConfig.blockSize})`,
@@ -349,7 +351,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       planner = new AdaptivePlanner({
         config: run.modelConfig,
         batch: config.batch,
-        backend: backend as 'cpu',
+        backend: activationBackend as 'cpu',
         fixed,
         spec: run.activations,
         budget,
@@ -372,7 +374,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         config: run.modelConfig,
         batch: config.batch,
         seq,
-        backend: backend as 'cpu',
+        backend: activationBackend as 'cpu',
         userMode: config.mode,
         defaultSegments:
           config.mode === 'segmented'

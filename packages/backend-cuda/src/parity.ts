@@ -450,8 +450,8 @@ export function parityCases(): ParityCase[] {
   }
   cases.push({
     kernel: 'BatchMatMul',
-    name: 'BatchMatMul broadcast batch [2,1,..]·[3,..]',
-    inputs: [f(2, 1, 9, 17), f(3, 17, 5)],
+    name: 'BatchMatMul broadcast batch [1,..]·[4,..]',
+    inputs: [f(1, 9, 17), f(4, 17, 5)],
     run: ([a, c]) => tf.matMul(a!, c!),
     scale: 10,
   });

@@ -14,6 +14,9 @@ export const MAX_RANK = 6;
 
 /** Device helpers every source starts with: overloads so that one expression serves float and int. */
 const PRELUDE = `#define MAXR ${MAX_RANK}
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
 __device__ __forceinline__ float kmax(float a, float b) { return (a != a || b != b) ? __int_as_float(0x7fc00000) : fmaxf(a, b); }
 __device__ __forceinline__ int kmax(int a, int b) { return a > b ? a : b; }
 __device__ __forceinline__ float kmin(float a, float b) { return (a != a || b != b) ? __int_as_float(0x7fc00000) : fminf(a, b); }
