@@ -33,7 +33,7 @@ await build({
     ),
   },
   // dawn.node is loaded by the webgpu package from a path next to its index.js; tfjs-node is an optional peer.
-  // koffi (MPI through FFI, only loaded under mpirun) loads its prebuilt koffi.node from its platform package.
+  // koffi (MPI and CUDA through FFI, loaded on demand) loads its prebuilt koffi.node from its platform package.
   external: ['webgpu', 'koffi', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
   // CommonJS dependencies bundled into ESM need require/__dirname; the wasm backend finds its .wasm via __dirname.
   banner: {
@@ -78,7 +78,8 @@ writeFileSync(
   `${JSON.stringify({ name: 'gpt-tokenizer', private: true, exports: { './encoding/r50k_base': './r50k_base.cjs' } }, null, 2)}\n`,
 );
 
-// koffi and its linux-x64 binary, for `mpirun -np N node kstar.mjs train --sharding zeroK` (Open MPI on the host).
+// koffi and its linux-x64 binary, for `mpirun -np N node kstar.mjs train --sharding zeroK` (Open MPI on the host) and
+// `--backend cuda` (@kstar/backend-cuda: libcuda, NVRTC and cuBLAS on the host). One koffi serves both.
 const koffi = dirname(collective.resolve('koffi')); // its index.cjs sits at the package root
 cpSync(koffi, join(out, 'node_modules/koffi'), { recursive: true, dereference: true });
 const koffiX64 = dirname(createRequire(join(koffi, 'index.cjs')).resolve('@koromix/koffi-linux-x64'));

@@ -1,9 +1,10 @@
 import { InputError, MemoryLedger, TrainingEngine } from '@kstar/core';
 import { createGPT, type GPTModel } from '@kstar/gpt';
-import { inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
+import { inPlaceGradAccumulator } from '@kstar/kernels';
 import { type LazyAdagradPlugin, lazyAdagrad } from '@kstar/optim-lazy-adagrad';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from './atomic-write.ts';
+import { selectTrainerBackend } from './backend-select.ts';
 import { parseTrainConfig } from './config.ts';
 import { parseFlags } from './flags.ts';
 import { machineInfo } from './machine.ts';
@@ -71,7 +72,7 @@ export async function benchLazyWindow(
     'bench',
   );
   const run = prepareRun(config);
-  const { backend } = await selectBackend(config.backend, { log });
+  const { backend } = await selectTrainerBackend(config.backend, { log });
   const valBatches = run.dataset.valBatches(config.batch, run.seq, 8);
   const segments = segmentPlan(run.modelConfig.nLayer, 1);
   const rows: LazyWindowRow[] = [];

@@ -15,6 +15,7 @@ kstar bench memory --json FILE [--preset small,gpt2-124m] [--optimizer adam8bit]
 kstar bench partition --json FILE [--shape 50257x768] [--chunk-bytes N] [--optimizers LIST] [--impl fallback|auto]
 kstar bench lazy-window --json FILE [--steps 100] [--windows 1,2,3] [--batch 8]
 kstar bench gpu --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--steps 20] [--configs LIST]
+kstar bench cuda-kernels --json FILE   every kernel of the cuda backend vs the cpu backend (PASS/FAIL)
 kstar bench kernels --json FILE [--backend webgpu] [--shapes gpt2|tiny] [--only attention]   fused kernels (and the fused attention) vs their fallbacks (PASS/FAIL)
 kstar bench matmul --json FILE [--shapes gpt2|odd] [--reps 7] [--choices tfjs,tfjs-packed,kstar,kstar-large,…] [--parity gpt2,odd|none]   WebGPU matmul TFLOP/s and parity
 kstar bench profile --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--mode full]   per-kernel GPU times of a step

@@ -6,6 +6,7 @@ import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } f
 import { BENCH_ACTIVATIONS_HELP, benchActivations } from './bench-activations.ts';
 import { BENCH_CHECKPOINT_HELP, benchCheckpoint } from './bench-checkpoint.ts';
 import { benchCompressError } from './bench-compress-error.ts';
+import { benchCudaKernels } from './bench-cuda.ts';
 import { benchGpu, gpuTable } from './bench-gpu.ts';
 import { benchKernels, benchProfile } from './bench-kernels.ts';
 import { benchLazyWindow } from './bench-lazy-window.ts';
@@ -274,6 +275,11 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(`${gpuTable(rows)}\nwrote ${file}\n`);
     return 0;
   }
+  if (kind === 'cuda-kernels') {
+    const { file, failed } = await benchCudaKernels(rest, (l) => io.stdout.write(`${l}\n`));
+    io.stdout.write(`wrote ${file}\n`);
+    return failed === 0 ? 0 : 1;
+  }
   if (kind === 'lazy-window') {
     const { file } = await benchLazyWindow(rest, (l) => io.stderr.write(`${l}\n`));
     io.stdout.write(`wrote ${file}\n`);
@@ -305,7 +311,7 @@ async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   }
   if (kind !== 'train' && kind !== 'optimizers' && kind !== 'memory') {
     throw new InputError(
-      `unknown benchmark '${kind}': use 'kstar bench train', 'optimizers', 'gpu', 'kernels', 'profile', 'matmul', 'activations', 'compress-error' or 'memory' (see 'kstar bench --help')`,
+      `unknown benchmark '${kind}': use 'kstar bench train', 'optimizers', 'gpu', 'cuda-kernels', 'kernels', 'profile', 'matmul', 'activations', 'compress-error' or 'memory' (see 'kstar bench --help')`,
       'E_FLAG',
     );
   }

@@ -9,7 +9,7 @@ import { parseSeqSchedule } from './seq-schedule.ts';
 import { SHARDING_NAMES } from './sharding.ts';
 
 export const PRESET_NAMES = ['tiny', 'small', 'gpt2-124m', 'gpt2-medium', 'gpt2-large', 'gpt2-xl'] as const;
-export const BACKEND_NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
+export const BACKEND_NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow', 'cuda'] as const;
 export const MASTER_WEIGHTS_NAMES = ['fp32', 'split24'] as const;
 
 /**

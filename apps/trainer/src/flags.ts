@@ -155,7 +155,7 @@ Brown corpus with AdamW.
   --lr X                     peak learning rate (default: the preset's)
   --warmup N                 linear warm-up steps before cosine decay (default 20)
   --seed N                   seed for weights and batches (default 1234)
-  --backend auto|cpu|wasm|webgpu|tensorflow
+  --backend auto|cpu|wasm|webgpu|tensorflow|cuda  (auto: cuda where it starts, then tensorflow, webgpu, wasm, cpu)
   --mode full|segmented      full-graph baseline, or segment-by-segment recompute with gradient release
   --blocks-per-segment K     segmented mode: transformer blocks per segment (default 1)
   --context N                the model's context (blockSize; default the preset's)

@@ -1,8 +1,8 @@
 import { composePlugins } from '@kstar/core';
 import { createGPT } from '@kstar/gpt';
-import { selectBackend } from '@kstar/kernels';
 import { split24 } from '@kstar/master-split24';
 import { PlanLog, type PlanRecord } from '@kstar/planner';
+import { selectTrainerBackend } from './backend-select.ts';
 import { optimizerEntry } from './optimizers.ts';
 import { plannerFor } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
@@ -14,7 +14,7 @@ import { fixedBytes, type PreparedRun } from './train.ts';
  */
 export async function planRun(run: PreparedRun, log: (line: string) => void): Promise<PlanRecord[]> {
   const { config } = run;
-  const { backend } = await selectBackend(config.backend, { log });
+  const { backend } = await selectTrainerBackend(config.backend, { log });
   const entry = optimizerEntry(config.optimizer);
   const optimizer = entry.create(run.lr, config.optimizerOptions);
   const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;

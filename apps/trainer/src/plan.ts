@@ -354,7 +354,8 @@ export function plannerFor(
   return new AdaptivePlanner({
     config: run.modelConfig,
     batch: run.config.batch,
-    backend: backend as ActivationBackend,
+    // cuda's Identity shares its input's buffer like cpu's: its activations are predicted as cpu's.
+    backend: (backend === 'cuda' ? 'cpu' : backend) as ActivationBackend,
     fixed: args.fixed,
     spec: run.activations,
     budget,

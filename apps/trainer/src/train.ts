@@ -24,7 +24,6 @@ import {
   backendMemory,
   guardWebGPUStep,
   inPlaceGradAccumulator,
-  selectBackend,
   sliceWriter,
   webgpuDevice,
 } from '@kstar/kernels';
@@ -39,6 +38,7 @@ import {
   parseBytes,
   planActivations,
 } from './activations.ts';
+import { cudaMemory, selectTrainerBackend } from './backend-select.ts';
 import { MODEL_FILE, optimizerFile, type TrainerState } from './checkpoint/format.ts';
 import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import { saveCheckpoint } from './checkpoint/save.ts';
@@ -332,7 +332,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   tf.env().set('PROD', true);
   // Probe lines wait until the memory check has passed: a refused run prints one line only.
   const probeLines: string[] = [];
-  const { backend } = await selectBackend(config.backend, { log: (line) => probeLines.push(line) });
+  const { backend } = await selectTrainerBackend(config.backend, { log: (line) => probeLines.push(line) });
+  // cuda's Identity shares its input's buffer like cpu's: its activations are predicted as cpu's.
+  const activationBackend = backend === 'cuda' ? 'cpu' : backend;
   // The weights alone, before building them: a model that cannot exist is refused without allocating it.
   checkStepFits(4 * countParamsFormula(run.modelConfig), backend, {
     what: `the ${config.preset} model's float32 weights (context ${run.modelConfig.blockSize})`,
@@ -400,7 +402,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         config: run.modelConfig,
         batch: config.batch,
         seq,
-        backend: backend as 'cpu',
+        backend: activationBackend as 'cpu',
         userMode: config.mode,
         defaultSegments:
           config.mode === 'segmented'
@@ -681,7 +683,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       ? { 'grads:tied-waiting': fixed.waitingGrads(planned.choice.segments) }
       : {}),
   };
-  const gpu = backendMemory();
+  const gpu = { ...backendMemory(), ...cudaMemory() };
   const memory: MemoryReport = {
     paramBytes,
     gradBytes: maxOf(results, 'gradPeakBytes'),

@@ -1,0 +1,44 @@
+import { CUDA_KERNEL_NAMES, runParity, startCudaBackend } from '@kstar/backend-cuda';
+import { InputError } from '@kstar/core';
+import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from './atomic-write.ts';
+import { gpuName } from './bench-gpu.ts';
+import { parseFlags } from './flags.ts';
+import { machineInfo } from './machine.ts';
+
+/**
+ * `kstar bench cuda-kernels --json FILE`: every kernel of the `cuda` backend against the cpu backend on random
+ * inputs with odd and broadcast shapes (float32 tolerance), one row per case, plus which registered kernels no
+ * case covers.
+ */
+export async function benchCudaKernels(
+  argv: string[],
+  log: (line: string) => void,
+): Promise<{ file: string; failed: number }> {
+  const values = parseFlags(argv, ['json'], "see 'kstar bench --help'");
+  if (typeof values.json !== 'string')
+    throw new InputError('kstar bench cuda-kernels needs --json FILE', 'E_FLAG');
+  const backend = await startCudaBackend();
+  const rows = await runParity(undefined, log);
+  const tested = new Set(rows.map((r) => r.kernel));
+  const untested = CUDA_KERNEL_NAMES.filter((k) => !tested.has(k));
+  const failed = rows.filter((r) => !r.pass).length;
+  const summary = {
+    kernels: CUDA_KERNEL_NAMES.length,
+    kernelsTested: CUDA_KERNEL_NAMES.length - untested.length,
+    untested,
+    cases: rows.length,
+    passed: rows.length - failed,
+    failed,
+    compiledKernels: backend.device.compiledKernels,
+  };
+  log(
+    `cuda kernels: ${summary.passed}/${summary.cases} cases pass, ${summary.kernelsTested}/${summary.kernels} kernels tested`,
+  );
+  await tf.setBackend('cuda');
+  writeFileAtomic(
+    values.json,
+    `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine: { gpu: gpuName(), device: backend.device.name, ...machineInfo() }, summary, rows }, null, 2)}\n`,
+  );
+  return { file: values.json, failed };
+}

@@ -1,0 +1,15 @@
+export { CudaBackend, type CudaData } from './backend.ts';
+export { CudaDevice, CudaError } from './device.ts';
+export { CUDA_KERNEL_NAMES, cudaKernelSources, registerCudaKernels } from './kernels.ts';
+export { batchMatMul, gemmPlan, matmulPrecision } from './matmul.ts';
+export {
+  INSTALL_HINTS,
+  LIBRARY_CANDIDATES,
+  loadCudaLibraries,
+  openFirst,
+  unavailableError,
+} from './native.ts';
+export { type ParityCase, type ParityResult, parityCases, runParity } from './parity.ts';
+export { CUDA_BACKEND_NAME, registerCudaBackend, startCudaBackend } from './register.ts';
+export { broadcastStrides, collapseDims, elementwiseLayout, reductionPermutation } from './shape.ts';
+export { elementwiseSource, fixedSources, MAX_RANK } from './sources.ts';

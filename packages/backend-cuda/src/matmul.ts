@@ -1,0 +1,165 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { CudaBackend } from './backend.ts';
+import { stridedCopy } from './launch.ts';
+import { broadcastStrides, sizeOf } from './shape.ts';
+
+const OP_N = 0;
+const OP_T = 1;
+const CUDA_R_32F = 0;
+const CUBLAS_COMPUTE_32F_FAST_TF32 = 77;
+const CUBLAS_GEMM_DEFAULT = -1;
+const ONE = new Float32Array([1]);
+const ZERO = new Float32Array([0]);
+
+/** `strict` (float32 FMA, the default) or `tf32` (tensor cores on float32 storage): KSTAR_CUDA_MATMUL. */
+export function matmulPrecision(): 'strict' | 'tf32' {
+  const v = process.env.KSTAR_CUDA_MATMUL ?? 'strict';
+  if (v !== 'strict' && v !== 'tf32')
+    throw new Error(`KSTAR_CUDA_MATMUL=${JSON.stringify(v)}: use 'strict' (float32) or 'tf32'`);
+  return v;
+}
+
+/**
+ * The GEMM cuBLAS runs for row-major C[M, N] = op(A)·op(B): cuBLAS is column-major, so it computes Cᵀ = op(B)ᵀ·op(A)ᵀ
+ * with B's and A's memory swapped (a row-major matrix is its transpose column-major). Pure arithmetic, tested
+ * without a GPU.
+ */
+export function gemmPlan(
+  aShape: readonly number[],
+  bShape: readonly number[],
+  transposeA: boolean,
+  transposeB: boolean,
+): {
+  m: number;
+  n: number;
+  k: number;
+  opFirst: number;
+  opSecond: number;
+  ldFirst: number;
+  ldSecond: number;
+  ldc: number;
+  M: number;
+  N: number;
+  K: number;
+  batchShape: number[];
+} {
+  const ra = aShape.length;
+  const rb = bShape.length;
+  const M = transposeA ? aShape[ra - 1]! : aShape[ra - 2]!;
+  const K = transposeA ? aShape[ra - 2]! : aShape[ra - 1]!;
+  const K2 = transposeB ? bShape[rb - 1]! : bShape[rb - 2]!;
+  const N = transposeB ? bShape[rb - 2]! : bShape[rb - 1]!;
+  if (K !== K2)
+    throw new Error(
+      `BatchMatMul: inner dimensions differ ([${aShape}]${transposeA ? 'ᵀ' : ''} · [${bShape}]${transposeB ? 'ᵀ' : ''}: ${K} vs ${K2})`,
+    );
+  const batchShape = tf.backend_util.assertAndGetBroadcastShape(aShape.slice(0, -2), bShape.slice(0, -2));
+  return {
+    m: N,
+    n: M,
+    k: K,
+    // first operand = B's memory, second = A's memory
+    opFirst: transposeB ? OP_T : OP_N,
+    opSecond: transposeA ? OP_T : OP_N,
+    ldFirst: transposeB ? K : N,
+    ldSecond: transposeA ? M : K,
+    ldc: N,
+    M,
+    N,
+    K,
+    batchShape,
+  };
+}
+
+/** Expands x's batch dimensions to `batchShape` (only where a batch broadcasts partially, e.g. [2,1] with [1,3]). */
+function expandBatch(b: CudaBackend, x: tf.TensorInfo, batchShape: number[]): tf.TensorInfo {
+  const shape = [...batchShape, ...x.shape.slice(-2)];
+  return stridedCopy(b, x, shape, broadcastStrides(x.shape, shape));
+}
+
+/** tfjs BatchMatMul through cublasSgemmStridedBatched (or cublasGemmStridedBatchedEx with TF32). */
+export function batchMatMul(
+  b: CudaBackend,
+  a: tf.TensorInfo,
+  bt: tf.TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+): tf.TensorInfo {
+  if (a.dtype !== 'float32' || bt.dtype !== 'float32')
+    throw new Error(`backend 'cuda': BatchMatMul of ${a.dtype} and ${bt.dtype} (float32 only)`);
+  const plan = gemmPlan(a.shape, bt.shape, transposeA, transposeB);
+  const batch = sizeOf(plan.batchShape);
+  const out = b.makeOutput([...plan.batchShape, plan.M, plan.N], 'float32');
+  if (batch * plan.M * plan.N === 0) return out;
+  let A = a;
+  let B = bt;
+  const batchA = sizeOf(a.shape.slice(0, -2));
+  const batchB = sizeOf(bt.shape.slice(0, -2));
+  if (batchA !== 1 && batchA !== batch) A = expandBatch(b, a, plan.batchShape);
+  if (batchB !== 1 && batchB !== batch) B = expandBatch(b, bt, plan.batchShape);
+  const strideA = sizeOf(A.shape.slice(0, -2)) === 1 ? 0 : plan.M * plan.K;
+  const strideB = sizeOf(B.shape.slice(0, -2)) === 1 ? 0 : plan.K * plan.N;
+  const strideC = plan.M * plan.N;
+  const d = b.device;
+  d.current = `BatchMatMul [${a.shape}]${transposeA ? 'ᵀ' : ''}·[${bt.shape}]${transposeB ? 'ᵀ' : ''}`;
+  const blas = d.libs.cublas;
+  if (plan.K === 0) {
+    d.fill32(b.pointer(out.dataId), 0, batch * plan.M * plan.N);
+  } else if (matmulPrecision() === 'tf32') {
+    d.checkBlas(
+      blas.cublasGemmStridedBatchedEx(
+        d.cublas,
+        plan.opFirst,
+        plan.opSecond,
+        plan.m,
+        plan.n,
+        plan.k,
+        ONE,
+        b.pointer(B.dataId),
+        CUDA_R_32F,
+        plan.ldFirst,
+        strideB,
+        b.pointer(A.dataId),
+        CUDA_R_32F,
+        plan.ldSecond,
+        strideA,
+        ZERO,
+        b.pointer(out.dataId),
+        CUDA_R_32F,
+        plan.ldc,
+        strideC,
+        batch,
+        CUBLAS_COMPUTE_32F_FAST_TF32,
+        CUBLAS_GEMM_DEFAULT,
+      ),
+      'cublasGemmStridedBatchedEx',
+    );
+  } else {
+    d.checkBlas(
+      blas.cublasSgemmStridedBatched(
+        d.cublas,
+        plan.opFirst,
+        plan.opSecond,
+        plan.m,
+        plan.n,
+        plan.k,
+        ONE,
+        b.pointer(B.dataId),
+        plan.ldFirst,
+        strideB,
+        b.pointer(A.dataId),
+        plan.ldSecond,
+        strideA,
+        ZERO,
+        b.pointer(out.dataId),
+        plan.ldc,
+        strideC,
+        batch,
+      ),
+      'cublasSgemmStridedBatched',
+    );
+  }
+  if (A !== a) b.disposeData(A.dataId);
+  if (B !== bt) b.disposeData(B.dataId);
+  return out;
+}

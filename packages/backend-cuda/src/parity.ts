@@ -1,0 +1,611 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * Kernel parity: every kernel of the `cuda` backend against tfjs's `cpu` backend on the same random inputs, with odd
+ * sizes and broadcast shapes. Each case builds its inputs from seeded values, runs an op (or a gradient) on both
+ * backends and compares element by element: |cuda − cpu| ≤ atol + rtol·|cpu| (float32: rtol 1e-4, atol 1e-5 ×
+ * the case's scale; integers and booleans exactly).
+ */
+
+type Input = { shape: number[]; dtype?: 'float32' | 'int32' | 'bool'; lo?: number; hi?: number };
+
+export interface ParityCase {
+  /** The tfjs kernel this case exercises (by name, as registered). */
+  kernel: string;
+  name: string;
+  inputs: Input[];
+  run: (xs: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
+  /** Multiplies the absolute tolerance (sums over many terms). */
+  scale?: number;
+}
+
+export interface ParityResult {
+  kernel: string;
+  name: string;
+  pass: boolean;
+  maxAbsError: number;
+  maxRelError: number;
+  elements: number;
+  error?: string;
+}
+
+const f = (...shape: number[]): Input => ({ shape });
+const i = (lo: number, hi: number, ...shape: number[]): Input => ({ shape, dtype: 'int32', lo, hi });
+const pos = (...shape: number[]): Input => ({ shape, lo: 0.1, hi: 2 });
+const b = (...shape: number[]): Input => ({ shape, dtype: 'bool' });
+
+const unaryOps: [string, (x: tf.Tensor) => tf.Tensor, Input?][] = [
+  ['Neg', tf.neg],
+  ['Abs', tf.abs],
+  ['Square', tf.square],
+  ['Sign', tf.sign],
+  ['Exp', tf.exp],
+  ['Expm1', tf.expm1],
+  ['Log', tf.log, pos(7, 13)],
+  ['Log1p', tf.log1p, pos(7, 13)],
+  ['Sqrt', tf.sqrt, pos(7, 13)],
+  ['Rsqrt', tf.rsqrt, pos(7, 13)],
+  ['Reciprocal', tf.reciprocal, pos(7, 13)],
+  ['Tanh', tf.tanh],
+  ['Sigmoid', tf.sigmoid],
+  ['Softplus', tf.softplus],
+  ['Erf', tf.erf],
+  ['Sin', tf.sin],
+  ['Cos', tf.cos],
+  ['Floor', tf.floor],
+  ['Ceil', tf.ceil],
+  ['Round', tf.round],
+  ['Relu', tf.relu],
+  ['Relu6', (x) => tf.relu6(tf.mul(x, 8))],
+  ['Elu', tf.elu],
+  ['Selu', tf.selu],
+  ['LeakyRelu', (x) => tf.leakyRelu(x, 0.13)],
+  ['Step', (x) => tf.step(x, 0.3)],
+  ['ClipByValue', (x) => tf.clipByValue(x, -0.4, 0.55)],
+  ['IsNan', (x) => tf.isNaN(tf.div(x, tf.round(x)))],
+  ['IsInf', (x) => tf.isInf(tf.div(x, tf.round(x)))],
+  ['IsFinite', (x) => tf.isFinite(tf.div(x, tf.round(x)))],
+];
+
+const binaryOps: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, Input?, Input?][] = [
+  ['Add', tf.add],
+  ['Sub', tf.sub],
+  ['Multiply', tf.mul],
+  ['RealDiv', tf.div, undefined, pos(1)],
+  ['FloorDiv', tf.floorDiv, undefined, pos(1)],
+  ['Mod', tf.mod, undefined, pos(1)],
+  ['Maximum', tf.maximum],
+  ['Minimum', tf.minimum],
+  ['Pow', tf.pow, pos(1), undefined],
+  ['SquaredDifference', tf.squaredDifference],
+  ['Atan2', tf.atan2],
+  ['Prelu', tf.prelu],
+  ['Equal', (a, c) => tf.equal(tf.round(a), tf.round(c))],
+  ['NotEqual', (a, c) => tf.notEqual(tf.round(a), tf.round(c))],
+  ['Less', tf.less],
+  ['LessEqual', tf.lessEqual],
+  ['Greater', tf.greater],
+  ['GreaterEqual', tf.greaterEqual],
+];
+
+/** Broadcast pairs: same shape, row, column, scalar, rank-3 with a missing leading dimension. */
+const BROADCASTS: [number[], number[]][] = [
+  [
+    [37, 53],
+    [37, 53],
+  ],
+  [[5, 37, 53], [53]],
+  [
+    [37, 1],
+    [1, 53],
+  ],
+  [
+    [3, 7, 11],
+    [7, 1],
+  ],
+  [[], [13, 9]],
+];
+
+export function parityCases(): ParityCase[] {
+  const cases: ParityCase[] = [];
+  for (const [kernel, op, input] of unaryOps) {
+    const shape = input?.shape.length ? input.shape : [7, 13];
+    cases.push({
+      kernel,
+      name: `${kernel} [${shape}]`,
+      inputs: [{ ...(input ?? f()), shape, lo: input?.lo ?? -3, hi: input?.hi ?? 3 }],
+      run: ([x]) => op(x!),
+    });
+  }
+  for (const [kernel, op, ia, ib] of binaryOps) {
+    for (const [sa, sb] of kernel === 'Prelu' ? [BROADCASTS[1]!] : BROADCASTS) {
+      const a: Input = { ...(ia ?? f()), shape: sa };
+      const c: Input = { ...(ib ?? f()), shape: sb };
+      cases.push({ kernel, name: `${kernel} [${sa}]·[${sb}]`, inputs: [a, c], run: ([x, y]) => op(x!, y!) });
+    }
+  }
+  for (const [kernel, op] of [
+    ['Add', tf.add],
+    ['Multiply', tf.mul],
+    ['Maximum', tf.maximum],
+    ['FloorDiv', tf.floorDiv],
+    ['Mod', tf.mod],
+  ] as const)
+    cases.push({
+      kernel,
+      name: `${kernel} int32`,
+      inputs: [i(-20, 20, 9, 11), i(1, 7, 11)],
+      run: ([x, y]) => op(x!, y!),
+    });
+  for (const [kernel, op] of [
+    ['LogicalAnd', tf.logicalAnd],
+    ['LogicalOr', tf.logicalOr],
+  ] as const)
+    cases.push({
+      kernel,
+      name: `${kernel} [9,11]·[11]`,
+      inputs: [b(9, 11), b(11)],
+      run: ([x, y]) => op(x!, y!),
+    });
+  cases.push({
+    kernel: 'LogicalNot',
+    name: 'LogicalNot',
+    inputs: [b(9, 11)],
+    run: ([x]) => tf.logicalNot(x!),
+  });
+  cases.push({
+    kernel: 'Select',
+    name: 'Select broadcast',
+    inputs: [b(9, 11), f(9, 11), f(9, 11)],
+    run: ([c, x, y]) => tf.where(c!, x!, y!),
+  });
+  cases.push({
+    kernel: 'Select',
+    name: 'Select [9,1] condition',
+    inputs: [b(9, 1), f(9, 11), f(9, 11)],
+    run: ([c, x, y]) => tf.where(c!, x!, y!),
+  });
+  cases.push({
+    kernel: 'AddN',
+    name: 'AddN of 4',
+    inputs: [f(7, 9), f(7, 9), f(7, 9), f(7, 9)],
+    run: (xs) => tf.addN(xs),
+  });
+  cases.push({
+    kernel: 'Cast',
+    name: 'Cast float→int32',
+    inputs: [{ shape: [7, 9], lo: -9, hi: 9 }],
+    run: ([x]) => tf.cast(x!, 'int32'),
+  });
+  cases.push({
+    kernel: 'Cast',
+    name: 'Cast int32→float',
+    inputs: [i(-50, 50, 7, 9)],
+    run: ([x]) => tf.cast(x!, 'float32'),
+  });
+  cases.push({
+    kernel: 'Cast',
+    name: 'Cast float→bool',
+    inputs: [i(-1, 2, 7, 9)],
+    run: ([x]) => tf.cast(tf.cast(x!, 'float32'), 'bool'),
+  });
+  cases.push({
+    kernel: 'Cast',
+    name: 'Cast bool→float',
+    inputs: [b(7, 9)],
+    run: ([x]) => tf.cast(x!, 'float32'),
+  });
+  // Reductions over every kind of axis set.
+  for (const [kernel, op] of [
+    ['Sum', tf.sum],
+    ['Mean', tf.mean],
+    ['Max', tf.max],
+    ['Min', tf.min],
+    [
+      'Prod',
+      (x: tf.Tensor, ax?: number | number[], k?: boolean) => tf.prod(tf.add(tf.mul(x, 0.1), 1), ax, k),
+    ],
+  ] as const) {
+    for (const axis of [-1, 0, 1, [0, 2], undefined] as (number | number[] | undefined)[]) {
+      cases.push({
+        kernel,
+        name: `${kernel} [6,37,301] axis ${JSON.stringify(axis ?? 'all')}`,
+        inputs: [f(6, 37, 301)],
+        run: ([x]) => op(x!, axis, axis === 1),
+        scale: 100,
+      });
+    }
+  }
+  cases.push({ kernel: 'Sum', name: 'Sum int32', inputs: [i(-9, 9, 33, 17)], run: ([x]) => tf.sum(x!, 0) });
+  cases.push({ kernel: 'All', name: 'All', inputs: [b(9, 3)], run: ([x]) => tf.all(x!, 1) });
+  cases.push({ kernel: 'Any', name: 'Any', inputs: [b(9, 3)], run: ([x]) => tf.any(x!, 0) });
+  cases.push({
+    kernel: 'ArgMax',
+    name: 'ArgMax axis 1',
+    inputs: [f(13, 517)],
+    run: ([x]) => tf.argMax(x!, 1),
+  });
+  cases.push({
+    kernel: 'ArgMax',
+    name: 'ArgMax axis 0',
+    inputs: [f(13, 517)],
+    run: ([x]) => tf.argMax(x!, 0),
+  });
+  cases.push({ kernel: 'ArgMin', name: 'ArgMin', inputs: [f(13, 517)], run: ([x]) => tf.argMin(x!, 1) });
+  cases.push({
+    kernel: 'Softmax',
+    name: 'Softmax [3,5,1031]',
+    inputs: [{ shape: [3, 5, 1031], lo: -20, hi: 20 }],
+    run: ([x]) => tf.softmax(x!),
+  });
+  cases.push({
+    kernel: 'Softmax',
+    name: 'Softmax grad',
+    inputs: [f(6, 77), f(6, 77)],
+    run: ([x, dy]) => tf.grad((t: tf.Tensor) => tf.softmax(t))(x!, dy!),
+  });
+  // Data movement.
+  cases.push({
+    kernel: 'Transpose',
+    name: 'Transpose [5,7,9,11] perm 0213',
+    inputs: [f(5, 7, 9, 11)],
+    run: ([x]) => tf.transpose(x!, [0, 2, 1, 3]),
+  });
+  cases.push({
+    kernel: 'Transpose',
+    name: 'Transpose [37,53]',
+    inputs: [f(37, 53)],
+    run: ([x]) => tf.transpose(x!),
+  });
+  cases.push({
+    kernel: 'Transpose',
+    name: 'Transpose [2,3,4,5,6] perm 41302',
+    inputs: [f(2, 3, 4, 5, 6)],
+    run: ([x]) => tf.transpose(x!, [4, 1, 3, 0, 2]),
+  });
+  cases.push({
+    kernel: 'Reshape',
+    name: 'Reshape',
+    inputs: [f(6, 35)],
+    run: ([x]) => tf.reshape(x!, [5, -1, 7]),
+  });
+  cases.push({
+    kernel: 'ExpandDims',
+    name: 'ExpandDims',
+    inputs: [f(6, 35)],
+    run: ([x]) => tf.expandDims(x!, 1),
+  });
+  cases.push({
+    kernel: 'Squeeze',
+    name: 'Squeeze',
+    inputs: [f(6, 1, 35)],
+    run: ([x]) => tf.squeeze(x!, [1]),
+  });
+  cases.push({
+    kernel: 'Identity',
+    name: 'Identity (clone)',
+    inputs: [f(6, 35)],
+    run: ([x]) => tf.clone(x!),
+  });
+  cases.push({
+    kernel: 'Slice',
+    name: 'Slice inner',
+    inputs: [f(9, 17, 23)],
+    run: ([x]) => tf.slice(x!, [1, 3, 5], [7, 11, 13]),
+  });
+  cases.push({
+    kernel: 'Slice',
+    name: 'Slice rows (contiguous)',
+    inputs: [f(9, 17, 23)],
+    run: ([x]) => tf.slice(x!, [2, 0, 0], [5, 17, 23]),
+  });
+  cases.push({
+    kernel: 'StridedSlice',
+    name: 'StridedSlice step 2, negative',
+    inputs: [f(9, 17, 23)],
+    run: ([x]) => tf.stridedSlice(x!, [1, 16, 0], [8, 0, 23], [2, -3, 5]),
+  });
+  cases.push({
+    kernel: 'StridedSlice',
+    name: 'StridedSlice shrink',
+    inputs: [f(9, 17)],
+    run: ([x]) => tf.stridedSlice(x!, [3, 0], [4, 17], [1, 1], 0, 0, 0, 0, 1),
+  });
+  cases.push({
+    kernel: 'Reverse',
+    name: 'Reverse axes 0,2',
+    inputs: [f(5, 7, 9)],
+    run: ([x]) => tf.reverse(x!, [0, 2]),
+  });
+  cases.push({
+    kernel: 'Tile',
+    name: 'Tile [3,5]×[2,3]',
+    inputs: [f(3, 5)],
+    run: ([x]) => tf.tile(x!, [2, 3]),
+  });
+  cases.push({
+    kernel: 'BroadcastTo',
+    name: 'BroadcastTo',
+    inputs: [f(7, 1)],
+    run: ([x]) => tf.broadcastTo(x!, [3, 7, 11]),
+  });
+  cases.push({
+    kernel: 'PadV2',
+    name: 'PadV2',
+    inputs: [f(5, 7, 9)],
+    run: ([x]) =>
+      tf.pad(
+        x!,
+        [
+          [1, 2],
+          [0, 3],
+          [4, 0],
+        ],
+        0.5,
+      ),
+  });
+  cases.push({
+    kernel: 'Concat',
+    name: 'Concat axis 1',
+    inputs: [f(5, 7), f(5, 3), f(5, 11)],
+    run: (xs) => tf.concat(xs, 1),
+  });
+  cases.push({
+    kernel: 'Concat',
+    name: 'Concat axis 0',
+    inputs: [f(5, 7), f(2, 7)],
+    run: (xs) => tf.concat(xs, 0),
+  });
+  cases.push({
+    kernel: 'Concat',
+    name: 'Concat int32 axis -1',
+    inputs: [i(0, 9, 3, 4, 5), i(0, 9, 3, 4, 2)],
+    run: (xs) => tf.concat(xs, -1),
+  });
+  cases.push({
+    kernel: 'Pack',
+    name: 'Pack axis 1',
+    inputs: [f(5, 7), f(5, 7), f(5, 7)],
+    run: (xs) => tf.stack(xs, 1),
+  });
+  cases.push({
+    kernel: 'Unpack',
+    name: 'Unpack axis 1',
+    inputs: [f(5, 3, 7)],
+    run: ([x]) => tf.unstack(x!, 1),
+  });
+  cases.push({
+    kernel: 'SplitV',
+    name: 'SplitV [2,5,4] axis -1',
+    inputs: [f(3, 11, 11)],
+    run: ([x]) => tf.split(x!, [2, 5, 4], -1),
+  });
+  cases.push({
+    kernel: 'SplitV',
+    name: 'SplitV 3 axis 0',
+    inputs: [f(9, 5)],
+    run: ([x]) => tf.split(x!, 3, 0),
+  });
+  cases.push({
+    kernel: 'GatherV2',
+    name: 'GatherV2 rows (embedding)',
+    inputs: [f(101, 33), i(0, 101, 4, 9)],
+    run: ([x, idx]) => tf.gather(x!, idx!),
+  });
+  cases.push({
+    kernel: 'GatherV2',
+    name: 'GatherV2 axis 1',
+    inputs: [f(5, 31, 7), i(0, 31, 13)],
+    run: ([x, idx]) => tf.gather(x!, idx!, 1),
+  });
+  cases.push({
+    kernel: 'UnsortedSegmentSum',
+    name: 'UnsortedSegmentSum',
+    inputs: [f(257, 33), i(0, 41, 257)],
+    run: ([x, ids]) => tf.unsortedSegmentSum(x!, ids as tf.Tensor1D, 41),
+    scale: 10,
+  });
+  cases.push({
+    kernel: 'UnsortedSegmentSum',
+    name: 'Gather grad (embedding backward)',
+    inputs: [f(101, 33), i(0, 101, 4, 9), f(4, 9, 33)],
+    run: ([x, idx, dy]) => tf.grad((t: tf.Tensor) => tf.gather(t, idx!))(x!, dy!),
+    scale: 10,
+  });
+  cases.push({
+    kernel: 'OneHot',
+    name: 'OneHot depth 97',
+    inputs: [i(-1, 98, 5, 7)],
+    run: ([x]) => tf.oneHot(x!, 97, 0.9, 0.001),
+  });
+  cases.push({
+    kernel: 'TensorScatterUpdate',
+    name: 'TensorScatterUpdate rows',
+    inputs: [f(11, 7), f(3, 7)],
+    run: ([t, u]) => tf.tensorScatterUpdate(t!, tf.tensor2d([[1], [4], [9]], [3, 1], 'int32'), u!),
+  });
+  cases.push({ kernel: 'Fill', name: 'Fill', inputs: [], run: () => tf.fill([7, 9], 2.5) });
+  cases.push({ kernel: 'ZerosLike', name: 'ZerosLike', inputs: [f(7, 9)], run: ([x]) => tf.zerosLike(x!) });
+  cases.push({
+    kernel: 'OnesLike',
+    name: 'OnesLike',
+    inputs: [i(0, 3, 7, 9)],
+    run: ([x]) => tf.onesLike(x!),
+  });
+  cases.push({ kernel: 'Range', name: 'Range', inputs: [], run: () => tf.range(3, 40, 1.5) });
+  // Matrix products through cuBLAS, every transpose, batched and broadcast batches.
+  for (const [ta, tb] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ] as const) {
+    cases.push({
+      kernel: 'BatchMatMul',
+      name: `BatchMatMul [3,37,129]·[3,129,51] ta=${ta} tb=${tb}`,
+      inputs: [f(3, ...(ta ? [129, 37] : [37, 129])), f(3, ...(tb ? [51, 129] : [129, 51]))],
+      run: ([a, c]) => tf.matMul(a!, c!, ta, tb),
+      scale: 30,
+    });
+  }
+  cases.push({
+    kernel: 'BatchMatMul',
+    name: 'BatchMatMul broadcast batch [1,..]·[4,..]',
+    inputs: [f(1, 9, 17), f(4, 17, 5)],
+    run: ([a, c]) => tf.matMul(a!, c!),
+    scale: 10,
+  });
+  cases.push({
+    kernel: 'BatchMatMul',
+    name: 'BatchMatMul 2-D · weight',
+    inputs: [f(77, 768), f(768, 129)],
+    run: ([a, c]) => tf.matMul(a!, c!),
+    scale: 100,
+  });
+  cases.push({
+    kernel: 'BatchMatMul',
+    name: 'BatchMatMul grad',
+    inputs: [f(2, 9, 17), f(2, 17, 5), f(2, 9, 5)],
+    run: ([a, c, dy]) => tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y))([a!, c!], dy!),
+    scale: 10,
+  });
+  for (const activation of ['linear', 'relu', 'elu', 'relu6', 'leakyrelu', 'sigmoid'] as const) {
+    cases.push({
+      kernel: '_FusedMatMul',
+      name: `_FusedMatMul bias ${activation}`,
+      inputs: [f(13, 65), f(65, 31), f(31)],
+      run: ([a, c, bias]) => tf.fused.matMul({ a: a!, b: c!, bias: bias!, activation, leakyreluAlpha: 0.2 }),
+      scale: 10,
+    });
+  }
+  cases.push({
+    kernel: '_FusedMatMul',
+    name: '_FusedMatMul transposeB prelu',
+    inputs: [f(13, 65), f(31, 65), f(31), f(31)],
+    run: ([a, c, bias, al]) =>
+      tf.fused.matMul({
+        a: a!,
+        b: c!,
+        transposeB: true,
+        bias: bias!,
+        activation: 'prelu',
+        preluActivationWeights: al!,
+      }),
+    scale: 10,
+  });
+  cases.push({
+    kernel: '_FusedMatMul',
+    name: '_FusedMatMul grad',
+    inputs: [f(13, 65), f(65, 31), f(31), f(13, 31)],
+    run: ([a, c, bias, dy]) =>
+      tf.grads((x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) =>
+        tf.fused.matMul({ a: x, b: y, bias: z, activation: 'relu' }),
+      )([a!, c!, bias!], dy!),
+    scale: 10,
+  });
+  // The GPT's own composite: layer norm and cross-entropy gradients through tfjs ops.
+  cases.push({
+    kernel: 'Mean',
+    name: 'layer norm forward+backward (ops)',
+    inputs: [f(4, 9, 96), f(4, 9, 96)],
+    run: ([x, dy]) =>
+      tf.grad((t: tf.Tensor) => {
+        const mean = tf.mean(t, -1, true);
+        const c = tf.sub(t, mean);
+        return tf.mul(c, tf.rsqrt(tf.add(tf.mean(tf.square(c), -1, true), 1e-5)));
+      })(x!, dy!),
+    scale: 10,
+  });
+  return cases;
+}
+
+/** Deterministic uniform values (a 32-bit LCG), so both backends see the same inputs. */
+function values(input: Input, seed: number): Float32Array | Int32Array | Uint8Array {
+  const n = input.shape.reduce((a, c) => a * c, 1);
+  let s = (seed * 2654435761) >>> 0;
+  const next = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+  const lo = input.lo ?? -1;
+  const hi = input.hi ?? 1;
+  if (input.dtype === 'bool') return Uint8Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0));
+  if (input.dtype === 'int32')
+    return Int32Array.from({ length: n }, () => Math.floor(lo + next() * (hi - lo)));
+  return Float32Array.from({ length: n }, () => lo + next() * (hi - lo));
+}
+
+async function runOn(
+  backend: string,
+  c: ParityCase,
+  data: (Float32Array | Int32Array | Uint8Array)[],
+): Promise<tf.TypedArray[]> {
+  await tf.setBackend(backend);
+  const xs = c.inputs.map((inp, k) => tf.tensor(data[k]!, inp.shape, inp.dtype ?? 'float32'));
+  try {
+    const out = tf.tidy(() => c.run(xs));
+    const outs = Array.isArray(out) ? out : [out];
+    const vals = await Promise.all(outs.map((t) => t.data()));
+    tf.dispose(outs);
+    return vals as tf.TypedArray[];
+  } finally {
+    tf.dispose(xs);
+  }
+}
+
+/** Runs every case on `cpu` and `cuda` (both must be registered) and compares. */
+export async function runParity(
+  cases: ParityCase[] = parityCases(),
+  log: (line: string) => void = () => {},
+): Promise<ParityResult[]> {
+  const results: ParityResult[] = [];
+  for (const [k, c] of cases.entries()) {
+    const data = c.inputs.map((inp, j) => values(inp, 1000 * k + j + 1));
+    const r: ParityResult = {
+      kernel: c.kernel,
+      name: c.name,
+      pass: false,
+      maxAbsError: 0,
+      maxRelError: 0,
+      elements: 0,
+    };
+    try {
+      const want = await runOn('cpu', c, data);
+      const got = await runOn('cuda', c, data);
+      if (want.length !== got.length) throw new Error(`${got.length} outputs on cuda, ${want.length} on cpu`);
+      let ok = true;
+      const atol = 1e-5 * (c.scale ?? 1);
+      for (const [o, w] of want.entries()) {
+        const g = got[o]!;
+        if (g.length !== w.length)
+          throw new Error(`output ${o}: ${g.length} elements on cuda, ${w.length} on cpu`);
+        r.elements += w.length;
+        for (let e = 0; e < w.length; e++) {
+          const wv = Number(w[e]);
+          const gv = Number(g[e]);
+          if (Number.isNaN(wv) || Number.isNaN(gv)) {
+            if (Number.isNaN(wv) !== Number.isNaN(gv)) ok = false;
+            continue;
+          }
+          if (!Number.isFinite(wv) || !Number.isFinite(gv)) {
+            if (wv !== gv) ok = false;
+            continue;
+          }
+          const abs = Math.abs(gv - wv);
+          r.maxAbsError = Math.max(r.maxAbsError, abs);
+          if (Math.abs(wv) > 1e-3) r.maxRelError = Math.max(r.maxRelError, abs / Math.abs(wv));
+          const exact = !(w instanceof Float32Array);
+          if (exact ? abs !== 0 : abs > atol + 1e-4 * Math.abs(wv)) ok = false;
+        }
+      }
+      r.pass = ok;
+    } catch (e) {
+      r.error = (e as Error).message.split('\n')[0];
+    }
+    results.push(r);
+    log(
+      `${r.pass ? 'PASS' : 'FAIL'} ${c.name}${r.error ? `: ${r.error}` : ` (max abs error ${r.maxAbsError.toExponential(2)})`}`,
+    );
+  }
+  return results;
+}

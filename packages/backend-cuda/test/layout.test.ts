@@ -1,0 +1,154 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { gemmPlan } from '../src/matmul.ts';
+import {
+  contiguousStrides,
+  elementwiseLayout,
+  reductionPermutation,
+  sizeOf,
+  transposeStrides,
+} from '../src/shape.ts';
+
+// The index arithmetic the CUDA kernels run, replayed in JavaScript and checked against tfjs's cpu backend.
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** What ew_* does for element i: mode 0 reads i, 1 reads 0, 2 walks the collapsed strides. */
+function elementwiseOffsets(outShape: number[], inShapes: number[][]): number[][] {
+  const l = elementwiseLayout(outShape, inShapes);
+  const n = sizeOf(outShape);
+  return inShapes.map((_, k) =>
+    [...Array(n).keys()].map((i) => {
+      if (l.modes[k] === 0) return i;
+      if (l.modes[k] === 1) return 0;
+      let r = i;
+      let o = 0;
+      for (let d = l.shape.length - 1; d >= 0; d--) {
+        const c = r % l.shape[d]!;
+        r = Math.floor(r / l.shape[d]!);
+        o += c * l.strides[k]![d]!;
+      }
+      return o;
+    }),
+  );
+}
+
+const rand = (shape: number[]) => tf.randomUniform(shape, -1, 1, 'float32', 7);
+
+describe('element-wise broadcasting layout', () => {
+  const cases: [number[], number[]][] = [
+    [
+      [3, 5],
+      [3, 5],
+    ],
+    [[3, 5], [5]],
+    [
+      [3, 5],
+      [3, 1],
+    ],
+    [[1], [4, 7]],
+    [
+      [2, 1, 7],
+      [5, 1],
+    ],
+    [
+      [2, 3, 2, 2, 3, 2, 3],
+      [1, 2, 1, 3, 1, 3],
+    ],
+    [[1, 9], [9]],
+  ];
+  it.each(cases)('[%j] + [%j] reads what tf.add reads', (sa, sb) => {
+    const a = rand(sa);
+    const b = rand(sb);
+    const expected = tf.add(a, b);
+    const outShape = expected.shape;
+    const [oa, ob] = elementwiseOffsets(outShape, [sa, sb]);
+    const av = a.dataSync();
+    const bv = b.dataSync();
+    const got = oa!.map((o, i) => Math.fround(av[o]! + bv[ob![i]!]!));
+    expect(got).toEqual(Array.from(expected.dataSync()));
+    tf.dispose([a, b, expected]);
+  });
+
+  it('merges dimensions so a rank-7 broadcast fits the kernels', () => {
+    const l = elementwiseLayout(
+      [2, 3, 4, 5, 6, 7, 8],
+      [
+        [2, 3, 4, 5, 6, 7, 8],
+        [1, 1, 1, 1, 1, 7, 8],
+      ],
+    );
+    expect(l.shape).toEqual([720, 56]);
+    expect(l.modes).toEqual([0, 2]);
+  });
+});
+
+describe('transpose and reduction layouts', () => {
+  it('transposeStrides reads what tf.transpose writes', () => {
+    const x = rand([2, 3, 4]);
+    const perm = [2, 0, 1];
+    const { shape, strides } = transposeStrides(x.shape, perm);
+    const xv = x.dataSync();
+    const got = [...Array(sizeOf(shape)).keys()].map((i) => {
+      let r = i;
+      let o = 0;
+      for (let d = shape.length - 1; d >= 0; d--) {
+        o += (r % shape[d]!) * strides[d]!;
+        r = Math.floor(r / shape[d]!);
+      }
+      return xv[o];
+    });
+    const t = tf.transpose(x, perm);
+    expect(got).toEqual(Array.from(t.dataSync()));
+    tf.dispose([x, t]);
+  });
+
+  it('reductionPermutation moves reduced axes innermost', () => {
+    expect(reductionPermutation(3, [2])).toBeNull();
+    expect(reductionPermutation(3, [1, 2])).toBeNull();
+    expect(reductionPermutation(3, [0])).toEqual([1, 2, 0]);
+    expect(reductionPermutation(4, [2, 0])).toEqual([1, 3, 0, 2]);
+    expect(contiguousStrides([2, 3, 4])).toEqual([12, 4, 1]);
+  });
+});
+
+describe('cuBLAS GEMM plan (column-major, operands swapped)', () => {
+  /** cuBLAS's column-major strided-batched GEMM, replayed: C = op(X)·op(Y), X = first operand. */
+  function colMajorGemm(
+    plan: ReturnType<typeof gemmPlan>,
+    first: Float32Array,
+    second: Float32Array,
+  ): number[] {
+    const { m, n, k, opFirst, opSecond, ldFirst, ldSecond, ldc } = plan;
+    const c = new Array<number>(m * n).fill(0);
+    const at = (buf: Float32Array, op: number, ld: number, r: number, col: number) =>
+      op === 0 ? buf[r + col * ld]! : buf[col + r * ld]!;
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++)
+          s += at(first, opFirst, ldFirst, i, p) * at(second, opSecond, ldSecond, p, j);
+        c[i + j * ldc] = s;
+      }
+    return c;
+  }
+  it.each([
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ])('transposeA=%s transposeB=%s matches tf.matMul', (ta, tb) => {
+    const a = rand(ta ? [5, 3] : [3, 5]);
+    const b = rand(tb ? [4, 5] : [5, 4]);
+    const plan = gemmPlan(a.shape, b.shape, ta, tb);
+    const got = colMajorGemm(plan, b.dataSync() as Float32Array, a.dataSync() as Float32Array);
+    const expected = tf.matMul(a, b, ta, tb);
+    expect(plan.M).toBe(3);
+    expect(plan.N).toBe(4);
+    const want = expected.dataSync();
+    for (const [i, v] of got.entries()) expect(v).toBeCloseTo(want[i]!, 5);
+    tf.dispose([a, b, expected]);
+  });
+});

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The `cuda` backend's GPU measurements in one device call (an NVIDIA GPU with the driver, CUDA 13 NVRTC and cuBLAS,
+# PyTorch; no Node):  bash scripts/gpu-run-cuda.sh
+# Needs, beside the repo: .device/node.xz (this machine's node, xz) and $BUNDLE (default .device/bundle.tar.xz:
+# `pnpm bundle DIR/bundle-dir` + `tar -C DIR -cJf … bundle-dir`), and scripts/torch-baseline.py ($TORCH_SCRIPT).
+# Writes under $OUT:
+#   cuda-kernels.json  every kernel of the cuda backend against the cpu backend (kstar bench cuda-kernels)
+#   tiny-cpu.json, tiny-cuda.json  tiny-model training reports (same seed) and tiny-parity.json, their losses compared
+#   gpu-cuda.json      `kstar bench gpu --backend cuda` rows ($CONFIGS, default adamw-full-graph), gpt2-124m T=1024 B=8
+#   gpu-cuda-tf32.json the same with KSTAR_CUDA_MATMUL=tf32 (TF32=1)
+#   torch.json         scripts/torch-baseline.py (float32, TF32, bf16 autocast)
+# and prints a table last.
+set -uo pipefail
+OUT=${OUT:-/tmp/kstar-out}
+STEPS=${STEPS:-20}
+BUNDLE=${BUNDLE:-.device/bundle.tar.xz}
+TORCH_SCRIPT=${TORCH_SCRIPT:-scripts/torch-baseline.py}
+mkdir -p "$OUT" /tmp/k
+xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
+tar -C /tmp/k -xJf "$BUNDLE"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
+
+if [ "${SKIP_PARITY:-0}" != 1 ]; then
+  timeout "${PARITY_LIMIT:-180}" "${K[@]}" bench cuda-kernels --json "$OUT/cuda-kernels.json" > "$OUT/parity.log" 2>&1
+  echo "bench cuda-kernels: exit $?"
+  grep -E "^FAIL|cases pass" "$OUT/parity.log"
+  TINY=(train --preset tiny --steps "${TINY_STEPS:-10}" --batch 4 --seq 64 --eval-every 0 --sample-tokens 0)
+  timeout 120 "${K[@]}" "${TINY[@]}" --backend cpu --report "$OUT/tiny-cpu.json" > "$OUT/tiny.log" 2>&1
+  timeout 120 "${K[@]}" "${TINY[@]}" --backend cuda --report "$OUT/tiny-cuda.json" >> "$OUT/tiny.log" 2>&1
+  echo "tiny training: exit $?"
+  /tmp/k/node -e '
+    const fs = require("fs"); const [a, b, out] = process.argv.slice(1);
+    const cpu = JSON.parse(fs.readFileSync(a)).losses, cuda = JSON.parse(fs.readFileSync(b)).losses;
+    const diffs = cpu.map((l, i) => Math.abs(l - cuda[i]));
+    const r = { kind: "cuda-tiny-parity", cpu, cuda, maxAbsDiff: Math.max(...diffs), pass: cpu.length === cuda.length && Math.max(...diffs) < 1e-3 };
+    fs.writeFileSync(out, JSON.stringify(r, null, 2) + "\n");
+    console.log(`tiny losses cpu vs cuda: max |diff| ${r.maxAbsDiff.toExponential(2)} over ${cpu.length} steps: ${r.pass ? "PASS" : "FAIL"}`);
+  ' "$OUT/tiny-cpu.json" "$OUT/tiny-cuda.json" "$OUT/tiny-parity.json"
+fi
+if [ "${SKIP_GPU:-0}" != 1 ]; then
+  "${K[@]}" bench gpu --backend cuda --json "$OUT/gpu-cuda.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-110}" \
+    --configs "${CONFIGS:-adamw-full-graph}" > "$OUT/bench-gpu.log" 2>&1
+  echo "bench gpu cuda: exit $?"
+  if [ "${TF32:-0}" = 1 ]; then
+    KSTAR_CUDA_MATMUL=tf32 "${K[@]}" bench gpu --backend cuda --json "$OUT/gpu-cuda-tf32.json" --steps "$STEPS" \
+      --limit-seconds "${RUN_LIMIT:-110}" --configs "${TF32_CONFIGS:-adamw-full-graph}" >> "$OUT/bench-gpu.log" 2>&1
+    echo "bench gpu cuda tf32: exit $?"
+  fi
+fi
+if [ "${SKIP_TORCH:-0}" != 1 ]; then
+  timeout "${TORCH_LIMIT:-180}" python3 "$TORCH_SCRIPT" "$OUT/torch.json" --steps "$STEPS" > "$OUT/torch.log" 2>&1
+  echo "torch baseline: exit $?"
+fi
+grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu.log" 2>/dev/null | tail -30
+cat "$OUT/torch.log" 2>/dev/null | tail -5
