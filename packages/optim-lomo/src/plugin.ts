@@ -84,7 +84,7 @@ function withAccessors<H extends LomoHparams, P extends object>(
   set: (h: H) => void,
   scale: { value: number | null },
   who: string,
-): P {
+): P & Pick<FusedBackwardPlugin, 'learningRate' | 'gradScale' | 'clipGradNorm'> {
   Object.defineProperty(plugin, 'learningRate', {
     enumerable: true,
     get: () => get().lr,
@@ -98,7 +98,9 @@ function withAccessors<H extends LomoHparams, P extends object>(
     },
   });
   Object.defineProperty(plugin, 'clipGradNorm', { enumerable: true, get: () => get().clipGradNorm });
-  return Object.preventExtensions(plugin);
+  // The three accessors were defined above, which the type of `plugin` cannot see.
+  return Object.preventExtensions(plugin) as P &
+    Pick<FusedBackwardPlugin, 'learningRate' | 'gradScale' | 'clipGradNorm'>;
 }
 
 /**
@@ -156,7 +158,7 @@ export function lomo(options: LomoOptions & { impl?: LomoImpl } = {}): LomoPlugi
     (h) => (hparams = h),
     scale,
     'lomo',
-  ) as unknown as LomoPlugin;
+  );
 }
 
 function isVariable(t: unknown): t is tf.Variable {
@@ -229,7 +231,7 @@ export function adalomo(options: AdaLomoOptions & { impl?: LomoImpl } = {}): Ada
     (h) => (hparams = h),
     scale,
     'adalomo',
-  ) as unknown as AdaLomoPlugin;
+  );
 }
 
 /**
