@@ -1,8 +1,9 @@
 // The repository's structure in numbers (issue 16): repeated places (the `duplicates` tool), lines of the
 // trainer's source, `as unknown as` / `as never` casts, and lines of the drop-in optimizer classes.
 // Usage (repo root): node --import tsx scripts/structure-metrics.ts --json bench/results/2026-12-02-structure.json
-//   [--machine "2-core x86-64, shared with parallel jobs"] [--seconds 120] [--root DIR]
-// `--root` measures another tree (e.g. `git archive <base> | tar -x -C DIR`, the state before a change).
+//   [--machine "2-core x86-64, shared with parallel jobs"] [--seconds 120] [--root DIR] [--before FILE]
+// `--root` measures another tree (e.g. `git archive <base> | tar -x -C DIR`, the state before a change);
+// `--before` copies the headline numbers of an earlier result file beside these ones, with the change.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -16,6 +17,7 @@ const { values } = parseArgs({
     machine: { type: 'string' },
     seconds: { type: 'string', default: '120' },
     root: { type: 'string' },
+    before: { type: 'string' },
   },
 });
 const ROOT = values.root ?? new URL('..', import.meta.url).pathname;
@@ -71,7 +73,7 @@ const head = dupOut.split('\n')[0]!;
 const pairs = head.startsWith('no duplicates') ? 0 : Number(/^(\d+) pairs/.exec(head)?.[1] ?? Number.NaN);
 
 const result = {
-  command: `node --import tsx scripts/structure-metrics.ts --json ${values.json}`,
+  command: `node --import tsx scripts/structure-metrics.ts --json ${values.json}${values.root ? ` --root ${values.root}` : ''}${values.before ? ` --before ${values.before}` : ''}`,
   date: new Date().toISOString(),
   root: values.root ?? '.',
   commit: isGit ? execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim() : null,
@@ -100,7 +102,27 @@ const result = {
   },
   dropInOptimizerLines: Object.fromEntries(dropIns.map((f) => [f, lines(f)])),
 };
-writeFileAtomic(values.json, `${JSON.stringify(result, null, 2)}\n`);
+
+/** The numbers issue 16 sets bounds on, of a result file of this script. */
+const headline = (r: typeof result) => ({
+  duplicatePairs: r.duplicates.pairs,
+  trainerSourceLines: r.trainerSource.lines,
+  casts: r.casts.total,
+  castsInSource: r.casts.inSource,
+});
+const comparison =
+  values.before == null
+    ? {}
+    : (() => {
+        const before = JSON.parse(readFileSync(values.before, 'utf8')) as typeof result;
+        const [b, a] = [headline(before), headline(result)];
+        return {
+          before: { file: values.before, commit: before.commit, root: before.root, ...b },
+          after: a,
+          change: Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v - b[k as keyof typeof b]])),
+        };
+      })();
+writeFileAtomic(values.json, `${JSON.stringify({ ...result, ...comparison }, null, 2)}\n`);
 console.log(
   `duplicates ${pairs} pairs; apps/trainer/src ${trainerLines} lines (${benchLines} benchmarks); casts ${result.casts.total} (${result.casts.inSource} in src)`,
 );

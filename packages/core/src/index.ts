@@ -51,6 +51,8 @@ export type { Batch, Stage, StagedModel } from './model.ts';
 export { countParams } from './model.ts';
 export type { PartitionOptions, PartitionPlan, SliceWriter } from './partition.ts';
 export { opsSliceWriter, partitionedUpdate, planPartition, rowAlignment, stateRows } from './partition.ts';
+export type { KernelImpl } from './plugin-options.ts';
+export { checkStep, splitImpl } from './plugin-options.ts';
 export type {
   ShardedTraining,
   ShardingContext,

@@ -4,6 +4,7 @@ import {
   type OptimizerState,
   type ParamInfo,
   SPECIFICATION_VERSION,
+  splitImpl,
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
 import {
@@ -54,12 +55,7 @@ function isVariable(t: unknown): t is tf.Variable {
  * tfjs-ops path (parity checks); it is not a hyper-parameter.
  */
 export function adafactor(options: AdafactorOptions & { impl?: AdafactorImpl } = {}): AdafactorPlugin {
-  const { impl = 'auto', ...rest } = options ?? {};
-  if (impl !== 'auto' && impl !== 'fallback') {
-    throw new InputError(
-      `adafactor: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`,
-    );
-  }
+  const { impl, rest } = splitImpl(options, 'adafactor');
   let hparams = ADAFACTOR_HPARAMS.resolve(rest);
   const withMomentum = hparams.beta1 != null;
   const plugin = {

@@ -1,9 +1,11 @@
 import {
+  checkStep,
   InputError,
   type OptimizerPlugin,
   type OptimizerState,
   type ParamInfo,
   SPECIFICATION_VERSION,
+  splitImpl,
 } from '@kstar/core';
 import { adamwUpdate } from '@kstar/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -39,9 +41,7 @@ export function stepParam(
   impl: Adam8bitImpl,
   where: string,
 ): void {
-  if (!(Number.isInteger(step) && step >= 1)) {
-    throw new InputError(`${where}: step = ${step} is invalid: it must be an integer ≥ 1 (1-based)`);
-  }
+  checkStep(step, where);
   const { c1, a1, c2, a2, m, v } = state as Record<string, tf.Tensor | undefined>;
   if (isVariable(c1) && isVariable(a1) && isVariable(c2) && isVariable(a2)) {
     adam8bitUpdate(
@@ -90,12 +90,7 @@ export function stepParam(
  * State: 2 + 8/256 = 2.031 bytes per element for large tensors, 8 for small ones.
  */
 export function adam8bit(options: Adam8bitOptions & { impl?: Adam8bitImpl } = {}): Adam8bitPlugin {
-  const { impl = 'auto', ...rest } = options ?? {};
-  if (impl !== 'auto' && impl !== 'fallback') {
-    throw new InputError(
-      `adam8bit: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`,
-    );
-  }
+  const { impl, rest } = splitImpl(options, 'adam8bit');
   let hparams = ADAM8BIT_HPARAMS.resolve(rest);
   return {
     specificationVersion: SPECIFICATION_VERSION,

@@ -4,6 +4,7 @@ import {
   type OptimizerState,
   type ParamInfo,
   SPECIFICATION_VERSION,
+  splitImpl,
   stateVariable,
 } from '@kstar/core';
 import { adamwUpdate } from '@kstar/kernels';
@@ -60,10 +61,7 @@ function isVariable(t: unknown): t is tf.Variable {
  * `impl: 'fallback'` forces the tfjs-ops path (parity checks); it is not a hyper-parameter.
  */
 export function adamw(options: AdamWOptions & { impl?: AdamWImpl } = {}): AdamWPlugin {
-  const { impl = 'auto', ...rest } = options ?? {};
-  if (impl !== 'auto' && impl !== 'fallback') {
-    throw new InputError(`adamw: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`);
-  }
+  const { impl, rest } = splitImpl(options, 'adamw');
   let hparams = ADAMW_HPARAMS.resolve(rest);
   return {
     specificationVersion: SPECIFICATION_VERSION,

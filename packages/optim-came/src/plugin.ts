@@ -1,9 +1,11 @@
 import {
+  checkStep,
   InputError,
   type OptimizerPlugin,
   type OptimizerState,
   type ParamInfo,
   SPECIFICATION_VERSION,
+  splitImpl,
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
 import { cameStateBytes } from './geometry.ts';
@@ -48,10 +50,7 @@ function isVariable(t: unknown): t is tf.Variable {
  * hyper-parameter. CAME has no bias correction, so `step` only has to be a positive integer.
  */
 export function came(options: CameOptions & { impl?: CameImpl }): CamePlugin {
-  const { impl = 'auto', ...rest } = (options ?? {}) as CameOptions & { impl?: CameImpl };
-  if (impl !== 'auto' && impl !== 'fallback') {
-    throw new InputError(`came: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`);
-  }
+  const { impl, rest } = splitImpl(options, 'came');
   if (options == null) CAME_HPARAMS.resolve(options); // throws the "lr is required" error
   let hparams = CAME_HPARAMS.resolve(rest);
   return {
@@ -79,9 +78,7 @@ export function came(options: CameOptions & { impl?: CameImpl }): CamePlugin {
       return createCameState(param.name, param.shape) as OptimizerState & CameState;
     },
     update(param, grad, state, step) {
-      if (!(Number.isInteger(step) && step >= 1)) {
-        throw new InputError(`came: step = ${step} is invalid: it must be an integer ≥ 1 (1-based)`);
-      }
+      checkStep(step, 'came');
       const keys = Object.keys(stateShapes(param.shape));
       if (!keys.every((k) => isVariable(state[k])) || Object.keys(state).length !== keys.length) {
         throw new InputError(

@@ -1,9 +1,11 @@
 import {
+  checkStep,
   InputError,
   type OptimizerPlugin,
   type OptimizerState,
   type ParamInfo,
   SPECIFICATION_VERSION,
+  splitImpl,
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
 import {
@@ -71,12 +73,7 @@ export interface LazyAdagradPlugin extends OptimizerPlugin {
 export function lazyAdagrad(
   options: LazyAdagradOptions & { impl?: LazyAdagradImpl } = {},
 ): LazyAdagradPlugin {
-  const { impl = 'auto', ...rest } = options ?? {};
-  if (impl !== 'auto' && impl !== 'fallback') {
-    throw new InputError(
-      `lazyAdagrad: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`,
-    );
-  }
+  const { impl, rest } = splitImpl(options, 'lazyAdagrad');
   const resolved = resolveHparams(rest, 'lazyAdagrad');
   const { groupOf, ...hp0 } = resolved;
   let hparams: LazyAdagradHparams = Object.freeze(hp0);
@@ -142,9 +139,7 @@ export function lazyAdagrad(
           `lazyAdagrad: the state of parameter '${param.name}' has no accumulator (keys: ${Object.keys(state).join(', ') || 'none'}): create it with lazyAdagrad().init`,
         );
       }
-      if (!(Number.isInteger(step) && step >= 1)) {
-        throw new InputError(`lazyAdagrad: step = ${step} is invalid: it must be an integer ≥ 1 (1-based)`);
-      }
+      checkStep(step, 'lazyAdagrad');
       const meta = metaOf(param, s);
       window?.touch(meta.group);
       expand(s, meta, hparams.windowEncoding);

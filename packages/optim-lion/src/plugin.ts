@@ -1,9 +1,11 @@
 import {
+  checkStep,
   InputError,
   type OptimizerPlugin,
   type OptimizerState,
   type ParamInfo,
   SPECIFICATION_VERSION,
+  splitImpl,
   stateVariable,
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -51,10 +53,7 @@ export function effectiveWeightDecay(hp: LionHparams, initialLr: number): number
  * other hyper-parameters are fixed. `impl: 'fallback'` forces the tfjs-ops path (parity checks).
  */
 export function lion(options: LionOptions & { impl?: LionImpl } = {}): LionPlugin {
-  const { impl = 'auto', ...rest } = options ?? {};
-  if (impl !== 'auto' && impl !== 'fallback') {
-    throw new InputError(`lion: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`);
-  }
+  const { impl, rest } = splitImpl(options, 'lion');
   let hparams = LION_HPARAMS.resolve(rest);
   const initialLr = hparams.lr;
   return {
@@ -84,9 +83,7 @@ export function lion(options: LionOptions & { impl?: LionImpl } = {}): LionPlugi
           `lion: the state of parameter '${param.name}' has no variable 'm' (keys: ${Object.keys(state).join(', ') || 'none'}): create it with lion().init`,
         );
       }
-      if (!(Number.isInteger(step) && step >= 1)) {
-        throw new InputError(`lion: step = ${step} is invalid: it must be an integer ≥ 1 (1-based)`);
-      }
+      checkStep(step, 'lion');
       lionUpdate(
         param,
         grad,

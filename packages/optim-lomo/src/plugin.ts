@@ -1,4 +1,5 @@
 import {
+  checkStep,
   type GradientPart,
   InputError,
   type OptimizerPlugin,
@@ -6,6 +7,7 @@ import {
   type ParamInfo,
   PluginConflictError,
   SPECIFICATION_VERSION,
+  splitImpl,
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
 import { type AdaLomoStateVars, adalomoUpdate } from './adalomo-kernel.ts';
@@ -56,21 +58,6 @@ export interface AdaLomoPlugin extends FusedBackwardPlugin {
   init(param: ParamInfo): OptimizerState & AdaLomoStateVars;
 }
 
-function checkImpl(impl: unknown, who: string): LomoImpl {
-  if (impl !== 'auto' && impl !== 'fallback') {
-    throw new InputError(
-      `${who}: impl = ${JSON.stringify(impl)} is invalid: it must be 'auto' or 'fallback'`,
-    );
-  }
-  return impl;
-}
-
-function checkStep(step: number, who: string): void {
-  if (!(Number.isInteger(step) && step >= 1)) {
-    throw new InputError(`${who}: step = ${step} is invalid: it must be an integer ≥ 1 (1-based)`);
-  }
-}
-
 /** The gradient multiplier of the next update, or a clear error when the norm pass did not run. */
 function scaleFor(who: string, clipGradNorm: number | null, gradScale: number | null): number {
   if (gradScale != null) return gradScale;
@@ -97,7 +84,7 @@ function withAccessors<H extends LomoHparams, P extends object>(
   set: (h: H) => void,
   scale: { value: number | null },
   who: string,
-): P {
+): P & Pick<FusedBackwardPlugin, 'learningRate' | 'gradScale' | 'clipGradNorm'> {
   Object.defineProperty(plugin, 'learningRate', {
     enumerable: true,
     get: () => get().lr,
@@ -111,7 +98,9 @@ function withAccessors<H extends LomoHparams, P extends object>(
     },
   });
   Object.defineProperty(plugin, 'clipGradNorm', { enumerable: true, get: () => get().clipGradNorm });
-  return Object.preventExtensions(plugin);
+  // The three accessors were defined above, which the type of `plugin` cannot see.
+  return Object.preventExtensions(plugin) as P &
+    Pick<FusedBackwardPlugin, 'learningRate' | 'gradScale' | 'clipGradNorm'>;
 }
 
 /**
@@ -122,8 +111,7 @@ function withAccessors<H extends LomoHparams, P extends object>(
  * `KstarLomo`. `clipGradNorm` needs `lomoStep` (a norm pass first). Gradient accumulation is impossible.
  */
 export function lomo(options: LomoOptions & { impl?: LomoImpl } = {}): LomoPlugin {
-  const { impl: implOpt = 'auto', ...rest } = options ?? {};
-  const impl = checkImpl(implOpt, 'lomo');
+  const { impl, rest } = splitImpl(options, 'lomo');
   let hparams = resolveLomoHparams(rest, 'lomo');
   const scale = { value: null as number | null };
   const plugin = {
@@ -170,7 +158,7 @@ export function lomo(options: LomoOptions & { impl?: LomoImpl } = {}): LomoPlugi
     (h) => (hparams = h),
     scale,
     'lomo',
-  ) as unknown as LomoPlugin;
+  );
 }
 
 function isVariable(t: unknown): t is tf.Variable {
@@ -190,8 +178,7 @@ function isVariable(t: unknown): t is tf.Variable {
  * `KstarAdaLomo`. `lossScale` is recorded, not applied (a no-op in float32 up to rounding).
  */
 export function adalomo(options: AdaLomoOptions & { impl?: LomoImpl } = {}): AdaLomoPlugin {
-  const { impl: implOpt = 'auto', ...rest } = options ?? {};
-  const impl = checkImpl(implOpt, 'adalomo');
+  const { impl, rest } = splitImpl(options, 'adalomo');
   let hparams = resolveAdaLomoHparams(rest, 'adalomo');
   const scale = { value: null as number | null };
   const plugin = {
@@ -244,7 +231,7 @@ export function adalomo(options: AdaLomoOptions & { impl?: LomoImpl } = {}): Ada
     (h) => (hparams = h),
     scale,
     'adalomo',
-  ) as unknown as AdaLomoPlugin;
+  );
 }
 
 /**
