@@ -53,6 +53,7 @@ import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
 import { generate } from './sample.ts';
 import { parseSeqSchedule, seqAt } from './seq-schedule.ts';
+import { shardedLomoStep } from './sharded-lomo.ts';
 import { rankBatch, stageOf } from './sharding.ts';
 import { shardingReport } from './sharding-report.ts';
 import { SpikeGuard } from './spike-guard.ts';
@@ -427,6 +428,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         (run.resume!.changes.length ? ` (changed: ${run.resume!.changes.join('; ')})` : ''),
     );
   }
+  // LOMO/AdaLomo's global-norm clipping under ZeRO: a norm pass over the global batch (see sharded-lomo.ts).
+  const shardedStep = sharding && entry.trainStep ? shardedLomoStep(engine, sharding) : undefined;
   const startStep = (resume?.trainer.step ?? 0) + 1;
   const pastLosses = resume?.trainer.losses ?? [];
   const checkpoints: string[] = [];
@@ -521,11 +524,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         // On WebGPU: inside error scopes; a validation/out-of-memory error or a lost device throws TrainingError(step).
         const once = () =>
           guardWebGPUStep(step, () =>
-            clipped
-              ? clippedStep(engine, clipped, batch, config.gradClip!, inPlaceGradAccumulator)
-              : entry.trainStep
-                ? entry.trainStep(engine, batch)
-                : engine.trainStep(batch),
+            shardedStep
+              ? shardedStep(batch)
+              : clipped
+                ? clippedStep(engine, clipped, batch, config.gradClip!, inPlaceGradAccumulator)
+                : entry.trainStep
+                  ? entry.trainStep(engine, batch)
+                  : engine.trainStep(batch),
           );
         // With the planner: an out-of-memory error re-plans tighter and retries this step with this batch.
         r = await (planner ? planner.guard(engine, step, once) : once());
