@@ -154,6 +154,8 @@ export async function benchSharding(
         '0',
         '--warmup',
         '0',
+        '--sample-tokens',
+        '0',
         '--report',
         report,
       ];

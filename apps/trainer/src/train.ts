@@ -61,6 +61,7 @@ import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
 import { generate } from './sample.ts';
 import { parseSeqSchedule, seqAt } from './seq-schedule.ts';
+import { shardedLomoStep } from './sharded-lomo.ts';
 import { rankBatch, stageOf } from './sharding.ts';
 import { shardingReport } from './sharding-report.ts';
 import { SpikeGuard } from './spike-guard.ts';
@@ -466,6 +467,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   }
   // Offloaded optimizer state leaves the device once its first copy-out lands: before step 1.
   await placed?.settled();
+  // LOMO/AdaLomo's global-norm clipping under ZeRO: a norm pass over the global batch (see sharded-lomo.ts).
+  const shardedStep = sharding && entry.trainStep ? shardedLomoStep(engine, sharding) : undefined;
   const startStep = (resume?.trainer.step ?? 0) + 1;
   const pastLosses = resume?.trainer.losses ?? [];
   const checkpoints: string[] = [];
@@ -563,11 +566,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       let r: StepResult;
       try {
         const one = (b: typeof batch) =>
-          clipped
-            ? clippedStep(engine, clipped, b, config.gradClip!, inPlaceGradAccumulator)
-            : entry.trainStep
-              ? entry.trainStep(engine, b)
-              : engine.trainStep(b);
+          shardedStep
+            ? shardedStep(b)
+            : clipped
+              ? clippedStep(engine, clipped, b, config.gradClip!, inPlaceGradAccumulator)
+              : entry.trainStep
+                ? entry.trainStep(engine, b)
+                : engine.trainStep(b);
         // On WebGPU: inside error scopes; a validation/out-of-memory error or a lost device throws TrainingError(step).
         const once = () => guardWebGPUStep(step, () => (accum ? accum.step(engine, micro, one) : one(batch)));
         // With the planner: an out-of-memory error re-plans tighter and retries this step with this batch.

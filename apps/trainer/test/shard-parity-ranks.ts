@@ -12,6 +12,7 @@ import { split24 } from '@kstar/master-split24';
 import { predictRankBytes, zero } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
 import { optimizerEntry } from '../src/optimizers.ts';
+import { shardedLomoStep } from '../src/sharded-lomo.ts';
 import { gatherNumbers, rankBatch } from '../src/sharding.ts';
 import { segmentPlan } from '../src/train.ts';
 import { SHARD_PARITY_CONFIGS, SHARD_PARITY_RUN } from './shard-parity-configs.ts';
@@ -31,7 +32,7 @@ async function main() {
     const stages = N === 1 ? [null] : cfg.stages;
     for (const stage of stages) {
       const entry = optimizerEntry(cfg.optimizer);
-      const optimizer = entry.create(entry.defaultLr, {});
+      const optimizer = entry.create(entry.defaultLr, cfg.options ?? {});
       const masterWeights = cfg.split24 ? split24() : undefined;
       const model = createGPT(modelConfig, { seed });
       const shapes = [...model.variables].map(([name, v]) => ({
@@ -48,6 +49,7 @@ async function main() {
         ...(masterWeights ? { masterWeights } : {}),
         ...(plugin ? { sharding: plugin } : {}),
       });
+      const shardedStep = plugin && entry.trainStep ? shardedLomoStep(engine, plugin) : undefined;
       const dataset = new TokenDataset(tokens, { seed, vocabSize: tokenizer.vocabSize, name: 'brown' });
       const losses: number[] = [];
       const tensorsPerStep: number[] = [];
@@ -56,7 +58,11 @@ async function main() {
       for (let step = 1; step <= steps; step++) {
         const global = dataset.trainBatch(B, T);
         const mine = rankBatch(global, collective.rank, N);
-        const r = await (entry.trainStep ? entry.trainStep(engine, mine) : engine.trainStep(mine));
+        const r = await (shardedStep
+          ? shardedStep(mine)
+          : entry.trainStep
+            ? entry.trainStep(engine, mine)
+            : engine.trainStep(mine));
         tf.dispose([global.inputs, global.targets, mine.inputs, mine.targets]);
         losses.push(r.loss);
         gradPeak = Math.max(gradPeak, r.gradPeakBytes);

@@ -1,3 +1,5 @@
+export type { ZeroNormPass } from './norm-pass.ts';
+export { zeroNormPass } from './norm-pass.ts';
 export type { Ownership, RowOwnership, WholeOwnership } from './ownership.ts';
 export { assignWhole, paddedElems, rowRange, rowStateBytes, rowsPerRank } from './ownership.ts';
 export type { RankBytes, RankBytesInput } from './predict.ts';

@@ -42,6 +42,12 @@ export interface ZeroShardedTraining extends ShardedTraining {
   readShards(): Record<string, tf.Tensor>;
   /** Stage 3: overwrites this rank's shard of `name` (shaped like `readShards()`'s) with `value`. */
   writeShard(name: string, value: tf.Tensor): void;
+  /**
+   * The part of the mean gradient over ranks that this rank owns (its rows, or the whole tensor at its owner; stage 0:
+   * the whole gradient at rank 0), reduced with the same collective as `consume`; undefined where it owns nothing.
+   * For passes that only measure gradients (LOMO's global norm). The caller disposes the result.
+   */
+  reduceOwned(name: string, grad: tf.Tensor): Promise<tf.Tensor | undefined>;
 }
 
 export interface ZeroPlugin extends ShardingPlugin {
@@ -363,6 +369,25 @@ function attachZero(stage: ZeroStage, c: Collective, ctx: ShardingContext): Zero
     },
 
     stateOf: (name) => states.get(name),
+
+    async reduceOwned(name, grad) {
+      const o = ownership.get(name);
+      if (stage === 0 || !o || o.kind === 'whole') {
+        const g = await c.reduce(grad, o?.kind === 'whole' ? o.owner : 0, 'mean');
+        return g ?? undefined;
+      }
+      const padded = tf.tidy(() => {
+        const flat = tf.reshape(grad, [-1]);
+        const want = paddedElems(o, N);
+        return flat.size === want ? tf.clone(flat) : tf.pad(flat, [[0, want - flat.size]]);
+      });
+      const mine = await c.reduceScatter(padded, 'mean');
+      padded.dispose();
+      const { n } = rowRange(o, me);
+      const out = n > 0 ? tf.slice(mine, 0, n * o.rowElems) : undefined; // padding rows are zeros: dropped
+      mine.dispose();
+      return out;
+    },
 
     stateNames: () => [...states.keys()],
 
