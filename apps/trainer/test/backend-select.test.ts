@@ -1,0 +1,30 @@
+import { BackendUnavailableError } from '@kstar/core';
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { selectTrainerBackend } from '../src/backend-select.ts';
+
+// libcuda is pointed at a path that does not exist, so these run the same with or without a GPU.
+describe('trainer backend selection with cuda', () => {
+  let saved: string | undefined;
+  beforeEach(() => {
+    saved = process.env.KSTAR_LIBCUDA;
+    process.env.KSTAR_LIBCUDA = '/nonexistent/libcuda.so.1';
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.KSTAR_LIBCUDA;
+    else process.env.KSTAR_LIBCUDA = saved;
+  });
+
+  it('--backend cuda where it cannot start: BackendUnavailableError naming the library', async () => {
+    if (tf.findBackendFactory('cuda')) return; // a GPU machine that already started cuda
+    await expect(selectTrainerBackend('cuda')).rejects.toBeInstanceOf(BackendUnavailableError);
+    await expect(selectTrainerBackend('cuda')).rejects.toThrow(/libcuda\.so\.1 could not be loaded/);
+  });
+
+  it('an explicit other backend never touches cuda', async () => {
+    const lines: string[] = [];
+    const r = await selectTrainerBackend('cpu', { log: (l) => lines.push(l) });
+    expect(r.backend).toBe('cpu');
+    expect(lines.some((l) => l.includes('cuda'))).toBe(false);
+  });
+});
