@@ -72,6 +72,14 @@ const dupOut = execFileSync('duplicates', dupArgs, { encoding: 'utf8', maxBuffer
 const head = dupOut.split('\n')[0]!;
 const pairs = head.startsWith('no duplicates') ? 0 : Number(/^(\d+) pairs/.exec(head)?.[1] ?? Number.NaN);
 
+// Pairs with both sides in the optimizer stack (core, kernels, optim-*): the area issue 16's optimizer work touches.
+const rows = dupOut.split('\n').filter((l) => /^D\d+ /.test(l));
+const optimizerStack = /^packages\/(core|kernels|optim-[^/]+)\//;
+const stackPairs = rows.filter((l) => {
+  const [a, b] = l.split(' ~ ').map((side) => side.replace(/^D\d+ /, ''));
+  return optimizerStack.test(a ?? '') && optimizerStack.test(b ?? '');
+}).length;
+
 const result = {
   command: `node --import tsx scripts/structure-metrics.ts --json ${values.json}${values.root ? ` --root ${values.root}` : ''}${values.before ? ` --before ${values.before}` : ''}`,
   date: new Date().toISOString(),
@@ -82,6 +90,8 @@ const result = {
     command: `duplicates ${dupArgs.slice(0, 4).join(' ')}`,
     pairs,
     summary: head,
+    /** Of the rows listed (at most 200), those with both sides in packages/core, packages/kernels or packages/optim-*. */
+    optimizerStackPairs: stackPairs,
     incomplete: dupOut.split('\n').filter((l) => l.startsWith('incomplete:')),
     top: dupOut.split('\n').slice(1, 11),
   },
@@ -106,6 +116,7 @@ const result = {
 /** The numbers issue 16 sets bounds on, of a result file of this script. */
 const headline = (r: typeof result) => ({
   duplicatePairs: r.duplicates.pairs,
+  optimizerStackPairs: r.duplicates.optimizerStackPairs,
   trainerSourceLines: r.trainerSource.lines,
   casts: r.casts.total,
   castsInSource: r.casts.inSource,
