@@ -192,6 +192,26 @@ describe.skipIf(!hasMpirun)(
       }
     }
 
+    it('stage 1 and stage 2 are the same run, bit for bit (with gradient release both reduce each released gradient)', () => {
+      // K* releases gradients per segment, so stage 1 already keeps only this rank's shard of each: stage 2 differs
+      // only for optimizers that need all gradients (composePlugins refuses those at stages 2-3).
+      let compared = 0;
+      for (const ranks of [2, 3]) {
+        for (const cfg of SHARD_PARITY_CONFIGS) {
+          const has = (s: number) => cfg.stages.includes(s as 0);
+          const ran = ranks === 2 || THREE_RANK_CONFIGS.has(cfg.name);
+          if (!has(1) || !has(2) || !ran || (LOCAL_ONLY && !LOCAL_ONLY.includes(cfg.name))) continue;
+          const one = read(dir, `${cfg.name}-zero1-${ranks}`);
+          const two = read(dir, `${cfg.name}-zero2-${ranks}`);
+          expect(two.json.losses, `${cfg.name} at ${ranks} ranks`).toEqual(one.json.losses);
+          const bytes = (p: Float32Array) => Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+          expect(bytes(two.params).equals(bytes(one.params)), cfg.name).toBe(true);
+          compared++;
+        }
+      }
+      expect(compared).toBeGreaterThan(0);
+    });
+
     // Lion: row ranges (reduce-scatter + all-gather); Adafactor: whole-tensor owners (reduce to the owner + broadcast).
     it.each(['lion', 'adafactor'].filter((c) => !LOCAL_ONLY || LOCAL_ONLY.includes(c)))(
       'bytes sent per step follow ZeRO, %s (counted, every message)',
