@@ -49,7 +49,7 @@ if [ "${SKIP_GPU:-0}" != 1 ]; then
   fi
 fi
 if [ "${SKIP_TORCH:-0}" != 1 ]; then
-  timeout "${TORCH_LIMIT:-180}" python3 "$TORCH_SCRIPT" "$OUT/torch.json" --steps "$STEPS" > "$OUT/torch.log" 2>&1
+  timeout "${TORCH_LIMIT:-180}" python3 "$TORCH_SCRIPT" "$OUT/torch.json" --steps "$STEPS" ${TORCH_FLAGS:-} > "$OUT/torch.log" 2>&1
   echo "torch baseline: exit $?"
 fi
 grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu.log" 2>/dev/null | tail -30

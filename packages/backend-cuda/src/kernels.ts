@@ -619,6 +619,16 @@ const KERNELS: Record<string, Impl> = {
   },
 };
 
+// K*'s own kernels (defineKernel) with a cuda implementation: K* dispatches to them instead of their tfjs-ops
+// fallbacks. GELU, tanh approximation (GPT-2), and its gradient recomputed from h (the formulas of @kstar/kernels' gelu.ts).
+export const GELU_EXPR = '0.5f * a * (1.f + tanhf(0.7978845608028654f * a * (1.f + 0.044715f * a * a)))';
+export const GELU_GRAD_EXPR =
+  'b * (0.5f * (1.f + tanhf(0.7978845608028654f * a * (1.f + 0.044715f * a * a))) + 0.5f * 0.7978845608028654f * a * (1.f - tanhf(0.7978845608028654f * a * (1.f + 0.044715f * a * a)) * tanhf(0.7978845608028654f * a * (1.f + 0.044715f * a * a))) * (1.f + 3.f * 0.044715f * a * a))';
+KERNELS.KstarGelu = ({ inputs, backend }) =>
+  elementwise(backend, 'KstarGelu', [inputs.h!], 'float32', GELU_EXPR);
+KERNELS.KstarGeluGrad = ({ inputs, backend }) =>
+  elementwise(backend, 'KstarGeluGrad', [inputs.h!, inputs.dy!], 'float32', GELU_GRAD_EXPR);
+
 for (const [name, spec] of Object.entries(UNARY)) KERNELS[name] = unary(name, spec);
 for (const [name, spec] of Object.entries(BINARY)) KERNELS[name] = binary(name, spec);
 
@@ -659,6 +669,13 @@ export function cudaKernelSources(): Record<string, string> {
   out.ew_select_iff_f = elementwiseSource('ew_select_iff_f', ['int', 'float', 'float'], 'float', 'a ? b : c');
   out.ew_toint_f_i = elementwiseSource('ew_toint_f_i', ['float'], 'int', '(int)a');
   out.ew_tobool_f_i = elementwiseSource('ew_tobool_f_i', ['float'], 'int', 'a != 0');
+  out.ew_KstarGelu_f_f = elementwiseSource('ew_KstarGelu_f_f', ['float'], 'float', GELU_EXPR);
+  out.ew_KstarGeluGrad_ff_f = elementwiseSource(
+    'ew_KstarGeluGrad_ff_f',
+    ['float', 'float'],
+    'float',
+    GELU_GRAD_EXPR,
+  );
   out.ew_cast_i_f = elementwiseSource('ew_cast_i_f', ['int'], 'float', '(float)a');
   out.softmax_float = softmaxSource('softmax_float');
   return out;

@@ -503,6 +503,37 @@ export function parityCases(): ParityCase[] {
       )([a!, c!, bias!], dy!),
     scale: 10,
   });
+  // K*'s GELU kernels: native on cuda; on cpu the reference below (tfjs ops, the formula of @kstar/kernels' gelu.ts).
+  const geluRef = (h: tf.Tensor) => {
+    const t = tf.tanh(tf.mul(tf.mul(h, tf.add(tf.mul(tf.square(h), 0.044715), 1)), Math.sqrt(2 / Math.PI)));
+    return { t, y: tf.mul(tf.mul(h, tf.add(t, 1)), 0.5) };
+  };
+  cases.push({
+    kernel: 'KstarGelu',
+    name: 'KstarGelu [67,3072]',
+    inputs: [{ shape: [67, 3072], lo: -6, hi: 6 }],
+    run: ([h]) =>
+      tf.getBackend() === 'cuda'
+        ? (tf.engine().runKernel('KstarGelu', { h: h! }) as tf.Tensor)
+        : geluRef(h!).y,
+  });
+  cases.push({
+    kernel: 'KstarGeluGrad',
+    name: 'KstarGeluGrad [67,3072]',
+    inputs: [{ shape: [67, 3072], lo: -6, hi: 6 }, f(67, 3072)],
+    run: ([h, dy]) => {
+      if (tf.getBackend() === 'cuda')
+        return tf.engine().runKernel('KstarGeluGrad', { h: h!, dy: dy! }) as tf.Tensor;
+      const { t } = geluRef(h!);
+      const c = Math.sqrt(2 / Math.PI);
+      const left = tf.mul(tf.add(t, 1), 0.5);
+      const right = tf.mul(
+        tf.mul(tf.mul(tf.sub(1, tf.square(t)), tf.add(tf.mul(tf.square(h!), 3 * 0.044715), 1)), h!),
+        0.5 * c,
+      );
+      return tf.mul(dy!, tf.add(left, right));
+    },
+  });
   // The GPT's own composite: layer norm and cross-entropy gradients through tfjs ops.
   cases.push({
     kernel: 'Mean',
