@@ -21,6 +21,28 @@ export function shardedLomoStep(
   const plugin = engine.optimizer as Partial<FusedBackwardPlugin>;
   if (!('gradScale' in plugin) || plugin.clipGradNorm == null) return undefined;
   const clip = plugin.clipGradNorm;
+  const globalNorm = shardedGlobalNorm(engine, sharding);
+  return async (batch) => {
+    const norm = await globalNorm(batch);
+    const clipCoef = Math.min(1, clip / (norm + 1e-6));
+    plugin.gradScale = clipCoef;
+    try {
+      const r = await engine.trainStep(batch);
+      return { ...r, gradNorm: norm, clipCoef };
+    } finally {
+      plugin.gradScale = null;
+    }
+  };
+}
+
+/**
+ * The norm pass under ZeRO (LOMO's clipGradNorm, the trainer's --grad-clip): the global batch's gradient norm, the same
+ * on every rank, from one forward + backward that updates nothing. A non-finite norm throws a TrainingError.
+ */
+export function shardedGlobalNorm(
+  engine: TrainingEngine,
+  sharding: ZeroPlugin,
+): (batch: Batch) => Promise<number> {
   const pass = zeroNormPass(sharding);
   const normEngine = new TrainingEngine(engine.model, {
     optimizer: gradNormPlugin(), // never called: the sharding plugin consumes every gradient
@@ -45,13 +67,6 @@ export function shardedLomoStep(
         `step ${engine.step + 1}: the global gradient norm is ${norm}: parameters were not updated; lower the learning rate or check the data`,
       );
     }
-    const clipCoef = Math.min(1, clip / (norm + 1e-6));
-    plugin.gradScale = clipCoef;
-    try {
-      const r = await engine.trainStep(batch);
-      return { ...r, gradNorm: norm, clipCoef };
-    } finally {
-      plugin.gradScale = null;
-    }
+    return norm;
   };
 }

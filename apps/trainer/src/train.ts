@@ -1,6 +1,6 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Collective, MemoryReport, OptimizerPlugin, StepResult } from '@kstar/core';
+import type { Batch, Collective, MemoryReport, OptimizerPlugin, StepResult } from '@kstar/core';
 import {
   composePlugins,
   fixedStepBytes as fixedBytes,
@@ -61,7 +61,7 @@ import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
 import { generate } from './sample.ts';
 import { parseSeqSchedule, seqAt } from './seq-schedule.ts';
-import { shardedLomoStep } from './sharded-lomo.ts';
+import { shardedGlobalNorm, shardedLomoStep } from './sharded-lomo.ts';
 import { rankBatch, stageOf } from './sharding.ts';
 import { shardingReport } from './sharding-report.ts';
 import { SpikeGuard } from './spike-guard.ts';
@@ -468,7 +468,22 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   // Offloaded optimizer state leaves the device once its first copy-out lands: before step 1.
   await placed?.settled();
   // LOMO/AdaLomo's global-norm clipping under ZeRO: a norm pass over the global batch (see sharded-lomo.ts).
-  const shardedStep = sharding && entry.trainStep ? shardedLomoStep(engine, sharding) : undefined;
+  // --grad-clip under ZeRO: the same norm pass, scaling through the clipped optimizer.
+  const shardedNorm = sharding && clipped ? shardedGlobalNorm(engine, sharding) : undefined;
+  const shardedStep =
+    sharding && entry.trainStep
+      ? shardedLomoStep(engine, sharding)
+      : shardedNorm && clipped
+        ? async (b: Batch) => {
+            const norm = await shardedNorm(b);
+            clipped.scale = Math.min(1, config.gradClip! / (norm + 1e-6));
+            try {
+              return { ...(await engine.trainStep(b)), gradNorm: norm };
+            } finally {
+              clipped.scale = 1;
+            }
+          }
+        : undefined;
   const startStep = (resume?.trainer.step ?? 0) + 1;
   const pastLosses = resume?.trainer.losses ?? [];
   const checkpoints: string[] = [];
