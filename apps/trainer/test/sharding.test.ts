@@ -209,7 +209,7 @@ describe.skipIf(!hasMpirun)(
           compared++;
         }
       }
-      expect(compared).toBeGreaterThan(0);
+      if (!LOCAL_ONLY) expect(compared).toBeGreaterThan(0); // a local filter may leave no such configuration
     });
 
     // Lion: row ranges (reduce-scatter + all-gather); Adafactor: whole-tensor owners (reduce to the owner + broadcast).
