@@ -1,6 +1,14 @@
 import { type Collective, SPECIFICATION_VERSION } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 
+/** Flat `x` zero-padded to `n` elements (a new tensor). */
+function padded(x: tf.Tensor, n: number): tf.Tensor {
+  return tf.tidy(() => {
+    const flat = tf.reshape(x, [x.size]);
+    return n === x.size ? tf.clone(flat) : tf.pad(flat, [[0, n - x.size]]);
+  });
+}
+
 /** The collective of a single process (one rank): every operation returns a copy of its input. Needs no MPI. */
 export function localCollective(): Collective & { close(): Promise<void> } {
   return {
@@ -15,6 +23,11 @@ export function localCollective(): Collective & { close(): Promise<void> } {
     reduceScatter: async (x) => tf.tidy(() => tf.reshape(tf.clone(x), [x.size])),
     allGather: async (x) => tf.tidy(() => tf.reshape(tf.clone(x), [x.size])),
     broadcast: async (x) => tf.clone(x),
+    allReduceBucket: async (xs) => xs.map((x) => tf.clone(x)),
+    reduceBucket: async (xs) => xs.map((x) => tf.clone(x)),
+    reduceScatterBucket: async (xs, sizes) => xs.map((x, i) => padded(x, sizes[i]!)),
+    allGatherBucket: async (xs, sizes) => xs.map((x, i) => padded(x, sizes[i]!)),
+    broadcastBucket: async (xs) => xs.map((x) => tf.clone(x)),
     barrier: async () => {},
     bytesSent: () => 0,
     close: async () => {},

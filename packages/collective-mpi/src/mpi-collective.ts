@@ -1,10 +1,18 @@
 import { type Collective, KstarError, ShapeError, SPECIFICATION_VERSION } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
+import {
+  bucketDtype,
+  checkSlots,
+  type Dtype,
+  packChunkPiece,
+  packSlots,
+  readBucket,
+  type Typed,
+  unpackGatheredPiece,
+  uploadBucket,
+} from './bucket.ts';
 import { HostBuffers } from './host-buffers.ts';
 import type { LibMpi } from './libmpi.ts';
-
-type Dtype = 'float32' | 'int32';
-type Typed = Float32Array | Int32Array;
 
 const MPI_THREAD_SERIALIZED = 2;
 
@@ -110,6 +118,29 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
     }
   };
   const bytesOf = (elems: number) => 4 * elems;
+  const shapesOf = (xs: readonly tf.Tensor[]) => xs.map((x) => x.shape);
+  /**
+   * A bucket concatenated into the 'reduce' buffer (read-backs awaited together; `read` false: the buffer is only
+   * received into), then `args(ptr, len, type)`'s MPI call on it in place, piece by piece. Returns a copy of the result.
+   */
+  const inPlaceBucket = async (
+    xs: readonly tf.Tensor[],
+    args: (ptr: bigint, len: number, type: bigint) => [string, LibMpi['allreduce'], ...unknown[]],
+    read = true,
+  ): Promise<Typed> => {
+    const dtype = bucketDtype(xs);
+    const type = typeOf(dtype);
+    const sizes = xs.map((x) => x.size);
+    const n = sizes.reduce((a, b) => a + b, 0);
+    const buf = buffers.get('reduce', bytesOf(n));
+    const host = typed(dtype, buf.view, n);
+    if (read) packSlots(host, await readBucket(xs), sizes);
+    for (let o = 0; o < n; o += pieceElems) {
+      const [name, fn, ...rest] = args(buf.ptr + BigInt(4 * o), Math.min(pieceElems, n - o), type);
+      await call(name, fn, ...rest);
+    }
+    return host.slice();
+  };
   const ring = (elems: number) => Math.round((bytesOf(elems) * (size - 1)) / size);
 
   const collective: MpiCollective = {
@@ -247,6 +278,131 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
         }
         sent += ring(n);
         return tf.tensor(host.slice(), x.shape, x.dtype);
+      }),
+
+    // Buckets (core's contract): all read-backs awaited together, one host buffer, one call per message piece, one
+    // upload of the results (split on the backend).
+    allReduceBucket: (xs, op = 'sum') =>
+      serial(async () => {
+        if (xs.length === 0) return [];
+        const host = await inPlaceBucket(xs, (ptr, len, type) => [
+          'MPI_Allreduce',
+          mpi.allreduce,
+          mpi.inPlace,
+          ptr,
+          len,
+          type,
+          mpi.sum,
+          mpi.commWorld,
+        ]);
+        sent += 2 * ring(host.length);
+        return uploadBucket(scaled(host, op, xs[0]!.dtype), xs[0]!.dtype as Dtype, shapesOf(xs));
+      }),
+
+    reduceBucket: (xs, root, op = 'sum') =>
+      serial(async () => {
+        checkRoot('reduce', root);
+        if (xs.length === 0) return [];
+        const host = await inPlaceBucket(xs, (ptr, len, type) => [
+          'MPI_Reduce',
+          mpi.reduce,
+          rank === root ? mpi.inPlace : ptr,
+          rank === root ? ptr : null,
+          len,
+          type,
+          mpi.sum,
+          root,
+          mpi.commWorld,
+        ]);
+        sent += ring(host.length);
+        if (rank !== root) return [];
+        return uploadBucket(scaled(host, op, xs[0]!.dtype), xs[0]!.dtype as Dtype, shapesOf(xs));
+      }),
+
+    broadcastBucket: (xs, root) =>
+      serial(async () => {
+        checkRoot('broadcast', root);
+        if (xs.length === 0) return [];
+        const host = await inPlaceBucket(
+          xs,
+          (ptr, len, type) => ['MPI_Bcast', mpi.bcast, ptr, len, type, root, mpi.commWorld],
+          rank === root,
+        );
+        sent += ring(host.length);
+        return uploadBucket(host, xs[0]!.dtype as Dtype, shapesOf(xs));
+      }),
+
+    reduceScatterBucket: (xs, padded, op = 'sum') =>
+      serial(async () => {
+        if (xs.length === 0) return [];
+        const dtype = bucketDtype(xs);
+        checkSlots('reduceScatterBucket', xs, padded, size);
+        const type = typeOf(dtype);
+        const datas = await readBucket(xs);
+        const chunks = padded.map((p) => p / size);
+        const total = chunks.reduce((a, b) => a + b, 0); // this rank's chunk of the bucket
+        const out = typed(dtype, new ArrayBuffer(bytesOf(total)), total);
+        for (let o = 0; o < total; o += pieceElems) {
+          const len = Math.min(pieceElems, total - o);
+          const send = buffers.get('send', bytesOf(len * size));
+          const recv = buffers.get('recv', bytesOf(len));
+          const sendHost = typed(dtype, send.view, len * size);
+          // Piece o of every rank's chunk, packed contiguously: [size, len].
+          for (let r = 0; r < size; r++) packChunkPiece(sendHost, r * len, datas, chunks, r, o, len);
+          await call(
+            'MPI_Reduce_scatter_block',
+            mpi.reduceScatterBlock,
+            send.ptr,
+            recv.ptr,
+            len,
+            type,
+            mpi.sum,
+            mpi.commWorld,
+          );
+          out.set(typed(dtype, recv.view, len), o);
+        }
+        sent += ring(total * size);
+        return uploadBucket(
+          scaled(out, op, dtype),
+          dtype,
+          chunks.map((c) => [c]),
+        );
+      }),
+
+    allGatherBucket: (xs, pieces) =>
+      serial(async () => {
+        if (xs.length === 0) return [];
+        const dtype = bucketDtype(xs);
+        checkSlots('allGatherBucket', xs, pieces, 1);
+        const type = typeOf(dtype);
+        const datas = await readBucket(xs);
+        const total = pieces.reduce((a, b) => a + b, 0); // this rank's part of the bucket
+        const send = buffers.get('send', bytesOf(total));
+        packSlots(typed(dtype, send.view, total), datas, pieces);
+        // Rank-major per tensor: tensor i's [size · pieces[i]] at size · offset_i.
+        const out = typed(dtype, new ArrayBuffer(bytesOf(total * size)), total * size);
+        for (let o = 0; o < total; o += pieceElems) {
+          const len = Math.min(pieceElems, total - o);
+          const recv = buffers.get('recv', bytesOf(len * size));
+          await call(
+            'MPI_Allgather',
+            mpi.allgather,
+            send.ptr + BigInt(4 * o),
+            len,
+            type,
+            recv.ptr,
+            len,
+            type,
+            mpi.commWorld,
+          );
+          unpackGatheredPiece(out, typed(dtype, recv.view, len * size), pieces, size, o, len);
+        }
+        sent += ring(total * size);
+        return uploadBucket(
+          out,
+          dtype,
+          pieces.map((p) => [p * size]),
+        );
       }),
 
     barrier: () =>

@@ -29,6 +29,15 @@ describe('single process (no MPI needed)', () => {
       for (const o of outs) expect(Array.from(await o.data())).toEqual([1, 2, 3, 4]);
       expect(outs[1]!.shape).toEqual([4]);
       tf.dispose(outs);
+      // Buckets: copies, reduce-scatter and all-gather slots zero-padded.
+      const [a, b] = await c.reduceScatterBucket([x, x], [4, 6]);
+      const [g] = await c.allGatherBucket([x], [5]);
+      expect([await a!.array(), await b!.array(), await g!.array()]).toEqual([
+        [1, 2, 3, 4],
+        [1, 2, 3, 4, 0, 0],
+        [1, 2, 3, 4, 0],
+      ]);
+      tf.dispose([a!, b!, g!]);
       expect(tf.memory().numTensors).toBe(before);
       expect(c.bytesSent()).toBe(0);
       await expect(openCollective({ require: true })).rejects.toThrow(/mpirun -np N/);
@@ -82,15 +91,20 @@ describe.skipIf(!hasMpirun)('over Open MPI, 3 ranks', () => {
       for (const [name, err] of Object.entries(l.results as Record<string, number>)) {
         expect(err, `${name} on rank ${l.rank}`).toBeLessThan(name.endsWith('int32') ? 1e-12 : 1e-6);
       }
-      expect(Object.keys(l.results)).toHaveLength(11);
+      expect(Object.keys(l.results)).toHaveLength(16);
       expect(l.tensorsLeft).toBe(0);
       expect(l.threaded).toBe(true);
-      // 30 float32 per rank chunk, 24 per message: every operation took 2 calls or more (24 calls + 1 barrier).
-      expect(l.calls).toBeGreaterThanOrEqual(25);
+      // 30 float32 per rank chunk, 24 per message: every operation took 2 calls or more (24 calls + 1 barrier); the
+      // buckets 5 + 5 + 5 (102 elements), 2 (36 per rank) and 1 (13 per rank).
+      expect(l.calls).toBeGreaterThanOrEqual(25 + 18);
       // Ring volumes, float32 + int32: all-reduce 2·(2/3)·90·4 (twice for float: sum and mean), reduce-scatter
       // (2/3)·90·4, all-gather (2/3)·90·4, reduce (2/3)·90·4, broadcast (2/3)·90·4.
       const ring = (2 / 3) * 90 * 4;
-      expect(l.bytesSent).toBe(Math.round(2 * (2 * ring + 2 * ring + 4 * ring) - 2 * ring));
+      expect(l.bytesSent - l.bucketBytes).toBe(Math.round(2 * (2 * ring + 2 * ring + 4 * ring) - 2 * ring));
+      // Buckets count what their tensors would one by one: all-reduce, reduce and broadcast of 7 + 90 + 5 elements,
+      // reduce-scatter of the padded 9 + 90 + 9, all-gather of 3 · (8 + 5).
+      const ringOf = (n: number) => Math.round((2 / 3) * n * 4);
+      expect(l.bucketBytes).toBe(2 * ringOf(102) + 2 * ringOf(102) + ringOf(108) + ringOf(39));
     }
   });
 });

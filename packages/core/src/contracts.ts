@@ -199,6 +199,28 @@ export interface Collective extends Plugin {
   /** `root`'s `x` on every rank (the others pass a tensor of the same shape and dtype). */
   broadcast(x: tf.Tensor, root: number): Promise<tf.Tensor>;
   barrier(): Promise<void>;
+  /*
+   * Bucketed forms: one operation over several tensors of one dtype (a segment's gradients or parameters), with their
+   * host read-backs awaited together, one host buffer and one message per bucket (split only past the message limit),
+   * and the results uploaded at once. Same results and bytes-sent count as the per-tensor calls, in `xs`' order.
+   */
+  /** `allReduce` of each tensor. */
+  allReduceBucket(xs: readonly tf.Tensor[], op?: 'sum' | 'mean'): Promise<tf.Tensor[]>;
+  /** `reduce` of each tensor to `root` (the other ranks get an empty array). */
+  reduceBucket(xs: readonly tf.Tensor[], root: number, op?: 'sum' | 'mean'): Promise<tf.Tensor[]>;
+  /**
+   * `reduceScatter` of each flat `xs[i]` read as zero-padded to `padded[i]` elements (a multiple of `size`, ≥ its
+   * size): this rank's chunk of each, flat [padded[i] / size].
+   */
+  reduceScatterBucket(
+    xs: readonly tf.Tensor[],
+    padded: readonly number[],
+    op?: 'sum' | 'mean',
+  ): Promise<tf.Tensor[]>;
+  /** `allGather` of each flat `xs[i]` read as zero-padded to `pieces[i]` elements: flat [size · pieces[i]] each. */
+  allGatherBucket(xs: readonly tf.Tensor[], pieces: readonly number[]): Promise<tf.Tensor[]>;
+  /** `broadcast` of each tensor from `root`. */
+  broadcastBucket(xs: readonly tf.Tensor[], root: number): Promise<tf.Tensor[]>;
   /**
    * Bytes this rank has sent since it started, counted from message sizes with the ring algorithms' volumes
    * (all-reduce 2·(N−1)/N·n, reduce-scatter and all-gather (N−1)/N·n of the full n, reduce and broadcast (N−1)/N·n).
