@@ -1,4 +1,5 @@
 import type { Batch, GradAccumulator, OptimizerPlugin, StepResult, TrainingEngine } from '@kstar/core';
+import { TrainingError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
 
 /**
@@ -10,6 +11,13 @@ import * as tf from '@tensorflow/tfjs';
  *
  * Checkpoints are written between optimizer steps only, so no micro-batch position needs saving: the data sampler's
  * state after `step × K` micro-batches resumes exactly.
+ *
+ * With `--grad-clip X` (`maxNorm`) the update needs the norm of the whole accumulated gradient before it starts, but
+ * the last micro-batch's gradients normally reach the optimizer during its backward pass. So all K micro-batches
+ * only compute gradients, the sum's norm ‖Σg/K‖ gives the factor min(1, X/(‖Σg/K‖ + 1e-6)) (torch's
+ * `clip_grad_norm_`), and the engine's step on the last micro-batch then feeds the optimizer that factor × Σg/K in
+ * place of its own gradient: one extra forward + backward per optimizer step, as the unaccumulated `--grad-clip`
+ * pays for its norm pass. Memory as without clipping: the sum plus one micro-batch's gradients.
  */
 export class GradAccumulation {
   /** Σ of the earlier micro-batches' gradients, by parameter name. */
@@ -18,10 +26,18 @@ export class GradAccumulation {
   private lossSum = 0;
   /** The parameter whose gradient the engine hands to the optimizer next (set by `onGradient`). */
   private current: string | undefined;
+  /**
+   * Clipping only: the sums hold all K micro-batches, and updates use `clipScale` × Σ/K instead of the engine's
+   * gradient (the last micro-batch's, already in the sum).
+   */
+  private complete = false;
+  private clipScale = 1;
 
+  /** `maxNorm`: `--grad-clip`, clip the accumulated mean gradient by its global L2 norm. */
   constructor(
     readonly micro: number,
     private readonly accumulator: GradAccumulator,
+    readonly maxNorm?: number,
   ) {}
 
   /** The engine's `onGradient` option: names the parameter of the update that follows. */
@@ -41,11 +57,19 @@ export class GradAccumulation {
   wrap(inner: OptimizerPlugin): OptimizerPlugin {
     const wrapper = Object.create(inner) as OptimizerPlugin;
     Object.defineProperty(wrapper, 'rowChunks', { value: undefined });
-    wrapper.describe = () => ({ ...inner.describe(), gradAccum: this.micro });
+    wrapper.describe = () => ({
+      ...inner.describe(),
+      gradAccum: this.micro,
+      ...(this.maxNorm !== undefined ? { gradClip: this.maxNorm } : {}),
+    });
     wrapper.update = (param, grad, state, step, part) => {
       // A tied parameter's parts (partial gradients) are summed by the optimizer: the earlier sum joins the first.
       const earlier = !part || part.first ? this.sums.get(this.current ?? '') : undefined;
-      const mean = tf.tidy(() => tf.mul(earlier ? tf.add(earlier, grad) : grad, 1 / this.micro));
+      const mean = tf.tidy(() => {
+        if (!this.complete) return tf.mul(earlier ? tf.add(earlier, grad) : grad, 1 / this.micro);
+        // The sum already holds this gradient: the first part carries it all, later parts add nothing.
+        return earlier ? tf.mul(earlier, this.clipScale / this.micro) : tf.zerosLike(grad);
+      });
       try {
         inner.update(param, mean, state, step, part);
       } finally {
@@ -64,19 +88,45 @@ export class GradAccumulation {
     engine: TrainingEngine,
     batches: readonly Batch[],
     last: (batch: Batch) => Promise<StepResult>,
-  ): Promise<StepResult> {
+  ): Promise<StepResult & { gradNorm?: number }> {
     this.clear();
     try {
-      for (const batch of batches.slice(0, -1)) {
-        const { loss, grads } = await engine.computeGradients(batch);
-        this.lossSum += loss;
-        for (const [name, g] of grads) this.add(name, g);
+      for (const batch of batches.slice(0, -1)) this.lossSum += await this.accumulate(engine, batch);
+      if (this.maxNorm === undefined) {
+        const r = await last(batches.at(-1)!);
+        return { ...r, loss: this.meanLoss(r.loss) };
       }
+      // Clipping: the last micro-batch's gradients join the sum first, so the norm is the whole step's.
+      await this.accumulate(engine, batches.at(-1)!);
+      const norm = await this.meanNorm();
+      if (!Number.isFinite(norm)) {
+        throw new TrainingError(
+          engine.step + 1,
+          `step ${engine.step + 1}: the global norm of the accumulated gradient is ${norm}: parameters were not updated; lower the learning rate or check the data`,
+        );
+      }
+      this.clipScale = Math.min(1, this.maxNorm / (norm + 1e-6));
+      this.complete = true;
       const r = await last(batches.at(-1)!);
-      return { ...r, loss: this.meanLoss(r.loss) };
+      return { ...r, loss: this.meanLoss(r.loss), gradNorm: norm };
     } finally {
       this.clear();
     }
+  }
+
+  /** Adds `batch`'s gradients to the sums; returns its loss. */
+  private async accumulate(engine: TrainingEngine, batch: Batch): Promise<number> {
+    const { loss, grads } = await engine.computeGradients(batch);
+    for (const [name, g] of grads) this.add(name, g);
+    return loss;
+  }
+
+  /** ‖Σg/K‖: the global L2 norm of the accumulated mean gradient. */
+  private async meanNorm(): Promise<number> {
+    const total = tf.tidy(() => tf.sqrt(tf.addN([...this.sums.values()].map((s) => tf.sum(tf.square(s))))));
+    const value = (await total.data())[0]!;
+    total.dispose();
+    return value / this.micro;
   }
 
   private add(name: string, g: tf.Tensor): void {
@@ -98,5 +148,7 @@ export class GradAccumulation {
     this.sums.clear();
     this.lossSum = 0;
     this.current = undefined;
+    this.complete = false;
+    this.clipScale = 1;
   }
 }

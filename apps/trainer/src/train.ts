@@ -241,12 +241,6 @@ function checkGradAccum(config: TrainConfig, entry: ReturnType<typeof optimizerE
       'E_CONFIG',
     );
   }
-  if (config.gradClip !== undefined) {
-    throw new InputError(
-      `--grad-accum ${K} cannot be combined with --grad-clip ${config.gradClip} yet: the global norm of the accumulated gradient is not known before the last micro-batch's updates; drop one of the two`,
-      'E_CONFIG',
-    );
-  }
 }
 
 /** The corpus, with a file system failure (`EIO`, `EACCES`, `EISDIR` …) as an InputError naming the path. */
@@ -344,10 +338,15 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const entry = optimizerEntry(config.optimizer);
   // --grad-clip: LOMO and AdaLomo clip with their own two-pass step (built so in prepareRun); others are wrapped.
   const base = run.optimizer;
-  const clipped =
-    config.gradClip !== undefined && !entry.trainStep ? scaledOptimizer(base, config.gradClip) : undefined;
+  // --grad-accum with --grad-clip: the accumulation clips the summed gradient itself (see grad-accum.ts).
   const accum =
-    config.gradAccum > 1 ? new GradAccumulation(config.gradAccum, inPlaceGradAccumulator) : undefined;
+    config.gradAccum > 1
+      ? new GradAccumulation(config.gradAccum, inPlaceGradAccumulator, config.gradClip)
+      : undefined;
+  const clipped =
+    config.gradClip !== undefined && !entry.trainStep && !accum
+      ? scaledOptimizer(base, config.gradClip)
+      : undefined;
   const optimizer = accum ? accum.wrap(base) : (clipped ?? base);
   const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
   const stage = stageOf(config.sharding);
