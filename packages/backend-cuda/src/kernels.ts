@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
+import { KSTAR_KERNELS } from './kstar-kernels.ts';
+import { kstarSources } from './kstar-sources.ts';
 import {
   argReduceRows,
   copyColumns,
@@ -629,6 +631,8 @@ KERNELS.KstarGelu = ({ inputs, backend }) =>
 KERNELS.KstarGeluGrad = ({ inputs, backend }) =>
   elementwise(backend, 'KstarGeluGrad', [inputs.h!, inputs.dy!], 'float32', GELU_GRAD_EXPR);
 
+Object.assign(KERNELS, KSTAR_KERNELS);
+
 for (const [name, spec] of Object.entries(UNARY)) KERNELS[name] = unary(name, spec);
 for (const [name, spec] of Object.entries(BINARY)) KERNELS[name] = binary(name, spec);
 
@@ -648,7 +652,7 @@ export function registerCudaKernels(backendName = 'cuda'): void {
  * table entry and the fixed kernels): what the nvcc test compiles without a GPU.
  */
 export function cudaKernelSources(): Record<string, string> {
-  const out: Record<string, string> = { ...fixedSources() };
+  const out: Record<string, string> = { ...fixedSources(), ...kstarSources() };
   const types = ['float', 'int'] as const;
   for (const [name, spec] of Object.entries(UNARY)) {
     for (const t of types) {

@@ -272,3 +272,15 @@ export function copyColumns(
 export function launchFixed(b: CudaBackend, name: string, source: string, n: number, params: Param[]): void {
   if (n > 0) run(b, name, source, n, params);
 }
+
+/** Launches a row kernel: one block of `block` threads for each of `rows` rows. */
+export function launchRows(
+  b: CudaBackend,
+  name: string,
+  source: string,
+  rows: number,
+  params: Param[],
+  block = 256,
+): void {
+  if (rows > 0) run(b, name, source, rows, params, rows, block);
+}

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { kstarParityCases } from './kstar-parity.ts';
 
 /**
  * Kernel parity: every kernel of the `cuda` backend against tfjs's `cpu` backend on the same random inputs, with odd
@@ -547,6 +548,7 @@ export function parityCases(): ParityCase[] {
       })(x!, dy!),
     scale: 10,
   });
+  cases.push(...kstarParityCases());
   return cases;
 }
 

@@ -2,8 +2,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as kernels from '@kstar/kernels';
 import { describe, expect, it } from 'vitest';
 import { CUDA_KERNEL_NAMES, cudaKernelSources } from '../src/kernels.ts';
+import { kstarParityCases } from '../src/kstar-parity.ts';
 import { elementwiseSource } from '../src/sources.ts';
 
 function findNvcc(): string | null {
@@ -35,6 +37,33 @@ describe('generated CUDA sources', () => {
       'Select',
     ])
       expect(CUDA_KERNEL_NAMES).toContain(k);
+  });
+
+  it("registers K*'s fused kernels under @kstar/kernels' names, each with a parity case", () => {
+    const defined = new Set(
+      Object.values(kernels)
+        .filter(
+          (k): k is kernels.KstarKernel<unknown, unknown> =>
+            typeof k === 'object' && k != null && 'which' in k,
+        )
+        .map((k) => k.name),
+    );
+    defined.add('KstarLion'); // @kstar/optim-lion's kernel (plugins do not import each other)
+    const native = CUDA_KERNEL_NAMES.filter((n) => n.startsWith('Kstar'));
+    for (const name of [
+      'KstarLayerNorm',
+      'KstarLayerNormGrad',
+      'KstarCausalSoftmax',
+      'KstarCausalSoftmaxGrad',
+      'KstarCrossEntropy',
+      'KstarCrossEntropyGrad',
+      'KstarAdamW',
+    ])
+      expect(native).toContain(name);
+    for (const name of native) expect(defined, `${name} is not a @kstar/kernels kernel`).toContain(name);
+    const covered = new Set(kstarParityCases().map((c) => c.kernel));
+    for (const name of native.filter((n) => !n.startsWith('KstarGelu')))
+      expect(covered, `${name} has no parity case`).toContain(name);
   });
 
   const nvcc = findNvcc();

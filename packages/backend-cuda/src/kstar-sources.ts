@@ -1,0 +1,248 @@
+/**
+ * CUDA C sources of K*'s own fused kernels (the `Kstar*` kernels of @kstar/kernels): LayerNorm, causal softmax,
+ * cross-entropy (each with its gradient), AdamW, Lion, in-place add (slice write is a device copy). Plain strings, compiled by NVRTC on first use like
+ * the tfjs kernels' sources; CI compiles them with nvcc. Row kernels run one block of ROW_BLOCK threads a row and
+ * reduce with warp shuffles; element-wise ones are grid-stride loops.
+ */
+
+/** Threads of a row kernel's block (a multiple of 32, at most 1024). */
+export const ROW_BLOCK = 256;
+
+/** Rows summed by one thread of LayerNorm's dγ/dβ column reduction (N/LN_ROWS partial sums, then their sum). */
+export const LN_ROWS = 64;
+
+/** Block-wide sum and max: every thread gets the result. Safe to call repeatedly (the first barrier guards reuse). */
+const BLOCK_REDUCE = `#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+__device__ __forceinline__ float warpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warpMax(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ float blockSum(float v) {
+  __shared__ float sh[32];
+  v = warpSum(v);
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+  __syncthreads();
+  v = (threadIdx.x & 31) < (blockDim.x >> 5) ? sh[threadIdx.x & 31] : 0.f;
+  return warpSum(v);
+}
+__device__ float blockMax(float v) {
+  __shared__ float sh[32];
+  v = warpMax(v);
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+  __syncthreads();
+  v = (threadIdx.x & 31) < (blockDim.x >> 5) ? sh[threadIdx.x & 31] : -INFINITY;
+  return warpMax(v);
+}
+`;
+
+const GRID_STRIDE =
+  'for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)';
+
+/** LayerNorm forward, one block a row of x [N, D]: two-pass μ and σ², then y = (x − μ)·rstd·γ + β. */
+export const layerNormSource = (name: string): string => `${BLOCK_REDUCE}
+extern "C" __global__ void ${name}(float* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd,
+    const float* __restrict__ x, const float* __restrict__ g, const float* __restrict__ b, long long cols, float eps) {
+  const long long base = (long long)blockIdx.x * cols;
+  float s = 0.f;
+  for (long long j = threadIdx.x; j < cols; j += blockDim.x) s += x[base + j];
+  const float mu = blockSum(s) / (float)cols;
+  float q = 0.f;
+  for (long long j = threadIdx.x; j < cols; j += blockDim.x) { float d = x[base + j] - mu; q += d * d; }
+  const float rs = 1.f / sqrtf(blockSum(q) / (float)cols + eps);
+  for (long long j = threadIdx.x; j < cols; j += blockDim.x) y[base + j] = (x[base + j] - mu) * rs * g[j] + b[j];
+  if (threadIdx.x == 0) { mean[blockIdx.x] = mu; rstd[blockIdx.x] = rs; }
+}
+`;
+
+/** LayerNorm dx, one block a row: x̂ = (x − μ)·rstd, g = dy·γ, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)). */
+export const layerNormGradDxSource = (name: string): string => `${BLOCK_REDUCE}
+extern "C" __global__ void ${name}(float* __restrict__ dx, const float* __restrict__ x, const float* __restrict__ dy,
+    const float* __restrict__ g, const float* __restrict__ mean, const float* __restrict__ rstd, long long cols) {
+  const long long base = (long long)blockIdx.x * cols;
+  const float mu = mean[blockIdx.x], rs = rstd[blockIdx.x];
+  float s1 = 0.f, s2 = 0.f;
+  for (long long j = threadIdx.x; j < cols; j += blockDim.x) {
+    float gy = dy[base + j] * g[j];
+    s1 += gy;
+    s2 += gy * (x[base + j] - mu) * rs;
+  }
+  const float m1 = blockSum(s1) / (float)cols;
+  const float m2 = blockSum(s2) / (float)cols;
+  for (long long j = threadIdx.x; j < cols; j += blockDim.x)
+    dx[base + j] = rs * (dy[base + j] * g[j] - m1 - (x[base + j] - mu) * rs * m2);
+}
+`;
+
+/**
+ * LayerNorm dγ and dβ, first pass: partial [C, 2D] over chunks of ${LN_ROWS} rows (columns 0..D−1 dγ = Σ dy·x̂,
+ * D..2D−1 dβ = Σ dy); neighbouring threads read neighbouring columns.
+ */
+export const layerNormGradPartialSource = (name: string): string => `
+extern "C" __global__ void ${name}(float* __restrict__ partial, const float* __restrict__ x, const float* __restrict__ dy,
+    const float* __restrict__ mean, const float* __restrict__ rstd, long long rows, long long cols) {
+  const long long n = ((rows + ${LN_ROWS} - 1) / ${LN_ROWS}) * 2 * cols;
+  ${GRID_STRIDE} {
+    long long chunk = i / (2 * cols), j = i - chunk * 2 * cols;
+    bool isBeta = j >= cols; long long d = isBeta ? j - cols : j;
+    long long r0 = chunk * ${LN_ROWS}, r1 = r0 + ${LN_ROWS} < rows ? r0 + ${LN_ROWS} : rows;
+    float acc = 0.f;
+    for (long long r = r0; r < r1; ++r) {
+      float v = dy[r * cols + d];
+      acc += isBeta ? v : v * (x[r * cols + d] - mean[r]) * rstd[r];
+    }
+    partial[i] = acc;
+  }
+}
+`;
+
+/** Sums [chunks, width] over its chunks into out [width] (the second pass of a column reduction). */
+export const columnSumSource = (name: string): string => `
+extern "C" __global__ void ${name}(float* __restrict__ out, const float* __restrict__ partial, long long chunks, long long n) {
+  ${GRID_STRIDE} {
+    float acc = 0.f;
+    for (long long c = 0; c < chunks; ++c) acc += partial[c * n + i];
+    out[i] = acc;
+  }
+}
+`;
+
+/**
+ * Causal softmax of scores s [rows, T] (rows = B·H·T; row r is query r mod T): p = softmax(scale·s) over columns
+ * j ≤ r mod T, exactly 0 above the diagonal. One block a row.
+ */
+export const causalSoftmaxSource = (name: string): string => `${BLOCK_REDUCE}
+extern "C" __global__ void ${name}(float* __restrict__ p, const float* __restrict__ s, long long cols, float scale) {
+  const long long base = (long long)blockIdx.x * cols, last = (long long)blockIdx.x % cols;
+  float m = -INFINITY;
+  for (long long j = threadIdx.x; j <= last; j += blockDim.x) m = fmaxf(m, s[base + j] * scale);
+  m = blockMax(m);
+  float z = 0.f;
+  for (long long j = threadIdx.x; j <= last; j += blockDim.x) z += expf(s[base + j] * scale - m);
+  const float inv = 1.f / blockSum(z);
+  for (long long j = threadIdx.x; j < cols; j += blockDim.x)
+    p[base + j] = j <= last ? expf(s[base + j] * scale - m) * inv : 0.f;
+}
+`;
+
+/** Causal softmax gradient from p alone: ds = scale·p·(dp − Σ_{j ≤ r mod T} dp·p), 0 above the diagonal. */
+export const causalSoftmaxGradSource = (name: string): string => `${BLOCK_REDUCE}
+extern "C" __global__ void ${name}(float* __restrict__ ds, const float* __restrict__ p, const float* __restrict__ dp,
+    long long cols, float scale) {
+  const long long base = (long long)blockIdx.x * cols, last = (long long)blockIdx.x % cols;
+  float acc = 0.f;
+  for (long long j = threadIdx.x; j <= last; j += blockDim.x) acc += dp[base + j] * p[base + j];
+  const float dot = blockSum(acc);
+  for (long long j = threadIdx.x; j < cols; j += blockDim.x)
+    ds[base + j] = j <= last ? scale * p[base + j] * (dp[base + j] - dot) : 0.f;
+}
+`;
+
+/**
+ * Cross-entropy rows, one block a row of logits z [N, V]: lse = logsumexp(z), rowLoss = lse − z[target] (a target
+ * outside [0, V) picks 0, like tfjs's one-hot).
+ */
+export const crossEntropyRowsSource = (name: string): string => `${BLOCK_REDUCE}
+extern "C" __global__ void ${name}(float* __restrict__ rowLoss, float* __restrict__ lse, const float* __restrict__ z,
+    const int* __restrict__ targets, long long cols) {
+  const long long base = (long long)blockIdx.x * cols;
+  float m = -INFINITY;
+  for (long long j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, z[base + j]);
+  m = blockMax(m);
+  float s = 0.f;
+  for (long long j = threadIdx.x; j < cols; j += blockDim.x) s += expf(z[base + j] - m);
+  const float l = m + logf(blockSum(s));
+  if (threadIdx.x == 0) {
+    int t = targets[blockIdx.x];
+    rowLoss[blockIdx.x] = l - (t >= 0 && t < cols ? z[base + t] : 0.f);
+    lse[blockIdx.x] = l;
+  }
+}
+`;
+
+/** Mean of x [n] into out [1]: one block. */
+export const meanSource = (name: string): string => `${BLOCK_REDUCE}
+extern "C" __global__ void ${name}(float* __restrict__ out, const float* __restrict__ x, long long n) {
+  float s = 0.f;
+  for (long long j = threadIdx.x; j < n; j += blockDim.x) s += x[j];
+  s = blockSum(s);
+  if (threadIdx.x == 0) out[0] = s / (float)n;
+}
+`;
+
+/** Cross-entropy gradient: dz = (exp(z − lse) − [v == target])·dy/N over [N, V]. */
+export const crossEntropyGradSource = (name: string): string => `
+extern "C" __global__ void ${name}(float* __restrict__ dz, const float* __restrict__ z, const float* __restrict__ lse,
+    const int* __restrict__ targets, const float* __restrict__ dy, long long cols, long long n, float invN) {
+  const float s = dy[0] * invN;
+  ${GRID_STRIDE} {
+    long long r = i / cols, v = i - r * cols;
+    dz[i] = (expf(z[i] - lse[r]) - (v == targets[r] ? 1.f : 0.f)) * s;
+  }
+}
+`;
+
+/**
+ * AdamW in place (torch.optim.AdamW): m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
+ * p ← p·decay − (m / (√v / sqrtBc2 + eps))·stepSize.
+ */
+export const adamwSource = (name: string): string => `
+extern "C" __global__ void ${name}(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m,
+    float* __restrict__ v, long long n, float beta1, float oneMinusBeta1, float beta2, float oneMinusBeta2,
+    float decay, float stepSize, float sqrtBc2, float eps) {
+  ${GRID_STRIDE} {
+    float gi = g[i];
+    float mi = beta1 * m[i] + oneMinusBeta1 * gi;
+    float vi = beta2 * v[i] + oneMinusBeta2 * gi * gi;
+    m[i] = mi; v[i] = vi;
+    p[i] = p[i] * decay - (mi / (sqrtf(vi) / sqrtBc2 + eps)) * stepSize;
+  }
+}
+`;
+
+/** Lion in place (lion_pytorch): c = β1·m + (1−β1)·g; p ← p·decay − lr·sign(c); m ← β2·m + (1−β2)·g (sign(0) = 0). */
+export const lionSource = (name: string): string => `
+extern "C" __global__ void ${name}(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m, long long n,
+    float lr, float beta1, float oneMinusBeta1, float beta2, float oneMinusBeta2, float decay) {
+  ${GRID_STRIDE} {
+    float gi = g[i], mi = m[i];
+    float c = beta1 * mi + oneMinusBeta1 * gi;
+    float sc = c != c ? c : (c > 0.f ? 1.f : (c < 0.f ? -1.f : 0.f));
+    p[i] = p[i] * decay - lr * sc;
+    m[i] = beta2 * mi + oneMinusBeta2 * gi;
+  }
+}
+`;
+
+/** acc += g in place. */
+export const addInPlaceSource = (name: string): string => `
+extern "C" __global__ void ${name}(float* __restrict__ acc, const float* __restrict__ g, long long n) {
+  ${GRID_STRIDE} acc[i] += g[i];
+}
+`;
+
+/** Every source of K*'s fused kernels, by kernel name: what the nvcc test compiles. */
+export function kstarSources(): Record<string, string> {
+  const all: Record<string, (name: string) => string> = {
+    kstar_layer_norm: layerNormSource,
+    kstar_layer_norm_grad_dx: layerNormGradDxSource,
+    kstar_layer_norm_grad_partial: layerNormGradPartialSource,
+    kstar_column_sum: columnSumSource,
+    kstar_causal_softmax: causalSoftmaxSource,
+    kstar_causal_softmax_grad: causalSoftmaxGradSource,
+    kstar_cross_entropy_rows: crossEntropyRowsSource,
+    kstar_mean: meanSource,
+    kstar_cross_entropy_grad: crossEntropyGradSource,
+    kstar_adamw: adamwSource,
+    kstar_lion: lionSource,
+    kstar_add_in_place: addInPlaceSource,
+  };
+  return Object.fromEntries(Object.entries(all).map(([name, make]) => [name, make(name)]));
+}
