@@ -1,10 +1,16 @@
 import type { GradAccumulator } from '@kstar/core';
 import { ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { defineKernel } from './define-kernel.ts';
+import {
+  type CpuKernel,
+  cpuFloats,
+  defineKernel,
+  type WasmKernel,
+  type WebGPUKernel,
+} from './define-kernel.ts';
 import { inPlaceOutput } from './in-place.ts';
-import { invalidateWasmCaches, type WasmBackendLike } from './wasm-kernels.ts';
-import { flat, flatProgram, type WebGPUBackendLike } from './wgsl.ts';
+import { invalidateWasmCaches } from './wasm-kernels.ts';
+import { flat, flatProgram } from './wgsl.ts';
 
 /**
  * `acc += g` in place. The engine uses it to sum a tied parameter's partial gradients (the LM head's and the
@@ -17,21 +23,16 @@ interface AddArgs {
 }
 type Inputs = { acc: tf.TensorInfo; g: tf.TensorInfo };
 
-const addCpu: tf.KernelFunc = ({ inputs, backend }) => {
-  const { acc, g } = inputs as unknown as Inputs;
-  const b = backend as unknown as {
-    data: { get(id: tf.DataId): { values: Float32Array } };
-    incRef(id: tf.DataId): void;
-  };
-  const a = b.data.get(acc.dataId).values;
-  const x = b.data.get(g.dataId).values;
+type NoAttrs = Record<string, never>;
+
+const addCpu: CpuKernel<Inputs, NoAttrs> = ({ inputs: { acc, g }, backend: b }) => {
+  const a = cpuFloats(b, acc);
+  const x = cpuFloats(b, g);
   for (let i = 0; i < a.length; i++) a[i] = a[i]! + x[i]!;
   return inPlaceOutput(b, acc);
 };
 
-const addWasm: tf.KernelFunc = ({ inputs, backend }) => {
-  const { acc, g } = inputs as unknown as Inputs;
-  const b = backend as unknown as WasmBackendLike;
+const addWasm: WasmKernel<Inputs, NoAttrs> = ({ inputs: { acc, g }, backend: b }) => {
   // No allocation in this kernel: the heap views stay valid.
   const a = b.typedArrayFromHeap(acc) as Float32Array;
   const x = b.typedArrayFromHeap(g) as Float32Array;
@@ -40,9 +41,7 @@ const addWasm: tf.KernelFunc = ({ inputs, backend }) => {
   return inPlaceOutput(b, acc);
 };
 
-const addWebGPU: tf.KernelFunc = ({ inputs, backend }) => {
-  const { acc, g } = inputs as unknown as Inputs;
-  const b = backend as unknown as WebGPUBackendLike;
+const addWebGPU: WebGPUKernel<Inputs, NoAttrs> = ({ inputs: { acc, g }, backend: b }) => {
   const size = tf.util.sizeFromShape(acc.shape);
   b.runWebGPUProgram(
     flatProgram({
@@ -60,7 +59,7 @@ const addWebGPU: tf.KernelFunc = ({ inputs, backend }) => {
   return inPlaceOutput(b, acc);
 };
 
-export const addInPlaceKernel = defineKernel<AddArgs, tf.Tensor>({
+export const addInPlaceKernel = defineKernel<AddArgs, tf.Tensor, Inputs, NoAttrs>({
   name: 'KstarAddInPlace',
   backends: { cpu: addCpu, wasm: addWasm, webgpu: addWebGPU },
   invoke: ({ acc, g }) => ({ inputs: { acc, g } }),

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { defineKernel } from './define-kernel.ts';
-import { chain, type FusedBackend, rowProgram, rowUniforms, shaped } from './row-program.ts';
+import { chain, rowProgram, rowUniforms, shaped } from './row-program.ts';
 import { flat } from './wgsl.ts';
 
 /**
@@ -90,12 +90,7 @@ export const causalSoftmaxKernel = defineKernel<CausalSoftmaxArgs, tf.Tensor>({
           }`,
       });
       const scale = (attrs as { scale: number }).scale;
-      const out = (backend as unknown as FusedBackend).runWebGPUProgram(
-        program,
-        [flat(s)],
-        'float32',
-        rowUniforms(rows, T, scale),
-      );
+      const out = backend.runWebGPUProgram(program, [flat(s)], 'float32', rowUniforms(rows, T, scale));
       return shaped(out, s.shape);
     },
   },
@@ -131,7 +126,7 @@ export const causalSoftmaxGradKernel = defineKernel<CausalSoftmaxGradArgs, tf.Te
           }`,
       });
       const scale = (attrs as { scale: number }).scale;
-      const out = (backend as unknown as FusedBackend).runWebGPUProgram(
+      const out = backend.runWebGPUProgram(
         program,
         [flat(p), flat(dp)],
         'float32',

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { defineKernel } from './define-kernel.ts';
-import { chain, type FusedBackend, rowProgram, rowUniforms, shaped } from './row-program.ts';
+import { chain, rowProgram, rowUniforms, shaped } from './row-program.ts';
 import { flat, flatProgram } from './wgsl.ts';
 
 /**
@@ -59,9 +59,8 @@ function crossEntropyGradOps({ logits, lse, targets, dy }: CrossEntropyGradArgs)
 export const crossEntropyKernel = defineKernel<CrossEntropyArgs, CrossEntropyResult>({
   name: 'KstarCrossEntropy',
   backends: {
-    webgpu: ({ inputs, backend }) => {
+    webgpu: ({ inputs, backend: b }) => {
       const { logits, targets } = inputs as { logits: tf.TensorInfo; targets: tf.TensorInfo };
-      const b = backend as unknown as FusedBackend;
       const [N, V] = logits.shape as [number, number];
       // Per row: [2N] = (loss_n, lse_n) at (n, N + n).
       const rows = b.runWebGPUProgram(
@@ -124,12 +123,15 @@ export const crossEntropyKernel = defineKernel<CrossEntropyArgs, CrossEntropyRes
   canRunNative: ({ targets }) => targets.dtype === 'int32',
 });
 
-export const crossEntropyGradKernel = defineKernel<CrossEntropyGradArgs, tf.Tensor>({
+export const crossEntropyGradKernel = defineKernel<
+  CrossEntropyGradArgs,
+  tf.Tensor,
+  Record<keyof CrossEntropyGradArgs, tf.TensorInfo>
+>({
   name: 'KstarCrossEntropyGrad',
   backends: {
-    webgpu: ({ inputs, backend }) => {
-      const { logits, lse, targets, dy } = inputs as unknown as Record<string, tf.TensorInfo>;
-      const [N, V] = logits!.shape as [number, number];
+    webgpu: ({ inputs: { logits, lse, targets, dy }, backend }) => {
+      const [N, V] = logits.shape as [number, number];
       const program = flatProgram({
         key: 'xent_grad',
         size: N * V,
@@ -139,9 +141,9 @@ export const crossEntropyGradKernel = defineKernel<CrossEntropyGradArgs, tf.Tens
           let p = exp(Z[index] - L[n]);
           result[index] = (p - select(0.0, 1.0, v == TGT[n])) * DY[0] * uniforms.invN;`,
       });
-      const out = (backend as unknown as FusedBackend).runWebGPUProgram(
+      const out = backend.runWebGPUProgram(
         program,
-        [flat(logits!), flat(lse!), flat(targets!), flat(dy!)],
+        [flat(logits), flat(lse), flat(targets), flat(dy)],
         'float32',
         [
           { type: 'int32', data: [V] },

@@ -29,6 +29,8 @@ export type NativeBackend = 'cpu' | 'wasm' | 'webgpu';
 export interface CpuBackendLike {
   data: { get(dataId: tf.DataId): { values: Float32Array | Int32Array | Uint8Array } };
   incRef(dataId: tf.DataId): void;
+  /** A new output holding `values` (tfjs's `MathBackendCPU.makeTensorInfo`). */
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.BackendValues): tf.TensorInfo;
 }
 
 /** The float32 values of a tensor on the cpu backend (the buffer itself: writes are in place). */
@@ -39,6 +41,8 @@ export function cpuFloats(backend: CpuBackendLike, t: tf.TensorInfo): Float32Arr
 /** The webgpu backend as native kernels use it: programs, and freeing their small temporaries. */
 export type WebGPUKernelBackend = WebGPUBackendLike & {
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
+  /** A new (empty) output (tfjs's `WebGPUBackend.makeTensorInfo`). */
+  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
 };
 
 /**
@@ -54,6 +58,11 @@ export type TypedKernelFunc<I, A, B> = (config: {
 export type CpuKernel<I, A> = TypedKernelFunc<I, A, CpuBackendLike>;
 export type WasmKernel<I, A> = TypedKernelFunc<I, A, WasmBackendLike>;
 export type WebGPUKernel<I, A> = TypedKernelFunc<I, A, WebGPUKernelBackend>;
+
+/** The one place a typed kernel meets tfjs's untyped `KernelFunc` (tfjs passes exactly `{inputs, attrs, backend}`). */
+export function toKernelFunc<I, A, B>(kernel: TypedKernelFunc<I, A, B>): tf.KernelFunc {
+  return kernel as unknown as tf.KernelFunc;
+}
 
 export interface KernelBackends<I, A> {
   cpu?: CpuKernel<I, A>;
@@ -109,8 +118,8 @@ export function defineKernel<Args, Result, I = tf.NamedTensorInfoMap, A = tf.Nam
   const nativeBackends = Object.keys(spec.backends) as NativeBackend[];
   const register = (): void => {
     for (const backendName of nativeBackends) {
-      // The one place the typed kernel meets tfjs's untyped `KernelFunc` (tfjs passes exactly these objects).
-      const kernelFunc = spec.backends[backendName] as unknown as tf.KernelFunc;
+      // `never`: each backend's own kernel type (tfjs passes that backend).
+      const kernelFunc = toKernelFunc<I, A, never>(spec.backends[backendName]!);
       const existing = tf.getKernel(spec.name, backendName);
       if (existing?.kernelFunc === kernelFunc) continue;
       // A different function under our name (a second copy of this module) is replaced, which tfjs warns about.

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { defineKernel } from './define-kernel.ts';
-import { chain, type FusedBackend, shaped } from './row-program.ts';
+import { chain, shaped } from './row-program.ts';
 import { flat, flatProgram } from './wgsl.ts';
 
 /**
@@ -84,7 +84,7 @@ export const geluKernel = defineKernel<tf.Tensor, tf.Tensor>({
         body: `${consts} let x = H[index]; let u = c * x * (1.0 + a * x * x); ${WGSL_TANH}
           result[index] = 0.5 * x * (1.0 + t);`,
       });
-      const out = (backend as unknown as FusedBackend).runWebGPUProgram(program, [flat(h)], 'float32');
+      const out = backend.runWebGPUProgram(program, [flat(h)], 'float32');
       return shaped(out, h.shape);
     },
   },
@@ -107,11 +107,7 @@ export const geluGradKernel = defineKernel<{ h: tf.Tensor; dy: tf.Tensor }, tf.T
           let d = 0.5 * (1.0 + t) + 0.5 * c * x * (1.0 - t * t) * (1.0 + 3.0 * a * x2);
           result[index] = DY[index] * d;`,
       });
-      const out = (backend as unknown as FusedBackend).runWebGPUProgram(
-        program,
-        [flat(h), flat(dy)],
-        'float32',
-      );
+      const out = backend.runWebGPUProgram(program, [flat(h), flat(dy)], 'float32');
       return shaped(out, h.shape);
     },
   },

@@ -89,13 +89,15 @@ function pick(b: FusedBackend, stats: tf.TensorInfo, n: number, k: 0 | 1): tf.Te
   return shaped(b.runWebGPUProgram(program, [stats], 'float32'), [n, 1]);
 }
 
-export const layerNormKernel = defineKernel<LayerNormArgs, LayerNormResult>({
+export const layerNormKernel = defineKernel<
+  LayerNormArgs,
+  LayerNormResult,
+  { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo },
+  { eps: number }
+>({
   name: 'KstarLayerNorm',
   backends: {
-    webgpu: ({ inputs, backend, attrs }) => {
-      const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
-      const eps = (attrs as { eps: number }).eps;
-      const b = backend as unknown as FusedBackend;
+    webgpu: ({ inputs: { x, gamma, beta }, backend: b, attrs: { eps } }) => {
       const D = x.shape[x.shape.length - 1]!;
       const N = tf.util.sizeFromShape(x.shape) / D;
       // Two-pass mean and variance in one workgroup per row: stats [N, 2] = (μ, rstd).
@@ -147,15 +149,17 @@ export const layerNormKernel = defineKernel<LayerNormArgs, LayerNormResult>({
   fallback: layerNormOps,
 });
 
-export const layerNormGradKernel = defineKernel<LayerNormGradArgs, LayerNormGradResult>({
+export const layerNormGradKernel = defineKernel<
+  LayerNormGradArgs,
+  LayerNormGradResult,
+  Record<keyof LayerNormGradArgs, tf.TensorInfo>
+>({
   name: 'KstarLayerNormGrad',
   backends: {
-    webgpu: ({ inputs, backend }) => {
-      const { x, gamma, mean, rstd, dy } = inputs as unknown as Record<string, tf.TensorInfo>;
-      const b = backend as unknown as FusedBackend;
-      const D = x!.shape[x!.shape.length - 1]!;
-      const N = tf.util.sizeFromShape(x!.shape) / D;
-      const ins = [flat(x!), flat(dy!), flat(gamma!), flat(mean!), flat(rstd!)];
+    webgpu: ({ inputs: { x, gamma, mean, rstd, dy }, backend: b }) => {
+      const D = x.shape[x.shape.length - 1]!;
+      const N = tf.util.sizeFromShape(x.shape) / D;
+      const ins = [flat(x), flat(dy), flat(gamma), flat(mean), flat(rstd)];
       const names = ['X', 'DY', 'G', 'MU', 'RS'];
       // Per row: (mean(g), mean(g·x̂)), g = dy·γ.
       const rowStats = b.runWebGPUProgram(
@@ -213,7 +217,7 @@ export const layerNormGradKernel = defineKernel<LayerNormGradArgs, LayerNormGrad
             }
             result[index] = acc;`,
         }),
-        [flat(x!), flat(dy!), flat(mean!), flat(rstd!)],
+        [flat(x), flat(dy), flat(mean), flat(rstd)],
         'float32',
         [
           { type: 'int32', data: [D] },
@@ -242,7 +246,7 @@ export const layerNormGradKernel = defineKernel<LayerNormGradArgs, LayerNormGrad
       const dgamma = colSum(0);
       const dbeta = colSum(D);
       b.disposeData(partial.dataId);
-      return [shaped(dx, x!.shape), shaped(dgamma, [D]), shaped(dbeta, [D])];
+      return [shaped(dx, x.shape), shaped(dgamma, [D]), shaped(dbeta, [D])];
     },
   },
   invoke: ({ x, gamma, mean, rstd, dy }) => ({ inputs: { x, gamma, mean, rstd, dy } }),

@@ -1,8 +1,7 @@
 import { InputError, ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { defineKernel } from './define-kernel.ts';
-import type { WasmBackendLike } from './wasm-kernels.ts';
-import { flatProgram, type WebGPUBackendLike } from './wgsl.ts';
+import { type CpuKernel, defineKernel, type WasmKernel, type WebGPUKernel } from './define-kernel.ts';
+import { flatProgram } from './wgsl.ts';
 
 /**
  * Packed low-precision storage: unsigned 8-bit or 16-bit values stored four or two per int32 element, so
@@ -67,30 +66,25 @@ export interface UnpackArgs {
   bits: PackBits;
 }
 
-type CpuBackend = {
-  data: { get(id: tf.DataId): { values: ArrayLike<number> } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Int32Array): tf.TensorInfo;
-};
+type PackInputs = { values: tf.TensorInfo };
+type PackAttrs = { bits: PackBits };
+type UnpackInputs = { packed: tf.TensorInfo };
+type UnpackAttrs = { bits: PackBits; n: number };
 
-const packCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { values } = inputs as { values: tf.TensorInfo };
-  const { bits } = attrs as unknown as { bits: PackBits };
-  const b = backend as unknown as CpuBackend;
+const packCpu: CpuKernel<PackInputs, PackAttrs> = ({ inputs: { values }, backend: b, attrs: { bits } }) => {
   const v = b.data.get(values.dataId).values;
   return b.makeTensorInfo([packedLength(v.length, bits)], 'int32', packArray(v, bits));
 };
 
-const unpackCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { packed } = inputs as { packed: tf.TensorInfo };
-  const { bits, n } = attrs as unknown as { bits: PackBits; n: number };
-  const b = backend as unknown as CpuBackend;
+const unpackCpu: CpuKernel<UnpackInputs, UnpackAttrs> = ({
+  inputs: { packed },
+  backend: b,
+  attrs: { bits, n },
+}) => {
   return b.makeTensorInfo([n], 'int32', unpackArray(b.data.get(packed.dataId).values, n, bits));
 };
 
-const packWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { values } = inputs as { values: tf.TensorInfo };
-  const { bits } = attrs as unknown as { bits: PackBits };
-  const b = backend as unknown as WasmBackendLike;
+const packWasm: WasmKernel<PackInputs, PackAttrs> = ({ inputs: { values }, backend: b, attrs: { bits } }) => {
   const n = tf.util.sizeFromShape(values.shape);
   const out = b.makeOutput([packedLength(n, bits)], 'int32');
   // Views after the allocation (the heap may grow and detach older views).
@@ -98,10 +92,11 @@ const packWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
-const unpackWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { packed } = inputs as { packed: tf.TensorInfo };
-  const { bits, n } = attrs as unknown as { bits: PackBits; n: number };
-  const b = backend as unknown as WasmBackendLike;
+const unpackWasm: WasmKernel<UnpackInputs, UnpackAttrs> = ({
+  inputs: { packed },
+  backend: b,
+  attrs: { bits, n },
+}) => {
   const out = b.makeOutput([n], 'int32');
   unpackArray(b.typedArrayFromHeap(packed), n, bits, b.typedArrayFromHeap(out) as Int32Array);
   return out;
@@ -110,10 +105,11 @@ const unpackWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
 const i32 = (x: number) => ({ type: 'int32' as const, data: [x] });
 
 /** One thread per word: gathers k values, masks them, shifts them in place (u32 arithmetic, bitcast to i32). */
-const packWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { values } = inputs as { values: tf.TensorInfo };
-  const { bits } = attrs as unknown as { bits: PackBits };
-  const b = backend as unknown as WebGPUBackendLike;
+const packWebGPU: WebGPUKernel<PackInputs, PackAttrs> = ({
+  inputs: { values },
+  backend: b,
+  attrs: { bits },
+}) => {
   const n = tf.util.sizeFromShape(values.shape);
   const k = 32 / bits;
   const words = packedLength(n, bits);
@@ -136,10 +132,11 @@ const packWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   );
 };
 
-const unpackWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { packed } = inputs as { packed: tf.TensorInfo };
-  const { bits, n } = attrs as unknown as { bits: PackBits; n: number };
-  const b = backend as unknown as WebGPUBackendLike;
+const unpackWebGPU: WebGPUKernel<UnpackInputs, UnpackAttrs> = ({
+  inputs: { packed },
+  backend: b,
+  attrs: { bits, n },
+}) => {
   const k = 32 / bits;
   return b.runWebGPUProgram(
     flatProgram({
@@ -197,7 +194,7 @@ export function unpackIntsOps({ packed, n, bits }: UnpackArgs): tf.Tensor1D {
   });
 }
 
-export const packKernel = defineKernel<PackArgs, tf.Tensor1D>({
+export const packKernel = defineKernel<PackArgs, tf.Tensor1D, PackInputs, PackAttrs>({
   name: 'KstarPack',
   backends: { cpu: packCpu, wasm: packWasm, webgpu: packWebGPU },
   invoke: ({ values, bits }) => ({ inputs: { values }, attrs: { bits } }),
@@ -205,7 +202,7 @@ export const packKernel = defineKernel<PackArgs, tf.Tensor1D>({
   fallback: packIntsOps,
 });
 
-export const unpackKernel = defineKernel<UnpackArgs, tf.Tensor1D>({
+export const unpackKernel = defineKernel<UnpackArgs, tf.Tensor1D, UnpackInputs, UnpackAttrs>({
   name: 'KstarUnpack',
   backends: { cpu: unpackCpu, wasm: unpackWasm, webgpu: unpackWebGPU },
   invoke: ({ packed, n, bits }) => ({ inputs: { packed }, attrs: { bits, n } }),

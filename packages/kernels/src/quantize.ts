@@ -1,9 +1,8 @@
 import { InputError, ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { defineKernel } from './define-kernel.ts';
+import { type CpuKernel, defineKernel, type WasmKernel, type WebGPUKernel } from './define-kernel.ts';
 import { packedLength, packInts, unpackInts } from './pack.ts';
-import type { WasmBackendLike } from './wasm-kernels.ts';
-import { flatProgram, type WebGPUBackendLike } from './wgsl.ts';
+import { flatProgram } from './wgsl.ts';
 
 /**
  * Block-wise 8-bit quantization with bitsandbytes' dynamic ("dynamic tree") code books.
@@ -238,15 +237,12 @@ export interface DequantizeArgs {
 
 type Attrs = { signed: boolean; blockSize: number; signFix?: boolean };
 
-type CpuBackend = {
-  data: { get(id: tf.DataId): { values: ArrayLike<number> } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Int32Array | Float32Array): tf.TensorInfo;
-};
+type DequantizeAttrs = Attrs & { shape: number[] };
+type QuantizeInputs = { x: tf.TensorInfo };
+type DequantizeInputs = { codes: tf.TensorInfo; absmax: tf.TensorInfo };
 
-const quantizeCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { x } = inputs as { x: tf.TensorInfo };
-  const { signed, blockSize, signFix } = attrs as unknown as Attrs;
-  const b = backend as unknown as CpuBackend;
+const quantizeCpu: CpuKernel<QuantizeInputs, Attrs> = ({ inputs: { x }, backend: b, attrs }) => {
+  const { signed, blockSize, signFix } = attrs;
   const xs = b.data.get(x.dataId).values;
   const n = xs.length;
   const packed = new Int32Array(packedLength(n, 8));
@@ -258,19 +254,16 @@ const quantizeCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   ];
 };
 
-const dequantizeCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { codes, absmax } = inputs as { codes: tf.TensorInfo; absmax: tf.TensorInfo };
-  const { signed, blockSize, shape } = attrs as unknown as Attrs & { shape: number[] };
-  const b = backend as unknown as CpuBackend;
+const dequantizeCpu: CpuKernel<DequantizeInputs, DequantizeAttrs> = ({ inputs, backend: b, attrs }) => {
+  const { codes, absmax } = inputs;
+  const { signed, blockSize, shape } = attrs;
   const out = new Float32Array(tf.util.sizeFromShape(shape));
   dequantizeArray(b.data.get(codes.dataId).values, b.data.get(absmax.dataId).values, signed, blockSize, out);
   return b.makeTensorInfo(shape, 'float32', out);
 };
 
-const quantizeWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { x } = inputs as { x: tf.TensorInfo };
-  const { signed, blockSize, signFix } = attrs as unknown as Attrs;
-  const b = backend as unknown as WasmBackendLike;
+const quantizeWasm: WasmKernel<QuantizeInputs, Attrs> = ({ inputs: { x }, backend: b, attrs }) => {
+  const { signed, blockSize, signFix } = attrs;
   const n = tf.util.sizeFromShape(x.shape);
   const packed = b.makeOutput([packedLength(n, 8)], 'int32');
   const absmax = b.makeOutput([Math.ceil(n / blockSize)], 'float32');
@@ -286,10 +279,9 @@ const quantizeWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return [packed, absmax];
 };
 
-const dequantizeWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { codes, absmax } = inputs as { codes: tf.TensorInfo; absmax: tf.TensorInfo };
-  const { signed, blockSize, shape } = attrs as unknown as Attrs & { shape: number[] };
-  const b = backend as unknown as WasmBackendLike;
+const dequantizeWasm: WasmKernel<DequantizeInputs, DequantizeAttrs> = ({ inputs, backend: b, attrs }) => {
+  const { codes, absmax } = inputs;
+  const { signed, blockSize, shape } = attrs;
   const out = b.makeOutput(shape, 'float32');
   dequantizeArray(
     b.typedArrayFromHeap(codes),
@@ -309,10 +301,8 @@ const flat1 = (t: tf.TensorInfo): tf.TensorInfo => ({
 });
 
 /** Two dispatches: absmax (one thread per block) into a new buffer, then codes (one thread per word). */
-const quantizeWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { x } = inputs as { x: tf.TensorInfo };
-  const { signed, blockSize, signFix } = attrs as unknown as Attrs;
-  const b = backend as unknown as WebGPUBackendLike;
+const quantizeWebGPU: WebGPUKernel<QuantizeInputs, Attrs> = ({ inputs: { x }, backend: b, attrs }) => {
+  const { signed, blockSize, signFix } = attrs;
   const n = tf.util.sizeFromShape(x.shape);
   const s = signed ? 's' : 'u';
   const nBlocks = Math.ceil(n / blockSize);
@@ -358,10 +348,9 @@ const quantizeWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return [codes, absmax];
 };
 
-const dequantizeWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { codes, absmax } = inputs as { codes: tf.TensorInfo; absmax: tf.TensorInfo };
-  const { signed, blockSize, shape } = attrs as unknown as Attrs & { shape: number[] };
-  const b = backend as unknown as WebGPUBackendLike;
+const dequantizeWebGPU: WebGPUKernel<DequantizeInputs, DequantizeAttrs> = ({ inputs, backend: b, attrs }) => {
+  const { codes, absmax } = inputs;
+  const { signed, blockSize, shape } = attrs;
   const n = tf.util.sizeFromShape(shape);
   const s = signed ? 's' : 'u';
   const out = b.runWebGPUProgram(
@@ -440,7 +429,7 @@ function dequantizeFallback({ codes, absmax, shape, signed, blockSize }: Dequant
   });
 }
 
-export const quantizeKernel = defineKernel<QuantizeArgs, Quantized>({
+export const quantizeKernel = defineKernel<QuantizeArgs, Quantized, QuantizeInputs, Attrs>({
   name: 'KstarQuantize8',
   backends: { cpu: quantizeCpu, wasm: quantizeWasm, webgpu: quantizeWebGPU },
   invoke: ({ x, signed, blockSize, signFix = false }) => ({
@@ -451,7 +440,7 @@ export const quantizeKernel = defineKernel<QuantizeArgs, Quantized>({
   fallback: quantizeFallback,
 });
 
-export const dequantizeKernel = defineKernel<DequantizeArgs, tf.Tensor>({
+export const dequantizeKernel = defineKernel<DequantizeArgs, tf.Tensor, DequantizeInputs, DequantizeAttrs>({
   name: 'KstarDequantize8',
   backends: { cpu: dequantizeCpu, wasm: dequantizeWasm, webgpu: dequantizeWebGPU },
   invoke: ({ codes, absmax, shape, signed, blockSize }) => ({

@@ -1,9 +1,9 @@
 import type { SliceWriter } from '@kstar/core';
 import { opsSliceWriter, ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { defineKernel } from './define-kernel.ts';
-import { invalidateWasmCaches, type WasmBackendLike } from './wasm-kernels.ts';
-import { flat, flatProgram, type WebGPUBackendLike } from './wgsl.ts';
+import { type CpuKernel, defineKernel, type WasmKernel, type WebGPUKernel } from './define-kernel.ts';
+import { invalidateWasmCaches } from './wasm-kernels.ts';
+import { flat, flatProgram } from './wgsl.ts';
 
 /**
  * `KstarWriteSlice`: target.flat[offset : offset + source.size] ← source, IN PLACE (float32 or int32). Gradient
@@ -21,36 +21,38 @@ type Inputs = { target: tf.TensorInfo; source: tf.TensorInfo };
 
 const emptyOf = (make: (shape: number[], dtype: tf.DataType) => tf.TensorInfo) => make([0], 'float32');
 
-const writeCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { target, source } = inputs as unknown as Inputs;
-  const b = backend as unknown as {
-    data: { get(id: tf.DataId): { values: Float32Array | Int32Array } };
-    makeTensorInfo(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo;
-  };
+type Attrs = { offset: number };
+
+const writeCpu: CpuKernel<Inputs, Attrs> = ({
+  inputs: { target, source },
+  backend: b,
+  attrs: { offset },
+}) => {
   const t = b.data.get(target.dataId).values;
   const s = b.data.get(source.dataId).values;
-  const offset = (attrs as { offset: number }).offset;
   // A cpu slice of contiguous rows may be a view of the target itself: then the rows are already there.
   if (!(s.buffer === t.buffer && s.byteOffset === t.byteOffset + 4 * offset)) t.set(s, offset);
   return emptyOf((shape, dtype) => b.makeTensorInfo(shape, dtype, new Float32Array(0)));
 };
 
-const writeWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { target, source } = inputs as unknown as Inputs;
-  const b = backend as unknown as WasmBackendLike;
+const writeWasm: WasmKernel<Inputs, Attrs> = ({
+  inputs: { target, source },
+  backend: b,
+  attrs: { offset },
+}) => {
   const out = emptyOf((shape, dtype) => b.makeOutput(shape, dtype)); // allocate first: views detach on heap growth
   const t = b.typedArrayFromHeap(target) as Float32Array | Int32Array;
   const s = b.typedArrayFromHeap(source) as Float32Array | Int32Array;
-  t.set(s, (attrs as { offset: number }).offset);
+  t.set(s, offset);
   invalidateWasmCaches(b, target);
   return out;
 };
 
-const writeWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { target, source } = inputs as unknown as Inputs;
-  const b = backend as unknown as WebGPUBackendLike & {
-    makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  };
+const writeWebGPU: WebGPUKernel<Inputs, Attrs> = ({
+  inputs: { target, source },
+  backend: b,
+  attrs: { offset },
+}) => {
   const size = tf.util.sizeFromShape(source.shape);
   // `size` elements are dispatched; `result` is bound to the whole target buffer.
   const program = flatProgram({
@@ -60,18 +62,14 @@ const writeWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     uniforms: 'offset : i32,',
     body: 'result[index + uniforms.offset] = S[index];',
   });
-  b.runWebGPUProgram(
-    program,
-    [flat(source)],
-    target.dtype,
-    [{ type: 'int32', data: [(attrs as { offset: number }).offset] }],
-    { ...flat(target) },
-  );
+  b.runWebGPUProgram(program, [flat(source)], target.dtype, [{ type: 'int32', data: [offset] }], {
+    ...flat(target),
+  });
   b.tensorMap.get(target.dataId).values = null; // a cached CPU copy is stale now
   return emptyOf((shape, dtype) => b.makeTensorInfo(shape, dtype));
 };
 
-export const writeSliceKernel = defineKernel<WriteArgs, void>({
+export const writeSliceKernel = defineKernel<WriteArgs, void, Inputs, Attrs>({
   name: 'KstarWriteSlice',
   backends: { cpu: writeCpu, wasm: writeWasm, webgpu: writeWebGPU },
   invoke: ({ target, source, offset }) => ({ inputs: { target, source }, attrs: { offset } }),
@@ -104,6 +102,6 @@ export function writeSlice(
 
 /** The `SliceWriter` gradient partitioning uses (`EngineOptions.updatePartition.writer`). */
 export const sliceWriter: SliceWriter = {
-  inPlace: () => writeSliceKernel.nativeBackends.includes(tf.getBackend() as never),
+  inPlace: () => (writeSliceKernel.nativeBackends as readonly string[]).includes(tf.getBackend()),
   write: (target, source, offset) => writeSlice(target, source, offset),
 };

@@ -1,9 +1,8 @@
 import { InputError, ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { defineKernel } from './define-kernel.ts';
+import { type CpuKernel, defineKernel, type WasmKernel, type WebGPUKernel } from './define-kernel.ts';
 import { packedLength, packInts, unpackInts } from './pack.ts';
-import type { WasmBackendLike } from './wasm-kernels.ts';
-import { flatProgram, type WebGPUBackendLike } from './wgsl.ts';
+import { flatProgram } from './wgsl.ts';
 
 /**
  * 24-bit split weights (FlashOptim's float splitting, arXiv 2602.23349 §6a, with an integer correction code).
@@ -131,14 +130,12 @@ export function joinArray(
 const u32View = (a: Float32Array | Int32Array | Uint8Array, n: number) =>
   new Uint32Array(a.buffer, a.byteOffset, n);
 
-type CpuBackend = {
-  data: { get(id: tf.DataId): { values: ArrayLike<number> } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Int32Array | Float32Array): tf.TensorInfo;
-};
+type SplitInputs = { w: tf.TensorInfo };
+type NoAttrs = Record<string, never>;
+type JoinInputs = { hi: tf.TensorInfo; lo?: tf.TensorInfo };
+type JoinAttrs = { n: number };
 
-const splitCpu: tf.KernelFunc = ({ inputs, backend }) => {
-  const { w } = inputs as { w: tf.TensorInfo };
-  const b = backend as unknown as CpuBackend;
+const splitCpu: CpuKernel<SplitInputs, NoAttrs> = ({ inputs: { w }, backend: b }) => {
   const v = b.data.get(w.dataId).values as Float32Array;
   const hi = new Int32Array(packedLength(v.length, 16));
   const lo = new Int32Array(packedLength(v.length, 8));
@@ -146,18 +143,13 @@ const splitCpu: tf.KernelFunc = ({ inputs, backend }) => {
   return [b.makeTensorInfo([hi.length], 'int32', hi), b.makeTensorInfo([lo.length], 'int32', lo)];
 };
 
-const joinCpu: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { hi, lo } = inputs as { hi: tf.TensorInfo; lo?: tf.TensorInfo };
-  const { n } = attrs as unknown as { n: number };
-  const b = backend as unknown as CpuBackend;
+const joinCpu: CpuKernel<JoinInputs, JoinAttrs> = ({ inputs: { hi, lo }, backend: b, attrs: { n } }) => {
   const out = new Float32Array(n);
   joinArray(b.data.get(hi.dataId).values, lo ? b.data.get(lo.dataId).values : null, n, u32View(out, n));
   return b.makeTensorInfo([n], 'float32', out);
 };
 
-const splitWasm: tf.KernelFunc = ({ inputs, backend }) => {
-  const { w } = inputs as { w: tf.TensorInfo };
-  const b = backend as unknown as WasmBackendLike;
+const splitWasm: WasmKernel<SplitInputs, NoAttrs> = ({ inputs: { w }, backend: b }) => {
   const n = tf.util.sizeFromShape(w.shape);
   const hi = b.makeOutput([packedLength(n, 16)], 'int32');
   const lo = b.makeOutput([packedLength(n, 8)], 'int32');
@@ -170,10 +162,7 @@ const splitWasm: tf.KernelFunc = ({ inputs, backend }) => {
   return [hi, lo];
 };
 
-const joinWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { hi, lo } = inputs as { hi: tf.TensorInfo; lo?: tf.TensorInfo };
-  const { n } = attrs as unknown as { n: number };
-  const b = backend as unknown as WasmBackendLike;
+const joinWasm: WasmKernel<JoinInputs, JoinAttrs> = ({ inputs: { hi, lo }, backend: b, attrs: { n } }) => {
   const out = b.makeOutput([n], 'float32');
   joinArray(
     b.typedArrayFromHeap(hi),
@@ -219,9 +208,7 @@ function withSplitHelpers(p: ReturnType<typeof flatProgram>): ReturnType<typeof 
 const i32u = (x: number) => ({ type: 'int32' as const, data: [x] });
 
 /** Two dispatches, one per output (Dawn forbids two storage outputs in these flat programs): hi words, lo words. */
-const splitWebGPU: tf.KernelFunc = ({ inputs, backend }) => {
-  const { w } = inputs as { w: tf.TensorInfo };
-  const b = backend as unknown as WebGPUBackendLike;
+const splitWebGPU: WebGPUKernel<SplitInputs, NoAttrs> = ({ inputs: { w }, backend: b }) => {
   const n = tf.util.sizeFromShape(w.shape);
   const flatW = { dataId: w.dataId, shape: [n], dtype: w.dtype };
   const hi = b.runWebGPUProgram(
@@ -265,10 +252,11 @@ const splitWebGPU: tf.KernelFunc = ({ inputs, backend }) => {
   return [hi, lo];
 };
 
-const joinWebGPU: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { hi, lo } = inputs as { hi: tf.TensorInfo; lo?: tf.TensorInfo };
-  const { n } = attrs as unknown as { n: number };
-  const b = backend as unknown as WebGPUBackendLike;
+const joinWebGPU: WebGPUKernel<JoinInputs, JoinAttrs> = ({
+  inputs: { hi, lo },
+  backend: b,
+  attrs: { n },
+}) => {
   const flatOf = (t: tf.TensorInfo) => ({
     dataId: t.dataId,
     shape: [tf.util.sizeFromShape(t.shape)],
@@ -386,7 +374,7 @@ export function join24Ops({ hi, lo, n }: Join24Args): tf.Tensor1D {
   });
 }
 
-export const split24Kernel = defineKernel<Split24Args, Split24>({
+export const split24Kernel = defineKernel<Split24Args, Split24, SplitInputs, NoAttrs>({
   name: 'KstarSplit24',
   backends: { cpu: splitCpu, wasm: splitWasm, webgpu: splitWebGPU },
   invoke: ({ w }) => ({ inputs: { w } }),
@@ -394,7 +382,7 @@ export const split24Kernel = defineKernel<Split24Args, Split24>({
   fallback: split24Ops,
 });
 
-export const join24Kernel = defineKernel<Join24Args, tf.Tensor1D>({
+export const join24Kernel = defineKernel<Join24Args, tf.Tensor1D, JoinInputs, JoinAttrs>({
   name: 'KstarJoin24',
   backends: { cpu: joinCpu, wasm: joinWasm, webgpu: joinWebGPU },
   invoke: ({ hi, lo, n }) => ({ inputs: lo ? { hi, lo } : ({ hi } as tf.NamedTensorMap), attrs: { n } }),

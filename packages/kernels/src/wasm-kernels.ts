@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { toKernelFunc } from './define-kernel.ts';
 import { registerWasmMatMulFix } from './wasm-matmul.ts';
 
 /**
@@ -45,10 +46,11 @@ export function invalidateWasmCaches(backend: unknown, t: tf.TensorInfo): void {
  * → out: [numSegments, ...inner], out[s] = Σ_{i: ids[i] = s} x[i]; ids outside [0, numSegments) are dropped
  * (TensorFlow semantics).
  */
-export const unsortedSegmentSumWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
-  const { numSegments } = attrs as unknown as { numSegments: number };
-  const b = backend as unknown as WasmBackendLike;
+export const unsortedSegmentSumWasm: tf.KernelFunc = toKernelFunc<
+  { x: tf.TensorInfo; segmentIds: tf.TensorInfo },
+  { numSegments: number },
+  WasmBackendLike
+>(({ inputs: { x, segmentIds }, backend: b, attrs: { numSegments } }) => {
   const nIds = tf.util.sizeFromShape(segmentIds.shape);
   const innerShape = x.shape.slice(segmentIds.shape.length);
   const inner = tf.util.sizeFromShape(innerShape);
@@ -67,7 +69,7 @@ export const unsortedSegmentSumWasm: tf.KernelFunc = ({ inputs, backend, attrs }
     for (let j = 0; j < inner; j++) outV[dst + j] += xV[src + j];
   }
   return out;
-};
+});
 
 /**
  * `OneHot`. tfjs-backend-wasm 4.22's own kernel writes the on/off values as int32 whatever the requested dtype, so
@@ -76,15 +78,11 @@ export const unsortedSegmentSumWasm: tf.KernelFunc = ({ inputs, backend, attrs }
  * dtype. indices: int32 [...], attrs depth, onValue, offValue, dtype → [..., depth]; indices outside [0, depth)
  * give a row of offValue (TensorFlow semantics).
  */
-export const oneHotWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const { indices } = inputs as { indices: tf.TensorInfo };
-  const { depth, onValue, offValue, dtype } = attrs as unknown as {
-    depth: number;
-    onValue: number;
-    offValue: number;
-    dtype: tf.DataType;
-  };
-  const b = backend as unknown as WasmBackendLike;
+export const oneHotWasm: tf.KernelFunc = toKernelFunc<
+  { indices: tf.TensorInfo },
+  { depth: number; onValue: number; offValue: number; dtype: tf.DataType },
+  WasmBackendLike
+>(({ inputs: { indices }, backend: b, attrs: { depth, onValue, offValue, dtype } }) => {
   const out = b.makeOutput([...indices.shape, depth], dtype);
   const n = tf.util.sizeFromShape(indices.shape);
   if (n * depth === 0) return out;
@@ -96,24 +94,24 @@ export const oneHotWasm: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     if (k >= 0 && k < depth) outV[i * depth + k] = onValue;
   }
   return out;
-};
+});
 
 /**
  * `Sign`. tfjs-backend-wasm 4.22's own kernel returns 0 for |x| below about 1e-6 (e.g. sign(−9.2e-7) = 0), so
  * Lion's portable update skipped every weight whose momentum-gradient mix was that small. This kernel is
  * `Math.sign`: −1, 0 or 1 (±0 → ±0, NaN → NaN, as torch's `sign`).
  */
-export const signWasm: tf.KernelFunc = ({ inputs, backend }) => {
-  const { x } = inputs as { x: tf.TensorInfo };
-  const b = backend as unknown as WasmBackendLike;
-  const out = b.makeOutput([...x.shape], x.dtype);
-  const n = tf.util.sizeFromShape(x.shape);
-  if (n === 0) return out;
-  const outV = b.typedArrayFromHeap(out);
-  const xV = b.typedArrayFromHeap(x);
-  for (let i = 0; i < n; i++) outV[i] = Math.sign(xV[i]!);
-  return out;
-};
+export const signWasm: tf.KernelFunc = toKernelFunc<{ x: tf.TensorInfo }, unknown, WasmBackendLike>(
+  ({ inputs: { x }, backend: b }) => {
+    const out = b.makeOutput([...x.shape], x.dtype);
+    const n = tf.util.sizeFromShape(x.shape);
+    if (n === 0) return out;
+    const outV = b.typedArrayFromHeap(out);
+    const xV = b.typedArrayFromHeap(x);
+    for (let i = 0; i < n; i++) outV[i] = Math.sign(xV[i]!);
+    return out;
+  },
+);
 
 /** Registers the wasm kernels above for backend `wasm` (idempotent; leaves a kernel tfjs itself provides). */
 export function registerWasmKernels(): void {
