@@ -57,6 +57,7 @@ import {
   requireBudgetForStateChoices,
   type StateChoice,
 } from './plan-state.ts';
+import { applyPrecision } from './precision.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
 import { generate } from './sample.ts';
@@ -334,6 +335,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   // Probe lines wait until the memory check has passed: a refused run prints one line only.
   const probeLines: string[] = [];
   const { backend } = await selectTrainerBackend(config.backend, { log: (line) => probeLines.push(line) });
+  await applyPrecision(backend, config);
   // cuda's Identity shares its input's buffer like cpu's: its activations are predicted as cpu's.
   const activationBackend = backend === 'cuda' ? 'cpu' : backend;
   // The weights alone, before building them: a model that cannot exist is refused without allocating it.
