@@ -545,6 +545,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
 
   const losses: number[] = [];
   const stepSeconds: number[] = [];
+  // Live tensors (and cuda's device bytes in use) after each step: a leak shows as a rising level.
+  const stepTensors: number[] = [];
+  const stepGpuBytes: number[] = [];
   const valLosses: Array<{ step: number; loss: number }> = [];
   const results: StepResult[] = [];
   let trainSeconds = 0;
@@ -612,6 +615,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       }
       const seconds = (performance.now() - t0) / 1000;
       stepSeconds.push(seconds);
+      stepTensors.push(tf.memory().numTensors);
+      const inUse = cudaMemory().gpuBytesInUse;
+      if (inUse !== undefined) stepGpuBytes.push(inUse);
       trainSeconds += seconds;
       results.push(r);
       losses.push(r.loss);
@@ -738,6 +744,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ...(config.saveDir ? { checkpoints: { saved: checkpoints, seconds: saveSeconds } } : {}),
     losses,
     stepSeconds,
+    stepTensors,
+    ...(stepGpuBytes.length > 0 ? { stepGpuBytes } : {}),
     valLosses,
     tokensPerSecond: results.length > 0 ? tokens / trainSeconds : 0,
     wallSeconds,
