@@ -7,7 +7,11 @@
 #   cuda-kernels.json  every kernel of the cuda backend against the cpu backend (kstar bench cuda-kernels)
 #   tiny-cpu.json, tiny-cuda.json  tiny-model training reports (same seed) and tiny-parity.json, their losses compared
 #   gpu-cuda.json      `kstar bench gpu --backend cuda` rows ($CONFIGS, default adamw-full-graph), gpt2-124m T=1024 B=8
-#   gpu-cuda-tf32.json the same with KSTAR_CUDA_MATMUL=tf32 (TF32=1)
+#   gpu-cuda-tf32.json the same with KSTAR_CUDA_MATMUL=tf32 (TF32=1; rows $TF32_CONFIGS)
+#   gpu-cuda-bf16.json the same with KSTAR_CUDA_MATMUL=bf16 (= --precision bf16-mixed; BF16=1; rows $BF16_CONFIGS)
+#   profile.json, profile-train.json  PROFILE=1: $PROFILE_STEPS steps of gpt2-124m T=1024 B=8 with every kernel timed
+#                      (KSTAR_CUDA_PROFILE; synchronised) and its report (per-step live tensors and device bytes)
+#   leak.json          per-step live tensors and device bytes of the profile run: do they return to their level?
 #   torch.json         scripts/torch-baseline.py (float32, TF32, bf16 autocast)
 # and prints a table last.
 set -uo pipefail
@@ -38,6 +42,23 @@ if [ "${SKIP_PARITY:-0}" != 1 ]; then
     console.log(`tiny losses cpu vs cuda: max |diff| ${r.maxAbsDiff.toExponential(2)} over ${cpu.length} steps: ${r.pass ? "PASS" : "FAIL"}`);
   ' "$OUT/tiny-cpu.json" "$OUT/tiny-cuda.json" "$OUT/tiny-parity.json"
 fi
+if [ "${PROFILE:-0}" = 1 ]; then
+  KSTAR_CUDA_PROFILE="$OUT/profile.json" timeout "${PROFILE_LIMIT:-120}" "${K[@]}" train --preset gpt2-124m --tokenizer gpt2 \
+    --backend cuda --seq 1024 --batch 8 --steps "${PROFILE_STEPS:-4}" --warmup 5 --eval-every 0 --sample-tokens 0 \
+    --report "$OUT/profile-train.json" > "$OUT/profile.log" 2>&1
+  echo "profile run: exit $?"
+  /tmp/k/node -e '
+    const fs = require("fs"); const [file, train, out] = process.argv.slice(1);
+    const p = JSON.parse(fs.readFileSync(file)); const r = JSON.parse(fs.readFileSync(train));
+    console.log(`kernel time ${(p.totalMs / 1000).toFixed(2)} s over ${r.steps} steps (synchronised per kernel); slowest:`);
+    for (const row of p.rows.slice(0, 12)) console.log(`  ${row.kernel.padEnd(28)} ${String(row.calls).padStart(6)} calls ${row.ms.toFixed(0).padStart(7)} ms ${(100 * row.ms / p.totalMs).toFixed(1).padStart(5)}%`);
+    const t = r.stepTensors, g = r.stepGpuBytes ?? [];
+    const flat = (xs) => xs.length > 2 && xs.slice(1).every((x) => x === xs[1]);
+    const leak = { kind: "cuda-leak-check", steps: r.steps, stepTensors: t, stepGpuBytes: g, tensorsFlat: flat(t), gpuBytesFlat: flat(g) };
+    fs.writeFileSync(out, JSON.stringify(leak, null, 2) + "\n");
+    console.log(`per-step live tensors ${t.join(",")}; device bytes ${g.join(",")}: ${leak.tensorsFlat && leak.gpuBytesFlat ? "no leak after step 1" : "LEVEL CHANGES"}`);
+  ' "$OUT/profile.json" "$OUT/profile-train.json" "$OUT/leak.json"
+fi
 if [ "${SKIP_GPU:-0}" != 1 ]; then
   "${K[@]}" bench gpu --backend cuda --json "$OUT/gpu-cuda.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-110}" \
     --configs "${CONFIGS:-adamw-full-graph}" > "$OUT/bench-gpu.log" 2>&1
@@ -46,6 +67,11 @@ if [ "${SKIP_GPU:-0}" != 1 ]; then
     KSTAR_CUDA_MATMUL=tf32 "${K[@]}" bench gpu --backend cuda --json "$OUT/gpu-cuda-tf32.json" --steps "$STEPS" \
       --limit-seconds "${RUN_LIMIT:-110}" --configs "${TF32_CONFIGS:-adamw-full-graph}" >> "$OUT/bench-gpu.log" 2>&1
     echo "bench gpu cuda tf32: exit $?"
+  fi
+  if [ "${BF16:-0}" = 1 ]; then
+    KSTAR_CUDA_MATMUL=bf16 "${K[@]}" bench gpu --backend cuda --json "$OUT/gpu-cuda-bf16.json" --steps "$STEPS" \
+      --limit-seconds "${RUN_LIMIT:-110}" --configs "${BF16_CONFIGS:-adamw-full-graph}" >> "$OUT/bench-gpu.log" 2>&1
+    echo "bench gpu cuda bf16: exit $?"
   fi
 fi
 if [ "${SKIP_TORCH:-0}" != 1 ]; then

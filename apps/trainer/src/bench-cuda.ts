@@ -1,4 +1,4 @@
-import { CUDA_KERNEL_NAMES, runParity, startCudaBackend } from '@kstar/backend-cuda';
+import { CUDA_KERNEL_NAMES, matmulPrecisionErrors, runParity, startCudaBackend } from '@kstar/backend-cuda';
 import { InputError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from './atomic-write.ts';
@@ -9,7 +9,7 @@ import { machineInfo } from './machine.ts';
 /**
  * `kstar bench cuda-kernels --json FILE`: every kernel of the `cuda` backend against the cpu backend on random
  * inputs with odd and broadcast shapes (float32 tolerance), one row per case, plus which registered kernels no
- * case covers.
+ * case covers, and tf32/bf16 matmul errors against strict float32.
  */
 export async function benchCudaKernels(
   argv: string[],
@@ -36,9 +36,15 @@ export async function benchCudaKernels(
     `cuda kernels: ${summary.passed}/${summary.cases} cases pass, ${summary.kernelsTested}/${summary.kernels} kernels tested`,
   );
   await tf.setBackend('cuda');
+  // tf32 and bf16 matmuls against strict float32 (the precision flags' error).
+  const precision = await matmulPrecisionErrors();
+  for (const p of precision)
+    log(
+      `matmul ${p.precision} [${p.shape}]: max |error| ${p.maxAbsError.toExponential(2)} (${p.maxErrorOverMaxValue.toExponential(2)} of the largest value)`,
+    );
   writeFileAtomic(
     values.json,
-    `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine: { gpu: gpuName(), device: backend.device.name, ...machineInfo() }, summary, rows }, null, 2)}\n`,
+    `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine: { gpu: gpuName(), device: backend.device.name, ...machineInfo() }, summary, rows, precision }, null, 2)}\n`,
   );
   return { file: values.json, failed };
 }

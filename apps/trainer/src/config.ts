@@ -41,6 +41,10 @@ export const TrainConfigSchema = z.strictObject({
   warmup: z.int().nonnegative().default(20),
   seed: z.int().default(1234),
   backend: z.enum(BACKEND_NAMES).default('auto'),
+  /** Matmuls: `strict` float32 (default) or `tf32` (cuda only: tensor cores on float32 storage). */
+  matmulPrecision: z.enum(['strict', 'tf32']).default('strict'),
+  /** `float32` (default) or `bf16-mixed` (cuda only: bf16 matmul inputs; accumulation, weights and state float32). */
+  precision: z.enum(['float32', 'bf16-mixed']).default('float32'),
   /** Default: `full`, or `segmented` for optimizers that update inside the backward pass (lomo, adalomo). */
   mode: z.enum(['full', 'segmented']).optional(),
   /**

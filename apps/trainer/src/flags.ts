@@ -34,6 +34,8 @@ const STR_FLAGS = [
   'master-weights',
   'sharding',
   'backend',
+  'matmul-precision',
+  'precision',
   'mode',
   'corpus',
   'tokenizer',
@@ -156,6 +158,8 @@ Brown corpus with AdamW.
   --warmup N                 linear warm-up steps before cosine decay (default 20)
   --seed N                   seed for weights and batches (default 1234)
   --backend auto|cpu|wasm|webgpu|tensorflow|cuda  (auto: cuda where it starts, then tensorflow, webgpu, wasm, cpu)
+  --matmul-precision strict|tf32  matmuls in float32 (default) or TF32 tensor cores (cuda only)
+  --precision float32|bf16-mixed  bf16-mixed: bf16 matmul inputs, float32 accumulation, weights and state (cuda only)
   --mode full|segmented      full-graph baseline, or segment-by-segment recompute with gradient release
   --blocks-per-segment K     segmented mode: transformer blocks per segment (default 1)
   --context N                the model's context (blockSize; default the preset's)

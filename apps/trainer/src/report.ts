@@ -20,6 +20,10 @@ export interface TrainReport {
   losses: number[];
   /** Wall seconds of each training step (the first includes shader compilation on WebGPU). */
   stepSeconds: number[];
+  /** Live tensors after each step (a leak: a rising level). */
+  stepTensors: number[];
+  /** cuda only: device bytes in use after each step. */
+  stepGpuBytes?: number[];
   valLosses: Array<{ step: number; loss: number }>;
   tokensPerSecond: number;
   wallSeconds: number;

@@ -57,6 +57,7 @@ import {
   requireBudgetForStateChoices,
   type StateChoice,
 } from './plan-state.ts';
+import { applyPrecision } from './precision.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
 import { generate } from './sample.ts';
@@ -328,6 +329,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   // Probe lines wait until the memory check has passed: a refused run prints one line only.
   const probeLines: string[] = [];
   const { backend } = await selectTrainerBackend(config.backend, { log: (line) => probeLines.push(line) });
+  await applyPrecision(backend, config);
   // cuda's Identity shares its input's buffer like cpu's: its activations are predicted as cpu's.
   const activationBackend = backend === 'cuda' ? 'cpu' : backend;
   // The weights alone, before building them: a model that cannot exist is refused without allocating it.
@@ -542,6 +544,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
 
   const losses: number[] = [];
   const stepSeconds: number[] = [];
+  // Live tensors (and cuda's device bytes in use) after each step: a leak shows as a rising level.
+  const stepTensors: number[] = [];
+  const stepGpuBytes: number[] = [];
   const valLosses: Array<{ step: number; loss: number }> = [];
   const results: StepResult[] = [];
   let trainSeconds = 0;
@@ -609,6 +614,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       }
       const seconds = (performance.now() - t0) / 1000;
       stepSeconds.push(seconds);
+      stepTensors.push(tf.memory().numTensors);
+      const inUse = cudaMemory().gpuBytesInUse;
+      if (inUse !== undefined) stepGpuBytes.push(inUse);
       trainSeconds += seconds;
       results.push(r);
       losses.push(r.loss);
@@ -735,6 +743,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ...(config.saveDir ? { checkpoints: { saved: checkpoints, seconds: saveSeconds } } : {}),
     losses,
     stepSeconds,
+    stepTensors,
+    ...(stepGpuBytes.length > 0 ? { stepGpuBytes } : {}),
     valLosses,
     tokensPerSecond: results.length > 0 ? tokens / trainSeconds : 0,
     wallSeconds,

@@ -1,7 +1,9 @@
+import { matmulPrecision, setMatmulPrecision } from '@kstar/backend-cuda';
 import { BackendUnavailableError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { selectTrainerBackend } from '../src/backend-select.ts';
+import { applyPrecision } from '../src/precision.ts';
 
 // libcuda is pointed at a path that does not exist, so these run the same with or without a GPU.
 describe('trainer backend selection with cuda', () => {
@@ -26,5 +28,30 @@ describe('trainer backend selection with cuda', () => {
     const r = await selectTrainerBackend('cpu', { log: (l) => lines.push(l) });
     expect(r.backend).toBe('cpu');
     expect(lines.some((l) => l.includes('cuda'))).toBe(false);
+  });
+});
+
+describe('--matmul-precision and --precision', () => {
+  it('tf32 and bf16-mixed off cuda: an InputError naming the backend; the defaults pass anywhere', async () => {
+    await expect(applyPrecision('cpu', { matmulPrecision: 'tf32', precision: 'float32' })).rejects.toThrow(
+      /tf32 runs on the cuda backend only, not on 'cpu'/,
+    );
+    await expect(
+      applyPrecision('webgpu', { matmulPrecision: 'strict', precision: 'bf16-mixed' }),
+    ).rejects.toThrow(/bf16-mixed runs on the cuda backend only, not on 'webgpu'/);
+    await expect(
+      applyPrecision('cuda', { matmulPrecision: 'tf32', precision: 'bf16-mixed' }),
+    ).rejects.toThrow(/pick one/);
+    await expect(
+      applyPrecision('cpu', { matmulPrecision: 'strict', precision: 'float32' }),
+    ).resolves.toBeUndefined();
+  });
+
+  it('on cuda they set the backend-cuda matmul precision', async () => {
+    await applyPrecision('cuda', { matmulPrecision: 'strict', precision: 'bf16-mixed' });
+    expect(matmulPrecision()).toBe('bf16');
+    await applyPrecision('cuda', { matmulPrecision: 'tf32', precision: 'float32' });
+    expect(matmulPrecision()).toBe('tf32');
+    setMatmulPrecision(null);
   });
 });

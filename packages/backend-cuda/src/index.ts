@@ -1,7 +1,14 @@
 export { CudaBackend, type CudaData } from './backend.ts';
 export { CudaDevice, CudaError } from './device.ts';
 export { CUDA_KERNEL_NAMES, cudaKernelSources, registerCudaKernels } from './kernels.ts';
-export { batchMatMul, gemmPlan, matmulPrecision } from './matmul.ts';
+export {
+  batchMatMul,
+  type CudaMatmulPrecision,
+  gemmPlan,
+  matmulPrecision,
+  setMatmulPrecision,
+  toBf16Source,
+} from './matmul.ts';
 export {
   INSTALL_HINTS,
   LIBRARY_CANDIDATES,
@@ -10,6 +17,8 @@ export {
   unavailableError,
 } from './native.ts';
 export { type ParityCase, type ParityResult, parityCases, runParity } from './parity.ts';
+export { matmulPrecisionErrors, type PrecisionErrorRow } from './precision-error.ts';
+export { type ProfileRow, profileRows } from './profile.ts';
 export { CUDA_BACKEND_NAME, registerCudaBackend, startCudaBackend } from './register.ts';
 export { broadcastStrides, collapseDims, elementwiseLayout, reductionPermutation } from './shape.ts';
 export { elementwiseSource, fixedSources, MAX_RANK } from './sources.ts';

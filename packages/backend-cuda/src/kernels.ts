@@ -16,8 +16,9 @@ import {
   transpose,
   view,
 } from './launch.ts';
-import { batchMatMul } from './matmul.ts';
+import { batchMatMul, toBf16Source } from './matmul.ts';
 import { f32, i64, ptr, StructBuilder } from './params.ts';
+import { profileFile, timed } from './profile.ts';
 import { broadcastStrides, contiguousStrides, reductionPermutation, sizeOf } from './shape.ts';
 import {
   elementwiseSource,
@@ -641,9 +642,11 @@ export const CUDA_KERNEL_NAMES: readonly string[] = Object.keys(KERNELS).sort();
 
 /** Registers every kernel for the backend name `cuda` (idempotent). */
 export function registerCudaKernels(backendName = 'cuda'): void {
+  const profile = profileFile();
   for (const [kernelName, impl] of Object.entries(KERNELS)) {
     if (tf.getKernel(kernelName, backendName)) continue;
-    tf.registerKernel({ kernelName, backendName, kernelFunc: impl as unknown as tf.KernelFunc });
+    const kernelFunc = profile ? timed(kernelName, impl, profile) : impl;
+    tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
 }
 
@@ -682,5 +685,6 @@ export function cudaKernelSources(): Record<string, string> {
   );
   out.ew_cast_i_f = elementwiseSource('ew_cast_i_f', ['int'], 'float', '(float)a');
   out.softmax_float = softmaxSource('softmax_float');
+  out.to_bf16 = toBf16Source('to_bf16');
   return out;
 }

@@ -1,21 +1,39 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
-import { stridedCopy } from './launch.ts';
+import { launchFixed, stridedCopy } from './launch.ts';
+import { i64, ptr } from './params.ts';
 import { broadcastStrides, sizeOf } from './shape.ts';
 
 const OP_N = 0;
 const OP_T = 1;
 const CUDA_R_32F = 0;
+const CUDA_R_16BF = 14;
+const CUBLAS_COMPUTE_32F = 68;
 const CUBLAS_COMPUTE_32F_FAST_TF32 = 77;
 const CUBLAS_GEMM_DEFAULT = -1;
 const ONE = new Float32Array([1]);
 const ZERO = new Float32Array([0]);
 
-/** `strict` (float32 FMA, the default) or `tf32` (tensor cores on float32 storage): KSTAR_CUDA_MATMUL. */
-export function matmulPrecision(): 'strict' | 'tf32' {
-  const v = process.env.KSTAR_CUDA_MATMUL ?? 'strict';
-  if (v !== 'strict' && v !== 'tf32')
-    throw new Error(`KSTAR_CUDA_MATMUL=${JSON.stringify(v)}: use 'strict' (float32) or 'tf32'`);
+/**
+ * How matmuls run: `strict` (float32 FMA, the default), `tf32` (tensor cores on float32 storage) or `bf16` (inputs
+ * rounded to bfloat16 on the fly, float32 accumulation and output: `--precision bf16-mixed`). Set by
+ * `setMatmulPrecision` (the trainer's flags), else KSTAR_CUDA_MATMUL.
+ */
+export type CudaMatmulPrecision = 'strict' | 'tf32' | 'bf16';
+const PRECISIONS: readonly CudaMatmulPrecision[] = ['strict', 'tf32', 'bf16'];
+let chosen: CudaMatmulPrecision | null = null;
+
+export function setMatmulPrecision(p: CudaMatmulPrecision | null): void {
+  if (p !== null && !PRECISIONS.includes(p))
+    throw new Error(`cuda matmul precision ${JSON.stringify(p)}: use ${PRECISIONS.join(', ')}`);
+  chosen = p;
+}
+
+export function matmulPrecision(): CudaMatmulPrecision {
+  if (chosen) return chosen;
+  const v = (process.env.KSTAR_CUDA_MATMUL ?? 'strict') as CudaMatmulPrecision;
+  if (!PRECISIONS.includes(v))
+    throw new Error(`KSTAR_CUDA_MATMUL=${JSON.stringify(v)}: use 'strict' (float32), 'tf32' or 'bf16'`);
   return v;
 }
 
@@ -77,7 +95,25 @@ function expandBatch(b: CudaBackend, x: tf.TensorInfo, batchShape: number[]): tf
   return stridedCopy(b, x, shape, broadcastStrides(x.shape, shape));
 }
 
-/** tfjs BatchMatMul through cublasSgemmStridedBatched (or cublasGemmStridedBatchedEx with TF32). */
+/** float32 → bfloat16 (round to nearest even; NaN stays NaN), as 16-bit words. */
+export const toBf16Source = (name: string): string => `
+extern "C" __global__ void ${name}(unsigned short* __restrict__ out, const float* __restrict__ in, long long n) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    unsigned int u = __float_as_uint(in[i]);
+    out[i] = (unsigned short)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+}
+`;
+
+/** A bfloat16 copy of x's elements in a scratch buffer (freed by the caller with `device.free`). */
+function bf16Copy(b: CudaBackend, x: tf.TensorInfo): number {
+  const n = sizeOf(x.shape);
+  const dst = b.device.alloc(2 * n);
+  launchFixed(b, 'to_bf16', toBf16Source('to_bf16'), n, [ptr(dst), ptr(b.pointer(x.dataId)), i64(n)]);
+  return dst;
+}
+
+/** tfjs BatchMatMul through cublasSgemmStridedBatched (or cublasGemmStridedBatchedEx with TF32 or bf16 inputs). */
 export function batchMatMul(
   b: CudaBackend,
   a: tf.TensorInfo,
@@ -105,7 +141,12 @@ export function batchMatMul(
   const blas = d.libs.cublas;
   if (plan.K === 0) {
     d.fill32(b.pointer(out.dataId), 0, batch * plan.M * plan.N);
-  } else if (matmulPrecision() === 'tf32') {
+  } else if (matmulPrecision() !== 'strict') {
+    const bf16 = matmulPrecision() === 'bf16';
+    const inType = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    const first = bf16 ? bf16Copy(b, B) : b.pointer(B.dataId);
+    const second = bf16 ? bf16Copy(b, A) : b.pointer(A.dataId);
+    d.current = `${d.current}${bf16 ? ' bf16' : ' tf32'}`;
     d.checkBlas(
       blas.cublasGemmStridedBatchedEx(
         d.cublas,
@@ -115,12 +156,12 @@ export function batchMatMul(
         plan.n,
         plan.k,
         ONE,
-        b.pointer(B.dataId),
-        CUDA_R_32F,
+        first,
+        inType,
         plan.ldFirst,
         strideB,
-        b.pointer(A.dataId),
-        CUDA_R_32F,
+        second,
+        inType,
         plan.ldSecond,
         strideA,
         ZERO,
@@ -129,11 +170,16 @@ export function batchMatMul(
         plan.ldc,
         strideC,
         batch,
-        CUBLAS_COMPUTE_32F_FAST_TF32,
+        bf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32,
         CUBLAS_GEMM_DEFAULT,
       ),
       'cublasGemmStridedBatchedEx',
     );
+    // Stream-ordered frees: the GEMM queued before them still reads the copies.
+    if (bf16) {
+      d.free(first);
+      d.free(second);
+    }
   } else {
     d.checkBlas(
       blas.cublasSgemmStridedBatched(
