@@ -4,6 +4,7 @@ import { defaultChunks, mst, parseMstSpec } from '@kstar/act-mst';
 import { type ActivationStrategy, InputError } from '@kstar/core';
 import type { ActivationBackend, GPTConfig } from '@kstar/gpt';
 import { predictActivationBytes } from '@kstar/gpt';
+import { offload, offloadEffective } from '@kstar/offload';
 
 /**
  * `--activations checkpoint[:plan],mst[:M],compress[:bf16|int8]`, parsed. `plan` and the MsT chunking may be left
@@ -13,9 +14,11 @@ export interface ActivationSpec {
   checkpoint?: { plan?: CheckpointPlan; selective: boolean };
   mst?: { chunks?: number; mlpChunks?: number; attentionChunk?: number; lossChunks?: number };
   compress?: { format: CompressFormat };
+  /** Saved segment inputs in host memory (`@kstar/offload`; a no-op on cpu/wasm). */
+  offload?: true;
 }
 
-const NAMES = ['checkpoint', 'mst', 'compress'] as const;
+const NAMES = ['checkpoint', 'mst', 'compress', 'offload'] as const;
 
 /** Split on commas outside brackets; a piece that does not start with a strategy name continues the previous one. */
 function splitItems(text: string): string[] {
@@ -51,7 +54,7 @@ export function parseActivations(text: string): ActivationSpec {
     const arg = colon < 0 ? undefined : item.slice(colon + 1);
     if (!(NAMES as readonly string[]).includes(name)) {
       throw new InputError(
-        `activations: '${item}' is not a strategy: use checkpoint[:every|every:K|sqrt|selective|PLAN+selective], mst[:M], compress[:bf16|int8], comma-separated`,
+        `activations: '${item}' is not a strategy: use checkpoint[:every|every:K|sqrt|selective|PLAN+selective], mst[:M], compress[:bf16|int8], offload, comma-separated`,
         'E_CONFIG',
       );
     }
@@ -77,6 +80,14 @@ export function parseActivations(text: string): ActivationSpec {
         );
       }
       spec.mst = o;
+    } else if (name === 'offload') {
+      if (arg !== undefined) {
+        throw new InputError(
+          `activations: 'offload' takes no argument (got '${item}'): write offload`,
+          'E_CONFIG',
+        );
+      }
+      spec.offload = true;
     } else {
       if (arg !== undefined && arg !== 'bf16' && arg !== 'int8') {
         throw new InputError(
@@ -86,6 +97,12 @@ export function parseActivations(text: string): ActivationSpec {
       }
       spec.compress = { format: (arg ?? 'bf16') as CompressFormat };
     }
+  }
+  if (spec.offload && spec.compress) {
+    throw new InputError(
+      `activations: compress:${spec.compress.format} and offload both store the saved segment inputs: keep one (offload frees their device bytes whole)`,
+      'E_CONFIG',
+    );
   }
   return spec;
 }
@@ -116,6 +133,8 @@ export interface ActivationChoice {
   selective: boolean;
   mst?: { mlpChunks: number; attentionChunk: number; lossChunks: number };
   compress?: CompressFormat;
+  /** Saved segment inputs in host memory. */
+  offload?: boolean;
 }
 
 function codecBytes(format: CompressFormat | undefined, n: number): number | undefined {
@@ -131,7 +150,9 @@ export function predictChoiceActivations(
   seq: number,
   backend: ActivationBackend,
 ): number {
-  const saved = codecBytes(choice.compress, batch * seq * config.nEmbd);
+  // Offloaded inputs hold no device bytes once their copy-out lands (on cpu/wasm they stay: float32).
+  const saved =
+    choice.offload && offloadEffective(backend) ? 0 : codecBytes(choice.compress, batch * seq * config.nEmbd);
   return predictActivationBytes(config, {
     batch,
     seq,
@@ -191,6 +212,7 @@ export function strategiesFor(choice: ActivationChoice, spec: ActivationSpec): A
   }
   if (choice.mst) out.push(mst({ ...choice.mst }));
   if (choice.compress) out.push(compress({ format: choice.compress }));
+  if (choice.offload) out.push(offload());
   return out;
 }
 
@@ -213,7 +235,8 @@ export function planActivations(args: {
 }): PlannedActivations {
   const { spec, config, batch, seq, backend, fixed, budget } = args;
   const nStages = config.nLayer + 2;
-  const needsSegments = spec.checkpoint?.plan !== undefined || spec.compress !== undefined;
+  const needsSegments =
+    spec.checkpoint?.plan !== undefined || spec.compress !== undefined || spec.offload !== undefined;
   if (
     args.userMode === 'full' &&
     (needsSegments || (spec.checkpoint && budget === undefined && !spec.checkpoint.selective))
@@ -258,6 +281,7 @@ export function planActivations(args: {
           selective,
           ...(spec.mst ? { mst: mstChunksFor(spec.mst, config, batch * seq, seq, f) } : {}),
           ...(spec.compress ? { compress: spec.compress.format } : {}),
+          ...(spec.offload ? { offload: true } : {}),
         };
         const act = predictChoiceActivations(config, choice, batch, seq, backend);
         const peak = fixed.params + fixed.optimizerState + act + fixed.waitingGrads(segments);
@@ -298,5 +322,6 @@ export function describeSpec(spec: ActivationSpec): string {
   }
   if (spec.mst) parts.push(spec.mst.chunks ? `mst:${spec.mst.chunks}` : 'mst');
   if (spec.compress) parts.push(`compress:${spec.compress.format}`);
+  if (spec.offload) parts.push('offload');
   return parts.join(',');
 }

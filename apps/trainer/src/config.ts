@@ -92,6 +92,8 @@ export const TrainConfigSchema = z.strictObject({
   gradClip: z.number().positive().finite().optional(),
   /** Only evaluate the validation loss of the (resumed or --init-from) weights; no training step. */
   evalOnly: z.boolean().default(false),
+  /** Every parameter's optimizer state in host memory between updates (`@kstar/offload`'s `offloadState`). */
+  offloadState: z.boolean().default(false),
   /** Append one JSON line of metrics per step to this file as training goes. */
   log: z.string().min(1).optional(),
   /** Model context (blockSize) override; default the preset's. */

@@ -34,19 +34,20 @@ export interface PlanSpace {
 }
 
 export function spaceFor(spec: ActivationSpec, backend: string, state: StateChoice[] = []): PlanSpace {
-  const all = !spec.checkpoint && !spec.mst && !spec.compress;
+  const all = !spec.checkpoint && !spec.mst && !spec.compress && !spec.offload;
   const compressFormats: CompressFormat[] = spec.compress
     ? [spec.compress.format]
     : all
       ? ['bf16', 'int8']
       : [];
   return {
-    checkpoint: all || spec.checkpoint !== undefined || spec.compress !== undefined,
+    checkpoint:
+      all || spec.checkpoint !== undefined || spec.compress !== undefined || spec.offload !== undefined,
     selective: all || spec.checkpoint !== undefined,
     mst: all || spec.mst !== undefined,
     compress: compressFormats,
     // Only where it moves bytes: on cpu/wasm it is a no-op and would only cost time.
-    offload: all && offloadEffective(backend),
+    offload: (all || spec.offload !== undefined) && offloadEffective(backend),
     state,
   };
 }

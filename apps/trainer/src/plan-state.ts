@@ -184,3 +184,45 @@ export function checkStateChoices(config: {
   }
   return choices;
 }
+
+/**
+ * `--offload-state` with options it cannot work with: the planner's own placements (--state-choices), checkpoints
+ * (an offloaded parameter's state is not on the device to save), row-chunked updates, ZeRO sharding.
+ */
+export function checkOffloadState(config: {
+  offloadState?: boolean | undefined;
+  stateChoices?: string | undefined;
+  saveDir?: string | undefined;
+  resume?: string | undefined;
+  updateChunkBytes?: number | undefined;
+  sharding?: string | undefined;
+}): void {
+  if (!config.offloadState) return;
+  const conflict =
+    config.stateChoices !== undefined
+      ? `--state-choices ${config.stateChoices} (the planner places state itself)`
+      : config.saveDir !== undefined || config.resume !== undefined
+        ? 'checkpoints (--save-dir/--resume)'
+        : config.updateChunkBytes !== undefined
+          ? '--update-chunk-bytes'
+          : config.sharding !== undefined && config.sharding !== 'none'
+            ? `--sharding ${config.sharding}`
+            : undefined;
+  if (conflict) {
+    throw new InputError(`--offload-state does not work with ${conflict}: drop one of them`, 'E_CONFIG');
+  }
+}
+
+/**
+ * Device bytes of optimizer state under `--offload-state`: the state of at most two parameters at once (the one
+ * being updated and the one whose copy-out is landing), so twice the largest parameter's.
+ */
+export function offloadedStateDeviceBytes(
+  model: GPTModel,
+  optimizer: { stateBytes: OptimizerPlugin['stateBytes'] },
+): number {
+  let largest = 0;
+  for (const [name, v] of model.variables)
+    largest = Math.max(largest, optimizer.stateBytes(v.shape, model.paramInfo(name).role));
+  return 2 * largest;
+}

@@ -28,6 +28,7 @@ import {
   webgpuDevice,
 } from '@kstar/kernels';
 import { type Split24Plugin, split24 } from '@kstar/master-split24';
+import { offloadEffective, offloadState } from '@kstar/offload';
 import { zero } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -52,7 +53,9 @@ import { optimizerEntry } from './optimizers.ts';
 import { type AdaptivePlanner, injectedOutOfMemory, plannedActivations, plannerFor } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
 import {
+  checkOffloadState,
   checkStateChoices,
+  offloadedStateDeviceBytes,
   placedOptimizer,
   requireBudgetForStateChoices,
   type StateChoice,
@@ -139,6 +142,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
   const activations = parseActivations(config.activations ?? '');
   const recomputes =
     activations.compress !== undefined ||
+    activations.offload !== undefined ||
     (activations.checkpoint !== undefined &&
       !(activations.checkpoint.selective && activations.checkpoint.plan === undefined));
   if (recomputes && config.mode === 'full') {
@@ -154,6 +158,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
       : parseBytes(config.memoryBudget);
   const seqSchedule = config.seqSchedule === undefined ? undefined : parseSeqSchedule(config.seqSchedule);
   const stateChoices = checkStateChoices(config);
+  checkOffloadState(config);
   const tokenizer = createTokenizer(config.tokenizer);
   if (config.vocab !== undefined && config.vocab < tokenizer.vocabSize) {
     throw new InputError(
@@ -380,7 +385,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       throw e;
     }
   }
-  const fixed = fixedBytes(model, optimizer as never, masterWeights);
+  const fixedAll = fixedBytes(model, optimizer as never, masterWeights);
+  // --offload-state: only the parameters being updated hold their state on the device.
+  const stateOffloaded = config.offloadState && offloadEffective(backend);
+  const fixed = stateOffloaded
+    ? { ...fixedAll, optimizerState: offloadedStateDeviceBytes(model, optimizer) }
+    : fixedAll;
   let planned: PlannedActivations;
   const seqOf = (step: number) => (run.seqSchedule ? seqAt(run.seqSchedule, step) : seq);
   let planner: AdaptivePlanner | undefined;
@@ -435,7 +445,11 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   // --state-choices: each parameter's state where the first plan put it (8-bit, host memory or the optimizer's own).
   const placement = planner?.placement();
   const placed =
-    placement && placement.size > 0 ? placedOptimizer(composition.optimizer, placement) : undefined;
+    placement && placement.size > 0
+      ? placedOptimizer(composition.optimizer, placement)
+      : config.offloadState
+        ? offloadState(composition.optimizer, { offload: () => true })
+        : undefined;
   const engine = new TrainingEngine(model, {
     ...(guard
       ? { skipUpdate: (loss: number, step: number) => guard.check(accum ? accum.meanLoss(loss) : loss, step) }

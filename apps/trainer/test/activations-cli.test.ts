@@ -25,6 +25,10 @@ describe('--activations and --memory-budget', () => {
     });
     expect(parseActivations('checkpoint:selective').checkpoint).toEqual({ selective: true });
     expect(parseActivations('compress').compress).toEqual({ format: 'bf16' });
+    expect(parseActivations('checkpoint:every,offload')).toEqual({
+      checkpoint: { plan: 'every', selective: false },
+      offload: true,
+    });
     expect(parseBytes('512MiB')).toBe(512 * 2 ** 20);
     expect(parseBytes('2GB')).toBe(2e9);
     expect(parseBytes('1.5KiB')).toBe(1536);
@@ -36,6 +40,13 @@ describe('--activations and --memory-budget', () => {
     ['unknown plan', ['--activations', 'checkpoint:often'], /checkpoint plan 'often' is unknown/],
     ['unknown compress format', ['--activations', 'compress:fp4'], /compress format 'fp4' is unknown/],
     ['twice', ['--activations', 'mst,mst:2'], /'mst' is given twice/],
+    ['compress and offload', ['--activations', 'compress,offload'], /compress:bf16 and offload both store/],
+    ['offload with an argument', ['--activations', 'offload:all'], /'offload' takes no argument/],
+    [
+      '--offload-state with the planner placing state',
+      ['--offload-state', '--state-choices', 'offload', '--memory-budget', '9MiB'],
+      /--offload-state does not work with --state-choices offload/,
+    ],
     ['checkpoint with --mode full', ['--activations', 'checkpoint', '--mode', 'full'], /--mode full/],
     ['bad budget', ['--memory-budget', '12 parsecs'], /memory budget '12 parsecs' is not a size/],
     [

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Issue 17's H200 goals for offload, in one device call on WebGPU (Dawn/Vulkan; an NVIDIA GPU, no Node):
+#   bash scripts/gpu-run-offload.sh
+# Needs, carried beside the repo: .gl/libvulkan1_*.deb, .device/node.xz (this machine's node, xz), $BUNDLE (default
+# .device/bundle.tar.xz: `pnpm bundle DIR/bundle-dir` + `tar -C DIR -cJf … bundle-dir`). Writes under $OUT:
+#   offload.json  every run below (peak device bytes in use, tokens/s, losses) and the goals checked:
+#   1. gpt2-124m T=1024 B=8 with every memory plugin (8-bit Adam, split24 weights, gradient release, one block a
+#      checkpoint segment, coarse MsT), saved inputs bf16 on the device ("resident") vs saved inputs and optimizer
+#      state in host memory ("offload": --activations …,offload --offload-state): peak ≤ 1.5 GiB at ≥ 0.7× the speed;
+#   2. the longest T that trains in 8 GiB at batch 1: the baseline (AdamW, full graph) over $BASE_TS, then the
+#      offload configuration at 12× the baseline's longest (≥ 12× is the goal), $LONG_STEPS steps.
+# Tokens/s are over steps 2… (the first step compiles the pipelines).
+set -uo pipefail
+OUT=${OUT:-/tmp/kstar-out}
+STEPS=${STEPS:-6}
+BUNDLE=${BUNDLE:-.device/bundle.tar.xz}
+BASE_TS=${BASE_TS:-2048 3072 4096}
+LONG_STEPS=${LONG_STEPS:-2}
+mkdir -p "$OUT/reports" /tmp/k
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+export XDG_RUNTIME_DIR=/tmp
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$icd" ] || icd=$(find / -name nvidia_icd.json -not -path '*/proc/*' 2>/dev/null | head -1)
+export VK_DRIVER_FILES="$icd"
+xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
+tar -C /tmp/k -xJf "$BUNDLE"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
+COMMON=(train --preset gpt2-124m --tokenizer gpt2 --backend webgpu --warmup 5 --eval-every 0 --sample-tokens 0)
+MST=checkpoint:every,mst:mlp=1,attn=256,loss=16
+PLUGINS=(--optimizer adam8bit --master-weights split24)
+
+# train NAME LIMIT_S FLAGS…: one run in its own process (the pool's peaks are per process), its report kept.
+train() {
+  local name=$1 limit=$2
+  shift 2
+  timeout "$limit" "${K[@]}" "${COMMON[@]}" --report "$OUT/reports/$name.json" "$@" > "$OUT/$name.log" 2>&1
+  local code=$?
+  echo "$name: exit $code ($(tail -1 "$OUT/$name.log"))"
+  return $code
+}
+
+train resident "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch 8 --steps "$STEPS" --activations "$MST,compress:bf16"
+train offload "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch 8 --steps "$STEPS" --activations "$MST,offload" \
+  --offload-state
+# The baseline's longest T in 8 GiB (full graph AdamW, batch 1): increasing T until a run fails or exceeds 8 GiB.
+best=0
+for t in $BASE_TS; do
+  train "baseline-t$t" "${BASE_LIMIT:-40}" --optimizer adamw --mode full --seq "$t" --context "$t" --batch 1 --steps 2 \
+    || break
+  peak=$(/tmp/k/node -e 'const r=require(process.argv[1]); console.log(r.gpu?.peakBytesInUse ?? r.memory.peakBytes)' \
+    "$OUT/reports/baseline-t$t.json")
+  [ "$peak" -le $((8 * 1024 ** 3)) ] || break
+  best=$t
+done
+long=$((12 * best))
+if [ "$best" -gt 0 ]; then
+  train "offload-long-t$long" "${LONG_LIMIT:-120}" "${PLUGINS[@]}" --seq "$long" --context "$long" --batch 1 \
+    --steps "$LONG_STEPS" --activations "$MST,offload" --offload-state
+fi
+
+/tmp/k/node - "$OUT" "$best" "$long" <<'EOF'
+const fs = require('fs');
+const [out, best, long] = process.argv.slice(2);
+const GiB = 2 ** 30;
+const row = (name) => {
+  const f = `${out}/reports/${name}.json`;
+  if (!fs.existsSync(f)) return { name, ran: false };
+  const r = JSON.parse(fs.readFileSync(f, 'utf8'));
+  const tokens = r.config.batch * r.config.seq;
+  const later = (r.stepSeconds ?? []).slice(1);
+  return {
+    name, ran: true, seq: r.config.seq, batch: r.config.batch, steps: r.steps,
+    activations: r.config.activations ?? null, offloadState: r.config.offloadState ?? false,
+    tokensPerSecond: r.tokensPerSecond,
+    tokensPerSecondSteady: later.length ? (later.length * tokens) / later.reduce((a, b) => a + b, 0) : null,
+    peakGpuBytesInUse: r.gpu?.peakBytesInUse ?? r.memory.peakBytes,
+    ledgerPeakBytes: r.memory.peakBytes, predictedPeakBytes: r.memory.predictedPeakBytes,
+    gpuBytesAllocated: r.gpu?.peakBytesAllocated ?? null, optimizerStateBytes: r.memory.optimizerStateBytes,
+    rssBytes: r.memory.rssBytes ?? null, losses: r.losses,
+  };
+};
+const names = fs.readdirSync(`${out}/reports`).map((f) => f.replace(/\.json$/, ''));
+const rows = names.map(row);
+const get = (n) => rows.find((r) => r.name === n);
+const res = get('resident'), off = get('offload'), longRow = get(`offload-long-t${long}`);
+const speed = res?.tokensPerSecondSteady && off?.tokensPerSecondSteady ? off.tokensPerSecondSteady / res.tokensPerSecondSteady : null;
+const goals = {
+  offloadPeakGiB: off?.ran ? off.peakGpuBytesInUse / GiB : null,
+  offloadPeakAtMost1_5GiB: off?.ran ? off.peakGpuBytesInUse <= 1.5 * GiB : false,
+  speedVsResident: speed,
+  speedAtLeast0_7: speed !== null && speed >= 0.7,
+  baselineLongestTIn8GiB: Number(best),
+  offloadLongT: Number(long),
+  offloadLongTrainedIn8GiB: !!(longRow?.ran && longRow.steps > 0 && longRow.peakGpuBytesInUse <= 8 * GiB),
+  lossesEqualResidentVsOffload: res?.ran && off?.ran ? Math.max(...res.losses.map((l, i) => Math.abs(l - off.losses[i]))) : null,
+};
+fs.writeFileSync(`${out}/offload.json`, JSON.stringify({ kind: 'offload-h200', date: new Date().toISOString(),
+  gpu: fs.readFileSync(`${out}/gpu.txt`, 'utf8').trim(), backend: 'webgpu', rows, goals }, null, 2) + '\n');
+for (const r of rows) console.log(`${r.name.padEnd(24)} ${r.ran ? `steps ${r.steps} peak ${(r.peakGpuBytesInUse / GiB).toFixed(3)} GiB pred ${(r.predictedPeakBytes / GiB).toFixed(3)} steady ${Math.round(r.tokensPerSecondSteady ?? 0)} tok/s` : 'no report'}`);
+console.log(JSON.stringify(goals));
+EOF
+tar -C "$OUT" -czf "$OUT/offload-logs.tgz" --exclude offload-logs.tgz reports $(cd "$OUT" && ls *.log) 2>/dev/null
