@@ -94,6 +94,8 @@ export const TrainConfigSchema = z.strictObject({
   evalOnly: z.boolean().default(false),
   /** Every parameter's optimizer state in host memory between updates (`@kstar/offload`'s `offloadState`). */
   offloadState: z.boolean().default(false),
+  /** With `offloadState` and AdamW: the update computed on the host (`@kstar/offload`'s `hostAdamW`). */
+  hostUpdate: z.boolean().default(false),
   /** Append one JSON line of metrics per step to this file as training goes. */
   log: z.string().min(1).optional(),
   /** Model context (blockSize) override; default the preset's. */

@@ -86,6 +86,7 @@ export function parseTrainFlags(argv: string[]): TrainFlags {
     help: { type: 'boolean', short: 'h' },
     'eval-only': { type: 'boolean' },
     'offload-state': { type: 'boolean' },
+    'host-update': { type: 'boolean' },
     'optimizer-option': { type: 'string' },
   };
   for (const f of [...INT_FLAGS, ...NUM_FLAGS, ...STR_FLAGS]) options[f] = { type: 'string' };
@@ -103,6 +104,7 @@ export function parseTrainFlags(argv: string[]): TrainFlags {
   for (const f of STR_FLAGS) if (typeof v[f] === 'string') overrides[camel(f)] = v[f];
   if (v['eval-only'] === true) overrides.evalOnly = true;
   if (v['offload-state'] === true) overrides.offloadState = true;
+  if (v['host-update'] === true) overrides.hostUpdate = true;
   if (typeof v['optimizer-option'] === 'string') {
     // Own properties only (Object.fromEntries): `__proto__=1` is an option name for the plugin to refuse, not a prototype.
     const entries: Array<[string, number | boolean | null]> = [];
@@ -177,6 +179,9 @@ Brown corpus with AdamW.
                              re-plans at each change
   --offload-state            every parameter's optimizer state in host memory between updates, streamed to the
                              device around its update (ZeRO-Offload's placement; GPU backends; a no-op on cpu/wasm)
+  --host-update              with --offload-state and --optimizer adamw: the update computed on the host's float32
+                             arrays (ZeRO-Offload's CPU Adam), the new weights written back; the state never
+                             reaches the device
   --state-choices LIST       with --memory-budget: optimizer-state placements the planner may pick per parameter
                              group besides float32: 8bit (AdamW's rule on 8-bit moments; --optimizer adamw),
                              offload (host memory, streamed around each update; GPU backends only)

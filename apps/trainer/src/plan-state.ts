@@ -191,12 +191,31 @@ export function checkStateChoices(config: {
  */
 export function checkOffloadState(config: {
   offloadState?: boolean | undefined;
+  hostUpdate?: boolean | undefined;
+  optimizer?: string | undefined;
+  gradClip?: number | undefined;
+  gradAccum?: number | undefined;
   stateChoices?: string | undefined;
   saveDir?: string | undefined;
   resume?: string | undefined;
   updateChunkBytes?: number | undefined;
   sharding?: string | undefined;
 }): void {
+  if (config.hostUpdate && !config.offloadState) {
+    throw new InputError('--host-update updates offloaded state: add --offload-state', 'E_CONFIG');
+  }
+  if (config.hostUpdate && (config.optimizer ?? 'adamw') !== 'adamw') {
+    throw new InputError(
+      `--host-update computes AdamW's rule on the host; the run uses --optimizer ${config.optimizer}: use --optimizer adamw or drop --host-update`,
+      'E_CONFIG',
+    );
+  }
+  if (config.hostUpdate && (config.gradClip !== undefined || (config.gradAccum ?? 1) > 1)) {
+    throw new InputError(
+      '--host-update updates with the plain AdamW rule, outside --grad-clip and --grad-accum wrappers: drop one of them',
+      'E_CONFIG',
+    );
+  }
   if (!config.offloadState) return;
   const conflict =
     config.stateChoices !== undefined

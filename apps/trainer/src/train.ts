@@ -28,7 +28,8 @@ import {
   webgpuDevice,
 } from '@kstar/kernels';
 import { type Split24Plugin, split24 } from '@kstar/master-split24';
-import { offloadEffective, offloadState } from '@kstar/offload';
+import { hostAdamW, offloadEffective, offloadState } from '@kstar/offload';
+import type { AdamWPlugin } from '@kstar/optim-adamw';
 import { zero } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -388,9 +389,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const fixedAll = fixedBytes(model, optimizer as never, masterWeights);
   // --offload-state: only the parameters being updated hold their state on the device.
   const stateOffloaded = config.offloadState && offloadEffective(backend);
-  const fixed = stateOffloaded
-    ? { ...fixedAll, optimizerState: offloadedStateDeviceBytes(model, optimizer) }
-    : fixedAll;
+  // --host-update: the state never reaches the device (on any backend).
+  const fixed = config.hostUpdate
+    ? { ...fixedAll, optimizerState: 0 }
+    : stateOffloaded
+      ? { ...fixedAll, optimizerState: offloadedStateDeviceBytes(model, optimizer) }
+      : fixedAll;
   let planned: PlannedActivations;
   const seqOf = (step: number) => (run.seqSchedule ? seqAt(run.seqSchedule, step) : seq);
   let planner: AdaptivePlanner | undefined;
@@ -448,7 +452,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     placement && placement.size > 0
       ? placedOptimizer(composition.optimizer, placement)
       : config.offloadState
-        ? offloadState(composition.optimizer, { offload: () => true })
+        ? offloadState(composition.optimizer, {
+            offload: () => true,
+            ...(config.hostUpdate
+              ? { update: hostAdamW(() => (composition.optimizer as AdamWPlugin).hparams) }
+              : {}),
+          })
         : undefined;
   const engine = new TrainingEngine(model, {
     ...(guard

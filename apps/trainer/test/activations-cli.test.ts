@@ -42,6 +42,12 @@ describe('--activations and --memory-budget', () => {
     ['twice', ['--activations', 'mst,mst:2'], /'mst' is given twice/],
     ['compress and offload', ['--activations', 'compress,offload'], /compress:bf16 and offload both store/],
     ['offload with an argument', ['--activations', 'offload:all'], /'offload' takes no argument/],
+    ['--host-update alone', ['--host-update'], /--host-update updates offloaded state: add --offload-state/],
+    [
+      '--host-update with another optimizer',
+      ['--offload-state', '--host-update', '--optimizer', 'lion'],
+      /--host-update computes AdamW's rule on the host; the run uses --optimizer lion/,
+    ],
     [
       '--offload-state with the planner placing state',
       ['--offload-state', '--state-choices', 'offload', '--memory-budget', '9MiB'],

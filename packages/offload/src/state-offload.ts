@@ -1,6 +1,13 @@
-import { type OptimizerPlugin, type OptimizerState, type ParamInfo, uniqueVariableName } from '@kstar/core';
+import {
+  type OptimizerPlugin,
+  type OptimizerState,
+  type ParamInfo,
+  trackHostBytes,
+  uniqueVariableName,
+} from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { HostCopy } from './host-copy.ts';
+import type { HostUpdateRule } from './host-update.ts';
 import { offloadEffective } from './offload.ts';
 
 function isVariable(t: tf.Tensor): t is tf.Variable {
@@ -17,6 +24,12 @@ interface HostedEntry {
 export interface StateOffloadOptions {
   /** Which parameters' state lives in host memory (by the optimizer's `ParamInfo`). */
   offload(param: ParamInfo): boolean;
+  /**
+   * Where an offloaded parameter is updated: on the device by the wrapped optimizer (default), or on the host by a
+   * rule (e.g. `hostAdamW`, ZeRO-Offload's CPU Adam): the gradient and parameter are copied out, the rule updates
+   * host float32 arrays, the new parameter is written back. The state then never reaches the device, on any backend.
+   */
+  update?: 'device' | HostUpdateRule;
 }
 
 /** An optimizer whose chosen parameters' state lives in host memory between updates. */
@@ -57,6 +70,10 @@ export function offloadState(inner: OptimizerPlugin, options: StateOffloadOption
   // Copy-outs of the latest update (they overlap the next one), and older ones `afterUpdate` waits for.
   let latest: Promise<void>[] = [];
   let older: Promise<void>[] = [];
+  const rule = options.update === 'device' ? undefined : options.update;
+  // Host-updated parameters: their state arrays, keyed by the (empty) record the engine holds.
+  const hostState = new Map<OptimizerState, Float32Array[]>();
+  let hostUpdates: Promise<void>[] = [];
 
   const store = (state: OptimizerState): Map<string, HostedEntry> => {
     const entries = new Map<string, HostedEntry>();
@@ -96,16 +113,26 @@ export function offloadState(inner: OptimizerPlugin, options: StateOffloadOption
       const backend = tf.getBackend();
       return {
         ...inner.describe(),
-        stateOffload: offloadEffective(backend)
-          ? { target: 'host', backend, params: [...offloaded] }
-          : {
-              target: 'none',
-              backend,
-              note: `backend ${backend} keeps tensors in host memory: state offload is a no-op`,
-            },
+        stateOffload: rule
+          ? { target: 'host', update: `${rule.name} on the host`, backend, params: [...offloaded] }
+          : offloadEffective(backend)
+            ? { target: 'host', backend, params: [...offloaded] }
+            : {
+                target: 'none',
+                backend,
+                note: `backend ${backend} keeps tensors in host memory: state offload is a no-op`,
+              },
       };
     },
     init(param) {
+      if (rule && options.offload(param)) {
+        const state: OptimizerState = {};
+        const arrays = rule.init(param.shape.reduce((a, b) => a * b, 1));
+        trackHostBytes(arrays.reduce((a, x) => a + x.byteLength, 0));
+        hostState.set(state, arrays);
+        offloaded.push(param.name);
+        return state;
+      }
       const state = inner.init(param);
       if (options.offload(param) && offloadEffective()) {
         hosted.set(state, store(state));
@@ -114,6 +141,26 @@ export function offloadState(inner: OptimizerPlugin, options: StateOffloadOption
       return state;
     },
     update(param, grad, state, step, part) {
+      const arrays = hostState.get(state);
+      if (arrays) {
+        // Own handles on the buffers (the engine disposes grad after this call); the write-back lands before
+        // afterUpdate resolves, so the next step reads the new parameter.
+        const g = tf.clone(grad);
+        const p = tf.clone(param);
+        const shape = param.shape.slice();
+        hostUpdates.push(
+          Promise.all([g.data(), p.data()]).then(([gd, pd]) => {
+            g.dispose();
+            p.dispose();
+            const next = Float32Array.from(pd as Float32Array);
+            rule!.update(next, gd as Float32Array, arrays, step);
+            const t = tf.tensor(next, shape, 'float32');
+            param.assign(t);
+            t.dispose();
+          }),
+        );
+        return;
+      }
       const entries = hosted.get(state);
       if (!entries) return inner.update(param, grad, state, step, part);
       restore(state, entries);
@@ -127,9 +174,10 @@ export function offloadState(inner: OptimizerPlugin, options: StateOffloadOption
     // The engine awaits this after each update: every copy-out but the latest update's has landed, so at most one
     // parameter's offloaded state is on its way out while the next one is on the device.
     afterUpdate() {
-      if (older.length === 0) return undefined;
-      const wait = Promise.all(older).then(() => {});
+      if (older.length === 0 && hostUpdates.length === 0) return undefined;
+      const wait = Promise.all([...older, ...hostUpdates]).then(() => {});
       older = [];
+      hostUpdates = [];
       return wait;
     },
     settled: async () => {
@@ -138,11 +186,14 @@ export function offloadState(inner: OptimizerPlugin, options: StateOffloadOption
     get hostBytes() {
       let bytes = 0;
       for (const entries of hosted.values()) for (const e of entries.values()) bytes += e.copy.hostBytes;
+      for (const arrays of hostState.values()) for (const a of arrays) bytes += a.byteLength;
       return bytes;
     },
     dispose() {
       for (const entries of hosted.values()) for (const e of entries.values()) e.copy.dispose();
       hosted.clear();
+      for (const arrays of hostState.values()) for (const a of arrays) trackHostBytes(-a.byteLength);
+      hostState.clear();
       offloaded.length = 0;
     },
   };
