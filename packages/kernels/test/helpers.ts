@@ -1,4 +1,18 @@
-import type { AdamWHyper } from '../src/index.ts';
+import { afterAll } from 'vitest';
+import { type AdamWHyper, type BackendName, shutdownWebGPU } from '../src/index.ts';
+
+/**
+ * The backends a kernel test file runs on: cpu, wasm and webgpu (left out when KSTAR_SKIP_WEBGPU=1, saying what
+ * was `notTested`); WebGPU is shut down after the file.
+ */
+export function kernelTestBackends(notTested: string): BackendName[] {
+  const skipWebGPU = process.env.KSTAR_SKIP_WEBGPU === '1';
+  if (skipWebGPU) console.warn(`KSTAR_SKIP_WEBGPU=1: ${notTested}`);
+  afterAll(() => {
+    shutdownWebGPU();
+  });
+  return ['cpu', 'wasm', ...(skipWebGPU ? [] : (['webgpu'] as const))];
+}
 
 /** Deterministic uniform [0, 1) generator (mulberry32). */
 export function rng(seed: number): () => number {

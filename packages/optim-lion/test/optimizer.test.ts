@@ -1,5 +1,5 @@
 import { InputError } from '@kstar/core';
-import { onBackend } from '@kstar/testkit';
+import { callUntyped, onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { Lion, lionFromReferenceHparams } from '../src/index.ts';
@@ -50,7 +50,7 @@ describe('Lion drop-in: golden replay', () => {
       opt.dispose();
       expect(tf.memory().numTensors).toBe(before);
       const viaPlugin = await replayLion(
-        { kind: 'plugin', plugin: lionFromReferenceHparams(run.hparams as never) },
+        { kind: 'plugin', plugin: callUntyped(lionFromReferenceHparams, run.hparams) },
         `golden-dropin-plugin-${index}`,
         index,
       );
