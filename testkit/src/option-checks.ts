@@ -9,6 +9,11 @@ export function callUntyped<O, R>(make: (input: O) => R, input: unknown): R {
   return make(input as O);
 }
 
+/** `new cls(input)` with `input` its type forbids: `callUntyped` for a constructor. */
+export function constructUntyped<O, T>(cls: new (options: O) => T, input: unknown): T {
+  return new cls(input as O);
+}
+
 /** One bad-options case: the test's label, the options as given, and what the error message must say. */
 export type BadOptionsCase = readonly [label: string, options: unknown, message: RegExp];
 
