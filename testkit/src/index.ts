@@ -9,6 +9,16 @@ export { measuredUniqueBytes, numel, relErr, rms } from './compare.ts';
 export { FactoredMoment64 } from './factored-moment64.ts';
 export type { GoldenOptimizers } from './golden.ts';
 export { loadGoldenOptimizers } from './golden.ts';
+export type { ReplayResult } from './golden-replay.ts';
+export {
+  emptyReplayResult,
+  finishReplay,
+  goldenGradients,
+  goldenVariables,
+  initGoldenStates,
+  recordGoldenErrors,
+  replayGoldenOptimizer,
+} from './golden-replay.ts';
 export { applyGradientsPlan } from './gradient-plan.ts';
 export { minimizeLeastSquares } from './least-squares.ts';
 export type { ConformanceSpec } from './optimizer-conformance.ts';
