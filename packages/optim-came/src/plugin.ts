@@ -3,8 +3,9 @@ import {
   InputError,
   type OptimizerPlugin,
   type OptimizerState,
+  optimizerHead,
   type ParamInfo,
-  SPECIFICATION_VERSION,
+  type PluginMethods,
   splitImpl,
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -52,23 +53,11 @@ function isVariable(t: unknown): t is tf.Variable {
 export function came(options: CameOptions & { impl?: CameImpl }): CamePlugin {
   const { impl, rest } = splitImpl(options, 'came');
   if (options == null) CAME_HPARAMS.resolve(options); // throws the "lr is required" error
-  let hparams = CAME_HPARAMS.resolve(rest);
-  return {
-    specificationVersion: SPECIFICATION_VERSION,
-    kind: 'optimizer',
-    name: 'came',
-    get hparams() {
-      return hparams;
-    },
-    get learningRate() {
-      return hparams.lr;
-    },
-    set learningRate(lr: number) {
-      hparams = Object.freeze({ ...hparams, lr: CAME_HPARAMS.check('lr', lr) });
-    },
+  const head = optimizerHead('came', CAME_HPARAMS, CAME_HPARAMS.resolve(rest));
+  return Object.assign(head, {
     describe() {
       return {
-        ...hparams,
+        ...head.hparams,
         impl,
         reference: 'came_pytorch.CAME (yangluo7/CAME)',
         state: 'rank >= 2: 4mn + 8(m+n) bytes (last two dims factored); rank <= 1: 8n bytes',
@@ -85,12 +74,12 @@ export function came(options: CameOptions & { impl?: CameImpl }): CamePlugin {
           `came: the state of parameter '${param.name}' [${param.shape}] must be variables ${keys.join(', ')} (keys: ${Object.keys(state).join(', ') || 'none'}): create it with came().init`,
         );
       }
-      cameUpdate(param, grad, state as unknown as CameState, hparams, { impl });
+      cameUpdate(param, grad, state as unknown as CameState, head.hparams, { impl });
     },
     stateBytes(shape) {
       return cameStateBytes(shape);
     },
-  };
+  } satisfies PluginMethods<CamePlugin>);
 }
 
 /**
