@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  activeWebGPUBackend,
   backendMemory,
   flat,
   flatProgram,
   selectBackend,
   shutdownWebGPU,
-  type WebGPUBackendLike,
   webgpuDevice,
 } from '../src/index.ts';
 import { adamwParity, aliasingCheck, checkRow, formatRows, SHAPES, staleReadCheck } from './adamw-parity.ts';
@@ -76,7 +76,7 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
 
   it('the error scope does catch a buffer bound as input and output (negative control)', async () => {
     const x = tf.tensor(new Float32Array(256).fill(1));
-    const b = tf.backend() as unknown as WebGPUBackendLike;
+    const b = activeWebGPUBackend('test');
     const program = flatProgram({
       key: 'negative_control',
       size: 256,
