@@ -14,10 +14,10 @@ import {
   shutdownWebGPU,
   webgpuPoolStats,
 } from '../src/index.ts';
+import { skipWebGPU } from './helpers.ts';
 
 // Runs on lavapipe in CI (see webgpu.test.ts); KSTAR_SKIP_WEBGPU=1 skips.
-const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU pool bound and step error guard were NOT tested');
+const skip = skipWebGPU('the WebGPU pool bound and step error guard were NOT tested');
 
 /** One "step": tensors of sizes that differ from step to step (as a model's temporaries do), all disposed. */
 async function fakeStep(i: number): Promise<number> {

@@ -10,11 +10,11 @@ import {
   webgpuDevice,
 } from '../src/index.ts';
 import { adamwParity, aliasingCheck, checkRow, formatRows, SHAPES, staleReadCheck } from './adamw-parity.ts';
+import { skipWebGPU } from './helpers.ts';
 
 // WebGPU must be tested in CI (lavapipe, see scripts/setup-webgpu.sh): a missing adapter FAILS these tests.
 // Developers without Vulkan may set KSTAR_SKIP_WEBGPU=1.
-const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU kernels (AdamW parity on webgpu) were NOT tested');
+const skip = skipWebGPU('the WebGPU kernels (AdamW parity on webgpu) were NOT tested');
 
 /** Runs `f` inside a validation error scope, forces submission with `flush`, and returns the captured error. */
 async function validationError(f: () => void, flush: () => Promise<unknown>): Promise<string | null> {
