@@ -39,6 +39,11 @@ function isVariable(t: unknown): t is tf.Variable {
   );
 }
 
+/** True when `state` holds exactly the variables `keys` (those `stateShapes` gives the parameter's shape). */
+function holdsCameState(state: OptimizerState, keys: readonly string[]): state is OptimizerState & CameState {
+  return keys.every((k) => isVariable(state[k])) && Object.keys(state).length === keys.length;
+}
+
 /**
  * CAME (Luo et al., ACL 2023), exactly `came_pytorch.CAME`: a factored second moment (Adafactor's, constant β2,
  * no relative step, no bias correction), update clipping, momentum of the clipped update and, for rank ≥ 2,
@@ -69,12 +74,12 @@ export function came(options: CameOptions & { impl?: CameImpl }): CamePlugin {
     update(param, grad, state, step) {
       checkStep(step, 'came');
       const keys = Object.keys(stateShapes(param.shape));
-      if (!keys.every((k) => isVariable(state[k])) || Object.keys(state).length !== keys.length) {
+      if (!holdsCameState(state, keys)) {
         throw new InputError(
           `came: the state of parameter '${param.name}' [${param.shape}] must be variables ${keys.join(', ')} (keys: ${Object.keys(state).join(', ') || 'none'}): create it with came().init`,
         );
       }
-      cameUpdate(param, grad, state as unknown as CameState, head.hparams, { impl });
+      cameUpdate(param, grad, state, head.hparams, { impl });
     },
     stateBytes(shape) {
       return cameStateBytes(shape);
