@@ -6,10 +6,31 @@ export {
   webgpuValidationError,
 } from './backends.ts';
 export { measuredUniqueBytes, numel, relErr, rms } from './compare.ts';
+export { FactoredMoment64 } from './factored-moment64.ts';
 export type { GoldenOptimizers } from './golden.ts';
 export { loadGoldenOptimizers } from './golden.ts';
+export type { ReplayResult } from './golden-replay.ts';
+export {
+  emptyReplayResult,
+  finishReplay,
+  goldenGradients,
+  goldenVariables,
+  initGoldenStates,
+  recordGoldenErrors,
+  replayGoldenOptimizer,
+} from './golden-replay.ts';
+export { applyGradientsPlan } from './gradient-plan.ts';
+export { minimizeLeastSquares } from './least-squares.ts';
 export type { ConformanceSpec } from './optimizer-conformance.ts';
 export { describeOptimizerConformance } from './optimizer-conformance.ts';
+export type { BadOptionsCase } from './option-checks.ts';
+export {
+  callUntyped,
+  constructUntyped,
+  itRefusesInheritedOptionNames,
+  itRejectsBadOptions,
+} from './option-checks.ts';
 export { randn, randn32, rng } from './random.ts';
+export { expectStateBytesMeasured, goldenRole } from './state-bytes.ts';
 export type { StateBits } from './toy-regression.ts';
 export { bits, evalLoss, fitSteps, regressionData, regressionModel, stateBits } from './toy-regression.ts';

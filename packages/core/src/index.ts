@@ -49,6 +49,8 @@ export type { ParamAccess } from './master-weights.ts';
 export { materializedGrads, paramAccess } from './master-weights.ts';
 export type { Batch, Stage, StagedModel } from './model.ts';
 export { countParams } from './model.ts';
+export type { PluginMethods } from './optimizer-head.ts';
+export { optimizerHead } from './optimizer-head.ts';
 export type { PartitionOptions, PartitionPlan, SliceWriter } from './partition.ts';
 export { opsSliceWriter, partitionedUpdate, planPartition, rowAlignment, stateRows } from './partition.ts';
 export type { KernelImpl } from './plugin-options.ts';

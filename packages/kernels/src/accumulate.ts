@@ -1,13 +1,8 @@
 import type { GradAccumulator } from '@kstar/core';
 import { ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  type CpuKernel,
-  cpuFloats,
-  defineKernel,
-  type WasmKernel,
-  type WebGPUKernel,
-} from './define-kernel.ts';
+import type { CpuKernel, WasmKernel, WebGPUKernel } from './define-kernel.ts';
+import { cpuFloats, defineKernel } from './define-kernel.ts';
 import { inPlaceOutput } from './in-place.ts';
 import { invalidateWasmCaches } from './wasm-kernels.ts';
 import { flat, flatProgram } from './wgsl.ts';

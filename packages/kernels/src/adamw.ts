@@ -1,12 +1,7 @@
 import { InputError, ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  type CpuKernel,
-  cpuFloats,
-  defineKernel,
-  type WasmKernel,
-  type WebGPUKernel,
-} from './define-kernel.ts';
+import type { CpuKernel, WasmKernel, WebGPUKernel } from './define-kernel.ts';
+import { cpuFloats, defineKernel } from './define-kernel.ts';
 import { canWriteInPlace, inPlaceOutput } from './in-place.ts';
 import { invalidateWasmCaches } from './wasm-kernels.ts';
 import { flat, flatProgram } from './wgsl.ts';

@@ -45,6 +45,17 @@ export type WebGPUKernelBackend = WebGPUBackendLike & {
   makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
 };
 
+/** The active backend as K*'s WebGPU code uses it (programs, buffers); refuses any other active backend. */
+export function activeWebGPUBackend(where: string): WebGPUKernelBackend {
+  const name = tf.getBackend();
+  if (name !== 'webgpu') {
+    throw new InputError(
+      `${where}: the active backend is '${name}', not 'webgpu': select it first (selectBackend('webgpu'))`,
+    );
+  }
+  return tf.backend() as unknown as WebGPUKernelBackend;
+}
+
 /**
  * A native kernel with typed inputs `I` (input name → tensor info), attributes `A` (the kernel's numbers) and
  * backend `B`: what tfjs passes, typed once here instead of cast in every kernel.

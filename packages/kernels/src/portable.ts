@@ -24,7 +24,7 @@ export type {
   WebGPUKernel,
   WebGPUKernelBackend,
 } from './define-kernel.ts';
-export { cpuFloats, defineKernel, toKernelFunc } from './define-kernel.ts';
+export { activeWebGPUBackend, cpuFloats, defineKernel, toKernelFunc } from './define-kernel.ts';
 export type { FactoredDims, FactoredFactors, WgslGradient } from './factored-moment.ts';
 export {
   batchRowMeanWebGPU,

@@ -10,10 +10,10 @@ import {
   TINY_PARITY_SHAPES,
   webgpuDevice,
 } from '../src/index.ts';
+import { skipWebGPU } from './helpers.ts';
 
 // The fused WGSL kernels against their tfjs-ops fallbacks and a float64 reference, on lavapipe in CI.
-const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the fused WGSL kernels were NOT parity-tested');
+const skip = skipWebGPU('the fused WGSL kernels were NOT parity-tested');
 
 describe.skipIf(skip)('fused WGSL kernels (webgpu)', () => {
   let tensorsAtStart = 0;

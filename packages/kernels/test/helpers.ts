@@ -1,4 +1,24 @@
-import type { AdamWHyper } from '../src/index.ts';
+import { afterAll } from 'vitest';
+import { type AdamWHyper, type BackendName, shutdownWebGPU } from '../src/index.ts';
+
+/** True when KSTAR_SKIP_WEBGPU=1 (developers without Vulkan), warning what was `notTested`; CI runs WebGPU. */
+export function skipWebGPU(notTested: string): boolean {
+  const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
+  if (skip) console.warn(`KSTAR_SKIP_WEBGPU=1: ${notTested}`);
+  return skip;
+}
+
+/**
+ * The backends a kernel test file runs on: cpu, wasm and webgpu (left out when KSTAR_SKIP_WEBGPU=1, saying what
+ * was `notTested`); WebGPU is shut down after the file.
+ */
+export function kernelTestBackends(notTested: string): BackendName[] {
+  const skip = skipWebGPU(notTested);
+  afterAll(() => {
+    shutdownWebGPU();
+  });
+  return ['cpu', 'wasm', ...(skip ? [] : (['webgpu'] as const))];
+}
 
 /** Deterministic uniform [0, 1) generator (mulberry32). */
 export function rng(seed: number): () => number {

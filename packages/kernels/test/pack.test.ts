@@ -1,24 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, describe, expect, it } from 'vitest';
-import {
-  type BackendName,
-  packArray,
-  packedLength,
-  packInts,
-  selectBackend,
-  shutdownWebGPU,
-  unpackArray,
-  unpackInts,
-} from '../src/index.ts';
-import { rng } from './helpers.ts';
+import { describe, expect, it } from 'vitest';
+import { packArray, packedLength, packInts, selectBackend, unpackArray, unpackInts } from '../src/index.ts';
+import { kernelTestBackends, rng } from './helpers.ts';
 
-const skipWebGPU = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skipWebGPU) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU pack kernels were NOT tested');
-const backends: BackendName[] = ['cpu', 'wasm', ...(skipWebGPU ? [] : (['webgpu'] as const))];
-
-afterAll(() => {
-  shutdownWebGPU();
-});
+const backends = kernelTestBackends('the WebGPU pack kernels were NOT tested');
 
 /** Random integers in [0, 2^bits), with the extremes forced in so the sign bit of each slot is exercised. */
 function randomInts(n: number, bits: 8 | 16, seed: number): Int32Array {

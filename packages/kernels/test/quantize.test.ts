@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type BackendName,
   createDynamicMap,
   dequantizeArray,
   dequantizeBlockwise,
@@ -11,17 +10,10 @@ import {
   quantizeBlockwise,
   quantizedBytes,
   selectBackend,
-  shutdownWebGPU,
 } from '../src/index.ts';
-import { rng } from './helpers.ts';
+import { kernelTestBackends, rng } from './helpers.ts';
 
-const skipWebGPU = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skipWebGPU) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU quantize kernels were NOT tested');
-const backends: BackendName[] = ['cpu', 'wasm', ...(skipWebGPU ? [] : (['webgpu'] as const))];
-
-afterAll(() => {
-  shutdownWebGPU();
-});
+const backends = kernelTestBackends('the WebGPU quantize kernels were NOT tested');
 
 const golden = JSON.parse(
   readFileSync(new URL('../../../fixtures/golden/optimizers.json', import.meta.url), 'utf8'),

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type BackendName,
   expand24,
   joinArray,
   joinValue,
@@ -9,21 +8,14 @@ import {
   reconstruct24,
   SPLIT24_SATURATE_BITS,
   selectBackend,
-  shutdownWebGPU,
   split24,
   split24Bytes,
   splitArray,
   splitValue,
 } from '../src/index.ts';
-import { rng } from './helpers.ts';
+import { kernelTestBackends, rng } from './helpers.ts';
 
-const skipWebGPU = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skipWebGPU) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU split24 kernels were NOT tested');
-const backends: BackendName[] = ['cpu', 'wasm', ...(skipWebGPU ? [] : (['webgpu'] as const))];
-
-afterAll(() => {
-  shutdownWebGPU();
-});
+const backends = kernelTestBackends('the WebGPU split24 kernels were NOT tested');
 
 const MIN_NORMAL = 2 ** -126;
 const fromBits = (b: number) => new Float32Array(new Uint32Array([b >>> 0]).buffer)[0]!;

@@ -2,6 +2,7 @@ import { TrainingError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  activeWebGPUBackend,
   boundWebGPUPool,
   DEFAULT_MAX_FREE_POOL_BYTES,
   flat,
@@ -11,13 +12,12 @@ import {
   resetWebGPUPoolPeaks,
   selectBackend,
   shutdownWebGPU,
-  type WebGPUBackendLike,
   webgpuPoolStats,
 } from '../src/index.ts';
+import { skipWebGPU } from './helpers.ts';
 
 // Runs on lavapipe in CI (see webgpu.test.ts); KSTAR_SKIP_WEBGPU=1 skips.
-const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU pool bound and step error guard were NOT tested');
+const skip = skipWebGPU('the WebGPU pool bound and step error guard were NOT tested');
 
 /** One "step": tensors of sizes that differ from step to step (as a model's temporaries do), all disposed. */
 async function fakeStep(i: number): Promise<number> {
@@ -82,7 +82,7 @@ describe.skipIf(skip)('webgpu pool bound and step guard', () => {
 
   it('a forced validation error in a step throws TrainingError naming the step', async () => {
     const x = tf.tensor(new Float32Array(256).fill(1));
-    const b = tf.backend() as unknown as WebGPUBackendLike;
+    const b = activeWebGPUBackend('test');
     // One buffer bound as input and output: Dawn rejects the dispatch asynchronously.
     const program = flatProgram({
       key: 'guard_bad',

@@ -1,20 +1,20 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  activeWebGPUBackend,
   backendMemory,
   flat,
   flatProgram,
   selectBackend,
   shutdownWebGPU,
-  type WebGPUBackendLike,
   webgpuDevice,
 } from '../src/index.ts';
 import { adamwParity, aliasingCheck, checkRow, formatRows, SHAPES, staleReadCheck } from './adamw-parity.ts';
+import { skipWebGPU } from './helpers.ts';
 
 // WebGPU must be tested in CI (lavapipe, see scripts/setup-webgpu.sh): a missing adapter FAILS these tests.
 // Developers without Vulkan may set KSTAR_SKIP_WEBGPU=1.
-const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the WebGPU kernels (AdamW parity on webgpu) were NOT tested');
+const skip = skipWebGPU('the WebGPU kernels (AdamW parity on webgpu) were NOT tested');
 
 /** Runs `f` inside a validation error scope, forces submission with `flush`, and returns the captured error. */
 async function validationError(f: () => void, flush: () => Promise<unknown>): Promise<string | null> {
@@ -76,7 +76,7 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
 
   it('the error scope does catch a buffer bound as input and output (negative control)', async () => {
     const x = tf.tensor(new Float32Array(256).fill(1));
-    const b = tf.backend() as unknown as WebGPUBackendLike;
+    const b = activeWebGPUBackend('test');
     const program = flatProgram({
       key: 'negative_control',
       size: 256,

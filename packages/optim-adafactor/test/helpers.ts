@@ -1,4 +1,4 @@
-import { type GoldenOptimizers, loadGoldenOptimizers, numel } from '@kstar/testkit';
+import { FactoredMoment64, type GoldenOptimizers, loadGoldenOptimizers, numel } from '@kstar/testkit';
 
 export { measuredUniqueBytes, randn32 as randn, relErr, rng } from '@kstar/testkit';
 export { numel };
@@ -51,29 +51,19 @@ export const HF_DEFAULTS: RefHp = {
  */
 export class Adafactor64 {
   step = 0;
-  readonly row?: Float64Array;
-  readonly col?: Float64Array;
-  readonly v?: Float64Array;
+  readonly moment: FactoredMoment64;
   readonly m?: Float64Array;
-  private readonly B: number;
-  private readonly rows: number;
-  private readonly cols: number;
   constructor(
     readonly shape: number[],
     readonly hp: RefHp,
   ) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (shape.length >= 2) {
-      this.cols = shape[shape.length - 1]!;
-      this.rows = shape[shape.length - 2]!;
-      this.B = n / (this.rows * this.cols);
-      this.row = new Float64Array(this.B * this.rows);
-      this.col = new Float64Array(this.B * this.cols);
-    } else {
-      this.B = this.rows = this.cols = 0;
-      this.v = new Float64Array(n);
-    }
-    if (hp.beta1 != null) this.m = new Float64Array(n);
+    this.moment = new FactoredMoment64(shape);
+    if (hp.beta1 != null) this.m = new Float64Array(shape.reduce((a, b) => a * b, 1));
+  }
+
+  /** The factored row averages (rank ≥ 2), as HF's `exp_avg_sq_row`. */
+  get row(): Float64Array | undefined {
+    return this.moment.row;
   }
 
   update(p: Float64Array, g: ArrayLike<number>): void {
@@ -87,39 +77,7 @@ export class Adafactor64 {
     let rel = hp.lr as number;
     if (hp.relative_step) rel = Math.min(hp.warmup_init ? 1e-6 * t : 1e-2, 1 / Math.sqrt(t));
     const lr = (hp.scale_parameter ? Math.max(hp.eps2, rms) : 1) * rel;
-    const beta2t = 1 - t ** hp.decay_rate;
-    const update = new Float64Array(N);
-    if (this.row && this.col) {
-      const { B, rows, cols } = this;
-      for (let b = 0; b < B; b++) {
-        for (let i = 0; i < rows; i++) {
-          let s = 0;
-          for (let j = 0; j < cols; j++) s += g[(b * rows + i) * cols + j]! ** 2 + hp.eps1;
-          this.row[b * rows + i] = this.row[b * rows + i]! * beta2t + (1 - beta2t) * (s / cols);
-        }
-        for (let j = 0; j < cols; j++) {
-          let s = 0;
-          for (let i = 0; i < rows; i++) s += g[(b * rows + i) * cols + j]! ** 2 + hp.eps1;
-          this.col[b * cols + j] = this.col[b * cols + j]! * beta2t + (1 - beta2t) * (s / rows);
-        }
-        let mean = 0;
-        for (let i = 0; i < rows; i++) mean += this.row[b * rows + i]!;
-        mean /= rows;
-        for (let i = 0; i < rows; i++) {
-          const rf = 1 / Math.sqrt(this.row[b * rows + i]! / mean);
-          for (let j = 0; j < cols; j++) {
-            const idx = (b * rows + i) * cols + j;
-            update[idx] = rf * (1 / Math.sqrt(this.col[b * cols + j]!)) * g[idx]!;
-          }
-        }
-      }
-    } else {
-      const v = this.v!;
-      for (let i = 0; i < N; i++) {
-        v[i] = v[i]! * beta2t + (1 - beta2t) * (g[i]! ** 2 + hp.eps1);
-        update[i] = (1 / Math.sqrt(v[i]!)) * g[i]!;
-      }
-    }
+    const update = this.moment.scaledGradient(g, 1 - t ** hp.decay_rate, hp.eps1);
     let su = 0;
     for (let i = 0; i < N; i++) su += update[i]! ** 2;
     const clip = Math.max(Math.sqrt(su) / Math.sqrt(N) / hp.clip_threshold, 1);

@@ -3,8 +3,9 @@ import {
   InputError,
   type OptimizerPlugin,
   type OptimizerState,
+  optimizerHead,
   type ParamInfo,
-  SPECIFICATION_VERSION,
+  type PluginMethods,
   splitImpl,
 } from '@kstar/core';
 import { adamwUpdate } from '@kstar/kernels';
@@ -91,25 +92,13 @@ export function stepParam(
  */
 export function adam8bit(options: Adam8bitOptions & { impl?: Adam8bitImpl } = {}): Adam8bitPlugin {
   const { impl, rest } = splitImpl(options, 'adam8bit');
-  let hparams = ADAM8BIT_HPARAMS.resolve(rest);
-  return {
-    specificationVersion: SPECIFICATION_VERSION,
-    kind: 'optimizer',
-    name: 'adam8bit',
-    get hparams() {
-      return hparams;
-    },
-    get learningRate() {
-      return hparams.lr;
-    },
-    set learningRate(lr: number) {
-      hparams = Object.freeze({ ...hparams, lr: ADAM8BIT_HPARAMS.check('lr', lr) });
-    },
+  const head = optimizerHead('adam8bit', ADAM8BIT_HPARAMS, ADAM8BIT_HPARAMS.resolve(rest));
+  return Object.assign(head, {
     describe() {
       return {
-        ...hparams,
+        ...head.hparams,
         impl,
-        stateBytesPerElement: 2 + 8 / hparams.blockSize,
+        stateBytesPerElement: 2 + 8 / head.hparams.blockSize,
         decayOrder: 'before-update',
       };
     },
@@ -117,15 +106,15 @@ export function adam8bit(options: Adam8bitOptions & { impl?: Adam8bitImpl } = {}
       return createState(
         param.name,
         param.shape,
-        isQuantized(numel(param.shape), param.role, hparams),
-        hparams.blockSize,
+        isQuantized(numel(param.shape), param.role, head.hparams),
+        head.hparams.blockSize,
       );
     },
     update(param, grad, state, step) {
-      stepParam(param, grad, state, step, hparams, impl, 'adam8bit');
+      stepParam(param, grad, state, step, head.hparams, impl, 'adam8bit');
     },
     stateBytes(shape, role) {
-      return adam8bitStateBytes(shape, role, hparams);
+      return adam8bitStateBytes(shape, role, head.hparams);
     },
     // Element-wise with block-local statistics: a chunk of whole quantization blocks updates exactly (gradient
     // partitioning). Layout: 4 codes per int32, one absmax per block. Bytes per element the update holds as
@@ -134,7 +123,7 @@ export function adam8bit(options: Adam8bitOptions & { impl?: Adam8bitImpl } = {}
     rowChunks: {
       stateLayout: (state): Record<string, number> | null =>
         state.c1 != null
-          ? { c1: 4, a1: hparams.blockSize, c2: 4, a2: hparams.blockSize }
+          ? { c1: 4, a1: head.hparams.blockSize, c2: 4, a2: head.hparams.blockSize }
           : state.m != null && state.v != null
             ? { m: 1, v: 1 }
             : null,
@@ -142,12 +131,12 @@ export function adam8bit(options: Adam8bitOptions & { impl?: Adam8bitImpl } = {}
         state.c1 != null
           ? impl === 'fallback'
             ? 288
-            : 6 + 8 / hparams.blockSize
+            : 6 + 8 / head.hparams.blockSize
           : impl === 'fallback'
             ? 36
             : 12,
     },
-  };
+  } satisfies PluginMethods<Adam8bitPlugin>);
 }
 
 /**

@@ -2,8 +2,9 @@ import {
   InputError,
   type OptimizerPlugin,
   type OptimizerState,
+  optimizerHead,
   type ParamInfo,
-  SPECIFICATION_VERSION,
+  type PluginMethods,
   splitImpl,
   stateVariable,
 } from '@kstar/core';
@@ -62,22 +63,10 @@ function isVariable(t: unknown): t is tf.Variable {
  */
 export function adamw(options: AdamWOptions & { impl?: AdamWImpl } = {}): AdamWPlugin {
   const { impl, rest } = splitImpl(options, 'adamw');
-  let hparams = ADAMW_HPARAMS.resolve(rest);
-  return {
-    specificationVersion: SPECIFICATION_VERSION,
-    kind: 'optimizer',
-    name: 'adamw',
-    get hparams() {
-      return hparams;
-    },
-    get learningRate() {
-      return hparams.lr;
-    },
-    set learningRate(lr: number) {
-      hparams = Object.freeze({ ...hparams, lr: ADAMW_HPARAMS.check('lr', lr) });
-    },
+  const head = optimizerHead('adamw', ADAMW_HPARAMS, ADAMW_HPARAMS.resolve(rest));
+  return Object.assign(head, {
     describe() {
-      return { ...hparams, impl, stateBytesPerElement: 8 };
+      return { ...head.hparams, impl, stateBytesPerElement: 8 };
     },
     init(param) {
       const m = stateVariable(`${param.name}/m`, param.shape);
@@ -91,7 +80,7 @@ export function adamw(options: AdamWOptions & { impl?: AdamWImpl } = {}): AdamWP
           `adamw: the state of parameter '${param.name}' has no variables 'm' and 'v' (keys: ${Object.keys(state).join(', ') || 'none'}): create it with adamw().init`,
         );
       }
-      adamwUpdate(param, grad, m, v, { ...hparams, step }, { impl });
+      adamwUpdate(param, grad, m, v, { ...head.hparams, step }, { impl });
     },
     stateBytes(shape) {
       return adamwStateBytes(shape);
@@ -101,7 +90,7 @@ export function adamw(options: AdamWOptions & { impl?: AdamWImpl } = {}): AdamWP
       stateLayout: (state) => (state.m != null && state.v != null ? { m: 1, v: 1 } : null),
       updateBytesPerElement: () => UPDATE_BYTES_PER_ELEMENT[impl],
     },
-  };
+  } satisfies PluginMethods<AdamWPlugin>);
 }
 
 /**

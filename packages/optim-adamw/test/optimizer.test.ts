@@ -1,5 +1,5 @@
 import { InputError } from '@kstar/core';
-import { onBackend } from '@kstar/testkit';
+import { applyGradientsPlan, minimizeLeastSquares, onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { AdamW, adamwFromReferenceHparams } from '../src/index.ts';
@@ -58,25 +58,15 @@ describe('AdamW drop-in: plain tfjs', () => {
   it('is a tf.Optimizer; minimize drives a least-squares loss down', () => {
     const opt = new AdamW({ lr: 0.05, weightDecay: 0 });
     expect(opt instanceof tf.Optimizer).toBe(true);
-    const next = rng(7);
-    const x = tf.tensor(Float32Array.from(randn(next, 32 * 3)), [32, 3]);
-    const wTrue = tf.tensor([[1.5], [-2], [0.5]]);
-    const y = tf.matMul(x, wTrue);
-    const w = tf.tidy(() => tf.variable(tf.zeros([3, 1]), true, 'plain/w'));
-    const loss = () => tf.losses.meanSquaredError(y, tf.matMul(x, w)) as tf.Scalar;
-    const l0 = tf.tidy(() => loss().dataSync()[0]!);
-    const afterFirst = tf.memory().numTensors;
-    let last = l0;
-    for (let i = 0; i < 150; i++) {
-      const c = opt.minimize(loss, true, [w])!;
-      last = c.dataSync()[0]!;
-      c.dispose();
-      if (i === 0) expect(tf.memory().numTensors).toBe(afterFirst + 2); // m, v of w
-    }
-    expect(tf.memory().numTensors).toBe(afterFirst + 2);
+    const x = Float32Array.from(randn(rng(7), 32 * 3));
+    // State: m, v of w.
+    const { l0, last } = minimizeLeastSquares(opt, {
+      x,
+      wTrue: [[1.5], [-2], [0.5]],
+      steps: 150,
+      stateTensors: 2,
+    });
     expect(last).toBeLessThan(l0 * 1e-3);
-    opt.dispose();
-    tf.dispose([x, wTrue, y, w]);
   });
 
   it('keys state by variable name: subsets and reordering between steps match a per-name float64 reference', () => {
@@ -99,15 +89,8 @@ describe('AdamW drop-in: plain tfjs', () => {
     // Step 1: both (map); 2: b only (array); 3: reversed order (array); 4: a, with b's gradient null.
     const plan: string[][] = [['order/a', 'order/b'], ['order/b'], ['order/b', 'order/a'], ['order/a']];
     let worst = 0;
-    plan.forEach((names, i) => {
-      const t = i + 1;
-      const g: Record<string, Float32Array> = {};
-      for (const n of names) g[n] = Float32Array.from(randn(next, vars[n]!.size));
-      const tensors = names.map((n) => ({ name: n, tensor: tf.tensor(g[n]!, shapes[n]!) }));
-      if (t === 1) opt.applyGradients(Object.fromEntries(tensors.map((e) => [e.name, e.tensor])));
-      else if (t === 4) opt.applyGradients([{ name: 'order/b', tensor: null as never }, ...tensors]);
-      else opt.applyGradients(tensors);
-      tf.dispose(tensors.map((e) => e.tensor));
+    const draw = (n: number) => Float32Array.from(randn(next, n));
+    applyGradientsPlan(opt, shapes, plan, draw, (names, g, t) => {
       for (const n of names) adamwStep64(ref[n]!.p, g[n]!, ref[n]!.m, ref[n]!.v, hp, t);
       for (const n of Object.keys(shapes)) worst = Math.max(worst, relErr(vars[n]!.dataSync(), ref[n]!.p));
     });

@@ -1,4 +1,5 @@
 import type { OptimizerPlugin } from '@kstar/core';
+import { initGoldenStates } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import type { AdamW } from '../src/index.ts';
 import { goldenAdamW, relErr } from './helpers.ts';
@@ -48,15 +49,8 @@ function finish(vars: Record<string, tf.Variable>, out: ReplayResult): ReplayRes
 export function replayPlugin(plugin: OptimizerPlugin, prefix: string): ReplayResult {
   const { golden, run } = goldenAdamW();
   const vars = paramVariables(prefix);
-  const states = Object.fromEntries(
-    run.params_used.map((name) => [
-      name,
-      plugin.init({
-        name: `${prefix}/${name}`,
-        shape: golden.shapes[name]!,
-        role: name === 'E' ? 'embedding' : 'other',
-      }),
-    ]),
+  const states = initGoldenStates(plugin, golden, run, prefix, (name) =>
+    name === 'E' ? 'embedding' : 'other',
   );
   const out: ReplayResult = { errors: {}, worst: 0, final: {} };
   for (let t = 1; t <= golden.grads.length; t++) {

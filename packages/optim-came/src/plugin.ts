@@ -3,8 +3,9 @@ import {
   InputError,
   type OptimizerPlugin,
   type OptimizerState,
+  optimizerHead,
   type ParamInfo,
-  SPECIFICATION_VERSION,
+  type PluginMethods,
   splitImpl,
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -38,6 +39,11 @@ function isVariable(t: unknown): t is tf.Variable {
   );
 }
 
+/** True when `state` holds exactly the variables `keys` (those `stateShapes` gives the parameter's shape). */
+function holdsCameState(state: OptimizerState, keys: readonly string[]): state is OptimizerState & CameState {
+  return keys.every((k) => isVariable(state[k])) && Object.keys(state).length === keys.length;
+}
+
 /**
  * CAME (Luo et al., ACL 2023), exactly `came_pytorch.CAME`: a factored second moment (Adafactor's, constant β2,
  * no relative step, no bias correction), update clipping, momentum of the clipped update and, for rank ≥ 2,
@@ -52,23 +58,11 @@ function isVariable(t: unknown): t is tf.Variable {
 export function came(options: CameOptions & { impl?: CameImpl }): CamePlugin {
   const { impl, rest } = splitImpl(options, 'came');
   if (options == null) CAME_HPARAMS.resolve(options); // throws the "lr is required" error
-  let hparams = CAME_HPARAMS.resolve(rest);
-  return {
-    specificationVersion: SPECIFICATION_VERSION,
-    kind: 'optimizer',
-    name: 'came',
-    get hparams() {
-      return hparams;
-    },
-    get learningRate() {
-      return hparams.lr;
-    },
-    set learningRate(lr: number) {
-      hparams = Object.freeze({ ...hparams, lr: CAME_HPARAMS.check('lr', lr) });
-    },
+  const head = optimizerHead('came', CAME_HPARAMS, CAME_HPARAMS.resolve(rest));
+  return Object.assign(head, {
     describe() {
       return {
-        ...hparams,
+        ...head.hparams,
         impl,
         reference: 'came_pytorch.CAME (yangluo7/CAME)',
         state: 'rank >= 2: 4mn + 8(m+n) bytes (last two dims factored); rank <= 1: 8n bytes',
@@ -80,17 +74,17 @@ export function came(options: CameOptions & { impl?: CameImpl }): CamePlugin {
     update(param, grad, state, step) {
       checkStep(step, 'came');
       const keys = Object.keys(stateShapes(param.shape));
-      if (!keys.every((k) => isVariable(state[k])) || Object.keys(state).length !== keys.length) {
+      if (!holdsCameState(state, keys)) {
         throw new InputError(
           `came: the state of parameter '${param.name}' [${param.shape}] must be variables ${keys.join(', ')} (keys: ${Object.keys(state).join(', ') || 'none'}): create it with came().init`,
         );
       }
-      cameUpdate(param, grad, state as unknown as CameState, hparams, { impl });
+      cameUpdate(param, grad, state, head.hparams, { impl });
     },
     stateBytes(shape) {
       return cameStateBytes(shape);
     },
-  };
+  } satisfies PluginMethods<CamePlugin>);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { InputError } from '@kstar/core';
-import { onBackend } from '@kstar/testkit';
+import { applyGradientsPlan, constructUntyped, minimizeLeastSquares, onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { CAME, cameFromReferenceHparams } from '../src/index.ts';
@@ -51,32 +51,18 @@ describe('CAME drop-in: plain tfjs', () => {
   it('is a tf.Optimizer; minimize drives a least-squares loss down', () => {
     const opt = new CAME({ lr: 0.01 });
     expect(opt instanceof tf.Optimizer).toBe(true);
-    const next = rng(7);
-    const x = tf.tensor(Float32Array.from(randn(next, 32 * 3)), [32, 3]);
-    const wTrue = tf.tensor([
+    const x = Float32Array.from(randn(rng(7), 32 * 3));
+    const wTrue = [
       [1.5, 0.3],
       [-2, 1],
       [0.5, -0.7],
-    ]);
-    const y = tf.matMul(x, wTrue);
-    const w = tf.tidy(() => tf.variable(tf.zeros([3, 2]), true, 'plain/w'));
-    const loss = () => tf.losses.meanSquaredError(y, tf.matMul(x, w)) as tf.Scalar;
-    const l0 = tf.tidy(() => loss().dataSync()[0]!);
-    const afterFirst = tf.memory().numTensors;
-    let last = l0;
-    for (let i = 0; i < 150; i++) {
-      const c = opt.minimize(loss, true, [w])!;
-      last = c.dataSync()[0]!;
-      c.dispose();
-      if (i === 0) expect(tf.memory().numTensors).toBe(afterFirst + 5); // m, vRow, vCol, resRow, resCol of w
-    }
-    expect(tf.memory().numTensors).toBe(afterFirst + 5);
+    ];
+    // State: m, vRow, vCol, resRow, resCol of w.
+    const { l0, last } = minimizeLeastSquares(opt, { x, wTrue, steps: 150, stateTensors: 5 });
     console.log(
       `[optim-came] minimize least squares: loss ${l0.toFixed(4)} → ${last.toExponential(3)} (150 steps)`,
     );
     expect(last).toBeLessThan(l0 * 1e-2);
-    opt.dispose();
-    tf.dispose([x, wTrue, y, w]);
   });
 
   it('keys state by variable name: subsets and reordering between steps match a per-name float64 reference', () => {
@@ -108,15 +94,8 @@ describe('CAME drop-in: plain tfjs', () => {
     // Step 1: both (map); 2: b only (array); 3: reversed order (array); 4: a, with b's gradient null.
     const plan: string[][] = [['order/a', 'order/b'], ['order/b'], ['order/b', 'order/a'], ['order/a']];
     let worst = 0;
-    plan.forEach((names, i) => {
-      const t = i + 1;
-      const g: Record<string, Float32Array> = {};
-      for (const n of names) g[n] = Float32Array.from(randn(next, vars[n]!.size));
-      const tensors = names.map((n) => ({ name: n, tensor: tf.tensor(g[n]!, shapes[n]!) }));
-      if (t === 1) opt.applyGradients(Object.fromEntries(tensors.map((e) => [e.name, e.tensor])));
-      else if (t === 4) opt.applyGradients([{ name: 'order/b', tensor: null as never }, ...tensors]);
-      else opt.applyGradients(tensors);
-      tf.dispose(tensors.map((e) => e.tensor));
+    const draw = (n: number) => Float32Array.from(randn(next, n));
+    applyGradientsPlan(opt, shapes, plan, draw, (names, g) => {
       for (const n of names) came64Step(ref[n]!.p, g[n]!, ref[n]!.s, hp);
       for (const n of Object.keys(shapes)) worst = Math.max(worst, relErr(vars[n]!.dataSync(), ref[n]!.p));
     });
@@ -130,8 +109,8 @@ describe('CAME drop-in: plain tfjs', () => {
 describe('CAME drop-in: serialization', () => {
   it('bad options → InputError (constructor, fromConfig, learningRate setter)', () => {
     expect(() => new CAME({ lr: -1 })).toThrow(/came: lr = -1 is invalid/);
-    expect(() => new CAME({} as never)).toThrow(/lr is required/);
-    expect(() => new CAME(undefined as never)).toThrow(InputError);
+    expect(() => constructUntyped(CAME, {})).toThrow(/lr is required/);
+    expect(() => constructUntyped(CAME, undefined)).toThrow(InputError);
     expect(() => new CAME({ lr: 1, beta3: 1 })).toThrow(InputError);
     expect(() => new CAME({ lr: 1, eps2: 0 })).toThrow(InputError);
     expect(() => new CAME({ lr: 1, weightDecay: Number.NaN })).toThrow(InputError);

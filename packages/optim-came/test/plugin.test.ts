@@ -1,5 +1,11 @@
-import { InputError, ShapeError, SPECIFICATION_VERSION, uniqueBufferBytes } from '@kstar/core';
-import { onBackend } from '@kstar/testkit';
+import { InputError, ShapeError, SPECIFICATION_VERSION } from '@kstar/core';
+import {
+  type BadOptionsCase,
+  callUntyped,
+  expectStateBytesMeasured,
+  itRejectsBadOptions,
+  onBackend,
+} from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import {
@@ -16,7 +22,6 @@ import {
   goldenCameRuns,
   type Hp64,
   hp64FromReference,
-  measuredUniqueBytes,
   numel,
   randn,
   relErr,
@@ -268,23 +273,8 @@ describe('came plugin: contract', () => {
   it('stateBytes(shape) equals the measured unique state bytes for every golden shape, before and after an update', () => {
     const { golden } = goldenCameRuns();
     const plugin = came({ lr: 1e-3 });
-    const rows: string[] = [];
-    for (const [name, shape] of Object.entries(golden.shapes)) {
-      const role = name === 'E' ? 'embedding' : shape.length === 1 ? 'vector' : 'matrix';
-      const s = plugin.init({ name: `bytes/${name}`, shape, role });
-      const measured = measuredUniqueBytes(Object.values(s));
-      expect(measured).toBe(plugin.stateBytes(shape, role));
-      expect(uniqueBufferBytes(Object.values(s))).toBe(measured);
-      for (const impl of ['auto', 'fallback'] as const) {
-        const p = tf.tidy(() => tf.variable(tf.ones(shape), true, `bytes/${name}/${impl}`));
-        const g = tf.onesLike(p);
-        came({ lr: 1e-3, impl }).update(p, g, s, 1);
-        expect(measuredUniqueBytes(Object.values(s))).toBe(plugin.stateBytes(shape, role));
-        tf.dispose([p, g]);
-      }
-      rows.push(`${name} [${shape}] ${measured} B`);
-      tf.dispose(Object.values(s));
-    }
+    const updaters = (['auto', 'fallback'] as const).map((impl) => came({ lr: 1e-3, impl }));
+    const rows = expectStateBytesMeasured(plugin, golden.shapes, { updaters });
     console.log(`[optim-came] state bytes: ${rows.join('; ')}`);
     // The formulas: 4mn + 8(m+n) per matrix (batch dims multiply), 8n per vector.
     expect(cameStateBytes([32, 24])).toBe(4 * 32 * 24 + 8 * (32 + 24));
@@ -394,7 +384,7 @@ describe('came plugin: contract', () => {
 });
 
 describe('came plugin: bad options → InputError', () => {
-  const bad: [string, Record<string, unknown>, RegExp][] = [
+  const bad: BadOptionsCase[] = [
     ['lr missing', {}, /lr is required/],
     ['lr 0', { lr: 0 }, /lr = 0 .*> 0/],
     ['lr negative', { lr: -1e-3 }, /lr = -0\.001/],
@@ -416,15 +406,10 @@ describe('came plugin: bad options → InputError', () => {
     ['unknown option', { lr: 1, learningRate: 0.1 }, /unknown option 'learningRate'/],
     ['impl', { lr: 1, impl: 'gpu' }, /impl = "gpu"/],
   ];
-  for (const [label, options, message] of bad) {
-    it(label, () => {
-      expect(() => came(options as never)).toThrow(InputError);
-      expect(() => came(options as never)).toThrow(message);
-    });
-  }
+  itRejectsBadOptions(came, bad);
 
   it('no options at all → InputError (lr is required, as in came_pytorch)', () => {
-    expect(() => came(undefined as never)).toThrow(/lr is required|options must be an object/);
+    expect(() => callUntyped(came, undefined)).toThrow(/lr is required|options must be an object/);
   });
 
   it('accepts the edge values beta = 0 and weightDecay = 0', () => {
@@ -469,9 +454,9 @@ describe('came plugin: bad options → InputError', () => {
     ).toEqual(expected);
     expect(cameFromReferenceHparams({ lr: 1e-3 }).hparams).toEqual({ lr: 1e-3, ...CAME_DEFAULTS });
     expect(() => cameFromReferenceHparams({})).toThrow(/lr is required/);
-    expect(() => cameFromReferenceHparams({ lr: 1, amsgrad: true } as never)).toThrow(InputError);
+    expect(() => callUntyped(cameFromReferenceHparams, { lr: 1, amsgrad: true })).toThrow(InputError);
     expect(() => cameFromReferenceHparams({ lr: 1, weight_decay: -1 })).toThrow(/weightDecay = -1/);
-    expect(() => cameFromReferenceHparams({ lr: 1, betas: [0.9, 0.99] as never })).toThrow(InputError);
+    expect(() => callUntyped(cameFromReferenceHparams, { lr: 1, betas: [0.9, 0.99] })).toThrow(InputError);
     expect(() => cameFromReferenceHparams({ lr: 1, betas: [0.9, 0.99, 0.999], beta1: 0.9 })).toThrow(
       InputError,
     );

@@ -3,8 +3,9 @@ import {
   InputError,
   type OptimizerPlugin,
   type OptimizerState,
+  optimizerHead,
   type ParamInfo,
-  SPECIFICATION_VERSION,
+  type PluginMethods,
   splitImpl,
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -76,12 +77,18 @@ export function lazyAdagrad(
   const { impl, rest } = splitImpl(options, 'lazyAdagrad');
   const resolved = resolveHparams(rest, 'lazyAdagrad');
   const { groupOf, ...hp0 } = resolved;
-  let hparams: LazyAdagradHparams = Object.freeze(hp0);
-  const window = hparams.window == null ? null : new GroupWindow(hparams.window, hparams.windowEncoding);
+  const head = optimizerHead<LazyAdagradHparams, 'lazy-adagrad'>(
+    'lazy-adagrad',
+    LAZY_ADAGRAD_HPARAMS,
+    Object.freeze(hp0),
+  );
+  const window =
+    head.hparams.window == null ? null : new GroupWindow(head.hparams.window, head.hparams.windowEncoding);
   const metas = new WeakMap<object, StateMeta>();
   const isRowLazy = (p: Pick<ParamInfo, 'shape' | 'role'>) =>
     p.shape.length === 2 &&
-    (hparams.lazyRows === 'matrices' || (hparams.lazyRows === 'embedding' && p.role === 'embedding'));
+    (head.hparams.lazyRows === 'matrices' ||
+      (head.hparams.lazyRows === 'embedding' && p.role === 'embedding'));
   const stateBytesFor: LazyAdagradPlugin['stateBytesFor'] = (shape, rowsTouched, o = {}) => {
     const lazy = isRowLazy({ shape, role: o.role ?? 'matrix' });
     if (!lazy) return denseStateBytes(shape, { quantized: o.quantized });
@@ -97,22 +104,10 @@ export function lazyAdagrad(
     }
     return meta;
   };
-  return {
-    specificationVersion: SPECIFICATION_VERSION,
-    kind: 'optimizer',
-    name: 'lazy-adagrad',
-    get hparams() {
-      return hparams;
-    },
-    get learningRate() {
-      return hparams.lr;
-    },
-    set learningRate(lr: number) {
-      hparams = Object.freeze({ ...hparams, lr: LAZY_ADAGRAD_HPARAMS.check('lr', lr) });
-    },
+  return Object.assign(head, {
     describe() {
       return {
-        ...hparams,
+        ...head.hparams,
         groupOf: options.groupOf == null ? 'prefix before the first "."' : 'custom',
         impl,
         reference: 'torch.optim.Adagrad (lr_decay 0, weight_decay 0)',
@@ -122,13 +117,13 @@ export function lazyAdagrad(
     groupOf,
     init(param) {
       const lazy = isRowLazy(param);
-      const state = createState(param.name, param.shape, lazy, hparams.initialAccumulatorValue);
+      const state = createState(param.name, param.shape, lazy, head.hparams.initialAccumulatorValue);
       const meta: StateMeta = { name: param.name, group: groupOf(param.name) };
       if (lazy) meta.rowsTouched = 0;
       metas.set(state, meta);
       if (window != null) {
         window.register(state, meta);
-        compress(state, meta, hparams.windowEncoding); // the state starts outside the window (8-bit) until its first update
+        compress(state, meta, head.hparams.windowEncoding); // the state starts outside the window (8-bit) until its first update
       }
       return state as OptimizerState;
     },
@@ -142,10 +137,10 @@ export function lazyAdagrad(
       checkStep(step, 'lazyAdagrad');
       const meta = metaOf(param, s);
       window?.touch(meta.group);
-      expand(s, meta, hparams.windowEncoding);
-      const hp = { lr: hparams.lr, eps: hparams.eps, epsInsideSqrt: hparams.epsInsideSqrt };
+      expand(s, meta, head.hparams.windowEncoding);
+      const hp = { lr: head.hparams.lr, eps: head.hparams.eps, epsInsideSqrt: head.hparams.epsInsideSqrt };
       if (isLazy(s)) {
-        const select = allocateRows(s, meta, grad, hparams.initialAccumulatorValue);
+        const select = allocateRows(s, meta, grad, head.hparams.initialAccumulatorValue);
         if (s.acc == null) return; // no row touched yet and none before: nothing to update
         lazyAdagradUpdate({ param, grad, acc: s.acc, hp, select }, { impl });
       } else {
@@ -175,7 +170,7 @@ export function lazyAdagrad(
     windowGroups() {
       return window?.groups() ?? [];
     },
-  };
+  } satisfies PluginMethods<LazyAdagradPlugin>);
 }
 
 /**

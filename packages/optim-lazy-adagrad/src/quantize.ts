@@ -16,7 +16,7 @@
  * (everywhere, no read-back; used on webgpu in Node, which cannot read synchronously). Both produce the same codes up
  * to float32 rounding ties.
  */
-import { flatProgram, type WebGPUBackendLike } from '@kstar/kernels';
+import { activeWebGPUBackend, flatProgram } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
 export const QUANT_BLOCK = 256;
@@ -121,7 +121,7 @@ export function quantizeTensor(x: tf.Tensor, impl: QuantizeImpl = 'auto'): Quant
  */
 function packCodes(q4: tf.Tensor, words: number): tf.Tensor1D {
   if (tf.getBackend() === 'webgpu') {
-    const b = tf.backend() as unknown as WebGPUBackendLike;
+    const b = activeWebGPUBackend('lazyAdagrad packCodes');
     const program = flatProgram({
       key: 'lazy_adagrad_pack8',
       size: words,
@@ -148,7 +148,7 @@ function packCodes(q4: tf.Tensor, words: number): tf.Tensor1D {
 /** int32 words [words] → float32 codes [4·words] (the inverse of `packCodes`). */
 function unpackCodes(p: tf.Tensor, words: number): tf.Tensor1D {
   if (tf.getBackend() === 'webgpu') {
-    const b = tf.backend() as unknown as WebGPUBackendLike;
+    const b = activeWebGPUBackend('lazyAdagrad unpackCodes');
     const program = flatProgram({
       key: 'lazy_adagrad_unpack8',
       size: words * 4,

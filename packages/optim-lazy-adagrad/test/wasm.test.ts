@@ -1,4 +1,5 @@
 import '@tensorflow/tfjs-backend-wasm';
+import { callUntyped } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -26,7 +27,7 @@ describe('wasm backend', () => {
   it('golden replay: plugin (wasm kernel, row-lazy E), fallback, drop-in class', async () => {
     const { run } = goldenAdagradRun();
     const r = await replayAdagrad(
-      { kind: 'plugin', plugin: lazyAdagradFromReferenceHparams(run.hparams as never) },
+      { kind: 'plugin', plugin: callUntyped(lazyAdagradFromReferenceHparams, run.hparams) },
       'wasm-plugin',
     );
     console.log(summary('plugin, wasm kernel', r));

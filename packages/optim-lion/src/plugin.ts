@@ -3,8 +3,9 @@ import {
   InputError,
   type OptimizerPlugin,
   type OptimizerState,
+  optimizerHead,
   type ParamInfo,
-  SPECIFICATION_VERSION,
+  type PluginMethods,
   splitImpl,
   stateVariable,
 } from '@kstar/core';
@@ -54,24 +55,12 @@ export function effectiveWeightDecay(hp: LionHparams, initialLr: number): number
  */
 export function lion(options: LionOptions & { impl?: LionImpl } = {}): LionPlugin {
   const { impl, rest } = splitImpl(options, 'lion');
-  let hparams = LION_HPARAMS.resolve(rest);
-  const initialLr = hparams.lr;
-  return {
-    specificationVersion: SPECIFICATION_VERSION,
-    kind: 'optimizer',
-    name: 'lion',
+  const head = optimizerHead('lion', LION_HPARAMS, LION_HPARAMS.resolve(rest));
+  const initialLr = head.hparams.lr;
+  return Object.assign(head, {
     initialLearningRate: initialLr,
-    get hparams() {
-      return hparams;
-    },
-    get learningRate() {
-      return hparams.lr;
-    },
-    set learningRate(lr: number) {
-      hparams = Object.freeze({ ...hparams, lr: LION_HPARAMS.check('lr', lr) });
-    },
     describe() {
-      return { ...hparams, initialLearningRate: initialLr, impl, stateBytesPerElement: 4 };
+      return { ...head.hparams, initialLearningRate: initialLr, impl, stateBytesPerElement: 4 };
     },
     init(param) {
       return { m: stateVariable(`${param.name}/m`, param.shape) };
@@ -89,10 +78,10 @@ export function lion(options: LionOptions & { impl?: LionImpl } = {}): LionPlugi
         grad,
         m,
         {
-          lr: hparams.lr,
-          beta1: hparams.beta1,
-          beta2: hparams.beta2,
-          weightDecay: effectiveWeightDecay(hparams, initialLr),
+          lr: head.hparams.lr,
+          beta1: head.hparams.beta1,
+          beta2: head.hparams.beta2,
+          weightDecay: effectiveWeightDecay(head.hparams, initialLr),
         },
         { impl },
       );
@@ -107,7 +96,7 @@ export function lion(options: LionOptions & { impl?: LionImpl } = {}): LionPlugi
       stateLayout: (state) => (state.m != null ? { m: 1 } : null),
       updateBytesPerElement: () => (impl === 'fallback' ? 12 : 8),
     },
-  };
+  } satisfies PluginMethods<LionPlugin>);
 }
 
 /**

@@ -1,5 +1,11 @@
 import { InputError } from '@kstar/core';
-import { onBackend } from '@kstar/testkit';
+import {
+  applyGradientsPlan,
+  callUntyped,
+  constructUntyped,
+  minimizeLeastSquares,
+  onBackend,
+} from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { Lion, lionFromReferenceHparams } from '../src/index.ts';
@@ -50,7 +56,7 @@ describe('Lion drop-in: golden replay', () => {
       opt.dispose();
       expect(tf.memory().numTensors).toBe(before);
       const viaPlugin = await replayLion(
-        { kind: 'plugin', plugin: lionFromReferenceHparams(run.hparams as never) },
+        { kind: 'plugin', plugin: callUntyped(lionFromReferenceHparams, run.hparams) },
         `golden-dropin-plugin-${index}`,
         index,
       );
@@ -67,28 +73,18 @@ describe('Lion drop-in: plain tfjs', () => {
   it('is a tf.Optimizer; minimize drives a least-squares loss down', () => {
     const opt = new Lion({ lr: 0.05 });
     expect(opt instanceof tf.Optimizer).toBe(true);
-    const next = rng(7);
-    const x = tf.tensor(randn(next, 32 * 3), [32, 3]);
-    const wTrue = tf.tensor([[1.5], [-2], [0.5]]);
-    const y = tf.matMul(x, wTrue);
-    const w = tf.tidy(() => tf.variable(tf.zeros([3, 1]), true, 'plain/w'));
-    const loss = () => tf.losses.meanSquaredError(y, tf.matMul(x, w)) as tf.Scalar;
-    const l0 = tf.tidy(() => loss().dataSync()[0]!);
-    const afterFirst = tf.memory().numTensors;
-    let last = l0;
-    for (let i = 0; i < 300; i++) {
-      const c = opt.minimize(loss, true, [w])!;
-      last = c.dataSync()[0]!;
-      c.dispose();
-      if (i === 0) expect(tf.memory().numTensors).toBe(afterFirst + 1); // m of w
-      // Sign updates hover ±lr around the optimum: anneal.
-      if (i === 150) opt.learningRate = 0.005;
-      if (i === 250) opt.learningRate = 0.0005;
-    }
-    expect(tf.memory().numTensors).toBe(afterFirst + 1);
+    // State: m of w. Sign updates hover ±lr around the optimum: anneal.
+    const { l0, last } = minimizeLeastSquares(opt, {
+      x: randn(rng(7), 32 * 3),
+      wTrue: [[1.5], [-2], [0.5]],
+      steps: 300,
+      stateTensors: 1,
+      afterStep: (i) => {
+        if (i === 150) opt.learningRate = 0.005;
+        if (i === 250) opt.learningRate = 0.0005;
+      },
+    });
     expect(last).toBeLessThan(l0 * 1e-3);
-    opt.dispose();
-    tf.dispose([x, wTrue, y, w]);
   });
 
   it('keys state by variable name: subsets and reordering between steps match a per-name float64 reference', () => {
@@ -110,22 +106,20 @@ describe('Lion drop-in: plain tfjs', () => {
     const plan: string[][] = [['order/a', 'order/b'], ['order/b'], ['order/b', 'order/a'], ['order/a']];
     let worst = 0;
     let differing = 0;
-    plan.forEach((names, i) => {
-      const t = i + 1;
-      const g: Record<string, Float32Array> = {};
-      for (const n of names) g[n] = randn(next, vars[n]!.size);
-      const tensors = names.map((n) => ({ name: n, tensor: tf.tensor(g[n]!, shapes[n]!) }));
-      if (t === 1) opt.applyGradients(Object.fromEntries(tensors.map((e) => [e.name, e.tensor])));
-      else if (t === 4) opt.applyGradients([{ name: 'order/b', tensor: null as never }, ...tensors]);
-      else opt.applyGradients(tensors);
-      tf.dispose(tensors.map((e) => e.tensor));
-      for (const n of names) lionStep64(ref[n]!.p, g[n]!, ref[n]!.m, hp);
-      for (const n of Object.keys(shapes)) {
-        const e = signAwareErr(vars[n]!.dataSync(), ref[n]!.p, hp.lr);
-        worst = Math.max(worst, e.relErr);
-        differing += e.differing;
-      }
-    });
+    applyGradientsPlan(
+      opt,
+      shapes,
+      plan,
+      (n) => randn(next, n),
+      (names, g) => {
+        for (const n of names) lionStep64(ref[n]!.p, g[n]!, ref[n]!.m, hp);
+        for (const n of Object.keys(shapes)) {
+          const e = signAwareErr(vars[n]!.dataSync(), ref[n]!.p, hp.lr);
+          worst = Math.max(worst, e.relErr);
+          differing += e.differing;
+        }
+      },
+    );
     expect(differing).toBe(0);
     expect(worst).toBeLessThanOrEqual(TOL);
     expect(opt.iterations).toBe(4);
@@ -137,7 +131,7 @@ describe('Lion drop-in: plain tfjs', () => {
     expect(() => new Lion({ lr: -1 })).toThrow(/lion: lr = -1 is invalid/);
     expect(() => new Lion({ beta2: 1.5 })).toThrow(InputError);
     expect(() => new Lion({ weightDecay: Number.NaN })).toThrow(InputError);
-    expect(() => new Lion({ impl: 'gpu' as never })).toThrow(InputError);
+    expect(() => constructUntyped(Lion, { impl: 'gpu' })).toThrow(InputError);
     expect(() => Lion.fromConfig(Lion, { learningRate: 0 })).toThrow(InputError);
     const opt = new Lion();
     expect(() => {

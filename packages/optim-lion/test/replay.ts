@@ -1,15 +1,8 @@
 import type { OptimizerPlugin } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
 import type { Lion } from '../src/index.ts';
-import {
-  goldenLionRuns,
-  type LionHp,
-  lionStep64,
-  relErr,
-  type SignAwareErr,
-  signAwareErr,
-  takenSigns,
-} from './helpers.ts';
+import type { LionHp, SignAwareErr } from './helpers.ts';
+import { goldenLionRuns, lionStep64, relErr, signAwareErr, takenSigns } from './helpers.ts';
 
 export interface ReplayResult {
   runIndex: number;

@@ -1,5 +1,5 @@
 import '@tensorflow/tfjs-backend-wasm';
-import { onBackend } from '@kstar/testkit';
+import { callUntyped, onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { Lion, lion, lionFromReferenceHparams } from '../src/index.ts';
@@ -15,7 +15,7 @@ describe('wasm backend', () => {
     expect(tf.getBackend()).toBe('wasm');
     for (const { run, index } of goldenLionRuns().runs) {
       const r = await replayLion(
-        { kind: 'plugin', plugin: lionFromReferenceHparams(run.hparams as never) },
+        { kind: 'plugin', plugin: callUntyped(lionFromReferenceHparams, run.hparams) },
         `wasm-plugin-${index}`,
         index,
       );

@@ -1,5 +1,5 @@
 import { backendMemory } from '@kstar/kernels';
-import { onBackend, skipWebGPU, webgpuValidationError as validationError } from '@kstar/testkit';
+import { callUntyped, onBackend, skipWebGPU, webgpuValidationError as validationError } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { Lion, lion, lionFromReferenceHparams, lionKernel } from '../src/index.ts';
@@ -17,7 +17,7 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package, lavapipe)', () => {
   it('golden replay, every Lion run, plugin (WGSL kernel, in place) and drop-in class', async () => {
     for (const { run, index } of goldenLionRuns().runs) {
       const r = await replayLion(
-        { kind: 'plugin', plugin: lionFromReferenceHparams(run.hparams as never) },
+        { kind: 'plugin', plugin: callUntyped(lionFromReferenceHparams, run.hparams) },
         `webgpu-plugin-${index}`,
         index,
       );

@@ -1,9 +1,5 @@
-import {
-  type OptimizerPlugin,
-  PluginConflictError,
-  SPECIFICATION_VERSION,
-  TrainingEngine,
-} from '@kstar/core';
+import type { OptimizerPlugin } from '@kstar/core';
+import { PluginConflictError, SPECIFICATION_VERSION, TrainingEngine } from '@kstar/core';
 import { inPlaceGradAccumulator } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,12 @@
 import type { ParamInfo, Stage, StagedModel } from '@kstar/core';
-import { type GoldenOptimizers, loadGoldenOptimizers, numel, randn32 as randn, rng } from '@kstar/testkit';
+import {
+  FactoredMoment64,
+  type GoldenOptimizers,
+  loadGoldenOptimizers,
+  numel,
+  randn32 as randn,
+  rng,
+} from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 
 export { relErr } from '@kstar/testkit';
@@ -27,27 +34,12 @@ export interface AdaLomoRef {
  * with HF Adafactor's rank > 2 rule (last two dims factored) so it can check K*'s extension.
  */
 export class AdaLomo64 {
-  readonly row?: Float64Array;
-  readonly col?: Float64Array;
-  readonly v?: Float64Array;
-  private readonly B: number;
-  private readonly rows: number;
-  private readonly cols: number;
+  readonly moment: FactoredMoment64;
   constructor(
     readonly shape: number[],
     readonly hp: AdaLomoRef,
   ) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (shape.length >= 2) {
-      this.cols = shape[shape.length - 1]!;
-      this.rows = shape[shape.length - 2]!;
-      this.B = n / (this.rows * this.cols);
-      this.row = new Float64Array(this.B * this.rows);
-      this.col = new Float64Array(this.B * this.cols);
-    } else {
-      this.B = this.rows = this.cols = 0;
-      this.v = new Float64Array(n);
-    }
+    this.moment = new FactoredMoment64(shape);
   }
 
   /** `step` = the reference's step_num (1-based); `clipCoef` = the global-norm coefficient (or 1). */
@@ -60,39 +52,7 @@ export class AdaLomo64 {
       for (let i = 0; i < N; i++) g[i] = Math.min(c, Math.max(-c, g[i]!));
     }
     for (let i = 0; i < N; i++) g[i] = g[i]! * clipCoef;
-    const beta2t = 1 - step ** hp.decay_rate;
-    const update = new Float64Array(N);
-    if (this.row && this.col) {
-      const { B, rows, cols } = this;
-      for (let b = 0; b < B; b++) {
-        for (let i = 0; i < rows; i++) {
-          let s = 0;
-          for (let j = 0; j < cols; j++) s += g[(b * rows + i) * cols + j]! ** 2 + hp.eps1;
-          this.row[b * rows + i] = this.row[b * rows + i]! * beta2t + (1 - beta2t) * (s / cols);
-        }
-        for (let j = 0; j < cols; j++) {
-          let s = 0;
-          for (let i = 0; i < rows; i++) s += g[(b * rows + i) * cols + j]! ** 2 + hp.eps1;
-          this.col[b * cols + j] = this.col[b * cols + j]! * beta2t + (1 - beta2t) * (s / rows);
-        }
-        let mean = 0;
-        for (let i = 0; i < rows; i++) mean += this.row[b * rows + i]!;
-        mean /= rows;
-        for (let i = 0; i < rows; i++) {
-          const rf = 1 / Math.sqrt(this.row[b * rows + i]! / mean);
-          for (let j = 0; j < cols; j++) {
-            const idx = (b * rows + i) * cols + j;
-            update[idx] = rf * (1 / Math.sqrt(this.col[b * cols + j]!)) * g[idx]!;
-          }
-        }
-      }
-    } else {
-      const v = this.v!;
-      for (let i = 0; i < N; i++) {
-        v[i] = v[i]! * beta2t + (1 - beta2t) * (g[i]! ** 2 + hp.eps1);
-        update[i] = (1 / Math.sqrt(v[i]!)) * g[i]!;
-      }
-    }
+    const update = this.moment.scaledGradient(g, 1 - step ** hp.decay_rate, hp.eps1);
     let su = 0;
     for (let i = 0; i < N; i++) su += update[i]! ** 2;
     const div = Math.max(Math.sqrt(su) / Math.sqrt(N) / hp.clip_threshold, 1);

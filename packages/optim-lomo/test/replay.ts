@@ -1,4 +1,5 @@
 import type { OptimizerPlugin } from '@kstar/core';
+import { callUntyped } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { adalomo, adalomoFromReferenceHparams, lomo, lomoFromReferenceHparams } from '../src/index.ts';
 import { loadGolden, relErr } from './helpers.ts';
@@ -21,11 +22,11 @@ export const ADALOMO_RUN = 7;
 export function pluginForRun(index: number, impl: 'auto' | 'fallback' = 'auto'): OptimizerPlugin {
   const run = loadGolden().runs[index]!;
   if (index === SGD_RUN && run.optimizer === 'sgd') {
-    const p = lomoFromReferenceHparams(run.hparams as never);
+    const p = callUntyped(lomoFromReferenceHparams, run.hparams);
     return impl === 'auto' ? p : lomoWithImpl(p.hparams.lr);
   }
   if (index === ADALOMO_RUN && run.optimizer === 'adalomo') {
-    const p = adalomoFromReferenceHparams(run.hparams as never);
+    const p = callUntyped(adalomoFromReferenceHparams, run.hparams);
     return impl === 'auto' ? p : adalomoWithImpl(run.hparams);
   }
   throw new Error(`golden run ${index} is ${run.optimizer}, not one this package replays`);

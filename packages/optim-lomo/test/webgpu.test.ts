@@ -1,6 +1,6 @@
 import { TrainingEngine } from '@kstar/core';
 import { inPlaceGradAccumulator } from '@kstar/kernels';
-import { expectNoValidationError, onBackend, skipWebGPU } from '@kstar/testkit';
+import { callUntyped, expectNoValidationError, onBackend, skipWebGPU } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { adalomo, adalomoKernel, lomo, lomoKernel, lomoStep } from '../src/index.ts';
@@ -40,8 +40,8 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
     const s = plugin.init({ name: 'gpu-inplace/W', shape: [8, 6], role: 'matrix' });
     const ids = [p.dataId, ...Object.values(s).map((t) => t.dataId)];
     const g = tf.tidy(() => tf.mul(tf.randomNormal([8, 6], 0, 1, 'float32', 4), 1));
-    expect(adalomoKernel.which({ param: p, grad: g, state: s, hp: {} as never })).toBe('native');
-    expect(lomoKernel.which({ param: p, grad: g, hp: {} as never })).toBe('native');
+    expect(callUntyped(adalomoKernel.which, { param: p, grad: g, state: s, hp: {} })).toBe('native');
+    expect(callUntyped(lomoKernel.which, { param: p, grad: g, hp: {} })).toBe('native');
     const first = Float32Array.from(await p.data()); // caches a CPU copy
     await scoped(() => plugin.update(p, g, s, 1));
     const second = await p.data();
