@@ -38,7 +38,7 @@ import {
   parseBytes,
   planActivations,
 } from './activations.ts';
-import { cudaMemory, selectTrainerBackend } from './backend-select.ts';
+import { activationBackendOf, cudaMemory, selectTrainerBackend } from './backend-select.ts';
 import { MODEL_FILE, optimizerFile, type TrainerState } from './checkpoint/format.ts';
 import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import { saveCheckpoint } from './checkpoint/save.ts';
@@ -334,8 +334,6 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   // Probe lines wait until the memory check has passed: a refused run prints one line only.
   const probeLines: string[] = [];
   const { backend } = await selectTrainerBackend(config.backend, { log: (line) => probeLines.push(line) });
-  // cuda's Identity shares its input's buffer like cpu's: its activations are predicted as cpu's.
-  const activationBackend = backend === 'cuda' ? 'cpu' : backend;
   // The weights alone, before building them: a model that cannot exist is refused without allocating it.
   checkStepFits(4 * countParamsFormula(run.modelConfig), backend, {
     what: `the ${config.preset} model's float32 weights (context ${run.modelConfig.blockSize})`,
@@ -403,7 +401,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         config: run.modelConfig,
         batch: config.batch,
         seq,
-        backend: activationBackend as 'cpu',
+        backend: activationBackendOf(backend),
         userMode: config.mode,
         defaultSegments:
           config.mode === 'segmented'

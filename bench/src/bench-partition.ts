@@ -6,10 +6,8 @@ import {
   partitionedUpdate,
 } from '@kstar/core';
 import { selectBackend, sliceWriter } from '@kstar/kernels';
+import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
-import { writeFileAtomic } from './atomic-write.ts';
-import { parseFlags } from './flags.ts';
-import { machineInfo } from './machine.ts';
 
 /**
  * Gradient partitioning, measured: the extra bytes of ONE update of a weight (beyond what is alive before it),
@@ -84,7 +82,7 @@ export async function measurePartitionedUpdate(
   }
 }
 
-export const PARTITION_HELP = `kstar bench partition --json FILE [--shape 50257x768] [--chunk-bytes 8388608]
+export const PARTITION_HELP = `pnpm bench partition --json FILE [--shape 50257x768] [--chunk-bytes 8388608]
     [--optimizers adamw,lion,lazy-adagrad,adam8bit] [--impl fallback|auto] [--whole LIST] [--backend cpu]
 Measures the extra bytes of one update of a weight, whole (for the optimizers in --whole, default adamw,lion,lazy-adagrad)
 and partitioned in row chunks, by tf.profile and by the MemoryLedger.
@@ -97,10 +95,10 @@ export async function benchPartition(
   const values = parseFlags(
     argv,
     ['json', 'shape', 'chunk-bytes', 'optimizers', 'impl', 'whole', 'backend'],
-    "see 'kstar bench --help'",
+    "see 'pnpm bench --help'",
   );
   if (typeof values.json !== 'string')
-    throw new InputError('kstar bench partition needs --json FILE', 'E_FLAG');
+    throw new InputError('pnpm bench partition needs --json FILE', 'E_FLAG');
   const shape = String(values.shape ?? '50257x768')
     .split('x')
     .map(Number);
@@ -115,7 +113,7 @@ export async function benchPartition(
     );
   }
   const impl = (values.impl ?? 'fallback') as 'fallback' | 'auto';
-  const { OPTIMIZERS } = await import('./optimizers.ts');
+  const { OPTIMIZERS } = await import('@kstar/trainer/internal');
   const names = String(values.optimizers ?? 'adamw,lion,lazy-adagrad,adam8bit').split(',');
   const whole = new Set(String(values.whole ?? 'adamw,lion,lazy-adagrad').split(','));
   const { backend } = await selectBackend((values.backend ?? 'cpu') as 'cpu', { log });

@@ -1,13 +1,11 @@
 import { CUDA_KERNEL_NAMES, runParity, startCudaBackend } from '@kstar/backend-cuda';
 import { InputError } from '@kstar/core';
+import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
-import { writeFileAtomic } from './atomic-write.ts';
 import { gpuName } from './bench-gpu.ts';
-import { parseFlags } from './flags.ts';
-import { machineInfo } from './machine.ts';
 
 /**
- * `kstar bench cuda-kernels --json FILE`: every kernel of the `cuda` backend against the cpu backend on random
+ * `pnpm bench cuda-kernels --json FILE`: every kernel of the `cuda` backend against the cpu backend on random
  * inputs with odd and broadcast shapes (float32 tolerance), one row per case, plus which registered kernels no
  * case covers.
  */
@@ -15,9 +13,9 @@ export async function benchCudaKernels(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ file: string; failed: number }> {
-  const values = parseFlags(argv, ['json'], "see 'kstar bench --help'");
+  const values = parseFlags(argv, ['json'], "see 'pnpm bench --help'");
   if (typeof values.json !== 'string')
-    throw new InputError('kstar bench cuda-kernels needs --json FILE', 'E_FLAG');
+    throw new InputError('pnpm bench cuda-kernels needs --json FILE', 'E_FLAG');
   const backend = await startCudaBackend();
   const rows = await runParity(undefined, log);
   const tested = new Set(rows.map((r) => r.kernel));

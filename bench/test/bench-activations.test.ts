@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../src/index.ts';
+import { runBench } from '../src/index.ts';
 
 const io = {
   stdout: { write: () => true },
@@ -10,11 +10,11 @@ const io = {
 };
 const dir = mkdtempSync(join(tmpdir(), 'kstar-bench-act-'));
 
-describe('kstar bench activations (tiny, wasm)', () => {
+describe('pnpm bench activations (tiny, wasm)', () => {
   it('writes one row per strategy and T with measured and predicted bytes', async () => {
     const file = join(dir, 'rows.json');
-    const code = await runCli(
-      ['bench', 'activations', '--preset', 'tiny', '--seq', '24', '--steps', '1', '--batch', '1'].concat([
+    const code = await runBench(
+      ['activations', '--preset', 'tiny', '--seq', '24', '--steps', '1', '--batch', '1'].concat([
         '--strategies',
         'baseline,checkpoint+mst+compress',
         '--json',
@@ -43,8 +43,8 @@ describe('kstar bench activations (tiny, wasm)', () => {
   it('--max-seq: the longest T whose prediction fits, verified by a measured step under the budget', async () => {
     const file = join(dir, 'max.json');
     const budget = 14 * 2 ** 20;
-    const code = await runCli(
-      ['bench', 'activations', '--max-seq', '--memory-budget', String(budget), '--preset', 'tiny'].concat([
+    const code = await runBench(
+      ['activations', '--max-seq', '--memory-budget', String(budget), '--preset', 'tiny'].concat([
         ...['--batch', '1', '--steps', '1', '--max', '256', '--strategies', 'baseline,checkpoint+mst'],
         ...['--json', file],
       ]),

@@ -1,24 +1,16 @@
 import { InputError } from '@kstar/core';
-import { writeFileAtomic } from './atomic-write.ts';
+import {
+  machineInfo,
+  ProgressBar,
+  parseFlags,
+  parseTrainConfig,
+  prepareRun,
+  train,
+  writeFileAtomic,
+} from '@kstar/trainer/internal';
 import { benchRun } from './bench-run.ts';
-import { parseTrainConfig } from './config.ts';
-import { parseFlags } from './flags.ts';
-import { machineInfo } from './machine.ts';
-import { ProgressBar } from './progress.ts';
-import { prepareRun, train } from './train.ts';
 
-export const BENCH_HELP = `kstar bench train --json FILE [options]
-kstar bench optimizers --json FILE [--preset tiny|small] [--steps N] [--optimizers LIST] [--lr NAME=X,…]
-kstar bench activations --json FILE --seq T[,T…] | --max-seq --memory-budget B  (see 'kstar bench activations --help')
-kstar bench compress-error --json FILE [--preset tiny] [--batch 4] [--seq 64]  (gradient error of act-compress)
-kstar bench memory --json FILE [--preset small,gpt2-124m] [--optimizer adam8bit] [--master-weights split24] [--mode segmented]
-kstar bench partition --json FILE [--shape 50257x768] [--chunk-bytes N] [--optimizers LIST] [--impl fallback|auto]
-kstar bench lazy-window --json FILE [--steps 100] [--windows 1,2,3] [--batch 8]
-kstar bench gpu --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--steps 20] [--configs LIST]
-kstar bench cuda-kernels --json FILE   every kernel of the cuda backend vs the cpu backend (PASS/FAIL)
-kstar bench kernels --json FILE [--backend webgpu] [--shapes gpt2|tiny] [--only attention]   fused kernels (and the fused attention) vs their fallbacks (PASS/FAIL)
-kstar bench matmul --json FILE [--shapes gpt2|odd] [--reps 7] [--choices tfjs,tfjs-packed,kstar,kstar-large,…] [--parity gpt2,odd|none]   WebGPU matmul TFLOP/s and parity
-kstar bench profile --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--mode full]   per-kernel GPU times of a step
+export const BENCH_TRAIN_HELP = `pnpm bench train --json FILE [options]
 
 Runs \`kstar train\` for every backend × mode given and writes one row per run:
 {backend, mode, preset, batch, seq, steps, tokensPerSecond, peakBytes, predictedPeakBytes, paramBytes, gradBytes,
@@ -29,17 +21,15 @@ Runs \`kstar train\` for every backend × mode given and writes one row per run:
   --preset P          (default tiny)     --optimizer NAME (default adamw)   --master-weights fp32|split24
   --steps N           steps per run (default 20)   --batch B (default 16)   --seq T (default: preset's)
   --json FILE         where to write the results (required)
+`;
 
-kstar bench optimizers trains AdamW and every other optimizer K* has on the Brown corpus with the same seed, each
-at its documented default learning rate (override with --lr came=1e-4,…; repeat a name to sweep: --lr came=1e-4,came=3e-5)
-and writes per run: {optimizer, lr, valLoss, valLossVsAdamW, tokensPerSecond, optimizerStateBytes,
-stateBytesPerParam, peakBytes, ...}. Defaults: preset tiny, 300 steps, batch 8, wasm backend. A name
-OPTIMIZER+MASTER (e.g. adam8bit+split24) runs the optimizer with those master weights; the default list ends with
-adam8bit+split24.
+export const BENCH_OPTIMIZERS_HELP = `pnpm bench optimizers --json FILE [--preset tiny|small] [--steps N] [--optimizers LIST] [--lr NAME=X,…]
 
-kstar bench memory builds each preset (gpt2-124m with the gpt2 tokenizer, its real vocabulary), runs --steps (default 2)
-steps at a tiny batch/seq (default 1 × 64) and writes the measured persistent training state per parameter:
-paramBytes + optimizerStateBytes (gradients released in segmented mode), with where the bytes go.
+Trains AdamW and every other optimizer K* has on the Brown corpus with the same seed, each at its documented default
+learning rate (override with --lr came=1e-4,…; repeat a name to sweep: --lr came=1e-4,came=3e-5) and writes per run:
+{optimizer, lr, valLoss, valLossVsAdamW, tokensPerSecond, optimizerStateBytes, stateBytesPerParam, peakBytes, ...}.
+Defaults: preset tiny, 300 steps, batch 8, wasm backend. A name OPTIMIZER+MASTER (e.g. adam8bit+split24) runs the
+optimizer with those master weights; the default list ends with adam8bit+split24.
 `;
 
 export interface BenchRow {
@@ -71,9 +61,9 @@ export async function benchTrain(
   const values = parseFlags(
     argv,
     ['backends', 'modes', 'preset', 'optimizer', 'master-weights', 'steps', 'batch', 'seq', 'json'],
-    "see 'kstar bench --help'",
+    "see 'pnpm bench --help'",
   );
-  if (typeof values.json !== 'string') throw new InputError('kstar bench train needs --json FILE', 'E_FLAG');
+  if (typeof values.json !== 'string') throw new InputError('pnpm bench train needs --json FILE', 'E_FLAG');
   const backends = String(values.backends ?? 'wasm,cpu').split(',');
   const modes = String(values.modes ?? 'full,segmented').split(',');
   const rows: BenchRow[] = [];
@@ -163,11 +153,11 @@ export async function benchOptimizers(
   const values = parseFlags(
     argv,
     ['preset', 'steps', 'batch', 'backend', 'optimizers', 'lr', 'json'],
-    "see 'kstar bench --help'",
+    "see 'pnpm bench --help'",
   );
   if (typeof values.json !== 'string')
-    throw new InputError('kstar bench optimizers needs --json FILE', 'E_FLAG');
-  const { OPTIMIZERS } = await import('./optimizers.ts');
+    throw new InputError('pnpm bench optimizers needs --json FILE', 'E_FLAG');
+  const { OPTIMIZERS } = await import('@kstar/trainer/internal');
   const names = String(values.optimizers ?? [...Object.keys(OPTIMIZERS), 'adam8bit+split24'].join(',')).split(
     ',',
   );

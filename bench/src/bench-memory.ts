@@ -1,11 +1,8 @@
 import { InputError } from '@kstar/core';
 import { type GPTConfig, paramSpecs } from '@kstar/gpt';
 import { split24Bytes } from '@kstar/kernels';
-import { writeFileAtomic } from './atomic-write.ts';
+import { machineInfo, optimizerEntry, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
 import { benchRun } from './bench-run.ts';
-import { parseFlags } from './flags.ts';
-import { machineInfo } from './machine.ts';
-import { optimizerEntry } from './optimizers.ts';
 
 /** Tensors under this many elements keep float32 state in 8-bit Adam (bitsandbytes' min_8bit_size). */
 const SMALL = 4096;
@@ -66,7 +63,7 @@ function breakdownOf(config: GPTConfig, optimizer: string, masterWeights: string
   return { breakdown: b, smallTensors: { count, params } };
 }
 
-/** `kstar bench memory`: measured persistent training state (weights + optimizer state) per parameter. */
+/** `pnpm bench memory`: measured persistent training state (weights + optimizer state) per parameter. */
 export async function benchMemory(
   argv: string[],
   stderr: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean },
@@ -74,9 +71,9 @@ export async function benchMemory(
   const values = parseFlags(
     argv,
     ['preset', 'optimizer', 'master-weights', 'mode', 'backend', 'batch', 'seq', 'steps', 'json'],
-    "see 'kstar bench --help'",
+    "see 'pnpm bench --help'",
   );
-  if (typeof values.json !== 'string') throw new InputError('kstar bench memory needs --json FILE', 'E_FLAG');
+  if (typeof values.json !== 'string') throw new InputError('pnpm bench memory needs --json FILE', 'E_FLAG');
   const rows: MemoryBenchRow[] = [];
   for (const preset of String(values.preset ?? 'small,gpt2-124m').split(',')) {
     const { config, run, report } = await benchRun(

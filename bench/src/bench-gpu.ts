@@ -3,10 +3,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '@kstar/core';
-import { writeFileAtomic } from './atomic-write.ts';
-import { parseFlags } from './flags.ts';
-import { machineInfo } from './machine.ts';
-import type { TrainReport } from './report.ts';
+import type { TrainReport } from '@kstar/trainer/internal';
+import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import { kstarCommand } from './kstar-command.ts';
 
 /**
  * The GPU benchmark's configurations: name → `kstar train` flags (on top of preset, seq, batch, steps, backend).
@@ -94,7 +93,8 @@ export interface GpuBenchRow {
 
 function run(args: string[], limitSeconds: number): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
+    const [node, ...kstar] = kstarCommand();
+    const child = spawn(node!, [...kstar, ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -117,9 +117,9 @@ export async function benchGpu(
   const values = parseFlags(
     argv,
     ['json', 'preset', 'seq', 'batch', 'steps', 'backend', 'configs', 'limit-seconds', 'tokenizer'],
-    "see 'kstar bench --help'",
+    "see 'pnpm bench --help'",
   );
-  if (typeof values.json !== 'string') throw new InputError('kstar bench gpu needs --json FILE', 'E_FLAG');
+  if (typeof values.json !== 'string') throw new InputError('pnpm bench gpu needs --json FILE', 'E_FLAG');
   const names = String(values.configs ?? Object.keys(GPU_CONFIGS).join(',')).split(',');
   for (const n of names) {
     if (!GPU_CONFIGS[n])

@@ -3,17 +3,23 @@ import { createTokenizer } from '@kstar/data';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { solveExhaustive } from '@kstar/planner';
-import { writeFileAtomic } from './atomic-write.ts';
+import type { TrainReport } from '@kstar/trainer/internal';
+import {
+  calibrate,
+  decode,
+  fixedBytes,
+  loadCalibration,
+  machineInfo,
+  optimizerEntry,
+  parseFlags,
+  planProblem,
+  saveCalibration,
+  spaceFor,
+  writeFileAtomic,
+} from '@kstar/trainer/internal';
 import { benchRun } from './bench-run.ts';
-import { parseFlags } from './flags.ts';
-import { machineInfo } from './machine.ts';
-import { optimizerEntry } from './optimizers.ts';
-import { calibrate, loadCalibration, saveCalibration } from './plan-calibrate.ts';
-import { decode, planProblem, spaceFor } from './plan-space.ts';
-import type { TrainReport } from './report.ts';
-import { fixedBytes } from './train.ts';
 
-export const BENCH_PLANNER_HELP = `kstar bench planner --preset P --seq T --batch B --steps N --json FILE [--fraction F] [--candidates K]
+export const BENCH_PLANNER_HELP = `pnpm bench planner --preset P --seq T --batch B --steps N --json FILE [--fraction F] [--candidates K]
 
 The adaptive planner against fixed plans under the same budget: trains the full-graph baseline for N steps, sets the
 budget to F (default 0.25) × its measured peak, trains with --memory-budget (the planner's choice), then trains the K
@@ -54,9 +60,9 @@ export async function benchPlanner(argv: string[], stderr: { write(s: string): b
   const f = parseFlags(
     argv,
     ['preset', 'seq', 'batch', 'steps', 'json', 'fraction', 'candidates', 'backend'],
-    "see 'kstar bench planner --help'",
+    "see 'pnpm bench planner --help'",
   );
-  if (typeof f.json !== 'string') throw new InputError('kstar bench planner needs --json FILE', 'E_FLAG');
+  if (typeof f.json !== 'string') throw new InputError('pnpm bench planner needs --json FILE', 'E_FLAG');
   const preset = (f.preset as string) ?? 'small';
   const seq = Number(f.seq ?? 1024);
   const batch = Number(f.batch ?? 1);

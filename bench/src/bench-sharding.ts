@@ -2,17 +2,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InputError, type OptimizerPlugin } from '@kstar/core';
 import { type GPTConfig, paramSpecs, resolveConfig } from '@kstar/gpt';
 import { split24 } from '@kstar/master-split24';
-import { writeFileAtomic } from './atomic-write.ts';
-import { parseFlags } from './flags.ts';
-import { machineInfo } from './machine.ts';
-import { optimizerEntry } from './optimizers.ts';
-import type { TrainReport } from './report.ts';
+import type { TrainReport } from '@kstar/trainer/internal';
+import { machineInfo, optimizerEntry, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import { kstarCommand } from './kstar-command.ts';
 
-export const BENCH_SHARDING_HELP = `kstar bench sharding --json FILE [--preset tiny] [--ranks 1,2,4] [--stages 0,1,2,3]
+export const BENCH_SHARDING_HELP = `pnpm bench sharding --json FILE [--preset tiny] [--ranks 1,2,4] [--stages 0,1,2,3]
   [--optimizer adamw] [--master-weights fp32|split24] [--steps 5] [--batch B] [--seq 32] [--backend cpu]
 
 Trains each (ranks, stage) configuration under mpirun (launched here; 1 rank runs without it) and writes per rank the
@@ -115,24 +112,19 @@ export async function benchSharding(
     ['json', 'preset', 'ranks', 'stages', 'optimizer', 'master-weights', 'steps', 'batch', 'seq', 'backend'],
     BENCH_SHARDING_HELP,
   );
-  if (typeof v.json !== 'string') throw new InputError('kstar bench sharding needs --json FILE', 'E_FLAG');
+  if (typeof v.json !== 'string') throw new InputError('pnpm bench sharding needs --json FILE', 'E_FLAG');
   const ranks = list(v.ranks as string | undefined, [1, 2, 4], 'ranks');
   const stages = list(v.stages as string | undefined, [0, 1, 2, 3], 'stages');
   if (stages.some((s) => s > 3)) throw new InputError(`--stages ${v.stages}: ZeRO stages are 0..3`, 'E_FLAG');
   const lcm = ranks.reduce((a, b) => (a * b) / gcd(a, b), 1);
   const batch = Number(v.batch ?? lcm);
-  const bin = fileURLToPath(new URL('./bin.ts', import.meta.url));
   const dir = mkdtempSync(join(tmpdir(), 'kstar-bench-sharding-'));
   const measured: MeasuredRow[] = [];
   for (const N of ranks) {
     for (const stage of stages) {
       const report = join(dir, `r${N}-z${stage}.json`);
       const train = [
-        process.execPath,
-        '--conditions=@kstar/source',
-        '--import',
-        'tsx',
-        bin,
+        ...kstarCommand(),
         'train',
         '--sharding',
         `zero${stage}`,

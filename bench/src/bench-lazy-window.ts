@@ -2,13 +2,16 @@ import { InputError, MemoryLedger, TrainingEngine } from '@kstar/core';
 import { createGPT, type GPTModel } from '@kstar/gpt';
 import { inPlaceGradAccumulator } from '@kstar/kernels';
 import { type LazyAdagradPlugin, lazyAdagrad } from '@kstar/optim-lazy-adagrad';
+import {
+  machineInfo,
+  parseFlags,
+  parseTrainConfig,
+  prepareRun,
+  segmentPlan,
+  selectTrainerBackend,
+  writeFileAtomic,
+} from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
-import { writeFileAtomic } from './atomic-write.ts';
-import { selectTrainerBackend } from './backend-select.ts';
-import { parseTrainConfig } from './config.ts';
-import { parseFlags } from './flags.ts';
-import { machineInfo } from './machine.ts';
-import { prepareRun, segmentPlan } from './train.ts';
 
 /**
  * Windowed Lazy Adagrad against exact Adagrad: one `tiny` GPT per run (same seed), segmented mode (one block a
@@ -46,10 +49,10 @@ export async function benchLazyWindow(
   const values = parseFlags(
     argv,
     ['json', 'steps', 'windows', 'batch', 'seq', 'lr', 'backend', 'encoding'],
-    "see 'kstar bench --help'",
+    "see 'pnpm bench --help'",
   );
   if (typeof values.json !== 'string')
-    throw new InputError('kstar bench lazy-window needs --json FILE', 'E_FLAG');
+    throw new InputError('pnpm bench lazy-window needs --json FILE', 'E_FLAG');
   const windows = String(values.windows ?? '1,2,3,4')
     .split(',')
     .map(Number);

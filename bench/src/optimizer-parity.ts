@@ -12,8 +12,8 @@ import {
   unpackInts,
   writeSlice,
 } from '@kstar/kernels';
+import { OPTIMIZERS } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
-import { OPTIMIZERS } from './optimizers.ts';
 
 /**
  * Cross-backend parity of every optimizer's update kernel and of the split24 kernel: the same parameters and

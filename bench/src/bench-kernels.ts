@@ -14,25 +14,22 @@ import {
   TINY_FLASH_CASES,
   TINY_PARITY_SHAPES,
 } from '@kstar/kernels';
+import { machineInfo, optimizerEntry, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
-import { writeFileAtomic } from './atomic-write.ts';
 import { gpuName } from './bench-gpu.ts';
-import { parseFlags } from './flags.ts';
-import { machineInfo } from './machine.ts';
 import {
   formatOptimizerParity,
   type OptimizerParityRow,
   optimizerParity,
   storageKernelParity,
 } from './optimizer-parity.ts';
-import { optimizerEntry } from './optimizers.ts';
 
 function machine(backend: string) {
   return { backend, gpu: gpuName(), ...machineInfo() };
 }
 
 /**
- * `kstar bench kernels --json FILE [--backend webgpu] [--shapes gpt2|tiny] [--only attention]`: every fused kernel
+ * `pnpm bench kernels --json FILE [--backend webgpu] [--shapes gpt2|tiny] [--only attention]`: every fused kernel
  * against its tfjs-ops fallback (and float64 at tiny shapes) on the backend, the fused attention's o, lse, dq, dk, dv
  * included; one PASS/FAIL line per kernel output. `--only attention`: the fused attention's rows alone.
  */
@@ -40,9 +37,8 @@ export async function benchKernels(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ rows: ParityRow[]; file: string }> {
-  const values = parseFlags(argv, ['json', 'backend', 'shapes', 'only'], "see 'kstar bench --help'");
-  if (typeof values.json !== 'string')
-    throw new InputError('kstar bench kernels needs --json FILE', 'E_FLAG');
+  const values = parseFlags(argv, ['json', 'backend', 'shapes', 'only'], "see 'pnpm bench --help'");
+  if (typeof values.json !== 'string') throw new InputError('pnpm bench kernels needs --json FILE', 'E_FLAG');
   const shapes = String(values.shapes ?? 'gpt2');
   if (shapes !== 'gpt2' && shapes !== 'tiny') {
     throw new InputError(`--shapes must be gpt2 or tiny (got '${shapes}')`, 'E_FLAG');
@@ -98,7 +94,7 @@ export interface ProfileRow {
 }
 
 /**
- * `kstar bench profile --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--mode full|segmented]`:
+ * `pnpm bench profile --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--mode full|segmented]`:
  * per-kernel GPU times of one AdamW training step (`tf.profile`, WebGPU timestamp queries; each kernel is then its own
  * compute pass, so the sum exceeds a normal step's time) after `--warmup` steps, random tokens.
  */
@@ -109,10 +105,9 @@ export async function benchProfile(
   const values = parseFlags(
     argv,
     ['json', 'backend', 'preset', 'seq', 'batch', 'mode', 'warmup'],
-    "see 'kstar bench --help'",
+    "see 'pnpm bench --help'",
   );
-  if (typeof values.json !== 'string')
-    throw new InputError('kstar bench profile needs --json FILE', 'E_FLAG');
+  if (typeof values.json !== 'string') throw new InputError('pnpm bench profile needs --json FILE', 'E_FLAG');
   const preset = String(values.preset ?? 'gpt2-124m');
   const seq = Number(values.seq ?? 1024);
   const batchSize = Number(values.batch ?? 8);

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../src/index.ts';
+import { runBench } from '../src/index.ts';
 
 const err: string[] = [];
 const io = {
@@ -17,15 +17,13 @@ const io = {
 };
 const dir = mkdtempSync(join(tmpdir(), 'kstar-bench-matmul-'));
 
-describe('kstar bench matmul', () => {
+describe('pnpm bench matmul', () => {
   it('bad flags exit 2 naming the value', async () => {
     err.length = 0;
-    expect(await runCli(['bench', 'matmul', '--json', join(dir, 'x.json'), '--reps', '0'], io)).toBe(2);
+    expect(await runBench(['matmul', '--json', join(dir, 'x.json'), '--reps', '0'], io)).toBe(2);
     expect(err.join('')).toContain("'0'");
     err.length = 0;
-    expect(
-      await runCli(['bench', 'matmul', '--json', join(dir, 'x.json'), '--choices', 'tfjs,fast'], io),
-    ).toBe(2);
+    expect(await runBench(['matmul', '--json', join(dir, 'x.json'), '--choices', 'tfjs,fast'], io)).toBe(2);
     expect(err.join('')).toContain("'fast'");
   });
 
@@ -34,19 +32,8 @@ describe('kstar bench matmul', () => {
     process.env.XDG_RUNTIME_DIR ??= '/tmp';
     process.env.VK_DRIVER_FILES ??= '/usr/share/vulkan/icd.d/lvp_icd.json';
     const file = join(dir, 'odd.json');
-    const args = [
-      'bench',
-      'matmul',
-      '--json',
-      file,
-      '--shapes',
-      'odd',
-      '--reps',
-      '1',
-      '--choices',
-      'tfjs,kstar',
-    ];
-    expect(await runCli(args, io)).toBe(0);
+    const args = ['matmul', '--json', file, '--shapes', 'odd', '--reps', '1', '--choices', 'tfjs,kstar'];
+    expect(await runBench(args, io)).toBe(0);
     const out = JSON.parse(readFileSync(file, 'utf8'));
     expect(out.allPass).toBe(true);
     expect(out.parity.length).toBeGreaterThan(30);

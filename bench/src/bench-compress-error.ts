@@ -4,10 +4,8 @@ import { InputError, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { adamw } from '@kstar/optim-adamw';
+import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
-import { writeFileAtomic } from './atomic-write.ts';
-import { parseFlags } from './flags.ts';
-import { machineInfo } from './machine.ts';
 
 /** ‖a − b‖ / ‖b‖ over all elements. */
 function relError(a: tf.Tensor, b: tf.Tensor): number {
@@ -23,7 +21,7 @@ function relError(a: tf.Tensor, b: tf.Tensor): number {
 }
 
 /**
- * `kstar bench compress-error --json FILE [--preset tiny] [--batch 4] [--seq 64] [--backend wasm]`: gradients of one
+ * `pnpm bench compress-error --json FILE [--preset tiny] [--batch 4] [--seq 64] [--backend wasm]`: gradients of one
  * batch with saved segment inputs stored exactly, as bf16 and as int8 (plan `every`), and the relative error of
  * each parameter's gradient against the exact one.
  */
@@ -31,10 +29,10 @@ export async function benchCompressError(argv: string[]): Promise<{ file: string
   const v = parseFlags(
     argv,
     ['json', 'preset', 'batch', 'seq', 'backend', 'seed'],
-    "see 'kstar bench --help'",
+    "see 'pnpm bench --help'",
   );
   if (typeof v.json !== 'string')
-    throw new InputError('kstar bench compress-error needs --json FILE', 'E_FLAG');
+    throw new InputError('pnpm bench compress-error needs --json FILE', 'E_FLAG');
   const preset = String(v.preset ?? 'tiny') as 'tiny';
   const B = Number(v.batch ?? 4);
   const T = Number(v.seq ?? 64);

@@ -5,17 +5,20 @@ import { composePlugins, InputError, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { split24 } from '@kstar/master-split24';
+import {
+  CHECKPOINT_FORMAT_VERSION,
+  machineInfo,
+  optimizerEntry,
+  parseFlags,
+  saveCheckpoint,
+  toNumber,
+  writeFileAtomic,
+} from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
-import { writeFileAtomic } from './atomic-write.ts';
 import { benchRun } from './bench-run.ts';
-import { CHECKPOINT_FORMAT_VERSION } from './checkpoint/format.ts';
-import { saveCheckpoint } from './checkpoint/save.ts';
-import { parseFlags, toNumber } from './flags.ts';
-import { machineInfo } from './machine.ts';
-import { optimizerEntry } from './optimizers.ts';
 
-export const BENCH_CHECKPOINT_HELP = `kstar bench checkpoint size --json FILE [--preset gpt2-124m]
-kstar bench checkpoint cost --json FILE [--preset small] [--steps 100] [--save-every 25] [--batch 8] [--seq T]
+export const BENCH_CHECKPOINT_HELP = `pnpm bench checkpoint size --json FILE [--preset gpt2-124m]
+pnpm bench checkpoint cost --json FILE [--preset small] [--steps 100] [--save-every 25] [--batch 8] [--seq T]
                             [--optimizer adamw] [--master-weights fp32|split24]
 
 size: bytes of a checkpoint (weights + optimizer state + trainer state, as written) for adamw with float32 weights and
@@ -79,7 +82,7 @@ async function checkpointBytes(preset: string, optimizer: string, weights: 'fp32
   };
 }
 
-/** `kstar bench checkpoint size|cost`. */
+/** `pnpm bench checkpoint size|cost`. */
 export async function benchCheckpoint(
   argv: string[],
   log: (line: string) => void,
@@ -88,7 +91,7 @@ export async function benchCheckpoint(
   const v = parseFlags(
     rest,
     ['json', 'preset', 'steps', 'save-every', 'batch', 'seq', 'backend', 'optimizer', 'master-weights'],
-    "see 'kstar bench checkpoint --help'",
+    "see 'pnpm bench checkpoint --help'",
   );
   if ((kind !== 'size' && kind !== 'cost') || typeof v.json !== 'string') {
     throw new InputError(`usage: ${BENCH_CHECKPOINT_HELP.split('\n')[0]} (or 'cost')`, 'E_FLAG');
@@ -104,7 +107,7 @@ export async function benchCheckpoint(
     const ratio = compact.bytes / adamw.bytes;
     writeFileAtomic(
       v.json,
-      `${JSON.stringify({ benchmark: 'checkpoint-size', command: `pnpm kstar bench checkpoint size --json ${v.json} --preset ${preset}`, preset, formatVersion: CHECKPOINT_FORMAT_VERSION, trainedSteps: 1, machine, rows: [adamw, compact], ratio, goal: 0.4, flashOptimRatio: 0.43 }, null, 2)}\n`,
+      `${JSON.stringify({ benchmark: 'checkpoint-size', command: `pnpm pnpm bench checkpoint size --json ${v.json} --preset ${preset}`, preset, formatVersion: CHECKPOINT_FORMAT_VERSION, trainedSteps: 1, machine, rows: [adamw, compact], ratio, goal: 0.4, flashOptimRatio: 0.43 }, null, 2)}\n`,
     );
     return {
       file: v.json,
@@ -144,7 +147,7 @@ export async function benchCheckpoint(
     `${JSON.stringify(
       {
         benchmark: 'checkpoint-cost',
-        command: `pnpm kstar bench checkpoint cost ${rest.join(' ')}`,
+        command: `pnpm pnpm bench checkpoint cost ${rest.join(' ')}`,
         formatVersion: CHECKPOINT_FORMAT_VERSION,
         machine,
         settings: { ...settings, saveDir: undefined },

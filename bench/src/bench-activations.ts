@@ -3,18 +3,18 @@ import { type GPTConfig, paramSpecs, resolveConfig } from '@kstar/gpt';
 import {
   type ActivationSpec,
   type FixedBytes,
+  machineInfo,
+  optimizerEntry,
   parseActivations,
   parseBytes,
+  parseFlags,
   planActivations,
-} from './activations.ts';
-import { writeFileAtomic } from './atomic-write.ts';
+  writeFileAtomic,
+} from '@kstar/trainer/internal';
 import { benchRun } from './bench-run.ts';
-import { parseFlags } from './flags.ts';
-import { machineInfo } from './machine.ts';
-import { optimizerEntry } from './optimizers.ts';
 
-export const BENCH_ACTIVATIONS_HELP = `kstar bench activations --preset P --seq T[,T…] --steps N --batch B --json FILE
-kstar bench activations --max-seq --memory-budget BYTES --preset P --batch B --steps N --json FILE
+export const BENCH_ACTIVATIONS_HELP = `pnpm bench activations --preset P --seq T[,T…] --steps N --batch B --json FILE
+pnpm bench activations --max-seq --memory-budget BYTES --preset P --batch B --steps N --json FILE
 
 Trains the strategies baseline (full graph), checkpoint (plan every), mst, checkpoint+mst and checkpoint+mst+compress
 (int8 unless --compress bf16) for N steps at each T, with the model's context sized to T, and writes rows
@@ -161,11 +161,11 @@ export async function benchActivations(
       'max',
       'verify-steps',
     ],
-    "see 'kstar bench --help'",
+    "see 'pnpm bench --help'",
     ['max-seq'],
   );
   if (typeof values.json !== 'string')
-    throw new InputError('kstar bench activations needs --json FILE', 'E_FLAG');
+    throw new InputError('pnpm bench activations needs --json FILE', 'E_FLAG');
   const preset = String(values.preset ?? 'small');
   const batch = Number(values.batch ?? 1);
   const steps = Number(values.steps ?? 3);
@@ -211,7 +211,7 @@ export async function benchActivations(
     return { file: values.json, table: lines.join('\n') };
   }
   if (values['memory-budget'] === undefined) {
-    throw new InputError('kstar bench activations --max-seq needs --memory-budget BYTES', 'E_FLAG');
+    throw new InputError('pnpm bench activations --max-seq needs --memory-budget BYTES', 'E_FLAG');
   }
   const budget = parseBytes(String(values['memory-budget']));
   const ceiling = Number(values.max ?? 16384);

@@ -1,7 +1,12 @@
-import { parseTrainConfig, type TrainConfig } from './config.ts';
-import { ProgressBar } from './progress.ts';
-import type { TrainReport } from './report.ts';
-import { type PreparedRun, prepareRun, train } from './train.ts';
+import type { TrainReport } from '@kstar/trainer/internal';
+import {
+  type PreparedRun,
+  ProgressBar,
+  parseTrainConfig,
+  prepareRun,
+  type TrainConfig,
+  train,
+} from '@kstar/trainer/internal';
 
 type Err = NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean };
 

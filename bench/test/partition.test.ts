@@ -105,7 +105,7 @@ describe('gradient partitioning (cpu)', () => {
     tf.dispose(Object.values(s));
   });
 
-  // Lion keeps this test light (5 element-wise ops a chunk); `kstar bench partition` measures AdamW, 8-bit Adam and
+  // Lion keeps this test light (5 element-wise ops a chunk); `pnpm bench partition` measures AdamW, 8-bit Adam and
   // Lazy Adagrad on the same shape (bench/results/2026-11-23-partition-gpt2-embedding.json).
   it('Lion update of the tied 50257×768 embedding: extra bytes ≤ chunk + 1% (tf.profile and ledger), fallback ops', async () => {
     const chunkBytes = 8 * 2 ** 20;

@@ -22,14 +22,12 @@ import {
   unregisterWebGPUMatMul,
   webgpuDevice,
 } from '@kstar/kernels';
+import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
-import { writeFileAtomic } from './atomic-write.ts';
 import { gpuName } from './bench-gpu.ts';
-import { parseFlags } from './flags.ts';
-import { machineInfo } from './machine.ts';
 
 /**
- * `kstar bench matmul --json FILE [--shapes gpt2|odd] [--reps 7] [--choices LIST] [--parity gpt2,odd|none]`: gpt2-124m's
+ * `pnpm bench matmul --json FILE [--shapes gpt2|odd] [--reps 7] [--choices LIST] [--parity gpt2,odd|none]`: gpt2-124m's
  * matrix products (T = 1024, batch 8; `odd`: small odd shapes, for a software adapter) through every kernel choice on WebGPU, in TFLOP/s, and the parity of K*'s kernel (float64 and
  * tfjs) at those shapes and at odd ones. Choices: `tfjs` (tfjs 4.22's own program choice), `tfjs-packed`
  * (`WEBGPU_MATMUL_PROGRAM_TYPE` = 3), `kstar` (K*'s per-shape tile) and `kstar-<tile>` (one tile forced).
@@ -135,9 +133,9 @@ export async function benchMatMul(
   const values = parseFlags(
     argv,
     ['json', 'backend', 'reps', 'choices', 'parity', 'shapes'],
-    "see 'kstar bench --help'",
+    "see 'pnpm bench --help'",
   );
-  if (typeof values.json !== 'string') throw new InputError('kstar bench matmul needs --json FILE', 'E_FLAG');
+  if (typeof values.json !== 'string') throw new InputError('pnpm bench matmul needs --json FILE', 'E_FLAG');
   const reps = Number(values.reps ?? 7);
   if (!Number.isInteger(reps) || reps < 1)
     throw new InputError(`--reps must be a positive integer (got '${values.reps}')`, 'E_FLAG');
@@ -153,7 +151,7 @@ export async function benchMatMul(
   const backendName = String(values.backend ?? 'webgpu') as BackendName;
   const { backend } = await selectBackend(backendName);
   if (backend !== 'webgpu')
-    throw new InputError(`kstar bench matmul needs --backend webgpu (got '${backend}')`, 'E_FLAG');
+    throw new InputError(`pnpm bench matmul needs --backend webgpu (got '${backend}')`, 'E_FLAG');
   const started = performance.now();
   const parity: MatMulParityRow[] = [];
   registerWebGPUMatMul();
