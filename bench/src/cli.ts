@@ -1,6 +1,7 @@
 import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { checkOutputPath } from '@kstar/trainer';
+import { KSTAR_VERSION } from '@kstar/trainer/internal';
 import { BENCHMARKS, type BenchIO } from './registry.ts';
 
 export const BENCH_USAGE = `pnpm bench NAME --json FILE [options]   (offline bundle: node bench.mjs NAME …)
@@ -9,7 +10,7 @@ ${Object.values(BENCHMARKS)
   .map((b) => b.help.split('\n')[0])
   .join('\n')}
 
-'pnpm bench NAME --help' describes one benchmark.
+'pnpm bench NAME --help' describes one benchmark; 'pnpm bench --version' prints the version.
 `;
 
 /** `--json FILE` or `--json=FILE` of a bench command line (the last one given), if any. */
@@ -29,6 +30,10 @@ export async function runBench(
   io: BenchIO = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
   const [name, ...rest] = argv;
+  if (argv.includes('--version')) {
+    io.stdout.write(`kstar bench ${KSTAR_VERSION}\n`);
+    return 0;
+  }
   try {
     if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
       io.stdout.write(BENCH_USAGE);

@@ -6,7 +6,7 @@ import { type LoadedCheckpoint, readCheckpoint, readLatestCheckpoint } from './c
 import { resumeConfig } from './checkpoint/resume.ts';
 import { BACKEND_NAMES, loadConfigFile, parseTrainConfig } from './config.ts';
 import { EXPORT_HELP, exportCommand } from './export.ts';
-import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
+import { type FlagTable, flagsHelp, parseCommandFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { readGolden } from './golden.ts';
 import { checkOutputPath } from './output-paths.ts';
 import { planRun, planTable } from './plan-command.ts';
@@ -29,7 +29,7 @@ Usage:
   kstar report REPORT.json --html FILE      render a --report JSON as a self-contained HTML page
   kstar export --checkpoint DIR --out DIR   weights in the Hugging Face GPT-2 safetensors layout
   kstar sample --checkpoint DIR --prompt T  generate text from a checkpoint (see 'kstar sample --help')
-  kstar --version
+  kstar --version                           (also after any command: kstar train --version)
   kstar replay --golden FILE --out FILE     replay a golden optimizer file with K*'s optimizers
   kstar --help
 `;
@@ -151,27 +151,31 @@ function loadResume(given: Record<string, unknown>, io: CliIO) {
   return { checkpoint, raw, changes };
 }
 
+// biome-ignore format: one line per flag
+const REPLAY_FLAGS: FlagTable = {
+  golden: { type: 'string', value: 'FILE', help: 'the golden optimizer file (e.g. fixtures/golden/optimizers.json)' },
+  out: { type: 'string', value: 'FILE', help: "where to write K*'s trajectories (JSON)" },
+  backend: { type: 'string', choices: BACKEND_NAMES, help: '(default cpu)' },
+  help: { type: 'boolean', short: 'h', help: 'this help' },
+};
+
+const REPLAY_HELP = `kstar replay --golden FILE --out FILE [--backend B]
+
+Replays every run of a golden optimizer file with K*'s optimizers and prints each one's error against it.
+
+${flagsHelp(REPLAY_FLAGS)}
+`;
+
 async function replayCommand(argv: string[], io: CliIO): Promise<number> {
-  const values = parseFlags(
-    argv,
-    ['golden', 'out', 'backend'],
-    'usage: kstar replay --golden FILE --out FILE',
-    ['help'],
-  );
+  const values = parseCommandFlags(argv, REPLAY_FLAGS, 'kstar replay');
   if (values.help) {
-    io.stdout.write('kstar replay --golden FILE --out FILE [--backend cpu|wasm|webgpu|auto]\n');
+    io.stdout.write(REPLAY_HELP);
     return 0;
   }
   if (typeof values.golden !== 'string' || typeof values.out !== 'string') {
     throw new InputError('kstar replay needs --golden FILE and --out FILE', 'E_FLAG');
   }
   const backendName = typeof values.backend === 'string' ? values.backend : 'cpu';
-  if (!(BACKEND_NAMES as readonly string[]).includes(backendName)) {
-    throw new InputError(
-      `unknown backend '${backendName}' for kstar replay: use ${BACKEND_NAMES.join(', ')}`,
-      'E_FLAG',
-    );
-  }
   const golden = readGolden(values.golden);
   checkOutputPath(values.out, 'file', '--out');
   const { selectBackend } = await import('@kstar/kernels');
@@ -199,6 +203,11 @@ export async function runCli(
   io: CliIO = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
   const [command, ...rest] = argv;
+  // `--version` after any command (`kstar train --version`) prints the version, as `kstar --version` does.
+  if (command === '--version' || command === 'version' || rest.includes('--version')) {
+    io.stdout.write(`kstar ${KSTAR_VERSION}\n`);
+    return 0;
+  }
   try {
     switch (command) {
       case 'train':
@@ -219,10 +228,6 @@ export async function runCli(
         if (ids === 'help') io.stdout.write(SAMPLE_HELP);
         return 0;
       }
-      case '--version':
-      case 'version':
-        io.stdout.write(`kstar ${KSTAR_VERSION}\n`);
-        return 0;
       case 'bench':
         // The benchmarks live in the private @kstar/bench package (the arrow points from bench to the trainer).
         throw new InputError(

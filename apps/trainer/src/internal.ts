@@ -21,3 +21,4 @@ export { decode, planProblem, spaceFor } from './plan-space.ts';
 export { ProgressBar } from './progress.ts';
 export type { TrainReport } from './report.ts';
 export { fixedBytes, type PreparedRun, prepareRun, segmentPlan, train } from './train.ts';
+export { KSTAR_VERSION } from './version.ts';

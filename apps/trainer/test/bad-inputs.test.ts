@@ -384,6 +384,11 @@ const cases: Case[] = [
     message: /--steps: '0x2' is not a decimal number/,
   },
   {
+    name: 'export unknown dtype',
+    args: ['export', '--checkpoint', f('no-checkpoint'), '--out', join(out, 'hf'), '--dtype', 'float16'],
+    message: /unknown dtype 'float16' for kstar export: use float32, bfloat16/,
+  },
+  {
     name: 'sample negative tokens',
     args: ['sample', '--checkpoint', f('no-checkpoint'), '--prompt', 'hi', '--tokens', '-1'],
     message: /tokens/,

@@ -4,13 +4,13 @@
  * Also the gradient bytes a step holds: all gradients at once (full-graph / no release) vs the largest single
  * gradient (LOMO's lower bound with gradient release; derived from the shapes, not measured).
  * Run from the repo root:
- *   node --conditions=@kstar/source --import tsx packages/optim-lomo/bench/state-bytes.ts
- * Writes packages/optim-lomo/bench/results/state-bytes-gpt2-124m.json.
+ *   node --conditions=@kstar/source --import tsx bench/packages/optim-lomo/state-bytes.ts
+ * Writes bench/packages/optim-lomo/results/state-bytes-gpt2-124m.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { OptimizerPlugin } from '@kstar/core';
+import { adalomo, lomo } from '@kstar/optim-lomo';
 import * as tf from '@tensorflow/tfjs';
-import { adalomo, lomo } from '../src/index.ts';
 
 const d = 768;
 const shapes: [string, number[]][] = [

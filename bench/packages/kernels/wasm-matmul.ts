@@ -1,10 +1,10 @@
 // Times wasm matMuls with a transposed operand (every matMul gradient has one), with tfjs's own kernels and with
-// K*'s transpose-then-multiply wrappers. Run: node --conditions=@kstar/source --import tsx packages/kernels/bench/wasm-matmul.ts
+// K*'s transpose-then-multiply wrappers. Run: node --conditions=@kstar/source --import tsx bench/packages/kernels/wasm-matmul.ts
 
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { registerWasmMatMulFix, selectBackend, unregisterWasmMatMulFix } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmMatMulFix, selectBackend, unregisterWasmMatMulFix } from '../src/index.ts';
 
 await selectBackend('wasm');
 const cases: Array<[string, number[], number[], boolean, boolean]> = [

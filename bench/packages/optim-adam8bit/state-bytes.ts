@@ -5,14 +5,14 @@
  * bitsandbytes default (every tensor ≥ 4096 elements 8-bit, the tied embedding included) and `float32Embeddings`
  * (HF Trainer's rule: the embedding keeps float32 state).
  *
- *   node --conditions=@kstar/source --import tsx packages/optim-adam8bit/bench/state-bytes.ts
+ *   node --conditions=@kstar/source --import tsx bench/packages/optim-adam8bit/state-bytes.ts
  *
- * Writes packages/optim-adam8bit/bench/results/state-bytes-gpt2-124m.json and prints a Markdown table.
+ * Writes bench/packages/optim-adam8bit/results/state-bytes-gpt2-124m.json and prints a Markdown table.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { uniqueBufferBytes } from '@kstar/core';
+import { adam8bit } from '@kstar/optim-adam8bit';
 import * as tf from '@tensorflow/tfjs';
-import { adam8bit } from '../src/index.ts';
 
 const D = 768;
 const VOCAB = 50257;

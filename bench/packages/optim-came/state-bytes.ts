@@ -1,14 +1,14 @@
 /**
  * CAME optimizer-state bytes for the gpt2-124m preset, predicted by `stateBytes()` AND measured by creating the
  * state (`came().init`) for every parameter shape and summing the unique buffers behind it, against AdamW's
- * 8 bytes per parameter. Writes bench/results/state-bytes-gpt2-124m.json.
+ * 8 bytes per parameter. Writes bench/packages/optim-came/results/state-bytes-gpt2-124m.json.
  *
- *   node --conditions=@kstar/source --import tsx packages/optim-came/bench/state-bytes.ts
+ *   node --conditions=@kstar/source --import tsx bench/packages/optim-came/state-bytes.ts
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { uniqueBufferBytes } from '@kstar/core';
+import { came } from '@kstar/optim-came';
 import * as tf from '@tensorflow/tfjs';
-import { came } from '../src/index.ts';
 
 const D = 768;
 const LAYERS = 12;

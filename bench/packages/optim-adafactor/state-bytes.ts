@@ -2,12 +2,12 @@
  * Adafactor optimizer-state bytes on the gpt2-124m parameter shapes: predicted by `stateBytes()` and MEASURED by
  * creating the state for every parameter (unique buffers × numel × 4), against AdamW's 8 bytes per parameter.
  * Run from the repo root:
- *   node --conditions=@kstar/source --import tsx packages/optim-adafactor/bench/state-bytes.ts
- * Writes packages/optim-adafactor/bench/results/state-bytes-gpt2-124m.json.
+ *   node --conditions=@kstar/source --import tsx bench/packages/optim-adafactor/state-bytes.ts
+ * Writes bench/packages/optim-adafactor/results/state-bytes-gpt2-124m.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { adafactor } from '@kstar/optim-adafactor';
 import * as tf from '@tensorflow/tfjs';
-import { adafactor } from '../src/index.ts';
 
 const d = 768;
 const shapes: [string, number[]][] = [

@@ -1,14 +1,14 @@
 /**
  * Working set and time of each MsT op against the model's own, one forward + backward (`tf.grads` with a random
  * upstream gradient), measured with @kstar/core's MemoryLedger (unique buffers), next to `src/predict.ts`.
- * Usage (repo root): node --conditions=@kstar/source --import tsx packages/act-mst/bench/op-memory.ts --json FILE
+ * Usage (repo root): node --conditions=@kstar/source --import tsx bench/packages/act-mst/op-memory.ts --json FILE
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { mst, predictAttentionBytes, predictLossBytes, predictMlpBytes } from '@kstar/act-mst';
 import { MemoryLedger } from '@kstar/core';
 import { attentionCore, gelu, linearCrossEntropyCore, mlpCore } from '@kstar/gpt';
 import * as tf from '@tensorflow/tfjs';
-import { mst, predictAttentionBytes, predictLossBytes, predictMlpBytes } from '../src/index.ts';
 
 interface Row {
   op: string;
@@ -106,7 +106,7 @@ async function main() {
   const machine = `${os.cpus().length}-core ${os.arch()} (${os.cpus()[0]?.model ?? 'unknown'}), tfjs cpu backend, node ${process.version}`;
   writeFileSync(
     out,
-    `${JSON.stringify({ command: `node --conditions=@kstar/source --import tsx packages/act-mst/bench/op-memory.ts --json ${out}`, date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
+    `${JSON.stringify({ command: `node --conditions=@kstar/source --import tsx bench/packages/act-mst/op-memory.ts --json ${out}`, date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
   );
   for (const r of rows) {
     console.log(

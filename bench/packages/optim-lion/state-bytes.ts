@@ -3,13 +3,13 @@
  * creating the state of every parameter (cpu backend, one parameter at a time) and summing the bytes of its
  * unique buffers; AdamW's figure is 8 B per element (two float32 moments).
  *
- *   node --conditions=@kstar/source --import tsx packages/optim-lion/bench/state-bytes.ts
+ *   node --conditions=@kstar/source --import tsx bench/packages/optim-lion/state-bytes.ts
  *
- * Writes packages/optim-lion/bench/results/state-bytes-gpt2-124m.json and prints a Markdown table.
+ * Writes bench/packages/optim-lion/results/state-bytes-gpt2-124m.json and prints a Markdown table.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { lion } from '@kstar/optim-lion';
 import * as tf from '@tensorflow/tfjs';
-import { lion } from '../src/index.ts';
 
 const D = 768;
 const VOCAB = 50257;
