@@ -32,11 +32,12 @@ import { zero } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
 import {
   type ActivationSpec,
-  describeSpec,
   type PlannedActivations,
   parseActivations,
   parseBytes,
   planActivations,
+  recomputeInFullMode,
+  recomputesSegments,
 } from './activations.ts';
 import { activationBackendOf, cudaMemory, selectTrainerBackend } from './backend-select.ts';
 import { MODEL_FILE, optimizerFile, type TrainerState } from './checkpoint/format.ts';
@@ -136,16 +137,8 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     );
   }
   const activations = parseActivations(config.activations ?? '');
-  const recomputes =
-    activations.compress !== undefined ||
-    (activations.checkpoint !== undefined &&
-      !(activations.checkpoint.selective && activations.checkpoint.plan === undefined));
-  if (recomputes && config.mode === 'full') {
-    throw new InputError(
-      `--activations ${describeSpec(activations)} recomputes segments, which --mode full does not do: drop --mode full (checkpoint plans and compress select segmented mode) or use checkpoint:selective alone`,
-      'E_CONFIG',
-    );
-  }
+  const recomputes = recomputesSegments(activations);
+  if (recomputes && config.mode === 'full') throw recomputeInFullMode(activations);
   const mode: 'full' | 'segmented' = config.mode ?? entry.requiresMode ?? (recomputes ? 'segmented' : 'full');
   const memoryBudget =
     config.memoryBudget === undefined || config.memoryBudget === 'auto'
