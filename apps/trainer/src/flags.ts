@@ -110,16 +110,7 @@ export function parseCommandFlags(
   table: FlagTable,
   command: string,
 ): Record<string, string | number | boolean | undefined> {
-  const options = parseArgsOptions(table);
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: joinNegativeValues(argv, options), options, strict: true }).values as Record<
-      string,
-      string | boolean | undefined
-    >;
-  } catch (e) {
-    throw new InputError(`${(e as Error).message.split('\n')[0]} (see '${command} --help')`, 'E_FLAG');
-  }
+  const values = strictParse(argv, parseArgsOptions(table), `see '${command} --help'`);
   const out: Record<string, string | number | boolean | undefined> = {};
   for (const [name, f] of Object.entries(table)) {
     const v = values[name];
@@ -165,15 +156,7 @@ const OPTION_NAME = /^[A-Za-z][A-Za-z0-9]*$/;
 
 /** `kstar train` flags. Flags override the config file's fields (choices are checked there, by the schema). */
 export function parseTrainFlags(argv: string[]): TrainFlags {
-  const options = parseArgsOptions(TRAIN_FLAGS);
-  const args = joinNegativeValues(argv, options);
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: false, strict: true, allowNegative: false });
-  } catch (e) {
-    throw new InputError(`${(e as Error).message.split('\n')[0]} (see 'kstar train --help')`, 'E_FLAG');
-  }
-  const v = parsed.values as Record<string, string | boolean | undefined>;
+  const v = strictParse(argv, parseArgsOptions(TRAIN_FLAGS), "see 'kstar train --help'");
   const overrides: Record<string, unknown> = {};
   for (const [f, spec] of Object.entries(TRAIN_FLAGS)) {
     const value = v[f];
@@ -260,6 +243,15 @@ export function parseFlags(
   const options: Record<string, { type: 'string' | 'boolean' }> = {};
   for (const f of strings) options[f] = { type: 'string' };
   for (const f of booleans) options[f] = { type: 'boolean' };
+  return strictParse(argv, options, hint);
+}
+
+/** parseArgs in strict mode (no positionals, negative numbers joined to their flag); its error ends with `hint`. */
+function strictParse(
+  argv: string[],
+  options: Record<string, { type: 'string' | 'boolean'; short?: string }>,
+  hint: string,
+): Record<string, string | boolean | undefined> {
   try {
     return parseArgs({ args: joinNegativeValues(argv, options), options, strict: true }).values as Record<
       string,

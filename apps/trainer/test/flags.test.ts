@@ -12,10 +12,9 @@ describe('kstar train flags: one table gives parsing, choices and help', () => {
     for (const [flag, f] of withChoices) {
       const field = TrainConfigSchema.shape[camel(flag) as keyof typeof TrainConfigSchema.shape];
       // z.enum fields (optional/default wrappers unwrapped) hold their options; `optimizer` is a name the registry checks.
+      const inner = 'unwrap' in field ? field.unwrap() : field;
       const accepted =
-        flag === 'optimizer'
-          ? Object.keys(OPTIMIZERS)
-          : (field.unwrap() as unknown as { options: string[] }).options;
+        flag === 'optimizer' ? Object.keys(OPTIMIZERS) : 'options' in inner ? inner.options : [];
       expect([...f.choices!], flag).toEqual(accepted);
       expect(TRAIN_HELP, flag).toContain(`--${flag} ${f.choices!.join('|')}`);
     }
