@@ -1,6 +1,6 @@
-// `pnpm bundle`: a self-contained folder that runs `kstar` on a GPU host with Node ≥ 20 and a Vulkan loader, with no
-// network and no package install: one esbuild-bundled CLI, the tfjs wasm binaries, the `webgpu` package's
-// dawn.node for linux-x64 and the Brown corpus files.
+// `pnpm bundle`: a self-contained folder that runs `kstar` (and the benchmarks: `node bench.mjs NAME`) on a GPU host
+// with Node ≥ 20 and a Vulkan loader, with no network and no package install: the esbuild-bundled CLI and
+// benchmarks, the tfjs wasm binaries, the `webgpu` package's dawn.node for linux-x64 and the Brown corpus files.
 
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -19,13 +19,20 @@ rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
 await build({
-  entryPoints: [join(root, 'apps/trainer/src/bin.ts')],
+  // kstar.mjs (the CLI) and bench.mjs (`pnpm bench`: the private @kstar/bench package); their shared code in chunks.
+  entryPoints: {
+    kstar: join(root, 'apps/trainer/src/bin.ts'),
+    bench: join(root, 'bench/src/bin.ts'),
+  },
+  splitting: true,
+  chunkNames: '[name]-[hash]', // beside the entries: the wasm backend looks for its .wasm in __dirname
+  outExtension: { '.js': '.mjs' },
   bundle: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
   conditions: ['@kstar/source'],
-  outfile: join(out, 'kstar.mjs'),
+  outdir: out,
   // The bundle has no package.json beside it: the trainer's version is written in.
   define: {
     __KSTAR_VERSION__: JSON.stringify(
@@ -93,7 +100,8 @@ writeFileSync(
   join(out, 'README.md'),
   `# kstar offline bundle
 
-Run: \`node kstar.mjs train [options]\` (Node ≥ 20). Contents: the bundled CLI, the tfjs wasm binaries, the
+Run: \`node kstar.mjs train [options]\` (Node ≥ 20); benchmarks: \`node bench.mjs NAME --json FILE [options]\`
+(\`node bench.mjs --help\` lists them). Contents: the bundled CLI and benchmarks, the tfjs wasm binaries, the
 \`webgpu\` package's dawn.node (linux-x64) and the Brown corpus. No network, no install.
 
 WebGPU needs a Vulkan loader (\`libvulkan.so.1\`, Debian/Ubuntu package \`libvulkan1\`) and a Vulkan driver: on

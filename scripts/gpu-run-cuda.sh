@@ -4,9 +4,9 @@
 # Needs, beside the repo: .device/node.xz (this machine's node, xz) and $BUNDLE (default .device/bundle.tar.xz:
 # `pnpm bundle DIR/bundle-dir` + `tar -C DIR -cJf … bundle-dir`), and scripts/torch-baseline.py ($TORCH_SCRIPT).
 # Writes under $OUT:
-#   cuda-kernels.json  every kernel of the cuda backend against the cpu backend (kstar bench cuda-kernels)
+#   cuda-kernels.json  every kernel of the cuda backend against the cpu backend (pnpm bench cuda-kernels)
 #   tiny-cpu.json, tiny-cuda.json  tiny-model training reports (same seed) and tiny-parity.json, their losses compared
-#   gpu-cuda.json      `kstar bench gpu --backend cuda` rows ($CONFIGS, default adamw-full-graph), gpt2-124m T=1024 B=8
+#   gpu-cuda.json      `pnpm bench gpu --backend cuda` rows ($CONFIGS, default adamw-full-graph), gpt2-124m T=1024 B=8
 #   gpu-cuda-tf32.json the same with KSTAR_CUDA_MATMUL=tf32 (TF32=1; rows $TF32_CONFIGS)
 #   gpu-cuda-bf16.json the same with KSTAR_CUDA_MATMUL=bf16 (= --precision bf16-mixed; BF16=1; rows $BF16_CONFIGS)
 #   profile.json, profile-train.json  PROFILE=1: $PROFILE_STEPS steps of gpt2-124m T=1024 B=8 with every kernel timed
@@ -24,9 +24,10 @@ xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
 tar -C /tmp/k -xJf "$BUNDLE"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
+B=(/tmp/k/node /tmp/k/bundle-dir/bench.mjs) # `pnpm bench` in the bundle
 
 if [ "${SKIP_PARITY:-0}" != 1 ]; then
-  timeout "${PARITY_LIMIT:-180}" "${K[@]}" bench cuda-kernels --json "$OUT/cuda-kernels.json" > "$OUT/parity.log" 2>&1
+  timeout "${PARITY_LIMIT:-180}" "${B[@]}" cuda-kernels --json "$OUT/cuda-kernels.json" > "$OUT/parity.log" 2>&1
   echo "bench cuda-kernels: exit $?"
   grep -E "^FAIL|cases pass" "$OUT/parity.log"
   TINY=(train --preset tiny --steps "${TINY_STEPS:-10}" --batch 4 --seq 64 --eval-every 0 --sample-tokens 0)
@@ -60,16 +61,16 @@ if [ "${PROFILE:-0}" = 1 ]; then
   ' "$OUT/profile.json" "$OUT/profile-train.json" "$OUT/leak.json"
 fi
 if [ "${SKIP_GPU:-0}" != 1 ]; then
-  "${K[@]}" bench gpu --backend cuda --json "$OUT/gpu-cuda.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-110}" \
+  "${B[@]}" gpu --backend cuda --json "$OUT/gpu-cuda.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-110}" \
     --configs "${CONFIGS:-adamw-full-graph}" > "$OUT/bench-gpu.log" 2>&1
   echo "bench gpu cuda: exit $?"
   if [ "${TF32:-0}" = 1 ]; then
-    KSTAR_CUDA_MATMUL=tf32 "${K[@]}" bench gpu --backend cuda --json "$OUT/gpu-cuda-tf32.json" --steps "$STEPS" \
+    KSTAR_CUDA_MATMUL=tf32 "${B[@]}" gpu --backend cuda --json "$OUT/gpu-cuda-tf32.json" --steps "$STEPS" \
       --limit-seconds "${RUN_LIMIT:-110}" --configs "${TF32_CONFIGS:-adamw-full-graph}" >> "$OUT/bench-gpu.log" 2>&1
     echo "bench gpu cuda tf32: exit $?"
   fi
   if [ "${BF16:-0}" = 1 ]; then
-    KSTAR_CUDA_MATMUL=bf16 "${K[@]}" bench gpu --backend cuda --json "$OUT/gpu-cuda-bf16.json" --steps "$STEPS" \
+    KSTAR_CUDA_MATMUL=bf16 "${B[@]}" gpu --backend cuda --json "$OUT/gpu-cuda-bf16.json" --steps "$STEPS" \
       --limit-seconds "${RUN_LIMIT:-110}" --configs "${BF16_CONFIGS:-adamw-full-graph}" >> "$OUT/bench-gpu.log" 2>&1
     echo "bench gpu cuda bf16: exit $?"
   fi

@@ -6,7 +6,7 @@
 # logs under $OUT:
 #   kernel-parity.json  every fused WGSL kernel against its tfjs-ops fallback at gpt2-124m shapes (PASS/FAIL)
 #   gpu-profile.json    per-kernel GPU times of one gpt2-124m T=1024 B=8 AdamW step (timestamp queries)
-#   gpu.json            `kstar bench gpu` rows ($CONFIGS, default adamw-full-graph,adamw-segmented), pool bound on
+#   gpu.json            `pnpm bench gpu` rows ($CONFIGS, default adamw-full-graph,adamw-segmented), pool bound on
 #   gpu-unbounded.json  adamw-full-graph with tfjs's unbounded pool (KSTAR_WEBGPU_MAX_FREE_BYTES=Infinity), to compare
 #   matmul.json         (MATMUL=1) gpt2-124m's products per matmul kernel choice (TFLOP/s) and K*'s matmul parity
 #   gpu-tfjs-matmul.json (BEFORE_CONFIGS=a,b) those `bench gpu` rows with tfjs's own matmul (KSTAR_WEBGPU_MATMUL=tfjs)
@@ -31,23 +31,24 @@ tar -C /tmp/k -xJf "$BUNDLE"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 echo "VK_DRIVER_FILES=$VK_DRIVER_FILES node $(/tmp/k/node --version)"
 K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
+B=(/tmp/k/node /tmp/k/bundle-dir/bench.mjs) # `pnpm bench` in the bundle
 
 if [ "${MATMUL:-0}" = 1 ]; then
-  timeout "${MATMUL_LIMIT:-240}" "${K[@]}" bench matmul --json "$OUT/matmul.json" ${MATMUL_FLAGS:-} > "$OUT/matmul.log" 2>&1
+  timeout "${MATMUL_LIMIT:-240}" "${B[@]}" matmul --json "$OUT/matmul.json" ${MATMUL_FLAGS:-} > "$OUT/matmul.log" 2>&1
   echo "bench matmul: exit $?"
 fi
 if [ -n "${BEFORE_CONFIGS:-}" ]; then
-  KSTAR_WEBGPU_MATMUL=tfjs "${K[@]}" bench gpu --json "$OUT/gpu-tfjs-matmul.json" --steps "$STEPS" \
+  KSTAR_WEBGPU_MATMUL=tfjs "${B[@]}" gpu --json "$OUT/gpu-tfjs-matmul.json" --steps "$STEPS" \
     --limit-seconds "${RUN_LIMIT:-110}" --configs "$BEFORE_CONFIGS" > "$OUT/bench-gpu-before.log" 2>&1
   echo "bench gpu (tfjs matmul): exit $?"
 fi
 if [ "${ATTENTION:-0}" = 1 ]; then
-  timeout "${PARITY_LIMIT:-240}" "${K[@]}" bench kernels --only attention --shapes gpt2 \
+  timeout "${PARITY_LIMIT:-240}" "${B[@]}" kernels --only attention --shapes gpt2 \
     --json "$OUT/attention-parity.json" > "$OUT/attention-parity.log" 2>&1
   echo "bench kernels --only attention: exit $?"
   # ATTENTION_UNROLL=1 adds a fused run with the head-dimension loops unrolled in the WGSL (KSTAR_FLASH_UNROLL=1).
   for a in fused ops ${ATTENTION_UNROLL:+fused-unroll}; do
-    KSTAR_ATTENTION=${a%-unroll} KSTAR_FLASH_UNROLL=$([ "$a" = fused-unroll ] && echo 1 || echo 0) "${K[@]}" bench gpu --json "$OUT/gpu-attention-$a.json" --steps "$STEPS" \
+    KSTAR_ATTENTION=${a%-unroll} KSTAR_FLASH_UNROLL=$([ "$a" = fused-unroll ] && echo 1 || echo 0) "${B[@]}" gpu --json "$OUT/gpu-attention-$a.json" --steps "$STEPS" \
       --limit-seconds "${RUN_LIMIT:-110}" --configs "${ATTENTION_CONFIGS:-adamw-full-graph}" \
       > "$OUT/bench-gpu-attention-$a.log" 2>&1
     echo "bench gpu (attention $a): exit $?"
@@ -56,22 +57,22 @@ if [ "${ATTENTION:-0}" = 1 ]; then
   for a in fused ops ${ATTENTION_UNROLL:+fused-unroll}; do echo "attention $a:"; grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu-attention-$a.log"; done
 fi
 if [ "${SKIP_PARITY:-0}" != 1 ]; then
-  timeout "${PARITY_LIMIT:-240}" "${K[@]}" bench kernels --json "$OUT/kernel-parity.json" --shapes gpt2 > "$OUT/parity.log" 2>&1
+  timeout "${PARITY_LIMIT:-240}" "${B[@]}" kernels --json "$OUT/kernel-parity.json" --shapes gpt2 > "$OUT/parity.log" 2>&1
   echo "bench kernels: exit $?"
 fi
 if [ "${SKIP_PROFILE:-0}" != 1 ]; then
-  KSTAR_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis timeout 150 "${K[@]}" bench profile \
+  KSTAR_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis timeout 150 "${B[@]}" profile \
     --json "$OUT/gpu-profile.json" --preset gpt2-124m --seq 1024 --batch 8 > "$OUT/profile.log" 2>&1
   echo "bench profile: exit $?"
 fi
 # Every configuration in its own process (the pool's peaks are per process); table printed last.
 if [ "${SKIP_GPU:-0}" != 1 ]; then
-  "${K[@]}" bench gpu --json "$OUT/gpu.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-110}" \
+  "${B[@]}" gpu --json "$OUT/gpu.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-110}" \
     --configs "${CONFIGS:-adamw-full-graph,adamw-segmented}" > "$OUT/bench-gpu.log" 2>&1
   echo "bench gpu: exit $?"
 fi
 if [ "${SKIP_UNBOUNDED:-0}" != 1 ]; then
-  KSTAR_WEBGPU_MAX_FREE_BYTES=Infinity "${K[@]}" bench gpu --json "$OUT/gpu-unbounded.json" --steps "$STEPS" \
+  KSTAR_WEBGPU_MAX_FREE_BYTES=Infinity "${B[@]}" gpu --json "$OUT/gpu-unbounded.json" --steps "$STEPS" \
     --limit-seconds "${RUN_LIMIT:-110}" --configs adamw-full-graph >> "$OUT/bench-gpu.log" 2>&1
   echo "bench gpu (unbounded pool): exit $?"
 fi

@@ -217,6 +217,27 @@ export function strategiesFor(choice: ActivationChoice, spec: ActivationSpec): A
 }
 
 /**
+ * Whether these strategies recompute segments, and so need segmented mode: compress, or checkpoint other than
+ * `selective` alone. The one place that decides it (prepareRun, planActivations).
+ */
+export function recomputesSegments(spec: ActivationSpec): boolean {
+  return spec.compress !== undefined || spec.offload !== undefined || checkpointsSegments(spec);
+}
+
+/** Whether `checkpoint` recomputes segments: every checkpoint but `selective` alone (one op, in full-graph mode). */
+function checkpointsSegments(spec: ActivationSpec): boolean {
+  return spec.checkpoint !== undefined && !(spec.checkpoint.selective && spec.checkpoint.plan === undefined);
+}
+
+/** The error for strategies that recompute segments under `--mode full`. */
+export function recomputeInFullMode(spec: ActivationSpec): InputError {
+  return new InputError(
+    `--activations ${describeSpec(spec)} recomputes segments, which --mode full does not do: drop --mode full (checkpoint plans and compress select segmented mode) or use checkpoint:selective alone`,
+    'E_CONFIG',
+  );
+}
+
+/**
  * Decide every open parameter of `spec` for a run of `batch` × `seq`. Without a budget: the defaults (checkpoint
  * `sqrt`, MsT's rules). With one: among the candidate plans (every:K for each K, sqrt, with and without selective
  * recompute) and MsT chunkings (the defaults ×1, 2, 4, … finer), the cheapest whose predicted step peak fits
@@ -235,22 +256,15 @@ export function planActivations(args: {
 }): PlannedActivations {
   const { spec, config, batch, seq, backend, fixed, budget } = args;
   const nStages = config.nLayer + 2;
+  // A plan or compress given by the user recomputes whatever the budget; a bare `checkpoint` only without one.
   const needsSegments =
     spec.checkpoint?.plan !== undefined || spec.compress !== undefined || spec.offload !== undefined;
-  if (
-    args.userMode === 'full' &&
-    (needsSegments || (spec.checkpoint && budget === undefined && !spec.checkpoint.selective))
-  ) {
-    throw new InputError(
-      `activations '${describeSpec(spec)}' recompute segments, which --mode full does not do: drop --mode full (they select segmented mode) or use checkpoint:selective`,
-      'E_CONFIG',
-    );
-  }
-  const segmentedCkpt = spec.checkpoint && !(spec.checkpoint.selective && spec.checkpoint.plan === undefined);
-  const mode: 'full' | 'segmented' =
-    needsSegments || segmentedCkpt
-      ? 'segmented'
-      : (args.userMode ?? (args.defaultSegments ? 'segmented' : 'full'));
+  if (args.userMode === 'full' && (needsSegments || (budget === undefined && recomputesSegments(spec))))
+    throw recomputeInFullMode(spec);
+  const segmentedCkpt = checkpointsSegments(spec);
+  const mode: 'full' | 'segmented' = recomputesSegments(spec)
+    ? 'segmented'
+    : (args.userMode ?? (args.defaultSegments ? 'segmented' : 'full'));
   // Candidate plans: the user's, or (budget) every:K for K = L … 1 and sqrt; none for MsT/compress alone.
   const plans: Array<number[][] | undefined> = [];
   if (spec.checkpoint?.plan !== undefined) plans.push(planSegments(spec.checkpoint.plan, nStages));

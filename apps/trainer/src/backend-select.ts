@@ -1,3 +1,4 @@
+import type { ActivationBackend } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 
@@ -7,6 +8,14 @@ type BackendAttempt = Awaited<ReturnType<typeof selectBackend>>['tried'][number]
 /** The backends the trainer can run on: @kstar/kernels' and `cuda` (@kstar/backend-cuda). */
 export type TrainerBackend = Awaited<ReturnType<typeof selectBackend>>['backend'] | 'cuda';
 export type TrainerBackendRequest = BackendRequest | 'cuda';
+
+/**
+ * The backend whose activation bytes @kstar/gpt predicts for `backend`: cuda's Identity shares its input's buffer
+ * like cpu's, so its activations are predicted as cpu's. The one place that decides it (train, plan, the planner).
+ */
+export function activationBackendOf(backend: TrainerBackend): ActivationBackend {
+  return backend === 'cuda' ? 'cpu' : backend;
+}
 
 /**
  * `--backend`: `cuda` starts @kstar/backend-cuda (BackendUnavailableError naming the missing library or GPU);

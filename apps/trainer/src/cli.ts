@@ -2,24 +2,11 @@ import { launchInfo } from '@kstar/collective-mpi';
 import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { writeFileAtomic } from './atomic-write.ts';
-import { BENCH_HELP, benchOptimizers, benchTable, benchTrain, optimizerTable } from './bench.ts';
-import { BENCH_ACTIVATIONS_HELP, benchActivations } from './bench-activations.ts';
-import { BENCH_CHECKPOINT_HELP, benchCheckpoint } from './bench-checkpoint.ts';
-import { benchCompressError } from './bench-compress-error.ts';
-import { benchCudaKernels } from './bench-cuda.ts';
-import { benchGpu, gpuTable } from './bench-gpu.ts';
-import { benchKernels, benchProfile } from './bench-kernels.ts';
-import { benchLazyWindow } from './bench-lazy-window.ts';
-import { benchMatMul } from './bench-matmul.ts';
-import { benchMemory, memoryTable } from './bench-memory.ts';
-import { benchPartition } from './bench-partition.ts';
-import { BENCH_PLANNER_HELP, benchPlanner } from './bench-planner.ts';
-import { BENCH_SHARDING_HELP, benchSharding } from './bench-sharding.ts';
 import { type LoadedCheckpoint, readCheckpoint, readLatestCheckpoint } from './checkpoint/read.ts';
 import { resumeConfig } from './checkpoint/resume.ts';
 import { BACKEND_NAMES, loadConfigFile, parseTrainConfig } from './config.ts';
 import { EXPORT_HELP, exportCommand } from './export.ts';
-import { parseFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
+import { type FlagTable, flagsHelp, parseCommandFlags, parseTrainFlags, TRAIN_HELP } from './flags.ts';
 import { readGolden } from './golden.ts';
 import { checkOutputPath } from './output-paths.ts';
 import { planRun, planTable } from './plan-command.ts';
@@ -42,10 +29,8 @@ Usage:
   kstar report REPORT.json --html FILE      render a --report JSON as a self-contained HTML page
   kstar export --checkpoint DIR --out DIR   weights in the Hugging Face GPT-2 safetensors layout
   kstar sample --checkpoint DIR --prompt T  generate text from a checkpoint (see 'kstar sample --help')
-  kstar --version
+  kstar --version                           (also after any command: kstar train --version)
   kstar replay --golden FILE --out FILE     replay a golden optimizer file with K*'s optimizers
-  kstar bench train --json FILE [options]   benchmark training per backend and mode (see 'kstar bench --help')
-  kstar bench activations --json FILE …     activation strategies: memory, speed, longest T under a budget
   kstar --help
 `;
 
@@ -166,27 +151,31 @@ function loadResume(given: Record<string, unknown>, io: CliIO) {
   return { checkpoint, raw, changes };
 }
 
+// biome-ignore format: one line per flag
+const REPLAY_FLAGS: FlagTable = {
+  golden: { type: 'string', value: 'FILE', help: 'the golden optimizer file (e.g. fixtures/golden/optimizers.json)' },
+  out: { type: 'string', value: 'FILE', help: "where to write K*'s trajectories (JSON)" },
+  backend: { type: 'string', choices: BACKEND_NAMES, help: '(default cpu)' },
+  help: { type: 'boolean', short: 'h', help: 'this help' },
+};
+
+const REPLAY_HELP = `kstar replay --golden FILE --out FILE [--backend B]
+
+Replays every run of a golden optimizer file with K*'s optimizers and prints each one's error against it.
+
+${flagsHelp(REPLAY_FLAGS)}
+`;
+
 async function replayCommand(argv: string[], io: CliIO): Promise<number> {
-  const values = parseFlags(
-    argv,
-    ['golden', 'out', 'backend'],
-    'usage: kstar replay --golden FILE --out FILE',
-    ['help'],
-  );
+  const values = parseCommandFlags(argv, REPLAY_FLAGS, 'kstar replay');
   if (values.help) {
-    io.stdout.write('kstar replay --golden FILE --out FILE [--backend cpu|wasm|webgpu|auto]\n');
+    io.stdout.write(REPLAY_HELP);
     return 0;
   }
   if (typeof values.golden !== 'string' || typeof values.out !== 'string') {
     throw new InputError('kstar replay needs --golden FILE and --out FILE', 'E_FLAG');
   }
   const backendName = typeof values.backend === 'string' ? values.backend : 'cpu';
-  if (!(BACKEND_NAMES as readonly string[]).includes(backendName)) {
-    throw new InputError(
-      `unknown backend '${backendName}' for kstar replay: use ${BACKEND_NAMES.join(', ')}`,
-      'E_FLAG',
-    );
-  }
   const golden = readGolden(values.golden);
   checkOutputPath(values.out, 'file', '--out');
   const { selectBackend } = await import('@kstar/kernels');
@@ -208,136 +197,17 @@ async function replayCommand(argv: string[], io: CliIO): Promise<number> {
   }
 }
 
-/** `--json FILE` or `--json=FILE` of a bench command line (the last one given), if any. */
-export function benchJsonPath(argv: readonly string[]): string | undefined {
-  let path: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--json' && i + 1 < argv.length) path = argv[++i];
-    else if (a.startsWith('--json=')) path = a.slice('--json='.length);
-  }
-  return path;
-}
-
-async function benchCommand(argv: string[], io: CliIO): Promise<number> {
-  const [kind, ...rest] = argv;
-  if (kind === undefined || kind === '--help' || kind === '-h') {
-    io.stdout.write(BENCH_HELP);
-    return 0;
-  }
-  // Before any benchmark runs (minutes to hours): a results file that could not be written is refused now.
-  const json = rest.includes('--help') ? undefined : benchJsonPath(rest);
-  if (json !== undefined) checkOutputPath(json, 'file', '--json');
-  if (kind === 'activations') {
-    if (rest.includes('--help')) {
-      io.stdout.write(BENCH_ACTIVATIONS_HELP);
-      return 0;
-    }
-    try {
-      const { file, table } = await benchActivations(rest, io.stderr);
-      io.stdout.write(`${table}\nwrote ${file}\n`);
-      return 0;
-    } finally {
-      await shutdownWebGPU();
-    }
-  }
-  if (kind === 'planner') {
-    if (rest.includes('--help')) {
-      io.stdout.write(BENCH_PLANNER_HELP);
-      return 0;
-    }
-    try {
-      const { file, result } = await benchPlanner(rest, io.stderr);
-      io.stdout.write(
-        `planner / best fixed plan tokens/s: ${result.plannerOverBestFixedTokensPerSecond.toFixed(3)}\nwrote ${file}\n`,
-      );
-      return 0;
-    } finally {
-      await shutdownWebGPU();
-    }
-  }
-  if (kind === 'checkpoint') {
-    if (rest.includes('--help')) {
-      io.stdout.write(BENCH_CHECKPOINT_HELP);
-      return 0;
-    }
-    const { file, summary } = await benchCheckpoint(rest, (l) => io.stderr.write(`${l}\n`));
-    io.stdout.write(`${summary}\nwrote ${file}\n`);
-    return 0;
-  }
-  if (kind === 'compress-error') {
-    const { file, table } = await benchCompressError(rest);
-    io.stdout.write(`${table}\nwrote ${file}\n`);
-    return 0;
-  }
-  if (kind === 'gpu') {
-    const { rows, file } = await benchGpu(rest, (l) => io.stderr.write(`${l}\n`));
-    io.stdout.write(`${gpuTable(rows)}\nwrote ${file}\n`);
-    return 0;
-  }
-  if (kind === 'cuda-kernels') {
-    const { file, failed } = await benchCudaKernels(rest, (l) => io.stdout.write(`${l}\n`));
-    io.stdout.write(`wrote ${file}\n`);
-    return failed === 0 ? 0 : 1;
-  }
-  if (kind === 'lazy-window') {
-    const { file } = await benchLazyWindow(rest, (l) => io.stderr.write(`${l}\n`));
-    io.stdout.write(`wrote ${file}\n`);
-    return 0;
-  }
-  if (kind === 'sharding') {
-    if (rest.includes('--help')) {
-      io.stdout.write(BENCH_SHARDING_HELP);
-      return 0;
-    }
-    const { file, table } = await benchSharding(rest, (l) => io.stderr.write(`${l}\n`));
-    io.stdout.write(`${table}\nwrote ${file}\n`);
-    return 0;
-  }
-  if (kind === 'partition') {
-    const { file } = await benchPartition(rest, (l) => io.stderr.write(`${l}\n`));
-    io.stdout.write(`wrote ${file}\n`);
-    return 0;
-  }
-  if (kind === 'kernels' || kind === 'profile' || kind === 'matmul') {
-    const bench = { kernels: benchKernels, profile: benchProfile, matmul: benchMatMul }[kind];
-    try {
-      const { file } = await bench(rest, (l) => io.stdout.write(`${l}\n`));
-      io.stdout.write(`wrote ${file}\n`);
-      return 0;
-    } finally {
-      await shutdownWebGPU();
-    }
-  }
-  if (kind !== 'train' && kind !== 'optimizers' && kind !== 'memory') {
-    throw new InputError(
-      `unknown benchmark '${kind}': use 'kstar bench train', 'optimizers', 'gpu', 'cuda-kernels', 'kernels', 'profile', 'matmul', 'activations', 'compress-error' or 'memory' (see 'kstar bench --help')`,
-      'E_FLAG',
-    );
-  }
-  try {
-    if (kind === 'memory') {
-      const { rows, file } = await benchMemory(rest, io.stderr);
-      io.stdout.write(`${memoryTable(rows)}\nwrote ${file}\n`);
-    } else if (kind === 'optimizers') {
-      const { rows, file } = await benchOptimizers(rest, io.stderr);
-      io.stdout.write(`${optimizerTable(rows)}\nwrote ${file}\n`);
-    } else {
-      const { rows, file } = await benchTrain(rest, io.stderr);
-      io.stdout.write(`${benchTable(rows)}\nwrote ${file}\n`);
-    }
-    return 0;
-  } finally {
-    await shutdownWebGPU();
-  }
-}
-
 /** Run the CLI. Returns the exit code; bad input is one line on stderr and exit code 2. */
 export async function runCli(
   argv: string[],
   io: CliIO = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
   const [command, ...rest] = argv;
+  // `--version` after any command (`kstar train --version`) prints the version, as `kstar --version` does.
+  if (command === '--version' || command === 'version' || rest.includes('--version')) {
+    io.stdout.write(`kstar ${KSTAR_VERSION}\n`);
+    return 0;
+  }
   try {
     switch (command) {
       case 'train':
@@ -358,12 +228,12 @@ export async function runCli(
         if (ids === 'help') io.stdout.write(SAMPLE_HELP);
         return 0;
       }
-      case '--version':
-      case 'version':
-        io.stdout.write(`kstar ${KSTAR_VERSION}\n`);
-        return 0;
       case 'bench':
-        return await benchCommand(rest, io);
+        // The benchmarks live in the private @kstar/bench package (the arrow points from bench to the trainer).
+        throw new InputError(
+          `the benchmarks moved out of the kstar CLI: run 'pnpm bench ${rest[0] ?? '--help'} …' in the K* repository (offline bundle: 'node bench.mjs ${rest[0] ?? '--help'} …')`,
+          'E_FLAG',
+        );
       case 'report':
         io.stdout.write(`wrote ${reportCommand(rest)}\n`);
         return 0;
@@ -375,7 +245,7 @@ export async function runCli(
         return 0;
       default:
         throw new InputError(
-          `unknown command '${command}': use 'kstar train', 'plan', 'export', 'sample', 'report', 'replay' or 'bench' (see 'kstar --help')`,
+          `unknown command '${command}': use 'kstar train', 'plan', 'export', 'sample', 'report' or 'replay' (see 'kstar --help')`,
           'E_FLAG',
         );
     }

@@ -11,6 +11,10 @@ import { SHARDING_NAMES } from './sharding.ts';
 export const PRESET_NAMES = ['tiny', 'small', 'gpt2-124m', 'gpt2-medium', 'gpt2-large', 'gpt2-xl'] as const;
 export const BACKEND_NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow', 'cuda'] as const;
 export const MASTER_WEIGHTS_NAMES = ['fp32', 'split24'] as const;
+export const MODE_NAMES = ['full', 'segmented'] as const;
+export const TOKENIZER_NAMES = ['byte', 'gpt2'] as const;
+export const MATMUL_PRECISION_NAMES = ['strict', 'tf32'] as const;
+export const PRECISION_NAMES = ['float32', 'bf16-mixed'] as const;
 
 /**
  * The `kstar train` configuration. Every field can come from a config file (JSON, or a .js/.ts module whose default
@@ -42,11 +46,11 @@ export const TrainConfigSchema = z.strictObject({
   seed: z.int().default(1234),
   backend: z.enum(BACKEND_NAMES).default('auto'),
   /** Matmuls: `strict` float32 (default) or `tf32` (cuda only: tensor cores on float32 storage). */
-  matmulPrecision: z.enum(['strict', 'tf32']).default('strict'),
+  matmulPrecision: z.enum(MATMUL_PRECISION_NAMES).default('strict'),
   /** `float32` (default) or `bf16-mixed` (cuda only: bf16 matmul inputs; accumulation, weights and state float32). */
-  precision: z.enum(['float32', 'bf16-mixed']).default('float32'),
+  precision: z.enum(PRECISION_NAMES).default('float32'),
   /** Default: `full`, or `segmented` for optimizers that update inside the backward pass (lomo, adalomo). */
-  mode: z.enum(['full', 'segmented']).optional(),
+  mode: z.enum(MODE_NAMES).optional(),
   /**
    * How weights are kept between steps: `fp32` (the model's float32 variables) or `split24` (bf16 half + int8
    * correction, 3 bytes a parameter, `@kstar/master-split24`). Works with every optimizer.
@@ -59,7 +63,7 @@ export const TrainConfigSchema = z.strictObject({
   updateChunkBytes: z.int().positive().optional(),
   /** `brown` (the embedded default), or a path to a .txt/.md/.jsonl file or a folder. */
   corpus: z.string().min(1).default('brown'),
-  tokenizer: z.enum(['byte', 'gpt2']).default('byte'),
+  tokenizer: z.enum(TOKENIZER_NAMES).default('byte'),
   /** Validation every N steps (and at the end); 0 turns it off. */
   evalEvery: z.int().nonnegative().default(50),
   evalBatches: z.int().positive().default(4),

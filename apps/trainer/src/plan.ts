@@ -23,6 +23,8 @@ import {
   type FixedBytes,
   type PlannedActivations,
 } from './activations.ts';
+import { activationBackendOf, type TrainerBackend } from './backend-select.ts';
+import { WASM_HEAP_MAX_BYTES } from './memory-check.ts';
 import { optimizerEntry } from './optimizers.ts';
 import { calibrate, calibrateState } from './plan-calibrate.ts';
 import {
@@ -338,7 +340,7 @@ export class AdaptivePlanner {
 export function plannerFor(
   run: PreparedRun,
   args: {
-    backend: string;
+    backend: TrainerBackend;
     model: GPTModel;
     optimizer: OptimizerPlugin;
     fixed: FixedBytes;
@@ -354,8 +356,7 @@ export function plannerFor(
   return new AdaptivePlanner({
     config: run.modelConfig,
     batch: run.config.batch,
-    // cuda's Identity shares its input's buffer like cpu's: its activations are predicted as cpu's.
-    backend: (backend === 'cuda' ? 'cpu' : backend) as ActivationBackend,
+    backend: activationBackendOf(backend),
     fixed: args.fixed,
     spec: run.activations,
     budget,
@@ -371,8 +372,6 @@ export function plannerFor(
 
 /** Fraction of free memory `--memory-budget auto` leaves unused (allocator slack, the runtime, other processes). */
 export const AUTO_MARGIN = 0.1;
-/** wasm32's address space: a wasm heap cannot grow past 4 GiB. */
-const WASM_HEAP_LIMIT = 4 * 2 ** 30;
 
 /**
  * `--memory-budget auto`: the free memory of where tensors live, minus `AUTO_MARGIN`. cpu: free host memory; wasm:
@@ -380,7 +379,7 @@ const WASM_HEAP_LIMIT = 4 * 2 ** 30;
  * host memory stands in for it (exact on unified-memory machines, an overestimate on a discrete GPU with less).
  */
 export function autoBudget(backend: string, freeBytes: number): number {
-  const free = backend === 'wasm' ? Math.min(freeBytes, WASM_HEAP_LIMIT) : freeBytes;
+  const free = backend === 'wasm' ? Math.min(freeBytes, WASM_HEAP_MAX_BYTES) : freeBytes;
   return Math.floor(free * (1 - AUTO_MARGIN));
 }
 

@@ -34,13 +34,14 @@ import { zero } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
 import {
   type ActivationSpec,
-  describeSpec,
   type PlannedActivations,
   parseActivations,
   parseBytes,
   planActivations,
+  recomputeInFullMode,
+  recomputesSegments,
 } from './activations.ts';
-import { cudaMemory, selectTrainerBackend } from './backend-select.ts';
+import { activationBackendOf, cudaMemory, selectTrainerBackend } from './backend-select.ts';
 import { MODEL_FILE, optimizerFile, type TrainerState } from './checkpoint/format.ts';
 import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import { saveCheckpoint } from './checkpoint/save.ts';
@@ -141,17 +142,8 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     );
   }
   const activations = parseActivations(config.activations ?? '');
-  const recomputes =
-    activations.compress !== undefined ||
-    activations.offload !== undefined ||
-    (activations.checkpoint !== undefined &&
-      !(activations.checkpoint.selective && activations.checkpoint.plan === undefined));
-  if (recomputes && config.mode === 'full') {
-    throw new InputError(
-      `--activations ${describeSpec(activations)} recomputes segments, which --mode full does not do: drop --mode full (checkpoint plans and compress select segmented mode) or use checkpoint:selective alone`,
-      'E_CONFIG',
-    );
-  }
+  const recomputes = recomputesSegments(activations);
+  if (recomputes && config.mode === 'full') throw recomputeInFullMode(activations);
   const mode: 'full' | 'segmented' = config.mode ?? entry.requiresMode ?? (recomputes ? 'segmented' : 'full');
   const memoryBudget =
     config.memoryBudget === undefined || config.memoryBudget === 'auto'
@@ -336,8 +328,6 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const probeLines: string[] = [];
   const { backend } = await selectTrainerBackend(config.backend, { log: (line) => probeLines.push(line) });
   await applyPrecision(backend, config);
-  // cuda's Identity shares its input's buffer like cpu's: its activations are predicted as cpu's.
-  const activationBackend = backend === 'cuda' ? 'cpu' : backend;
   // The weights alone, before building them: a model that cannot exist is refused without allocating it.
   checkStepFits(4 * countParamsFormula(run.modelConfig), backend, {
     what: `the ${config.preset} model's float32 weights (context ${run.modelConfig.blockSize})`,
@@ -418,7 +408,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         config: run.modelConfig,
         batch: config.batch,
         seq,
-        backend: activationBackend as 'cpu',
+        backend: activationBackendOf(backend),
         userMode: config.mode,
         defaultSegments:
           config.mode === 'segmented'

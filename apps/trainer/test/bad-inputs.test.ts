@@ -22,6 +22,7 @@ import { runProcess } from './cli-helpers.ts';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bundleDir = 'node_modules/.cache/kstar-bad-inputs';
 const cli = join(root, bundleDir, 'kstar.mjs');
+const benchCli = join(root, bundleDir, 'bench.mjs'); // `pnpm bench NAME` (the private @kstar/bench package)
 const goldenPath = join(root, 'fixtures/golden/optimizers.json');
 const dir = mkdtempSync(join(tmpdir(), 'kstar-bad-'));
 const fx = join(dir, 'fixtures');
@@ -383,6 +384,11 @@ const cases: Case[] = [
     message: /--steps: '0x2' is not a decimal number/,
   },
   {
+    name: 'export unknown dtype',
+    args: ['export', '--checkpoint', f('no-checkpoint'), '--out', join(out, 'hf'), '--dtype', 'float16'],
+    message: /unknown dtype 'float16' for kstar export: use float32, bfloat16/,
+  },
+  {
     name: 'sample negative tokens',
     args: ['sample', '--checkpoint', f('no-checkpoint'), '--prompt', 'hi', '--tokens', '-1'],
     message: /tokens/,
@@ -396,11 +402,24 @@ const cases: Case[] = [
   train('grad-accum fraction', ['--grad-accum', '1.5'], /--grad-accum: '1\.5' is not an integer/),
   { name: 'unknown command', args: ['trian'], message: /unknown command 'trian'/ },
   { name: 'unknown benchmark', args: ['bench', 'nope'], message: /unknown benchmark 'nope'/ },
+  {
+    name: 'kstar bench',
+    args: ['kstar-bench', 'gpu'],
+    message: /moved out of the kstar CLI: run 'pnpm bench gpu …'/,
+  },
 ];
 
+/** `bench …` runs bench.mjs (what `pnpm bench …` runs); `kstar-bench …` is `kstar bench …`; the rest kstar.mjs. */
 function runKstar(args: string[]) {
   const env = { ...process.env, CI: 'true', KSTAR_SKIP_WEBGPU: '1' };
-  return runProcess(process.execPath, [cli, ...args], { cwd: dir, env, timeout: LIMIT_MS * 3 });
+  const [first, ...rest] = args;
+  const argv =
+    first === 'bench'
+      ? [benchCli, ...rest]
+      : first === 'kstar-bench'
+        ? [cli, 'bench', ...rest]
+        : [cli, ...args];
+  return runProcess(process.execPath, argv, { cwd: dir, env, timeout: LIMIT_MS * 3 });
 }
 
 const results = new Map<string, Awaited<ReturnType<typeof runKstar>>>();
@@ -436,7 +455,7 @@ describe('every bad input: exit 2, one stderr line, no stack trace, nothing writ
     expect(r.stdout).toBe('');
     expect(r.stderr.endsWith('\n')).toBe(true);
     expect(r.stderr.trimEnd().split('\n'), r.stderr).toHaveLength(1);
-    expect(r.stderr).toMatch(/^kstar: /);
+    expect(r.stderr).toMatch(/^kstar( bench)?: /);
     expect(r.stderr).not.toMatch(/\bat .*:\d+:\d+\)?$/m); // no stack frame
     expect(r.stderr).not.toMatch(/step\s+1\//); // no training step ran
     expect(r.stderr).toMatch(c.message);

@@ -8,6 +8,7 @@ import { Calibration, solveExhaustive, solveGreedy } from '@kstar/planner';
 import { describe, expect, it } from 'vitest';
 import { parseTrainConfig } from '../src/config.ts';
 import { runCli } from '../src/index.ts';
+import { WASM_HEAP_MAX_BYTES } from '../src/memory-check.ts';
 import { optimizerEntry } from '../src/optimizers.ts';
 import { AdaptivePlanner, autoBudget, isOutOfMemory } from '../src/plan.ts';
 import { calibrate, calibrateState, saveCalibration } from '../src/plan-calibrate.ts';
@@ -261,7 +262,7 @@ describe('planner inputs', () => {
 
   it('auto budget: free memory minus 10%, at most 4 GiB on wasm', () => {
     expect(autoBudget('cpu', 1000)).toBe(900);
-    expect(autoBudget('wasm', 16 * 2 ** 30)).toBe(Math.floor(4 * 2 ** 30 * 0.9));
+    expect(autoBudget('wasm', 16 * 2 ** 30)).toBe(Math.floor(WASM_HEAP_MAX_BYTES * 0.9));
   });
 
   it('recognises out-of-memory errors', () => {

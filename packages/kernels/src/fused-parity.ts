@@ -7,7 +7,7 @@ import { layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
 /**
  * Parity of every fused kernel on the active backend: the native kernel against the tfjs-ops fallback (forward and
  * gradient), and, where `float64` is set (small shapes), both against a float64 JS reference. Used by the CI tests
- * (lavapipe) and by `kstar bench kernels` on a real GPU (gpt2-124m shapes).
+ * (lavapipe) and by `pnpm bench kernels` on a real GPU (gpt2-124m shapes).
  */
 export interface ParityRow {
   kernel: string;

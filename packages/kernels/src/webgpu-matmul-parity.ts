@@ -11,7 +11,7 @@ import type { MatMulActivation } from './webgpu-matmul-program.ts';
 /**
  * Parity of K*'s WebGPU matmul on the active backend: each case against a float64 JS reference (at up to `samples`
  * output entries, so gpt2-sized products stay cheap) and against tfjs-backend-webgpu's own kernel (every entry,
- * compared on the GPU). Used by the CI test on lavapipe and by `kstar bench matmul` on a real GPU.
+ * compared on the GPU). Used by the CI test on lavapipe and by `pnpm bench matmul` on a real GPU.
  */
 export interface MatMulCase {
   name: string;

@@ -66,7 +66,7 @@ export function chooseMatMulSplit(
 }
 
 /**
- * Products K*'s tiles lose to tfjs's own program, measured on the H200 (`kstar bench matmul`,
+ * Products K*'s tiles lose to tfjs's own program, measured on the H200 (`pnpm bench matmul`,
  * bench/results/2026-12-02-h200-matmul-run2.json): thin outputs over a long K, attention's probs·v
  * [96, 1024, 1024]·[96, 1024, 64] at 6.8 TFLOP/s (best tile) against tfjs's 18.8. They go to tfjs's kernel.
  */

@@ -1,0 +1,169 @@
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { composePlugins, InputError, TrainingEngine } from '@kstar/core';
+import { createGPT, resolveConfig } from '@kstar/gpt';
+import { selectBackend } from '@kstar/kernels';
+import { split24 } from '@kstar/master-split24';
+import {
+  CHECKPOINT_FORMAT_VERSION,
+  machineInfo,
+  optimizerEntry,
+  parseFlags,
+  saveCheckpoint,
+  toNumber,
+  writeFileAtomic,
+} from '@kstar/trainer/internal';
+import * as tf from '@tensorflow/tfjs';
+import { benchRun } from './bench-run.ts';
+
+export const BENCH_CHECKPOINT_HELP = `pnpm bench checkpoint size --json FILE [--preset gpt2-124m]
+pnpm bench checkpoint cost --json FILE [--preset small] [--steps 100] [--save-every 25] [--batch 8] [--seq T]
+                            [--optimizer adamw] [--master-weights fp32|split24]
+
+size: bytes of a checkpoint (weights + optimizer state + trainer state, as written) for adamw with float32 weights and
+for adam8bit with split24 weights, on the preset's shapes after one training step on random tokens (batch 1 × 16):
+weights as initialized plus one update, optimizer state non-zero (an untrained state of zeros would compress
+unrealistically well).
+cost: a training run saving every N steps; the seconds spent writing checkpoints over the run's wall time.
+`;
+
+/** Bytes of one checkpoint of `preset` with this optimizer and weight format, written to a temporary directory. */
+async function checkpointBytes(preset: string, optimizer: string, weights: 'fp32' | 'split24') {
+  const config = resolveConfig(preset as 'tiny');
+  const model = createGPT(config);
+  const opt = optimizerEntry(optimizer).create(optimizerEntry(optimizer).defaultLr, {});
+  const split = weights === 'split24' ? split24() : undefined;
+  const composition = composePlugins(split ? [opt, split] : [opt]);
+  const engine = new TrainingEngine(model, {
+    optimizer: composition.optimizer,
+    ...(split ? { masterWeights: split } : {}),
+  });
+  // One step on random tokens: non-zero moments, so their stored (compressed) size is that of a training run.
+  const batch = tf.tidy(() => {
+    const ids = tf.randomUniform([1, 17], 0, config.vocabSize, 'int32', 1);
+    return {
+      inputs: tf.slice(ids, [0, 0], [1, 16]),
+      targets: tf.slice(ids, [0, 1], [1, 16]),
+    };
+  });
+  await engine.trainStep(batch);
+  tf.dispose([batch.inputs, batch.targets]);
+  const dir = mkdtempSync(join(tmpdir(), 'kstar-bench-ckpt-'));
+  const t0 = performance.now();
+  const path = await saveCheckpoint(dir, 1, {
+    engine,
+    model,
+    ...(split ? { split } : {}),
+    trainer: {
+      step: 1,
+      samplerState: 0,
+      schedule: { peakLr: 0, warmup: 0, totalSteps: 0 },
+      config: { preset, optimizer, masterWeights: weights },
+      model: { ...config },
+      losses: [],
+    },
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const files = Object.fromEntries(readdirSync(path).map((f) => [f, statSync(join(path, f)).size]));
+  rmSync(dir, { recursive: true, force: true });
+  engine.dispose();
+  split?.dispose();
+  model.dispose();
+  const bytes = Object.values(files).reduce((a, b) => a + b, 0);
+  return {
+    optimizer,
+    weights,
+    params: model.paramCount,
+    bytes,
+    bytesPerParam: bytes / model.paramCount,
+    files,
+    seconds,
+  };
+}
+
+/** `pnpm bench checkpoint size|cost`. */
+export async function benchCheckpoint(
+  argv: string[],
+  log: (line: string) => void,
+): Promise<{ file: string; summary: string }> {
+  const [kind, ...rest] = argv;
+  const v = parseFlags(
+    rest,
+    ['json', 'preset', 'steps', 'save-every', 'batch', 'seq', 'backend', 'optimizer', 'master-weights'],
+    "see 'pnpm bench checkpoint --help'",
+  );
+  if ((kind !== 'size' && kind !== 'cost') || typeof v.json !== 'string') {
+    throw new InputError(`usage: ${BENCH_CHECKPOINT_HELP.split('\n')[0]} (or 'cost')`, 'E_FLAG');
+  }
+  const machine = { ...machineInfo(), note: '2-core x86-64, shared with parallel jobs' };
+  if (kind === 'size') {
+    const preset = (v.preset as string | undefined) ?? 'gpt2-124m';
+    resolveConfig(preset as 'tiny'); // an unknown preset is refused before the backend probe prints
+    await selectBackend('cpu', { log });
+    const adamw = await checkpointBytes(preset, 'adamw', 'fp32');
+    log(`adamw fp32: ${adamw.bytes} bytes`);
+    const compact = await checkpointBytes(preset, 'adam8bit', 'split24');
+    const ratio = compact.bytes / adamw.bytes;
+    writeFileAtomic(
+      v.json,
+      `${JSON.stringify({ benchmark: 'checkpoint-size', command: `pnpm pnpm bench checkpoint size --json ${v.json} --preset ${preset}`, preset, formatVersion: CHECKPOINT_FORMAT_VERSION, trainedSteps: 1, machine, rows: [adamw, compact], ratio, goal: 0.4, flashOptimRatio: 0.43 }, null, 2)}\n`,
+    );
+    return {
+      file: v.json,
+      summary: `adam8bit+split24 ${compact.bytes} bytes / adamw fp32 ${adamw.bytes} bytes = ${(100 * ratio).toFixed(1)}%`,
+    };
+  }
+  const int = (flag: string, fallback: number) =>
+    v[flag] === undefined ? fallback : toNumber(flag, String(v[flag]), true);
+  const steps = int('steps', 100);
+  const saveEvery = int('save-every', 25);
+  const saveDir = mkdtempSync(join(tmpdir(), 'kstar-bench-cost-'));
+  const settings = {
+    preset: (v.preset as string | undefined) ?? 'small',
+    backend: (v.backend as string | undefined) ?? 'cpu',
+    steps,
+    batch: int('batch', 8),
+    ...(v.optimizer !== undefined ? { optimizer: String(v.optimizer) } : {}),
+    ...(v['master-weights'] !== undefined ? { masterWeights: String(v['master-weights']) } : {}),
+    ...(v.seq !== undefined ? { seq: int('seq', 0) } : {}),
+    saveDir,
+    saveEvery,
+    keep: 2,
+    sampleTokens: 0,
+  };
+  const progress = {
+    write: (s: string) => {
+      log(s.trimEnd());
+      return true;
+    },
+  };
+  const { report } = await benchRun(settings, progress);
+  rmSync(saveDir, { recursive: true, force: true });
+  const saveSeconds = report.checkpoints!.seconds;
+  const share = saveSeconds / report.wallSeconds;
+  writeFileAtomic(
+    v.json,
+    `${JSON.stringify(
+      {
+        benchmark: 'checkpoint-cost',
+        command: `pnpm pnpm bench checkpoint cost ${rest.join(' ')}`,
+        formatVersion: CHECKPOINT_FORMAT_VERSION,
+        machine,
+        settings: { ...settings, saveDir: undefined },
+        checkpointsWritten: report.checkpoints!.saved.length,
+        saveSeconds,
+        wallSeconds: report.wallSeconds,
+        trainSeconds: report.stepSeconds.reduce((a, b) => a + b, 0),
+        share,
+        goal: 0.05,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  return {
+    file: v.json,
+    summary: `${report.checkpoints!.saved.length} checkpoints: ${saveSeconds.toFixed(2)} s of ${report.wallSeconds.toFixed(1)} s (${(100 * share).toFixed(2)}%)`,
+  };
+}

@@ -1,0 +1,48 @@
+import { CUDA_KERNEL_NAMES, matmulPrecisionErrors, runParity, startCudaBackend } from '@kstar/backend-cuda';
+import { InputError } from '@kstar/core';
+import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import * as tf from '@tensorflow/tfjs';
+import { gpuName } from './bench-gpu.ts';
+
+/**
+ * `pnpm bench cuda-kernels --json FILE`: every kernel of the `cuda` backend against the cpu backend on random
+ * inputs with odd and broadcast shapes (float32 tolerance), one row per case, plus which registered kernels no
+ * case covers, and tf32/bf16 matmul errors against strict float32.
+ */
+export async function benchCudaKernels(
+  argv: string[],
+  log: (line: string) => void,
+): Promise<{ file: string; failed: number }> {
+  const values = parseFlags(argv, ['json'], "see 'pnpm bench --help'");
+  if (typeof values.json !== 'string')
+    throw new InputError('pnpm bench cuda-kernels needs --json FILE', 'E_FLAG');
+  const backend = await startCudaBackend();
+  const rows = await runParity(undefined, log);
+  const tested = new Set(rows.map((r) => r.kernel));
+  const untested = CUDA_KERNEL_NAMES.filter((k) => !tested.has(k));
+  const failed = rows.filter((r) => !r.pass).length;
+  const summary = {
+    kernels: CUDA_KERNEL_NAMES.length,
+    kernelsTested: CUDA_KERNEL_NAMES.length - untested.length,
+    untested,
+    cases: rows.length,
+    passed: rows.length - failed,
+    failed,
+    compiledKernels: backend.device.compiledKernels,
+  };
+  log(
+    `cuda kernels: ${summary.passed}/${summary.cases} cases pass, ${summary.kernelsTested}/${summary.kernels} kernels tested`,
+  );
+  await tf.setBackend('cuda');
+  // tf32 and bf16 matmuls against strict float32 (the precision flags' error).
+  const precision = await matmulPrecisionErrors();
+  for (const p of precision)
+    log(
+      `matmul ${p.precision} [${p.shape}]: max |error| ${p.maxAbsError.toExponential(2)} (${p.maxErrorOverMaxValue.toExponential(2)} of the largest value)`,
+    );
+  writeFileAtomic(
+    values.json,
+    `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine: { gpu: gpuName(), device: backend.device.name, ...machineInfo() }, summary, rows, precision }, null, 2)}\n`,
+  );
+  return { file: values.json, failed };
+}

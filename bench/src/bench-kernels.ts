@@ -1,0 +1,186 @@
+import { InputError, TrainingEngine } from '@kstar/core';
+import { createGPT, resolveConfig } from '@kstar/gpt';
+import {
+  type BackendName,
+  flashAttentionParity,
+  formatParity,
+  fusedKernelParity,
+  GPT2_FLASH_CASES,
+  GPT2_PARITY_SHAPES,
+  guardWebGPUStep,
+  inPlaceGradAccumulator,
+  type ParityRow,
+  selectBackend,
+  TINY_FLASH_CASES,
+  TINY_PARITY_SHAPES,
+} from '@kstar/kernels';
+import { machineInfo, optimizerEntry, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import * as tf from '@tensorflow/tfjs';
+import { gpuName } from './bench-gpu.ts';
+import {
+  formatOptimizerParity,
+  type OptimizerParityRow,
+  optimizerParity,
+  storageKernelParity,
+} from './optimizer-parity.ts';
+
+function machine(backend: string) {
+  return { backend, gpu: gpuName(), ...machineInfo() };
+}
+
+/**
+ * `pnpm bench kernels --json FILE [--backend webgpu] [--shapes gpt2|tiny] [--only attention]`: every fused kernel
+ * against its tfjs-ops fallback (and float64 at tiny shapes) on the backend, the fused attention's o, lse, dq, dk, dv
+ * included; one PASS/FAIL line per kernel output. `--only attention`: the fused attention's rows alone.
+ */
+export async function benchKernels(
+  argv: string[],
+  log: (line: string) => void,
+): Promise<{ rows: ParityRow[]; file: string }> {
+  const values = parseFlags(argv, ['json', 'backend', 'shapes', 'only'], "see 'pnpm bench --help'");
+  if (typeof values.json !== 'string') throw new InputError('pnpm bench kernels needs --json FILE', 'E_FLAG');
+  const shapes = String(values.shapes ?? 'gpt2');
+  if (shapes !== 'gpt2' && shapes !== 'tiny') {
+    throw new InputError(`--shapes must be gpt2 or tiny (got '${shapes}')`, 'E_FLAG');
+  }
+  const only = values.only === undefined ? undefined : String(values.only);
+  if (only !== undefined && only !== 'attention') {
+    throw new InputError(`--only must be 'attention' (got '${only}')`, 'E_FLAG');
+  }
+  const { backend } = await selectBackend(String(values.backend ?? 'webgpu') as BackendName);
+  const started = performance.now();
+  const rows = only
+    ? []
+    : await guardWebGPUStep(0, () =>
+        fusedKernelParity(shapes === 'gpt2' ? GPT2_PARITY_SHAPES : TINY_PARITY_SHAPES),
+      );
+  rows.push(
+    ...(await guardWebGPUStep(0, () =>
+      flashAttentionParity(shapes === 'gpt2' ? GPT2_FLASH_CASES : TINY_FLASH_CASES),
+    )),
+  );
+  log(formatParity(rows));
+  // Optimizer and split24 kernels: the backend's native kernels against the cpu backend's.
+  const optimizerRows: OptimizerParityRow[] =
+    backend === 'cpu' || only ? [] : await guardWebGPUStep(0, () => optimizerParity(backend));
+  // Storage kernels (pack, quantize, split24 join, add, slice write): native against the fallback on the backend.
+  if (!only) optimizerRows.push(...(await guardWebGPUStep(0, () => storageKernelParity())));
+  if (optimizerRows.length) log(formatOptimizerParity(optimizerRows));
+  writeFileAtomic(
+    values.json,
+    `${JSON.stringify(
+      {
+        kind: 'kernel-parity',
+        date: new Date().toISOString(),
+        machine: machine(backend),
+        shapes,
+        seconds: (performance.now() - started) / 1000,
+        allPass: rows.every((r) => r.pass && r.impl === 'native') && optimizerRows.every((r) => r.pass),
+        rows,
+        optimizerRows,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  return { rows, file: values.json };
+}
+
+export interface ProfileRow {
+  kernel: string;
+  calls: number;
+  totalMs: number;
+  share: number;
+}
+
+/**
+ * `pnpm bench profile --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--mode full|segmented]`:
+ * per-kernel GPU times of one AdamW training step (`tf.profile`, WebGPU timestamp queries; each kernel is then its own
+ * compute pass, so the sum exceeds a normal step's time) after `--warmup` steps, random tokens.
+ */
+export async function benchProfile(
+  argv: string[],
+  log: (line: string) => void,
+): Promise<{ rows: ProfileRow[]; file: string }> {
+  const values = parseFlags(
+    argv,
+    ['json', 'backend', 'preset', 'seq', 'batch', 'mode', 'warmup'],
+    "see 'pnpm bench --help'",
+  );
+  if (typeof values.json !== 'string') throw new InputError('pnpm bench profile needs --json FILE', 'E_FLAG');
+  const preset = String(values.preset ?? 'gpt2-124m');
+  const seq = Number(values.seq ?? 1024);
+  const batchSize = Number(values.batch ?? 8);
+  const mode = String(values.mode ?? 'full') as 'full' | 'segmented';
+  const warmup = Number(values.warmup ?? 2);
+  const { backend } = await selectBackend(String(values.backend ?? 'webgpu') as BackendName);
+  const cfg = resolveConfig(preset as Parameters<typeof resolveConfig>[0], { vocabSize: 50257 });
+  const model = createGPT(cfg, { seed: 1 });
+  const optimizer = optimizerEntry('adamw').create(3e-4, {});
+  const engine = new TrainingEngine(model, { optimizer, mode, gradAccumulator: inPlaceGradAccumulator });
+  const batch = {
+    inputs: tf.randomUniform([batchSize, seq], 0, cfg.vocabSize, 'int32', 1) as tf.Tensor2D,
+    targets: tf.randomUniform([batchSize, seq], 0, cfg.vocabSize, 'int32', 2) as tf.Tensor2D,
+  };
+  const stepMs: number[] = [];
+  for (let s = 1; s <= warmup; s++) {
+    const t0 = performance.now();
+    await guardWebGPUStep(s, () => engine.trainStep(batch));
+    stepMs.push(performance.now() - t0);
+  }
+  const t0 = performance.now();
+  const info = await tf.profile(async () => {
+    await guardWebGPUStep(warmup + 1, () => engine.trainStep(batch));
+    return [];
+  });
+  const profiledMs = performance.now() - t0;
+  const by = new Map<string, { calls: number; ms: number }>();
+  let total = 0;
+  for (const k of info.kernels) {
+    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    const e = by.get(k.name) ?? { calls: 0, ms: 0 };
+    e.calls++;
+    e.ms += ms;
+    by.set(k.name, e);
+    total += ms;
+  }
+  const rows: ProfileRow[] = [...by]
+    .map(([kernel, e]) => ({ kernel, calls: e.calls, totalMs: e.ms, share: total > 0 ? e.ms / total : 0 }))
+    .sort((a, b) => b.totalMs - a.totalMs);
+  log(
+    [
+      `${'kernel'.padEnd(28)}${'calls'.padStart(7)}${'ms'.padStart(10)}${'share'.padStart(8)}`,
+      ...rows.map(
+        (r) =>
+          `${r.kernel.padEnd(28)}${String(r.calls).padStart(7)}${r.totalMs.toFixed(2).padStart(10)}${`${(100 * r.share).toFixed(1)}%`.padStart(8)}`,
+      ),
+      `sum of kernel times ${total.toFixed(1)} ms; warm-up steps ${stepMs.map((m) => m.toFixed(0)).join(', ')} ms; profiled step ${profiledMs.toFixed(0)} ms wall`,
+    ].join('\n'),
+  );
+  writeFileAtomic(
+    values.json,
+    `${JSON.stringify(
+      {
+        kind: 'gpu-profile',
+        date: new Date().toISOString(),
+        machine: machine(backend),
+        preset,
+        seq,
+        batch: batchSize,
+        mode,
+        optimizer: 'adamw',
+        warmupStepMs: stepMs,
+        profiledStepWallMs: profiledMs,
+        kernelTimeSumMs: total,
+        timestampQueries: total > 0,
+        rows,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  tf.dispose([batch.inputs, batch.targets]);
+  engine.dispose();
+  model.dispose();
+  return { rows, file: values.json };
+}

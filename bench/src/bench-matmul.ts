@@ -1,0 +1,194 @@
+import { InputError } from '@kstar/core';
+import {
+  type BackendName,
+  caseFields,
+  caseFlops,
+  caseInputs,
+  caseProduct,
+  flushWebGPU,
+  forceWebGPUMatMulTile,
+  formatMatMulParity,
+  GPT2_MATMUL_CASES,
+  guardWebGPUStep,
+  MATMUL_PARITY_CASES,
+  MATMUL_TILES,
+  type MatMulCase,
+  type MatMulParityRow,
+  type MatMulTileName,
+  matMulParity,
+  planWebGPUMatMul,
+  registerWebGPUMatMul,
+  selectBackend,
+  unregisterWebGPUMatMul,
+  webgpuDevice,
+} from '@kstar/kernels';
+import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import * as tf from '@tensorflow/tfjs';
+import { gpuName } from './bench-gpu.ts';
+
+/**
+ * `pnpm bench matmul --json FILE [--shapes gpt2|odd] [--reps 7] [--choices LIST] [--parity gpt2,odd|none]`: gpt2-124m's
+ * matrix products (T = 1024, batch 8; `odd`: small odd shapes, for a software adapter) through every kernel choice on WebGPU, in TFLOP/s, and the parity of K*'s kernel (float64 and
+ * tfjs) at those shapes and at odd ones. Choices: `tfjs` (tfjs 4.22's own program choice), `tfjs-packed`
+ * (`WEBGPU_MATMUL_PROGRAM_TYPE` = 3), `kstar` (K*'s per-shape tile) and `kstar-<tile>` (one tile forced).
+ */
+export const MATMUL_CHOICES = [
+  'tfjs',
+  'tfjs-packed',
+  'kstar',
+  ...Object.keys(MATMUL_TILES).map((t) => `kstar-${t}`),
+];
+
+export interface MatMulTimingRow {
+  name: string;
+  a: number[];
+  b: number[];
+  transposeA: boolean;
+  transposeB: boolean;
+  choice: string;
+  /** What K*'s per-shape choice (`kstar`) runs: a tile, `<tile>×<n> split-K`, or `tfjs` (routed to tfjs's kernel). */
+  auto: string;
+  /** Median of `reps` timings of `inner` back-to-back products each (GPU queue drained before and after). */
+  ms: number;
+  tflops: number;
+}
+
+/** Runs `f` `inner` times and waits for the GPU queue: wall time per product in ms. */
+async function timeProducts(f: () => tf.Tensor, inner: number): Promise<number> {
+  const device = webgpuDevice() as unknown as { queue: { onSubmittedWorkDone(): Promise<void> } };
+  flushWebGPU();
+  await device.queue.onSubmittedWorkDone();
+  const t0 = performance.now();
+  for (let i = 0; i < inner; i++) f().dispose();
+  flushWebGPU();
+  await device.queue.onSubmittedWorkDone();
+  return (performance.now() - t0) / inner;
+}
+
+function useChoice(choice: string): void {
+  tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', choice === 'tfjs-packed' ? 3 : -1);
+  if (choice.startsWith('tfjs')) {
+    unregisterWebGPUMatMul();
+    return;
+  }
+  registerWebGPUMatMul();
+  const tile = choice === 'kstar' ? null : choice.slice('kstar-'.length);
+  if (tile !== null && !Object.hasOwn(MATMUL_TILES, tile))
+    throw new InputError(`unknown matmul choice '${choice}': use ${MATMUL_CHOICES.join(', ')}`, 'E_FLAG');
+  forceWebGPUMatMulTile(tile as MatMulTileName | null);
+}
+
+/** The per-shape choice for a case, in words (see `MatMulTimingRow.auto`). */
+function autoChoice(c: MatMulCase, inputs: ReturnType<typeof caseInputs>): string {
+  forceWebGPUMatMulTile(null);
+  const plan = planWebGPUMatMul(inputs.a, inputs.b, inputs.bias, c);
+  if (!plan) return 'tfjs';
+  const name = Object.entries(MATMUL_TILES).find(([, t]) => t === plan.spec.tile)?.[0] ?? '?';
+  return plan.spec.splits > 1 ? `${name}×${plan.spec.splits} split-K` : name;
+}
+
+async function timeCase(c: MatMulCase, choice: string, reps: number): Promise<MatMulTimingRow> {
+  const inputs = caseInputs(c);
+  const auto = autoChoice(c, inputs);
+  useChoice(choice);
+  const f = () => caseProduct(c, inputs);
+  await timeProducts(f, 2); // compile and warm up
+  const flops = caseFlops(c);
+  // Enough products per timing that each lasts ≳ 20 ms (launch overhead and the queue round trip amortised).
+  const once = await timeProducts(f, 1);
+  const inner = Math.max(1, Math.min(50, Math.ceil(20 / Math.max(once, 0.01))));
+  const times: number[] = [];
+  for (let r = 0; r < reps; r++) times.push(await timeProducts(f, inner));
+  tf.dispose([inputs.a, inputs.b, ...(inputs.bias ? [inputs.bias] : [])]);
+  times.sort((x, y) => x - y);
+  const ms = times[Math.floor(times.length / 2)]!;
+  return {
+    ...caseFields(c),
+    choice,
+    auto,
+    ms,
+    tflops: flops / (ms * 1e-3) / 1e12,
+  };
+}
+
+/** One line per product, one column per choice (TFLOP/s). */
+export function matMulTable(rows: MatMulTimingRow[]): string {
+  const choices = [...new Set(rows.map((r) => r.choice))];
+  const names = [...new Set(rows.map((r) => r.name))];
+  const head = `${'product'.padEnd(18)}${choices.map((c) => c.padStart(14)).join('')}  kstar runs`;
+  const lines = names.map((name) => {
+    const cells = choices.map((c) => {
+      const r = rows.find((x) => x.name === name && x.choice === c);
+      return (r ? r.tflops.toFixed(r.tflops < 1 ? 4 : 1) : '-').padStart(14);
+    });
+    return `${name.padEnd(18)}${cells.join('')}  ${rows.find((x) => x.name === name)!.auto}`;
+  });
+  return [`TFLOP/s (median of the reps)`, head, ...lines].join('\n');
+}
+
+export async function benchMatMul(
+  argv: string[],
+  log: (line: string) => void,
+): Promise<{ rows: MatMulTimingRow[]; parity: MatMulParityRow[]; file: string }> {
+  const values = parseFlags(
+    argv,
+    ['json', 'backend', 'reps', 'choices', 'parity', 'shapes'],
+    "see 'pnpm bench --help'",
+  );
+  if (typeof values.json !== 'string') throw new InputError('pnpm bench matmul needs --json FILE', 'E_FLAG');
+  const reps = Number(values.reps ?? 7);
+  if (!Number.isInteger(reps) || reps < 1)
+    throw new InputError(`--reps must be a positive integer (got '${values.reps}')`, 'E_FLAG');
+  const choices = String(values.choices ?? MATMUL_CHOICES.join(',')).split(',');
+  for (const c of choices)
+    if (!MATMUL_CHOICES.includes(c))
+      throw new InputError(`unknown matmul choice '${c}': use ${MATMUL_CHOICES.join(', ')}`, 'E_FLAG');
+  const shapes = String(values.shapes ?? 'gpt2');
+  if (shapes !== 'gpt2' && shapes !== 'odd')
+    throw new InputError(`--shapes must be gpt2 or odd (got '${shapes}')`, 'E_FLAG');
+  const timed = shapes === 'gpt2' ? GPT2_MATMUL_CASES : MATMUL_PARITY_CASES.slice(0, 6);
+  const paritySets = String(values.parity ?? (shapes === 'gpt2' ? 'gpt2,odd' : 'odd')).split(',');
+  const backendName = String(values.backend ?? 'webgpu') as BackendName;
+  const { backend } = await selectBackend(backendName);
+  if (backend !== 'webgpu')
+    throw new InputError(`pnpm bench matmul needs --backend webgpu (got '${backend}')`, 'E_FLAG');
+  const started = performance.now();
+  const parity: MatMulParityRow[] = [];
+  registerWebGPUMatMul();
+  forceWebGPUMatMulTile(null);
+  if (paritySets.includes('gpt2'))
+    parity.push(...(await guardWebGPUStep(0, () => matMulParity(GPT2_MATMUL_CASES))));
+  if (paritySets.includes('odd'))
+    parity.push(...(await guardWebGPUStep(0, () => matMulParity(MATMUL_PARITY_CASES))));
+  if (parity.length) log(formatMatMulParity(parity));
+  // Warm-up (clocks up, first shaders compiled): the first product of the table was otherwise measured cold.
+  const warmUntil = performance.now() + 3000;
+  while (performance.now() < warmUntil) await guardWebGPUStep(0, () => timeCase(timed[0]!, 'kstar', 1));
+  const rows: MatMulTimingRow[] = [];
+  for (const c of timed)
+    for (const choice of choices) {
+      const row = await guardWebGPUStep(0, () => timeCase(c, choice, reps));
+      log(`${c.name} ${choice}: ${row.ms.toFixed(2)} ms, ${row.tflops.toFixed(1)} TFLOP/s`);
+      rows.push(row);
+    }
+  useChoice('kstar');
+  log(matMulTable(rows));
+  writeFileAtomic(
+    values.json,
+    `${JSON.stringify(
+      {
+        kind: 'matmul',
+        date: new Date().toISOString(),
+        machine: { backend, gpu: gpuName(), ...machineInfo() },
+        seconds: (performance.now() - started) / 1000,
+        reps,
+        allPass: parity.every((r) => r.pass),
+        parity,
+        rows,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  return { rows, parity, file: values.json };
+}
