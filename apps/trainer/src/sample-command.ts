@@ -1,7 +1,7 @@
 import { InputError } from '@kstar/core';
 import { createTokenizer } from '@kstar/data';
 import { selectBackend } from '@kstar/kernels';
-import { readCheckpoint } from './checkpoint/read.ts';
+import { EVERY_RANK, readCheckpoint } from './checkpoint/read.ts';
 import { modelFromCheckpoint } from './checkpoint/weights.ts';
 import { parseFlags } from './flags.ts';
 import { generate, textStreamer } from './sample.ts';
@@ -62,7 +62,7 @@ export async function sampleCommand(
   if (backend !== 'cpu' && backend !== 'wasm') {
     throw new InputError(`--backend '${backend}' is not a sampling backend: use cpu or wasm`, 'E_FLAG');
   }
-  const checkpoint = readCheckpoint(v.checkpoint);
+  const checkpoint = readCheckpoint(v.checkpoint, EVERY_RANK);
   const tokenizer = createTokenizer(checkpoint.trainer.config.tokenizer as string);
   const prompt = Array.from(tokenizer.encode(v.prompt));
   if (prompt.length === 0) throw new InputError('--prompt is empty: give at least one character', 'E_FLAG');
