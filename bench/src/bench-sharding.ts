@@ -89,6 +89,8 @@ export interface MeasuredRow {
   ranks: number;
   stage: number;
   tokensPerSecond: number;
+  /** Tokens/s of steps 2…n: without step 1's one-time work (WebGPU compiles its shaders there). */
+  tokensPerSecondAfterStep1: number | null;
   bytesSentPerStep: number;
   losses: number[];
   perRank: NonNullable<TrainReport['sharding']>['perRank'];
@@ -165,6 +167,11 @@ export async function benchSharding(
         ranks: N,
         stage,
         tokensPerSecond: rep.tokensPerSecond,
+        tokensPerSecondAfterStep1:
+          rep.stepSeconds.length > 1
+            ? ((rep.stepSeconds.length - 1) * batch * Number(v.seq ?? 32)) /
+              rep.stepSeconds.slice(1).reduce((a, b) => a + b, 0)
+            : null,
         bytesSentPerStep: rep.sharding!.bytesSentPerStep,
         losses: rep.losses,
         perRank: rep.sharding!.perRank,

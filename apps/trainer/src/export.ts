@@ -4,7 +4,7 @@ import { InputError } from '@kstar/core';
 import { encodeHfGpt2, hfGpt2Config } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { writeFileAtomic } from './atomic-write.ts';
-import { readCheckpoint } from './checkpoint/read.ts';
+import { EVERY_RANK, readCheckpoint } from './checkpoint/read.ts';
 import { float32Weights, modelFromCheckpoint } from './checkpoint/weights.ts';
 import { type FlagTable, flagsHelp, parseCommandFlags } from './flags.ts';
 import { checkOutputPath } from './output-paths.ts';
@@ -37,7 +37,7 @@ export async function exportCommand(argv: string[], log: (line: string) => void)
   const dtype = (v.dtype ?? 'float32') as 'float32' | 'bfloat16';
   // Before the checkpoint is read and decoded: a directory that cannot be made or written is refused now.
   checkOutputPath(v.out, 'directory', '--out');
-  const checkpoint = readCheckpoint(v.checkpoint);
+  const checkpoint = readCheckpoint(v.checkpoint, EVERY_RANK);
   await selectBackend('cpu', { log });
   const model = await modelFromCheckpoint(checkpoint);
   try {

@@ -1,7 +1,7 @@
 import { InputError } from '@kstar/core';
 import { createTokenizer } from '@kstar/data';
 import { selectBackend } from '@kstar/kernels';
-import { readCheckpoint } from './checkpoint/read.ts';
+import { EVERY_RANK, readCheckpoint } from './checkpoint/read.ts';
 import { modelFromCheckpoint } from './checkpoint/weights.ts';
 import { type FlagTable, flagsHelp, parseCommandFlags } from './flags.ts';
 import { generate, textStreamer } from './sample.ts';
@@ -63,7 +63,7 @@ export async function sampleCommand(
   const topK = number('top-k', v['top-k'], 40, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
   const seed = number('seed', v.seed, 1234, Number.isSafeInteger, 'an integer');
   const backend = (v.backend ?? 'cpu') as 'cpu' | 'wasm';
-  const checkpoint = readCheckpoint(v.checkpoint);
+  const checkpoint = readCheckpoint(v.checkpoint, EVERY_RANK);
   const tokenizer = createTokenizer(checkpoint.trainer.config.tokenizer as string);
   const prompt = Array.from(tokenizer.encode(v.prompt));
   if (prompt.length === 0) throw new InputError('--prompt is empty: give at least one character', 'E_FLAG');

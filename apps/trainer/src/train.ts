@@ -580,7 +580,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
         'E_CONFIG',
       );
     }
-    logFd = config.log ? openSync(config.log, resume ? 'a' : 'w') : undefined;
+    // Under ZeRO rank 0 alone writes the step log (every rank has the same loss and norm; one writer, whole lines).
+    logFd = config.log && rank === 0 ? openSync(config.log, resume ? 'a' : 'w') : undefined;
     for (let step = startStep; step <= config.steps && !config.evalOnly; step++) {
       const stepLr = learningRateAt(step, config.steps, lr, Math.min(config.warmup, config.steps - 1));
       // On the plugin itself: wrappers (clipping, accumulation) read it through their prototype.

@@ -332,33 +332,51 @@ describe.skipIf(!hasMpirun)('ZeRO over Open MPI: faults', () => {
 });
 
 describe.skipIf(!hasMpirun)('ZeRO over Open MPI: sharded checkpoints', () => {
-  it('zero3, 2 ranks: each rank saves its shard; resuming gives the uninterrupted losses; 1 rank is refused', async () => {
+  it('zero3, 2 ranks, --grad-clip: the single process’s norms and losses; each rank saves its shard; resuming gives the uninterrupted losses; 1 rank is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kstar-shard-ckpt-'));
     const saveDir = join(dir, 'save');
-    const run = [
-      ...['train', '--sharding', 'zero3', '--backend', 'cpu', '--seq', '16', '--eval-every', '0'],
-      ...['--sample-tokens', '0'],
-    ];
-    const whole = await mpirun([
-      '-np',
-      '2',
-      ...node,
-      bin,
-      ...run,
+    const plain = ['train', '--backend', 'cpu', '--seq', '16', '--eval-every', '0', '--sample-tokens', '0'];
+    const run = [...plain, '--sharding', 'zero3'];
+    // --grad-clip 0.5: below tiny's gradient norm at every step, so every update is scaled by the norm pass's global
+    // norm; the single process (run alongside) is the reference.
+    const clip = (log: string) => [
       '--batch',
       '2',
       '--steps',
       '3',
-      '--save-dir',
-      saveDir,
-      '--save-every',
-      '2',
-      '--keep',
-      '2',
-      '--report',
-      join(dir, 'whole.json'),
+      '--grad-clip',
+      '0.5',
+      '--log',
+      join(dir, log),
+    ];
+    const [whole, reference] = await Promise.all([
+      mpirun([
+        ...['-np', '2', ...node, bin, ...run, ...clip('whole.jsonl')],
+        ...['--save-dir', saveDir, '--save-every', '2', '--keep', '2', '--report', join(dir, 'whole.json')],
+      ]),
+      new Promise<number | null>((resolve) =>
+        spawn(node[0]!, [...node.slice(1), bin, ...plain, ...clip('single.jsonl')], {
+          stdio: 'ignore',
+        }).on('close', resolve),
+      ),
     ]);
     expect(whole.code, whole.out).toBe(0);
+    expect(reference).toBe(0);
+    const steps = (log: string) =>
+      readFileSync(join(dir, log), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { loss: number; gradNorm: number });
+    const want = steps('single.jsonl');
+    const got = steps('whole.jsonl');
+    expect(got).toHaveLength(3);
+    got.forEach((g, s) => {
+      expect(want[s]!.gradNorm, `step ${s + 1} clips`).toBeGreaterThan(0.5);
+      expect(Math.abs(g.gradNorm - want[s]!.gradNorm) / want[s]!.gradNorm, `step ${s + 1} norm`).toBeLessThan(
+        1e-5,
+      );
+      expect(Math.abs(g.loss - want[s]!.loss) / want[s]!.loss, `step ${s + 1} loss`).toBeLessThan(1e-5);
+    });
     const ckpt = join(saveDir, 'step-00000002');
     const manifest = JSON.parse(readFileSync(join(ckpt, 'manifest.json'), 'utf8')) as {
       world: { size: number };
@@ -389,6 +407,12 @@ describe.skipIf(!hasMpirun)('ZeRO over Open MPI: sharded checkpoints', () => {
     expect(losses('whole.json')).toHaveLength(3);
     // Exact: the same shards, state and sampler give the same float32 arithmetic.
     expect(losses('resumed.json')).toEqual(losses('whole.json').slice(2));
+    // One process reads it whole (export, sample): the two ranks' shards join into every parameter, rows complete.
+    const { readCheckpoint, EVERY_RANK } = await import('../src/checkpoint/read.ts');
+    const { modelFromCheckpoint } = await import('../src/checkpoint/weights.ts');
+    const model = await modelFromCheckpoint(readCheckpoint(ckpt, EVERY_RANK));
+    expect(model.variables.size).toBeGreaterThan(0);
+    model.dispose();
     // Another rank count: one clear error before anything runs.
     const single = spawnSync(node[0]!, [...node.slice(1), bin, 'train', '--resume', ckpt], {
       encoding: 'utf8',

@@ -423,15 +423,20 @@ export class TrainingEngine {
     let loss: number;
     let stats: WindowStats;
     try {
+      // A sharding plugin that takes buckets gets a segment's released gradients at once (one message per bucket).
+      const bucket = this.sharded?.consumeBucket
+        ? (grads: Array<[string, tf.Tensor]>) => this.applyBucket(grads, step)
+        : undefined;
       loss =
         this.mode === 'full'
-          ? await this.fullGraph(batch, step, (name, g) => this.apply(name, g, step))
+          ? await this.fullGraph(batch, step, (name, g) => this.apply(name, g, step), bucket)
           : await this.segmented(
               batch,
               step,
               (name, g, part) => this.apply(name, g, step, part),
               this.gradientRelease,
               this.partialGradients,
+              bucket,
             );
       if (this.sharded) loss = await this.sharded.mean(loss);
     } finally {
@@ -538,11 +543,20 @@ export class TrainingEngine {
     return this.optimizer.afterUpdate?.();
   }
 
-  /** Baseline: one `tf.variableGrads` over the whole model, then every update. */
+  /** `apply` of several complete gradients, handed to the sharding plugin as one bucket. */
+  private async applyBucket(grads: Array<[string, tf.Tensor]>, step: number): Promise<void> {
+    if (this.skipping || grads.length === 0) return;
+    for (const [name, g] of grads) this.onGradient?.(name, g);
+    this.updates += grads.length;
+    await this.sharded!.consumeBucket!(grads, step);
+  }
+
+  /** Baseline: one `tf.variableGrads` over the whole model, then every update (one bucket when `bucket` is given). */
   private async fullGraph(
     batch: Batch,
     step: number,
     consume: (name: string, g: tf.Tensor) => undefined | Promise<void>,
+    bucket?: (grads: Array<[string, tf.Tensor]>) => Promise<void>,
   ): Promise<number> {
     this.onSegment?.('forward', 0, step);
     const varList = [...this.trainedVariables.values()];
@@ -563,8 +577,12 @@ export class TrainingEngine {
       }
       this.skipping = (this.guarding && this.skipUpdate?.(loss, step)) ?? false;
       for (const g of Object.values(grads)) this.ledger.tagGrad(g);
-      for (const [varName, g] of Object.entries(grads))
-        await consume(this.paramNameOf.get(varName) ?? varName, g);
+      const named = Object.entries(grads).map(([varName, g]): [string, tf.Tensor] => [
+        this.paramNameOf.get(varName) ?? varName,
+        g,
+      ]);
+      if (bucket) await bucket(named);
+      else for (const [name, g] of named) await consume(name, g);
     } finally {
       tf.dispose(grads);
     }
@@ -582,6 +600,7 @@ export class TrainingEngine {
     consume: (name: string, g: tf.Tensor, part?: GradientPart) => undefined | Promise<void>,
     release: boolean,
     partial = false,
+    bucket?: (grads: Array<[string, tf.Tensor]>) => Promise<void>,
   ): Promise<number> {
     const stages = this.model.stages;
     const nseg = this.segments.length;
@@ -687,6 +706,8 @@ export class TrainingEngine {
           saved[s] = undefined;
         }
         let k = 0;
+        // With `bucket`: the gradients completed in this segment, consumed together after the loop.
+        const ready: Array<[string, tf.Tensor]> = [];
         try {
           for (; k < names.length; k++) {
             const name = names[k]!;
@@ -713,6 +734,10 @@ export class TrainingEngine {
             remaining.set(name, left);
             if (left === 0 && release) {
               pending.delete(name);
+              if (bucket) {
+                ready.push([name, acc]);
+                continue;
+              }
               try {
                 await consume(name, acc);
               } finally {
@@ -722,13 +747,16 @@ export class TrainingEngine {
               pending.set(name, acc);
             }
           }
+          if (ready.length > 0) await bucket!(ready);
         } finally {
           // An update that throws leaves this segment's later gradients unconsumed: free them.
           for (let j = k + 1; j < names.length; j++) paramGrads[j]!.dispose();
+          for (const [, g] of ready) g.dispose();
         }
       }
       // Without release, every gradient is consumed after the whole backward pass.
-      for (const [name, g] of pending) await consume(name, g);
+      if (bucket && pending.size > 0) await bucket([...pending]);
+      else for (const [name, g] of pending) await consume(name, g);
     } finally {
       dy?.dispose();
       for (let s = 1; s < inputs.length; s++) inputs[s]?.dispose();

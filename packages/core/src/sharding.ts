@@ -40,6 +40,11 @@ export interface ShardedTraining extends ParamAccess {
    * of the global batch and updates what this rank owns. Must neither keep nor dispose `grad`.
    */
   consume(name: string, grad: tf.Tensor, step: number): Promise<void>;
+  /**
+   * Optional: `consume` of several complete gradients at once (a segment's, released together), so their reductions
+   * go out as one bucket. Same contract per gradient as `consume`.
+   */
+  consumeBucket?(grads: ReadonlyArray<readonly [string, tf.Tensor]>, step: number): Promise<void>;
   /** The mean over ranks of a per-rank value (the step's loss). */
   mean(value: number): Promise<number>;
   /** This rank's optimizer state tensors (the ledger counts their unique buffers). */

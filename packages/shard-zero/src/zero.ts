@@ -231,6 +231,30 @@ function attachZero(stage: ZeroStage, c: Collective, ctx: ShardingContext): Zero
     got.dispose();
   };
 
+  // An empty tensor: a rank's part of a bucket where it owns no rows (its slot is all padding).
+  const empty = tf.keep(tf.zeros([0]));
+  const pieceElems = (o: RowOwnership) => o.rowsPerRank * o.rowElems;
+  /** Whole-owned parameters among `names`, grouped by owner in rank order (the same groups on every rank). */
+  const byOwner = (names: readonly string[]): Array<[number, string[]]> => {
+    const groups = new Map<number, string[]>();
+    for (const n of names) {
+      const o = ownership.get(n);
+      if (o?.kind !== 'whole') continue;
+      groups.set(o.owner, [...(groups.get(o.owner) ?? []), n]);
+    }
+    return [...groups].sort((a, b) => a[0] - b[0]);
+  };
+  /** This rank's rows [n, ...rest] of a reduce-scattered padded chunk (undefined where it owns none); frees `chunk`. */
+  const ownRows = (o: RowOwnership, chunk: tf.Tensor): tf.Tensor | undefined => {
+    const { n } = rowRange(o, me);
+    const out =
+      n > 0
+        ? tf.tidy(() => tf.reshape(tf.slice(chunk, 0, n * o.rowElems), [n, ...o.shape.slice(1)]))
+        : undefined;
+    chunk.dispose();
+    return out;
+  };
+
   // Stage 3: parameters gathered for the running segment (name → full tensor), freed by `release`.
   const gathered = new Map<string, tf.Tensor>();
   let gatheredBytes = 0;
@@ -243,30 +267,39 @@ function attachZero(stage: ZeroStage, c: Collective, ctx: ShardingContext): Zero
 
     async gather(names) {
       if (stage < 3) return;
-      for (const name of names) {
-        if (gathered.has(name)) continue;
-        const o = ownership.get(name)!;
-        let full: tf.Tensor;
-        if (o.kind === 'rows') {
-          const { n } = rowRange(o, me);
-          const own = n > 0 ? store.read([name]) : undefined;
-          const piece = padShard(o, own?.[name]);
-          if (own) store.release(own);
-          const all = await c.allGather(piece);
-          piece.dispose();
-          full = unpad(o, all);
-          all.dispose();
-        } else {
-          const own = o.owner === me ? store.read([name]) : undefined;
-          const mine = own ? own[name]! : tf.zeros(o.shape as number[]);
-          full = await c.broadcast(mine, o.owner);
-          if (own) store.release(own);
-          else mine.dispose();
-        }
+      // One bucket for the segment's row-owned parameters (all-gather), one per owner of whole ones (broadcast).
+      const missing = names.filter((n) => !gathered.has(n));
+      const rowNames = missing.filter((n) => ownership.get(n)!.kind === 'rows');
+      const held = store.read(rowNames.filter((n) => rowRange(ownership.get(n) as RowOwnership, me).n > 0));
+      const fulls = new Map<string, tf.Tensor>();
+      try {
+        const gatheredRows = await c.allGatherBucket(
+          rowNames.map((n) => held[n] ?? empty),
+          rowNames.map((n) => pieceElems(ownership.get(n) as RowOwnership)),
+        );
+        rowNames.forEach((n, i) => {
+          fulls.set(n, unpad(ownership.get(n) as RowOwnership, gatheredRows[i]!));
+          gatheredRows[i]!.dispose();
+        });
+      } finally {
+        store.release(held);
+      }
+      for (const [owner, wholeNames] of byOwner(missing)) {
+        const own = owner === me ? store.read(wholeNames) : undefined;
+        const mine = wholeNames.map((n) => own?.[n] ?? tf.zeros(ownership.get(n)!.shape as number[]));
+        const got = await c.broadcastBucket(mine, owner);
+        if (own) store.release(own);
+        else tf.dispose(mine);
+        wholeNames.forEach((n, i) => {
+          fulls.set(n, got[i]!);
+        });
+      }
+      for (const name of missing) {
+        const full = fulls.get(name)!;
         gathered.set(name, full);
         gatheredBytes += 4 * full.size;
-        gatheredPeak = Math.max(gatheredPeak, gatheredBytes);
       }
+      gatheredPeak = Math.max(gatheredPeak, gatheredBytes);
     },
 
     read(names) {
@@ -349,6 +382,110 @@ function attachZero(stage: ZeroStage, c: Collective, ctx: ShardingContext): Zero
         }
       } finally {
         gShard?.dispose();
+      }
+    },
+
+    async consumeBucket(grads, step) {
+      // Reductions, one bucket per kind: all-reduce (stage 0), reduce-scatter (row ranges), reduce (per owner).
+      const replicated = grads.filter(([n]) => stage === 0 || !ownership.get(n));
+      const rows = stage === 0 ? [] : grads.filter(([n]) => ownership.get(n)?.kind === 'rows');
+      const rowOf = (n: string) => ownership.get(n) as RowOwnership;
+      const gradOf = new Map(grads);
+      if (replicated.length > 0) {
+        const gs = await c.allReduceBucket(
+          replicated.map(([, g]) => g),
+          'mean',
+        );
+        try {
+          replicated.forEach(([name], i) => {
+            ledger.tagGrad(gs[i]!);
+            store.update(name, (v) => update(v, gs[i]!, states.get(name)!, step));
+          });
+        } finally {
+          tf.dispose(gs);
+        }
+      }
+      if (stage === 0) return;
+
+      const chunks = await c.reduceScatterBucket(
+        rows.map(([, g]) => g),
+        rows.map(([n]) => paddedElems(rowOf(n), N)),
+        'mean',
+      );
+      for (const t of chunks) ledger.tagGrad(t);
+      const shardsOf = rows.map(([n], i) => ownRows(rowOf(n), chunks[i]!));
+      for (const g of shardsOf) if (g) ledger.tagGrad(g);
+      const pieces: tf.Tensor[] = [];
+      try {
+        rows.forEach(([name], i) => {
+          const gShard = shardsOf[i];
+          if (stage === 3) {
+            if (gShard) store.update(name, (p) => update(p, gShard, states.get(name)!, step));
+            return;
+          }
+          // Stages 1-2: update this rank's rows of the replicated parameter; all-gathered below.
+          const { r0, n } = rowRange(rowOf(name), me);
+          if (!gShard || n === 0) {
+            pieces.push(empty);
+            return;
+          }
+          store.update(name, (v) => {
+            const p = ownedVariable(() => tf.slice(v, r0, n), name); // [n, ...rest]
+            update(p, gShard, states.get(name)!, step);
+            pieces.push(p);
+          });
+        });
+      } finally {
+        tf.dispose(shardsOf.filter((g) => g !== undefined));
+      }
+      if (stage < 3 && rows.length > 0) {
+        const all = await c.allGatherBucket(
+          pieces,
+          rows.map(([n]) => pieceElems(rowOf(n))),
+        );
+        tf.dispose(pieces.filter((p) => p !== empty));
+        rows.forEach(([name], i) => {
+          const full = unpad(rowOf(name), all[i]!);
+          store.update(name, (v) => v.assign(full));
+          full.dispose();
+        });
+        tf.dispose(all);
+      }
+
+      for (const [owner, names] of byOwner(grads.map(([n]) => n))) {
+        // Only the owner needs the mean gradient: reduced to it (half an all-reduce's traffic).
+        const gs = await c.reduceBucket(
+          names.map((n) => gradOf.get(n)!),
+          owner,
+          'mean',
+        );
+        const values: tf.Tensor[] = [];
+        try {
+          names.forEach((name, i) => {
+            const g = gs[i];
+            if (g) ledger.tagGrad(g);
+            if (owner !== me) {
+              if (stage < 3) values.push(tf.zeros(ownership.get(name)!.shape as number[]));
+              return;
+            }
+            store.update(name, (v) => {
+              update(v, g!, states.get(name)!, step);
+              if (stage < 3) values.push(tf.clone(v));
+            });
+          });
+        } finally {
+          tf.dispose(gs);
+        }
+        if (stage === 3) continue;
+        // Stages 1-2: the owner's updated parameters, broadcast.
+        const got = await c.broadcastBucket(values, owner);
+        tf.dispose(values);
+        if (owner !== me) {
+          names.forEach((name, i) => {
+            store.update(name, (v) => v.assign(got[i]!));
+          });
+        }
+        tf.dispose(got);
       }
     },
 
@@ -439,6 +576,7 @@ function attachZero(stage: ZeroStage, c: Collective, ctx: ShardingContext): Zero
       // Stage 3's shards (a master-weights plugin adopted and freed them; its own dispose frees its storage).
       for (const v of shards.values()) if (!v.isDisposed) v.dispose();
       shards.clear();
+      empty.dispose();
     },
   };
   // Tensors made above exist before the engine's first window: count them.

@@ -25,13 +25,18 @@ export interface World {
   size: number;
 }
 const SINGLE_PROCESS: World = { rank: 0, size: 1 };
+/** One process reading every rank's files of any checkpoint (export and sample gather a ZeRO-3 model from its shards). */
+export const EVERY_RANK = 'every-rank';
 
 /**
  * Reads and verifies a checkpoint directory: the manifest's own checksum and format version, then every listed file's
  * presence, size and SHA-256. Any problem is a CheckpointError naming the file. A checkpoint written by N ranks is read
  * by N ranks only (`world`), each rank reading the shared files and its own shards.
  */
-export function readCheckpoint(dir: string, world: World = SINGLE_PROCESS): LoadedCheckpoint {
+export function readCheckpoint(
+  dir: string,
+  world: World | typeof EVERY_RANK = SINGLE_PROCESS,
+): LoadedCheckpoint {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new CheckpointError(
       `checkpoint '${dir}' is not a directory: pass a step-N directory or --resume latest`,
@@ -70,7 +75,7 @@ export function readCheckpoint(dir: string, world: World = SINGLE_PROCESS): Load
   if (sha256(JSON.stringify(rest)) !== manifestSha256) {
     throw new CheckpointError(`checkpoint file '${manifestPath}' fails its own SHA-256: it is damaged`);
   }
-  if (manifest.world.size !== world.size) {
+  if (world !== EVERY_RANK && manifest.world.size !== world.size) {
     const saved = manifest.world.size;
     throw new CheckpointError(
       `checkpoint '${dir}' was written by ${saved} rank${saved === 1 ? '' : 's'}, this run has ${world.size}: resume it with the same rank count (${saved === 1 ? 'one process, no mpirun' : `mpirun -np ${saved}`}); ZeRO shards are not re-partitioned`,
@@ -78,7 +83,7 @@ export function readCheckpoint(dir: string, world: World = SINGLE_PROCESS): Load
   }
   const files = new Map<string, Uint8Array>();
   for (const f of manifest.files) {
-    if (f.rank !== undefined && f.rank !== world.rank) continue; // another rank's shard
+    if (world !== EVERY_RANK && f.rank !== undefined && f.rank !== world.rank) continue; // another rank's shard
     const path = join(dir, f.path);
     if (!existsSync(path)) throw new CheckpointError(`checkpoint file '${path}' is missing`);
     const data = new Uint8Array(readFileSync(path));

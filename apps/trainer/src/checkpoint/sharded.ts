@@ -165,3 +165,51 @@ export function restoreShardedCheckpoint(
     }
   }
 }
+
+/**
+ * Joins a ZeRO-3 checkpoint's parameter shards (`model.rank{r}.safetensors` of every rank, read with EVERY_RANK) into
+ * `model`'s variables: a row-owned parameter's shards concatenated along rows in rank order (ranks own consecutive row
+ * ranges; a rank with none holds no entry), a whole-owned one taken from its owner's file. Needs no MPI.
+ */
+export function assignModelShards(checkpoint: LoadedCheckpoint, model: GPTModel): void {
+  const ranks = checkpoint.manifest.world.size;
+  const files: ReturnType<typeof decodeSafetensors>[] = [];
+  for (let r = 0; r < ranks; r++) {
+    const bytes = checkpoint.files.get(modelShardFile(r));
+    if (!bytes) {
+      throw new CheckpointError(
+        `checkpoint '${checkpoint.dir}' holds neither ${MODEL_FILE} nor ${modelShardFile(r)}: read it with every rank's files (EVERY_RANK), or it is not a ZeRO-3 checkpoint of ${ranks} ranks`,
+      );
+    }
+    files.push(decodeSafetensors(bytes, `${checkpoint.dir}/${modelShardFile(r)}`));
+  }
+  for (const [name, v] of model.variables) {
+    const pieces: Float32Array[] = [];
+    let rows = 0;
+    for (const file of files) {
+      const t = file.tensors.get(name);
+      if (!t) continue;
+      if (t.dtype !== 'F32' || t.shape.slice(1).join() !== v.shape.slice(1).join()) {
+        throw new CheckpointError(
+          `${checkpoint.dir}: the shard of '${name}' is ${t.dtype} [${t.shape}], the model's rows are [${v.shape.slice(1)}]: it is damaged or from another model`,
+        );
+      }
+      pieces.push(new Float32Array(t.data.slice().buffer));
+      rows += t.shape[0] ?? 1;
+    }
+    if (rows !== (v.shape[0] ?? 1)) {
+      throw new CheckpointError(
+        `${checkpoint.dir}: the shards of '${name}' hold ${rows} rows, the model has ${v.shape[0] ?? 1}: a rank's file is missing or damaged`,
+      );
+    }
+    const joined = new Float32Array(v.size);
+    let o = 0;
+    for (const p of pieces) {
+      joined.set(p, o);
+      o += p.length;
+    }
+    const value = tf.tensor(joined, v.shape);
+    v.assign(value);
+    value.dispose();
+  }
+}

@@ -2,15 +2,26 @@ import { createGPT, type GPTConfig, type GPTModel } from '@kstar/gpt';
 import { split24 } from '@kstar/master-split24';
 import { MODEL_FILE } from './format.ts';
 import type { LoadedCheckpoint } from './read.ts';
+import { assignModelShards } from './sharded.ts';
 import { restoreWeights } from './state.ts';
 
 /**
- * A float32 model holding a checkpoint's weights (split24 weights reconstructed to their full 24 bits), for export and
- * sampling. The caller disposes it.
+ * A float32 model holding a checkpoint's weights (split24 weights reconstructed to their full 24 bits; a ZeRO-3
+ * checkpoint's shards joined, when read with EVERY_RANK), for export and sampling. The caller disposes it.
  */
 export async function modelFromCheckpoint(checkpoint: LoadedCheckpoint): Promise<GPTModel> {
   const config: GPTConfig = checkpoint.trainer.model;
   const model = createGPT(config);
+  if (!checkpoint.files.has(MODEL_FILE)) {
+    // ZeRO-3: no file holds the whole model; every rank's float32 shards, read with EVERY_RANK, are joined.
+    try {
+      assignModelShards(checkpoint, model);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
   const origin = `${checkpoint.dir}/${MODEL_FILE}`;
   if (checkpoint.trainer.config.masterWeights !== 'split24') {
     restoreWeights(checkpoint.files.get(MODEL_FILE)!, origin, model);

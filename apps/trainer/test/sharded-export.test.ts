@@ -1,0 +1,57 @@
+import { createGPT, encodeSafetensors, resolveConfig, type SafeTensor } from '@kstar/gpt';
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import type { Manifest, TrainerState } from '../src/checkpoint/format.ts';
+import type { LoadedCheckpoint } from '../src/checkpoint/read.ts';
+import { modelShardFile } from '../src/checkpoint/sharded.ts';
+import { float32Weights, modelFromCheckpoint } from '../src/checkpoint/weights.ts';
+
+const f32 = (a: Float32Array): SafeTensor['data'] => new Uint8Array(a.slice().buffer);
+
+describe('a ZeRO-3 checkpoint read by one process (export, sample)', () => {
+  it('joins every rank’s shards into the whole model: row ranges in rank order, whole tensors from their owner', async () => {
+    await tf.setBackend('cpu');
+    const config = resolveConfig('tiny', { vocabSize: 64 });
+    const source = createGPT(config, { seed: 3 });
+    const want = await float32Weights(source);
+    const shapes = new Map([...source.variables].map(([name, v]) => [name, [...v.shape]]));
+    source.dispose();
+    // Three ranks, as shard-zero cuts them: every other parameter by rows (⌈rows/3⌉ per rank, the last rank fewer or
+    // none), the others whole at rank (i mod 3).
+    const ranks = 3;
+    const entries: Array<Array<[string, SafeTensor]>> = [[], [], []];
+    [...want].forEach(([name, values], i) => {
+      const shape = shapes.get(name)!;
+      if (i % 2 === 1 || shape.length === 0) {
+        entries[i % ranks]!.push([name, { dtype: 'F32', shape, data: f32(values) }]);
+        return;
+      }
+      const rows = shape[0]!;
+      const rowElems = values.length / rows;
+      const per = Math.ceil(rows / ranks);
+      for (let r = 0; r < ranks; r++) {
+        const n = Math.max(0, Math.min(per, rows - r * per));
+        if (n === 0) continue;
+        const piece = values.subarray(r * per * rowElems, (r * per + n) * rowElems);
+        entries[r]!.push([name, { dtype: 'F32', shape: [n, ...shape.slice(1)], data: f32(piece) }]);
+      }
+    });
+    const files = new Map(
+      entries.map((e, r) => [modelShardFile(r), encodeSafetensors(e, { format: 'float32-shards' })]),
+    );
+    const checkpoint = (only: Map<string, Uint8Array>): LoadedCheckpoint => ({
+      dir: 'step-00000002',
+      manifest: { world: { size: ranks } } as Manifest,
+      trainer: { model: config, config: { masterWeights: 'fp32' } } as unknown as TrainerState,
+      files: only,
+    });
+    const model = await modelFromCheckpoint(checkpoint(files));
+    const got = await float32Weights(model);
+    model.dispose();
+    expect([...got.keys()]).toEqual([...want.keys()]);
+    for (const [name, values] of want) expect(got.get(name), name).toEqual(values);
+    // A rank's file missing: one clear error, naming it.
+    files.delete(modelShardFile(1));
+    await expect(modelFromCheckpoint(checkpoint(files))).rejects.toThrow(/model\.rank1\.safetensors/);
+  });
+});
