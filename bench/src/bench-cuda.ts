@@ -1,4 +1,10 @@
-import { CUDA_KERNEL_NAMES, matmulPrecisionErrors, runParity, startCudaBackend } from '@kstar/backend-cuda';
+import {
+  CUDA_KERNEL_NAMES,
+  matmulPrecisionErrors,
+  matmulSpeed,
+  runParity,
+  startCudaBackend,
+} from '@kstar/backend-cuda';
 import { InputError } from '@kstar/core';
 import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
@@ -40,9 +46,15 @@ export async function benchCudaKernels(
     log(
       `matmul ${p.precision} [${p.shape}]: max |error| ${p.maxAbsError.toExponential(2)} (${p.maxErrorOverMaxValue.toExponential(2)} of the largest value)`,
     );
+  // Each GEMM shape of a gpt2-124m step, timed in each precision (where the matmul time goes).
+  const speed = matmulSpeed(backend);
+  for (const s of speed)
+    log(
+      `matmul ${s.name.padEnd(16)} ${s.precision.padEnd(6)} ${s.ms.toFixed(2).padStart(7)} ms ${s.tflops.toFixed(1).padStart(6)} TFLOP/s`,
+    );
   writeFileAtomic(
     values.json,
-    `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine: { gpu: gpuName(), device: backend.device.name, ...machineInfo() }, summary, rows, precision }, null, 2)}\n`,
+    `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine: { gpu: gpuName(), device: backend.device.name, ...machineInfo() }, summary, rows, precision, speed }, null, 2)}\n`,
   );
   return { file: values.json, failed };
 }

@@ -9,6 +9,7 @@ export {
   setMatmulPrecision,
   toBf16Source,
 } from './matmul.ts';
+export { GPT2_GEMMS, type MatmulSpeedRow, matmulSpeed } from './matmul-speed.ts';
 export {
   INSTALL_HINTS,
   LIBRARY_CANDIDATES,

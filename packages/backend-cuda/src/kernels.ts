@@ -9,6 +9,7 @@ import {
   elementwise,
   launchFixed,
   pad,
+  reduceColumns,
   reduceRows,
   release,
   softmaxRows,
@@ -132,14 +133,22 @@ function reduce(
 ): Info {
   const axes = util.parseAxisParam(axisAttr ?? x.shape.map((_, d) => d), x.shape);
   const perm = reductionPermutation(x.shape.length, axes);
-  const xt = perm ? transpose(b, x, perm) : x;
   const rank = x.shape.length;
+  const shapeOut = (outShape: number[]) =>
+    keepDims ? backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
+  // Leading axes (a bias gradient's Sum over rows): a column reduction, no transpose.
+  const leading = [...axes].sort((p, q) => p - q).every((a, i) => a === i);
+  if (perm && leading && ctype(outDtype) === ctype(x.dtype)) {
+    const outShape = x.shape.slice(axes.length);
+    const rows = sizeOf(x.shape.slice(0, axes.length));
+    return reduceColumns(b, x, rows, sizeOf(outShape), op, shapeOut(outShape), outDtype, mean ? 1 / rows : 1);
+  }
+  const xt = perm ? transpose(b, x, perm) : x;
   const inner = axes.map((_, i) => rank - axes.length + i);
   const [outShape, reduceShape] = backend_util.computeOutAndReduceShapes(xt.shape, inner);
   const cols = sizeOf(reduceShape);
   const rows = sizeOf(outShape);
-  const shape = keepDims ? backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
-  const out = reduceRows(b, xt, rows, cols, op, shape, outDtype, mean ? 1 / cols : 1);
+  const out = reduceRows(b, xt, rows, cols, op, shapeOut(outShape), outDtype, mean ? 1 / cols : 1);
   if (perm) release(b, xt);
   return out;
 }

@@ -8,6 +8,7 @@ import {
   columnSumSource,
   crossEntropyGradSource,
   crossEntropyRowsSource,
+  join24Source,
   LN_ROWS,
   layerNormGradDxSource,
   layerNormGradPartialSource,
@@ -15,9 +16,10 @@ import {
   lionSource,
   meanSource,
   ROW_BLOCK,
+  split24Source,
 } from './kstar-sources.ts';
 import { launchFixed, launchRows, release, view } from './launch.ts';
-import { f32, i64, ptr } from './params.ts';
+import { f32, i32, i64, ptr } from './params.ts';
 import { sizeOf } from './shape.ts';
 
 /**
@@ -235,6 +237,34 @@ const writeSlice: Impl = ({ inputs, backend: b, attrs }) => {
   return b.makeOutput([0], 'float32');
 };
 
+/** float32 w (any shape, n values) → hi int32 [⌈n/2⌉] (bf16 halves), lo int32 [⌈n/4⌉] (int8 corrections). */
+const split24: Impl = ({ inputs, backend: b }) => {
+  const w = inputs.w!;
+  requireFloat('KstarSplit24', { w });
+  const n = sizeOf(w.shape);
+  const hi = b.makeOutput([Math.ceil(n / 2)], 'int32');
+  const lo = b.makeOutput([Math.ceil(n / 4)], 'int32');
+  const name = 'kstar_split24';
+  launchFixed(b, name, split24Source(name), Math.ceil(n / 4), [p(b, hi), p(b, lo), p(b, w), i64(n)]);
+  return [hi, lo];
+};
+
+/** hi (+ lo) → float32 [n]: reconstruct (with lo) or expand (hi alone). */
+const join24: Impl = ({ inputs, backend: b, attrs }) => {
+  const { hi, lo } = inputs as Record<string, Info | undefined>;
+  const n = attrs.n as number;
+  const out = b.makeOutput([n], 'float32');
+  const name = 'kstar_join24';
+  launchFixed(b, name, join24Source(name), n, [
+    p(b, out),
+    p(b, hi!),
+    ptr(lo ? b.pointer(lo.dataId) : 0),
+    i32(lo ? 1 : 0),
+    i64(n),
+  ]);
+  return out;
+};
+
 /** K*'s kernels the `cuda` backend implements natively, by their @kstar/kernels (and optimizer plugins') names. */
 export const KSTAR_KERNELS: Record<string, Impl> = {
   KstarLayerNorm: layerNorm,
@@ -247,4 +277,6 @@ export const KSTAR_KERNELS: Record<string, Impl> = {
   KstarLion: lion,
   KstarAddInPlace: addInPlace,
   KstarWriteSlice: writeSlice,
+  KstarSplit24: split24,
+  KstarJoin24: join24,
 };

@@ -5,9 +5,11 @@ import {
   causalSoftmaxKernel,
   crossEntropyGradKernel,
   crossEntropyKernel,
+  join24Kernel,
   type KstarKernel,
   layerNormGradKernel,
   layerNormKernel,
+  split24Kernel,
   writeSliceKernel,
 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
@@ -141,6 +143,32 @@ export function kstarParityCases(): ParityCase[] {
       return t;
     },
   });
+  // Split24 is bit-exact with the cpu kernel (integer outputs compare exactly); odd n leaves partial words.
+  for (const [lo, hi] of [
+    [-3, 3],
+    [-1e-30, 1e30],
+  ] as const) {
+    cases.push({
+      kernel: 'KstarSplit24',
+      name: `KstarSplit24 [1031] in [${lo}, ${hi}]`,
+      inputs: [{ shape: [1031], lo, hi }],
+      run: ([w]) => {
+        const s = call(split24Kernel, { w: w! });
+        return [s.hi, s.lo];
+      },
+    });
+  }
+  for (const withLo of [true, false]) {
+    cases.push({
+      kernel: 'KstarJoin24',
+      name: `KstarJoin24 [1029] ${withLo ? 'reconstruct' : 'expand'}`,
+      inputs: [{ shape: [7, 147], lo: -5, hi: 5 }],
+      run: ([w]) => {
+        const s = split24Kernel.run({ w: w! });
+        return call(join24Kernel, { hi: s.hi, lo: withLo ? s.lo : undefined, n: 1029 });
+      },
+    });
+  }
   cases.push({
     kernel: 'KstarLion',
     name: 'KstarLion [33,17]',

@@ -228,6 +228,51 @@ extern "C" __global__ void ${name}(float* __restrict__ acc, const float* __restr
 }
 `;
 
+/**
+ * 24-bit split (@kstar/kernels' split24.ts, bit-exact with its cpu kernel): each thread splits 4 values into their
+ * bf16 halves (hi, two per word) and int8 corrections ρ (lo, four per word); words past n stay 0.
+ */
+export const split24Source = (name: string): string => `
+extern "C" __global__ void ${name}(int* __restrict__ hi, int* __restrict__ lo, const unsigned int* __restrict__ w, long long n) {
+  const long long groups = (n + 3) / 4, hiWords = (n + 1) / 2;
+  for (long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x; j < groups; j += (long long)gridDim.x * blockDim.x) {
+    unsigned int h[4] = {0u, 0u, 0u, 0u}, loWord = 0u;
+    for (int k = 0; k < 4; ++k) {
+      long long i = 4 * j + k;
+      if (i >= n) break;
+      unsigned int b = w[i], mag = b & 0x7fffffffu;
+      int rho = 0;
+      if (mag >= 0x7f800000u) {
+        h[k] = mag == 0x7f800000u ? (((b >> 16) & 0x8000u) | 0x7f80u) : 0x7fc0u;
+      } else {
+        unsigned int hm = mag >= 0x7f7f8000u ? 0x7f7fu : (mag + 0x7fffu + ((mag >> 16) & 1u)) >> 16;
+        int d = (int)mag - (int)(hm << 16);
+        int r = ((d < 0 ? -d : d) + 129) / 258;
+        if (r > 127) r = 127;
+        rho = d < 0 ? -r : r;
+        h[k] = ((b >> 16) & 0x8000u) | hm;
+      }
+      loWord |= ((unsigned int)rho & 0xffu) << (8 * k);
+    }
+    if (2 * j < hiWords) hi[2 * j] = (int)(h[0] | (h[1] << 16));
+    if (2 * j + 1 < hiWords) hi[2 * j + 1] = (int)(h[2] | (h[3] << 16));
+    lo[j] = (int)loWord;
+  }
+}
+`;
+
+/** 24-bit join: the float32 bit pattern of hi corrected by ρ (reconstruct), or of hi alone when hasLo is 0 (expand). */
+export const join24Source = (name: string): string => `
+extern "C" __global__ void ${name}(unsigned int* __restrict__ out, const int* __restrict__ hi, const int* __restrict__ lo, int hasLo, long long n) {
+  ${GRID_STRIDE} {
+    unsigned int h = ((unsigned int)hi[i >> 1] >> (16 * (i & 1))) & 0xffffu;
+    int rho = hasLo ? ((int)((unsigned int)lo[i >> 2] << (24 - 8 * (i & 3)))) >> 24 : 0;
+    unsigned int sign = (h & 0x8000u) << 16, hm = h & 0x7fffu;
+    out[i] = hm >= 0x7f80u ? (sign | (hm << 16)) : (sign | (unsigned int)((int)(hm << 16) + 258 * rho));
+  }
+}
+`;
+
 /** Every source of K*'s fused kernels, by kernel name: what the nvcc test compiles. */
 export function kstarSources(): Record<string, string> {
   const all: Record<string, (name: string) => string> = {
@@ -243,6 +288,8 @@ export function kstarSources(): Record<string, string> {
     kstar_adamw: adamwSource,
     kstar_lion: lionSource,
     kstar_add_in_place: addInPlaceSource,
+    kstar_split24: split24Source,
+    kstar_join24: join24Source,
   };
   return Object.fromEntries(Object.entries(all).map(([name, make]) => [name, make(name)]));
 }

@@ -6,6 +6,7 @@ import { contiguousStrides, elementwiseLayout, sizeOf } from './shape.ts';
 import {
   argReduceSource,
   type CType,
+  columnReduceSource,
   copyColumnsSource,
   elementwiseSource,
   MAX_RANK,
@@ -200,6 +201,51 @@ export function reduceRows(
   const cast = elementwise(b, 'cast', [red], outDtype, 'a');
   release(b, red);
   return cast;
+}
+
+/** Rows each thread of a column reduction's first pass reduces (then one pass over the partials). */
+const COLUMN_CHUNK = 64;
+
+/**
+ * Reduces x viewed as [rows, cols] over its rows into [cols] (the leading axes of x reduced, no transpose); `scale`
+ * multiplies the result. `outDtype` has x's storage type (bool → int32 sums).
+ */
+export function reduceColumns(
+  b: CudaBackend,
+  x: tf.TensorInfo,
+  rows: number,
+  cols: number,
+  op: ReduceOp,
+  outShape: number[],
+  outDtype: tf.DataType,
+  scale = 1,
+): tf.TensorInfo {
+  const t = ctype(x.dtype);
+  if (ctype(outDtype) !== t) throw new Error(`column reduction of ${x.dtype} into ${outDtype}: cast first`);
+  const out = b.makeOutput(outShape, outDtype);
+  if (cols === 0) return out;
+  if (rows === 0) throw new Error(`reduction over an empty axis (shape [${x.shape}])`);
+  const name = `colreduce_${op}_${t}`;
+  const source = columnReduceSource(name, op, t);
+  const pass = (dst: tf.TensorInfo, src: tf.TensorInfo, r: number, chunk: number, s: number) =>
+    run(b, name, source, Math.ceil(r / chunk) * cols, [
+      ptr(b.pointer(dst.dataId)),
+      ptr(b.pointer(src.dataId)),
+      i64(r),
+      i64(cols),
+      i64(chunk),
+      f32(s),
+    ]);
+  if (rows <= 4 * COLUMN_CHUNK) {
+    pass(out, x, rows, rows, scale);
+    return out;
+  }
+  const chunks = Math.ceil(rows / COLUMN_CHUNK);
+  const partial = b.makeOutput([chunks, cols], x.dtype);
+  pass(partial, x, rows, COLUMN_CHUNK, 1);
+  pass(out, partial, chunks, chunks, scale);
+  release(b, partial);
+  return out;
 }
 
 export function argReduceRows(

@@ -218,6 +218,28 @@ export function parityCases(): ParityCase[] {
     }
   }
   cases.push({ kernel: 'Sum', name: 'Sum int32', inputs: [i(-9, 9, 33, 17)], run: ([x]) => tf.sum(x!, 0) });
+  // Leading axes over many rows: the column reduction's two passes (a bias gradient's shape).
+  cases.push({
+    kernel: 'Sum',
+    name: 'Sum [1031,77] axis 0',
+    inputs: [f(1031, 77)],
+    run: ([x]) => tf.sum(x!, 0),
+    scale: 100,
+  });
+  cases.push({
+    kernel: 'Mean',
+    name: 'Mean [300,3,5] axes [0,1] keepDims',
+    inputs: [f(300, 3, 5)],
+    run: ([x]) => tf.mean(x!, [0, 1], true),
+    scale: 10,
+  });
+  cases.push({ kernel: 'Max', name: 'Max [517,9] axis 0', inputs: [f(517, 9)], run: ([x]) => tf.max(x!, 0) });
+  cases.push({
+    kernel: 'Sum',
+    name: 'Sum int32 [600,7] axis 0',
+    inputs: [i(-9, 9, 600, 7)],
+    run: ([x]) => tf.sum(x!, 0),
+  });
   cases.push({ kernel: 'All', name: 'All', inputs: [b(9, 3)], run: ([x]) => tf.all(x!, 1) });
   cases.push({ kernel: 'Any', name: 'Any', inputs: [b(9, 3)], run: ([x]) => tf.any(x!, 0) });
   cases.push({

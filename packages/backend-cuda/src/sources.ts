@@ -119,6 +119,27 @@ extern "C" __global__ void ${name}(${t}* __restrict__ out, const ${t}* __restric
 `;
 }
 
+/**
+ * Column reduction of x viewed as [rows, cols] (the reduced axes are the leading ones: a bias gradient's Sum over
+ * axis 0), no transpose: thread i reduces column i mod cols over rows [chunk·chunkRows, (chunk+1)·chunkRows) of
+ * chunk i / cols into out[i] (times `scale`). One pass with chunkRows = rows, or two: partials [C, cols], then C rows.
+ */
+export function columnReduceSource(name: string, op: ReduceOp, t: CType): string {
+  return `${PRELUDE}
+__device__ __forceinline__ ${t} combine(${t} x, ${t} y) { return ${REDUCE_COMBINE[op]}; }
+extern "C" __global__ void ${name}(${t}* __restrict__ out, const ${t}* __restrict__ in, long long rows, long long cols, long long chunkRows, float scale) {
+  long long n = ((rows + chunkRows - 1) / chunkRows) * cols, step = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
+    long long chunk = i / cols, c = i - chunk * cols;
+    long long r0 = chunk * chunkRows, r1 = r0 + chunkRows < rows ? r0 + chunkRows : rows;
+    ${t} acc = ${REDUCE_INIT[op](t)};
+    for (long long r = r0; r < r1; ++r) acc = combine(acc, in[r * cols + c]);
+    out[i] = scale == 1.f ? acc : (${t})(acc * scale);
+  }
+}
+`;
+}
+
 /** Index of the largest (`max`) or smallest (`min`) value of each row; ties go to the first index, like tfjs. */
 export function argReduceSource(name: string, op: 'max' | 'min', t: CType): string {
   const cmp = op === 'max' ? '>' : '<';
@@ -281,8 +302,10 @@ extern "C" __global__ void ${name}(${t}* __restrict__ out, const int* __restrict
 export function fixedSources(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const t of ['float', 'int'] as const) {
-    for (const op of Object.keys(REDUCE_INIT) as ReduceOp[])
+    for (const op of Object.keys(REDUCE_INIT) as ReduceOp[]) {
       out[`reduce_${op}_${t}`] = reduceSource(`reduce_${op}_${t}`, op, t);
+      out[`colreduce_${op}_${t}`] = columnReduceSource(`colreduce_${op}_${t}`, op, t);
+    }
     for (const op of ['max', 'min'] as const) out[`arg${op}_${t}`] = argReduceSource(`arg${op}_${t}`, op, t);
     out[`strided_copy_${t}`] = stridedCopySource(`strided_copy_${t}`, t);
     out[`pad_${t}`] = padSource(`pad_${t}`, t);
