@@ -2,6 +2,11 @@ import type { Batch, GradAccumulator, OptimizerPlugin, StepResult, TrainingEngin
 import { TrainingError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
 
+/** Bytes `--grad-accum K` keeps between micro-batches: one float32 sum per parameter (none for K = 1). */
+export function accumulatedGradBytes(micro: number, paramCount: number): number {
+  return micro > 1 ? 4 * paramCount : 0;
+}
+
 /**
  * `--grad-accum K`: one optimizer step over K micro-batches. The first K − 1 micro-batches only compute gradients
  * (summed per parameter); the last runs the engine's normal step, whose optimizer (wrapped by `wrap`) receives
@@ -32,6 +37,11 @@ export class GradAccumulation {
    */
   private complete = false;
   private clipScale = 1;
+  /** The memory peaks of this step's gradient-only micro-batches (the engine measures only its own step). */
+  private microPeaks: Pick<
+    StepResult,
+    'peakBytes' | 'gradPeakBytes' | 'activationPeakBytes' | 'hostPeakBytes'
+  > = noPeaks();
 
   /** `maxNorm`: `--grad-clip`, clip the accumulated mean gradient by its global L2 norm. */
   constructor(
@@ -94,7 +104,7 @@ export class GradAccumulation {
       for (const batch of batches.slice(0, -1)) this.lossSum += await this.accumulate(engine, batch);
       if (this.maxNorm === undefined) {
         const r = await last(batches.at(-1)!);
-        return { ...r, loss: this.meanLoss(r.loss) };
+        return { ...r, ...this.peaksWith(r), loss: this.meanLoss(r.loss) };
       }
       // Clipping: the last micro-batch's gradients join the sum first, so the norm is the whole step's.
       await this.accumulate(engine, batches.at(-1)!);
@@ -108,17 +118,43 @@ export class GradAccumulation {
       this.clipScale = Math.min(1, this.maxNorm / (norm + 1e-6));
       this.complete = true;
       const r = await last(batches.at(-1)!);
-      return { ...r, loss: this.meanLoss(r.loss), gradNorm: norm };
+      return { ...r, ...this.peaksWith(r), loss: this.meanLoss(r.loss), gradNorm: norm };
     } finally {
       this.clear();
     }
   }
 
-  /** Adds `batch`'s gradients to the sums; returns its loss. */
+  /**
+   * Adds `batch`'s gradients to the sums; returns its loss. Measured in a ledger window of its own, as the engine
+   * measures a step, so the step's reported peak covers every micro-batch (the sums are alive in all but the first).
+   */
   private async accumulate(engine: TrainingEngine, batch: Batch): Promise<number> {
-    const { loss, grads } = await engine.computeGradients(batch);
-    for (const [name, g] of grads) this.add(name, g);
-    return loss;
+    engine.ledger.begin(engine.paramBytes() + engine.optimizerStateBytes());
+    let result: Awaited<ReturnType<TrainingEngine['computeGradients']>>;
+    try {
+      result = await engine.computeGradients(batch);
+    } finally {
+      const w = engine.ledger.end();
+      this.microPeaks = this.peaksWith({
+        peakBytes: w.peakBytes,
+        gradPeakBytes: w.gradPeakBytes,
+        activationPeakBytes: w.activationPeakBytes,
+        hostPeakBytes: w.hostPeakBytes,
+      });
+    }
+    for (const [name, g] of result.grads) this.add(name, g);
+    return result.loss;
+  }
+
+  /** The larger of `r`'s peaks and the micro-batches' peaks, term by term. */
+  private peaksWith(r: typeof this.microPeaks): typeof this.microPeaks {
+    const m = this.microPeaks;
+    return {
+      peakBytes: Math.max(m.peakBytes, r.peakBytes),
+      gradPeakBytes: Math.max(m.gradPeakBytes, r.gradPeakBytes),
+      activationPeakBytes: Math.max(m.activationPeakBytes, r.activationPeakBytes),
+      hostPeakBytes: Math.max(m.hostPeakBytes, r.hostPeakBytes),
+    };
   }
 
   /** ‖Σg/K‖: the global L2 norm of the accumulated mean gradient. */
@@ -150,5 +186,10 @@ export class GradAccumulation {
     this.current = undefined;
     this.complete = false;
     this.clipScale = 1;
+    this.microPeaks = noPeaks();
   }
+}
+
+function noPeaks() {
+  return { peakBytes: 0, gradPeakBytes: 0, activationPeakBytes: 0, hostPeakBytes: 0 };
 }

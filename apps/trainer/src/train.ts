@@ -45,7 +45,7 @@ import { saveCheckpoint } from './checkpoint/save.ts';
 import { restoreShardedCheckpoint, saveShardedCheckpoint } from './checkpoint/sharded.ts';
 import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
 import type { TrainConfig } from './config.ts';
-import { GradAccumulation } from './grad-accum.ts';
+import { accumulatedGradBytes, GradAccumulation } from './grad-accum.ts';
 import { clippedStep, scaledOptimizer } from './grad-clip.ts';
 import { checkStepFits, checkTensorsFit, type PlannedTensor, webgpuBufferLimit } from './memory-check.ts';
 import { optimizerEntry } from './optimizers.ts';
@@ -378,7 +378,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       throw e;
     }
   }
-  const fixed = fixedBytes(model, optimizer as never, masterWeights);
+  // --grad-accum: one float32 gradient per parameter waits between micro-batches (the plans count it).
+  const accumBytes = accumulatedGradBytes(config.gradAccum, model.paramCount);
+  const fixed = { ...fixedBytes(model, optimizer as never, masterWeights), accumulatedGrads: accumBytes };
   let planned: PlannedActivations;
   const seqOf = (step: number) => (run.seqSchedule ? seqAt(run.seqSchedule, step) : seq);
   let planner: AdaptivePlanner | undefined;
@@ -410,9 +412,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
             : undefined,
         fixed,
       });
-    // --grad-accum: one float32 gradient per parameter waits between micro-batches.
-    const accumBytes = accum ? 4 * model.paramCount : 0;
-    checkStepFits(planned.predictedPeakBytes + accumBytes, backend, {
+    checkStepFits(planned.predictedPeakBytes, backend, {
       what: `a step of batch ${config.batch} × seq ${seq}${accum ? ` with ${accum.micro} accumulated micro-batches` : ''}`,
     });
     if (backend === 'webgpu') {
@@ -701,6 +701,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ...(planned.choice.segments && !engine.partialGradients
       ? { 'grads:tied-waiting': fixed.waitingGrads(planned.choice.segments) }
       : {}),
+    // --grad-accum: the float32 sum of the earlier micro-batches' gradients, alive through the later ones.
+    ...(accum ? { 'grads:accumulated': accumBytes } : {}),
   };
   const gpu = { ...backendMemory(), ...cudaMemory() };
   const memory: MemoryReport = {
