@@ -142,7 +142,7 @@ Brown corpus with AdamW.
   --optimizer NAME           adamw (default), adafactor, came, adam8bit, lomo, adalomo, lazy-adagrad, lion
   --grad-clip X              clip the gradient by its global L2 norm to X (a norm pass, then the update pass)
   --grad-accum K             K micro-batches of --batch rows per optimizer step, gradients averaged: one step
-                             on K × B rows in the memory of B (not with lomo/adalomo or --sharding)
+                             on K × B rows in the memory of B (not with lomo/adalomo)
   --eval-only                only print the validation loss of the --resume/--init-from weights
   --log FILE                 one JSON line per step (step, loss, lr, seconds, gradNorm, valLoss) as training goes
   --optimizer-option K=V,…   optimizer hyper-parameters other than lr (e.g. beta2=0.95,weightDecay=0)

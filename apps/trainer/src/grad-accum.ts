@@ -1,4 +1,12 @@
-import type { Batch, GradAccumulator, OptimizerPlugin, StepResult, TrainingEngine } from '@kstar/core';
+import type {
+  Batch,
+  GradAccumulator,
+  OptimizerPlugin,
+  ShardedTraining,
+  ShardingPlugin,
+  StepResult,
+  TrainingEngine,
+} from '@kstar/core';
 import { TrainingError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
 
@@ -74,12 +82,7 @@ export class GradAccumulation {
     });
     wrapper.update = (param, grad, state, step, part) => {
       // A tied parameter's parts (partial gradients) are summed by the optimizer: the earlier sum joins the first.
-      const earlier = !part || part.first ? this.sums.get(this.current ?? '') : undefined;
-      const mean = tf.tidy(() => {
-        if (!this.complete) return tf.mul(earlier ? tf.add(earlier, grad) : grad, 1 / this.micro);
-        // The sum already holds this gradient: the first part carries it all, later parts add nothing.
-        return earlier ? tf.mul(earlier, this.clipScale / this.micro) : tf.zerosLike(grad);
-      });
+      const mean = this.meanGradient(this.current ?? '', grad, !part || part.first);
       try {
         inner.update(param, mean, state, step, part);
       } finally {
@@ -87,6 +90,45 @@ export class GradAccumulation {
       }
     };
     return wrapper;
+  }
+
+  /**
+   * Under ZeRO (`--sharding zeroK`): `inner`, whose engine side reduces the accumulated mean gradient in place of the
+   * last micro-batch's. Each rank sums its own rows' gradients over the K micro-batches without any communication;
+   * the one reduction per step then averages (Σ_k g_k)/K over the ranks, which is the mean gradient of the K × B
+   * global rows (the mean is linear). The optimizer itself stays unwrapped: it sees the reduced gradient.
+   */
+  wrapSharding(inner: ShardingPlugin): ShardingPlugin {
+    const wrapper = Object.create(inner) as ShardingPlugin;
+    wrapper.describe = () => ({ ...inner.describe(), gradAccum: this.micro });
+    wrapper.attach = (ctx) => {
+      const attached = inner.attach(ctx);
+      const engineSide = Object.create(attached) as ShardedTraining;
+      engineSide.consume = async (name, grad, step) => {
+        const mean = this.meanGradient(name, grad, true);
+        try {
+          await attached.consume(name, mean, step);
+        } finally {
+          mean.dispose();
+        }
+      };
+      return engineSide;
+    };
+    return wrapper;
+  }
+
+  /**
+   * What the update of `name` receives in place of `grad` (the last micro-batch's): (Σ earlier + grad)/K, or once the
+   * sums are complete (clipping) the clipped Σ/K. `withSum`: false for later parts of a tied parameter (the first
+   * part carried the sum). The caller disposes the result.
+   */
+  private meanGradient(name: string, grad: tf.Tensor, withSum: boolean): tf.Tensor {
+    const earlier = withSum ? this.sums.get(name) : undefined;
+    return tf.tidy(() => {
+      if (!this.complete) return tf.mul(earlier ? tf.add(earlier, grad) : grad, 1 / this.micro);
+      // The sum already holds this gradient: the first part carries it all, later parts add nothing.
+      return earlier ? tf.mul(earlier, this.clipScale / this.micro) : tf.zerosLike(grad);
+    });
   }
 
   /**
@@ -143,7 +185,8 @@ export class GradAccumulation {
       });
     }
     for (const [name, g] of result.grads) this.add(name, g);
-    return result.loss;
+    // Under ZeRO: the mean over ranks, as the engine's step reports its loss (every rank calls it, in order).
+    return engine.sharded ? engine.sharded.mean(result.loss) : result.loss;
   }
 
   /** The larger of `r`'s peaks and the micro-batches' peaks, term by term. */

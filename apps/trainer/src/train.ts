@@ -235,9 +235,9 @@ function checkGradAccum(config: TrainConfig, entry: ReturnType<typeof optimizerE
       'E_CONFIG',
     );
   }
-  if (config.sharding !== 'none') {
+  if (config.sharding !== 'none' && config.gradClip !== undefined) {
     throw new InputError(
-      `--grad-accum ${K} cannot be used with --sharding ${config.sharding}: ZeRO reduces and applies each step's gradients across ranks in one pass; use --batch ${config.batch * K} across the ranks instead`,
+      `--grad-accum ${K} with --sharding ${config.sharding} cannot be combined with --grad-clip ${config.gradClip}: the norm of the accumulated gradient would need every rank's whole sum reduced before the update; drop --grad-clip, or use --batch ${config.batch * K} across the ranks`,
       'E_CONFIG',
     );
   }
@@ -347,7 +347,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     config.gradClip !== undefined && !entry.trainStep && !accum
       ? scaledOptimizer(base, config.gradClip)
       : undefined;
-  const optimizer = accum ? accum.wrap(base) : (clipped ?? base);
+  // Under ZeRO the accumulation wraps the sharding plugin's gradient consumer instead (see grad-accum.ts).
+  const optimizer = accum && config.sharding === 'none' ? accum.wrap(base) : (clipped ?? base);
   const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
   const stage = stageOf(config.sharding);
   const sharding = stage !== null && io.collective ? zero({ stage, collective: io.collective }) : undefined;
@@ -446,7 +447,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ledger,
     gradAccumulator: inPlaceGradAccumulator,
     ...(masterWeights ? { masterWeights } : {}),
-    ...(sharding ? { sharding } : {}),
+    ...(sharding ? { sharding: accum ? accum.wrapSharding(sharding) : sharding } : {}),
     ...(config.updateChunkBytes
       ? { updatePartition: { chunkBytes: config.updateChunkBytes, writer: sliceWriter } }
       : {}),
@@ -573,9 +574,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       const micro = Array.from({ length: accum?.micro ?? 1 }, () =>
         dataset.trainBatch(config.batch, stepSeq),
       );
-      const global = micro.at(-1)!;
-      // Every rank draws the same global batch (same seed) and trains on its own rows of it.
-      const batch = ranks > 1 ? rankBatch(global, rank, ranks) : global;
+      // Every rank draws the same global batches (same seed) and trains on its own rows of them.
+      const mine = ranks > 1 ? micro.map((b) => rankBatch(b, rank, ranks)) : micro;
+      const batch = mine.at(-1)!;
       const t0 = performance.now();
       let r: StepResult;
       try {
@@ -588,7 +589,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
                 ? entry.trainStep(engine, b)
                 : engine.trainStep(b);
         // On WebGPU: inside error scopes; a validation/out-of-memory error or a lost device throws TrainingError(step).
-        const once = () => guardWebGPUStep(step, () => (accum ? accum.step(engine, micro, one) : one(batch)));
+        const once = () => guardWebGPUStep(step, () => (accum ? accum.step(engine, mine, one) : one(batch)));
         // With the planner: an out-of-memory error re-plans tighter and retries this step with this batch.
         r = await (planner ? planner.guard(engine, step, once) : once());
         await planner?.afterStep(engine, r, step + 1);
@@ -605,7 +606,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
               };
         break;
       } finally {
-        tf.dispose([batch.inputs, batch.targets, ...micro.flatMap((b) => [b.inputs, b.targets])]);
+        tf.dispose([...mine, ...micro].flatMap((b) => [b.inputs, b.targets]));
       }
       const seconds = (performance.now() - t0) / 1000;
       stepSeconds.push(seconds);

@@ -103,6 +103,17 @@ describe('--grad-accum K', () => {
     }
   });
 
+  // ZeRO: each rank sums its rows' gradients locally and the one reduction per step sees the mean. One local rank here
+  // (the sharded engine path, wrapped consumer and the loss mean, without MPI); 2 ranks under mpirun agreed as well
+  // (bench/results/2026-12-03-grad-accum-zero2-2ranks.json).
+  it('under --sharding zero3: 2 micro-batches of 2 rows equal one unsharded step on 4 rows', async () => {
+    const opts = ['--optimizer', 'adamw', '--optimizer-option', 'eps=1', '--lr', '0.5', '--steps', '3'];
+    const big = await train([...opts, '--batch', '4']);
+    const accum = await train([...opts, '--batch', '2', '--grad-accum', '2', '--sharding', 'zero3']);
+    expect(accum.sharding?.stage).toBe(3);
+    for (let i = 0; i < 3; i++) expect(accum.losses[i]).toBeCloseTo(big.losses[i]!, 4);
+  });
+
   it('resumes exactly (checkpoints fall between optimizer steps)', async () => {
     const saveDir = join(dir, 'resume');
     const common = ['--optimizer', 'adamw', '--batch', '1', '--grad-accum', '3'];
@@ -124,7 +135,7 @@ describe('--grad-accum K', () => {
   it.each([
     [['--optimizer', 'lomo'], /--grad-accum 2 cannot be used with --optimizer lomo: .*gradient release/],
     [['--optimizer', 'adalomo'], /--optimizer adalomo/],
-    [['--sharding', 'zero1'], /--sharding zero1/],
+    [['--sharding', 'zero1', '--grad-clip', '1'], /--sharding zero1 cannot be combined with --grad-clip 1/],
     [['--grad-accum', '0'], /gradAccum/],
   ])('%j is refused before any work', async (flags, message) => {
     const report = join(dir, 'refused.json');
