@@ -171,6 +171,8 @@ export interface FixedBytes {
   optimizerState: number;
   /** Partial gradients of parameters read by several segments, for a segment plan. */
   waitingGrads(segments: number[][] | undefined): number;
+  /** `--grad-accum`: the float32 gradient sum alive through the micro-batches (see grad-accum.ts); 0 without. */
+  accumulatedGrads?: number;
 }
 
 export interface PlannedActivations {
@@ -298,7 +300,12 @@ export function planActivations(args: {
           ...(spec.offload ? { offload: true } : {}),
         };
         const act = predictChoiceActivations(config, choice, batch, seq, backend);
-        const peak = fixed.params + fixed.optimizerState + act + fixed.waitingGrads(segments);
+        const peak =
+          fixed.params +
+          fixed.optimizerState +
+          act +
+          fixed.waitingGrads(segments) +
+          (fixed.accumulatedGrads ?? 0);
         smallest = Math.min(smallest, peak);
         if (budget === undefined || peak <= budget) {
           // Fewest segments first (every plan recomputes each block once; fewer segments = fewer, larger kernels),

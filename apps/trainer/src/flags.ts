@@ -48,7 +48,7 @@ export const TRAIN_FLAGS: FlagTable = {
   vocab: { type: 'int', value: 'V', help: "vocabulary rows (≥ the tokenizer's vocabulary; default the tokenizer's)" },
   optimizer: { type: 'string', choices: OPTIMIZER_NAMES, help: 'the optimizer (default adamw)' },
   'grad-clip': { type: 'number', value: 'X', help: 'clip the gradient by its global L2 norm to X (a norm pass, then the update pass)' },
-  'grad-accum': { type: 'int', value: 'K', help: 'K micro-batches of --batch rows per optimizer step, gradients averaged: one step\non K × B rows in the memory of B (not with lomo/adalomo or --sharding)' },
+  'grad-accum': { type: 'int', value: 'K', help: 'K micro-batches of --batch rows per optimizer step, gradients averaged: one step\non K × B rows in the memory of B (not with lomo/adalomo, nor --sharding with --grad-clip)' },
   'eval-only': { type: 'boolean', help: 'only print the validation loss of the --resume/--init-from weights' },
   log: { type: 'string', value: 'FILE', help: 'one JSON line per step (step, loss, lr, seconds, gradNorm, valLoss) as training goes' },
   'optimizer-option': { type: 'string', value: 'K=V,…', help: 'optimizer hyper-parameters other than lr (e.g. beta2=0.95,weightDecay=0)' },

@@ -1,6 +1,19 @@
-import type { Batch, GradAccumulator, OptimizerPlugin, StepResult, TrainingEngine } from '@kstar/core';
+import type {
+  Batch,
+  GradAccumulator,
+  OptimizerPlugin,
+  ShardedTraining,
+  ShardingPlugin,
+  StepResult,
+  TrainingEngine,
+} from '@kstar/core';
 import { TrainingError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
+
+/** Bytes `--grad-accum K` keeps between micro-batches: one float32 sum per parameter (none for K = 1). */
+export function accumulatedGradBytes(micro: number, paramCount: number): number {
+  return micro > 1 ? 4 * paramCount : 0;
+}
 
 /**
  * `--grad-accum K`: one optimizer step over K micro-batches. The first K − 1 micro-batches only compute gradients
@@ -32,6 +45,11 @@ export class GradAccumulation {
    */
   private complete = false;
   private clipScale = 1;
+  /** The memory peaks of this step's gradient-only micro-batches (the engine measures only its own step). */
+  private microPeaks: Pick<
+    StepResult,
+    'peakBytes' | 'gradPeakBytes' | 'activationPeakBytes' | 'hostPeakBytes'
+  > = noPeaks();
 
   /** `maxNorm`: `--grad-clip`, clip the accumulated mean gradient by its global L2 norm. */
   constructor(
@@ -64,12 +82,7 @@ export class GradAccumulation {
     });
     wrapper.update = (param, grad, state, step, part) => {
       // A tied parameter's parts (partial gradients) are summed by the optimizer: the earlier sum joins the first.
-      const earlier = !part || part.first ? this.sums.get(this.current ?? '') : undefined;
-      const mean = tf.tidy(() => {
-        if (!this.complete) return tf.mul(earlier ? tf.add(earlier, grad) : grad, 1 / this.micro);
-        // The sum already holds this gradient: the first part carries it all, later parts add nothing.
-        return earlier ? tf.mul(earlier, this.clipScale / this.micro) : tf.zerosLike(grad);
-      });
+      const mean = this.meanGradient(this.current ?? '', grad, !part || part.first);
       try {
         inner.update(param, mean, state, step, part);
       } finally {
@@ -77,6 +90,45 @@ export class GradAccumulation {
       }
     };
     return wrapper;
+  }
+
+  /**
+   * Under ZeRO (`--sharding zeroK`): `inner`, whose engine side reduces the accumulated mean gradient in place of the
+   * last micro-batch's. Each rank sums its own rows' gradients over the K micro-batches without any communication;
+   * the one reduction per step then averages (Σ_k g_k)/K over the ranks, which is the mean gradient of the K × B
+   * global rows (the mean is linear). The optimizer itself stays unwrapped: it sees the reduced gradient.
+   */
+  wrapSharding(inner: ShardingPlugin): ShardingPlugin {
+    const wrapper = Object.create(inner) as ShardingPlugin;
+    wrapper.describe = () => ({ ...inner.describe(), gradAccum: this.micro });
+    wrapper.attach = (ctx) => {
+      const attached = inner.attach(ctx);
+      const engineSide = Object.create(attached) as ShardedTraining;
+      engineSide.consume = async (name, grad, step) => {
+        const mean = this.meanGradient(name, grad, true);
+        try {
+          await attached.consume(name, mean, step);
+        } finally {
+          mean.dispose();
+        }
+      };
+      return engineSide;
+    };
+    return wrapper;
+  }
+
+  /**
+   * What the update of `name` receives in place of `grad` (the last micro-batch's): (Σ earlier + grad)/K, or once the
+   * sums are complete (clipping) the clipped Σ/K. `withSum`: false for later parts of a tied parameter (the first
+   * part carried the sum). The caller disposes the result.
+   */
+  private meanGradient(name: string, grad: tf.Tensor, withSum: boolean): tf.Tensor {
+    const earlier = withSum ? this.sums.get(name) : undefined;
+    return tf.tidy(() => {
+      if (!this.complete) return tf.mul(earlier ? tf.add(earlier, grad) : grad, 1 / this.micro);
+      // The sum already holds this gradient: the first part carries it all, later parts add nothing.
+      return earlier ? tf.mul(earlier, this.clipScale / this.micro) : tf.zerosLike(grad);
+    });
   }
 
   /**
@@ -94,7 +146,7 @@ export class GradAccumulation {
       for (const batch of batches.slice(0, -1)) this.lossSum += await this.accumulate(engine, batch);
       if (this.maxNorm === undefined) {
         const r = await last(batches.at(-1)!);
-        return { ...r, loss: this.meanLoss(r.loss) };
+        return { ...r, ...this.peaksWith(r), loss: this.meanLoss(r.loss) };
       }
       // Clipping: the last micro-batch's gradients join the sum first, so the norm is the whole step's.
       await this.accumulate(engine, batches.at(-1)!);
@@ -108,17 +160,44 @@ export class GradAccumulation {
       this.clipScale = Math.min(1, this.maxNorm / (norm + 1e-6));
       this.complete = true;
       const r = await last(batches.at(-1)!);
-      return { ...r, loss: this.meanLoss(r.loss), gradNorm: norm };
+      return { ...r, ...this.peaksWith(r), loss: this.meanLoss(r.loss), gradNorm: norm };
     } finally {
       this.clear();
     }
   }
 
-  /** Adds `batch`'s gradients to the sums; returns its loss. */
+  /**
+   * Adds `batch`'s gradients to the sums; returns its loss. Measured in a ledger window of its own, as the engine
+   * measures a step, so the step's reported peak covers every micro-batch (the sums are alive in all but the first).
+   */
   private async accumulate(engine: TrainingEngine, batch: Batch): Promise<number> {
-    const { loss, grads } = await engine.computeGradients(batch);
-    for (const [name, g] of grads) this.add(name, g);
-    return loss;
+    engine.ledger.begin(engine.paramBytes() + engine.optimizerStateBytes());
+    let result: Awaited<ReturnType<TrainingEngine['computeGradients']>>;
+    try {
+      result = await engine.computeGradients(batch);
+    } finally {
+      const w = engine.ledger.end();
+      this.microPeaks = this.peaksWith({
+        peakBytes: w.peakBytes,
+        gradPeakBytes: w.gradPeakBytes,
+        activationPeakBytes: w.activationPeakBytes,
+        hostPeakBytes: w.hostPeakBytes,
+      });
+    }
+    for (const [name, g] of result.grads) this.add(name, g);
+    // Under ZeRO: the mean over ranks, as the engine's step reports its loss (every rank calls it, in order).
+    return engine.sharded ? engine.sharded.mean(result.loss) : result.loss;
+  }
+
+  /** The larger of `r`'s peaks and the micro-batches' peaks, term by term. */
+  private peaksWith(r: typeof this.microPeaks): typeof this.microPeaks {
+    const m = this.microPeaks;
+    return {
+      peakBytes: Math.max(m.peakBytes, r.peakBytes),
+      gradPeakBytes: Math.max(m.gradPeakBytes, r.gradPeakBytes),
+      activationPeakBytes: Math.max(m.activationPeakBytes, r.activationPeakBytes),
+      hostPeakBytes: Math.max(m.hostPeakBytes, r.hostPeakBytes),
+    };
   }
 
   /** ‖Σg/K‖: the global L2 norm of the accumulated mean gradient. */
@@ -150,5 +229,10 @@ export class GradAccumulation {
     this.current = undefined;
     this.complete = false;
     this.clipScale = 1;
+    this.microPeaks = noPeaks();
   }
+}
+
+function noPeaks() {
+  return { peakBytes: 0, gradPeakBytes: 0, activationPeakBytes: 0, hostPeakBytes: 0 };
 }

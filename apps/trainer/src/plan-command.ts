@@ -3,6 +3,7 @@ import { createGPT } from '@kstar/gpt';
 import { split24 } from '@kstar/master-split24';
 import { PlanLog, type PlanRecord } from '@kstar/planner';
 import { selectTrainerBackend } from './backend-select.ts';
+import { accumulatedGradBytes } from './grad-accum.ts';
 import { optimizerEntry } from './optimizers.ts';
 import { plannerFor } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
@@ -22,7 +23,10 @@ export async function planRun(run: PreparedRun, log: (line: string) => void): Pr
   const model = createGPT(run.modelConfig, { seed: config.seed });
   const calibration = loadCalibration();
   try {
-    const fixed = fixedBytes(model, optimizer as never, masterWeights);
+    const fixed = {
+      ...fixedBytes(model, optimizer as never, masterWeights),
+      accumulatedGrads: accumulatedGradBytes(config.gradAccum, model.paramCount),
+    };
     const planner = plannerFor(run, { backend, model, optimizer, fixed, calibration });
     const schedule = run.seqSchedule ?? [{ seq: run.seq, steps: config.steps }];
     let step = 1;

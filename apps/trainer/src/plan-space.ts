@@ -206,7 +206,12 @@ export function evaluatePlan(args: ProblemArgs, plan: DecodedPlan) {
   const groups = plan.states.length > 0 ? args.groups! : [];
   const stateBytes =
     groups.length > 0 ? groups.reduce((a, g, k) => a + g.bytes[plan.states[k]!], 0) : fixed.optimizerState;
-  const bytes = fixed.params + stateBytes + act.total + (segmented ? fixed.waitingGrads(plan.segments) : 0);
+  const bytes =
+    fixed.params +
+    stateBytes +
+    act.total +
+    (segmented ? fixed.waitingGrads(plan.segments) : 0) +
+    (fixed.accumulatedGrads ?? 0);
   const c = costs.stages[plan.opsLabel]!;
   const segmentsOut: SegmentPrediction[] = plan.segments.map((seg, s) => {
     let ms = 0;

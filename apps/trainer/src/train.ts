@@ -48,7 +48,7 @@ import { saveCheckpoint } from './checkpoint/save.ts';
 import { restoreShardedCheckpoint, saveShardedCheckpoint } from './checkpoint/sharded.ts';
 import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
 import type { TrainConfig } from './config.ts';
-import { GradAccumulation } from './grad-accum.ts';
+import { accumulatedGradBytes, GradAccumulation } from './grad-accum.ts';
 import { clippedStep, scaledOptimizer } from './grad-clip.ts';
 import { checkStepFits, checkTensorsFit, type PlannedTensor, webgpuBufferLimit } from './memory-check.ts';
 import { optimizerEntry } from './optimizers.ts';
@@ -234,9 +234,9 @@ function checkGradAccum(config: TrainConfig, entry: ReturnType<typeof optimizerE
       'E_CONFIG',
     );
   }
-  if (config.sharding !== 'none') {
+  if (config.sharding !== 'none' && config.gradClip !== undefined) {
     throw new InputError(
-      `--grad-accum ${K} cannot be used with --sharding ${config.sharding}: ZeRO reduces and applies each step's gradients across ranks in one pass; use --batch ${config.batch * K} across the ranks instead`,
+      `--grad-accum ${K} with --sharding ${config.sharding} cannot be combined with --grad-clip ${config.gradClip}: the norm of the accumulated gradient would need every rank's whole sum reduced before the update; drop --grad-clip, or use --batch ${config.batch * K} across the ranks`,
       'E_CONFIG',
     );
   }
@@ -345,7 +345,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     config.gradClip !== undefined && !entry.trainStep && !accum
       ? scaledOptimizer(base, config.gradClip)
       : undefined;
-  const optimizer = accum ? accum.wrap(base) : (clipped ?? base);
+  // Under ZeRO the accumulation wraps the sharding plugin's gradient consumer instead (see grad-accum.ts).
+  const optimizer = accum && config.sharding === 'none' ? accum.wrap(base) : (clipped ?? base);
   const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
   const stage = stageOf(config.sharding);
   const sharding = stage !== null && io.collective ? zero({ stage, collective: io.collective }) : undefined;
@@ -376,7 +377,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       throw e;
     }
   }
-  const fixedAll = fixedBytes(model, optimizer as never, masterWeights);
+  // --grad-accum: one float32 gradient per parameter waits between micro-batches (the plans count it).
+  const accumBytes = accumulatedGradBytes(config.gradAccum, model.paramCount);
+  const fixedAll = { ...fixedBytes(model, optimizer as never, masterWeights), accumulatedGrads: accumBytes };
   // --offload-state: only the parameters being updated hold their state on the device.
   const stateOffloaded = config.offloadState && offloadEffective(backend);
   // --host-update: the state never reaches the device (on any backend).
@@ -416,9 +419,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
             : undefined,
         fixed,
       });
-    // --grad-accum: one float32 gradient per parameter waits between micro-batches.
-    const accumBytes = accum ? 4 * model.paramCount : 0;
-    checkStepFits(planned.predictedPeakBytes + accumBytes, backend, {
+    checkStepFits(planned.predictedPeakBytes, backend, {
       what: `a step of batch ${config.batch} × seq ${seq}${accum ? ` with ${accum.micro} accumulated micro-batches` : ''}`,
     });
     if (backend === 'webgpu') {
@@ -461,7 +462,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ledger,
     gradAccumulator: inPlaceGradAccumulator,
     ...(masterWeights ? { masterWeights } : {}),
-    ...(sharding ? { sharding } : {}),
+    ...(sharding ? { sharding: accum ? accum.wrapSharding(sharding) : sharding } : {}),
     ...(config.updateChunkBytes
       ? { updatePartition: { chunkBytes: config.updateChunkBytes, writer: sliceWriter } }
       : {}),
@@ -592,9 +593,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       const micro = Array.from({ length: accum?.micro ?? 1 }, () =>
         dataset.trainBatch(config.batch, stepSeq),
       );
-      const global = micro.at(-1)!;
-      // Every rank draws the same global batch (same seed) and trains on its own rows of it.
-      const batch = ranks > 1 ? rankBatch(global, rank, ranks) : global;
+      // Every rank draws the same global batches (same seed) and trains on its own rows of them.
+      const mine = ranks > 1 ? micro.map((b) => rankBatch(b, rank, ranks)) : micro;
+      const batch = mine.at(-1)!;
       const t0 = performance.now();
       let r: StepResult;
       try {
@@ -607,7 +608,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
                 ? entry.trainStep(engine, b)
                 : engine.trainStep(b);
         // On WebGPU: inside error scopes; a validation/out-of-memory error or a lost device throws TrainingError(step).
-        const once = () => guardWebGPUStep(step, () => (accum ? accum.step(engine, micro, one) : one(batch)));
+        const once = () => guardWebGPUStep(step, () => (accum ? accum.step(engine, mine, one) : one(batch)));
         // With the planner: an out-of-memory error re-plans tighter and retries this step with this batch.
         r = await (planner ? planner.guard(engine, step, once) : once());
         await planner?.afterStep(engine, r, step + 1);
@@ -624,7 +625,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
               };
         break;
       } finally {
-        tf.dispose([batch.inputs, batch.targets, ...micro.flatMap((b) => [b.inputs, b.targets])]);
+        tf.dispose([...mine, ...micro].flatMap((b) => [b.inputs, b.targets]));
       }
       const seconds = (performance.now() - t0) / 1000;
       stepSeconds.push(seconds);
@@ -723,6 +724,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ...(planned.choice.segments && !engine.partialGradients
       ? { 'grads:tied-waiting': fixed.waitingGrads(planned.choice.segments) }
       : {}),
+    // --grad-accum: the float32 sum of the earlier micro-batches' gradients, alive through the later ones.
+    ...(accum ? { 'grads:accumulated': accumBytes } : {}),
   };
   const gpu = { ...backendMemory(), ...cudaMemory() };
   const memory: MemoryReport = {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { KVCache } from './kv-cache.ts';
 import type { GPTModel } from './model.ts';
 
 export interface GenerateOptions {
@@ -10,6 +11,12 @@ export interface GenerateOptions {
   topK?: number;
   /** Uniform draws in [0, 1): a seeded generator for reproducible text. */
   random: () => number;
+  /**
+   * Keep every layer's keys and values (`KVCache`) so each new token runs its own row only (default true). The
+   * tokens are the same as without it: it serves while the sequence fits the context; past `blockSize` tokens the
+   * window slides, every position shifts, and each token recomputes its window, as without the cache.
+   */
+  kvCache?: boolean;
 }
 
 /** The next token from one row of logits: argmax at temperature 0, else a draw from softmax(logits/T) over the top K. */
@@ -40,8 +47,7 @@ export function pickToken(
 }
 
 /**
- * Generates `options.tokens` tokens after `prompt` (the last `blockSize` tokens are the context; no KV cache: each
- * token recomputes the context, which on K*'s small models costs less than a cache's bookkeeping), calling `onToken`
+ * Generates `options.tokens` tokens after `prompt` (the last `blockSize` tokens are the context), calling `onToken`
  * with each. `params`: weights to read instead of the model's variables (materialized master weights).
  */
 export async function generate(
@@ -53,21 +59,29 @@ export async function generate(
 ): Promise<number[]> {
   const ids = [...prompt];
   const out: number[] = [];
-  const V = model.config.vocabSize;
-  for (let n = 0; n < options.tokens; n++) {
-    const context = ids.slice(-model.config.blockSize);
-    const T = context.length;
-    const last = tf.tidy(() => {
-      const input = tf.tensor2d(Int32Array.from(context), [1, T], 'int32');
-      const logits = model.forwardLogits(input, params); // [1, T, V]
-      return tf.reshape(tf.slice(logits, [0, T - 1, 0], [1, 1, V]), [V]); // [V]
-    });
-    const row = (await last.data()) as Float32Array;
-    last.dispose();
-    const id = pickToken(row, options);
-    ids.push(id);
-    out.push(id);
-    onToken(id);
+  const { blockSize, vocabSize: V } = model.config;
+  const cache = options.kvCache === false ? undefined : new KVCache(model.config);
+  const weights = params ?? model.paramRecord();
+  try {
+    for (let n = 0; n < options.tokens; n++) {
+      const cached = cache !== undefined && ids.length > 0 && ids.length <= blockSize;
+      // With the cache: only the tokens it has not seen (the whole prompt first, then one); else the whole window.
+      const input = cached ? ids.slice(cache.length) : ids.slice(-blockSize);
+      const T = input.length;
+      const last = tf.tidy(() => {
+        const tokens = tf.tensor2d(Int32Array.from(input), [1, T], 'int32');
+        const logits = cached ? cache.forward(tokens, weights) : model.forwardLogits(tokens, params); // [1, T, V]
+        return tf.reshape(tf.slice(logits, [0, T - 1, 0], [1, 1, V]), [V]); // [V]
+      });
+      const row = (await last.data()) as Float32Array;
+      last.dispose();
+      const id = pickToken(row, options);
+      ids.push(id);
+      out.push(id);
+      onToken(id);
+    }
+  } finally {
+    cache?.dispose();
   }
   return out;
 }

@@ -21,6 +21,7 @@ export {
   hfGpt2Name,
   hfGpt2Table,
 } from './hf-gpt2.ts';
+export { KVCache } from './kv-cache.ts';
 export { LN_EPS, layerNorm } from './layer-norm.ts';
 export type { CreateGPTOptions, GPTModel } from './model.ts';
 export { createGPT } from './model.ts';
