@@ -112,6 +112,17 @@ export class GradAccumulation {
           mean.dispose();
         }
       };
+      // The engine hands a segment's gradients over as one bucket where the plugin takes buckets: same rule.
+      if (attached.consumeBucket) {
+        engineSide.consumeBucket = async (grads, step) => {
+          const means = grads.map(([name, grad]) => [name, this.meanGradient(name, grad, true)] as const);
+          try {
+            await attached.consumeBucket!(means, step);
+          } finally {
+            for (const [, mean] of means) mean.dispose();
+          }
+        };
+      }
       return engineSide;
     };
     return wrapper;
