@@ -52,10 +52,11 @@ export interface MatMulParityRow {
 export const MATMUL_TOLERANCE = 2e-5;
 
 /**
- * f16-mixed: each operand rounded to f16 (relative error ≤ 2^-11 a term, random in sign) with f32 sums; a wrong layout
- * or a missed K slice is off by O(1).
+ * f16-mixed: each operand rounded to f16 (≤ 2^-11 relative, so ≤ 2^-10 of |a|·|b| a term) with f32 sums: 1.6e-3 of
+ * max |C| for a 16×16×16 product on the H200 (scripts/webgpu-f16-probe.mjs). A wrong layout or a missed K slice is
+ * off by O(1).
  */
-export const MATMUL_F16_TOLERANCE = 2e-3;
+export const MATMUL_F16_TOLERANCE = 5e-3;
 
 /** Odd sizes (no tile divides them), every transpose combination, batches (broadcast either way), bias, activations. */
 export const MATMUL_PARITY_CASES: MatMulCase[] = (() => {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   flushWebGPU,
   forceWebGPUMatMulTile,
@@ -9,7 +9,9 @@ import {
   type MatMulTileName,
   matMulParity,
   selectBackend,
+  setWebGPUMatMulPrecision,
   shutdownWebGPU,
+  subgroupMatrixSupport,
   webgpuDevice,
   webgpuMatMulCounts,
 } from '../src/index.ts';
@@ -58,6 +60,40 @@ describe.skipIf(skip)('K* WebGPU matmul', () => {
         for (const r of rows) expect(r.pass, `${tile} ${r.name}: ${JSON.stringify(r)}`).toBe(true);
       } finally {
         forceWebGPUMatMulTile(null);
+      }
+    },
+    LONG,
+  );
+
+  it(
+    'f16-mixed falls back to float32, with one log line, where the adapter has no subgroup matrices',
+    async () => {
+      const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+      setWebGPUMatMulPrecision('f16-mixed');
+      try {
+        const before = webgpuMatMulCounts();
+        // Shapes the first test compiled already (lavapipe compiles slowly).
+        const cases = MATMUL_PARITY_CASES.filter((c) => /^2d /.test(c.name));
+        const rows = await matMulParity(cases);
+        for (const r of rows) {
+          expect(r.kernel, r.name).toBe('kstar');
+          expect(r.precision, r.name).toBe('strict');
+          expect(r.pass, `${r.name}: ${JSON.stringify(r)}`).toBe(true);
+        }
+        expect(webgpuMatMulCounts().f16).toBe(before.f16);
+        const lines = warn.mock.calls
+          .map((c) => String(c[0]))
+          .filter((l) => l.startsWith('f16-mixed matmul'));
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(/unavailable: .*; matmuls stay float32/);
+        const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator!.gpu!;
+        const adapter = (await gpu.requestAdapter())!;
+        const support = subgroupMatrixSupport(adapter);
+        expect(support.ok).toBe(false);
+        expect(support.reason).toContain('chromium-experimental-subgroup-matrix');
+      } finally {
+        setWebGPUMatMulPrecision(null);
+        warn.mockRestore();
       }
     },
     LONG,
