@@ -131,6 +131,7 @@ export {
   unsortedSegmentSumWasm,
 } from './wasm-kernels.ts';
 export { registerWasmMatMulFix, unregisterWasmMatMulFix } from './wasm-matmul.ts';
+export { ABSMAX_GROUPS, absMaxOnDevice } from './webgpu-absmax.ts';
 export {
   flushWebGPU,
   guardWebGPUStep,

@@ -13,10 +13,12 @@ import type { FlatProgram } from './wgsl.ts';
  * column-major as stored. The results go out through a 16×16 f32 scratch per subgroup, where bias, activation and
  * the bounds of odd sizes are applied.
  *
- * No scaling: f16 keeps 11 significant bits and magnitudes from 6e-8 (subnormal) to 65,504. Values of a GPT's
- * activations, weights and gradients stay inside that range; an operand beyond ±65,504 becomes ±Inf (then NaN in
- * the loss, which the trainer's NaN checks stop on). The error against float32 is the operands' rounding, about
- * 2^-11 of each term: measured by `kstar bench matmul` (`kstar-f16` rows).
+ * Per-tensor scaling: f16 keeps 11 significant bits over magnitudes 6e-8 (subnormal) to 65,504, and a GPT's
+ * gradients sit far below that range (the logits' gradient (softmax − onehot)/N is ~1e-9 at N = 8,192 tokens and a
+ * 50,257 vocabulary: zero in f16). Each operand is multiplied by a power of two 2^e bringing its max |x| (computed on
+ * the GPU by webgpu-absmax.ts, inputs `SA`, `SB`) to (2^14, 2^15]; the f32 accumulators are multiplied back by
+ * 2^-(eA+eB). Powers of two are exact, so the only error is the rounding of each scaled operand to f16's 11 bits
+ * (entries below 2^-24 of the tensor's max still vanish). Measured by `kstar bench matmul` (`kstar-f16` rows).
  *
  * The WGSL needs `enable f16; enable chromium_experimental_subgroup_matrix;` before any declaration, but tfjs's
  * shader prelude comes first: the directives sit in the user code and `hoistShaderDirectives` (webgpu-f16-support.ts)
@@ -139,7 +141,7 @@ function stageSnippet(
       ? `var v = 0.0; if (${conds.join(' && ')}) { v = ${name}[${index}]; }`
       : `let v = ${name}[${index}];`;
     lines.push(
-      `{ let e = ${e}; let kk = ${kk}; let rr = ${rr}; let r = ${rowOrigin} + rr; let k = k0 + kk; ${read} ${name}s[e] = f16(v); }`,
+      `{ let e = ${e}; let kk = ${kk}; let rr = ${rr}; let r = ${rowOrigin} + rr; let k = k0 + kk; ${read} ${name}s[e] = f16(v * scale${name}); }`,
     );
   }
   return lines.join('\n');
@@ -200,7 +202,7 @@ export function f16MatMulProgram(s: F16MatMulSpec): FlatProgram {
         'workgroupBarrier();',
       );
       for (let e = 0; e < (F * F) / SUBGROUP_SIZE; e++) {
-        const write = `result[cBase + row * uniforms.N + col] = act(Cs[sg * ${F * F}u + q] + ${biasRead});`;
+        const write = `result[cBase + row * uniforms.N + col] = act(Cs[sg * ${F * F}u + q] * unscale + ${biasRead});`;
         store.push(
           `{ let q = lane + ${e * SUBGROUP_SIZE}u; let row = m0 + i32(rowSub) + ${i * F} + i32(q / ${F}u); let col = n0 + i32(colSub) + ${j * F} + i32(q % ${F}u);`,
           `  ${guard.length ? `if (${guard.join(' && ')}) { ${write} }` : write} }`,
@@ -208,7 +210,7 @@ export function f16MatMulProgram(s: F16MatMulSpec): FlatProgram {
       }
       store.push('workgroupBarrier();');
     }
-  const inputs = s.bias === 'none' ? ['A', 'B'] : ['A', 'B', 'Bias'];
+  const inputs = [...(s.bias === 'none' ? ['A', 'B'] : ['A', 'B', 'Bias']), 'SA', 'SB'];
   return {
     variableNames: inputs,
     outputShape: [s.batch * s.splits * s.m * s.n],
@@ -224,7 +226,17 @@ export function f16MatMulProgram(s: F16MatMulSpec): FlatProgram {
       var<workgroup> Bs : array<f16, ${tk * tn}>; // B's K slice as stored: [tk][tn] or [tn][tk]
       var<workgroup> Cs : array<f32, ${sgm * sgn * F * F}>; // one 16×16 result per subgroup, on its way out
       fn act(v : f32) -> f32 { return ${MATMUL_ACTIVATIONS[s.activation]}; }
+      // The exponent e with max |x|·2^e in (2^14, 2^15]; 0 for an all-zero or non-finite operand.
+      fn scaleExponent(amax : f32) -> i32 {
+        if (!(amax > 0.0) || amax > 3.0e38) { return 0; }
+        return clamp(15 - i32(ceil(log2(amax))), -60, 60);
+      }
       fn main(index : i32) {
+        let eA = scaleExponent(SA[0]);
+        let eB = scaleExponent(SB[0]);
+        let scaleA = ldexp(1.0, eA);
+        let scaleB = ldexp(1.0, eB);
+        let unscale = ldexp(1.0, -(eA + eB));
         let t = i32(localIndex);
         let sg = localIndex / ${SUBGROUP_SIZE}u; // subgroup (warp) of this invocation
         let lane = localIndex % ${SUBGROUP_SIZE}u;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { kernelOverride } from './kernel-override.ts';
 import type { FusedBackend } from './row-program.ts';
+import { absMaxOnDevice } from './webgpu-absmax.ts';
 import { deviceSubgroupMatrixSupport, webgpuMatMulPrecision } from './webgpu-f16-support.ts';
 import { F16_TILES, type F16MatMulSpec, f16MatMulProgram } from './webgpu-matmul-f16-program.ts';
 import {
@@ -223,22 +224,34 @@ function kstarMatMul(original: tf.KernelFunc): tf.KernelFunc {
     const backend = args.backend as unknown as WebGPUBackendLike;
     const bound = [flat(inputs.a), flat(inputs.b)];
     if (inputs.bias) bound.push(flat(inputs.bias));
+    // f16: each operand's max |x| (1-element tensors on the GPU) sets its power-of-two scale in the program.
+    const scales =
+      plan.kind === 'f16'
+        ? [
+            absMaxOnDevice(backend, flat(inputs.a) as Parameters<typeof absMaxOnDevice>[1]),
+            absMaxOnDevice(backend, flat(inputs.b) as Parameters<typeof absMaxOnDevice>[1]),
+          ]
+        : [];
+    const release = () => {
+      for (const x of scales) (backend as unknown as FusedBackend).disposeData(x.dataId);
+    };
     const alpha = attrs.leakyreluAlpha ?? 0.2;
     const spec = plan.spec;
     if (spec.splits === 1) {
       const out = backend.runWebGPUProgram(
         program(spec),
-        bound,
+        [...bound, ...scales],
         'float32',
         matMulUniforms(spec, plan.batchA, plan.batchB, alpha),
       );
+      release();
       return { dataId: out.dataId, shape: plan.outShape, dtype: 'float32' }; // [...batch, m, n]
     }
     // Split-K: partial products [batch, splits, m, n] without bias or activation, then their sum with both.
     const partialSpec: typeof spec = { ...spec, bias: 'none', activation: 'linear' };
     const partial = backend.runWebGPUProgram(
       program(partialSpec),
-      bound.slice(0, 2),
+      [...bound.slice(0, 2), ...scales],
       'float32',
       matMulUniforms(partialSpec, plan.batchA, plan.batchB, alpha),
     );
@@ -250,6 +263,7 @@ function kstarMatMul(original: tf.KernelFunc): tf.KernelFunc {
       splitKReduceUniforms(spec, alpha),
     );
     (backend as unknown as FusedBackend).disposeData(partial.dataId);
+    release();
     return { dataId: out.dataId, shape: plan.outShape, dtype: 'float32' };
   };
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  absMaxOnDevice,
   flushWebGPU,
   forceWebGPUMatMulTile,
   formatMatMulParity,
@@ -98,6 +99,21 @@ describe.skipIf(skip)('K* WebGPU matmul', () => {
     },
     LONG,
   );
+
+  it('max |x| on the GPU (the f16 matmul scale) equals the JS maximum, across every workgroup', async () => {
+    // 70,001 entries: more than 256 workgroups × 256 threads take in one pass (the grid stride is used).
+    const values = Float32Array.from({ length: 70_001 }, (_, i) => Math.sin(i * 0.7) * (1 + (i % 13)));
+    values[66_000] = -123.5;
+    const x = tf.tensor1d(values);
+    const out = absMaxOnDevice(tf.backend() as never, {
+      dataId: x.dataId,
+      shape: [values.length],
+      dtype: 'float32',
+    });
+    const m = tf.engine().makeTensorFromTensorInfo(out);
+    expect((await m.data())[0]).toBe(123.5);
+    tf.dispose([x, m]);
+  });
 
   it(
     'gradients of a fused matMul (transposed products) match the cpu backend',
