@@ -12,7 +12,8 @@ import {
 } from '../src/index.ts';
 
 // The f16-mixed matmul's WGSL generation and its fallback decisions, without a GPU (lavapipe has no subgroup
-// matrices; the kernel's numbers are checked on the H200: bench/results/2026-12-03-h200-matmul-f16.json).
+// matrices; on the H200 `F16=1 bash scripts/gpu-run.sh` checks the kernel's numbers, and the subgroup-matrix layouts
+// were checked there by scripts/webgpu-f16-probe.mjs: bench/results/2026-12-03-h200-f16-probe.json).
 
 const spec = (over: Partial<F16MatMulSpec>): F16MatMulSpec => ({
   tile: F16_TILES.large,
