@@ -14,6 +14,11 @@
 #                       parity at gpt2-124m shapes, and $ATTENTION_CONFIGS (default adamw-full-graph) with the fused
 #                       attention (the default on webgpu) and with KSTAR_ATTENTION=ops (and, ATTENTION_UNROLL=1,
 #                       gpu-attention-fused-unroll.json: the fused WGSL with its head-dimension loops unrolled)
+#   f16-probe.json, matmul-f16.json, gpu-f16-strict.json, gpu-f16-mixed.json (F16=1) Dawn's f16/subgroup-matrix
+#                       features and a 16×16×16 product per operand layout (scripts/webgpu-f16-probe.mjs), K*'s
+#                       float32 and f16-mixed matmuls ($F16_MATMUL_FLAGS, parity for both precisions), and
+#                       $F16_CONFIGS (default adamw-full-graph) strict vs KSTAR_WEBGPU_MATMUL_PRECISION=f16-mixed
+#                       (F16_GPU=0 leaves the training rows out)
 # SKIP_PARITY=1, SKIP_PROFILE=1, SKIP_GPU=1, SKIP_UNBOUNDED=1 leave those parts out.
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
@@ -36,6 +41,22 @@ B=(/tmp/k/node /tmp/k/bundle-dir/bench.mjs) # `pnpm bench` in the bundle
 if [ "${MATMUL:-0}" = 1 ]; then
   timeout "${MATMUL_LIMIT:-240}" "${B[@]}" matmul --json "$OUT/matmul.json" ${MATMUL_FLAGS:-} > "$OUT/matmul.log" 2>&1
   echo "bench matmul: exit $?"
+fi
+if [ "${F16:-0}" = 1 ]; then
+  cp "${F16_PROBE:-scripts/webgpu-f16-probe.mjs}" /tmp/k/bundle-dir/webgpu-f16-probe.mjs
+  (cd /tmp/k/bundle-dir && timeout 60 /tmp/k/node webgpu-f16-probe.mjs) > "$OUT/f16-probe.json" 2> "$OUT/f16-probe.log"
+  echo "f16 probe: exit $?"; grep -E '"(subgroupM|maxRelErr|error)' "$OUT/f16-probe.json"; grep -A3 '"messages"' "$OUT/f16-probe.json" | head -20
+  timeout "${F16_MATMUL_LIMIT:-240}" "${K[@]}" bench matmul --json "$OUT/matmul-f16.json" --choices kstar,kstar-f16 \
+    ${F16_MATMUL_FLAGS:-} > "$OUT/matmul-f16.log" 2>&1
+  echo "bench matmul (f16): exit $?"
+  grep -E "^(PASS|FAIL|f16)" "$OUT/matmul-f16.log"; sed -n '/^TFLOP/,$p' "$OUT/matmul-f16.log"; tail -5 "$OUT/matmul-f16.log"
+  if [ "${F16_GPU:-1}" = 1 ]; then
+    for p in strict f16-mixed; do
+      KSTAR_WEBGPU_MATMUL_PRECISION=$p "${K[@]}" bench gpu --json "$OUT/gpu-f16-$p.json" --steps "$STEPS" \
+        --limit-seconds "${RUN_LIMIT:-110}" --configs "${F16_CONFIGS:-adamw-full-graph}" > "$OUT/bench-gpu-f16-$p.log" 2>&1
+      echo "bench gpu (matmul $p): exit $?"; grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu-f16-$p.log"
+    done
+  fi
 fi
 if [ -n "${BEFORE_CONFIGS:-}" ]; then
   KSTAR_WEBGPU_MATMUL=tfjs "${B[@]}" gpu --json "$OUT/gpu-tfjs-matmul.json" --steps "$STEPS" \

@@ -19,8 +19,10 @@ import {
   planWebGPUMatMul,
   registerWebGPUMatMul,
   selectBackend,
+  setWebGPUMatMulPrecision,
   unregisterWebGPUMatMul,
   webgpuDevice,
+  webgpuMatMulUsesF16,
 } from '@kstar/kernels';
 import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
@@ -30,12 +32,14 @@ import { gpuName } from './bench-gpu.ts';
  * `pnpm bench matmul --json FILE [--shapes gpt2|odd] [--reps 7] [--choices LIST] [--parity gpt2,odd|none]`: gpt2-124m's
  * matrix products (T = 1024, batch 8; `odd`: small odd shapes, for a software adapter) through every kernel choice on WebGPU, in TFLOP/s, and the parity of K*'s kernel (float64 and
  * tfjs) at those shapes and at odd ones. Choices: `tfjs` (tfjs 4.22's own program choice), `tfjs-packed`
- * (`WEBGPU_MATMUL_PROGRAM_TYPE` = 3), `kstar` (K*'s per-shape tile) and `kstar-<tile>` (one tile forced).
+ * (`WEBGPU_MATMUL_PROGRAM_TYPE` = 3), `kstar` (K*'s per-shape tile), `kstar-<tile>` (one tile forced) and
+ * `kstar-f16` (f16-mixed on subgroup matrices; with it in --choices the parity runs for both precisions).
  */
 export const MATMUL_CHOICES = [
   'tfjs',
   'tfjs-packed',
   'kstar',
+  'kstar-f16',
   ...Object.keys(MATMUL_TILES).map((t) => `kstar-${t}`),
 ];
 
@@ -67,29 +71,34 @@ async function timeProducts(f: () => tf.Tensor, inner: number): Promise<number> 
 
 function useChoice(choice: string): void {
   tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', choice === 'tfjs-packed' ? 3 : -1);
+  setWebGPUMatMulPrecision(choice === 'kstar-f16' ? 'f16-mixed' : 'strict');
   if (choice.startsWith('tfjs')) {
     unregisterWebGPUMatMul();
     return;
   }
   registerWebGPUMatMul();
-  const tile = choice === 'kstar' ? null : choice.slice('kstar-'.length);
+  const tile = choice === 'kstar' || choice === 'kstar-f16' ? null : choice.slice('kstar-'.length);
   if (tile !== null && !Object.hasOwn(MATMUL_TILES, tile))
     throw new InputError(`unknown matmul choice '${choice}': use ${MATMUL_CHOICES.join(', ')}`, 'E_FLAG');
   forceWebGPUMatMulTile(tile as MatMulTileName | null);
 }
 
 /** The per-shape choice for a case, in words (see `MatMulTimingRow.auto`). */
-function autoChoice(c: MatMulCase, inputs: ReturnType<typeof caseInputs>): string {
+function autoChoice(c: MatMulCase, inputs: ReturnType<typeof caseInputs>, f16: boolean): string {
   forceWebGPUMatMulTile(null);
-  const plan = planWebGPUMatMul(inputs.a, inputs.b, inputs.bias, c);
+  const plan = planWebGPUMatMul(inputs.a, inputs.b, inputs.bias, c, { f16 });
   if (!plan) return 'tfjs';
+  if (plan.kind === 'f16') {
+    const t = plan.spec.tile;
+    return `f16 ${t.tm}×${t.tn}${plan.spec.splits > 1 ? `×${plan.spec.splits} split-K` : ''}`;
+  }
   const name = Object.entries(MATMUL_TILES).find(([, t]) => t === plan.spec.tile)?.[0] ?? '?';
   return plan.spec.splits > 1 ? `${name}×${plan.spec.splits} split-K` : name;
 }
 
 async function timeCase(c: MatMulCase, choice: string, reps: number): Promise<MatMulTimingRow> {
   const inputs = caseInputs(c);
-  const auto = autoChoice(c, inputs);
+  const auto = autoChoice(c, inputs, choice === 'kstar-f16' && webgpuMatMulUsesF16(tf.backend()));
   useChoice(choice);
   const f = () => caseProduct(c, inputs);
   await timeProducts(f, 2); // compile and warm up
@@ -149,6 +158,9 @@ export async function benchMatMul(
   const timed = shapes === 'gpt2' ? GPT2_MATMUL_CASES : MATMUL_PARITY_CASES.slice(0, 6);
   const paritySets = String(values.parity ?? (shapes === 'gpt2' ? 'gpt2,odd' : 'odd')).split(',');
   const backendName = String(values.backend ?? 'webgpu') as BackendName;
+  // f16-mixed needs Dawn's toggles and features when the device is created.
+  const withF16 = choices.includes('kstar-f16');
+  if (withF16) setWebGPUMatMulPrecision('f16-mixed');
   const { backend } = await selectBackend(backendName);
   if (backend !== 'webgpu')
     throw new InputError(`pnpm bench matmul needs --backend webgpu (got '${backend}')`, 'E_FLAG');
@@ -156,10 +168,15 @@ export async function benchMatMul(
   const parity: MatMulParityRow[] = [];
   registerWebGPUMatMul();
   forceWebGPUMatMulTile(null);
-  if (paritySets.includes('gpt2'))
-    parity.push(...(await guardWebGPUStep(0, () => matMulParity(GPT2_MATMUL_CASES))));
-  if (paritySets.includes('odd'))
-    parity.push(...(await guardWebGPUStep(0, () => matMulParity(MATMUL_PARITY_CASES))));
+  const precisions = withF16 && webgpuMatMulUsesF16(tf.backend()) ? ['strict', 'f16-mixed'] : ['strict'];
+  for (const precision of precisions) {
+    setWebGPUMatMulPrecision(precision as 'strict' | 'f16-mixed');
+    if (paritySets.includes('gpt2'))
+      parity.push(...(await guardWebGPUStep(0, () => matMulParity(GPT2_MATMUL_CASES))));
+    if (paritySets.includes('odd'))
+      parity.push(...(await guardWebGPUStep(0, () => matMulParity(MATMUL_PARITY_CASES))));
+  }
+  setWebGPUMatMulPrecision('strict');
   if (parity.length) log(formatMatMulParity(parity));
   // Warm-up (clocks up, first shaders compiled): the first product of the table was otherwise measured cold.
   const warmUntil = performance.now() + 3000;

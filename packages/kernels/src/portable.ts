@@ -131,13 +131,26 @@ export {
   unsortedSegmentSumWasm,
 } from './wasm-kernels.ts';
 export { registerWasmMatMulFix, unregisterWasmMatMulFix } from './wasm-matmul.ts';
+export { ABSMAX_GROUPS, absMaxOnDevice } from './webgpu-absmax.ts';
 export {
   flushWebGPU,
   guardWebGPUStep,
   takeWebGPUDeviceErrors,
   watchWebGPUDevice,
 } from './webgpu-errors.ts';
+export * from './webgpu-f16-support.ts';
 export * from './webgpu-matmul.ts';
+export {
+  checkF16Tile,
+  F16_DIRECTIVES,
+  F16_TILES,
+  type F16MatMulSpec,
+  type F16TileName,
+  f16MatMulProgram,
+  f16MatMulShaderKey,
+  f16TileWorkgroupBytes,
+  type SubgroupMatrixTile,
+} from './webgpu-matmul-f16-program.ts';
 export * from './webgpu-matmul-parity.ts';
 export * from './webgpu-matmul-tiles.ts';
 export type { WebGPUPoolStats } from './webgpu-pool.ts';

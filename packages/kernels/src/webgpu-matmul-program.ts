@@ -108,8 +108,20 @@ export function matMulShaderKey(s: MatMulProgramSpec): string {
   ].join('_');
 }
 
+/** What the uniforms and the split-K reduce read of a spec (the float32 and the f16 programs share them). */
+export interface MatMulShape {
+  tile: { tk: number };
+  m: number;
+  n: number;
+  k: number;
+  batch: number;
+  splits: number;
+  bias: 'none' | 'column' | 'scalar';
+  activation: MatMulActivation;
+}
+
 /** K per split: a multiple of the tile's K slice (so only the last split can end inside a slice). */
-export function splitKChunk(s: MatMulProgramSpec): number {
+export function splitKChunk(s: MatMulShape): number {
   const slices = Math.ceil(s.k / s.tile.tk);
   return Math.ceil(slices / s.splits) * s.tile.tk;
 }
@@ -241,7 +253,7 @@ export function matMulProgram(s: MatMulProgramSpec): FlatProgram {
 
 /** The program's own uniforms, in the order of `uniforms` above. */
 export function matMulUniforms(
-  s: MatMulProgramSpec,
+  s: MatMulShape,
   batchA: number,
   batchB: number,
   alpha: number,
@@ -264,7 +276,7 @@ export function matMulUniforms(
  * Sums the `splits` partial products [batch, splits, m, n] of a split-K matmul into [batch, m, n], then bias and
  * activation: one thread per output.
  */
-export function splitKReduceProgram(s: MatMulProgramSpec): FlatProgram {
+export function splitKReduceProgram(s: MatMulShape): FlatProgram {
   const bias =
     s.bias === 'column' ? 'v = v + Bias[rem % uniforms.n];' : s.bias === 'scalar' ? 'v = v + Bias[0];' : '';
   return flatProgram({
@@ -283,7 +295,7 @@ export function splitKReduceProgram(s: MatMulProgramSpec): FlatProgram {
 }
 
 export function splitKReduceUniforms(
-  s: MatMulProgramSpec,
+  s: MatMulShape,
   alpha: number,
 ): Array<{ type: 'float32' | 'int32'; data: number[] }> {
   return [

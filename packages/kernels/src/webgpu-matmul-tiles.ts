@@ -1,3 +1,4 @@
+import { F16_TILES, type F16TileName } from './webgpu-matmul-f16-program.ts';
 import type { MatMulTile } from './webgpu-matmul-program.ts';
 
 /**
@@ -72,4 +73,25 @@ export function chooseMatMulSplit(
  */
 export function matMulPrefersTfjs(m: number, n: number, k: number): boolean {
   return n <= 64 && k >= 512 && m >= 512;
+}
+
+/**
+ * The f16 (subgroup-matrix) tile and split-K for a product: `large` (128×128) where it fills the GPU without wasting
+ * more than a quarter of its work, else split-K of `large` for a long K (weight gradients), else `small` (64×64).
+ */
+export function chooseF16Tile(
+  batch: number,
+  m: number,
+  n: number,
+  k: number,
+): { tile: F16TileName; splits: number } {
+  const t = F16_TILES.large;
+  const workgroups = batch * Math.ceil(m / t.tm) * Math.ceil(n / t.tn);
+  const use = (m * n) / (Math.ceil(m / t.tm) * t.tm * Math.ceil(n / t.tn) * t.tn);
+  if (use >= MIN_TILE_USE) {
+    if (workgroups >= MIN_WORKGROUPS) return { tile: 'large', splits: 1 };
+    const splits = Math.min(Math.ceil((2 * MIN_WORKGROUPS) / workgroups), Math.floor(k / MIN_SPLIT_K));
+    if (splits >= 2) return { tile: 'large', splits };
+  }
+  return { tile: 'small', splits: 1 };
 }

@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { kernelOverride } from './kernel-override.ts';
 import type { FusedBackend } from './row-program.ts';
+import { absMaxOnDevice } from './webgpu-absmax.ts';
+import { deviceSubgroupMatrixSupport, webgpuMatMulPrecision } from './webgpu-f16-support.ts';
+import { F16_TILES, type F16MatMulSpec, f16MatMulProgram } from './webgpu-matmul-f16-program.ts';
 import {
   type MatMulActivation,
   type MatMulProgramSpec,
@@ -10,6 +13,7 @@ import {
   splitKReduceUniforms,
 } from './webgpu-matmul-program.ts';
 import {
+  chooseF16Tile,
   chooseMatMulSplit,
   chooseMatMulTile,
   isMatMulTileName,
@@ -30,8 +34,12 @@ import { flat, type WebGPUBackendLike } from './wgsl.ts';
  *
  * `KSTAR_WEBGPU_MATMUL=tfjs` keeps tfjs's kernels (the "before" of benchmarks); `KSTAR_WEBGPU_MATMUL=<tile>` (large,
  * wide, medium, small) forces one tile; unset or `kstar` chooses per shape (webgpu-matmul-tiles.ts).
+ *
+ * With the f16-mixed precision (`--matmul-precision f16-mixed`, webgpu-f16-support.ts) and an adapter offering
+ * subgroup matrices, the same calls run webgpu-matmul-f16-program.ts on tensor cores instead (`counts.f16`).
  */
-const counts = { kstar: 0, tfjs: 0 };
+const counts = { kstar: 0, tfjs: 0, f16: 0 };
+let f16Logged = false;
 let forcedTile: MatMulTileName | null = null;
 
 const ACTIVATIONS = new Set<string>(['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu']);
@@ -69,7 +77,7 @@ export function forceWebGPUMatMulTile(tile: MatMulTileName | null): void {
 }
 
 /** How many products K*'s kernel computed and how many it handed to tfjs's, since the process started. */
-export function webgpuMatMulCounts(): { kstar: number; tfjs: number } {
+export function webgpuMatMulCounts(): { kstar: number; tfjs: number; f16: number } {
   return { ...counts };
 }
 
@@ -79,13 +87,38 @@ function batchOf(shape: number[]): number {
   return p;
 }
 
+/** A call K*'s kernels compute: the float32 register-tiled program or the f16 subgroup-matrix one. */
+export type MatMulPlan = { outShape: number[]; batchA: number; batchB: number } & (
+  | { kind: 'f32'; spec: MatMulProgramSpec }
+  | { kind: 'f16'; spec: F16MatMulSpec }
+);
+
+/**
+ * Whether this backend's matmuls run f16-mixed: the precision asks for it and the device has subgroup matrices.
+ * Logs once which way it went.
+ */
+export function webgpuMatMulUsesF16(backend: unknown): boolean {
+  if (webgpuMatMulPrecision() !== 'f16-mixed') return false;
+  const support = deviceSubgroupMatrixSupport((backend as { device?: object }).device);
+  if (!f16Logged) {
+    f16Logged = true;
+    console.warn(
+      support.ok
+        ? `f16-mixed matmul: ${support.reason}`
+        : `f16-mixed matmul unavailable: ${support.reason}; matmuls stay float32`,
+    );
+  }
+  return support.ok;
+}
+
 /** The program spec for a call, or null when tfjs's kernel must take it (see the file comment). */
 export function planWebGPUMatMul(
   a: Info,
   b: Info,
   bias: Info | undefined,
   attrs: MatMulAttrs,
-): { spec: MatMulProgramSpec; outShape: number[]; batchA: number; batchB: number } | null {
+  options: { f16?: boolean } = {},
+): MatMulPlan | null {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || (bias && bias.dtype !== 'float32')) return null;
   if (a.shape.length < 2 || b.shape.length < 2) return null;
   const activation = attrs.activation ?? 'linear';
@@ -120,6 +153,26 @@ export function planWebGPUMatMul(
     else if (lastIsColumn) biasKind = 'column';
     else return null;
   }
+  if (options.f16) {
+    const choice = chooseF16Tile(batch, m, n, k);
+    const t = F16_TILES[choice.tile];
+    if (Math.ceil(n / t.tn) > MAX_WORKGROUPS_PER_DIM || Math.ceil(m / t.tm) > MAX_WORKGROUPS_PER_DIM)
+      return null;
+    if (batch * choice.splits > MAX_WORKGROUPS_PER_DIM) return null;
+    const f16: F16MatMulSpec = {
+      tile: t,
+      transposeA: tA,
+      transposeB: tB,
+      m,
+      n,
+      k,
+      batch,
+      splits: choice.splits,
+      bias: biasKind,
+      activation: activation as MatMulActivation,
+    };
+    return { kind: 'f16', spec: f16, outShape: [...outer, m, n], batchA, batchB };
+  }
   const forced = forcedTile ?? webgpuMatMulSetting().tile;
   if (!forced && matMulPrefersTfjs(m, n, k)) return null;
   const split = forced ? null : chooseMatMulSplit(batch, m, n, k);
@@ -132,6 +185,7 @@ export function planWebGPUMatMul(
   )
     return null;
   return {
+    kind: 'f32',
     spec: {
       tile,
       transposeA: tA,
@@ -155,33 +209,49 @@ function kstarMatMul(original: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const inputs = args.inputs as { a: Info; b: Info; bias?: Info; preluActivationWeights?: Info };
     const attrs = args.attrs as MatMulAttrs;
+    const f16 = webgpuMatMulUsesF16(args.backend);
     const plan = inputs.preluActivationWeights
       ? null
-      : planWebGPUMatMul(inputs.a, inputs.b, inputs.bias, attrs);
+      : planWebGPUMatMul(inputs.a, inputs.b, inputs.bias, attrs, { f16 });
     if (!plan) {
       counts.tfjs++;
       return original(args);
     }
     counts.kstar++;
+    if (plan.kind === 'f16') counts.f16++;
+    const program = (s: typeof plan.spec) =>
+      plan.kind === 'f16' ? f16MatMulProgram(s as F16MatMulSpec) : matMulProgram(s as MatMulProgramSpec);
     const backend = args.backend as unknown as WebGPUBackendLike;
     const bound = [flat(inputs.a), flat(inputs.b)];
     if (inputs.bias) bound.push(flat(inputs.bias));
+    // f16: each operand's max |x| (1-element tensors on the GPU) sets its power-of-two scale in the program.
+    const scales =
+      plan.kind === 'f16'
+        ? [
+            absMaxOnDevice(backend, flat(inputs.a) as Parameters<typeof absMaxOnDevice>[1]),
+            absMaxOnDevice(backend, flat(inputs.b) as Parameters<typeof absMaxOnDevice>[1]),
+          ]
+        : [];
+    const release = () => {
+      for (const x of scales) (backend as unknown as FusedBackend).disposeData(x.dataId);
+    };
     const alpha = attrs.leakyreluAlpha ?? 0.2;
     const spec = plan.spec;
     if (spec.splits === 1) {
       const out = backend.runWebGPUProgram(
-        matMulProgram(spec),
-        bound,
+        program(spec),
+        [...bound, ...scales],
         'float32',
         matMulUniforms(spec, plan.batchA, plan.batchB, alpha),
       );
+      release();
       return { dataId: out.dataId, shape: plan.outShape, dtype: 'float32' }; // [...batch, m, n]
     }
     // Split-K: partial products [batch, splits, m, n] without bias or activation, then their sum with both.
-    const partialSpec: MatMulProgramSpec = { ...spec, bias: 'none', activation: 'linear' };
+    const partialSpec: typeof spec = { ...spec, bias: 'none', activation: 'linear' };
     const partial = backend.runWebGPUProgram(
-      matMulProgram(partialSpec),
-      bound.slice(0, 2),
+      program(partialSpec),
+      [...bound.slice(0, 2), ...scales],
       'float32',
       matMulUniforms(partialSpec, plan.batchA, plan.batchB, alpha),
     );
@@ -193,6 +263,7 @@ function kstarMatMul(original: tf.KernelFunc): tf.KernelFunc {
       splitKReduceUniforms(spec, alpha),
     );
     (backend as unknown as FusedBackend).disposeData(partial.dataId);
+    release();
     return { dataId: out.dataId, shape: plan.outShape, dtype: 'float32' };
   };
 }

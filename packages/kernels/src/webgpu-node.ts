@@ -3,6 +3,14 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { watchWebGPUDevice } from './webgpu-errors.ts';
+import {
+  dawnOptions,
+  F16_FEATURES,
+  installDirectiveHoisting,
+  recordSubgroupMatrixSupport,
+  subgroupMatrixSupport,
+  webgpuMatMulPrecision,
+} from './webgpu-f16-support.ts';
 import { boundWebGPUPool, DEFAULT_MAX_FREE_POOL_BYTES } from './webgpu-pool.ts';
 
 /**
@@ -52,8 +60,9 @@ export async function initWebGPU(
       throw new Error(`the 'webgpu' package could not be loaded (${(e as Error).message})`);
     }
     Object.assign(globalThis, mod.globals);
-    // Dawn options, e.g. KSTAR_DAWN_FLAGS='enable-dawn-features=allow_unsafe_apis' (timestamp queries for profiling).
-    const gpu = mod.create((process.env.KSTAR_DAWN_FLAGS ?? '').split(/\s+/).filter(Boolean));
+    // Dawn options, e.g. KSTAR_DAWN_FLAGS='enable-dawn-features=allow_unsafe_apis' (timestamp queries for profiling);
+    // f16-mixed matmuls add the toggles that expose f16 and subgroup matrices on NVIDIA.
+    const gpu = mod.create(dawnOptions(process.env.KSTAR_DAWN_FLAGS ?? '', webgpuMatMulPrecision()));
     const g = globalThis as unknown as { navigator?: Record<string, unknown> };
     if (g.navigator == null) {
       // Node 20: no navigator at all.
@@ -104,9 +113,15 @@ export async function initWebGPU(
         maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
         maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
       };
-      const requiredFeatures = a.features.has('timestamp-query') ? ['timestamp-query'] : [];
+      const wanted = ['timestamp-query', ...(webgpuMatMulPrecision() === 'f16-mixed' ? F16_FEATURES : [])];
+      const requiredFeatures = wanted.filter((f) => a.features.has(f));
       const device = await a.requestDevice({ requiredLimits, requiredFeatures });
       watchWebGPUDevice(device);
+      if (webgpuMatMulPrecision() === 'f16-mixed') {
+        // The f16 kernel's `enable` directives must precede tfjs's shader prelude.
+        installDirectiveHoisting(device);
+        recordSubgroupMatrixSupport(device, subgroupMatrixSupport(a));
+      }
       const backend = new webgpuModule.WebGPUBackend(device, a.info);
       // tfjs's pool never frees a buffer; bound its free bytes (KSTAR_WEBGPU_MAX_FREE_BYTES, default 1 GiB).
       boundWebGPUPool(backend, maxFreePoolBytes());

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  absMaxOnDevice,
   flushWebGPU,
   forceWebGPUMatMulTile,
   formatMatMulParity,
@@ -9,7 +10,9 @@ import {
   type MatMulTileName,
   matMulParity,
   selectBackend,
+  setWebGPUMatMulPrecision,
   shutdownWebGPU,
+  subgroupMatrixSupport,
   webgpuDevice,
   webgpuMatMulCounts,
 } from '../src/index.ts';
@@ -62,6 +65,55 @@ describe.skipIf(skip)('K* WebGPU matmul', () => {
     },
     LONG,
   );
+
+  it(
+    'f16-mixed falls back to float32, with one log line, where the adapter has no subgroup matrices',
+    async () => {
+      const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+      setWebGPUMatMulPrecision('f16-mixed');
+      try {
+        const before = webgpuMatMulCounts();
+        // Shapes the first test compiled already (lavapipe compiles slowly).
+        const cases = MATMUL_PARITY_CASES.filter((c) => /^2d /.test(c.name));
+        const rows = await matMulParity(cases);
+        for (const r of rows) {
+          expect(r.kernel, r.name).toBe('kstar');
+          expect(r.precision, r.name).toBe('strict');
+          expect(r.pass, `${r.name}: ${JSON.stringify(r)}`).toBe(true);
+        }
+        expect(webgpuMatMulCounts().f16).toBe(before.f16);
+        const lines = warn.mock.calls
+          .map((c) => String(c[0]))
+          .filter((l) => l.startsWith('f16-mixed matmul'));
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(/unavailable: .*; matmuls stay float32/);
+        const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator!.gpu!;
+        const adapter = (await gpu.requestAdapter())!;
+        const support = subgroupMatrixSupport(adapter);
+        expect(support.ok).toBe(false);
+        expect(support.reason).toContain('chromium-experimental-subgroup-matrix');
+      } finally {
+        setWebGPUMatMulPrecision(null);
+        warn.mockRestore();
+      }
+    },
+    LONG,
+  );
+
+  it('max |x| on the GPU (the f16 matmul scale) equals the JS maximum, across every workgroup', async () => {
+    // 70,001 entries: more than 256 workgroups × 256 threads take in one pass (the grid stride is used).
+    const values = Float32Array.from({ length: 70_001 }, (_, i) => Math.sin(i * 0.7) * (1 + (i % 13)));
+    values[66_000] = -123.5;
+    const x = tf.tensor1d(values);
+    const out = absMaxOnDevice(tf.backend() as never, {
+      dataId: x.dataId,
+      shape: [values.length],
+      dtype: 'float32',
+    });
+    const m = tf.engine().makeTensorFromTensorInfo(out);
+    expect((await m.data())[0]).toBe(123.5);
+    tf.dispose([x, m]);
+  });
 
   it(
     'gradients of a fused matMul (transposed products) match the cpu backend',
