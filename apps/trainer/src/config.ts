@@ -13,7 +13,7 @@ export const BACKEND_NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow', 'cu
 export const MASTER_WEIGHTS_NAMES = ['fp32', 'split24'] as const;
 export const MODE_NAMES = ['full', 'segmented'] as const;
 export const TOKENIZER_NAMES = ['byte', 'gpt2'] as const;
-export const MATMUL_PRECISION_NAMES = ['strict', 'tf32'] as const;
+export const MATMUL_PRECISION_NAMES = ['strict', 'tf32', 'f16-mixed'] as const;
 export const PRECISION_NAMES = ['float32', 'bf16-mixed'] as const;
 
 /**

@@ -60,7 +60,7 @@ export const TRAIN_FLAGS: FlagTable = {
   lr: { type: 'number', value: 'X', help: "peak learning rate (default: the preset's)" },
   warmup: { type: 'int', value: 'N', help: 'linear warm-up steps before cosine decay (default 20)' },
   seed: { type: 'int', value: 'N', help: 'seed for weights and batches (default 1234)' },
-  'matmul-precision': { type: 'string', choices: MATMUL_PRECISION_NAMES, help: 'matmuls in float32 (default) or TF32 tensor cores (cuda only)' },
+  'matmul-precision': { type: 'string', choices: MATMUL_PRECISION_NAMES, help: 'matmuls in float32 (default), TF32 tensor cores (cuda only) or f16 operands with\nfloat32 accumulation on subgroup matrices (webgpu only; float32 where the adapter lacks them)' },
   precision: { type: 'string', choices: PRECISION_NAMES, help: 'bf16-mixed: bf16 matmul inputs, float32 accumulation, weights and state (cuda only)' },
   backend: { type: 'string', choices: BACKEND_NAMES, help: '(default auto: cuda where it starts, then tensorflow, webgpu, wasm, cpu)' },
   mode: { type: 'string', choices: MODE_NAMES, help: 'full-graph baseline, or segment-by-segment recompute with gradient release' },

@@ -62,7 +62,7 @@ import {
   requireBudgetForStateChoices,
   type StateChoice,
 } from './plan-state.ts';
-import { applyPrecision } from './precision.ts';
+import { applyPrecision, preparePrecision } from './precision.ts';
 import type { ProgressBar } from './progress.ts';
 import type { TrainReport } from './report.ts';
 import { generate } from './sample.ts';
@@ -326,6 +326,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   tf.env().set('PROD', true);
   // Probe lines wait until the memory check has passed: a refused run prints one line only.
   const probeLines: string[] = [];
+  preparePrecision(config);
   const { backend } = await selectTrainerBackend(config.backend, { log: (line) => probeLines.push(line) });
   await applyPrecision(backend, config);
   // The weights alone, before building them: a model that cannot exist is refused without allocating it.

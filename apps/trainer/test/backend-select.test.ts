@@ -1,9 +1,10 @@
 import { matmulPrecision, setMatmulPrecision } from '@kstar/backend-cuda';
 import { BackendUnavailableError } from '@kstar/core';
+import { setWebGPUMatMulPrecision, webgpuMatMulPrecision } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { selectTrainerBackend } from '../src/backend-select.ts';
-import { applyPrecision } from '../src/precision.ts';
+import { applyPrecision, preparePrecision } from '../src/precision.ts';
 
 // libcuda is pointed at a path that does not exist, so these run the same with or without a GPU.
 describe('trainer backend selection with cuda', () => {
@@ -43,6 +44,9 @@ describe('--matmul-precision and --precision', () => {
       applyPrecision('cuda', { matmulPrecision: 'tf32', precision: 'bf16-mixed' }),
     ).rejects.toThrow(/pick one/);
     await expect(
+      applyPrecision('cuda', { matmulPrecision: 'f16-mixed', precision: 'float32' }),
+    ).rejects.toThrow(/f16-mixed runs on the webgpu backend only, not on 'cuda'/);
+    await expect(
       applyPrecision('cpu', { matmulPrecision: 'strict', precision: 'float32' }),
     ).resolves.toBeUndefined();
   });
@@ -53,5 +57,13 @@ describe('--matmul-precision and --precision', () => {
     await applyPrecision('cuda', { matmulPrecision: 'tf32', precision: 'float32' });
     expect(matmulPrecision()).toBe('tf32');
     setMatmulPrecision(null);
+  });
+
+  it('f16-mixed is set for WebGPU before the device starts (its features are requested at creation)', () => {
+    preparePrecision({ matmulPrecision: 'strict', precision: 'float32' });
+    expect(webgpuMatMulPrecision()).toBe('strict');
+    preparePrecision({ matmulPrecision: 'f16-mixed', precision: 'float32' });
+    expect(webgpuMatMulPrecision()).toBe('f16-mixed');
+    setWebGPUMatMulPrecision(null);
   });
 });
