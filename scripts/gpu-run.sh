@@ -46,13 +46,13 @@ if [ "${F16:-0}" = 1 ]; then
   cp "${F16_PROBE:-scripts/webgpu-f16-probe.mjs}" /tmp/k/bundle-dir/webgpu-f16-probe.mjs
   (cd /tmp/k/bundle-dir && timeout 60 /tmp/k/node webgpu-f16-probe.mjs) > "$OUT/f16-probe.json" 2> "$OUT/f16-probe.log"
   echo "f16 probe: exit $?"; grep -E '"(subgroupM|maxRelErr|error)' "$OUT/f16-probe.json"; grep -A3 '"messages"' "$OUT/f16-probe.json" | head -20
-  timeout "${F16_MATMUL_LIMIT:-240}" "${K[@]}" bench matmul --json "$OUT/matmul-f16.json" --choices kstar,kstar-f16 \
+  timeout "${F16_MATMUL_LIMIT:-240}" "${B[@]}" matmul --json "$OUT/matmul-f16.json" --choices kstar,kstar-f16 \
     ${F16_MATMUL_FLAGS:-} > "$OUT/matmul-f16.log" 2>&1
   echo "bench matmul (f16): exit $?"
   grep -E "^(PASS|FAIL|f16)" "$OUT/matmul-f16.log"; sed -n '/^TFLOP/,$p' "$OUT/matmul-f16.log"; tail -5 "$OUT/matmul-f16.log"
   if [ "${F16_GPU:-1}" = 1 ]; then
     for p in strict f16-mixed; do
-      KSTAR_WEBGPU_MATMUL_PRECISION=$p "${K[@]}" bench gpu --json "$OUT/gpu-f16-$p.json" --steps "$STEPS" \
+      KSTAR_WEBGPU_MATMUL_PRECISION=$p "${B[@]}" gpu --json "$OUT/gpu-f16-$p.json" --steps "$STEPS" \
         --limit-seconds "${RUN_LIMIT:-110}" --configs "${F16_CONFIGS:-adamw-full-graph}" > "$OUT/bench-gpu-f16-$p.log" 2>&1
       echo "bench gpu (matmul $p): exit $?"; grep -vE '^(bench gpu:|Warning)' "$OUT/bench-gpu-f16-$p.log"
     done
