@@ -472,7 +472,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ...(resume ? { initialStep: resume.trainer.step } : {}),
   });
   if (resume) {
-    if (sharding) restoreShardedCheckpoint(resume, sharding, engine.optimizer.name);
+    if (sharding) restoreShardedCheckpoint(resume, sharding, engine.optimizer.name, masterWeights);
     else
       restoreOptimizerState(resume.files.get(optimizerFile(0))!, `${resume.dir}/${optimizerFile(0)}`, engine);
     dataset.rngState = resume.trainer.samplerState;

@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Collective } from '@kstar/core';
-import { decodeSafetensors, encodeSafetensors, type GPTModel, type SafeTensor } from '@kstar/gpt';
-import type { Split24Plugin } from '@kstar/master-split24';
+import { encodeSafetensors, type GPTModel, type SafeTensor } from '@kstar/gpt';
+import { type Split24Plugin, type Split24State, split24 } from '@kstar/master-split24';
 import type { ZeroPlugin, ZeroShardedTraining } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -14,8 +14,16 @@ import {
   TRAINER_STATE,
   type TrainerState,
 } from './format.ts';
+import { decodePayload, encodePayload } from './payload.ts';
 import type { LoadedCheckpoint } from './read.ts';
-import { encodeOptimizerState, encodeWeights, restoreOptimizerState, type StateHolder } from './state.ts';
+import {
+  encodeOptimizerState,
+  encodeWeights,
+  pushSplitWords,
+  restoreOptimizerState,
+  type StateHolder,
+  splitWordsOf,
+} from './state.ts';
 import { type CheckpointFile, commitCheckpoint, openTemporaryDir, sha256, writeFiles } from './write.ts';
 
 /**
@@ -24,7 +32,9 @@ import { type CheckpointFile, commitCheckpoint, openTemporaryDir, sha256, writeF
  *
  * - `optimizer.rank{r}.safetensors`: rank r's optimizer state (its row ranges or whole tensors, as the plugin stores
  *   them; stage 0: the whole state, every rank a copy);
- * - stage 3: `model.rank{r}.safetensors`: rank r's float32 parameter shards (its rows, or the tensors it owns whole);
+ * - stage 3: `model.rank{r}.safetensors`: rank r's parameter shards (its rows, or the tensors it owns whole) in their
+ *   stored form: float32 (`metadata.format` 'float32-shards'), or under split24 the packed words of each shard
+ *   (`NAME/bf16`, `NAME/bf16_correction`; 'split24-shards', `metadata.shapes` the shard shapes), nothing expanded;
  *   stages 0-2: `model.safetensors` as in a single-process checkpoint (the weights are replicated; rank 0 writes it);
  * - rank 0: `trainer.json` and, once every rank's files are on disk, the manifest (`world.size` = N, each shard
  *   file with its `rank`), then the rename that makes the checkpoint exist.
@@ -50,8 +60,17 @@ function attachedOf(sharding: ZeroPlugin): ZeroShardedTraining {
   return sharding.attached;
 }
 
-/** Rank r's stage-3 parameter shards as float32 safetensors. */
-async function encodeShards(attached: ZeroShardedTraining): Promise<Uint8Array> {
+const FLOAT32_SHARDS = 'float32-shards';
+const SPLIT24_SHARDS = 'split24-shards';
+
+/** Rank r's stage-3 parameter shards in their stored form (see the file comment). */
+async function encodeShards(attached: ZeroShardedTraining, split?: Split24Plugin): Promise<Uint8Array> {
+  if (split) {
+    // At stage 3 the plugin holds exactly this rank's shards (shard-zero hands it them to adopt), by parameter name.
+    const entries: Array<[string, SafeTensor]> = [];
+    const shapes = pushSplitWords(entries, await split.getState());
+    return encodePayload(entries, { format: SPLIT24_SHARDS, shapes: JSON.stringify(shapes) });
+  }
   const shards = attached.readShards();
   try {
     const entries: Array<[string, SafeTensor]> = [];
@@ -62,7 +81,7 @@ async function encodeShards(attached: ZeroShardedTraining): Promise<Uint8Array> 
         { dtype: 'F32', shape: [...t.shape], data: new Uint8Array(values.slice().buffer) },
       ]);
     }
-    return encodeSafetensors(entries, { format: 'float32-shards' });
+    return encodeSafetensors(entries, { format: FLOAT32_SHARDS });
   } finally {
     tf.dispose(Object.values(shards));
   }
@@ -98,7 +117,7 @@ export async function saveShardedCheckpoint(
     },
   ];
   if (src.sharding.stage === 3) {
-    mine.push({ path: modelShardFile(c.rank), data: await encodeShards(attached), rank: c.rank });
+    mine.push({ path: modelShardFile(c.rank), data: await encodeShards(attached, src.split), rank: c.rank });
   }
   const shared: CheckpointFile[] = [];
   if (c.rank === 0) {
@@ -129,13 +148,16 @@ export async function saveShardedCheckpoint(
 
 /**
  * Restores this rank's shard of a sharded checkpoint into an engine built over `sharding` (the same rank count that
- * saved it): its optimizer state and, at stage 3, its parameter shards. Stages 0-2 restore `model.safetensors` before
- * building the engine, as a single process does.
+ * saved it): its optimizer state and, at stage 3, its parameter shards (split24 words into `split`, the engine's
+ * master-weights plugin, bit for bit; a float32 shard file written before split24 shards were stored as words goes
+ * through the float32 path). Stages 0-2 restore `model.safetensors` before building the engine, as a single process
+ * does.
  */
 export function restoreShardedCheckpoint(
   resume: LoadedCheckpoint,
   sharding: ZeroPlugin,
   optimizerName: string,
+  split?: Split24Plugin,
 ): void {
   const rank = sharding.collective.rank;
   const stateFile = optimizerFile(rank);
@@ -148,14 +170,35 @@ export function restoreShardedCheckpoint(
   const shardFile = modelShardFile(rank);
   const bytes = resume.files.get(shardFile);
   if (!bytes) throw new CheckpointError(`checkpoint '${resume.dir}' lists no ${shardFile} for rank ${rank}`);
-  const file = decodeSafetensors(bytes, `${resume.dir}/${shardFile}`);
+  const origin = `${resume.dir}/${shardFile}`;
+  const file = decodePayload(bytes, origin);
+  if (file.metadata.format === SPLIT24_SHARDS) {
+    if (!split) {
+      throw new CheckpointError(
+        `${origin} holds split24 shards but the run keeps float32 weights: pass --master-weights split24`,
+      );
+    }
+    const shapes: Record<string, number[]> = JSON.parse(file.metadata.shapes ?? '{}');
+    const state: Split24State = {};
+    for (const name of split.names()) {
+      const shape = shapes[name];
+      if (!shape) {
+        throw new CheckpointError(
+          `${origin} lacks rank ${rank}'s split24 shard of '${name}': restore with the rank count that saved it`,
+        );
+      }
+      state[name] = splitWordsOf(file, origin, name, shape);
+    }
+    split.setState(state); // a shard shape other than this rank's is a ShapeError naming both
+    return;
+  }
   const held = attached.readShards();
   const names = Object.keys(held);
   tf.dispose(Object.values(held));
   for (const name of names) {
     const t = file.tensors.get(name);
     if (t?.dtype !== 'F32') {
-      throw new CheckpointError(`${resume.dir}/${shardFile} lacks rank ${rank}'s float32 shard of '${name}'`);
+      throw new CheckpointError(`${origin} lacks rank ${rank}'s float32 shard of '${name}'`);
     }
     const value = tf.tensor(new Float32Array(t.data.slice().buffer), [...t.shape]);
     try {
@@ -166,14 +209,47 @@ export function restoreShardedCheckpoint(
   }
 }
 
+/** A rank file's parameter shards as float32 (name → shape and values; split24 words reconstructed to 24 bits). */
+async function float32Shards(
+  bytes: Uint8Array,
+  origin: string,
+): Promise<Map<string, { shape: number[]; values: Float32Array }>> {
+  const file = decodePayload(bytes, origin);
+  const out = new Map<string, { shape: number[]; values: Float32Array }>();
+  if (file.metadata.format !== SPLIT24_SHARDS) {
+    for (const [name, t] of file.tensors) {
+      if (t.dtype !== 'F32')
+        throw new CheckpointError(`${origin}: the shard of '${name}' is ${t.dtype}, not F32`);
+      out.set(name, { shape: [...t.shape], values: new Float32Array(t.data.slice().buffer) });
+    }
+    return out;
+  }
+  const shapes: Record<string, number[]> = JSON.parse(file.metadata.shapes ?? '{}');
+  const state: Split24State = {};
+  for (const [name, shape] of Object.entries(shapes)) state[name] = splitWordsOf(file, origin, name, shape);
+  const split = split24();
+  try {
+    split.setState(state);
+    for (const [name, shape] of Object.entries(shapes)) {
+      const full = split.reconstruct(name);
+      out.set(name, { shape, values: Float32Array.from((await full.data()) as Float32Array) });
+      full.dispose();
+    }
+  } finally {
+    split.dispose();
+  }
+  return out;
+}
+
 /**
  * Joins a ZeRO-3 checkpoint's parameter shards (`model.rank{r}.safetensors` of every rank, read with EVERY_RANK) into
  * `model`'s variables: a row-owned parameter's shards concatenated along rows in rank order (ranks own consecutive row
- * ranges; a rank with none holds no entry), a whole-owned one taken from its owner's file. Needs no MPI.
+ * ranges; a rank with none holds no entry), a whole-owned one taken from its owner's file; split24 shards at their
+ * full 24 bits. Needs no MPI.
  */
-export function assignModelShards(checkpoint: LoadedCheckpoint, model: GPTModel): void {
+export async function assignModelShards(checkpoint: LoadedCheckpoint, model: GPTModel): Promise<void> {
   const ranks = checkpoint.manifest.world.size;
-  const files: ReturnType<typeof decodeSafetensors>[] = [];
+  const files: Array<Awaited<ReturnType<typeof float32Shards>>> = [];
   for (let r = 0; r < ranks; r++) {
     const bytes = checkpoint.files.get(modelShardFile(r));
     if (!bytes) {
@@ -181,20 +257,20 @@ export function assignModelShards(checkpoint: LoadedCheckpoint, model: GPTModel)
         `checkpoint '${checkpoint.dir}' holds neither ${MODEL_FILE} nor ${modelShardFile(r)}: read it with every rank's files (EVERY_RANK), or it is not a ZeRO-3 checkpoint of ${ranks} ranks`,
       );
     }
-    files.push(decodeSafetensors(bytes, `${checkpoint.dir}/${modelShardFile(r)}`));
+    files.push(await float32Shards(bytes, `${checkpoint.dir}/${modelShardFile(r)}`));
   }
   for (const [name, v] of model.variables) {
     const pieces: Float32Array[] = [];
     let rows = 0;
     for (const file of files) {
-      const t = file.tensors.get(name);
+      const t = file.get(name);
       if (!t) continue;
-      if (t.dtype !== 'F32' || t.shape.slice(1).join() !== v.shape.slice(1).join()) {
+      if (t.shape.slice(1).join() !== v.shape.slice(1).join()) {
         throw new CheckpointError(
-          `${checkpoint.dir}: the shard of '${name}' is ${t.dtype} [${t.shape}], the model's rows are [${v.shape.slice(1)}]: it is damaged or from another model`,
+          `${checkpoint.dir}: the shard of '${name}' is [${t.shape}], the model's rows are [${v.shape.slice(1)}]: it is damaged or from another model`,
         );
       }
-      pieces.push(new Float32Array(t.data.slice().buffer));
+      pieces.push(t.values);
       rows += t.shape[0] ?? 1;
     }
     if (rows !== (v.shape[0] ?? 1)) {

@@ -1,7 +1,7 @@
 import type { OptimizerState } from '@kstar/core';
 import { stateVariable } from '@kstar/core';
-import type { GPTModel, SafeTensor } from '@kstar/gpt';
-import type { Split24Plugin } from '@kstar/master-split24';
+import type { GPTModel, SafeTensor, SafetensorsFile } from '@kstar/gpt';
+import type { Split24Plugin, Split24State } from '@kstar/master-split24';
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointError } from './format.ts';
 import { decodePayload, encodePayload } from './payload.ts';
@@ -32,19 +32,45 @@ export async function encodeWeights(model: GPTModel, split?: Split24Plugin): Pro
     return encodePayload(entries, { format: 'float32' });
   }
   const state = await split.getState();
-  const shapes: Record<string, number[]> = {};
-  for (const [name, s] of Object.entries(state)) {
-    shapes[name] = s.shape;
-    const bytes = (a: Int32Array) =>
-      new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
-    entries.push([`${name}/bf16`, { dtype: 'I32', shape: [s.hi.length], data: bytes(s.hi) }]);
-    entries.push([`${name}/bf16_correction`, { dtype: 'I32', shape: [s.lo.length], data: bytes(s.lo) }]);
-  }
+  const shapes = pushSplitWords(entries, state);
   // Variables the plugin does not hold (no stage reads them) stay float32.
   for (const [name, v] of model.variables) {
     if (!(name in state) && !v.isDisposed) entries.push([name, await tensorEntry(v)]);
   }
   return encodePayload(entries, { format: 'split24', shapes: JSON.stringify(shapes) });
+}
+
+/**
+ * Appends split24's packed words to `entries` (`NAME/bf16`, `NAME/bf16_correction`, `I32`); returns each parameter's
+ * shape (for `metadata.shapes`).
+ */
+export function pushSplitWords(
+  entries: Array<[string, SafeTensor]>,
+  state: Split24State,
+): Record<string, number[]> {
+  const shapes: Record<string, number[]> = {};
+  const bytes = (a: Int32Array) => new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+  for (const [name, s] of Object.entries(state)) {
+    shapes[name] = s.shape;
+    entries.push([`${name}/bf16`, { dtype: 'I32', shape: [s.hi.length], data: bytes(s.hi) }]);
+    entries.push([`${name}/bf16_correction`, { dtype: 'I32', shape: [s.lo.length], data: bytes(s.lo) }]);
+  }
+  return shapes;
+}
+
+/** The packed words of parameter `name` [shape] as `pushSplitWords` wrote them (copies). */
+export function splitWordsOf(
+  file: SafetensorsFile,
+  origin: string,
+  name: string,
+  shape: readonly number[],
+): Split24State[string] {
+  const hi = file.tensors.get(`${name}/bf16`);
+  const lo = file.tensors.get(`${name}/bf16_correction`);
+  if (hi?.dtype !== 'I32' || lo?.dtype !== 'I32') {
+    throw new CheckpointError(`${origin} lacks the split24 words (I32) of parameter '${name}'`);
+  }
+  return { shape: [...shape], hi: i32(hi), lo: i32(lo) };
 }
 
 const f32 = (t: SafeTensor) => new Float32Array(t.data.slice().buffer);
@@ -68,18 +94,15 @@ export function restoreWeights(
     );
   }
   const shapes: Record<string, number[]> = split ? JSON.parse(file.metadata.shapes ?? '{}') : {};
-  const splitState: Parameters<Split24Plugin['setState']>[0] = {};
+  const splitState: Split24State = {};
   for (const [name, v] of model.variables) {
     if (split && name in shapes) {
-      const hi = file.tensors.get(`${name}/bf16`);
-      const lo = file.tensors.get(`${name}/bf16_correction`);
-      if (!hi || !lo) throw new CheckpointError(`${origin} lacks the split24 words of parameter '${name}'`);
       if (shapes[name]!.join() !== v.shape.join()) {
         throw new CheckpointError(
           `${origin}: parameter '${name}' has shape [${shapes[name]}], the model's is [${v.shape}]`,
         );
       }
-      splitState[name] = { shape: [...v.shape], hi: i32(hi), lo: i32(lo) };
+      splitState[name] = splitWordsOf(file, origin, name, v.shape);
       continue;
     }
     const t = file.tensors.get(name);

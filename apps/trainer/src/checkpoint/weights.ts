@@ -13,9 +13,9 @@ export async function modelFromCheckpoint(checkpoint: LoadedCheckpoint): Promise
   const config: GPTConfig = checkpoint.trainer.model;
   const model = createGPT(config);
   if (!checkpoint.files.has(MODEL_FILE)) {
-    // ZeRO-3: no file holds the whole model; every rank's float32 shards, read with EVERY_RANK, are joined.
+    // ZeRO-3: no file holds the whole model; every rank's shards, read with EVERY_RANK, are joined.
     try {
-      assignModelShards(checkpoint, model);
+      await assignModelShards(checkpoint, model);
     } catch (e) {
       model.dispose();
       throw e;
