@@ -32,5 +32,8 @@ export {
 } from './option-checks.ts';
 export { randn, randn32, rng } from './random.ts';
 export { expectStateBytesMeasured, goldenRole } from './state-bytes.ts';
+export { momentum, sgd } from './toy-optimizers.ts';
 export type { StateBits } from './toy-regression.ts';
 export { bits, evalLoss, fitSteps, regressionData, regressionModel, stateBits } from './toy-regression.ts';
+export type { ToyNames } from './toy-staged-model.ts';
+export { disposeModel, randomBatch, TIED_TOY_NAMES, toyModel, toyStagedModel } from './toy-staged-model.ts';

@@ -7,10 +7,10 @@ import {
   TrainingEngine,
 } from '@kstar/core';
 import { adamwUpdate, joinValue, selectBackend, split24Bytes, splitValue } from '@kstar/kernels';
+import { momentum, randomBatch, toyModel } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { split24 } from '../src/index.ts';
-import { momentum, randomBatch, toyModel } from './toy.ts';
 
 const V = 40;
 const D = 16;

@@ -1,4 +1,4 @@
-import type { ParamInfo, Stage, StagedModel } from '@kstar/core';
+import type { StagedModel } from '@kstar/core';
 import {
   FactoredMoment64,
   type GoldenOptimizers,
@@ -6,6 +6,8 @@ import {
   numel,
   randn32 as randn,
   rng,
+  TIED_TOY_NAMES,
+  toyStagedModel,
 } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 
@@ -93,37 +95,7 @@ export function toyModel(opts: {
     mk(`b${i}`, [dim], 0.1);
   }
   if (!tied) mk('H', [vocab, dim], 0.5);
-  const head = tied ? 'E' : 'H';
-  const stages: Stage[] = [{ name: 'embed', params: ['E'], forward: (tokens, p) => tf.gather(p.E!, tokens) }];
-  for (let i = 0; i < depth; i++) {
-    stages.push({
-      name: `block${i}`,
-      params: [`W${i}`, `b${i}`],
-      forward: (x, p) => {
-        const [B, T, D] = x.shape as [number, number, number];
-        const h = tf.tanh(tf.add(tf.matMul(tf.reshape(x, [B * T, D]), p[`W${i}`]!), p[`b${i}`]!)); // [B·T, D]
-        return tf.add(x, tf.reshape(h, [B, T, D]));
-      },
-    });
-  }
-  stages.push({
-    name: 'head',
-    params: [head],
-    forward: (x, p, batch) => {
-      const [B, T, D] = x.shape as [number, number, number];
-      const logits = tf.matMul(tf.reshape(x, [B * T, D]), p[head]!, false, true); // [B·T, V]
-      const onehot = tf.oneHot(tf.reshape(batch.targets, [B * T]), vocab);
-      return tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), -1)));
-    },
-  });
-  return {
-    stages,
-    variables,
-    paramInfo: (name: string): ParamInfo => {
-      const shape = variables.get(name)!.shape;
-      return { name, shape, role: name === 'E' ? 'embedding' : shape.length === 2 ? 'matrix' : 'vector' };
-    },
-  };
+  return toyStagedModel({ vocab, depth, variables, names: { ...TIED_TOY_NAMES, head: tied ? 'E' : 'H' } });
 }
 
 export function toyBatch(vocab: number, B: number, T: number, seed: number) {
