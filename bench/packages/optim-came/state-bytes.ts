@@ -5,66 +5,46 @@
  *
  *   node --conditions=@kstar/source --import tsx bench/packages/optim-came/state-bytes.ts
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { uniqueBufferBytes } from '@kstar/core';
 import { came } from '@kstar/optim-came';
 import * as tf from '@tensorflow/tfjs';
+import { measureStateBytes, numel, writeStateBytesResult } from '../state-bytes.ts';
 
-const D = 768;
-const LAYERS = 12;
-/** gpt2-124m parameter shapes: [name, shape, count]. */
-const PARAMS: [string, number[], number][] = [
-  ['wte', [50257, D], 1],
-  ['wpe', [1024, D], 1],
-  ['ln1.gamma / ln1.beta', [D], 2 * LAYERS],
-  ['attn.wqkv', [D, 3 * D], LAYERS],
-  ['attn.bqkv', [3 * D], LAYERS],
-  ['attn.wo', [D, D], LAYERS],
-  ['attn.bo', [D], LAYERS],
-  ['ln2.gamma / ln2.beta', [D], 2 * LAYERS],
-  ['mlp.wfc', [D, 4 * D], LAYERS],
-  ['mlp.bfc', [4 * D], LAYERS],
-  ['mlp.wproj', [4 * D, D], LAYERS],
-  ['mlp.bproj', [D], LAYERS],
-  ['lnf.gamma / lnf.beta', [D], 2],
-];
+/** The row a parameter is reported in: the 12 blocks together, a LayerNorm's gamma and beta together. */
+const rowName = (name: string) =>
+  name.replace(/^h\d+\./, '').replace(/^(ln\w+)\.(gamma|beta)$/, '$1.gamma / $1.beta');
 
 async function main(): Promise<void> {
   await tf.setBackend('cpu');
   await tf.ready();
   const plugin = came({ lr: 1e-3 });
-  const rows = [];
+  const groups = new Map<
+    string,
+    { shape: number[]; count: number; each: number; keys: Record<string, number[]> }
+  >();
   let params = 0;
-  let predicted = 0;
-  let measured = 0;
-  for (const [name, shape, count] of PARAMS) {
-    const numel = shape.reduce((a, b) => a * b, 1);
-    const role = shape.length === 1 ? 'vector' : name === 'wte' ? 'embedding' : 'matrix';
-    const perPredicted = plugin.stateBytes(shape, role);
-    // Measured: create the state of one such parameter (identical for every copy), count its unique buffers.
-    const state = plugin.init({ name: `bench/${name}`, shape, role });
-    const perMeasured = uniqueBufferBytes(Object.values(state));
-    const keys = Object.fromEntries(Object.entries(state).map(([k, t]) => [k, t.shape]));
-    tf.dispose(Object.values(state));
-    if (perMeasured !== perPredicted) {
+  const { predicted, measured } = measureStateBytes(plugin, undefined, (spec, bytes, state) => {
+    if (bytes.measured !== bytes.predicted) {
       throw new Error(
-        `${name} [${shape}]: stateBytes() predicts ${perPredicted} B, measured ${perMeasured} B`,
+        `${spec.name} [${spec.shape}]: stateBytes() predicts ${bytes.predicted} B, measured ${bytes.measured} B`,
       );
     }
-    params += numel * count;
-    predicted += perPredicted * count;
-    measured += perMeasured * count;
-    rows.push({
-      name,
-      shape,
-      count,
-      paramsEach: numel,
-      cameBytesEach: perMeasured,
-      cameBytes: perMeasured * count,
-      adamwBytes: 8 * numel * count,
-      stateShapes: keys,
-    });
-  }
+    params += numel(spec.shape);
+    const name = rowName(spec.name);
+    const g = groups.get(name) ?? { shape: [...spec.shape], count: 0, each: bytes.measured, keys: {} };
+    g.count += 1;
+    g.keys = Object.fromEntries(Object.entries(state).map(([k, t]) => [k, t.shape]));
+    groups.set(name, g);
+  });
+  const rows = [...groups.entries()].map(([name, g]) => ({
+    name,
+    shape: g.shape,
+    count: g.count,
+    paramsEach: numel(g.shape),
+    cameBytesEach: g.each,
+    cameBytes: g.each * g.count,
+    adamwBytes: 8 * numel(g.shape) * g.count,
+    stateShapes: g.keys,
+  }));
   const adamw = 8 * params;
   const result = {
     preset: 'gpt2-124m',
@@ -80,9 +60,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
   };
   if (params !== 124_439_808) throw new Error(`parameter count ${params}, expected 124,439,808`);
-  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  const out = new URL('./results/state-bytes-gpt2-124m.json', import.meta.url);
-  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  const out = writeStateBytesResult(import.meta.url, result);
   const mib = (b: number) => (b / 2 ** 20).toFixed(1);
   for (const r of rows) {
     console.log(
