@@ -20,6 +20,7 @@ export {
   replayGoldenOptimizer,
 } from './golden-replay.ts';
 export { applyGradientsPlan } from './gradient-plan.ts';
+export { expectUpdatesLeakNothing } from './leak-check.ts';
 export { minimizeLeastSquares } from './least-squares.ts';
 export type { ConformanceSpec } from './optimizer-conformance.ts';
 export { describeOptimizerConformance } from './optimizer-conformance.ts';

@@ -1,12 +1,10 @@
 import { afterAll } from 'vitest';
+import { skipWebGPU } from '../../../testkit/src/backends.ts';
+import { rng } from '../../../testkit/src/random.ts';
 import { type AdamWHyper, type BackendName, shutdownWebGPU } from '../src/index.ts';
 
-/** True when KSTAR_SKIP_WEBGPU=1 (developers without Vulkan), warning what was `notTested`; CI runs WebGPU. */
-export function skipWebGPU(notTested: string): boolean {
-  const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-  if (skip) console.warn(`KSTAR_SKIP_WEBGPU=1: ${notTested}`);
-  return skip;
-}
+// The test kit's seeded PRNG and WebGPU skip switch, reached by path (@kstar/testkit depends on @kstar/kernels).
+export { rng, skipWebGPU };
 
 /**
  * The backends a kernel test file runs on: cpu, wasm and webgpu (left out when KSTAR_SKIP_WEBGPU=1, saying what
@@ -18,18 +16,6 @@ export function kernelTestBackends(notTested: string): BackendName[] {
     shutdownWebGPU();
   });
   return ['cpu', 'wasm', ...(skip ? [] : (['webgpu'] as const))];
-}
-
-/** Deterministic uniform [0, 1) generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Float32-representable values in [-scale, scale). */

@@ -3,6 +3,7 @@ import {
   type BadOptionsCase,
   callUntyped,
   expectStateBytesMeasured,
+  expectUpdatesLeakNothing,
   itRejectsBadOptions,
   onBackend,
 } from '@kstar/testkit';
@@ -286,27 +287,10 @@ describe('came plugin: contract', () => {
 
   it('leaks nothing: numTensors grows only by the state at init, stays put over updates, returns after dispose', () => {
     const plugin = came({ lr: 0.05 });
-    const begin = tf.memory().numTensors;
     for (const shape of [[8, 8], [8]]) {
-      const p = tf.tidy(() => tf.variable(tf.randomNormal(shape), true, `leak/${shape.length}`));
-      const s = plugin.init({ name: `leak/${shape.length}`, shape, role: 'other' });
-      const afterInit = tf.memory().numTensors;
-      expect(afterInit).toBe(begin + 1 + Object.keys(s).length);
-      for (let t = 1; t <= 4; t++) {
-        const g = tf.randomNormal(shape);
-        plugin.update(p, g, s, t);
-        g.dispose();
-        expect(tf.memory().numTensors).toBe(afterInit);
-      }
-      // Also through the fallback path (a clone alive forces it: the buffer is shared).
-      const clone = tf.clone(p);
-      const g = tf.randomNormal(shape);
-      expect(cameWhich(p, g, s)).toBe('fallback');
-      plugin.update(p, g, s, 5);
-      tf.dispose([g, clone]);
-      expect(tf.memory().numTensors).toBe(afterInit);
-      tf.dispose([p, ...Object.values(s)]);
-      expect(tf.memory().numTensors).toBe(begin);
+      expectUpdatesLeakNothing(plugin, shape, {
+        whileCloned: (p, g, s) => expect(cameWhich(p, g, s)).toBe('fallback'),
+      });
     }
   });
 
