@@ -141,6 +141,66 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
     }
     return host.slice();
   };
+  /**
+   * A reduce-scatter of `total` elements a rank, piece by piece (`o` from 0 while below `end`): `pack` writes piece
+   * `o` of every rank's chunk into the send buffer as [size, len]; returns this rank's summed chunk.
+   */
+  const reduceScatterPieces = async (
+    dtype: Dtype,
+    total: number,
+    end: number,
+    pack: (sendHost: Typed, o: number, len: number) => void,
+  ): Promise<Typed> => {
+    const type = typeOf(dtype);
+    const out = typed(dtype, new ArrayBuffer(bytesOf(total)), total);
+    for (let o = 0; o < end; o += pieceElems) {
+      const len = Math.min(pieceElems, total - o);
+      const send = buffers.get('send', bytesOf(len * size));
+      const recv = buffers.get('recv', bytesOf(len));
+      pack(typed(dtype, send.view, len * size), o, len);
+      await call(
+        'MPI_Reduce_scatter_block',
+        mpi.reduceScatterBlock,
+        send.ptr,
+        recv.ptr,
+        len,
+        type,
+        mpi.sum,
+        mpi.commWorld,
+      );
+      out.set(typed(dtype, recv.view, len), o);
+    }
+    return out;
+  };
+  type InPlaceCall = Parameters<typeof inPlaceBucket>[1];
+  // The in-place MPI calls (one message piece at `ptr`), for one tensor and for a bucket alike.
+  const allReduceCall: InPlaceCall = (ptr, len, type) => [
+    'MPI_Allreduce',
+    mpi.allreduce,
+    mpi.inPlace,
+    ptr,
+    len,
+    type,
+    mpi.sum,
+    mpi.commWorld,
+  ];
+  // The root reduces in place; the others only send (their receive buffer is ignored).
+  const reduceCall =
+    (root: number): InPlaceCall =>
+    (ptr, len, type) => [
+      'MPI_Reduce',
+      mpi.reduce,
+      rank === root ? mpi.inPlace : ptr,
+      rank === root ? ptr : null,
+      len,
+      type,
+      mpi.sum,
+      root,
+      mpi.commWorld,
+    ];
+  const broadcastCall =
+    (root: number): InPlaceCall =>
+    (ptr, len, type) => ['MPI_Bcast', mpi.bcast, ptr, len, type, root, mpi.commWorld];
   const ring = (elems: number) => Math.round((bytesOf(elems) * (size - 1)) / size);
 
   const collective: MpiCollective = {
@@ -156,62 +216,23 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
 
     allReduce: (x, op = 'sum') =>
       serial(async () => {
-        const type = typeOf(x.dtype);
-        const data = await hostData(x);
-        const n = x.size;
-        const buf = buffers.get('reduce', bytesOf(n));
-        const host = typed(x.dtype as Dtype, buf.view, n);
-        host.set(data);
-        for (let o = 0; o < n; o += pieceElems) {
-          const len = Math.min(pieceElems, n - o);
-          await call(
-            'MPI_Allreduce',
-            mpi.allreduce,
-            mpi.inPlace,
-            buf.ptr + BigInt(4 * o),
-            len,
-            type,
-            mpi.sum,
-            mpi.commWorld,
-          );
-        }
-        sent += 2 * ring(n);
-        return tf.tensor(scaled(host.slice(), op, x.dtype), x.shape, x.dtype);
+        const host = await inPlaceBucket([x], allReduceCall);
+        sent += 2 * ring(host.length);
+        return tf.tensor(scaled(host, op, x.dtype), x.shape, x.dtype);
       }),
 
     reduce: (x, root, op = 'sum') =>
       serial(async () => {
         checkRoot('reduce', root);
-        const type = typeOf(x.dtype);
-        const data = await hostData(x);
-        const n = x.size;
-        const buf = buffers.get('reduce', bytesOf(n));
-        const host = typed(x.dtype as Dtype, buf.view, n);
-        host.set(data);
-        for (let o = 0; o < n; o += pieceElems) {
-          const len = Math.min(pieceElems, n - o);
-          const at = buf.ptr + BigInt(4 * o);
-          // The root reduces in place; the others only send (their receive buffer is ignored).
-          await call(
-            'MPI_Reduce',
-            mpi.reduce,
-            rank === root ? mpi.inPlace : at,
-            rank === root ? at : null,
-            len,
-            type,
-            mpi.sum,
-            root,
-            mpi.commWorld,
-          );
-        }
-        sent += ring(n);
+        const host = await inPlaceBucket([x], reduceCall(root));
+        sent += ring(host.length);
         if (rank !== root) return null;
-        return tf.tensor(scaled(host.slice(), op, x.dtype), x.shape, x.dtype);
+        return tf.tensor(scaled(host, op, x.dtype), x.shape, x.dtype);
       }),
 
     reduceScatter: (x, op = 'sum') =>
       serial(async () => {
-        const type = typeOf(x.dtype);
+        typeOf(x.dtype); // a dtype MPI cannot send is refused before the shape
         const n = x.size;
         if (n % size !== 0) {
           throw new ShapeError(
@@ -220,26 +241,10 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
         }
         const data = await hostData(x);
         const c = n / size;
-        const out = typed(x.dtype as Dtype, new ArrayBuffer(bytesOf(c)), c);
-        for (let o = 0; o < Math.max(c, 1); o += pieceElems) {
-          const len = Math.min(pieceElems, c - o);
-          const send = buffers.get('send', bytesOf(len * size));
-          const recv = buffers.get('recv', bytesOf(len));
-          const sendHost = typed(x.dtype as Dtype, send.view, len * size);
-          // Piece o of every rank's chunk, packed contiguously: [size, len].
+        // Piece o of every rank's chunk, packed contiguously: [size, len].
+        const out = await reduceScatterPieces(x.dtype as Dtype, c, Math.max(c, 1), (sendHost, o, len) => {
           for (let r = 0; r < size; r++) sendHost.set(data.subarray(r * c + o, r * c + o + len), r * len);
-          await call(
-            'MPI_Reduce_scatter_block',
-            mpi.reduceScatterBlock,
-            send.ptr,
-            recv.ptr,
-            len,
-            type,
-            mpi.sum,
-            mpi.commWorld,
-          );
-          out.set(typed(x.dtype as Dtype, recv.view, len), o);
-        }
+        });
         sent += ring(n);
         return tf.tensor(scaled(out, op, x.dtype), [c], x.dtype);
       }),
@@ -267,17 +272,9 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
     broadcast: (x, root) =>
       serial(async () => {
         checkRoot('broadcast', root);
-        const type = typeOf(x.dtype);
-        const n = x.size;
-        const buf = buffers.get('reduce', bytesOf(n));
-        const host = typed(x.dtype as Dtype, buf.view, n);
-        if (rank === root) host.set(await hostData(x));
-        for (let o = 0; o < n; o += pieceElems) {
-          const len = Math.min(pieceElems, n - o);
-          await call('MPI_Bcast', mpi.bcast, buf.ptr + BigInt(4 * o), len, type, root, mpi.commWorld);
-        }
-        sent += ring(n);
-        return tf.tensor(host.slice(), x.shape, x.dtype);
+        const host = await inPlaceBucket([x], broadcastCall(root), rank === root);
+        sent += ring(host.length);
+        return tf.tensor(host, x.shape, x.dtype);
       }),
 
     // Buckets (core's contract): all read-backs awaited together, one host buffer, one call per message piece, one
@@ -285,16 +282,7 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
     allReduceBucket: (xs, op = 'sum') =>
       serial(async () => {
         if (xs.length === 0) return [];
-        const host = await inPlaceBucket(xs, (ptr, len, type) => [
-          'MPI_Allreduce',
-          mpi.allreduce,
-          mpi.inPlace,
-          ptr,
-          len,
-          type,
-          mpi.sum,
-          mpi.commWorld,
-        ]);
+        const host = await inPlaceBucket(xs, allReduceCall);
         sent += 2 * ring(host.length);
         return uploadBucket(scaled(host, op, xs[0]!.dtype), xs[0]!.dtype as Dtype, shapesOf(xs));
       }),
@@ -303,17 +291,7 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
       serial(async () => {
         checkRoot('reduce', root);
         if (xs.length === 0) return [];
-        const host = await inPlaceBucket(xs, (ptr, len, type) => [
-          'MPI_Reduce',
-          mpi.reduce,
-          rank === root ? mpi.inPlace : ptr,
-          rank === root ? ptr : null,
-          len,
-          type,
-          mpi.sum,
-          root,
-          mpi.commWorld,
-        ]);
+        const host = await inPlaceBucket(xs, reduceCall(root));
         sent += ring(host.length);
         if (rank !== root) return [];
         return uploadBucket(scaled(host, op, xs[0]!.dtype), xs[0]!.dtype as Dtype, shapesOf(xs));
@@ -323,11 +301,7 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
       serial(async () => {
         checkRoot('broadcast', root);
         if (xs.length === 0) return [];
-        const host = await inPlaceBucket(
-          xs,
-          (ptr, len, type) => ['MPI_Bcast', mpi.bcast, ptr, len, type, root, mpi.commWorld],
-          rank === root,
-        );
+        const host = await inPlaceBucket(xs, broadcastCall(root), rank === root);
         sent += ring(host.length);
         return uploadBucket(host, xs[0]!.dtype as Dtype, shapesOf(xs));
       }),
@@ -337,30 +311,12 @@ export async function mpiCollective(mpi: LibMpi, options: MpiCollectiveOptions =
         if (xs.length === 0) return [];
         const dtype = bucketDtype(xs);
         checkSlots('reduceScatterBucket', xs, padded, size);
-        const type = typeOf(dtype);
         const datas = await readBucket(xs);
         const chunks = padded.map((p) => p / size);
         const total = chunks.reduce((a, b) => a + b, 0); // this rank's chunk of the bucket
-        const out = typed(dtype, new ArrayBuffer(bytesOf(total)), total);
-        for (let o = 0; o < total; o += pieceElems) {
-          const len = Math.min(pieceElems, total - o);
-          const send = buffers.get('send', bytesOf(len * size));
-          const recv = buffers.get('recv', bytesOf(len));
-          const sendHost = typed(dtype, send.view, len * size);
-          // Piece o of every rank's chunk, packed contiguously: [size, len].
+        const out = await reduceScatterPieces(dtype, total, total, (sendHost, o, len) => {
           for (let r = 0; r < size; r++) packChunkPiece(sendHost, r * len, datas, chunks, r, o, len);
-          await call(
-            'MPI_Reduce_scatter_block',
-            mpi.reduceScatterBlock,
-            send.ptr,
-            recv.ptr,
-            len,
-            type,
-            mpi.sum,
-            mpi.commWorld,
-          );
-          out.set(typed(dtype, recv.view, len), o);
-        }
+        });
         sent += ring(total * size);
         return uploadBucket(
           scaled(out, op, dtype),
