@@ -1,8 +1,10 @@
-import { InputError, ShapeError } from '@kstar/core';
+import { InputError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { type AdamStepConstants, adamStepConstants } from './adam-constants.ts';
 import type { CpuKernel, WasmKernel, WebGPUKernel } from './define-kernel.ts';
 import { cpuFloats, defineKernel } from './define-kernel.ts';
 import { canWriteInPlace, inPlaceOutput } from './in-place.ts';
+import { checkFloat32, checkShapeOfParam } from './update-checks.ts';
 import { invalidateWasmCaches } from './wasm-kernels.ts';
 import { flat, flatProgram } from './wgsl.ts';
 
@@ -25,34 +27,13 @@ export interface AdamWArgs {
 }
 
 /**
- * Per-step constants, computed once in float64:
+ * Per-step constants (`adamStepConstants`, computed once in float64):
  *   decay = 1 − lr·wd, stepSize = lr / (1 − β1^t), sqrtBc2 = √(1 − β2^t).
  * Element-wise (torch.optim.AdamW):
  *   m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  p ← p·decay − (m / (√v / sqrtBc2 + eps))·stepSize
  */
-interface AdamWConsts {
-  beta1: number;
-  oneMinusBeta1: number;
-  beta2: number;
-  oneMinusBeta2: number;
-  decay: number;
-  stepSize: number;
-  sqrtBc2: number;
-  eps: number;
-}
-
-function constants(hp: AdamWHyper): AdamWConsts {
-  return {
-    beta1: hp.beta1,
-    oneMinusBeta1: 1 - hp.beta1,
-    beta2: hp.beta2,
-    oneMinusBeta2: 1 - hp.beta2,
-    decay: 1 - hp.lr * hp.weightDecay,
-    stepSize: hp.lr / (1 - hp.beta1 ** hp.step),
-    sqrtBc2: Math.sqrt(1 - hp.beta2 ** hp.step),
-    eps: hp.eps,
-  };
-}
+type AdamWConsts = AdamStepConstants;
+const constants = adamStepConstants;
 
 type Inputs = { param: tf.TensorInfo; grad: tf.TensorInfo; m: tf.TensorInfo; v: tf.TensorInfo };
 
@@ -171,27 +152,8 @@ export const adamwKernel = defineKernel<AdamWArgs, void, Inputs, AdamWConsts>({
 });
 
 function validate({ param, grad, m, v, hp }: AdamWArgs): void {
-  for (const [name, t] of [
-    ['grad', grad],
-    ['m', m],
-    ['v', v],
-  ] as const) {
-    if (!tf.util.arraysEqual(t.shape, param.shape)) {
-      throw new ShapeError(
-        `adamwUpdate: ${name} has shape [${t.shape}] but param '${param.name}' has [${param.shape}]: pass tensors of the parameter's shape`,
-      );
-    }
-  }
-  for (const [name, t] of [
-    ['param', param],
-    ['grad', grad],
-    ['m', m],
-    ['v', v],
-  ] as const) {
-    if (t.dtype !== 'float32') {
-      throw new ShapeError(`adamwUpdate: ${name} has dtype ${t.dtype}, expected float32: cast it first`);
-    }
-  }
+  checkShapeOfParam('adamwUpdate', param, { grad, m, v }, "pass tensors of the parameter's shape");
+  checkFloat32('adamwUpdate', { param, grad, m, v });
   const bad = (field: keyof AdamWHyper, rule: string) =>
     new InputError(`adamwUpdate: hp.${field} = ${hp[field]} is invalid: it must be ${rule}`);
   if (!(Number.isFinite(hp.lr) && hp.lr >= 0)) throw bad('lr', 'a finite number ≥ 0');

@@ -1,6 +1,8 @@
 // Everything in @kstar/kernels that runs anywhere (Node, browsers, workers): the kernels, packing, quantization,
 // WebGPU helpers that take a device. Backend selection differs per platform: index.ts (Node), browser.ts.
 export { addInPlace, addInPlaceKernel, inPlaceGradAccumulator } from './accumulate.ts';
+export type { AdamStepConstants, AdamStepHyper } from './adam-constants.ts';
+export { adamStepConstants } from './adam-constants.ts';
 export type { AdamWArgs, AdamWHyper } from './adamw.ts';
 export { adamwKernel, adamwUpdate } from './adamw.ts';
 export type { BackendMemory } from './backend-memory.ts';
@@ -121,6 +123,7 @@ export {
   splitBits,
   splitValue,
 } from './split24.ts';
+export { checkFloat32, checkShapeOfParam } from './update-checks.ts';
 export type { WgslUpdate } from './update-scale-webgpu.ts';
 export { updateScaleWebGPU } from './update-scale-webgpu.ts';
 export type { WasmBackendLike } from './wasm-kernels.ts';

@@ -2,6 +2,8 @@ import { InputError, ShapeError } from '@kstar/core';
 import {
   type CpuKernel,
   canWriteInPlace,
+  checkFloat32,
+  checkShapeOfParam,
   defineKernel,
   type FlatProgram,
   factoredDims,
@@ -413,19 +415,8 @@ function validate(
   state: AdafactorStateVars,
   withMomentum: boolean,
 ): void {
-  if (!tf.util.arraysEqual(grad.shape, param.shape)) {
-    throw new ShapeError(
-      `adafactorUpdate: grad has shape [${grad.shape}] but param '${param.name}' has [${param.shape}]: pass the gradient of this parameter`,
-    );
-  }
-  for (const [what, t] of [
-    ['param', param],
-    ['grad', grad],
-  ] as const) {
-    if (t.dtype !== 'float32') {
-      throw new ShapeError(`adafactorUpdate: ${what} has dtype ${t.dtype}, expected float32: cast it first`);
-    }
-  }
+  checkShapeOfParam('adafactorUpdate', param, { grad }, 'pass the gradient of this parameter');
+  checkFloat32('adafactorUpdate', { param, grad });
   const expected = stateShapes(param.shape, withMomentum);
   for (const key of ['exp_avg_sq_row', 'exp_avg_sq_col', 'exp_avg_sq', 'exp_avg'] as const) {
     const want = expected[key];

@@ -1,8 +1,11 @@
 import { InputError, ShapeError } from '@kstar/core';
 import {
+  type AdamStepConstants,
+  adamStepConstants,
   blockAbsmax,
   type CpuKernel,
   canWriteInPlace,
+  checkShapeOfParam,
   defineKernel,
   dequantizeBlockwise,
   dequantizeValue,
@@ -63,30 +66,11 @@ export interface Adam8bitArgs {
   hp: Adam8bitStepHyper;
 }
 
-interface Consts {
-  beta1: number;
-  omb1: number;
-  beta2: number;
-  omb2: number;
-  decay: number;
-  stepSize: number;
-  sqrtBc2: number;
-  eps: number;
-  blockSize: number;
-}
+/** Adam's per-step constants and the quantization block size. */
+type Consts = AdamStepConstants & { blockSize: number };
 
 function constants(hp: Adam8bitStepHyper): Consts {
-  return {
-    beta1: hp.beta1,
-    omb1: 1 - hp.beta1,
-    beta2: hp.beta2,
-    omb2: 1 - hp.beta2,
-    decay: 1 - hp.lr * hp.weightDecay,
-    stepSize: hp.lr / (1 - hp.beta1 ** hp.step),
-    sqrtBc2: Math.sqrt(1 - hp.beta2 ** hp.step),
-    eps: hp.eps,
-    blockSize: hp.blockSize,
-  };
+  return { ...adamStepConstants(hp), blockSize: hp.blockSize };
 }
 
 type Inputs = Record<'param' | 'grad' | 'c1' | 'a1' | 'c2' | 'a2', tf.TensorInfo>;
@@ -128,8 +112,8 @@ export function adam8bitArrays(
         vs[j] = 0;
         continue;
       }
-      const m = f(k.beta1 * dequantizeValue(qs, byteOf(c1[i >> 2]!, i), am) + k.omb1 * gi);
-      const v = f(k.beta2 * dequantizeValue(qu, byteOf(c2[i >> 2]!, i), av) + k.omb2 * gi * gi);
+      const m = f(k.beta1 * dequantizeValue(qs, byteOf(c1[i >> 2]!, i), am) + k.oneMinusBeta1 * gi);
+      const v = f(k.beta2 * dequantizeValue(qu, byteOf(c2[i >> 2]!, i), av) + k.oneMinusBeta2 * gi * gi);
       ms[j] = m;
       vs[j] = v;
       p[i] = p[i]! * k.decay - k.stepSize * (m / (Math.sqrt(v) / k.sqrtBc2 + k.eps));
@@ -228,7 +212,14 @@ const adam8bitWebGPU: WebGPUKernel<Inputs, Consts> = ({ inputs: ins, backend: b,
   const B = k.blockSize;
   const nBlocks = Math.ceil(n / B);
   const words = Math.ceil(n / 4);
-  const base: Uniform[] = [i32u(n), i32u(B), f32u(k.beta1), f32u(k.omb1), f32u(k.beta2), f32u(k.omb2)];
+  const base: Uniform[] = [
+    i32u(n),
+    i32u(B),
+    f32u(k.beta1),
+    f32u(k.oneMinusBeta1),
+    f32u(k.beta2),
+    f32u(k.oneMinusBeta2),
+  ];
   const [P, G, C1, A1, C2, A2] = [ins.param, ins.grad, ins.c1, ins.a1, ins.c2, ins.a2].map(flat1) as [
     tf.TensorInfo,
     tf.TensorInfo,
@@ -328,8 +319,8 @@ function adam8bitFallback({ param, grad, c1, a1, c2, a2, hp }: Adam8bitArgs): vo
     const mOld = dequantizeBlockwise({ codes: c1, absmax: a1 }, shape, { ...opts, signed: true });
     const vOld = dequantizeBlockwise({ codes: c2, absmax: a2 }, shape, { ...opts, signed: false });
     const zero = tf.zerosLike(g);
-    const m = tf.where(finite, tf.add(tf.mul(mOld, k.beta1), tf.mul(g, k.omb1)), zero);
-    const v = tf.where(finite, tf.add(tf.mul(vOld, k.beta2), tf.mul(tf.square(g), k.omb2)), zero);
+    const m = tf.where(finite, tf.add(tf.mul(mOld, k.beta1), tf.mul(g, k.oneMinusBeta1)), zero);
+    const v = tf.where(finite, tf.add(tf.mul(vOld, k.beta2), tf.mul(tf.square(g), k.oneMinusBeta2)), zero);
     const denom = tf.add(tf.div(tf.sqrt(v), k.sqrtBc2), k.eps);
     const pNew = tf.sub(tf.mul(param, k.decay), tf.mul(tf.div(m, denom), k.stepSize));
     param.assign(tf.where(finite, pNew, param));
@@ -361,11 +352,7 @@ export const adam8bitKernel = defineKernel<Adam8bitArgs, void, Inputs, Consts>({
 
 function validate({ param, grad, c1, a1, c2, a2, hp }: Adam8bitArgs): void {
   const n = param.size;
-  if (!tf.util.arraysEqual(grad.shape, param.shape)) {
-    throw new ShapeError(
-      `adam8bitUpdate: grad has shape [${grad.shape}] but param '${param.name}' has [${param.shape}]`,
-    );
-  }
+  checkShapeOfParam('adam8bitUpdate', param, { grad });
   if (param.dtype !== 'float32' || grad.dtype !== 'float32') {
     throw new ShapeError(
       `adam8bitUpdate: param and grad must be float32, got ${param.dtype} and ${grad.dtype}`,

@@ -2,6 +2,7 @@ import { InputError, ShapeError } from '@kstar/core';
 import {
   type CpuKernel,
   canWriteInPlace,
+  checkFloat32,
   cpuFloats,
   defineKernel,
   inPlaceOutput,
@@ -175,14 +176,7 @@ function validate(param: tf.Variable, grad: tf.Tensor, state: CameState): void {
       );
     }
   }
-  for (const [name, t] of [
-    ['param', param],
-    ['grad', grad],
-  ] as const) {
-    if (t.dtype !== 'float32') {
-      throw new ShapeError(`cameUpdate: ${name} has dtype ${t.dtype}, expected float32: cast it first`);
-    }
-  }
+  checkFloat32('cameUpdate', { param, grad });
 }
 
 /**

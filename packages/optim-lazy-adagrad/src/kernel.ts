@@ -2,6 +2,8 @@ import { InputError, ShapeError } from '@kstar/core';
 import {
   type CpuKernel,
   canWriteInPlace,
+  checkFloat32,
+  checkShapeOfParam,
   cpuFloats,
   defineKernel,
   inPlaceOutput,
@@ -155,22 +157,8 @@ export const lazyAdagradKernel = defineKernel<AdagradArgs, void, Inputs, Attrs>(
 });
 
 function validate({ param, grad, acc, hp, select }: AdagradArgs): void {
-  if (!tf.util.arraysEqual(grad.shape, param.shape)) {
-    throw new ShapeError(
-      `lazyAdagradUpdate: grad has shape [${grad.shape}] but param '${param.name}' has [${param.shape}]`,
-    );
-  }
-  for (const [name, t] of [
-    ['param', param],
-    ['grad', grad],
-    ['acc', acc],
-  ] as const) {
-    if (t.dtype !== 'float32') {
-      throw new ShapeError(
-        `lazyAdagradUpdate: ${name} has dtype ${t.dtype}, expected float32: cast it first`,
-      );
-    }
-  }
+  checkShapeOfParam('lazyAdagradUpdate', param, { grad });
+  checkFloat32('lazyAdagradUpdate', { param, grad, acc });
   if (select == null) {
     if (!tf.util.arraysEqual(acc.shape, param.shape)) {
       throw new ShapeError(

@@ -1,7 +1,9 @@
-import { InputError, ShapeError } from '@kstar/core';
+import { InputError } from '@kstar/core';
 import {
   type CpuKernel,
   canWriteInPlace,
+  checkFloat32,
+  checkShapeOfParam,
   cpuFloats,
   defineKernel,
   flat,
@@ -181,25 +183,8 @@ export const lionKernel = defineKernel<LionArgs, void, Inputs, LionConsts>({
 });
 
 function validate({ param, grad, m, hp }: LionArgs): void {
-  for (const [name, t] of [
-    ['grad', grad],
-    ['m', m],
-  ] as const) {
-    if (!tf.util.arraysEqual(t.shape, param.shape)) {
-      throw new ShapeError(
-        `lionUpdate: ${name} has shape [${t.shape}] but param '${param.name}' has [${param.shape}]: pass tensors of the parameter's shape`,
-      );
-    }
-  }
-  for (const [name, t] of [
-    ['param', param],
-    ['grad', grad],
-    ['m', m],
-  ] as const) {
-    if (t.dtype !== 'float32') {
-      throw new ShapeError(`lionUpdate: ${name} has dtype ${t.dtype}, expected float32: cast it first`);
-    }
-  }
+  checkShapeOfParam('lionUpdate', param, { grad, m }, "pass tensors of the parameter's shape");
+  checkFloat32('lionUpdate', { param, grad, m });
   const bad = (field: keyof LionStepHyper, rule: string) =>
     new InputError(`lionUpdate: hp.${field} = ${hp[field]} is invalid: it must be ${rule}`);
   if (!(Number.isFinite(hp.lr) && hp.lr >= 0)) throw bad('lr', 'a finite number ≥ 0');

@@ -1,7 +1,8 @@
-import { ShapeError } from '@kstar/core';
 import {
   type CpuKernel,
   canWriteInPlace,
+  checkFloat32,
+  checkShapeOfParam,
   cpuFloats,
   defineKernel,
   flat,
@@ -132,19 +133,8 @@ export const lomoKernel = defineKernel<LomoKernelArgs, void, Inputs, Attrs>({
 });
 
 export function checkParamGrad(who: string, param: tf.Variable, grad: tf.Tensor): void {
-  if (!tf.util.arraysEqual(grad.shape, param.shape)) {
-    throw new ShapeError(
-      `${who}: grad has shape [${grad.shape}] but param '${param.name}' has [${param.shape}]: pass the gradient of this parameter`,
-    );
-  }
-  for (const [what, t] of [
-    ['param', param],
-    ['grad', grad],
-  ] as const) {
-    if (t.dtype !== 'float32') {
-      throw new ShapeError(`${who}: ${what} has dtype ${t.dtype}, expected float32: cast it first`);
-    }
-  }
+  checkShapeOfParam(who, param, { grad }, 'pass the gradient of this parameter');
+  checkFloat32(who, { param, grad });
 }
 
 /** One LOMO update of `param` in place (`KstarLomo` on cpu, wasm, webgpu; tfjs ops elsewhere). `grad` is kept. */
