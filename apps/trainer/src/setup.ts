@@ -76,7 +76,7 @@ export async function setUpRun(run: PreparedRun, io: Pick<TrainIO, 'log' | 'coll
   const entry = optimizerEntry(config.optimizer);
   // --grad-clip: LOMO and AdaLomo clip with their own two-pass step (built so in prepareRun); others are wrapped.
   const base = run.optimizer;
-  // --grad-accum with --grad-clip: the accumulation clips the summed gradient itself (see grad-accum.ts).
+  // --grad-accum with --grad-clip: the accumulation clips the summed gradient itself (see @kstar/train-loop's GradAccumulation).
   const accum =
     config.gradAccum > 1
       ? new GradAccumulation(config.gradAccum, {
@@ -88,7 +88,7 @@ export async function setUpRun(run: PreparedRun, io: Pick<TrainIO, 'log' | 'coll
     config.gradClip !== undefined && !entry.trainStep && !accum
       ? scaledOptimizer(base, config.gradClip)
       : undefined;
-  // Under ZeRO the accumulation wraps the sharding plugin's gradient consumer instead (see grad-accum.ts).
+  // Under ZeRO the accumulation wraps the sharding plugin's gradient consumer instead (see @kstar/train-loop's GradAccumulation).
   const optimizer = accum && config.sharding === 'none' ? accum.wrap(base) : (clipped ?? base);
   const stage = stageOf(config.sharding);
   const sharding = stage !== null && io.collective ? zero({ stage, collective: io.collective }) : undefined;
