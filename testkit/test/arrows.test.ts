@@ -39,6 +39,7 @@ describe('dependency arrows (plugins import only core, kernels and, in tests, te
     plant('packages/optim-fake/src/plugin-import.ts', '@kstar/optim-adamw');
     plant('packages/act-fake/test/model-import.test.ts', '@kstar/gpt');
     plant('packages/master-split24/test/relative-escape.test.ts', '../../optim-lion/src/index.ts');
+    plant('packages/train-loop/src/plugin-import.ts', '@kstar/optim-lomo');
     plant('packages/optim-fake/src/core-import.ts', '@kstar/core');
     plant('packages/optim-fake/src/kernels-import.ts', '@kstar/kernels');
     plant('packages/optim-fake/test/testkit-import.test.ts', '@kstar/testkit');
@@ -53,6 +54,7 @@ describe('dependency arrows (plugins import only core, kernels and, in tests, te
       'packages/act-fake/test/model-import.test.ts',
       'packages/master-split24/test/relative-escape.test.ts',
       'packages/optim-fake/src/plugin-import.ts',
+      'packages/train-loop/src/plugin-import.ts',
     ]);
   });
 

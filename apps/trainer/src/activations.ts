@@ -1,5 +1,5 @@
 import { type CheckpointPlan, checkpoint, parsePlan, planSegments } from '@kstar/act-checkpoint';
-import { type CompressFormat, compress } from '@kstar/act-compress';
+import { bf16Codec, type CompressFormat, compress, int8Codec } from '@kstar/act-compress';
 import { defaultChunks, mst, parseMstSpec } from '@kstar/act-mst';
 import { type ActivationStrategy, InputError } from '@kstar/core';
 import type { ActivationBackend, GPTConfig } from '@kstar/gpt';
@@ -137,9 +137,10 @@ export interface ActivationChoice {
   offload?: boolean;
 }
 
+/** Bytes of a saved input of `n` floats stored by the `format` codec: asked of the codec (act-compress's own count). */
 function codecBytes(format: CompressFormat | undefined, n: number): number | undefined {
   if (!format) return undefined;
-  return format === 'bf16' ? 4 * Math.ceil(n / 2) : 4 * Math.ceil(n / 4) + 4 * Math.ceil(n / 256);
+  return (format === 'bf16' ? bf16Codec : int8Codec()).savedBytes([n]);
 }
 
 /** Predicted activation bytes of a choice (the GPT's derivation with the strategies' parts). */

@@ -1,3 +1,5 @@
+/** Moved to @kstar/train-loop; re-exported here for existing imports. */
+export { learningRateAt } from '@kstar/train-loop';
 export { runCli, USAGE } from './cli.ts';
 export type { TrainConfig } from './config.ts';
 export { loadConfigFile, parseTrainConfig, TrainConfigSchema } from './config.ts';
@@ -13,4 +15,4 @@ export { ledgerTable, writeReport } from './report.ts';
 export type { StopCause } from './stop-request.ts';
 export { StopRequest, stopOnSignals } from './stop-request.ts';
 export type { PreparedRun } from './train.ts';
-export { learningRateAt, prepareRun, segmentPlan, train } from './train.ts';
+export { prepareRun, segmentPlan, train } from './train.ts';

@@ -1,8 +1,8 @@
 import type { MemoryReport } from '@kstar/core';
 import type { PlanRecord } from '@kstar/planner';
+import type { SkippedStep } from '@kstar/train-loop';
 import { writeFileAtomic } from './atomic-write.ts';
 import type { ShardingReport } from './sharding-report.ts';
-import type { SkippedStep } from './spike-guard.ts';
 
 /** The `--report` JSON, reused by every benchmark. Every memory field is measured except `predictedPeakBytes`. */
 export interface TrainReport {

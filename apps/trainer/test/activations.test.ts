@@ -6,30 +6,14 @@ import { inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
 import { adamw } from '@kstar/optim-adamw';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { relError, tokenBatch } from './engine-helpers.ts';
 
 // A 4-block tiny GPT (so that `sqrt` and `every:2` differ from `every`), at T = 37: a multiple of nothing.
 const config = resolveConfig('tiny', { vocabSize: 256, nLayer: 4 });
 const B = 2;
 const T = 37;
 
-function batch(seed: number, t = T) {
-  return tf.tidy(() => ({
-    inputs: tf.randomUniform([B, t], 0, 256, 'int32', seed),
-    targets: tf.randomUniform([B, t], 0, 256, 'int32', seed + 1),
-  }));
-}
-
-function relError(a: tf.Tensor, b: tf.Tensor): number {
-  const x = a.dataSync();
-  const y = b.dataSync();
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < x.length; i++) {
-    num += (x[i]! - y[i]!) ** 2;
-    den += y[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
+const batch = (seed: number, t = T) => tokenBatch(B, t, seed);
 
 beforeAll(async () => {
   await selectBackend('wasm');

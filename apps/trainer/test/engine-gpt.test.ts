@@ -6,30 +6,14 @@ import { lomo } from '@kstar/optim-lomo';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { segmentPlan } from '../src/index.ts';
+import { relError, tokenBatch } from './engine-helpers.ts';
 
 // The `tiny` preset with the byte-level vocabulary, on small batches so the suite stays fast on 2 cores.
 const config = resolveConfig('tiny', { vocabSize: 256 });
 const B = 2;
 const T = 32;
 
-function batch(seed: number) {
-  return tf.tidy(() => ({
-    inputs: tf.randomUniform([B, T], 0, 256, 'int32', seed),
-    targets: tf.randomUniform([B, T], 0, 256, 'int32', seed + 1),
-  }));
-}
-
-function relError(a: tf.Tensor, b: tf.Tensor): number {
-  const x = a.dataSync();
-  const y = b.dataSync();
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < x.length; i++) {
-    num += (x[i]! - y[i]!) ** 2;
-    den += y[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
+const batch = (seed: number) => tokenBatch(B, T, seed);
 
 beforeAll(async () => {
   await selectBackend('wasm');

@@ -2,35 +2,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { TrainReport } from '../src/index.ts';
-import { cli } from './run-cli.ts';
+import { cli, TINY_MODEL, trainReport } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-accum-'));
-const TINY = [
-  '--backend',
-  'cpu',
-  '--layers',
-  '1',
-  '--d-model',
-  '32',
-  '--heads',
-  '2',
-  '--seq',
-  '16',
-  '--eval-every',
-  '0',
-  '--sample-tokens',
-  '0',
-  '--warmup',
-  '1',
-];
-
-async function train(args: string[]): Promise<TrainReport> {
-  const report = join(dir, `r${Math.random().toString(36).slice(2)}.json`);
-  const r = await cli(['train', '--report', report, ...TINY, ...args]);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
-}
+const TINY = [...TINY_MODEL, '--eval-every', '0', '--sample-tokens', '0', '--warmup', '1'];
+const train = (args: string[]) => trainReport([...TINY, ...args]);
 
 describe('--grad-accum K', () => {
   // The reference is an independent path: one engine step on the K-times batch (same rows: the sampler draws them in

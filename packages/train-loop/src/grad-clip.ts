@@ -1,7 +1,6 @@
-import type { Batch, GradAccumulator, OptimizerPlugin, StepResult, TrainingEngine } from '@kstar/core';
+import type { Batch, OptimizerPlugin, StepResult, TrainingEngine } from '@kstar/core';
 import { TrainingError } from '@kstar/core';
-import { lomoGlobalNorm } from '@kstar/optim-lomo';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** An optimizer whose every gradient is multiplied by `scale` first (1: untouched). Same name and state as `inner`. */
 export type ScaledOptimizer = OptimizerPlugin & { scale: number };
@@ -26,19 +25,23 @@ export function scaledOptimizer(inner: OptimizerPlugin, maxNorm: number): Scaled
   return wrapper;
 }
 
+/** The global L2 gradient norm of `batch` under `engine`'s model, parameters unchanged (e.g. `lomoGlobalNorm`). */
+export type GlobalNorm = (engine: TrainingEngine, batch: Batch) => Promise<number>;
+
 /**
  * One step clipped by the global gradient norm, the two-pass way LOMO does it (so gradient release still works): a
- * norm pass (one extra forward + backward, no update, no gradient kept) measures ‖g‖, then the update pass multiplies
- * every gradient by min(1, maxNorm/(‖g‖ + 1e-6)), as torch's `clip_grad_norm_`.
+ * norm pass (`globalNorm`: one extra forward + backward, no update, no gradient kept, such as `@kstar/optim-lomo`'s
+ * `lomoGlobalNorm`) measures ‖g‖, then the update pass multiplies every gradient by min(1, maxNorm/(‖g‖ + 1e-6)), as
+ * torch's `clip_grad_norm_`. `engine`'s optimizer must be `optimizer` (or wrap it).
  */
 export async function clippedStep(
   engine: TrainingEngine,
   optimizer: ScaledOptimizer,
   batch: Batch,
   maxNorm: number,
-  gradAccumulator: GradAccumulator,
+  globalNorm: GlobalNorm,
 ): Promise<StepResult & { gradNorm: number }> {
-  const norm = await lomoGlobalNorm(engine, batch, { gradAccumulator });
+  const norm = await globalNorm(engine, batch);
   if (!Number.isFinite(norm)) {
     throw new TrainingError(
       engine.step + 1,

@@ -7,31 +7,36 @@ import type {
   StepResult,
   TrainingEngine,
 } from '@kstar/core';
-import { TrainingError } from '@kstar/core';
-import * as tf from '@tensorflow/tfjs';
+import { InputError, TrainingError } from '@kstar/core';
+import * as tf from '@tensorflow/tfjs-core';
 
-/** Bytes `--grad-accum K` keeps between micro-batches: one float32 sum per parameter (none for K = 1). */
+/** Bytes gradient accumulation over `micro` micro-batches keeps between them: one float32 sum per parameter (none for 1). */
 export function accumulatedGradBytes(micro: number, paramCount: number): number {
   return micro > 1 ? 4 * paramCount : 0;
 }
 
 /**
- * `--grad-accum K`: one optimizer step over K micro-batches. The first K − 1 micro-batches only compute gradients
- * (summed per parameter); the last runs the engine's normal step, whose optimizer (wrapped by `wrap`) receives
- * `(Σ earlier gradients + this gradient) / K`: the gradient of the mean loss over the K × B rows, as one step on a
- * batch K times larger computes it. The step's loss is the mean of the micro-batch losses (equal-sized micro-batches:
- * the mean over all rows). Memory: one float32 gradient per parameter is kept between micro-batches.
+ * Gradient accumulation (the trainer's `--grad-accum K`): one optimizer step over K micro-batches. The first K − 1
+ * micro-batches only compute gradients (summed per parameter); the last runs the engine's normal step, whose
+ * optimizer (wrapped by `wrap`) receives `(Σ earlier gradients + this gradient) / K`: the gradient of the mean loss
+ * over the K × B rows, as one step on a batch K times larger computes it. The step's loss is the mean of the
+ * micro-batch losses (equal-sized micro-batches: the mean over all rows). Memory: one float32 gradient per parameter
+ * is kept between micro-batches. Build the engine with `onGradient: accumulation.onGradient` and the optimizer
+ * `accumulation.wrap(optimizer)`, then call `accumulation.step(engine, microBatches, (b) => engine.trainStep(b))`.
  *
  * Checkpoints are written between optimizer steps only, so no micro-batch position needs saving: the data sampler's
  * state after `step × K` micro-batches resumes exactly.
  *
- * With `--grad-clip X` (`maxNorm`) the update needs the norm of the whole accumulated gradient before it starts, but
- * the last micro-batch's gradients normally reach the optimizer during its backward pass. So all K micro-batches
- * only compute gradients, the sum's norm ‖Σg/K‖ gives the factor min(1, X/(‖Σg/K‖ + 1e-6)) (torch's
- * `clip_grad_norm_`), and the engine's step on the last micro-batch then feeds the optimizer that factor × Σg/K in
- * place of its own gradient: one extra forward + backward per optimizer step, as the unaccumulated `--grad-clip`
- * pays for its norm pass. Memory as without clipping: the sum plus one micro-batch's gradients.
+ * With `maxNorm` X (the trainer's `--grad-clip X`) the update needs the norm of the whole accumulated gradient
+ * before it starts, but the last micro-batch's gradients normally reach the optimizer during its backward pass. So
+ * all K micro-batches only compute gradients, the sum's norm ‖Σg/K‖ gives the factor min(1, X/(‖Σg/K‖ + 1e-6))
+ * (torch's `clip_grad_norm_`), and the engine's step on the last micro-batch then feeds the optimizer that factor ×
+ * Σg/K in place of its own gradient: one extra forward + backward per optimizer step, as the unaccumulated
+ * `clippedStep` pays for its norm pass. Memory as without clipping: the sum plus one micro-batch's gradients.
  */
+/** Sums into a new tensor (the engine's own default). */
+const allocatingAccumulator: GradAccumulator = { inPlace: false, add: (acc, g) => tf.add(acc, g) };
+
 export class GradAccumulation {
   /** Σ of the earlier micro-batches' gradients, by parameter name. */
   private readonly sums = new Map<string, tf.Tensor>();
@@ -51,19 +56,33 @@ export class GradAccumulation {
     'peakBytes' | 'gradPeakBytes' | 'activationPeakBytes' | 'hostPeakBytes'
   > = noPeaks();
 
-  /** `maxNorm`: `--grad-clip`, clip the accumulated mean gradient by its global L2 norm. */
+  /** Clip the accumulated mean gradient by its global L2 norm to this (none: no clipping). */
+  readonly maxNorm: number | undefined;
+  private readonly accumulator: GradAccumulator;
+
+  /**
+   * `micro`: micro-batches per optimizer step (K). `accumulator`: how a sum grows (default `tf.add` into a new
+   * tensor; `inPlaceGradAccumulator` of @kstar/kernels adds in place where the backend allows).
+   */
   constructor(
     readonly micro: number,
-    private readonly accumulator: GradAccumulator,
-    readonly maxNorm?: number,
-  ) {}
+    options: { accumulator?: GradAccumulator; maxNorm?: number } = {},
+  ) {
+    if (!Number.isInteger(micro) || micro < 1) {
+      throw new InputError(
+        `GradAccumulation: micro-batches per step must be an integer of at least 1 (got ${micro}): pass e.g. 2`,
+      );
+    }
+    this.accumulator = options.accumulator ?? allocatingAccumulator;
+    this.maxNorm = options.maxNorm;
+  }
 
   /** The engine's `onGradient` option: names the parameter of the update that follows. */
   readonly onGradient = (name: string): void => {
     this.current = name;
   };
 
-  /** The mean loss of the optimizer step whose last micro-batch has `lastLoss` (for `--spike-guard`). */
+  /** The mean loss of the optimizer step whose last micro-batch has `lastLoss` (for a `SpikeGuard`). */
   meanLoss(lastLoss: number): number {
     return (this.lossSum + lastLoss) / this.micro;
   }
@@ -93,7 +112,7 @@ export class GradAccumulation {
   }
 
   /**
-   * Under ZeRO (`--sharding zeroK`): `inner`, whose engine side reduces the accumulated mean gradient in place of the
+   * Under ZeRO (a `ShardingPlugin` such as @kstar/shard-zero's): `inner`, whose engine side reduces the accumulated mean gradient in place of the
    * last micro-batch's. Each rank sums its own rows' gradients over the K micro-batches without any communication;
    * the one reduction per step then averages (Σ_k g_k)/K over the ranks, which is the mean gradient of the K × B
    * global rows (the mean is linear). The optimizer itself stays unwrapped: it sees the reduced gradient.

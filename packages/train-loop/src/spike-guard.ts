@@ -6,7 +6,7 @@ export interface SkippedStep {
 }
 
 /**
- * `--spike-guard FACTOR`: a step whose loss exceeds FACTOR × the median of the recent accepted losses has its update
+ * A loss-spike guard (the trainer's `--spike-guard FACTOR`; pass `check` as the engine's `skipUpdate`): a step whose loss exceeds FACTOR × the median of the recent accepted losses has its update
  * skipped (the instability seen in practice: a loss of 10.8 among losses of about 3). The first `minHistory` steps
  * are always accepted; skipped losses do not enter the window.
  */
