@@ -42,11 +42,13 @@ import {
   recomputesSegments,
 } from './activations.ts';
 import { activationBackendOf, cudaMemory, selectTrainerBackend } from './backend-select.ts';
+import { BackgroundCheckpointWriter } from './checkpoint/background.ts';
 import { MODEL_FILE, optimizerFile, type TrainerState } from './checkpoint/format.ts';
 import type { LoadedCheckpoint } from './checkpoint/read.ts';
-import { saveCheckpoint } from './checkpoint/save.ts';
+import { startCheckpoint } from './checkpoint/save.ts';
 import { restoreShardedCheckpoint, saveShardedCheckpoint } from './checkpoint/sharded.ts';
 import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
+import type { CheckpointHooks } from './checkpoint/write.ts';
 import type { TrainConfig } from './config.ts';
 import { accumulatedGradBytes, GradAccumulation } from './grad-accum.ts';
 import { clippedStep, scaledOptimizer } from './grad-clip.ts';
@@ -82,6 +84,8 @@ export interface TrainIO {
   stop?: { readonly requested: boolean; describe?(): string };
   /** The ranks of a data-parallel run (`--sharding`); absent: one process. */
   collective?: Collective;
+  /** Tests: watch checkpoints being written in the background. */
+  checkpointHooks?: CheckpointHooks;
 }
 
 /** Learning rate at `step` (1-based): linear warm-up, then cosine decay to 10% of the peak. */
@@ -503,7 +507,10 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const startStep = (resume?.trainer.step ?? 0) + 1;
   const pastLosses = resume?.trainer.losses ?? [];
   const checkpoints: string[] = [];
+  // Seconds the loop was blocked by saves (the copy to host memory, a wait for the previous write, the last wait).
   let saveSeconds = 0;
+  // One process: the copy to host memory blocks the loop; encoding and writing run while the next steps train.
+  const checkpointWriter = new BackgroundCheckpointWriter();
   const save = async (step: number) => {
     if (!config.saveDir) return;
     const t0 = performance.now();
@@ -525,7 +532,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
           trainer,
           ...split,
         })
-      : await saveCheckpoint(config.saveDir, config.keep, { engine, model, trainer, ...split });
+      : await startCheckpoint(
+          checkpointWriter,
+          config.saveDir,
+          config.keep,
+          { engine, model, trainer, ...split },
+          io.checkpointHooks,
+        );
     saveSeconds += (performance.now() - t0) / 1000;
     checkpoints.push(path);
   };
@@ -585,6 +598,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     // Under ZeRO rank 0 alone writes the step log (every rank has the same loss and norm; one writer, whole lines).
     logFd = config.log && rank === 0 ? openSync(config.log, resume ? 'a' : 'w') : undefined;
     for (let step = startStep; step <= config.steps && !config.evalOnly; step++) {
+      checkpointWriter.throwIfFailed(); // a background checkpoint write that failed ends the run here
       const stepLr = learningRateAt(step, config.steps, lr, Math.min(config.warmup, config.steps - 1));
       // On the plugin itself: wrappers (clipping, accumulation) read it through their prototype.
       if ('learningRate' in base) base.learningRate = stepLr;
@@ -698,7 +712,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   } finally {
     if (logFd !== undefined) closeSync(logFd);
     io.log.done();
+    // The end, a stop or a failure: the checkpoint being written is finished first (whole or not at all).
+    const t0 = performance.now();
+    await checkpointWriter.idle();
+    saveSeconds += (performance.now() - t0) / 1000;
   }
+  checkpointWriter.throwIfFailed();
   const wallSeconds = (performance.now() - started) / 1000;
   if (planner) {
     saveCalibration(calibration);
@@ -758,7 +777,15 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     ...(resume
       ? { resumed: { from: resume.dir, step: resume.trainer.step, changes: run.resume!.changes } }
       : {}),
-    ...(config.saveDir ? { checkpoints: { saved: checkpoints, seconds: saveSeconds } } : {}),
+    ...(config.saveDir
+      ? {
+          checkpoints: {
+            saved: checkpoints,
+            seconds: saveSeconds,
+            writeSeconds: checkpointWriter.writeSeconds,
+          },
+        }
+      : {}),
     losses,
     stepSeconds,
     stepTensors,
