@@ -50,12 +50,17 @@ done
     settings: { preset: "small", backend: "cuda", steps: Number(steps), batch: save[0].config?.batch, saveEvery: 25 },
     checkpointsWritten: save.map((r) => r.checkpoints.saved.length),
     blockedSaveSeconds: blocked,
+    // Of the blocked time: waiting for a background write (the previous save's, and the last one's at the end);
+    // the rest is the copy of the state to host memory.
+    waitSeconds: save.map((r) => r.checkpoints.waitSeconds),
+    copySeconds: save.map((r) => r.checkpoints.seconds - r.checkpoints.waitSeconds),
     backgroundWriteSeconds: save.map((r) => r.checkpoints.writeSeconds),
     wallSecondsWithSaving: wallSave,
     wallSecondsWithoutSaving: wallNoSave,
     trainSecondsWithSaving: save.map(trainSeconds),
     trainSecondsWithoutSaving: nosave.map(trainSeconds),
     medianBlockedFractionOfWall: median(blocked.map((b, i) => b / wallSave[i])),
+    medianCopyFractionOfWall: median(save.map((r) => (r.checkpoints.seconds - r.checkpoints.waitSeconds) / r.wallSeconds)),
     medianWallDifferenceFraction: (median(wallSave) - median(wallNoSave)) / median(wallSave),
     goal: 0.05,
   };

@@ -782,6 +782,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
           checkpoints: {
             saved: checkpoints,
             seconds: saveSeconds,
+            waitSeconds: checkpointWriter.waitSeconds,
             writeSeconds: checkpointWriter.writeSeconds,
           },
         }

@@ -12,9 +12,15 @@ export class BackgroundCheckpointWriter {
   /** Seconds the writes took in the background (encode, hash, write, fsync, rename, prune), summed. */
   writeSeconds = 0;
 
+  /** Seconds spent in `idle` waiting for a write (the next save's or the run's end), summed. */
+  waitSeconds = 0;
+
   /** Waits for the write in flight, if any (its failure is kept for `throwIfFailed`). */
   async idle(): Promise<void> {
+    if (!this.inFlight) return;
+    const t0 = performance.now();
     await this.inFlight;
+    this.waitSeconds += (performance.now() - t0) / 1000;
   }
 
   /** Waits for the write in flight, then starts `write` (the checkpoint `path`) without waiting for it. */

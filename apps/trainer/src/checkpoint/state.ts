@@ -15,10 +15,13 @@ export interface TensorSnapshot {
   metadata: Record<string, string>;
 }
 
+/** Backends whose `data()` is a fresh array read from the device (backend-cuda's `readSync`), not their storage. */
+const FRESH_READS = new Set(['cuda']);
+
 /**
  * Host copies of `tensors` in their stored dtype: every read started at once and awaited together (one wait for the
- * device, not one per tensor), each copied out at once (a backend may hand back its own buffer, which the next
- * step's in-place kernels overwrite).
+ * device, not one per tensor), each copied out at once where the backend may hand back its own storage (cpu, wasm:
+ * the next step's in-place kernels overwrite it); cuda's reads are fresh arrays already.
  */
 async function hostCopies(tensors: ReadonlyArray<tf.Tensor>): Promise<SafeTensor[]> {
   for (const t of tensors) {
@@ -27,12 +30,15 @@ async function hostCopies(tensors: ReadonlyArray<tf.Tensor>): Promise<SafeTensor
     }
   }
   const values = (await Promise.all(tensors.map((t) => t.data()))) as Array<Float32Array | Int32Array>;
+  const fresh = FRESH_READS.has(tf.getBackend());
   return tensors.map((t, i) => {
     const v = values[i]!;
     return {
       dtype: t.dtype === 'float32' ? 'F32' : 'I32',
       shape: [...t.shape],
-      data: new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength)),
+      data: fresh
+        ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+        : new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength)),
     };
   });
 }
