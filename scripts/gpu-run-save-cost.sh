@@ -3,52 +3,68 @@
 # --save-every 25 on small"), in one device call (no Node there):  bash scripts/gpu-run-save-cost.sh
 # Needs, beside the repo: .device/node.xz (this machine's node, xz) and $BUNDLE (default .device/bundle.tar.xz:
 # `pnpm bundle DIR/bundle-dir` + `tar -C DIR -cJf … bundle-dir`). Runs the same `kstar train --backend cuda` of
-# `small` for 100 steps three times: without saving, with --save-every 25 (4 checkpoints, the last at step 100),
-# and without saving again (the two unsaved runs show the run-to-run spread). Writes under $OUT: nosave-1.json,
-# save.json, nosave-2.json (training reports), train.log, and save-cost.json (the summary).
+# `small` for 100 steps $REPEAT times each (default 2), alternating: without saving, then with --save-every 25
+# (4 checkpoints, the last at step 100, written in the background since s3), and takes medians (run-to-run spread
+# on a fresh GPU process is large). Writes under $OUT: nosave-K.json, save-K.json (training reports), train.log,
+# and save-cost.json (the summary). Device session s3 ran it as:
+#   OUT=$OUT BUNDLE=.device/ckpt/bundle.tar.xz RUN_LIMIT=30 bash .device/ckpt/gpu-run-save-cost.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
 BUNDLE=${BUNDLE:-.device/bundle.tar.xz}
 STEPS=${STEPS:-100}
+REPEAT=${REPEAT:-2}
 mkdir -p "$OUT" /tmp/k
 xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
 tar -C /tmp/k -xJf "$BUNDLE"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
 TRAIN=(train --preset small --backend cuda --steps "$STEPS" --eval-every 0 --sample-tokens 0)
-SAVE_DIR=$(mktemp -d /tmp/kstar-save-XXXX)
-timeout "${RUN_LIMIT:-50}" "${K[@]}" "${TRAIN[@]}" --report "$OUT/nosave-1.json" > "$OUT/train.log" 2>&1
-echo "nosave-1: exit $?"
-timeout "${RUN_LIMIT:-50}" "${K[@]}" "${TRAIN[@]}" --save-dir "$SAVE_DIR" --save-every 25 --keep 2 \
-  --report "$OUT/save.json" >> "$OUT/train.log" 2>&1
-echo "save: exit $?"
-du -sb "$SAVE_DIR"/* | tee -a "$OUT/train.log"
-timeout "${RUN_LIMIT:-50}" "${K[@]}" "${TRAIN[@]}" --report "$OUT/nosave-2.json" >> "$OUT/train.log" 2>&1
-echo "nosave-2: exit $?"
+: > "$OUT/train.log"
+for k in $(seq 1 "$REPEAT"); do
+  timeout "${RUN_LIMIT:-50}" "${K[@]}" "${TRAIN[@]}" --report "$OUT/nosave-$k.json" >> "$OUT/train.log" 2>&1
+  echo "nosave-$k: exit $?"
+  SAVE_DIR=$(mktemp -d /tmp/kstar-save-XXXX)
+  timeout "${RUN_LIMIT:-50}" "${K[@]}" "${TRAIN[@]}" --save-dir "$SAVE_DIR" --save-every 25 --keep 2 \
+    --report "$OUT/save-$k.json" >> "$OUT/train.log" 2>&1
+  echo "save-$k: exit $?"
+  du -sb "$SAVE_DIR"/* | tee -a "$OUT/train.log"
+  rm -rf "$SAVE_DIR"
+done
 /tmp/k/node -e '
-  const fs = require("fs"); const [dir, gpu, steps] = process.argv.slice(1);
+  const fs = require("fs"); const [dir, gpu, steps, repeat] = process.argv.slice(1);
   const read = (f) => JSON.parse(fs.readFileSync(`${dir}/${f}.json`, "utf8"));
-  const [a, s, b] = ["nosave-1", "save", "nosave-2"].map(read);
+  const ks = Array.from({ length: Number(repeat) }, (_, i) => i + 1);
+  const nosave = ks.map((k) => read(`nosave-${k}`));
+  const save = ks.map((k) => read(`save-${k}`));
+  const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1;
+    return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
   const trainSeconds = (r) => r.stepSeconds.reduce((x, y) => x + y, 0);
-  const noSaveWall = (a.wallSeconds + b.wallSeconds) / 2;
+  const blocked = save.map((r) => r.checkpoints.seconds);
+  const wallSave = save.map((r) => r.wallSeconds);
+  const wallNoSave = nosave.map((r) => r.wallSeconds);
   const r = {
     benchmark: "checkpoint-save-cost-cuda",
     command: "bash scripts/gpu-run-save-cost.sh (kstar train --preset small --backend cuda --steps " + steps +
-      " --eval-every 0 --sample-tokens 0 [--save-dir D --save-every 25 --keep 2])",
+      " --eval-every 0 --sample-tokens 0 [--save-dir D --save-every 25 --keep 2]), each variant " + repeat + "x, medians",
     gpu: gpu.trim(),
-    settings: { preset: "small", backend: "cuda", steps: Number(steps), batch: s.config?.batch, saveEvery: 25 },
-    checkpointsWritten: s.checkpoints.saved.length,
-    saveSeconds: s.checkpoints.seconds,
-    wallSecondsWithSaving: s.wallSeconds,
-    wallSecondsWithoutSaving: [a.wallSeconds, b.wallSeconds],
-    trainSecondsWithSaving: trainSeconds(s),
-    trainSecondsWithoutSaving: [trainSeconds(a), trainSeconds(b)],
-    saveFractionOfWall: s.checkpoints.seconds / s.wallSeconds,
-    wallDifferenceFraction: (s.wallSeconds - noSaveWall) / s.wallSeconds,
+    settings: { preset: "small", backend: "cuda", steps: Number(steps), batch: save[0].config?.batch, saveEvery: 25 },
+    checkpointsWritten: save.map((r) => r.checkpoints.saved.length),
+    blockedSaveSeconds: blocked,
+    // Of the blocked time: waiting for a background write (the previous save's, and the last one's at the end);
+    // the rest is the copy of the state to host memory.
+    waitSeconds: save.map((r) => r.checkpoints.waitSeconds),
+    copySeconds: save.map((r) => r.checkpoints.seconds - r.checkpoints.waitSeconds),
+    backgroundWriteSeconds: save.map((r) => r.checkpoints.writeSeconds),
+    wallSecondsWithSaving: wallSave,
+    wallSecondsWithoutSaving: wallNoSave,
+    trainSecondsWithSaving: save.map(trainSeconds),
+    trainSecondsWithoutSaving: nosave.map(trainSeconds),
+    medianBlockedFractionOfWall: median(blocked.map((b, i) => b / wallSave[i])),
+    medianCopyFractionOfWall: median(save.map((r) => (r.checkpoints.seconds - r.checkpoints.waitSeconds) / r.wallSeconds)),
+    medianWallDifferenceFraction: (median(wallSave) - median(wallNoSave)) / median(wallSave),
     goal: 0.05,
   };
   fs.writeFileSync(`${dir}/save-cost.json`, JSON.stringify(r, null, 2) + "\n");
   console.log(JSON.stringify(r, null, 2));
-' "$OUT" "$(cat "$OUT/gpu.txt")" "$STEPS"
-rm -rf "$SAVE_DIR"
-tail -5 "$OUT/train.log"
+' "$OUT" "$(cat "$OUT/gpu.txt")" "$STEPS" "$REPEAT"
+tail -4 "$OUT/train.log"

@@ -1,4 +1,5 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -44,4 +45,36 @@ export function fsyncDirectory(dir: string): void {
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/**
+ * `writeFileAtomic` off the main thread: the same temporary file, fsync, rename and directory fsync, through
+ * `fs.promises` (libuv's thread pool), so training can run while a large file is written.
+ */
+export async function writeFileAtomicInBackground(path: string, data: Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  const temporary = join(
+    dir,
+    `.${basename(path)}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`,
+  );
+  const file = await open(temporary, 'wx', 0o644);
+  try {
+    let written = 0;
+    while (written < data.byteLength) {
+      written += (await file.write(data, written, data.byteLength - written)).bytesWritten;
+    }
+    await file.sync();
+  } catch (error) {
+    await file.close();
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  await file.close();
+  try {
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  fsyncDirectory(dir);
 }

@@ -37,8 +37,13 @@ export interface TrainReport {
   plans?: PlanRecord[];
   /** Resumed runs: the checkpoint, its step, and the config changes the resume allowed. `losses` start after it. */
   resumed?: { from: string; step: number; changes: string[] };
-  /** With --save-dir: the checkpoint directories written and the seconds spent writing them. */
-  checkpoints?: { saved: string[]; seconds: number };
+  /**
+   * With --save-dir: the checkpoint directories written; `seconds`: how long training was blocked by saving (copies
+   * to host memory, waits for a previous write, the wait for the last one); `waitSeconds`: the part of it spent
+   * waiting for background writes; `writeSeconds`: how long the writes took in the background while training went
+   * on (encode, hash, write, fsync, rename; sharded runs write in the loop).
+   */
+  checkpoints?: { saved: string[]; seconds: number; waitSeconds?: number; writeSeconds?: number };
   /** The closing sample (`--sample-tokens`): the prompt and the generated text. */
   sample?: { prompt: string; text: string };
   /** Data-parallel runs (`--sharding`): the ZeRO stage, the ranks, each rank's memory and bytes sent per step. */

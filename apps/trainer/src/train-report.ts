@@ -29,6 +29,9 @@ export interface LoopRecord {
   failed: TrainReport['failed'];
   checkpoints: string[];
   saveSeconds: number;
+  /** Of `saveSeconds`, waits for a previous background write; and the background writes' own seconds. */
+  checkpointWaitSeconds: number;
+  checkpointWriteSeconds: number;
   /** The collective's bytes sent before the first step (ZeRO). */
   sentBefore: number;
 }
@@ -52,6 +55,7 @@ export async function trainReport(
     setup;
   const { guard, resume } = setup;
   const { results, startStep, failed, checkpoints, saveSeconds, sentBefore } = record;
+  const { checkpointWaitSeconds, checkpointWriteSeconds } = record;
   const { losses, stepSeconds, stepTensors, stepGpuBytes, valLosses, tokens, trainSeconds, wallSeconds } =
     record;
   const shardingSection = sharding
@@ -108,7 +112,16 @@ export async function trainReport(
     ...(resume
       ? { resumed: { from: resume.dir, step: resume.trainer.step, changes: run.resume!.changes } }
       : {}),
-    ...(config.saveDir ? { checkpoints: { saved: checkpoints, seconds: saveSeconds } } : {}),
+    ...(config.saveDir
+      ? {
+          checkpoints: {
+            saved: checkpoints,
+            seconds: saveSeconds,
+            waitSeconds: checkpointWaitSeconds,
+            writeSeconds: checkpointWriteSeconds,
+          },
+        }
+      : {}),
     losses,
     stepSeconds,
     stepTensors,

@@ -4,9 +4,11 @@ import { InputError, TrainingError } from '@kstar/core';
 import { learningRateAt } from '@kstar/train-loop';
 import * as tf from '@tensorflow/tfjs';
 import { cudaMemory } from './backend-select.ts';
+import { BackgroundCheckpointWriter } from './checkpoint/background.ts';
 import type { TrainerState } from './checkpoint/format.ts';
-import { saveCheckpoint } from './checkpoint/save.ts';
+import { startCheckpoint } from './checkpoint/save.ts';
 import { saveShardedCheckpoint } from './checkpoint/sharded.ts';
+import type { CheckpointHooks } from './checkpoint/write.ts';
 import { plannedActivations } from './plan.ts';
 import { saveCalibration } from './plan-calibrate.ts';
 import type { PreparedRun } from './prepare.ts';
@@ -33,6 +35,8 @@ export interface TrainIO {
   stop?: { readonly requested: boolean; describe?(): string };
   /** The ranks of a data-parallel run (`--sharding`); absent: one process. */
   collective?: Collective;
+  /** Tests: watch checkpoints being written in the background. */
+  checkpointHooks?: CheckpointHooks;
 }
 
 /**
@@ -53,7 +57,10 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const startStep = (resume?.trainer.step ?? 0) + 1;
   const pastLosses = resume?.trainer.losses ?? [];
   const checkpoints: string[] = [];
+  // Seconds the loop was blocked by saves (the copy to host memory, a wait for the previous write, the last wait).
   let saveSeconds = 0;
+  // One process: the copy to host memory blocks the loop; encoding and writing run while the next steps train.
+  const checkpointWriter = new BackgroundCheckpointWriter();
   const save = async (step: number) => {
     if (!config.saveDir) return;
     const t0 = performance.now();
@@ -75,7 +82,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
           trainer,
           ...split,
         })
-      : await saveCheckpoint(config.saveDir, config.keep, { engine, model, trainer, ...split });
+      : await startCheckpoint(
+          checkpointWriter,
+          config.saveDir,
+          config.keep,
+          { engine, model, trainer, ...split },
+          io.checkpointHooks,
+        );
     saveSeconds += (performance.now() - t0) / 1000;
     checkpoints.push(path);
   };
@@ -135,6 +148,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     // Under ZeRO rank 0 alone writes the step log (every rank has the same loss and norm; one writer, whole lines).
     logFd = config.log && rank === 0 ? openSync(config.log, resume ? 'a' : 'w') : undefined;
     for (let step = startStep; step <= config.steps && !config.evalOnly; step++) {
+      checkpointWriter.throwIfFailed(); // a background checkpoint write that failed ends the run here
       const stepLr = learningRateAt(step, config.steps, lr, Math.min(config.warmup, config.steps - 1));
       // On the plugin itself: wrappers (clipping, accumulation) read it through their prototype.
       if ('learningRate' in base) base.learningRate = stepLr;
@@ -235,7 +249,12 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   } finally {
     if (logFd !== undefined) closeSync(logFd);
     io.log.done();
+    // The end, a stop or a failure: the checkpoint being written is finished first (whole or not at all).
+    const t0 = performance.now();
+    await checkpointWriter.idle();
+    saveSeconds += (performance.now() - t0) / 1000;
   }
+  checkpointWriter.throwIfFailed();
   const wallSeconds = (performance.now() - started) / 1000;
   if (planner) {
     saveCalibration(calibration);
@@ -255,6 +274,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     failed,
     checkpoints,
     saveSeconds,
+    checkpointWaitSeconds: checkpointWriter.waitSeconds,
+    checkpointWriteSeconds: checkpointWriter.writeSeconds,
     sentBefore,
   });
   tf.dispose(valBatches.flatMap((b) => [b.inputs, b.targets]));

@@ -1,4 +1,5 @@
-import { constants, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { constants, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -50,18 +51,51 @@ function unshuffle(planes: Uint8Array): Uint8Array {
   return out;
 }
 
+const DEFLATE = { strategy: constants.Z_HUFFMAN_ONLY };
+const compressible = (t: SafeTensor) => t.dtype === 'I32' && t.data.byteLength > 0;
+
 /** Encodes `entries` as a safetensors file with the I32 tensors compressed (see the file's comment). */
 export function encodePayload(
   entries: ReadonlyArray<[string, SafeTensor]>,
   metadata: Record<string, string>,
 ): Uint8Array {
+  const packed = entries.map(([, t]) =>
+    compressible(t) ? deflateRawSync(shuffle(t.data), DEFLATE) : undefined,
+  );
+  return storedPayload(entries, metadata, packed);
+}
+
+const deflateRawAsync = promisify(deflateRaw);
+
+/**
+ * `encodePayload`, the same bytes, with the deflate running in libuv's thread pool (every tensor at once) instead
+ * of on the main thread: what a checkpoint written in the background uses.
+ */
+export async function encodePayloadInBackground(
+  entries: ReadonlyArray<[string, SafeTensor]>,
+  metadata: Record<string, string>,
+): Promise<Uint8Array> {
+  const packed = await Promise.all(
+    entries.map(([, t]) => (compressible(t) ? deflateRawAsync(shuffle(t.data), DEFLATE) : undefined)),
+  );
+  return storedPayload(entries, metadata, packed);
+}
+
+/** The safetensors file of `entries`, each I32 tensor stored as `packed[k]` (its deflated planes) when smaller. */
+function storedPayload(
+  entries: ReadonlyArray<[string, SafeTensor]>,
+  metadata: Record<string, string>,
+  packed: ReadonlyArray<Uint8Array | undefined>,
+): Uint8Array {
   const encoding: Record<string, Encoded> = {};
-  const stored = entries.map(([name, t]): [string, SafeTensor] => {
-    if (t.dtype !== 'I32' || t.data.byteLength === 0) return [name, t];
-    const packed = deflateRawSync(shuffle(t.data), { strategy: constants.Z_HUFFMAN_ONLY });
-    if (packed.byteLength >= t.data.byteLength) return [name, t];
+  const stored = entries.map(([name, t], k): [string, SafeTensor] => {
+    const p = packed[k];
+    if (p === undefined || p.byteLength >= t.data.byteLength) return [name, t];
     encoding[name] = { codec: PAYLOAD_CODEC, dtype: 'I32', shape: [...t.shape] };
-    return [name, { dtype: 'U8', shape: [packed.byteLength], data: new Uint8Array(packed) }];
+    return [
+      name,
+      { dtype: 'U8', shape: [p.byteLength], data: new Uint8Array(p.buffer, p.byteOffset, p.byteLength) },
+    ];
   });
   return encodeSafetensors(
     stored,

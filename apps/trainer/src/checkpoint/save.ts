@@ -1,9 +1,18 @@
+import { join } from 'node:path';
 import type { TrainingEngine } from '@kstar/core';
 import type { GPTModel } from '@kstar/gpt';
 import type { Split24Plugin } from '@kstar/master-split24';
-import { MODEL_FILE, optimizerFile, TRAINER_STATE, type TrainerState } from './format.ts';
-import { encodeOptimizerState, encodeWeights } from './state.ts';
-import { writeCheckpoint } from './write.ts';
+import type { BackgroundCheckpointWriter } from './background.ts';
+import { MODEL_FILE, optimizerFile, stepDirName, TRAINER_STATE, type TrainerState } from './format.ts';
+import { encodePayloadInBackground } from './payload.ts';
+import {
+  encodeOptimizerState,
+  encodeWeights,
+  snapshotOptimizerState,
+  snapshotWeights,
+  type TensorSnapshot,
+} from './state.ts';
+import { type CheckpointHooks, writeCheckpoint, writeCheckpointInBackground } from './write.ts';
 
 /** What a checkpoint is made of: the engine (optimizer state), the model or split weights, the trainer's state. */
 export interface CheckpointSource {
@@ -13,12 +22,53 @@ export interface CheckpointSource {
   trainer: TrainerState;
 }
 
+const trainerJson = (trainer: TrainerState) =>
+  new TextEncoder().encode(`${JSON.stringify(trainer, null, 1)}\n`);
+
 /** Encodes the training state in its stored forms and writes it as `saveDir/step-N/` (keeping the newest `keep`). */
 export async function saveCheckpoint(saveDir: string, keep: number, src: CheckpointSource): Promise<string> {
   const files = [
     { path: MODEL_FILE, data: await encodeWeights(src.model, src.split) },
     { path: optimizerFile(0), data: await encodeOptimizerState(src.engine), rank: 0 },
-    { path: TRAINER_STATE, data: new TextEncoder().encode(`${JSON.stringify(src.trainer, null, 1)}\n`) },
+    { path: TRAINER_STATE, data: trainerJson(src.trainer) },
   ];
   return writeCheckpoint(saveDir, src.trainer.step, files, keep);
+}
+
+/**
+ * `saveCheckpoint` that blocks training only while the state is copied to host memory: waits for the previous
+ * background write, copies every tensor at once (stored forms: split24 words, 8-bit codes), then hands encoding,
+ * hashing, writing, fsync, rename and pruning to `writer` and returns the checkpoint's path (whole once the write
+ * ends). Host memory holds at most one checkpoint's copy. The same bytes as `saveCheckpoint`.
+ */
+export async function startCheckpoint(
+  writer: BackgroundCheckpointWriter,
+  saveDir: string,
+  keep: number,
+  src: CheckpointSource,
+  hooks?: CheckpointHooks,
+): Promise<string> {
+  await writer.idle();
+  const [weights, state] = await Promise.all([
+    snapshotWeights(src.model, src.split),
+    snapshotOptimizerState(src.engine),
+  ]);
+  const trainer = trainerJson(src.trainer);
+  const encoded = (s: TensorSnapshot) => () => encodePayloadInBackground(s.entries, s.metadata);
+  const { step } = src.trainer;
+  const path = join(saveDir, stepDirName(step));
+  await writer.start(path, () =>
+    writeCheckpointInBackground(
+      saveDir,
+      step,
+      [
+        { path: MODEL_FILE, encode: encoded(weights) },
+        { path: optimizerFile(0), encode: encoded(state), rank: 0 },
+        { path: TRAINER_STATE, encode: async () => trainer },
+      ],
+      keep,
+      hooks,
+    ),
+  );
+  return path;
 }

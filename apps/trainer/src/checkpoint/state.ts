@@ -9,35 +9,65 @@ import { decodePayload, encodePayload } from './payload.ts';
 /** Separates a parameter's name from its state key in the optimizer file (`h0.attn.wqkv::m`). */
 const KEY_SEP = '::';
 
-async function tensorEntry(t: tf.Tensor): Promise<SafeTensor> {
-  if (t.dtype !== 'float32' && t.dtype !== 'int32') {
-    throw new CheckpointError(`cannot save a ${t.dtype} state tensor: only float32 and int32 are stored`);
+/** A tensor file's entries and metadata, copied to host memory and not yet encoded (`encodePayload*` encodes it). */
+export interface TensorSnapshot {
+  entries: Array<[string, SafeTensor]>;
+  metadata: Record<string, string>;
+}
+
+/** Backends whose `data()` is a fresh array read from the device (backend-cuda's `readSync`), not their storage. */
+const FRESH_READS = new Set(['cuda']);
+
+/**
+ * Host copies of `tensors` in their stored dtype: every read started at once and awaited together (one wait for the
+ * device, not one per tensor), each copied out at once where the backend may hand back its own storage (cpu, wasm:
+ * the next step's in-place kernels overwrite it); cuda's reads are fresh arrays already.
+ */
+async function hostCopies(tensors: ReadonlyArray<tf.Tensor>): Promise<SafeTensor[]> {
+  for (const t of tensors) {
+    if (t.dtype !== 'float32' && t.dtype !== 'int32') {
+      throw new CheckpointError(`cannot save a ${t.dtype} state tensor: only float32 and int32 are stored`);
+    }
   }
-  const values = (await t.data()) as Float32Array | Int32Array;
-  return {
-    dtype: t.dtype === 'float32' ? 'F32' : 'I32',
-    shape: [...t.shape],
-    data: new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)),
-  };
+  const values = (await Promise.all(tensors.map((t) => t.data()))) as Array<Float32Array | Int32Array>;
+  const fresh = FRESH_READS.has(tf.getBackend());
+  return tensors.map((t, i) => {
+    const v = values[i]!;
+    return {
+      dtype: t.dtype === 'float32' ? 'F32' : 'I32',
+      shape: [...t.shape],
+      data: fresh
+        ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+        : new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength)),
+    };
+  });
 }
 
 /**
  * The weights in their stored form: float32 variables as `F32`, or split24's packed words (`NAME/bf16`,
  * `NAME/bf16_correction`, `I32`) with `metadata.shapes` holding each parameter's shape.
  */
-export async function encodeWeights(model: GPTModel, split?: Split24Plugin): Promise<Uint8Array> {
+export async function snapshotWeights(model: GPTModel, split?: Split24Plugin): Promise<TensorSnapshot> {
   const entries: Array<[string, SafeTensor]> = [];
   if (!split) {
-    for (const [name, v] of model.variables) entries.push([name, await tensorEntry(v)]);
-    return encodePayload(entries, { format: 'float32' });
+    const names = [...model.variables.keys()];
+    const copies = await hostCopies([...model.variables.values()]);
+    for (const [i, name] of names.entries()) entries.push([name, copies[i]!]);
+    return { entries, metadata: { format: 'float32' } };
   }
   const state = await split.getState();
   const shapes = pushSplitWords(entries, state);
   // Variables the plugin does not hold (no stage reads them) stay float32.
-  for (const [name, v] of model.variables) {
-    if (!(name in state) && !v.isDisposed) entries.push([name, await tensorEntry(v)]);
-  }
-  return encodePayload(entries, { format: 'split24', shapes: JSON.stringify(shapes) });
+  const rest = [...model.variables].filter(([name, v]) => !(name in state) && !v.isDisposed);
+  const copies = await hostCopies(rest.map(([, v]) => v));
+  for (const [i, [name]] of rest.entries()) entries.push([name, copies[i]!]);
+  return { entries, metadata: { format: 'split24', shapes: JSON.stringify(shapes) } };
+}
+
+/** `snapshotWeights`, encoded (format 2). */
+export async function encodeWeights(model: GPTModel, split?: Split24Plugin): Promise<Uint8Array> {
+  const { entries, metadata } = await snapshotWeights(model, split);
+  return encodePayload(entries, metadata);
 }
 
 /**
@@ -129,15 +159,27 @@ export interface StateHolder {
 }
 
 /** Every parameter's optimizer state as the plugin stores it (`PARAM::KEY`), nothing expanded. */
-export async function encodeOptimizerState(engine: StateHolder): Promise<Uint8Array> {
-  const entries: Array<[string, SafeTensor]> = [];
+export async function snapshotOptimizerState(engine: StateHolder): Promise<TensorSnapshot> {
+  const names: string[] = [];
+  const tensors: tf.Tensor[] = [];
   for (const name of engine.stateNames()) {
     const state = engine.stateOf(name)!;
     for (const key of Object.keys(state).sort()) {
-      entries.push([`${name}${KEY_SEP}${key}`, await tensorEntry(state[key]!)]);
+      names.push(`${name}${KEY_SEP}${key}`);
+      tensors.push(state[key]!);
     }
   }
-  return encodePayload(entries, { optimizer: engine.optimizer.name });
+  const copies = await hostCopies(tensors);
+  return {
+    entries: names.map((n, i): [string, SafeTensor] => [n, copies[i]!]),
+    metadata: { optimizer: engine.optimizer.name },
+  };
+}
+
+/** `snapshotOptimizerState`, encoded (format 2). */
+export async function encodeOptimizerState(engine: StateHolder): Promise<Uint8Array> {
+  const { entries, metadata } = await snapshotOptimizerState(engine);
+  return encodePayload(entries, metadata);
 }
 
 /** Replaces the engine's optimizer state with the saved one (checked against the engine's parameters). */

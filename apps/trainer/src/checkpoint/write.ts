@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncDirectory, writeFileAtomic } from '../atomic-write.ts';
+import { fsyncDirectory, writeFileAtomic, writeFileAtomicInBackground } from '../atomic-write.ts';
 import { KSTAR_VERSION } from '../version.ts';
 import {
   CHECKPOINT_FORMAT,
@@ -14,6 +14,10 @@ import {
 } from './format.ts';
 
 export const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex');
+
+/** `sha256` computed in libuv's thread pool (WebCrypto's digest), leaving the main thread to training. */
+export const sha256InBackground = async (data: Uint8Array) =>
+  Buffer.from(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>)).toString('hex');
 
 /** The manifest with its own checksum (over its JSON without `manifestSha256`). */
 export function sealManifest(m: Omit<Manifest, 'manifestSha256'>): Manifest {
@@ -34,6 +38,51 @@ export function writeCheckpoint(
 ): string {
   const tmp = openTemporaryDir(saveDir, `.tmp-${stepDirName(step)}-${process.pid}`);
   return commitCheckpoint(saveDir, step, tmp, writeFiles(tmp, files), 1, keep);
+}
+
+/** A checkpoint file whose bytes are still to be encoded (`encode` runs off the training loop). */
+export interface PendingCheckpointFile {
+  path: string;
+  encode(): Promise<Uint8Array>;
+  rank?: number;
+}
+
+/** Lets a test watch a checkpoint written in the background. */
+export interface CheckpointHooks {
+  /** Every file is in the temporary directory `tmp` (fsynced), the manifest and the rename are next. */
+  beforeCommit?(tmp: string, step: number): Promise<void> | void;
+}
+
+/**
+ * `writeCheckpoint` for a checkpoint already copied to host memory, run while training goes on: each file encoded
+ * (deflate), hashed and written (fsync) in libuv's thread pool, all files at once; then sealed as `writeCheckpoint`
+ * seals it (manifest, fsync, rename, prune), so it is as atomic. Returns the path.
+ */
+export async function writeCheckpointInBackground(
+  saveDir: string,
+  step: number,
+  files: ReadonlyArray<PendingCheckpointFile>,
+  keep: number,
+  hooks: CheckpointHooks = {},
+): Promise<string> {
+  const tmp = openTemporaryDir(saveDir, `.tmp-${stepDirName(step)}-${process.pid}`);
+  const listed = await Promise.all(
+    files.map(async (f): Promise<ManifestFile> => {
+      const data = await f.encode();
+      const [, digest] = await Promise.all([
+        writeFileAtomicInBackground(join(tmp, f.path), data),
+        sha256InBackground(data),
+      ]);
+      return {
+        path: f.path,
+        bytes: data.byteLength,
+        sha256: digest,
+        ...(f.rank !== undefined ? { rank: f.rank } : {}),
+      };
+    }),
+  );
+  await hooks.beforeCommit?.(tmp, step);
+  return commitCheckpoint(saveDir, step, tmp, listed, 1, keep);
 }
 
 /** A file of a checkpoint: its path in the directory, its bytes, and the rank whose shard it is (if one). */
