@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Issue 17's H200 goals for offload, in one device call on WebGPU (Dawn/Vulkan; an NVIDIA GPU, no Node):
-#   bash scripts/gpu-run-offload.sh
+#   bash scripts/gpu-run-offload.sh   (2026-12-03 s3: STEPS=4 RUN_LIMIT=75 BASE_TS= EXTRA_BATCHES=4, the 1.5 GiB goal only)
 # Needs, carried beside the repo: .gl/libvulkan1_*.deb, .device/node.xz (this machine's node, xz), $BUNDLE (default
 # .device/bundle.tar.xz: `pnpm bundle DIR/bundle-dir` + `tar -C DIR -cJf … bundle-dir`). Writes under $OUT:
 #   offload.json  every run below (peak device bytes in use, tokens/s, losses) and the goals checked:
 #   1. gpt2-124m T=1024 B=8 with every memory plugin (8-bit Adam, split24 weights, gradient release, one block a
-#      checkpoint segment, coarse MsT), saved inputs bf16 on the device ("resident") vs saved inputs and optimizer
-#      state in host memory ("offload": --activations …,offload --offload-state): peak ≤ 1.5 GiB at ≥ 0.7× the speed;
+#      checkpoint segment and the embedding a segment of its own, MsT chunks $MST), saved inputs bf16 on the device
+#      ("resident") vs saved inputs and optimizer state in host memory ("offload": --activations …,offload
+#      --offload-state): peak ≤ 1.5 GiB at ≥ 0.7× the speed; $EXTRA_BATCHES adds offload rows at those batch sizes;
 #   2. the longest T that trains in 8 GiB at batch 1: the baseline (AdamW, full graph) over $BASE_TS, then the
 #      offload configuration at 12× the baseline's longest (≥ 12× is the goal), $LONG_STEPS steps.
 # Tokens/s are over steps 2… (the first step compiles the pipelines).
@@ -14,7 +15,7 @@ set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
 STEPS=${STEPS:-6}
 BUNDLE=${BUNDLE:-.device/bundle.tar.xz}
-BASE_TS=${BASE_TS:-2048 3072 4096}
+BASE_TS=${BASE_TS-2048 3072 4096}
 LONG_STEPS=${LONG_STEPS:-2}
 mkdir -p "$OUT/reports" /tmp/k
 for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -28,7 +29,13 @@ tar -C /tmp/k -xJf "$BUNDLE"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
 COMMON=(train --preset gpt2-124m --tokenizer gpt2 --backend webgpu --warmup 5 --eval-every 0 --sample-tokens 0)
-MST=checkpoint:every,mst:mlp=1,attn=256,loss=16
+# One segment per stage: the embedding alone, so wte's [V, D] gradient is not alive during block 0's recompute (with
+# `checkpoint:every` the embedding shares block 0's segment: 0.32 GiB more predicted at B=8). Finer MsT chunks than
+# last session's mlp=1,attn=256,loss=16 (predicted act 1.19 → 0.80 GiB with both changes).
+N_STAGES=${N_STAGES:-14}
+SEGMENTS=[$(seq -s, 0 $((N_STAGES - 1)) | sed 's/[0-9]*/[&]/g')]
+MST=checkpoint:$SEGMENTS,${MST:-mst:mlp=8,attn=64,loss=64}
+EXTRA_BATCHES=${EXTRA_BATCHES:-}
 PLUGINS=(--optimizer adam8bit --master-weights split24)
 
 # train NAME LIMIT_S FLAGS…: one run in its own process (the pool's peaks are per process), its report kept.
@@ -44,6 +51,10 @@ train() {
 train resident "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch 8 --steps "$STEPS" --activations "$MST,compress:bf16"
 train offload "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch 8 --steps "$STEPS" --activations "$MST,offload" \
   --offload-state
+for b in $EXTRA_BATCHES; do
+  train "offload-b$b" "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch "$b" --steps "$STEPS" \
+    --activations "$MST,offload" --offload-state
+done
 # The baseline's longest T in 8 GiB (full graph AdamW, batch 1): increasing T until a run fails or exceeds 8 GiB.
 best=0
 for t in $BASE_TS; do

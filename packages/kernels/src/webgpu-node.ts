@@ -93,9 +93,12 @@ export async function initWebGPU(
       `the only adapter is a software fallback (${info.description || info.device || 'CPU'}), slower than wasm; pass --backend webgpu to use it anyway`,
     );
   }
-  const webgpuModule = (await load('@tensorflow/tfjs-backend-webgpu')) as {
+  type WebGPUModule = {
     WebGPUBackend: new (device: unknown, adapterInfo?: unknown) => tf.KernelBackend;
   };
+  const loaded = (await load('@tensorflow/tfjs-backend-webgpu')) as WebGPUModule & { default?: WebGPUModule };
+  // In the esbuild bundle the package is CommonJS behind a dynamic import: its exports are the namespace's default.
+  const webgpuModule: WebGPUModule = loaded.WebGPUBackend ? loaded : loaded.default!;
   if (tf.findBackend('webgpu') != null) return; // already initialised (a second selectBackend call)
   // Replace a factory registered at import time by our own, which requests the adapter's maximum limits.
   if (tf.findBackendFactory('webgpu') != null) tf.removeBackend('webgpu');
