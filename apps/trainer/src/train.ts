@@ -41,7 +41,12 @@ import {
   recomputeInFullMode,
   recomputesSegments,
 } from './activations.ts';
-import { activationBackendOf, cudaMemory, selectTrainerBackend } from './backend-select.ts';
+import {
+  activationBackendOf,
+  cudaMemory,
+  resetCudaStepPeak,
+  selectTrainerBackend,
+} from './backend-select.ts';
 import { MODEL_FILE, optimizerFile, type TrainerState } from './checkpoint/format.ts';
 import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import { saveCheckpoint } from './checkpoint/save.ts';
@@ -562,6 +567,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   // Live tensors (and cuda's device bytes in use) after each step: a leak shows as a rising level.
   const stepTensors: number[] = [];
   const stepGpuBytes: number[] = [];
+  // cuda: each step's own device high-water mark (reset at the step's start).
+  const stepGpuPeakBytes: number[] = [];
   const valLosses: Array<{ step: number; loss: number }> = [];
   const results: StepResult[] = [];
   let trainSeconds = 0;
@@ -597,6 +604,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       // Every rank draws the same global batches (same seed) and trains on its own rows of them.
       const mine = ranks > 1 ? micro.map((b) => rankBatch(b, rank, ranks)) : micro;
       const batch = mine.at(-1)!;
+      resetCudaStepPeak();
       const t0 = performance.now();
       let r: StepResult;
       try {
@@ -631,8 +639,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       const seconds = (performance.now() - t0) / 1000;
       stepSeconds.push(seconds);
       stepTensors.push(tf.memory().numTensors);
-      const inUse = cudaMemory().gpuBytesInUse;
+      const { gpuBytesInUse: inUse, stepPeakGpuBytesInUse: stepPeak } = cudaMemory();
       if (inUse !== undefined) stepGpuBytes.push(inUse);
+      if (stepPeak !== undefined) stepGpuPeakBytes.push(stepPeak);
       trainSeconds += seconds;
       results.push(r);
       losses.push(r.loss);
@@ -763,6 +772,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     stepSeconds,
     stepTensors,
     ...(stepGpuBytes.length > 0 ? { stepGpuBytes } : {}),
+    ...(stepGpuPeakBytes.length > 0 ? { stepGpuPeakBytes } : {}),
     valLosses,
     tokensPerSecond: results.length > 0 ? tokens / trainSeconds : 0,
     wallSeconds,
@@ -775,6 +785,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
             peakBytesInUse: gpu.peakGpuBytesInUse,
             peakBytesAllocated: gpu.peakGpuBytesAllocated!,
             poolMaxFreeBytes: gpu.gpuPoolMaxFreeBytes!,
+            ...(stepGpuPeakBytes.length > 0 ? { stepPeakBytesInUse: Math.max(...stepGpuPeakBytes) } : {}),
           },
         }
       : {}),
