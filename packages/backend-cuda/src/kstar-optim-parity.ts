@@ -5,7 +5,7 @@ import type { ParityCase } from './parity.ts';
 /**
  * Parity cases for K*'s 8-bit and sparse optimizer kernels on `cuda` against the cpu kernels, odd sizes and block
  * sizes that do not divide the word size. Quantize/pack run through @kstar/kernels' `run` (a case fails if cuda
- * would fall back). Adam8bit and LazyAdagrad belong to plugins this package may not import: their cases call
+ * would fall back). Adam8bit, LazyAdagrad, Adafactor, AdaLomo and LOMO belong to plugins this package may not import: their cases call
  * `runKernel` by name on both backends, so the reference is the plugin's cpu kernel (registered by whoever runs the
  * parity: `kstar bench cuda-kernels` loads every plugin). Codes compare exactly (integers); floats within tolerance,
  * although the kernels are meant to be bit-exact with cpu.
@@ -142,5 +142,69 @@ export function kstarOptimParityCases(): ParityCase[] {
         ),
     });
   }
+  // The factored optimizers: batched [2, 37, 65] with Adafactor's first moment, a vector, AdaLomo with clipping.
+  const adafactorAttrs = (beta1: number) => ({
+    rho: 0.01,
+    beta2t: 0.8,
+    scale: 1,
+    eps1: 1e-30,
+    eps2: 1e-3,
+    clip: 1,
+    beta1,
+    weightDecay: 0.01,
+  });
+  const pos = (...shape: number[]) => ({ shape, lo: 0.01, hi: 1 });
+  cases.push({
+    kernel: 'KstarAdafactor',
+    name: 'KstarAdafactor [2,37,65] factored, first moment, RMS scaling',
+    inputs: [f(2, 37, 65), { shape: [2, 37, 65], lo: -2, hi: 2 }, pos(2, 37), pos(2, 65), f(2, 37, 65)],
+    run: ([param, grad, row, col, m]) =>
+      runInPlace(
+        'KstarAdafactor',
+        { param: param!, row: row!, col: col!, m: m! },
+        { grad: grad! },
+        adafactorAttrs(0.9),
+      ),
+  });
+  cases.push({
+    kernel: 'KstarAdafactor',
+    name: 'KstarAdafactor [1031] vector',
+    inputs: [f(1031), { shape: [1031], lo: -2, hi: 2 }, pos(1031)],
+    run: ([param, grad, v]) =>
+      runInPlace('KstarAdafactor', { param: param!, v: v! }, { grad: grad! }, adafactorAttrs(-1)),
+  });
+  cases.push({
+    kernel: 'KstarAdaLomo',
+    name: 'KstarAdaLomo [131,67] factored, clip 1.5, scale 0.7',
+    inputs: [f(131, 67), { shape: [131, 67], lo: -3, hi: 3 }, pos(131), pos(67)],
+    run: ([param, grad, row, col]) =>
+      runInPlace(
+        'KstarAdaLomo',
+        { param: param!, row: row!, col: col! },
+        { grad: grad! },
+        {
+          lr: 0.01,
+          beta2t: 0.8,
+          eps1: 1e-30,
+          eps2: 1e-3,
+          clip: 1,
+          weightDecay: 0.01,
+          gscale: 0.7,
+          gclip: 1.5,
+        },
+      ),
+  });
+  cases.push({
+    kernel: 'KstarLomo',
+    name: 'KstarLomo [33,17] clip 0.5',
+    inputs: [f(33, 17), { shape: [33, 17], lo: -1, hi: 1 }],
+    run: ([param, grad]) =>
+      runInPlace(
+        'KstarLomo',
+        { param: param! },
+        { grad: grad! },
+        { lr: 0.01, decay: 0.999, gscale: 0.8, gclip: 0.5 },
+      ),
+  });
   return cases;
 }

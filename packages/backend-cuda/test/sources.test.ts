@@ -49,7 +49,15 @@ describe('generated CUDA sources', () => {
         .map((k) => k.name),
     );
     // The optimizer plugins' kernels (plugins do not import each other).
-    for (const name of ['KstarLion', 'KstarAdam8bit', 'KstarLazyAdagrad']) defined.add(name);
+    for (const name of [
+      'KstarLion',
+      'KstarAdam8bit',
+      'KstarLazyAdagrad',
+      'KstarAdafactor',
+      'KstarAdaLomo',
+      'KstarLomo',
+    ])
+      defined.add(name);
     const native = CUDA_KERNEL_NAMES.filter((n) => n.startsWith('Kstar'));
     for (const name of [
       'KstarLayerNorm',
@@ -65,6 +73,9 @@ describe('generated CUDA sources', () => {
       'KstarUnpack',
       'KstarAdam8bit',
       'KstarLazyAdagrad',
+      'KstarAdafactor',
+      'KstarAdaLomo',
+      'KstarLomo',
     ])
       expect(native).toContain(name);
     for (const name of native) expect(defined, `${name} is not a @kstar/kernels kernel`).toContain(name);
