@@ -6,6 +6,10 @@ import {
   startCudaBackend,
 } from '@kstar/backend-cuda';
 import { InputError } from '@kstar/core';
+import { adafactorKernel } from '@kstar/optim-adafactor';
+import { adam8bitKernel } from '@kstar/optim-adam8bit';
+import { lazyAdagradKernel } from '@kstar/optim-lazy-adagrad';
+import { adalomoKernel, lomoKernel } from '@kstar/optim-lomo';
 import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
 import { gpuName } from './bench-gpu.ts';
@@ -23,6 +27,9 @@ export async function benchCudaKernels(
   if (typeof values.json !== 'string')
     throw new InputError('pnpm bench cuda-kernels needs --json FILE', 'E_FLAG');
   const backend = await startCudaBackend();
+  // The optimizer plugins' cpu kernels are the references of their cuda parity cases (plugins register lazily).
+  for (const k of [adam8bitKernel, lazyAdagradKernel, adafactorKernel, adalomoKernel, lomoKernel])
+    k.register();
   const rows = await runParity(undefined, log);
   const tested = new Set(rows.map((r) => r.kernel));
   const untested = CUDA_KERNEL_NAMES.filter((k) => !tested.has(k));

@@ -76,6 +76,8 @@ export interface GpuBenchRow {
   tokensPerSecondSteady: number | null;
   /** WebGPU: the pool's peak bytes in use over the run (every live buffer); else the ledger's step peak. */
   peakGpuBytesInUse: number;
+  /** cuda: the largest step's own device high-water mark (reset at each step's start: model build excluded). */
+  stepPeakGpuBytesInUse: number | null;
   /** Peak of unique tensor buffers during a step (the memory ledger). */
   ledgerPeakBytes: number;
   predictedPeakBytes: number;
@@ -177,6 +179,7 @@ export async function benchGpu(
           ? ((r.steps - 1) * tokensPerStep) / r.stepSeconds.slice(1).reduce((a, b) => a + b, 0)
           : null,
       peakGpuBytesInUse: r.gpu?.peakBytesInUse ?? r.memory.peakBytes,
+      stepPeakGpuBytesInUse: r.gpu?.stepPeakBytesInUse ?? null,
       ledgerPeakBytes: r.memory.peakBytes,
       predictedPeakBytes: r.memory.predictedPeakBytes,
       gpuBytesAllocated: r.gpu?.peakBytesAllocated ?? r.memory.gpuBytesAllocated ?? null,
@@ -200,10 +203,10 @@ export async function benchGpu(
 export function gpuTable(rows: GpuBenchRow[]): string {
   const gib = (b: number | null) => (b === null ? '-' : (b / 2 ** 30).toFixed(2));
   return [
-    `${'name'.padEnd(20)}${'steps'.padStart(6)}${'tok/s'.padStart(8)}${'steady'.padStart(8)}${'peak GiB'.padStart(10)}${'pred GiB'.padStart(10)}${'pool GiB'.padStart(10)}${'state GiB'.padStart(10)}  loss`,
+    `${'name'.padEnd(20)}${'steps'.padStart(6)}${'tok/s'.padStart(8)}${'steady'.padStart(8)}${'peak GiB'.padStart(10)}${'step GiB'.padStart(10)}${'pred GiB'.padStart(10)}${'pool GiB'.padStart(10)}${'state GiB'.padStart(10)}  loss`,
     ...rows.map(
       (r) =>
-        `${r.name.padEnd(20)}${String(r.steps).padStart(6)}${Math.round(r.tokensPerSecond).toString().padStart(8)}${(r.tokensPerSecondSteady === null ? '-' : Math.round(r.tokensPerSecondSteady).toString()).padStart(8)}${gib(r.peakGpuBytesInUse).padStart(10)}${gib(r.predictedPeakBytes).padStart(10)}${gib(r.gpuBytesAllocated).padStart(10)}${gib(r.optimizerStateBytes).padStart(10)}  ${r.lossAtStart.toFixed(3)}→${r.lossAtEnd.toFixed(3)}`,
+        `${r.name.padEnd(20)}${String(r.steps).padStart(6)}${Math.round(r.tokensPerSecond).toString().padStart(8)}${(r.tokensPerSecondSteady === null ? '-' : Math.round(r.tokensPerSecondSteady).toString()).padStart(8)}${gib(r.peakGpuBytesInUse).padStart(10)}${gib(r.stepPeakGpuBytesInUse).padStart(10)}${gib(r.predictedPeakBytes).padStart(10)}${gib(r.gpuBytesAllocated).padStart(10)}${gib(r.optimizerStateBytes).padStart(10)}  ${r.lossAtStart.toFixed(3)}→${r.lossAtEnd.toFixed(3)}`,
     ),
   ].join('\n');
 }

@@ -54,6 +54,8 @@ export function cudaMemory(): {
   gpuBytesAllocated?: number;
   peakGpuBytesInUse?: number;
   peakGpuBytesAllocated?: number;
+  /** The high-water mark since `resetCudaStepPeak` (the step's own peak). */
+  stepPeakGpuBytesInUse?: number;
   gpuPoolMaxFreeBytes?: number;
 } {
   if (tf.getBackend() !== 'cuda') return {};
@@ -62,13 +64,21 @@ export function cudaMemory(): {
     numBytesInGPUAllocated: number;
     peakBytesInGPU: number;
     peakBytesInGPUAllocated: number;
+    stepPeakBytesInGPU: number;
   };
   return {
     gpuBytesInUse: m.numBytesInGPU,
     gpuBytesAllocated: m.numBytesInGPUAllocated,
     peakGpuBytesInUse: m.peakBytesInGPU,
     peakGpuBytesAllocated: m.peakBytesInGPUAllocated,
+    stepPeakGpuBytesInUse: m.stepPeakBytesInGPU,
     // The stream-ordered pool keeps every freed block (release threshold: maximum): no bound on its slack.
     gpuPoolMaxFreeBytes: Number.POSITIVE_INFINITY,
   };
+}
+
+/** cuda: starts a new step-peak window (`cudaMemory().stepPeakGpuBytesInUse`); nothing on other backends. */
+export function resetCudaStepPeak(): void {
+  if (tf.getBackend() !== 'cuda') return;
+  (tf.backend() as tf.KernelBackend & { resetStepPeak?: () => void }).resetStepPeak?.();
 }

@@ -24,6 +24,8 @@ export interface TrainReport {
   stepTensors: number[];
   /** cuda only: device bytes in use after each step. */
   stepGpuBytes?: number[];
+  /** cuda only: each step's device high-water mark (the backend's step-peak window, reset at the step's start). */
+  stepGpuPeakBytes?: number[];
   valLosses: Array<{ step: number; loss: number }>;
   tokensPerSecond: number;
   wallSeconds: number;
@@ -32,7 +34,13 @@ export interface TrainReport {
    * WebGPU only: the buffer pool's high-water marks over the run (kernels' webgpu-pool.ts): bytes of GPU buffers
    * in use (live tensors, all of them, not only the step's ledger) and allocated (in use + free, ≤ the in-use high-water mark + the bound).
    */
-  gpu?: { peakBytesInUse: number; peakBytesAllocated: number; poolMaxFreeBytes: number };
+  gpu?: {
+    peakBytesInUse: number;
+    peakBytesAllocated: number;
+    poolMaxFreeBytes: number;
+    /** cuda only: the largest step peak (`stepGpuPeakBytes`): the training step's memory, model build excluded. */
+    stepPeakBytesInUse?: number;
+  };
   /** With --memory-budget: every plan the planner made, in order, with its reason (`@kstar/planner`'s PlanRecord). */
   plans?: PlanRecord[];
   /** Resumed runs: the checkpoint, its step, and the config changes the resume allowed. `losses` start after it. */

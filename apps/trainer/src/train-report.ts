@@ -22,6 +22,8 @@ export interface LoopRecord {
   stepTensors: number[];
   /** cuda's device bytes in use after each step. */
   stepGpuBytes: number[];
+  /** cuda: each step's own device high-water mark. */
+  stepGpuPeakBytes: number[];
   valLosses: Array<{ step: number; loss: number }>;
   trainSeconds: number;
   wallSeconds: number;
@@ -56,6 +58,7 @@ export async function trainReport(
   const { guard, resume } = setup;
   const { results, startStep, failed, checkpoints, saveSeconds, sentBefore } = record;
   const { checkpointWaitSeconds, checkpointWriteSeconds } = record;
+  const { stepGpuPeakBytes } = record;
   const { losses, stepSeconds, stepTensors, stepGpuBytes, valLosses, tokens, trainSeconds, wallSeconds } =
     record;
   const shardingSection = sharding
@@ -126,6 +129,7 @@ export async function trainReport(
     stepSeconds,
     stepTensors,
     ...(stepGpuBytes.length > 0 ? { stepGpuBytes } : {}),
+    ...(stepGpuPeakBytes.length > 0 ? { stepGpuPeakBytes } : {}),
     valLosses,
     tokensPerSecond: results.length > 0 ? tokens / trainSeconds : 0,
     wallSeconds,
@@ -138,6 +142,7 @@ export async function trainReport(
             peakBytesInUse: gpu.peakGpuBytesInUse,
             peakBytesAllocated: gpu.peakGpuBytesAllocated!,
             poolMaxFreeBytes: gpu.gpuPoolMaxFreeBytes!,
+            ...(stepGpuPeakBytes.length > 0 ? { stepPeakBytesInUse: Math.max(...stepGpuPeakBytes) } : {}),
           },
         }
       : {}),

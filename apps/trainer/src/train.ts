@@ -3,7 +3,7 @@ import type { Collective, StepResult } from '@kstar/core';
 import { InputError, TrainingError } from '@kstar/core';
 import { learningRateAt } from '@kstar/train-loop';
 import * as tf from '@tensorflow/tfjs';
-import { cudaMemory } from './backend-select.ts';
+import { cudaMemory, resetCudaStepPeak } from './backend-select.ts';
 import { BackgroundCheckpointWriter } from './checkpoint/background.ts';
 import type { TrainerState } from './checkpoint/format.ts';
 import { startCheckpoint } from './checkpoint/save.ts';
@@ -125,6 +125,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   // Live tensors (and cuda's device bytes in use) after each step: a leak shows as a rising level.
   const stepTensors: number[] = [];
   const stepGpuBytes: number[] = [];
+  // cuda: each step's own device high-water mark (reset at the step's start).
+  const stepGpuPeakBytes: number[] = [];
   const valLosses: Array<{ step: number; loss: number }> = [];
   const results: StepResult[] = [];
   let trainSeconds = 0;
@@ -160,6 +162,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       );
       // Every rank draws the same global batches (same seed) and trains on its own rows of them.
       const mine = ranks > 1 ? micro.map((b) => rankBatch(b, rank, ranks)) : micro;
+      resetCudaStepPeak();
       const t0 = performance.now();
       let r: StepResult;
       try {
@@ -182,8 +185,9 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       const seconds = (performance.now() - t0) / 1000;
       stepSeconds.push(seconds);
       stepTensors.push(tf.memory().numTensors);
-      const inUse = cudaMemory().gpuBytesInUse;
+      const { gpuBytesInUse: inUse, stepPeakGpuBytesInUse: stepPeak } = cudaMemory();
       if (inUse !== undefined) stepGpuBytes.push(inUse);
+      if (stepPeak !== undefined) stepGpuPeakBytes.push(stepPeak);
       trainSeconds += seconds;
       results.push(r);
       losses.push(r.loss);
@@ -267,6 +271,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     stepSeconds,
     stepTensors,
     stepGpuBytes,
+    stepGpuPeakBytes,
     valLosses,
     trainSeconds,
     wallSeconds,

@@ -25,6 +25,8 @@ export class CudaBackend extends tf.KernelBackend {
   private readonly data = new Map<tf.DataId, CudaData>();
   private bytesInUse = 0;
   private peakBytesInUse = 0;
+  /** High-water mark since the last `resetStepPeak` (the trainer resets it at each step's start). */
+  private stepPeakBytesInUse = 0;
 
   constructor(readonly device: CudaDevice) {
     super();
@@ -51,6 +53,7 @@ export class CudaBackend extends tf.KernelBackend {
   private track(bytes: number): void {
     this.bytesInUse += bytes;
     if (this.bytesInUse > this.peakBytesInUse) this.peakBytesInUse = this.bytesInUse;
+    if (this.bytesInUse > this.stepPeakBytesInUse) this.stepPeakBytesInUse = this.bytesInUse;
   }
 
   override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): tf.DataId {
@@ -122,6 +125,7 @@ export class CudaBackend extends tf.KernelBackend {
     numBytesInGPU: number;
     numBytesInGPUAllocated: number;
     peakBytesInGPU: number;
+    stepPeakBytesInGPU: number;
   } {
     const pool = this.device.poolBytes();
     return {
@@ -129,12 +133,16 @@ export class CudaBackend extends tf.KernelBackend {
       numBytesInGPU: this.bytesInUse,
       numBytesInGPUAllocated: pool.reserved,
       peakBytesInGPU: this.peakBytesInUse,
+      stepPeakBytesInGPU: this.stepPeakBytesInUse,
     };
   }
 
-  /** Resets the peak of bytes in use to the current level (per-step peaks). */
-  resetPeak(): void {
-    this.peakBytesInUse = this.bytesInUse;
+  /**
+   * Starts a new step-peak window at the current level: `memory().stepPeakBytesInGPU` is then the step's own
+   * high-water mark, while `peakBytesInGPU` stays the mark since start (model build included).
+   */
+  resetStepPeak(): void {
+    this.stepPeakBytesInUse = this.bytesInUse;
   }
 
   override timerAvailable(): boolean {

@@ -1,6 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
+import { KSTAR_FACTORED_KERNELS } from './kstar-factored-kernels.ts';
+import { kstarFactoredSources } from './kstar-factored-sources.ts';
 import { KSTAR_KERNELS } from './kstar-kernels.ts';
+import { KSTAR_OPTIM_KERNELS } from './kstar-optim-kernels.ts';
+import { kstarOptimSources } from './kstar-optim-sources.ts';
 import { kstarSources } from './kstar-sources.ts';
 import {
   argReduceRows,
@@ -642,6 +646,8 @@ KERNELS.KstarGeluGrad = ({ inputs, backend }) =>
   elementwise(backend, 'KstarGeluGrad', [inputs.h!, inputs.dy!], 'float32', GELU_GRAD_EXPR);
 
 Object.assign(KERNELS, KSTAR_KERNELS);
+Object.assign(KERNELS, KSTAR_OPTIM_KERNELS);
+Object.assign(KERNELS, KSTAR_FACTORED_KERNELS);
 
 for (const [name, spec] of Object.entries(UNARY)) KERNELS[name] = unary(name, spec);
 for (const [name, spec] of Object.entries(BINARY)) KERNELS[name] = binary(name, spec);
@@ -664,7 +670,12 @@ export function registerCudaKernels(backendName = 'cuda'): void {
  * table entry and the fixed kernels): what the nvcc test compiles without a GPU.
  */
 export function cudaKernelSources(): Record<string, string> {
-  const out: Record<string, string> = { ...fixedSources(), ...kstarSources() };
+  const out: Record<string, string> = {
+    ...fixedSources(),
+    ...kstarSources(),
+    ...kstarOptimSources(),
+    ...kstarFactoredSources(),
+  };
   const types = ['float', 'int'] as const;
   for (const [name, spec] of Object.entries(UNARY)) {
     for (const t of types) {

@@ -13,6 +13,7 @@ import {
   writeSliceKernel,
 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
+import { kstarOptimParityCases } from './kstar-optim-parity.ts';
 import type { ParityCase } from './parity.ts';
 
 /**
@@ -188,5 +189,6 @@ export function kstarParityCases(): ParityCase[] {
       ];
     },
   });
+  cases.push(...kstarOptimParityCases());
   return cases;
 }

@@ -1,0 +1,216 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { CudaBackend } from './backend.ts';
+import {
+  FACTORED_CHUNK,
+  FACTORED_CONSTS,
+  factoredColPartialSource,
+  factoredColsSource,
+  factoredRowMeanSource,
+  factoredRowsSource,
+  factoredScalarsSource,
+  factoredSumsSource,
+  factoredUpdateSource,
+  factoredVectorSource,
+  lomoSource,
+  SUM_BLOCKS,
+} from './kstar-factored-sources.ts';
+import { launchFixed, launchRows, release, view } from './launch.ts';
+import { i64, type Param, ptr } from './params.ts';
+import { sizeOf } from './shape.ts';
+
+/**
+ * The `cuda` implementations of the factored-second-moment optimizers, under the plugins' kernel names and
+ * contracts: KstarAdafactor (@kstar/optim-adafactor), KstarAdaLomo and KstarLomo (@kstar/optim-lomo), all in place
+ * (outputs alias p and the state, in the cpu kernels' order). Scratch: float64 partial column sums ([⌈m/64⌉, B·n]),
+ * row means [B], SUM_BLOCKS partial sums and the two scalars; no parameter-sized temporary.
+ */
+
+type Info = tf.TensorInfo;
+type Ctx = { inputs: tf.NamedTensorInfoMap; backend: CudaBackend; attrs: tf.NamedAttrMap };
+type Impl = (ctx: Ctx) => Info | Info[];
+
+const p = (b: CudaBackend, t: Info | undefined) => ptr(t == null ? 0 : b.pointer(t.dataId));
+
+/** float64 values passed by value as one struct of doubles. */
+const doubles = (values: readonly number[]): Param => ({
+  kind: 'struct',
+  value: new Uint8Array(Float64Array.from(values).buffer),
+});
+
+/** A scratch buffer of `count` float64 values (a float32 tensor of twice the elements: the device sees bytes). */
+const float64Scratch = (b: CudaBackend, count: number) => b.makeOutput([2 * Math.max(1, count)], 'float32');
+
+/** [B, m, n] of a shape factored over its last two axes (leading axes folded into B). */
+function factoredDims(shape: readonly number[]): [number, number, number] {
+  const n = shape[shape.length - 1]!;
+  const m = shape[shape.length - 2]!;
+  return [sizeOf(shape.slice(0, -2)), m, n];
+}
+
+interface FactoredInputs {
+  param: Info;
+  grad: Info;
+  row?: Info;
+  col?: Info;
+  v?: Info;
+  m?: Info;
+}
+
+function requireFloat(kernel: string, ins: FactoredInputs): void {
+  for (const [name, t] of Object.entries(ins))
+    if (t != null && (t as Info).dtype !== 'float32')
+      throw new Error(`backend 'cuda': ${kernel} input ${name} is ${(t as Info).dtype}; it takes float32`);
+}
+
+/** The shared launch sequence: moments, row means, partial sums, [alpha, k], update. */
+function factoredStep(
+  b: CudaBackend,
+  ins: FactoredInputs,
+  k: Record<(typeof FACTORED_CONSTS)[number], number>,
+) {
+  const N = sizeOf(ins.param.shape);
+  const K = doubles(FACTORED_CONSTS.map((c) => k[c]));
+  const factored = ins.row != null && ins.col != null;
+  const [B, m, n] = factored ? factoredDims(ins.param.shape) : [1, 1, N];
+  const scratch: Info[] = [];
+  let rmean: Info | undefined;
+  if (factored) {
+    const rows = 'kstar_factored_rows';
+    launchRows(b, rows, factoredRowsSource(rows), B * m, [p(b, ins.row), p(b, ins.grad), i64(n), K]);
+    const chunks = Math.ceil(m / FACTORED_CHUNK);
+    const partial = float64Scratch(b, chunks * B * n); // [chunks, B·n] float64
+    scratch.push(partial);
+    const cp = 'kstar_factored_col_partial';
+    launchFixed(b, cp, factoredColPartialSource(cp), chunks * B * n, [
+      p(b, partial),
+      p(b, ins.grad),
+      i64(B),
+      i64(m),
+      i64(n),
+      K,
+    ]);
+    const cols = 'kstar_factored_cols';
+    launchFixed(b, cols, factoredColsSource(cols), B * n, [
+      p(b, ins.col),
+      p(b, partial),
+      i64(chunks),
+      i64(B * n),
+      i64(m),
+      K,
+    ]);
+    rmean = float64Scratch(b, B);
+    scratch.push(rmean);
+    const rm = 'kstar_factored_row_mean';
+    launchRows(b, rm, factoredRowMeanSource(rm), B, [p(b, rmean), p(b, ins.row), i64(m)]);
+  } else {
+    const vec = 'kstar_factored_vector';
+    launchFixed(b, vec, factoredVectorSource(vec), N, [p(b, ins.v), p(b, ins.grad), i64(N), K]);
+  }
+  const blocks = Math.min(SUM_BLOCKS, Math.max(1, Math.ceil(N / 256)));
+  const sums = float64Scratch(b, 2 * blocks);
+  const scalars = float64Scratch(b, 2);
+  scratch.push(sums, scalars);
+  const state = [p(b, ins.row), p(b, ins.col), p(b, rmean), p(b, ins.v)];
+  const su = 'kstar_factored_sums';
+  launchRows(b, su, factoredSumsSource(su), blocks, [
+    p(b, sums),
+    p(b, ins.param),
+    p(b, ins.grad),
+    ...state,
+    i64(N),
+    i64(m),
+    i64(n),
+    K,
+  ]);
+  const sc = 'kstar_factored_scalars';
+  launchRows(b, sc, factoredScalarsSource(sc), 1, [p(b, scalars), p(b, sums), i64(blocks), i64(N), K]);
+  const up = 'kstar_factored_update';
+  launchFixed(b, up, factoredUpdateSource(up), N, [
+    p(b, ins.param),
+    p(b, ins.m),
+    p(b, ins.grad),
+    ...state,
+    p(b, scalars),
+    i64(N),
+    i64(m),
+    i64(n),
+    K,
+  ]);
+  for (const t of scratch) release(b, t);
+}
+
+/** In-place outputs: p, then the state inputs present, in `keys` order (the cpu kernels' `outputs`). */
+function aliases(b: CudaBackend, ins: FactoredInputs, keys: readonly (keyof FactoredInputs)[]): Info[] {
+  return keys.flatMap((key) => {
+    const t = ins[key];
+    return t == null ? [] : [view(b, t, t.shape.slice())];
+  });
+}
+
+/** Attributes as @kstar/optim-adafactor's kernel.ts `attrsOf` sets them (beta1 −1: no first moment). */
+const adafactor: Impl = ({ inputs, backend: b, attrs: c }) => {
+  const ins = inputs as unknown as FactoredInputs;
+  requireFloat('KstarAdafactor', ins);
+  const beta2t = c.beta2t as number;
+  factoredStep(b, ins, {
+    beta2t,
+    omb2t: 1 - beta2t,
+    eps1: c.eps1 as number,
+    gclip: Number.MAX_VALUE,
+    gscale: 1,
+    base: c.rho as number,
+    scaleByRms: c.scale as number,
+    eps2: c.eps2 as number,
+    clip: c.clip as number,
+    weightDecay: c.weightDecay as number,
+    beta1: c.beta1 as number,
+    hasMomentum: ins.m != null ? 1 : 0,
+    lomoForm: 0,
+  });
+  return aliases(b, ins, ['param', 'row', 'col', 'v', 'm']);
+};
+
+/** Attributes as @kstar/optim-lomo's adalomo-kernel.ts `attrsOf` sets them. */
+const adalomo: Impl = ({ inputs, backend: b, attrs: c }) => {
+  const ins = inputs as unknown as FactoredInputs;
+  requireFloat('KstarAdaLomo', ins);
+  const beta2t = c.beta2t as number;
+  factoredStep(b, ins, {
+    beta2t,
+    omb2t: 1 - beta2t,
+    eps1: c.eps1 as number,
+    gclip: c.gclip as number,
+    gscale: c.gscale as number,
+    base: c.lr as number,
+    scaleByRms: 1,
+    eps2: c.eps2 as number,
+    clip: c.clip as number,
+    weightDecay: c.weightDecay as number,
+    beta1: 0,
+    hasMomentum: 0,
+    lomoForm: 1,
+  });
+  return aliases(b, ins, ['param', 'row', 'col', 'v']);
+};
+
+/** Attributes as @kstar/optim-lomo's lomo-kernel.ts `attrsOf` sets them. */
+const lomo: Impl = ({ inputs, backend: b, attrs: c }) => {
+  const { param, grad } = inputs as Record<string, Info>;
+  requireFloat('KstarLomo', { param: param!, grad: grad! });
+  const n = sizeOf(param!.shape);
+  const name = 'kstar_lomo';
+  launchFixed(b, name, lomoSource(name), n, [
+    p(b, param),
+    p(b, grad),
+    i64(n),
+    ...(['lr', 'decay', 'gscale', 'gclip'] as const).map((key) => doubles([c[key] as number])),
+  ]);
+  return view(b, param!, param!.shape.slice());
+};
+
+/** The factored optimizers the `cuda` backend implements natively, by their plugins' kernel names. */
+export const KSTAR_FACTORED_KERNELS: Record<string, Impl> = {
+  KstarAdafactor: adafactor,
+  KstarAdaLomo: adalomo,
+  KstarLomo: lomo,
+};
