@@ -201,7 +201,7 @@ extern "C" __global__ void ${name}(float* __restrict__ out, const float* __restr
  * Strided read: out[i] = in[offset + Σ c_d·strides_d] over the output's coordinates c (c_d taken modulo mods_d
  * where mods_d > 0). Transpose, slice, strided slice, reverse (negative strides), broadcastTo and tile are this.
  */
-export function stridedCopySource(name: string, t: CType): string {
+export function stridedCopySource(name: string, t: CType | 'int4'): string {
   return `${PRELUDE}
 struct CopyMeta { int rank; int shape[MAXR]; int mods[MAXR]; long long strides[MAXR]; };
 extern "C" __global__ void ${name}(${t}* __restrict__ out, const ${t}* __restrict__ in, long long n, long long offset, CopyMeta m) {
@@ -340,5 +340,6 @@ export function fixedSources(): Record<string, string> {
     out[`scatter_update_${t}`] = scatterUpdateSource(`scatter_update_${t}`, t);
   }
   out.softmax_float = softmaxSource('softmax_float');
+  out.strided_copy_int4 = stridedCopySource('strided_copy_int4', 'int4');
   return out;
 }
