@@ -9,7 +9,8 @@
 #   STAGE=all      rows, then kernel parity + tiny training (cpu vs cuda) + matmul speed/precision tables, then the
 #                  profile; results tarred after each stage (a call cut short keeps what finished)
 set -uo pipefail
-R=${OUT:-/tmp/kstar-out}; W=/tmp/w; mkdir -p "$R" "$W"
+# A fresh work folder: a warm machine keeps /tmp from earlier calls (other runs' files would be tarred too).
+R=${OUT:-/tmp/kstar-out}; W=$(mktemp -d /tmp/cudaspeed-XXXX); mkdir -p "$R"
 D=${DEV_DIR:-.device/cudaspeed}
 export BUNDLE=$D/bundle.tar.xz TORCH_SCRIPT=$D/torch-baseline.py
 case "${STAGE:-profile}" in

@@ -2,9 +2,9 @@
  * Leading dimensions for tensor-core GEMMs. cuBLAS's Hopper tensor-core kernels need every matrix's rows to start on
  * 16 bytes: a leading dimension that is a multiple of 4 float32 (TF32) or 8 bf16 elements. A GPT's LM head has
  * vocabulary 50,257 as a leading dimension (logits [B·T, V], their gradient), so cuBLAS falls back to kernels that
- * reach half the speed of the other products (118–129 against 260–296 TFLOP/s on an H200). The fix: operands copied
- * with padded rows (for bf16 the conversion writes them padded at no extra cost) and the product written into padded
- * rows, then copied out. Pure arithmetic and CUDA source text here (tested without a GPU); matmul.ts runs it.
+ * reach half the speed of the other products (118–129 against 260–296 TFLOP/s on an H200). Operands are copied with
+ * padded rows (for bf16 the conversion writes them padded at no extra cost): the LM head's weight gradient in bf16
+ * went from 4.93 to 3.33 ms. Pure arithmetic and CUDA source text here (tested without a GPU); matmul.ts runs it.
  */
 
 /** The element multiple a leading dimension needs: 16 bytes of the GEMM's input type (1: no tensor cores). */
@@ -21,9 +21,9 @@ export const roundUp = (x: number, multiple: number): number => Math.ceil(x / mu
 export const PAD_MIN_MACS = 2 ** 30;
 
 /**
- * The padded leading dimensions of one GEMM: `first`, `second` (the operands' row lengths) and `out` (N). bf16
- * operands are always written padded (they are converted anyway); float32 operands and the float32 output only when
- * the product is large enough (`macs` ≥ PAD_MIN_MACS). Unchanged where already aligned, and everything under strict.
+ * The padded leading dimensions of one GEMM: `first`, `second` (the operands' row lengths) and `out` (N, kept). bf16
+ * operands are always written padded (they are converted anyway); float32 operands only when the product is large
+ * enough (`macs` ≥ PAD_MIN_MACS). Unchanged where already aligned, and everything under strict.
  */
 export function alignedLds(
   precision: 'strict' | 'tf32' | 'bf16',
@@ -33,12 +33,9 @@ export function alignedLds(
   const m = ldMultiple(precision);
   const big = macs >= PAD_MIN_MACS;
   const operand = (ld: number) => (precision === 'bf16' || big ? roundUp(ld, m) : ld);
-  // The output is float32 in every precision: 4 elements make 16 bytes.
-  return {
-    first: operand(lds.first),
-    second: operand(lds.second),
-    out: precision !== 'strict' && big ? roundUp(lds.out, 4) : lds.out,
-  };
+  // The output is left as it is: written into padded rows and copied out, the LM head's logits took longer on the
+  // H200 (tf32 6.85 ms against 4.89, bf16 8.70 against 6.74: bench/results/2026-12-03-s3-cuda-kernels-run2.json).
+  return { first: operand(lds.first), second: operand(lds.second), out: lds.out };
 }
 
 /**

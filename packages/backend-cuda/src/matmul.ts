@@ -225,10 +225,9 @@ export function batchMatMul(
     );
     const first = gemmOperand(b, B, ld.first, bf16, B === bt);
     const second = gemmOperand(b, A, ld.second, bf16, A === a);
-    const padOut = ld.out !== plan.ldc;
-    const c = padOut ? d.alloc(4 * batch * plan.M * ld.out) : b.pointer(out.dataId);
-    fillBias(c, ld.out);
-    d.current = `${d.current}${bf16 ? ' bf16' : ' tf32'}${padOut || first.scratch || second.scratch ? ' padded' : ''}`;
+    const c = b.pointer(out.dataId);
+    fillBias(c, plan.ldc);
+    d.current = `${d.current}${bf16 ? ' bf16' : ' tf32'}${ld.first !== plan.ldFirst || ld.second !== plan.ldSecond ? ' padded' : ''}`;
     d.checkBlas(
       blas.cublasGemmStridedBatchedEx(
         d.cublas,
@@ -249,18 +248,14 @@ export function batchMatMul(
         beta,
         c,
         CUDA_R_32F,
-        ld.out,
-        plan.M * ld.out,
+        plan.ldc,
+        strideC,
         batch,
         bf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32,
         CUBLAS_GEMM_DEFAULT,
       ),
       'cublasGemmStridedBatchedEx',
     );
-    if (padOut) {
-      pitchedCopy(b, false, b.pointer(out.dataId), c, batch * plan.M, plan.N, plan.N, ld.out);
-      d.free(c);
-    }
     // Stream-ordered frees: the GEMM queued before them still reads the copies.
     if (first.scratch) d.free(first.ptr);
     if (second.scratch) d.free(second.ptr);
