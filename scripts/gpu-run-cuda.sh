@@ -10,7 +10,8 @@
 #   gpu-cuda-tf32.json the same with KSTAR_CUDA_MATMUL=tf32 (TF32=1; rows $TF32_CONFIGS)
 #   gpu-cuda-bf16.json the same with KSTAR_CUDA_MATMUL=bf16 (= --precision bf16-mixed; BF16=1; rows $BF16_CONFIGS)
 #   profile.json, profile-train.json  PROFILE=1: $PROFILE_STEPS steps of gpt2-124m T=1024 B=8 with every kernel timed
-#                      (KSTAR_CUDA_PROFILE; synchronised) and its report (per-step live tensors and device bytes)
+#                      (KSTAR_CUDA_PROFILE; CUDA events, per-step GPU busy/idle) and its report (per-step live tensors
+#                      and device bytes); profile-tf32.json, profile-bf16.json with PROFILE_PRECISIONS="strict tf32 bf16"
 #   leak.json          per-step live tensors and device bytes of the profile run: do they return to their level?
 #   torch.json         scripts/torch-baseline.py (float32, TF32, bf16 autocast)
 # and prints a table last.
@@ -44,21 +45,26 @@ if [ "${SKIP_PARITY:-0}" != 1 ]; then
   ' "$OUT/tiny-cpu.json" "$OUT/tiny-cuda.json" "$OUT/tiny-parity.json"
 fi
 if [ "${PROFILE:-0}" = 1 ]; then
-  KSTAR_CUDA_PROFILE="$OUT/profile.json" timeout "${PROFILE_LIMIT:-120}" "${K[@]}" train --preset gpt2-124m --tokenizer gpt2 \
-    --backend cuda --seq 1024 --batch 8 --steps "${PROFILE_STEPS:-4}" --warmup 5 --eval-every 0 --sample-tokens 0 \
-    --report "$OUT/profile-train.json" > "$OUT/profile.log" 2>&1
-  echo "profile run: exit $?"
-  /tmp/k/node -e '
-    const fs = require("fs"); const [file, train, out] = process.argv.slice(1);
-    const p = JSON.parse(fs.readFileSync(file)); const r = JSON.parse(fs.readFileSync(train));
-    console.log(`kernel time ${(p.totalMs / 1000).toFixed(2)} s over ${r.steps} steps (synchronised per kernel); slowest:`);
-    for (const row of p.rows.slice(0, 12)) console.log(`  ${row.kernel.padEnd(28)} ${String(row.calls).padStart(6)} calls ${row.ms.toFixed(0).padStart(7)} ms ${(100 * row.ms / p.totalMs).toFixed(1).padStart(5)}%`);
-    const t = r.stepTensors, g = r.stepGpuBytes ?? [];
-    const flat = (xs) => xs.length > 2 && xs.slice(1).every((x) => x === xs[1]);
-    const leak = { kind: "cuda-leak-check", steps: r.steps, stepTensors: t, stepGpuBytes: g, tensorsFlat: flat(t), gpuBytesFlat: flat(g) };
-    fs.writeFileSync(out, JSON.stringify(leak, null, 2) + "\n");
-    console.log(`per-step live tensors ${t.join(",")}; device bytes ${g.join(",")}: ${leak.tensorsFlat && leak.gpuBytesFlat ? "no leak after step 1" : "LEVEL CHANGES"}`);
-  ' "$OUT/profile.json" "$OUT/profile-train.json" "$OUT/leak.json"
+  for P in ${PROFILE_PRECISIONS:-strict}; do
+    SUF=$([ "$P" = strict ] && echo "" || echo "-$P")
+    KSTAR_CUDA_MATMUL=$P KSTAR_CUDA_PROFILE="$OUT/profile$SUF.json" timeout "${PROFILE_LIMIT:-120}" "${K[@]}" train \
+      --preset gpt2-124m --tokenizer gpt2 --backend cuda --seq 1024 --batch 8 --steps "${PROFILE_STEPS:-4}" --warmup 5 \
+      --eval-every 0 --sample-tokens 0 --report "$OUT/profile-train$SUF.json" > "$OUT/profile$SUF.log" 2>&1
+    echo "profile run $P: exit $?"
+    /tmp/k/node -e '
+      const fs = require("fs"); const [file, train, out, p] = process.argv.slice(1);
+      const prof = JSON.parse(fs.readFileSync(file)); const r = JSON.parse(fs.readFileSync(train));
+      const s = prof.perStep;
+      console.log(`[${p}] per step (after ${prof.warmupSteps} warm-up, ${prof.measuredSteps} measured): wall ${s.wallMs.toFixed(1)} ms, GPU busy ${s.gpuBusyMs.toFixed(1)} ms, GPU idle inside the step ${s.gpuIdleMs.toFixed(1)} ms, ${s.calls} kernel calls; slowest (GPU ms, idle before):`);
+      for (const row of prof.rows.slice(0, 16)) console.log(`  ${row.kernel.padEnd(28)} ${String(row.calls).padStart(6)} calls ${row.ms.toFixed(1).padStart(8)} ms ${(100 * row.ms / prof.totalMs).toFixed(1).padStart(5)}% idle-before ${row.gapBeforeMs.toFixed(1)} ms`);
+      if (p !== "strict") process.exit(0);
+      const t = r.stepTensors, g = r.stepGpuBytes ?? [];
+      const flat = (xs) => xs.length > 2 && xs.slice(1).every((x) => x === xs[1]);
+      const leak = { kind: "cuda-leak-check", steps: r.steps, stepTensors: t, stepGpuBytes: g, tensorsFlat: flat(t), gpuBytesFlat: flat(g) };
+      fs.writeFileSync(out, JSON.stringify(leak, null, 2) + "\n");
+      console.log(`per-step live tensors ${t.join(",")}; device bytes ${g.join(",")}: ${leak.tensorsFlat && leak.gpuBytesFlat ? "no leak after step 1" : "LEVEL CHANGES"}`);
+    ' "$OUT/profile$SUF.json" "$OUT/profile-train$SUF.json" "$OUT/leak.json" "$P"
+  done
 fi
 if [ "${SKIP_GPU:-0}" != 1 ]; then
   "${B[@]}" gpu --backend cuda --json "$OUT/gpu-cuda.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-110}" \

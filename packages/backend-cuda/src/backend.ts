@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CudaDevice } from './device.ts';
+import { markProfileStep } from './profile.ts';
 import { sizeOf } from './shape.ts';
 
 /** One tensor's device storage. bool is stored as int32 (0/1), so every element is 4 bytes. */
@@ -127,6 +128,8 @@ export class CudaBackend extends tf.KernelBackend {
     peakBytesInGPU: number;
     stepPeakBytesInGPU: number;
   } {
+    // The trainer reads memory once a step: the profile's step boundary (a no-op when not profiling).
+    markProfileStep();
     const pool = this.device.poolBytes();
     return {
       unreliable: false,

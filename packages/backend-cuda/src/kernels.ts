@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
+import { clearBf16Cache, KEEPS_BF16_CACHE } from './bf16-cache.ts';
+import { pitchedCopySource } from './gemm-align.ts';
 import { KSTAR_FACTORED_KERNELS } from './kstar-factored-kernels.ts';
 import { kstarFactoredSources } from './kstar-factored-sources.ts';
 import { KSTAR_KERNELS } from './kstar-kernels.ts';
@@ -21,7 +23,7 @@ import {
   transpose,
   view,
 } from './launch.ts';
-import { batchMatMul, toBf16Source } from './matmul.ts';
+import { batchMatMul, isRowBias, toBf16Source } from './matmul.ts';
 import { f32, i64, ptr, StructBuilder } from './params.ts';
 import { profileFile, timed } from './profile.ts';
 import { broadcastStrides, contiguousStrides, reductionPermutation, sizeOf } from './shape.ts';
@@ -604,8 +606,12 @@ const KERNELS: Record<string, Impl> = {
     batchMatMul(backend, inputs.a!, inputs.b!, attrs.transposeA as boolean, attrs.transposeB as boolean),
   _FusedMatMul: ({ inputs, backend, attrs }) => {
     const { a, b, bias, preluActivationWeights } = inputs as Record<string, Info>;
-    let out = batchMatMul(backend, a!, b!, attrs.transposeA as boolean, attrs.transposeB as boolean);
-    if (bias) {
+    const transposeB = attrs.transposeB as boolean;
+    const n = b!.shape.at(transposeB ? -2 : -1)!;
+    // A bias of one value per column is added by the GEMM itself (β = 1 over the bias rows), else by an Add.
+    const gemmBias = bias && isRowBias(bias.shape, n) ? bias : undefined;
+    let out = batchMatMul(backend, a!, b!, attrs.transposeA as boolean, transposeB, gemmBias);
+    if (bias && !gemmBias) {
       const next = elementwise(backend, 'Add', [out, bias], out.dtype, 'a + b');
       release(backend, out);
       out = next;
@@ -655,12 +661,23 @@ for (const [name, spec] of Object.entries(BINARY)) KERNELS[name] = binary(name, 
 /** The tfjs kernels the `cuda` backend implements. */
 export const CUDA_KERNEL_NAMES: readonly string[] = Object.keys(KERNELS).sort();
 
+/** Clears the matmuls' bf16 operand cache before every kernel that could write a tensor (see bf16-cache.ts). */
+function withBf16Cache(kernelName: string, impl: Impl): Impl {
+  if (KEEPS_BF16_CACHE.has(kernelName)) return impl;
+  return (ctx) => {
+    clearBf16Cache();
+    return impl(ctx);
+  };
+}
+
 /** Registers every kernel for the backend name `cuda` (idempotent). */
 export function registerCudaKernels(backendName = 'cuda'): void {
   const profile = profileFile();
   for (const [kernelName, impl] of Object.entries(KERNELS)) {
     if (tf.getKernel(kernelName, backendName)) continue;
-    const kernelFunc = profile ? timed(kernelName, impl, profile) : impl;
+    const kernelFunc = profile
+      ? timed(kernelName, withBf16Cache(kernelName, impl), profile)
+      : withBf16Cache(kernelName, impl);
     tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
 }
@@ -706,5 +723,7 @@ export function cudaKernelSources(): Record<string, string> {
   out.ew_cast_i_f = elementwiseSource('ew_cast_i_f', ['int'], 'float', '(float)a');
   out.softmax_float = softmaxSource('softmax_float');
   out.to_bf16 = toBf16Source('to_bf16');
+  out.pitched_copy = pitchedCopySource('pitched_copy', false);
+  out.pitched_to_bf16 = pitchedCopySource('pitched_to_bf16', true);
   return out;
 }

@@ -110,24 +110,46 @@ export function stridedCopy(
   const keep = shape.map((s, d) => s !== 1 || (mods[d] ?? 0) > 1);
   const sh = shape.filter((_, d) => keep[d]);
   if (sh.length > MAX_RANK) throw new Error(`strided copy of rank ${sh.length} (at most ${MAX_RANK})`);
-  const t = ctype(x.dtype);
+  const keptMods = mods.length ? mods.filter((_, d) => keep[d]) : [];
+  const keptStrides = strides.filter((_, d) => keep[d]);
+  const v = vectorCopy(sh, keptStrides, keptMods, offset);
+  const t = v ? 'int4' : ctype(x.dtype);
   const name = `strided_copy_${t}`;
   const meta = new StructBuilder()
     .int(sh.length)
-    .int(sh, MAX_RANK)
-    .int(mods.length ? mods.filter((_, d) => keep[d]) : [], MAX_RANK)
-    .longLong(
-      strides.filter((_, d) => keep[d]),
-      MAX_RANK,
-    );
-  run(b, name, stridedCopySource(name, t), n, [
+    .int(v ? v.shape : sh, MAX_RANK)
+    .int(keptMods, MAX_RANK)
+    .longLong(v ? v.strides : keptStrides, MAX_RANK);
+  const count = v ? n / 4 : n;
+  run(b, name, stridedCopySource(name, t), count, [
     ptr(b.pointer(out.dataId)),
     ptr(b.pointer(x.dataId)),
-    i64(n),
-    i64(offset),
+    i64(count),
+    i64(v ? offset / 4 : offset),
     meta.build(),
   ]);
   return out;
+}
+
+/**
+ * A strided copy in 16-byte units (4 elements a thread, one 128-bit load and store): where the innermost dimension is
+ * contiguous in the input with a length, and every other stride and the offset, multiples of 4, and nothing wraps
+ * (no mods). Returns the shape and strides in units of 4 elements, or null. Transposes that keep the last axis (a
+ * GPT's heads [B, T, H, dh] ↔ [B, H, T, dh]) are this.
+ */
+export function vectorCopy(
+  shape: readonly number[],
+  strides: readonly number[],
+  mods: readonly number[],
+  offset: number,
+): { shape: number[]; strides: number[] } | null {
+  const r = shape.length;
+  if (r === 0 || strides[r - 1] !== 1 || shape[r - 1]! % 4 !== 0 || offset % 4 !== 0) return null;
+  if (mods.some((m) => m > 0) || strides.slice(0, -1).some((s) => s % 4 !== 0)) return null;
+  return {
+    shape: shape.map((s, d) => (d === r - 1 ? s / 4 : s)),
+    strides: strides.map((s, d) => (d === r - 1 ? 1 : s / 4)),
+  };
 }
 
 export function transpose(b: CudaBackend, x: tf.TensorInfo, perm: readonly number[]): tf.TensorInfo {

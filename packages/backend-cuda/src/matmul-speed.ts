@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
+import { clearBf16Cache } from './bf16-cache.ts';
 import { batchMatMul, type CudaMatmulPrecision, matmulPrecision, setMatmulPrecision } from './matmul.ts';
 
 /** One GEMM shape of gpt2-124m's step (T = 1024, batch 8: N = 8192 rows) and its TFLOP/s in each precision. */
@@ -58,6 +59,7 @@ export function matmulSpeed(
         setMatmulPrecision(p);
         const times: number[] = [];
         for (let r = 0; r <= reps; r++) {
+          clearBf16Cache(); // each rep pays its bf16 conversions, as a product in a step does
           backend.device.sync();
           const t0 = performance.now();
           const out = batchMatMul(backend, a, b, g.transposeA, g.transposeB);

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
+import { cachedBf16 } from './bf16-cache.ts';
+import { alignedLds, pitchedCopySource, pitchedGrid } from './gemm-align.ts';
 import { launchFixed, stridedCopy } from './launch.ts';
 import { i64, ptr } from './params.ts';
 import { broadcastStrides, sizeOf } from './shape.ts';
@@ -113,13 +115,77 @@ function bf16Copy(b: CudaBackend, x: tf.TensorInfo): number {
   return dst;
 }
 
-/** tfjs BatchMatMul through cublasSgemmStridedBatched (or cublasGemmStridedBatchedEx with TF32 or bf16 inputs). */
+/** dst rows (leading dimension ldOut) ← src rows (ldIn), `cols` float32 elements each, or rounded to bf16. */
+function pitchedCopy(
+  b: CudaBackend,
+  toBf16: boolean,
+  dst: number,
+  src: number,
+  rows: number,
+  cols: number,
+  ldOut: number,
+  ldIn: number,
+): void {
+  const d = b.device;
+  const name = toBf16 ? 'pitched_to_bf16' : 'pitched_copy';
+  const grid = pitchedGrid(rows, cols);
+  d.launch(
+    d.kernel(name, pitchedCopySource(name, toBf16)),
+    grid.x,
+    256,
+    [ptr(dst), ptr(src), i64(rows), i64(cols), i64(ldOut), i64(ldIn)],
+    name,
+    grid.y,
+  );
+}
+
+/**
+ * An operand as the GEMM reads it, rows of `ld` elements: x itself, or a copy in bfloat16 and/or with padded rows.
+ * `scratch` copies are freed by the caller; bf16 copies of the matmul's own inputs (`keep`) stay in the bf16 cache for
+ * the next matmul instead.
+ */
+function gemmOperand(
+  b: CudaBackend,
+  x: tf.TensorInfo,
+  ld: number,
+  bf16: boolean,
+  keep: boolean,
+): { ptr: number; scratch: boolean } {
+  const cols = x.shape.at(-1)!;
+  if (!bf16 && ld === cols) return { ptr: b.pointer(x.dataId), scratch: false };
+  const make = () => {
+    if (ld === cols) return bf16Copy(b, x);
+    const dst = b.device.alloc((bf16 ? 2 : 4) * (sizeOf(x.shape) / cols) * ld);
+    pitchedCopy(b, bf16, dst, b.pointer(x.dataId), sizeOf(x.shape) / cols, cols, ld, cols);
+    return dst;
+  };
+  if (bf16 && keep) return { ptr: cachedBf16(b.device, x.dataId, ld, make), scratch: false };
+  return { ptr: make(), scratch: true };
+}
+
+/**
+ * Whether a fused matmul's bias is one value per output column (shape [N], [1, N], …): then the GEMM adds it (its
+ * output is first filled with the bias rows and cuBLAS runs with β = 1) instead of a separate broadcasting Add.
+ */
+export function isRowBias(biasShape: readonly number[], n: number): boolean {
+  return (
+    biasShape.length > 0 &&
+    biasShape.at(-1) === n &&
+    biasShape.every((s, d) => d === biasShape.length - 1 || s === 1)
+  );
+}
+
+/**
+ * tfjs BatchMatMul through cublasSgemmStridedBatched (or cublasGemmStridedBatchedEx with TF32 or bf16 inputs);
+ * `rowBias` ([N] values, see isRowBias) is added to every row of the product.
+ */
 export function batchMatMul(
   b: CudaBackend,
   a: tf.TensorInfo,
   bt: tf.TensorInfo,
   transposeA: boolean,
   transposeB: boolean,
+  rowBias?: tf.TensorInfo,
 ): tf.TensorInfo {
   if (a.dtype !== 'float32' || bt.dtype !== 'float32')
     throw new Error(`backend 'cuda': BatchMatMul of ${a.dtype} and ${bt.dtype} (float32 only)`);
@@ -139,14 +205,29 @@ export function batchMatMul(
   const d = b.device;
   d.current = `BatchMatMul [${a.shape}]${transposeA ? 'ᵀ' : ''}·[${bt.shape}]${transposeB ? 'ᵀ' : ''}`;
   const blas = d.libs.cublas;
+  // With a bias the output starts as the bias rows (a pitched copy reading the same row each time) and β = 1.
+  const beta = rowBias ? ONE : ZERO;
+  const fillBias = (c: number, ldc: number) => {
+    if (rowBias) pitchedCopy(b, false, c, b.pointer(rowBias.dataId), batch * plan.M, plan.N, ldc, 0);
+  };
   if (plan.K === 0) {
-    d.fill32(b.pointer(out.dataId), 0, batch * plan.M * plan.N);
+    if (rowBias) fillBias(b.pointer(out.dataId), plan.N);
+    else d.fill32(b.pointer(out.dataId), 0, batch * plan.M * plan.N);
   } else if (matmulPrecision() !== 'strict') {
-    const bf16 = matmulPrecision() === 'bf16';
+    const precision = matmulPrecision();
+    const bf16 = precision === 'bf16';
     const inType = bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    const first = bf16 ? bf16Copy(b, B) : b.pointer(B.dataId);
-    const second = bf16 ? bf16Copy(b, A) : b.pointer(A.dataId);
-    d.current = `${d.current}${bf16 ? ' bf16' : ' tf32'}`;
+    // Tensor-core kernels need 16-byte aligned rows: misaligned operands and output go through padded copies.
+    const ld = alignedLds(
+      precision,
+      { first: plan.ldFirst, second: plan.ldSecond, out: plan.ldc },
+      batch * plan.M * plan.N * plan.K,
+    );
+    const first = gemmOperand(b, B, ld.first, bf16, B === bt);
+    const second = gemmOperand(b, A, ld.second, bf16, A === a);
+    const c = b.pointer(out.dataId);
+    fillBias(c, plan.ldc);
+    d.current = `${d.current}${bf16 ? ' bf16' : ' tf32'}${ld.first !== plan.ldFirst || ld.second !== plan.ldSecond ? ' padded' : ''}`;
     d.checkBlas(
       blas.cublasGemmStridedBatchedEx(
         d.cublas,
@@ -156,16 +237,16 @@ export function batchMatMul(
         plan.n,
         plan.k,
         ONE,
-        first,
+        first.ptr,
         inType,
-        plan.ldFirst,
-        strideB,
-        second,
+        ld.first,
+        strideB === 0 ? 0 : B.shape.at(-2)! * ld.first,
+        second.ptr,
         inType,
-        plan.ldSecond,
-        strideA,
-        ZERO,
-        b.pointer(out.dataId),
+        ld.second,
+        strideA === 0 ? 0 : A.shape.at(-2)! * ld.second,
+        beta,
+        c,
         CUDA_R_32F,
         plan.ldc,
         strideC,
@@ -176,11 +257,10 @@ export function batchMatMul(
       'cublasGemmStridedBatchedEx',
     );
     // Stream-ordered frees: the GEMM queued before them still reads the copies.
-    if (bf16) {
-      d.free(first);
-      d.free(second);
-    }
+    if (first.scratch) d.free(first.ptr);
+    if (second.scratch) d.free(second.ptr);
   } else {
+    fillBias(b.pointer(out.dataId), plan.N);
     d.checkBlas(
       blas.cublasSgemmStridedBatched(
         d.cublas,
@@ -196,7 +276,7 @@ export function batchMatMul(
         b.pointer(A.dataId),
         plan.ldSecond,
         strideA,
-        ZERO,
+        beta,
         b.pointer(out.dataId),
         plan.ldc,
         strideC,

@@ -52,6 +52,9 @@ export interface CudaDriver {
     extra: null,
   ): number;
   cuGetErrorString(err: number, out: (string | null)[]): number;
+  cuEventCreate(out: unknown[], flags: number): number;
+  cuEventRecord(event: unknown, stream: unknown): number;
+  cuEventElapsedTime(ms: number[], start: unknown, end: unknown): number;
 }
 
 export interface Nvrtc {
@@ -182,6 +185,15 @@ export function unavailableError(kind: LibKind, errors: readonly string[]): Back
 
 let cached: CudaLibraries | null = null;
 
+/** A native function bound on first call. */
+function lazy(bind: () => NativeFn): NativeFn {
+  let fn: NativeFn | null = null;
+  return (...args) => {
+    fn ??= bind();
+    return fn(...args);
+  };
+}
+
 function bindDriver(lib: ReturnType<KoffiApi['load']>): CudaDriver {
   const f = (d: string) => lib.func(d);
   return {
@@ -209,6 +221,16 @@ function bindDriver(lib: ReturnType<KoffiApi['load']>): CudaDriver {
       'int cuLaunchKernel(void *f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz, unsigned int shmem, void *stream, uint64_t params, void *extra)',
     ),
     cuGetErrorString: f('int cuGetErrorString(int err, _Out_ const char **str)'),
+    // Only the profile uses events: bound lazily, so a driver without them still runs everything else.
+    cuEventCreate: lazy(() => f('int cuEventCreate(_Out_ void **event, unsigned int flags)')),
+    cuEventRecord: lazy(() => f('int cuEventRecord(void *event, void *stream)')),
+    cuEventElapsedTime: lazy(() => {
+      try {
+        return f('int cuEventElapsedTime_v2(_Out_ float *ms, void *start, void *end)');
+      } catch {
+        return f('int cuEventElapsedTime(_Out_ float *ms, void *start, void *end)');
+      }
+    }),
   } as unknown as CudaDriver;
 }
 

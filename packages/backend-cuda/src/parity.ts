@@ -503,6 +503,13 @@ export function parityCases(): ParityCase[] {
   }
   cases.push({
     kernel: '_FusedMatMul',
+    name: '_FusedMatMul batched, bias [1, N] (added by the GEMM, β = 1)',
+    inputs: [f(3, 9, 17), f(3, 17, 5), f(1, 5)],
+    run: ([a, c, bias]) => tf.fused.matMul({ a: a!, b: c!, bias: bias! }),
+    scale: 10,
+  });
+  cases.push({
+    kernel: '_FusedMatMul',
     name: '_FusedMatMul transposeB prelu',
     inputs: [f(13, 65), f(31, 65), f(31), f(31)],
     run: ([a, c, bias, al]) =>

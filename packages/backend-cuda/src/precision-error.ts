@@ -20,6 +20,8 @@ export async function matmulPrecisionErrors(
   shapes: [number, number, number][] = [
     [1024, 768, 3072],
     [1024, 3072, 768],
+    // The LM head's odd N (vocabulary 50,257): rows padded to 16 bytes for the tensor cores (gemm-align.ts).
+    [256, 768, 50257],
   ],
 ): Promise<PrecisionErrorRow[]> {
   const before = matmulPrecision();

@@ -55,6 +55,7 @@ export function elementwiseSource(
     .join('\n    ');
   const strided = inTypes.map((_, i) => `long long s${i} = 0;`).join(' ');
   const accum = inTypes.map((_, i) => `s${i} += c * m.strides[${i}][d];`).join(' ');
+  const accum32 = inTypes.map((_, i) => `s${i} += (long long)c * m.strides[${i}][d];`).join(' ');
   const assign = inTypes.map((_, i) => `if (m${i} == 2) o${i} = s${i};`).join(' ');
   const loads = inTypes.map((t, i) => `${t} ${letters[i]} = in${i}[o${i}];`).join(' ');
   return `${PRELUDE}
@@ -65,8 +66,15 @@ extern "C" __global__ void ${name}(${outType}* __restrict__ out, ${params}, long
     ${decl}
     ${modes}
     if (modes & ${0b101010 & ((1 << (2 * n)) - 1)}) {
-      ${strided} long long r = i;
-      for (int d = m.rank - 1; d >= 0; --d) { long long c = r % m.shape[d]; r /= m.shape[d]; ${accum} }
+      ${strided}
+      // 64-bit division is emulated (tens of instructions); below 2^32 elements 32-bit unsigned division serves.
+      if (n <= 0xffffffffLL) {
+        unsigned int r = (unsigned int)i;
+        for (int d = m.rank - 1; d >= 0; --d) { unsigned int sd = (unsigned int)m.shape[d]; unsigned int c = r % sd; r /= sd; ${accum32} }
+      } else {
+        long long r = i;
+        for (int d = m.rank - 1; d >= 0; --d) { long long c = r % m.shape[d]; r /= m.shape[d]; ${accum} }
+      }
       ${assign}
     }
     ${loads}
@@ -193,17 +201,28 @@ extern "C" __global__ void ${name}(float* __restrict__ out, const float* __restr
  * Strided read: out[i] = in[offset + Σ c_d·strides_d] over the output's coordinates c (c_d taken modulo mods_d
  * where mods_d > 0). Transpose, slice, strided slice, reverse (negative strides), broadcastTo and tile are this.
  */
-export function stridedCopySource(name: string, t: CType): string {
+export function stridedCopySource(name: string, t: CType | 'int4'): string {
   return `${PRELUDE}
 struct CopyMeta { int rank; int shape[MAXR]; int mods[MAXR]; long long strides[MAXR]; };
 extern "C" __global__ void ${name}(${t}* __restrict__ out, const ${t}* __restrict__ in, long long n, long long offset, CopyMeta m) {
   long long step = (long long)gridDim.x * blockDim.x;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-    long long r = i, o = offset;
-    for (int d = m.rank - 1; d >= 0; --d) {
-      long long c = r % m.shape[d]; r /= m.shape[d];
-      if (m.mods[d] > 0) c %= m.mods[d];
-      o += c * m.strides[d];
+    long long o = offset;
+    // 64-bit division is emulated (tens of instructions); below 2^32 elements 32-bit unsigned division serves.
+    if (n <= 0xffffffffLL) {
+      unsigned int r = (unsigned int)i;
+      for (int d = m.rank - 1; d >= 0; --d) {
+        unsigned int sd = (unsigned int)m.shape[d], c = r % sd; r /= sd;
+        if (m.mods[d] > 0) c %= (unsigned int)m.mods[d];
+        o += (long long)c * m.strides[d];
+      }
+    } else {
+      long long r = i;
+      for (int d = m.rank - 1; d >= 0; --d) {
+        long long c = r % m.shape[d]; r /= m.shape[d];
+        if (m.mods[d] > 0) c %= m.mods[d];
+        o += c * m.strides[d];
+      }
     }
     out[i] = in[o];
   }
@@ -219,8 +238,12 @@ extern "C" __global__ void ${name}(${t}* __restrict__ out, const ${t}* __restric
   long long step = (long long)gridDim.x * blockDim.x;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
     long long r = i, o = 0, stride = 1; bool inside = true;
+    unsigned int r32 = (unsigned int)i; const bool small = n <= 0xffffffffLL;
     for (int d = m.rank - 1; d >= 0; --d) {
-      long long c = r % m.outShape[d] - m.before[d]; r /= m.outShape[d];
+      long long c;
+      // 64-bit division is emulated; below 2^32 elements 32-bit unsigned division serves.
+      if (small) { unsigned int sd = (unsigned int)m.outShape[d]; c = (long long)(r32 % sd) - m.before[d]; r32 /= sd; }
+      else { c = r % m.outShape[d] - m.before[d]; r /= m.outShape[d]; }
       if (c < 0 || c >= m.inShape[d]) inside = false;
       o += c * stride; stride *= m.inShape[d];
     }
@@ -235,7 +258,8 @@ export function copyColumnsSource(name: string, t: CType): string {
   return `extern "C" __global__ void ${name}(${t}* __restrict__ out, const ${t}* __restrict__ in, long long rows, long long cols, long long outCols, long long colOffset) {
   long long n = rows * cols, step = (long long)gridDim.x * blockDim.x;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-    long long r = i / cols, c = i - r * cols;
+    // 64-bit division is emulated; below 2^32 elements 32-bit unsigned division serves.
+    long long r = n <= 0xffffffffLL ? (long long)((unsigned int)i / (unsigned int)cols) : i / cols, c = i - r * cols;
     out[r * outCols + colOffset + c] = in[i];
   }
 }
@@ -316,5 +340,6 @@ export function fixedSources(): Record<string, string> {
     out[`scatter_update_${t}`] = scatterUpdateSource(`scatter_update_${t}`, t);
   }
   out.softmax_float = softmaxSource('softmax_float');
+  out.strided_copy_int4 = stridedCopySource('strided_copy_int4', 'int4');
   return out;
 }

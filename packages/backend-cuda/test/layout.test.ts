@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { gemmPlan } from '../src/matmul.ts';
+import { alignedLds, PAD_MIN_MACS } from '../src/gemm-align.ts';
+import { vectorCopy } from '../src/launch.ts';
+import { gemmPlan, isRowBias } from '../src/matmul.ts';
 import {
   contiguousStrides,
   elementwiseLayout,
@@ -114,26 +116,27 @@ describe('transpose and reduction layouts', () => {
   });
 });
 
+/** cuBLAS's column-major strided-batched GEMM, replayed: C = op(X)·op(Y), X = first operand. */
+function colMajorGemm(
+  plan: ReturnType<typeof gemmPlan>,
+  first: Float32Array,
+  second: Float32Array,
+): number[] {
+  const { m, n, k, opFirst, opSecond, ldFirst, ldSecond, ldc } = plan;
+  const c = new Array<number>(m * n).fill(0);
+  const at = (buf: Float32Array, op: number, ld: number, r: number, col: number) =>
+    op === 0 ? buf[r + col * ld]! : buf[col + r * ld]!;
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++)
+        s += at(first, opFirst, ldFirst, i, p) * at(second, opSecond, ldSecond, p, j);
+      c[i + j * ldc] = s;
+    }
+  return c;
+}
+
 describe('cuBLAS GEMM plan (column-major, operands swapped)', () => {
-  /** cuBLAS's column-major strided-batched GEMM, replayed: C = op(X)·op(Y), X = first operand. */
-  function colMajorGemm(
-    plan: ReturnType<typeof gemmPlan>,
-    first: Float32Array,
-    second: Float32Array,
-  ): number[] {
-    const { m, n, k, opFirst, opSecond, ldFirst, ldSecond, ldc } = plan;
-    const c = new Array<number>(m * n).fill(0);
-    const at = (buf: Float32Array, op: number, ld: number, r: number, col: number) =>
-      op === 0 ? buf[r + col * ld]! : buf[col + r * ld]!;
-    for (let i = 0; i < m; i++)
-      for (let j = 0; j < n; j++) {
-        let s = 0;
-        for (let p = 0; p < k; p++)
-          s += at(first, opFirst, ldFirst, i, p) * at(second, opSecond, ldSecond, p, j);
-        c[i + j * ldc] = s;
-      }
-    return c;
-  }
   it.each([
     [false, false],
     [true, false],
@@ -151,4 +154,95 @@ describe('cuBLAS GEMM plan (column-major, operands swapped)', () => {
     for (const [i, v] of got.entries()) expect(v).toBeCloseTo(want[i]!, 5);
     tf.dispose([a, b, expected]);
   });
+});
+
+describe('strided copy in 16-byte units', () => {
+  /** The scalar strided copy's input offset of each output element (what strided_copy_* computes). */
+  const offsets = (shape: number[], strides: number[], offset: number, unit: number) =>
+    [...Array(sizeOf(shape)).keys()].map((i) => {
+      let r = i;
+      let o = offset;
+      for (let d = shape.length - 1; d >= 0; d--) {
+        o += (r % shape[d]!) * strides[d]!;
+        r = Math.floor(r / shape[d]!);
+      }
+      return o * unit;
+    });
+
+  it('a head transpose [B, T, H, dh] → [B, H, T, dh] reads the same elements 4 at a time', () => {
+    const shape = [2, 3, 5, 8]; // [B, T, H, dh]
+    const perm = [0, 2, 1, 3];
+    const s = contiguousStrides(shape);
+    const outShape = perm.map((p) => shape[p]!);
+    const outStrides = perm.map((p) => s[p]!);
+    const v = vectorCopy(outShape, outStrides, [], 4)!;
+    expect(v).not.toBeNull();
+    const scalar = offsets(outShape, outStrides, 4, 1);
+    const vec = offsets(v.shape, v.strides, 1, 4);
+    expect(scalar).toEqual(scalar.map((_, i) => vec[Math.floor(i / 4)]! + (i % 4)));
+  });
+
+  it('refuses layouts 16-byte units cannot serve', () => {
+    expect(vectorCopy([4, 6], [6, 1], [], 0)).toBeNull(); // row length 6
+    expect(vectorCopy([4, 8], [1, 4], [], 0)).toBeNull(); // innermost not contiguous
+    expect(vectorCopy([4, 8], [10, 1], [], 0)).toBeNull(); // row stride 10
+    expect(vectorCopy([4, 8], [8, 1], [], 2)).toBeNull(); // offset 2
+    expect(vectorCopy([4, 8], [8, 1], [0, 4], 0)).toBeNull(); // tile (mods)
+  });
+});
+
+describe('GEMM leading dimensions padded for tensor cores', () => {
+  it('pads only misaligned operand rows, always for bf16, for float32 only above the size threshold', () => {
+    const lds = { first: 768, second: 50257, out: 50257 };
+    expect(alignedLds('strict', lds, PAD_MIN_MACS * 10)).toEqual(lds);
+    expect(alignedLds('tf32', lds, PAD_MIN_MACS - 1)).toEqual(lds);
+    expect(alignedLds('tf32', lds, PAD_MIN_MACS)).toEqual({ first: 768, second: 50260, out: 50257 });
+    expect(alignedLds('bf16', lds, 1)).toEqual({ first: 768, second: 50264, out: 50257 });
+    expect(alignedLds('bf16', lds, PAD_MIN_MACS)).toEqual({ first: 768, second: 50264, out: 50257 });
+  });
+
+  it.each([
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ])(
+    'a product through padded operands and output equals tf.matMul (transposeA=%s transposeB=%s)',
+    (ta, tb) => {
+      // A [M, K] = [3, 5], B [K, N] = [5, 7]: every leading dimension odd.
+      const a = rand(ta ? [5, 3] : [3, 5]);
+      const b = rand(tb ? [7, 5] : [5, 7]);
+      const plan = gemmPlan(a.shape, b.shape, ta, tb);
+      const ld = alignedLds(
+        'tf32',
+        { first: plan.ldFirst, second: plan.ldSecond, out: plan.ldc },
+        PAD_MIN_MACS,
+      );
+      /** pitched_copy: rows of `cols` elements into rows of `ldOut`. */
+      const pitched = (x: Float32Array, rows: number, cols: number, ldOut: number, ldIn: number) => {
+        const out = new Float32Array(rows * ldOut).fill(Number.NaN); // padding must never be read
+        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * ldOut + c] = x[r * ldIn + c]!;
+        return out;
+      };
+      const first = pitched(b.dataSync() as Float32Array, b.shape[0]!, b.shape[1]!, ld.first, b.shape[1]!);
+      const second = pitched(a.dataSync() as Float32Array, a.shape[0]!, a.shape[1]!, ld.second, a.shape[1]!);
+      const c = new Float32Array(
+        colMajorGemm({ ...plan, ldFirst: ld.first, ldSecond: ld.second, ldc: ld.out }, first, second),
+      );
+      const got = pitched(c, plan.M, plan.N, plan.N, ld.out);
+      const expected = tf.matMul(a, b, ta, tb);
+      const want = expected.dataSync();
+      for (const [i, v] of got.entries()) expect(v).toBeCloseTo(want[i]!, 5);
+      tf.dispose([a, b, expected]);
+    },
+  );
+});
+
+it('a bias of one value per output column is added by the GEMM; other shapes by a broadcasting Add', () => {
+  expect(isRowBias([768], 768)).toBe(true);
+  expect(isRowBias([1, 1, 768], 768)).toBe(true);
+  expect(isRowBias([1], 768)).toBe(false); // a scalar: broadcast by Add
+  expect(isRowBias([8, 768], 768)).toBe(false); // per-row values
+  expect(isRowBias([768, 1], 768)).toBe(false);
+  expect(isRowBias([], 768)).toBe(false);
 });

@@ -1,0 +1,65 @@
+/**
+ * Leading dimensions for tensor-core GEMMs. cuBLAS's Hopper tensor-core kernels need every matrix's rows to start on
+ * 16 bytes: a leading dimension that is a multiple of 4 float32 (TF32) or 8 bf16 elements. A GPT's LM head has
+ * vocabulary 50,257 as a leading dimension (logits [B·T, V], their gradient), so cuBLAS falls back to kernels that
+ * reach half the speed of the other products (118–129 against 260–296 TFLOP/s on an H200). Operands are copied with
+ * padded rows (for bf16 the conversion writes them padded at no extra cost): the LM head's weight gradient in bf16
+ * went from 4.93 to 3.33 ms. Pure arithmetic and CUDA source text here (tested without a GPU); matmul.ts runs it.
+ */
+
+/** The element multiple a leading dimension needs: 16 bytes of the GEMM's input type (1: no tensor cores). */
+export function ldMultiple(precision: 'strict' | 'tf32' | 'bf16'): number {
+  return precision === 'bf16' ? 8 : precision === 'tf32' ? 4 : 1;
+}
+
+export const roundUp = (x: number, multiple: number): number => Math.ceil(x / multiple) * multiple;
+
+/**
+ * Below this many multiply-adds (batch·M·N·K) a product is too small for a padding copy to pay back (≈ 10 µs of
+ * GEMM at TF32 speed); the LM head's products are 3 · 10^11.
+ */
+export const PAD_MIN_MACS = 2 ** 30;
+
+/**
+ * The padded leading dimensions of one GEMM: `first`, `second` (the operands' row lengths) and `out` (N, kept). bf16
+ * operands are always written padded (they are converted anyway); float32 operands only when the product is large
+ * enough (`macs` ≥ PAD_MIN_MACS). Unchanged where already aligned, and everything under strict.
+ */
+export function alignedLds(
+  precision: 'strict' | 'tf32' | 'bf16',
+  lds: { first: number; second: number; out: number },
+  macs: number,
+): { first: number; second: number; out: number } {
+  const m = ldMultiple(precision);
+  const big = macs >= PAD_MIN_MACS;
+  const operand = (ld: number) => (precision === 'bf16' || big ? roundUp(ld, m) : ld);
+  // The output is left as it is: written into padded rows and copied out, the LM head's logits took longer on the
+  // H200 (tf32 6.85 ms against 4.89, bf16 8.70 against 6.74: bench/results/2026-12-03-s3-cuda-kernels-run2.json).
+  return { first: operand(lds.first), second: operand(lds.second), out: lds.out };
+}
+
+/**
+ * out[r·ldOut + c] = in[r·ldIn + c] for r < rows, c < cols: a float32 matrix into padded rows (or back), or rounded to
+ * bfloat16 (round to nearest even, NaN kept) with `toBf16`. Grid: x over columns, y over rows (grid-stride in both).
+ */
+export function pitchedCopySource(name: string, toBf16: boolean): string {
+  const outType = toBf16 ? 'unsigned short' : 'float';
+  const value = toBf16
+    ? `unsigned int u = __float_as_uint(src[c]);
+      dst[c] = (unsigned short)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);`
+    : 'dst[c] = src[c];';
+  return `extern "C" __global__ void ${name}(${outType}* __restrict__ out, const float* __restrict__ in, long long rows, long long cols, long long ldOut, long long ldIn) {
+  for (long long r = blockIdx.y; r < rows; r += gridDim.y) {
+    const float* src = in + r * ldIn; ${outType}* dst = out + r * ldOut;
+    for (long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (long long)gridDim.x * blockDim.x) {
+      ${value}
+    }
+  }
+}
+`;
+}
+
+/** Blocks of a pitched copy: x covers a row's columns (256 threads a block), y the rows (the driver's limit 65,535). */
+export function pitchedGrid(rows: number, cols: number): { x: number; y: number } {
+  return { x: Math.max(1, Math.min(1024, Math.ceil(cols / 256))), y: Math.max(1, Math.min(65535, rows)) };
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The cuda speed work's device calls (issue 15), each one `run` call from the repo root with
+#   carry=[".device/cudaspeed", ".device/node.xz", ".gl"]
+# and .device/cudaspeed/ holding bundle.tar.xz (pnpm bundle tmp/bdl/bundle-dir; tar -C tmp/bdl -cJf … bundle-dir) and
+# copies of scripts/gpu-run-cuda.sh and scripts/torch-baseline.py. Writes $OUT/results.tgz.
+#   STAGE=profile  4 steps of gpt2-124m T=1024 B=8 per precision with KSTAR_CUDA_PROFILE (CUDA events): GPU busy and
+#                  idle per step, kernel rows (→ bench/results/2026-12-03-s3-cuda-profile-{strict,tf32,bf16}.json)
+#   STAGE=rows     PyTorch baseline and the adamw full-graph rows in strict, tf32 and bf16-mixed (one call: ratios)
+#   STAGE=all      rows, then kernel parity + tiny training (cpu vs cuda) + matmul speed/precision tables, then the
+#                  profile; results tarred after each stage (a call cut short keeps what finished)
+set -uo pipefail
+# A fresh work folder: a warm machine keeps /tmp from earlier calls (other runs' files would be tarred too).
+R=${OUT:-/tmp/kstar-out}; W=$(mktemp -d /tmp/cudaspeed-XXXX); mkdir -p "$R"
+D=${DEV_DIR:-.device/cudaspeed}
+export BUNDLE=$D/bundle.tar.xz TORCH_SCRIPT=$D/torch-baseline.py
+case "${STAGE:-profile}" in
+  profile)
+    OUT=$W SKIP_PARITY=1 SKIP_GPU=1 SKIP_TORCH=1 PROFILE=1 PROFILE_STEPS=4 PROFILE_PRECISIONS="strict tf32 bf16" \
+      PROFILE_LIMIT=75 bash "$D/gpu-run-cuda.sh" ;;
+  rows)
+    OUT=$W SKIP_PARITY=1 STEPS=${STEPS:-12} RUN_LIMIT=${RUN_LIMIT:-60} TORCH_LIMIT=${TORCH_LIMIT:-110} TF32=1 BF16=1 \
+      bash "$D/gpu-run-cuda.sh" ;;
+  all)
+    save() { tar -C "$W" -czf "$R/results.tgz" . ; }
+    OUT=$W SKIP_PARITY=1 STEPS=${STEPS:-12} RUN_LIMIT=${RUN_LIMIT:-60} TORCH_LIMIT=${TORCH_LIMIT:-110} TF32=1 BF16=1 \
+      bash "$D/gpu-run-cuda.sh"; save
+    OUT=$W SKIP_GPU=1 SKIP_TORCH=1 PARITY_LIMIT=${PARITY_LIMIT:-150} bash "$D/gpu-run-cuda.sh"; save
+    OUT=$W/prof SKIP_PARITY=1 SKIP_GPU=1 SKIP_TORCH=1 PROFILE=1 PROFILE_STEPS=4 PROFILE_PRECISIONS="strict tf32 bf16" \
+      PROFILE_LIMIT=60 bash "$D/gpu-run-cuda.sh" ;;
+esac
+tar -C "$W" -czf "$R/results.tgz" .
