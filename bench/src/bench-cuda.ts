@@ -8,6 +8,7 @@ import {
 import { InputError } from '@kstar/core';
 import { adafactorKernel } from '@kstar/optim-adafactor';
 import { adam8bitKernel } from '@kstar/optim-adam8bit';
+import { cameFactoredKernel, cameVectorKernel } from '@kstar/optim-came';
 import { lazyAdagradKernel } from '@kstar/optim-lazy-adagrad';
 import { adalomoKernel, lomoKernel } from '@kstar/optim-lomo';
 import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
@@ -28,7 +29,15 @@ export async function benchCudaKernels(
     throw new InputError('pnpm bench cuda-kernels needs --json FILE', 'E_FLAG');
   const backend = await startCudaBackend();
   // The optimizer plugins' cpu kernels are the references of their cuda parity cases (plugins register lazily).
-  for (const k of [adam8bitKernel, lazyAdagradKernel, adafactorKernel, adalomoKernel, lomoKernel])
+  for (const k of [
+    adam8bitKernel,
+    lazyAdagradKernel,
+    adafactorKernel,
+    adalomoKernel,
+    lomoKernel,
+    cameFactoredKernel,
+    cameVectorKernel,
+  ])
     k.register();
   const rows = await runParity(undefined, log);
   const tested = new Set(rows.map((r) => r.kernel));

@@ -1,6 +1,10 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
 import {
+  cameMomentSource,
+  cameResColPartialSource,
+  cameResRowsSource,
+  cameUpdateSource,
   FACTORED_CHUNK,
   FACTORED_CONSTS,
   factoredColPartialSource,
@@ -20,7 +24,8 @@ import { sizeOf } from './shape.ts';
 
 /**
  * The `cuda` implementations of the factored-second-moment optimizers, under the plugins' kernel names and
- * contracts: KstarAdafactor (@kstar/optim-adafactor), KstarAdaLomo and KstarLomo (@kstar/optim-lomo), all in place
+ * contracts: KstarAdafactor (@kstar/optim-adafactor), KstarAdaLomo and KstarLomo (@kstar/optim-lomo),
+ * KstarCameFactored and KstarCameVector (@kstar/optim-came), all in place
  * (outputs alias p and the state, in the cpu kernels' order). Scratch: float64 partial column sums ([⌈m/64⌉, B·n]),
  * row means [B], SUM_BLOCKS partial sums and the two scalars; no parameter-sized temporary.
  */
@@ -62,46 +67,68 @@ function requireFloat(kernel: string, ins: FactoredInputs): void {
       throw new Error(`backend 'cuda': ${kernel} input ${name} is ${(t as Info).dtype}; it takes float32`);
 }
 
-/** The shared launch sequence: moments, row means, partial sums, [alpha, k], update. */
-function factoredStep(
+type Consts = Record<(typeof FACTORED_CONSTS)[number], number>;
+const constsParam = (k: Consts) => doubles(FACTORED_CONSTS.map((c) => k[c]));
+
+/** [B, m, n] of a parameter's factoring (vectors: [1, 1, N]). */
+type Dims = [number, number, number];
+
+/** Column means of a per-element value into `col` [B·n]: float64 partials over row chunks, then their EMA. */
+function columnMeans(
+  b: CudaBackend,
+  col: Info,
+  partialKernel: [string, (name: string) => string, Param[]],
+  [B, m, n]: Dims,
+  K: Param,
+): void {
+  const chunks = Math.ceil(m / FACTORED_CHUNK);
+  const partial = float64Scratch(b, chunks * B * n); // [chunks, B·n] float64
+  const [name, source, params] = partialKernel;
+  launchFixed(b, name, source(name), chunks * B * n, [p(b, partial), ...params, i64(B), i64(m), i64(n), K]);
+  const cols = 'kstar_factored_cols';
+  launchFixed(b, cols, factoredColsSource(cols), B * n, [
+    p(b, col),
+    p(b, partial),
+    i64(chunks),
+    i64(B * n),
+    i64(m),
+    K,
+  ]);
+  release(b, partial);
+}
+
+/** mean of `row` [B·m] per batch, float64 [B] (the caller releases it). */
+function rowMeans(b: CudaBackend, row: Info, [B, m]: Dims): Info {
+  const rmean = float64Scratch(b, B);
+  const rm = 'kstar_factored_row_mean';
+  launchRows(b, rm, factoredRowMeanSource(rm), B, [p(b, rmean), p(b, row), i64(m)]);
+  return rmean;
+}
+
+/**
+ * The second moment (R and C, or V), the row means of R and the scalars [alpha, k] from the sums of U² and p².
+ * Returns the float64 scratch: rmean (factored only) and scalars, for the caller's later launches and release.
+ */
+function momentAndScalars(
   b: CudaBackend,
   ins: FactoredInputs,
-  k: Record<(typeof FACTORED_CONSTS)[number], number>,
-) {
+  dims: Dims,
+  K: Param,
+): { rmean?: Info; scalars: Info; state: Param[] } {
+  const [B, m, n] = dims;
   const N = sizeOf(ins.param.shape);
-  const K = doubles(FACTORED_CONSTS.map((c) => k[c]));
-  const factored = ins.row != null && ins.col != null;
-  const [B, m, n] = factored ? factoredDims(ins.param.shape) : [1, 1, N];
-  const scratch: Info[] = [];
   let rmean: Info | undefined;
-  if (factored) {
+  if (ins.row != null && ins.col != null) {
     const rows = 'kstar_factored_rows';
     launchRows(b, rows, factoredRowsSource(rows), B * m, [p(b, ins.row), p(b, ins.grad), i64(n), K]);
-    const chunks = Math.ceil(m / FACTORED_CHUNK);
-    const partial = float64Scratch(b, chunks * B * n); // [chunks, B·n] float64
-    scratch.push(partial);
-    const cp = 'kstar_factored_col_partial';
-    launchFixed(b, cp, factoredColPartialSource(cp), chunks * B * n, [
-      p(b, partial),
-      p(b, ins.grad),
-      i64(B),
-      i64(m),
-      i64(n),
+    columnMeans(
+      b,
+      ins.col,
+      ['kstar_factored_col_partial', factoredColPartialSource, [p(b, ins.grad)]],
+      dims,
       K,
-    ]);
-    const cols = 'kstar_factored_cols';
-    launchFixed(b, cols, factoredColsSource(cols), B * n, [
-      p(b, ins.col),
-      p(b, partial),
-      i64(chunks),
-      i64(B * n),
-      i64(m),
-      K,
-    ]);
-    rmean = float64Scratch(b, B);
-    scratch.push(rmean);
-    const rm = 'kstar_factored_row_mean';
-    launchRows(b, rm, factoredRowMeanSource(rm), B, [p(b, rmean), p(b, ins.row), i64(m)]);
+    );
+    rmean = rowMeans(b, ins.row, dims);
   } else {
     const vec = 'kstar_factored_vector';
     launchFixed(b, vec, factoredVectorSource(vec), N, [p(b, ins.v), p(b, ins.grad), i64(N), K]);
@@ -109,7 +136,6 @@ function factoredStep(
   const blocks = Math.min(SUM_BLOCKS, Math.max(1, Math.ceil(N / 256)));
   const sums = float64Scratch(b, 2 * blocks);
   const scalars = float64Scratch(b, 2);
-  scratch.push(sums, scalars);
   const state = [p(b, ins.row), p(b, ins.col), p(b, rmean), p(b, ins.v)];
   const su = 'kstar_factored_sums';
   launchRows(b, su, factoredSumsSource(su), blocks, [
@@ -124,6 +150,16 @@ function factoredStep(
   ]);
   const sc = 'kstar_factored_scalars';
   launchRows(b, sc, factoredScalarsSource(sc), 1, [p(b, scalars), p(b, sums), i64(blocks), i64(N), K]);
+  release(b, sums);
+  return { ...(rmean ? { rmean } : {}), scalars, state };
+}
+
+/** Adafactor / AdaLomo: the moment and scalars, then p (and Adafactor's first moment) in place. */
+function factoredStep(b: CudaBackend, ins: FactoredInputs, k: Consts): void {
+  const N = sizeOf(ins.param.shape);
+  const dims: Dims = ins.row != null ? factoredDims(ins.param.shape) : [1, 1, N];
+  const K = constsParam(k);
+  const { rmean, scalars, state } = momentAndScalars(b, ins, dims, K);
   const up = 'kstar_factored_update';
   launchFixed(b, up, factoredUpdateSource(up), N, [
     p(b, ins.param),
@@ -132,11 +168,12 @@ function factoredStep(
     ...state,
     p(b, scalars),
     i64(N),
-    i64(m),
-    i64(n),
+    i64(dims[1]),
+    i64(dims[2]),
     K,
   ]);
-  for (const t of scratch) release(b, t);
+  release(b, scalars);
+  if (rmean) release(b, rmean);
 }
 
 /** In-place outputs: p, then the state inputs present, in `keys` order (the cpu kernels' `outputs`). */
@@ -208,9 +245,86 @@ const lomo: Impl = ({ inputs, backend: b, attrs: c }) => {
   return view(b, param!, param!.shape.slice());
 };
 
+/**
+ * Attributes as @kstar/optim-came's `constants` (CameConsts). Factored: R/C of g² + ε1 (β2), [1, 1/d] from RMS(U),
+ * M, then resRow/resCol of (U/d − M)² + ε2 (β3), then p. Vector: V, [1, 1/d], M, p.
+ */
+function came(factored: boolean): Impl {
+  return ({ inputs, backend: b, attrs: c }) => {
+    const x = inputs as Record<string, Info>;
+    const kernel = factored ? 'KstarCameFactored' : 'KstarCameVector';
+    requireFloat(kernel, x as unknown as FactoredInputs);
+    const N = sizeOf(x.param!.shape);
+    const dims: Dims = factored ? [c.batch as number, c.rows as number, c.cols as number] : [1, 1, N];
+    const common = { gclip: Number.MAX_VALUE, gscale: 1, hasMomentum: 1, lomoForm: 0 };
+    const k: Consts = {
+      ...common,
+      beta2t: c.beta2 as number,
+      omb2t: c.oneMinusBeta2 as number,
+      eps1: c.eps1 as number,
+      base: 1,
+      scaleByRms: 0,
+      eps2: 0,
+      clip: c.clipThreshold as number,
+      weightDecay: 0,
+      beta1: c.beta1 as number,
+    };
+    const K = constsParam(k);
+    const ins: FactoredInputs = factored
+      ? { param: x.param!, grad: x.grad!, row: x.vRow, col: x.vCol }
+      : { param: x.param!, grad: x.grad!, v: x.v };
+    const { rmean, scalars, state } = momentAndScalars(b, ins, dims, K);
+    const [B, m, n] = dims;
+    const mo = 'kstar_came_moment';
+    launchFixed(b, mo, cameMomentSource(mo), N, [
+      p(b, x.m),
+      p(b, x.grad),
+      ...state,
+      p(b, scalars),
+      i64(N),
+      i64(m),
+      i64(n),
+      K,
+    ]);
+    // The instability's EMAs: K3 carries β3 (as beta2t) and ε2 (as the additive eps1); the step's lr and wd·lr.
+    const K3 = constsParam({
+      ...k,
+      beta2t: c.beta3 as number,
+      omb2t: c.oneMinusBeta3 as number,
+      eps1: c.eps2 as number,
+      base: c.lr as number,
+      weightDecay: c.wdLr as number,
+    });
+    let resMean: Info | undefined;
+    if (factored) {
+      const uParams = [p(b, x.grad), p(b, x.m), p(b, x.vRow), p(b, x.vCol), p(b, rmean), p(b, scalars)];
+      const rr = 'kstar_came_res_rows';
+      launchRows(b, rr, cameResRowsSource(rr), B * m, [p(b, x.resRow), ...uParams, i64(m), i64(n), K3]);
+      columnMeans(b, x.resCol!, ['kstar_came_res_col_partial', cameResColPartialSource, uParams], dims, K3);
+      resMean = rowMeans(b, x.resRow!, dims);
+    }
+    const up = 'kstar_came_update';
+    launchFixed(b, up, cameUpdateSource(up), N, [
+      p(b, x.param),
+      p(b, x.m),
+      p(b, factored ? x.resRow : undefined),
+      p(b, factored ? x.resCol : undefined),
+      p(b, resMean),
+      i64(N),
+      i64(m),
+      i64(n),
+      K3,
+    ]);
+    for (const t of [scalars, rmean, resMean]) if (t) release(b, t);
+    return view(b, x.param!, x.param!.shape.slice());
+  };
+}
+
 /** The factored optimizers the `cuda` backend implements natively, by their plugins' kernel names. */
 export const KSTAR_FACTORED_KERNELS: Record<string, Impl> = {
   KstarAdafactor: adafactor,
   KstarAdaLomo: adalomo,
   KstarLomo: lomo,
+  KstarCameFactored: came(true),
+  KstarCameVector: came(false),
 };

@@ -1,6 +1,6 @@
 /**
  * CUDA C sources of the factored-second-moment optimizers (@kstar/kernels' factored-moment.ts): Adafactor
- * (@kstar/optim-adafactor) and AdaLomo (@kstar/optim-lomo), plus plain LOMO. A parameter [...batch(B), m, n] keeps
+ * (@kstar/optim-adafactor), AdaLomo (@kstar/optim-lomo) and CAME (@kstar/optim-came), plus plain LOMO. A parameter [...batch(B), m, n] keeps
  * R [B·m] and C [B·n], the β-EMAs of the row and column means of u = g'² + eps1 (g' = the gradient, clamped and
  * scaled for AdaLomo); rank ≤ 1 keeps V instead. The update U = g'·rsqrt(R/mean R)·rsqrt(C) (or g'·rsqrt(V)) is
  * never stored: one pass sums U² and p² into per-block float64 partials, one block turns them into [alpha, k], and
@@ -183,6 +183,79 @@ extern "C" __global__ void ${name}(float* __restrict__ p, float* __restrict__ mo
 }
 `;
 
+/**
+ * CAME (@kstar/optim-came), after the factored (or vector) second moment, the U² sums and [1, 1/d] from the scalars
+ * kernel: the first moment of the clipped update, M ← β1·M + (1−β1)·U/d.
+ */
+export const cameMomentSource = (name: string): string => `${COMMON}
+extern "C" __global__ void ${name}(float* __restrict__ mom, const float* __restrict__ g, const float* __restrict__ row,
+    const float* __restrict__ col, const double* __restrict__ rmean, const float* __restrict__ v,
+    const double* __restrict__ scalars, long long N, long long m, long long n, FactoredConsts k) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < N; i += (long long)gridDim.x * blockDim.x) {
+    const double u = updateAt(i, g, row, col, rmean, v, m, n, k) * scalars[1];
+    mom[i] = (float)(k.beta1 * (double)mom[i] + (1.0 - k.beta1) * u);
+  }
+}
+`;
+
+/** CAME's instability (U/d − M)² + ε2 at flat index i (r: K3 carries β3 as beta2t and ε2 as eps1). */
+const CAME_RES = `
+__device__ __forceinline__ double cameRes(long long i, const float* g, const float* mom, const float* row,
+    const float* col, const double* rmean, const double* scalars, long long m, long long n, const FactoredConsts& k) {
+  const double e = updateAt(i, g, row, col, rmean, 0, m, n, k) * scalars[1] - (double)mom[i];
+  return e * e + k.eps1;
+}
+`;
+
+/** resRow[r] ← β3·resRow[r] + (1−β3)·mean_j res[r, j], one block a row. */
+export const cameResRowsSource = (name: string): string => `${COMMON}${CAME_RES}
+extern "C" __global__ void ${name}(float* __restrict__ resRow, const float* __restrict__ g, const float* __restrict__ mom,
+    const float* __restrict__ row, const float* __restrict__ col, const double* __restrict__ rmean,
+    const double* __restrict__ scalars, long long m, long long n, FactoredConsts k) {
+  const long long base = (long long)blockIdx.x * n;
+  double s = 0.0;
+  for (long long j = threadIdx.x; j < n; j += blockDim.x) s += cameRes(base + j, g, mom, row, col, rmean, scalars, m, n, k);
+  s = blockSumD(s);
+  if (threadIdx.x == 0) resRow[blockIdx.x] = (float)(k.beta2t * (double)resRow[blockIdx.x] + k.omb2t * (s / (double)n));
+}
+`;
+
+/** Column sums of res, first pass (as factoredColPartialSource); factoredColsSource finishes resCol. */
+export const cameResColPartialSource = (name: string): string => `${COMMON}${CAME_RES}
+extern "C" __global__ void ${name}(double* __restrict__ partial, const float* __restrict__ g, const float* __restrict__ mom,
+    const float* __restrict__ row, const float* __restrict__ col, const double* __restrict__ rmean,
+    const double* __restrict__ scalars, long long B, long long m, long long n, FactoredConsts k) {
+  const long long chunks = (m + ${FACTORED_CHUNK} - 1) / ${FACTORED_CHUNK}, total = chunks * B * n;
+  for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (long long)gridDim.x * blockDim.x) {
+    const long long c = t / (B * n), bj = t - c * B * n, b = bj / n, j = bj - b * n;
+    const long long i0 = c * ${FACTORED_CHUNK}, i1 = i0 + ${FACTORED_CHUNK} < m ? i0 + ${FACTORED_CHUNK} : m;
+    double s = 0.0;
+    for (long long i = i0; i < i1; ++i) s += cameRes((b * m + i) * n + j, g, mom, row, col, rmean, scalars, m, n, k);
+    partial[t] = s;
+  }
+}
+`;
+
+/**
+ * CAME's step: p ← p − wdLr·p − lr·M·rsqrt(resRow/mean resRow)·rsqrt(resCol) (base = lr, weightDecay = wdLr); the
+ * vector form (resRow null) has no confidence factor.
+ */
+export const cameUpdateSource = (name: string): string => `${COMMON}
+extern "C" __global__ void ${name}(float* __restrict__ p, const float* __restrict__ mom, const float* __restrict__ resRow,
+    const float* __restrict__ resCol, const double* __restrict__ rmean, long long N, long long m, long long n,
+    FactoredConsts k) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < N; i += (long long)gridDim.x * blockDim.x) {
+    double step = (double)mom[i];
+    if (resRow != 0) {
+      const long long r = i / n, j = i - r * n, b = r / m;
+      step *= (1.0 / sqrt((double)resRow[r] / rmean[b])) * (1.0 / sqrt((double)resCol[b * n + j]));
+    }
+    const double pv = (double)p[i];
+    p[i] = (float)(pv - k.weightDecay * pv - k.base * step);
+  }
+}
+`;
+
 /** LOMO (@kstar/optim-lomo), bit-exact with cpu: p ← p·decay − lr·(clamp(g, ±gclip)·gscale) in float64. */
 export const lomoSource = (name: string): string => `
 extern "C" __global__ void ${name}(float* __restrict__ p, const float* __restrict__ g, long long n, double lr, double decay,
@@ -206,6 +279,10 @@ export function kstarFactoredSources(): Record<string, string> {
     kstar_factored_sums: factoredSumsSource,
     kstar_factored_scalars: factoredScalarsSource,
     kstar_factored_update: factoredUpdateSource,
+    kstar_came_moment: cameMomentSource,
+    kstar_came_res_rows: cameResRowsSource,
+    kstar_came_res_col_partial: cameResColPartialSource,
+    kstar_came_update: cameUpdateSource,
     kstar_lomo: lomoSource,
   };
   return Object.fromEntries(Object.entries(all).map(([name, make]) => [name, make(name)]));

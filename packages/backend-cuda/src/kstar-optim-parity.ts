@@ -194,6 +194,51 @@ export function kstarOptimParityCases(): ParityCase[] {
         },
       ),
   });
+  // @kstar/optim-came's `constants(hp, shape)`.
+  const cameAttrs = (batch: number, rows: number, cols: number) => ({
+    lr: 0.01,
+    beta1: 0.9,
+    oneMinusBeta1: 0.1,
+    beta2: 0.999,
+    oneMinusBeta2: 1 - 0.999,
+    beta3: 0.9999,
+    oneMinusBeta3: 1 - 0.9999,
+    eps1: 1e-30,
+    eps2: 1e-16,
+    clipThreshold: 1,
+    wdLr: 0.01 * 0.01,
+    batch,
+    rows,
+    cols,
+  });
+  cases.push({
+    kernel: 'KstarCameFactored',
+    name: 'KstarCameFactored [2,37,65]',
+    inputs: [
+      f(2, 37, 65),
+      { shape: [2, 37, 65], lo: -2, hi: 2 },
+      f(2, 37, 65),
+      pos(2, 37),
+      pos(2, 65),
+      pos(2, 37),
+      pos(2, 65),
+    ],
+    run: ([param, grad, m, vRow, vCol, resRow, resCol]) =>
+      runInPlace(
+        'KstarCameFactored',
+        { param: param!, m: m!, vRow: vRow!, vCol: vCol!, resRow: resRow!, resCol: resCol! },
+        { grad: grad! },
+        cameAttrs(2, 37, 65),
+      ),
+    scale: 10,
+  });
+  cases.push({
+    kernel: 'KstarCameVector',
+    name: 'KstarCameVector [1031]',
+    inputs: [f(1031), { shape: [1031], lo: -2, hi: 2 }, f(1031), pos(1031)],
+    run: ([param, grad, m, v]) =>
+      runInPlace('KstarCameVector', { param: param!, m: m!, v: v! }, { grad: grad! }, cameAttrs(1, 1, 1031)),
+  });
   cases.push({
     kernel: 'KstarLomo',
     name: 'KstarLomo [33,17] clip 0.5',

@@ -51,6 +51,44 @@ int main(int, char** argv) {
     put(p, N);
     return 0;
   }
+  if (!strcmp(argv[1], "came")) {
+    double k3[${FACTORED_CONSTS.length}];
+    if (scanf("%lld %lld %lld", &B, &m, &n) != 3) return 2;
+    for (auto& x : k) if (scanf("%lf", &x) != 1) return 2;
+    for (auto& x : k3) if (scanf("%lf", &x) != 1) return 2;
+    N = B * m * n;
+    float* p = readF(N); float* g = readF(N); float* mom = readF(N);
+    float* vRow = readF(B * m); float* vCol = readF(B * n); float* resRow = readF(B * m); float* resCol = readF(B * n);
+    const long long chunks = (m + 63) / 64, G = 5;
+    double* partial = new double[chunks * B * n]; double* sums = new double[2 * G]; double scalars[2];
+    double* rmean = new double[B]; double* rmean2 = new double[B];
+#define C1(ns) ns::FactoredConsts c1_##ns; memcpy(&c1_##ns, k, sizeof k);
+#define C3(ns) ns::FactoredConsts c3_##ns; memcpy(&c3_##ns, k3, sizeof k3);
+    C1(k_kstar_factored_rows) C1(k_kstar_factored_col_partial) C1(k_kstar_factored_cols) C1(k_kstar_factored_sums)
+    C1(k_kstar_factored_scalars) C1(k_kstar_came_moment) C3(k_kstar_came_res_rows) C3(k_kstar_came_res_col_partial)
+    C3(k_kstar_factored_cols) C3(k_kstar_came_update)
+    for (blockIdx.x = 0; blockIdx.x < B * m; ++blockIdx.x) k_kstar_factored_rows::kstar_factored_rows(vRow, g, n, c1_k_kstar_factored_rows);
+    blockIdx.x = 0;
+    k_kstar_factored_col_partial::kstar_factored_col_partial(partial, g, B, m, n, c1_k_kstar_factored_col_partial);
+    k_kstar_factored_cols::kstar_factored_cols(vCol, partial, chunks, B * n, m, c1_k_kstar_factored_cols);
+    for (blockIdx.x = 0; blockIdx.x < B; ++blockIdx.x) k_kstar_factored_row_mean::kstar_factored_row_mean(rmean, vRow, m);
+    gridDim.x = G;
+    for (blockIdx.x = 0; blockIdx.x < G; ++blockIdx.x)
+      k_kstar_factored_sums::kstar_factored_sums(sums, p, g, vRow, vCol, rmean, nullptr, N, m, n, c1_k_kstar_factored_sums);
+    gridDim.x = 1; blockIdx.x = 0;
+    k_kstar_factored_scalars::kstar_factored_scalars(scalars, sums, G, N, c1_k_kstar_factored_scalars);
+    k_kstar_came_moment::kstar_came_moment(mom, g, vRow, vCol, rmean, nullptr, scalars, N, m, n, c1_k_kstar_came_moment);
+    for (blockIdx.x = 0; blockIdx.x < B * m; ++blockIdx.x)
+      k_kstar_came_res_rows::kstar_came_res_rows(resRow, g, mom, vRow, vCol, rmean, scalars, m, n, c3_k_kstar_came_res_rows);
+    blockIdx.x = 0;
+    k_kstar_came_res_col_partial::kstar_came_res_col_partial(partial, g, mom, vRow, vCol, rmean, scalars, B, m, n, c3_k_kstar_came_res_col_partial);
+    k_kstar_factored_cols::kstar_factored_cols(resCol, partial, chunks, B * n, m, c3_k_kstar_factored_cols);
+    for (blockIdx.x = 0; blockIdx.x < B; ++blockIdx.x) k_kstar_factored_row_mean::kstar_factored_row_mean(rmean2, resRow, m);
+    blockIdx.x = 0;
+    k_kstar_came_update::kstar_came_update(p, mom, resRow, resCol, rmean2, N, m, n, c3_k_kstar_came_update);
+    put(p, N); put(mom, N); put(vRow, B * m); put(vCol, B * n); put(resRow, B * m); put(resCol, B * n);
+    return 0;
+  }
   if (scanf("%lld %lld %lld %lld", &B, &m, &n, &hasMom) != 4) return 2;
   for (auto& x : k) if (scanf("%lf", &x) != 1) return 2;
   const bool factored = !strcmp(argv[1], "factored");
@@ -238,6 +276,80 @@ describe.skipIf(!cxx)('factored-moment CUDA sources, built for the host, follow 
     reference({ B: 1, m: 1, n: N }, false, k, s);
     expectClose(got[0]!, s.p, 'p');
     expectClose(got[1]!, s.v!, 'V');
+  });
+
+  it('CAME factored [2,67,45]: the moment, the instability EMAs and the confidence-scaled step', () => {
+    const [B, m, n] = [2, 67, 45];
+    const N = B * m * n;
+    const c = {
+      lr: 0.01,
+      beta1: 0.9,
+      beta2: 0.999,
+      beta3: 0.9999,
+      eps1: 1e-30,
+      eps2: 1e-16,
+      clip: 1,
+      wdLr: 1e-4,
+    };
+    const k: Consts = {
+      ...base,
+      beta2t: c.beta2,
+      omb2t: 1 - c.beta2,
+      base: 1,
+      scaleByRms: 0,
+      weightDecay: 0,
+    };
+    const k3: Consts = {
+      ...k,
+      beta2t: c.beta3,
+      omb2t: 1 - c.beta3,
+      eps1: c.eps2,
+      base: c.lr,
+      weightDecay: c.wdLr,
+    };
+    const s = {
+      p: floats(N, 31, -1, 1),
+      g: floats(N, 32, -2, 2),
+      m: floats(N, 33, -0.1, 0.1),
+      vRow: floats(B * m, 34, 0.01, 1),
+      vCol: floats(B * n, 35, 0.01, 1),
+      resRow: floats(B * m, 36, 0.01, 1),
+      resCol: floats(B * n, 37, 0.01, 1),
+    };
+    const got = run(
+      ['came', B, m, n, ...argsOf(k), ...argsOf(k3)],
+      s.p,
+      s.g,
+      s.m,
+      s.vRow,
+      s.vCol,
+      s.resRow,
+      s.resCol,
+    );
+    // Reference: @kstar/optim-came's cameFactoredArrays (float64 math, float32 storage).
+    const dims = { B, m, n };
+    const f = factoredMomentArrays(s.g, s.vRow, s.vCol, dims, c.beta2, c.eps1);
+    const U = (i: number) => {
+      const r = Math.floor(i / n);
+      return s.g[i]! * (f.row[r]! * f.col[Math.floor(r / m) * n + (i % n)]!);
+    };
+    let sumSq = 0;
+    for (let i = 0; i < N; i++) sumSq += U(i) ** 2;
+    const d = Math.max(1, Math.sqrt(sumSq / N) / c.clip);
+    const res = new Float32Array(N);
+    for (let i = 0; i < N; i++) {
+      s.m[i] = c.beta1 * s.m[i]! + (1 - c.beta1) * (U(i) / d);
+      res[i] = (U(i) / d - s.m[i]!) ** 2 + c.eps2;
+    }
+    const rr = factoredMomentArrays(res.map(Math.sqrt), s.resRow, s.resCol, dims, c.beta3, 0);
+    for (let i = 0; i < N; i++) {
+      const r = Math.floor(i / n);
+      const step = s.m[i]! * (rr.row[r]! * rr.col[Math.floor(r / m) * n + (i % n)]!);
+      s.p[i] = s.p[i]! - c.wdLr * s.p[i]! - c.lr * step;
+    }
+    ['p', 'm', 'vRow', 'vCol', 'resRow', 'resCol'].forEach((key, j) => {
+      expectClose(got[j]!, s[key as keyof typeof s], key);
+    });
   });
 
   it('LOMO bit for bit', () => {

@@ -56,6 +56,8 @@ describe('generated CUDA sources', () => {
       'KstarAdafactor',
       'KstarAdaLomo',
       'KstarLomo',
+      'KstarCameFactored',
+      'KstarCameVector',
     ])
       defined.add(name);
     const native = CUDA_KERNEL_NAMES.filter((n) => n.startsWith('Kstar'));
@@ -76,6 +78,8 @@ describe('generated CUDA sources', () => {
       'KstarAdafactor',
       'KstarAdaLomo',
       'KstarLomo',
+      'KstarCameFactored',
+      'KstarCameVector',
     ])
       expect(native).toContain(name);
     for (const name of native) expect(defined, `${name} is not a @kstar/kernels kernel`).toContain(name);
