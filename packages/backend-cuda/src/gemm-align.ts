@@ -63,3 +63,77 @@ export function pitchedCopySource(name: string, toBf16: boolean): string {
 export function pitchedGrid(rows: number, cols: number): { x: number; y: number } {
   return { x: Math.max(1, Math.min(1024, Math.ceil(cols / 256))), y: Math.max(1, Math.min(65535, rows)) };
 }
+
+/**
+ * Transpose of the last two axes, [batch, rows, cols] → [batch, cols, rows], through 32×32 tiles in shared memory
+ * (reads and writes both coalesced). Blocks of 256 threads (32 columns × 8 rows, 4 passes); grid x over column tiles,
+ * y over row tiles, z over the batch.
+ */
+export function tileTransposeSource(name: string): string {
+  return `extern "C" __global__ void ${name}(float* __restrict__ out, const float* __restrict__ in, int rows, int cols) {
+  __shared__ float tile[32][33];
+  const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+  const long long base = (long long)blockIdx.z * rows * cols;
+  const int c0 = blockIdx.x * 32, r0 = blockIdx.y * 32;
+  for (int j = ty; j < 32; j += 8) {
+    int r = r0 + j, c = c0 + tx;
+    if (r < rows && c < cols) tile[j][tx] = in[base + (long long)r * cols + c];
+  }
+  __syncthreads();
+  for (int j = ty; j < 32; j += 8) {
+    int c = c0 + j, r = r0 + tx;
+    if (r < rows && c < cols) out[base + (long long)c * rows + r] = tile[tx][j];
+  }
+}
+`;
+}
+
+/** The tile transpose's grid, or null where the driver's limits (y, z ≤ 65,535) do not fit it. */
+export function tileTransposeGrid(
+  batch: number,
+  rows: number,
+  cols: number,
+): { x: number; y: number; z: number } | null {
+  const g = { x: Math.ceil(cols / 32), y: Math.ceil(rows / 32), z: batch };
+  return g.y > 65535 || g.z > 65535 || g.x > 2 ** 31 - 1 ? null : g;
+}
+
+/**
+ * TF32 products with a transposed first operand (weight gradients Xᵀ·dY, the LM head's dZᵀ·H) ran at 118–130 TFLOP/s
+ * on the H200 against 260–296 for the others; with KSTAR_CUDA_TF32_TRANSPOSE_A=1 the operand is transposed first
+ * (a tile transpose, ≈ 2·bytes of traffic) and the GEMM runs untransposed.
+ */
+export function tf32TransposeFirst(): boolean {
+  return process.env.KSTAR_CUDA_TF32_TRANSPOSE_A === '1';
+}
+
+/**
+ * Under bf16-mixed, a product with fewer multiply-adds per operand element than this runs in TF32 instead: rounding
+ * its operands to bf16 costs more than bf16 tensor cores gain. Attention's probabilities and their gradient
+ * ([B·H, T, T] against [B·H, T, 64]: 64 multiply-adds per element) are these; on the H200 probs·v took 0.253 ms in bf16
+ * (conversion included) and 0.139 in TF32, while the projections (≥ 500 per element) are faster in bf16. TF32 is the
+ * more precise of the two. KSTAR_CUDA_BF16_MIN_MACS sets it (0: every product in bf16).
+ */
+export const BF16_MIN_MACS_PER_ELEMENT = 256;
+
+export function bf16MinMacsPerElement(): number {
+  const v = process.env.KSTAR_CUDA_BF16_MIN_MACS;
+  if (v === undefined || v === '') return BF16_MIN_MACS_PER_ELEMENT;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0)
+    throw new Error(
+      `KSTAR_CUDA_BF16_MIN_MACS=${JSON.stringify(v)}: use a number ≥ 0 (0 runs every product in bf16)`,
+    );
+  return n;
+}
+
+/** The precision one product runs in: bf16 falls back to TF32 below `minMacs` multiply-adds per operand element. */
+export function productPrecision(
+  precision: 'strict' | 'tf32' | 'bf16',
+  macs: number,
+  operandElements: number,
+  minMacs: number,
+): 'strict' | 'tf32' | 'bf16' {
+  if (precision !== 'bf16' || minMacs <= 0 || operandElements === 0) return precision;
+  return macs / operandElements < minMacs ? 'tf32' : 'bf16';
+}
