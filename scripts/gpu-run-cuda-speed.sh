@@ -6,8 +6,9 @@
 #   STAGE=profile  4 steps of gpt2-124m T=1024 B=8 per precision with KSTAR_CUDA_PROFILE (CUDA events): GPU busy and
 #                  idle per step, kernel rows (→ bench/results/2026-12-03-s3-cuda-profile-{strict,tf32,bf16}.json)
 #   STAGE=rows     PyTorch baseline and the adamw full-graph rows in strict, tf32 and bf16-mixed (one call: ratios)
-#   STAGE=final    rows; A/B rows (tf32 with KSTAR_CUDA_TF32_TRANSPOSE_A=1, bf16-mixed with KSTAR_CUDA_BF16_MIN_MACS=0:
-#                  every product in bf16); the tf32 and bf16 profiles
+#   STAGE=final    rows; two A/B rows (at commit 1c608ba: tf32 with KSTAR_CUDA_TF32_TRANSPOSE_A=1, bf16-mixed with
+#                  KSTAR_CUDA_BF16_MIN_MACS=0; both knobs were removed after this call, so today the A/B rows repeat
+#                  the defaults); the tf32 and bf16 profiles
 #   STAGE=all      rows, then kernel parity + tiny training (cpu vs cuda) + matmul speed/precision tables, then the
 #                  profile; results tarred after each stage (a call cut short keeps what finished)
 set -uo pipefail

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
 import { clearBf16Cache, KEEPS_BF16_CACHE } from './bf16-cache.ts';
-import { pitchedCopySource, tileTransposeSource } from './gemm-align.ts';
+import { pitchedCopySource } from './gemm-align.ts';
 import { KSTAR_KERNELS } from './kstar-kernels.ts';
 import { kstarSources } from './kstar-sources.ts';
 import {
@@ -714,6 +714,5 @@ export function cudaKernelSources(): Record<string, string> {
   out.to_bf16 = toBf16Source('to_bf16');
   out.pitched_copy = pitchedCopySource('pitched_copy', false);
   out.pitched_to_bf16 = pitchedCopySource('pitched_to_bf16', true);
-  out.tile_transpose = tileTransposeSource('tile_transpose');
   return out;
 }

@@ -1,19 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
 import { cachedBf16 } from './bf16-cache.ts';
-import {
-  alignedLds,
-  bf16MinMacsPerElement,
-  PAD_MIN_MACS,
-  pitchedCopySource,
-  pitchedGrid,
-  productPrecision,
-  tf32TransposeFirst,
-  tileTransposeGrid,
-  tileTransposeSource,
-} from './gemm-align.ts';
+import { alignedLds, pitchedCopySource, pitchedGrid } from './gemm-align.ts';
 import { launchFixed, stridedCopy } from './launch.ts';
-import { i32, i64, ptr } from './params.ts';
+import { i64, ptr } from './params.ts';
 import { broadcastStrides, sizeOf } from './shape.ts';
 
 const OP_N = 0;
@@ -173,27 +163,6 @@ function gemmOperand(
   return { ptr: make(), scratch: true };
 }
 
-/** x [..., R, C] → [..., C, R] by the tile transpose, or null where its grid does not fit. */
-function transposeLastTwo(b: CudaBackend, x: tf.TensorInfo): tf.TensorInfo | null {
-  const rows = x.shape.at(-2)!;
-  const cols = x.shape.at(-1)!;
-  const batch = sizeOf(x.shape.slice(0, -2));
-  const grid = tileTransposeGrid(batch, rows, cols);
-  if (!grid) return null;
-  const out = b.makeOutput([...x.shape.slice(0, -2), cols, rows], 'float32');
-  const d = b.device;
-  d.launch(
-    d.kernel('tile_transpose', tileTransposeSource('tile_transpose')),
-    grid.x,
-    256,
-    [ptr(b.pointer(out.dataId)), ptr(b.pointer(x.dataId)), i32(rows), i32(cols)],
-    'tile_transpose',
-    grid.y,
-    grid.z,
-  );
-  return out;
-}
-
 /**
  * Whether a fused matmul's bias is one value per output column (shape [N], [1, N], …): then the GEMM adds it (its
  * output is first filled with the bias rows and cuBLAS runs with β = 1) instead of a separate broadcasting Add.
@@ -222,19 +191,6 @@ export function batchMatMul(
     throw new Error(`backend 'cuda': BatchMatMul of ${a.dtype} and ${bt.dtype} (float32 only)`);
   const plan = gemmPlan(a.shape, bt.shape, transposeA, transposeB);
   const batch = sizeOf(plan.batchShape);
-  if (
-    transposeA &&
-    matmulPrecision() === 'tf32' &&
-    tf32TransposeFirst() &&
-    batch * plan.M * plan.N * plan.K >= PAD_MIN_MACS
-  ) {
-    const at = transposeLastTwo(b, a);
-    if (at) {
-      const out = batchMatMul(b, at, bt, false, transposeB, rowBias);
-      b.disposeData(at.dataId); // stream-ordered: the GEMM queued before still reads it
-      return out;
-    }
-  }
   const out = b.makeOutput([...plan.batchShape, plan.M, plan.N], 'float32');
   if (batch * plan.M * plan.N === 0) return out;
   let A = a;
@@ -258,12 +214,7 @@ export function batchMatMul(
     if (rowBias) fillBias(b.pointer(out.dataId), plan.N);
     else d.fill32(b.pointer(out.dataId), 0, batch * plan.M * plan.N);
   } else if (matmulPrecision() !== 'strict') {
-    const precision = productPrecision(
-      matmulPrecision(),
-      batch * plan.M * plan.N * plan.K,
-      sizeOf(a.shape) + sizeOf(bt.shape),
-      bf16MinMacsPerElement(),
-    );
+    const precision = matmulPrecision();
     const bf16 = precision === 'bf16';
     const inType = bf16 ? CUDA_R_16BF : CUDA_R_32F;
     // Tensor-core kernels need 16-byte aligned rows: misaligned operands and output go through padded copies.

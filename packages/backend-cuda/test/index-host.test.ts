@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { tileTransposeGrid, tileTransposeSource } from '../src/gemm-align.ts';
 import { elementwiseSource, stridedCopySource } from '../src/sources.ts';
 
 // The index arithmetic of the strided-copy (transpose) and broadcasting element-wise kernels, built for the host (one
@@ -66,62 +65,3 @@ it.skipIf(!cxx)('transpose and broadcast-add index arithmetic, built for the hos
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
-// The tile transpose uses shared memory and __syncthreads: built for the host with one std::thread per CUDA thread
-// and a std::barrier, block after block.
-const TILE_HARNESS = `#include <barrier>
-#include <cstdio>
-#include <thread>
-#include <vector>
-struct Dim { unsigned x, y, z; };
-static Dim blockIdx, gridDim;
-static thread_local Dim threadIdx;
-static std::barrier<>* bar;
-#define __global__
-#define __restrict__
-#define __shared__ static
-#define __syncthreads() bar->arrive_and_wait()
-#include "kernels.h"
-int main() {
-  const int batch = 2, rows = 37, cols = 45;
-  std::vector<float> in(batch * rows * cols), out(batch * rows * cols, -1.f);
-  for (size_t i = 0; i < in.size(); ++i) in[i] = (float)i;
-  for (unsigned z = 0; z < batch; ++z)
-    for (unsigned y = 0; y < (rows + 31) / 32; ++y)
-      for (unsigned x = 0; x < (cols + 31) / 32; ++x) {
-        blockIdx = {x, y, z};
-        std::barrier<> b(256); bar = &b;
-        std::vector<std::thread> ts;
-        for (unsigned t = 0; t < 256; ++t) ts.emplace_back([&, t] { threadIdx = {t, 0, 0}; tile_transpose(out.data(), in.data(), rows, cols); });
-        for (auto& t : ts) t.join();
-      }
-  for (float v : out) printf("%g ", v);
-  printf("\\n");
-}
-`;
-
-it.skipIf(!cxx)(
-  'the tile transpose (shared memory, 32×32 tiles), built for the host, transposes ragged edges',
-  () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kstar-tile-'));
-    try {
-      writeFileSync(join(dir, 'kernels.h'), tileTransposeSource('tile_transpose'));
-      writeFileSync(join(dir, 'main.cpp'), TILE_HARNESS);
-      execFileSync(cxx!, ['-std=c++20', '-O1', '-pthread', '-o', join(dir, 'run'), join(dir, 'main.cpp')], {
-        cwd: dir,
-        stdio: 'pipe',
-      });
-      const got = execFileSync(join(dir, 'run'), { encoding: 'utf8' }).trim().split(' ').map(Number);
-      const [batch, rows, cols] = [2, 37, 45];
-      const want: number[] = [];
-      for (let z = 0; z < batch; z++)
-        for (let c = 0; c < cols; c++)
-          for (let r = 0; r < rows; r++) want.push(z * rows * cols + r * cols + c);
-      expect(got).toEqual(want);
-      expect(tileTransposeGrid(batch, rows, cols)).toEqual({ x: 2, y: 2, z: 2 });
-      expect(tileTransposeGrid(70000, 4, 4)).toBeNull(); // z over the driver's limit
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  },
-);
