@@ -6,6 +6,9 @@
 #   STAGE=profile  4 steps of gpt2-124m T=1024 B=8 per precision with KSTAR_CUDA_PROFILE (CUDA events): GPU busy and
 #                  idle per step, kernel rows (→ bench/results/2026-12-03-s3-cuda-profile-{strict,tf32,bf16}.json)
 #   STAGE=rows     PyTorch baseline and the adamw full-graph rows in strict, tf32 and bf16-mixed (one call: ratios)
+#   STAGE=final    rows; two A/B rows (at commit 1c608ba: tf32 with KSTAR_CUDA_TF32_TRANSPOSE_A=1, bf16-mixed with
+#                  KSTAR_CUDA_BF16_MIN_MACS=0; both knobs were removed after this call, so today the A/B rows repeat
+#                  the defaults); the tf32 and bf16 profiles
 #   STAGE=all      rows, then kernel parity + tiny training (cpu vs cuda) + matmul speed/precision tables, then the
 #                  profile; results tarred after each stage (a call cut short keeps what finished)
 set -uo pipefail
@@ -26,6 +29,17 @@ case "${STAGE:-profile}" in
       bash "$D/gpu-run-cuda.sh"; save
     OUT=$W SKIP_GPU=1 SKIP_TORCH=1 PARITY_LIMIT=${PARITY_LIMIT:-150} bash "$D/gpu-run-cuda.sh"; save
     OUT=$W/prof SKIP_PARITY=1 SKIP_GPU=1 SKIP_TORCH=1 PROFILE=1 PROFILE_STEPS=4 PROFILE_PRECISIONS="strict tf32 bf16" \
+      PROFILE_LIMIT=60 bash "$D/gpu-run-cuda.sh" ;;
+  final)
+    save() { tar -C "$W" -czf "$R/results.tgz" . ; }
+    OUT=$W SKIP_PARITY=1 STEPS=${STEPS:-12} RUN_LIMIT=${RUN_LIMIT:-60} TORCH_LIMIT=${TORCH_LIMIT:-110} TF32=1 BF16=1 \
+      bash "$D/gpu-run-cuda.sh"; save
+    B=(/tmp/k/node /tmp/k/bundle-dir/bench.mjs gpu --backend cuda --steps "${STEPS:-12}" --limit-seconds 60 --configs adamw-full-graph)
+    KSTAR_CUDA_MATMUL=tf32 KSTAR_CUDA_TF32_TRANSPOSE_A=1 "${B[@]}" --json "$W/gpu-cuda-tf32-transpose-a.json" > "$W/ab.log" 2>&1
+    echo "tf32 + transposed first operand: exit $?"
+    KSTAR_CUDA_MATMUL=bf16 KSTAR_CUDA_BF16_MIN_MACS=0 "${B[@]}" --json "$W/gpu-cuda-bf16-all-bf16.json" >> "$W/ab.log" 2>&1
+    echo "bf16 every product: exit $?"; grep -E "^adamw" "$W/ab.log"; save
+    OUT=$W/prof SKIP_PARITY=1 SKIP_GPU=1 SKIP_TORCH=1 PROFILE=1 PROFILE_STEPS=4 PROFILE_PRECISIONS="tf32 bf16" \
       PROFILE_LIMIT=60 bash "$D/gpu-run-cuda.sh" ;;
 esac
 tar -C "$W" -czf "$R/results.tgz" .

@@ -56,6 +56,7 @@ if [ "${PROFILE:-0}" = 1 ]; then
       const prof = JSON.parse(fs.readFileSync(file)); const r = JSON.parse(fs.readFileSync(train));
       const s = prof.perStep;
       console.log(`[${p}] per step (after ${prof.warmupSteps} warm-up, ${prof.measuredSteps} measured): wall ${s.wallMs.toFixed(1)} ms, GPU busy ${s.gpuBusyMs.toFixed(1)} ms, GPU idle inside the step ${s.gpuIdleMs.toFixed(1)} ms, ${s.calls} kernel calls; slowest (GPU ms, idle before):`);
+      console.log(`  longest GPU idle gaps of the last step: ${(prof.steps.at(-1)?.longestGaps ?? []).map((g) => `${g.ms.toFixed(2)} ms before call ${g.index} (${g.after} → ${g.before})`).join("; ")}`);
       for (const row of prof.rows.slice(0, 16)) console.log(`  ${row.kernel.padEnd(28)} ${String(row.calls).padStart(6)} calls ${row.ms.toFixed(1).padStart(8)} ms ${(100 * row.ms / prof.totalMs).toFixed(1).padStart(5)}% idle-before ${row.gapBeforeMs.toFixed(1)} ms`);
       if (p !== "strict") process.exit(0);
       const t = r.stepTensors, g = r.stepGpuBytes ?? [];

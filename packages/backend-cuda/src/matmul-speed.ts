@@ -32,6 +32,9 @@ export const GPT2_GEMMS: {
   { name: 'dWte = dzᵀ·h', a: [8192, 50257], b: [8192, 768], transposeA: true, transposeB: false },
   { name: 'scores q·kᵀ', a: [96, 1024, 64], b: [96, 1024, 64], transposeA: false, transposeB: true },
   { name: 'probs·v', a: [96, 1024, 1024], b: [96, 1024, 64], transposeA: false, transposeB: false },
+  // What-ifs: the weight gradient with xᵀ stored (no transposed operand), the LM head with the vocabulary padded to 50,304.
+  { name: 'dW_fc, xᵀ stored', a: [768, 8192], b: [8192, 3072], transposeA: false, transposeB: false },
+  { name: 'LM head, V = 50304', a: [8192, 768], b: [50304, 768], transposeA: false, transposeB: true },
 ];
 
 /**

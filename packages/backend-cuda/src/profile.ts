@@ -29,6 +29,8 @@ export interface ProfileStep {
   /** gpuSpanMs − gpuBusyMs: the GPU waiting for JavaScript inside the step. */
   gpuIdleMs: number;
   calls: number;
+  /** The step's longest GPU idle gaps: between call `index` − 1 (`after`) and call `index` (`before`). */
+  longestGaps: { index: number; after: string; before: string; ms: number }[];
 }
 
 /** Steps left out of the rows (the first runs compilation and pool growth). */
@@ -89,10 +91,12 @@ export function markProfileStep(): void {
   const now = performance.now();
   const measured = steps.length >= PROFILE_WARMUP_STEPS;
   let busy = 0;
+  const gaps: ProfileStep['longestGaps'] = [];
   pending.forEach((c, i) => {
     const ms = elapsed(d, c.start, c.end);
     const gap = i > 0 ? Math.max(0, elapsed(d, pending[i - 1]!.end, c.start)) : 0;
     busy += ms;
+    if (gap > 0.02) gaps.push({ index: i, after: pending[i - 1]!.kernel, before: c.kernel, ms: gap });
     if (!measured) return;
     const row = rows.get(c.kernel) ?? { kernel: c.kernel, calls: 0, ms: 0, gapBeforeMs: 0 };
     row.calls++;
@@ -107,6 +111,7 @@ export function markProfileStep(): void {
     gpuSpanMs: span,
     gpuIdleMs: span - busy,
     calls: pending.length,
+    longestGaps: gaps.sort((x, y) => y.ms - x.ms).slice(0, 8),
   });
   pending = [];
   usedEvents = 0;
