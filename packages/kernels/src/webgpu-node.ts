@@ -151,7 +151,7 @@ export function webgpuDevice(): MinimalGPUDevice | null {
 /**
  * Disposes the webgpu backend, destroys its device and removes the `navigator` (or `navigator.gpu`) we
  * installed: Dawn keeps Node alive while they are referenced. Call it in tests' `afterAll` and before a CLI
- * exits. Safe to call when WebGPU was never started.
+ * exits. Safe to call when WebGPU has not been started.
  */
 export function shutdownWebGPU(): void {
   const device = webgpuDevice();
