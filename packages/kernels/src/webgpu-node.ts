@@ -31,6 +31,8 @@ export interface MinimalGPUDevice {
   pushErrorScope(filter: 'validation' | 'out-of-memory' | 'internal'): void;
   popErrorScope(): Promise<{ message: string } | null>;
   destroy(): void;
+  /** Resolves when the work submitted so far has finished (timing). */
+  queue: { onSubmittedWorkDone(): Promise<void> };
 }
 interface MinimalGPU {
   requestAdapter(options?: unknown): Promise<MinimalGPUAdapter | null>;
