@@ -59,7 +59,7 @@ export interface MatMulTimingRow {
 
 /** Runs `f` `inner` times and waits for the GPU queue: wall time per product in ms. */
 async function timeProducts(f: () => tf.Tensor, inner: number): Promise<number> {
-  const device = webgpuDevice() as unknown as { queue: { onSubmittedWorkDone(): Promise<void> } };
+  const device = webgpuDevice()!;
   flushWebGPU();
   await device.queue.onSubmittedWorkDone();
   const t0 = performance.now();

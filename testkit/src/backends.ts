@@ -1,4 +1,4 @@
-import { selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
+import { activeWebGPUBackend, selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect } from 'vitest';
 
@@ -39,11 +39,8 @@ export function onBackend(backend: 'cpu' | 'wasm' | 'webgpu'): void {
 
 /** tfjs batches dispatches; submitting inside an error scope makes their validation errors land in it. */
 export function submitPendingWebGPU(): void {
-  const b = tf.backend() as unknown as {
-    commandEncoder: unknown;
-    endComputePassEncoder(): void;
-    submitQueue(): void;
-  };
+  if (tf.getBackend() !== 'webgpu') return;
+  const b = activeWebGPUBackend('submitPendingWebGPU');
   // tfjs submits by itself every 15 dispatches (WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE): then nothing is pending.
   if (b.commandEncoder == null) return;
   b.endComputePassEncoder();

@@ -18,12 +18,13 @@ export interface GoldenOptimizers<H = Record<string, number | boolean | null>> {
   }[];
 }
 
-let cached: GoldenOptimizers | undefined;
+/** The parsed file (its hyper-parameters' type is the caller's to name). */
+let cached: unknown;
 
 /** The golden optimizer file, read once per process. */
 export function loadGoldenOptimizers<H = Record<string, number | boolean | null>>(): GoldenOptimizers<H> {
   cached ??= JSON.parse(
     readFileSync(new URL('../../fixtures/golden/optimizers.json', import.meta.url), 'utf8'),
-  ) as GoldenOptimizers;
-  return cached as unknown as GoldenOptimizers<H>;
+  );
+  return cached as GoldenOptimizers<H>;
 }

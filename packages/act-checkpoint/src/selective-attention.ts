@@ -1,3 +1,4 @@
+import { customOp } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** Additive causal masks as plain JS data, by T: 0 on and below the diagonal, −1e9 above. */
@@ -35,38 +36,36 @@ function probs(q: tf.Tensor, k: tf.Tensor, scale: number): tf.Tensor {
  * Same function and gradients as the model's causal attention (masked entries have P = 0, so dS = 0 there).
  */
 export function selectiveAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number): tf.Tensor {
-  type Save = (tensors: tf.Tensor[]) => void;
-  const op = tf.customGrad(((qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor, save: Save) => {
-    const p = probs(qi, ki, scale); // [B, H, T, T]
-    const out = tf.matMul(p, vi); // [B, H, T, hd]
+  // customOp runs the gradient function inside a tidy (the tape calls it outside any per-node scope).
+  const op = customOp(([qi, ki, vi], save) => {
+    const p = probs(qi!, ki!, scale); // [B, H, T, T]
+    const out = tf.matMul(p, vi!); // [B, H, T, hd]
     p.dispose();
-    save([qi, ki, vi]);
+    save([qi!, ki!, vi!]);
     return {
       value: out,
-      // Inside a tidy: the tape runs a custom gradient outside any per-node scope.
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.tidy(() => {
-          const [qs, ks, vs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-          const P = probs(qs, ks, scale); // [B, H, T, T], recomputed
-          const dV = tf.matMul(P, dy, true, false); // [B, H, T, hd]
-          const dP = tf.matMul(dy, vs, false, true); // [B, H, T, T]
-          const dPP = tf.mul(dP, P);
-          dP.dispose();
-          const rowSum = tf.sum(dPP, -1, true); // [B, H, T, 1]
-          const pr = tf.mul(P, rowSum);
-          P.dispose();
-          rowSum.dispose();
-          const d0 = tf.sub(dPP, pr);
-          dPP.dispose();
-          pr.dispose();
-          const dS = tf.mul(d0, scale); // [B, H, T, T]
-          d0.dispose();
-          const dQ = tf.matMul(dS, ks); // [B, H, T, hd]
-          const dK = tf.matMul(dS, qs, true, false); // [B, H, T, hd]
-          dS.dispose();
-          return [dQ, dK, dV];
-        }),
+      gradFunc: (dy, saved) => {
+        const [qs, ks, vs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const P = probs(qs, ks, scale); // [B, H, T, T], recomputed
+        const dV = tf.matMul(P, dy, true, false); // [B, H, T, hd]
+        const dP = tf.matMul(dy, vs, false, true); // [B, H, T, T]
+        const dPP = tf.mul(dP, P);
+        dP.dispose();
+        const rowSum = tf.sum(dPP, -1, true); // [B, H, T, 1]
+        const pr = tf.mul(P, rowSum);
+        P.dispose();
+        rowSum.dispose();
+        const d0 = tf.sub(dPP, pr);
+        dPP.dispose();
+        pr.dispose();
+        const dS = tf.mul(d0, scale); // [B, H, T, T]
+        d0.dispose();
+        const dQ = tf.matMul(dS, ks); // [B, H, T, hd]
+        const dK = tf.matMul(dS, qs, true, false); // [B, H, T, hd]
+        dS.dispose();
+        return [dQ, dK, dV];
+      },
     };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  });
   return op(q, k, v);
 }

@@ -1,3 +1,4 @@
+import { engineInternals } from '@kstar/core';
 import { addInPlace, type CustomOpBody, customOp } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -33,10 +34,6 @@ export function concatOwned(pieces: tf.Tensor[], axis: number): tf.Tensor {
   return out;
 }
 
-interface EngineState {
-  state: { activeTape: unknown };
-}
-
 /**
  * `tf.grads(f)(xs, dy)` called from inside a custom gradient function. tfjs keeps one tape: a gradient call made
  * while no tape is recording starts a fresh one and, when done, disposes that tape's saved tensors and sets it to
@@ -49,7 +46,7 @@ export function nestedGrads(
   xs: tf.Tensor[],
   dy: tf.Tensor,
 ): tf.Tensor[] {
-  const engine = tf.engine() as unknown as EngineState;
+  const engine = engineInternals();
   const outer = engine.state.activeTape;
   try {
     return tf.grads(f)(xs, dy);

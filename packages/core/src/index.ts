@@ -24,6 +24,8 @@ export type { DropInOptions, DropInPlugin, NamedTensor } from './drop-in-optimiz
 export { DropInOptimizer } from './drop-in-optimizer.ts';
 export type { EngineMode, EngineOptions, GradAccumulator, ReplanOptions, StepResult } from './engine.ts';
 export { TrainingEngine } from './engine.ts';
+export type { EngineInternals } from './engine-internals.ts';
+export { engineInternals } from './engine-internals.ts';
 export {
   BackendUnavailableError,
   InputError,

@@ -1,4 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
+import { type EngineInternals, engineInternals } from './engine-internals.ts';
 
 /**
  * The memory ledger: bytes of unique data buffers alive, per term, and the step's peak.
@@ -17,12 +18,6 @@ import * as tf from '@tensorflow/tfjs-core';
 type DataId = object;
 type Hook = { onTrack(bytes: number, dataId: DataId): void; onRemove(bytes: number, dataId: DataId): void };
 
-interface EngineInternals {
-  trackTensor(a: tf.Tensor, backend: unknown): void;
-  removeDataId(dataId: DataId, backend: unknown): void;
-  state: { tensorInfo: WeakMap<DataId, { bytes: number; backend: unknown }> };
-}
-
 const live = new Map<DataId, number>();
 const hooks = new Set<Hook>();
 let installed: {
@@ -37,7 +32,7 @@ function bytesOfTensor(t: { size: number; dtype: string }): number {
 }
 
 function install(): void {
-  const engine = tf.engine() as unknown as EngineInternals;
+  const engine = engineInternals();
   if (installed && installed.engine === engine) return;
   const track = engine.trackTensor;
   const remove = engine.removeDataId;

@@ -9,7 +9,9 @@ export { randomBatch, toyModel } from '../../../testkit/src/toy-staged-model.ts'
 export const cpuInPlaceAccumulator = {
   inPlace: true,
   add(acc: tf.Tensor, g: tf.Tensor): tf.Tensor {
-    const backend = tf.backend() as unknown as { data: { get(id: object): { values: Float32Array } } };
+    const backend = tf.backend() as tf.KernelBackend & {
+      data: { get(id: object): { values: Float32Array } };
+    };
     const a = backend.data.get(acc.dataId).values;
     const b = backend.data.get(g.dataId).values;
     for (let i = 0; i < a.length; i++) a[i]! += b[i]!;

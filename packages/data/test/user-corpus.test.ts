@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '@kstar/core';
+import { callUntyped } from '@kstar/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { firstInvalidUtf8, loadCorpus } from '../src/index.ts';
 
@@ -105,7 +106,7 @@ describe('loadCorpus from a path', () => {
   });
 
   it('rejects unknown corpus kinds and an empty path', () => {
-    inputError(() => loadCorpus({ kind: 'nope' } as never));
+    inputError(() => callUntyped(loadCorpus, { kind: 'nope' }));
     inputError(() => loadCorpus({ kind: 'path', path: '' }));
   });
 });

@@ -1,4 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
+import { type EngineInternals, engineInternals } from '@kstar/core';
+import type * as tf from '@tensorflow/tfjs';
 
 /**
  * Peak of unique data buffers created while `fn` runs. Hooks the two engine methods where a data buffer starts
@@ -18,14 +19,9 @@ export interface PeakResult<T> {
 }
 
 type DataId = object;
-interface EngineInternals {
-  trackTensor(a: tf.Tensor, backend: unknown): void;
-  removeDataId(dataId: DataId, backend: unknown): void;
-  state: { tensorInfo: WeakMap<DataId, unknown> };
-}
 
 export function measurePeak<T>(fn: () => T, exclude: (r: T) => tf.Tensor[] = () => []): PeakResult<T> {
-  const engine = tf.engine() as unknown as EngineInternals;
+  const engine = engineInternals();
   const track = engine.trackTensor;
   const remove = engine.removeDataId;
   const events: { id: DataId; bytes: number; shape: string; add: boolean }[] = [];

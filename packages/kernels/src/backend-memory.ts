@@ -36,7 +36,7 @@ export function backendMemory(): BackendMemory {
     };
   }
   if (backend === 'wasm') {
-    const b = tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } };
+    const b = tf.backend() as tf.KernelBackend & { wasm: { HEAPU8: Uint8Array } };
     return { backend, wasmHeapBytes: b.wasm.HEAPU8.byteLength };
   }
   return { backend };

@@ -43,6 +43,12 @@ export type WebGPUKernelBackend = WebGPUBackendLike & {
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
   /** A new (empty) output (tfjs's `WebGPUBackend.makeTensorInfo`). */
   makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  /** The GPUDevice (error scopes, queue). */
+  device: unknown;
+  /** tfjs's batched command encoder (null when nothing is pending); ending its pass and submitting it flushes. */
+  commandEncoder: unknown;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
 };
 
 /** The active backend as K*'s WebGPU code uses it (programs, buffers); refuses any other active backend. */

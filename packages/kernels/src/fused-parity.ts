@@ -198,16 +198,16 @@ function crossEntropyRef(z: Float32Array, t: Int32Array, N: number, V: number, d
 /** Runs every fused kernel on the active backend against its fallback (and float64); disposes every tensor. */
 export async function fusedKernelParity(shapes: ParityShapes = TINY_PARITY_SHAPES): Promise<ParityRow[]> {
   const rows: ParityRow[] = [];
-  const both = async <A>(
-    kernel: { run(a: A, o?: { impl?: 'auto' | 'fallback' }): unknown; which(a: A): 'native' | 'fallback' },
+  const both = async <A, R>(
+    kernel: { run(a: A, o?: { impl?: 'auto' | 'fallback' }): R; which(a: A): 'native' | 'fallback' },
     args: A,
-    pickOut: (r: never) => tf.Tensor[],
+    pickOut: (r: R) => tf.Tensor[],
   ): Promise<{ native: Float32Array[]; fallback: Float32Array[]; impl: 'native' | 'fallback' }> => {
     const impl = kernel.which(args);
-    const n = pickOut(kernel.run(args) as never);
+    const n = pickOut(kernel.run(args));
     const native = [];
     for (const t of n) native.push(await read(t));
-    const f = pickOut(kernel.run(args, { impl: 'fallback' }) as never);
+    const f = pickOut(kernel.run(args, { impl: 'fallback' }));
     const fallback = [];
     for (const t of f) fallback.push(await read(t));
     return { native, fallback, impl };

@@ -27,7 +27,7 @@ function untransposed(original: tf.KernelFunc): tf.KernelFunc {
     const attrs = args.attrs as { transposeA?: boolean; transposeB?: boolean };
     const transpose = tf.getKernel('Transpose', 'wasm');
     if ((!attrs.transposeA && !attrs.transposeB) || !transpose) return original(args);
-    const backend = args.backend as unknown as WasmLike;
+    const backend = args.backend as WasmLike;
     const inputs = { ...(args.inputs as Record<string, Info>) };
     const temps: Info[] = [];
     for (const [name, flag] of [

@@ -1,5 +1,6 @@
 import { TrainingError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { activeWebGPUBackend, type WebGPUKernelBackend } from './define-kernel.ts';
 
 /**
  * WebGPU errors are asynchronous: a bad dispatch or an out-of-memory buffer does not throw where it happens, the
@@ -55,9 +56,9 @@ export function takeWebGPUDeviceErrors(device: object): { lost: string | null; u
 }
 
 /** The active webgpu backend and its device, or null on any other backend. */
-function activeWebGPU(): { backend: Record<string, unknown>; device: GuardedDevice } | null {
+function activeWebGPU(): { backend: WebGPUKernelBackend; device: GuardedDevice } | null {
   if (tf.getBackend() !== 'webgpu') return null;
-  const backend = tf.backend() as unknown as Record<string, unknown>;
+  const backend = activeWebGPUBackend('activeWebGPU');
   const device = backend.device as GuardedDevice | undefined;
   return device ? { backend, device } : null;
 }
@@ -66,7 +67,7 @@ function activeWebGPU(): { backend: Record<string, unknown>; device: GuardedDevi
 export function flushWebGPU(): void {
   const w = activeWebGPU();
   if (!w) return;
-  const b = w.backend as { commandEncoder?: unknown; endComputePassEncoder(): void; submitQueue(): void };
+  const b = w.backend;
   b.endComputePassEncoder();
   if (b.commandEncoder != null) b.submitQueue();
 }

@@ -31,6 +31,8 @@ export interface MinimalGPUDevice {
   pushErrorScope(filter: 'validation' | 'out-of-memory' | 'internal'): void;
   popErrorScope(): Promise<{ message: string } | null>;
   destroy(): void;
+  /** Resolves when the work submitted so far has finished (timing). */
+  queue: { onSubmittedWorkDone(): Promise<void> };
 }
 interface MinimalGPU {
   requestAdapter(options?: unknown): Promise<MinimalGPUAdapter | null>;
@@ -63,7 +65,7 @@ export async function initWebGPU(
     // Dawn options, e.g. KSTAR_DAWN_FLAGS='enable-dawn-features=allow_unsafe_apis' (timestamp queries for profiling);
     // f16-mixed matmuls add the toggles that expose f16 and subgroup matrices on NVIDIA.
     const gpu = mod.create(dawnOptions(process.env.KSTAR_DAWN_FLAGS ?? '', webgpuMatMulPrecision()));
-    const g = globalThis as unknown as { navigator?: Record<string, unknown> };
+    const g = globalThis as typeof globalThis & { navigator?: Record<string, unknown> };
     if (g.navigator == null) {
       // Node 20: no navigator at all.
       Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
@@ -147,22 +149,22 @@ export function maxFreePoolBytes(env: Record<string, string | undefined> = proce
 
 /** The active webgpu device, or null when the webgpu backend is not initialised. */
 export function webgpuDevice(): MinimalGPUDevice | null {
-  const backend = tf.findBackend('webgpu') as unknown as { device?: MinimalGPUDevice } | null;
+  const backend = tf.findBackend('webgpu') as (tf.KernelBackend & { device?: MinimalGPUDevice }) | null;
   return backend?.device ?? null;
 }
 
 /**
  * Disposes the webgpu backend, destroys its device and removes the `navigator` (or `navigator.gpu`) we
  * installed: Dawn keeps Node alive while they are referenced. Call it in tests' `afterAll` and before a CLI
- * exits. Safe to call when WebGPU was never started.
+ * exits. Safe to call when WebGPU has not been started.
  */
 export function shutdownWebGPU(): void {
   const device = webgpuDevice();
   if (tf.findBackendFactory('webgpu') != null || tf.findBackend('webgpu') != null) tf.removeBackend('webgpu');
   device?.destroy();
-  const g = globalThis as unknown as { navigator?: Record<string, unknown> };
-  if (installed === 'navigator') delete g.navigator;
-  else if (installed === 'gpu' && g.navigator) delete g.navigator.gpu;
+  // Both were defined configurable above.
+  if (installed === 'navigator') Reflect.deleteProperty(globalThis, 'navigator');
+  else if (installed === 'gpu' && globalThis.navigator) Reflect.deleteProperty(globalThis.navigator, 'gpu');
   installed = null;
 }
 

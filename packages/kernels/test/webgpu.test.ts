@@ -28,7 +28,7 @@ async function validationError(f: () => void, flush: () => Promise<unknown>): Pr
 
 /** tfjs batches dispatches; submitting inside the scope makes their validation errors land in it. */
 async function flush(): Promise<void> {
-  const b = tf.backend() as unknown as { endComputePassEncoder(): void; submitQueue(): void };
+  const b = activeWebGPUBackend('flush');
   b.endComputePassEncoder();
   b.submitQueue();
 }

@@ -48,7 +48,13 @@ export function stateShapes(shape: readonly number[]): Partial<Record<CameStateK
 /** Zero state for parameter `paramName` of `shape`, variables named `<paramName>/<key>`. */
 export function createCameState(paramName: string, shape: readonly number[]): CameState {
   const shapes = stateShapes(shape);
-  const out: Record<string, tf.Variable> = {};
-  for (const [key, s] of Object.entries(shapes)) out[key] = stateVariable(`${paramName}/${key}`, s!);
-  return out as unknown as CameState;
+  const variable = (key: CameStateKey) => stateVariable(`${paramName}/${key}`, shapes[key]!);
+  if (shapes.v != null) return { m: variable('m'), v: variable('v') };
+  return {
+    m: variable('m'),
+    vRow: variable('vRow'),
+    vCol: variable('vCol'),
+    resRow: variable('resRow'),
+    resCol: variable('resCol'),
+  };
 }

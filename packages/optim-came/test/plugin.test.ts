@@ -138,7 +138,7 @@ describe('came plugin: float64 JS reference over random data', () => {
         const v = variable(p0, shape, `rand-${impl}/${name}`);
         const s = plugin.init({ name: `rand-${impl}/${name}`, shape, role: 'other' });
         const g0 = tf.zeros(shape);
-        expect(cameWhich(v, g0, s as never, { impl })).toBe(impl === 'auto' ? 'native' : 'fallback');
+        expect(cameWhich(v, g0, s, { impl })).toBe(impl === 'auto' ? 'native' : 'fallback');
         g0.dispose();
         for (let t = 1; t <= 20; t++) {
           // Gradients of varying scale per step, exactly representable in float32 for both sides.
