@@ -62,6 +62,13 @@ const benchLines = trainerFiles
   .filter((f) => f.startsWith('bench'))
   .reduce((n, f) => n + lines(relative(ROOT, join(trainerDir, f))), 0);
 
+/** Every .ts below apps/trainer/src, subfolders (checkpoint/) included, by path below it. */
+const trainerTree = Object.fromEntries(
+  tsFiles
+    .filter((f) => f.startsWith('apps/trainer/src/'))
+    .map((f) => [f.slice('apps/trainer/src/'.length), lines(f)]),
+);
+
 const dropIns = tsFiles.filter((f) =>
   /^packages\/(optim-[^/]+\/src\/optimizer|core\/src\/drop-in-optimizer)\.ts$/.test(f),
 );
@@ -95,7 +102,14 @@ const result = {
     incomplete: dupOut.split('\n').filter((l) => l.startsWith('incomplete:')),
     top: dupOut.split('\n').slice(1, 11),
   },
-  trainerSource: { files: trainerFiles.length, lines: trainerLines, benchmarkLines: benchLines },
+  trainerSource: {
+    files: trainerFiles.length,
+    lines: trainerLines,
+    benchmarkLines: benchLines,
+    // With the subfolders (checkpoint/), as wc -l over apps/trainer/src and its folders counts them.
+    linesWithSubfolders: Object.values(trainerTree).reduce((n, l) => n + l, 0),
+    byFile: trainerTree,
+  },
   casts: {
     pattern: castPattern.source,
     total: casts.reduce((n, c) => n + c.count, 0),

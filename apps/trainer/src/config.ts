@@ -16,6 +16,18 @@ export const TOKENIZER_NAMES = ['byte', 'gpt2'] as const;
 export const MATMUL_PRECISION_NAMES = ['strict', 'tf32', 'f16-mixed'] as const;
 export const PRECISION_NAMES = ['float32', 'bf16-mixed'] as const;
 
+/** A zod refinement: `parse(value)` must not throw; its error's message becomes the issue (absent values pass). */
+function parsedBy<T>(parse: (value: T) => unknown) {
+  return (value: T | undefined, ctx: z.RefinementCtx): void => {
+    if (value === undefined) return;
+    try {
+      parse(value);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    }
+  };
+}
+
 /**
  * The `kstar train` configuration. Every field can come from a config file (JSON, or a .js/.ts module whose default
  * export is the object) and be overridden by a flag of the same name. Unknown fields are errors.
@@ -108,53 +120,20 @@ export const TrainConfigSchema = z.strictObject({
    * Activation strategies, comma-separated: `checkpoint[:every|every:K|sqrt|selective|PLAN+selective]`, `mst[:M]`,
    * `compress[:bf16|int8]`. Checkpoint plans and compression select segmented mode.
    */
-  activations: z
-    .string()
-    .optional()
-    .superRefine((v, ctx) => {
-      if (v === undefined) return;
-      try {
-        parseActivations(v);
-      } catch (e) {
-        ctx.addIssue({ code: 'custom', message: (e as Error).message });
-      }
-    }),
+  activations: z.string().optional().superRefine(parsedBy(parseActivations)),
   /** Sequence lengths over the run, `T:STEPS,T:STEPS…` (see `parseSeqSchedule`); overrides `seq`. */
-  seqSchedule: z
-    .string()
-    .optional()
-    .superRefine((v, ctx) => {
-      if (v === undefined) return;
-      try {
-        parseSeqSchedule(v);
-      } catch (e) {
-        ctx.addIssue({ code: 'custom', message: (e as Error).message });
-      }
-    }),
+  seqSchedule: z.string().optional().superRefine(parsedBy(parseSeqSchedule)),
   /** Optimizer-state placements the planner may choose per parameter group: `8bit`, `offload` (with a budget). */
-  stateChoices: z
-    .string()
-    .optional()
-    .superRefine((v, ctx) => {
-      if (v === undefined) return;
-      try {
-        parseStateChoices(v);
-      } catch (e) {
-        ctx.addIssue({ code: 'custom', message: (e as Error).message });
-      }
-    }),
+  stateChoices: z.string().optional().superRefine(parsedBy(parseStateChoices)),
   /** Step memory budget in bytes (or a size like 512MiB, or `auto`): the planner fits the step to it, or the run fails. */
   memoryBudget: z
     .union([z.number().positive(), z.string()])
     .optional()
-    .superRefine((v, ctx) => {
-      if (v === undefined || v === 'auto') return;
-      try {
-        if (!(parseBytes(v) > 0)) throw new Error(`memory budget '${v}' must be > 0 bytes`);
-      } catch (e) {
-        ctx.addIssue({ code: 'custom', message: (e as Error).message });
-      }
-    }),
+    .superRefine(
+      parsedBy((v) => {
+        if (v !== 'auto' && !(parseBytes(v) > 0)) throw new Error(`memory budget '${v}' must be > 0 bytes`);
+      }),
+    ),
 });
 
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;

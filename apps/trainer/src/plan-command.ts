@@ -1,13 +1,11 @@
-import { composePlugins } from '@kstar/core';
 import { createGPT } from '@kstar/gpt';
-import { split24 } from '@kstar/master-split24';
 import { PlanLog, type PlanRecord } from '@kstar/planner';
-import { accumulatedGradBytes } from '@kstar/train-loop';
 import { selectTrainerBackend } from './backend-select.ts';
+import { composeRunPlugins, runFixedBytes } from './composition.ts';
 import { optimizerEntry } from './optimizers.ts';
 import { plannerFor } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';
-import { fixedBytes, type PreparedRun } from './train.ts';
+import type { PreparedRun } from './prepare.ts';
 
 /**
  * `kstar plan`: the plans a `kstar train` with the same options would start with (one per sequence length of
@@ -18,15 +16,11 @@ export async function planRun(run: PreparedRun, log: (line: string) => void): Pr
   const { backend } = await selectTrainerBackend(config.backend, { log });
   const entry = optimizerEntry(config.optimizer);
   const optimizer = entry.create(run.lr, config.optimizerOptions);
-  const masterWeights = config.masterWeights === 'split24' ? split24() : undefined;
-  composePlugins(masterWeights ? [optimizer, masterWeights] : [optimizer]);
+  const { masterWeights } = composeRunPlugins(config, optimizer);
   const model = createGPT(run.modelConfig, { seed: config.seed });
   const calibration = loadCalibration();
   try {
-    const fixed = {
-      ...fixedBytes(model, optimizer as never, masterWeights),
-      accumulatedGrads: accumulatedGradBytes(config.gradAccum, model.paramCount),
-    };
+    const fixed = runFixedBytes(model, optimizer, masterWeights, config.gradAccum);
     const planner = plannerFor(run, { backend, model, optimizer, fixed, calibration });
     const schedule = run.seqSchedule ?? [{ seq: run.seq, steps: config.steps }];
     let step = 1;

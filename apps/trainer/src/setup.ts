@@ -76,7 +76,7 @@ export async function setUpRun(run: PreparedRun, io: Pick<TrainIO, 'log' | 'coll
   const entry = optimizerEntry(config.optimizer);
   // --grad-clip: LOMO and AdaLomo clip with their own two-pass step (built so in prepareRun); others are wrapped.
   const base = run.optimizer;
-  // --grad-accum with --grad-clip: the accumulation clips the summed gradient itself (see @kstar/train-loop's GradAccumulation).
+  // --grad-accum with --grad-clip: the accumulation clips the summed gradient itself (train-loop's GradAccumulation).
   const accum =
     config.gradAccum > 1
       ? new GradAccumulation(config.gradAccum, {
@@ -216,6 +216,7 @@ export async function setUpRun(run: PreparedRun, io: Pick<TrainIO, 'log' | 'coll
     );
   }
   // Offloaded optimizer state leaves the device once its first copy-out lands: before step 1.
+  await placed?.settled();
   return {
     backend,
     ledger,

@@ -35,6 +35,7 @@ export function stepFunction(
   return async (step, batches) => {
     const once = () =>
       guardWebGPUStep(step, () => (accum ? accum.step(engine, batches, one) : one(batches.at(-1)!)));
+    // With the planner: an out-of-memory error re-plans tighter and retries this step with these batches.
     const r = await (planner ? planner.guard(engine, step, once) : once());
     await planner?.afterStep(engine, r, step + 1);
     return r;

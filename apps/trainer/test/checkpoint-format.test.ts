@@ -6,24 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { CheckpointError, type Manifest } from '../src/checkpoint/format.ts';
 import { decodePayload, encodePayload } from '../src/checkpoint/payload.ts';
 import { sealManifest, sha256 } from '../src/checkpoint/write.ts';
-import type { TrainReport } from '../src/index.ts';
-import { cli } from './run-cli.ts';
+import { TINY_MODEL, trainReport } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-format-'));
-const TINY = [
-  '--backend',
-  'cpu',
-  '--layers',
-  '1',
-  '--d-model',
-  '32',
-  '--heads',
-  '2',
-  '--seq',
-  '16',
-  '--batch',
-  '2',
-];
+const TINY = [...TINY_MODEL, '--batch', '2'];
 const COMMON = [
   ...TINY,
   '--eval-every',
@@ -36,12 +22,7 @@ const COMMON = [
   'split24',
 ];
 
-async function train(args: string[]): Promise<TrainReport> {
-  const report = join(dir, `r${Math.random().toString(36).slice(2)}.json`);
-  const r = await cli(['train', '--report', report, ...args]);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
-}
+const train = trainReport;
 
 describe('checkpoint payload (format version 2)', () => {
   it('round-trips I32 tensors losslessly, leaves F32 as is, and names damage', () => {

@@ -8,21 +8,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../src/checkpoint/read.ts';
 import { float32Weights, modelFromCheckpoint } from '../src/checkpoint/weights.ts';
 import type { TrainReport } from '../src/index.ts';
-import { cli } from './run-cli.ts';
+import { cli, QUICK_RUN } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-export-'));
-const COMMON = [
-  '--backend',
-  'cpu',
-  '--batch',
-  '2',
-  '--seq',
-  '16',
-  '--eval-every',
-  '0',
-  '--sample-tokens',
-  '0',
-];
 
 const fp32 = join(dir, 'fp32');
 const s24 = join(dir, 's24');
@@ -33,7 +21,7 @@ beforeAll(async () => {
     [fp32, []],
     [s24, ['--master-weights', 'split24', '--optimizer', 'adam8bit']],
   ] as const) {
-    const r = await cli(['train', ...COMMON, '--steps', '2', '--save-dir', d, ...extra]);
+    const r = await cli(['train', ...QUICK_RUN, '--steps', '2', '--save-dir', d, ...extra]);
     expect(r.code, r.stderr).toBe(0);
   }
 }, 300_000);
@@ -75,10 +63,10 @@ describe('kstar export → --init-from', () => {
       // --init-from starts a run at those weights: its first loss equals the checkpoint model's loss on that batch,
       // which differs from a fresh model's.
       const report = join(d, 'init.json');
-      const init = await cli(['train', ...COMMON, '--steps', '1', '--init-from', out, '--report', report]);
+      const init = await cli(['train', ...QUICK_RUN, '--steps', '1', '--init-from', out, '--report', report]);
       expect(init.code, init.stderr).toBe(0);
       const fresh = join(d, 'fresh.json');
-      await cli(['train', ...COMMON, '--steps', '1', '--report', fresh]);
+      await cli(['train', ...QUICK_RUN, '--steps', '1', '--report', fresh]);
       const l0 = (JSON.parse(readFileSync(report, 'utf8')) as TrainReport).losses[0]!;
       const lf = (JSON.parse(readFileSync(fresh, 'utf8')) as TrainReport).losses[0]!;
       expect(l0).toBeLessThan(lf - 0.2);
@@ -109,15 +97,24 @@ describe('kstar export → --init-from', () => {
 
   it('--init-from errors name the file and what to change', async () => {
     const out = join(fp32, 'hf');
-    const ctx = await cli(['train', ...COMMON, '--steps', '1', '--init-from', out, '--context', '64']);
+    const ctx = await cli(['train', ...QUICK_RUN, '--steps', '1', '--init-from', out, '--context', '64']);
     expect(ctx.code).toBe(2);
     expect(ctx.stderr).toMatch(
       /model\.safetensors: context 128 .* differs from the run's 64: pass --context 128/,
     );
-    const vocab = await cli(['train', ...COMMON, '--steps', '1', '--init-from', out, '--tokenizer', 'gpt2']);
+    const vocab = await cli([
+      'train',
+      ...QUICK_RUN,
+      '--steps',
+      '1',
+      '--init-from',
+      out,
+      '--tokenizer',
+      'gpt2',
+    ]);
     expect(vocab.code).toBe(2);
     expect(vocab.stderr).toMatch(/vocabulary 256 .* differs from the run's 50257/);
-    const missing = await cli(['train', ...COMMON, '--init-from', join(dir, 'nope.safetensors')]);
+    const missing = await cli(['train', ...QUICK_RUN, '--init-from', join(dir, 'nope.safetensors')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/--init-from '.*nope\.safetensors' does not exist/);
   });

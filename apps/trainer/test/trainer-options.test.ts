@@ -8,21 +8,9 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import type { TrainReport } from '../src/index.ts';
 import { parseTrainConfig, prepareRun } from '../src/index.ts';
-import { cli } from './run-cli.ts';
+import { cli, QUICK_RUN } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-options-'));
-const COMMON = [
-  '--backend',
-  'cpu',
-  '--batch',
-  '2',
-  '--seq',
-  '16',
-  '--eval-every',
-  '0',
-  '--sample-tokens',
-  '0',
-];
 
 const readLog = (f: string) =>
   readFileSync(f, 'utf8')
@@ -51,7 +39,7 @@ describe('trainer options', () => {
     const report = join(dir, 'clip.json');
     const r = await cli([
       'train',
-      ...COMMON,
+      ...QUICK_RUN,
       '--steps',
       '3',
       '--grad-clip',
@@ -69,7 +57,7 @@ describe('trainer options', () => {
     expect(lines[0]!.gradNorm).toBeCloseTo(await firstGradNorm(), 4);
     // Clipping changes the trajectory (the norm is far above 0.5), unclipped runs have no gradNorm.
     const plain = join(dir, 'plain.jsonl');
-    await cli(['train', ...COMMON, '--steps', '3', '--log', plain]);
+    await cli(['train', ...QUICK_RUN, '--steps', '3', '--log', plain]);
     const p = readLog(plain);
     expect(p[0]!.gradNorm).toBeUndefined();
     expect(p[0]!.loss).toBe(lines[0]!.loss);
@@ -80,7 +68,7 @@ describe('trainer options', () => {
     const log = join(dir, 'lomo.jsonl');
     const r = await cli([
       'train',
-      ...COMMON,
+      ...QUICK_RUN,
       '--steps',
       '2',
       '--optimizer',
