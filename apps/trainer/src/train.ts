@@ -1,5 +1,6 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { BackgroundCheckpointWriter, type CheckpointHooks, restoreOptimizerState } from '@kstar/checkpoint';
 import type { Batch, Collective, MemoryReport, OptimizerPlugin, StepResult } from '@kstar/core';
 import {
   composePlugins,
@@ -42,13 +43,11 @@ import {
   recomputesSegments,
 } from './activations.ts';
 import { activationBackendOf, cudaMemory, selectTrainerBackend } from './backend-select.ts';
-import { BackgroundCheckpointWriter } from './checkpoint/background.ts';
 import { MODEL_FILE, optimizerFile, type TrainerState } from './checkpoint/format.ts';
 import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import { startCheckpoint } from './checkpoint/save.ts';
 import { restoreShardedCheckpoint, saveShardedCheckpoint } from './checkpoint/sharded.ts';
-import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
-import type { CheckpointHooks } from './checkpoint/write.ts';
+import { restoreWeights } from './checkpoint/state.ts';
 import type { TrainConfig } from './config.ts';
 import { accumulatedGradBytes, GradAccumulation } from './grad-accum.ts';
 import { clippedStep, scaledOptimizer } from './grad-clip.ts';
