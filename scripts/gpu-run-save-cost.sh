@@ -6,13 +6,19 @@
 # `small` for 100 steps $REPEAT times each (default 2), alternating: without saving, then with --save-every 25
 # (4 checkpoints, the last at step 100, written in the background since s3), and takes medians (run-to-run spread
 # on a fresh GPU process is large). Writes under $OUT: nosave-K.json, save-K.json (training reports), train.log,
-# and save-cost.json (the summary). Device session s3 ran it as:
+# and save-cost.json (the summary; SUMMARY_ONLY=1 OUT=DIR recomputes it here from DIR's reports). Device session s3
+# ran it as:
 #   OUT=$OUT BUNDLE=.device/ckpt/bundle.tar.xz RUN_LIMIT=30 bash .device/ckpt/gpu-run-save-cost.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
 BUNDLE=${BUNDLE:-.device/bundle.tar.xz}
 STEPS=${STEPS:-100}
 REPEAT=${REPEAT:-2}
+NODE=/tmp/k/node
+if [ -n "${SUMMARY_ONLY:-}" ]; then
+  # Only the summary, from the reports already in $OUT (e.g. fetched from the device): uses this machine's node.
+  NODE=node
+else
 mkdir -p "$OUT" /tmp/k
 xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
 tar -C /tmp/k -xJf "$BUNDLE"
@@ -30,7 +36,8 @@ for k in $(seq 1 "$REPEAT"); do
   du -sb "$SAVE_DIR"/* | tee -a "$OUT/train.log"
   rm -rf "$SAVE_DIR"
 done
-/tmp/k/node -e '
+fi
+"$NODE" -e '
   const fs = require("fs"); const [dir, gpu, steps, repeat] = process.argv.slice(1);
   const read = (f) => JSON.parse(fs.readFileSync(`${dir}/${f}.json`, "utf8"));
   const ks = Array.from({ length: Number(repeat) }, (_, i) => i + 1);
@@ -50,7 +57,7 @@ done
     settings: { preset: "small", backend: "cuda", steps: Number(steps), batch: save[0].config?.batch, saveEvery: 25 },
     checkpointsWritten: save.map((r) => r.checkpoints.saved.length),
     blockedSaveSeconds: blocked,
-    // Of the blocked time: waiting for a background write (the previous save's, and the last one's at the end);
+    // Of the blocked time: waiting for a background write (the previous save, and the last one at the end);
     // the rest is the copy of the state to host memory.
     waitSeconds: save.map((r) => r.checkpoints.waitSeconds),
     copySeconds: save.map((r) => r.checkpoints.seconds - r.checkpoints.waitSeconds),
@@ -67,4 +74,4 @@ done
   fs.writeFileSync(`${dir}/save-cost.json`, JSON.stringify(r, null, 2) + "\n");
   console.log(JSON.stringify(r, null, 2));
 ' "$OUT" "$(cat "$OUT/gpu.txt")" "$STEPS" "$REPEAT"
-tail -4 "$OUT/train.log"
+if [ -z "${SUMMARY_ONLY:-}" ]; then tail -4 "$OUT/train.log"; fi

@@ -1,6 +1,8 @@
 // The trainer's building blocks that its benchmarks (the private @kstar/bench package) reuse: not the public API
 // (that is index.ts) and free to change with the trainer. The arrow points one way: bench imports this, the trainer
 // never imports bench.
+
+export { writeFileAtomic } from '@kstar/checkpoint';
 export {
   type ActivationSpec,
   type FixedBytes,
@@ -8,7 +10,6 @@ export {
   parseBytes,
   planActivations,
 } from './activations.ts';
-export { writeFileAtomic } from './atomic-write.ts';
 export { selectTrainerBackend } from './backend-select.ts';
 export { CHECKPOINT_FORMAT_VERSION } from './checkpoint/format.ts';
 export { saveCheckpoint } from './checkpoint/save.ts';

@@ -1,3 +1,4 @@
+import { restoreOptimizerState } from '@kstar/checkpoint';
 import { MemoryLedger, type OptimizerPlugin, TrainingEngine } from '@kstar/core';
 import { countParamsFormula, createGPT, type GPTModel } from '@kstar/gpt';
 import { inPlaceGradAccumulator, sliceWriter, webgpuDevice } from '@kstar/kernels';
@@ -12,7 +13,7 @@ import { activationBackendOf, selectTrainerBackend } from './backend-select.ts';
 import { MODEL_FILE, optimizerFile } from './checkpoint/format.ts';
 import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import { restoreShardedCheckpoint } from './checkpoint/sharded.ts';
-import { restoreOptimizerState, restoreWeights } from './checkpoint/state.ts';
+import { restoreWeights } from './checkpoint/state.ts';
 import { composeRunPlugins, runFixedBytes } from './composition.ts';
 import { checkStepFits, checkTensorsFit, type PlannedTensor, webgpuBufferLimit } from './memory-check.ts';
 import { type OptimizerEntry, optimizerEntry } from './optimizers.ts';

@@ -1,14 +1,13 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { BackgroundCheckpointWriter, type CheckpointHooks } from '@kstar/checkpoint';
 import type { Collective, StepResult } from '@kstar/core';
 import { InputError, TrainingError } from '@kstar/core';
 import { learningRateAt } from '@kstar/train-loop';
 import * as tf from '@tensorflow/tfjs';
 import { cudaMemory, resetCudaStepPeak } from './backend-select.ts';
-import { BackgroundCheckpointWriter } from './checkpoint/background.ts';
 import type { TrainerState } from './checkpoint/format.ts';
 import { startCheckpoint } from './checkpoint/save.ts';
 import { saveShardedCheckpoint } from './checkpoint/sharded.ts';
-import type { CheckpointHooks } from './checkpoint/write.ts';
 import { plannedActivations } from './plan.ts';
 import { saveCalibration } from './plan-calibrate.ts';
 import type { PreparedRun } from './prepare.ts';

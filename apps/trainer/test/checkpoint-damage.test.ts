@@ -1,9 +1,9 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sealManifest, sha256 } from '@kstar/checkpoint';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CHECKPOINT_FORMAT_VERSION } from '../src/checkpoint/format.ts';
-import { sealManifest, sha256 } from '../src/checkpoint/write.ts';
 import type { TrainReport } from '../src/index.ts';
 import { cli } from './run-cli.ts';
 

@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listCheckpoints, sha256 } from '@kstar/checkpoint';
 import { expect, it } from 'vitest';
 import { MODEL_FILE, optimizerFile, TRAINER_STATE, type TrainerState } from '../src/checkpoint/format.ts';
 import { readCheckpoint, readLatestCheckpoint } from '../src/checkpoint/read.ts';
-import { listCheckpoints, sha256 } from '../src/checkpoint/write.ts';
 import type { TrainReport } from '../src/index.ts';
 import { runCli } from '../src/index.ts';
 

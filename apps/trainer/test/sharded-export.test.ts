@@ -1,9 +1,9 @@
+import { encodePayload } from '@kstar/checkpoint';
 import { createGPT, encodeSafetensors, resolveConfig, type SafeTensor } from '@kstar/gpt';
 import { split24 } from '@kstar/master-split24';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import type { Manifest, TrainerState } from '../src/checkpoint/format.ts';
-import { encodePayload } from '../src/checkpoint/payload.ts';
 import type { LoadedCheckpoint } from '../src/checkpoint/read.ts';
 import { modelShardFile } from '../src/checkpoint/sharded.ts';
 import { pushSplitWords } from '../src/checkpoint/state.ts';

@@ -57,6 +57,15 @@ export type { PartitionOptions, PartitionPlan, SliceWriter } from './partition.t
 export { opsSliceWriter, partitionedUpdate, planPartition, rowAlignment, stateRows } from './partition.ts';
 export type { KernelImpl } from './plugin-options.ts';
 export { checkStep, splitImpl } from './plugin-options.ts';
+export type { SafeTensor, SafetensorsDtype, SafetensorsFile } from './safetensors.ts';
+export {
+  bfloat16Bytes,
+  bytesOf,
+  decodeSafetensors,
+  encodeSafetensors,
+  float32Of,
+  SAFETENSORS_DTYPE_BYTES,
+} from './safetensors.ts';
 export type {
   ShardedTraining,
   ShardingContext,

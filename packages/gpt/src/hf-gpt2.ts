@@ -1,13 +1,13 @@
-import { InputError } from '@kstar/core';
-import type { GPTConfig } from './config.ts';
-import { paramSpecs } from './params.ts';
 import {
   bfloat16Bytes,
   decodeSafetensors,
   encodeSafetensors,
   float32Of,
+  InputError,
   type SafeTensor,
-} from './safetensors.ts';
+} from '@kstar/core';
+import type { GPTConfig } from './config.ts';
+import { paramSpecs } from './params.ts';
 
 /**
  * Hugging Face `GPT2LMHeadModel` weight layout. K*'s GPT is GPT-2's architecture: pre-LayerNorm blocks with

@@ -1,3 +1,13 @@
+// The safetensors codec lives in @kstar/core (the checkpoint format uses it too); re-exported here as before.
+export type { SafeTensor, SafetensorsDtype, SafetensorsFile } from '@kstar/core';
+export {
+  bfloat16Bytes,
+  bytesOf,
+  decodeSafetensors,
+  encodeSafetensors,
+  float32Of,
+  SAFETENSORS_DTYPE_BYTES,
+} from '@kstar/core';
 export type {
   ActivationBackend,
   ActivationBytesBreakdown,
@@ -27,13 +37,4 @@ export type { CreateGPTOptions, GPTModel } from './model.ts';
 export { createGPT } from './model.ts';
 export type { ParamInit, ParamSpec } from './params.ts';
 export { countParamsFormula, paramSpecs } from './params.ts';
-export type { SafeTensor, SafetensorsDtype, SafetensorsFile } from './safetensors.ts';
-export {
-  bfloat16Bytes,
-  bytesOf,
-  decodeSafetensors,
-  encodeSafetensors,
-  float32Of,
-  SAFETENSORS_DTYPE_BYTES,
-} from './safetensors.ts';
 export { linearCrossEntropyCore, mlpCore } from './stages.ts';

@@ -1,55 +1,17 @@
-import { InputError } from '@kstar/core';
-
 /**
- * The checkpoint format, version 2. A checkpoint is a directory `step-NNNNNNNN/` under the save directory:
- *
- * - `manifest.json`: `{format: 'kstar-checkpoint', formatVersion, kstarVersion, step, world: {size}, files: [{path,
- *   bytes, sha256, rank?}], manifestSha256}`; `manifestSha256` is the SHA-256 of the manifest's JSON without that
- *   field, so a damaged manifest is detected like a damaged file.
- * - `trainer.json`: step, data-sampler state, learning-rate schedule, the full resolved config, the model config.
- * - `model.safetensors`: the weights in their stored form, under K*'s parameter names: float32 (`F32`), or split24's
- *   packed words (`NAME/bf16` and `NAME/bf16_correction`, `I32`, 3 bytes a parameter) with the shapes in the
- *   metadata.
- * - `optimizer.rank0.safetensors`: every parameter's optimizer state tensors as the plugin stores them
- *   (`PARAM::KEY`: float32 moments, 8-bit codes packed four per int32 + float32 block absmax…): nothing expanded.
- *
- * Version 2 (this K*) stores the tensor files' `I32` tensors (split24 words, 8-bit codes) losslessly compressed:
- * `payload.ts` is the one place that encodes and decodes them. Version 1 files (uncompressed) are read as before; a
- * K* that reads version 1 only refuses a version-2 manifest with "format version 2 … upgrade K*" (exit 2).
- * Checkpoints are written between optimizer steps only (with `--grad-accum`, after the step's last micro-batch), so
- * no micro-batch position is stored.
- *
- * Sharded runs (`--sharding zeroK`, see `sharded.ts`): each rank r of N writes `optimizer.rank{r}.safetensors` (its
- * state shard) and, with ZeRO-3, `model.rank{r}.safetensors` (its float32 parameter shards; stages 0-2 keep the
- * replicated `model.safetensors`) into the same temporary directory; after a barrier rank 0 writes `trainer.json` and
- * the manifest (`world.size = N`, each shard file with its `rank`), then renames. A reader with N ranks takes the
- * files of its rank; another N is an error naming both sizes.
+ * The trainer's side of the checkpoint format (the format itself is `@kstar/checkpoint`: manifest, payload codec,
+ * atomic directory write, verified read, sharded file names): what `trainer.json` holds. The format's names are
+ * re-exported for the trainer's modules.
  */
-export const CHECKPOINT_FORMAT = 'kstar-checkpoint';
-export const CHECKPOINT_FORMAT_VERSION = 2;
-
-export const MANIFEST = 'manifest.json';
-export const TRAINER_STATE = 'trainer.json';
-export const MODEL_FILE = 'model.safetensors';
-export const optimizerFile = (rank: number) => `optimizer.rank${rank}.safetensors`;
-
-export interface ManifestFile {
-  path: string;
-  bytes: number;
-  sha256: string;
-  rank?: number;
-}
-
-export interface Manifest {
-  format: typeof CHECKPOINT_FORMAT;
-  formatVersion: number;
-  kstarVersion: string;
-  step: number;
-  createdAt: string;
-  world: { size: number };
-  files: ManifestFile[];
-  manifestSha256: string;
-}
+export type { Manifest, ManifestFile } from '@kstar/checkpoint';
+export {
+  CHECKPOINT_FORMAT_VERSION,
+  CheckpointError,
+  MODEL_FILE,
+  optimizerFile,
+  stepDirName,
+  TRAINER_STATE,
+} from '@kstar/checkpoint';
 
 /** What `trainer.json` holds: everything besides tensors that resuming needs. */
 export interface TrainerState {
@@ -62,15 +24,4 @@ export interface TrainerState {
   model: { vocabSize: number; nLayer: number; nHead: number; nEmbd: number; blockSize: number };
   /** Training losses of steps 1..step (so a resumed report can show the whole curve). */
   losses: number[];
-}
-
-/** `step-00000042`: sorts by step as text. */
-export const stepDirName = (step: number) => `step-${String(step).padStart(8, '0')}`;
-export const STEP_DIR = /^step-(\d{8,})$/;
-
-/** A damaged, incomplete or incompatible checkpoint: one line naming the file, exit 2. */
-export class CheckpointError extends InputError {
-  constructor(message: string) {
-    super(message, 'E_CHECKPOINT');
-  }
 }

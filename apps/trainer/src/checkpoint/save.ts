@@ -1,18 +1,24 @@
 import { join } from 'node:path';
+import {
+  type BackgroundCheckpointWriter,
+  type CheckpointHooks,
+  encodeOptimizerState,
+  encodePayloadInBackground,
+  MODEL_FILE,
+  optimizerFile,
+  snapshotOptimizerState,
+  stepDirName,
+  type TensorSnapshot,
+  TRAINER_STATE,
+  writeCheckpoint,
+  writeCheckpointInBackground,
+} from '@kstar/checkpoint';
 import type { TrainingEngine } from '@kstar/core';
 import type { GPTModel } from '@kstar/gpt';
 import type { Split24Plugin } from '@kstar/master-split24';
-import type { BackgroundCheckpointWriter } from './background.ts';
-import { MODEL_FILE, optimizerFile, stepDirName, TRAINER_STATE, type TrainerState } from './format.ts';
-import { encodePayloadInBackground } from './payload.ts';
-import {
-  encodeOptimizerState,
-  encodeWeights,
-  snapshotOptimizerState,
-  snapshotWeights,
-  type TensorSnapshot,
-} from './state.ts';
-import { type CheckpointHooks, writeCheckpoint, writeCheckpointInBackground } from './write.ts';
+import type { TrainerState } from './format.ts';
+import { saveOptions } from './read.ts';
+import { encodeWeights, snapshotWeights } from './state.ts';
 
 /** What a checkpoint is made of: the engine (optimizer state), the model or split weights, the trainer's state. */
 export interface CheckpointSource {
@@ -32,7 +38,7 @@ export async function saveCheckpoint(saveDir: string, keep: number, src: Checkpo
     { path: optimizerFile(0), data: await encodeOptimizerState(src.engine), rank: 0 },
     { path: TRAINER_STATE, data: trainerJson(src.trainer) },
   ];
-  return writeCheckpoint(saveDir, src.trainer.step, files, keep);
+  return writeCheckpoint(saveDir, src.trainer.step, files, saveOptions(keep));
 }
 
 /**
@@ -66,7 +72,7 @@ export async function startCheckpoint(
         { path: optimizerFile(0), encode: encoded(state), rank: 0 },
         { path: TRAINER_STATE, encode: async () => trainer },
       ],
-      keep,
+      saveOptions(keep),
       hooks,
     ),
   );

@@ -1,30 +1,32 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Collective } from '@kstar/core';
-import { encodeSafetensors, type GPTModel, type SafeTensor } from '@kstar/gpt';
+import {
+  CheckpointError,
+  type CheckpointFile,
+  commitCheckpoint,
+  decodePayload,
+  encodeOptimizerState,
+  encodePayload,
+  type ManifestFile,
+  MODEL_FILE,
+  modelShardFile,
+  openTemporaryDir,
+  optimizerFile,
+  restoreOptimizerState,
+  type StateHolder,
+  sha256,
+  stepDirName,
+  TRAINER_STATE,
+  writeFiles,
+} from '@kstar/checkpoint';
+import { type Collective, encodeSafetensors, type SafeTensor } from '@kstar/core';
+import type { GPTModel } from '@kstar/gpt';
 import { type Split24Plugin, type Split24State, split24 } from '@kstar/master-split24';
 import type { ZeroPlugin, ZeroShardedTraining } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
-import {
-  CheckpointError,
-  type ManifestFile,
-  MODEL_FILE,
-  optimizerFile,
-  stepDirName,
-  TRAINER_STATE,
-  type TrainerState,
-} from './format.ts';
-import { decodePayload, encodePayload } from './payload.ts';
-import type { LoadedCheckpoint } from './read.ts';
-import {
-  encodeOptimizerState,
-  encodeWeights,
-  pushSplitWords,
-  restoreOptimizerState,
-  type StateHolder,
-  splitWordsOf,
-} from './state.ts';
-import { type CheckpointFile, commitCheckpoint, openTemporaryDir, sha256, writeFiles } from './write.ts';
+import type { TrainerState } from './format.ts';
+import { type LoadedCheckpoint, saveOptions } from './read.ts';
+import { encodeWeights, pushSplitWords, splitWordsOf } from './state.ts';
 
 /**
  * Checkpoints of a ZeRO run (`--sharding zeroK` with `--save-dir`): every rank writes only what it owns, into one
@@ -41,7 +43,8 @@ import { type CheckpointFile, commitCheckpoint, openTemporaryDir, sha256, writeF
  *
  * Resuming needs the same N (`readCheckpoint` refuses another); each rank reads its own files only.
  */
-export const modelShardFile = (rank: number) => `model.rank${rank}.safetensors`;
+export { modelShardFile };
+
 const RANK_FILE = /\.rank(\d+)\.safetensors$/;
 
 /** A ZeRO plugin's shard of the optimizer state, in the shape the checkpoint's state codec reads and writes. */
@@ -140,7 +143,7 @@ export async function saveShardedCheckpoint(
       const data = readFileSync(join(tmp, name));
       listed.push({ path: name, bytes: data.byteLength, sha256: sha256(data), rank: Number(m[1]) });
     }
-    commitCheckpoint(saveDir, step, tmp, listed, c.size, keep);
+    commitCheckpoint(saveDir, step, tmp, listed, c.size, saveOptions(keep));
   }
   await c.barrier(); // the checkpoint exists for every rank
   return join(saveDir, stepDirName(step));

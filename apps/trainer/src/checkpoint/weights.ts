@@ -1,6 +1,6 @@
+import { MODEL_FILE } from '@kstar/checkpoint';
 import { createGPT, type GPTConfig, type GPTModel } from '@kstar/gpt';
 import { split24 } from '@kstar/master-split24';
-import { MODEL_FILE } from './format.ts';
 import type { LoadedCheckpoint } from './read.ts';
 import { assignModelShards } from './sharded.ts';
 import { restoreWeights } from './state.ts';

@@ -6,7 +6,7 @@ import {
   SAFETENSORS_DTYPE_BYTES,
   type SafeTensor,
   type SafetensorsFile,
-} from '@kstar/gpt';
+} from '@kstar/core';
 import { CheckpointError } from './format.ts';
 
 /**

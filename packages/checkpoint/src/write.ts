@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncDirectory, writeFileAtomic, writeFileAtomicInBackground } from '../atomic-write.ts';
-import { KSTAR_VERSION } from '../version.ts';
+import { fsyncDirectory, writeFileAtomic, writeFileAtomicInBackground } from './atomic-write.ts';
 import {
   CHECKPOINT_FORMAT,
   CHECKPOINT_FORMAT_VERSION,
@@ -19,6 +18,12 @@ export const sha256 = (data: Uint8Array | string) => createHash('sha256').update
 export const sha256InBackground = async (data: Uint8Array) =>
   Buffer.from(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>)).toString('hex');
 
+/** How saved checkpoints are kept and signed: the newest `keep` stay; `kstarVersion` names the writer's version. */
+export interface SaveOptions {
+  keep: number;
+  kstarVersion: string;
+}
+
 /** The manifest with its own checksum (over its JSON without `manifestSha256`). */
 export function sealManifest(m: Omit<Manifest, 'manifestSha256'>): Manifest {
   return { ...m, manifestSha256: sha256(JSON.stringify(m)) };
@@ -34,10 +39,10 @@ export function writeCheckpoint(
   saveDir: string,
   step: number,
   files: ReadonlyArray<CheckpointFile>,
-  keep: number,
+  options: SaveOptions,
 ): string {
   const tmp = openTemporaryDir(saveDir, `.tmp-${stepDirName(step)}-${process.pid}`);
-  return commitCheckpoint(saveDir, step, tmp, writeFiles(tmp, files), 1, keep);
+  return commitCheckpoint(saveDir, step, tmp, writeFiles(tmp, files), 1, options);
 }
 
 /** A checkpoint file whose bytes are still to be encoded (`encode` runs off the training loop). */
@@ -62,7 +67,7 @@ export async function writeCheckpointInBackground(
   saveDir: string,
   step: number,
   files: ReadonlyArray<PendingCheckpointFile>,
-  keep: number,
+  options: SaveOptions,
   hooks: CheckpointHooks = {},
 ): Promise<string> {
   const tmp = openTemporaryDir(saveDir, `.tmp-${stepDirName(step)}-${process.pid}`);
@@ -82,7 +87,7 @@ export async function writeCheckpointInBackground(
     }),
   );
   await hooks.beforeCommit?.(tmp, step);
-  return commitCheckpoint(saveDir, step, tmp, listed, 1, keep);
+  return commitCheckpoint(saveDir, step, tmp, listed, 1, options);
 }
 
 /** A file of a checkpoint: its path in the directory, its bytes, and the rank whose shard it is (if one). */
@@ -126,13 +131,13 @@ export function commitCheckpoint(
   tmp: string,
   listed: ManifestFile[],
   worldSize: number,
-  keep: number,
+  options: SaveOptions,
 ): string {
   const name = stepDirName(step);
   const manifest = sealManifest({
     format: CHECKPOINT_FORMAT,
     formatVersion: CHECKPOINT_FORMAT_VERSION,
-    kstarVersion: KSTAR_VERSION,
+    kstarVersion: options.kstarVersion,
     step,
     createdAt: new Date().toISOString(),
     world: { size: worldSize },
@@ -151,7 +156,7 @@ export function commitCheckpoint(
     renameSync(tmp, final);
   }
   fsyncDirectory(saveDir);
-  pruneCheckpoints(saveDir, keep);
+  pruneCheckpoints(saveDir, options.keep);
   return final;
 }
 

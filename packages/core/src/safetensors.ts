@@ -1,4 +1,4 @@
-import { InputError } from '@kstar/core';
+import { InputError } from './errors.ts';
 
 /**
  * A small reader/writer of the safetensors format (https://huggingface.co/docs/safetensors, "Format"):

@@ -1,0 +1,80 @@
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Writes `data` to `path` so that the file is either the old one or the whole new one, never a mix or a truncation:
+ * a temporary file in the same directory (same file system, so the rename is atomic), fsync, rename, fsync of the
+ * directory. Two writers racing on one path each rename a whole file; the last rename wins.
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const dir = dirname(path);
+  const temporary = join(
+    dir,
+    `.${basename(path)}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`,
+  );
+  const fd = openSync(temporary, 'wx', 0o644);
+  try {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    let written = 0;
+    while (written < bytes.byteLength) written += writeSync(fd, bytes, written, bytes.byteLength - written);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    rmSync(temporary, { force: true });
+    throw error;
+  }
+  closeSync(fd);
+  try {
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
+  fsyncDirectory(dir);
+}
+
+/** Makes a rename inside `dir` durable. Some file systems refuse to open a directory for fsync: that is not an error. */
+export function fsyncDirectory(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // e.g. EISDIR/EPERM on some platforms: the rename already happened, durability is best-effort there.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * `writeFileAtomic` off the main thread: the same temporary file, fsync, rename and directory fsync, through
+ * `fs.promises` (libuv's thread pool), so training can run while a large file is written.
+ */
+export async function writeFileAtomicInBackground(path: string, data: Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  const temporary = join(
+    dir,
+    `.${basename(path)}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`,
+  );
+  const file = await open(temporary, 'wx', 0o644);
+  try {
+    let written = 0;
+    while (written < data.byteLength) {
+      written += (await file.write(data, written, data.byteLength - written)).bytesWritten;
+    }
+    await file.sync();
+  } catch (error) {
+    await file.close();
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  await file.close();
+  try {
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  fsyncDirectory(dir);
+}

@@ -1,0 +1,41 @@
+export { fsyncDirectory, writeFileAtomic, writeFileAtomicInBackground } from './atomic-write.ts';
+export { BackgroundCheckpointWriter } from './background.ts';
+export type { Manifest, ManifestFile } from './format.ts';
+export {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_FORMAT_VERSION,
+  CheckpointError,
+  MANIFEST,
+  MODEL_FILE,
+  modelShardFile,
+  optimizerFile,
+  STEP_DIR,
+  stepDirName,
+  TRAINER_STATE,
+} from './format.ts';
+export { decodePayload, encodePayload, encodePayloadInBackground, PAYLOAD_CODEC } from './payload.ts';
+export type { LoadedCheckpoint, World } from './read.ts';
+export { EVERY_RANK, readCheckpoint, readLatestCheckpoint } from './read.ts';
+export type { StateHolder, TensorSnapshot } from './tensors.ts';
+export {
+  encodeOptimizerState,
+  float32Values,
+  hostCopies,
+  int32Values,
+  restoreOptimizerState,
+  snapshotOptimizerState,
+  snapshotTensors,
+} from './tensors.ts';
+export type { CheckpointFile, CheckpointHooks, PendingCheckpointFile, SaveOptions } from './write.ts';
+export {
+  commitCheckpoint,
+  listCheckpoints,
+  openTemporaryDir,
+  pruneCheckpoints,
+  sealManifest,
+  sha256,
+  sha256InBackground,
+  writeCheckpoint,
+  writeCheckpointInBackground,
+  writeFiles,
+} from './write.ts';
