@@ -68,6 +68,11 @@ export interface AdaptivePlannerArgs {
    * first plan: later plans keep it (the state exists by then).
    */
   state?: { choices: readonly StateChoice[]; groups: readonly StateGroup[]; optimizer: OptimizerPlugin };
+  /**
+   * Variable-length (packed) batches: plan per bucket of lengths, for the bucket's longest (`Replanner`). No flag
+   * sets it yet: nothing in the trainer makes variable-length batches.
+   */
+  lengthBuckets?: readonly number[];
   log?: (line: string) => void;
 }
 
@@ -80,7 +85,7 @@ export class AdaptivePlanner extends Replanner<MadePlan> {
   private readonly args: AdaptivePlannerArgs;
 
   constructor(args: AdaptivePlannerArgs) {
-    super(args.budget);
+    super(args.budget, args.lengthBuckets);
     this.args = args;
     this.space = spaceFor(
       args.spec,
@@ -90,8 +95,9 @@ export class AdaptivePlanner extends Replanner<MadePlan> {
   }
 
   /** Solve for `seq` under the current budget (calibrating first when this shape was not measured). */
-  async make(step: number, seq: number, reason: PlanReason, detail: string): Promise<MadePlan> {
+  async make(step: number, length: number, reason: PlanReason, detail: string): Promise<MadePlan> {
     const { config, batch, backend, fixed } = this.args;
+    const seq = this.planLength(length);
     // Bytes do not depend on costs: an impossible budget fails here, before any calibration.
     const groups = this.args.state?.groups;
     const bytesOnly = {

@@ -74,10 +74,30 @@ export abstract class Replanner<Made extends MadePlanBase> {
   current: Made | undefined;
   /** The budget the run was given. */
   readonly givenBudget: number;
+  /** Upper sequence lengths of the length buckets, ascending (empty: a plan per exact length). */
+  readonly lengthBuckets: readonly number[];
 
-  constructor(budget: number) {
+  /**
+   * `lengthBuckets`: for variable-length (packed) batches, plan once per bucket of lengths, for the bucket's longest
+   * (a plan that fits T fits every shorter length: activation bytes grow with T), instead of at every new length.
+   */
+  constructor(budget: number, lengthBuckets: readonly number[] = []) {
+    for (const [i, b] of lengthBuckets.entries()) {
+      if (!(Number.isInteger(b) && b >= 1) || (i > 0 && b <= lengthBuckets[i - 1]!)) {
+        throw new InputError(
+          `length buckets ${JSON.stringify(lengthBuckets)}: bucket ${JSON.stringify(b)} is not an integer above the one before it: give ascending sequence lengths ≥ 1`,
+          'E_CONFIG',
+        );
+      }
+    }
     this.givenBudget = budget;
     this.budget = budget;
+    this.lengthBuckets = lengthBuckets;
+  }
+
+  /** The sequence length to plan for: the top of `seq`'s bucket (`seq` itself without buckets or past the last). */
+  planLength(seq: number): number {
+    return this.lengthBuckets.find((b) => b >= seq) ?? seq;
   }
 
   /** Solve for `seq` under `this.budget`, set `current` and log the plan. */
@@ -86,11 +106,17 @@ export abstract class Replanner<Made extends MadePlanBase> {
   /** The engine options of the current plan. */
   abstract engineOptions(): ReplanOptions;
 
-  /** Before a step: re-plan when its sequence length differs from the plan's. */
+  /**
+   * Before a step: re-plan when its sequence length differs from the plan's (with length buckets: when it falls in
+   * another bucket, reason `length-bucket`).
+   */
   async beforeStep(engine: ReplannableEngine, step: number, seq: number): Promise<void> {
     const cur = this.current!;
-    if (cur.seq === seq) return;
-    await this.make(step, seq, 'sequence-length', `seq ${cur.seq} → ${seq}`);
+    const target = this.planLength(seq);
+    if (cur.seq === target) return;
+    if (this.lengthBuckets.length === 0)
+      await this.make(step, seq, 'sequence-length', `seq ${cur.seq} → ${seq}`);
+    else await this.make(step, target, 'length-bucket', `seq ${seq}: bucket ≤ ${target} (was ≤ ${cur.seq})`);
     engine.replan(this.engineOptions());
   }
 

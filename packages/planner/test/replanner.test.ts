@@ -13,8 +13,11 @@ import {
 /** A planner whose plans predict `peakAt(budget)`: enough to follow the budget it is handed. */
 class FakePlanner extends Replanner<{ predictedPeakBytes: number; seq: number }> {
   readonly made: Array<[number, PlanReason, number]> = [];
-  async make(step: number, seq: number, reason: PlanReason, _detail = '') {
+  readonly details: string[] = [];
+  async make(step: number, length: number, reason: PlanReason, detail = '') {
+    const seq = this.planLength(length);
     this.made.push([step, reason, this.budget]);
+    this.details.push(detail);
     this.current = { predictedPeakBytes: Math.min(this.budget, 100 * seq), seq };
     return this.current;
   }
@@ -73,6 +76,43 @@ describe('Replanner', () => {
         throw new Error('loss is NaN');
       }),
     ).rejects.toThrow('loss is NaN');
+  });
+});
+
+describe('length buckets (packed variable-length batches)', () => {
+  it('plans once per bucket, for its longest length, and re-plans when a batch falls in another bucket', async () => {
+    const p = new FakePlanner(1e9, [128, 256, 512]);
+    const replans: ReplanOptions[] = [];
+    const engine = { replan: (o: ReplanOptions) => replans.push(o), updatesThisStep: 0 };
+    await p.make(1, 100, 'start');
+    expect(p.current!.seq).toBe(128);
+    // Lengths of packed batches, step by step; the plan's length is the top of each one's bucket.
+    const lengths = [97, 128, 130, 200, 60, 511, 700];
+    for (const [i, t] of lengths.entries()) await p.beforeStep(engine, i + 2, t);
+    expect(p.made.map(([step, reason]) => [step, reason])).toEqual([
+      [1, 'start'],
+      [4, 'length-bucket'], // 130: bucket ≤ 256
+      [6, 'length-bucket'], // 60: back to ≤ 128
+      [7, 'length-bucket'], // 511: ≤ 512
+      [8, 'length-bucket'], // 700: past the last bucket, its own length
+    ]);
+    expect(p.details.slice(1)).toEqual([
+      'seq 130: bucket ≤ 256 (was ≤ 128)',
+      'seq 60: bucket ≤ 128 (was ≤ 256)',
+      'seq 511: bucket ≤ 512 (was ≤ 128)',
+      'seq 700: bucket ≤ 700 (was ≤ 512)',
+    ]);
+    expect(p.current!.seq).toBe(700);
+    expect(replans).toHaveLength(4);
+    // Without buckets: a plan per exact length, as before.
+    const exact = new FakePlanner(1e9);
+    await exact.make(1, 100, 'start');
+    await exact.beforeStep(engine, 2, 101);
+    expect(exact.made.at(-1)!.slice(0, 2)).toEqual([2, 'sequence-length']);
+    expect(exact.details.at(-1)).toBe('seq 100 → 101');
+    expect(() => new FakePlanner(1, [128, 64])).toThrow(
+      /bucket 64 is not an integer above the one before it/,
+    );
   });
 });
 
