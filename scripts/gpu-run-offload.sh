@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Issue 17's H200 goals for offload, in one device call on WebGPU (Dawn/Vulkan; an NVIDIA GPU, no Node):
-#   bash scripts/gpu-run-offload.sh   (2026-12-03 s3: STEPS=4 RUN_LIMIT=75 BASE_TS= EXTRA_BATCHES=4, the 1.5 GiB goal only)
+#   bash scripts/gpu-run-offload.sh   (2026-12-03 s3, the 1.5 GiB goal only: STEPS=3 RUN_LIMIT=55 BASE_TS= ;
+#   bench/results/2026-12-03-s3-offload-h200.json). That device call, with this script and the bundle in .device/planner/
+#   (carry .device/planner .device/node.xz .gl): STEPS=3 RUN_LIMIT=55 BASE_TS= BUNDLE=.device/planner/bundle.tar.xz
+#   OUT=/tmp/ko bash .device/planner/gpu-run-offload.sh
 # Needs, carried beside the repo: .gl/libvulkan1_*.deb, .device/node.xz (this machine's node, xz), $BUNDLE (default
 # .device/bundle.tar.xz: `pnpm bundle DIR/bundle-dir` + `tar -C DIR -cJf … bundle-dir`). Writes under $OUT:
 #   offload.json  every run below (peak device bytes in use, tokens/s, losses) and the goals checked:

@@ -4,7 +4,16 @@ import { defaultChunks, mst } from '@kstar/act-mst';
 import type { ActivationStrategy, ModelOps, ReplanOptions, SavedTensorCodec } from '@kstar/core';
 import { type ActivationBackend, type GPTConfig, predictActivationBreakdown } from '@kstar/gpt';
 import { offloadCodec, offloadEffective } from '@kstar/offload';
-import type { PlanProblem, SegmentPrediction } from '@kstar/planner';
+import {
+  type DecodedSegmentPlan,
+  decodeSegmentPlan,
+  type PlanProblem,
+  type SegmentOption,
+  type StepCosts as SegmentStepCosts,
+  segmentRows,
+  segmentSlots,
+  storesInput,
+} from '@kstar/planner';
 import type { ActivationSpec, FixedBytes } from './activations.ts';
 import type { StateChoice, StateGroup } from './plan-state.ts';
 
@@ -14,13 +23,8 @@ export type Store = 'float32' | CompressFormat | 'offload';
 /** The model ops of a plan: the model's own, selective attention recompute, or MsT chunking (defaults × factor). */
 export type OpsChoice = { kind: 'plain' } | { kind: 'selective' } | { kind: 'mst'; factor: number };
 
-/** One option of a slot: a boundary between two stages (cut there, and how the next input is kept), or the ops. */
-export type PlanOption = { label: string } & (
-  | { slot: 'boundary'; cut: false }
-  | { slot: 'boundary'; cut: true; store: Store }
-  | { slot: 'ops'; ops: OpsChoice }
-  | { slot: 'state'; choice: StateChoice }
-);
+/** One option of a slot: a boundary (cut there, and how the next input is kept), the ops, or a state placement. */
+export type PlanOption = SegmentOption<OpsChoice, StateChoice>;
 
 /** What the planner may use: the strategies of `--activations`, or (none given) every one. */
 export interface PlanSpace {
@@ -64,30 +68,20 @@ export function mstChunks(config: GPTConfig, rows: number, factor: number) {
   };
 }
 
-/** The slots: one per boundary between consecutive stages, the ops, then one per parameter group's state. */
+/** The slots (see `segmentSlots` of @kstar/planner): the GPT's S − 1 boundaries, its ops, the state groups. */
 export function planSlots(config: GPTConfig, space: PlanSpace, groups: readonly StateGroup[] = []) {
-  const nStages = config.nLayer + 2;
-  const stores: Store[] = ['float32', ...space.compress, ...(space.offload ? (['offload'] as const) : [])];
-  const boundary: PlanOption[] = [{ slot: 'boundary', cut: false, label: 'keep' }];
-  if (space.checkpoint)
-    for (const store of stores)
-      boundary.push({
-        slot: 'boundary',
-        cut: true,
-        store,
-        label: store === 'float32' ? 'ckpt' : `ckpt+${store}`,
-      });
-  const ops: PlanOption[] = [{ slot: 'ops', ops: { kind: 'plain' }, label: 'plain' }];
-  if (space.selective) ops.push({ slot: 'ops', ops: { kind: 'selective' }, label: 'selective' });
+  const ops: { label: string; ops: OpsChoice }[] = [{ ops: { kind: 'plain' }, label: 'plain' }];
+  if (space.selective) ops.push({ ops: { kind: 'selective' }, label: 'selective' });
   if (space.mst)
-    for (const factor of MST_FACTORS)
-      ops.push({ slot: 'ops', ops: { kind: 'mst', factor }, label: `mst×${factor}` });
-  const state: PlanOption[] = space.state.map((choice) => ({ slot: 'state', choice, label: choice }));
-  return [
-    ...Array.from({ length: nStages - 1 }, (_, b) => ({ name: `boundary ${b}|${b + 1}`, options: boundary })),
-    { name: 'ops', options: ops },
-    ...(space.state.length > 1 ? groups.map((g) => ({ name: `state ${g.name}`, options: state })) : []),
-  ];
+    for (const factor of MST_FACTORS) ops.push({ ops: { kind: 'mst', factor }, label: `mst×${factor}` });
+  return segmentSlots<OpsChoice, StateChoice>({
+    nStages: config.nLayer + 2,
+    cut: space.checkpoint,
+    stores: [...space.compress, ...(space.offload ? (['offload'] as const) : [])],
+    ops,
+    state: space.state,
+    groups: groups.map((g) => g.name),
+  });
 }
 
 /** The ops slot's options. */
@@ -96,14 +90,7 @@ export function opsOptions(config: GPTConfig, space: PlanSpace): readonly PlanOp
 }
 
 /** Measured milliseconds the time model needs (see `plan-calibrate.ts`). */
-export interface StepCosts {
-  /** Per ops label: forward ms and forward+backward ms of each stage. */
-  stages: Record<string, { forward: number[]; forwardBackward: number[] }>;
-  /** Per store: ms to store and bring back one [B, T, D] input (0 for float32). */
-  store: Record<Store, number>;
-  /** Per parameter group (state slots only): ms of its updates with each state placement. */
-  state?: Array<Partial<Record<StateChoice, number>>>;
-}
+export type StepCosts = SegmentStepCosts<StateChoice> & { store: Record<Store, number> };
 
 /** Costs of 0 ms everywhere: for questions about bytes alone (is any plan under the budget?). */
 export function zeroCosts(config: GPTConfig, space: PlanSpace): StepCosts {
@@ -114,42 +101,11 @@ export function zeroCosts(config: GPTConfig, space: PlanSpace): StepCosts {
 }
 
 /** A decoded assignment: what the engine runs. */
-export interface DecodedPlan {
-  mode: 'full' | 'segmented';
-  segments: number[][];
-  stores: Store[];
-  ops: OpsChoice;
-  opsLabel: string;
-  /** Per parameter group: where its optimizer state lives (empty without state slots). */
-  states: StateChoice[];
-}
+export type DecodedPlan = Omit<DecodedSegmentPlan<OpsChoice, StateChoice>, 'stores'> & { stores: Store[] };
 
 /** `segmentedOnly`: the optimizer updates inside the backward pass (LOMO), so one segment is segmented mode too. */
 export function decode(assignment: readonly PlanOption[], segmentedOnly = false): DecodedPlan {
-  const segments: number[][] = [[0]];
-  const stores: Store[] = ['float32'];
-  let ops: OpsChoice = { kind: 'plain' };
-  let opsLabel = 'plain';
-  const states: StateChoice[] = [];
-  let stage = 0;
-  for (const o of assignment) {
-    if (o.slot === 'state') {
-      states.push(o.choice);
-      continue;
-    }
-    if (o.slot === 'ops') {
-      ops = o.ops;
-      opsLabel = o.label;
-      continue;
-    }
-    stage++;
-    if (o.cut) {
-      segments.push([stage]);
-      stores.push(o.store);
-    } else segments[segments.length - 1]!.push(stage);
-  }
-  const mode = segments.length === 1 && !segmentedOnly ? 'full' : 'segmented';
-  return { mode, segments, stores, ops, opsLabel, states };
+  return decodeSegmentPlan(assignment, segmentedOnly) as DecodedPlan;
 }
 
 export interface ProblemArgs {
@@ -187,11 +143,9 @@ export function evaluatePlan(args: ProblemArgs, plan: DecodedPlan) {
   const { config, batch, seq, backend, fixed, costs } = args;
   const shape = [batch, seq, config.nEmbd];
   const segmented = plan.mode === 'segmented';
-  const nseg = plan.segments.length;
   // Inputs of segments 1 … S−2 are stored; segment 0's is the tokens and the last one's is read back at once.
-  const stored = (s: number) => segmented && s > 0 && s < nseg - 1;
   const saved = plan.stores.map((st, s) =>
-    stored(s) ? storeBytes(st, shape) : storeBytes('float32', shape),
+    storesInput(plan, s) ? storeBytes(st, shape) : storeBytes('float32', shape),
   );
   const act = predictActivationBreakdown(config, {
     batch,
@@ -212,32 +166,7 @@ export function evaluatePlan(args: ProblemArgs, plan: DecodedPlan) {
     act.total +
     (segmented ? fixed.waitingGrads(plan.segments) : 0) +
     (fixed.accumulatedGrads ?? 0);
-  const c = costs.stages[plan.opsLabel]!;
-  const segmentsOut: SegmentPrediction[] = plan.segments.map((seg, s) => {
-    let ms = 0;
-    for (const i of seg) ms += c.forwardBackward[i]! + (segmented && s < nseg - 1 ? c.forward[i]! : 0);
-    const store = stored(s) ? plan.stores[s]! : 'float32';
-    if (stored(s)) ms += costs.store[store];
-    const what =
-      nseg === 1
-        ? 'keep all'
-        : s === 0
-          ? 'input: tokens'
-          : `${store === 'float32' ? 'ckpt' : `ckpt+${store}`}`;
-    return {
-      choice: `stages ${seg[0]}-${seg[seg.length - 1]} ${what} ${plan.opsLabel}`,
-      predictedBytes: s === 0 ? 0 : saved[s]!,
-      predictedMs: ms,
-    };
-  });
-  for (const [k, g] of groups.entries()) {
-    const choice = plan.states[k]!;
-    segmentsOut.push({
-      choice: `state ${g.name} ${choice}`,
-      predictedBytes: g.bytes[choice],
-      predictedMs: costs.state?.[k]?.[choice] ?? 0,
-    });
-  }
+  const segmentsOut = segmentRows(plan, costs, saved, groups);
   return {
     bytes,
     activationBytes: act.total,

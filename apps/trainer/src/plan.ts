@@ -1,19 +1,16 @@
 import { freemem } from 'node:os';
-import {
-  InputError,
-  type OptimizerPlugin,
-  type StepResult,
-  type TrainingEngine,
-  TrainingError,
-} from '@kstar/core';
+import { InputError, type OptimizerPlugin } from '@kstar/core';
 import { type ActivationBackend, createGPT, type GPTConfig, type GPTModel } from '@kstar/gpt';
 import {
+  autoBudget as budgetFromFree,
   type Calibration,
   InfeasibleBudgetError,
   PlanLog,
   type PlanProblem,
   type PlanReason,
   type PlanRecord,
+  pinProblem,
+  Replanner,
   type Solution,
   solve,
 } from '@kstar/planner';
@@ -41,11 +38,6 @@ import {
 } from './plan-space.ts';
 import { type StateChoice, type StateGroup, stateGroups, usableStateChoices } from './plan-state.ts';
 import type { PreparedRun } from './train.ts';
-
-/** A measured step peak above the prediction by more than this fraction triggers a re-plan. */
-export const OVERSHOOT_MARGIN = 0.05;
-/** After an out-of-memory error the budget shrinks to this fraction of the failed plan's prediction. */
-export const OOM_SHRINK = 0.8;
 
 /** A plan made for a sequence length, with what the engine needs and the record written into the report. */
 export interface MadePlan {
@@ -76,58 +68,25 @@ export interface AdaptivePlannerArgs {
    * first plan: later plans keep it (the state exists by then).
    */
   state?: { choices: readonly StateChoice[]; groups: readonly StateGroup[]; optimizer: OptimizerPlugin };
+  /**
+   * Variable-length (packed) batches: plan per bucket of lengths, for the bucket's longest (`Replanner`). No flag
+   * sets it yet: nothing in the trainer makes variable-length batches.
+   */
+  lengthBuckets?: readonly number[];
   log?: (line: string) => void;
 }
 
-/** The problem with each slot's options narrowed to the pinned label (InputError when a label is not an option). */
-function pinned(
-  problem: PlanProblem<PlanOption>,
-  pin: readonly string[] | undefined,
-): PlanProblem<PlanOption> {
-  if (!pin) return problem;
-  if (pin.length !== problem.slots.length) {
-    throw new InputError(
-      `pinned plan has ${pin.length} choices for ${problem.slots.length} slots: give one per slot`,
-      'E_CONFIG',
-    );
-  }
-  return {
-    ...problem,
-    slots: problem.slots.map((s, i) => {
-      const options = s.options.filter((o) => o.label === pin[i]);
-      if (options.length === 0) {
-        throw new InputError(
-          `pinned plan: '${pin[i]}' is not an option of ${s.name}: use one of ${s.options.map((o) => o.label).join(', ')}`,
-          'E_CONFIG',
-        );
-      }
-      return { ...s, options };
-    }),
-  };
-}
-
-/** True for errors that mean the device (or the wasm heap) ran out of memory. */
-export function isOutOfMemory(e: unknown): boolean {
-  const m = e instanceof Error ? `${e.name} ${e.message}` : String(e);
-  return /out of (GPU )?memory|OutOfMemory|Cannot enlarge memory|allocation failed/i.test(m);
-}
-
 /**
- * Adaptive memory redistribution for one run: plans at the start, and again when the sequence length changes,
- * when a step's measured peak exceeds the prediction by more than `OVERSHOOT_MARGIN`, and on an out-of-memory
- * error (then the same step is retried with the same batch). Every plan is logged with its reason.
+ * The GPT's planner for one run: the problem of `plan-space.ts` solved under the budget, calibrated on a probe
+ * model; when to re-plan (sequence length, measured peak, out of memory) is `Replanner`'s (@kstar/planner).
  */
-export class AdaptivePlanner {
-  readonly log = new PlanLog();
+export class AdaptivePlanner extends Replanner<MadePlan> {
   readonly space: PlanSpace;
-  /** The budget plans are solved against (tightened after an overshoot or an out-of-memory error). */
-  budget: number;
-  current: MadePlan | undefined;
   private readonly args: AdaptivePlannerArgs;
 
   constructor(args: AdaptivePlannerArgs) {
+    super(args.budget, args.lengthBuckets);
     this.args = args;
-    this.budget = args.budget;
     this.space = spaceFor(
       args.spec,
       args.backend,
@@ -136,8 +95,9 @@ export class AdaptivePlanner {
   }
 
   /** Solve for `seq` under the current budget (calibrating first when this shape was not measured). */
-  async make(step: number, seq: number, reason: PlanReason, detail: string): Promise<MadePlan> {
+  async make(step: number, length: number, reason: PlanReason, detail: string): Promise<MadePlan> {
     const { config, batch, backend, fixed } = this.args;
+    const seq = this.planLength(length);
     // Bytes do not depend on costs: an impossible budget fails here, before any calibration.
     const groups = this.args.state?.groups;
     const bytesOnly = {
@@ -222,7 +182,7 @@ export class AdaptivePlanner {
 
   /** The problem with `pin` applied, and the state slots narrowed to the first plan's placement (it exists). */
   private narrowed(problem: PlanProblem<PlanOption>): PlanProblem<PlanOption> {
-    const p = pinned(problem, this.args.pin);
+    const p = pinProblem(problem, this.args.pin);
     const states = this.log.plans[0] ? this.current!.plan.states : [];
     if (states.length === 0) return p;
     let k = 0;
@@ -278,59 +238,6 @@ export class AdaptivePlanner {
     const c = this.current!;
     return engineOptionsOf(this.args.config, this.args.batch, c.seq, c.plan);
   }
-
-  /** Before a step: re-plan when its sequence length differs from the plan's. */
-  async beforeStep(engine: TrainingEngine, step: number, seq: number): Promise<void> {
-    const cur = this.current!;
-    if (cur.seq === seq) return;
-    await this.make(step, seq, 'sequence-length', `seq ${cur.seq} → ${seq}`);
-    engine.replan(this.engineOptions());
-  }
-
-  /** After a step: a measured peak above the prediction by more than the margin tightens the budget and re-plans. */
-  async afterStep(engine: TrainingEngine, r: StepResult, nextStep: number): Promise<void> {
-    const cur = this.current!;
-    if (r.peakBytes <= cur.predictedPeakBytes * (1 + OVERSHOOT_MARGIN)) return;
-    const over = r.peakBytes - cur.predictedPeakBytes;
-    this.budget = Math.min(this.budget, this.args.budget) - over;
-    await this.make(
-      nextStep,
-      cur.seq,
-      'measured-peak',
-      `step ${r.step} measured ${r.peakBytes.toLocaleString('en-US')} bytes, predicted ${Math.round(cur.predictedPeakBytes).toLocaleString('en-US')}`,
-    );
-    engine.replan(this.engineOptions());
-  }
-
-  /**
-   * Run a step; on an out-of-memory error before any parameter was updated, re-plan tighter and run the same step
-   * again (the caller's `run` must use the same batch). An out-of-memory error after updates began cannot be
-   * retried exactly: it is rethrown as a TrainingError that says so.
-   */
-  async guard(engine: TrainingEngine, step: number, run: () => Promise<StepResult>): Promise<StepResult> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await run();
-      } catch (e) {
-        if (!isOutOfMemory(e) || attempt > 4) throw e;
-        if (engine.updatesThisStep > 0) {
-          throw new TrainingError(
-            step,
-            `step ${step}: out of memory after ${engine.updatesThisStep} parameter updates: the step cannot be retried exactly; lower --memory-budget and resume`,
-          );
-        }
-        const cur = this.current!;
-        this.budget = cur.predictedPeakBytes * OOM_SHRINK;
-        await this.make(
-          step,
-          cur.seq,
-          'out-of-memory',
-          `attempt ${attempt}: ${(e as Error).message.split('\n')[0]}`,
-        );
-        engine.replan(this.engineOptions());
-      }
-    }
-  }
 }
 
 /**
@@ -370,17 +277,13 @@ export function plannerFor(
   });
 }
 
-/** Fraction of free memory `--memory-budget auto` leaves unused (allocator slack, the runtime, other processes). */
-export const AUTO_MARGIN = 0.1;
-
 /**
- * `--memory-budget auto`: the free memory of where tensors live, minus `AUTO_MARGIN`. cpu: free host memory; wasm:
+ * `--memory-budget auto`: the free memory of where tensors live, minus `AUTO_MARGIN` (@kstar/planner). cpu: free host memory; wasm:
  * that, at most the 4 GiB a wasm32 heap can grow to; GPU backends: WebGPU reports no device memory size, so free
  * host memory stands in for it (exact on unified-memory machines, an overestimate on a discrete GPU with less).
  */
 export function autoBudget(backend: string, freeBytes: number): number {
-  const free = backend === 'wasm' ? Math.min(freeBytes, WASM_HEAP_MAX_BYTES) : freeBytes;
-  return Math.floor(free * (1 - AUTO_MARGIN));
+  return budgetFromFree(freeBytes, backend === 'wasm' ? WASM_HEAP_MAX_BYTES : undefined);
 }
 
 /** The current plan in the shape the trainer's report and log use (`PlannedActivations`). */

@@ -1,7 +1,7 @@
 import type { SegmentPrediction, Solution } from './problem.ts';
 
 /** Why a plan was made. */
-export type PlanReason = 'start' | 'sequence-length' | 'measured-peak' | 'out-of-memory';
+export type PlanReason = 'start' | 'sequence-length' | 'length-bucket' | 'measured-peak' | 'out-of-memory';
 
 /** One plan made during a run, as written into the report (`plans: [...]`). */
 export interface PlanRecord {
