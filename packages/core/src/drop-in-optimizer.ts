@@ -284,9 +284,9 @@ export class DropInOptimizer<P extends DropInPlugin = DropInPlugin> extends tf.O
     const lr = options.lr as number | undefined;
     delete options.initialLearningRate;
     if (lr0 !== undefined) options.lr = lr0;
-    const optimizer = new (cls as unknown as new (o: Record<string, unknown>) => T)(options);
-    if (lr0 !== undefined && lr != null && lr !== lr0) {
-      (optimizer as unknown as DropInOptimizer).learningRate = lr;
+    const optimizer = new cls(options);
+    if (lr0 !== undefined && lr != null && lr !== lr0 && optimizer instanceof DropInOptimizer) {
+      optimizer.learningRate = lr;
     }
     return optimizer;
   }

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 
-// The toy staged model and optimizers live in the test kit (shared with the plugins' tests); core reaches it by path because
-// @kstar/testkit depends on @kstar/core.
+// The toy staged model, toy optimizers and callUntyped live in the test kit (shared with the plugins' tests); core
+// reaches them by path because @kstar/testkit depends on @kstar/core.
+export { callUntyped } from '../../../testkit/src/option-checks.ts';
 export { momentum, sgd } from '../../../testkit/src/toy-optimizers.ts';
 export { randomBatch, toyModel } from '../../../testkit/src/toy-staged-model.ts';
 

@@ -1,24 +1,19 @@
 import { InputError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it, vi } from 'vitest';
-import { defineKernel, registerKstarKernels, selectBackend } from '../src/index.ts';
+import { cpuFloats, defineKernel, registerKstarKernels, selectBackend } from '../src/index.ts';
 
 /** A toy kernel: y = 3x, with a cpu implementation only; the fallback adds a marker so paths are told apart. */
 const calls = { cpu: 0, fallback: 0 };
-const triple = defineKernel<{ x: tf.Tensor }, tf.Tensor>({
+const triple = defineKernel<{ x: tf.Tensor }, tf.Tensor, { x: tf.TensorInfo }>({
   name: 'KstarTestTriple',
   backends: {
-    cpu: ({ inputs, backend }) => {
+    cpu: ({ inputs: { x }, backend }) => {
       calls.cpu++;
-      const b = backend as unknown as {
-        data: { get(id: tf.DataId): { values: Float32Array } };
-        makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-      };
-      const x = inputs.x as tf.TensorInfo;
-      return b.makeTensorInfo(
+      return backend.makeTensorInfo(
         x.shape,
         'float32',
-        b.data.get(x.dataId).values.map((v) => 3 * v),
+        cpuFloats(backend, x).map((v) => 3 * v),
       );
     },
   },
