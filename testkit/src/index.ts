@@ -31,6 +31,7 @@ export {
   itRejectsBadOptions,
 } from './option-checks.ts';
 export { randn, randn32, rng } from './random.ts';
+export { sgdPlugin } from './sgd.ts';
 export { expectStateBytesMeasured, goldenRole } from './state-bytes.ts';
 export type { StateBits } from './toy-regression.ts';
 export { bits, evalLoss, fitSteps, regressionData, regressionModel, stateBits } from './toy-regression.ts';
