@@ -32,6 +32,7 @@ export {
   itRejectsBadOptions,
 } from './option-checks.ts';
 export { randn, randn32, rng } from './random.ts';
+export { sgdPlugin } from './sgd.ts';
 export { expectStateBytesMeasured, goldenRole } from './state-bytes.ts';
 export { momentum, sgd } from './toy-optimizers.ts';
 export type { StateBits } from './toy-regression.ts';

@@ -1,6 +1,6 @@
 import { checkpoint } from '@kstar/act-checkpoint';
 import { compress } from '@kstar/act-compress';
-import { InputError, PluginConflictError, TrainingEngine } from '@kstar/core';
+import { type ActivationStrategy, InputError, PluginConflictError, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
 import { adamw } from '@kstar/optim-adamw';
@@ -62,41 +62,16 @@ describe('activation strategies on the engine (tiny, wasm)', () => {
   it('two plans or two codecs are a PluginConflictError; a plan or a codec in full mode is an InputError', () => {
     const model = createGPT(config, { seed: 1 });
     const opt = adamw();
-    expect(
-      () =>
-        new TrainingEngine(model, {
-          optimizer: opt,
-          mode: 'segmented',
-          activations: [checkpoint({ plan: 'every' }), checkpoint({ plan: 'sqrt' })],
-        }),
-    ).toThrow(PluginConflictError);
-    expect(
-      () =>
-        new TrainingEngine(model, {
-          optimizer: opt,
-          mode: 'segmented',
-          activations: [compress({ format: 'bf16' }), compress({ format: 'int8' })],
-        }),
-    ).toThrow(PluginConflictError);
-    expect(
-      () =>
-        new TrainingEngine(model, {
-          optimizer: opt,
-          mode: 'segmented',
-          activations: [checkpoint({ selective: true }), checkpoint({ plan: 'selective' })],
-        }),
-    ).toThrow(PluginConflictError);
-    expect(
-      () =>
-        new TrainingEngine(model, {
-          optimizer: opt,
-          mode: 'full',
-          activations: [checkpoint({ plan: 'sqrt' })],
-        }),
-    ).toThrow(InputError);
-    expect(
-      () => new TrainingEngine(model, { optimizer: opt, mode: 'full', activations: [compress()] }),
-    ).toThrow(InputError);
+    const engineWith = (mode: 'full' | 'segmented', activations: ActivationStrategy[]) => () =>
+      new TrainingEngine(model, { optimizer: opt, mode, activations });
+    const twoPlans = [checkpoint({ plan: 'every' }), checkpoint({ plan: 'sqrt' })];
+    expect(engineWith('segmented', twoPlans)).toThrow(PluginConflictError);
+    const twoCodecs = [compress({ format: 'bf16' }), compress({ format: 'int8' })];
+    expect(engineWith('segmented', twoCodecs)).toThrow(PluginConflictError);
+    const selectiveTwice = [checkpoint({ selective: true }), checkpoint({ plan: 'selective' })];
+    expect(engineWith('segmented', selectiveTwice)).toThrow(PluginConflictError);
+    expect(engineWith('full', [checkpoint({ plan: 'sqrt' })])).toThrow(InputError);
+    expect(engineWith('full', [compress()])).toThrow(InputError);
     model.dispose();
   });
 

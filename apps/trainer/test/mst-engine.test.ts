@@ -1,24 +1,13 @@
 import { mst } from '@kstar/act-mst';
-import { type OptimizerPlugin, SPECIFICATION_VERSION, TrainingEngine } from '@kstar/core';
+import { TrainingEngine } from '@kstar/core';
 import { createGPT, GPT_PRESETS, type GPTModel } from '@kstar/gpt';
+import { sgdPlugin } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relErr } from './mst-helpers.ts';
 
 /** Plain SGD: enough to take a step; the gradient checks use computeGradients (no update). */
-const sgd: OptimizerPlugin = {
-  specificationVersion: SPECIFICATION_VERSION,
-  kind: 'optimizer',
-  name: 'sgd',
-  describe: () => ({ lr: 1e-3 }),
-  init: () => ({}),
-  update: (p, g) => {
-    const next = tf.tidy(() => tf.sub(p, tf.mul(g, 1e-3)));
-    p.assign(next);
-    next.dispose();
-  },
-  stateBytes: () => 0,
-};
+const sgd = sgdPlugin(1e-3);
 
 function batchOf(B: number, T: number, V: number) {
   const tok = (salt: number) => {

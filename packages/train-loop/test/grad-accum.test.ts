@@ -1,10 +1,5 @@
-import {
-  type Batch,
-  type OptimizerPlugin,
-  SPECIFICATION_VERSION,
-  type StagedModel,
-  TrainingEngine,
-} from '@kstar/core';
+import { type Batch, type StagedModel, TrainingEngine } from '@kstar/core';
+import { sgdPlugin } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { expect, it } from 'vitest';
 import { accumulatedGradBytes, GradAccumulation } from '../src/index.ts';
@@ -29,18 +24,6 @@ function linearModel(): StagedModel {
   };
 }
 
-function sgd(lr: number): OptimizerPlugin {
-  return {
-    specificationVersion: SPECIFICATION_VERSION,
-    kind: 'optimizer',
-    name: 'sgd',
-    describe: () => ({ lr }),
-    init: () => ({}),
-    update: (param, grad) => tf.tidy(() => void param.assign(tf.sub(param, tf.mul(grad, lr)))),
-    stateBytes: () => 0,
-  };
-}
-
 /** 4 rows of 5 tokens, and the same rows as two micro-batches of 2. */
 function batches(): { whole: Batch; micro: Batch[] } {
   const inputs = tf.randomUniform([4, 5], 0, V, 'int32', 3);
@@ -56,12 +39,12 @@ const dispose = (m: StagedModel, b: ReturnType<typeof batches>) =>
 it('2 micro-batches of 2 rows make the update and the loss of one step on the 4 rows; nothing is left over', async () => {
   const b = batches();
   const reference = linearModel();
-  const big = await new TrainingEngine(reference, { optimizer: sgd(0.1) }).trainStep(b.whole);
+  const big = await new TrainingEngine(reference, { optimizer: sgdPlugin(0.1) }).trainStep(b.whole);
   const model = linearModel();
   const before = tf.memory().numTensors;
   const accumulation = new GradAccumulation(2);
   const engine = new TrainingEngine(model, {
-    optimizer: accumulation.wrap(sgd(0.1)),
+    optimizer: accumulation.wrap(sgdPlugin(0.1)),
     onGradient: accumulation.onGradient,
   });
   const r = await accumulation.step(engine, b.micro, (last) => engine.trainStep(last));
@@ -95,7 +78,7 @@ it('with maxNorm: the update is min(1, X/(‖Σg/K‖ + 1e-6)) · Σg/K, as tf.g
   const model = linearModel();
   const accumulation = new GradAccumulation(2, { maxNorm });
   const engine = new TrainingEngine(model, {
-    optimizer: accumulation.wrap(sgd(0.1)),
+    optimizer: accumulation.wrap(sgdPlugin(0.1)),
     onGradient: accumulation.onGradient,
   });
   const r = await accumulation.step(engine, b.micro, (last) => engine.trainStep(last));

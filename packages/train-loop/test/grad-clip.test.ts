@@ -1,23 +1,17 @@
-import { type OptimizerPlugin, SPECIFICATION_VERSION } from '@kstar/core';
+import { sgdPlugin } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { expect, it } from 'vitest';
 import { scaledOptimizer } from '../src/index.ts';
 
-/** Plain SGD (w −= lr·g) that records the gradients it was given. */
-function recordingSgd(seen: number[][]): OptimizerPlugin {
-  return {
-    specificationVersion: SPECIFICATION_VERSION,
-    kind: 'optimizer',
-    name: 'sgd',
-    learningRate: 0.5,
-    describe: () => ({ lr: 0.5 }),
-    init: () => ({}),
-    stateBytes: () => 0,
-    update(param, grad) {
-      seen.push(Array.from(grad.dataSync()));
-      param.assign(tf.tidy(() => tf.sub(param, tf.mul(grad, this.learningRate!))));
-    },
+/** SGD at lr 0.5 that records the gradients it was given. */
+function recordingSgd(seen: number[][]) {
+  const inner = sgdPlugin(0.5);
+  const update = inner.update;
+  inner.update = (param, grad, state, step, part) => {
+    seen.push(Array.from(grad.dataSync()));
+    update.call(inner, param, grad, state, step, part);
   };
+  return inner;
 }
 
 it('scaledOptimizer: updates see scale · grad (untouched at 1), hyper-parameters and name pass through', () => {
