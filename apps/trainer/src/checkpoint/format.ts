@@ -3,6 +3,9 @@
  * atomic directory write, verified read, sharded file names): what `trainer.json` holds. The format's names are
  * re-exported for the trainer's modules.
  */
+import type { SaveOptions } from '@kstar/checkpoint';
+import { KSTAR_VERSION } from '../version.ts';
+
 export type { Manifest, ManifestFile } from '@kstar/checkpoint';
 export {
   CHECKPOINT_FORMAT_VERSION,
@@ -25,3 +28,6 @@ export interface TrainerState {
   /** Training losses of steps 1..step (so a resumed report can show the whole curve). */
   losses: number[];
 }
+
+/** How the trainer keeps and signs its checkpoints (`--keep K`, K*'s version in the manifest). */
+export const saveOptions = (keep: number): SaveOptions => ({ keep, kstarVersion: KSTAR_VERSION });

@@ -4,7 +4,6 @@ import {
   readLatestCheckpoint as readLatestAny,
   type World,
 } from '@kstar/checkpoint';
-import { KSTAR_VERSION } from '../version.ts';
 import type { TrainerState } from './format.ts';
 
 export { EVERY_RANK, type World } from '@kstar/checkpoint';
@@ -22,6 +21,3 @@ export const readLatestCheckpoint = (
   warn: (line: string) => void,
   world?: World,
 ): LoadedCheckpoint => readLatestAny<TrainerState>(saveDir, warn, world);
-
-/** How the trainer keeps and signs its checkpoints (`--keep K`, K*'s version in the manifest). */
-export const saveOptions = (keep: number) => ({ keep, kstarVersion: KSTAR_VERSION });

@@ -16,8 +16,7 @@ import {
 import type { TrainingEngine } from '@kstar/core';
 import type { GPTModel } from '@kstar/gpt';
 import type { Split24Plugin } from '@kstar/master-split24';
-import type { TrainerState } from './format.ts';
-import { saveOptions } from './read.ts';
+import { saveOptions, type TrainerState } from './format.ts';
 import { encodeWeights, snapshotWeights } from './state.ts';
 
 /** What a checkpoint is made of: the engine (optimizer state), the model or split weights, the trainer's state. */

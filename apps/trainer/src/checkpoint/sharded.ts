@@ -24,8 +24,8 @@ import type { GPTModel } from '@kstar/gpt';
 import { type Split24Plugin, type Split24State, split24 } from '@kstar/master-split24';
 import type { ZeroPlugin, ZeroShardedTraining } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
-import type { TrainerState } from './format.ts';
-import { type LoadedCheckpoint, saveOptions } from './read.ts';
+import { saveOptions, type TrainerState } from './format.ts';
+import type { LoadedCheckpoint } from './read.ts';
 import { encodeWeights, pushSplitWords, splitWordsOf } from './state.ts';
 
 /**
