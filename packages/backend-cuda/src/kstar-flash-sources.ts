@@ -41,8 +41,9 @@ export const flashKernelName = (kind: 'fwd' | 'dq' | 'dk' | 'dv', hd: number, ti
 
 const PRELUDE = (hd: number, tile: number) => `static constexpr int HD = ${hd}, TILE = ${tile};`;
 
-/** Cooperative load of rows [r0, r0 + count) of src (rows of HD floats from row `base`) into dst. */
-const LOAD_TILE = `__device__ __forceinline__ void flashLoadTile(float* dst, const float* __restrict__ src, long long base,
+/** Integer min (no header or builtin needed under NVRTC); cooperative load of rows [r0, r0 + count) of src (rows of HD floats from row `base`) into dst. */
+const LOAD_TILE = `__device__ __forceinline__ int flashMin(int a, int b) { return a < b ? a : b; }
+__device__ __forceinline__ void flashLoadTile(float* dst, const float* __restrict__ src, long long base,
     int r0, int count) {
   const float* s = src + (base + r0) * HD;
   for (int e = threadIdx.x; e < count * HD; e += blockDim.x) dst[e] = s[e];
@@ -61,8 +62,8 @@ __device__ __forceinline__ float flashDot(const float* a, const float* b) {
 const QUERY_ROW = `const long long bh = blockIdx.y;
   const int q0 = blockIdx.x * blockDim.x, i = q0 + threadIdx.x;
   const int ic = i < Tq ? i : Tq - 1;
-  const int lim = min(off + ic, Tk - 1);
-  const int wlim = min(off + min(q0 + (int)blockDim.x, Tq) - 1, Tk - 1);
+  const int lim = flashMin(off + ic, Tk - 1);
+  const int wlim = flashMin(off + flashMin(q0 + (int)blockDim.x, Tq) - 1, Tk - 1);
   const long long qRow = (bh * Tq + ic) * HD;`;
 
 /**
@@ -83,12 +84,12 @@ extern "C" __global__ void ${name}(float* __restrict__ o, float* __restrict__ ls
   for (int c = 0; c < HD; ++c) { qr[c] = q[qRow + c] * scale; acc[c] = 0.f; }
   float m = -3.0e38f, l = 0.f; // below any score: the first key rescales by exp(−huge) = 0
   for (int k0 = 0; k0 <= wlim; k0 += TILE) {
-    const int count = min(TILE, wlim - k0 + 1);
+    const int count = flashMin(TILE, wlim - k0 + 1);
     __syncthreads(); // the previous tile is consumed
     flashLoadTile(Ks, k, bh * Tk, k0, count);
     flashLoadTile(Vs, v, bh * Tk, k0, count);
     __syncthreads();
-    const int jEnd = min(count, lim - k0 + 1); // the causal mask: keys past lim are never read
+    const int jEnd = flashMin(count, lim - k0 + 1); // the causal mask: keys past lim are never read
     for (int j = 0; j < jEnd; ++j) {
       const float s = flashDot(qr, Ks + j * HD);
       if (s > m) { // a new row max: rescale what was summed under the old one
@@ -142,12 +143,12 @@ extern "C" __global__ void ${name}(float* __restrict__ dq, const float* __restri
   for (int c = 0; c < HD; ++c) { qr[c] = q[qRow + c] * scale; gr[c] = g[qRow + c]; acc[c] = 0.f; }
   const float li = lse[bh * Tq + ic], di = D[bh * Tq + ic];
   for (int k0 = 0; k0 <= wlim; k0 += TILE) {
-    const int count = min(TILE, wlim - k0 + 1);
+    const int count = flashMin(TILE, wlim - k0 + 1);
     __syncthreads();
     flashLoadTile(Ks, k, bh * Tk, k0, count);
     flashLoadTile(Vs, v, bh * Tk, k0, count);
     __syncthreads();
-    const int jEnd = min(count, lim - k0 + 1);
+    const int jEnd = flashMin(count, lim - k0 + 1);
     for (int j = 0; j < jEnd; ++j) {
       const float ds = expf(flashDot(qr, Ks + j * HD) - li) * (flashDot(gr, Vs + j * HD) - di);
 #pragma unroll
@@ -188,7 +189,7 @@ extern "C" __global__ void ${name}(float* __restrict__ out, const float* __restr
   // Query i sees key j when off + i ≥ j: the first tile any query of the block sees holds i = j0 − off.
   const int first = j0 - off > 0 ? j0 - off : 0;
   for (int i0 = first - first % TILE; i0 < Tq; i0 += TILE) {
-    const int count = min(TILE, Tq - i0);
+    const int count = flashMin(TILE, Tq - i0);
     __syncthreads();
     flashLoadTile(Qs, q, bh * Tq, i0, count);
     flashLoadTile(Gs, g, bh * Tq, i0, count);

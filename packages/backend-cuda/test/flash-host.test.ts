@@ -33,7 +33,6 @@ static std::barrier<>* blockBarrier = nullptr;
 #define __forceinline__ inline
 #define __shared__ static
 static inline void __syncthreads() { blockBarrier->arrive_and_wait(); }
-static inline int min(int a, int b) { return a < b ? a : b; }
 `;
 
 const MAIN = `
