@@ -5,17 +5,29 @@ import { join } from 'node:path';
 import { flashAttentionGradKernel, flashAttentionKernel } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLASH_ROWDOT, flashKernelName, flashSources } from '../src/kstar-flash-sources.ts';
+import {
+  FLASH_BLOCK,
+  FLASH_ROWDOT,
+  flashKernelName,
+  flashSources,
+  flashTile,
+} from '../src/kstar-flash-sources.ts';
 
-// The fused attention's CUDA sources built for the host: each CUDA block runs as HOST_THREADS std::threads (a
-// std::barrier for __syncthreads, the __shared__ tiles one static array per block), blocks one after another, in the
-// order kstar-flash-kernels.ts launches them. A small head dim and tile (several key and query tiles on an odd T, a
-// block straddling the end) against @kstar/kernels' KstarFlashAttention and its gradient on the tfjs cpu backend.
+// The fused attention's CUDA sources built for the host: each CUDA block runs as blockDim std::threads (a std::barrier
+// for __syncthreads, the __shared__ tiles one static array per block), blocks one after another, in the order
+// kstar-flash-kernels.ts launches them, against @kstar/kernels' KstarFlashAttention and its gradient on the tfjs cpu
+// backend. Two builds: a small head dim and tile with 4 threads a block (several key and query tiles on an odd T, a
+// block straddling the end) and the GPU's own configuration for GPT-2 (hd 64, its tile, FLASH_BLOCK threads).
 // Needs a C++20 compiler (skipped without).
 
-const HD = 8;
-const TILE = 5;
-const HOST_THREADS = 4;
+interface HostConfig {
+  hd: number;
+  tile: number;
+  threads: number;
+}
+const SMALL: HostConfig = { hd: 8, tile: 5, threads: 4 };
+const GPU_GPT2: HostConfig = { hd: 64, tile: flashTile(64), threads: FLASH_BLOCK };
+const CONFIGS = [SMALL, GPU_GPT2];
 
 const SHIMS = `#include <barrier>
 #include <cmath>
@@ -25,7 +37,7 @@ const SHIMS = `#include <barrier>
 #include <thread>
 #include <vector>
 struct Dim { int x, y; };
-static Dim blockIdx{0, 0}, blockDim{${HOST_THREADS}, 1}, gridDim{1, 1};
+static Dim blockIdx{0, 0}, blockDim{1, 1}, gridDim{1, 1};
 static thread_local Dim threadIdx{0, 0};
 static std::barrier<>* blockBarrier = nullptr;
 #define __global__
@@ -34,6 +46,23 @@ static std::barrier<>* blockBarrier = nullptr;
 #define __shared__ static
 static inline void __syncthreads() { blockBarrier->arrive_and_wait(); }
 `;
+
+/** The five launches of one configuration, as kstar-flash-kernels.ts queues them. */
+function runConfig(c: HostConfig): string {
+  const k = (kind: 'fwd' | 'dq' | 'dk' | 'dv') =>
+    `k_${flashKernelName(kind, c.hd, c.tile)}::${flashKernelName(kind, c.hd, c.tile)}`;
+  return `if (hd == ${c.hd} && tile == ${c.tile}) {
+    blockDim.x = ${c.threads};
+    const int gq = (Tq + blockDim.x - 1) / blockDim.x, gk = (Tk + blockDim.x - 1) / blockDim.x;
+    launch(gq, bh, [&] { ${k('fwd')}(o, lse, q, k, v, Tq, Tk, off, scale); });
+    blockDim.x = 1;
+    launch(1, 1, [&] { k_${FLASH_ROWDOT}::${FLASH_ROWDOT}(D, o, g, (long long)bh * Tq, hd); });
+    blockDim.x = ${c.threads};
+    launch(gq, bh, [&] { ${k('dq')}(dq, q, k, v, g, lse, D, Tq, Tk, off, scale); });
+    launch(gk, bh, [&] { ${k('dk')}(dk, q, k, v, g, lse, D, Tq, Tk, off, scale); });
+    launch(gk, bh, [&] { ${k('dv')}(dv, q, k, v, g, lse, D, Tq, Tk, off, scale); });
+  } else `;
+}
 
 const MAIN = `
 // One launch: every block of the grid, its threads concurrently.
@@ -57,18 +86,13 @@ static void put(const float* a, long long n) {
   printf("\\n");
 }
 int main() {
-  int bh, Tq, Tk, off; float scale;
-  if (scanf("%d %d %d %d %f", &bh, &Tq, &Tk, &off, &scale) != 5) return 2;
-  const long long nq = (long long)bh * Tq * ${HD}, nk = (long long)bh * Tk * ${HD};
+  int hd, tile, bh, Tq, Tk, off; float scale;
+  if (scanf("%d %d %d %d %d %d %f", &hd, &tile, &bh, &Tq, &Tk, &off, &scale) != 7) return 2;
+  const long long nq = (long long)bh * Tq * hd, nk = (long long)bh * Tk * hd;
   float *q = readF(nq), *k = readF(nk), *v = readF(nk), *g = readF(nq);
   float *o = new float[nq], *lse = new float[bh * Tq], *D = new float[bh * Tq];
   float *dq = new float[nq], *dk = new float[nk], *dv = new float[nk];
-  const int gq = (Tq + blockDim.x - 1) / blockDim.x, gk = (Tk + blockDim.x - 1) / blockDim.x;
-  launch(gq, bh, [&] { k_${flashKernelName('fwd', HD, TILE)}::${flashKernelName('fwd', HD, TILE)}(o, lse, q, k, v, Tq, Tk, off, scale); });
-  launch(1, 1, [&] { k_${FLASH_ROWDOT}::${FLASH_ROWDOT}(D, o, g, (long long)bh * Tq, ${HD}); });
-  launch(gq, bh, [&] { k_${flashKernelName('dq', HD, TILE)}::${flashKernelName('dq', HD, TILE)}(dq, q, k, v, g, lse, D, Tq, Tk, off, scale); });
-  launch(gk, bh, [&] { k_${flashKernelName('dk', HD, TILE)}::${flashKernelName('dk', HD, TILE)}(dk, q, k, v, g, lse, D, Tq, Tk, off, scale); });
-  launch(gk, bh, [&] { k_${flashKernelName('dv', HD, TILE)}::${flashKernelName('dv', HD, TILE)}(dv, q, k, v, g, lse, D, Tq, Tk, off, scale); });
+  ${CONFIGS.map(runConfig).join('')}{ return 3; }
   put(o, nq); put(lse, bh * Tq); put(dq, nq); put(dk, nk); put(dv, nk);
 }
 `;
@@ -104,7 +128,8 @@ describe.skipIf(!cxx)('fused attention CUDA sources, built for the host, equal t
   beforeAll(async () => {
     await tf.setBackend('cpu');
     dir = mkdtempSync(join(tmpdir(), 'kstar-flash-host-'));
-    const unit = Object.entries(flashSources(HD, TILE))
+    const sources = Object.assign({}, ...CONFIGS.map((c) => flashSources(c.hd, c.tile)));
+    const unit = Object.entries(sources as Record<string, string>)
       .map(([name, s]) => `namespace k_${name} {\n${s}\n}\n`)
       .join('\n');
     writeFileSync(join(dir, 'main.cpp'), `${SHIMS}${unit}${MAIN}`);
@@ -114,14 +139,18 @@ describe.skipIf(!cxx)('fused attention CUDA sources, built for the host, equal t
   }, 60_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  // [B, H, Tq, Tk], query offset: the whole sequence (T = 37: 8 key tiles, 10 blocks, the last one partial) and the
-  // last 9 queries of 29 keys (MsT's query chunk).
-  for (const [shape, off] of [
-    [[2, 3, 37, 37], 0],
-    [[1, 2, 9, 29], 20],
+  // [B, H, Tq, Tk], query offset, build. Small: the whole sequence (T = 37: 8 key tiles, 10 blocks, the last one
+  // partial) and the last 9 queries of 29 keys (MsT's query chunk). GPU configuration: T = 70 (two key tiles, two
+  // blocks, the second partial) and a query chunk whose block sees 2 key tiles.
+  for (const [shape, off, c] of [
+    [[2, 3, 37, 37], 0, SMALL],
+    [[1, 2, 9, 29], 20, SMALL],
+    [[1, 2, 70, 70], 0, GPU_GPT2],
+    [[2, 1, 21, 90], 69, GPU_GPT2],
   ] as const) {
-    it(`o, lse, dq, dk, dv on [${shape}] hd ${HD}, offset ${off}`, () => {
+    it(`o, lse, dq, dk, dv on [${shape}] hd ${c.hd}, offset ${off}, tile ${c.tile}, ${c.threads} threads a block`, () => {
       const [B, H, tq, tk] = shape;
+      const HD = c.hd;
       const scale = 1 / Math.sqrt(HD);
       const [qa, ka, va, ga] = [
         floats(B * H * tq * HD, 1, -2, 2),
@@ -130,7 +159,7 @@ describe.skipIf(!cxx)('fused attention CUDA sources, built for the host, equal t
         floats(B * H * tq * HD, 4, -1, 1),
       ];
       const out = execFileSync(join(dir, 'run'), {
-        input: [B * H, tq, tk, off, scale, ...qa, ...ka, ...va, ...ga].join(' '),
+        input: [HD, c.tile, B * H, tq, tk, off, scale, ...qa, ...ka, ...va, ...ga].join(' '),
         encoding: 'utf8',
       })
         .trim()
