@@ -4,6 +4,8 @@ import { clearBf16Cache, KEEPS_BF16_CACHE } from './bf16-cache.ts';
 import { pitchedCopySource } from './gemm-align.ts';
 import { KSTAR_FACTORED_KERNELS } from './kstar-factored-kernels.ts';
 import { kstarFactoredSources } from './kstar-factored-sources.ts';
+import { KSTAR_FLASH_KERNELS } from './kstar-flash-kernels.ts';
+import { kstarFlashSources } from './kstar-flash-sources.ts';
 import { KSTAR_KERNELS } from './kstar-kernels.ts';
 import { KSTAR_OPTIM_KERNELS } from './kstar-optim-kernels.ts';
 import { kstarOptimSources } from './kstar-optim-sources.ts';
@@ -654,6 +656,7 @@ KERNELS.KstarGeluGrad = ({ inputs, backend }) =>
 Object.assign(KERNELS, KSTAR_KERNELS);
 Object.assign(KERNELS, KSTAR_OPTIM_KERNELS);
 Object.assign(KERNELS, KSTAR_FACTORED_KERNELS);
+Object.assign(KERNELS, KSTAR_FLASH_KERNELS);
 
 for (const [name, spec] of Object.entries(UNARY)) KERNELS[name] = unary(name, spec);
 for (const [name, spec] of Object.entries(BINARY)) KERNELS[name] = binary(name, spec);
@@ -692,6 +695,7 @@ export function cudaKernelSources(): Record<string, string> {
     ...kstarSources(),
     ...kstarOptimSources(),
     ...kstarFactoredSources(),
+    ...kstarFlashSources(),
   };
   const types = ['float', 'int'] as const;
   for (const [name, spec] of Object.entries(UNARY)) {

@@ -13,6 +13,7 @@ import {
   writeSliceKernel,
 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
+import { kstarFlashParityCases } from './kstar-flash-parity.ts';
 import { kstarOptimParityCases } from './kstar-optim-parity.ts';
 import type { ParityCase } from './parity.ts';
 
@@ -190,5 +191,6 @@ export function kstarParityCases(): ParityCase[] {
     },
   });
   cases.push(...kstarOptimParityCases());
+  cases.push(...kstarFlashParityCases());
   return cases;
 }
