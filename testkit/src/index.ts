@@ -32,6 +32,8 @@ export {
   itRejectsBadOptions,
 } from './option-checks.ts';
 export { randn, randn32, rng } from './random.ts';
+export type { SchedulablePlugin } from './schedule-check.ts';
+export { expectScheduledLearningRate } from './schedule-check.ts';
 export { expectStateBytesMeasured, goldenRole } from './state-bytes.ts';
 export { momentum, sgd } from './toy-optimizers.ts';
 export type { StateBits } from './toy-regression.ts';
