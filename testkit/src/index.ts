@@ -12,6 +12,7 @@ export { loadGoldenOptimizers } from './golden.ts';
 export type { ReplayResult } from './golden-replay.ts';
 export {
   emptyReplayResult,
+  expectSameFinalBits,
   finishReplay,
   goldenGradients,
   goldenVariables,

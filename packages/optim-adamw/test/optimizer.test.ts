@@ -1,5 +1,5 @@
 import { InputError } from '@kstar/core';
-import { applyGradientsPlan, minimizeLeastSquares, onBackend } from '@kstar/testkit';
+import { applyGradientsPlan, expectSameFinalBits, minimizeLeastSquares, onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { AdamW, adamwFromReferenceHparams } from '../src/index.ts';
@@ -8,13 +8,6 @@ import { replayOptimizer, replayPlugin } from './replay.ts';
 
 const TOL = 1e-5;
 onBackend('cpu');
-
-function expectBitIdentical(a: Float32Array[], b: Float32Array[]): void {
-  expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++) {
-    expect(new Uint32Array(a[i]!.buffer)).toEqual(new Uint32Array(b[i]!.buffer));
-  }
-}
 
 describe('AdamW drop-in: golden replay', () => {
   it('matches torch.optim.AdamW within 1e-5 at every recorded step, bit-identical to the plugin', () => {
@@ -39,11 +32,7 @@ describe('AdamW drop-in: golden replay', () => {
     opt.dispose();
     expect(tf.memory().numTensors).toBe(before);
     const viaPlugin = replayPlugin(adamwFromReferenceHparams(run.hparams), 'golden-dropin-plugin');
-    const names = Object.keys(r.final);
-    expectBitIdentical(
-      names.map((n) => r.final[n]!),
-      names.map((n) => viaPlugin.final[n]!),
-    );
+    expectSameFinalBits(r, viaPlugin);
   });
 });
 
