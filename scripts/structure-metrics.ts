@@ -50,10 +50,14 @@ const tsFiles = files.filter((f) => f.endsWith('.ts'));
 const lines = (f: string) => readFileSync(join(ROOT, f), 'utf8').split('\n').length - 1;
 
 const castPattern = /as unknown as|as never\b/g;
-const casts = tsFiles.map((f) => ({
-  file: f,
-  count: (readFileSync(join(ROOT, f), 'utf8').match(castPattern) ?? []).length,
-}));
+// This script names the pattern (here and in its header) without casting: it does not count itself.
+const SELF = 'scripts/structure-metrics.ts';
+const casts = tsFiles
+  .filter((f) => f !== SELF)
+  .map((f) => ({
+    file: f,
+    count: (readFileSync(join(ROOT, f), 'utf8').match(castPattern) ?? []).length,
+  }));
 
 const trainerDir = join(ROOT, 'apps/trainer/src');
 const trainerFiles = readdirSync(trainerDir).filter((f) => f.endsWith('.ts'));
@@ -112,6 +116,7 @@ const result = {
   },
   casts: {
     pattern: castPattern.source,
+    notCounted: `${SELF} (the pattern's own text)`,
     total: casts.reduce((n, c) => n + c.count, 0),
     inSource: casts.filter((c) => c.file.includes('/src/')).reduce((n, c) => n + c.count, 0),
     byPackage: Object.fromEntries(

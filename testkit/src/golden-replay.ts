@@ -1,5 +1,6 @@
 import type { OptimizerPlugin, OptimizerState, ParamInfo } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
+import { expect } from 'vitest';
 import { relErr } from './compare.ts';
 import type { GoldenOptimizers } from './golden.ts';
 import { goldenRole } from './state-bytes.ts';
@@ -113,4 +114,18 @@ export function initGoldenStates(
       return [name, plugin.init({ name: `${prefix}/${name}`, shape, role: role(name, shape) })];
     }),
   );
+}
+
+/**
+ * Two runs ended bit-identical: every variable of `a` has the same float32 bits in `b` (the drop-in class against
+ * its plugin on the same golden replay).
+ */
+export function expectSameFinalBits(
+  a: { final: Record<string, Float32Array> },
+  b: { final: Record<string, Float32Array> },
+): void {
+  for (const [name, values] of Object.entries(a.final)) {
+    expect(b.final[name], name).toBeDefined();
+    expect(new Uint32Array(values.buffer)).toEqual(new Uint32Array(b.final[name]!.buffer));
+  }
 }

@@ -12,6 +12,7 @@ export { loadGoldenOptimizers } from './golden.ts';
 export type { ReplayResult } from './golden-replay.ts';
 export {
   emptyReplayResult,
+  expectSameFinalBits,
   finishReplay,
   goldenGradients,
   goldenVariables,
@@ -32,6 +33,8 @@ export {
   itRejectsBadOptions,
 } from './option-checks.ts';
 export { randn, randn32, rng } from './random.ts';
+export type { SchedulablePlugin } from './schedule-check.ts';
+export { expectScheduledLearningRate } from './schedule-check.ts';
 export { sgdPlugin } from './sgd.ts';
 export { expectStateBytesMeasured, goldenRole } from './state-bytes.ts';
 export { momentum, sgd } from './toy-optimizers.ts';

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type DropInOptimizer, InputError, type NamedTensor, uniqueBufferBytes } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { onBackend } from './backends.ts';
 import { evalLoss, fitSteps, regressionData, regressionModel, stateBits } from './toy-regression.ts';
 
 /** One drop-in optimizer under test. */
@@ -63,15 +64,7 @@ async function trainedAndSaved<O extends object>(spec: ConformanceSpec<O>) {
  */
 export function describeOptimizerConformance<O extends object>(spec: ConformanceSpec<O>): void {
   describe(`${spec.className} drop-in conformance`, () => {
-    let start = 0;
-    beforeAll(async () => {
-      await tf.setBackend('cpu');
-      await tf.ready();
-      start = tf.memory().numTensors;
-    });
-    afterAll(() => {
-      expect(tf.memory().numTensors).toBe(start);
-    });
+    onBackend('cpu');
 
     it('is registered under its class name; getConfig → fromConfig round trip (snake_case keys too)', () => {
       const classes = tf.serialization.SerializationMap.getMap().classNameMap;

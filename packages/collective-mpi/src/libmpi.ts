@@ -67,7 +67,7 @@ export async function loadLibMpi(
   if (loaded) return loaded;
   let koffi: KoffiApi;
   try {
-    koffi = ((await import('koffi')) as unknown as { default: KoffiApi }).default;
+    koffi = (await import('koffi')).default as KoffiApi;
   } catch (e) {
     throw new BackendUnavailableError(
       'mpi',

@@ -5,6 +5,7 @@ export interface AdamStepHyper {
   beta2: number;
   eps: number;
   weightDecay: number;
+  /** 1-based: bias correction uses β^step. */
   step: number;
 }
 

@@ -1,6 +1,6 @@
 import { InputError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { type AdamStepConstants, adamStepConstants } from './adam-constants.ts';
+import { type AdamStepConstants, type AdamStepHyper, adamStepConstants } from './adam-constants.ts';
 import type { CpuKernel, WasmKernel, WebGPUKernel } from './define-kernel.ts';
 import { cpuFloats, defineKernel } from './define-kernel.ts';
 import { canWriteInPlace, inPlaceOutput } from './in-place.ts';
@@ -8,15 +8,8 @@ import { checkFloat32, checkShapeOfParam } from './update-checks.ts';
 import { invalidateWasmCaches } from './wasm-kernels.ts';
 import { flat, flatProgram } from './wgsl.ts';
 
-export interface AdamWHyper {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** 1-based step count (bias correction uses β^step). */
-  step: number;
-}
+/** One AdamW step's hyper-parameters (1-based `step`: bias correction uses β^step). */
+export type AdamWHyper = AdamStepHyper;
 
 export interface AdamWArgs {
   param: tf.Variable;

@@ -26,7 +26,7 @@ export function customOp(
   options: CustomOpOptions = {},
 ): (...inputs: tf.Tensor[]) => tf.Tensor {
   const tidyGradient = options.tidyGradient ?? true;
-  const op = tf.customGrad(((...args: unknown[]) => {
+  const op = tf.customGrad((...args: (tf.Tensor | Save)[]) => {
     const save = args.pop() as Save;
     const { value, gradFunc } = body(args as tf.Tensor[], save);
     if (!tidyGradient) return { value, gradFunc };
@@ -34,6 +34,6 @@ export function customOp(
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => gradFunc(dy, saved)),
     };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  });
   return (...inputs: tf.Tensor[]) => op(...inputs);
 }

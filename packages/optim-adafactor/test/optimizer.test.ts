@@ -1,5 +1,5 @@
 import { InputError } from '@kstar/core';
-import { applyGradientsPlan, callUntyped, onBackend } from '@kstar/testkit';
+import { applyGradientsPlan, callUntyped, expectSameFinalBits, onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { Adafactor, adafactorFromReferenceHparams } from '../src/index.ts';
@@ -7,12 +7,6 @@ import { Adafactor64, goldenAdafactorRuns, HF_DEFAULTS, type RefHp, randn, relEr
 import { replayOptimizer, replayPlugin, TOL } from './replay.ts';
 
 onBackend('cpu');
-
-function expectBitIdentical(a: Float32Array[], b: Float32Array[]): void {
-  expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++)
-    expect(new Uint32Array(a[i]!.buffer)).toEqual(new Uint32Array(b[i]!.buffer));
-}
 
 describe('Adafactor drop-in: golden replay', () => {
   it('both runs match transformers Adafactor within 1e-5 at every recorded step, bit-identical to the plugin', async () => {
@@ -34,11 +28,7 @@ describe('Adafactor drop-in: golden replay', () => {
       opt.dispose();
       expect(tf.memory().numTensors).toBe(before);
       const viaPlugin = await replayPlugin(plugin, index, `golden-dropin-plugin-${index}`);
-      const names = Object.keys(r.final);
-      expectBitIdentical(
-        names.map((n) => r.final[n]!),
-        names.map((n) => viaPlugin.final[n]!),
-      );
+      expectSameFinalBits(r, viaPlugin);
     }
   });
 });

@@ -1,6 +1,7 @@
 import { InputError, ShapeError } from '@kstar/core';
 import {
   type AdamStepConstants,
+  type AdamStepHyper,
   adamStepConstants,
   blockAbsmax,
   type CpuKernel,
@@ -43,16 +44,8 @@ import * as tf from '@tensorflow/tfjs-core';
  * a2. The portable fallback (tfjs ops + `assign`) dequantizes, updates and requantizes with the quantize kernels.
  */
 
-export interface Adam8bitStepHyper {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** 1-based step (bias correction). */
-  step: number;
-  blockSize: number;
-}
+/** One step's hyper-parameters: Adam's (1-based `step`, for bias correction) and the quantization block size. */
+export type Adam8bitStepHyper = AdamStepHyper & { blockSize: number };
 
 export interface Adam8bitArgs {
   param: tf.Variable;

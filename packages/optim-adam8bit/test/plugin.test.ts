@@ -1,17 +1,10 @@
-import { callUntyped, itRefusesInheritedOptionNames } from '@kstar/testkit';
+import { callUntyped, itRefusesInheritedOptionNames, onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ADAM8BIT_DEFAULTS, Adam8bit, adam8bit, adam8bitFromReferenceHparams } from '../src/index.ts';
 import { goldenCheck, nanCheck, parityCheck, resumeCheck, stateBytesCheck } from './suite.ts';
 
-let start = 0;
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  start = tf.memory().numTensors;
-});
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('cpu'); // the tensor count is the same after the file as before it
 
 describe('adam8bit on cpu', () => {
   it('golden adamw run: 8-bit state within 2e-2 of RMS after 10 steps; float32 state ≈ exact', async () => {

@@ -1,17 +1,10 @@
 import '@tensorflow/tfjs-backend-wasm';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { goldenCheck, nanCheck, parityCheck, resumeCheck, stateBytesCheck } from './suite.ts';
 
-let start = 0;
-beforeAll(async () => {
-  expect(await tf.setBackend('wasm')).toBe(true);
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('wasm'); // the tensor count is the same after the file as before it
 
 describe('adam8bit on wasm', () => {
   it('golden adamw run within 2e-2 (8-bit state), float32 state ≈ exact', async () => {

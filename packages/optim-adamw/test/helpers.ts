@@ -1,4 +1,5 @@
 import { type GoldenOptimizers, loadGoldenOptimizers, numel } from '@kstar/testkit';
+import { ADAMW_HPARAMS, AdamW } from '../src/index.ts';
 
 export { measuredUniqueBytes, randn, relErr, rng } from '@kstar/testkit';
 export { numel };
@@ -12,6 +13,11 @@ export function goldenAdamW() {
   const run = golden.runs.find((r) => r.optimizer === 'adamw');
   if (run == null) throw new Error('no adamw run in the golden file');
   return { golden, run };
+}
+
+/** The drop-in AdamW with the golden run's hyper-parameters (read under torch's names, as `kstar replay` reads them). */
+export function goldenAdamWDropIn(): AdamW {
+  return new AdamW(ADAMW_HPARAMS.fromReference(goldenAdamW().run.hparams));
 }
 
 export interface Hp {

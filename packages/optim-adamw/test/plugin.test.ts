@@ -2,6 +2,7 @@ import { InputError, SPECIFICATION_VERSION } from '@kstar/core';
 import type { BadOptionsCase } from '@kstar/testkit';
 import {
   callUntyped,
+  expectScheduledLearningRate,
   expectStateBytesMeasured,
   expectUpdatesLeakNothing,
   itRefusesInheritedOptionNames,
@@ -174,21 +175,15 @@ describe('adamw plugin: contract', () => {
   });
 
   it('learningRate (contract field for schedules) is settable, validated, and used by the next update', () => {
-    const plugin = adamw({ lr: 0.1, weightDecay: 0 });
-    expect(plugin.learningRate).toBe(0.1);
-    expect(() => {
-      plugin.learningRate = -1;
-    }).toThrow(InputError);
-    plugin.learningRate = 0.2;
-    expect(plugin.hparams.lr).toBe(0.2);
-    expect(plugin.describe().lr).toBe(0.2);
     // Step 1 of Adam moves every element by lr·sign(g) (up to eps): here exactly −0.2 from 1.
-    const p = tf.tidy(() => tf.variable(tf.ones([3]), true, 'sched/b'));
-    const s = plugin.init({ name: 'sched/b', shape: [3], role: 'vector' });
-    const g = tf.tensor([0.5, 2, 3]);
-    plugin.update(p, g, s, 1);
-    for (const x of p.dataSync()) expect(x).toBeCloseTo(0.8, 6);
-    tf.dispose([p, g, ...Object.values(s)]);
+    expectScheduledLearningRate(
+      adamw({ lr: 0.1, weightDecay: 0 }),
+      { initial: 0.1, next: 0.2 },
+      [0.5, 2, 3],
+      (p) => {
+        for (const x of p) expect(x).toBeCloseTo(0.8, 6);
+      },
+    );
   });
 
   it('does not dispose the gradient', () => {

@@ -2,8 +2,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { AdamW, adamw, adamwFromReferenceHparams } from '../src/index.ts';
-import { goldenAdamW } from './helpers.ts';
+import { adamw, adamwFromReferenceHparams } from '../src/index.ts';
+import { goldenAdamW, goldenAdamWDropIn } from './helpers.ts';
 import { replayOptimizer, replayPlugin } from './replay.ts';
 
 const TOL = 1e-5;
@@ -22,15 +22,7 @@ describe('wasm backend: golden replay', () => {
   });
 
   it('drop-in AdamW matches as well', () => {
-    const { run } = goldenAdamW();
-    const h = run.hparams;
-    const opt = new AdamW({
-      lr: h.lr,
-      beta1: h.beta1,
-      beta2: h.beta2,
-      eps: h.eps,
-      weightDecay: h.weight_decay,
-    });
+    const opt = goldenAdamWDropIn();
     const r = replayOptimizer(opt, 'wasm-dropin');
     console.log(
       `[optim-adamw] golden replay (AdamW class, wasm kernel) worst rel err ${r.worst.toExponential(3)}`,

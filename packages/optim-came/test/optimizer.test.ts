@@ -1,5 +1,11 @@
 import { InputError } from '@kstar/core';
-import { applyGradientsPlan, constructUntyped, minimizeLeastSquares, onBackend } from '@kstar/testkit';
+import {
+  applyGradientsPlan,
+  constructUntyped,
+  expectSameFinalBits,
+  minimizeLeastSquares,
+  onBackend,
+} from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { CAME, cameFromReferenceHparams } from '../src/index.ts';
@@ -8,13 +14,6 @@ import { replayOptimizer, replayPlugin } from './replay.ts';
 
 const TOL = 1e-5;
 onBackend('cpu');
-
-function expectBitIdentical(a: Float32Array[], b: Float32Array[]): void {
-  expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++) {
-    expect(new Uint32Array(a[i]!.buffer)).toEqual(new Uint32Array(b[i]!.buffer));
-  }
-}
 
 describe('CAME drop-in: golden replay', () => {
   it('matches came_pytorch.CAME within 1e-5 at every recorded step, bit-identical to the plugin', async () => {
@@ -38,11 +37,7 @@ describe('CAME drop-in: golden replay', () => {
         run,
         'golden-dropin-plugin',
       );
-      const names = Object.keys(r.final);
-      expectBitIdentical(
-        names.map((n) => r.final[n]!),
-        names.map((n) => viaPlugin.final[n]!),
-      );
+      expectSameFinalBits(r, viaPlugin);
     }
   });
 });

@@ -9,7 +9,8 @@ import {
   replayGoldenOptimizer,
 } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import type { CAME } from '../src/index.ts';
+import { expect } from 'vitest';
+import { CAME, cameFromReferenceHparams } from '../src/index.ts';
 import { goldenCameRuns } from './helpers.ts';
 
 export type { ReplayResult };
@@ -50,4 +51,17 @@ export async function replayPlugin(
 export async function replayOptimizer(opt: CAME, run: Run, prefix: string): Promise<ReplayResult> {
   const { golden } = goldenCameRuns();
   return replayGoldenOptimizer(opt, golden, run, prefix);
+}
+
+/** Every golden run through the drop-in CAME class on the active backend: within `tol` at every recorded step. */
+export async function expectDropInMatchesGolden(backend: string, tol: number): Promise<void> {
+  for (const run of goldenCameRuns().runs) {
+    const opt = new CAME(cameFromReferenceHparams(run.hparams).hparams);
+    const r = await replayOptimizer(opt, run, `${backend}-dropin`);
+    console.log(
+      `[optim-came] golden replay (CAME class, ${backend} kernel) worst rel err ${r.worst.toExponential(3)}`,
+    );
+    expect(r.worst).toBeLessThanOrEqual(tol);
+    opt.dispose();
+  }
 }

@@ -2,10 +2,9 @@ import '@tensorflow/tfjs-backend-wasm';
 import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { CAME, came, cameFromReferenceHparams, cameWhich } from '../src/index.ts';
-import { goldenCameRuns } from './helpers.ts';
+import { came, cameWhich } from '../src/index.ts';
 import { cameParity, checkParity, formatParity, goldenOnBackend, PARITY_SHAPES } from './parity.ts';
-import { replayOptimizer } from './replay.ts';
+import { expectDropInMatchesGolden } from './replay.ts';
 
 const TOL = 1e-5;
 onBackend('wasm');
@@ -19,15 +18,7 @@ describe('wasm backend', () => {
   });
 
   it('golden replay: the drop-in CAME class matches as well', async () => {
-    for (const run of goldenCameRuns().runs) {
-      const opt = new CAME(cameFromReferenceHparams(run.hparams).hparams);
-      const r = await replayOptimizer(opt, run, 'wasm-dropin');
-      console.log(
-        `[optim-came] golden replay (CAME class, wasm kernel) worst rel err ${r.worst.toExponential(3)}`,
-      );
-      expect(r.worst).toBeLessThanOrEqual(TOL);
-      opt.dispose();
-    }
+    await expectDropInMatchesGolden('wasm', TOL);
   });
 
   it('native kernel vs fallback vs float64 reference (5 steps, ranks 0–3), in place with no new buffer', async () => {

@@ -2,8 +2,8 @@ import { backendMemory } from '@kstar/kernels';
 import { expectNoValidationError as noValidationError, onBackend, skipWebGPU } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { CAME, came, cameFromReferenceHparams, cameWhich } from '../src/index.ts';
-import { came64Init, came64Step, goldenCameRuns, randn, relErr, rng } from './helpers.ts';
+import { came, cameWhich } from '../src/index.ts';
+import { came64Init, came64Step, randn, relErr, rng } from './helpers.ts';
 import {
   cameParity,
   checkParity,
@@ -12,7 +12,7 @@ import {
   PARITY_HP,
   PARITY_SHAPES,
 } from './parity.ts';
-import { replayOptimizer } from './replay.ts';
+import { expectDropInMatchesGolden } from './replay.ts';
 
 const skip = skipWebGPU('the CAME WebGPU kernels were NOT tested');
 
@@ -28,15 +28,7 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
   });
 
   it('golden replay: the drop-in CAME class matches as well', async () => {
-    for (const run of goldenCameRuns().runs) {
-      const opt = new CAME(cameFromReferenceHparams(run.hparams).hparams);
-      const r = await replayOptimizer(opt, run, 'webgpu-dropin');
-      console.log(
-        `[optim-came] golden replay (CAME class, webgpu kernel) worst rel err ${r.worst.toExponential(3)}`,
-      );
-      expect(r.worst).toBeLessThanOrEqual(TOL);
-      opt.dispose();
-    }
+    await expectDropInMatchesGolden('webgpu', TOL);
   });
 
   it('native kernel vs fallback vs float64 (5 steps, ranks 0–3): no validation error, no GPU memory growth after step 1', async () => {

@@ -195,7 +195,7 @@ describe('drop-in LazyAdagrad class', () => {
     expect(weights.map((w) => w.name)).toEqual(['iter', 'cls-a/E/rowMap', 'cls-a/E/acc', 'cls-a/b/acc']);
     const cfg = opt.getConfig();
     const restored = tf.serialization.SerializationMap.getMap().classNameMap.LazyAdagrad![1](
-      LazyAdagrad as never,
+      LazyAdagrad,
       cfg,
     ) as LazyAdagrad;
     expect(restored.getConfig()).toEqual(cfg);

@@ -1,5 +1,6 @@
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   dequantizeArray,
   dequantizeTensor,
@@ -10,12 +11,7 @@ import {
 } from '../src/index.ts';
 import { rng } from './helpers.ts';
 
-let start = 0;
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  start = tf.memory().numTensors;
-});
-afterAll(() => expect(tf.memory().numTensors).toBe(start));
+onBackend('cpu'); // the tensor count is the same after the file as before it
 
 /** Non-negative values spanning 6 decades (accumulator-like), with exact zeros and an all-zero block. */
 export function accumulatorLike(n: number, seed: number): Float32Array {

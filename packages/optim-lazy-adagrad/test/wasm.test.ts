@@ -1,7 +1,7 @@
 import '@tensorflow/tfjs-backend-wasm';
-import { callUntyped } from '@kstar/testkit';
+import { callUntyped, onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   LazyAdagrad,
   lazyAdagrad,
@@ -14,14 +14,7 @@ import { runWindowed } from './window.ts';
 
 const TOL = 1e-5;
 const ROWS_SEEN = [13, 27, 32, 37, 41, 45, 45, 48, 48, 48];
-let start = 0;
-
-beforeAll(async () => {
-  expect(await tf.setBackend('wasm')).toBe(true);
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-afterAll(() => expect(tf.memory().numTensors).toBe(start));
+onBackend('wasm'); // the tensor count is the same after the file as before it
 
 describe('wasm backend', () => {
   it('golden replay: plugin (wasm kernel, row-lazy E), fallback, drop-in class', async () => {

@@ -1,16 +1,12 @@
 import { TrainingEngine } from '@kstar/core';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { disposeModel, toyBatch, toyStagedModel } from '../bench/toy-model.ts';
 import { defaultGroupOf, lazyAdagrad, quantizedBytes } from '../src/index.ts';
 import { runWindowed } from './window.ts';
 
-let start = 0;
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  start = tf.memory().numTensors;
-});
-afterAll(() => expect(tf.memory().numTensors).toBe(start));
+onBackend('cpu'); // the tensor count is the same after the file as before it
 
 const STEPS = 12;
 const LR = 0.01;

@@ -3,6 +3,7 @@ import {
   applyGradientsPlan,
   callUntyped,
   constructUntyped,
+  expectSameFinalBits,
   minimizeLeastSquares,
   onBackend,
 } from '@kstar/testkit';
@@ -14,13 +15,6 @@ import { expectGolden, replayLion, summary } from './replay.ts';
 
 const TOL = 1e-5;
 onBackend('cpu');
-
-function expectBitIdentical(a: Float32Array[], b: Float32Array[]): void {
-  expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++) {
-    expect(new Uint32Array(a[i]!.buffer)).toEqual(new Uint32Array(b[i]!.buffer));
-  }
-}
 
 const fromRun = (h: Record<string, number>) =>
   new Lion({ lr: h.lr, beta1: h.beta1, beta2: h.beta2, weightDecay: h.weight_decay });
@@ -60,11 +54,7 @@ describe('Lion drop-in: golden replay', () => {
         `golden-dropin-plugin-${index}`,
         index,
       );
-      const names = Object.keys(r.final);
-      expectBitIdentical(
-        names.map((n) => r.final[n]!),
-        names.map((n) => viaPlugin.final[n]!),
-      );
+      expectSameFinalBits(r, viaPlugin);
     }
   });
 });

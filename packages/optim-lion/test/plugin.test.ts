@@ -2,6 +2,7 @@ import { InputError, ShapeError, SPECIFICATION_VERSION } from '@kstar/core';
 import type { BadOptionsCase } from '@kstar/testkit';
 import {
   callUntyped,
+  expectScheduledLearningRate,
   expectStateBytesMeasured,
   expectUpdatesLeakNothing,
   itRefusesInheritedOptionNames,
@@ -346,20 +347,10 @@ describe('lion plugin: contract', () => {
 
   it('learningRate (contract field for schedules) is settable, validated, and used by the next update', () => {
     const plugin = lion({ lr: 0.1 });
-    expect(plugin.learningRate).toBe(0.1);
-    expect(() => {
-      plugin.learningRate = -1;
-    }).toThrow(InputError);
-    plugin.learningRate = 0.25;
-    expect(plugin.hparams.lr).toBe(0.25);
-    expect(plugin.describe().lr).toBe(0.25);
+    expectScheduledLearningRate(plugin, { initial: 0.1, next: 0.25 }, [0.5, -2, 3], (p) => {
+      expect(Array.from(p)).toEqual([0.75, 1.25, 0.75]);
+    });
     expect(plugin.initialLearningRate).toBe(0.1);
-    const p = variable([1, 1, 1], [3], 'sched/b');
-    const s = plugin.init({ name: 'sched/b', shape: [3], role: 'vector' });
-    const g = tf.tensor([0.5, -2, 3]);
-    plugin.update(p, g, s, 1);
-    expect(Array.from(p.dataSync())).toEqual([0.75, 1.25, 0.75]);
-    tf.dispose([p, g, s.m]);
   });
 
   it('decoupledWeightDecay: λ/lr₀ (lion_pytorch), so the decay follows the schedule ratio, not lr itself', () => {

@@ -1,6 +1,8 @@
 import type { OptimizerPlugin } from '@kstar/core';
+import { callUntyped } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import type { Lion } from '../src/index.ts';
+import { expect } from 'vitest';
+import { Lion, lionFromReferenceHparams } from '../src/index.ts';
 import type { LionHp, SignAwareErr } from './helpers.ts';
 import { goldenLionRuns, lionStep64, relErr, signAwareErr, takenSigns } from './helpers.ts';
 
@@ -172,5 +174,27 @@ export function expectGolden(
   // Flipped directions must come from c within float32 rounding of zero, never from a real disagreement.
   for (const f of r.directionFlips) {
     expect(f.relC, `relative |c| of the flip ${JSON.stringify(f)}`).toBeLessThanOrEqual(1e-5);
+  }
+}
+
+/**
+ * Every golden Lion run on the active backend, through the plugin (its native kernel, in place) and the drop-in
+ * class: each within `tol` of lion_pytorch at every recorded step (sign-aware).
+ */
+export async function expectEveryGoldenRun(backend: string, tol: number): Promise<void> {
+  for (const { run, index } of goldenLionRuns().runs) {
+    const r = await replayLion(
+      { kind: 'plugin', plugin: callUntyped(lionFromReferenceHparams, run.hparams) },
+      `${backend}-plugin-${index}`,
+      index,
+    );
+    console.log(summary(`plugin, ${backend} kernel`, r));
+    expectGolden(r, tol, expect);
+    const h = run.hparams;
+    const opt = new Lion({ lr: h.lr, beta1: h.beta1, beta2: h.beta2, weightDecay: h.weight_decay });
+    const d = await replayLion({ kind: 'optimizer', optimizer: opt }, `${backend}-dropin-${index}`, index);
+    console.log(summary(`Lion class, ${backend} kernel`, d));
+    expectGolden(d, tol, expect);
+    opt.dispose();
   }
 }

@@ -1,11 +1,10 @@
 import '@tensorflow/tfjs-backend-wasm';
-import { callUntyped, onBackend } from '@kstar/testkit';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { Lion, lion, lionFromReferenceHparams } from '../src/index.ts';
-import { goldenLionRuns } from './helpers.ts';
+import { lion } from '../src/index.ts';
 import { checkRow, exactStepCheck, formatRows, lionParity, PARITY_SHAPES } from './parity.ts';
-import { expectGolden, replayLion, summary } from './replay.ts';
+import { expectEveryGoldenRun } from './replay.ts';
 
 const TOL = 1e-5;
 onBackend('wasm');
@@ -13,21 +12,7 @@ onBackend('wasm');
 describe('wasm backend', () => {
   it('golden replay, every Lion run, plugin (wasm kernel, in place) and drop-in class', async () => {
     expect(tf.getBackend()).toBe('wasm');
-    for (const { run, index } of goldenLionRuns().runs) {
-      const r = await replayLion(
-        { kind: 'plugin', plugin: callUntyped(lionFromReferenceHparams, run.hparams) },
-        `wasm-plugin-${index}`,
-        index,
-      );
-      console.log(summary('plugin, wasm kernel', r));
-      expectGolden(r, TOL, expect);
-      const h = run.hparams;
-      const opt = new Lion({ lr: h.lr, beta1: h.beta1, beta2: h.beta2, weightDecay: h.weight_decay });
-      const d = await replayLion({ kind: 'optimizer', optimizer: opt }, `wasm-dropin-${index}`, index);
-      console.log(summary('Lion class, wasm kernel', d));
-      expectGolden(d, TOL, expect);
-      opt.dispose();
-    }
+    await expectEveryGoldenRun('wasm', TOL);
   });
 
   it('native kernel vs fallback vs float64, in place (no buffer created)', async () => {

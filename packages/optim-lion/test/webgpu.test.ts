@@ -1,11 +1,11 @@
 import { backendMemory } from '@kstar/kernels';
-import { callUntyped, onBackend, skipWebGPU, webgpuValidationError as validationError } from '@kstar/testkit';
+import { onBackend, skipWebGPU, webgpuValidationError as validationError } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { Lion, lion, lionFromReferenceHparams, lionKernel } from '../src/index.ts';
-import { goldenLionRuns, randn, rng } from './helpers.ts';
+import { lion, lionKernel } from '../src/index.ts';
+import { randn, rng } from './helpers.ts';
 import { checkRow, exactStepCheck, formatRows, lionParity, PARITY_SHAPES } from './parity.ts';
-import { expectGolden, replayLion, summary } from './replay.ts';
+import { expectEveryGoldenRun } from './replay.ts';
 
 const skip = skipWebGPU('the WebGPU Lion kernel was NOT tested');
 
@@ -15,21 +15,7 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package, lavapipe)', () => {
   onBackend('webgpu');
 
   it('golden replay, every Lion run, plugin (WGSL kernel, in place) and drop-in class', async () => {
-    for (const { run, index } of goldenLionRuns().runs) {
-      const r = await replayLion(
-        { kind: 'plugin', plugin: callUntyped(lionFromReferenceHparams, run.hparams) },
-        `webgpu-plugin-${index}`,
-        index,
-      );
-      console.log(summary('plugin, webgpu kernel', r));
-      expectGolden(r, TOL, expect);
-      const h = run.hparams;
-      const opt = new Lion({ lr: h.lr, beta1: h.beta1, beta2: h.beta2, weightDecay: h.weight_decay });
-      const d = await replayLion({ kind: 'optimizer', optimizer: opt }, `webgpu-dropin-${index}`, index);
-      console.log(summary('Lion class, webgpu kernel', d));
-      expectGolden(d, TOL, expect);
-      opt.dispose();
-    }
+    await expectEveryGoldenRun('webgpu', TOL);
   });
 
   it('native kernel vs fallback vs float64: no validation error, no new GPU buffer', async () => {

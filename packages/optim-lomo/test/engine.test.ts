@@ -1,8 +1,9 @@
 import type { OptimizerPlugin } from '@kstar/core';
 import { PluginConflictError, SPECIFICATION_VERSION, TrainingEngine } from '@kstar/core';
 import { inPlaceGradAccumulator } from '@kstar/kernels';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { adalomo, lomo, lomoGlobalNorm, lomoStep } from '../src/index.ts';
 import { AdaLomo64, disposeModel, relErr, snapshot, toyBatch, toyModel } from './helpers.ts';
 
@@ -11,15 +12,7 @@ const DIM = 16;
 const DEPTH = 3;
 const TOL = 1e-5;
 
-let start = 0;
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  await tf.ready();
-  start = tf.memory().numTensors;
-});
-afterAll(() => {
-  expect(tf.memory().numTensors).toBe(start);
-});
+onBackend('cpu'); // the tensor count is the same after the file as before it
 
 /** A no-op optimizer: the full-graph engine only computes reference gradients with it. */
 const noop: OptimizerPlugin = {
