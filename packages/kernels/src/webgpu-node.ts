@@ -93,9 +93,12 @@ export async function initWebGPU(
       `the only adapter is a software fallback (${info.description || info.device || 'CPU'}), slower than wasm; pass --backend webgpu to use it anyway`,
     );
   }
-  const webgpuModule = (await load('@tensorflow/tfjs-backend-webgpu')) as {
-    WebGPUBackend: new (device: unknown, adapterInfo?: unknown) => tf.KernelBackend;
+  type WebGPUModule = { WebGPUBackend: new (device: unknown, adapterInfo?: unknown) => tf.KernelBackend };
+  // In the esbuild bundle the CommonJS package is imported as an ES module: its exports sit under `default`.
+  const loaded = (await load('@tensorflow/tfjs-backend-webgpu')) as Partial<WebGPUModule> & {
+    default?: WebGPUModule;
   };
+  const webgpuModule = (loaded.WebGPUBackend ? loaded : loaded.default) as WebGPUModule;
   if (tf.findBackend('webgpu') != null) return; // already initialised (a second selectBackend call)
   // Replace a factory registered at import time by our own, which requests the adapter's maximum limits.
   if (tf.findBackendFactory('webgpu') != null) tf.removeBackend('webgpu');
