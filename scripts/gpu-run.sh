@@ -18,7 +18,16 @@
 #                       features and a 16×16×16 product per operand layout (scripts/webgpu-f16-probe.mjs), K*'s
 #                       float32 and f16-mixed matmuls ($F16_MATMUL_FLAGS, parity for both precisions), and
 #                       $F16_CONFIGS (default adamw-full-graph) strict vs KSTAR_WEBGPU_MATMUL_PRECISION=f16-mixed
-#                       (F16_GPU=0 leaves the training rows out)
+#                       (F16_GPU=0 leaves the training rows out; F16_CHOICES, default kstar,kstar-f16, the matmul
+#                       table's columns, e.g. kstar,kstar-f16,kstar-f16-double for the f16 tile variants; SKIP_PROBE=1
+#                       leaves the probe out)
+# Session 3 (2026-12-03, the f16 kernel with vec4 reads and padded slices):
+#   MATMUL=1 MATMUL_LIMIT=130 MATMUL_FLAGS="--choices kstar,kstar-f16,kstar-f16-quad,kstar-f16-tall,kstar-f16-single,
+#     kstar-f16-unpadded --reps 5 --passes 2" SKIP_PARITY=1 SKIP_GPU=1 SKIP_UNBOUNDED=1 bash scripts/gpu-run.sh 12
+#     (the tile variants and the step profile: bench/results/2026-12-03-s3-h200-f16-tiles.json, …-s3-h200-profile.json)
+#   F16=1 SKIP_PROBE=1 F16_CHOICES=kstar,kstar-f16,kstar-f16-double F16_MATMUL_FLAGS="--reps 5 --passes 2"
+#     F16_MATMUL_LIMIT=90 RUN_LIMIT=60 SKIP_PARITY=1 SKIP_PROFILE=1 SKIP_GPU=1 SKIP_UNBOUNDED=1 bash scripts/gpu-run.sh 12
+#     (parity and the table with the chosen tile, strict vs f16-mixed training: …-s3-h200-f16-*.json)
 # SKIP_PARITY=1, SKIP_PROFILE=1, SKIP_GPU=1, SKIP_UNBOUNDED=1 leave those parts out.
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
@@ -43,10 +52,12 @@ if [ "${MATMUL:-0}" = 1 ]; then
   echo "bench matmul: exit $?"
 fi
 if [ "${F16:-0}" = 1 ]; then
-  cp "${F16_PROBE:-scripts/webgpu-f16-probe.mjs}" /tmp/k/bundle-dir/webgpu-f16-probe.mjs
-  (cd /tmp/k/bundle-dir && timeout 60 /tmp/k/node webgpu-f16-probe.mjs) > "$OUT/f16-probe.json" 2> "$OUT/f16-probe.log"
-  echo "f16 probe: exit $?"; grep -E '"(subgroupM|maxRelErr|error)' "$OUT/f16-probe.json"; grep -A3 '"messages"' "$OUT/f16-probe.json" | head -20
-  timeout "${F16_MATMUL_LIMIT:-240}" "${B[@]}" matmul --json "$OUT/matmul-f16.json" --choices kstar,kstar-f16 \
+  if [ "${SKIP_PROBE:-0}" != 1 ]; then
+    cp "${F16_PROBE:-scripts/webgpu-f16-probe.mjs}" /tmp/k/bundle-dir/webgpu-f16-probe.mjs
+    (cd /tmp/k/bundle-dir && timeout 60 /tmp/k/node webgpu-f16-probe.mjs) > "$OUT/f16-probe.json" 2> "$OUT/f16-probe.log"
+    echo "f16 probe: exit $?"; grep -E '"(subgroupM|maxRelErr|error)' "$OUT/f16-probe.json"; grep -A3 '"messages"' "$OUT/f16-probe.json" | head -20
+  fi
+  timeout "${F16_MATMUL_LIMIT:-240}" "${B[@]}" matmul --json "$OUT/matmul-f16.json" --choices "${F16_CHOICES:-kstar,kstar-f16}" \
     ${F16_MATMUL_FLAGS:-} > "$OUT/matmul-f16.log" 2>&1
   echo "bench matmul (f16): exit $?"
   grep -E "^(PASS|FAIL|f16)" "$OUT/matmul-f16.log"; sed -n '/^TFLOP/,$p' "$OUT/matmul-f16.log"; tail -5 "$OUT/matmul-f16.log"

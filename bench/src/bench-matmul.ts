@@ -5,6 +5,8 @@ import {
   caseFlops,
   caseInputs,
   caseProduct,
+  F16_TILES,
+  type F16TileName,
   flushWebGPU,
   forceWebGPUMatMulTile,
   formatMatMulParity,
@@ -29,11 +31,12 @@ import * as tf from '@tensorflow/tfjs';
 import { gpuName } from './bench-gpu.ts';
 
 /**
- * `pnpm bench matmul --json FILE [--shapes gpt2|odd] [--reps 7] [--choices LIST] [--parity gpt2,odd|none]`: gpt2-124m's
+ * `pnpm bench matmul --json FILE [--shapes gpt2|odd] [--reps 7] [--choices LIST] [--parity gpt2,odd|none] [--passes 1]`: gpt2-124m's
  * matrix products (T = 1024, batch 8; `odd`: small odd shapes, for a software adapter) through every kernel choice on WebGPU, in TFLOP/s, and the parity of K*'s kernel (float64 and
  * tfjs) at those shapes and at odd ones. Choices: `tfjs` (tfjs 4.22's own program choice), `tfjs-packed`
  * (`WEBGPU_MATMUL_PROGRAM_TYPE` = 3), `kstar` (K*'s per-shape tile), `kstar-<tile>` (one tile forced) and
- * `kstar-f16` (f16-mixed on subgroup matrices; with it in --choices the parity runs for both precisions).
+ * `kstar-f16` (f16-mixed on subgroup matrices; with it in --choices the parity runs for both precisions) and
+ * `kstar-f16-<tile>` (one f16 tile forced: the variants of webgpu-matmul-f16-program.ts's `F16_TILES`).
  */
 export const MATMUL_CHOICES = [
   'tfjs',
@@ -41,7 +44,13 @@ export const MATMUL_CHOICES = [
   'kstar',
   'kstar-f16',
   ...Object.keys(MATMUL_TILES).map((t) => `kstar-${t}`),
+  ...Object.keys(F16_TILES).map((t) => `kstar-f16-${t}`),
 ];
+
+/** Whether a choice runs the f16-mixed program. */
+function isF16Choice(choice: string): boolean {
+  return choice === 'kstar-f16' || choice.startsWith('kstar-f16-');
+}
 
 export interface MatMulTimingRow {
   name: string;
@@ -55,6 +64,8 @@ export interface MatMulTimingRow {
   /** Median of `reps` timings of `inner` back-to-back products each (GPU queue drained before and after). */
   ms: number;
   tflops: number;
+  /** Which pass over the table (`--passes`) timed it. */
+  pass?: number;
 }
 
 /** Runs `f` `inner` times and waits for the GPU queue: wall time per product in ms. */
@@ -71,16 +82,16 @@ async function timeProducts(f: () => tf.Tensor, inner: number): Promise<number> 
 
 function useChoice(choice: string): void {
   tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', choice === 'tfjs-packed' ? 3 : -1);
-  setWebGPUMatMulPrecision(choice === 'kstar-f16' ? 'f16-mixed' : 'strict');
+  setWebGPUMatMulPrecision(isF16Choice(choice) ? 'f16-mixed' : 'strict');
   if (choice.startsWith('tfjs')) {
     unregisterWebGPUMatMul();
     return;
   }
   registerWebGPUMatMul();
   const tile = choice === 'kstar' || choice === 'kstar-f16' ? null : choice.slice('kstar-'.length);
-  if (tile !== null && !Object.hasOwn(MATMUL_TILES, tile))
+  if (tile !== null && !MATMUL_CHOICES.includes(choice))
     throw new InputError(`unknown matmul choice '${choice}': use ${MATMUL_CHOICES.join(', ')}`, 'E_FLAG');
-  forceWebGPUMatMulTile(tile as MatMulTileName | null);
+  forceWebGPUMatMulTile(tile as MatMulTileName | `f16-${F16TileName}` | null);
 }
 
 /** The per-shape choice for a case, in words (see `MatMulTimingRow.auto`). */
@@ -98,7 +109,7 @@ function autoChoice(c: MatMulCase, inputs: ReturnType<typeof caseInputs>, f16: b
 
 async function timeCase(c: MatMulCase, choice: string, reps: number): Promise<MatMulTimingRow> {
   const inputs = caseInputs(c);
-  const auto = autoChoice(c, inputs, choice === 'kstar-f16' && webgpuMatMulUsesF16(tf.backend()));
+  const auto = autoChoice(c, inputs, isF16Choice(choice) && webgpuMatMulUsesF16(tf.backend()));
   useChoice(choice);
   const f = () => caseProduct(c, inputs);
   await timeProducts(f, 2); // compile and warm up
@@ -141,10 +152,15 @@ export async function benchMatMul(
 ): Promise<{ rows: MatMulTimingRow[]; parity: MatMulParityRow[]; file: string }> {
   const values = parseFlags(
     argv,
-    ['json', 'backend', 'reps', 'choices', 'parity', 'shapes'],
+    ['json', 'backend', 'reps', 'choices', 'parity', 'shapes', 'passes'],
     "see 'pnpm bench --help'",
   );
   if (typeof values.json !== 'string') throw new InputError('pnpm bench matmul needs --json FILE', 'E_FLAG');
+  // Passes over the whole table: the first product timed after start-up has measured low (x·W_qkv at 13–17 TFLOP/s
+  // where the same program ran 26 in another run); later passes show whether that was the product or the moment.
+  const passes = Number(values.passes ?? 1);
+  if (!Number.isInteger(passes) || passes < 1)
+    throw new InputError(`--passes must be a positive integer (got '${values.passes}')`, 'E_FLAG');
   const reps = Number(values.reps ?? 7);
   if (!Number.isInteger(reps) || reps < 1)
     throw new InputError(`--reps must be a positive integer (got '${values.reps}')`, 'E_FLAG');
@@ -159,7 +175,7 @@ export async function benchMatMul(
   const paritySets = String(values.parity ?? (shapes === 'gpt2' ? 'gpt2,odd' : 'odd')).split(',');
   const backendName = String(values.backend ?? 'webgpu') as BackendName;
   // f16-mixed needs Dawn's toggles and features when the device is created.
-  const withF16 = choices.includes('kstar-f16');
+  const withF16 = choices.some(isF16Choice);
   if (withF16) setWebGPUMatMulPrecision('f16-mixed');
   const { backend } = await selectBackend(backendName);
   if (backend !== 'webgpu')
@@ -182,14 +198,15 @@ export async function benchMatMul(
   const warmUntil = performance.now() + 3000;
   while (performance.now() < warmUntil) await guardWebGPUStep(0, () => timeCase(timed[0]!, 'kstar', 1));
   const rows: MatMulTimingRow[] = [];
-  for (const c of timed)
-    for (const choice of choices) {
-      const row = await guardWebGPUStep(0, () => timeCase(c, choice, reps));
-      log(`${c.name} ${choice}: ${row.ms.toFixed(2)} ms, ${row.tflops.toFixed(1)} TFLOP/s`);
-      rows.push(row);
-    }
+  for (let pass = 1; pass <= passes; pass++)
+    for (const c of timed)
+      for (const choice of choices) {
+        const row = await guardWebGPUStep(0, () => timeCase(c, choice, reps));
+        log(`pass ${pass} ${c.name} ${choice}: ${row.ms.toFixed(2)} ms, ${row.tflops.toFixed(1)} TFLOP/s`);
+        rows.push({ ...row, pass });
+      }
   useChoice('kstar');
-  log(matMulTable(rows));
+  log(matMulTable(rows.filter((r) => r.pass === passes)));
   writeFileAtomic(
     values.json,
     `${JSON.stringify(

@@ -1,4 +1,16 @@
-import { MATMUL_ACTIVATIONS, type MatMulActivation } from './webgpu-matmul-program.ts';
+import {
+  type MatMulActivation,
+  matMulActivationFn,
+  matMulAlignment,
+  matMulFrame,
+  matMulKey,
+  matMulTileOrigin,
+  matMulWrite,
+  type OperandStaging,
+  operandPlaces,
+  operandReads,
+  operandRegisters,
+} from './webgpu-matmul-frame.ts';
 import type { FlatProgram } from './wgsl.ts';
 
 /**
@@ -8,10 +20,14 @@ import type { FlatProgram } from './wgsl.ts';
  * `chromium-experimental-subgroup-matrix`, Vulkan cooperative matrices underneath).
  *
  * A workgroup computes a `tm × tn` tile of C with `sgm × sgn` subgroups of 32 invocations, each owning a
- * `(tm/sgm) × (tn/sgn)` block of 16×16 result matrices. Transposes cost nothing: each operand's K slice is copied
- * in its stored layout (reads coalesced along its contiguous axis) and `subgroupMatrixLoad` reads it row- or
- * column-major as stored. The results go out through a 16×16 f32 scratch per subgroup, where bias, activation and
- * the bounds of odd sizes are applied.
+ * `(tm/sgm) × (tn/sgn)` block of 16×16 result matrices (8 or 16 accumulators per subgroup). Transposes cost nothing:
+ * each operand's K slice is copied in its stored layout (reads coalesced along its contiguous axis, as vec4<f32>
+ * where that axis is a multiple of 4) and `subgroupMatrixLoad` reads it row- or column-major as stored; each row of
+ * the slice is padded by `pad` halves (16 bytes), so the 16 rows of a fragment start in different banks. With two
+ * buffers the next K slice is read from global memory into registers while the current one is multiplied, then
+ * written to the other buffer: one barrier per K slice instead of two, and the global reads' latency hidden behind
+ * the multiplies. The results go out through a 16×16 f32 scratch per subgroup, where bias, activation and the bounds
+ * of odd sizes are applied. One buffer measured faster than two on the H200 (see `F16_TILES`), so two are a variant.
  *
  * Per-tensor scaling: f16 keeps 11 significant bits over magnitudes 6e-8 (subnormal) to 65,504, and a GPT's
  * gradients sit far below that range (the logits' gradient (softmax − onehot)/N is ~1e-9 at N = 8,192 tokens and a
@@ -33,19 +49,41 @@ export interface SubgroupMatrixTile {
   /** Subgroups along the rows and along the columns. */
   sgm: number;
   sgn: number;
+  /** Halves added to each row of a staged slice (8 = 16 bytes: fragment rows in different banks; 0 = none). */
+  pad: number;
+  /** 2: the next K slice is read while the current one is multiplied (double-buffered); 1: one buffer. */
+  buffers: 1 | 2;
 }
 
 /** The subgroup matrix shape (M × N × K) the kernel uses: f16 × f16 → f32, offered by NVIDIA's Vulkan driver. */
 export const FRAGMENT = 16;
 /** Invocations per subgroup the kernel assumes (NVIDIA's warp; the support check requires it). */
 export const SUBGROUP_SIZE = 32;
+/** Workgroup memory Dawn gives on the H200 (the adapter's maxComputeWorkgroupStorageSize, requested in full). */
+export const F16_WORKGROUP_BYTES = 48 * 1024;
 
+/**
+ * `large` and `small` are the per-shape choices (webgpu-matmul-tiles.ts); the others are variants `pnpm bench matmul
+ * --choices kstar-f16-<tile>` measures against them: `double` two buffers, `quad` 4 subgroups of 64×64 (16
+ * accumulators each), `tall` a 256×128 tile with a K slice of 16 (both double-buffered), `unpadded` no row padding.
+ * Measured on the H200 (bench/results/2026-12-03-s3-h200-f16-tiles.json): one padded buffer with vec4 reads is the
+ * fastest (LM head 68–69 TFLOP/s against 46 double-buffered, 16 quad, 45–47 tall, 36–37 double-buffered unpadded):
+ * two buffers take 48 KiB of workgroup memory and the prefetch registers, and fewer workgroups fit on an SM.
+ */
 export const F16_TILES = {
-  large: { tm: 128, tn: 128, tk: 32, sgm: 2, sgn: 4 },
-  small: { tm: 64, tn: 64, tk: 32, sgm: 2, sgn: 2 },
+  large: { tm: 128, tn: 128, tk: 32, sgm: 2, sgn: 4, pad: 8, buffers: 1 },
+  small: { tm: 64, tn: 64, tk: 32, sgm: 2, sgn: 2, pad: 8, buffers: 1 },
+  double: { tm: 128, tn: 128, tk: 32, sgm: 2, sgn: 4, pad: 8, buffers: 2 },
+  quad: { tm: 128, tn: 128, tk: 32, sgm: 2, sgn: 2, pad: 8, buffers: 2 },
+  tall: { tm: 256, tn: 128, tk: 16, sgm: 4, sgn: 2, pad: 8, buffers: 2 },
+  unpadded: { tm: 128, tn: 128, tk: 32, sgm: 2, sgn: 4, pad: 0, buffers: 1 },
 } as const satisfies Record<string, SubgroupMatrixTile>;
 
 export type F16TileName = keyof typeof F16_TILES;
+
+export function isF16TileName(name: string): name is F16TileName {
+  return Object.hasOwn(F16_TILES, name);
+}
 
 export interface F16MatMulSpec {
   tile: SubgroupMatrixTile;
@@ -77,12 +115,30 @@ export function f16TileThreads(t: SubgroupMatrixTile): number {
   return t.sgm * t.sgn * SUBGROUP_SIZE;
 }
 
-/** Bytes of workgroup memory: both f16 K slices and a 16×16 f32 scratch per subgroup. */
-export function f16TileWorkgroupBytes(t: SubgroupMatrixTile): number {
-  return 2 * t.tk * (t.tm + t.tn) + 4 * t.sgm * t.sgn * FRAGMENT * FRAGMENT;
+/** One staged operand slice in its stored layout: `lines` rows of `stride` halves (`rows` + or `tk` + pad). */
+function sliceLayout(
+  t: SubgroupMatrixTile,
+  rows: number,
+  kContiguous: boolean,
+): { lines: number; stride: number; halves: number } {
+  const lines = kContiguous ? rows : t.tk;
+  const stride = (kContiguous ? t.tk : rows) + t.pad;
+  return { lines, stride, halves: lines * stride };
 }
 
-/** Throws unless the tile splits into whole 16×16 fragments per subgroup and whole loads per invocation. */
+/** Bytes of workgroup memory for operands stored as given: the K slices (× buffers) and a 16×16 f32 per subgroup. */
+export function f16WorkgroupBytes(t: SubgroupMatrixTile, transposeA: boolean, transposeB: boolean): number {
+  const a = sliceLayout(t, t.tm, !transposeA).halves;
+  const b = sliceLayout(t, t.tn, transposeB).halves;
+  return 2 * t.buffers * (a + b) + 4 * t.sgm * t.sgn * FRAGMENT * FRAGMENT;
+}
+
+/** The most workgroup memory the tile takes over the four transpose combinations. */
+export function f16TileWorkgroupBytes(t: SubgroupMatrixTile): number {
+  return Math.max(...[false, true].flatMap((ta) => [false, true].map((tb) => f16WorkgroupBytes(t, ta, tb))));
+}
+
+/** Throws unless the tile splits into whole 16×16 fragments per subgroup and whole vec4 loads per invocation. */
 export function checkF16Tile(t: SubgroupMatrixTile): void {
   const threads = f16TileThreads(t);
   const ok =
@@ -90,65 +146,34 @@ export function checkF16Tile(t: SubgroupMatrixTile): void {
     t.tm % (t.sgm * FRAGMENT) === 0 &&
     t.tn % (t.sgn * FRAGMENT) === 0 &&
     threads <= 256 &&
-    (t.tm * t.tk) % threads === 0 &&
-    (t.tn * t.tk) % threads === 0;
+    (t.tm * t.tk) % (4 * threads) === 0 &&
+    (t.tn * t.tk) % (4 * threads) === 0 &&
+    t.pad % 8 === 0 &&
+    f16TileWorkgroupBytes(t) <= F16_WORKGROUP_BYTES;
   if (!ok)
     throw new Error(
-      `f16 matmul tile ${JSON.stringify(t)} is invalid: need tk, tm/sgm and tn/sgn multiples of 16, ≤ 256 invocations (sgm·sgn·32), and tm·tk, tn·tk divisible by them`,
+      `f16 matmul tile ${JSON.stringify(t)} is invalid: need tk, tm/sgm and tn/sgn multiples of 16, ≤ 256 invocations (sgm·sgn·32), tm·tk and tn·tk divisible by 4× them, pad a multiple of 8 and ≤ ${F16_WORKGROUP_BYTES} bytes of workgroup memory`,
     );
+}
+
+/** Whether each operand is read as vec4<f32>: its contiguous axis (K, or M / N where transposed) a multiple of 4. */
+export function f16VectorReads(s: F16MatMulSpec): { a: boolean; b: boolean } {
+  return {
+    a: (s.transposeA ? s.m : s.k) % 4 === 0,
+    b: (s.transposeB ? s.k : s.n) % 4 === 0,
+  };
 }
 
 export function f16MatMulShaderKey(s: F16MatMulSpec): string {
   const t = s.tile;
-  return [
-    'kstar_mm_f16',
-    `${t.tm}x${t.tn}x${t.tk}_${t.sgm}x${t.sgn}`,
-    s.transposeA ? 'tA' : 'nA',
-    s.transposeB ? 'tB' : 'nB',
-    `al${+(s.m % t.tm === 0)}${+(s.n % t.tn === 0)}${+(s.k % t.tk === 0)}`,
-    s.splits > 1 ? 'splitk' : 'whole',
-    s.bias,
-    s.activation,
-  ].join('_');
+  const v = f16VectorReads(s);
+  return matMulKey(s, 'kstar_mm_f16', `${t.tm}x${t.tn}x${t.tk}_${t.sgm}x${t.sgn}_p${t.pad}_b${t.buffers}`, [
+    `v${+v.a}${+v.b}`,
+  ]);
 }
 
-/**
- * Statements copying one operand's K slice into workgroup memory as f16, in its stored layout: `kContiguous`
- * (A untransposed, B transposed: stored [rows, K]) writes `S[r·tk + k]`, else `S[k·rows + r]`.
- */
-function stageSnippet(
-  name: 'A' | 'B',
-  rows: number,
-  tk: number,
-  threads: number,
-  kContiguous: boolean,
-  checkRows: boolean,
-  checkK: boolean,
-  rowsUniform: string,
-  rowOrigin: string,
-): string {
-  const base = `${name.toLowerCase()}Base`;
-  const lines: string[] = [];
-  for (let i = 0; i < (rows * tk) / threads; i++) {
-    const e = `(t + ${i * threads})`;
-    const kk = kContiguous ? `${e} % ${tk}` : `${e} / ${rows}`;
-    const rr = kContiguous ? `${e} / ${tk}` : `${e} % ${rows}`;
-    const conds: string[] = [];
-    if (checkRows) conds.push(`r < ${rowsUniform}`);
-    if (checkK) conds.push(`k < kEnd`);
-    const index = kContiguous ? `${base} + r * uniforms.K + k` : `${base} + k * ${rowsUniform} + r`;
-    const read = conds.length
-      ? `var v = 0.0; if (${conds.join(' && ')}) { v = ${name}[${index}]; }`
-      : `let v = ${name}[${index}];`;
-    lines.push(
-      `{ let e = ${e}; let kk = ${kk}; let rr = ${rr}; let r = ${rowOrigin} + rr; let k = k0 + kk; ${read} ${name}s[e] = f16(v * scale${name}); }`,
-    );
-  }
-  return lines.join('\n');
-}
-
-/** The `WebGPUProgram` for `runWebGPUProgram(program, [flat A, flat B, (flat bias)], 'float32', uniforms)`. */
-export function f16MatMulProgram(s: F16MatMulSpec): FlatProgram {
+/** The `WebGPUProgram` for `runWebGPUProgram(program, [flat A, flat B, (flat bias), SA, SB], 'float32', uniforms)`. */
+export function f16MatMulProgram(s: F16MatMulSpec): FlatProgram & { variableComponents?: number[] } {
   const t = s.tile;
   checkF16Tile(t);
   const threads = f16TileThreads(t);
@@ -158,11 +183,42 @@ export function f16MatMulProgram(s: F16MatMulSpec): FlatProgram {
   const subCols = tn / sgn;
   const fragsM = subRows / F;
   const fragsN = subCols / F;
-  const al = { m: s.m % tm === 0, n: s.n % tn === 0, k: s.k % tk === 0 };
-  // Left matrices: [tm, tk] k-contiguous (row-major, stride tk) or [tk, tm] m-contiguous (column-major, stride tm).
-  const aRowMajor = !s.transposeA;
-  // Right matrices: [tk, tn] n-contiguous (row-major, stride tn) or [tn, tk] k-contiguous (column-major, stride tk).
-  const bRowMajor = !s.transposeB;
+  const al = matMulAlignment(s);
+  const vec = f16VectorReads(s);
+  const checkK = !al.k || s.splits > 1;
+  const staging = (name: 'A' | 'B'): OperandStaging => ({
+    name,
+    rows: name === 'A' ? tm : tn,
+    tk,
+    threads,
+    kContiguous: name === 'A' ? !s.transposeA : s.transposeB,
+    checkRows: name === 'A' ? !al.m : !al.n,
+    checkK,
+    width: (name === 'A' ? vec.a : vec.b) ? 4 : 1,
+    rowsUniform: name === 'A' ? 'uniforms.M' : 'uniforms.N',
+    rowOrigin: name === 'A' ? 'm0' : 'n0',
+  });
+  const stA = staging('A');
+  const stB = staging('B');
+  const layA = sliceLayout(t, tm, stA.kContiguous);
+  const layB = sliceLayout(t, tn, stB.kContiguous);
+  // Registers → f16 in workgroup memory at buffer offset `wbuf` (halves), in the stored layout.
+  const place = (o: OperandStaging, stride: number) => (v: string, rr: string, kk: string) => {
+    const at = o.kContiguous
+      ? `wbuf${o.name} + ${rr} * ${stride} + ${kk}`
+      : `wbuf${o.name} + ${kk} * ${stride} + ${rr}`;
+    if (o.width === 1) return `${o.name}s[${at}] = f16(${v} * scale${o.name});`;
+    return `{ let h = vec4<f16>(${v} * scale${o.name}); let at = ${at}; ${[0, 1, 2, 3].map((c) => `${o.name}s[at + ${c}] = h[${c}];`).join(' ')} }`;
+  };
+  const reads = [...operandReads(stA), ...operandReads(stB)].join('\n          ');
+  const places = [
+    ...operandPlaces(stA, place(stA, layA.stride)),
+    ...operandPlaces(stB, place(stB, layB.stride)),
+  ].join('\n          ');
+  // Left matrices: [tm, tk] k-contiguous (row-major) or [tk, tm] m-contiguous (column-major); right matrices:
+  // [tk, tn] n-contiguous (row-major) or [tn, tk] k-contiguous (column-major). Strides include the padding.
+  const aRowMajor = stA.kContiguous;
+  const bRowMajor = !stB.kContiguous;
   const left = `subgroup_matrix_left<f16, ${F}, ${F}>`;
   const right = `subgroup_matrix_right<f16, ${F}, ${F}>`;
   const result = `subgroup_matrix_result<f32, ${F}, ${F}>`;
@@ -174,16 +230,16 @@ export function f16MatMulProgram(s: F16MatMulSpec): FlatProgram {
     const k = kf * F;
     for (let i = 0; i < fragsM; i++) {
       const row = `rowSub + ${i * F}u`;
-      const offset = aRowMajor ? `(${row}) * ${tk}u + ${k}u` : `${k * tm}u + ${row}`;
+      const offset = aRowMajor ? `(${row}) * ${layA.stride}u + ${k}u` : `${k * layA.stride}u + ${row}`;
       mma.push(
-        `let a_${kf}_${i} = subgroupMatrixLoad<${left}>(&As, ${offset}, ${!aRowMajor}, ${aRowMajor ? tk : tm}u);`,
+        `let a_${kf}_${i} = subgroupMatrixLoad<${left}>(&As, rbufA + ${offset}, ${!aRowMajor}, ${layA.stride}u);`,
       );
     }
     for (let j = 0; j < fragsN; j++) {
       const col = `colSub + ${j * F}u`;
-      const offset = bRowMajor ? `${k * tn}u + ${col}` : `(${col}) * ${tk}u + ${k}u`;
+      const offset = bRowMajor ? `${k * layB.stride}u + ${col}` : `(${col}) * ${layB.stride}u + ${k}u`;
       mma.push(
-        `let b_${kf}_${j} = subgroupMatrixLoad<${right}>(&Bs, ${offset}, ${!bRowMajor}, ${bRowMajor ? tn : tk}u);`,
+        `let b_${kf}_${j} = subgroupMatrixLoad<${right}>(&Bs, rbufB + ${offset}, ${!bRowMajor}, ${layB.stride}u);`,
       );
     }
     for (let i = 0; i < fragsM; i++)
@@ -192,8 +248,6 @@ export function f16MatMulProgram(s: F16MatMulSpec): FlatProgram {
           `acc_${i}_${j} = subgroupMatrixMultiplyAccumulate(a_${kf}_${i}, b_${kf}_${j}, acc_${i}_${j});`,
         );
   }
-  const biasRead = s.bias === 'column' ? 'Bias[col]' : s.bias === 'scalar' ? 'Bias[0]' : '0.0';
-  const guard = [...(al.m ? [] : ['row < uniforms.M']), ...(al.n ? [] : ['col < uniforms.N'])];
   const store: string[] = [];
   for (let i = 0; i < fragsM; i++)
     for (let j = 0; j < fragsN; j++) {
@@ -201,31 +255,54 @@ export function f16MatMulProgram(s: F16MatMulSpec): FlatProgram {
         `subgroupMatrixStore(&Cs, sg * ${F * F}u, acc_${i}_${j}, false, ${F}u);`,
         'workgroupBarrier();',
       );
-      for (let e = 0; e < (F * F) / SUBGROUP_SIZE; e++) {
-        const write = `result[cBase + row * uniforms.N + col] = act(Cs[sg * ${F * F}u + q] * unscale + ${biasRead});`;
+      for (let e = 0; e < (F * F) / SUBGROUP_SIZE; e++)
         store.push(
           `{ let q = lane + ${e * SUBGROUP_SIZE}u; let row = m0 + i32(rowSub) + ${i * F} + i32(q / ${F}u); let col = n0 + i32(colSub) + ${j * F} + i32(q % ${F}u);`,
-          `  ${guard.length ? `if (${guard.join(' && ')}) { ${write} }` : write} }`,
+          `  ${matMulWrite(s, `Cs[sg * ${F * F}u + q] * unscale`)} }`,
         );
-      }
       store.push('workgroupBarrier();');
     }
-  const inputs = [...(s.bias === 'none' ? ['A', 'B'] : ['A', 'B', 'Bias']), 'SA', 'SB'];
-  return {
-    variableNames: inputs,
-    outputShape: [s.batch * s.splits * s.m * s.n],
-    shaderKey: f16MatMulShaderKey(s),
-    dispatchLayout: { x: [0] },
-    dispatch: [Math.ceil(s.n / tn), Math.ceil(s.m / tm), s.batch * s.splits],
+  const double = t.buffers === 2;
+  // One buffer: read, place, barrier, multiply, barrier. Two: the slice after this one is read into registers
+  // before the multiplies and placed in the other buffer after them; one barrier per slice.
+  const loop = double
+    ? `{ let k0 = kBegin; ${reads}
+          let wbufA = 0; let wbufB = 0;
+          ${places} }
+        workgroupBarrier();
+        for (var step = 0; step < uniforms.kSteps; step = step + 1) {
+          let buffer = step & 1;
+          let rbufA = u32(buffer) * ${layA.halves}u;
+          let rbufB = u32(buffer) * ${layB.halves}u;
+          let more = step + 1 < uniforms.kSteps; // uniform
+          if (more) { let k0 = kBegin + (step + 1) * ${tk};
+          ${reads} }
+          ${mma.join('\n          ')}
+          if (more) { let wbufA = (1 - buffer) * ${layA.halves}; let wbufB = (1 - buffer) * ${layB.halves};
+          ${places} }
+          workgroupBarrier();
+        }`
+    : `for (var step = 0; step < uniforms.kSteps; step = step + 1) {
+          let k0 = kBegin + step * ${tk};
+          let wbufA = 0; let wbufB = 0; let rbufA = 0u; let rbufB = 0u;
+          ${reads}
+          ${places}
+          workgroupBarrier();
+          ${mma.join('\n          ')}
+          workgroupBarrier();
+        }`;
+  const components = [vec.a ? 4 : 1, vec.b ? 4 : 1, ...(s.bias === 'none' ? [] : [1]), 1, 1];
+  return matMulFrame(s, {
+    key: f16MatMulShaderKey(s),
     workgroupSize: [threads, 1, 1],
-    size: false,
-    uniforms: `M : i32, N : i32, K : i32, aBatchStride : i32, bBatchStride : i32, splits : i32, kChunk : i32, kSteps : i32,${s.activation === 'leakyrelu' ? ' alpha : f32,' : ''}`,
-    getUserCode: () => `
+    extraInputs: ['SA', 'SB'],
+    components,
+    userCode: () => `
       ${F16_DIRECTIVES.join('\n      ')}
-      var<workgroup> As : array<f16, ${tm * tk}>; // A's K slice as stored: [tm][tk] or [tk][tm]
-      var<workgroup> Bs : array<f16, ${tk * tn}>; // B's K slice as stored: [tk][tn] or [tn][tk]
+      var<workgroup> As : array<f16, ${t.buffers * layA.halves}>; // A's K slice(s) as stored: [tm][tk+pad] or [tk][tm+pad]
+      var<workgroup> Bs : array<f16, ${t.buffers * layB.halves}>; // B's K slice(s) as stored: [tk][tn+pad] or [tn][tk+pad]
       var<workgroup> Cs : array<f32, ${sgm * sgn * F * F}>; // one 16×16 result per subgroup, on its way out
-      fn act(v : f32) -> f32 { return ${MATMUL_ACTIVATIONS[s.activation]}; }
+      ${matMulActivationFn(s)}
       // The exponent e with max |x|·2^e in (2^14, 2^15]; 0 for an all-zero or non-finite operand.
       fn scaleExponent(amax : f32) -> i32 {
         if (!(amax > 0.0) || amax > 3.0e38) { return 0; }
@@ -242,27 +319,13 @@ export function f16MatMulProgram(s: F16MatMulSpec): FlatProgram {
         let lane = localIndex % ${SUBGROUP_SIZE}u;
         let rowSub = (sg / ${sgn}u) * ${subRows}u; // the subgroup's block inside the tile
         let colSub = (sg % ${sgn}u) * ${subCols}u;
-        let n0 = i32(workgroupId.x) * ${tn};
-        let m0 = i32(workgroupId.y) * ${tm};
-        let z = i32(workgroupId.z); // batch · splits + split
-        let batch = z / uniforms.splits;
-        let kBegin = (z - batch * uniforms.splits) * uniforms.kChunk;
-        let kEnd = min(uniforms.K, kBegin + uniforms.kChunk);
-        let aBase = batch * uniforms.aBatchStride;
-        let bBase = batch * uniforms.bBatchStride;
-        let cBase = z * uniforms.M * uniforms.N;
+        ${matMulTileOrigin(s)}
         ${acc.join('\n        ')}
+        ${operandRegisters(stA)} ${operandRegisters(stB)}
         // A uniform trip count (barriers and subgroup matrices need uniform control flow); loads stop at kEnd.
-        for (var step = 0; step < uniforms.kSteps; step = step + 1) {
-          let k0 = kBegin + step * ${tk};
-          ${stageSnippet('A', tm, tk, threads, !s.transposeA, !al.m, !al.k || s.splits > 1, 'uniforms.M', 'm0')}
-          ${stageSnippet('B', tn, tk, threads, s.transposeB, !al.n, !al.k || s.splits > 1, 'uniforms.N', 'n0')}
-          workgroupBarrier();
-          ${mma.join('\n          ')}
-          workgroupBarrier();
-        }
+        ${loop}
         ${store.join('\n        ')}
       }
     `,
-  };
+  });
 }

@@ -1,4 +1,27 @@
+import {
+  MATMUL_ACTIVATIONS,
+  type MatMulActivation,
+  type MatMulShape,
+  matMulActivationFn,
+  matMulAlignment,
+  matMulFrame,
+  matMulKey,
+  matMulTileOrigin,
+  matMulWrite,
+  type OperandStaging,
+  operandPlaces,
+  operandReads,
+  operandRegisters,
+} from './webgpu-matmul-frame.ts';
 import { type FlatProgram, flatProgram } from './wgsl.ts';
+
+export {
+  MATMUL_ACTIVATIONS,
+  type MatMulActivation,
+  type MatMulShape,
+  matMulUniforms,
+  splitKChunk,
+} from './webgpu-matmul-frame.ts';
 
 /**
  * A register-tiled float32 batched matrix product for WebGPU: C[b] = act(op(A[b])·op(B[b]) + bias), op = identity or
@@ -26,9 +49,6 @@ export interface MatMulTile {
   /** Columns per thread / 4. */
   cb: number;
 }
-
-/** The fused activations of tfjs's `_FusedMatMul` this program computes (prelu goes to tfjs's own kernel). */
-export type MatMulActivation = 'linear' | 'relu' | 'relu6' | 'elu' | 'sigmoid' | 'leakyrelu';
 
 export interface MatMulProgramSpec {
   tile: MatMulTile;
@@ -82,92 +102,20 @@ export function checkTile(t: MatMulTile): void {
     );
 }
 
-/** WGSL of each activation of `v : f32`. */
-export const MATMUL_ACTIVATIONS: Record<MatMulActivation, string> = {
-  linear: 'v',
-  relu: 'select(v, 0.0, v < 0.0)',
-  relu6: 'clamp(v, 0.0, 6.0)',
-  elu: 'select(v, exp(v) - 1.0, v < 0.0)',
-  sigmoid: '1.0 / (1.0 + exp(-v))',
-  leakyrelu: 'select(uniforms.alpha * v, v, v >= 0.0)',
-};
-
 /** Cache key of the generated shader: everything the WGSL text depends on (sizes go in uniforms, except alignment). */
 export function matMulShaderKey(s: MatMulProgramSpec): string {
   const t = s.tile;
-  const aligned = alignment(s);
-  return [
-    'kstar_mm',
-    `${t.tm}x${t.tn}x${t.tk}_${t.ca}x${t.cb}`,
-    s.transposeA ? 'tA' : 'nA',
-    s.transposeB ? 'tB' : 'nB',
-    `al${+aligned.m}${+aligned.n}${+aligned.k}`,
-    s.splits > 1 ? 'splitk' : 'whole',
-    s.bias,
-    s.activation,
-  ].join('_');
+  return matMulKey(s, 'kstar_mm', `${t.tm}x${t.tn}x${t.tk}_${t.ca}x${t.cb}`);
 }
 
-/** What the uniforms and the split-K reduce read of a spec (the float32 and the f16 programs share them). */
-export interface MatMulShape {
-  tile: { tk: number };
-  m: number;
-  n: number;
-  k: number;
-  batch: number;
-  splits: number;
-  bias: 'none' | 'column' | 'scalar';
-  activation: MatMulActivation;
-}
-
-/** K per split: a multiple of the tile's K slice (so only the last split can end inside a slice). */
-export function splitKChunk(s: MatMulShape): number {
-  const slices = Math.ceil(s.k / s.tile.tk);
-  return Math.ceil(slices / s.splits) * s.tile.tk;
-}
-
-function alignment(s: MatMulProgramSpec): { m: boolean; n: boolean; k: boolean } {
-  return { m: s.m % s.tile.tm === 0, n: s.n % s.tile.tn === 0, k: s.k % s.tile.tk === 0 };
-}
-
-/**
- * Statements that stage one operand's K slice: `rows` = tm (A) or tn (B) output rows/columns of the tile.
- * `kContiguous`: the operand is stored [rows, K] (A untransposed, B transposed); else [K, rows].
- */
-function loadSnippet(
-  name: 'A' | 'B',
-  rows: number,
-  tk: number,
-  threads: number,
-  kContiguous: boolean,
-  checkRows: boolean,
-  checkK: boolean,
-  rowsUniform: string,
-  rowOrigin: string,
-): string {
-  const shared = `${name}s`;
-  const base = `${name.toLowerCase()}Base`;
-  const lines: string[] = [];
-  for (let i = 0; i < (rows * tk) / threads; i++) {
-    const e = `(t + ${i * threads})`;
-    // Consecutive threads walk the contiguous axis of the stored operand.
-    const kk = kContiguous ? `${e} % ${tk}` : `${e} / ${rows}`;
-    const rr = kContiguous ? `${e} / ${tk}` : `${e} % ${rows}`;
-    const conds: string[] = [];
-    if (checkRows) conds.push(`r${i} < ${rowsUniform}`);
-    if (checkK) conds.push(`k${i} < kEnd`);
-    const index = kContiguous
-      ? `${base} + r${i} * uniforms.K + k${i}`
-      : `${base} + k${i} * ${rowsUniform} + r${i}`;
-    const read = conds.length
-      ? `var v${i} = 0.0; if (${conds.join(' && ')}) { v${i} = ${name}[${index}]; }`
-      : `let v${i} = ${name}[${index}];`;
-    lines.push(
-      `{ let kk = ${kk}; let rr = ${rr}; let r${i} = ${rowOrigin} + rr; let k${i} = k0 + kk; ${read}`,
-      `  ${shared}[kk * ${rows / 4} + ((rr / 4) ^ (kk & 7))][rr % 4] = v${i}; }`,
-    );
-  }
-  return lines.join('\n');
+/** Staging of one operand: read into registers, then written k-major with the xor swizzle (see the file comment). */
+function stageOperand(o: OperandStaging): string {
+  const place = (v: string, rr: string, kk: string) =>
+    `${o.name}s[${kk} * ${o.rows / 4} + ((${rr} / 4) ^ (${kk} & 7))][${rr} % 4] = ${v};`;
+  const reads = operandReads(o);
+  const places = operandPlaces(o, place);
+  // Each read stored at once (the order the program had before the shared staging).
+  return [operandRegisters(o), ...reads.flatMap((r, i) => [r, places[i]!])].join('\n          ');
 }
 
 /** The `WebGPUProgram` for `runWebGPUProgram(program, [flat A, flat B, (flat bias)], 'float32', uniforms)`. */
@@ -176,8 +124,21 @@ export function matMulProgram(s: MatMulProgramSpec): FlatProgram {
   checkTile(t);
   const [wx, wy] = tileThreads(t);
   const threads = wx * wy;
-  const al = alignment(s);
+  const al = matMulAlignment(s);
   const { ca, cb, tm, tn, tk } = t;
+  const checkK = !al.k || s.splits > 1;
+  const staging = (name: 'A' | 'B'): OperandStaging => ({
+    name,
+    rows: name === 'A' ? tm : tn,
+    tk,
+    threads,
+    kContiguous: name === 'A' ? !s.transposeA : s.transposeB,
+    checkRows: name === 'A' ? !al.m : !al.n,
+    checkK,
+    width: 1,
+    rowsUniform: name === 'A' ? 'uniforms.M' : 'uniforms.N',
+    rowOrigin: name === 'A' ? 'm0' : 'n0',
+  });
   const acc: string[] = [];
   const fma: string[] = [];
   const store: string[] = [];
@@ -192,53 +153,33 @@ export function matMulProgram(s: MatMulProgramSpec): FlatProgram {
     for (let i = 0; i < 4; i++)
       for (let d = 0; d < cb; d++)
         fma.push(`acc_${c}_${i}_${d} = fma(vec4<f32>(a${c}[${i}]), b${d}, acc_${c}_${i}_${d});`);
-  const biasRead = s.bias === 'column' ? 'Bias[col]' : s.bias === 'scalar' ? 'Bias[0]' : '0.0';
   for (let c = 0; c < ca; c++)
     for (let i = 0; i < 4; i++) {
       const row = `m0 + ${(c * tm) / ca} + 4 * ty + ${i}`;
       for (let d = 0; d < cb; d++)
         for (let j = 0; j < 4; j++) {
           const col = `n0 + ${(d * tn) / cb} + 4 * tx + ${j}`;
-          const guard = [...(al.m ? [] : ['row < uniforms.M']), ...(al.n ? [] : ['col < uniforms.N'])];
-          const write = `result[cBase + row * uniforms.N + col] = act(acc_${c}_${i}_${d}[${j}] + ${biasRead});`;
-          store.push(
-            `{ let row = ${row}; let col = ${col}; ${guard.length ? `if (${guard.join(' && ')}) { ${write} }` : write} }`,
-          );
+          store.push(`{ let row = ${row}; let col = ${col}; ${matMulWrite(s, `acc_${c}_${i}_${d}[${j}]`)} }`);
         }
     }
-  const inputs = s.bias === 'none' ? ['A', 'B'] : ['A', 'B', 'Bias'];
-  return {
-    variableNames: inputs,
-    outputShape: [s.batch * s.splits * s.m * s.n],
-    shaderKey: matMulShaderKey(s),
-    dispatchLayout: { x: [0] },
-    dispatch: [Math.ceil(s.n / tn), Math.ceil(s.m / tm), s.batch * s.splits],
+  return matMulFrame(s, {
+    key: matMulShaderKey(s),
     workgroupSize: [wx, wy, 1],
-    size: false,
-    uniforms: `M : i32, N : i32, K : i32, aBatchStride : i32, bBatchStride : i32, splits : i32, kChunk : i32, kSteps : i32,${s.activation === 'leakyrelu' ? ' alpha : f32,' : ''}`,
-    getUserCode: () => `
+    userCode: () => `
       var<workgroup> As : array<vec4<f32>, ${(tk * tm) / 4}>; // [tk][tm] of A's slice, k-major
       var<workgroup> Bs : array<vec4<f32>, ${(tk * tn) / 4}>; // [tk][tn] of B's slice, k-major
-      fn act(v : f32) -> f32 { return ${MATMUL_ACTIVATIONS[s.activation]}; }
+      ${matMulActivationFn(s)}
       fn main(index : i32) {
         let tx = i32(localId.x);
         let ty = i32(localId.y);
         let t = ty * ${wx} + tx;
-        let n0 = i32(workgroupId.x) * ${tn};
-        let m0 = i32(workgroupId.y) * ${tm};
-        let z = i32(workgroupId.z); // batch · splits + split
-        let batch = z / uniforms.splits;
-        let kBegin = (z - batch * uniforms.splits) * uniforms.kChunk;
-        let kEnd = min(uniforms.K, kBegin + uniforms.kChunk);
-        let aBase = batch * uniforms.aBatchStride;
-        let bBase = batch * uniforms.bBatchStride;
-        let cBase = z * uniforms.M * uniforms.N;
+        ${matMulTileOrigin(s)}
         ${acc.join('\n        ')}
         // A uniform trip count (workgroupBarrier needs uniform control flow); loads stop at kEnd.
         for (var step = 0; step < uniforms.kSteps; step = step + 1) {
           let k0 = kBegin + step * ${tk};
-          ${loadSnippet('A', tm, tk, threads, !s.transposeA, !al.m, !al.k || s.splits > 1, 'uniforms.M', 'm0')}
-          ${loadSnippet('B', tn, tk, threads, s.transposeB, !al.n, !al.k || s.splits > 1, 'uniforms.N', 'n0')}
+          ${stageOperand(staging('A'))}
+          ${stageOperand(staging('B'))}
           workgroupBarrier();
           for (var kk = 0; kk < ${tk}; kk = kk + 1) {
             ${fma.join('\n            ')}
@@ -248,28 +189,7 @@ export function matMulProgram(s: MatMulProgramSpec): FlatProgram {
         ${store.join('\n        ')}
       }
     `,
-  };
-}
-
-/** The program's own uniforms, in the order of `uniforms` above. */
-export function matMulUniforms(
-  s: MatMulShape,
-  batchA: number,
-  batchB: number,
-  alpha: number,
-): Array<{ type: 'float32' | 'int32'; data: number[] }> {
-  const u: Array<{ type: 'float32' | 'int32'; data: number[] }> = [
-    { type: 'int32', data: [s.m] },
-    { type: 'int32', data: [s.n] },
-    { type: 'int32', data: [s.k] },
-    { type: 'int32', data: [batchA === 1 ? 0 : s.m * s.k] },
-    { type: 'int32', data: [batchB === 1 ? 0 : s.k * s.n] },
-    { type: 'int32', data: [s.splits] },
-    { type: 'int32', data: [splitKChunk(s)] },
-    { type: 'int32', data: [splitKChunk(s) / s.tile.tk] },
-  ];
-  if (s.activation === 'leakyrelu') u.push({ type: 'float32', data: [alpha] });
-  return u;
+  });
 }
 
 /**

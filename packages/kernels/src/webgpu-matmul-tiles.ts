@@ -69,7 +69,8 @@ export function chooseMatMulSplit(
 /**
  * Products K*'s tiles lose to tfjs's own program, measured on the H200 (`pnpm bench matmul`,
  * bench/results/2026-12-02-h200-matmul-run2.json): thin outputs over a long K, attention's probs·v
- * [96, 1024, 1024]·[96, 1024, 64] at 6.8 TFLOP/s (best tile) against tfjs's 18.8. They go to tfjs's kernel.
+ * [96, 1024, 1024]·[96, 1024, 64] at 6.8 TFLOP/s (best tile) against tfjs's 18.8; the f16 program's 64×64 tile
+ * reaches 3–5 there (bench/results/2026-12-03-s3-h200-f16-tiles.json). They go to tfjs's kernel in both precisions.
  */
 export function matMulPrefersTfjs(m: number, n: number, k: number): boolean {
   return n <= 64 && k >= 512 && m >= 512;

@@ -3,7 +3,13 @@ import { kernelOverride } from './kernel-override.ts';
 import type { FusedBackend } from './row-program.ts';
 import { absMaxOnDevice } from './webgpu-absmax.ts';
 import { deviceSubgroupMatrixSupport, webgpuMatMulPrecision } from './webgpu-f16-support.ts';
-import { F16_TILES, type F16MatMulSpec, f16MatMulProgram } from './webgpu-matmul-f16-program.ts';
+import {
+  F16_TILES,
+  type F16MatMulSpec,
+  type F16TileName,
+  f16MatMulProgram,
+  isF16TileName,
+} from './webgpu-matmul-f16-program.ts';
 import {
   type MatMulActivation,
   type MatMulProgramSpec,
@@ -41,6 +47,7 @@ import { flat, type WebGPUBackendLike } from './wgsl.ts';
 const counts = { kstar: 0, tfjs: 0, f16: 0 };
 let f16Logged = false;
 let forcedTile: MatMulTileName | null = null;
+let forcedF16Tile: F16TileName | null = null;
 
 const ACTIVATIONS = new Set<string>(['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu']);
 const MAX_WORKGROUPS_PER_DIM = 65_535;
@@ -71,9 +78,21 @@ export function webgpuMatMulSetting(value: string = envSetting()): {
   );
 }
 
-/** Forces one tile for every product (benchmarks compare tiles); `null` goes back to the per-shape choice. */
-export function forceWebGPUMatMulTile(tile: MatMulTileName | null): void {
-  forcedTile = tile;
+/**
+ * Forces one tile for every product (benchmarks compare tiles): a float32 tile name, or `f16-<tile>` for the f16
+ * program's; `null` goes back to the per-shape choice for both.
+ */
+export function forceWebGPUMatMulTile(tile: MatMulTileName | `f16-${F16TileName}` | null): void {
+  forcedTile = null;
+  forcedF16Tile = null;
+  if (tile === null) return;
+  if (tile.startsWith('f16-')) {
+    const name = tile.slice('f16-'.length);
+    if (!isF16TileName(name))
+      throw new Error(`unknown f16 matmul tile '${name}': use one of ${Object.keys(F16_TILES).join(', ')}`);
+    forcedF16Tile = name;
+  } else if (isMatMulTileName(tile)) forcedTile = tile;
+  else throw new Error(`unknown matmul tile '${tile}': use one of ${Object.keys(MATMUL_TILES).join(', ')}`);
 }
 
 /** How many products K*'s kernel computed and how many it handed to tfjs's, since the process started. */
@@ -153,8 +172,15 @@ export function planWebGPUMatMul(
     else if (lastIsColumn) biasKind = 'column';
     else return null;
   }
+  const forced = forcedTile ?? webgpuMatMulSetting().tile;
+  // Thin long-K products (attention's probs·v) run faster on tfjs's float32 program than on either of K*'s.
+  if (!forced && !forcedF16Tile && matMulPrefersTfjs(m, n, k)) return null;
   if (options.f16) {
-    const choice = chooseF16Tile(batch, m, n, k);
+    const auto = chooseF16Tile(batch, m, n, k);
+    // A forced tile (benchmarks) keeps the split-K the per-shape choice gives `large`.
+    const choice = forcedF16Tile
+      ? { tile: forcedF16Tile, splits: auto.tile === 'large' ? auto.splits : 1 }
+      : auto;
     const t = F16_TILES[choice.tile];
     if (Math.ceil(n / t.tn) > MAX_WORKGROUPS_PER_DIM || Math.ceil(m / t.tm) > MAX_WORKGROUPS_PER_DIM)
       return null;
@@ -173,8 +199,6 @@ export function planWebGPUMatMul(
     };
     return { kind: 'f16', spec: f16, outShape: [...outer, m, n], batchA, batchB };
   }
-  const forced = forcedTile ?? webgpuMatMulSetting().tile;
-  if (!forced && matMulPrefersTfjs(m, n, k)) return null;
   const split = forced ? null : chooseMatMulSplit(batch, m, n, k);
   const tile = MATMUL_TILES[forced ?? split?.tile ?? chooseMatMulTile(batch, m, n)];
   const splits = split?.splits ?? 1;

@@ -10,6 +10,7 @@ import {
   parseWebGPUMatMulPrecision,
   subgroupMatrixSupport,
 } from '../src/index.ts';
+import { f16WorkgroupBytes } from '../src/webgpu-matmul-f16-program.ts';
 
 // The f16-mixed matmul's WGSL generation and its fallback decisions, without a GPU (lavapipe has no subgroup
 // matrices; on the H200 `F16=1 bash scripts/gpu-run.sh` checks the kernel's numbers, and the subgroup-matrix layouts
@@ -49,28 +50,47 @@ describe('f16-mixed WebGPU matmul', () => {
         const right = l.filter((x) => x[0] === 'right');
         expect(left).toHaveLength((fragsM * t.tk) / 16);
         expect(right).toHaveLength((fragsN * t.tk) / 16);
-        // A stored [M, K]: rows of tk halves (row-major); stored [K, M]: columns of tm (column-major).
+        // A stored [M, K]: rows of tk halves (row-major); stored [K, M]: columns of tm (column-major); each padded.
         for (const x of left)
-          expect([x[1], x[2]]).toEqual(transposeA ? ['true', `${t.tm}`] : ['false', `${t.tk}`]);
+          expect([x[1], x[2]]).toEqual(
+            transposeA ? ['true', `${t.tm + t.pad}`] : ['false', `${t.tk + t.pad}`],
+          );
         for (const x of right)
-          expect([x[1], x[2]]).toEqual(transposeB ? ['true', `${t.tk}`] : ['false', `${t.tn}`]);
+          expect([x[1], x[2]]).toEqual(
+            transposeB ? ['true', `${t.tk + t.pad}`] : ['false', `${t.tn + t.pad}`],
+          );
         const mma = code.match(/subgroupMatrixMultiplyAccumulate\(/g) ?? [];
         expect(mma).toHaveLength((fragsM * fragsN * t.tk) / 16);
       }
+    // Barriers per K slice in the loop (the epilogue's are per fragment): two with one buffer, one with two.
+    const barriersInLoop = (code: string) =>
+      code
+        .slice(code.indexOf('for (var step'), code.indexOf('subgroupMatrixStore'))
+        .match(/workgroupBarrier\(\)/g);
+    expect(barriersInLoop(f16MatMulProgram(spec({ tile: F16_TILES.large })).getUserCode())).toHaveLength(2);
+    expect(barriersInLoop(f16MatMulProgram(spec({ tile: F16_TILES.double })).getUserCode())).toHaveLength(1);
   });
 
   it('sizes workgroup memory within the 48 KiB Dawn gives and guards only unaligned edges', () => {
-    for (const tile of Object.values(F16_TILES)) {
-      const code = f16MatMulProgram(spec({ tile })).getUserCode();
-      const declared = [...code.matchAll(/array<(f16|f32), (\d+)>/g)].reduce(
-        (s, m) => s + Number(m[2]) * (m[1] === 'f16' ? 2 : 4),
-        0,
-      );
-      expect(declared).toBe(f16TileWorkgroupBytes(tile));
-      expect(declared).toBeLessThanOrEqual(48 * 1024);
-    }
-    const aligned = f16MatMulProgram(spec({ m: 256, n: 256, k: 64 })).getUserCode();
+    for (const tile of Object.values(F16_TILES))
+      for (const transposeA of [false, true])
+        for (const transposeB of [false, true]) {
+          const code = f16MatMulProgram(spec({ tile, transposeA, transposeB })).getUserCode();
+          const declared = [...code.matchAll(/array<(f16|f32), (\d+)>/g)].reduce(
+            (s, m) => s + Number(m[2]) * (m[1] === 'f16' ? 2 : 4),
+            0,
+          );
+          expect(declared).toBe(f16WorkgroupBytes(tile, transposeA, transposeB));
+          expect(declared).toBeLessThanOrEqual(f16TileWorkgroupBytes(tile));
+          expect(declared).toBeLessThanOrEqual(48 * 1024);
+        }
+    const alignedProgram = f16MatMulProgram(spec({ m: 256, n: 256, k: 64 }));
+    const aligned = alignedProgram.getUserCode();
     expect(aligned).not.toMatch(/row < uniforms\.M|col < uniforms\.N|k < kEnd/);
+    // vec4<f32> reads where the contiguous axis is a multiple of 4, scalar ones elsewhere (k = 70 for A here).
+    expect(alignedProgram.variableComponents).toEqual([4, 4, 1, 1]);
+    expect(aligned).toMatch(/av0 = A\[\(aBase \+ r \* uniforms\.K \+ k\) \/ 4\]/);
+    expect(f16MatMulProgram(spec({ n: 200, k: 70 })).variableComponents).toEqual([1, 4, 1, 1]);
     const odd = f16MatMulProgram(spec({})).getUserCode();
     expect(odd).toMatch(/row < uniforms\.M && col < uniforms\.N/);
     expect(odd).toMatch(/k < kEnd/);
