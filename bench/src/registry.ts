@@ -131,7 +131,7 @@ optimizerStateBytes (gradients released in segmented mode), with where the bytes
     run: async (argv, io) => done(io, (await benchKernels(argv, stdoutLines(io))).file),
   },
   matmul: {
-    help: 'pnpm bench matmul --json FILE [--shapes gpt2|odd] [--reps 7] [--choices tfjs,tfjs-packed,kstar,kstar-large,…] [--parity gpt2,odd|none]   WebGPU matmul TFLOP/s and parity\n',
+    help: 'pnpm bench matmul --json FILE [--shapes gpt2|odd] [--reps 7] [--passes 1] [--choices tfjs,tfjs-packed,kstar,kstar-large,kstar-f16,kstar-f16-double,…] [--parity gpt2,odd|none]   WebGPU matmul TFLOP/s and parity\n',
     run: async (argv, io) => done(io, (await benchMatMul(argv, stdoutLines(io))).file),
   },
   profile: {

@@ -25,6 +25,14 @@ describe('pnpm bench matmul', () => {
     err.length = 0;
     expect(await runBench(['matmul', '--json', join(dir, 'x.json'), '--choices', 'tfjs,fast'], io)).toBe(2);
     expect(err.join('')).toContain("'fast'");
+    err.length = 0;
+    expect(await runBench(['matmul', '--json', join(dir, 'x.json'), '--passes', '1.5'], io)).toBe(2);
+    expect(err.join('')).toContain("--passes must be a positive integer (got '1.5')");
+    err.length = 0;
+    expect(await runBench(['matmul', '--json', join(dir, 'x.json'), '--choices', 'kstar-f16-huge'], io)).toBe(
+      2,
+    );
+    expect(err.join('')).toContain("'kstar-f16-huge'");
   });
 
   const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
