@@ -180,6 +180,7 @@ export function parseTrainFlags(argv: string[]): TrainFlags {
   if (v['eval-only'] === true) overrides.evalOnly = true;
   if (v['offload-state'] === true) overrides.offloadState = true;
   if (v['host-update'] === true) overrides.hostUpdate = true;
+  if (v['pack-documents'] === true) overrides.packDocuments = true;
   if (typeof v['optimizer-option'] === 'string') {
     // Own properties only (Object.fromEntries): `__proto__=1` is an option name for the plugin to refuse, not a prototype.
     const entries: Array<[string, number | boolean | null]> = [];

@@ -6,7 +6,7 @@ import { parseTrainConfig } from '../src/config.ts';
 import { machineInfo } from '../src/machine.ts';
 import { ProgressBar } from '../src/progress.ts';
 import { prepareRun, train } from '../src/train.ts';
-import { cli } from './run-cli.ts';
+import { cli, trainReport } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-packing-'));
 // The plans' stage times, measured once (fixtures/packing-calibration.json says where): no calibration in the test,
@@ -87,6 +87,17 @@ describe('--pack-documents --length-buckets', () => {
     expect(b.plans!.every((p) => p.choices.join() === long.choices.join())).toBe(true);
     expect(b.losses.length).toBe(STEPS);
     for (const [i, l] of a.losses.entries()) expect(l).toBeCloseTo(b.losses[i]!, 4);
+  });
+
+  it('resumes a packed run exactly: the checkpoint keeps the packer position', async () => {
+    const args = ['--backend', 'cpu', '--layers', '1', '--d-model', '32', '--heads', '2', '--context', '64'];
+    args.push('--batch', '2', '--eval-every', '0', '--sample-tokens', '0', '--warmup', '0', '--steps', '2');
+    args.push('--corpus', corpus, '--pack-documents', '--length-buckets', '16,64');
+    const saves = join(dir, 'saves');
+    const whole = await trainReport([...args, '--save-dir', saves, '--save-every', '1']);
+    const resumed = await trainReport([...args, '--resume', join(saves, 'step-00000001')]);
+    // Step 2 again, on the batch after step 1's (a packer back at the start would give other losses).
+    expect(resumed.losses).toEqual(whole.losses.slice(1));
   });
 
   it('refuses buckets that are not ascending, and buckets without packing, naming the value', async () => {
