@@ -100,6 +100,28 @@ describe('--pack-documents --length-buckets', () => {
     expect(resumed.losses).toEqual(whole.losses.slice(1));
   });
 
+  it('kstar plan prints one plan per bucket', async () => {
+    const args = [
+      'plan',
+      '--backend',
+      'cpu',
+      '--layers',
+      '2',
+      '--d-model',
+      '32',
+      '--heads',
+      '2',
+      '--context',
+      '64',
+    ];
+    args.push('--batch', '2', '--activations', 'checkpoint,mst', '--memory-budget', '1.5MiB');
+    const r = await cli([...args, '--corpus', corpus, '--pack-documents', '--length-buckets', '16,64']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(
+      /plan at step 1 \(start\).*\n[\s\S]*plan at step 1 \(length-bucket: bucket ≤ 64 \(was ≤ 16\)\)/,
+    );
+  });
+
   it('refuses buckets that are not ascending, and buckets without packing, naming the value', async () => {
     const bad = await cli(['train', '--pack-documents', '--length-buckets', '64,32', '--corpus', corpus]);
     expect(bad.code).toBe(2);
