@@ -98,6 +98,12 @@ export function prepareRun(config: TrainConfig): PreparedRun {
   const seq = seqSchedule
     ? Math.max(...seqSchedule.map((s) => s.seq))
     : (lengthBuckets?.at(-1) ?? config.seq ?? defaultSeq);
+  if (lengthBuckets && seq > modelConfig.blockSize) {
+    throw new InputError(
+      `--length-buckets ${config.lengthBuckets}: the longest bucket ${seq} is longer than the model's context ${modelConfig.blockSize} (preset ${config.preset}): use buckets up to ${modelConfig.blockSize} or a larger --context`,
+      'E_CONFIG',
+    );
+  }
   if (seq > modelConfig.blockSize) {
     throw new InputError(
       `sequence length ${seq} is longer than the model's context ${modelConfig.blockSize} (preset ${config.preset}): pass --seq ${modelConfig.blockSize} or less`,

@@ -126,6 +126,9 @@ describe('--pack-documents --length-buckets', () => {
     const bad = await cli(['train', '--pack-documents', '--length-buckets', '64,32', '--corpus', corpus]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/length bucket 32 \(of 64,32\)/);
+    expect(() => prepareRun(parseTrainConfig({ ...flags, lengthBuckets: '16,128' }, 'test'))).toThrow(
+      /--length-buckets 16,128: the longest bucket 128 is longer than the model's context 64/,
+    );
     expect(() => prepareRun(parseTrainConfig({ ...flags, packDocuments: false }, 'test'))).toThrow(
       /--length-buckets 16,64 needs --pack-documents/,
     );
