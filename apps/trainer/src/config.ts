@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { InputError } from '@kstar/core';
 import { z } from 'zod';
 import { parseActivations, parseBytes } from './activations.ts';
+import { parseLengthBuckets } from './packing.ts';
 import { parseStateChoices } from './plan-state.ts';
 import { parseSeqSchedule } from './seq-schedule.ts';
 import { SHARDING_NAMES } from './sharding.ts';
@@ -123,6 +124,10 @@ export const TrainConfigSchema = z.strictObject({
   activations: z.string().optional().superRefine(parsedBy(parseActivations)),
   /** Sequence lengths over the run, `T:STEPS,T:STEPS…` (see `parseSeqSchedule`); overrides `seq`. */
   seqSchedule: z.string().optional().superRefine(parsedBy(parseSeqSchedule)),
+  /** Training batches of whole documents packed into rows of a length bucket (`DocumentPacker` of @kstar/data). */
+  packDocuments: z.boolean().default(false),
+  /** With `packDocuments`: the batch lengths, ascending, `64,128,256` (the planner plans once per bucket). */
+  lengthBuckets: z.string().optional().superRefine(parsedBy(parseLengthBuckets)),
   /** Optimizer-state placements the planner may choose per parameter group: `8bit`, `offload` (with a budget). */
   stateChoices: z.string().optional().superRefine(parsedBy(parseStateChoices)),
   /** Step memory budget in bytes (or a size like 512MiB, or `auto`): the planner fits the step to it, or the run fails. */

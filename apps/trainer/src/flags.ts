@@ -69,6 +69,8 @@ export const TRAIN_FLAGS: FlagTable = {
   activations: { type: 'string', value: 'LIST', help: 'activation strategies, comma-separated: checkpoint[:every|every:K|sqrt|selective|\nPLAN+selective], mst[:M], compress[:bf16|int8], offload (checkpoint plans,\ncompress and offload select segmented mode; e.g. --activations checkpoint:sqrt,mst,compress:int8)' },
   'memory-budget': { type: 'string', value: 'auto|BYTES', help: "step memory budget (bytes or 512MiB, 2GB…; auto: free memory minus 10%): the planner\npicks per segment keep / checkpoint / compress / offload and the model ops (selective,\nMsT chunks) for the fastest predicted step that fits, re-planning when T changes, when a\nstep's peak overshoots and on out-of-memory (same step retried); or the run stops before\nits first step with the predicted bytes" },
   'seq-schedule': { type: 'string', value: 'T:N,T:N…', help: 'sequence length T for N steps each, in order (e.g. 64:100,256:100); the planner\nre-plans at each change' },
+  'pack-documents': { type: 'boolean', help: 'batches of documents (split at blank lines) packed into rows of a --length-buckets\nlength, shuffled per epoch; with --memory-budget the planner re-plans per bucket' },
+  'length-buckets': { type: 'string', value: 'T,T…', help: 'with --pack-documents: the batch lengths, ascending (e.g. 64,128,256); each batch takes\nthe smallest that holds its longest document (default: one bucket of --seq)' },
   'offload-state': { type: 'boolean', help: "every parameter's optimizer state in host memory between updates, streamed to the\ndevice around its update (ZeRO-Offload's placement; GPU backends; a no-op on cpu/wasm)" },
   'host-update': { type: 'boolean', help: "with --offload-state and --optimizer adamw: the update computed on the host's float32\narrays (ZeRO-Offload's CPU Adam), the new weights written back; the state never\nreaches the device" },
   'state-choices': { type: 'string', value: 'LIST', help: "with --memory-budget: optimizer-state placements the planner may pick per parameter\ngroup besides float32: 8bit (AdamW's rule on 8-bit moments; --optimizer adamw),\noffload (host memory, streamed around each update; GPU backends only)" },
@@ -178,6 +180,7 @@ export function parseTrainFlags(argv: string[]): TrainFlags {
   if (v['eval-only'] === true) overrides.evalOnly = true;
   if (v['offload-state'] === true) overrides.offloadState = true;
   if (v['host-update'] === true) overrides.hostUpdate = true;
+  if (v['pack-documents'] === true) overrides.packDocuments = true;
   if (typeof v['optimizer-option'] === 'string') {
     // Own properties only (Object.fromEntries): `__proto__=1` is an option name for the plugin to refuse, not a prototype.
     const entries: Array<[string, number | boolean | null]> = [];

@@ -9,7 +9,7 @@ import type { PreparedRun } from './prepare.ts';
 
 /**
  * `kstar plan`: the plans a `kstar train` with the same options would start with (one per sequence length of
- * `--seq-schedule`), without training. Calibrates (or reads the cache) on the chosen backend.
+ * `--seq-schedule`, or per bucket of `--pack-documents --length-buckets`), without training. Calibrates (or reads the cache) on the chosen backend.
  */
 export async function planRun(run: PreparedRun, log: (line: string) => void): Promise<PlanRecord[]> {
   const { config } = run;
@@ -22,14 +22,17 @@ export async function planRun(run: PreparedRun, log: (line: string) => void): Pr
   try {
     const fixed = runFixedBytes(model, optimizer, masterWeights, config.gradAccum);
     const planner = plannerFor(run, { backend, model, optimizer, fixed, calibration });
-    const schedule = run.seqSchedule ?? [{ seq: run.seq, steps: config.steps }];
+    // --pack-documents: every bucket's plan (any of them may come first), all at step 1.
+    const buckets = run.packer?.buckets.map((seq) => ({ seq, steps: 0 }));
+    const schedule = run.seqSchedule ?? buckets ?? [{ seq: run.seq, steps: config.steps }];
     let step = 1;
     for (const [i, s] of schedule.entries()) {
+      const before = schedule[i - 1]?.seq;
       await planner.make(
         step,
         s.seq,
-        i === 0 ? 'start' : 'sequence-length',
-        i === 0 ? '' : `seq ${schedule[i - 1]!.seq} → ${s.seq}`,
+        i === 0 ? 'start' : buckets ? 'length-bucket' : 'sequence-length',
+        i === 0 ? '' : buckets ? `bucket ≤ ${s.seq} (was ≤ ${before})` : `seq ${before} → ${s.seq}`,
       );
       step += s.steps;
     }

@@ -69,8 +69,8 @@ export interface AdaptivePlannerArgs {
    */
   state?: { choices: readonly StateChoice[]; groups: readonly StateGroup[]; optimizer: OptimizerPlugin };
   /**
-   * Variable-length (packed) batches: plan per bucket of lengths, for the bucket's longest (`Replanner`). No flag
-   * sets it yet: nothing in the trainer makes variable-length batches.
+   * Variable-length (packed) batches: plan per bucket of lengths, for the bucket's longest (`Replanner`):
+   * `--pack-documents --length-buckets`.
    */
   lengthBuckets?: readonly number[];
   log?: (line: string) => void;
@@ -270,6 +270,7 @@ export function plannerFor(
     calibration: args.calibration,
     segmentedOnly: optimizerEntry(run.config.optimizer).requiresMode === 'segmented',
     ...(run.pinPlan ? { pin: run.pinPlan } : {}),
+    ...(run.packer ? { lengthBuckets: run.packer.buckets } : {}),
     ...(run.stateChoices
       ? { state: { choices: run.stateChoices, groups: stateGroups(model, optimizer), optimizer } }
       : {}),

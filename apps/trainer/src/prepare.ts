@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OptimizerPlugin } from '@kstar/core';
 import { InputError, KstarError } from '@kstar/core';
-import { createTokenizer, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
+import { createTokenizer, type DocumentPacker, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
 import { decodeHfGpt2, GPT_PRESETS, type GPTConfig, resolveConfig } from '@kstar/gpt';
 import {
   type ActivationSpec,
@@ -14,6 +14,7 @@ import {
 import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import type { TrainConfig } from './config.ts';
 import { optimizerEntry } from './optimizers.ts';
+import { packerFor, parseLengthBuckets } from './packing.ts';
 import { checkOffloadState, checkStateChoices, type StateChoice } from './plan-state.ts';
 import { parseSeqSchedule } from './seq-schedule.ts';
 
@@ -32,6 +33,8 @@ export interface PreparedRun {
   memoryBudget?: number | 'auto';
   /** `--seq-schedule`: `seq` is its longest T. */
   seqSchedule?: Array<{ seq: number; steps: number }>;
+  /** `--pack-documents`: the training batches (variable length: a bucket each; `seq` is the longest bucket). */
+  packer?: DocumentPacker;
   /** `--state-choices`: optimizer-state placements the planner may pick per parameter group (float32 first). */
   stateChoices?: StateChoice[];
   /** With a budget: one fixed plan (option labels, `PlanRecord.choices`) instead of solving (reference runs). */
@@ -90,7 +93,17 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     ...(config.context !== undefined ? { blockSize: config.context } : {}),
   });
   const defaultSeq = config.preset === 'tiny' ? Math.min(128, modelConfig.blockSize) : modelConfig.blockSize;
-  const seq = seqSchedule ? Math.max(...seqSchedule.map((s) => s.seq)) : (config.seq ?? defaultSeq);
+  const lengthBuckets =
+    config.packDocuments && config.lengthBuckets ? parseLengthBuckets(config.lengthBuckets) : undefined;
+  const seq = seqSchedule
+    ? Math.max(...seqSchedule.map((s) => s.seq))
+    : (lengthBuckets?.at(-1) ?? config.seq ?? defaultSeq);
+  if (lengthBuckets && seq > modelConfig.blockSize) {
+    throw new InputError(
+      `--length-buckets ${config.lengthBuckets}: the longest bucket ${seq} is longer than the model's context ${modelConfig.blockSize} (preset ${config.preset}): use buckets up to ${modelConfig.blockSize} or a larger --context`,
+      'E_CONFIG',
+    );
+  }
   if (seq > modelConfig.blockSize) {
     throw new InputError(
       `sequence length ${seq} is longer than the model's context ${modelConfig.blockSize} (preset ${config.preset}): pass --seq ${modelConfig.blockSize} or less`,
@@ -113,6 +126,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     name: corpus.name,
   });
   dataset.checkShape(config.batch, seq);
+  const packer = packerFor(config, seq, tokenizer, dataset);
   if (config.initFrom && config.resume) {
     throw new InputError(
       '--init-from and --resume both set the weights: resume a run, or start a new one from weights',
@@ -133,6 +147,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     ...(memoryBudget !== undefined ? { memoryBudget } : {}),
     optimizer,
     ...(seqSchedule ? { seqSchedule } : {}),
+    ...(packer ? { packer } : {}),
     ...(stateChoices ? { stateChoices } : {}),
   };
 }

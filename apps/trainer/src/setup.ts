@@ -125,7 +125,11 @@ export async function setUpRun(run: PreparedRun, io: Pick<TrainIO, 'log' | 'coll
       ? { ...fixedAll, optimizerState: offloadedStateDeviceBytes(model, optimizer) }
       : fixedAll;
   let planned: PlannedActivations;
-  const seqOf = (step: number) => (run.seqSchedule ? seqAt(run.seqSchedule, step) : seq);
+  // --pack-documents: the packer's position first, so that the first plan is for the resumed step's bucket.
+  if (resume && run.packer) run.packer.rngState = resume.trainer.samplerState;
+  // The length of the packer's next batch (it does not advance).
+  const seqOf = (step: number) =>
+    run.packer ? run.packer.nextLength(config.batch) : run.seqSchedule ? seqAt(run.seqSchedule, step) : seq;
   let planner: AdaptivePlanner | undefined;
   const calibration = loadCalibration();
   try {

@@ -45,6 +45,8 @@ export interface TrainIO {
  */
 export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport> {
   const { config, lr, seq, dataset } = run;
+  // Training batches: seeded windows, or packed documents (--pack-documents: the step's length is its bucket).
+  const sampler = run.packer ?? dataset;
   const setup = await setUpRun(run, io);
   const { backend, engine, model, masterWeights, sharding, planner, calibration, accum, guard } = setup;
   const { base, resume, seqOf, placed, ledger } = setup;
@@ -65,7 +67,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     const t0 = performance.now();
     const trainer: TrainerState = {
       step,
-      samplerState: dataset.rngState,
+      samplerState: sampler.rngState,
       schedule: { peakLr: lr, warmup: Math.min(config.warmup, config.steps - 1), totalSteps: config.steps },
       config: { ...config, lr, mode: choice.mode, resume: undefined },
       model: { ...run.modelConfig },
@@ -157,7 +159,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       await planner?.beforeStep(engine, step, stepSeq);
       // --grad-accum K: K micro-batches drawn in order (the same rows as one batch of K × B).
       const micro = Array.from({ length: accum?.micro ?? 1 }, () =>
-        dataset.trainBatch(config.batch, stepSeq),
+        sampler.trainBatch(config.batch, stepSeq),
       );
       // Every rank draws the same global batches (same seed) and trains on its own rows of them.
       const mine = ranks > 1 ? micro.map((b) => rankBatch(b, rank, ranks)) : micro;

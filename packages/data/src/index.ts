@@ -11,6 +11,7 @@ export {
   windowsToBatch,
 } from './dataset.ts';
 export { loadCorpus } from './load.ts';
+export { checkLengthBuckets, DocumentPacker, splitDocuments } from './packing.ts';
 export { Rng } from './rng.ts';
 export type { Tokenizer, TokenizerName } from './tokenizer.ts';
 export { ByteTokenizer, createTokenizer, Gpt2Tokenizer, TOKENIZER_NAMES } from './tokenizer.ts';
