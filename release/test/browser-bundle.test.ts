@@ -8,9 +8,16 @@ const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * Node only: @kstar/data reads corpora from the filesystem, the trainer is a CLI, @kstar/collective-mpi calls Open MPI
- * through a native FFI, @kstar/backend-cuda calls CUDA through it. Every other package is for browsers too.
+ * through a native FFI, @kstar/backend-cuda calls CUDA through it, @kstar/checkpoint writes directories with fsync and
+ * rename. Every other package is for browsers too.
  */
-const NODE_ONLY = new Set(['@kstar/data', '@kstar/trainer', '@kstar/collective-mpi', '@kstar/backend-cuda']);
+const NODE_ONLY = new Set([
+  '@kstar/data',
+  '@kstar/trainer',
+  '@kstar/collective-mpi',
+  '@kstar/backend-cuda',
+  '@kstar/checkpoint',
+]);
 
 const packages = readdirSync(join(repoRoot, 'packages'))
   .map((dir) => ({

@@ -1,10 +1,7 @@
 // README: packages/checkpoint/README.md (block 1). release/test/packed-install.test.ts type-checks and runs it against
 // the published packages; scripts/readme-examples.mjs checks that the README shows the region below unchanged.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-
-const saveDir = join(mkdtempSync(join(tmpdir(), 'kstar-readme-')), 'runs');
+// The test runs it in a fresh project directory with no @types/node: a relative directory, no node: imports.
+const saveDir = 'kstar-readme-runs';
 // #region readme
 import {
   decodePayload,
@@ -32,7 +29,7 @@ const dir = writeCheckpoint(
 // Read it back: the manifest's and every file's SHA-256 are checked first.
 const loaded = readCheckpoint<{ step: number }>(dir);
 const w = decodePayload(loaded.files.get(MODEL_FILE)!, MODEL_FILE).tensors.get('w')!;
-weights.w.assign(tf.tensor(new Float32Array(w.data.slice().buffer), w.shape));
+weights.w.assign(tf.tensor(new Float32Array(w.data.slice().buffer), [...w.shape]));
 console.log(loaded.trainer.step, w.shape); // 10 [ 4, 3 ]
 // #endregion
 if (loaded.trainer.step !== 10 || w.shape.join() !== '4,3') throw new Error('checkpoint example: wrong round trip');
