@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import type { TrainReport } from '../src/index.ts';
+import { saveEvery } from './quick-run.ts';
 import { CPU_RUN, trainReport as train } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-resume-'));
@@ -18,7 +19,7 @@ const AT = Number(process.env.KSTAR_RESUME_AT ?? 2);
 
 /** The uninterrupted run of STEPS steps, saving every AT steps into `saveDir`. */
 const wholeRun = (args: string[], saveDir: string): Promise<TrainReport> =>
-  train([...args, '--steps', String(STEPS), '--save-dir', saveDir, '--save-every', String(AT)]);
+  train([...args, '--steps', String(STEPS), ...saveEvery(saveDir, AT)]);
 
 /** `kstar train --resume` from the run's step-AT checkpoint. */
 const resumeAtStep = (saveDir: string, args: string[] = []): Promise<TrainReport> =>

@@ -5,3 +5,12 @@ export const CPU_RUN = ['--backend', 'cpu', '--batch', '2', '--seq', '16', '--ev
 
 /** CPU_RUN with no closing sample either: a quick whole run. */
 export const QUICK_RUN = [...CPU_RUN, '--sample-tokens', '0'];
+
+/** `--save-dir DIR --save-every N`, with `--keep K` when given: a run that checkpoints. */
+export const saveEvery = (saveDir: string, every: number, keep?: number): string[] => [
+  '--save-dir',
+  saveDir,
+  '--save-every',
+  String(every),
+  ...(keep === undefined ? [] : ['--keep', String(keep)]),
+];
