@@ -49,7 +49,7 @@ for (const flags of RUNS) {
   const code = await runCli(['train', '--preset', 'tiny', ...QUICK_RUN, '--steps', '2', ...flags], {
     stdout: { write: () => true },
     stderr: process.stderr,
-  } as never).catch((e: Error) => {
+  }).catch((e: Error) => {
     console.error(`${flags.join(' ')}: ${e.message}`);
     return 1;
   });
