@@ -29,6 +29,12 @@ export interface OptimizerEntry {
   trainStep?(engine: TrainingEngine, batch: Batch): Promise<StepResult>;
 }
 
+/** A plugin's reader of reference hyper-parameters, given a golden file's untyped record (the reader checks it). */
+const referenceReader =
+  <H>(read: (hparams: H) => OptimizerPlugin) =>
+  (hparams: Record<string, unknown>): OptimizerPlugin =>
+    read(hparams as H);
+
 /** LOMO and AdaLomo run `lomoStep`, which adds the norm pass when `clipGradNorm` is set. */
 const lomoTrainStep = (engine: TrainingEngine, batch: Batch) =>
   lomoStep(engine, batch, engine.optimizer, { gradAccumulator: inPlaceGradAccumulator });
@@ -39,7 +45,7 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
     defaultLr: 3e-3,
     create: (lr, options) => adamw({ ...(options as Record<string, number>), lr }),
     replays: ['adamw'],
-    fromReference: (h) => adamwFromReferenceHparams(h as Parameters<typeof adamwFromReferenceHparams>[0]),
+    fromReference: referenceReader(adamwFromReferenceHparams),
   },
   adafactor: {
     // A fixed step size (no relative step, no parameter scale), so schedules apply; the update is clipped to
@@ -56,8 +62,7 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
             lr,
           }),
     replays: ['adafactor'],
-    fromReference: (h) =>
-      adafactorFromReferenceHparams(h as Parameters<typeof adafactorFromReferenceHparams>[0]),
+    fromReference: referenceReader(adafactorFromReferenceHparams),
   },
   came: {
     // Measured on tiny, 300 steps (bench/results/2026-11-23-tiny-optimizers-300.json): val loss +0.89% of AdamW's
@@ -66,7 +71,7 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
     defaultLr: 3e-4,
     create: (lr, options) => came({ ...(options as Record<string, never>), lr }),
     replays: ['came'],
-    fromReference: (h) => cameFromReferenceHparams(h as Parameters<typeof cameFromReferenceHparams>[0]),
+    fromReference: referenceReader(cameFromReferenceHparams),
   },
   adam8bit: {
     // AdamW's rule with 8-bit block-quantized moments (tensors under 4096 elements keep float32 state).
@@ -80,7 +85,7 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
     defaultLr: 0.1,
     create: (lr, options) => lomo({ ...(options as Record<string, never>), lr }),
     replays: ['sgd'],
-    fromReference: (h) => lomoFromReferenceHparams(h as Parameters<typeof lomoFromReferenceHparams>[0]),
+    fromReference: referenceReader(lomoFromReferenceHparams),
     requiresMode: 'segmented',
     trainStep: lomoTrainStep,
   },
@@ -89,7 +94,7 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
     defaultLr: 3e-2,
     create: (lr, options) => adalomo({ ...(options as Record<string, never>), lr }),
     replays: ['adalomo'],
-    fromReference: (h) => adalomoFromReferenceHparams(h as Parameters<typeof adalomoFromReferenceHparams>[0]),
+    fromReference: referenceReader(adalomoFromReferenceHparams),
     requiresMode: 'segmented',
     trainStep: lomoTrainStep,
   },
@@ -97,8 +102,7 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
     defaultLr: 3e-2,
     create: (lr, options) => lazyAdagrad({ ...(options as Record<string, never>), lr }),
     replays: ['adagrad'],
-    fromReference: (h) =>
-      lazyAdagradFromReferenceHparams(h as Parameters<typeof lazyAdagradFromReferenceHparams>[0]),
+    fromReference: referenceReader(lazyAdagradFromReferenceHparams),
   },
   lion: {
     // 10× below AdamW's (sign updates: the automl README advises 3–10×), decay 10× higher so that lr·wd equals
@@ -107,7 +111,7 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
     defaultLr: 3e-4,
     create: (lr, options) => lion({ weightDecay: 0.1, ...(options as Record<string, never>), lr }),
     replays: ['lion'],
-    fromReference: (h) => lionFromReferenceHparams(h as Parameters<typeof lionFromReferenceHparams>[0]),
+    fromReference: referenceReader(lionFromReferenceHparams),
   },
 };
 

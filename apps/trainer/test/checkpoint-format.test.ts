@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { decodePayload, type Manifest, sealManifest, sha256 } from '@kstar/checkpoint';
 import { decodeSafetensors, encodeSafetensors } from '@kstar/gpt';
 import { describe, expect, it } from 'vitest';
+import { saveEvery } from './quick-run.ts';
 import { TINY_MODEL, trainReport } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-format-'));
@@ -25,17 +26,7 @@ const train = trainReport;
 describe('checkpoint payload (format version 2)', () => {
   it('adam8bit + split24: compressed files, and a version-1 checkpoint of the same state resumes identically', async () => {
     const saveDir = join(dir, 'save');
-    const whole = await train([
-      ...COMMON,
-      '--steps',
-      '4',
-      '--save-dir',
-      saveDir,
-      '--save-every',
-      '2',
-      '--keep',
-      '5',
-    ]);
+    const whole = await train([...COMMON, '--steps', '4', ...saveEvery(saveDir, 2, 5)]);
     const ckpt = join(saveDir, 'step-00000002');
     const manifest = JSON.parse(readFileSync(join(ckpt, 'manifest.json'), 'utf8')) as Manifest;
     expect(manifest.formatVersion).toBe(2);

@@ -9,25 +9,14 @@ import { MODEL_FILE, optimizerFile, TRAINER_STATE, type TrainerState } from '../
 import { readCheckpoint, readLatestCheckpoint } from '../src/checkpoint/read.ts';
 import type { TrainReport } from '../src/index.ts';
 import { runCli } from '../src/index.ts';
+import { CPU_RUN } from './run-cli.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kstar-kill-'));
 const STEPS = 6;
 const KILLS = Number(process.env.KSTAR_KILLS ?? 20);
-const ARGS = [
-  'train',
-  '--backend',
-  'cpu',
-  '--batch',
-  '2',
-  '--seq',
-  '16',
-  '--eval-every',
-  '0',
-  '--steps',
-  String(STEPS),
-];
+const ARGS = ['train', ...CPU_RUN, '--steps', String(STEPS)];
 
 const quiet = { stdout: { write: () => true }, stderr: { write: () => true, isTTY: false } };
 

@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import type { TrainReport } from '../src/index.ts';
-import { cli } from './run-cli.ts';
+import { saveEvery } from './quick-run.ts';
+import { CPU_RUN, trainReport as train } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-resume-'));
 
@@ -16,12 +17,13 @@ const dir = mkdtempSync(join(tmpdir(), 'kstar-resume-'));
 const STEPS = Number(process.env.KSTAR_RESUME_STEPS ?? 6);
 const AT = Number(process.env.KSTAR_RESUME_AT ?? 2);
 
-async function train(args: string[]): Promise<TrainReport> {
-  const report = join(dir, `r${Math.random().toString(36).slice(2)}.json`);
-  const r = await cli(['train', '--report', report, ...args]);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
-}
+/** The uninterrupted run of STEPS steps, saving every AT steps into `saveDir`. */
+const wholeRun = (args: string[], saveDir: string): Promise<TrainReport> =>
+  train([...args, '--steps', String(STEPS), ...saveEvery(saveDir, AT)]);
+
+/** `kstar train --resume` from the run's step-AT checkpoint. */
+const resumeAtStep = (saveDir: string, args: string[] = []): Promise<TrainReport> =>
+  train(['--resume', join(saveDir, `step-${String(AT).padStart(8, '0')}`), ...args]);
 
 const CASES: Array<[string, string[]]> = [
   ['adamw', ['--optimizer', 'adamw']],
@@ -43,32 +45,11 @@ describe.each([
     `%s: ${STEPS} uninterrupted steps equal ${AT} + resume + ${STEPS - AT}, bit for bit`,
     async (name, opts) => {
       const saveDir = join(dir, `${name.replace(/\W+/g, '-')}-${acts.length}`);
-      const common = [
-        '--backend',
-        'cpu',
-        '--batch',
-        '2',
-        '--seq',
-        '16',
-        '--eval-every',
-        '0',
-        ...opts,
-        ...acts,
-      ];
-      const whole = await train([
-        ...common,
-        '--steps',
-        String(STEPS),
-        '--save-dir',
-        saveDir,
-        '--save-every',
-        String(AT),
-        '--keep',
-        '100',
-      ]);
+      const common = [...CPU_RUN, ...opts, ...acts];
+      const whole = await wholeRun([...common, '--keep', '100'], saveDir);
       expect(whole.losses).toHaveLength(STEPS);
       const tensorsBefore = tf.memory().numTensors;
-      const resumed = await train(['--resume', join(saveDir, `step-${String(AT).padStart(8, '0')}`)]);
+      const resumed = await resumeAtStep(saveDir);
       // Nothing from the resumed run stays alive.
       expect(tf.memory().numTensors).toBe(tensorsBefore);
       expect(resumed.resumed?.step).toBe(AT);
@@ -81,21 +62,7 @@ it('resume is exact on wasm (adam8bit + split24, checkpoint,mst)', async () => {
   const saveDir = join(dir, 'wasm');
   const common = ['--backend', 'wasm', '--batch', '2', '--seq', '16', '--eval-every', '0'];
   const opts = ['--optimizer', 'adam8bit', '--master-weights', 'split24', '--activations', 'checkpoint,mst'];
-  const whole = await train([
-    ...common,
-    ...opts,
-    '--steps',
-    String(STEPS),
-    '--save-dir',
-    saveDir,
-    '--save-every',
-    String(AT),
-  ]);
-  const resumed = await train([
-    '--resume',
-    join(saveDir, `step-${String(AT).padStart(8, '0')}`),
-    '--backend',
-    'wasm',
-  ]);
+  const whole = await wholeRun([...common, ...opts], saveDir);
+  const resumed = await resumeAtStep(saveDir, ['--backend', 'wasm']);
   expect(resumed.losses).toEqual(whole.losses.slice(AT));
 });

@@ -1,4 +1,4 @@
-import { MemoryLedger, TrainingEngine } from '@kstar/core';
+import { MemoryLedger, type OptimizerPlugin, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { inPlaceGradAccumulator, selectBackend } from '@kstar/kernels';
 import { adamw } from '@kstar/optim-adamw';
@@ -18,6 +18,26 @@ const batch = (seed: number) => tokenBatch(B, T, seed);
 beforeAll(async () => {
   await selectBackend('wasm');
 });
+
+/** The tiny GPT in segmented mode, one block a segment, with a ledger; each segment's (and each variable's) bytes. */
+function segmentedEngine(seed: number, optimizer: OptimizerPlugin) {
+  const model = createGPT(config, { seed });
+  const ledger = new MemoryLedger();
+  const segments = segmentPlan(config.nLayer, 1);
+  const engine = new TrainingEngine(model, {
+    optimizer,
+    mode: 'segmented',
+    segments,
+    ledger,
+    gradAccumulator: inPlaceGradAccumulator,
+  });
+  const bytes = (n: string) => 4 * model.variables.get(n)!.size;
+  const segmentBytes = segments.map((seg) => {
+    const names = new Set(seg.flatMap((i) => model.stages[i]!.params));
+    return [...names].reduce((s, n) => s + bytes(n), 0);
+  });
+  return { model, ledger, segments, engine, bytes, segmentBytes };
+}
 
 describe('engine on the tiny GPT (wasm)', () => {
   it.each([1, 2])(
@@ -61,23 +81,9 @@ describe('engine on the tiny GPT (wasm)', () => {
   });
 
   it('with gradient release, gradient bytes stay within the largest segment plus the embedding', async () => {
-    const model = createGPT(config, { seed: 4 });
-    const ledger = new MemoryLedger();
-    const segments = segmentPlan(config.nLayer, 1);
-    const engine = new TrainingEngine(model, {
-      optimizer: adamw(),
-      mode: 'segmented',
-      segments,
-      ledger,
-      gradAccumulator: inPlaceGradAccumulator,
-    });
+    const { model, ledger, engine, bytes, segmentBytes } = segmentedEngine(4, adamw());
     const b = batch(7);
     const r = await engine.trainStep(b);
-    const bytes = (n: string) => 4 * model.variables.get(n)!.size;
-    const segmentBytes = segments.map((seg) => {
-      const names = new Set(seg.flatMap((i) => model.stages[i]!.params));
-      return [...names].reduce((s, n) => s + bytes(n), 0);
-    });
     const all = [...model.variables.keys()].reduce((s, n) => s + bytes(n), 0);
     expect(r.gradPeakBytes).toBeLessThanOrEqual(Math.max(...segmentBytes) + bytes('wte'));
     expect(r.gradPeakBytes).toBeLessThan(all);
@@ -89,23 +95,9 @@ describe('engine on the tiny GPT (wasm)', () => {
   });
 
   it('a tiny LOMO step holds no optimizer state and its measured gradient peak ≤ the largest segment (tied wte)', async () => {
-    const model = createGPT(config, { seed: 6 });
-    const ledger = new MemoryLedger();
-    const segments = segmentPlan(config.nLayer, 1);
-    const engine = new TrainingEngine(model, {
-      optimizer: lomo({ lr: 0.05, weightDecay: 0.1 }),
-      mode: 'segmented',
-      segments,
-      ledger,
-      gradAccumulator: inPlaceGradAccumulator,
-    });
+    const { model, ledger, engine, segmentBytes } = segmentedEngine(6, lomo({ lr: 0.05, weightDecay: 0.1 }));
     expect(engine.partialGradients).toBe(true);
     const b = batch(9);
-    const bytes = (n: string) => 4 * model.variables.get(n)!.size;
-    const segmentBytes = segments.map((seg) => {
-      const names = new Set(seg.flatMap((i) => model.stages[i]!.params));
-      return [...names].reduce((s, n) => s + bytes(n), 0);
-    });
     const before = tf.memory().numTensors;
     for (let i = 0; i < 2; i++) {
       const r = await engine.trainStep(b);

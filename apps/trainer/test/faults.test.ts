@@ -10,6 +10,26 @@ import { capture, registerFaultyAdamw } from './cli-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-faults-'));
 
+/** `kstar train` on cpu with the registered faulty optimizer `name`: its exit code, report and stderr writes. */
+async function faultyRun(name: string, steps: number, reportName: string) {
+  const report = join(dir, reportName);
+  const { io, err } = capture();
+  const args = [
+    '--optimizer',
+    name,
+    '--backend',
+    'cpu',
+    '--steps',
+    String(steps),
+    '--batch',
+    '2',
+    '--seq',
+    '16',
+  ];
+  const code = await runCli(['train', ...args, '--eval-every', '0', '--report', report], io);
+  return { code, r: JSON.parse(readFileSync(report, 'utf8')) as TrainReport, err };
+}
+
 describe('a NaN loss at step k', () => {
   const NAN_STEP = 4;
   // AdamW that writes NaN into every weight in the update of step k − 1: step k's forward pass sees a NaN loss.
@@ -20,23 +40,8 @@ describe('a NaN loss at step k', () => {
   );
 
   it('writes the report with the k − 1 losses before it and `failed`, exit 1, one line naming the step', async () => {
-    const report = join(dir, 'nan.json');
-    const { io, err } = capture();
-    const args = [
-      '--optimizer',
-      'nan-at-4',
-      '--backend',
-      'cpu',
-      '--steps',
-      '10',
-      '--batch',
-      '2',
-      '--seq',
-      '16',
-    ];
-    const code = await runCli(['train', ...args, '--eval-every', '0', '--report', report], io);
+    const { code, r, err } = await faultyRun('nan-at-4', 10, 'nan.json');
     expect(code).toBe(1);
-    const r = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
     expect(r.failed?.step).toBe(NAN_STEP);
     expect(r.failed?.reason).toMatch(/step 4: loss is NaN/);
     expect(r.steps).toBe(NAN_STEP - 1);
@@ -57,22 +62,8 @@ describe('any other error inside step k (a bug, a backend crash)', () => {
   );
 
   it('still writes the report with the k − 1 steps before it, the reason and the stack, exit 1', async () => {
-    const report = join(dir, 'throws.json');
-    const { io, err } = capture();
-    const args = [
-      '--optimizer',
-      'throws-at-3',
-      '--backend',
-      'cpu',
-      '--steps',
-      '6',
-      '--batch',
-      '2',
-      '--seq',
-      '16',
-    ];
-    expect(await runCli(['train', ...args, '--eval-every', '0', '--report', report], io)).toBe(1);
-    const r = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
+    const { code, r, err } = await faultyRun('throws-at-3', 6, 'throws.json');
+    expect(code).toBe(1);
     expect(r.losses).toHaveLength(2);
     expect(r.failed?.step).toBe(3);
     expect(r.failed?.reason).toBe('step 3 failed: RangeError: injected failure');

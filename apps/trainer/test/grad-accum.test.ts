@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { saveEvery } from './quick-run.ts';
 import { cli, TINY_MODEL, trainReport } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-accum-'));
@@ -93,17 +94,7 @@ describe('--grad-accum K', () => {
   it('resumes exactly (checkpoints fall between optimizer steps)', async () => {
     const saveDir = join(dir, 'resume');
     const common = ['--optimizer', 'adamw', '--batch', '1', '--grad-accum', '3'];
-    const whole = await train([
-      ...common,
-      '--steps',
-      '4',
-      '--save-dir',
-      saveDir,
-      '--save-every',
-      '2',
-      '--keep',
-      '5',
-    ]);
+    const whole = await train([...common, '--steps', '4', ...saveEvery(saveDir, 2, 5)]);
     const resumed = await train(['--resume', join(saveDir, 'step-00000002')]);
     expect(resumed.losses).toEqual(whole.losses.slice(2));
   });

@@ -15,19 +15,7 @@ export async function cli(args: string[]): Promise<{ code: number; stdout: strin
   return { code, stdout: out.join(''), stderr: err.join('') };
 }
 
-/** The `tiny` preset on cpu, 2 rows of 16 tokens, no validation and no closing sample: a quick whole run. */
-export const QUICK_RUN = [
-  '--backend',
-  'cpu',
-  '--batch',
-  '2',
-  '--seq',
-  '16',
-  '--eval-every',
-  '0',
-  '--sample-tokens',
-  '0',
-];
+export { CPU_RUN, QUICK_RUN } from './quick-run.ts';
 
 /** A one-block GPT (d 32, 2 heads) on cpu at seq 16: a few steps take about a second. */
 export const TINY_MODEL = [

@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { runCli } from '../../../apps/trainer/src/cli.ts';
+import { QUICK_RUN } from '../../../apps/trainer/test/quick-run.ts';
 import { CUDA_KERNEL_NAMES } from '../src/kernels.ts';
 
 // tfjs keeps its kernel registry in a global Map keyed `${backend}_${kernel}`: K*'s cpu kernels are kept out of it.
@@ -45,27 +46,10 @@ const RUNS: string[][] = [
 const perRun: Record<string, string[]> = {};
 for (const flags of RUNS) {
   const before = new Set(counts.keys());
-  const code = await runCli(
-    [
-      'train',
-      '--preset',
-      'tiny',
-      '--backend',
-      'cpu',
-      '--steps',
-      '2',
-      '--batch',
-      '2',
-      '--seq',
-      '16',
-      '--eval-every',
-      '0',
-      '--sample-tokens',
-      '0',
-      ...flags,
-    ],
-    { stdout: { write: () => true }, stderr: process.stderr } as never,
-  ).catch((e: Error) => {
+  const code = await runCli(['train', '--preset', 'tiny', ...QUICK_RUN, '--steps', '2', ...flags], {
+    stdout: { write: () => true },
+    stderr: process.stderr,
+  }).catch((e: Error) => {
     console.error(`${flags.join(' ')}: ${e.message}`);
     return 1;
   });

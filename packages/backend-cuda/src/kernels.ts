@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
 import { clearBf16Cache, KEEPS_BF16_CACHE } from './bf16-cache.ts';
 import { pitchedCopySource } from './gemm-align.ts';
+import type { Impl, Info } from './kernel-context.ts';
 import { KSTAR_FACTORED_KERNELS } from './kstar-factored-kernels.ts';
 import { kstarFactoredSources } from './kstar-factored-sources.ts';
 import { KSTAR_FLASH_KERNELS } from './kstar-flash-kernels.ts';
@@ -39,10 +40,6 @@ import {
   segmentSumSource,
   softmaxSource,
 } from './sources.ts';
-
-type Info = tf.TensorInfo;
-type Ctx = { inputs: tf.NamedTensorInfoMap; backend: CudaBackend; attrs: tf.NamedAttrMap };
-type Impl = (ctx: Ctx) => Info | Info[];
 
 const { backend_util, slice_util, util } = tf;
 

@@ -1,5 +1,5 @@
-import type * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
+import { doubles, type Impl, type Info, p } from './kernel-context.ts';
 import {
   cameMomentSource,
   cameResColPartialSource,
@@ -19,7 +19,7 @@ import {
   SUM_BLOCKS,
 } from './kstar-factored-sources.ts';
 import { launchFixed, launchRows, release, view } from './launch.ts';
-import { i64, type Param, ptr } from './params.ts';
+import { i64, type Param } from './params.ts';
 import { sizeOf } from './shape.ts';
 
 /**
@@ -29,18 +29,6 @@ import { sizeOf } from './shape.ts';
  * (outputs alias p and the state, in the cpu kernels' order). Scratch: float64 partial column sums ([⌈m/64⌉, B·n]),
  * row means [B], SUM_BLOCKS partial sums and the two scalars; no parameter-sized temporary.
  */
-
-type Info = tf.TensorInfo;
-type Ctx = { inputs: tf.NamedTensorInfoMap; backend: CudaBackend; attrs: tf.NamedAttrMap };
-type Impl = (ctx: Ctx) => Info | Info[];
-
-const p = (b: CudaBackend, t: Info | undefined) => ptr(t == null ? 0 : b.pointer(t.dataId));
-
-/** float64 values passed by value as one struct of doubles. */
-const doubles = (values: readonly number[]): Param => ({
-  kind: 'struct',
-  value: new Uint8Array(Float64Array.from(values).buffer),
-});
 
 /** A scratch buffer of `count` float64 values (a float32 tensor of twice the elements: the device sees bytes). */
 const float64Scratch = (b: CudaBackend, count: number) => b.makeOutput([2 * Math.max(1, count)], 'float32');

@@ -1,5 +1,5 @@
-import type * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
+import { type Impl, type Info, p } from './kernel-context.ts';
 import {
   FLASH_BLOCK,
   FLASH_MAX_HEAD_DIM,
@@ -20,12 +20,6 @@ import { f32, i32, i64, type Param, ptr } from './params.ts';
  * - `KstarFlashAttentionGrad`: inputs q, k, v, o, lse, dO; the same attrs; outputs dq, dk, dv shaped like q, k, k.
  *   D = rowsum(dO∘o), then dq, dk and dv, one launch each.
  */
-
-type Info = tf.TensorInfo;
-type Ctx = { inputs: tf.NamedTensorInfoMap; backend: CudaBackend; attrs: tf.NamedAttrMap };
-type Impl = (ctx: Ctx) => Info | Info[];
-
-const p = (b: CudaBackend, t: Info) => ptr(b.pointer(t.dataId));
 
 interface Dims {
   bh: number;

@@ -1,5 +1,4 @@
-import type * as tf from '@tensorflow/tfjs-core';
-import type { CudaBackend } from './backend.ts';
+import { type Impl, type Info, p } from './kernel-context.ts';
 import {
   adamwSource,
   addInPlaceSource,
@@ -28,12 +27,6 @@ import { sizeOf } from './shape.ts';
  * fallbacks. In-place kernels (AdamW, Lion, add, slice write) write their buffers and return aliases (`view`: one
  * more reference, which the caller's disposal drops), as the cpu kernels do.
  */
-
-type Info = tf.TensorInfo;
-type Ctx = { inputs: tf.NamedTensorInfoMap; backend: CudaBackend; attrs: tf.NamedAttrMap };
-type Impl = (ctx: Ctx) => Info | Info[];
-
-const p = (b: CudaBackend, t: Info) => ptr(b.pointer(t.dataId));
 
 /** [N, D] of a tensor normalised over its last axis. */
 function rowsOf(x: Info): [number, number] {

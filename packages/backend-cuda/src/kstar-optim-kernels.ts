@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { CudaBackend } from './backend.ts';
+import { doubles, type Impl, type Info, p } from './kernel-context.ts';
 import {
   ABSMAX_BLOCK,
   ADAM8_CONSTS,
@@ -13,7 +13,7 @@ import {
   unpackSource,
 } from './kstar-optim-sources.ts';
 import { launchFixed, launchRows, release, view } from './launch.ts';
-import { i32, i64, type Param, ptr } from './params.ts';
+import { i32, i64 } from './params.ts';
 import { sizeOf } from './shape.ts';
 
 /**
@@ -22,18 +22,6 @@ import { sizeOf } from './shape.ts';
  * KstarAdam8bit and KstarLazyAdagrad (both in place, returning aliases as the cpu kernels do). Registered, they
  * replace the tfjs-ops fallbacks that made the 8-bit runs slow on cuda.
  */
-
-type Info = tf.TensorInfo;
-type Ctx = { inputs: tf.NamedTensorInfoMap; backend: CudaBackend; attrs: tf.NamedAttrMap };
-type Impl = (ctx: Ctx) => Info | Info[];
-
-const p = (b: CudaBackend, t: Info) => ptr(b.pointer(t.dataId));
-
-/** float64 values passed by value as one struct of doubles (the kernels' float64 constants). */
-const doubles = (values: readonly number[]): Param => ({
-  kind: 'struct',
-  value: new Uint8Array(Float64Array.from(values).buffer),
-});
 
 function requireDtype(kernel: string, dtype: tf.DataType, ts: Record<string, Info>): void {
   for (const [name, t] of Object.entries(ts))

@@ -1,6 +1,6 @@
 import { dequantizeKernel, type KstarKernel, packKernel, quantizeKernel, unpackKernel } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
-import type { ParityCase } from './parity.ts';
+import { caseAdder, type ParityCase } from './parity.ts';
 
 /**
  * Parity cases for K*'s 8-bit and sparse optimizer kernels on `cuda` against the cpu kernels, odd sizes and block
@@ -54,6 +54,7 @@ const f = (...shape: number[]) => ({ shape });
 
 export function kstarOptimParityCases(): ParityCase[] {
   const cases: ParityCase[] = [];
+  const add = caseAdder(cases);
   for (const [shape, B, signed, signFix] of [
     [[1031], 100, true, true],
     [[7, 149], 64, false, false],
@@ -79,18 +80,18 @@ export function kstarOptimParityCases(): ParityCase[] {
     });
   }
   for (const bits of [8, 16] as const) {
-    cases.push({
-      kernel: 'KstarPack',
-      name: `KstarPack [1031] ${bits}-bit`,
-      inputs: [{ shape: [1031], dtype: 'int32', lo: -70000, hi: 70000 }],
-      run: ([v]) => call(packKernel, { values: v!, bits }),
-    });
-    cases.push({
-      kernel: 'KstarUnpack',
-      name: `KstarUnpack [1031] ${bits}-bit`,
-      inputs: [{ shape: [1031], dtype: 'int32', lo: -70000, hi: 70000 }],
-      run: ([v]) => call(unpackKernel, { packed: packKernel.run({ values: v!, bits }), n: 1031, bits }),
-    });
+    add(
+      'KstarPack',
+      `KstarPack [1031] ${bits}-bit`,
+      [{ shape: [1031], dtype: 'int32', lo: -70000, hi: 70000 }],
+      ([v]) => call(packKernel, { values: v!, bits }),
+    );
+    add(
+      'KstarUnpack',
+      `KstarUnpack [1031] ${bits}-bit`,
+      [{ shape: [1031], dtype: 'int32', lo: -70000, hi: 70000 }],
+      ([v]) => call(unpackKernel, { packed: packKernel.run({ values: v!, bits }), n: 1031, bits }),
+    );
   }
   for (const [shape, B] of [
     [[1031], 130],

@@ -15,7 +15,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { kstarFlashParityCases } from './kstar-flash-parity.ts';
 import { kstarOptimParityCases } from './kstar-optim-parity.ts';
-import type { ParityCase } from './parity.ts';
+import { caseAdder, type ParityCase } from './parity.ts';
 
 /**
  * Parity cases for K*'s own kernels on `cuda`: on cuda each runs through @kstar/kernels' `run` and must dispatch to
@@ -44,6 +44,12 @@ const f = (...shape: number[]) => ({ shape });
 
 export function kstarParityCases(): ParityCase[] {
   const cases: ParityCase[] = [];
+  // Cross-entropy's logits [37, 1001] and int32 targets [37].
+  const logitsAndTargets = (): ParityCase['inputs'] => [
+    { shape: [37, 1001], lo: -8, hi: 8 },
+    { shape: [37], dtype: 'int32', lo: 0, hi: 1001 },
+  ];
+  const add = caseAdder(cases);
   for (const [N, D] of [
     [37, 67],
     [9, 768],
@@ -71,12 +77,12 @@ export function kstarParityCases(): ParityCase[] {
     scale: 30,
   });
   for (const T of [1, 19, 300]) {
-    cases.push({
-      kernel: 'KstarCausalSoftmax',
-      name: `KstarCausalSoftmax [2,3,${T},${T}]`,
-      inputs: [{ shape: [2, 3, T, T], lo: -4, hi: 4 }],
-      run: ([s]) => call(causalSoftmaxKernel, { s: s!, scale: 0.37 }),
-    });
+    add(
+      'KstarCausalSoftmax',
+      `KstarCausalSoftmax [2,3,${T},${T}]`,
+      [{ shape: [2, 3, T, T], lo: -4, hi: 4 }],
+      ([s]) => call(causalSoftmaxKernel, { s: s!, scale: 0.37 }),
+    );
   }
   cases.push({
     kernel: 'KstarCausalSoftmaxGrad',
@@ -90,10 +96,7 @@ export function kstarParityCases(): ParityCase[] {
   cases.push({
     kernel: 'KstarCrossEntropy',
     name: 'KstarCrossEntropy [37,1001]',
-    inputs: [
-      { shape: [37, 1001], lo: -8, hi: 8 },
-      { shape: [37], dtype: 'int32', lo: 0, hi: 1001 },
-    ],
+    inputs: logitsAndTargets(),
     run: ([logits, targets]) => {
       const r = call(crossEntropyKernel, { logits: logits!, targets: targets! });
       return [r.loss, r.lse];
@@ -103,11 +106,7 @@ export function kstarParityCases(): ParityCase[] {
   cases.push({
     kernel: 'KstarCrossEntropyGrad',
     name: 'KstarCrossEntropyGrad [37,1001]',
-    inputs: [
-      { shape: [37, 1001], lo: -8, hi: 8 },
-      { shape: [37], dtype: 'int32', lo: 0, hi: 1001 },
-      { shape: [], lo: 0.5, hi: 2 },
-    ],
+    inputs: [...logitsAndTargets(), { shape: [], lo: 0.5, hi: 2 }],
     run: ([logits, targets, dy]) => {
       const { loss, lse } = crossEntropyKernel.run({ logits: logits!, targets: targets! });
       loss.dispose();

@@ -20,6 +20,19 @@ export interface ParityCase {
   scale?: number;
 }
 
+/** Appends one case to `cases`; `scale` (when given) multiplies the absolute tolerance. */
+export const caseAdder =
+  (cases: ParityCase[]) =>
+  (
+    kernel: string,
+    name: string,
+    inputs: ParityCase['inputs'],
+    run: ParityCase['run'],
+    scale?: number,
+  ): void => {
+    cases.push(scale === undefined ? { kernel, name, inputs, run } : { kernel, name, inputs, run, scale });
+  };
+
 export interface ParityResult {
   kernel: string;
   name: string;
@@ -109,14 +122,15 @@ const BROADCASTS: [number[], number[]][] = [
 
 export function parityCases(): ParityCase[] {
   const cases: ParityCase[] = [];
+  const add = caseAdder(cases);
   for (const [kernel, op, input] of unaryOps) {
     const shape = input?.shape.length ? input.shape : [7, 13];
-    cases.push({
+    add(
       kernel,
-      name: `${kernel} [${shape}]`,
-      inputs: [{ ...(input ?? f()), shape, lo: input?.lo ?? -3, hi: input?.hi ?? 3 }],
-      run: ([x]) => op(x!),
-    });
+      `${kernel} [${shape}]`,
+      [{ ...(input ?? f()), shape, lo: input?.lo ?? -3, hi: input?.hi ?? 3 }],
+      ([x]) => op(x!),
+    );
   }
   for (const [kernel, op, ia, ib] of binaryOps) {
     for (const [sa, sb] of kernel === 'Prelu' ? [BROADCASTS[1]!] : BROADCASTS) {
@@ -132,70 +146,20 @@ export function parityCases(): ParityCase[] {
     ['FloorDiv', tf.floorDiv],
     ['Mod', tf.mod],
   ] as const)
-    cases.push({
-      kernel,
-      name: `${kernel} int32`,
-      inputs: [i(-20, 20, 9, 11), i(1, 7, 11)],
-      run: ([x, y]) => op(x!, y!),
-    });
+    add(kernel, `${kernel} int32`, [i(-20, 20, 9, 11), i(1, 7, 11)], ([x, y]) => op(x!, y!));
   for (const [kernel, op] of [
     ['LogicalAnd', tf.logicalAnd],
     ['LogicalOr', tf.logicalOr],
   ] as const)
-    cases.push({
-      kernel,
-      name: `${kernel} [9,11]·[11]`,
-      inputs: [b(9, 11), b(11)],
-      run: ([x, y]) => op(x!, y!),
-    });
-  cases.push({
-    kernel: 'LogicalNot',
-    name: 'LogicalNot',
-    inputs: [b(9, 11)],
-    run: ([x]) => tf.logicalNot(x!),
-  });
-  cases.push({
-    kernel: 'Select',
-    name: 'Select broadcast',
-    inputs: [b(9, 11), f(9, 11), f(9, 11)],
-    run: ([c, x, y]) => tf.where(c!, x!, y!),
-  });
-  cases.push({
-    kernel: 'Select',
-    name: 'Select [9,1] condition',
-    inputs: [b(9, 1), f(9, 11), f(9, 11)],
-    run: ([c, x, y]) => tf.where(c!, x!, y!),
-  });
-  cases.push({
-    kernel: 'AddN',
-    name: 'AddN of 4',
-    inputs: [f(7, 9), f(7, 9), f(7, 9), f(7, 9)],
-    run: (xs) => tf.addN(xs),
-  });
-  cases.push({
-    kernel: 'Cast',
-    name: 'Cast float→int32',
-    inputs: [{ shape: [7, 9], lo: -9, hi: 9 }],
-    run: ([x]) => tf.cast(x!, 'int32'),
-  });
-  cases.push({
-    kernel: 'Cast',
-    name: 'Cast int32→float',
-    inputs: [i(-50, 50, 7, 9)],
-    run: ([x]) => tf.cast(x!, 'float32'),
-  });
-  cases.push({
-    kernel: 'Cast',
-    name: 'Cast float→bool',
-    inputs: [i(-1, 2, 7, 9)],
-    run: ([x]) => tf.cast(tf.cast(x!, 'float32'), 'bool'),
-  });
-  cases.push({
-    kernel: 'Cast',
-    name: 'Cast bool→float',
-    inputs: [b(7, 9)],
-    run: ([x]) => tf.cast(x!, 'float32'),
-  });
+    add(kernel, `${kernel} [9,11]·[11]`, [b(9, 11), b(11)], ([x, y]) => op(x!, y!));
+  add('LogicalNot', 'LogicalNot', [b(9, 11)], ([x]) => tf.logicalNot(x!));
+  add('Select', 'Select broadcast', [b(9, 11), f(9, 11), f(9, 11)], ([c, x, y]) => tf.where(c!, x!, y!));
+  add('Select', 'Select [9,1] condition', [b(9, 1), f(9, 11), f(9, 11)], ([c, x, y]) => tf.where(c!, x!, y!));
+  add('AddN', 'AddN of 4', [f(7, 9), f(7, 9), f(7, 9), f(7, 9)], (xs) => tf.addN(xs));
+  add('Cast', 'Cast float→int32', [{ shape: [7, 9], lo: -9, hi: 9 }], ([x]) => tf.cast(x!, 'int32'));
+  add('Cast', 'Cast int32→float', [i(-50, 50, 7, 9)], ([x]) => tf.cast(x!, 'float32'));
+  add('Cast', 'Cast float→bool', [i(-1, 2, 7, 9)], ([x]) => tf.cast(tf.cast(x!, 'float32'), 'bool'));
+  add('Cast', 'Cast bool→float', [b(7, 9)], ([x]) => tf.cast(x!, 'float32'));
   // Reductions over every kind of axis set.
   for (const [kernel, op] of [
     ['Sum', tf.sum],
@@ -208,150 +172,53 @@ export function parityCases(): ParityCase[] {
     ],
   ] as const) {
     for (const axis of [-1, 0, 1, [0, 2], undefined] as (number | number[] | undefined)[]) {
-      cases.push({
+      add(
         kernel,
-        name: `${kernel} [6,37,301] axis ${JSON.stringify(axis ?? 'all')}`,
-        inputs: [f(6, 37, 301)],
-        run: ([x]) => op(x!, axis, axis === 1),
-        scale: 100,
-      });
+        `${kernel} [6,37,301] axis ${JSON.stringify(axis ?? 'all')}`,
+        [f(6, 37, 301)],
+        ([x]) => op(x!, axis, axis === 1),
+        100,
+      );
     }
   }
   cases.push({ kernel: 'Sum', name: 'Sum int32', inputs: [i(-9, 9, 33, 17)], run: ([x]) => tf.sum(x!, 0) });
   // Leading axes over many rows: the column reduction's two passes (a bias gradient's shape).
-  cases.push({
-    kernel: 'Sum',
-    name: 'Sum [1031,77] axis 0',
-    inputs: [f(1031, 77)],
-    run: ([x]) => tf.sum(x!, 0),
-    scale: 100,
-  });
-  cases.push({
-    kernel: 'Mean',
-    name: 'Mean [300,3,5] axes [0,1] keepDims',
-    inputs: [f(300, 3, 5)],
-    run: ([x]) => tf.mean(x!, [0, 1], true),
-    scale: 10,
-  });
+  add('Sum', 'Sum [1031,77] axis 0', [f(1031, 77)], ([x]) => tf.sum(x!, 0), 100);
+  add('Mean', 'Mean [300,3,5] axes [0,1] keepDims', [f(300, 3, 5)], ([x]) => tf.mean(x!, [0, 1], true), 10);
   cases.push({ kernel: 'Max', name: 'Max [517,9] axis 0', inputs: [f(517, 9)], run: ([x]) => tf.max(x!, 0) });
-  cases.push({
-    kernel: 'Sum',
-    name: 'Sum int32 [600,7] axis 0',
-    inputs: [i(-9, 9, 600, 7)],
-    run: ([x]) => tf.sum(x!, 0),
-  });
+  add('Sum', 'Sum int32 [600,7] axis 0', [i(-9, 9, 600, 7)], ([x]) => tf.sum(x!, 0));
   cases.push({ kernel: 'All', name: 'All', inputs: [b(9, 3)], run: ([x]) => tf.all(x!, 1) });
   cases.push({ kernel: 'Any', name: 'Any', inputs: [b(9, 3)], run: ([x]) => tf.any(x!, 0) });
-  cases.push({
-    kernel: 'ArgMax',
-    name: 'ArgMax axis 1',
-    inputs: [f(13, 517)],
-    run: ([x]) => tf.argMax(x!, 1),
-  });
-  cases.push({
-    kernel: 'ArgMax',
-    name: 'ArgMax axis 0',
-    inputs: [f(13, 517)],
-    run: ([x]) => tf.argMax(x!, 0),
-  });
+  add('ArgMax', 'ArgMax axis 1', [f(13, 517)], ([x]) => tf.argMax(x!, 1));
+  add('ArgMax', 'ArgMax axis 0', [f(13, 517)], ([x]) => tf.argMax(x!, 0));
   cases.push({ kernel: 'ArgMin', name: 'ArgMin', inputs: [f(13, 517)], run: ([x]) => tf.argMin(x!, 1) });
-  cases.push({
-    kernel: 'Softmax',
-    name: 'Softmax [3,5,1031]',
-    inputs: [{ shape: [3, 5, 1031], lo: -20, hi: 20 }],
-    run: ([x]) => tf.softmax(x!),
-  });
-  cases.push({
-    kernel: 'Softmax',
-    name: 'Softmax grad',
-    inputs: [f(6, 77), f(6, 77)],
-    run: ([x, dy]) => tf.grad((t: tf.Tensor) => tf.softmax(t))(x!, dy!),
-  });
+  add('Softmax', 'Softmax [3,5,1031]', [{ shape: [3, 5, 1031], lo: -20, hi: 20 }], ([x]) => tf.softmax(x!));
+  add('Softmax', 'Softmax grad', [f(6, 77), f(6, 77)], ([x, dy]) =>
+    tf.grad((t: tf.Tensor) => tf.softmax(t))(x!, dy!),
+  );
   // Data movement.
-  cases.push({
-    kernel: 'Transpose',
-    name: 'Transpose [5,7,9,11] perm 0213',
-    inputs: [f(5, 7, 9, 11)],
-    run: ([x]) => tf.transpose(x!, [0, 2, 1, 3]),
-  });
-  cases.push({
-    kernel: 'Transpose',
-    name: 'Transpose [37,53]',
-    inputs: [f(37, 53)],
-    run: ([x]) => tf.transpose(x!),
-  });
-  cases.push({
-    kernel: 'Transpose',
-    name: 'Transpose [2,3,4,5,6] perm 41302',
-    inputs: [f(2, 3, 4, 5, 6)],
-    run: ([x]) => tf.transpose(x!, [4, 1, 3, 0, 2]),
-  });
-  cases.push({
-    kernel: 'Reshape',
-    name: 'Reshape',
-    inputs: [f(6, 35)],
-    run: ([x]) => tf.reshape(x!, [5, -1, 7]),
-  });
-  cases.push({
-    kernel: 'ExpandDims',
-    name: 'ExpandDims',
-    inputs: [f(6, 35)],
-    run: ([x]) => tf.expandDims(x!, 1),
-  });
-  cases.push({
-    kernel: 'Squeeze',
-    name: 'Squeeze',
-    inputs: [f(6, 1, 35)],
-    run: ([x]) => tf.squeeze(x!, [1]),
-  });
-  cases.push({
-    kernel: 'Identity',
-    name: 'Identity (clone)',
-    inputs: [f(6, 35)],
-    run: ([x]) => tf.clone(x!),
-  });
-  cases.push({
-    kernel: 'Slice',
-    name: 'Slice inner',
-    inputs: [f(9, 17, 23)],
-    run: ([x]) => tf.slice(x!, [1, 3, 5], [7, 11, 13]),
-  });
-  cases.push({
-    kernel: 'Slice',
-    name: 'Slice rows (contiguous)',
-    inputs: [f(9, 17, 23)],
-    run: ([x]) => tf.slice(x!, [2, 0, 0], [5, 17, 23]),
-  });
-  cases.push({
-    kernel: 'StridedSlice',
-    name: 'StridedSlice step 2, negative',
-    inputs: [f(9, 17, 23)],
-    run: ([x]) => tf.stridedSlice(x!, [1, 16, 0], [8, 0, 23], [2, -3, 5]),
-  });
-  cases.push({
-    kernel: 'StridedSlice',
-    name: 'StridedSlice shrink',
-    inputs: [f(9, 17)],
-    run: ([x]) => tf.stridedSlice(x!, [3, 0], [4, 17], [1, 1], 0, 0, 0, 0, 1),
-  });
-  cases.push({
-    kernel: 'Reverse',
-    name: 'Reverse axes 0,2',
-    inputs: [f(5, 7, 9)],
-    run: ([x]) => tf.reverse(x!, [0, 2]),
-  });
-  cases.push({
-    kernel: 'Tile',
-    name: 'Tile [3,5]×[2,3]',
-    inputs: [f(3, 5)],
-    run: ([x]) => tf.tile(x!, [2, 3]),
-  });
-  cases.push({
-    kernel: 'BroadcastTo',
-    name: 'BroadcastTo',
-    inputs: [f(7, 1)],
-    run: ([x]) => tf.broadcastTo(x!, [3, 7, 11]),
-  });
+  add('Transpose', 'Transpose [5,7,9,11] perm 0213', [f(5, 7, 9, 11)], ([x]) =>
+    tf.transpose(x!, [0, 2, 1, 3]),
+  );
+  add('Transpose', 'Transpose [37,53]', [f(37, 53)], ([x]) => tf.transpose(x!));
+  add('Transpose', 'Transpose [2,3,4,5,6] perm 41302', [f(2, 3, 4, 5, 6)], ([x]) =>
+    tf.transpose(x!, [4, 1, 3, 0, 2]),
+  );
+  add('Reshape', 'Reshape', [f(6, 35)], ([x]) => tf.reshape(x!, [5, -1, 7]));
+  add('ExpandDims', 'ExpandDims', [f(6, 35)], ([x]) => tf.expandDims(x!, 1));
+  add('Squeeze', 'Squeeze', [f(6, 1, 35)], ([x]) => tf.squeeze(x!, [1]));
+  add('Identity', 'Identity (clone)', [f(6, 35)], ([x]) => tf.clone(x!));
+  add('Slice', 'Slice inner', [f(9, 17, 23)], ([x]) => tf.slice(x!, [1, 3, 5], [7, 11, 13]));
+  add('Slice', 'Slice rows (contiguous)', [f(9, 17, 23)], ([x]) => tf.slice(x!, [2, 0, 0], [5, 17, 23]));
+  add('StridedSlice', 'StridedSlice step 2, negative', [f(9, 17, 23)], ([x]) =>
+    tf.stridedSlice(x!, [1, 16, 0], [8, 0, 23], [2, -3, 5]),
+  );
+  add('StridedSlice', 'StridedSlice shrink', [f(9, 17)], ([x]) =>
+    tf.stridedSlice(x!, [3, 0], [4, 17], [1, 1], 0, 0, 0, 0, 1),
+  );
+  add('Reverse', 'Reverse axes 0,2', [f(5, 7, 9)], ([x]) => tf.reverse(x!, [0, 2]));
+  add('Tile', 'Tile [3,5]×[2,3]', [f(3, 5)], ([x]) => tf.tile(x!, [2, 3]));
+  add('BroadcastTo', 'BroadcastTo', [f(7, 1)], ([x]) => tf.broadcastTo(x!, [3, 7, 11]));
   cases.push({
     kernel: 'PadV2',
     name: 'PadV2',
@@ -367,94 +234,38 @@ export function parityCases(): ParityCase[] {
         0.5,
       ),
   });
-  cases.push({
-    kernel: 'Concat',
-    name: 'Concat axis 1',
-    inputs: [f(5, 7), f(5, 3), f(5, 11)],
-    run: (xs) => tf.concat(xs, 1),
-  });
-  cases.push({
-    kernel: 'Concat',
-    name: 'Concat axis 0',
-    inputs: [f(5, 7), f(2, 7)],
-    run: (xs) => tf.concat(xs, 0),
-  });
-  cases.push({
-    kernel: 'Concat',
-    name: 'Concat int32 axis -1',
-    inputs: [i(0, 9, 3, 4, 5), i(0, 9, 3, 4, 2)],
-    run: (xs) => tf.concat(xs, -1),
-  });
-  cases.push({
-    kernel: 'Pack',
-    name: 'Pack axis 1',
-    inputs: [f(5, 7), f(5, 7), f(5, 7)],
-    run: (xs) => tf.stack(xs, 1),
-  });
-  cases.push({
-    kernel: 'Unpack',
-    name: 'Unpack axis 1',
-    inputs: [f(5, 3, 7)],
-    run: ([x]) => tf.unstack(x!, 1),
-  });
-  cases.push({
-    kernel: 'SplitV',
-    name: 'SplitV [2,5,4] axis -1',
-    inputs: [f(3, 11, 11)],
-    run: ([x]) => tf.split(x!, [2, 5, 4], -1),
-  });
-  cases.push({
-    kernel: 'SplitV',
-    name: 'SplitV 3 axis 0',
-    inputs: [f(9, 5)],
-    run: ([x]) => tf.split(x!, 3, 0),
-  });
-  cases.push({
-    kernel: 'GatherV2',
-    name: 'GatherV2 rows (embedding)',
-    inputs: [f(101, 33), i(0, 101, 4, 9)],
-    run: ([x, idx]) => tf.gather(x!, idx!),
-  });
-  cases.push({
-    kernel: 'GatherV2',
-    name: 'GatherV2 axis 1',
-    inputs: [f(5, 31, 7), i(0, 31, 13)],
-    run: ([x, idx]) => tf.gather(x!, idx!, 1),
-  });
-  cases.push({
-    kernel: 'UnsortedSegmentSum',
-    name: 'UnsortedSegmentSum',
-    inputs: [f(257, 33), i(0, 41, 257)],
-    run: ([x, ids]) => tf.unsortedSegmentSum(x!, ids as tf.Tensor1D, 41),
-    scale: 10,
-  });
-  cases.push({
-    kernel: 'UnsortedSegmentSum',
-    name: 'Gather grad (embedding backward)',
-    inputs: [f(101, 33), i(0, 101, 4, 9), f(4, 9, 33)],
-    run: ([x, idx, dy]) => tf.grad((t: tf.Tensor) => tf.gather(t, idx!))(x!, dy!),
-    scale: 10,
-  });
-  cases.push({
-    kernel: 'OneHot',
-    name: 'OneHot depth 97',
-    inputs: [i(-1, 98, 5, 7)],
-    run: ([x]) => tf.oneHot(x!, 97, 0.9, 0.001),
-  });
-  cases.push({
-    kernel: 'TensorScatterUpdate',
-    name: 'TensorScatterUpdate rows',
-    inputs: [f(11, 7), f(3, 7)],
-    run: ([t, u]) => tf.tensorScatterUpdate(t!, tf.tensor2d([[1], [4], [9]], [3, 1], 'int32'), u!),
-  });
+  add('Concat', 'Concat axis 1', [f(5, 7), f(5, 3), f(5, 11)], (xs) => tf.concat(xs, 1));
+  add('Concat', 'Concat axis 0', [f(5, 7), f(2, 7)], (xs) => tf.concat(xs, 0));
+  add('Concat', 'Concat int32 axis -1', [i(0, 9, 3, 4, 5), i(0, 9, 3, 4, 2)], (xs) => tf.concat(xs, -1));
+  add('Pack', 'Pack axis 1', [f(5, 7), f(5, 7), f(5, 7)], (xs) => tf.stack(xs, 1));
+  add('Unpack', 'Unpack axis 1', [f(5, 3, 7)], ([x]) => tf.unstack(x!, 1));
+  add('SplitV', 'SplitV [2,5,4] axis -1', [f(3, 11, 11)], ([x]) => tf.split(x!, [2, 5, 4], -1));
+  add('SplitV', 'SplitV 3 axis 0', [f(9, 5)], ([x]) => tf.split(x!, 3, 0));
+  add('GatherV2', 'GatherV2 rows (embedding)', [f(101, 33), i(0, 101, 4, 9)], ([x, idx]) =>
+    tf.gather(x!, idx!),
+  );
+  add('GatherV2', 'GatherV2 axis 1', [f(5, 31, 7), i(0, 31, 13)], ([x, idx]) => tf.gather(x!, idx!, 1));
+  add(
+    'UnsortedSegmentSum',
+    'UnsortedSegmentSum',
+    [f(257, 33), i(0, 41, 257)],
+    ([x, ids]) => tf.unsortedSegmentSum(x!, ids as tf.Tensor1D, 41),
+    10,
+  );
+  add(
+    'UnsortedSegmentSum',
+    'Gather grad (embedding backward)',
+    [f(101, 33), i(0, 101, 4, 9), f(4, 9, 33)],
+    ([x, idx, dy]) => tf.grad((t: tf.Tensor) => tf.gather(t, idx!))(x!, dy!),
+    10,
+  );
+  add('OneHot', 'OneHot depth 97', [i(-1, 98, 5, 7)], ([x]) => tf.oneHot(x!, 97, 0.9, 0.001));
+  add('TensorScatterUpdate', 'TensorScatterUpdate rows', [f(11, 7), f(3, 7)], ([t, u]) =>
+    tf.tensorScatterUpdate(t!, tf.tensor2d([[1], [4], [9]], [3, 1], 'int32'), u!),
+  );
   cases.push({ kernel: 'Fill', name: 'Fill', inputs: [], run: () => tf.fill([7, 9], 2.5) });
   cases.push({ kernel: 'ZerosLike', name: 'ZerosLike', inputs: [f(7, 9)], run: ([x]) => tf.zerosLike(x!) });
-  cases.push({
-    kernel: 'OnesLike',
-    name: 'OnesLike',
-    inputs: [i(0, 3, 7, 9)],
-    run: ([x]) => tf.onesLike(x!),
-  });
+  add('OnesLike', 'OnesLike', [i(0, 3, 7, 9)], ([x]) => tf.onesLike(x!));
   cases.push({ kernel: 'Range', name: 'Range', inputs: [], run: () => tf.range(3, 40, 1.5) });
   // Matrix products through cuBLAS, every transpose, batched and broadcast batches.
   for (const [ta, tb] of [
@@ -463,51 +274,51 @@ export function parityCases(): ParityCase[] {
     [false, true],
     [true, true],
   ] as const) {
-    cases.push({
-      kernel: 'BatchMatMul',
-      name: `BatchMatMul [3,37,129]·[3,129,51] ta=${ta} tb=${tb}`,
-      inputs: [f(3, ...(ta ? [129, 37] : [37, 129])), f(3, ...(tb ? [51, 129] : [129, 51]))],
-      run: ([a, c]) => tf.matMul(a!, c!, ta, tb),
-      scale: 30,
-    });
+    add(
+      'BatchMatMul',
+      `BatchMatMul [3,37,129]·[3,129,51] ta=${ta} tb=${tb}`,
+      [f(3, ...(ta ? [129, 37] : [37, 129])), f(3, ...(tb ? [51, 129] : [129, 51]))],
+      ([a, c]) => tf.matMul(a!, c!, ta, tb),
+      30,
+    );
   }
-  cases.push({
-    kernel: 'BatchMatMul',
-    name: 'BatchMatMul broadcast batch [1,..]·[4,..]',
-    inputs: [f(1, 9, 17), f(4, 17, 5)],
-    run: ([a, c]) => tf.matMul(a!, c!),
-    scale: 10,
-  });
-  cases.push({
-    kernel: 'BatchMatMul',
-    name: 'BatchMatMul 2-D · weight',
-    inputs: [f(77, 768), f(768, 129)],
-    run: ([a, c]) => tf.matMul(a!, c!),
-    scale: 100,
-  });
-  cases.push({
-    kernel: 'BatchMatMul',
-    name: 'BatchMatMul grad',
-    inputs: [f(2, 9, 17), f(2, 17, 5), f(2, 9, 5)],
-    run: ([a, c, dy]) => tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y))([a!, c!], dy!),
-    scale: 10,
-  });
+  add(
+    'BatchMatMul',
+    'BatchMatMul broadcast batch [1,..]·[4,..]',
+    [f(1, 9, 17), f(4, 17, 5)],
+    ([a, c]) => tf.matMul(a!, c!),
+    10,
+  );
+  add(
+    'BatchMatMul',
+    'BatchMatMul 2-D · weight',
+    [f(77, 768), f(768, 129)],
+    ([a, c]) => tf.matMul(a!, c!),
+    100,
+  );
+  add(
+    'BatchMatMul',
+    'BatchMatMul grad',
+    [f(2, 9, 17), f(2, 17, 5), f(2, 9, 5)],
+    ([a, c, dy]) => tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y))([a!, c!], dy!),
+    10,
+  );
   for (const activation of ['linear', 'relu', 'elu', 'relu6', 'leakyrelu', 'sigmoid'] as const) {
-    cases.push({
-      kernel: '_FusedMatMul',
-      name: `_FusedMatMul bias ${activation}`,
-      inputs: [f(13, 65), f(65, 31), f(31)],
-      run: ([a, c, bias]) => tf.fused.matMul({ a: a!, b: c!, bias: bias!, activation, leakyreluAlpha: 0.2 }),
-      scale: 10,
-    });
+    add(
+      '_FusedMatMul',
+      `_FusedMatMul bias ${activation}`,
+      [f(13, 65), f(65, 31), f(31)],
+      ([a, c, bias]) => tf.fused.matMul({ a: a!, b: c!, bias: bias!, activation, leakyreluAlpha: 0.2 }),
+      10,
+    );
   }
-  cases.push({
-    kernel: '_FusedMatMul',
-    name: '_FusedMatMul batched, bias [1, N] (added by the GEMM, β = 1)',
-    inputs: [f(3, 9, 17), f(3, 17, 5), f(1, 5)],
-    run: ([a, c, bias]) => tf.fused.matMul({ a: a!, b: c!, bias: bias! }),
-    scale: 10,
-  });
+  add(
+    '_FusedMatMul',
+    '_FusedMatMul batched, bias [1, N] (added by the GEMM, β = 1)',
+    [f(3, 9, 17), f(3, 17, 5), f(1, 5)],
+    ([a, c, bias]) => tf.fused.matMul({ a: a!, b: c!, bias: bias! }),
+    10,
+  );
   cases.push({
     kernel: '_FusedMatMul',
     name: '_FusedMatMul transposeB prelu',

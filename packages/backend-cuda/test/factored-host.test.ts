@@ -1,28 +1,23 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { factoredMomentArrays } from '@kstar/kernels';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FACTORED_CONSTS, kstarFactoredSources } from '../src/kstar-factored-sources.ts';
+import {
+  bitsOf,
+  buildHost,
+  floats,
+  HOST_SHIMS_HEAD,
+  hostCxx,
+  namespacedUnit,
+  removeHostBuild,
+  runHost,
+} from './host-build.ts';
 
 // The factored-moment CUDA sources built for the host (blockDim 1; each launch's grid walked block by block), run in
 // the order kstar-factored-kernels.ts launches them, against the cpu kernels' float64 formulas: R and C from
 // @kstar/kernels' factoredMomentArrays, then Adafactor's and AdaLomo's documented updates written out here (the
 // plugins may not be imported). Float tolerance (the summation order differs); LOMO bit for bit. Needs a C++ compiler.
 
-const SHIMS = `#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-struct Dim { long long x; };
-static Dim blockIdx{0}, threadIdx{0}, gridDim{1}, blockDim{1};
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#define __restrict__
-#define __shared__ static
-// One thread per block: the other lanes of a sum contribute nothing.
+const SHIMS = `${HOST_SHIMS_HEAD}// One thread per block: the other lanes of a sum contribute nothing.
 static inline double __shfl_xor_sync(unsigned int, double, int) { return 0.0; }
 static inline void __syncthreads() {}
 static inline double __dsub_rn(double a, double b) { return a - b; }
@@ -125,16 +120,8 @@ int main(int, char** argv) {
 }
 `;
 
-const cxx = ['c++', 'g++', 'clang++'].find((c) => spawnSync(c, ['--version']).status === 0);
+const cxx = hostCxx;
 
-function floats(n: number, seed: number, lo: number, hi: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return lo + (s / 2 ** 32) * (hi - lo);
-  });
-}
-const bitsOf = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 const fromBits = (xs: number[]) => new Float32Array(Uint32Array.from(xs).buffer);
 
 function expectClose(got: Float32Array, want: Float32Array, what: string): void {
@@ -197,23 +184,17 @@ function reference(
 describe.skipIf(!cxx)('factored-moment CUDA sources, built for the host, follow the cpu kernels', () => {
   let dir = '';
   const run = (args: (number | string)[], ...arrays: Float32Array[]): Float32Array[] =>
-    execFileSync(join(dir, 'run'), [String(args[0])], {
-      input: [...args.slice(1), ...arrays.flatMap(bitsOf)].join(' '),
-      encoding: 'utf8',
-    })
-      .trim()
-      .split('\n')
-      .map((l) => fromBits(l.trim().split(' ').map(Number)));
+    runHost(dir, [String(args[0])], [...args.slice(1), ...arrays.flatMap(bitsOf)].join(' ')).map(fromBits);
 
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kstar-factored-host-'));
-    const unit = Object.entries(kstarFactoredSources())
-      .map(([name, s]) => `namespace k_${name} {\n${s}\n}\n`)
-      .join('\n');
-    writeFileSync(join(dir, 'main.cpp'), `${SHIMS}${unit}${MAIN}`);
-    execFileSync(cxx!, ['-O1', '-o', join(dir, 'run'), join(dir, 'main.cpp')], { cwd: dir, stdio: 'pipe' });
+    dir = buildHost(
+      'kstar-factored-host-',
+      { 'main.cpp': `${SHIMS}${namespacedUnit(kstarFactoredSources())}${MAIN}` },
+      cxx!,
+      ['-O1'],
+    );
   }, 60_000);
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => removeHostBuild(dir));
 
   const base: Consts = {
     beta2t: 0.8,

@@ -1,7 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { flashAttentionGradKernel, flashAttentionKernel } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +9,7 @@ import {
   flashSources,
   flashTile,
 } from '../src/kstar-flash-sources.ts';
+import { buildHost, floats, namespacedUnit, removeHostBuild, runHost } from './host-build.ts';
 
 // The fused attention's CUDA sources built for the host: each CUDA block runs as blockDim std::threads (a std::barrier
 // for __syncthreads, the __shared__ tiles one static array per block), blocks one after another, in the order
@@ -103,15 +101,6 @@ const cxx = ['g++', 'c++', 'clang++'].find(
       .status === 0,
 );
 
-/** Deterministic float32 values in [lo, hi) (a 32-bit LCG). */
-function floats(n: number, seed: number, lo: number, hi: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return lo + (s / 2 ** 32) * (hi - lo);
-  });
-}
-
 /** Element-wise float32 closeness: |a − b| ≤ 2e-6 + 2e-5·|b| (the summation orders differ). */
 function expectClose(name: string, got: number[], want: Float32Array): void {
   expect(got.length, `${name} length`).toBe(want.length);
@@ -127,17 +116,17 @@ describe.skipIf(!cxx)('fused attention CUDA sources, built for the host, equal t
   let dir = '';
   beforeAll(async () => {
     await tf.setBackend('cpu');
-    dir = mkdtempSync(join(tmpdir(), 'kstar-flash-host-'));
-    const sources = Object.assign({}, ...CONFIGS.map((c) => flashSources(c.hd, c.tile)));
-    const unit = Object.entries(sources as Record<string, string>)
-      .map(([name, s]) => `namespace k_${name} {\n${s}\n}\n`)
-      .join('\n');
-    writeFileSync(join(dir, 'main.cpp'), `${SHIMS}${unit}${MAIN}`);
-    execFileSync(cxx!, ['-std=c++20', '-O1', '-pthread', '-o', join(dir, 'run'), join(dir, 'main.cpp')], {
-      stdio: 'pipe',
-    });
+    const sources: Record<string, string> = Object.assign(
+      {},
+      ...CONFIGS.map((c) => flashSources(c.hd, c.tile)),
+    );
+    dir = buildHost('kstar-flash-host-', { 'main.cpp': `${SHIMS}${namespacedUnit(sources)}${MAIN}` }, cxx!, [
+      '-std=c++20',
+      '-O1',
+      '-pthread',
+    ]);
   }, 60_000);
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => removeHostBuild(dir));
 
   // [B, H, Tq, Tk], query offset, build. Small: the whole sequence (T = 37: 8 key tiles, 10 blocks, the last one
   // partial) and the last 9 queries of 29 keys (MsT's query chunk). GPU configuration: T = 70 (two key tiles, two
@@ -158,13 +147,11 @@ describe.skipIf(!cxx)('fused attention CUDA sources, built for the host, equal t
         floats(B * H * tk * HD, 3, -1, 1),
         floats(B * H * tq * HD, 4, -1, 1),
       ];
-      const out = execFileSync(join(dir, 'run'), {
-        input: [HD, c.tile, B * H, tq, tk, off, scale, ...qa, ...ka, ...va, ...ga].join(' '),
-        encoding: 'utf8',
-      })
-        .trim()
-        .split('\n')
-        .map((l) => l.trim().split(' ').map(Number));
+      const out = runHost(
+        dir,
+        [],
+        [HD, c.tile, B * H, tq, tk, off, scale, ...qa, ...ka, ...va, ...ga].join(' '),
+      );
       const q = tf.tensor4d(qa, [B, H, tq, HD]);
       const k = tf.tensor4d(ka, [B, H, tk, HD]);
       const v = tf.tensor4d(va, [B, H, tk, HD]);

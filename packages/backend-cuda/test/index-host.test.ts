@@ -1,9 +1,6 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { elementwiseSource, stridedCopySource } from '../src/sources.ts';
+import { buildHost, hostCxx, removeHostBuild, runHost } from './host-build.ts';
 
 // The index arithmetic of the strided-copy (transpose) and broadcasting element-wise kernels, built for the host (one
 // thread walking the grid-stride loop) and checked against coordinates computed here. Needs a C++ compiler.
@@ -35,33 +32,27 @@ int main() {
 }
 `;
 
-const cxx = ['c++', 'g++', 'clang++'].find((c) => spawnSync(c, ['--version']).status === 0);
-
-it.skipIf(!cxx)('transpose and broadcast-add index arithmetic, built for the host, match coordinates', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kstar-index-'));
-  try {
+it.skipIf(!hostCxx)(
+  'transpose and broadcast-add index arithmetic, built for the host, match coordinates',
+  () => {
     // Both sources start with the same prelude: the second one's is cut (its overloads would clash).
     const add = elementwiseSource('add', ['float', 'float'], 'float', 'a + b');
-    writeFileSync(
-      join(dir, 'kernels.h'),
-      stridedCopySource('copy', 'float') + add.slice(add.indexOf('struct EwMeta')),
-    );
-    writeFileSync(join(dir, 'main.cpp'), HARNESS);
-    execFileSync(cxx!, ['-O1', '-o', join(dir, 'run'), join(dir, 'main.cpp')], { cwd: dir, stdio: 'pipe' });
-    const [transposed, added] = execFileSync(join(dir, 'run'), { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .map((l) => l.trim().split(' ').map(Number));
-    const wantT: number[] = [];
-    for (let i = 0; i < 2; i++)
-      for (let j = 0; j < 4; j++)
-        for (let k = 0; k < 3; k++) for (let l = 0; l < 5; l++) wantT.push(i * 60 + k * 20 + j * 5 + l);
-    expect(transposed).toEqual(wantT);
-    const wantA: number[] = [];
-    for (let i = 0; i < 2; i++)
-      for (let j = 0; j < 3; j++) for (let k = 0; k < 4; k++) wantA.push(i * 12 + j * 4 + k + 100 * (j + 1));
-    expect(added).toEqual(wantA);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+    const kernels = stridedCopySource('copy', 'float') + add.slice(add.indexOf('struct EwMeta'));
+    const dir = buildHost('kstar-index-', { 'kernels.h': kernels, 'main.cpp': HARNESS }, hostCxx!, ['-O1']);
+    try {
+      const [transposed, added] = runHost(dir, []);
+      const wantT: number[] = [];
+      for (let i = 0; i < 2; i++)
+        for (let j = 0; j < 4; j++)
+          for (let k = 0; k < 3; k++) for (let l = 0; l < 5; l++) wantT.push(i * 60 + k * 20 + j * 5 + l);
+      expect(transposed).toEqual(wantT);
+      const wantA: number[] = [];
+      for (let i = 0; i < 2; i++)
+        for (let j = 0; j < 3; j++)
+          for (let k = 0; k < 4; k++) wantA.push(i * 12 + j * 4 + k + 100 * (j + 1));
+      expect(added).toEqual(wantA);
+    } finally {
+      removeHostBuild(dir);
+    }
+  },
+);

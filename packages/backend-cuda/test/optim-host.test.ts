@@ -1,7 +1,3 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   blockAbsmax,
   dequantizeArray,
@@ -14,6 +10,16 @@ import {
 } from '@kstar/kernels';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kstarOptimSources } from '../src/kstar-optim-sources.ts';
+import {
+  bitsOf,
+  buildHost,
+  floats,
+  HOST_SHIMS_HEAD,
+  hostCxx,
+  namespacedUnit,
+  removeHostBuild,
+  runHost,
+} from './host-build.ts';
 
 // The 8-bit and Adagrad CUDA sources are integer and rounding code: built for the host (one thread walking each
 // grid-stride loop, one "thread" per CUDA block for the absmax reductions) they must equal @kstar/kernels' cpu
@@ -21,18 +27,7 @@ import { kstarOptimSources } from '../src/kstar-optim-sources.ts';
 // are the cpu kernels' documented float64 formulas written out from @kstar/kernels' quantize primitives.
 // Needs a C++ compiler (skipped without).
 
-const SHIMS = `#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-struct Dim { long long x; };
-static Dim blockIdx{0}, threadIdx{0}, gridDim{1}, blockDim{1};
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#define __restrict__
-#define __shared__ static
-static inline float __uint_as_float(unsigned int u) { float f; memcpy(&f, &u, 4); return f; }
+const SHIMS = `${HOST_SHIMS_HEAD}static inline float __uint_as_float(unsigned int u) { float f; memcpy(&f, &u, 4); return f; }
 static inline unsigned int __float_as_uint(float f) { unsigned int u; memcpy(&u, &f, 4); return u; }
 static inline float __fdiv_rn(float a, float b) { return a / b; }
 static inline float __fmul_rn(float a, float b) { return a * b; }
@@ -108,45 +103,24 @@ int main(int, char** argv) {
 }
 `;
 
-const cxx = ['c++', 'g++', 'clang++'].find((c) => spawnSync(c, ['--version']).status === 0);
-
-/** Deterministic float32 values in [lo, hi) (a 32-bit LCG). */
-function floats(n: number, seed: number, lo: number, hi: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return lo + (s / 2 ** 32) * (hi - lo);
-  });
-}
-
-const bitsOf = (a: Float32Array | Int32Array) =>
-  Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+const cxx = hostCxx;
 
 describe.skipIf(!cxx)(
   '8-bit and Adagrad CUDA sources, built for the host, equal the cpu kernels bit for bit',
   () => {
     let dir = '';
     const run = (args: (number | string)[], ...arrays: (Float32Array | Int32Array)[]): number[][] =>
-      execFileSync(join(dir, 'run'), [String(args[0])], {
-        input: [...args.slice(1), ...arrays.flatMap(bitsOf)].join(' '),
-        encoding: 'utf8',
-      })
-        .trim()
-        .split('\n')
-        .map((l) => (l.trim() === '' ? [] : l.trim().split(' ').map(Number)));
+      runHost(dir, [String(args[0])], [...args.slice(1), ...arrays.flatMap(bitsOf)].join(' '));
 
     beforeAll(() => {
-      dir = mkdtempSync(join(tmpdir(), 'kstar-optim-host-'));
-      const unit = Object.entries(kstarOptimSources())
-        .map(([name, s]) => `namespace k_${name} {\n${s}\n}\n`)
-        .join('\n');
-      writeFileSync(join(dir, 'main.cpp'), `${SHIMS}${unit}${MAIN}`);
-      execFileSync(cxx!, ['-O1', '-ffp-contract=off', '-o', join(dir, 'run'), join(dir, 'main.cpp')], {
-        cwd: dir,
-        stdio: 'pipe',
-      });
+      dir = buildHost(
+        'kstar-optim-host-',
+        { 'main.cpp': `${SHIMS}${namespacedUnit(kstarOptimSources())}${MAIN}` },
+        cxx!,
+        ['-O1', '-ffp-contract=off'],
+      );
     }, 60_000);
-    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    afterAll(() => removeHostBuild(dir));
 
     it('quantize (absmax, codes) and dequantize, signed with the sign fix and unsigned, odd block sizes', () => {
       const n = 1001;

@@ -1,10 +1,7 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { joinArray, splitArray } from '@kstar/kernels';
 import { expect, it } from 'vitest';
 import { join24Source, split24Source } from '../src/kstar-sources.ts';
+import { buildHost, hostCxx, removeHostBuild, runHost } from './host-build.ts';
 
 // The split24 kernels are integer code: built for the host (one thread walking the whole grid-stride loop) they must
 // match @kstar/kernels' cpu kernel bit for bit, special values included. Needs a C++ compiler (skipped without).
@@ -28,43 +25,45 @@ int main(int argc, char** argv) {
 }
 `;
 
-const cxx = ['c++', 'g++', 'clang++'].find((c) => spawnSync(c, ['--version']).status === 0);
-
-it.skipIf(!cxx)('split24/join24 CUDA sources, built for the host, equal the cpu kernel bit for bit', () => {
-  const n = 2051; // odd: partial hi and lo words
-  const bits = new Uint32Array(n);
-  let s = 12345;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    bits[i] = s;
-  }
-  // ±0, ±Inf, NaN, the saturation threshold, max finite, subnormals, 1 and its rounding ties.
-  const special = [0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00001, 0x7f7f8000, 0xff7fffff, 1, 0x80000001];
-  special.push(0x3f800000, 0x3f808000, 0x3f818000, 0x3f80ffff);
-  special.forEach((v, k) => {
-    bits[k] = v;
-  });
-  const dir = mkdtempSync(join(tmpdir(), 'kstar-split24-'));
-  try {
-    writeFileSync(join(dir, 'kernels.h'), split24Source('split') + join24Source('join'));
-    writeFileSync(join(dir, 'main.cpp'), HARNESS);
-    execFileSync(cxx!, ['-O1', '-o', join(dir, 'run'), join(dir, 'main.cpp')], { cwd: dir, stdio: 'pipe' });
-    const lines = execFileSync(join(dir, 'run'), [String(n)], { input: bits.join(' '), encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .map((l) => l.trim().split(' ').map(Number));
-    const hi = new Int32Array(Math.ceil(n / 2));
-    const lo = new Int32Array(Math.ceil(n / 4));
-    splitArray(bits, hi, lo);
-    const r = new Uint32Array(n);
-    const e = new Uint32Array(n);
-    joinArray(hi, lo, n, r);
-    joinArray(hi, null, n, e);
-    expect(lines[0]).toEqual(Array.from(hi));
-    expect(lines[1]).toEqual(Array.from(lo));
-    expect(lines[2]).toEqual(Array.from(r));
-    expect(lines[3]).toEqual(Array.from(e));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+it.skipIf(!hostCxx)(
+  'split24/join24 CUDA sources, built for the host, equal the cpu kernel bit for bit',
+  () => {
+    const n = 2051; // odd: partial hi and lo words
+    const bits = new Uint32Array(n);
+    let s = 12345;
+    for (let i = 0; i < n; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      bits[i] = s;
+    }
+    // ±0, ±Inf, NaN, the saturation threshold, max finite, subnormals, 1 and its rounding ties.
+    const special = [
+      0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00001, 0x7f7f8000, 0xff7fffff, 1, 0x80000001,
+    ];
+    special.push(0x3f800000, 0x3f808000, 0x3f818000, 0x3f80ffff);
+    special.forEach((v, k) => {
+      bits[k] = v;
+    });
+    const dir = buildHost(
+      'kstar-split24-',
+      { 'kernels.h': split24Source('split') + join24Source('join'), 'main.cpp': HARNESS },
+      hostCxx!,
+      ['-O1'],
+    );
+    try {
+      const lines = runHost(dir, [String(n)], bits.join(' '));
+      const hi = new Int32Array(Math.ceil(n / 2));
+      const lo = new Int32Array(Math.ceil(n / 4));
+      splitArray(bits, hi, lo);
+      const r = new Uint32Array(n);
+      const e = new Uint32Array(n);
+      joinArray(hi, lo, n, r);
+      joinArray(hi, null, n, e);
+      expect(lines[0]).toEqual(Array.from(hi));
+      expect(lines[1]).toEqual(Array.from(lo));
+      expect(lines[2]).toEqual(Array.from(r));
+      expect(lines[3]).toEqual(Array.from(e));
+    } finally {
+      removeHostBuild(dir);
+    }
+  },
+);
