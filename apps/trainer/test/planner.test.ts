@@ -1,17 +1,18 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StepResult, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
-import { Calibration, solveExhaustive, solveGreedy } from '@kstar/planner';
+import { solveExhaustive, solveGreedy } from '@kstar/planner';
 import { describe, expect, it } from 'vitest';
 import { parseTrainConfig } from '../src/config.ts';
 import { runCli } from '../src/index.ts';
+import { machineInfo } from '../src/machine.ts';
 import { WASM_HEAP_MAX_BYTES } from '../src/memory-check.ts';
 import { optimizerEntry } from '../src/optimizers.ts';
 import { AdaptivePlanner, autoBudget } from '../src/plan.ts';
-import { calibrate, calibrateState, saveCalibration } from '../src/plan-calibrate.ts';
+import { calibrate, calibrateState, loadCalibration, saveCalibration } from '../src/plan-calibrate.ts';
 import { planProblem, spaceFor } from '../src/plan-space.ts';
 import {
   checkStateChoices,
@@ -26,6 +27,21 @@ import { fixedBytes, prepareRun, train } from '../src/train.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-planner-'));
 process.env.KSTAR_CALIBRATION_CACHE = join(dir, 'calibration.json');
+// Op times measured once (fixtures/planner-calibration.json says where): the same costs, hence the same plans, on
+// every run; measured under a changing load they picked different plans from run to run.
+{
+  const fixture = JSON.parse(
+    readFileSync(new URL('./fixtures/planner-calibration.json', import.meta.url), 'utf8'),
+  );
+  const m = machineInfo();
+  const entries = Object.fromEntries(
+    Object.entries(fixture.entries as Record<string, number>).map(([k, v]) => [
+      `${m.cpuModel} ×${m.cpus}|${k}`,
+      v,
+    ]),
+  );
+  writeFileSync(process.env.KSTAR_CALIBRATION_CACHE, JSON.stringify({ version: fixture.version, entries }));
+}
 const quiet = { write: () => true, isTTY: false };
 
 async function run(flags: Record<string, unknown>, pinPlan?: readonly string[]) {
@@ -45,7 +61,7 @@ async function problemFor(preset: 'tiny' | 'small', batch: number, seq: number) 
   const optimizer = optimizerEntry('adamw').create(1e-3, {});
   const fixed = fixedBytes(model, optimizer as never);
   const space = spaceFor({}, 'wasm');
-  const costs = await calibrate(model, batch, seq, space, new Calibration());
+  const costs = await calibrate(model, batch, seq, space, loadCalibration());
   model.dispose();
   const args = {
     config,
@@ -99,7 +115,7 @@ describe('optimizer-state placement per parameter group', () => {
     // Offload moves nothing on wasm: only float32 and 8bit are options.
     const space = spaceFor({}, 'wasm', usableStateChoices(['float32', '8bit', 'offload'], 'adamw', 'wasm'));
     expect(space.state).toEqual(['float32', '8bit']);
-    const calibration = new Calibration();
+    const calibration = loadCalibration();
     const costs = await calibrate(model, 2, 64, space, calibration);
     costs.state = await calibrateState(model, optimizer, groups, space, calibration);
     saveCalibration(calibration); // the runs below read these times back
@@ -204,7 +220,7 @@ describe('measured-peak overshoot', () => {
       fixed,
       spec: {},
       budget,
-      calibration: new Calibration(),
+      calibration: loadCalibration(),
     });
     const first = await planner.make(1, 64, 'start', '');
     const replans: unknown[] = [];

@@ -83,6 +83,26 @@ describe('greedy solver', () => {
     expect(ratios.reduce((a, b) => a + b, 0) / ratios.length).toBeLessThan(1.1);
   });
 
+  it('finds what shedding from the fastest plan misses: one big change that fits vs two small ones that are faster', () => {
+    // From the fastest plan (22 bytes) the one change that fits at once is A slow (12 bytes, 5 ms), and no pair
+    // undoes it; the optimum is B and C slow (12 → 10 bytes, 4 ms), which the start from the smallest plan reaches.
+    const slot = (name: string, bytes: number, slowMs: number) => ({
+      name,
+      options: [
+        { bytes, ms: 0 },
+        { bytes: 0, ms: slowMs },
+      ],
+    });
+    const p: PlanProblem<Item> = {
+      slots: [slot('A', 10, 5), slot('B', 6, 2), slot('C', 6, 2)],
+      budget: 12,
+      evaluate: (a) => ({ bytes: a.reduce((s, o) => s + o.bytes, 0), ms: a.reduce((s, o) => s + o.ms, 0) }),
+    };
+    expect(solveExhaustive(p).evaluation.ms).toBe(4);
+    expect(solveGreedy(p).evaluation).toMatchObject({ ms: 4 });
+    expect(solveGreedy(p).evaluation.bytes).toBeLessThanOrEqual(12);
+  });
+
   it('evaluates far fewer plans than enumeration', () => {
     const p = separable(7, 10, 4, 0.4);
     const g = solveGreedy(p);
