@@ -8,6 +8,7 @@ import { benchLazyWindow } from './bench-lazy-window.ts';
 import { benchMatMul } from './bench-matmul.ts';
 import { benchMemory, memoryTable } from './bench-memory.ts';
 import { benchPartition, PARTITION_HELP } from './bench-partition.ts';
+import { BENCH_PLAN_PREDICTION_HELP, benchPlanPrediction } from './bench-plan-prediction.ts';
 import { BENCH_PLANNER_HELP, benchPlanner } from './bench-planner.ts';
 import { BENCH_SHARDING_HELP, benchSharding } from './bench-sharding.ts';
 import {
@@ -68,6 +69,13 @@ export const BENCHMARKS: Record<string, Benchmark> = {
       const { file, result } = await benchPlanner(argv, io.stderr);
       const ratio = result.plannerOverBestFixedTokensPerSecond.toFixed(3);
       return done(io, file, `planner / best fixed plan tokens/s: ${ratio}`);
+    },
+  },
+  'plan-prediction': {
+    help: BENCH_PLAN_PREDICTION_HELP,
+    run: async (argv, io) => {
+      const { file, table } = await benchPlanPrediction(argv, io.stderr);
+      return done(io, file, table);
     },
   },
   'compress-error': {
