@@ -9,19 +9,22 @@ import { better, type Evaluation, type PlanProblem, type Solution } from './prob
  * activations). From the smallest: the cheapest assignment, then the fitting change that saves the most time per
  * byte it adds, repeatedly, then (3).
  */
-export function solveGreedy<O>(problem: PlanProblem<O>): Solution<O> {
+/** Where the greedy search starts; both by default (the better result kept). */
+export type GreedyStart = 'fastest' | 'smallest';
+
+export function solveGreedy<O>(
+  problem: PlanProblem<O>,
+  starts: readonly GreedyStart[] = ['fastest', 'smallest'],
+): Solution<O> {
   // Two starts, the better kept: shedding bytes from the fastest plan, and spending the budget from the smallest one.
   // Each alone can stop far from the optimum on a knapsack (a rate-greedy sheds a group it need not); together they
-  // rarely do, and the result is never worse than the first start alone.
-  const fromFastest = searchFrom(problem, 'fastest');
-  const fromSmallest = searchFrom(problem, 'smallest');
-  const best = better(fromSmallest.evaluation, fromFastest.evaluation, problem.budget)
-    ? fromSmallest
-    : fromFastest;
-  return { ...best, evaluated: fromFastest.evaluated + fromSmallest.evaluated };
+  // rarely do, and the result is never worse than either start alone.
+  const found = starts.map((start) => searchFrom(problem, start));
+  const best = found.reduce((a, b) => (better(b.evaluation, a.evaluation, problem.budget) ? b : a));
+  return { ...best, evaluated: found.reduce((n, s) => n + s.evaluated, 0) };
 }
 
-function searchFrom<O>(problem: PlanProblem<O>, start: 'fastest' | 'smallest'): Solution<O> {
+function searchFrom<O>(problem: PlanProblem<O>, start: GreedyStart): Solution<O> {
   const { slots, budget } = problem;
   let evaluated = 0;
   let current: O[] = slots.map((s) => s.options[0] as O);

@@ -1,7 +1,7 @@
 export type { CalibrationData } from './calibration.ts';
 export { Calibration, medianMs } from './calibration.ts';
 export { solveExhaustive } from './exhaustive.ts';
-export { solveGreedy } from './greedy.ts';
+export { type GreedyStart, solveGreedy } from './greedy.ts';
 export type { PlanReason, PlanRecord } from './plan-log.ts';
 export { PlanLog } from './plan-log.ts';
 export type { Evaluation, PlanProblem, PlanSlot, SegmentPrediction, Solution } from './problem.ts';
