@@ -1,28 +1,17 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTrainConfig } from '../src/config.ts';
-import { machineInfo } from '../src/machine.ts';
 import { ProgressBar } from '../src/progress.ts';
 import { prepareRun, train } from '../src/train.ts';
+import { useCalibrationFixture } from './calibration-fixture.ts';
 import { cli, trainReport } from './run-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-packing-'));
 // The plans' stage times, measured once (fixtures/packing-calibration.json says where): no calibration in the test,
 // and the same plans on every machine.
-const fixture = JSON.parse(
-  readFileSync(new URL('./fixtures/packing-calibration.json', import.meta.url), 'utf8'),
-);
-const m = machineInfo();
-const entries = Object.fromEntries(
-  Object.entries(fixture.entries as Record<string, number>).map(([k, v]) => [
-    `${m.cpuModel} ×${m.cpus}|${k}`,
-    v,
-  ]),
-);
-process.env.KSTAR_CALIBRATION_CACHE = join(dir, 'calibration.json');
-writeFileSync(process.env.KSTAR_CALIBRATION_CACHE, JSON.stringify({ version: 1, entries }));
+useCalibrationFixture(dir, 'packing-calibration.json');
 const quiet = { write: () => true, isTTY: false };
 
 /** 60 documents separated by blank lines: every third about 50 bytes long, the others about 10. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StepResult, TrainingEngine } from '@kstar/core';
@@ -8,7 +8,6 @@ import { solveExhaustive, solveGreedy } from '@kstar/planner';
 import { describe, expect, it } from 'vitest';
 import { parseTrainConfig } from '../src/config.ts';
 import { runCli } from '../src/index.ts';
-import { machineInfo } from '../src/machine.ts';
 import { WASM_HEAP_MAX_BYTES } from '../src/memory-check.ts';
 import { optimizerEntry } from '../src/optimizers.ts';
 import { AdaptivePlanner, autoBudget } from '../src/plan.ts';
@@ -24,24 +23,12 @@ import {
 import { ProgressBar } from '../src/progress.ts';
 import { parseSeqSchedule, seqAt } from '../src/seq-schedule.ts';
 import { fixedBytes, prepareRun, train } from '../src/train.ts';
+import { useCalibrationFixture } from './calibration-fixture.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-planner-'));
-process.env.KSTAR_CALIBRATION_CACHE = join(dir, 'calibration.json');
 // Op times measured once (fixtures/planner-calibration.json says where): the same costs, hence the same plans, on
 // every run; measured under a changing load they picked different plans from run to run.
-{
-  const fixture = JSON.parse(
-    readFileSync(new URL('./fixtures/planner-calibration.json', import.meta.url), 'utf8'),
-  );
-  const m = machineInfo();
-  const entries = Object.fromEntries(
-    Object.entries(fixture.entries as Record<string, number>).map(([k, v]) => [
-      `${m.cpuModel} ×${m.cpus}|${k}`,
-      v,
-    ]),
-  );
-  writeFileSync(process.env.KSTAR_CALIBRATION_CACHE, JSON.stringify({ version: fixture.version, entries }));
-}
+useCalibrationFixture(dir, 'planner-calibration.json');
 const quiet = { write: () => true, isTTY: false };
 
 async function run(flags: Record<string, unknown>, pinPlan?: readonly string[]) {

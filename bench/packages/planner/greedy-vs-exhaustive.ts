@@ -6,18 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { type GreedyStart, type PlanProblem, solveExhaustive, solveGreedy } from '@kstar/planner';
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../../../testkit/src/random.ts';
 
 type Item = { bytes: number; ms: number };
 const VARIANTS: Record<string, GreedyStart[]> = {

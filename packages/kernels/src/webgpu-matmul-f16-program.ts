@@ -1,5 +1,5 @@
 import {
-  type MatMulActivation,
+  type MatMulShape,
   matMulActivationFn,
   matMulAlignment,
   matMulFrame,
@@ -85,19 +85,8 @@ export function isF16TileName(name: string): name is F16TileName {
   return Object.hasOwn(F16_TILES, name);
 }
 
-export interface F16MatMulSpec {
-  tile: SubgroupMatrixTile;
-  transposeA: boolean;
-  transposeB: boolean;
-  m: number;
-  n: number;
-  k: number;
-  batch: number;
-  /** Split-K partial products [batch, splits, m, n] (bias and activation then applied by the reduce), or 1. */
-  splits: number;
-  bias: 'none' | 'column' | 'scalar';
-  activation: MatMulActivation;
-}
+/** The frame's shape with a subgroup-matrix tile. */
+export type F16MatMulSpec = Omit<MatMulShape, 'tile'> & { tile: SubgroupMatrixTile };
 
 /**
  * Directives the shader needs ahead of tfjs's prelude (hoisted by `hoistShaderDirectives`). Tint requires the
