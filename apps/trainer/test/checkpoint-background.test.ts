@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { expect, it } from 'vitest';
 import { MODEL_FILE, optimizerFile, stepDirName, TRAINER_STATE } from '../src/checkpoint/format.ts';
 import type { TrainReport } from '../src/index.ts';
@@ -22,8 +23,46 @@ const RUN = {
   keep: 10,
 };
 
-it('a checkpoint is written while the next step trains, and resuming from it equals the uninterrupted run', async () => {
+/**
+ * Gives the cpu backend a batched reader like backend-cuda's pinned staging (`readToPinnedHost`): views that are
+ * overwritten with NaN bytes when released, as reused staging memory would be by the next save. A checkpoint that
+ * read its copies after releasing them would hold NaN weights.
+ */
+function installPoisoningStagedReader(): { outstanding: () => number; reads: () => number; remove(): void } {
+  const backend = tf.backend() as unknown as Record<string, unknown> & {
+    readSync(id: object): ArrayLike<number>;
+  };
+  let outstanding = 0;
+  let reads = 0;
+  backend.readToPinnedHost = (ids: object[]) => {
+    reads++;
+    outstanding++;
+    const views = ids.map((id) => {
+      const v = backend.readSync(id) as Float32Array | Int32Array;
+      return new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+    });
+    let released = false;
+    return {
+      views,
+      release() {
+        if (released) return;
+        released = true;
+        outstanding--;
+        for (const v of views) v.fill(0xff);
+      },
+    };
+  };
+  return {
+    outstanding: () => outstanding,
+    reads: () => reads,
+    remove: () => delete backend.readToPinnedHost,
+  };
+}
+
+it('a checkpoint is written while the next step trains (its copies staged), and resuming from it equals the uninterrupted run', async () => {
   const saveDir = join(dir, 'order');
+  await tf.setBackend('cpu');
+  const staged = installPoisoningStagedReader();
   const events: string[] = [];
   let stepAfterSave!: () => void;
   const stepAfterSaveDone = new Promise<void>((resolve) => {
@@ -66,6 +105,10 @@ it('a checkpoint is written while the next step trains, and resuming from it equ
   expect(report.checkpoints?.writeSeconds).toBeGreaterThan(0);
   // The end of the run waited for the last write: both checkpoints are whole.
   for (const s of [2, 4]) expect(existsSync(join(saveDir, stepDirName(s), 'manifest.json'))).toBe(true);
+  // Both saves read through the staged reader (weights and optimizer state each), and returned every copy.
+  expect(staged.reads()).toBe(4);
+  expect(staged.outstanding()).toBe(0);
+  staged.remove();
 
   const out = join(dir, 'resumed.json');
   const r = await cli(['train', '--resume', join(saveDir, stepDirName(2)), '--report', out]);

@@ -2,6 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { CudaDevice } from './device.ts';
 import { markProfileStep } from './profile.ts';
 import { sizeOf } from './shape.ts';
+import {
+  cudaStaging,
+  PinnedStagingPool,
+  readStaged,
+  type StagedRead,
+  type StagingDevice,
+} from './staged-read.ts';
 
 /** One tensor's device storage. bool is stored as int32 (0/1), so every element is 4 bytes. */
 export interface CudaData {
@@ -28,6 +35,7 @@ export class CudaBackend extends tf.KernelBackend {
   private peakBytesInUse = 0;
   /** High-water mark since the last `resetStepPeak` (the trainer resets it at each step's start). */
   private stepPeakBytesInUse = 0;
+  private staging: { pool: PinnedStagingPool; device: StagingDevice } | undefined;
 
   constructor(readonly device: CudaDevice) {
     super();
@@ -95,6 +103,24 @@ export class CudaBackend extends tf.KernelBackend {
 
   override async read(dataId: tf.DataId): Promise<tf.backend_util.BackendValues> {
     return this.readSync(dataId);
+  }
+
+  /**
+   * Host copies of many tensors at once (a checkpoint's state): one batch of copies into pinned staging memory and
+   * one synchronisation (see staged-read.ts), instead of `read`'s pageable copy and wait per tensor. The views are
+   * the raw stored bytes (bool as int32) and stay valid until `release()`.
+   */
+  readToPinnedHost(dataIds: readonly tf.DataId[]): StagedRead {
+    if (!this.staging) {
+      const { allocator, device } = cudaStaging(this.device);
+      this.staging = { pool: new PinnedStagingPool(allocator), device };
+    }
+    const sources = dataIds.map((id) => {
+      const d = this.data.get(id);
+      if (!d) throw new Error("backend 'cuda': readToPinnedHost of a disposed tensor");
+      return d;
+    });
+    return readStaged(this.staging.device, this.staging.pool, sources);
   }
 
   override disposeData(dataId: tf.DataId, force = false): boolean {
@@ -171,6 +197,7 @@ export class CudaBackend extends tf.KernelBackend {
   override dispose(): void {
     for (const id of [...this.data.keys()]) this.disposeData(id, true);
     this.device.sync();
+    this.staging?.pool.dispose();
   }
 }
 

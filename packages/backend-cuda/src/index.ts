@@ -23,3 +23,13 @@ export { type ProfileRow, profileRows } from './profile.ts';
 export { CUDA_BACKEND_NAME, registerCudaBackend, startCudaBackend } from './register.ts';
 export { broadcastStrides, collapseDims, elementwiseLayout, reductionPermutation } from './shape.ts';
 export { elementwiseSource, fixedSources, MAX_RANK } from './sources.ts';
+export {
+  type PinnedAllocator,
+  type PinnedBlock,
+  PinnedStagingPool,
+  readStaged,
+  STAGING_ALIGN,
+  type StagedRead,
+  type StagingDevice,
+  stagingLayout,
+} from './staged-read.ts';

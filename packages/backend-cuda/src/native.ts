@@ -55,6 +55,10 @@ export interface CudaDriver {
   cuEventCreate(out: unknown[], flags: number): number;
   cuEventRecord(event: unknown, stream: unknown): number;
   cuEventElapsedTime(ms: number[], start: unknown, end: unknown): number;
+  cuMemAllocHost(out: unknown[], bytes: number): number;
+  cuMemFreeHost(ptr: unknown): number;
+  /** cuMemcpyDtoHAsync into host memory given by address (pinned staging, see staged-read.ts). */
+  cuMemcpyDtoHAsyncToAddress(dst: bigint, src: number, bytes: number, stream: unknown): number;
 }
 
 export interface Nvrtc {
@@ -231,6 +235,12 @@ function bindDriver(lib: ReturnType<KoffiApi['load']>): CudaDriver {
         return f('int cuEventElapsedTime(_Out_ float *ms, void *start, void *end)');
       }
     }),
+    // Only checkpoints' staged reads use pinned memory (staged-read.ts): bound lazily too.
+    cuMemAllocHost: lazy(() => f('int cuMemAllocHost_v2(_Out_ void **pp, size_t bytes)')),
+    cuMemFreeHost: lazy(() => f('int cuMemFreeHost(void *p)')),
+    cuMemcpyDtoHAsyncToAddress: lazy(() =>
+      f('int cuMemcpyDtoHAsync_v2(uint64_t dst, uint64_t src, size_t n, void *stream)'),
+    ),
   } as unknown as CudaDriver;
 }
 

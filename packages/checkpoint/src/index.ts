@@ -16,7 +16,7 @@ export {
 export { decodePayload, encodePayload, encodePayloadInBackground, PAYLOAD_CODEC } from './payload.ts';
 export type { LoadedCheckpoint, World } from './read.ts';
 export { EVERY_RANK, readCheckpoint, readLatestCheckpoint } from './read.ts';
-export type { StateHolder, TensorSnapshot } from './tensors.ts';
+export type { SnapshotOptions, StagedCopies, StateHolder, TensorSnapshot } from './tensors.ts';
 export {
   encodeOptimizerState,
   float32Values,
@@ -25,6 +25,7 @@ export {
   restoreOptimizerState,
   snapshotOptimizerState,
   snapshotTensors,
+  stagedHostCopies,
 } from './tensors.ts';
 export type { CheckpointFile, CheckpointHooks, PendingCheckpointFile, SaveOptions } from './write.ts';
 export {

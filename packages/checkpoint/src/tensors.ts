@@ -10,6 +10,30 @@ const KEY_SEP = '::';
 export interface TensorSnapshot {
   entries: Array<[string, SafeTensor]>;
   metadata: Record<string, string>;
+  /**
+   * Where the entries are views into a backend's reusable staging memory (`{ staged: true }`): returns that
+   * memory; the entries must not be read after it. Absent where the entries are the snapshot's own copies.
+   */
+  release?(): void;
+}
+
+/** Whether a snapshot may hold views into the backend's reusable staging memory (see `stagedHostCopies`). */
+export interface SnapshotOptions {
+  staged?: boolean;
+}
+
+/**
+ * A backend that copies many tensors to host memory in one batch (backend-cuda: one stream-ordered batch of copies
+ * into pinned staging memory, one synchronisation). Found by its method, so this package depends on no backend.
+ */
+interface BatchedHostReader {
+  readToPinnedHost(dataIds: readonly object[]): { views: Uint8Array[]; release(): void };
+}
+
+/** Host copies and what to call once they are no longer read. */
+export interface StagedCopies {
+  copies: SafeTensor[];
+  release(): void;
 }
 
 /** Backends whose `data()` is a fresh array read from the device (backend-cuda's `readSync`), not their storage. */
@@ -21,11 +45,7 @@ const FRESH_READS = new Set(['cuda']);
  * the next step's in-place kernels overwrite it); cuda's reads are fresh arrays already.
  */
 export async function hostCopies(tensors: ReadonlyArray<tf.Tensor>): Promise<SafeTensor[]> {
-  for (const t of tensors) {
-    if (t.dtype !== 'float32' && t.dtype !== 'int32') {
-      throw new CheckpointError(`cannot save a ${t.dtype} state tensor: only float32 and int32 are stored`);
-    }
-  }
+  checkStoredDtypes(tensors);
   const values = (await Promise.all(tensors.map((t) => t.data()))) as Array<Float32Array | Int32Array>;
   const fresh = FRESH_READS.has(tf.getBackend());
   return tensors.map((t, i) => {
@@ -40,14 +60,53 @@ export async function hostCopies(tensors: ReadonlyArray<tf.Tensor>): Promise<Saf
   });
 }
 
-/** Named tensors (float32 or int32) copied to host memory as a file's entries (`hostCopies`). */
+function checkStoredDtypes(tensors: ReadonlyArray<tf.Tensor>): void {
+  for (const t of tensors) {
+    if (t.dtype !== 'float32' && t.dtype !== 'int32') {
+      throw new CheckpointError(`cannot save a ${t.dtype} state tensor: only float32 and int32 are stored`);
+    }
+  }
+}
+
+/**
+ * `hostCopies` through the backend's batched read where it has one (cuda: pinned staging, reused across calls, so
+ * the copies are views valid until `release()`); elsewhere `hostCopies` and a `release` that does nothing.
+ */
+export async function stagedHostCopies(tensors: ReadonlyArray<tf.Tensor>): Promise<StagedCopies> {
+  checkStoredDtypes(tensors);
+  const backend = tf.backend() as Partial<BatchedHostReader>;
+  if (typeof backend.readToPinnedHost !== 'function')
+    return { copies: await hostCopies(tensors), release() {} };
+  const staged = backend.readToPinnedHost(tensors.map((t) => t.dataId));
+  return {
+    copies: tensors.map((t, i) => ({
+      dtype: t.dtype === 'float32' ? 'F32' : 'I32',
+      shape: [...t.shape],
+      data: staged.views[i]!,
+    })),
+    release: () => staged.release(),
+  };
+}
+
+/**
+ * Named tensors (float32 or int32) copied to host memory as a file's entries (`hostCopies`; with `staged`,
+ * `stagedHostCopies`: call the snapshot's `release` once it is encoded).
+ */
 export async function snapshotTensors(
   named: Iterable<readonly [string, tf.Tensor]>,
   metadata: Record<string, string> = {},
+  options: SnapshotOptions = {},
 ): Promise<TensorSnapshot> {
   const list = [...named];
-  const copies = await hostCopies(list.map(([, t]) => t));
-  return { entries: list.map(([name], i): [string, SafeTensor] => [name, copies[i]!]), metadata };
+  const tensors = list.map(([, t]) => t);
+  const { copies, release } = options.staged
+    ? await stagedHostCopies(tensors)
+    : { copies: await hostCopies(tensors), release: undefined };
+  return {
+    entries: list.map(([name], i): [string, SafeTensor] => [name, copies[i]!]),
+    metadata,
+    ...(release ? { release } : {}),
+  };
 }
 
 /** A stored tensor's values (copies, so the file's buffer may go). */
@@ -66,13 +125,16 @@ export interface StateHolder {
 }
 
 /** Every parameter's optimizer state as the plugin stores it (`PARAM::KEY`), nothing expanded. */
-export async function snapshotOptimizerState(engine: StateHolder): Promise<TensorSnapshot> {
+export async function snapshotOptimizerState(
+  engine: StateHolder,
+  options: SnapshotOptions = {},
+): Promise<TensorSnapshot> {
   const named: Array<[string, tf.Tensor]> = [];
   for (const name of engine.stateNames()) {
     const state = engine.stateOf(name)!;
     for (const key of Object.keys(state).sort()) named.push([`${name}${KEY_SEP}${key}`, state[key]!]);
   }
-  return snapshotTensors(named, { optimizer: engine.optimizer.name });
+  return snapshotTensors(named, { optimizer: engine.optimizer.name }, options);
 }
 
 /** `snapshotOptimizerState`, encoded (format 2). */

@@ -54,26 +54,44 @@ export async function startCheckpoint(
   hooks?: CheckpointHooks,
 ): Promise<string> {
   await writer.idle();
+  // Staged: on cuda one batch of copies into pinned memory that the next save reuses, so each snapshot returns it
+  // once encoded (the encoded file is a copy), and at the latest when the write ends.
   const [weights, state] = await Promise.all([
-    snapshotWeights(src.model, src.split),
-    snapshotOptimizerState(src.engine),
+    snapshotWeights(src.model, src.split, { staged: true }),
+    snapshotOptimizerState(src.engine, { staged: true }),
   ]);
   const trainer = trainerJson(src.trainer);
-  const encoded = (s: TensorSnapshot) => () => encodePayloadInBackground(s.entries, s.metadata);
+  const encoded = (s: TensorSnapshot) => async () => {
+    try {
+      return await encodePayloadInBackground(s.entries, s.metadata);
+    } finally {
+      s.release?.();
+    }
+  };
+  const releaseAll = () => {
+    weights.release?.();
+    state.release?.();
+  };
   const { step } = src.trainer;
   const path = join(saveDir, stepDirName(step));
-  await writer.start(path, () =>
-    writeCheckpointInBackground(
-      saveDir,
-      step,
-      [
-        { path: MODEL_FILE, encode: encoded(weights) },
-        { path: optimizerFile(0), encode: encoded(state), rank: 0 },
-        { path: TRAINER_STATE, encode: async () => trainer },
-      ],
-      saveOptions(keep),
-      hooks,
-    ),
-  );
+  // A failed earlier write throws here, before this one starts: its staged copies are returned all the same.
+  await writer
+    .start(path, () =>
+      writeCheckpointInBackground(
+        saveDir,
+        step,
+        [
+          { path: MODEL_FILE, encode: encoded(weights) },
+          { path: optimizerFile(0), encode: encoded(state), rank: 0 },
+          { path: TRAINER_STATE, encode: async () => trainer },
+        ],
+        saveOptions(keep),
+        hooks,
+      ).finally(releaseAll),
+    )
+    .catch((e: unknown) => {
+      releaseAll();
+      throw e;
+    });
   return path;
 }

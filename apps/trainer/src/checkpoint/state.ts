@@ -5,6 +5,8 @@ import {
   float32Values,
   hostCopies,
   int32Values,
+  type SnapshotOptions,
+  snapshotTensors,
   type TensorSnapshot,
 } from '@kstar/checkpoint';
 import type { SafeTensor, SafetensorsFile } from '@kstar/core';
@@ -19,16 +21,16 @@ import * as tf from '@tensorflow/tfjs';
 
 /**
  * The weights in their stored form: float32 variables as `F32`, or split24's packed words (`NAME/bf16`,
- * `NAME/bf16_correction`, `I32`) with `metadata.shapes` holding each parameter's shape.
+ * `NAME/bf16_correction`, `I32`) with `metadata.shapes` holding each parameter's shape. With `staged` (float32
+ * weights), the entries may be views into the backend's staging memory: call the snapshot's `release` once encoded.
  */
-export async function snapshotWeights(model: GPTModel, split?: Split24Plugin): Promise<TensorSnapshot> {
+export async function snapshotWeights(
+  model: GPTModel,
+  split?: Split24Plugin,
+  options: SnapshotOptions = {},
+): Promise<TensorSnapshot> {
+  if (!split) return snapshotTensors(model.variables, { format: 'float32' }, options);
   const entries: Array<[string, SafeTensor]> = [];
-  if (!split) {
-    const names = [...model.variables.keys()];
-    const copies = await hostCopies([...model.variables.values()]);
-    for (const [i, name] of names.entries()) entries.push([name, copies[i]!]);
-    return { entries, metadata: { format: 'float32' } };
-  }
   const state = await split.getState();
   const shapes = pushSplitWords(entries, state);
   // Variables the plugin does not hold (no stage reads them) stay float32.
