@@ -2,6 +2,7 @@ import {
   CUDA_KERNEL_NAMES,
   matmulPrecisionErrors,
   matmulSpeed,
+  parityCases,
   runParity,
   startCudaBackend,
 } from '@kstar/backend-cuda';
@@ -24,7 +25,7 @@ export async function benchCudaKernels(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ file: string; failed: number }> {
-  const values = parseFlags(argv, ['json'], "see 'pnpm bench --help'");
+  const values = parseFlags(argv, ['json', 'only'], "see 'pnpm bench --help'");
   if (typeof values.json !== 'string')
     throw new InputError('pnpm bench cuda-kernels needs --json FILE', 'E_FLAG');
   const backend = await startCudaBackend();
@@ -39,9 +40,13 @@ export async function benchCudaKernels(
     cameVectorKernel,
   ])
     k.register();
-  const rows = await runParity(undefined, log);
+  // --only TEXT: just the cases whose name contains TEXT (no coverage list, precision or speed tables).
+  const only = typeof values.only === 'string' ? values.only : undefined;
+  const cases = only === undefined ? undefined : parityCases().filter((c) => c.name.includes(only));
+  if (cases?.length === 0) throw new InputError(`--only '${only}' matches no cuda parity case`, 'E_FLAG');
+  const rows = await runParity(cases, log);
   const tested = new Set(rows.map((r) => r.kernel));
-  const untested = CUDA_KERNEL_NAMES.filter((k) => !tested.has(k));
+  const untested = only === undefined ? CUDA_KERNEL_NAMES.filter((k) => !tested.has(k)) : [];
   const failed = rows.filter((r) => !r.pass).length;
   const summary = {
     kernels: CUDA_KERNEL_NAMES.length,
@@ -55,6 +60,14 @@ export async function benchCudaKernels(
   log(
     `cuda kernels: ${summary.passed}/${summary.cases} cases pass, ${summary.kernelsTested}/${summary.kernels} kernels tested`,
   );
+  const machine = { gpu: gpuName(), device: backend.device.name, ...machineInfo() };
+  if (only !== undefined) {
+    writeFileAtomic(
+      values.json,
+      `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine, only, summary, rows }, null, 2)}\n`,
+    );
+    return { file: values.json, failed };
+  }
   await tf.setBackend('cuda');
   // tf32 and bf16 matmuls against strict float32 (the precision flags' error).
   const precision = await matmulPrecisionErrors();
@@ -70,7 +83,7 @@ export async function benchCudaKernels(
     );
   writeFileAtomic(
     values.json,
-    `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine: { gpu: gpuName(), device: backend.device.name, ...machineInfo() }, summary, rows, precision, speed }, null, 2)}\n`,
+    `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine, summary, rows, precision, speed }, null, 2)}\n`,
   );
   return { file: values.json, failed };
 }

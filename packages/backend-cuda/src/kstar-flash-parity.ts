@@ -5,7 +5,7 @@ import type { ParityCase } from './parity.ts';
 /**
  * Parity cases for the fused causal attention on `cuda` (kstar-flash-kernels.ts) against the cpu backend, where
  * @kstar/kernels runs its tfjs-ops fallback (the scores materialised: the reference). Odd T, several heads, batch > 1,
- * a query chunk with an offset, GPT-2's head dim (64) and the largest (128). On cuda a case fails if the call would
+ * a query chunk with an offset, GPT-2's head dim (64) and the largest (128), GPT-2's T = 1024 with two heads. On cuda a case fails if the call would
  * fall back. The gradient's o and lse come from the same backend's forward.
  */
 
@@ -20,6 +20,7 @@ const SHAPES: [[number, number, number, number, number], number][] = [
   [[2, 3, 37, 37, 64], 0],
   [[2, 2, 9, 75, 64], 66],
   [[3, 2, 19, 19, 128], 0],
+  [[1, 2, 1024, 1024, 64], 0], // GPT-2's T and head dim: every key tile, the causal edge at each block
 ];
 
 export function kstarFlashParityCases(): ParityCase[] {
