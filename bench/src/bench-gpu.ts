@@ -74,6 +74,15 @@ export interface GpuBenchRow {
   tokensPerSecond: number;
   /** Over the steps after the first. */
   tokensPerSecondSteady: number | null;
+  /**
+   * From the median step time of the steps after the first two (the first compiles every pipeline, the second may
+   * still grow the buffer pool): one slow step (a clock change, a stall) does not move it.
+   */
+  tokensPerSecondMedian: number | null;
+  /** Every step's wall time (s), to see where a run's time varies. */
+  stepSeconds: number[];
+  /** Which round of `--repeats` (0-based): configurations alternate round by round, each run its own process. */
+  round: number;
   /** WebGPU: the pool's peak bytes in use over the run (every live buffer); else the ledger's step peak. */
   peakGpuBytesInUse: number;
   /** cuda: the largest step's own device high-water mark (reset at each step's start: model build excluded). */
@@ -118,7 +127,18 @@ export async function benchGpu(
 ): Promise<{ rows: GpuBenchRow[]; file: string }> {
   const values = parseFlags(
     argv,
-    ['json', 'preset', 'seq', 'batch', 'steps', 'backend', 'configs', 'limit-seconds', 'tokenizer'],
+    [
+      'json',
+      'preset',
+      'seq',
+      'batch',
+      'steps',
+      'backend',
+      'configs',
+      'limit-seconds',
+      'tokenizer',
+      'repeats',
+    ],
     "see 'pnpm bench --help'",
   );
   if (typeof values.json !== 'string') throw new InputError('pnpm bench gpu needs --json FILE', 'E_FLAG');
@@ -130,11 +150,15 @@ export async function benchGpu(
         'E_FLAG',
       );
   }
+  const repeats = Number(values.repeats ?? 1);
+  if (!Number.isInteger(repeats) || repeats < 1)
+    throw new InputError(`--repeats ${values.repeats} must be a whole number ≥ 1`, 'E_FLAG');
   const preset = String(values.preset ?? 'gpt2-124m');
   const dir = mkdtempSync(join(tmpdir(), 'kstar-gpu-'));
   const rows: GpuBenchRow[] = [];
-  for (const name of names) {
-    const report = join(dir, `${name}.json`);
+  const runs = Array.from({ length: repeats }, (_, round) => names.map((name) => ({ name, round }))).flat();
+  for (const { name, round } of runs) {
+    const report = join(dir, `${name}-${round}.json`);
     const args = [
       'train',
       '--preset',
@@ -178,6 +202,9 @@ export async function benchGpu(
         r.stepSeconds && r.stepSeconds.length > 1
           ? ((r.steps - 1) * tokensPerStep) / r.stepSeconds.slice(1).reduce((a, b) => a + b, 0)
           : null,
+      tokensPerSecondMedian: medianTokensPerSecond(r.stepSeconds ?? [], tokensPerStep),
+      stepSeconds: r.stepSeconds ?? [],
+      round,
       peakGpuBytesInUse: r.gpu?.peakBytesInUse ?? r.memory.peakBytes,
       stepPeakGpuBytesInUse: r.gpu?.stepPeakBytesInUse ?? null,
       ledgerPeakBytes: r.memory.peakBytes,
@@ -195,18 +222,55 @@ export async function benchGpu(
   const machine = { gpu, ...machineInfo() };
   writeFileAtomic(
     values.json,
-    `${JSON.stringify({ kind: 'gpu', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
+    `${JSON.stringify({ kind: 'gpu', date: new Date().toISOString(), machine, summary: gpuSummary(rows), rows }, null, 2)}\n`,
   );
   return { rows, file: values.json };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Tokens per second at the median step time of the steps after the first two (null with fewer than 3 steps). */
+export function medianTokensPerSecond(stepSeconds: number[], tokensPerStep: number): number | null {
+  const steady = stepSeconds.slice(2);
+  return steady.length ? tokensPerStep / median(steady) : null;
+}
+
+export interface GpuSummaryRow {
+  name: string;
+  runs: number;
+  /** The median over runs of each run's `tokensPerSecondMedian`, and the range. */
+  tokensPerSecondMedian: number | null;
+  min: number | null;
+  max: number | null;
+}
+
+/** One line per configuration over its `--repeats` runs. */
+export function gpuSummary(rows: GpuBenchRow[]): GpuSummaryRow[] {
+  const names = [...new Set(rows.map((r) => r.name))];
+  return names.map((name) => {
+    const xs = rows.filter((r) => r.name === name && r.tokensPerSecondMedian !== null);
+    const v = xs.map((r) => r.tokensPerSecondMedian!);
+    return {
+      name,
+      runs: xs.length,
+      tokensPerSecondMedian: v.length ? median(v) : null,
+      min: v.length ? Math.min(...v) : null,
+      max: v.length ? Math.max(...v) : null,
+    };
+  });
 }
 
 export function gpuTable(rows: GpuBenchRow[]): string {
   const gib = (b: number | null) => (b === null ? '-' : (b / 2 ** 30).toFixed(2));
   return [
-    `${'name'.padEnd(20)}${'steps'.padStart(6)}${'tok/s'.padStart(8)}${'steady'.padStart(8)}${'peak GiB'.padStart(10)}${'step GiB'.padStart(10)}${'pred GiB'.padStart(10)}${'pool GiB'.padStart(10)}${'state GiB'.padStart(10)}  loss`,
+    `${'name'.padEnd(20)}${'steps'.padStart(6)}${'tok/s'.padStart(8)}${'steady'.padStart(8)}${'median'.padStart(8)}${'peak GiB'.padStart(10)}${'step GiB'.padStart(10)}${'pred GiB'.padStart(10)}${'pool GiB'.padStart(10)}${'state GiB'.padStart(10)}  loss`,
     ...rows.map(
       (r) =>
-        `${r.name.padEnd(20)}${String(r.steps).padStart(6)}${Math.round(r.tokensPerSecond).toString().padStart(8)}${(r.tokensPerSecondSteady === null ? '-' : Math.round(r.tokensPerSecondSteady).toString()).padStart(8)}${gib(r.peakGpuBytesInUse).padStart(10)}${gib(r.stepPeakGpuBytesInUse).padStart(10)}${gib(r.predictedPeakBytes).padStart(10)}${gib(r.gpuBytesAllocated).padStart(10)}${gib(r.optimizerStateBytes).padStart(10)}  ${r.lossAtStart.toFixed(3)}→${r.lossAtEnd.toFixed(3)}`,
+        `${r.name.padEnd(20)}${String(r.steps).padStart(6)}${Math.round(r.tokensPerSecond).toString().padStart(8)}${(r.tokensPerSecondSteady === null ? '-' : Math.round(r.tokensPerSecondSteady).toString()).padStart(8)}${(r.tokensPerSecondMedian === null ? '-' : Math.round(r.tokensPerSecondMedian).toString()).padStart(8)}${gib(r.peakGpuBytesInUse).padStart(10)}${gib(r.stepPeakGpuBytesInUse).padStart(10)}${gib(r.predictedPeakBytes).padStart(10)}${gib(r.gpuBytesAllocated).padStart(10)}${gib(r.optimizerStateBytes).padStart(10)}  ${r.lossAtStart.toFixed(3)}→${r.lossAtEnd.toFixed(3)}`,
     ),
   ].join('\n');
 }

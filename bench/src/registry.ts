@@ -120,7 +120,10 @@ optimizerStateBytes (gradients released in segmented mode), with where the bytes
     },
   },
   gpu: {
-    help: 'pnpm bench gpu --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--steps 20] [--configs LIST]\n',
+    help:
+      'pnpm bench gpu --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--steps 20] [--configs LIST] [--repeats N]\n' +
+      '  --repeats N runs every configuration N times in alternating rounds (own process each); the JSON summary has\n' +
+      "  the median over runs of each run's median step (steps after the first two)\n",
     run: async (argv, io) => {
       const { rows, file } = await benchGpu(argv, lines(io));
       return done(io, file, gpuTable(rows));

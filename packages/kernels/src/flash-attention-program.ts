@@ -108,7 +108,7 @@ function program(
     dispatch: [Math.ceil(rows / FLASH_ROWS), bh, 1],
     workgroupSize: [FLASH_ROWS, 1, 1],
     size: false,
-    uniforms: 'Tq : i32, Tk : i32, off : i32, nTiles : i32, scale : f32, lseAt : i32,',
+    uniforms: 'Tq : i32, Tk : i32, off : i32, nTiles : i32, scale : f32, secondAt : i32,',
     getUserCode: () => code,
   };
 }
@@ -119,6 +119,7 @@ export function flashUniforms(
   off: number,
   nTiles: number,
   scale: number,
+  secondAt = s.bh * s.tq * s.hd,
 ): Array<{ type: 'float32' | 'int32'; data: number[] }> {
   return [
     { type: 'int32', data: [s.tq] },
@@ -126,7 +127,8 @@ export function flashUniforms(
     { type: 'int32', data: [off] },
     { type: 'int32', data: [nTiles] },
     { type: 'float32', data: [scale] },
-    { type: 'int32', data: [s.bh * s.tq * s.hd] }, // where lse starts in the forward's output
+    // where the second output starts: lse in the forward's output, dv in the one-pass dk/dv output
+    { type: 'int32', data: [secondAt] },
   ];
 }
 
@@ -206,7 +208,7 @@ export function flashForwardProgram(s: FlashShape): FlatProgram {
         if (i < uniforms.Tq) {
           let inv = 1.0 / l;
           ${storeRow('acc', 'qRow', 'inv', n4, u)}
-          result[uniforms.lseAt + bh * uniforms.Tq + i] = m + log(l);
+          result[uniforms.secondAt + bh * uniforms.Tq + i] = m + log(l);
         }
       }
     `;
@@ -271,14 +273,31 @@ export function flashDqProgram(s: FlashShape): FlatProgram {
 }
 
 /**
- * dk = scale · Σ_i p·(dp − D)·q, or dv = Σ_i p·do, over the queries that see key j (off + i ≥ j); one thread per key,
- * query tiles (q, do, lse, D) streamed.
+ * dk = scale · Σ_i p·(dp − D)·q, or dv = Σ_i p·do, or both (`dkv`), over the queries that see key j (off + i ≥ j);
+ * one thread per key, query tiles (q, do, lse, D) streamed. `dkv` computes p once for both and writes dk then dv
+ * into one flat output [2 · BH·Tk·hd] (four rows of hd floats per thread instead of three: the one-pass variant
+ * trades registers for half the score recomputation and one pass over the query tiles).
  */
-export function flashDkvProgram(s: FlashShape, which: 'dk' | 'dv'): FlatProgram {
+export function flashDkvProgram(s: FlashShape, which: 'dk' | 'dv' | 'dkv'): FlatProgram {
   const n4 = s.hd / 4;
   const u = s.unroll;
   const bq = queryTile(s.hd);
-  const dk = which === 'dk';
+  const dk = which !== 'dv'; // needs v, do·v and D
+  const dv = which !== 'dk';
+  const accumulate =
+    which === 'dkv'
+      ? `let p = exp(sk - Ls[ii]);
+            ${dotRow('dp', 'vr', 'Gs', 'b0', n4, u)}
+            let w = vec4<f32>(p * (dp - Ds[ii]));
+            let pv = vec4<f32>(p);
+            ${each(n4, u, (c) => `acc[${c}] = fma(w, Qs[b0 + ${c}], acc[${c}]); accV[${c}] = fma(pv, Gs[b0 + ${c}], accV[${c}]);`)}`
+      : dk
+        ? `${dotRow('dp', 'vr', 'Gs', 'b0', n4, u)}
+            let w = vec4<f32>(exp(sk - Ls[ii]) * (dp - Ds[ii]));
+            ${each(n4, u, (c) => `acc[${c}] = fma(w, Qs[b0 + ${c}], acc[${c}]);`)}`
+        : `let w = vec4<f32>(exp(sk - Ls[ii]));
+            ${each(n4, u, (c) => `acc[${c}] = fma(w, Gs[b0 + ${c}], acc[${c}]);`)}`;
+  const size = s.bh * s.tk * s.hd;
   const code = `
       const HD : i32 = ${s.hd};
       var<workgroup> Qs : array<vec4<f32>, ${bq * n4}>;
@@ -295,6 +314,7 @@ export function flashDkvProgram(s: FlashShape, which: 'dk' | 'dv'): FlatProgram 
         ${loadRow('kr', 'K', 'kRow', n4, u, ' * uniforms.scale')}
         ${dk ? loadRow('vr', 'V', 'kRow', n4, u) : ''}
         ${zeroRow('acc', n4)}
+        ${which === 'dkv' ? zeroRow('accV', n4) : ''}
         for (var qt = 0; qt < uniforms.nTiles; qt = qt + 1) {
           let i0 = qt * ${bq};
           // Query i sees key j when off + i ≥ j: the workgroup's first key j0 is seen by the most queries.
@@ -313,26 +333,20 @@ export function flashDkvProgram(s: FlashShape, which: 'dk' | 'dv'): FlatProgram 
           for (var ii = iFrom; ii < iTo; ii = ii + 1) {
             let b0 = ii * ${n4};
             ${dotRow('sk', 'kr', 'Qs', 'b0', n4, u)}
-            ${
-              dk
-                ? `${dotRow('dp', 'vr', 'Gs', 'b0', n4, u)}
-            let w = vec4<f32>(exp(sk - Ls[ii]) * (dp - Ds[ii]));
-            ${each(n4, u, (c) => `acc[${c}] = fma(w, Qs[b0 + ${c}], acc[${c}]);`)}`
-                : `let w = vec4<f32>(exp(sk - Ls[ii]));
-            ${each(n4, u, (c) => `acc[${c}] = fma(w, Gs[b0 + ${c}], acc[${c}]);`)}`
-            }
+            ${accumulate}
           }
           workgroupBarrier();
         }
         if (j < uniforms.Tk) {
-          ${storeRow('acc', 'kRow', dk ? 'uniforms.scale' : '1.0', n4, u)}
+          ${storeRow('acc', 'kRow', dv && !dk ? '1.0' : 'uniforms.scale', n4, u)}
+          ${which === 'dkv' ? storeRow('accV', 'uniforms.secondAt + kRow', '1.0', n4, u) : ''}
         }
       }
     `;
   return program(
     `${which}_${s.hd}_${u}`,
     dk ? ['Q', 'K', 'V', 'DO', 'L', 'DD'] : ['Q', 'K', 'DO', 'L'],
-    s.bh * s.tk * s.hd,
+    which === 'dkv' ? 2 * size : size,
     s.tk,
     s.bh,
     code,

@@ -23,9 +23,9 @@ import { flat } from './wgsl.ts';
  *
  * - `KstarFlashAttention`: q, k, v → o [B, H, Tq, hd] and lse [B, H, Tq] (the row log-sum-exp of the scaled, masked
  *   scores). WebGPU: one dispatch (online softmax), o and lse written to one buffer, then sliced.
- * - `KstarFlashAttentionGrad`: q, k, v, o, lse, do → dq, dk, dv. WebGPU: D = rowsum(do∘o), then dq, dk and dv, one
- *   dispatch each (p = exp(scale·q·k − lse) recomputed in registers; dk and dv in separate programs so each thread
- *   holds at most three rows of hd floats).
+ * - `KstarFlashAttentionGrad`: q, k, v, o, lse, do → dq, dk, dv. WebGPU: D = rowsum(do∘o), then dq (one thread per
+ *   query) and dk with dv in one pass over the query tiles (one thread per key; p = exp(scale·q·k − lse) recomputed
+ *   in registers once for both), or dk and dv in two programs with `KSTAR_FLASH_DKV=split`.
  * - The tfjs-ops fallback (every other backend, and head dims the native kernel does not take) materialises the
  *   scores: it is the reference, not a memory saving.
  * - `flashAttention(q, k, v, {scale, queryOffset})`: the differentiable op; the tape keeps q, k, v, o and lse.
@@ -107,6 +107,18 @@ export function flashUnroll(): boolean {
   return env?.KSTAR_FLASH_UNROLL === '1';
 }
 
+/**
+ * Whether dk and dv come from one pass over the query tiles (`KSTAR_FLASH_DKV=one-pass`, the default) or from two
+ * programs (`KSTAR_FLASH_DKV=split`: three register rows per thread instead of four).
+ */
+export function flashDkvOnePass(): boolean {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const v = env?.KSTAR_FLASH_DKV ?? 'one-pass';
+  if (v !== 'one-pass' && v !== 'split')
+    throw new InputError(`KSTAR_FLASH_DKV is '${v}'; set it to 'one-pass' (the default) or 'split'`);
+  return v === 'one-pass';
+}
+
 function flashShape(q: tf.TensorInfo, k: tf.TensorInfo): FlashShape {
   const [B, H, tq, hd] = q.shape as number[];
   return { bh: B! * H!, tq: tq!, tk: k.shape[2]!, hd: hd!, unroll: flashUnroll() };
@@ -167,6 +179,17 @@ export const flashAttentionGradKernel = defineKernel<FlashAttentionGradArgs, Fla
         'float32',
         flashUniforms(s, queryOffset, kTiles, scale),
       );
+      if (flashDkvOnePass()) {
+        // One pass over the query tiles for dk and dv together: [2 · BH·Tk·hd], dk then dv (sliced in `finish`).
+        const dkv = b.runWebGPUProgram(
+          flashDkvProgram(s, 'dkv'),
+          [fq!, fk!, fv!, fdo!, fl!, d],
+          'float32',
+          flashUniforms(s, queryOffset, qTiles, scale, s.bh * s.tk * s.hd),
+        );
+        b.disposeData(d.dataId);
+        return [shaped(dq, q!.shape), dkv];
+      }
       const dk = b.runWebGPUProgram(
         flashDkvProgram(s, 'dk'),
         [fq!, fk!, fv!, fdo!, fl!, d],
@@ -187,7 +210,16 @@ export const flashAttentionGradKernel = defineKernel<FlashAttentionGradArgs, Fla
     inputs: { q, k, v, o, lse, dO },
     attrs: { scale, queryOffset },
   }),
-  finish: ([dq, dk, dv]) => ({ dq: dq!, dk: dk!, dv: dv! }),
+  finish: ([dq, dk, dv], { k }) => {
+    if (dv) return { dq: dq!, dk: dk!, dv };
+    const n = k.size; // the one-pass output: dk then dv
+    const split = tf.tidy(() => ({
+      dk: tf.reshape(tf.slice(dk!, [0], [n]), k.shape), // the slices copy
+      dv: tf.reshape(tf.slice(dk!, [n], [n]), k.shape),
+    }));
+    dk!.dispose();
+    return { dq: dq!, ...split };
+  },
   fallback: flashGradOps,
   canRunNative: (args) => nativeOk(args),
 });

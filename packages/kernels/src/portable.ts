@@ -136,6 +136,13 @@ export {
 export { registerWasmMatMulFix, unregisterWasmMatMulFix } from './wasm-matmul.ts';
 export { ABSMAX_GROUPS, absMaxOnDevice } from './webgpu-absmax.ts';
 export {
+  COLUMN_SUM_CHUNK,
+  leadingAxes,
+  registerWebGPUColumnSum,
+  unregisterWebGPUColumnSum,
+  webgpuColumnSumCount,
+} from './webgpu-column-sum.ts';
+export {
   flushWebGPU,
   guardWebGPUStep,
   takeWebGPUDeviceErrors,

@@ -9,6 +9,7 @@ import { packKernel, unpackKernel } from './pack.ts';
 import { dequantizeKernel, quantizeKernel } from './quantize.ts';
 import { join24Kernel, split24Kernel } from './split24.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
+import { registerWebGPUColumnSum } from './webgpu-column-sum.ts';
 import { registerWebGPUMatMul } from './webgpu-matmul.ts';
 
 /**
@@ -40,4 +41,5 @@ export function registerKstarKernels(): void {
   join24Kernel.register();
   registerWasmKernels();
   registerWebGPUMatMul();
+  registerWebGPUColumnSum();
 }

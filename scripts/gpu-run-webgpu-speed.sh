@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# WebGPU speed on the device machine (issue 18), in one call, most valuable first; each part under its own timeout and
+# every result tarred into $OUT/webgpu-speed.tar.xz after each part (a call cut short still returns what it finished):
+#   attention-parity.json   the fused attention (one-pass dk/dv backward) at gpt2-124m shapes vs the fallback/float64
+#   profile-{strict,f16-mixed}.json  per-kernel GPU times of one gpt2-124m T=1024 B=8 AdamW step (timestamp queries)
+#   gpu-{strict,f16-mixed}-{new,before}.json  `bench gpu adamw-full-graph`, $ROUNDS alternating rounds of
+#                           (precision × kernels), each run its own process; `before` = KSTAR_FLASH_DKV=split
+#                           KSTAR_WEBGPU_SUM=tfjs (the two-program dk/dv and tfjs's transpose-then-sum)
+#   gpu-plugins.json        (PLUGINS=1) every memory plugin at once, $PLUGIN_CONFIGS
+# Needs beside the repo: .gl/*.deb, .device/node.xz, $BUNDLE (`pnpm bundle tmp/bdl/bundle-dir`, tar -C tmp/bdl -cJf).
+# Session 4 (2026-12-03), from /work/main with the bundle and this script under .device/webgpu/:
+#   run(carry=[".device/webgpu", ".device/node.xz", ".gl"], timeout_s=430,
+#       command="BUNDLE=.device/webgpu/bundle.tar.xz ROUNDS=2 PLUGINS=1 bash .device/webgpu/gpu-run-webgpu-speed.sh")
+set -uo pipefail
+OUT=${OUT:-/tmp/kstar-out}
+RES=/tmp/webgpu-speed
+BUNDLE=${BUNDLE:-.device/bundle.tar.xz}
+STEPS=${STEPS:-10}
+mkdir -p "$OUT" "$RES" /tmp/k
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+export XDG_RUNTIME_DIR=/tmp
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$icd" ] || icd=$(find / -name nvidia_icd.json -not -path '*/proc/*' 2>/dev/null | head -1)
+export VK_DRIVER_FILES="$icd"
+xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
+tar -C /tmp/k -xJf "$BUNDLE"
+B=(/tmp/k/node /tmp/k/bundle-dir/bench.mjs)
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,power.draw,temperature.gpu \
+  --format=csv | tee "$RES/gpu.txt"
+save() { tar -C /tmp -cJf "$OUT/webgpu-speed.tar.xz" webgpu-speed; }
+# GPU clocks and power every second in the background: do float32 timings vary with the clock state?
+nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,utilization.gpu --format=csv \
+  -l 1 > "$RES/clocks.csv" 2>&1 &
+smi=$!
+t0=$SECONDS
+mark() { echo "[$((SECONDS - t0)) s] $*" | tee -a "$RES/timeline.txt"; }
+
+mark attention parity
+timeout "${PARITY_LIMIT:-60}" "${B[@]}" kernels --only attention --shapes gpt2 --json "$RES/attention-parity.json" \
+  > "$RES/attention-parity.log" 2>&1
+mark "attention parity: exit $?"; grep -E "^(PASS|FAIL)" "$RES/attention-parity.log"; save
+
+for p in strict f16-mixed; do
+  KSTAR_WEBGPU_MATMUL_PRECISION=$p KSTAR_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis timeout 60 "${B[@]}" profile \
+    --json "$RES/profile-$p.json" --preset gpt2-124m --seq 1024 --batch 8 > "$RES/profile-$p.log" 2>&1
+  mark "profile $p: exit $?"; head -16 "$RES/profile-$p.log" | grep -v '^Warning'; grep 'sum of kernel' "$RES/profile-$p.log"
+  save
+done
+
+for r in $(seq 1 "${ROUNDS:-2}"); do
+  for p in strict f16-mixed; do
+    for k in new before; do
+      if [ "$k" = before ]; then dkv=split sum=tfjs; else dkv=one-pass sum=kstar; fi
+      KSTAR_FLASH_DKV=$dkv KSTAR_WEBGPU_SUM=$sum KSTAR_WEBGPU_MATMUL_PRECISION=$p "${B[@]}" gpu \
+        --json "$RES/gpu-$p-$k-round$r.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-45}" \
+        --configs adamw-full-graph > "$RES/gpu-$p-$k-round$r.log" 2>&1
+      mark "gpu $p $k round $r: exit $?"; grep -E '^adamw' "$RES/gpu-$p-$k-round$r.log"
+    done
+  done
+  save
+done
+
+if [ "${PLUGINS:-0}" = 1 ]; then
+  "${B[@]}" gpu --json "$RES/gpu-plugins.json" --steps "${PLUGIN_STEPS:-6}" --limit-seconds "${RUN_LIMIT:-45}" \
+    --configs "${PLUGIN_CONFIGS:-adam8bit+split24+checkpoint+mst-medium+compress}" > "$RES/gpu-plugins.log" 2>&1
+  mark "gpu plugins: exit $?"; grep -vE '^(bench gpu:|Warning)' "$RES/gpu-plugins.log"
+fi
+kill "$smi" 2>/dev/null
+save
