@@ -36,9 +36,9 @@ export interface ActivationBytesOptions {
   readonly selectiveAttention?: boolean;
   /**
    * Mini-Sequence Transformer ops (`@kstar/act-mst`) with these chunkings: the block's MLP, attention and the head's
-   * loss save only their inputs and recompute chunk by chunk. APPROXIMATE (see `mstStageFloats`): within 0.1% of
-   * the ledger on cpu, −1.5% … +8% on wasm in apps/trainer/test/activation-predict*.test.ts and the checks behind
-   * it; the benchmark reports predicted against measured.
+   * loss save only their inputs and recompute chunk by chunk (see `mstStageFloats`): within 0.1% of the ledger on
+   * cpu and wasm from one MLP chunk to one row per chunk in apps/trainer/test/activation-predict*.test.ts and
+   * `bench/packages/planner/mst-bytes-probe.ts`; `pnpm bench plan-prediction` reports predicted against measured.
    */
   readonly mst?: { readonly mlpChunks: number; readonly attentionChunk: number; readonly lossChunks: number };
   /**
@@ -314,11 +314,97 @@ function fusedBlockFloats(config: GPTConfig, B: number, T: number): StageFloats 
 }
 
 /**
- * Blocks and head with MsT's ops (approximate). Block: as the selective block (the chunked attention saves q, k, v)
- * without the MLP's saved intermediates (fc out, GELU out: cpu −8·N·D; wasm the fused matMuls' and GELU's copies
+ * Floats MsT's tiled MLP backward (`tiledMlp` of @kstar/act-mst) holds beyond the block's residue, N rows in
+ * `chunks` balanced row chunks (sizes differ by one, larger first). It is the first thing a block's backward runs,
+ * and its upstream gradient is the block's (a reshape: shared), so nothing else of the block is alive yet. Chunk i
+ * (rows [s, s + c)) recomputes its MLP under a nested tape, with the dx parts of the chunks before it (s·D) and the
+ * weight-gradient sums (P = 2·D·F + F + D, from the second chunk on) alive. Its two largest moments (counted with
+ * the ledger, op by op, on cpu and wasm):
+ *   - inside GELU's backward: the chunk's graph 7·c·F (h, act(h), their gradients and GELU's temporaries) + 3·c·D
+ *     (the x and dy slices, d act(h)·wprojᵀ's input) + d wproj D·F + d bproj D;
+ *   - at the end of the chunk's gradient call: its weight-gradient parts P + 4·c·F + 4·c·D.
+ * The end of the op: the dx parts, their concat and the sums, 2·N·D + P.
+ * On wasm the nested tape copies what its kernels save, alive for the whole chunk: the fused matMuls' 3-D operands
+ * and outputs beyond the ones cpu shares (3·c·D + 2·c·F), the weights' reshaped copies 4·D·F and the biases F + D.
+ * (The op's own saved inputs, x and the weights, are in the block's residue.) The earlier formula, one chunk's
+ * 7·c·F + 3·c·D plus 3·N·D + P always and 19·c·D of copies, over-predicted coarse chunks (mst×1) by 8·c·D + 2·N·D
+ * and under-predicted fine ones on wasm, where the dx parts and sums it put at 3·N·D are smaller than the copies.
+ */
+function tiledMlpBackwardFloats(N: number, D: number, F: number, chunks: number, copies: boolean): number {
+  const P = 2 * D * F + F + D;
+  const m = Math.max(1, Math.min(chunks, N));
+  const base = Math.floor(N / m);
+  let peak = 2 * N * D + P;
+  let start = 0;
+  for (let i = 0; i < m; i++) {
+    const c = base + (i < N % m ? 1 : 0);
+    const before = start * D + (i > 0 ? P : 0) + (copies ? 3 * c * D + 2 * c * F + 4 * D * F + F + D : 0);
+    peak = Math.max(peak, before + 7 * c * F + 3 * c * D + D * F + D, before + P + 4 * c * F + 4 * c * D);
+    start += c;
+  }
+  return peak;
+}
+
+/**
+ * Floats MsT's chunked attention backward (`chunkedAttention` of @kstar/act-mst) holds beyond the block's residue
+ * and the gradients the block has already made (the caller adds those), G = B·H heads, query chunks of `chunk`
+ * tokens walked last to first; chunk i covers queries [s, e) against keys [0, e). Its moments, as the op allocates
+ * (no nested tape: the same on wasm as on cpu):
+ *   - inside chunk i: dq of later chunks (T − e)·G·hd + the dk, dv sums 2·N·D (after the first chunk) + slices q,
+ *     dy (2·G·c·hd), k, v (2·G·e·hd) + the dv part G·e·hd + three [G, c, e] score-sized buffers + the row sums G·c;
+ *   - chunk i's dq, dk parts: the same first two terms + 3·G·c·hd + 4·G·e·hd + ds G·c·e + G·c;
+ *   - adding chunk i's parts into the sums: 4·N·D + 2·G·e·hd + the dq parts (T − s)·G·hd;
+ *   - the end: dq parts, their concat, dk and dv: 4·N·D.
+ * (act-mst's `predictAttentionBytes` adds the op's output N·D, which in a block is not alive in the backward.)
+ */
+function chunkedAttentionBackwardFloats(B: number, H: number, T: number, hd: number, chunk: number): number {
+  const G = B * H;
+  const ND = G * T * hd;
+  const size = Math.max(1, Math.min(chunk, T));
+  let peak = 4 * ND;
+  for (let s = 0; s < T; s += size) {
+    const c = Math.min(size, T - s);
+    const e = s + c;
+    const sums = s + c === T ? 0 : 2 * ND; // the last chunk is walked first
+    const later = (T - e) * G * hd + sums;
+    peak = Math.max(
+      peak,
+      later + 2 * G * c * hd + 3 * G * e * hd + 3 * G * c * e + G * c,
+      later + 3 * G * c * hd + 4 * G * e * hd + G * c * e + G * c,
+      sums === 0 ? 0 : 4 * ND + 2 * G * e * hd + (T - s) * G * hd,
+    );
+  }
+  return peak;
+}
+
+/**
+ * Floats MsT's chunked LM head + loss backward (`chunkedLinearCrossEntropy`) holds beyond the head's residue (which
+ * keeps the per-row logsumexp), N rows in `chunks` balanced chunks (larger first). It runs first in the backward.
+ * Chunk i (rows [s, s + c)): the dh parts so far (s + c)·D + the dW sum V·D (after the first chunk) + three [c, V]
+ * buffers (probabilities, one-hot, their difference) + 2·c, or, while its dW part is made, the h slice c·D + the
+ * part V·D + dz c·V + 2·c. Adding a part into the sum (in place): 2·V·D + N·D; the dh concat: 2·N·D + V·D.
+ * (act-mst's `predictLossBytes` adds the logsumexp N, here in the residue.)
+ */
+function chunkedLossBackwardFloats(N: number, D: number, V: number, chunks: number): number {
+  const m = Math.max(1, Math.min(chunks, N));
+  const base = Math.floor(N / m);
+  let peak = Math.max(2 * V * D + N * D, 2 * N * D + V * D);
+  let start = 0;
+  for (let i = 0; i < m; i++) {
+    const c = base + (i < N % m ? 1 : 0);
+    const before = (start + c) * D + (i > 0 ? V * D : 0);
+    peak = Math.max(peak, before + 3 * c * V + 2 * c, before + c * D + V * D + c * V + 2 * c);
+    start += c;
+  }
+  return peak;
+}
+
+/**
+ * Blocks and head with MsT's ops. Block: as the selective block (the chunked attention saves q, k, v) without the
+ * MLP's saved intermediates (fc out, GELU out: cpu −8·N·D; wasm the fused matMuls' and GELU's copies
  * 19·N·D + 16·D² + 5·D are replaced by x and the four weights, N·D + 8·D² + 5·D) and their gradients (−8·N·D). The
- * attention backward holds one query chunk's 6·B·H·c·T; the MLP backward one row chunk's 7·c·F + 3·c·D plus the
- * summed weight gradients. Head: the [N, V] logits are neither saved nor differentiated whole; one row chunk's 5·c·V.
+ * MLP backward chunk by chunk: `tiledMlpBackwardFloats`. The attention backward holds one query chunk's 6·B·H·c·T.
+ * Head: the [N, V] logits are neither saved nor differentiated whole; one row chunk's 5·c·V.
  */
 function mstStageFloats(
   config: GPTConfig,
@@ -336,14 +422,10 @@ function mstStageFloats(
     const cm = Math.ceil(N / Math.max(1, Math.min(mst.mlpChunks, N)));
     const ca = Math.max(1, Math.min(mst.attentionChunk, T));
     const attn = 6 * B * H * ca * T;
-    const P = 2 * D * F + F + D;
     const params = 12 * D * D + 13 * D;
-    // On wasm the MLP chunk's recompute runs under a nested tape, which copies what its kernels save: the fused
-    // matMuls' reshaped operands, outputs and biases and GELU's input: 16·D² + 19·c·D + 5·D.
-    const nested = copies ? 16 * D * D + 19 * cm * D + 5 * D : 0;
     const moments = [
-      { extra: 3 * ND + 7 * cm * F + 3 * cm * D + P + nested, paramsDone: 0 },
-      { extra: 8 * ND + attn, paramsDone: 9 * D * D + 8 * D },
+      { extra: tiledMlpBackwardFloats(N, D, F, mst.mlpChunks, copies), paramsDone: 0 },
+      { extra: 5 * ND + chunkedAttentionBackwardFloats(B, H, T, D / H, ca), paramsDone: 9 * D * D + 8 * D },
       { extra: 18 * ND, paramsDone: params - 2 * D },
     ];
     const grads = 17 * ND;
@@ -372,12 +454,12 @@ function mstStageFloats(
   const cl = Math.ceil(N / Math.max(1, Math.min(mst.lossChunks, N)));
   const params = V * D + 2 * D;
   const moments = [
-    { extra: 5 * cl * V + ND + 3 * V * D, paramsDone: 0 },
+    { extra: chunkedLossBackwardFloats(N, D, V, mst.lossChunks), paramsDone: 0 },
     { extra: 4 * ND, paramsDone: V * D },
   ];
   const grads = 2 * ND;
   const saved = copies ? 3 * ND + V * D + D + 4 * N : ND + 4 * N;
-  return { saved, grads, params, out: 0, moments, forward: [saved + 5 * cl * V + 2 * N] };
+  return { saved, grads, params, out: 0, moments, forward: [saved + 3 * cl * V + 2 * N] };
 }
 
 /** Peak floats of differentiating the stages (in order) together, that graph's residue + gradients, and its params. */
