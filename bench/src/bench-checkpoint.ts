@@ -7,10 +7,13 @@ import { selectBackend } from '@kstar/kernels';
 import { split24 } from '@kstar/master-split24';
 import {
   CHECKPOINT_FORMAT_VERSION,
+  hostCopies,
   machineInfo,
   optimizerEntry,
   parseFlags,
   saveCheckpoint,
+  selectTrainerBackend,
+  stagedHostCopies,
   toNumber,
   writeFileAtomic,
 } from '@kstar/trainer/internal';
@@ -25,11 +28,14 @@ size: bytes of a checkpoint (weights + optimizer state + trainer state, as writt
 for adam8bit with split24 weights, on the preset's shapes after one training step on random tokens (batch 1 × 16):
 weights as initialized plus one update, optimizer state non-zero (an untrained state of zeros would compress
 unrealistically well).
+pnpm bench checkpoint staged-read --json FILE [--preset small] [--backend cuda]
 cost: a training run saving every N steps; the seconds spent writing checkpoints over the run's wall time.
+staged-read: after one AdamW step, the weights and optimizer state read as a checkpoint takes them (the backend's
+batched staged read: cuda's pinned staging) against the per-tensor read, byte for byte, both timed.
 `;
 
-/** Bytes of one checkpoint of `preset` with this optimizer and weight format, written to a temporary directory. */
-async function checkpointBytes(preset: string, optimizer: string, weights: 'fp32' | 'split24') {
+/** A `preset` GPT and its engine after one step on random tokens (non-zero optimizer state). */
+async function trainedEngine(preset: string, optimizer: string, weights: 'fp32' | 'split24') {
   const config = resolveConfig(preset as 'tiny');
   const model = createGPT(config);
   const opt = optimizerEntry(optimizer).create(optimizerEntry(optimizer).defaultLr, {});
@@ -49,6 +55,12 @@ async function checkpointBytes(preset: string, optimizer: string, weights: 'fp32
   });
   await engine.trainStep(batch);
   tf.dispose([batch.inputs, batch.targets]);
+  return { config, model, engine, split };
+}
+
+/** Bytes of one checkpoint of `preset` with this optimizer and weight format, written to a temporary directory. */
+async function checkpointBytes(preset: string, optimizer: string, weights: 'fp32' | 'split24') {
+  const { config, model, engine, split } = await trainedEngine(preset, optimizer, weights);
   const dir = mkdtempSync(join(tmpdir(), 'kstar-bench-ckpt-'));
   const t0 = performance.now();
   const path = await saveCheckpoint(dir, 1, {
@@ -82,7 +94,47 @@ async function checkpointBytes(preset: string, optimizer: string, weights: 'fp32
   };
 }
 
-/** `pnpm bench checkpoint size|cost`. */
+/**
+ * The weights and AdamW state of `preset` after one step read twice: per tensor (`hostCopies`) and staged
+ * (`stagedHostCopies`, twice: the second reuses the staging); every tensor's bytes compared.
+ */
+async function stagedRead(preset: string) {
+  const { model, engine } = await trainedEngine(preset, 'adamw', 'fp32');
+  const named: Array<[string, tf.Tensor]> = [...model.variables];
+  for (const name of engine.stateNames()) {
+    for (const [key, t] of Object.entries(engine.stateOf(name) ?? {})) named.push([`${name}::${key}`, t]);
+  }
+  const tensors = named.map(([, t]) => t);
+  const timed = async <T>(f: () => Promise<T>) => {
+    const t0 = performance.now();
+    const out = await f();
+    return { out, seconds: (performance.now() - t0) / 1000 };
+  };
+  const perTensor = await timed(() => hostCopies(tensors));
+  const staged = [await timed(() => stagedHostCopies(tensors))];
+  staged[0]!.out.release();
+  staged.push(await timed(() => stagedHostCopies(tensors)));
+  const mismatched = tensors
+    .map((t, i) => ({ t, i }))
+    .filter(({ i }) => Buffer.compare(perTensor.out[i]!.data, staged[1]!.out.copies[i]!.data) !== 0)
+    .map(({ t, i }) => `${named[i]![0]} [${t.shape}]`);
+  staged[1]!.out.release();
+  const bytes = perTensor.out.reduce((a, c) => a + c.data.byteLength, 0);
+  engine.dispose();
+  model.dispose();
+  return {
+    tensors: tensors.length,
+    bytes,
+    equal: mismatched.length === 0,
+    mismatched,
+    perTensorSeconds: perTensor.seconds,
+    stagedSeconds: staged.map((s) => s.seconds),
+    perTensorGBps: bytes / perTensor.seconds / 1e9,
+    stagedGBps: bytes / staged[1]!.seconds / 1e9,
+  };
+}
+
+/** `pnpm bench checkpoint size|cost|staged-read`. */
 export async function benchCheckpoint(
   argv: string[],
   log: (line: string) => void,
@@ -93,10 +145,27 @@ export async function benchCheckpoint(
     ['json', 'preset', 'steps', 'save-every', 'batch', 'seq', 'backend', 'optimizer', 'master-weights'],
     "see 'pnpm bench checkpoint --help'",
   );
-  if ((kind !== 'size' && kind !== 'cost') || typeof v.json !== 'string') {
-    throw new InputError(`usage: ${BENCH_CHECKPOINT_HELP.split('\n')[0]} (or 'cost')`, 'E_FLAG');
+  if ((kind !== 'size' && kind !== 'cost' && kind !== 'staged-read') || typeof v.json !== 'string') {
+    throw new InputError(
+      `usage: ${BENCH_CHECKPOINT_HELP.split('\n')[0]} (or 'cost', 'staged-read'; got '${kind}')`,
+      'E_FLAG',
+    );
   }
   const machine = { ...machineInfo(), note: '2-core x86-64, shared with parallel jobs' };
+  if (kind === 'staged-read') {
+    const preset = (v.preset as string | undefined) ?? 'small';
+    const backend = (v.backend as string | undefined) ?? 'cuda';
+    resolveConfig(preset as 'tiny');
+    await selectTrainerBackend(backend as 'cpu', { log });
+    const r = await stagedRead(preset);
+    writeFileAtomic(
+      v.json,
+      `${JSON.stringify({ benchmark: 'checkpoint-staged-read', command: `pnpm bench checkpoint ${argv.join(' ')}`, preset, backend: tf.getBackend(), machine: machineInfo(), ...r }, null, 2)}\n`,
+    );
+    const summary = `${r.tensors} tensors, ${(r.bytes / 1e6).toFixed(1)} MB: staged ${r.equal ? 'equal to' : 'DIFFERS from'} the per-tensor read; per tensor ${r.perTensorSeconds.toFixed(3)} s, staged ${r.stagedSeconds.map((s) => s.toFixed(3)).join(' / ')} s`;
+    if (!r.equal) throw new Error(`${summary}: ${r.mismatched.join(', ')}`);
+    return { file: v.json, summary };
+  }
   if (kind === 'size') {
     const preset = (v.preset as string | undefined) ?? 'gpt2-124m';
     resolveConfig(preset as 'tiny'); // an unknown preset is refused before the backend probe prints

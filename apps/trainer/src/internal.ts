@@ -2,7 +2,7 @@
 // (that is index.ts) and free to change with the trainer. The arrow points one way: bench imports this, the trainer
 // never imports bench.
 
-export { writeFileAtomic } from '@kstar/checkpoint';
+export { hostCopies, stagedHostCopies, writeFileAtomic } from '@kstar/checkpoint';
 export {
   type ActivationSpec,
   type FixedBytes,

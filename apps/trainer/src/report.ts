@@ -1,3 +1,4 @@
+import type { WritePhases } from '@kstar/checkpoint';
 import type { MemoryReport } from '@kstar/core';
 import type { PlanRecord } from '@kstar/planner';
 import type { SkippedStep } from '@kstar/train-loop';
@@ -49,9 +50,16 @@ export interface TrainReport {
    * With --save-dir: the checkpoint directories written; `seconds`: how long training was blocked by saving (copies
    * to host memory, waits for a previous write, the wait for the last one); `waitSeconds`: the part of it spent
    * waiting for background writes; `writeSeconds`: how long the writes took in the background while training went
-   * on (encode, hash, write, fsync, rename; sharded runs write in the loop).
+   * on (encode, hash, write, fsync, rename; sharded runs write in the loop); `writes`: each background write's
+   * phases in seconds (`@kstar/checkpoint`'s WritePhases).
    */
-  checkpoints?: { saved: string[]; seconds: number; waitSeconds?: number; writeSeconds?: number };
+  checkpoints?: {
+    saved: string[];
+    seconds: number;
+    waitSeconds?: number;
+    writeSeconds?: number;
+    writes?: WritePhases[];
+  };
   /** The closing sample (`--sample-tokens`): the prompt and the generated text. */
   sample?: { prompt: string; text: string };
   /** Data-parallel runs (`--sharding`): the ZeRO stage, the ranks, each rank's memory and bytes sent per step. */

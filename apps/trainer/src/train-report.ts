@@ -1,3 +1,4 @@
+import type { WritePhases } from '@kstar/checkpoint';
 import type { MemoryReport, StepResult } from '@kstar/core';
 import type { GPTModel } from '@kstar/gpt';
 import { backendMemory } from '@kstar/kernels';
@@ -34,6 +35,7 @@ export interface LoopRecord {
   /** Of `saveSeconds`, waits for a previous background write; and the background writes' own seconds. */
   checkpointWaitSeconds: number;
   checkpointWriteSeconds: number;
+  checkpointWrites: WritePhases[];
   /** The collective's bytes sent before the first step (ZeRO). */
   sentBefore: number;
 }
@@ -57,7 +59,7 @@ export async function trainReport(
     setup;
   const { guard, resume } = setup;
   const { results, startStep, failed, checkpoints, saveSeconds, sentBefore } = record;
-  const { checkpointWaitSeconds, checkpointWriteSeconds } = record;
+  const { checkpointWaitSeconds, checkpointWriteSeconds, checkpointWrites } = record;
   const { stepGpuPeakBytes } = record;
   const { losses, stepSeconds, stepTensors, stepGpuBytes, valLosses, tokens, trainSeconds, wallSeconds } =
     record;
@@ -122,6 +124,7 @@ export async function trainReport(
             seconds: saveSeconds,
             waitSeconds: checkpointWaitSeconds,
             writeSeconds: checkpointWriteSeconds,
+            ...(checkpointWrites.length > 0 ? { writes: checkpointWrites } : {}),
           },
         }
       : {}),

@@ -282,6 +282,7 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     saveSeconds,
     checkpointWaitSeconds: checkpointWriter.waitSeconds,
     checkpointWriteSeconds: checkpointWriter.writeSeconds,
+    checkpointWrites: checkpointWriter.writes,
     sentBefore,
   });
   tf.dispose(valBatches.flatMap((b) => [b.inputs, b.targets]));

@@ -47,6 +47,19 @@ export function fsyncDirectory(dir: string): void {
   }
 }
 
+/** `fsyncDirectory` through libuv's thread pool (the main thread goes on training meanwhile). */
+export async function fsyncDirectoryInBackground(dir: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // as in fsyncDirectory: best-effort where a directory cannot be fsynced
+  } finally {
+    await handle?.close();
+  }
+}
+
 /**
  * `writeFileAtomic` off the main thread: the same temporary file, fsync, rename and directory fsync, through
  * `fs.promises` (libuv's thread pool), so training can run while a large file is written.
@@ -76,5 +89,5 @@ export async function writeFileAtomicInBackground(path: string, data: Uint8Array
     await rm(temporary, { force: true });
     throw error;
   }
-  fsyncDirectory(dir);
+  await fsyncDirectoryInBackground(dir);
 }

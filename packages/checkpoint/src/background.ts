@@ -1,4 +1,5 @@
 import { KstarError } from '@kstar/core';
+import type { WritePhases } from './write.ts';
 
 /**
  * Runs checkpoint writes in the background, one at a time: `start` first waits for the write in flight (so host
@@ -14,6 +15,9 @@ export class BackgroundCheckpointWriter {
 
   /** Seconds spent in `idle` waiting for a write (the next save's or the run's end), summed. */
   waitSeconds = 0;
+
+  /** Where each finished write's time went (what its writer reports through `CheckpointHooks.written`). */
+  readonly writes: WritePhases[] = [];
 
   /** Waits for the write in flight, if any (its failure is kept for `throwIfFailed`). */
   async idle(): Promise<void> {

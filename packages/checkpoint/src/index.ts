@@ -1,4 +1,9 @@
-export { fsyncDirectory, writeFileAtomic, writeFileAtomicInBackground } from './atomic-write.ts';
+export {
+  fsyncDirectory,
+  fsyncDirectoryInBackground,
+  writeFileAtomic,
+  writeFileAtomicInBackground,
+} from './atomic-write.ts';
 export { BackgroundCheckpointWriter } from './background.ts';
 export type { Manifest, ManifestFile } from './format.ts';
 export {
@@ -27,9 +32,16 @@ export {
   snapshotTensors,
   stagedHostCopies,
 } from './tensors.ts';
-export type { CheckpointFile, CheckpointHooks, PendingCheckpointFile, SaveOptions } from './write.ts';
+export type {
+  CheckpointFile,
+  CheckpointHooks,
+  PendingCheckpointFile,
+  SaveOptions,
+  WritePhases,
+} from './write.ts';
 export {
   commitCheckpoint,
+  commitCheckpointInBackground,
   listCheckpoints,
   openTemporaryDir,
   pruneCheckpoints,

@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDirectory, writeFileAtomic, writeFileAtomicInBackground } from './atomic-write.ts';
+import {
+  fsyncDirectory,
+  fsyncDirectoryInBackground,
+  writeFileAtomic,
+  writeFileAtomicInBackground,
+} from './atomic-write.ts';
 import {
   CHECKPOINT_FORMAT,
   CHECKPOINT_FORMAT_VERSION,
@@ -52,11 +58,28 @@ export interface PendingCheckpointFile {
   rank?: number;
 }
 
-/** Lets a test watch a checkpoint written in the background. */
+/** Lets a test watch a checkpoint written in the background, and a report see where its time went. */
 export interface CheckpointHooks {
   /** Every file is in the temporary directory `tmp` (fsynced), the manifest and the rename are next. */
   beforeCommit?(tmp: string, step: number): Promise<void> | void;
+  /** The write ended: seconds of each phase (see `WritePhases`). */
+  written?(phases: WritePhases): void;
 }
+
+/**
+ * Where a background write's time went, in seconds: `encode`, `hash`, `file` (write + fsync + rename): the longest
+ * file's (files run at once); `commit`: manifest, renames, fsyncs and pruning; `total`: start to end.
+ */
+export interface WritePhases {
+  step: number;
+  encode: number;
+  hash: number;
+  file: number;
+  commit: number;
+  total: number;
+}
+
+const since = (t0: number) => (performance.now() - t0) / 1000;
 
 /**
  * `writeCheckpoint` for a checkpoint already copied to host memory, run while training goes on: each file encoded
@@ -70,13 +93,21 @@ export async function writeCheckpointInBackground(
   options: SaveOptions,
   hooks: CheckpointHooks = {},
 ): Promise<string> {
+  const start = performance.now();
+  const phases: WritePhases = { step, encode: 0, hash: 0, file: 0, commit: 0, total: 0 };
+  const timed = async <T>(phase: 'encode' | 'hash' | 'file', work: Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const out = await work;
+    phases[phase] = Math.max(phases[phase], since(t0));
+    return out;
+  };
   const tmp = openTemporaryDir(saveDir, `.tmp-${stepDirName(step)}-${process.pid}`);
   const listed = await Promise.all(
     files.map(async (f): Promise<ManifestFile> => {
-      const data = await f.encode();
+      const data = await timed('encode', f.encode());
       const [, digest] = await Promise.all([
-        writeFileAtomicInBackground(join(tmp, f.path), data),
-        sha256InBackground(data),
+        timed('file', writeFileAtomicInBackground(join(tmp, f.path), data)),
+        timed('hash', sha256InBackground(data)),
       ]);
       return {
         path: f.path,
@@ -87,7 +118,12 @@ export async function writeCheckpointInBackground(
     }),
   );
   await hooks.beforeCommit?.(tmp, step);
-  return commitCheckpoint(saveDir, step, tmp, listed, 1, options);
+  const t0 = performance.now();
+  const path = await commitCheckpointInBackground(saveDir, step, tmp, listed, 1, options);
+  phases.commit = since(t0);
+  phases.total = since(start);
+  hooks.written?.(phases);
+  return path;
 }
 
 /** A file of a checkpoint: its path in the directory, its bytes, and the rank whose shard it is (if one). */
@@ -134,16 +170,7 @@ export function commitCheckpoint(
   options: SaveOptions,
 ): string {
   const name = stepDirName(step);
-  const manifest = sealManifest({
-    format: CHECKPOINT_FORMAT,
-    formatVersion: CHECKPOINT_FORMAT_VERSION,
-    kstarVersion: options.kstarVersion,
-    step,
-    createdAt: new Date().toISOString(),
-    world: { size: worldSize },
-    files: listed,
-  });
-  writeFileAtomic(join(tmp, MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`);
+  writeFileAtomic(join(tmp, MANIFEST), manifestText(step, listed, worldSize, options));
   fsyncDirectory(tmp);
   const final = join(saveDir, name);
   if (existsSync(final)) {
@@ -158,6 +185,52 @@ export function commitCheckpoint(
   fsyncDirectory(saveDir);
   pruneCheckpoints(saveDir, options.keep);
   return final;
+}
+
+/** `commitCheckpoint` with its file work (manifest, fsyncs, renames, pruning) in libuv's thread pool. */
+export async function commitCheckpointInBackground(
+  saveDir: string,
+  step: number,
+  tmp: string,
+  listed: ManifestFile[],
+  worldSize: number,
+  options: SaveOptions,
+): Promise<string> {
+  const name = stepDirName(step);
+  await writeFileAtomicInBackground(
+    join(tmp, MANIFEST),
+    new TextEncoder().encode(manifestText(step, listed, worldSize, options)),
+  );
+  const final = join(saveDir, name);
+  if (existsSync(final)) {
+    const old = join(saveDir, `.tmp-${name}-old-${process.pid}`);
+    await rename(final, old);
+    await rename(tmp, final);
+    await rm(old, { recursive: true, force: true });
+  } else {
+    await rename(tmp, final);
+  }
+  await fsyncDirectoryInBackground(saveDir);
+  await Promise.all(
+    listCheckpoints(saveDir)
+      .slice(options.keep)
+      .map((old) => rm(old.path, { recursive: true, force: true })),
+  );
+  return final;
+}
+
+/** The sealed manifest of a checkpoint's `listed` files, as written. */
+function manifestText(step: number, listed: ManifestFile[], worldSize: number, options: SaveOptions): string {
+  const manifest = sealManifest({
+    format: CHECKPOINT_FORMAT,
+    formatVersion: CHECKPOINT_FORMAT_VERSION,
+    kstarVersion: options.kstarVersion,
+    step,
+    createdAt: new Date().toISOString(),
+    world: { size: worldSize },
+    files: listed,
+  });
+  return `${JSON.stringify(manifest, null, 1)}\n`;
 }
 
 /** Step directories of a save directory, newest first. */

@@ -86,7 +86,13 @@ export async function startCheckpoint(
           { path: TRAINER_STATE, encode: async () => trainer },
         ],
         saveOptions(keep),
-        hooks,
+        {
+          ...hooks,
+          written(phases) {
+            writer.writes.push(phases);
+            hooks?.written?.(phases);
+          },
+        },
       ).finally(releaseAll),
     )
     .catch((e: unknown) => {
