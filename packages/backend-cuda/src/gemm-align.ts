@@ -63,3 +63,62 @@ export function pitchedCopySource(name: string, toBf16: boolean): string {
 export function pitchedGrid(rows: number, cols: number): { x: number; y: number } {
   return { x: Math.max(1, Math.min(1024, Math.ceil(cols / 256))), y: Math.max(1, Math.min(65535, rows)) };
 }
+
+/**
+ * Whether a tensor-core product should be computed transposed: Cᵀ [N, M] = op(B)ᵀ·op(A)ᵀ, then transposed into C
+ * [M, N]. cuBLAS runs a product whose output rows are misaligned (N not a multiple of `ldMultiple`: the LM head's
+ * logits [B·T, 50,257]) at half speed, and padding its output rows was slower still (see `alignedLds`); the transposed
+ * product's rows are M long. One unbatched product without a bias, large enough (`PAD_MIN_MACS`) for a tiled
+ * transpose of the output to pay, with M aligned (else the transposed product has the same problem).
+ */
+export function transposedOutputPays(
+  precision: 'strict' | 'tf32' | 'bf16',
+  shape: { M: number; N: number; K: number; batch: number },
+  hasBias: boolean,
+): boolean {
+  const m = ldMultiple(precision);
+  const { M, N, K, batch } = shape;
+  return (
+    m > 1 &&
+    batch === 1 &&
+    !hasBias &&
+    N % m !== 0 &&
+    M % m === 0 &&
+    M * N * K >= PAD_MIN_MACS &&
+    Math.ceil(N / TRANSPOSE_TILE) <= 65_535
+  );
+}
+
+/** Side of the shared-memory tile of `transposeTileSource`. */
+export const TRANSPOSE_TILE = 32;
+
+/**
+ * out [cols, rows] = inᵀ for in [rows, cols] float32: 32 × 32 tiles through shared memory (a padded row of 33 avoids
+ * bank conflicts), so both the reads and the writes are coalesced. 256 threads a block (32 × 8, each 4 rows); grid x
+ * over column tiles, y over row tiles (`transposeTileGrid`).
+ */
+export function transposeTileSource(name: string): string {
+  return `extern "C" __global__ void ${name}(float* __restrict__ out, const float* __restrict__ in, long long rows, long long cols) {
+  __shared__ float tile[32][33];
+  const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+  const long long r0 = (long long)blockIdx.y * 32, c0 = (long long)blockIdx.x * 32;
+  for (int j = ty; j < 32; j += 8) {
+    const long long r = r0 + j, c = c0 + tx;
+    if (r < rows && c < cols) tile[j][tx] = in[r * cols + c];
+  }
+  __syncthreads();
+  for (int j = ty; j < 32; j += 8) {
+    const long long c = c0 + j, r = r0 + tx;
+    if (r < rows && c < cols) out[c * rows + r] = tile[tx][j];
+  }
+}
+`;
+}
+
+/** Threads a block of `transposeTileSource`. */
+export const TRANSPOSE_BLOCK = 256;
+
+/** Blocks of a tiled transpose of [rows, cols]: x over column tiles, y over row tiles. */
+export function transposeTileGrid(rows: number, cols: number): { x: number; y: number } {
+  return { x: Math.ceil(cols / TRANSPOSE_TILE), y: Math.ceil(rows / TRANSPOSE_TILE) };
+}

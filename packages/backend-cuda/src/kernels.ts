@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
-import { clearBf16Cache, KEEPS_BF16_CACHE } from './bf16-cache.ts';
-import { pitchedCopySource } from './gemm-align.ts';
+import { pitchedCopySource, transposeTileSource } from './gemm-align.ts';
 import type { Impl, Info } from './kernel-context.ts';
 import { KSTAR_FACTORED_KERNELS } from './kstar-factored-kernels.ts';
 import { kstarFactoredSources } from './kstar-factored-sources.ts';
@@ -27,6 +26,7 @@ import {
   view,
 } from './launch.ts';
 import { batchMatMul, isRowBias, toBf16Source } from './matmul.ts';
+import { clearOperandCache, KEEPS_OPERAND_CACHE } from './operand-cache.ts';
 import { f32, i64, ptr, StructBuilder } from './params.ts';
 import { profileFile, timed } from './profile.ts';
 import { broadcastStrides, contiguousStrides, reductionPermutation, sizeOf } from './shape.ts';
@@ -661,11 +661,11 @@ for (const [name, spec] of Object.entries(BINARY)) KERNELS[name] = binary(name, 
 /** The tfjs kernels the `cuda` backend implements. */
 export const CUDA_KERNEL_NAMES: readonly string[] = Object.keys(KERNELS).sort();
 
-/** Clears the matmuls' bf16 operand cache before every kernel that could write a tensor (see bf16-cache.ts). */
-function withBf16Cache(kernelName: string, impl: Impl): Impl {
-  if (KEEPS_BF16_CACHE.has(kernelName)) return impl;
+/** Clears the matmuls' operand cache before every kernel that could write a tensor (see operand-cache.ts). */
+function withOperandCache(kernelName: string, impl: Impl): Impl {
+  if (KEEPS_OPERAND_CACHE.has(kernelName)) return impl;
   return (ctx) => {
-    clearBf16Cache();
+    clearOperandCache();
     return impl(ctx);
   };
 }
@@ -676,8 +676,8 @@ export function registerCudaKernels(backendName = 'cuda'): void {
   for (const [kernelName, impl] of Object.entries(KERNELS)) {
     if (tf.getKernel(kernelName, backendName)) continue;
     const kernelFunc = profile
-      ? timed(kernelName, withBf16Cache(kernelName, impl), profile)
-      : withBf16Cache(kernelName, impl);
+      ? timed(kernelName, withOperandCache(kernelName, impl), profile)
+      : withOperandCache(kernelName, impl);
     tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
 }
@@ -726,5 +726,6 @@ export function cudaKernelSources(): Record<string, string> {
   out.to_bf16 = toBf16Source('to_bf16');
   out.pitched_copy = pitchedCopySource('pitched_copy', false);
   out.pitched_to_bf16 = pitchedCopySource('pitched_to_bf16', true);
+  out.transpose_tile = transposeTileSource('transpose_tile');
   return out;
 }

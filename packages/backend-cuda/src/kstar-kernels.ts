@@ -1,6 +1,7 @@
 import { type Impl, type Info, p } from './kernel-context.ts';
 import {
   adamwSource,
+  adamwVec4Source,
   addInPlaceSource,
   causalSoftmaxGradSource,
   causalSoftmaxSource,
@@ -180,14 +181,14 @@ const crossEntropyGrad: Impl = ({ inputs, backend: b }) => {
 const adamw: Impl = ({ inputs, backend: b, attrs: c }) => {
   const { param, grad, m, v } = inputs as Record<string, Info>;
   requireFloat('KstarAdamW', { param: param!, grad: grad!, m: m!, v: v! });
-  const name = 'kstar_adamw';
   const n = sizeOf(param!.shape);
-  launchFixed(b, name, adamwSource(name), n, [
-    p(b, param!),
-    p(b, grad!),
-    p(b, m!),
-    p(b, v!),
-    i64(n),
+  const buffers = [param!, grad!, m!, v!].map((t) => b.pointer(t.dataId));
+  // 4 elements a thread where the length and every buffer allow 128-bit accesses (a GPT's parameters all do).
+  const vec4 = n % 4 === 0 && buffers.every((x) => x % 16 === 0);
+  const name = vec4 ? 'kstar_adamw_vec4' : 'kstar_adamw';
+  launchFixed(b, name, (vec4 ? adamwVec4Source : adamwSource)(name), vec4 ? n / 4 : n, [
+    ...buffers.map(ptr),
+    i64(vec4 ? n / 4 : n),
     ...(
       ['beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'decay', 'stepSize', 'sqrtBc2', 'eps'] as const
     ).map((k) => f32(c[k] as number)),

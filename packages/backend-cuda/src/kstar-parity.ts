@@ -113,17 +113,22 @@ export function kstarParityCases(): ParityCase[] {
       return call(crossEntropyGradKernel, { logits: logits!, lse, targets: targets!, dy: dy! });
     },
   });
-  cases.push({
-    kernel: 'KstarAdamW',
-    name: 'KstarAdamW [33,17] step 3',
-    inputs: [f(33, 17), f(33, 17), f(33, 17), { shape: [33, 17], lo: 0, hi: 0.5 }],
-    run: ([p0, g, m0, v0]) => {
-      const [param, m, v] = [p0!, m0!, v0!].map(ownVariable) as [tf.Variable, tf.Variable, tf.Variable];
-      const hp = { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 3 };
-      call(adamwKernel, { param, grad: g!, m, v, hp });
-      return [param, m, v];
-    },
-  });
+  // An odd length (one element a thread) and a multiple of 4 (the 128-bit kernel).
+  for (const [r, c] of [
+    [33, 17],
+    [12, 100],
+  ] as const)
+    cases.push({
+      kernel: 'KstarAdamW',
+      name: `KstarAdamW [${r},${c}] step 3`,
+      inputs: [f(r, c), f(r, c), f(r, c), { shape: [r, c], lo: 0, hi: 0.5 }],
+      run: ([p0, g, m0, v0]) => {
+        const [param, m, v] = [p0!, m0!, v0!].map(ownVariable) as [tf.Variable, tf.Variable, tf.Variable];
+        const hp = { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 3 };
+        call(adamwKernel, { param, grad: g!, m, v, hp });
+        return [param, m, v];
+      },
+    });
   cases.push({
     kernel: 'KstarAddInPlace',
     name: 'KstarAddInPlace [7,1031]',

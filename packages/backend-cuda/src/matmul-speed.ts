@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
-import { clearBf16Cache } from './bf16-cache.ts';
 import { batchMatMul, type CudaMatmulPrecision, matmulPrecision, setMatmulPrecision } from './matmul.ts';
+import { clearOperandCache } from './operand-cache.ts';
 
 /** One GEMM shape of gpt2-124m's step (T = 1024, batch 8: N = 8192 rows) and its TFLOP/s in each precision. */
 export interface MatmulSpeedRow {
@@ -35,6 +35,8 @@ export const GPT2_GEMMS: {
   // What-ifs: the weight gradient with xᵀ stored (no transposed operand), the LM head with the vocabulary padded to 50,304.
   { name: 'dW_fc, xᵀ stored', a: [768, 8192], b: [8192, 3072], transposeA: false, transposeB: false },
   { name: 'LM head, V = 50304', a: [8192, 768], b: [50304, 768], transposeA: false, transposeB: true },
+  // The LM head's transposed product alone (what the transposed-output path runs before its transpose).
+  { name: 'LM head Cᵀ = Wte·hᵀ', a: [50257, 768], b: [8192, 768], transposeA: false, transposeB: true },
 ];
 
 /**
@@ -62,7 +64,7 @@ export function matmulSpeed(
         setMatmulPrecision(p);
         const times: number[] = [];
         for (let r = 0; r <= reps; r++) {
-          clearBf16Cache(); // each rep pays its bf16 conversions, as a product in a step does
+          clearOperandCache(); // each rep pays its bf16 conversions, as a product in a step does
           backend.device.sync();
           const t0 = performance.now();
           const out = batchMatMul(backend, a, b, g.transposeA, g.transposeB);

@@ -1,8 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CudaBackend } from './backend.ts';
-import { cachedBf16 } from './bf16-cache.ts';
-import { alignedLds, pitchedCopySource, pitchedGrid } from './gemm-align.ts';
+import {
+  alignedLds,
+  pitchedCopySource,
+  pitchedGrid,
+  TRANSPOSE_BLOCK,
+  transposedOutputPays,
+  transposeTileGrid,
+  transposeTileSource,
+} from './gemm-align.ts';
 import { launchFixed, stridedCopy } from './launch.ts';
+import { cachedOperand } from './operand-cache.ts';
 import { i64, ptr } from './params.ts';
 import { broadcastStrides, sizeOf } from './shape.ts';
 
@@ -141,7 +149,7 @@ function pitchedCopy(
 
 /**
  * An operand as the GEMM reads it, rows of `ld` elements: x itself, or a copy in bfloat16 and/or with padded rows.
- * `scratch` copies are freed by the caller; bf16 copies of the matmul's own inputs (`keep`) stay in the bf16 cache for
+ * `scratch` copies are freed by the caller; copies of the matmul's own inputs (`keep`) stay in the operand cache for
  * the next matmul instead.
  */
 function gemmOperand(
@@ -159,8 +167,22 @@ function gemmOperand(
     pitchedCopy(b, bf16, dst, b.pointer(x.dataId), sizeOf(x.shape) / cols, cols, ld, cols);
     return dst;
   };
-  if (bf16 && keep) return { ptr: cachedBf16(b.device, x.dataId, ld, make), scratch: false };
+  if (keep) return { ptr: cachedOperand(b.device, x.dataId, ld, bf16, make), scratch: false };
   return { ptr: make(), scratch: true };
+}
+
+/** out [cols, rows] ← inᵀ, in [rows, cols] (float32 device buffers). */
+function transposeTile(b: CudaBackend, out: number, input: number, rows: number, cols: number): void {
+  const d = b.device;
+  const grid = transposeTileGrid(rows, cols);
+  d.launch(
+    d.kernel('transpose_tile', transposeTileSource('transpose_tile')),
+    grid.x,
+    TRANSPOSE_BLOCK,
+    [ptr(out), ptr(input), i64(rows), i64(cols)],
+    'transpose_tile',
+    grid.y,
+  );
 }
 
 /**
@@ -213,6 +235,12 @@ export function batchMatMul(
   if (plan.K === 0) {
     if (rowBias) fillBias(b.pointer(out.dataId), plan.N);
     else d.fill32(b.pointer(out.dataId), 0, batch * plan.M * plan.N);
+  } else if (transposedOutputPays(matmulPrecision(), { ...plan, batch }, rowBias !== undefined)) {
+    // Cᵀ [N, M] (aligned rows of M), then transposed into C: see transposedOutputPays.
+    const t = batchMatMul(b, bt, a, !transposeB, !transposeA);
+    d.current = `${d.current} transposed output`;
+    transposeTile(b, b.pointer(out.dataId), b.pointer(t.dataId), plan.N, plan.M);
+    b.disposeData(t.dataId);
   } else if (matmulPrecision() !== 'strict') {
     const precision = matmulPrecision();
     const bf16 = precision === 'bf16';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { kstarParityCases } from './kstar-parity.ts';
+import { matmulPrecision, setMatmulPrecision } from './matmul.ts';
 
 /**
  * Kernel parity: every kernel of the `cuda` backend against tfjs's `cpu` backend on the same random inputs, with odd
@@ -282,6 +283,25 @@ export function parityCases(): ParityCase[] {
       30,
     );
   }
+  // The LM head's shape class on tensor cores: output rows of N = 1366 (not 16-byte aligned) take the transposed-output
+  // path (gemm-align.ts transposedOutputPays). Inputs are multiples of 1/8 in [−1, 1], exact in bf16 and TF32, and
+  // every sum is exact in float32: the result must equal cpu's (a layout error would not).
+  const eighths = (x: tf.Tensor) => tf.div(tf.round(tf.mul(x, 8)), 8);
+  for (const precision of ['tf32', 'bf16'] as const)
+    add(
+      'BatchMatMul',
+      `BatchMatMul ${precision} [1024,768]·[1366,768]ᵀ (transposed output)`,
+      [f(1024, 768), f(1366, 768)],
+      ([a, c]) => {
+        const before = matmulPrecision();
+        setMatmulPrecision(precision);
+        try {
+          return tf.matMul(eighths(a!), eighths(c!), false, true);
+        } finally {
+          setMatmulPrecision(before);
+        }
+      },
+    );
   add(
     'BatchMatMul',
     'BatchMatMul broadcast batch [1,..]·[4,..]',

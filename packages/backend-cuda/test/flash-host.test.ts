@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { flashAttentionGradKernel, flashAttentionKernel } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +8,16 @@ import {
   flashSources,
   flashTile,
 } from '../src/kstar-flash-sources.ts';
-import { buildHost, floats, namespacedUnit, removeHostBuild, runHost } from './host-build.ts';
+import {
+  buildHost,
+  floats,
+  namespacedUnit,
+  removeHostBuild,
+  runHost,
+  THREADED_LAUNCH,
+  THREADED_SHIMS,
+  threadedCxx,
+} from './host-build.ts';
 
 // The fused attention's CUDA sources built for the host: each CUDA block runs as blockDim std::threads (a std::barrier
 // for __syncthreads, the __shared__ tiles one static array per block), blocks one after another, in the order
@@ -26,24 +34,6 @@ interface HostConfig {
 const SMALL: HostConfig = { hd: 8, tile: 5, threads: 4 };
 const GPU_GPT2: HostConfig = { hd: 64, tile: flashTile(64), threads: FLASH_BLOCK };
 const CONFIGS = [SMALL, GPU_GPT2];
-
-const SHIMS = `#include <barrier>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <thread>
-#include <vector>
-struct Dim { int x, y; };
-static Dim blockIdx{0, 0}, blockDim{1, 1}, gridDim{1, 1};
-static thread_local Dim threadIdx{0, 0};
-static std::barrier<>* blockBarrier = nullptr;
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#define __shared__ static
-static inline void __syncthreads() { blockBarrier->arrive_and_wait(); }
-`;
 
 /** The five launches of one configuration, as kstar-flash-kernels.ts queues them. */
 function runConfig(c: HostConfig): string {
@@ -63,18 +53,7 @@ function runConfig(c: HostConfig): string {
 }
 
 const MAIN = `
-// One launch: every block of the grid, its threads concurrently.
-template <class F> static void launch(int gx, int gy, F kernel) {
-  std::barrier<> bar(blockDim.x);
-  blockBarrier = &bar;
-  for (blockIdx.y = 0; blockIdx.y < gy; ++blockIdx.y)
-    for (blockIdx.x = 0; blockIdx.x < gx; ++blockIdx.x) {
-      std::vector<std::thread> ts;
-      for (int t = 0; t < blockDim.x; ++t) ts.emplace_back([&, t] { threadIdx.x = t; kernel(); });
-      for (auto& th : ts) th.join();
-    }
-}
-static float* readF(long long n) {
+${THREADED_LAUNCH}static float* readF(long long n) {
   float* a = new float[n > 0 ? n : 1];
   for (long long i = 0; i < n; ++i) if (scanf("%f", &a[i]) != 1) exit(2);
   return a;
@@ -95,11 +74,7 @@ int main() {
 }
 `;
 
-const cxx = ['g++', 'c++', 'clang++'].find(
-  (c) =>
-    spawnSync(c, ['-std=c++20', '-x', 'c++', '-fsyntax-only', '-'], { input: '#include <barrier>\n' })
-      .status === 0,
-);
+const cxx = threadedCxx;
 
 /** Element-wise float32 closeness: |a − b| ≤ 2e-6 + 2e-5·|b| (the summation orders differ). */
 function expectClose(name: string, got: number[], want: Float32Array): void {
@@ -120,11 +95,12 @@ describe.skipIf(!cxx)('fused attention CUDA sources, built for the host, equal t
       {},
       ...CONFIGS.map((c) => flashSources(c.hd, c.tile)),
     );
-    dir = buildHost('kstar-flash-host-', { 'main.cpp': `${SHIMS}${namespacedUnit(sources)}${MAIN}` }, cxx!, [
-      '-std=c++20',
-      '-O1',
-      '-pthread',
-    ]);
+    dir = buildHost(
+      'kstar-flash-host-',
+      { 'main.cpp': `${THREADED_SHIMS}${namespacedUnit(sources)}${MAIN}` },
+      cxx!,
+      ['-std=c++20', '-O1', '-pthread'],
+    );
   }, 60_000);
   afterAll(() => removeHostBuild(dir));
 

@@ -67,3 +67,47 @@ export function runHost(dir: string, argv: string[], input = ''): number[][] {
     .split('\n')
     .map((l) => (l.trim() === '' ? [] : l.trim().split(' ').map(Number)));
 }
+
+/** The first of g++, c++, clang++ with C++20's <barrier> (what `THREADED_SHIMS` needs), or undefined. */
+export const threadedCxx = ['g++', 'c++', 'clang++'].find(
+  (c) =>
+    spawnSync(c, ['-std=c++20', '-x', 'c++', '-fsyntax-only', '-'], { input: '#include <barrier>\n' })
+      .status === 0,
+);
+
+/**
+ * Shims for sources whose blocks cooperate (shared memory, __syncthreads): a block's threads run as std::threads with a
+ * std::barrier for __syncthreads, __shared__ arrays one static per block (blocks run one after another). Needs C++20
+ * and -pthread; launch with `THREADED_LAUNCH`'s `launch(gx, gy, [&] { kernel(...); })` after setting blockDim.x.
+ */
+export const THREADED_SHIMS = `#include <barrier>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+struct Dim { int x, y; };
+static Dim blockIdx{0, 0}, blockDim{1, 1}, gridDim{1, 1};
+static thread_local Dim threadIdx{0, 0};
+static std::barrier<>* blockBarrier = nullptr;
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+static inline void __syncthreads() { blockBarrier->arrive_and_wait(); }
+`;
+
+/** `launch(gx, gy, kernel)`: every block of the grid in turn, its blockDim.x threads concurrently. */
+export const THREADED_LAUNCH = `// One launch: every block of the grid, its threads concurrently.
+template <class F> static void launch(int gx, int gy, F kernel) {
+  std::barrier<> bar(blockDim.x);
+  blockBarrier = &bar;
+  for (blockIdx.y = 0; blockIdx.y < gy; ++blockIdx.y)
+    for (blockIdx.x = 0; blockIdx.x < gx; ++blockIdx.x) {
+      std::vector<std::thread> ts;
+      for (int t = 0; t < blockDim.x; ++t) ts.emplace_back([&, t] { threadIdx.x = t; kernel(); });
+      for (auto& th : ts) th.join();
+    }
+}
+`;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { alignedLds, PAD_MIN_MACS } from '../src/gemm-align.ts';
+import { alignedLds, PAD_MIN_MACS, transposedOutputPays } from '../src/gemm-align.ts';
 import { vectorCopy } from '../src/launch.ts';
 import { gemmPlan, isRowBias } from '../src/matmul.ts';
 import {
@@ -199,6 +199,20 @@ describe('GEMM leading dimensions padded for tensor cores', () => {
     expect(alignedLds('tf32', lds, PAD_MIN_MACS)).toEqual({ first: 768, second: 50260, out: 50257 });
     expect(alignedLds('bf16', lds, 1)).toEqual({ first: 768, second: 50264, out: 50257 });
     expect(alignedLds('bf16', lds, PAD_MIN_MACS)).toEqual({ first: 768, second: 50264, out: 50257 });
+  });
+
+  it('computes only large unbatched products with misaligned output rows and aligned M transposed', () => {
+    const head = { M: 8192, N: 50257, K: 768, batch: 1 }; // the LM head's logits
+    expect(transposedOutputPays('tf32', head, false)).toBe(true);
+    expect(transposedOutputPays('bf16', head, false)).toBe(true);
+    expect(transposedOutputPays('strict', head, false)).toBe(false); // no tensor cores: alignment is moot
+    expect(transposedOutputPays('tf32', head, true)).toBe(false); // a GEMM bias is per output column
+    expect(transposedOutputPays('tf32', { ...head, batch: 2 }, false)).toBe(false);
+    expect(transposedOutputPays('tf32', { ...head, M: 8190 }, false)).toBe(false); // Cᵀ's rows misaligned too
+    expect(transposedOutputPays('tf32', { ...head, N: 50260 }, false)).toBe(false); // aligned for TF32…
+    expect(transposedOutputPays('bf16', { ...head, N: 50260 }, false)).toBe(true); // …not for bf16 (8 elements)
+    const small = Math.floor(PAD_MIN_MACS / (8192 * 768)) - 1;
+    expect(transposedOutputPays('tf32', { ...head, N: small }, false)).toBe(false);
   });
 
   it.each([
