@@ -8,7 +8,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 
 const [out, ...args] = process.argv.slice(2);
 if (!out || args.length === 0) {
-  console.error('usage: node scripts/gpu-rounds-summary.mjs OUT.json VARIANT=a.json,b.json … [--clocks FILE]');
+  console.error(
+    'usage: node scripts/gpu-rounds-summary.mjs OUT.json VARIANT=a.json,b.json … [--clocks FILE]',
+  );
   process.exit(2);
 }
 const median = (xs) => {
@@ -48,6 +50,11 @@ for (let i = 0; i < args.length; i++) {
   const v = runs.map((r) => r.tokensPerSecondMedian);
   variants.push({ name, tokensPerSecondMedian: median(v), min: Math.min(...v), max: Math.max(...v), runs });
 }
-writeFileSync(out, `${JSON.stringify({ kind: 'gpu-rounds', date: new Date().toISOString(), clocks, variants }, null, 2)}\n`);
+writeFileSync(
+  out,
+  `${JSON.stringify({ kind: 'gpu-rounds', date: new Date().toISOString(), clocks, variants }, null, 2)}\n`,
+);
 for (const v of variants)
-  console.log(`${v.name.padEnd(20)} median ${Math.round(v.tokensPerSecondMedian)} tokens/s (${Math.round(v.min)}–${Math.round(v.max)}, ${v.runs.length} runs)`);
+  console.log(
+    `${v.name.padEnd(20)} median ${Math.round(v.tokensPerSecondMedian)} tokens/s (${Math.round(v.min)}–${Math.round(v.max)}, ${v.runs.length} runs)`,
+  );
