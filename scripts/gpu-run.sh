@@ -28,6 +28,8 @@
 #   F16=1 SKIP_PROBE=1 F16_CHOICES=kstar,kstar-f16,kstar-f16-double F16_MATMUL_FLAGS="--reps 5 --passes 2"
 #     F16_MATMUL_LIMIT=90 RUN_LIMIT=60 SKIP_PARITY=1 SKIP_PROFILE=1 SKIP_GPU=1 SKIP_UNBOUNDED=1 bash scripts/gpu-run.sh 12
 #     (parity and the table with the chosen tile, strict vs f16-mixed training: …-s3-h200-f16-*.json)
+# Session 4 (WebGPU speed, issue 18): scripts/gpu-run-webgpu-speed.sh (its header has the call): attention parity,
+#   strict and f16-mixed step profiles, alternating rounds of `bench gpu --repeats`-style runs, every-plugin row.
 # SKIP_PARITY=1, SKIP_PROFILE=1, SKIP_GPU=1, SKIP_UNBOUNDED=1 leave those parts out.
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}

@@ -287,12 +287,15 @@ function selectiveBlockFloats(config: GPTConfig, B: number, T: number, copies: b
 }
 
 /**
- * A block with the fused attention (`flashAttention`; cpu-like sharing: webgpu). The op saves q, k, v (the Split
- * outputs the matMuls kept before), o and the row lse [B, H, T]: the residue trades the probabilities A for o N·D and
- * lse B·H·T: 22·N·D + B·H·T + 4·N. Gradients lose d(probs) and d(scores): 25·N·D. The attention backward holds the
- * 13·N·D of gradients done (d(v) is no longer among them), D = rowsum(do∘o) B·H·T and dq, dk, dv 3·N·D: 16·N·D + B·H·T.
- * Forward: the scores and probabilities kept to the block's end become lse: 31·N·D + B·H·T inside GELU, 25·N·D +
- * B·H·T at the end (the op's own o + lse output buffer, N·D + B·H·T, is freed after slicing, well below GELU's moment).
+ * A block with the fused attention (`flashAttentionPacked`; cpu-like sharing: webgpu). The op reads qkv where the
+ * projection wrote it and writes o where the output projection reads it, so no head split or merge exists: it saves
+ * qkv (a reshape of the projection's output, which that matMul keeps anyway), o (its reshape is the output
+ * projection's saved input) and the row lse [B, T, H]. Against the ops block the residue trades q, k, v copies, the
+ * merged copy and the probabilities A for lse B·H·T: 18·N·D + B·H·T + 4·N. Gradients: no d(probs), d(scores), head
+ * merge, split or transpose copies: 18·N·D. The attention backward holds the 12·N·D of gradients done, D = rowsum(do∘o)
+ * B·H·T and dqkv 3·N·D: 15·N·D + B·H·T; the block's end 19·N·D. Forward: no transposed qkv, q, k, v or merged copy
+ * kept to the tidy's end: 24·N·D + B·H·T inside GELU, 18·N·D + B·H·T at the end (the op's own o + lse output buffer,
+ * N·D + B·H·T, is freed after slicing, well below GELU's moment).
  */
 function fusedBlockFloats(config: GPTConfig, B: number, T: number): StageFloats {
   const { nEmbd: D, nHead: H } = config;
@@ -301,15 +304,15 @@ function fusedBlockFloats(config: GPTConfig, B: number, T: number): StageFloats 
   const G = B * H * T;
   const params = 12 * D * D + 13 * D;
   return {
-    saved: 22 * ND + G + 4 * N,
-    grads: 25 * ND,
+    saved: 18 * ND + G + 4 * N,
+    grads: 18 * ND,
     params,
     out: 0,
     moments: [
-      { extra: 16 * ND + G, paramsDone: 9 * D * D + 8 * D },
-      { extra: 26 * ND, paramsDone: params - 2 * D },
+      { extra: 15 * ND + G, paramsDone: 9 * D * D + 8 * D },
+      { extra: 19 * ND, paramsDone: params - 2 * D },
     ],
-    forward: [31 * ND + G + 4 * N, 25 * ND + G + 4 * N],
+    forward: [24 * ND + G + 4 * N, 18 * ND + G + 4 * N],
   };
 }
 

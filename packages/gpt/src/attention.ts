@@ -1,11 +1,13 @@
 import { InputError } from '@kstar/core';
-import { flashAttention } from '@kstar/kernels';
+import { flashAttention, flashAttentionPacked } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
  * Which causal attention the GPT's blocks run (when no plugin supplies `ModelOps.attention`):
- * - `fused`: @kstar/kernels' `flashAttention` (`KstarFlashAttention` + its gradient): on WebGPU one fused dispatch
- *   forward and four backward, never writing the [B, H, T, T] scores; the tape keeps q, k, v, o and the row lse.
+ * - `fused`: @kstar/kernels' `flashAttentionPacked` (`KstarFlashAttentionPacked` + its gradient): on WebGPU one fused
+ *   dispatch forward and three backward, never writing the [B, H, T, T] scores, reading q, k, v where the qkv
+ *   projection wrote them and writing o where the output projection reads it; the tape keeps qkv (already kept by
+ *   the projection), o and the row lse.
  * - `ops`: `attentionCore` (scores by matMul, `KstarCausalSoftmax`, probs·v): the tape keeps the probabilities.
  * Default: `fused` on webgpu, `ops` on every other backend (the fused op's fallback there materialises the scores
  * anyway). `KSTAR_ATTENTION=ops` or `=fused` overrides it for every backend.
@@ -33,7 +35,15 @@ export function attentionImpl(backend: string = tf.getBackend()): AttentionImpl 
 /** The model's own causal attention core (the `ops` path): q, k, v [B, H, T, hd] → [B, H, T, hd]. */
 export { attentionCore } from './attention-core.ts';
 
-/** The fused path: q, k, v [B, H, T, hd] → [B, H, T, hd]. */
+/** The fused path on split heads: q, k, v [B, H, T, hd] → [B, H, T, hd]. */
 export function fusedAttentionCore(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number): tf.Tensor {
   return flashAttention(q, k, v, { scale });
+}
+
+/**
+ * The fused path the blocks run: qkv [B, T, 3D] as the projection wrote it → o [B, T, D] as the output projection
+ * reads it (no head split or merge, forward or backward).
+ */
+export function fusedAttentionPacked(qkv: tf.Tensor, heads: number, scale: number): tf.Tensor {
+  return flashAttentionPacked(qkv, { heads, scale });
 }

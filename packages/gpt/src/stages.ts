@@ -1,7 +1,7 @@
 import type { Batch, ModelOps, Stage } from '@kstar/core';
 import { ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { attentionCore, attentionImpl, fusedAttentionCore } from './attention.ts';
+import { attentionCore, attentionImpl, fusedAttentionPacked } from './attention.ts';
 import type { GPTConfig } from './config.ts';
 import { crossEntropy } from './cross-entropy.ts';
 import { gelu } from './gelu.ts';
@@ -85,16 +85,10 @@ export function block(
     // Attention.
     const a = layerNorm(x0, p('ln1.gamma'), p('ln1.beta')); // [N, D]
     const qkv = tf.fused.matMul({ a, b: p('attn.wqkv'), bias: p('attn.bqkv') }); // [N, 3D]
-    // One transpose for q, k and v; the transposed buffer is not kept by the tape (Transpose and Split save nothing).
-    const qkvT = tf.transpose(tf.reshape(qkv, [B, T, 3, H, hd]), [2, 0, 3, 1, 4]); // [3, B, H, T, hd]
-    const [q, k, v] = tf.split(qkvT, 3, 0).map((t) => tf.reshape(t, [B, H, T, hd])) as [
-      tf.Tensor,
-      tf.Tensor,
-      tf.Tensor,
-    ]; // [B, H, T, hd] each
-    const core = ops.attention ?? (attentionImpl() === 'fused' ? fusedAttentionCore : attentionCore);
-    const att = core(q, k, v, 1 / Math.sqrt(hd)); // [B, H, T, hd]
-    const merged = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [N, D]); // [N, D]
+    const merged = // [N, D]
+      ops.attention || attentionImpl() !== 'fused'
+        ? splitHeadsAttention(qkv, B, T, H, ops.attention ?? attentionCore)
+        : tf.reshape(fusedAttentionPacked(tf.reshape(qkv, [B, T, 3 * D]), H, 1 / Math.sqrt(hd)), [N, D]);
     const attnOut = tf.fused.matMul({ a: merged, b: p('attn.wo'), bias: p('attn.bo') }); // [N, D]
     const x1 = tf.add(x0, attnOut); // [N, D]
     // MLP.
@@ -102,6 +96,30 @@ export function block(
     const mlpOut = (ops.mlp ?? mlpCore)(m, p('mlp.wfc'), p('mlp.bfc'), p('mlp.wproj'), p('mlp.bproj'), gelu); // [N, D]
     return tf.reshape(tf.add(x1, mlpOut), [B, T, D]); // [B, T, D]
   });
+}
+
+/**
+ * qkv [N, 3D] → heads q, k, v [B, H, T, hd] → `core` → merged [N, D]: the path of plugin attentions and `ops`. (The
+ * fused attention reads qkv in place instead: `fusedAttentionPacked`.)
+ */
+function splitHeadsAttention(
+  qkv: tf.Tensor,
+  B: number,
+  T: number,
+  H: number,
+  core: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number) => tf.Tensor,
+): tf.Tensor {
+  const D = qkv.shape[1]! / 3;
+  const hd = D / H;
+  // One transpose for q, k and v; the transposed buffer is not kept by the tape (Transpose and Split save nothing).
+  const qkvT = tf.transpose(tf.reshape(qkv, [B, T, 3, H, hd]), [2, 0, 3, 1, 4]); // [3, B, H, T, hd]
+  const [q, k, v] = tf.split(qkvT, 3, 0).map((t) => tf.reshape(t, [B, H, T, hd])) as [
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+  ]; // [B, H, T, hd] each
+  const att = core(q, k, v, 1 / Math.sqrt(hd)); // [B, H, T, hd]
+  return tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * T, D]); // [N, D]
 }
 
 /** x [B, T, D] → lnf(x) [B·T, D], the LM head's input. */

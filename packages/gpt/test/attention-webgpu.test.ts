@@ -81,7 +81,7 @@ describe.skipIf(skip)('GPT attention on webgpu: fused (default) vs ops', () => {
     expect(ops.losses[2]!).toBeLessThan(ops.losses[0]!); // it trains
     for (let i = 0; i < 3; i++)
       expect(Math.abs(fused.losses[i]! - ops.losses[i]!)).toBeLessThan(2e-5 * ops.losses[i]!);
-    // The fused path keeps no [B, H, T, T] tensor (here A = 4·N·D; measured 0.84× the ops path's peak).
+    // The fused path keeps no [B, H, T, T] tensor (here A = 4·N·D; measured 0.67× the ops path's peak with the packed op; 0.84× with split heads).
     expect(fused.peak).toBeLessThan(0.9 * ops.peak);
     expect(Math.abs(fused.predicted / fused.peak - 1)).toBeLessThan(0.05);
     expect(Math.abs(ops.predicted / ops.peak - 1)).toBeLessThan(0.05);

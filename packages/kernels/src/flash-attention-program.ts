@@ -5,6 +5,12 @@ import { type FlatProgram, flatProgram } from './wgsl.ts';
  * lse, D [BH, Tq]. Query row i sits at position `off + i` and sees keys j ≤ off + i (j < Tk): off = 0 is ordinary
  * causal attention, off > 0 a query chunk of a longer sequence (MsT).
  *
+ * Layout `packed` (off = 0, Tq = Tk = T): q, k and v are read where the qkv projection wrote them, qkv [B, T, 3, H, hd]
+ * (one buffer, `QKV`); o and do are [B, T, H, hd], lse and D [B, T, H]; dq, dk and dv are written into one dqkv
+ * [B, T, 3, H, hd] (the dq program creates it, the dk/dv program writes the rest in place). So the model's head split
+ * and merge (a transpose, a split, a concat and their gradients) never run. Every address goes through the WGSL
+ * functions of `addressing`.
+ *
  * Every program gives each thread one row (a query for the forward and dq, a key for dk and dv), holds that row's
  * vectors in vec4 registers (the head dimension unrolled at generation) and streams tiles of the other side through
  * workgroup memory, where every thread reads the same entry (a broadcast). Tiles no row of the workgroup can see are
@@ -40,6 +46,44 @@ export interface FlashShape {
   hd: number;
   /** Unroll the head-dimension loops at generation (see `each`). */
   unroll: boolean;
+  /** `bhtd`: q, k, v, o [B, H, T, hd]; `packed`: see the file comment. */
+  layout: FlashLayout;
+  /** Heads (the `packed` layout's addresses need them). */
+  heads: number;
+}
+
+export type FlashLayout = 'bhtd' | 'packed';
+
+/** The input binding names of q, k and v: three tensors, or the one packed qkv. */
+function qkvNames(s: FlashShape): [string, string, string] {
+  return s.layout === 'packed' ? ['QKV', 'QKV', 'QKV'] : ['Q', 'K', 'V'];
+}
+
+/**
+ * WGSL address functions: where row i of head bh starts (floats) in q (`qAt`), k (`kAt`), v (`vAt`), o and do
+ * (`oAt`), lse and D (`lAt`, one float per row), and the outputs dq, dk, dv (`dqAt`, `dkAt`, `dvAt`).
+ */
+function addressing(s: FlashShape): string {
+  if (s.layout === 'bhtd')
+    return `
+      fn qAt(bh : i32, i : i32) -> i32 { return (bh * uniforms.Tq + i) * HD; }
+      fn kAt(bh : i32, j : i32) -> i32 { return (bh * uniforms.Tk + j) * HD; }
+      fn vAt(bh : i32, j : i32) -> i32 { return kAt(bh, j); }
+      fn oAt(bh : i32, i : i32) -> i32 { return qAt(bh, i); }
+      fn lAt(bh : i32, i : i32) -> i32 { return bh * uniforms.Tq + i; }
+      fn dqAt(bh : i32, i : i32) -> i32 { return qAt(bh, i); }
+      fn dkAt(bh : i32, j : i32) -> i32 { return kAt(bh, j); }
+      fn dvAt(bh : i32, j : i32) -> i32 { return uniforms.secondAt + kAt(bh, j); }`;
+  return `
+      fn headRow(bh : i32, i : i32) -> i32 { let b = bh / uniforms.H; return (b * uniforms.Tq + i) * uniforms.H + bh - b * uniforms.H; }
+      fn qAt(bh : i32, i : i32) -> i32 { let b = bh / uniforms.H; return ((b * uniforms.Tq + i) * 3 * uniforms.H + bh - b * uniforms.H) * HD; }
+      fn kAt(bh : i32, j : i32) -> i32 { return qAt(bh, j) + uniforms.H * HD; }
+      fn vAt(bh : i32, j : i32) -> i32 { return qAt(bh, j) + 2 * uniforms.H * HD; }
+      fn oAt(bh : i32, i : i32) -> i32 { return headRow(bh, i) * HD; }
+      fn lAt(bh : i32, i : i32) -> i32 { return headRow(bh, i); }
+      fn dqAt(bh : i32, i : i32) -> i32 { return qAt(bh, i); }
+      fn dkAt(bh : i32, j : i32) -> i32 { return kAt(bh, j); }
+      fn dvAt(bh : i32, j : i32) -> i32 { return vAt(bh, j); }`;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, c) => c);
@@ -75,11 +119,14 @@ function dotRow(out: string, a: string, b: string, base: string, n4: number, unr
         let ${out} = dot(${out}v, vec4<f32>(1.0));`;
 }
 
-/** Cooperative tile load: `rows` rows of hd floats from `src` (row `first + r` clamped to `last`) into `dst`. */
+/**
+ * Cooperative tile load: `rows` rows of hd floats from `src` (row `first + r` clamped to `last`, starting at
+ * `at(bh, row)`) into `dst`.
+ */
 function loadTile(
   dst: string,
   src: string,
-  rowBase: string,
+  at: string,
   first: string,
   last: string,
   rows: number,
@@ -87,7 +134,7 @@ function loadTile(
 ): string {
   return `for (var e = t; e < ${rows * n4}; e = e + ${FLASH_ROWS}) {
           let r = min(${first} + e / ${n4}, ${last});
-          let a = (${rowBase} + r) * ${4 * n4} + (e % ${n4}) * 4;
+          let a = ${at}(bh, r) + (e % ${n4}) * 4;
           ${dst}[e] = vec4<f32>(${src}[a], ${src}[a + 1], ${src}[a + 2], ${src}[a + 3]);
         }`;
 }
@@ -103,12 +150,12 @@ function program(
   return {
     variableNames: inputs,
     outputShape: [outputSize],
-    shaderKey: `kstar_flash_${key}`,
+    shaderKey: `kstar_flash_${key}`, // callers add hd, unroll and layout
     dispatchLayout: { x: [0] },
     dispatch: [Math.ceil(rows / FLASH_ROWS), bh, 1],
     workgroupSize: [FLASH_ROWS, 1, 1],
     size: false,
-    uniforms: 'Tq : i32, Tk : i32, off : i32, nTiles : i32, scale : f32, secondAt : i32,',
+    uniforms: 'Tq : i32, Tk : i32, off : i32, nTiles : i32, scale : f32, secondAt : i32, H : i32,',
     getUserCode: () => code,
   };
 }
@@ -129,6 +176,7 @@ export function flashUniforms(
     { type: 'float32', data: [scale] },
     // where the second output starts: lse in the forward's output, dv in the one-pass dk/dv output
     { type: 'int32', data: [secondAt] },
+    { type: 'int32', data: [s.heads] },
   ];
 }
 
@@ -141,7 +189,8 @@ const QUERY_ROW = `
         let ic = min(i, uniforms.Tq - 1);
         let lim = min(uniforms.off + ic, uniforms.Tk - 1);
         let wlim = min(uniforms.off + min(q0 + ${FLASH_ROWS}, uniforms.Tq) - 1, uniforms.Tk - 1);
-        let qRow = (bh * uniforms.Tq + ic) * HD;`;
+        let qRow = qAt(bh, ic);
+        let oRow = oAt(bh, ic);`;
 
 /** Writes register row `acc` times `f` to row `base` of the result. */
 function storeRow(acc: string, base: string, f: string, n4: number, unroll: boolean): string {
@@ -163,21 +212,23 @@ export function flashForwardProgram(s: FlashShape): FlatProgram {
   const n4 = s.hd / 4;
   const u = s.unroll;
   const bc = keyTile(s.hd);
+  const [Q, K, V] = qkvNames(s);
   const code = `
       const HD : i32 = ${s.hd};
+      ${addressing(s)}
       var<workgroup> Ks : array<vec4<f32>, ${bc * n4}>; // [tile][hd / 4]
       var<workgroup> Vs : array<vec4<f32>, ${bc * n4}>;
       fn main(index : i32) {
         ${QUERY_ROW}
-        ${loadRow('qr', 'Q', 'qRow', n4, u, ' * uniforms.scale')}
+        ${loadRow('qr', Q, 'qRow', n4, u, ' * uniforms.scale')}
         ${zeroRow('acc', n4)}
         var m = -3.0e38;
         var l = 0.0;
         for (var kt = 0; kt < uniforms.nTiles; kt = kt + 1) {
           let k0 = kt * ${bc};
           if (k0 <= wlim) {
-            ${loadTile('Ks', 'K', 'bh * uniforms.Tk', 'k0', 'uniforms.Tk - 1', bc, n4)}
-            ${loadTile('Vs', 'V', 'bh * uniforms.Tk', 'k0', 'uniforms.Tk - 1', bc, n4)}
+            ${loadTile('Ks', K, 'kAt', 'k0', 'uniforms.Tk - 1', bc, n4)}
+            ${loadTile('Vs', V, 'vAt', 'k0', 'uniforms.Tk - 1', bc, n4)}
           }
           workgroupBarrier();
           if (k0 <= lim) {
@@ -207,12 +258,19 @@ export function flashForwardProgram(s: FlashShape): FlatProgram {
         }
         if (i < uniforms.Tq) {
           let inv = 1.0 / l;
-          ${storeRow('acc', 'qRow', 'inv', n4, u)}
-          result[uniforms.secondAt + bh * uniforms.Tq + i] = m + log(l);
+          ${storeRow('acc', 'oRow', 'inv', n4, u)}
+          result[uniforms.secondAt + lAt(bh, i)] = m + log(l);
         }
       }
     `;
-  return program(`fwd_${s.hd}_${u}`, ['Q', 'K', 'V'], s.bh * s.tq * (s.hd + 1), s.tq, s.bh, code);
+  return program(
+    `fwd_${s.hd}_${u}_${s.layout}`,
+    [...new Set([Q, K, V])],
+    s.bh * s.tq * (s.hd + 1),
+    s.tq,
+    s.bh,
+    code,
+  );
 }
 
 /** D = rowsum(do ∘ o) [BH·Tq], one thread per row. */
@@ -234,22 +292,24 @@ export function flashDqProgram(s: FlashShape): FlatProgram {
   const n4 = s.hd / 4;
   const u = s.unroll;
   const bc = keyTile(s.hd);
+  const [Q, K, V] = qkvNames(s);
   const code = `
       const HD : i32 = ${s.hd};
+      ${addressing(s)}
       var<workgroup> Ks : array<vec4<f32>, ${bc * n4}>;
       var<workgroup> Vs : array<vec4<f32>, ${bc * n4}>;
       fn main(index : i32) {
         ${QUERY_ROW}
-        ${loadRow('qr', 'Q', 'qRow', n4, u, ' * uniforms.scale')}
-        ${loadRow('gr', 'DO', 'qRow', n4, u)}
+        ${loadRow('qr', Q, 'qRow', n4, u, ' * uniforms.scale')}
+        ${loadRow('gr', 'DO', 'oRow', n4, u)}
         ${zeroRow('acc', n4)}
-        let li = L[bh * uniforms.Tq + ic];
-        let di = DD[bh * uniforms.Tq + ic];
+        let li = L[lAt(bh, ic)];
+        let di = DD[lAt(bh, ic)];
         for (var kt = 0; kt < uniforms.nTiles; kt = kt + 1) {
           let k0 = kt * ${bc};
           if (k0 <= wlim) {
-            ${loadTile('Ks', 'K', 'bh * uniforms.Tk', 'k0', 'uniforms.Tk - 1', bc, n4)}
-            ${loadTile('Vs', 'V', 'bh * uniforms.Tk', 'k0', 'uniforms.Tk - 1', bc, n4)}
+            ${loadTile('Ks', K, 'kAt', 'k0', 'uniforms.Tk - 1', bc, n4)}
+            ${loadTile('Vs', V, 'vAt', 'k0', 'uniforms.Tk - 1', bc, n4)}
           }
           workgroupBarrier();
           if (k0 <= lim) {
@@ -265,11 +325,20 @@ export function flashDqProgram(s: FlashShape): FlatProgram {
           workgroupBarrier();
         }
         if (i < uniforms.Tq) {
-          ${storeRow('acc', 'qRow', 'uniforms.scale', n4, u)}
+          ${storeRow('acc', 'dqAt(bh, i)', 'uniforms.scale', n4, u)}
         }
       }
     `;
-  return program(`dq_${s.hd}_${u}`, ['Q', 'K', 'V', 'DO', 'L', 'DD'], s.bh * s.tq * s.hd, s.tq, s.bh, code);
+  // packed: the output is the whole dqkv [B, T, 3, H, hd]; the dk/dv program fills the rest in place.
+  const size = s.bh * s.tq * s.hd * (s.layout === 'packed' ? 3 : 1);
+  return program(
+    `dq_${s.hd}_${u}_${s.layout}`,
+    [...new Set([Q, K, V]), 'DO', 'L', 'DD'],
+    size,
+    s.tq,
+    s.bh,
+    code,
+  );
 }
 
 /**
@@ -298,8 +367,10 @@ export function flashDkvProgram(s: FlashShape, which: 'dk' | 'dv' | 'dkv'): Flat
         : `let w = vec4<f32>(exp(sk - Ls[ii]));
             ${each(n4, u, (c) => `acc[${c}] = fma(w, Gs[b0 + ${c}], acc[${c}]);`)}`;
   const size = s.bh * s.tk * s.hd;
+  const [Q, K, V] = qkvNames(s);
   const code = `
       const HD : i32 = ${s.hd};
+      ${addressing(s)}
       var<workgroup> Qs : array<vec4<f32>, ${bq * n4}>;
       var<workgroup> Gs : array<vec4<f32>, ${bq * n4}>;
       var<workgroup> Ls : array<f32, ${bq}>;
@@ -310,19 +381,18 @@ export function flashDkvProgram(s: FlashShape, which: 'dk' | 'dv' | 'dkv'): Flat
         let j0 = i32(workgroupId.x) * ${FLASH_ROWS};
         let j = j0 + t;
         let jc = min(j, uniforms.Tk - 1);
-        let kRow = (bh * uniforms.Tk + jc) * HD;
-        ${loadRow('kr', 'K', 'kRow', n4, u, ' * uniforms.scale')}
-        ${dk ? loadRow('vr', 'V', 'kRow', n4, u) : ''}
+        ${loadRow('kr', K, 'kAt(bh, jc)', n4, u, ' * uniforms.scale')}
+        ${dk ? loadRow('vr', V, 'vAt(bh, jc)', n4, u) : ''}
         ${zeroRow('acc', n4)}
         ${which === 'dkv' ? zeroRow('accV', n4) : ''}
         for (var qt = 0; qt < uniforms.nTiles; qt = qt + 1) {
           let i0 = qt * ${bq};
           // Query i sees key j when off + i ≥ j: the workgroup's first key j0 is seen by the most queries.
           if (uniforms.off + min(i0 + ${bq}, uniforms.Tq) - 1 >= j0) {
-            ${loadTile('Qs', 'Q', 'bh * uniforms.Tq', 'i0', 'uniforms.Tq - 1', bq, n4)}
-            ${loadTile('Gs', 'DO', 'bh * uniforms.Tq', 'i0', 'uniforms.Tq - 1', bq, n4)}
+            ${loadTile('Qs', Q, 'qAt', 'i0', 'uniforms.Tq - 1', bq, n4)}
+            ${loadTile('Gs', 'DO', 'oAt', 'i0', 'uniforms.Tq - 1', bq, n4)}
             if (t < ${bq}) {
-              let r = bh * uniforms.Tq + min(i0 + t, uniforms.Tq - 1);
+              let r = lAt(bh, min(i0 + t, uniforms.Tq - 1));
               Ls[t] = L[r];
               ${dk ? 'Ds[t] = DD[r];' : ''}
             }
@@ -338,15 +408,18 @@ export function flashDkvProgram(s: FlashShape, which: 'dk' | 'dv' | 'dkv'): Flat
           workgroupBarrier();
         }
         if (j < uniforms.Tk) {
-          ${storeRow('acc', 'kRow', dv && !dk ? '1.0' : 'uniforms.scale', n4, u)}
-          ${which === 'dkv' ? storeRow('accV', 'uniforms.secondAt + kRow', '1.0', n4, u) : ''}
+          ${storeRow('acc', 'dkAt(bh, j)', dv && !dk ? '1.0' : 'uniforms.scale', n4, u)}
+          ${which === 'dkv' ? storeRow('accV', 'dvAt(bh, j)', '1.0', n4, u) : ''}
         }
       }
     `;
+  if (s.layout === 'packed' && which !== 'dkv')
+    throw new Error(`flashDkvProgram: the packed layout writes dk and dv in one pass, not '${which}'`);
   return program(
-    `${which}_${s.hd}_${u}`,
-    dk ? ['Q', 'K', 'V', 'DO', 'L', 'DD'] : ['Q', 'K', 'DO', 'L'],
-    which === 'dkv' ? 2 * size : size,
+    `${which}_${s.hd}_${u}_${s.layout}`,
+    dk ? [...new Set([Q, K, V]), 'DO', 'L', 'DD'] : [...new Set([Q, K]), 'DO', 'L'],
+    // packed: written in place into the dq program's dqkv output (this size is that buffer's)
+    s.layout === 'packed' ? 3 * size : which === 'dkv' ? 2 * size : size,
     s.tk,
     s.bh,
     code,

@@ -70,7 +70,7 @@ function maskedScores(q: tf.Tensor, k: tf.Tensor, scale: number, off: number): t
   return s;
 }
 
-function flashOps({ q, k, v, scale, queryOffset }: FlashAttentionArgs): FlashAttentionResult {
+export function flashOps({ q, k, v, scale, queryOffset }: FlashAttentionArgs): FlashAttentionResult {
   return tf.tidy(() => {
     const s = maskedScores(q, k, scale, queryOffset); // [B, H, Tq, Tk]
     const lse = tf.logSumExp(s, -1); // [B, H, Tq]
@@ -79,7 +79,7 @@ function flashOps({ q, k, v, scale, queryOffset }: FlashAttentionArgs): FlashAtt
   }) as FlashAttentionResult;
 }
 
-function flashGradOps({
+export function flashGradOps({
   q,
   k,
   v,
@@ -121,7 +121,7 @@ export function flashDkvOnePass(): boolean {
 
 function flashShape(q: tf.TensorInfo, k: tf.TensorInfo): FlashShape {
   const [B, H, tq, hd] = q.shape as number[];
-  return { bh: B! * H!, tq: tq!, tk: k.shape[2]!, hd: hd!, unroll: flashUnroll() };
+  return { bh: B! * H!, tq: tq!, tk: k.shape[2]!, hd: hd!, unroll: flashUnroll(), layout: 'bhtd', heads: H! };
 }
 
 /** Native only for float32, hd a multiple of 4 up to 128, and fewer than 65,536 × 64 rows per dispatch dimension. */

@@ -46,6 +46,16 @@ export type {
   FlashAttentionResult,
 } from './flash-attention.ts';
 export { flashAttention, flashAttentionGradKernel, flashAttentionKernel } from './flash-attention.ts';
+export type {
+  PackedAttentionArgs,
+  PackedAttentionGradArgs,
+  PackedAttentionResult,
+} from './flash-attention-packed.ts';
+export {
+  flashAttentionPacked,
+  packedAttentionGradKernel,
+  packedAttentionKernel,
+} from './flash-attention-packed.ts';
 export type { FlashParityCase } from './flash-attention-parity.ts';
 export {
   flashAttentionParity,

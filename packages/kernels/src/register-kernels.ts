@@ -3,6 +3,7 @@ import { adamwKernel } from './adamw.ts';
 import { causalSoftmaxGradKernel, causalSoftmaxKernel } from './causal-softmax.ts';
 import { crossEntropyGradKernel, crossEntropyKernel } from './cross-entropy.ts';
 import { flashAttentionGradKernel, flashAttentionKernel } from './flash-attention.ts';
+import { packedAttentionGradKernel, packedAttentionKernel } from './flash-attention-packed.ts';
 import { geluGradKernel, geluKernel } from './gelu.ts';
 import { layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
 import { packKernel, unpackKernel } from './pack.ts';
@@ -35,6 +36,8 @@ export function registerKstarKernels(): void {
     crossEntropyGradKernel,
     flashAttentionKernel,
     flashAttentionGradKernel,
+    packedAttentionKernel,
+    packedAttentionGradKernel,
   ])
     k.register();
   split24Kernel.register();

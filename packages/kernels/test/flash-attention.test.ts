@@ -3,9 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   flashAttention,
   flashAttentionKernel,
+  flashAttentionPacked,
   flashAttentionParity,
   flushWebGPU,
   formatParity,
+  packedAttentionKernel,
   selectBackend,
   shutdownWebGPU,
   TINY_FLASH_CASES,
@@ -69,6 +71,33 @@ describe.skipIf(skip)('fused causal attention (webgpu)', () => {
     // Live after the native call: value + 3 gradients (4 × [B, H, T, hd]); a [T, T] score tensor would add B·H·T².
     expect(peakExtra).toBeLessThan(4 * 4 * B * H * T * hd + 4 * B * H * T * T);
     tf.dispose([native.value, ...native.grads, ops.value, ...ops.grads, q, k, v, w]);
+    expect(tf.memory().numTensors).toBe(tensorsAtStart);
+  });
+
+  it('the packed-qkv op (no head split or merge) gives the unpacked fallback’s value and dqkv', async () => {
+    const [B, T, H, hd] = [2, 45, 3, 8]; // T not a multiple of any tile
+    const qkv = tf.randomUniform([B, T, 3 * H * hd], -1, 1, 'float32', 7);
+    const w = tf.randomUniform([B, T, H * hd], -1, 1, 'float32', 8);
+    expect(packedAttentionKernel.which({ qkv, heads: H, scale: 0.3 })).toBe('native');
+    const loss = (impl: 'auto' | 'fallback') => (x: tf.Tensor) =>
+      tf.sum(tf.mul(flashAttentionPacked(x, { heads: H, scale: 0.3, impl }), w));
+    const device = webgpuDevice()!;
+    device.pushErrorScope('validation');
+    const native = tf.valueAndGrads(loss('auto'))([qkv]);
+    flushWebGPU();
+    expect((await device.popErrorScope())?.message ?? null).toBeNull();
+    // The reference: the fallback unpacks to [B, H, T, hd], runs the tfjs-ops attention (scores materialised) and
+    // its gradient, and packs dq, dk, dv back.
+    const ops = tf.valueAndGrads(loss('fallback'))([qkv]);
+    const relErr = async (a: tf.Tensor, b: tf.Tensor) => {
+      const d = tf.tidy(() => tf.div(tf.max(tf.abs(tf.sub(a, b))), tf.max(tf.abs(b))));
+      const x = (await d.data())[0]!;
+      d.dispose();
+      return x;
+    };
+    expect(await relErr(native.value, ops.value)).toBeLessThan(1e-5);
+    expect(await relErr(native.grads[0]!, ops.grads[0]!)).toBeLessThan(1e-5);
+    tf.dispose([native.value, ...native.grads, ops.value, ...ops.grads, qkv, w]);
     expect(tf.memory().numTensors).toBe(tensorsAtStart);
   });
 });
