@@ -3,6 +3,7 @@
 // never imports bench.
 
 export { writeFileAtomic } from '@kstar/checkpoint';
+export { ProgressBar } from '@kstar/train-loop';
 export {
   type ActivationSpec,
   type FixedBytes,
@@ -19,7 +20,6 @@ export { machineInfo } from './machine.ts';
 export { OPTIMIZERS, optimizerEntry } from './optimizers.ts';
 export { calibrate, loadCalibration, saveCalibration } from './plan-calibrate.ts';
 export { decode, planProblem, spaceFor } from './plan-space.ts';
-export { ProgressBar } from './progress.ts';
 export type { TrainReport } from './report.ts';
 export { fixedBytes, type PreparedRun, prepareRun, segmentPlan, train } from './train.ts';
 export { KSTAR_VERSION } from './version.ts';

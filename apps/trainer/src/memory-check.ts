@@ -1,6 +1,5 @@
 import { totalmem } from 'node:os';
-import { InputError } from '@kstar/core';
-import { formatBytes } from './progress.ts';
+import { formatBytes, InputError } from '@kstar/core';
 
 /** The wasm backend's heap cannot grow past this (wasm32: 4 GiB less one 64 KiB page; tfjs-backend-wasm's getHeapMax). */
 export const WASM_HEAP_MAX_BYTES = 4_294_901_760;

@@ -3,4 +3,11 @@
 export { accumulatedGradBytes, GradAccumulation } from './grad-accum.ts';
 export { clippedStep, type GlobalNorm, type ScaledOptimizer, scaledOptimizer } from './grad-clip.ts';
 export { learningRateAt } from './lr-schedule.ts';
+export { formatDuration, ProgressBar, type ProgressState } from './progress.ts';
 export { type SkippedStep, SpikeGuard } from './spike-guard.ts';
+export {
+  type StopCause,
+  type StopOnSignalsOptions,
+  StopRequest,
+  stopOnSignals,
+} from './stop-request.ts';
