@@ -3,12 +3,12 @@
 // never imports bench.
 
 export { writeFileAtomic } from '@kstar/checkpoint';
+export { parseBytes } from '@kstar/core';
 export { ProgressBar } from '@kstar/train-loop';
 export {
   type ActivationSpec,
   type FixedBytes,
   parseActivations,
-  parseBytes,
   planActivations,
 } from './activations.ts';
 export { selectTrainerBackend } from './backend-select.ts';
