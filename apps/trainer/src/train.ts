@@ -2,7 +2,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { BackgroundCheckpointWriter, type CheckpointHooks } from '@kstar/checkpoint';
 import type { Collective, StepResult } from '@kstar/core';
 import { InputError, TrainingError } from '@kstar/core';
-import { learningRateAt, type ProgressBar } from '@kstar/train-loop';
+import { learningRateAt, type ProgressBar, rankBatch } from '@kstar/train-loop';
 import * as tf from '@tensorflow/tfjs';
 import { cudaMemory, resetCudaStepPeak } from './backend-select.ts';
 import type { TrainerState } from './checkpoint/format.ts';
@@ -13,7 +13,6 @@ import { saveCalibration } from './plan-calibrate.ts';
 import type { PreparedRun } from './prepare.ts';
 import type { TrainReport } from './report.ts';
 import { setUpRun } from './setup.ts';
-import { rankBatch } from './sharding.ts';
 import { stepFunction } from './step.ts';
 import { trainReport } from './train-report.ts';
 
