@@ -107,23 +107,6 @@ export function parseActivations(text: string): ActivationSpec {
   return spec;
 }
 
-/** `--memory-budget` value: bytes, or a number with a suffix (KB, MB, GB: powers of 1000; KiB, MiB, GiB: of 1024). */
-export function parseBytes(value: string | number): number {
-  if (typeof value === 'number') return value;
-  const m = /^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgt]i?b?|b)?\s*$/i.exec(value);
-  if (!m) {
-    throw new InputError(
-      `memory budget '${value}' is not a size: write bytes (e.g. 536870912) or a number with a suffix (512MiB, 2GB)`,
-      'E_CONFIG',
-    );
-  }
-  const n = Number(m[1]);
-  const unit = (m[2] ?? 'b').toLowerCase().replace(/b$/, '');
-  const pow = { '': 0, k: 1, m: 2, g: 3, t: 4 }[unit.replace('i', '')] ?? 0;
-  const base = unit.endsWith('i') ? 1024 : 1000;
-  return Math.round(n * base ** pow);
-}
-
 /** A concrete choice: every open parameter decided. */
 export interface ActivationChoice {
   mode: 'full' | 'segmented';

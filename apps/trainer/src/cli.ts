@@ -1,6 +1,7 @@
 import { launchInfo } from '@kstar/collective-mpi';
 import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
+import { ProgressBar, StopRequest, stopOnSignals } from '@kstar/train-loop';
 import { writeFileAtomic } from './atomic-write.ts';
 import { type LoadedCheckpoint, readCheckpoint, readLatestCheckpoint } from './checkpoint/read.ts';
 import { resumeConfig } from './checkpoint/resume.ts';
@@ -10,14 +11,12 @@ import { type FlagTable, flagsHelp, parseCommandFlags, parseTrainFlags, TRAIN_HE
 import { readGolden } from './golden.ts';
 import { checkOutputPath } from './output-paths.ts';
 import { planRun, planTable } from './plan-command.ts';
-import { ProgressBar } from './progress.ts';
 import { openRanks } from './ranks.ts';
 import { compareReplay, replayGolden } from './replay.ts';
 import { ledgerTable, writeReport } from './report.ts';
 import { reportCommand } from './report-command.ts';
 import { reportHtml } from './report-html.ts';
 import { SAMPLE_HELP, sampleCommand } from './sample-command.ts';
-import { StopRequest, stopOnSignals } from './stop-request.ts';
 import { prepareRun, train } from './train.ts';
 import { KSTAR_VERSION } from './version.ts';
 

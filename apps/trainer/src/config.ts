@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { InputError } from '@kstar/core';
+import { InputError, parseBytes } from '@kstar/core';
 import { z } from 'zod';
-import { parseActivations, parseBytes } from './activations.ts';
+import { parseActivations } from './activations.ts';
 import { OPTIMIZERS } from './optimizers.ts';
 import { parseLengthBuckets } from './packing.ts';
 import { parseStateChoices } from './plan-state.ts';
@@ -41,7 +41,8 @@ const memoryBudget = z
   .optional()
   .superRefine(
     parsedBy((v) => {
-      if (v !== 'auto' && !(parseBytes(v) > 0)) throw new Error(`memory budget '${v}' must be > 0 bytes`);
+      if (v !== 'auto' && !(parseBytes(v, 'memory budget') > 0))
+        throw new Error(`memory budget '${v}' must be > 0 bytes`);
     }),
   );
 

@@ -1,5 +1,5 @@
 /** Moved to @kstar/train-loop; re-exported here for existing imports. */
-export { learningRateAt } from '@kstar/train-loop';
+export { learningRateAt, type StopCause, StopRequest, stopOnSignals } from '@kstar/train-loop';
 export { runCli, USAGE } from './cli.ts';
 export type { TrainConfig } from './config.ts';
 export { loadConfigFile, parseTrainConfig, TrainConfigSchema } from './config.ts';
@@ -12,7 +12,5 @@ export type { ReplayOutput } from './replay.ts';
 export { compareReplay, replayGolden, replayRun } from './replay.ts';
 export type { TrainReport } from './report.ts';
 export { ledgerTable, writeReport } from './report.ts';
-export type { StopCause } from './stop-request.ts';
-export { StopRequest, stopOnSignals } from './stop-request.ts';
 export type { PreparedRun } from './train.ts';
 export { prepareRun, segmentPlan, train } from './train.ts';

@@ -3,11 +3,12 @@
 // never imports bench.
 
 export { hostCopies, stagedHostCopies, writeFileAtomic } from '@kstar/checkpoint';
+export { parseBytes } from '@kstar/core';
+export { ProgressBar } from '@kstar/train-loop';
 export {
   type ActivationSpec,
   type FixedBytes,
   parseActivations,
-  parseBytes,
   planActivations,
 } from './activations.ts';
 export { selectTrainerBackend } from './backend-select.ts';
@@ -19,7 +20,6 @@ export { machineInfo } from './machine.ts';
 export { OPTIMIZERS, optimizerEntry } from './optimizers.ts';
 export { calibrate, loadCalibration, saveCalibration } from './plan-calibrate.ts';
 export { decode, planProblem, spaceFor } from './plan-space.ts';
-export { ProgressBar } from './progress.ts';
 export type { TrainReport } from './report.ts';
 export { fixedBytes, type PreparedRun, prepareRun, segmentPlan, train } from './train.ts';
 export { KSTAR_VERSION } from './version.ts';

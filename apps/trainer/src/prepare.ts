@@ -1,13 +1,12 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OptimizerPlugin } from '@kstar/core';
-import { InputError, KstarError } from '@kstar/core';
+import { InputError, KstarError, parseBytes } from '@kstar/core';
 import { createTokenizer, type DocumentPacker, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
 import { decodeHfGpt2, GPT_PRESETS, type GPTConfig, resolveConfig } from '@kstar/gpt';
 import {
   type ActivationSpec,
   parseActivations,
-  parseBytes,
   recomputeInFullMode,
   recomputesSegments,
 } from './activations.ts';
@@ -64,7 +63,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
   const memoryBudget =
     config.memoryBudget === undefined || config.memoryBudget === 'auto'
       ? config.memoryBudget
-      : parseBytes(config.memoryBudget);
+      : parseBytes(config.memoryBudget, 'memory budget');
   const seqSchedule = config.seqSchedule === undefined ? undefined : parseSeqSchedule(config.seqSchedule);
   const stateChoices = checkStateChoices(config);
   checkOffloadState(config);

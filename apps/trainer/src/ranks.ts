@@ -1,7 +1,8 @@
 import { launchInfo, type OpenedCollective, openCollective } from '@kstar/collective-mpi';
 import { InputError, KstarError } from '@kstar/core';
+import { agreeOnConfig } from '@kstar/train-loop';
 import { type TrainConfig, TrainConfigSchema } from './config.ts';
-import { agreeOnConfig, rowsPerRank, stageOf } from './sharding.ts';
+import { rowsPerRank, stageOf } from './sharding.ts';
 
 export interface Ranks {
   rank: number;

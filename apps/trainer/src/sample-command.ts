@@ -1,10 +1,10 @@
 import { InputError } from '@kstar/core';
-import { createTokenizer } from '@kstar/data';
+import { createTokenizer, textStreamer } from '@kstar/data';
 import { selectBackend } from '@kstar/kernels';
 import { EVERY_RANK, readCheckpoint } from './checkpoint/read.ts';
 import { modelFromCheckpoint } from './checkpoint/weights.ts';
 import { type FlagTable, flagsHelp, parseCommandFlags } from './flags.ts';
-import { generate, textStreamer } from './sample.ts';
+import { generate } from './sample.ts';
 
 // Numbers stay text here: each is checked below with the range it must be in.
 // biome-ignore format: one line per flag

@@ -1,4 +1,4 @@
-import { Rng, type Tokenizer } from '@kstar/data';
+import { Rng } from '@kstar/data';
 import { type GPTModel, generate as generateTokens } from '@kstar/gpt';
 import type * as tf from '@tensorflow/tfjs';
 
@@ -22,23 +22,4 @@ export async function generate(
 ): Promise<number[]> {
   const rng = new Rng(options.seed);
   return generateTokens(model, prompt, { ...options, random: () => rng.nextFloat() }, onToken, params);
-}
-
-/** Streams decoded text as tokens arrive, holding back a trailing partial UTF-8 character. */
-export function textStreamer(tokenizer: Tokenizer, write: (s: string) => void) {
-  const ids: number[] = [];
-  let printed = 0;
-  return {
-    push(id: number) {
-      ids.push(id);
-      const text = tokenizer.decode(ids);
-      if (text.endsWith('\uFFFD')) return;
-      write(text.slice(printed));
-      printed = text.length;
-    },
-    end() {
-      const text = tokenizer.decode(ids);
-      if (text.length > printed) write(text.slice(printed));
-    },
-  };
 }

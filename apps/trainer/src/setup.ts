@@ -1,7 +1,7 @@
 import { restoreOptimizerState } from '@kstar/checkpoint';
 import { MemoryLedger, type OptimizerPlugin, TrainingEngine } from '@kstar/core';
 import { countParamsFormula, createGPT, type GPTModel } from '@kstar/gpt';
-import { inPlaceGradAccumulator, sliceWriter, webgpuDevice } from '@kstar/kernels';
+import { inPlaceGradAccumulator, sliceWriter, webgpuBufferLimit, webgpuDevice } from '@kstar/kernels';
 import type { Split24Plugin } from '@kstar/master-split24';
 import { hostAdamW, offloadEffective, offloadState } from '@kstar/offload';
 import type { AdamWPlugin } from '@kstar/optim-adamw';
@@ -15,7 +15,7 @@ import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import { restoreShardedCheckpoint } from './checkpoint/sharded.ts';
 import { restoreWeights } from './checkpoint/state.ts';
 import { composeRunPlugins, runFixedBytes } from './composition.ts';
-import { checkStepFits, checkTensorsFit, type PlannedTensor, webgpuBufferLimit } from './memory-check.ts';
+import { checkStepFits, checkTensorsFit, type PlannedTensor } from './memory-check.ts';
 import { type OptimizerEntry, optimizerEntry } from './optimizers.ts';
 import { type AdaptivePlanner, injectedOutOfMemory, plannedActivations, plannerFor } from './plan.ts';
 import { loadCalibration, saveCalibration } from './plan-calibrate.ts';

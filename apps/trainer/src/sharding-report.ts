@@ -1,7 +1,7 @@
 import type { TrainingEngine } from '@kstar/core';
 import type { GPTModel } from '@kstar/gpt';
 import { predictRankBytes, type ZeroPlugin } from '@kstar/shard-zero';
-import { gatherNumbers } from './sharding.ts';
+import { gatherNumbers } from '@kstar/train-loop';
 
 /** The report's data-parallel section: every rank's measured memory next to its ZeRO prediction. */
 export interface ShardingReport {

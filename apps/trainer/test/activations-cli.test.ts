@@ -2,14 +2,14 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseActivations, parseBytes } from '../src/activations.ts';
+import { parseActivations } from '../src/activations.ts';
 import { runCli } from '../src/index.ts';
 import { capture } from './cli-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-act-'));
 
 describe('--activations and --memory-budget', () => {
-  it('parses strategies, plans and sizes', () => {
+  it('parses strategies and plans', () => {
     expect(parseActivations('checkpoint:every:2,mst:4,compress:int8')).toEqual({
       checkpoint: { plan: 'every:2', selective: false },
       mst: { chunks: 4 },
@@ -29,10 +29,6 @@ describe('--activations and --memory-budget', () => {
       checkpoint: { plan: 'every', selective: false },
       offload: true,
     });
-    expect(parseBytes('512MiB')).toBe(512 * 2 ** 20);
-    expect(parseBytes('2GB')).toBe(2e9);
-    expect(parseBytes('1.5KiB')).toBe(1536);
-    expect(parseBytes(1234)).toBe(1234);
   });
 
   const cases: Array<[string, string[], RegExp]> = [

@@ -1,12 +1,12 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ProgressBar } from '@kstar/train-loop';
 import * as tf from '@tensorflow/tfjs';
 import { expect, it } from 'vitest';
 import { MODEL_FILE, optimizerFile, stepDirName, TRAINER_STATE } from '../src/checkpoint/format.ts';
 import type { TrainReport } from '../src/index.ts';
 import { parseTrainConfig, prepareRun } from '../src/index.ts';
-import { ProgressBar } from '../src/progress.ts';
 import { train } from '../src/train.ts';
 import { cli } from './run-cli.ts';
 

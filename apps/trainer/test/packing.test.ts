@@ -1,9 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ProgressBar } from '@kstar/train-loop';
 import { describe, expect, it } from 'vitest';
 import { parseTrainConfig } from '../src/config.ts';
-import { ProgressBar } from '../src/progress.ts';
 import { prepareRun, train } from '../src/train.ts';
 import { useCalibrationFixture } from './calibration-fixture.ts';
 import { cli, trainReport } from './run-cli.ts';

@@ -5,6 +5,7 @@ import type { StepResult, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { solveExhaustive, solveGreedy } from '@kstar/planner';
+import { ProgressBar } from '@kstar/train-loop';
 import { describe, expect, it } from 'vitest';
 import { parseTrainConfig } from '../src/config.ts';
 import { runCli } from '../src/index.ts';
@@ -20,7 +21,6 @@ import {
   stateGroups,
   usableStateChoices,
 } from '../src/plan-state.ts';
-import { ProgressBar } from '../src/progress.ts';
 import { parseSeqSchedule, seqAt } from '../src/seq-schedule.ts';
 import { fixedBytes, prepareRun, train } from '../src/train.ts';
 import { useCalibrationFixture } from './calibration-fixture.ts';

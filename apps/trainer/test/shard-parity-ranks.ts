@@ -10,10 +10,10 @@ import { createTokenizer, loadCorpus, TokenDataset } from '@kstar/data';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { split24 } from '@kstar/master-split24';
 import { predictRankBytes, zero } from '@kstar/shard-zero';
+import { gatherNumbers, rankBatch } from '@kstar/train-loop';
 import * as tf from '@tensorflow/tfjs';
 import { optimizerEntry } from '../src/optimizers.ts';
 import { shardedLomoStep } from '../src/sharded-lomo.ts';
-import { gatherNumbers, rankBatch } from '../src/sharding.ts';
 import { segmentPlan } from '../src/train.ts';
 import { SHARD_PARITY_CONFIGS, SHARD_PARITY_RUN } from './shard-parity-configs.ts';
 

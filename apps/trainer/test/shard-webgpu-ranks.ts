@@ -9,9 +9,9 @@ import { openCollective } from '@kstar/collective-mpi';
 import { type Batch, type Collective, type StagedModel, TrainingEngine, type ZeroStage } from '@kstar/core';
 import { selectBackend, shutdownWebGPU } from '@kstar/kernels';
 import { zero } from '@kstar/shard-zero';
+import { rankBatch } from '@kstar/train-loop';
 import * as tf from '@tensorflow/tfjs';
 import { optimizerEntry } from '../src/optimizers.ts';
-import { rankBatch } from '../src/sharding.ts';
 
 const GLOBAL_BATCH = 4;
 const IN = 8;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { agreeOnConfig, rankBatch, rowsPerRank, stageOf } from '../src/sharding.ts';
+import { rowsPerRank, stageOf } from '../src/sharding.ts';
 import { SHARD_PARITY_CONFIGS, SHARD_PARITY_RUN } from './shard-parity-configs.ts';
 
 const harness = fileURLToPath(new URL('./shard-parity-ranks.ts', import.meta.url));
@@ -21,19 +21,6 @@ describe('data parallelism helpers (single process)', () => {
     );
     expect(stageOf('zero2')).toBe(2);
     expect(stageOf('none')).toBeNull();
-  });
-
-  it('rank rows of a batch are its slice of the global batch', async () => {
-    const tf = await import('@tensorflow/tfjs');
-    const inputs = tf.tensor2d([0, 1, 2, 3, 4, 5, 6, 7], [4, 2], 'int32');
-    const b = rankBatch({ inputs, targets: inputs }, 1, 2);
-    expect(Array.from(await b.inputs.data())).toEqual([4, 5, 6, 7]);
-    tf.dispose([inputs, b.inputs, b.targets]);
-  });
-
-  it('one rank agrees with itself without any MPI', async () => {
-    const { localCollective } = await import('@kstar/collective-mpi');
-    await expect(agreeOnConfig(localCollective(), { seed: 1 }, ['seed'])).resolves.toBeUndefined();
   });
 });
 

@@ -1,20 +1,14 @@
 import { InputError } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
+import { webgpuBufferLimit } from '@kstar/kernels';
 import { describe, expect, it } from 'vitest';
-import { checkTensorsFit, webgpuBufferLimit } from '../src/memory-check.ts';
+import { checkTensorsFit } from '../src/memory-check.ts';
 import { wholeTensors } from '../src/train.ts';
 
 // WebGPU's per-buffer limit, checked before step 1 (no GPU here: a device is stood in by its `limits`).
 describe('the WebGPU per-buffer check', () => {
   const device = (binding: number, buffer: number) => ({
     limits: { maxStorageBufferBindingSize: binding, maxBufferSize: buffer },
-  });
-
-  it('takes the smaller of the binding and buffer limits, and nothing without a device', () => {
-    expect(webgpuBufferLimit(device(1000, 4000))!.bytes).toBe(1000);
-    expect(webgpuBufferLimit(device(4000, 3000))!.bytes).toBe(3000);
-    expect(webgpuBufferLimit(null)).toBeUndefined();
-    expect(webgpuBufferLimit({})).toBeUndefined();
   });
 
   it('refuses the largest whole tensor of a step over the limit, and names it', () => {

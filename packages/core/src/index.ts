@@ -53,6 +53,7 @@ export type { Batch, Stage, StagedModel } from './model.ts';
 export { countParams } from './model.ts';
 export type { PluginMethods } from './optimizer-head.ts';
 export { optimizerHead } from './optimizer-head.ts';
+export { parseBytes } from './parse-bytes.ts';
 export type { PartitionOptions, PartitionPlan, SliceWriter } from './partition.ts';
 export { opsSliceWriter, partitionedUpdate, planPartition, rowAlignment, stateRows } from './partition.ts';
 export type { KernelImpl } from './plugin-options.ts';

@@ -7,6 +7,13 @@ export type {
   SelectBackendOptions,
 } from './backends.ts';
 export { AUTO_ORDER, installHint, selectBackend } from './backends.ts';
+export {
+  backendMemoryLimit,
+  type MemoryLimit,
+  processMemoryLimit,
+  WASM_HEAP_MAX_BYTES,
+  webgpuBufferLimit,
+} from './memory-limits.ts';
 export * from './portable.ts';
 export type { AdapterProbe, MinimalGPUAdapter, MinimalGPUDevice } from './webgpu-node.ts';
 export {

@@ -1,6 +1,4 @@
-/** Human-friendly numbers (bytes: core's, shared with the browser page). */
-export { formatBytes } from '@kstar/core';
-
+/** `1h05m`, `3m07s`, `42s`: a duration for a person (`--` when unknown). */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '--';
   const s = Math.max(0, Math.round(seconds));
