@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '@kstar/core';
 import type { TrainReport } from '@kstar/trainer/internal';
-import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
+import { benchFlags } from './bench-flags.ts';
 import { kstarCommand } from './kstar-command.ts';
 
 /**
@@ -116,12 +117,11 @@ export async function benchGpu(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ rows: GpuBenchRow[]; file: string }> {
-  const values = parseFlags(
+  const values = benchFlags(
     argv,
     ['json', 'preset', 'seq', 'batch', 'steps', 'backend', 'configs', 'limit-seconds', 'tokenizer'],
-    "see 'pnpm bench --help'",
+    'gpu',
   );
-  if (typeof values.json !== 'string') throw new InputError('pnpm bench gpu needs --json FILE', 'E_FLAG');
   const names = String(values.configs ?? Object.keys(GPU_CONFIGS).join(',')).split(',');
   for (const n of names) {
     if (!GPU_CONFIGS[n])
