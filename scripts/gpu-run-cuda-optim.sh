@@ -6,18 +6,12 @@
 # with .device/cudaoptim/bundle.tar.xz (pnpm bundle tmp/bdl/bundle-dir; tar -C tmp/bdl -cJf … bundle-dir) and a copy
 # of this script there. Writes $OUT/results.tgz: cuda-kernels.json, parity.log, gpu-cuda.json, bench-gpu.log.
 set -uo pipefail
+. scripts/gpu-prelude.sh
 R=${OUT:-/tmp/kstar-out}; W=/tmp/w; mkdir -p "$R" "$W" /tmp/k
 BUNDLE=${BUNDLE:-.device/cudaoptim/bundle.tar.xz}
-save() { tar -C "$W" -czf "$R/results.tgz" . ; }
-xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
-tar -C /tmp/k -xJf "$BUNDLE"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$W/gpu.txt"
-B=(/tmp/k/node /tmp/k/bundle-dir/bench.mjs) # `pnpm bench` in the bundle
+unpack_bundle "$W"
 if [ "${SKIP_PARITY:-0}" != 1 ]; then
-  timeout "${PARITY_LIMIT:-75}" "${B[@]}" cuda-kernels --json "$W/cuda-kernels.json" > "$W/parity.log" 2>&1
-  echo "bench cuda-kernels: exit $? after ${SECONDS}s"
-  grep -E "^FAIL|cases pass" "$W/parity.log"
-  grep -E "Kstar(Quantize8|Dequantize8|Pack|Unpack|Adam8bit|LazyAdagrad|Adafactor|Came|AdaLomo)" "$W/parity.log"
+  cuda_parity "$W" "${PARITY_LIMIT:-75}" "Kstar(Quantize8|Dequantize8|Pack|Unpack|Adam8bit|LazyAdagrad|Adafactor|Came|AdaLomo)"
   save
 fi
 "${B[@]}" gpu --backend cuda --json "$W/gpu-cuda.json" --steps "${STEPS:-6}" --limit-seconds "${RUN_LIMIT:-50}" \

@@ -16,16 +16,13 @@
 #   torch.json         scripts/torch-baseline.py (float32, TF32, bf16 autocast)
 # and prints a table last.
 set -uo pipefail
+. scripts/gpu-prelude.sh
 OUT=${OUT:-/tmp/kstar-out}
 STEPS=${STEPS:-20}
 BUNDLE=${BUNDLE:-.device/bundle.tar.xz}
 TORCH_SCRIPT=${TORCH_SCRIPT:-scripts/torch-baseline.py}
 mkdir -p "$OUT" /tmp/k
-xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
-tar -C /tmp/k -xJf "$BUNDLE"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
-B=(/tmp/k/node /tmp/k/bundle-dir/bench.mjs) # `pnpm bench` in the bundle
+unpack_bundle "$OUT"
 
 if [ "${SKIP_PARITY:-0}" != 1 ]; then
   timeout "${PARITY_LIMIT:-180}" "${B[@]}" cuda-kernels --json "$OUT/cuda-kernels.json" > "$OUT/parity.log" 2>&1

@@ -15,22 +15,15 @@
 #      offload configuration at 12× the baseline's longest (≥ 12× is the goal), $LONG_STEPS steps.
 # Tokens/s are over steps 2… (the first step compiles the pipelines).
 set -uo pipefail
+. scripts/gpu-prelude.sh
 OUT=${OUT:-/tmp/kstar-out}
 STEPS=${STEPS:-6}
 BUNDLE=${BUNDLE:-.device/bundle.tar.xz}
 BASE_TS=${BASE_TS-2048 3072 4096}
 LONG_STEPS=${LONG_STEPS:-2}
 mkdir -p "$OUT/reports" /tmp/k
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-export XDG_RUNTIME_DIR=/tmp
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f "$icd" ] || icd=$(find / -name nvidia_icd.json -not -path '*/proc/*' 2>/dev/null | head -1)
-export VK_DRIVER_FILES="$icd"
-xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
-tar -C /tmp/k -xJf "$BUNDLE"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
+setup_vulkan
+unpack_bundle "$OUT"
 COMMON=(train --preset gpt2-124m --tokenizer gpt2 --backend webgpu --warmup 5 --eval-every 0 --sample-tokens 0)
 # One segment per stage: the embedding alone, so wte's [V, D] gradient is not alive during block 0's recompute (with
 # `checkpoint:every` the embedding shares block 0's segment: 0.32 GiB more predicted at B=8). Finer MsT chunks than

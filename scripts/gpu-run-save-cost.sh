@@ -10,6 +10,7 @@
 # ran it as:
 #   OUT=$OUT BUNDLE=.device/ckpt/bundle.tar.xz RUN_LIMIT=30 bash .device/ckpt/gpu-run-save-cost.sh
 set -uo pipefail
+. scripts/gpu-prelude.sh
 OUT=${OUT:-/tmp/kstar-out}
 BUNDLE=${BUNDLE:-.device/bundle.tar.xz}
 STEPS=${STEPS:-100}
@@ -20,10 +21,7 @@ if [ -n "${SUMMARY_ONLY:-}" ]; then
   NODE=node
 else
 mkdir -p "$OUT" /tmp/k
-xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
-tar -C /tmp/k -xJf "$BUNDLE"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
+unpack_bundle "$OUT"
 TRAIN=(train --preset small --backend cuda --steps "$STEPS" --eval-every 0 --sample-tokens 0)
 : > "$OUT/train.log"
 for k in $(seq 1 "$REPEAT"); do

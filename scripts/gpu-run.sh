@@ -32,22 +32,14 @@
 #   strict and f16-mixed step profiles, alternating rounds of `bench gpu --repeats`-style runs, every-plugin row.
 # SKIP_PARITY=1, SKIP_PROFILE=1, SKIP_GPU=1, SKIP_UNBOUNDED=1 leave those parts out.
 set -uo pipefail
+. scripts/gpu-prelude.sh
 OUT=${OUT:-/tmp/kstar-out}
 STEPS=${1:-20}
 BUNDLE=${BUNDLE:-.device/bundle.tar.xz}
 mkdir -p "$OUT" /tmp/k
-for f in .gl/*.deb ${EXTRA_DEBS:-}; do dpkg -x "$f" /; done
-ldconfig
-export XDG_RUNTIME_DIR=/tmp
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f "$icd" ] || icd=$(find / -name nvidia_icd.json -not -path '*/proc/*' 2>/dev/null | head -1)
-export VK_DRIVER_FILES="$icd"
-xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
-tar -C /tmp/k -xJf "$BUNDLE"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+setup_vulkan
+unpack_bundle "$OUT"
 echo "VK_DRIVER_FILES=$VK_DRIVER_FILES node $(/tmp/k/node --version)"
-K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
-B=(/tmp/k/node /tmp/k/bundle-dir/bench.mjs) # `pnpm bench` in the bundle
 
 if [ "${MATMUL:-0}" = 1 ]; then
   timeout "${MATMUL_LIMIT:-240}" "${B[@]}" matmul --json "$OUT/matmul.json" ${MATMUL_FLAGS:-} > "$OUT/matmul.log" 2>&1

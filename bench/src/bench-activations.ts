@@ -7,10 +7,10 @@ import {
   optimizerEntry,
   parseActivations,
   parseBytes,
-  parseFlags,
   planActivations,
   writeFileAtomic,
 } from '@kstar/trainer/internal';
+import { benchFlags } from './bench-flags.ts';
 import { benchRun } from './bench-run.ts';
 
 export const BENCH_ACTIVATIONS_HELP = `pnpm bench activations --preset P --seq T[,T…] --steps N --batch B --json FILE
@@ -145,7 +145,7 @@ export async function benchActivations(
   argv: string[],
   stderr: Err,
 ): Promise<{ file: string; table: string }> {
-  const values = parseFlags(
+  const values = benchFlags(
     argv,
     [
       'preset',
@@ -161,11 +161,9 @@ export async function benchActivations(
       'max',
       'verify-steps',
     ],
-    "see 'pnpm bench --help'",
+    'activations',
     ['max-seq'],
   );
-  if (typeof values.json !== 'string')
-    throw new InputError('pnpm bench activations needs --json FILE', 'E_FLAG');
   const preset = String(values.preset ?? 'small');
   const batch = Number(values.batch ?? 1);
   const steps = Number(values.steps ?? 3);

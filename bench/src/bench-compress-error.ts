@@ -1,11 +1,12 @@
 import { checkpoint } from '@kstar/act-checkpoint';
 import { compress } from '@kstar/act-compress';
-import { InputError, TrainingEngine } from '@kstar/core';
+import { TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { adamw } from '@kstar/optim-adamw';
-import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
+import { benchFlags } from './bench-flags.ts';
 
 /** ‖a − b‖ / ‖b‖ over all elements. */
 function relError(a: tf.Tensor, b: tf.Tensor): number {
@@ -26,13 +27,7 @@ function relError(a: tf.Tensor, b: tf.Tensor): number {
  * each parameter's gradient against the exact one.
  */
 export async function benchCompressError(argv: string[]): Promise<{ file: string; table: string }> {
-  const v = parseFlags(
-    argv,
-    ['json', 'preset', 'batch', 'seq', 'backend', 'seed'],
-    "see 'pnpm bench --help'",
-  );
-  if (typeof v.json !== 'string')
-    throw new InputError('pnpm bench compress-error needs --json FILE', 'E_FLAG');
+  const v = benchFlags(argv, ['json', 'preset', 'batch', 'seq', 'backend', 'seed'], 'compress-error');
   const preset = String(v.preset ?? 'tiny') as 'tiny';
   const B = Number(v.batch ?? 4);
   const T = Number(v.seq ?? 64);

@@ -12,8 +12,9 @@ import { adam8bitKernel } from '@kstar/optim-adam8bit';
 import { cameFactoredKernel, cameVectorKernel } from '@kstar/optim-came';
 import { lazyAdagradKernel } from '@kstar/optim-lazy-adagrad';
 import { adalomoKernel, lomoKernel } from '@kstar/optim-lomo';
-import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
+import { benchFlags } from './bench-flags.ts';
 import { gpuName } from './bench-gpu.ts';
 
 /**
@@ -25,9 +26,7 @@ export async function benchCudaKernels(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ file: string; failed: number }> {
-  const values = parseFlags(argv, ['json', 'only'], "see 'pnpm bench --help'");
-  if (typeof values.json !== 'string')
-    throw new InputError('pnpm bench cuda-kernels needs --json FILE', 'E_FLAG');
+  const values = benchFlags(argv, ['json', 'only'], 'cuda-kernels');
   const backend = await startCudaBackend();
   // The optimizer plugins' cpu kernels are the references of their cuda parity cases (plugins register lazily).
   for (const k of [

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '@kstar/core';
 import type { TrainReport } from '@kstar/trainer/internal';
-import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
+import { benchFlags } from './bench-flags.ts';
 import { kstarCommand } from './kstar-command.ts';
 
 /**
@@ -125,7 +126,7 @@ export async function benchGpu(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ rows: GpuBenchRow[]; file: string }> {
-  const values = parseFlags(
+  const values = benchFlags(
     argv,
     [
       'json',
@@ -139,9 +140,8 @@ export async function benchGpu(
       'tokenizer',
       'repeats',
     ],
-    "see 'pnpm bench --help'",
+    'gpu',
   );
-  if (typeof values.json !== 'string') throw new InputError('pnpm bench gpu needs --json FILE', 'E_FLAG');
   const names = String(values.configs ?? Object.keys(GPU_CONFIGS).join(',')).split(',');
   for (const n of names) {
     if (!GPU_CONFIGS[n])

@@ -14,8 +14,9 @@ import {
   TINY_FLASH_CASES,
   TINY_PARITY_SHAPES,
 } from '@kstar/kernels';
-import { machineInfo, optimizerEntry, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo, optimizerEntry, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
+import { benchFlags } from './bench-flags.ts';
 import { gpuName } from './bench-gpu.ts';
 import {
   formatOptimizerParity,
@@ -37,8 +38,7 @@ export async function benchKernels(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ rows: ParityRow[]; file: string }> {
-  const values = parseFlags(argv, ['json', 'backend', 'shapes', 'only'], "see 'pnpm bench --help'");
-  if (typeof values.json !== 'string') throw new InputError('pnpm bench kernels needs --json FILE', 'E_FLAG');
+  const values = benchFlags(argv, ['json', 'backend', 'shapes', 'only'], 'kernels');
   const shapes = String(values.shapes ?? 'gpt2');
   if (shapes !== 'gpt2' && shapes !== 'tiny') {
     throw new InputError(`--shapes must be gpt2 or tiny (got '${shapes}')`, 'E_FLAG');
@@ -102,12 +102,7 @@ export async function benchProfile(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ rows: ProfileRow[]; file: string }> {
-  const values = parseFlags(
-    argv,
-    ['json', 'backend', 'preset', 'seq', 'batch', 'mode', 'warmup'],
-    "see 'pnpm bench --help'",
-  );
-  if (typeof values.json !== 'string') throw new InputError('pnpm bench profile needs --json FILE', 'E_FLAG');
+  const values = benchFlags(argv, ['json', 'backend', 'preset', 'seq', 'batch', 'mode', 'warmup'], 'profile');
   const preset = String(values.preset ?? 'gpt2-124m');
   const seq = Number(values.seq ?? 1024);
   const batchSize = Number(values.batch ?? 8);

@@ -4,7 +4,6 @@ import { inPlaceGradAccumulator } from '@kstar/kernels';
 import { type LazyAdagradPlugin, lazyAdagrad } from '@kstar/optim-lazy-adagrad';
 import {
   machineInfo,
-  parseFlags,
   parseTrainConfig,
   prepareRun,
   segmentPlan,
@@ -12,6 +11,7 @@ import {
   writeFileAtomic,
 } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
+import { benchFlags } from './bench-flags.ts';
 
 /**
  * Windowed Lazy Adagrad against exact Adagrad: one `tiny` GPT per run (same seed), segmented mode (one block a
@@ -46,13 +46,11 @@ export async function benchLazyWindow(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ rows: LazyWindowRow[]; file: string }> {
-  const values = parseFlags(
+  const values = benchFlags(
     argv,
     ['json', 'steps', 'windows', 'batch', 'seq', 'lr', 'backend', 'encoding'],
-    "see 'pnpm bench --help'",
+    'lazy-window',
   );
-  if (typeof values.json !== 'string')
-    throw new InputError('pnpm bench lazy-window needs --json FILE', 'E_FLAG');
   const windows = String(values.windows ?? '1,2,3,4')
     .split(',')
     .map(Number);

@@ -26,8 +26,9 @@ import {
   webgpuDevice,
   webgpuMatMulUsesF16,
 } from '@kstar/kernels';
-import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
+import { benchFlags } from './bench-flags.ts';
 import { gpuName } from './bench-gpu.ts';
 
 /**
@@ -150,12 +151,11 @@ export async function benchMatMul(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ rows: MatMulTimingRow[]; parity: MatMulParityRow[]; file: string }> {
-  const values = parseFlags(
+  const values = benchFlags(
     argv,
     ['json', 'backend', 'reps', 'choices', 'parity', 'shapes', 'passes'],
-    "see 'pnpm bench --help'",
+    'matmul',
   );
-  if (typeof values.json !== 'string') throw new InputError('pnpm bench matmul needs --json FILE', 'E_FLAG');
   // Passes over the whole table: the first product timed after start-up has measured low (x·W_qkv at 13–17 TFLOP/s
   // where the same program ran 26 in another run); later passes show whether that was the product or the moment.
   const passes = Number(values.passes ?? 1);

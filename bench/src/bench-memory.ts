@@ -1,7 +1,7 @@
-import { InputError } from '@kstar/core';
 import { type GPTConfig, paramSpecs } from '@kstar/gpt';
 import { split24Bytes } from '@kstar/kernels';
-import { machineInfo, optimizerEntry, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo, optimizerEntry, writeFileAtomic } from '@kstar/trainer/internal';
+import { benchFlags } from './bench-flags.ts';
 import { benchRun } from './bench-run.ts';
 
 /** Tensors under this many elements keep float32 state in 8-bit Adam (bitsandbytes' min_8bit_size). */
@@ -68,12 +68,11 @@ export async function benchMemory(
   argv: string[],
   stderr: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean },
 ): Promise<{ rows: MemoryBenchRow[]; file: string }> {
-  const values = parseFlags(
+  const values = benchFlags(
     argv,
     ['preset', 'optimizer', 'master-weights', 'mode', 'backend', 'batch', 'seq', 'steps', 'json'],
-    "see 'pnpm bench --help'",
+    'memory',
   );
-  if (typeof values.json !== 'string') throw new InputError('pnpm bench memory needs --json FILE', 'E_FLAG');
   const rows: MemoryBenchRow[] = [];
   for (const preset of String(values.preset ?? 'small,gpt2-124m').split(',')) {
     const { config, run, report } = await benchRun(

@@ -6,8 +6,9 @@ import {
   partitionedUpdate,
 } from '@kstar/core';
 import { selectBackend, sliceWriter } from '@kstar/kernels';
-import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
+import { benchFlags } from './bench-flags.ts';
 
 /**
  * Gradient partitioning, measured: the extra bytes of ONE update of a weight (beyond what is alive before it),
@@ -92,13 +93,11 @@ export async function benchPartition(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ rows: PartitionRow[]; file: string }> {
-  const values = parseFlags(
+  const values = benchFlags(
     argv,
     ['json', 'shape', 'chunk-bytes', 'optimizers', 'impl', 'whole', 'backend'],
-    "see 'pnpm bench --help'",
+    'partition',
   );
-  if (typeof values.json !== 'string')
-    throw new InputError('pnpm bench partition needs --json FILE', 'E_FLAG');
   const shape = String(values.shape ?? '50257x768')
     .split('x')
     .map(Number);

@@ -1,6 +1,6 @@
-import { InputError } from '@kstar/core';
 import type { TrainReport } from '@kstar/trainer/internal';
-import { machineInfo, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
+import { benchFlags } from './bench-flags.ts';
 import { benchRun } from './bench-run.ts';
 
 export const BENCH_PLAN_PREDICTION_HELP = `pnpm bench plan-prediction --json FILE [--preset tiny] [--batch 2] [--seq 64] [--backend wasm]
@@ -19,13 +19,13 @@ const BOUNDARIES = [
 const OPS = ['mst×1', 'mst×2', 'mst×4', 'mst×8', 'selective'];
 
 export async function benchPlanPrediction(argv: string[], stderr: { write(s: string): boolean }) {
-  const f = parseFlags(
+  const f = benchFlags(
     argv,
     ['preset', 'batch', 'seq', 'backend', 'json'],
+    'plan-prediction',
+    [],
     "see 'pnpm bench plan-prediction --help'",
   );
-  if (typeof f.json !== 'string')
-    throw new InputError('pnpm bench plan-prediction needs --json FILE', 'E_FLAG');
   const settings = {
     preset: (f.preset as string) ?? 'tiny',
     batch: Number(f.batch ?? 2),

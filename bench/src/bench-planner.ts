@@ -11,12 +11,12 @@ import {
   loadCalibration,
   machineInfo,
   optimizerEntry,
-  parseFlags,
   planProblem,
   saveCalibration,
   spaceFor,
   writeFileAtomic,
 } from '@kstar/trainer/internal';
+import { benchFlags } from './bench-flags.ts';
 import { benchRun } from './bench-run.ts';
 
 export const BENCH_PLANNER_HELP = `pnpm bench planner --preset P --seq T --batch B --steps N --json FILE [--fraction F] [--candidates K] [--repeats R] [--budget BYTES]
@@ -76,12 +76,13 @@ export function median(values: readonly number[]): number {
 }
 
 export async function benchPlanner(argv: string[], stderr: { write(s: string): boolean }) {
-  const f = parseFlags(
+  const f = benchFlags(
     argv,
     ['preset', 'seq', 'batch', 'steps', 'json', 'fraction', 'candidates', 'backend', 'repeats', 'budget'],
+    'planner',
+    [],
     "see 'pnpm bench planner --help'",
   );
-  if (typeof f.json !== 'string') throw new InputError('pnpm bench planner needs --json FILE', 'E_FLAG');
   const preset = (f.preset as string) ?? 'small';
   const seq = Number(f.seq ?? 1024);
   const batch = Number(f.batch ?? 1);

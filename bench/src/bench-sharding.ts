@@ -6,7 +6,8 @@ import { InputError, type OptimizerPlugin } from '@kstar/core';
 import { type GPTConfig, paramSpecs, resolveConfig } from '@kstar/gpt';
 import { split24 } from '@kstar/master-split24';
 import type { TrainReport } from '@kstar/trainer/internal';
-import { machineInfo, optimizerEntry, parseFlags, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo, optimizerEntry, writeFileAtomic } from '@kstar/trainer/internal';
+import { benchFlags } from './bench-flags.ts';
 import { kstarCommand } from './kstar-command.ts';
 
 export const BENCH_SHARDING_HELP = `pnpm bench sharding --json FILE [--preset tiny] [--ranks 1,2,4] [--stages 0,1,2,3]
@@ -109,12 +110,13 @@ export async function benchSharding(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ file: string; table: string }> {
-  const v = parseFlags(
+  const v = benchFlags(
     argv,
     ['json', 'preset', 'ranks', 'stages', 'optimizer', 'master-weights', 'steps', 'batch', 'seq', 'backend'],
+    'sharding',
+    [],
     BENCH_SHARDING_HELP,
   );
-  if (typeof v.json !== 'string') throw new InputError('pnpm bench sharding needs --json FILE', 'E_FLAG');
   const ranks = list(v.ranks as string | undefined, [1, 2, 4], 'ranks');
   const stages = list(v.stages as string | undefined, [0, 1, 2, 3], 'stages');
   if (stages.some((s) => s > 3)) throw new InputError(`--stages ${v.stages}: ZeRO stages are 0..3`, 'E_FLAG');

@@ -2,12 +2,12 @@ import { InputError } from '@kstar/core';
 import {
   machineInfo,
   ProgressBar,
-  parseFlags,
   parseTrainConfig,
   prepareRun,
   train,
   writeFileAtomic,
 } from '@kstar/trainer/internal';
+import { benchFlags } from './bench-flags.ts';
 import { benchRun } from './bench-run.ts';
 
 export const BENCH_TRAIN_HELP = `pnpm bench train --json FILE [options]
@@ -58,12 +58,11 @@ export async function benchTrain(
   argv: string[],
   stderr: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean },
 ): Promise<{ rows: BenchRow[]; file: string }> {
-  const values = parseFlags(
+  const values = benchFlags(
     argv,
     ['backends', 'modes', 'preset', 'optimizer', 'master-weights', 'steps', 'batch', 'seq', 'json'],
-    "see 'pnpm bench --help'",
+    'train',
   );
-  if (typeof values.json !== 'string') throw new InputError('pnpm bench train needs --json FILE', 'E_FLAG');
   const backends = String(values.backends ?? 'wasm,cpu').split(',');
   const modes = String(values.modes ?? 'full,segmented').split(',');
   const rows: BenchRow[] = [];
@@ -150,13 +149,11 @@ export async function benchOptimizers(
   argv: string[],
   stderr: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean },
 ): Promise<{ rows: OptimizerBenchRow[]; file: string }> {
-  const values = parseFlags(
+  const values = benchFlags(
     argv,
     ['preset', 'steps', 'batch', 'backend', 'optimizers', 'lr', 'json'],
-    "see 'pnpm bench --help'",
+    'optimizers',
   );
-  if (typeof values.json !== 'string')
-    throw new InputError('pnpm bench optimizers needs --json FILE', 'E_FLAG');
   const { OPTIMIZERS } = await import('@kstar/trainer/internal');
   const names = String(values.optimizers ?? [...Object.keys(OPTIMIZERS), 'adam8bit+split24'].join(',')).split(
     ',',

@@ -1,4 +1,10 @@
-import { activeWebGPUBackend, selectBackend, shutdownWebGPU, webgpuDevice } from '@kstar/kernels';
+import {
+  activeWebGPUBackend,
+  backendMemory,
+  selectBackend,
+  shutdownWebGPU,
+  webgpuDevice,
+} from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect } from 'vitest';
 
@@ -60,4 +66,14 @@ export async function webgpuValidationError(f: () => void | Promise<void>): Prom
 /** Runs `f` inside a WebGPU validation error scope and fails the test on any error Dawn reports. */
 export async function expectNoValidationError(f: () => void | Promise<void>): Promise<void> {
   expect(await webgpuValidationError(f)).toBeNull();
+}
+
+/**
+ * The `around` of a webgpu parity run of an in-place update: each update inside a validation error scope (any error
+ * fails the test), and from step 2 on, when the parameter and its state already live on the GPU, no GPU buffer added.
+ */
+export async function inPlaceWebGPUStep(update: () => void | Promise<void>, step: number): Promise<void> {
+  const gpuBefore = backendMemory().gpuBytesInUse!;
+  await expectNoValidationError(update);
+  if (step > 1) expect(backendMemory().gpuBytesInUse).toBeLessThanOrEqual(gpuBefore);
 }

@@ -28,3 +28,16 @@ export function loadGoldenOptimizers<H = Record<string, number | boolean | null>
   );
   return cached as GoldenOptimizers<H>;
 }
+
+/** The golden file and its runs of `optimizer`, each with its index; throws when there is none (or not `count`). */
+export function goldenRunsOf<H = Record<string, number>>(
+  optimizer: string,
+  count?: number,
+): { golden: GoldenOptimizers<H>; runs: { run: GoldenOptimizers<H>['runs'][number]; index: number }[] } {
+  const golden = loadGoldenOptimizers<H>();
+  const runs = golden.runs.map((run, index) => ({ run, index })).filter((r) => r.run.optimizer === optimizer);
+  if (runs.length === 0 || (count != null && runs.length !== count)) {
+    throw new Error(`expected ${count ?? 'a'} ${optimizer} run(s) in the golden file, found ${runs.length}`);
+  }
+  return { golden, runs };
+}

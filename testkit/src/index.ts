@@ -1,5 +1,6 @@
 export {
   expectNoValidationError,
+  inPlaceWebGPUStep,
   onBackend,
   skipWebGPU,
   submitPendingWebGPU,
@@ -8,7 +9,7 @@ export {
 export { measuredUniqueBytes, numel, relErr, rms } from './compare.ts';
 export { FactoredMoment64 } from './factored-moment64.ts';
 export type { GoldenOptimizers } from './golden.ts';
-export { loadGoldenOptimizers } from './golden.ts';
+export { goldenRunsOf, loadGoldenOptimizers } from './golden.ts';
 export type { ReplayResult } from './golden-replay.ts';
 export {
   emptyReplayResult,

@@ -5,6 +5,8 @@ export type { AdamStepConstants, AdamStepHyper } from './adam-constants.ts';
 export { adamStepConstants } from './adam-constants.ts';
 export type { AdamWArgs, AdamWHyper } from './adamw.ts';
 export { adamwKernel, adamwUpdate } from './adamw.ts';
+export type { InputArrays } from './array-kernels.ts';
+export { inPlaceArrayKernels } from './array-kernels.ts';
 export type { BackendMemory } from './backend-memory.ts';
 export { backendMemory } from './backend-memory.ts';
 export type { CausalSoftmaxArgs, CausalSoftmaxGradArgs } from './causal-softmax.ts';
@@ -38,6 +40,15 @@ export {
   factoredRsqrtOps,
   rowRsqrtFactors,
 } from './factored-moment.ts';
+export type { ForEachU, HfSecondMoment, SecondMoment, SecondMomentWebGPU } from './factored-update.ts';
+export {
+  clippedScale,
+  rmsOps,
+  secondMomentArrays,
+  secondMomentOf,
+  secondMomentOps,
+  secondMomentWebGPU,
+} from './factored-update.ts';
 export type {
   FlashAttentionArgs,
   FlashAttentionGradArgs,
@@ -72,7 +83,7 @@ export {
   TINY_PARITY_SHAPES,
 } from './fused-parity.ts';
 export { GELU_A, GELU_C, geluGradKernel, geluKernel } from './gelu.ts';
-export { canWriteInPlace, inPlaceOutput } from './in-place.ts';
+export { canWriteInPlace, inPlaceOutput, inPlaceOutputs, releaseAfterWebGPUWrite } from './in-place.ts';
 export type { LayerNormArgs, LayerNormGradArgs, LayerNormGradResult, LayerNormResult } from './layer-norm.ts';
 export { LN_CHUNK, layerNormGradKernel, layerNormKernel } from './layer-norm.ts';
 export type { PackArgs, PackBits, UnpackArgs } from './pack.ts';
@@ -133,7 +144,7 @@ export {
   splitBits,
   splitValue,
 } from './split24.ts';
-export { checkFloat32, checkShapeOfParam } from './update-checks.ts';
+export { checkFloat32, checkShapeOfParam, checkStateShapes } from './update-checks.ts';
 export type { WgslUpdate } from './update-scale-webgpu.ts';
 export { updateScaleWebGPU } from './update-scale-webgpu.ts';
 export type { WasmBackendLike } from './wasm-kernels.ts';

@@ -1,21 +1,11 @@
-import { FactoredMoment64, type GoldenOptimizers, loadGoldenOptimizers, numel } from '@kstar/testkit';
+import { FactoredMoment64, goldenRunsOf, numel } from '@kstar/testkit';
 
 export { measuredUniqueBytes, randn32 as randn, relErr, rng } from '@kstar/testkit';
 export { numel };
 
-/** The golden trajectories of `fixtures/golden/optimizers.json` (float64). */
-export type Golden = GoldenOptimizers<Record<string, number | boolean | null>>;
-export const loadGolden = (): Golden => loadGoldenOptimizers<Record<string, number | boolean | null>>();
-
 /** The Adafactor runs of the golden file with their indices (3: relative step + scale; 4: lr, β1, wd). */
 export function goldenAdafactorRuns() {
-  const golden = loadGolden();
-  const runs = golden.runs
-    .map((run, index) => ({ run, index }))
-    .filter((r) => r.run.optimizer === 'adafactor');
-  if (runs.length !== 2)
-    throw new Error(`expected 2 adafactor runs in the golden file, found ${runs.length}`);
-  return { golden, runs };
+  return goldenRunsOf<Record<string, number | boolean | null>>('adafactor', 2);
 }
 
 /** HF-named hyper-parameters of the float64 reference. */

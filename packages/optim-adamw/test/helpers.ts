@@ -1,18 +1,12 @@
-import { type GoldenOptimizers, loadGoldenOptimizers, numel } from '@kstar/testkit';
+import { goldenRunsOf, numel } from '@kstar/testkit';
 import { ADAMW_HPARAMS, AdamW } from '../src/index.ts';
 
 export { measuredUniqueBytes, randn, relErr, rng } from '@kstar/testkit';
 export { numel };
 
-/** The golden trajectories of `fixtures/golden/optimizers.json` (float64). */
-export type Golden = GoldenOptimizers<Record<string, number>>;
-export const loadGolden = (): Golden => loadGoldenOptimizers<Record<string, number>>();
-
 export function goldenAdamW() {
-  const golden = loadGolden();
-  const run = golden.runs.find((r) => r.optimizer === 'adamw');
-  if (run == null) throw new Error('no adamw run in the golden file');
-  return { golden, run };
+  const { golden, runs } = goldenRunsOf('adamw');
+  return { golden, run: runs[0]!.run };
 }
 
 /** The drop-in AdamW with the golden run's hyper-parameters (read under torch's names, as `kstar replay` reads them). */

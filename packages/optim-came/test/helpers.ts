@@ -1,18 +1,12 @@
-import { type GoldenOptimizers, loadGoldenOptimizers, numel } from '@kstar/testkit';
+import { goldenRunsOf, numel } from '@kstar/testkit';
 
 export { measuredUniqueBytes, randn, relErr, rng } from '@kstar/testkit';
 export { numel };
 
-/** The golden trajectories of `fixtures/golden/optimizers.json` (float64). */
-export type Golden = GoldenOptimizers<Record<string, number>>;
-export const loadGolden = (): Golden => loadGoldenOptimizers<Record<string, number>>();
-
 /** Every CAME run of the golden file (today one: index 5). */
 export function goldenCameRuns() {
-  const golden = loadGolden();
-  const runs = golden.runs.filter((r) => r.optimizer === 'came');
-  if (runs.length === 0) throw new Error('no came run in the golden file');
-  return { golden, runs };
+  const { golden, runs } = goldenRunsOf('came');
+  return { golden, runs: runs.map((r) => r.run) };
 }
 
 export interface Hp64 {

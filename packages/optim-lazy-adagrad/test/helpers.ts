@@ -1,18 +1,12 @@
-import { type GoldenOptimizers, loadGoldenOptimizers, numel } from '@kstar/testkit';
+import { goldenRunsOf, numel } from '@kstar/testkit';
 
 export { measuredUniqueBytes, randn32 as randn, relErr, rms, rng } from '@kstar/testkit';
 export { numel };
 
-/** The golden trajectories of `fixtures/golden/optimizers.json` (float64). */
-export type Golden = GoldenOptimizers<Record<string, number>>;
-export const loadGolden = (): Golden => loadGoldenOptimizers<Record<string, number>>();
-
 /** The golden run whose optimizer is `adagrad` (today index 2: lr 0.1, eps 1e-10, initial_accumulator_value 0). */
 export function goldenAdagradRun() {
-  const golden = loadGolden();
-  const index = golden.runs.findIndex((r) => r.optimizer === 'adagrad');
-  if (index < 0) throw new Error('no adagrad run in the golden file');
-  return { golden, run: golden.runs[index]!, index };
+  const { golden, runs } = goldenRunsOf('adagrad');
+  return { golden, ...runs[0]! };
 }
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -1,18 +1,11 @@
-import { type GoldenOptimizers, loadGoldenOptimizers, numel, rms } from '@kstar/testkit';
+import { goldenRunsOf, numel, rms } from '@kstar/testkit';
 
 export { measuredUniqueBytes, randn32 as randn, relErr, rng } from '@kstar/testkit';
 export { numel, rms };
 
-/** The golden trajectories of `fixtures/golden/optimizers.json` (float64). */
-export type Golden = GoldenOptimizers<Record<string, number>>;
-export const loadGolden = (): Golden => loadGoldenOptimizers<Record<string, number>>();
-
 /** Every Lion run of the golden file (today one: index 6, lr 1e-3, β 0.9/0.99, weight_decay 0.1). */
 export function goldenLionRuns() {
-  const golden = loadGolden();
-  const runs = golden.runs.map((run, index) => ({ run, index })).filter((r) => r.run.optimizer === 'lion');
-  if (runs.length === 0) throw new Error('no lion run in the golden file');
-  return { golden, runs };
+  return goldenRunsOf('lion');
 }
 
 /**
