@@ -14,13 +14,15 @@ export interface TrainFlags {
  * derived from it, so the help lists the choices that are accepted and cannot drift from them.
  */
 export interface FlagSpec {
-  /** `int`/`number`: parsed strictly (`toNumber`: `0x2`, `1e400`, ` 3` refused); `string`; `boolean` (no value). */
+  /** `int`/`number`: decimal only (`0x2`, `1e400`, ` 3` refused; `kstar train` leaves ranges to its schema); `string`; `boolean`. */
   readonly type: 'int' | 'number' | 'string' | 'boolean';
   /** The values it takes: listed in the help as `a|b|c` and checked (for `kstar train`, by the config schema). */
   readonly choices?: readonly string[];
   /** The value's placeholder in the help (`N`, `FILE`), where it has no choices. */
   readonly value?: string;
   readonly short?: string;
+  /** `int`/`number` flags of a subcommand table: the smallest value accepted. */
+  readonly min?: number;
   /** The help text; `\n` continues it on the next line, aligned. */
   readonly help: string;
 }
@@ -112,9 +114,25 @@ export function parseCommandFlags(
     if (f.choices && !f.choices.includes(v)) {
       throw new InputError(`unknown ${name} '${v}' for ${command}: use ${f.choices.join(', ')}`, 'E_FLAG');
     }
-    out[name] = f.type === 'int' || f.type === 'number' ? toNumber(name, v, f.type === 'int') : v;
+    out[name] = f.type === 'int' || f.type === 'number' ? checkedNumber(name, v, f) : v;
   }
   return out;
+}
+
+/** A subcommand's number flag, decimal, an integer for `int`, at least `min`: else what it must be. */
+function checkedNumber(name: string, text: string, f: FlagSpec): number {
+  const value = Number(text);
+  const integer = f.type === 'int';
+  const min = f.min ?? Number.NEGATIVE_INFINITY;
+  if (
+    !DECIMAL.test(text) ||
+    !(integer ? Number.isSafeInteger(value) : Number.isFinite(value)) ||
+    value < min
+  ) {
+    const want = `${integer ? 'an integer' : 'a number'}${f.min !== undefined ? ` ≥ ${f.min}` : ''}`;
+    throw new InputError(`--${name} '${text}' is invalid: it must be ${want}`, 'E_FLAG');
+  }
+  return value;
 }
 
 /** A decimal number as a person writes it: `3`, `-0.5`, `.5`, `3e-4`; not `0x2`, `0b1`, `Infinity`, ` 3` or `1_000`. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TrainConfigSchema } from '../src/config.ts';
-import { parseTrainFlags, TRAIN_FLAGS, TRAIN_HELP } from '../src/flags.ts';
+import { type FlagTable, parseCommandFlags, parseTrainFlags, TRAIN_FLAGS, TRAIN_HELP } from '../src/flags.ts';
 import { OPTIMIZERS } from '../src/optimizers.ts';
 
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -36,5 +36,26 @@ describe('kstar train flags: one table gives parsing, choices and help', () => {
       '--mode=segmented',
     ]);
     expect(overrides).toEqual({ steps: 3, lr: 1e-3, evalOnly: true, mode: 'segmented' });
+  });
+
+  it("a subcommand's number flags are decimal, integers for int, and at least their min", () => {
+    const table: FlagTable = {
+      n: { type: 'int', min: 1, help: '' },
+      t: { type: 'number', min: 0, help: '' },
+      s: { type: 'int', help: '' },
+    };
+    const parse = (...argv: string[]) => parseCommandFlags(argv, table, 'kstar test');
+    expect(parse('--n', '3', '--t', '.5', '--s', '-7')).toEqual({ n: 3, t: 0.5, s: -7 });
+    for (const [flag, text, want] of [
+      ['n', '0', 'an integer ≥ 1'],
+      ['n', '1.5', 'an integer ≥ 1'],
+      ['n', '0x2', 'an integer ≥ 1'],
+      ['t', '-0.1', 'a number ≥ 0'],
+      ['s', '1e400', 'an integer'],
+    ]) {
+      expect(() => parse(`--${flag}`, text!), text).toThrow(
+        `--${flag} '${text}' is invalid: it must be ${want}`,
+      );
+    }
   });
 });
