@@ -6,9 +6,14 @@
 # `small` for 100 steps $REPEAT times each (default 2), alternating: without saving, then with --save-every 25
 # (4 checkpoints, the last at step 100, written in the background since s3), and takes medians (run-to-run spread
 # on a fresh GPU process is large). Writes under $OUT: nosave-K.json, save-K.json (training reports), train.log,
-# and save-cost.json (the summary; SUMMARY_ONLY=1 OUT=DIR recomputes it here from DIR's reports). Device session s3
-# ran it as:
+# and save-cost.json (the summary; SUMMARY_ONLY=1 OUT=DIR recomputes it here from DIR's reports). First (unless
+# SKIP_STAGED=1) `bench checkpoint staged-read`: the staged (pinned, batched) read of small's weights and AdamW state
+# against the per-tensor read, byte for byte ($OUT/staged-read.json). Everything is also packed into
+# $OUT/save-cost.tgz (one file comes back from the device). Device session s3 ran it as:
 #   OUT=$OUT BUNDLE=.device/ckpt/bundle.tar.xz RUN_LIMIT=30 bash .device/ckpt/gpu-run-save-cost.sh
+# and s4 (pinned staging) as: run(command="OUT=$OUT/r BUNDLE=.device/ckpt/bundle.tar.xz RUN_LIMIT=30 REPEAT=3
+#   bash .device/ckpt/gpu-run-save-cost.sh; tar -C $OUT -czf $OUT/save-cost.tgz r",
+#   carry=[".device/ckpt", ".device/node.xz", ".gl"])
 set -uo pipefail
 . scripts/gpu-prelude.sh
 OUT=${OUT:-/tmp/kstar-out}
@@ -22,6 +27,12 @@ if [ -n "${SUMMARY_ONLY:-}" ]; then
 else
 mkdir -p "$OUT" /tmp/k
 unpack_bundle "$OUT"
+K=(/tmp/k/node /tmp/k/bundle-dir/kstar.mjs)
+if [ -z "${SKIP_STAGED:-}" ]; then
+  timeout "${RUN_LIMIT:-50}" /tmp/k/node /tmp/k/bundle-dir/bench.mjs checkpoint staged-read --json "$OUT/staged-read.json" \
+    --preset small --backend cuda > "$OUT/staged-read.log" 2>&1
+  echo "staged-read: exit $?"; tail -2 "$OUT/staged-read.log"
+fi
 TRAIN=(train --preset small --backend cuda --steps "$STEPS" --eval-every 0 --sample-tokens 0)
 : > "$OUT/train.log"
 for k in $(seq 1 "$REPEAT"); do
@@ -60,6 +71,11 @@ fi
     waitSeconds: save.map((r) => r.checkpoints.waitSeconds),
     copySeconds: save.map((r) => r.checkpoints.seconds - r.checkpoints.waitSeconds),
     backgroundWriteSeconds: save.map((r) => r.checkpoints.writeSeconds),
+    // The last checkpoint (step 100): nothing trains while it is written, so its write is the wait at the end.
+    lastWritePhases: save.map((r) => r.checkpoints.writes?.at(-1)),
+    stagedRead: fs.existsSync(`${dir}/staged-read.json`) ? (({ tensors, bytes, equal, perTensorSeconds,
+      stagedSeconds, perTensorGBps, stagedGBps }) => ({ tensors, bytes, equal, perTensorSeconds, stagedSeconds,
+      perTensorGBps, stagedGBps }))(read("staged-read")) : undefined,
     wallSecondsWithSaving: wallSave,
     wallSecondsWithoutSaving: wallNoSave,
     trainSecondsWithSaving: save.map(trainSeconds),

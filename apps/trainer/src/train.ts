@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { cudaMemory, resetCudaStepPeak } from './backend-select.ts';
 import type { TrainerState } from './checkpoint/format.ts';
 import { startCheckpoint } from './checkpoint/save.ts';
-import { saveShardedCheckpoint } from './checkpoint/sharded.ts';
+import { startShardedCheckpoint } from './checkpoint/sharded.ts';
 import { plannedActivations } from './plan.ts';
 import { saveCalibration } from './plan-calibrate.ts';
 import type { PreparedRun } from './prepare.ts';
@@ -58,7 +58,8 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
   const checkpoints: string[] = [];
   // Seconds the loop was blocked by saves (the copy to host memory, a wait for the previous write, the last wait).
   let saveSeconds = 0;
-  // One process: the copy to host memory blocks the loop; encoding and writing run while the next steps train.
+  // The copy to host memory blocks the loop; encoding and writing run while the next steps train (under ZeRO each
+  // rank writes its files and rank 0 seals the checkpoint, see checkpoint/sharded.ts).
   const checkpointWriter = new BackgroundCheckpointWriter();
   const save = async (step: number) => {
     if (!config.saveDir) return;
@@ -74,13 +75,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
     const split = masterWeights ? { split: masterWeights } : {};
     // Under ZeRO every rank writes its own shard (see checkpoint/sharded.ts).
     const path = sharding
-      ? await saveShardedCheckpoint(config.saveDir, config.keep, {
-          sharding,
-          optimizerName: engine.optimizer.name,
-          model,
-          trainer,
-          ...split,
-        })
+      ? await startShardedCheckpoint(
+          checkpointWriter,
+          config.saveDir,
+          config.keep,
+          { sharding, optimizerName: engine.optimizer.name, model, trainer, ...split },
+          io.checkpointHooks,
+        )
       : await startCheckpoint(
           checkpointWriter,
           config.saveDir,

@@ -319,7 +319,7 @@ describe.skipIf(!hasMpirun)('ZeRO over Open MPI: faults', () => {
 });
 
 describe.skipIf(!hasMpirun)('ZeRO over Open MPI: sharded checkpoints', () => {
-  it('zero3, 2 ranks, adam8bit, split24, --grad-clip: the single process’s norms and losses; each rank saves its shard; resuming gives the uninterrupted losses; export gets 24 bits; 1 rank is refused', async () => {
+  it('zero3, 2 ranks, adam8bit, split24, --grad-clip: the single process’s norms and losses; each rank saves its shard in the background; resuming gives the uninterrupted losses; export gets 24 bits; 1 rank is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kstar-shard-ckpt-'));
     const saveDir = join(dir, 'save');
     // adam8bit and split24: both keep packed words, which the shards must save as they are (not expanded).
@@ -396,6 +396,11 @@ describe.skipIf(!hasMpirun)('ZeRO over Open MPI: sharded checkpoints', () => {
     expect(resumed.code, resumed.out).toBe(0);
     const losses = (file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8')).losses as number[];
     expect(losses('whole.json')).toHaveLength(3);
+    // Saved in the background: rank 0's report holds each write's phases (written by the writer, not the loop).
+    const saved = JSON.parse(readFileSync(join(dir, 'whole.json'), 'utf8')).checkpoints as {
+      writes: Array<{ step: number; total: number }>;
+    };
+    expect(saved.writes.map((w) => w.step)).toEqual([1, 2, 3]);
     // Exact: the same shards, state and sampler give the same float32 arithmetic. Step 2 reads only the bf16 halves;
     // step 3 also sees step 2's update of the 24-bit value, so it differs if a shard's int8 correction was lost.
     expect(losses('resumed.json')).toEqual(losses('whole.json').slice(1));

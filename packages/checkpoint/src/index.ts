@@ -42,6 +42,7 @@ export type {
 export {
   commitCheckpoint,
   commitCheckpointInBackground,
+  emptyPhases,
   listCheckpoints,
   openTemporaryDir,
   pruneCheckpoints,
@@ -51,4 +52,5 @@ export {
   writeCheckpoint,
   writeCheckpointInBackground,
   writeFiles,
+  writePendingFiles,
 } from './write.ts';

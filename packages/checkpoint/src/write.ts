@@ -81,6 +81,48 @@ export interface WritePhases {
 
 const since = (t0: number) => (performance.now() - t0) / 1000;
 
+/** Phases of a write of `step` that has not started. */
+export const emptyPhases = (step: number): WritePhases => ({
+  step,
+  encode: 0,
+  hash: 0,
+  file: 0,
+  commit: 0,
+  total: 0,
+});
+
+/**
+ * Encodes, writes (each atomically: a file that exists is whole) and hashes `files` into `dir`, all at once, in
+ * libuv's thread pool; returns their manifest entries and adds the longest of each phase to `phases`.
+ */
+export async function writePendingFiles(
+  dir: string,
+  files: ReadonlyArray<PendingCheckpointFile>,
+  phases: WritePhases = emptyPhases(0),
+): Promise<ManifestFile[]> {
+  const timed = async <T>(phase: 'encode' | 'hash' | 'file', work: Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const out = await work;
+    phases[phase] = Math.max(phases[phase], since(t0));
+    return out;
+  };
+  return Promise.all(
+    files.map(async (f): Promise<ManifestFile> => {
+      const data = await timed('encode', f.encode());
+      const [, digest] = await Promise.all([
+        timed('file', writeFileAtomicInBackground(join(dir, f.path), data)),
+        timed('hash', sha256InBackground(data)),
+      ]);
+      return {
+        path: f.path,
+        bytes: data.byteLength,
+        sha256: digest,
+        ...(f.rank !== undefined ? { rank: f.rank } : {}),
+      };
+    }),
+  );
+}
+
 /**
  * `writeCheckpoint` for a checkpoint already copied to host memory, run while training goes on: each file encoded
  * (deflate), hashed and written (fsync) in libuv's thread pool, all files at once; then sealed as `writeCheckpoint`
@@ -94,29 +136,9 @@ export async function writeCheckpointInBackground(
   hooks: CheckpointHooks = {},
 ): Promise<string> {
   const start = performance.now();
-  const phases: WritePhases = { step, encode: 0, hash: 0, file: 0, commit: 0, total: 0 };
-  const timed = async <T>(phase: 'encode' | 'hash' | 'file', work: Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    const out = await work;
-    phases[phase] = Math.max(phases[phase], since(t0));
-    return out;
-  };
+  const phases = emptyPhases(step);
   const tmp = openTemporaryDir(saveDir, `.tmp-${stepDirName(step)}-${process.pid}`);
-  const listed = await Promise.all(
-    files.map(async (f): Promise<ManifestFile> => {
-      const data = await timed('encode', f.encode());
-      const [, digest] = await Promise.all([
-        timed('file', writeFileAtomicInBackground(join(tmp, f.path), data)),
-        timed('hash', sha256InBackground(data)),
-      ]);
-      return {
-        path: f.path,
-        bytes: data.byteLength,
-        sha256: digest,
-        ...(f.rank !== undefined ? { rank: f.rank } : {}),
-      };
-    }),
-  );
+  const listed = await writePendingFiles(tmp, files, phases);
   await hooks.beforeCommit?.(tmp, step);
   const t0 = performance.now();
   const path = await commitCheckpointInBackground(saveDir, step, tmp, listed, 1, options);

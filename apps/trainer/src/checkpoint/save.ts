@@ -10,6 +10,7 @@ import {
   stepDirName,
   type TensorSnapshot,
   TRAINER_STATE,
+  type WritePhases,
   writeCheckpoint,
   writeCheckpointInBackground,
 } from '@kstar/checkpoint';
@@ -27,7 +28,23 @@ export interface CheckpointSource {
   trainer: TrainerState;
 }
 
-const trainerJson = (trainer: TrainerState) =>
+/** `CheckpointHooks.written` that keeps the phases in `writer.writes` (the report's) and passes them on. */
+export const recordPhases =
+  (writer: BackgroundCheckpointWriter, hooks?: CheckpointHooks) => (phases: WritePhases) => {
+    writer.writes.push(phases);
+    hooks?.written?.(phases);
+  };
+
+/** A snapshot's file encoder that returns its staging memory once encoded (the encoded file is a copy). */
+export const encodeThenRelease = (s: TensorSnapshot) => async () => {
+  try {
+    return await encodePayloadInBackground(s.entries, s.metadata);
+  } finally {
+    s.release?.();
+  }
+};
+
+export const trainerJson = (trainer: TrainerState) =>
   new TextEncoder().encode(`${JSON.stringify(trainer, null, 1)}\n`);
 
 /** Encodes the training state in its stored forms and writes it as `saveDir/step-N/` (keeping the newest `keep`). */
@@ -61,13 +78,6 @@ export async function startCheckpoint(
     snapshotOptimizerState(src.engine, { staged: true }),
   ]);
   const trainer = trainerJson(src.trainer);
-  const encoded = (s: TensorSnapshot) => async () => {
-    try {
-      return await encodePayloadInBackground(s.entries, s.metadata);
-    } finally {
-      s.release?.();
-    }
-  };
   const releaseAll = () => {
     weights.release?.();
     state.release?.();
@@ -81,17 +91,14 @@ export async function startCheckpoint(
         saveDir,
         step,
         [
-          { path: MODEL_FILE, encode: encoded(weights) },
-          { path: optimizerFile(0), encode: encoded(state), rank: 0 },
+          { path: MODEL_FILE, encode: encodeThenRelease(weights) },
+          { path: optimizerFile(0), encode: encodeThenRelease(state), rank: 0 },
           { path: TRAINER_STATE, encode: async () => trainer },
         ],
         saveOptions(keep),
         {
           ...hooks,
-          written(phases) {
-            writer.writes.push(phases);
-            hooks?.written?.(phases);
-          },
+          written: recordPhases(writer, hooks),
         },
       ).finally(releaseAll),
     )

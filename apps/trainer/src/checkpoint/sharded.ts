@@ -1,10 +1,15 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  type BackgroundCheckpointWriter,
   CheckpointError,
   type CheckpointFile,
+  type CheckpointHooks,
   commitCheckpoint,
+  commitCheckpointInBackground,
   decodePayload,
+  emptyPhases,
   encodeOptimizerState,
   encodePayload,
   type ManifestFile,
@@ -12,12 +17,18 @@ import {
   modelShardFile,
   openTemporaryDir,
   optimizerFile,
+  type PendingCheckpointFile,
   restoreOptimizerState,
   type StateHolder,
   sha256,
+  sha256InBackground,
+  snapshotOptimizerState,
+  snapshotTensors,
   stepDirName,
+  type TensorSnapshot,
   TRAINER_STATE,
   writeFiles,
+  writePendingFiles,
 } from '@kstar/checkpoint';
 import { type Collective, encodeSafetensors, type SafeTensor } from '@kstar/core';
 import type { GPTModel } from '@kstar/gpt';
@@ -26,7 +37,8 @@ import type { ZeroPlugin, ZeroShardedTraining } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
 import { saveOptions, type TrainerState } from './format.ts';
 import type { LoadedCheckpoint } from './read.ts';
-import { encodeWeights, pushSplitWords, splitWordsOf } from './state.ts';
+import { encodeThenRelease, recordPhases, trainerJson } from './save.ts';
+import { encodeWeights, pushSplitWords, snapshotWeights, splitWordsOf } from './state.ts';
 
 /**
  * Checkpoints of a ZeRO run (`--sharding zeroK` with `--save-dir`): every rank writes only what it owns, into one
@@ -42,6 +54,11 @@ import { encodeWeights, pushSplitWords, splitWordsOf } from './state.ts';
  *   file with its `rank`), then the rename that makes the checkpoint exist.
  *
  * Resuming needs the same N (`readCheckpoint` refuses another); each rank reads its own files only.
+ *
+ * Written in the background (`startShardedCheckpoint`): in the loop every rank only copies its state to host memory
+ * and rank 0 opens the directory (one barrier); then each rank writes its files while training goes on, and rank 0,
+ * once every rank's files exist (each written atomically, so a file that exists is whole), hashes them and seals the
+ * checkpoint. No collective runs in the background (it would interleave with training's).
  */
 export { modelShardFile };
 
@@ -87,6 +104,40 @@ async function encodeShards(attached: ZeroShardedTraining, split?: Split24Plugin
     return encodeSafetensors(entries, { format: FLOAT32_SHARDS });
   } finally {
     tf.dispose(Object.values(shards));
+  }
+}
+
+/** Rank r's stage-3 parameter shards in their stored form, copied to host memory (not yet encoded). */
+async function snapshotShards(attached: ZeroShardedTraining, split?: Split24Plugin): Promise<TensorSnapshot> {
+  if (split) {
+    const entries: Array<[string, SafeTensor]> = [];
+    const shapes = pushSplitWords(entries, await split.getState());
+    return { entries, metadata: { format: SPLIT24_SHARDS, shapes: JSON.stringify(shapes) } };
+  }
+  const shards = attached.readShards();
+  try {
+    // Staged copies are complete when this returns: the shard tensors may go at once.
+    return await snapshotTensors(Object.entries(shards), { format: FLOAT32_SHARDS }, { staged: true });
+  } finally {
+    tf.dispose(Object.values(shards));
+  }
+}
+
+/** How long rank 0 waits for the other ranks' files of a background save before failing it. */
+const RANK_FILES_TIMEOUT_MS = 10 * 60_000;
+
+/** Waits until every file of `names` exists in `dir` (each is renamed into place whole). */
+async function waitForFiles(dir: string, names: readonly string[], timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const missing = names.filter((n) => !existsSync(join(dir, n)));
+    if (missing.length === 0) return;
+    if (performance.now() > deadline) {
+      throw new Error(
+        `the other ranks' files ${missing.join(', ')} did not appear in ${dir} within ${timeoutMs / 1000} s: a rank failed or the save directory is not shared by every rank`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
@@ -147,6 +198,95 @@ export async function saveShardedCheckpoint(
   }
   await c.barrier(); // the checkpoint exists for every rank
   return join(saveDir, stepDirName(step));
+}
+
+/**
+ * `saveShardedCheckpoint` that blocks training only while this rank's state is copied to host memory (and for one
+ * barrier): every rank calls it at the same step; each writes its files in the background through its `writer`, and
+ * rank 0's write ends once the checkpoint is sealed (see the file comment). Returns the checkpoint's path (whole
+ * once rank 0's write ends). The same files as `saveShardedCheckpoint`.
+ */
+export async function startShardedCheckpoint(
+  writer: BackgroundCheckpointWriter,
+  saveDir: string,
+  keep: number,
+  src: ShardedCheckpointSource,
+  hooks?: CheckpointHooks,
+): Promise<string> {
+  // This rank's previous write (on rank 0: the previous checkpoint sealed, so its temporary directory is gone).
+  await writer.idle();
+  const c: Collective = src.sharding.collective;
+  const { step } = src.trainer;
+  const tmpName = `.tmp-${stepDirName(step)}-ranks`;
+  const tmp = join(saveDir, tmpName);
+  const stage3 = src.sharding.stage === 3;
+  const snapshots: TensorSnapshot[] = [];
+  const take = (s: TensorSnapshot) => {
+    snapshots.push(s);
+    return encodeThenRelease(s);
+  };
+  const releaseAll = () => {
+    for (const s of snapshots) s.release?.();
+  };
+  const mine: PendingCheckpointFile[] = [];
+  const shared: PendingCheckpointFile[] = [];
+  try {
+    const state = await snapshotOptimizerState(shardState(src.sharding, src.optimizerName), { staged: true });
+    mine.push({ path: optimizerFile(c.rank), encode: take(state), rank: c.rank });
+    if (stage3) {
+      const shards = await snapshotShards(attachedOf(src.sharding), src.split);
+      mine.push({ path: modelShardFile(c.rank), encode: take(shards), rank: c.rank });
+    }
+    if (c.rank === 0) {
+      if (!stage3) {
+        const weights = await snapshotWeights(src.model, src.split, { staged: true });
+        shared.push({ path: MODEL_FILE, encode: take(weights) });
+      }
+      const trainer = trainerJson(src.trainer);
+      shared.push({ path: TRAINER_STATE, encode: async () => trainer });
+      openTemporaryDir(saveDir, tmpName);
+    }
+  } catch (e) {
+    releaseAll();
+    throw e;
+  }
+  await c.barrier(); // the directory exists; every rank has its copy
+  const others: string[] = [];
+  for (let r = 1; r < c.size; r++) {
+    others.push(optimizerFile(r));
+    if (stage3) others.push(modelShardFile(r));
+  }
+  const write = async (): Promise<string> => {
+    const start = performance.now();
+    const phases = emptyPhases(step);
+    const listed = await writePendingFiles(tmp, [...mine, ...shared], phases);
+    if (c.rank !== 0) return tmp;
+    await waitForFiles(tmp, others, RANK_FILES_TIMEOUT_MS);
+    for (const name of others) {
+      const data = await readFile(join(tmp, name));
+      listed.push({
+        path: name,
+        bytes: data.byteLength,
+        sha256: await sha256InBackground(data),
+        rank: Number(RANK_FILE.exec(name)![1]),
+      });
+    }
+    await hooks?.beforeCommit?.(tmp, step);
+    const t0 = performance.now();
+    const path = await commitCheckpointInBackground(saveDir, step, tmp, listed, c.size, saveOptions(keep));
+    phases.commit = (performance.now() - t0) / 1000;
+    phases.total = (performance.now() - start) / 1000;
+    recordPhases(writer, hooks)(phases);
+    return path;
+  };
+  const path = join(saveDir, stepDirName(step));
+  await writer
+    .start(path, () => write().finally(releaseAll))
+    .catch((e: unknown) => {
+      releaseAll();
+      throw e;
+    });
+  return path;
 }
 
 /**
