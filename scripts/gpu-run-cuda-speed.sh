@@ -9,6 +9,11 @@
 #   STAGE=final    rows; two A/B rows (at commit 1c608ba: tf32 with KSTAR_CUDA_TF32_TRANSPOSE_A=1, bf16-mixed with
 #                  KSTAR_CUDA_BF16_MIN_MACS=0; both knobs were removed after this call, so today the A/B rows repeat
 #                  the defaults); the tf32 and bf16 profiles
+#   STAGE=s4       (session 4, DEV_DIR=.device/cuda) parity of the matmul and AdamW cases with the GEMM speed table
+#                  (`bench cuda-kernels --only BatchMatMul,_FusedMatMul,KstarAdamW --speed`), then the rows and PyTorch
+#                  (→ bench/results/2026-12-03-s4-cuda-*.json):
+#                    run(command="STAGE=s4 DEV_DIR=.device/cuda bash .device/cuda/gpu-run-cuda-speed.sh",
+#                        carry=[".device/cuda", ".device/node.xz", ".gl"])
 #   STAGE=all      rows, then kernel parity + tiny training (cpu vs cuda) + matmul speed/precision tables, then the
 #                  profile; results tarred after each stage (a call cut short keeps what finished)
 set -uo pipefail
@@ -30,6 +35,15 @@ case "${STAGE:-profile}" in
     OUT=$W SKIP_GPU=1 SKIP_TORCH=1 PARITY_LIMIT=${PARITY_LIMIT:-150} bash "$D/gpu-run-cuda.sh"; save
     OUT=$W/prof SKIP_PARITY=1 SKIP_GPU=1 SKIP_TORCH=1 PROFILE=1 PROFILE_STEPS=4 PROFILE_PRECISIONS="strict tf32 bf16" \
       PROFILE_LIMIT=60 bash "$D/gpu-run-cuda.sh" ;;
+  s4)
+    save() { tar -C "$W" -czf "$R/results.tgz" . ; }
+    mkdir -p /tmp/k && xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
+    rm -rf /tmp/k/bundle-dir && tar -C /tmp/k -xJf "$BUNDLE"
+    timeout "${PARITY_LIMIT:-100}" /tmp/k/node /tmp/k/bundle-dir/bench.mjs cuda-kernels --only \
+      "${ONLY:-BatchMatMul,_FusedMatMul,KstarAdamW}" --speed --json "$W/cuda-kernels.json" > "$W/parity.log" 2>&1
+    echo "cuda-kernels --only: exit $? after ${SECONDS}s"; grep -E "^FAIL|cases pass|LM head|dWte" "$W/parity.log"; save
+    OUT=$W SKIP_PARITY=1 STEPS=${STEPS:-12} RUN_LIMIT=${RUN_LIMIT:-60} TORCH_LIMIT=${TORCH_LIMIT:-100} TF32=1 BF16=1 \
+      bash "$D/gpu-run-cuda.sh"; echo "rows and torch done after ${SECONDS}s" ;;
   final)
     save() { tar -C "$W" -czf "$R/results.tgz" . ; }
     OUT=$W SKIP_PARITY=1 STEPS=${STEPS:-12} RUN_LIMIT=${RUN_LIMIT:-60} TORCH_LIMIT=${TORCH_LIMIT:-110} TF32=1 BF16=1 \

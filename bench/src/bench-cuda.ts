@@ -1,5 +1,6 @@
 import {
   CUDA_KERNEL_NAMES,
+  type MatmulSpeedRow,
   matmulPrecisionErrors,
   matmulSpeed,
   parityCases,
@@ -26,7 +27,7 @@ export async function benchCudaKernels(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ file: string; failed: number }> {
-  const values = benchFlags(argv, ['json', 'only'], 'cuda-kernels');
+  const values = benchFlags(argv, ['json', 'only'], 'cuda-kernels', ['speed']);
   const backend = await startCudaBackend();
   // The optimizer plugins' cpu kernels are the references of their cuda parity cases (plugins register lazily).
   for (const k of [
@@ -39,9 +40,12 @@ export async function benchCudaKernels(
     cameVectorKernel,
   ])
     k.register();
-  // --only TEXT: just the cases whose name contains TEXT (no coverage list, precision or speed tables).
+  // --only A,B: just the cases whose name contains A or B (no coverage list or precision table; the GEMM speed table
+  // only with --speed).
   const only = typeof values.only === 'string' ? values.only : undefined;
-  const cases = only === undefined ? undefined : parityCases().filter((c) => c.name.includes(only));
+  const parts = only?.split(',') ?? [];
+  const cases =
+    only === undefined ? undefined : parityCases().filter((c) => parts.some((t) => c.name.includes(t)));
   if (cases?.length === 0) throw new InputError(`--only '${only}' matches no cuda parity case`, 'E_FLAG');
   const rows = await runParity(cases, log);
   const tested = new Set(rows.map((r) => r.kernel));
@@ -61,9 +65,12 @@ export async function benchCudaKernels(
   );
   const machine = { gpu: gpuName(), device: backend.device.name, ...machineInfo() };
   if (only !== undefined) {
+    await tf.setBackend('cuda');
+    const speed = values.speed === true ? matmulSpeed(backend) : [];
+    for (const s of speed) log(speedLine(s));
     writeFileAtomic(
       values.json,
-      `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine, only, summary, rows }, null, 2)}\n`,
+      `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine, only, summary, rows, speed }, null, 2)}\n`,
     );
     return { file: values.json, failed };
   }
@@ -76,13 +83,13 @@ export async function benchCudaKernels(
     );
   // Each GEMM shape of a gpt2-124m step, timed in each precision (where the matmul time goes).
   const speed = matmulSpeed(backend);
-  for (const s of speed)
-    log(
-      `matmul ${s.name.padEnd(16)} ${s.precision.padEnd(6)} ${s.ms.toFixed(2).padStart(7)} ms ${s.tflops.toFixed(1).padStart(6)} TFLOP/s`,
-    );
+  for (const s of speed) log(speedLine(s));
   writeFileAtomic(
     values.json,
     `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine, summary, rows, precision, speed }, null, 2)}\n`,
   );
   return { file: values.json, failed };
 }
+
+const speedLine = (s: MatmulSpeedRow): string =>
+  `matmul ${s.name.padEnd(16)} ${s.precision.padEnd(6)} ${s.ms.toFixed(2).padStart(7)} ms ${s.tflops.toFixed(1).padStart(6)} TFLOP/s`;

@@ -130,7 +130,7 @@ optimizerStateBytes (gradients released in segmented mode), with where the bytes
     },
   },
   'cuda-kernels': {
-    help: 'pnpm bench cuda-kernels --json FILE [--only TEXT]   every kernel of the cuda backend vs the cpu backend (PASS/FAIL); --only: the cases whose name contains TEXT\n',
+    help: 'pnpm bench cuda-kernels --json FILE [--only A,B] [--speed]   every kernel of the cuda backend vs the cpu backend (PASS/FAIL); --only: the cases whose name contains A or B (--speed: with the GEMM speed table)\n',
     run: async (argv, io) => {
       const { file, failed } = await benchCudaKernels(argv, stdoutLines(io));
       done(io, file);

@@ -1,20 +1,13 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { adamwSource, adamwVec4Source } from '../src/kstar-sources.ts';
-import {
-  bitsOf,
-  buildHost,
-  floats,
-  HOST_SHIMS_HEAD,
-  hostCxx,
-  namespacedUnit,
-  removeHostBuild,
-  runHost,
-} from './host-build.ts';
+import * as host from './host-build.ts';
+
+const { hostCxx } = host;
 
 // The 128-bit AdamW (4 elements a thread) built for the host must write exactly what the one-element kernel writes:
 // a swapped or skipped component shows as different bits. Needs a C++ compiler (skipped without).
 
-const SHIMS = `${HOST_SHIMS_HEAD}struct float4 { float x, y, z, w; };
+const SHIMS = `${host.HOST_SHIMS_HEAD}struct float4 { float x, y, z, w; };
 `;
 
 const N = 24;
@@ -37,8 +30,8 @@ int main() {
 let dir = '';
 beforeAll(() => {
   if (!hostCxx) return;
-  const unit = namespacedUnit({ one: adamwSource('one'), vec4: adamwVec4Source('vec4') });
-  dir = buildHost(
+  const unit = host.namespacedUnit({ one: adamwSource('one'), vec4: adamwVec4Source('vec4') });
+  dir = host.buildHost(
     'kstar-adamw-host-',
     { 'main.cpp': `${SHIMS}${unit.replaceAll('extern "C" ', '')}${MAIN}` },
     hostCxx,
@@ -46,16 +39,16 @@ beforeAll(() => {
   );
 });
 afterAll(() => {
-  if (dir) removeHostBuild(dir);
+  if (dir) host.removeHostBuild(dir);
 });
 
 it.skipIf(!hostCxx)('the 128-bit AdamW equals the one-element kernel bit for bit', () => {
-  const [p, g, m] = [1, 2, 3].map((s) => floats(N, s, -1, 1));
-  const v = floats(N, 4, 0, 0.5);
+  const [p, g, m] = [1, 2, 3].map((s) => host.floats(N, s, -1, 1));
+  const v = host.floats(N, 4, 0, 0.5);
   const input = Array.from({ length: N }, (_, i) => `${p![i]} ${g![i]} ${m![i]} ${v[i]}`).join('\n');
-  const [p1, m1, v1, p4, m4, v4] = runHost(dir, [], input);
+  const [p1, m1, v1, p4, m4, v4] = host.runHost(dir, [], input);
   expect(p1).toHaveLength(N);
-  expect(p1).not.toEqual(bitsOf(p!)); // the update changed the parameters
+  expect(p1).not.toEqual(host.bitsOf(p!)); // the update changed the parameters
   expect(p4).toEqual(p1);
   expect(m4).toEqual(m1);
   expect(v4).toEqual(v1);

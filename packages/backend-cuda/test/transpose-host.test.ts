@@ -1,21 +1,15 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { TRANSPOSE_BLOCK, transposeTileGrid, transposeTileSource } from '../src/gemm-align.ts';
-import {
-  buildHost,
-  floats,
-  removeHostBuild,
-  runHost,
-  THREADED_LAUNCH,
-  THREADED_SHIMS,
-  threadedCxx,
-} from './host-build.ts';
+import * as host from './host-build.ts';
+
+const { threadedCxx } = host;
 
 // The tiled transpose (the LM head's transposed-output path, matmul.ts) built for the host, each block's 256 threads
 // as std::threads: on shapes that end inside a tile in both directions every element must land at its transposed
 // place. Needs a C++20 compiler (skipped without).
 
 const MAIN = `
-${THREADED_LAUNCH}int main(int, char** argv) {
+${host.THREADED_LAUNCH}int main(int, char** argv) {
   const long long rows = atoll(argv[1]), cols = atoll(argv[2]);
   float* in = new float[rows * cols];
   float* out = new float[rows * cols];
@@ -31,23 +25,24 @@ let dir = '';
 beforeAll(() => {
   if (!threadedCxx) return;
   const src = transposeTileSource('transpose_tile').replace('extern "C" ', '');
-  dir = buildHost('kstar-transpose-host-', { 'main.cpp': `${THREADED_SHIMS}${src}${MAIN}` }, threadedCxx, [
-    '-std=c++20',
-    '-O1',
-    '-pthread',
-  ]);
+  dir = host.buildHost(
+    'kstar-transpose-host-',
+    { 'main.cpp': `${host.THREADED_SHIMS}${src}${MAIN}` },
+    threadedCxx,
+    ['-std=c++20', '-O1', '-pthread'],
+  );
 }, 60_000);
 afterAll(() => {
-  if (dir) removeHostBuild(dir);
+  if (dir) host.removeHostBuild(dir);
 });
 
 it.skipIf(!threadedCxx).each([
   [37, 70],
   [64, 5],
 ])('transposes [%i, %i]', (rows, cols) => {
-  const x = floats(rows * cols, rows, 0, 1);
+  const x = host.floats(rows * cols, rows, 0, 1);
   const grid = transposeTileGrid(rows, cols);
-  const [out] = runHost(dir, [rows, cols, grid.x, grid.y].map(String), Array.from(x).join(' '));
+  const [out] = host.runHost(dir, [rows, cols, grid.x, grid.y].map(String), Array.from(x).join(' '));
   const want = Array.from({ length: rows * cols }, (_, i) => {
     const c = Math.floor(i / rows);
     const r = i % rows;
