@@ -6,11 +6,17 @@
 #   gpu-{strict,f16-mixed}-{new,before}.json  `bench gpu adamw-full-graph`, $ROUNDS alternating rounds of
 #                           (precision × kernels), each run its own process; `before` = KSTAR_FLASH_DKV=split
 #                           KSTAR_WEBGPU_SUM=tfjs (the two-program dk/dv and tfjs's transpose-then-sum)
+#                           ($VARIANTS, default "new before"; `rows128` = KSTAR_FLASH_ROWS=128; $PRECISIONS, default
+#                           "strict f16-mixed"; SKIP_PARITY=1, SKIP_PROFILE=1 leave those parts out)
 #   gpu-plugins.json        (PLUGINS=1) every memory plugin at once, $PLUGIN_CONFIGS
 # Needs beside the repo: .gl/*.deb, .device/node.xz, $BUNDLE (`pnpm bundle tmp/bdl/bundle-dir`, tar -C tmp/bdl -cJf).
 # Session 4 (2026-12-03), from /work/main with the bundle and this script under .device/webgpu/:
-#   run(carry=[".device/webgpu", ".device/node.xz", ".gl"], timeout_s=430,
+#   run(carry=[".device/webgpu", ".device/node.xz", ".gl"], timeout_s=400,
 #       command="BUNDLE=.device/webgpu/bundle.tar.xz ROUNDS=2 PLUGINS=1 bash .device/webgpu/gpu-run-webgpu-speed.sh")
+#   (one-pass dk/dv + column sums vs before: bench/results/2026-12-03-s4-h200-{gpu-rounds,profile-*,attention-parity,
+#   gpu-plugins}.json), then with the packed attention:
+#   run(…, timeout_s=…, command="BUNDLE=.device/webgpu/bundle.tar.xz ROUNDS=2 VARIANTS='new rows128' SKIP_PARITY=1
+#       bash .device/webgpu/gpu-run-webgpu-speed.sh")
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
 RES=/tmp/webgpu-speed
@@ -36,12 +42,14 @@ smi=$!
 t0=$SECONDS
 mark() { echo "[$((SECONDS - t0)) s] $*" | tee -a "$RES/timeline.txt"; }
 
+if [ "${SKIP_PARITY:-0}" != 1 ]; then
 mark attention parity
 timeout "${PARITY_LIMIT:-60}" "${B[@]}" kernels --only attention --shapes gpt2 --json "$RES/attention-parity.json" \
   > "$RES/attention-parity.log" 2>&1
 mark "attention parity: exit $?"; grep -E "^(PASS|FAIL)" "$RES/attention-parity.log"; save
+fi
 
-for p in strict f16-mixed; do
+for p in $([ "${SKIP_PROFILE:-0}" = 1 ] || echo strict f16-mixed); do
   KSTAR_WEBGPU_MATMUL_PRECISION=$p KSTAR_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis timeout 60 "${B[@]}" profile \
     --json "$RES/profile-$p.json" --preset gpt2-124m --seq 1024 --batch 8 > "$RES/profile-$p.log" 2>&1
   mark "profile $p: exit $?"; head -16 "$RES/profile-$p.log" | grep -v '^Warning'; grep 'sum of kernel' "$RES/profile-$p.log"
@@ -49,10 +57,14 @@ for p in strict f16-mixed; do
 done
 
 for r in $(seq 1 "${ROUNDS:-2}"); do
-  for p in strict f16-mixed; do
-    for k in new before; do
-      if [ "$k" = before ]; then dkv=split sum=tfjs; else dkv=one-pass sum=kstar; fi
-      KSTAR_FLASH_DKV=$dkv KSTAR_WEBGPU_SUM=$sum KSTAR_WEBGPU_MATMUL_PRECISION=$p "${B[@]}" gpu \
+  for p in ${PRECISIONS:-strict f16-mixed}; do
+    for k in ${VARIANTS:-new before}; do
+      dkv=one-pass sum=kstar rows=64
+      case "$k" in
+        before) dkv=split sum=tfjs ;;
+        rows128) rows=128 ;;
+      esac
+      KSTAR_FLASH_ROWS=$rows KSTAR_FLASH_DKV=$dkv KSTAR_WEBGPU_SUM=$sum KSTAR_WEBGPU_MATMUL_PRECISION=$p "${B[@]}" gpu \
         --json "$RES/gpu-$p-$k-round$r.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-45}" \
         --configs adamw-full-graph > "$RES/gpu-$p-$k-round$r.log" 2>&1
       mark "gpu $p $k round $r: exit $?"; grep -E '^adamw' "$RES/gpu-$p-$k-round$r.log"

@@ -2,7 +2,7 @@ import { ShapeError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op.ts';
 import { defineKernel } from './define-kernel.ts';
-import { flashGradOps, flashOps, flashUnroll } from './flash-attention.ts';
+import { flashGradOps, flashOps, flashRows, flashUnroll } from './flash-attention.ts';
 import {
   type FlashShape,
   flashDkvProgram,
@@ -46,7 +46,16 @@ export interface PackedAttentionGradArgs extends PackedAttentionArgs {
 function packedShape(qkv: tf.TensorInfo, heads: number): FlashShape {
   const [B, T, D3] = qkv.shape as number[];
   const hd = D3! / 3 / heads;
-  return { bh: B! * heads, tq: T!, tk: T!, hd, unroll: flashUnroll(), layout: 'packed', heads };
+  return {
+    bh: B! * heads,
+    tq: T!,
+    tk: T!,
+    hd,
+    unroll: flashUnroll(),
+    layout: 'packed',
+    heads,
+    rows: flashRows(),
+  };
 }
 
 /** qkv [B, T, 3D] → q, k, v [B, H, T, hd] (fallback only). */

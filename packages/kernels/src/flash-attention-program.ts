@@ -20,7 +20,7 @@ import { type FlatProgram, flatProgram } from './wgsl.ts';
  * per row (online softmax, 4 keys at a time), the backward recomputes p = exp(s − lse) from the saved row lse.
  */
 
-/** Rows (threads) per workgroup. */
+/** Rows (threads) per workgroup by default; `FlashShape.rows` may say 128 (`KSTAR_FLASH_ROWS`, flash-attention.ts). */
 export const FLASH_ROWS = 64;
 
 /** Head dims the native kernels take (a multiple of 4 up to 128: registers hold 2–3 rows of hd floats). */
@@ -50,6 +50,8 @@ export interface FlashShape {
   layout: FlashLayout;
   /** Heads (the `packed` layout's addresses need them). */
   heads: number;
+  /** Rows (threads) per workgroup: 64 or 128 (≥ every tile, so one pass of threads loads a tile's lse and D). */
+  rows: number;
 }
 
 export type FlashLayout = 'bhtd' | 'packed';
@@ -124,6 +126,7 @@ function dotRow(out: string, a: string, b: string, base: string, n4: number, unr
  * `at(bh, row)`) into `dst`.
  */
 function loadTile(
+  threads: number,
   dst: string,
   src: string,
   at: string,
@@ -132,7 +135,7 @@ function loadTile(
   rows: number,
   n4: number,
 ): string {
-  return `for (var e = t; e < ${rows * n4}; e = e + ${FLASH_ROWS}) {
+  return `for (var e = t; e < ${rows * n4}; e = e + ${threads}) {
           let r = min(${first} + e / ${n4}, ${last});
           let a = ${at}(bh, r) + (e % ${n4}) * 4;
           ${dst}[e] = vec4<f32>(${src}[a], ${src}[a + 1], ${src}[a + 2], ${src}[a + 3]);
@@ -140,6 +143,7 @@ function loadTile(
 }
 
 function program(
+  s: FlashShape,
   key: string,
   inputs: string[],
   outputSize: number,
@@ -150,10 +154,10 @@ function program(
   return {
     variableNames: inputs,
     outputShape: [outputSize],
-    shaderKey: `kstar_flash_${key}`, // callers add hd, unroll and layout
+    shaderKey: `kstar_flash_${key}_r${s.rows}`, // callers add hd, unroll and layout
     dispatchLayout: { x: [0] },
-    dispatch: [Math.ceil(rows / FLASH_ROWS), bh, 1],
-    workgroupSize: [FLASH_ROWS, 1, 1],
+    dispatch: [Math.ceil(rows / s.rows), bh, 1],
+    workgroupSize: [s.rows, 1, 1],
     size: false,
     uniforms: 'Tq : i32, Tk : i32, off : i32, nTiles : i32, scale : f32, secondAt : i32, H : i32,',
     getUserCode: () => code,
@@ -181,14 +185,14 @@ export function flashUniforms(
 }
 
 /** Query-row preamble shared by the forward and dq: row i, its last visible key, the workgroup's last one. */
-const QUERY_ROW = `
+const queryRow = (s: FlashShape) => `
         let t = i32(localId.x);
         let bh = i32(workgroupId.y);
-        let q0 = i32(workgroupId.x) * ${FLASH_ROWS};
+        let q0 = i32(workgroupId.x) * ${s.rows};
         let i = q0 + t;
         let ic = min(i, uniforms.Tq - 1);
         let lim = min(uniforms.off + ic, uniforms.Tk - 1);
-        let wlim = min(uniforms.off + min(q0 + ${FLASH_ROWS}, uniforms.Tq) - 1, uniforms.Tk - 1);
+        let wlim = min(uniforms.off + min(q0 + ${s.rows}, uniforms.Tq) - 1, uniforms.Tk - 1);
         let qRow = qAt(bh, ic);
         let oRow = oAt(bh, ic);`;
 
@@ -219,7 +223,7 @@ export function flashForwardProgram(s: FlashShape): FlatProgram {
       var<workgroup> Ks : array<vec4<f32>, ${bc * n4}>; // [tile][hd / 4]
       var<workgroup> Vs : array<vec4<f32>, ${bc * n4}>;
       fn main(index : i32) {
-        ${QUERY_ROW}
+        ${queryRow(s)}
         ${loadRow('qr', Q, 'qRow', n4, u, ' * uniforms.scale')}
         ${zeroRow('acc', n4)}
         var m = -3.0e38;
@@ -227,8 +231,8 @@ export function flashForwardProgram(s: FlashShape): FlatProgram {
         for (var kt = 0; kt < uniforms.nTiles; kt = kt + 1) {
           let k0 = kt * ${bc};
           if (k0 <= wlim) {
-            ${loadTile('Ks', K, 'kAt', 'k0', 'uniforms.Tk - 1', bc, n4)}
-            ${loadTile('Vs', V, 'vAt', 'k0', 'uniforms.Tk - 1', bc, n4)}
+            ${loadTile(s.rows, 'Ks', K, 'kAt', 'k0', 'uniforms.Tk - 1', bc, n4)}
+            ${loadTile(s.rows, 'Vs', V, 'vAt', 'k0', 'uniforms.Tk - 1', bc, n4)}
           }
           workgroupBarrier();
           if (k0 <= lim) {
@@ -264,6 +268,7 @@ export function flashForwardProgram(s: FlashShape): FlatProgram {
       }
     `;
   return program(
+    s,
     `fwd_${s.hd}_${u}_${s.layout}`,
     [...new Set([Q, K, V])],
     s.bh * s.tq * (s.hd + 1),
@@ -299,7 +304,7 @@ export function flashDqProgram(s: FlashShape): FlatProgram {
       var<workgroup> Ks : array<vec4<f32>, ${bc * n4}>;
       var<workgroup> Vs : array<vec4<f32>, ${bc * n4}>;
       fn main(index : i32) {
-        ${QUERY_ROW}
+        ${queryRow(s)}
         ${loadRow('qr', Q, 'qRow', n4, u, ' * uniforms.scale')}
         ${loadRow('gr', 'DO', 'oRow', n4, u)}
         ${zeroRow('acc', n4)}
@@ -308,8 +313,8 @@ export function flashDqProgram(s: FlashShape): FlatProgram {
         for (var kt = 0; kt < uniforms.nTiles; kt = kt + 1) {
           let k0 = kt * ${bc};
           if (k0 <= wlim) {
-            ${loadTile('Ks', K, 'kAt', 'k0', 'uniforms.Tk - 1', bc, n4)}
-            ${loadTile('Vs', V, 'vAt', 'k0', 'uniforms.Tk - 1', bc, n4)}
+            ${loadTile(s.rows, 'Ks', K, 'kAt', 'k0', 'uniforms.Tk - 1', bc, n4)}
+            ${loadTile(s.rows, 'Vs', V, 'vAt', 'k0', 'uniforms.Tk - 1', bc, n4)}
           }
           workgroupBarrier();
           if (k0 <= lim) {
@@ -332,6 +337,7 @@ export function flashDqProgram(s: FlashShape): FlatProgram {
   // packed: the output is the whole dqkv [B, T, 3, H, hd]; the dk/dv program fills the rest in place.
   const size = s.bh * s.tq * s.hd * (s.layout === 'packed' ? 3 : 1);
   return program(
+    s,
     `dq_${s.hd}_${u}_${s.layout}`,
     [...new Set([Q, K, V]), 'DO', 'L', 'DD'],
     size,
@@ -378,7 +384,7 @@ export function flashDkvProgram(s: FlashShape, which: 'dk' | 'dv' | 'dkv'): Flat
       fn main(index : i32) {
         let t = i32(localId.x);
         let bh = i32(workgroupId.y);
-        let j0 = i32(workgroupId.x) * ${FLASH_ROWS};
+        let j0 = i32(workgroupId.x) * ${s.rows};
         let j = j0 + t;
         let jc = min(j, uniforms.Tk - 1);
         ${loadRow('kr', K, 'kAt(bh, jc)', n4, u, ' * uniforms.scale')}
@@ -389,8 +395,8 @@ export function flashDkvProgram(s: FlashShape, which: 'dk' | 'dv' | 'dkv'): Flat
           let i0 = qt * ${bq};
           // Query i sees key j when off + i ≥ j: the workgroup's first key j0 is seen by the most queries.
           if (uniforms.off + min(i0 + ${bq}, uniforms.Tq) - 1 >= j0) {
-            ${loadTile('Qs', Q, 'qAt', 'i0', 'uniforms.Tq - 1', bq, n4)}
-            ${loadTile('Gs', 'DO', 'oAt', 'i0', 'uniforms.Tq - 1', bq, n4)}
+            ${loadTile(s.rows, 'Qs', Q, 'qAt', 'i0', 'uniforms.Tq - 1', bq, n4)}
+            ${loadTile(s.rows, 'Gs', 'DO', 'oAt', 'i0', 'uniforms.Tq - 1', bq, n4)}
             if (t < ${bq}) {
               let r = lAt(bh, min(i0 + t, uniforms.Tq - 1));
               Ls[t] = L[r];
@@ -416,6 +422,7 @@ export function flashDkvProgram(s: FlashShape, which: 'dk' | 'dv' | 'dkv'): Flat
   if (s.layout === 'packed' && which !== 'dkv')
     throw new Error(`flashDkvProgram: the packed layout writes dk and dv in one pass, not '${which}'`);
   return program(
+    s,
     `${which}_${s.hd}_${u}_${s.layout}`,
     dk ? [...new Set([Q, K, V]), 'DO', 'L', 'DD'] : [...new Set([Q, K]), 'DO', 'L'],
     // packed: written in place into the dq program's dqkv output (this size is that buffer's)

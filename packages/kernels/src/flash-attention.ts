@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op.ts';
 import { defineKernel } from './define-kernel.ts';
 import {
+  FLASH_ROWS,
   type FlashShape,
   flashDkvProgram,
   flashDqProgram,
@@ -108,6 +109,18 @@ export function flashUnroll(): boolean {
 }
 
 /**
+ * Rows (threads) per workgroup of the fused attention's programs: `KSTAR_FLASH_ROWS` = 64 (the default) or 128 (each
+ * tile streamed through workgroup memory serves twice the rows; coarser causal skipping).
+ */
+export function flashRows(): number {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const v = env?.KSTAR_FLASH_ROWS ?? String(FLASH_ROWS);
+  if (v !== '64' && v !== '128')
+    throw new InputError(`KSTAR_FLASH_ROWS is '${v}'; set it to 64 (the default) or 128`);
+  return Number(v);
+}
+
+/**
  * Whether dk and dv come from one pass over the query tiles (`KSTAR_FLASH_DKV=one-pass`, the default) or from two
  * programs (`KSTAR_FLASH_DKV=split`: three register rows per thread instead of four).
  */
@@ -121,7 +134,16 @@ export function flashDkvOnePass(): boolean {
 
 function flashShape(q: tf.TensorInfo, k: tf.TensorInfo): FlashShape {
   const [B, H, tq, hd] = q.shape as number[];
-  return { bh: B! * H!, tq: tq!, tk: k.shape[2]!, hd: hd!, unroll: flashUnroll(), layout: 'bhtd', heads: H! };
+  return {
+    bh: B! * H!,
+    tq: tq!,
+    tk: k.shape[2]!,
+    hd: hd!,
+    unroll: flashUnroll(),
+    layout: 'bhtd',
+    heads: H!,
+    rows: flashRows(),
+  };
 }
 
 /** Native only for float32, hd a multiple of 4 up to 128, and fewer than 65,536 × 64 rows per dispatch dimension. */

@@ -6,11 +6,10 @@ import { flat, flatProgram } from './wgsl.ts';
 /**
  * `tf.sum` over the leading axes of a float32 tensor on WebGPU (the bias gradient of `tf.fused.matMul`: dy [N, D]
  * summed over N) as column sums read in place. tfjs-backend-webgpu's `Sum` reduces only the innermost axes, so for
- * these it first materialises a transpose of the whole input (the strict gpt2-124m step spent 4.7% of its GPU time
- * in that Transpose and Sum). Two passes: partial sums of COLUMN_SUM_CHUNK rows per column [C, D] (neighbouring
- * threads read neighbouring columns), then the C partials of each column. Every other `Sum` goes to tfjs's kernel.
+ * these it first materialises a transpose of the whole input. Each pass sums COLUMN_SUM_CHUNK rows per column
+ * (neighbouring threads read neighbouring columns), until one row is left. Every other `Sum` goes to tfjs's kernel.
  */
-export const COLUMN_SUM_CHUNK = 64;
+export const COLUMN_SUM_CHUNK = 32;
 
 let columnSums = 0;
 
@@ -26,12 +25,12 @@ export function leadingAxes(axes: number[], rank: number): number {
   return leading && sorted.length < rank ? sorted.length : 0;
 }
 
-function columnSum(backend: FusedBackend, x: tf.TensorInfo, rows: number, cols: number): tf.TensorInfo {
-  const chunks = Math.ceil(rows / COLUMN_SUM_CHUNK);
-  const partial = backend.runWebGPUProgram(
+/** One pass: [rows, cols] → partial sums of each COLUMN_SUM_CHUNK rows [ceil(rows / chunk), cols]. */
+function columnSumPass(backend: FusedBackend, x: tf.TensorInfo, rows: number, cols: number): tf.TensorInfo {
+  return backend.runWebGPUProgram(
     flatProgram({
       key: 'column_sum_partial',
-      size: chunks * cols,
+      size: Math.ceil(rows / COLUMN_SUM_CHUNK) * cols,
       inputs: ['X'],
       uniforms: 'cols : i32, rows : i32,',
       body: `let c = index % uniforms.cols; let r0 = (index / uniforms.cols) * ${COLUMN_SUM_CHUNK};
@@ -46,24 +45,21 @@ function columnSum(backend: FusedBackend, x: tf.TensorInfo, rows: number, cols: 
       { type: 'int32', data: [cols] },
       { type: 'int32', data: [rows] },
     ],
-  ); // [C, D]
-  if (chunks === 1) return partial;
-  const out = backend.runWebGPUProgram(
-    flatProgram({
-      key: 'column_sum_total',
-      size: cols,
-      inputs: ['P'],
-      uniforms: 'chunks : i32,',
-      body: `var acc = 0.0;
-        for (var c = 0; c < uniforms.chunks; c++) { acc += P[c * uniforms.size + index]; }
-        result[index] = acc;`,
-    }),
-    [partial],
-    'float32',
-    [{ type: 'int32', data: [chunks] }],
-  ); // [D]
-  backend.disposeData(partial.dataId);
-  return out;
+  );
+}
+
+/**
+ * Passes of short chunks until one row is left (8,192 rows: 256, 8, 1): every pass has many threads, each a short
+ * chain of dependent loads (one thread summing all partials of a column was latency-bound).
+ */
+function columnSum(backend: FusedBackend, x: tf.TensorInfo, rows: number, cols: number): tf.TensorInfo {
+  let cur = x;
+  for (let n = rows; n > 1; n = Math.ceil(n / COLUMN_SUM_CHUNK)) {
+    const next = columnSumPass(backend, cur, n, cols); // [ceil(n / chunk), cols]
+    if (cur !== x) backend.disposeData(cur.dataId);
+    cur = next;
+  }
+  return cur === x ? columnSumPass(backend, x, 1, cols) : cur; // one row: a copy
 }
 
 function kstarSum(original: tf.KernelFunc): tf.KernelFunc {

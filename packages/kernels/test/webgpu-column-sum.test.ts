@@ -28,12 +28,13 @@ describe.skipIf(skip)('WebGPU column sum', () => {
     shutdownWebGPU();
   });
 
-  it('sums leading axes like float64 and tfjs (one and two passes, keepDims); other axes go to tfjs', async () => {
+  it('sums leading axes like float64 and tfjs (one to three passes, one row, keepDims); other axes go to tfjs', async () => {
     const tensors = tf.memory().numTensors;
     const cases: Array<{ shape: number[]; axis: number[]; keepDims: boolean }> = [
-      { shape: [130, 7], axis: [0], keepDims: false }, // 3 chunks of 64 rows: two passes
-      { shape: [3, 37, 5], axis: [1, 0], keepDims: true }, // 111 rows
-      { shape: [50, 9], axis: [0], keepDims: false }, // one chunk: one pass
+      { shape: [1100, 3], axis: [0], keepDims: false }, // chunks of 32 rows: 35, 2, 1 (three passes)
+      { shape: [3, 37, 5], axis: [1, 0], keepDims: true }, // 111 rows: two passes
+      { shape: [20, 9], axis: [0], keepDims: false }, // one chunk: one pass
+      { shape: [1, 6], axis: [0], keepDims: true }, // one row: a copy
     ];
     for (const c of cases) {
       const rows = c.shape.slice(0, c.axis.length).reduce((a, b) => a * b, 1);
