@@ -125,7 +125,7 @@ export async function benchPlanner(argv: string[], stderr: { write(s: string): b
   });
   const model = createGPT(config, { seed: 1 });
   const optimizer = optimizerEntry('adamw').create(1e-3, {});
-  const fixed = fixedBytes(model, optimizer as never);
+  const fixed = fixedBytes(model, optimizer);
   const space = spaceFor({}, backend);
   const calibration = loadCalibration();
   const costs = await calibrate(model, batch, seq, space, calibration);

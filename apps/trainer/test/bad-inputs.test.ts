@@ -90,7 +90,7 @@ function fixtures(): void {
   symlinkSync(f('nowhere.txt'), f('dangling.txt'));
   text('a-file', 'not a directory');
   golden('runs-number.json', (g) => {
-    g.runs = 5 as never;
+    Object.assign(g, { runs: 5 });
   });
   golden('null-run.json', (g) => {
     g.runs[1] = null;

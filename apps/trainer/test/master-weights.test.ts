@@ -107,8 +107,11 @@ describe('save → load → step on cpu (tiny GPT, adam8bit 8-bit state, split24
       })),
     );
     // Default minQuantizedSize (4096): 8-bit state for the matrices, float32 state for the small tensors.
-    const make = (seed: number, mw: ReturnType<typeof split24>, initialStep: number) =>
-      new TrainingEngine(createGPT(config, { seed }), {
+    const models: ReturnType<typeof createGPT>[] = [];
+    const make = (seed: number, mw: ReturnType<typeof split24>, initialStep: number) => {
+      const model = createGPT(config, { seed });
+      models.push(model);
+      return new TrainingEngine(model, {
         optimizer: adam8bit({ lr: 3e-3, weightDecay: 0.01 }),
         mode: 'segmented',
         segments: segmentPlan(config.nLayer, 1),
@@ -116,6 +119,7 @@ describe('save → load → step on cpu (tiny GPT, adam8bit 8-bit state, split24
         masterWeights: mw,
         initialStep,
       });
+    };
     const mwA = split24();
     const a = make(1, mwA, 0);
     await a.trainStep(batches[0]!);
@@ -154,10 +158,8 @@ describe('save → load → step on cpu (tiny GPT, adam8bit 8-bit state, split24
         expect(Array.from(await b.stateOf(n)![k]!.data()), `${n}/${k}`).toEqual(Array.from(await t.data()));
       }
     }
-    for (const e of [a, b]) {
-      e.dispose();
-      (e.model as unknown as { dispose(): void }).dispose();
-    }
+    for (const e of [a, b]) e.dispose();
+    for (const m of models) m.dispose();
     mwA.dispose();
     mwB.dispose();
     tf.dispose(batches.flatMap((x) => [x.inputs, x.targets]));

@@ -46,7 +46,7 @@ async function problemFor(preset: 'tiny' | 'small', batch: number, seq: number) 
   const config = resolveConfig(preset, {});
   const model = createGPT(config, { seed: 1 });
   const optimizer = optimizerEntry('adamw').create(1e-3, {});
-  const fixed = fixedBytes(model, optimizer as never);
+  const fixed = fixedBytes(model, optimizer);
   const space = spaceFor({}, 'wasm');
   const costs = await calibrate(model, batch, seq, space, loadCalibration());
   model.dispose();
@@ -111,7 +111,7 @@ describe('optimizer-state placement per parameter group', () => {
       batch: 2,
       seq: 64,
       backend: 'wasm' as const,
-      fixed: fixedBytes(model, optimizer as never),
+      fixed: fixedBytes(model, optimizer),
       space,
       costs,
       groups,
@@ -197,7 +197,7 @@ describe('measured-peak overshoot', () => {
     await selectBackend('wasm');
     const config = resolveConfig('tiny', {});
     const model = createGPT(config, { seed: 1 });
-    const fixed = fixedBytes(model, optimizerEntry('adamw').create(1e-3, {}) as never);
+    const fixed = fixedBytes(model, optimizerEntry('adamw').create(1e-3, {}));
     model.dispose();
     const budget = 14 * 2 ** 20;
     const planner = new AdaptivePlanner({

@@ -11,6 +11,16 @@ import { float32Weights, modelFromCheckpoint } from '../src/checkpoint/weights.t
 
 const f32 = (a: Float32Array): SafeTensor['data'] => new Uint8Array(a.slice().buffer);
 
+/** The trainer state of a step-2 checkpoint of `model` with `masterWeights` (what the weight readers look at). */
+const trainerState = (model: TrainerState['model'], masterWeights: string): TrainerState => ({
+  step: 2,
+  samplerState: 0,
+  schedule: { peakLr: 1e-3, warmup: 0, totalSteps: 2 },
+  config: { masterWeights },
+  model,
+  losses: [],
+});
+
 describe('a ZeRO-3 checkpoint read by one process (export, sample)', () => {
   it('joins every rank’s shards into the whole model: row ranges in rank order, whole tensors from their owner', async () => {
     await tf.setBackend('cpu');
@@ -45,7 +55,7 @@ describe('a ZeRO-3 checkpoint read by one process (export, sample)', () => {
     const checkpoint = (only: Map<string, Uint8Array>): LoadedCheckpoint => ({
       dir: 'step-00000002',
       manifest: { world: { size: ranks } } as Manifest,
-      trainer: { model: config, config: { masterWeights: 'fp32' } } as unknown as TrainerState,
+      trainer: trainerState(config, 'fp32'),
       files: only,
     });
     const model = await modelFromCheckpoint(checkpoint(files));
@@ -99,7 +109,7 @@ describe('a ZeRO-3 checkpoint read by one process (export, sample)', () => {
     const model = await modelFromCheckpoint({
       dir: 'step-00000002',
       manifest: { world: { size: 2 } } as Manifest,
-      trainer: { model: config, config: { masterWeights: 'split24' } } as unknown as TrainerState,
+      trainer: trainerState(config, 'split24'),
       files,
     });
     const got = await float32Weights(model);

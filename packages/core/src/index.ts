@@ -73,6 +73,12 @@ export type {
   ShardingPlugin,
   ZeroStage,
 } from './sharding.ts';
-export { stateVariable, stateVariableFrom, uniqueVariableName } from './state-variable.ts';
+export {
+  isVariable,
+  requireStateVariables,
+  stateVariable,
+  stateVariableFrom,
+  uniqueVariableName,
+} from './state-variable.ts';
 export type { FixedStepBytes } from './step-bytes.ts';
 export { fixedStepBytes } from './step-bytes.ts';

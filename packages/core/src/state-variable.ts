@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from './errors.ts';
 
 /**
  * A free variable name: `base` itself, else `base_1`, `base_2`… tfjs variable names are process-global, so a
@@ -39,4 +40,32 @@ export function stateVariable(
       ? tf.tensor(init.values.slice(), shape as number[], dtype)
       : tf.fill(shape as number[], init.fill ?? 0, dtype),
   );
+}
+
+/** Whether `t` is a tf.Variable (assignable and named), as the entries of an optimizer's state are. */
+export function isVariable(t: unknown): t is tf.Variable {
+  return (
+    t != null &&
+    typeof (t as tf.Variable).assign === 'function' &&
+    typeof (t as tf.Variable).name === 'string'
+  );
+}
+
+/**
+ * The variables `keys` of one parameter's optimizer state (`optimizer`'s); an InputError names the missing ones and
+ * says to create the state with `<optimizer>().init`.
+ */
+export function requireStateVariables<K extends string>(
+  optimizer: string,
+  param: { readonly name: string },
+  state: Readonly<Record<string, unknown>>,
+  keys: readonly K[],
+): Record<K, tf.Variable> {
+  const missing = keys.filter((k) => !isVariable(state[k]));
+  if (missing.length > 0) {
+    throw new InputError(
+      `${optimizer}: the state of parameter '${param.name}' lacks ${missing.join(', ')} (keys: ${Object.keys(state).join(', ') || 'none'}): create it with ${optimizer}().init`,
+    );
+  }
+  return state as Record<K, tf.Variable>;
 }

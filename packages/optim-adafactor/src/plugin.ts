@@ -1,8 +1,8 @@
 import {
-  InputError,
   type OptimizerPlugin,
   type OptimizerState,
   type ParamInfo,
+  requireStateVariables,
   SPECIFICATION_VERSION,
   splitImpl,
 } from '@kstar/core';
@@ -33,14 +33,6 @@ export interface AdafactorPlugin extends OptimizerPlugin {
   learningRate?: number;
   /** State: `exp_avg_sq_row` + `exp_avg_sq_col` (rank ≥ 2) or `exp_avg_sq` (rank ≤ 1), plus `exp_avg` with beta1. */
   init(param: ParamInfo): OptimizerState & AdafactorStateVars;
-}
-
-function isVariable(t: unknown): t is tf.Variable {
-  return (
-    t != null &&
-    typeof (t as tf.Variable).assign === 'function' &&
-    typeof (t as tf.Variable).name === 'string'
-  );
 }
 
 /**
@@ -78,13 +70,8 @@ export function adafactor(options: AdafactorOptions & { impl?: AdafactorImpl } =
       return createState(param.name, param.shape, withMomentum) as OptimizerState & AdafactorStateVars;
     },
     update(param: tf.Variable, grad: tf.Tensor, state: OptimizerState, step: number) {
-      const s = state as AdafactorStateVars;
       const expected = Object.keys(stateShapes(param.shape, withMomentum)) as AdafactorStateKey[];
-      if (!expected.every((k) => isVariable(s[k]))) {
-        throw new InputError(
-          `adafactor: the state of parameter '${param.name}' lacks ${expected.filter((k) => !isVariable(s[k])).join(', ')} (keys: ${Object.keys(state).join(', ') || 'none'}): create it with adafactor().init`,
-        );
-      }
+      const s: AdafactorStateVars = requireStateVariables('adafactor', param, state, expected);
       adafactorUpdate(param, grad, s, hparams, step, { impl });
     },
     stateBytes(shape: readonly number[]) {

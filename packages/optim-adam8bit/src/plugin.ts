@@ -1,6 +1,7 @@
 import {
   checkStep,
   InputError,
+  isVariable,
   type OptimizerPlugin,
   type OptimizerState,
   optimizerHead,
@@ -28,9 +29,6 @@ export interface Adam8bitPlugin extends OptimizerPlugin {
   /** 8-bit state `{c1, a1, c2, a2}` (m codes/absmax, v codes/absmax) or float32 `{m, v}`. */
   init(param: ParamInfo): OptimizerState;
 }
-
-const isVariable = (t: unknown): t is tf.Variable =>
-  t != null && typeof (t as tf.Variable).assign === 'function' && typeof (t as tf.Variable).name === 'string';
 
 /** Applies one step to `param` from its state record (8-bit or float32), shared by the plugin and the drop-in class. */
 export function stepParam(

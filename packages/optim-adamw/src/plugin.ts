@@ -1,10 +1,10 @@
 import {
-  InputError,
   type OptimizerPlugin,
   type OptimizerState,
   optimizerHead,
   type ParamInfo,
   type PluginMethods,
+  requireStateVariables,
   splitImpl,
   stateVariable,
 } from '@kstar/core';
@@ -44,14 +44,6 @@ export function adamwStateBytes(shape: readonly number[]): number {
  */
 const UPDATE_BYTES_PER_ELEMENT = { fallback: 36, auto: 12 } as const;
 
-function isVariable(t: unknown): t is tf.Variable {
-  return (
-    t != null &&
-    typeof (t as tf.Variable).assign === 'function' &&
-    typeof (t as tf.Variable).name === 'string'
-  );
-}
-
 /**
  * AdamW (decoupled weight decay, bias correction; torch.optim.AdamW semantics), the K* baseline optimizer.
  * Per step t, element-wise: m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
@@ -74,12 +66,7 @@ export function adamw(options: AdamWOptions & { impl?: AdamWImpl } = {}): AdamWP
       return { m, v };
     },
     update(param, grad, state, step) {
-      const { m, v } = state;
-      if (!isVariable(m) || !isVariable(v)) {
-        throw new InputError(
-          `adamw: the state of parameter '${param.name}' has no variables 'm' and 'v' (keys: ${Object.keys(state).join(', ') || 'none'}): create it with adamw().init`,
-        );
-      }
+      const { m, v } = requireStateVariables('adamw', param, state, ['m', 'v']);
       adamwUpdate(param, grad, m, v, { ...head.hparams, step }, { impl });
     },
     stateBytes(shape) {

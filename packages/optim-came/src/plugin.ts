@@ -1,6 +1,7 @@
 import {
   checkStep,
   InputError,
+  isVariable,
   type OptimizerPlugin,
   type OptimizerState,
   optimizerHead,
@@ -8,7 +9,6 @@ import {
   type PluginMethods,
   splitImpl,
 } from '@kstar/core';
-import type * as tf from '@tensorflow/tfjs-core';
 import { cameStateBytes } from './geometry.ts';
 import { CAME_HPARAMS, type CameHparams, type CameOptions, type CameReferenceHparams } from './hparams.ts';
 import { cameUpdate } from './kernel.ts';
@@ -29,14 +29,6 @@ export interface CamePlugin extends OptimizerPlugin {
    * `vCol`, `resRow`, `resCol`; rank ≤ 1 → `m`, `v` (see `CameState`).
    */
   init(param: ParamInfo): OptimizerState & CameState;
-}
-
-function isVariable(t: unknown): t is tf.Variable {
-  return (
-    t != null &&
-    typeof (t as tf.Variable).assign === 'function' &&
-    typeof (t as tf.Variable).name === 'string'
-  );
 }
 
 /** True when `state` holds exactly the variables `keys` (those `stateShapes` gives the parameter's shape). */

@@ -1,14 +1,10 @@
 import { InputError, ShapeError } from '@kstar/core';
 import {
-  type CpuKernel,
   canWriteInPlace,
   checkFloat32,
   checkShapeOfParam,
-  cpuFloats,
   defineKernel,
-  inPlaceOutput,
-  invalidateWasmCaches,
-  type WasmKernel,
+  inPlaceArrayKernels,
 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -82,21 +78,10 @@ function updateArrays(p: Float32Array, g: Float32Array, a: Float32Array, k: Attr
 
 type Inputs = { param: tf.TensorInfo; grad: tf.TensorInfo; acc: tf.TensorInfo };
 
-const adagradCpu: CpuKernel<Inputs, Attrs> = ({ inputs: { param, grad, acc }, backend: b, attrs }) => {
-  const arr = (t: tf.TensorInfo) => cpuFloats(b, t);
-  updateArrays(arr(param), arr(grad), arr(acc), attrs);
-  return [inPlaceOutput(b, param), inPlaceOutput(b, acc)];
-};
-
-const adagradWasm: WasmKernel<Inputs, Attrs> = ({ inputs: { param, grad, acc }, backend: b, attrs }) => {
-  // Nothing is allocated here, so the heap views stay valid during the loop.
-  const view = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
-  updateArrays(view(param), view(grad), view(acc), attrs);
-  // XNNPACK caches packed weights per tensor id: drop them for every tensor written.
-  invalidateWasmCaches(b, param);
-  invalidateWasmCaches(b, acc);
-  return [inPlaceOutput(b, param), inPlaceOutput(b, acc)];
-};
+/** cpu and wasm: the loop in place over p and the accumulator (their outputs, in that order). */
+const adagradArrays = inPlaceArrayKernels<Inputs, Attrs>(['param', 'acc'], (a, k) =>
+  updateArrays(a.param, a.grad, a.acc, k),
+);
 
 const denominator = (a: tf.Tensor, hp: AdagradStepHyper) =>
   hp.epsInsideSqrt ? tf.sqrt(tf.add(a, hp.eps)) : tf.add(tf.sqrt(a), hp.eps);
@@ -138,7 +123,7 @@ const EMPTY = new Int32Array(0);
  */
 export const lazyAdagradKernel = defineKernel<AdagradArgs, void, Inputs, Attrs>({
   name: 'KstarLazyAdagrad',
-  backends: { cpu: adagradCpu, wasm: adagradWasm },
+  backends: adagradArrays,
   invoke: ({ param, grad, acc, hp, select }) => ({
     inputs: { param, grad, acc },
     attrs: {

@@ -1,16 +1,13 @@
 import { InputError } from '@kstar/core';
 import {
-  type CpuKernel,
   canWriteInPlace,
   checkFloat32,
   checkShapeOfParam,
-  cpuFloats,
   defineKernel,
   flat,
   flatProgram,
+  inPlaceArrayKernels,
   inPlaceOutput,
-  invalidateWasmCaches,
-  type WasmKernel,
   type WebGPUKernel,
 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
@@ -74,21 +71,10 @@ function updateArrays(p: Float32Array, g: Float32Array, m: Float32Array, k: Lion
   }
 }
 
-const lionCpu: CpuKernel<Inputs, LionConsts> = ({ inputs: { param, grad, m }, backend: b, attrs }) => {
-  const arr = (t: tf.TensorInfo) => cpuFloats(b, t);
-  updateArrays(arr(param), arr(grad), arr(m), attrs);
-  return [inPlaceOutput(b, param), inPlaceOutput(b, m)];
-};
-
-const lionWasm: WasmKernel<Inputs, LionConsts> = ({ inputs: { param, grad, m }, backend: b, attrs }) => {
-  // Nothing is allocated in this kernel, so the heap views stay valid while the loop runs.
-  const view = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
-  updateArrays(view(param), view(grad), view(m), attrs);
-  // The wasm backend caches packed weights per tensor id: drop them, or matMuls keep the old weights.
-  invalidateWasmCaches(b, param);
-  invalidateWasmCaches(b, m);
-  return [inPlaceOutput(b, param), inPlaceOutput(b, m)];
-};
+/** cpu and wasm: the loop in place over p and m (their outputs, in that order). */
+const lionArrays = inPlaceArrayKernels<Inputs, LionConsts>(['param', 'm'], (a, k) =>
+  updateArrays(a.param, a.grad, a.m, k),
+);
 
 const f32 = (...data: number[]) => data.map((d) => ({ type: 'float32' as const, data: [d] }));
 
@@ -172,7 +158,7 @@ function canRunInPlace({ param, grad, m }: LionArgs, backend: tf.KernelBackend):
 /** The fused Lion update: `KstarLion` natively on cpu, wasm and webgpu, tfjs ops elsewhere. */
 export const lionKernel = defineKernel<LionArgs, void, Inputs, LionConsts>({
   name: 'KstarLion',
-  backends: { cpu: lionCpu, wasm: lionWasm, webgpu: lionWebGPU },
+  backends: { ...lionArrays, webgpu: lionWebGPU },
   invoke: ({ param, grad, m, hp }) => ({
     inputs: { param, grad, m },
     attrs: constants(hp),

@@ -1,11 +1,11 @@
 import {
   checkStep,
-  InputError,
   type OptimizerPlugin,
   type OptimizerState,
   optimizerHead,
   type ParamInfo,
   type PluginMethods,
+  requireStateVariables,
   splitImpl,
   stateVariable,
 } from '@kstar/core';
@@ -28,14 +28,6 @@ export interface LionPlugin extends OptimizerPlugin {
   learningRate: number;
   /** The state of one parameter: `m`, a non-trainable float32 variable of the parameter's shape. */
   init(param: ParamInfo): OptimizerState & { m: tf.Variable };
-}
-
-function isVariable(t: unknown): t is tf.Variable {
-  return (
-    t != null &&
-    typeof (t as tf.Variable).assign === 'function' &&
-    typeof (t as tf.Variable).name === 'string'
-  );
 }
 
 /** The λ the kernel applies as p·(1 − lr·λ): λ, or λ/lr₀ with `decoupledWeightDecay` (lion_pytorch). */
@@ -66,12 +58,7 @@ export function lion(options: LionOptions & { impl?: LionImpl } = {}): LionPlugi
       return { m: stateVariable(`${param.name}/m`, param.shape) };
     },
     update(param, grad, state, step) {
-      const { m } = state;
-      if (!isVariable(m)) {
-        throw new InputError(
-          `lion: the state of parameter '${param.name}' has no variable 'm' (keys: ${Object.keys(state).join(', ') || 'none'}): create it with lion().init`,
-        );
-      }
+      const { m } = requireStateVariables('lion', param, state, ['m']);
       checkStep(step, 'lion');
       lionUpdate(
         param,

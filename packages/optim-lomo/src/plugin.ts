@@ -6,6 +6,7 @@ import {
   type OptimizerState,
   type ParamInfo,
   PluginConflictError,
+  requireStateVariables,
   SPECIFICATION_VERSION,
   splitImpl,
 } from '@kstar/core';
@@ -161,14 +162,6 @@ export function lomo(options: LomoOptions & { impl?: LomoImpl } = {}): LomoPlugi
   );
 }
 
-function isVariable(t: unknown): t is tf.Variable {
-  return (
-    t != null &&
-    typeof (t as tf.Variable).assign === 'function' &&
-    typeof (t as tf.Variable).name === 'string'
-  );
-}
-
 /**
  * AdaLomo (Lv et al. 2023; `lomo_optim.AdaLomo`): Adafactor without momentum, fused into the backward pass.
  * Factored second moment (row/column means of g² + eps1 over the LAST two dims) for rank ≥ 2 — the reference
@@ -196,13 +189,8 @@ export function adalomo(options: AdaLomoOptions & { impl?: LomoImpl } = {}): Ada
     },
     update(param: tf.Variable, grad: tf.Tensor, state: OptimizerState, step: number) {
       checkStep(step, 'adalomo');
-      const s = state as AdaLomoStateVars;
       const expected = Object.keys(adalomoStateShapes(param.shape)) as AdaLomoStateKey[];
-      if (!expected.every((k) => isVariable(s[k]))) {
-        throw new InputError(
-          `adalomo: the state of parameter '${param.name}' lacks ${expected.filter((k) => !isVariable(s[k])).join(', ')} (keys: ${Object.keys(state).join(', ') || 'none'}): create it with adalomo().init`,
-        );
-      }
+      const s: AdaLomoStateVars = requireStateVariables('adalomo', param, state, expected);
       const gradScale = scaleFor('adalomo', hparams.clipGradNorm, scale.value);
       adalomoUpdate(
         param,
