@@ -47,6 +47,13 @@ train() {
 train resident "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch 8 --steps "$STEPS" --activations "$MST,compress:bf16"
 train offload "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch 8 --steps "$STEPS" --activations "$MST,offload" \
   --offload-state
+# COARSE_MST=mst:mlp=2,attn=128,loss=8 adds an offload row with coarser chunks that the corrected byte model (2026-12-03
+# s4) predicts at the same activation peak as $MST's default (bench/packages/planner/h200-chunks.ts,
+# bench/results/2026-12-03-s4-h200-chunks-prediction.json): 18 chunk calls per block and head instead of 88.
+if [ -n "${COARSE_MST:-}" ]; then
+  train offload-coarse "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch 8 --steps "$STEPS" \
+    --activations "checkpoint:$SEGMENTS,$COARSE_MST,offload" --offload-state
+fi
 for b in $EXTRA_BATCHES; do
   train "offload-b$b" "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch "$b" --steps "$STEPS" \
     --activations "$MST,offload" --offload-state

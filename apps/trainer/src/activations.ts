@@ -164,6 +164,8 @@ export interface PlannedActivations {
   strategies: ActivationStrategy[];
   predictedActivationBytes: number;
   predictedPeakBytes: number;
+  /** Tied partial gradients waiting at the peak, where the planner predicted them (else the report counts all). */
+  tiedWaitingBytes?: number;
 }
 
 function mstChunksFor(

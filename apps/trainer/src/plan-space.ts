@@ -133,8 +133,42 @@ function codecOf(store: Exclude<Store, 'float32'>): SavedTensorCodec {
 }
 
 /**
+ * Bytes the ledger counts during a step that the GPT's derivation leaves out, measured by `pnpm bench
+ * plan-prediction` and `bench/packages/planner/mst-bytes-probe.ts --plain` (measured − derived activation floats:
+ * 2·N + 0 … 3 for every plan of the tiny grid and small's, but 2·N + 256 for tiny's selective recompute with every
+ * block its own segment): the caller's int32 inputs and targets (2·N, alive through the step), scalars (the loss, the
+ * learning rate; 16 allowed) and, for the one unattributed remainder, one [B, H, T] row-sum-sized buffer (512 floats
+ * there). Kept as a margin in every plan so that no plan's predicted peak is below its measured one.
+ */
+export function unmodelledBytes(config: GPTConfig, batch: number, seq: number): number {
+  return 4 * (2 * batch * seq + batch * config.nHead * seq + 16);
+}
+
+/**
+ * Partial gradients of tied parameters (the GPT's wte: embedding and head) alive at the step's peak, segmented mode.
+ * Segments are recomputed last to first; a tied parameter's partial gradient from a later segment waits through
+ * every earlier segment that still reads it, so it adds to segment s's peak when the parameter is read both after s
+ * and at or before s. The peak is the largest segment total plus what waits during it (`segmentTotals`: the
+ * derivation's per-segment peaks), not the largest total plus every partial gradient: a plan whose peak is in the
+ * head's segment (nothing waits yet) was predicted V·D·4 bytes high (1% for tiny).
+ */
+export function tiedWaitingAtPeak(
+  fixed: FixedBytes,
+  segments: number[][],
+  segmentTotals: readonly number[],
+): number {
+  let peak = 0;
+  segmentTotals.forEach((total, s) => {
+    const waiting = fixed.waitingGrads([segments.slice(s + 1).flat(), segments.slice(0, s + 1).flat()]);
+    peak = Math.max(peak, total + waiting);
+  });
+  return peak - Math.max(...segmentTotals);
+}
+
+/**
  * Predicted peak bytes and step time of a plan. Bytes: parameters + optimizer state + the GPT's activation
- * derivation with this plan's segments, per-segment saved-input sizes and ops + tied gradients waiting. Time:
+ * derivation with this plan's segments, per-segment saved-input sizes and ops (+ `unmodelledBytes`) + tied gradients
+ * waiting at the peak (`tiedWaitingAtPeak`). Time:
  * every stage's forward+backward, plus the forward of every stage outside the last segment again (segmented mode
  * runs the forward, then recomputes each segment under the gradient call), plus storing and bringing back each
  * stored input.
@@ -160,16 +194,15 @@ export function evaluatePlan(args: ProblemArgs, plan: DecodedPlan) {
   const groups = plan.states.length > 0 ? args.groups! : [];
   const stateBytes =
     groups.length > 0 ? groups.reduce((a, g, k) => a + g.bytes[plan.states[k]!], 0) : fixed.optimizerState;
+  const activationBytes = act.total + unmodelledBytes(config, batch, seq);
+  const tiedWaitingBytes = segmented ? tiedWaitingAtPeak(fixed, plan.segments, act.segmentTotals) : 0;
   const bytes =
-    fixed.params +
-    stateBytes +
-    act.total +
-    (segmented ? fixed.waitingGrads(plan.segments) : 0) +
-    (fixed.accumulatedGrads ?? 0);
+    fixed.params + stateBytes + activationBytes + tiedWaitingBytes + (fixed.accumulatedGrads ?? 0);
   const segmentsOut = segmentRows(plan, costs, saved, groups);
   return {
     bytes,
-    activationBytes: act.total,
+    activationBytes,
+    tiedWaitingBytes,
     ms: segmentsOut.reduce((a, x) => a + x.predictedMs, 0),
     segments: segmentsOut,
   };

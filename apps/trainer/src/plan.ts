@@ -45,6 +45,8 @@ export interface MadePlan {
   record: PlanRecord;
   predictedPeakBytes: number;
   predictedActivationBytes: number;
+  /** Partial gradients of tied parameters alive at the predicted peak (segmented mode; `tiedWaitingAtPeak`). */
+  predictedTiedWaitingBytes: number;
   seq: number;
 }
 
@@ -175,6 +177,7 @@ export class AdaptivePlanner extends Replanner<MadePlan> {
       record,
       predictedPeakBytes: e.bytes,
       predictedActivationBytes: e.activationBytes,
+      predictedTiedWaitingBytes: e.tiedWaitingBytes,
       seq,
     };
     return this.current;
@@ -301,6 +304,7 @@ export function plannedActivations(planner: AdaptivePlanner): PlannedActivations
     strategies: [...(options.activations ?? [])],
     predictedActivationBytes: made.predictedActivationBytes,
     predictedPeakBytes: made.predictedPeakBytes,
+    tiedWaitingBytes: made.predictedTiedWaitingBytes,
   };
 }
 

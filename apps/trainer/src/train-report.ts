@@ -82,7 +82,7 @@ export async function trainReport(
       ? `activations:gpt+${planned.strategies.map((s) => s.name).join('+')}`
       : 'activations:gpt']: planned.predictedActivationBytes,
     ...(planned.choice.segments && !engine.partialGradients
-      ? { 'grads:tied-waiting': fixed.waitingGrads(planned.choice.segments) }
+      ? { 'grads:tied-waiting': planned.tiedWaitingBytes ?? fixed.waitingGrads(planned.choice.segments) }
       : {}),
     // --grad-accum: the float32 sum of the earlier micro-batches' gradients, alive through the later ones.
     ...(accum ? { 'grads:accumulated': fixed.accumulatedGrads } : {}),

@@ -48,8 +48,8 @@ const flags = {
   memoryBudget: '1.5MiB',
 };
 
-async function run(pinPlan?: readonly string[]) {
-  const prepared = prepareRun(parseTrainConfig(flags, 'test'));
+async function run(pinPlan?: readonly string[], extra: Record<string, unknown> = {}) {
+  const prepared = prepareRun(parseTrainConfig({ ...flags, ...extra }, 'test'));
   return train(pinPlan ? { ...prepared, pinPlan } : prepared, { log: new ProgressBar(quiet) });
 }
 
@@ -75,6 +75,29 @@ describe('--pack-documents --length-buckets', () => {
     const b = await run(long.choices);
     expect(b.plans!.every((p) => p.choices.join() === long.choices.join())).toBe(true);
     expect(b.losses.length).toBe(STEPS);
+    for (const [i, l] of a.losses.entries()) expect(l).toBeCloseTo(b.losses[i]!, 4);
+  });
+
+  it('with --grad-accum 2: the micro-batches of a step share its bucket, re-plans per bucket, under the budget', async () => {
+    // The step's bucket is its first micro-batch's; the second is drawn at the same length (packer of its own).
+    const packer = prepareRun(parseTrainConfig(flags, 'test')).packer!;
+    const lengths = Array.from({ length: STEPS }, () => {
+      const T = packer.nextWindows(2).T;
+      packer.nextWindows(2, T);
+      return T;
+    });
+    expect(new Set(lengths)).toEqual(new Set([16, 64])); // both buckets occur, so there is a re-plan to check
+    const a = await run(undefined, { gradAccum: 2 });
+    const changes = lengths.flatMap((T, i) => (i > 0 && T !== lengths[i - 1] ? [i + 1] : []));
+    expect(a.plans!.map((p) => [p.step, p.reason])).toEqual([
+      [1, 'start'],
+      ...changes.map((s) => [s, 'length-bucket']),
+    ]);
+    expect(a.memory.predicted['grads:accumulated']).toBeGreaterThan(0); // the sum the planner budgets for
+    expect(a.memory.peakBytes).toBeLessThanOrEqual(BUDGET);
+    // Pinned to the last plan: the same batches, the same function, the same losses.
+    const last = a.plans!.at(-1)!;
+    const b = await run(last.choices, { gradAccum: 2 });
     for (const [i, l] of a.losses.entries()) expect(l).toBeCloseTo(b.losses[i]!, 4);
   });
 

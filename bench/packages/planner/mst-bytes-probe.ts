@@ -24,6 +24,10 @@ const B = Number(arg('batch', '2'));
 const T = Number(arg('seq', '64'));
 const trace = process.argv.includes('--trace');
 const json = process.argv.includes('--json') ? arg('json', '') : undefined;
+// --plain: the model's own ops (no MsT), one row per mode: the derivation's remainder outside MsT.
+const plain = process.argv.includes('--plain');
+// --segments '[[0],[1,2],[3]]': the checkpoint plan of the segmented rows (default every).
+const segmentsFlag = process.argv.includes('--segments') ? arg('segments', '') : undefined;
 
 await selectBackend(backend);
 // --config '{"nEmbd":48,…}' overrides the preset's sizes (distinct sizes make the shapes at the peak readable).
@@ -83,11 +87,13 @@ async function traced<R>(run: () => Promise<R>) {
 
 const rows = [];
 for (const mode of ['full', 'segmented'] as const) {
-  for (const chunks of grid) {
+  for (const chunks of plain ? grid.slice(0, 1) : grid) {
     const model = createGPT(config, { seed: 1 });
     const strategies: ActivationStrategy[] = [
-      ...(mode === 'segmented' ? [checkpoint({ plan: 'every' })] : []),
-      mst(chunks),
+      ...(mode === 'segmented'
+        ? [checkpoint({ plan: segmentsFlag ? JSON.parse(segmentsFlag) : 'every' })]
+        : []),
+      ...(plain ? [] : [mst(chunks)]),
     ];
     const engine = new TrainingEngine(model, {
       optimizer: adamw(),
@@ -106,7 +112,7 @@ for (const mode of ['full', 'segmented'] as const) {
       mode,
       backend,
       ...(mode === 'segmented' ? { segments: engine.segments.map((s) => [...s]) } : {}),
-      mst: chunks,
+      ...(plain ? {} : { mst: chunks }),
     });
     const measured = t.result.activationPeakBytes;
     const row = {

@@ -68,6 +68,11 @@ export interface ActivationBytesBreakdown {
   readonly total: number;
   /** Index of the segment at which the peak occurs (0 in full mode). */
   readonly peakSegment: number;
+  /**
+   * Each segment's own peak (its saved inputs, upstream gradient and graph), in bytes; `total` is the largest. For
+   * bytes alive during some segments only, e.g. a tied parameter's partial gradient waiting for its last reader.
+   */
+  readonly segmentTotals: readonly number[];
   /** Whether the peak moment is in the recorded forward of that graph or in its backward walk. */
   readonly peakPhase: 'forward' | 'backward';
 }
@@ -92,7 +97,8 @@ export interface ActivationBytesBreakdown {
  *     the residual's) · d(merged) N·D · d(att) N·D · d(probs) A · d(v) N·D · d(scores) A · d(q), d(k) 2·N·D ·
  *     Split's concat 3·N·D · transpose back 3·N·D · d(ln1 out) N·D · d(x) 2·N·D.
  *   moments: causal-softmax backward (14·N·D of grads done, d(probs), and 3·A of its own: dy·p, p·Σ, the result);
- *     LN1 backward (23·N·D done + 3·N·D of its own temporaries, the last of which is its dx).
+ *     LN1 backward (23·N·D done + 3·N·D of its own temporaries, the last of which is its dx; its dγ, dβ, 2·D, are
+ *     made before that dx, so every parameter gradient of the block is alive then: measured, small B1 T32 wasm).
  * Embedding: saved token rows N·D (kept by the broadcast Add) + position rows T·D + output N·D; grads d(pos) T·D;
  *   moment: the gather gradient (run last): a transposed copy of dy N·D + the segment sum V·D + its transpose back
  *   V·D (which becomes wte's gradient).
@@ -202,7 +208,7 @@ function stageFloats(
     const params = 12 * D * D + 13 * D;
     const moments = [
       { extra: 14 * ND + 4 * A, paramsDone: 9 * D * D + 8 * D },
-      { extra: 26 * ND + 2 * A, paramsDone: params - 2 * D },
+      { extra: 26 * ND + 2 * A, paramsDone: params },
     ];
     const grads = 25 * ND + 2 * A;
     // Forward: inside GELU (31·N·D + 2·A alive) and at the block's end (25·N·D + 2·A), plus the residue so far.
@@ -258,7 +264,7 @@ function selectiveBlockFloats(config: GPTConfig, B: number, T: number, copies: b
   const params = 12 * D * D + 13 * D;
   const moments = [
     { extra: 14 * ND + 3 * A + B * H * T, paramsDone: 9 * D * D + 8 * D },
-    { extra: 26 * ND, paramsDone: params - 2 * D },
+    { extra: 26 * ND, paramsDone: params },
   ];
   const grads = 25 * ND;
   const inAttn = 10 * ND + 2 * A + T * T;
@@ -310,7 +316,7 @@ function fusedBlockFloats(config: GPTConfig, B: number, T: number): StageFloats 
     out: 0,
     moments: [
       { extra: 15 * ND + G, paramsDone: 9 * D * D + 8 * D },
-      { extra: 19 * ND, paramsDone: params - 2 * D },
+      { extra: 19 * ND, paramsDone: params },
     ],
     forward: [24 * ND + G + 4 * N, 18 * ND + G + 4 * N],
   };
@@ -429,7 +435,7 @@ function mstStageFloats(
     const moments = [
       { extra: tiledMlpBackwardFloats(N, D, F, mst.mlpChunks, copies), paramsDone: 0 },
       { extra: 5 * ND + chunkedAttentionBackwardFloats(B, H, T, D / H, ca), paramsDone: 9 * D * D + 8 * D },
-      { extra: 18 * ND, paramsDone: params - 2 * D },
+      { extra: 18 * ND, paramsDone: params },
     ];
     const grads = 17 * ND;
     if (!copies) {
@@ -556,7 +562,8 @@ export function predictActivationBreakdown(
       `segments ${JSON.stringify(segments)} do not cover the ${nStages} stages once each, in order: group consecutive indices 0..${nStages - 1}`,
     );
   }
-  let best: ActivationBytesBreakdown | undefined;
+  let best: Omit<ActivationBytesBreakdown, 'segmentTotals'> | undefined;
+  const segmentTotals: number[] = [];
   segments.forEach((seg, s) => {
     const g = graphPeak(seg.map((i) => all[i]!));
     // Segment s > 0 recomputes from its (decoded) float32 input, N·D; the inputs of segments 1 … s−1 are still
@@ -566,6 +573,7 @@ export function predictActivationBreakdown(
     const upstreamGrad = s < segments.length - 1 ? ND : 0;
     const transient = g.peak - g.graph - g.params;
     const total = savedInputs + upstreamGrad + g.peak;
+    segmentTotals.push(total * 4);
     if (!best || total * 4 > best.total) {
       best = {
         savedInputs: savedInputs * 4,
@@ -579,7 +587,7 @@ export function predictActivationBreakdown(
       };
     }
   });
-  return best!;
+  return { ...best!, segmentTotals };
 }
 
 /**
