@@ -10,6 +10,7 @@ import {
   transposeTileSource,
 } from './gemm-align.ts';
 import { launchFixed, stridedCopy } from './launch.ts';
+import type { GemmHead } from './native.ts';
 import { cachedOperand } from './operand-cache.ts';
 import { i64, ptr } from './params.ts';
 import { broadcastStrides, sizeOf } from './shape.ts';
@@ -227,6 +228,7 @@ export function batchMatMul(
   const d = b.device;
   d.current = `BatchMatMul [${a.shape}]${transposeA ? 'ᵀ' : ''}·[${bt.shape}]${transposeB ? 'ᵀ' : ''}`;
   const blas = d.libs.cublas;
+  const head: GemmHead = [d.cublas, plan.opFirst, plan.opSecond, plan.m, plan.n, plan.k, ONE];
   // With a bias the output starts as the bias rows (a pitched copy reading the same row each time) and β = 1.
   const beta = rowBias ? ONE : ZERO;
   const fillBias = (c: number, ldc: number) => {
@@ -258,13 +260,7 @@ export function batchMatMul(
     d.current = `${d.current}${bf16 ? ' bf16' : ' tf32'}${ld.first !== plan.ldFirst || ld.second !== plan.ldSecond ? ' padded' : ''}`;
     d.checkBlas(
       blas.cublasGemmStridedBatchedEx(
-        d.cublas,
-        plan.opFirst,
-        plan.opSecond,
-        plan.m,
-        plan.n,
-        plan.k,
-        ONE,
+        ...head,
         first.ptr,
         inType,
         ld.first,
@@ -291,13 +287,7 @@ export function batchMatMul(
     fillBias(b.pointer(out.dataId), plan.N);
     d.checkBlas(
       blas.cublasSgemmStridedBatched(
-        d.cublas,
-        plan.opFirst,
-        plan.opSecond,
-        plan.m,
-        plan.n,
-        plan.k,
-        ONE,
+        ...head,
         b.pointer(B.dataId),
         plan.ldFirst,
         strideB,

@@ -79,53 +79,56 @@ export interface Nvrtc {
   nvrtcGetErrorString(err: number): string;
 }
 
+/** The arguments every strided-batched GEMM of cuBLAS starts with: handle, both transposes, m, n, k, α. */
+export type GemmHead = [
+  handle: unknown,
+  ta: number,
+  tb: number,
+  m: number,
+  n: number,
+  k: number,
+  alpha: Float32Array,
+];
+
 export interface Cublas {
   cublasCreate(out: unknown[]): number;
   cublasSetStream(handle: unknown, stream: unknown): number;
   cublasSgemmStridedBatched(
-    handle: unknown,
-    ta: number,
-    tb: number,
-    m: number,
-    n: number,
-    k: number,
-    alpha: Float32Array,
-    a: number,
-    lda: number,
-    strideA: number,
-    b: number,
-    ldb: number,
-    strideB: number,
-    beta: Float32Array,
-    c: number,
-    ldc: number,
-    strideC: number,
-    batch: number,
+    ...args: [
+      ...GemmHead,
+      a: number,
+      lda: number,
+      strideA: number,
+      b: number,
+      ldb: number,
+      strideB: number,
+      beta: Float32Array,
+      c: number,
+      ldc: number,
+      strideC: number,
+      batch: number,
+    ]
   ): number;
   cublasGemmStridedBatchedEx(
-    handle: unknown,
-    ta: number,
-    tb: number,
-    m: number,
-    n: number,
-    k: number,
-    alpha: Float32Array,
-    a: number,
-    aType: number,
-    lda: number,
-    strideA: number,
-    b: number,
-    bType: number,
-    ldb: number,
-    strideB: number,
-    beta: Float32Array,
-    c: number,
-    cType: number,
-    ldc: number,
-    strideC: number,
-    batch: number,
-    computeType: number,
-    algo: number,
+    ...args: [
+      ...GemmHead,
+      a: number,
+      aType: number,
+      lda: number,
+      strideA: number,
+      b: number,
+      bType: number,
+      ldb: number,
+      strideB: number,
+      beta: Float32Array,
+      c: number,
+      cType: number,
+      ldc: number,
+      strideC: number,
+      batch: number,
+      computeType: number,
+      algo: number,
+    ]
   ): number;
 }
 
