@@ -7,7 +7,8 @@
 #                           (precision × kernels), each run its own process; `before` = KSTAR_FLASH_DKV=split
 #                           KSTAR_WEBGPU_SUM=tfjs (the two-program dk/dv and tfjs's transpose-then-sum)
 #                           ($VARIANTS, default "new before"; `rows128` = KSTAR_FLASH_ROWS=128; $PRECISIONS, default
-#                           "strict f16-mixed"; SKIP_PARITY=1, SKIP_PROFILE=1 leave those parts out)
+#                           "strict f16-mixed"; $PROFILES, default "strict f16-mixed"; SKIP_PARITY=1, SKIP_PROFILE=1
+#                           leave those parts out)
 #   gpu-plugins.json        (PLUGINS=1) every memory plugin at once, $PLUGIN_CONFIGS
 # Needs beside the repo: .gl/*.deb, .device/node.xz, $BUNDLE (`pnpm bundle tmp/bdl/bundle-dir`, tar -C tmp/bdl -cJf).
 # Session 4 (2026-12-03), from /work/main with the bundle and this script under .device/webgpu/:
@@ -15,8 +16,8 @@
 #       command="BUNDLE=.device/webgpu/bundle.tar.xz ROUNDS=2 PLUGINS=1 bash .device/webgpu/gpu-run-webgpu-speed.sh")
 #   (one-pass dk/dv + column sums vs before: bench/results/2026-12-03-s4-h200-{gpu-rounds,profile-*,attention-parity,
 #   gpu-plugins}.json), then with the packed attention:
-#   run(…, timeout_s=…, command="BUNDLE=.device/webgpu/bundle.tar.xz ROUNDS=2 VARIANTS='new rows128' SKIP_PARITY=1
-#       bash .device/webgpu/gpu-run-webgpu-speed.sh")
+#   run(…, timeout_s=150, command="BUNDLE=.device/webgpu/bundle.tar.xz ROUNDS=1 VARIANTS='new rows128'
+#       PROFILES=f16-mixed bash .device/webgpu/gpu-run-webgpu-speed.sh")
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
 RES=/tmp/webgpu-speed
@@ -49,7 +50,7 @@ timeout "${PARITY_LIMIT:-60}" "${B[@]}" kernels --only attention --shapes gpt2 -
 mark "attention parity: exit $?"; grep -E "^(PASS|FAIL)" "$RES/attention-parity.log"; save
 fi
 
-for p in $([ "${SKIP_PROFILE:-0}" = 1 ] || echo strict f16-mixed); do
+for p in $([ "${SKIP_PROFILE:-0}" = 1 ] || echo "${PROFILES:-strict f16-mixed}"); do
   KSTAR_WEBGPU_MATMUL_PRECISION=$p KSTAR_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis timeout 60 "${B[@]}" profile \
     --json "$RES/profile-$p.json" --preset gpt2-124m --seq 1024 --batch 8 > "$RES/profile-$p.log" 2>&1
   mark "profile $p: exit $?"; head -16 "$RES/profile-$p.log" | grep -v '^Warning'; grep 'sum of kernel' "$RES/profile-$p.log"
