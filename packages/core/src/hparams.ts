@@ -88,6 +88,34 @@ export const numberWhere =
   (x: unknown): boolean =>
     typeof x === 'number' && test(x);
 
+/** `ok`: a finite number > 0 (learning rates, epsilons). */
+export const finitePositive = numberWhere((x) => Number.isFinite(x) && x > 0);
+
+/** `ok`: a finite number ≥ 0. */
+export const finiteNonNegative = numberWhere((x) => Number.isFinite(x) && x >= 0);
+
+/** `ok`: in [0, 1) (the decays of moment EMAs). */
+export const unitInterval = numberWhere((x) => x >= 0 && x < 1);
+
+/** The decoupled weight decay λ the optimizers declare: a finite number ≥ 0 (0: off), torch's `weight_decay`. */
+export function weightDecayField(
+  defaultValue: number,
+  rule = 'a finite number ≥ 0 (0 turns decay off)',
+): HparamField<number> {
+  return { default: defaultValue, ok: finiteNonNegative, rule, ref: 'weight_decay' };
+}
+
+/** torch's two moment decays as references give them: `beta1`/`beta2`, or `betas=(β1, β2)`. */
+export interface BetasReference {
+  readonly beta1?: number;
+  readonly beta2?: number;
+  /** torch's `betas=(β1, β2)`; an alternative to `beta1`/`beta2`. */
+  readonly betas?: readonly [number, number];
+}
+
+/** The `reference.pairs` entry that reads `betas=(β1, β2)` into `beta1` and `beta2`. */
+export const BETAS_PAIR = { key: 'betas', fields: ['beta1', 'beta2'], shape: '[beta1, beta2]' } as const;
+
 /** `ok` that also accepts null (an optional feature that is off). */
 export const orNull =
   (ok: (x: unknown) => boolean) =>

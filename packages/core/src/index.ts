@@ -35,6 +35,7 @@ export {
   TrainingError,
 } from './errors.ts';
 export type {
+  BetasReference,
   HparamField,
   HparamPair,
   HparamsSchema,
@@ -42,7 +43,18 @@ export type {
   IgnoredReferenceKey,
   RequiredHparamField,
 } from './hparams.ts';
-export { defineHparams, isBoolean, numberWhere, orNull, showValue } from './hparams.ts';
+export {
+  BETAS_PAIR,
+  defineHparams,
+  finiteNonNegative,
+  finitePositive,
+  isBoolean,
+  numberWhere,
+  orNull,
+  showValue,
+  unitInterval,
+  weightDecayField,
+} from './hparams.ts';
 export type { MemoryReport, MemoryTerm, WindowStats } from './ledger.ts';
 export { MemoryLedger, trackHostBytes, uniqueBufferBytes } from './ledger.ts';
 export type { GpuPeaks } from './ledger-table.ts';

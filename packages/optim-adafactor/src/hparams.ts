@@ -1,4 +1,13 @@
-import { defineHparams, InputError, isBoolean, numberWhere, orNull } from '@kstar/core';
+import {
+  defineHparams,
+  finiteNonNegative,
+  finitePositive,
+  InputError,
+  isBoolean,
+  numberWhere,
+  orNull,
+  weightDecayField,
+} from '@kstar/core';
 
 /**
  * Adafactor hyper-parameters under K* names. Defaults and checks are those of
@@ -48,8 +57,6 @@ export interface AdafactorReferenceHparams {
   readonly warmup_init?: boolean;
 }
 
-const finitePositive = numberWhere((x) => Number.isFinite(x) && x > 0);
-const finiteNonNegative = numberWhere((x) => Number.isFinite(x) && x >= 0);
 const bool = { ok: isBoolean, rule: 'true or false' };
 
 /**
@@ -96,12 +103,7 @@ export const ADAFACTOR_HPARAMS = defineHparams<AdafactorHparams>({
       ref: 'eps1',
     },
     eps2: { default: 1e-3, ok: finiteNonNegative, rule: 'a finite number ≥ 0 (HF: 1e-3)', ref: 'eps2' },
-    weightDecay: {
-      default: 0,
-      ok: finiteNonNegative,
-      rule: 'a finite number ≥ 0 (0 turns decay off)',
-      ref: 'weight_decay',
-    },
+    weightDecay: weightDecayField(0),
   },
   crossCheck(hp, where) {
     if (hp.lr !== null && hp.relativeStep) {

@@ -1,4 +1,13 @@
-import { defineHparams, isBoolean, numberWhere } from '@kstar/core';
+import {
+  BETAS_PAIR,
+  type BetasReference,
+  defineHparams,
+  finitePositive,
+  isBoolean,
+  numberWhere,
+  unitInterval,
+  weightDecayField,
+} from '@kstar/core';
 
 /** 8-bit Adam hyper-parameters (K* names). Defaults are `bnb.optim.Adam8bit`'s (bitsandbytes 95f9af3). */
 export interface Adam8bitHparams {
@@ -23,11 +32,8 @@ export interface Adam8bitHparams {
 export type Adam8bitOptions = Partial<Adam8bitHparams>;
 
 /** Hyper-parameters under torch/bitsandbytes names, as the golden fixtures and `kstar replay` write them. */
-export interface Adam8bitReferenceHparams {
+export interface Adam8bitReferenceHparams extends BetasReference {
   readonly lr?: number;
-  readonly beta1?: number;
-  readonly beta2?: number;
-  readonly betas?: readonly [number, number];
   readonly eps?: number;
   readonly weight_decay?: number;
   readonly min_8bit_size?: number;
@@ -35,9 +41,6 @@ export interface Adam8bitReferenceHparams {
   /** torch's amsgrad: only false is accepted (bitsandbytes rejects it too). */
   readonly amsgrad?: boolean;
 }
-
-const finitePositive = numberWhere((x) => Number.isFinite(x) && x > 0);
-const unitInterval = numberWhere((x) => x >= 0 && x < 1);
 
 /** 8-bit Adam's hyper-parameters declared once: defaults, checks, torch/bitsandbytes names. */
 export const ADAM8BIT_HPARAMS = defineHparams<Adam8bitHparams>({
@@ -48,12 +51,7 @@ export const ADAM8BIT_HPARAMS = defineHparams<Adam8bitHparams>({
     beta1: { default: 0.9, ok: unitInterval, rule: 'in [0, 1) (typically 0.9)', ref: 'beta1' },
     beta2: { default: 0.999, ok: unitInterval, rule: 'in [0, 1) (typically 0.999)', ref: 'beta2' },
     eps: { default: 1e-8, ok: finitePositive, rule: 'a finite number > 0 (typically 1e-8)', ref: 'eps' },
-    weightDecay: {
-      default: 0,
-      ok: numberWhere((x) => Number.isFinite(x) && x >= 0),
-      rule: 'a finite number ≥ 0 (0 turns decay off)',
-      ref: 'weight_decay',
-    },
+    weightDecay: weightDecayField(0),
     blockSize: {
       default: 256,
       ok: numberWhere((x) => Number.isInteger(x) && x >= 1 && x <= 1 << 20),
@@ -71,7 +69,7 @@ export const ADAM8BIT_HPARAMS = defineHparams<Adam8bitHparams>({
   reference: {
     name: 'adam8bitFromReferenceHparams',
     example: '{lr: 1e-3, weight_decay: 0.01}',
-    pairs: [{ key: 'betas', fields: ['beta1', 'beta2'], shape: '[beta1, beta2]' }],
+    pairs: [BETAS_PAIR],
     // torch's amsgrad: bitsandbytes rejects it too.
     ignored: { amsgrad: { ok: (x) => x === false, rule: 'false (8-bit Adam supports only false)' } },
   },

@@ -1,4 +1,11 @@
-import { defineHparams, numberWhere } from '@kstar/core';
+import {
+  BETAS_PAIR,
+  type BetasReference,
+  defineHparams,
+  finitePositive,
+  unitInterval,
+  weightDecayField,
+} from '@kstar/core';
 
 /** AdamW hyper-parameters (K* names). Defaults are torch.optim.AdamW's. */
 export interface AdamWHparams {
@@ -18,18 +25,11 @@ export interface AdamWHparams {
 export type AdamWOptions = Partial<AdamWHparams>;
 
 /** Hyper-parameters under torch.optim.AdamW's names, as the golden fixtures and `kstar replay` write them. */
-export interface AdamWReferenceHparams {
+export interface AdamWReferenceHparams extends BetasReference {
   readonly lr?: number;
-  readonly beta1?: number;
-  readonly beta2?: number;
-  /** torch's `betas=(β1, β2)`; an alternative to `beta1`/`beta2`. */
-  readonly betas?: readonly [number, number];
   readonly eps?: number;
   readonly weight_decay?: number;
 }
-
-const finitePositive = numberWhere((x) => Number.isFinite(x) && x > 0);
-const unitInterval = numberWhere((x) => x >= 0 && x < 1);
 
 /** AdamW's hyper-parameters declared once: defaults, checks, torch's names. */
 export const ADAMW_HPARAMS = defineHparams<AdamWHparams>({
@@ -45,17 +45,12 @@ export const ADAMW_HPARAMS = defineHparams<AdamWHparams>({
     beta1: { default: 0.9, ok: unitInterval, rule: 'in [0, 1) (typically 0.9)', ref: 'beta1' },
     beta2: { default: 0.999, ok: unitInterval, rule: 'in [0, 1) (typically 0.95 to 0.999)', ref: 'beta2' },
     eps: { default: 1e-8, ok: finitePositive, rule: 'a finite number > 0 (typically 1e-8)', ref: 'eps' },
-    weightDecay: {
-      default: 0.01,
-      ok: numberWhere((x) => Number.isFinite(x) && x >= 0),
-      rule: 'a finite number ≥ 0 (0 turns decay off)',
-      ref: 'weight_decay',
-    },
+    weightDecay: weightDecayField(0.01),
   },
   reference: {
     name: 'adamwFromReferenceHparams',
     example: '{lr: 0.01, weight_decay: 0.01}',
-    pairs: [{ key: 'betas', fields: ['beta1', 'beta2'], shape: '[beta1, beta2]' }],
+    pairs: [BETAS_PAIR],
   },
 });
 

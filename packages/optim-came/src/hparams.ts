@@ -1,4 +1,4 @@
-import { defineHparams, numberWhere } from '@kstar/core';
+import { defineHparams, finitePositive, unitInterval, weightDecayField } from '@kstar/core';
 
 /**
  * CAME hyper-parameters under K* names. Defaults are `came_pytorch.CAME`'s; `lr` has none there
@@ -52,9 +52,6 @@ export interface CameReferenceHparams {
  */
 export const CAME_TINY_LR = 3e-4;
 
-const finitePositive = numberWhere((x) => Number.isFinite(x) && x > 0);
-const unitInterval = numberWhere((x) => x >= 0 && x < 1);
-
 /** CAME's hyper-parameters declared once: defaults (none for `lr`), checks, came_pytorch's names. */
 export const CAME_HPARAMS = defineHparams<CameHparams, 'lr'>({
   name: 'came',
@@ -84,12 +81,7 @@ export const CAME_HPARAMS = defineHparams<CameHparams, 'lr'>({
       rule: 'a finite number > 0 (typically 1.0)',
       ref: 'clip_threshold',
     },
-    weightDecay: {
-      default: 0,
-      ok: numberWhere((x) => Number.isFinite(x) && x >= 0),
-      rule: 'a finite number ≥ 0 (0 turns decay off)',
-      ref: 'weight_decay',
-    },
+    weightDecay: weightDecayField(0),
   },
   reference: {
     name: 'cameFromReferenceHparams',

@@ -1,4 +1,13 @@
-import { defineHparams, InputError, isBoolean, numberWhere, orNull, showValue } from '@kstar/core';
+import {
+  defineHparams,
+  finiteNonNegative,
+  finitePositive,
+  InputError,
+  isBoolean,
+  numberWhere,
+  orNull,
+  showValue,
+} from '@kstar/core';
 
 /** Which rank-2 parameters keep row-lazy state (a row map + a slab of the rows seen so far). */
 export type LazyRowsMode = 'embedding' | 'matrices' | 'off';
@@ -60,7 +69,6 @@ export interface LazyAdagradReferenceHparams {
   readonly differentiable?: boolean;
 }
 
-const finitePositive = numberWhere((x) => Number.isFinite(x) && x > 0);
 const oneOf =
   (...values: readonly string[]) =>
   (x: unknown) =>
@@ -84,7 +92,7 @@ export const LAZY_ADAGRAD_HPARAMS = defineHparams<LazyAdagradHparams>({
     },
     initialAccumulatorValue: {
       default: 0,
-      ok: numberWhere((x) => Number.isFinite(x) && x >= 0),
+      ok: finiteNonNegative,
       rule: 'a finite number ≥ 0 (torch 0, Keras 0.1)',
       ref: 'initial_accumulator_value',
     },

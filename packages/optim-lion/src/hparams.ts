@@ -1,4 +1,12 @@
-import { defineHparams, isBoolean, numberWhere } from '@kstar/core';
+import {
+  BETAS_PAIR,
+  type BetasReference,
+  defineHparams,
+  finitePositive,
+  isBoolean,
+  numberWhere,
+  weightDecayField,
+} from '@kstar/core';
 
 /** Lion hyper-parameters (K* names). Defaults are `lion_pytorch.Lion`'s (lucidrains/lion-pytorch 6a74fdc). */
 export interface LionHparams {
@@ -21,12 +29,8 @@ export interface LionHparams {
 export type LionOptions = Partial<LionHparams>;
 
 /** Hyper-parameters under lion_pytorch's names, as the golden fixtures and `kstar replay` write them. */
-export interface LionReferenceHparams {
+export interface LionReferenceHparams extends BetasReference {
   readonly lr?: number;
-  readonly beta1?: number;
-  readonly beta2?: number;
-  /** lion_pytorch's `betas=(β1, β2)`; an alternative to `beta1`/`beta2`. */
-  readonly betas?: readonly [number, number];
   readonly weight_decay?: number;
   readonly decoupled_weight_decay?: boolean;
   /** lion_pytorch's Triton kernel switch: the same arithmetic, accepted and ignored. */
@@ -40,7 +44,7 @@ export const LION_HPARAMS = defineHparams<LionHparams>({
   fields: {
     lr: {
       default: 1e-4,
-      ok: numberWhere((x) => Number.isFinite(x) && x > 0),
+      ok: finitePositive,
       rule: 'a finite number > 0 (typically 3–10× smaller than AdamW’s, e.g. 1e-4 to 1e-3)',
       ref: 'lr',
     },
@@ -57,12 +61,7 @@ export const LION_HPARAMS = defineHparams<LionHparams>({
       rule: 'in [0, 1] (typically 0.98 or 0.99)',
       ref: 'beta2',
     },
-    weightDecay: {
-      default: 0,
-      ok: numberWhere((x) => Number.isFinite(x) && x >= 0),
-      rule: 'a finite number ≥ 0 (0 turns decay off; typically 3–10× AdamW’s)',
-      ref: 'weight_decay',
-    },
+    weightDecay: weightDecayField(0, 'a finite number ≥ 0 (0 turns decay off; typically 3–10× AdamW’s)'),
     decoupledWeightDecay: {
       default: false,
       ok: isBoolean,
@@ -73,7 +72,7 @@ export const LION_HPARAMS = defineHparams<LionHparams>({
   reference: {
     name: 'lionFromReferenceHparams',
     example: '{lr: 1e-4, weight_decay: 0.1}',
-    pairs: [{ key: 'betas', fields: ['beta1', 'beta2'], shape: '[beta1, beta2]' }],
+    pairs: [BETAS_PAIR],
     ignored: { use_triton: { ok: isBoolean, rule: 'true or false' } },
   },
 });

@@ -1,4 +1,13 @@
-import { defineHparams, InputError, numberWhere, orNull, PluginConflictError } from '@kstar/core';
+import {
+  defineHparams,
+  finiteNonNegative,
+  finitePositive,
+  InputError,
+  numberWhere,
+  orNull,
+  PluginConflictError,
+  weightDecayField,
+} from '@kstar/core';
 
 /**
  * Hyper-parameters of LOMO and AdaLomo, named as in K* (camelCase) with the `lomo_optim` names beside them.
@@ -58,9 +67,6 @@ export interface AdaLomoHparams extends LomoHparams {
   readonly lossScale: number | null;
 }
 
-const finitePositive = numberWhere((x) => Number.isFinite(x) && x > 0);
-const finiteNonNegative = numberWhere((x) => Number.isFinite(x) && x >= 0);
-
 /** LOMO's hyper-parameters declared once: `lomo_optim.Lomo`'s defaults and names (`accumulate` is not one). */
 export const LOMO_HPARAMS = defineHparams<LomoHparams>({
   name: 'lomo',
@@ -79,7 +85,7 @@ export const LOMO_HPARAMS = defineHparams<LomoHparams>({
       rule: 'a finite number > 0, or null (off)',
       ref: 'clip_grad_norm',
     },
-    weightDecay: { default: 0, ok: finiteNonNegative, rule: 'a finite number ≥ 0', ref: 'weight_decay' },
+    weightDecay: weightDecayField(0, 'a finite number ≥ 0'),
   },
   extraOptions: ['accumulate'],
   reference: { name: 'lomoFromReferenceHparams', example: '{lr: 1e-3}' },
