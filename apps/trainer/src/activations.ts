@@ -1,7 +1,13 @@
 import { type CheckpointPlan, checkpoint, parsePlan, planSegments } from '@kstar/act-checkpoint';
 import { bf16Codec, type CompressFormat, compress, int8Codec } from '@kstar/act-compress';
 import { defaultChunks, mst, parseMstSpec } from '@kstar/act-mst';
-import { type ActivationStrategy, InputError } from '@kstar/core';
+import {
+  type ActivationStrategy,
+  activationMode,
+  type EngineMode,
+  InputError,
+  recomputesSegments,
+} from '@kstar/core';
 import type { ActivationBackend, GPTConfig } from '@kstar/gpt';
 import { predictActivationBytes } from '@kstar/gpt';
 import { offload, offloadEffective } from '@kstar/offload';
@@ -205,24 +211,42 @@ export function strategiesFor(choice: ActivationChoice, spec: ActivationSpec): A
 }
 
 /**
- * Whether these strategies recompute segments, and so need segmented mode: compress, or checkpoint other than
- * `selective` alone. The one place that decides it (prepareRun, planActivations).
+ * The strategies `spec` names, with their open parameters at the defaults (checkpoint `sqrt` unless `selective`
+ * alone, MsT's own chunking): enough for core to decide the mode before any plan is chosen.
  */
-export function recomputesSegments(spec: ActivationSpec): boolean {
-  return spec.compress !== undefined || spec.offload !== undefined || checkpointsSegments(spec);
+function namedStrategies(spec: ActivationSpec): ActivationStrategy[] {
+  const { mst: chunks, compress: comp } = spec;
+  const ckpt = namedCheckpoint(spec);
+  return [
+    ...(ckpt ? [ckpt] : []),
+    ...(chunks ? [mst({ ...chunks })] : []),
+    ...(comp ? [compress({ format: comp.format })] : []),
+    ...(spec.offload ? [offload()] : []),
+  ];
 }
 
-/** Whether `checkpoint` recomputes segments: every checkpoint but `selective` alone (one op, in full-graph mode). */
-function checkpointsSegments(spec: ActivationSpec): boolean {
-  return spec.checkpoint !== undefined && !(spec.checkpoint.selective && spec.checkpoint.plan === undefined);
-}
-
-/** The error for strategies that recompute segments under `--mode full`. */
-export function recomputeInFullMode(spec: ActivationSpec): InputError {
-  return new InputError(
-    `--activations ${describeSpec(spec)} recomputes segments, which --mode full does not do: drop --mode full (checkpoint plans and compress select segmented mode) or use checkpoint:selective alone`,
-    'E_CONFIG',
+/** `spec`'s checkpoint strategy, its plan left at the default when open. */
+function namedCheckpoint({ checkpoint: ckpt }: ActivationSpec): ActivationStrategy | undefined {
+  return (
+    ckpt && checkpoint({ ...(ckpt.plan !== undefined ? { plan: ckpt.plan } : {}), selective: ckpt.selective })
   );
+}
+
+/**
+ * The engine mode for `spec`: `requested` (--mode), or segmented when a named strategy recomputes segments (core's
+ * rule: `activationMode`), else `fallback`. InputError naming --activations and --mode full when they contradict.
+ */
+export function activationModeFor(
+  spec: ActivationSpec,
+  requested: EngineMode | undefined,
+  fallback: EngineMode = 'full',
+): EngineMode {
+  return activationMode(namedStrategies(spec), requested, fallback, {
+    what: `--activations ${describeSpec(spec)}`,
+    fullMode: '--mode full',
+    fix: 'drop --mode full (checkpoint plans and compress select segmented mode) or use checkpoint:selective alone',
+    code: 'E_CONFIG',
+  });
 }
 
 /**
@@ -244,15 +268,10 @@ export function planActivations(args: {
 }): PlannedActivations {
   const { spec, config, batch, seq, backend, fixed, budget } = args;
   const nStages = config.nLayer + 2;
-  // A plan or compress given by the user recomputes whatever the budget; a bare `checkpoint` only without one.
-  const needsSegments =
-    spec.checkpoint?.plan !== undefined || spec.compress !== undefined || spec.offload !== undefined;
-  if (args.userMode === 'full' && (needsSegments || (budget === undefined && recomputesSegments(spec))))
-    throw recomputeInFullMode(spec);
-  const segmentedCkpt = checkpointsSegments(spec);
-  const mode: 'full' | 'segmented' = recomputesSegments(spec)
-    ? 'segmented'
-    : (args.userMode ?? (args.defaultSegments ? 'segmented' : 'full'));
+  const mode = activationModeFor(spec, args.userMode, args.defaultSegments ? 'segmented' : 'full');
+  // The checkpoint strategy plans segments (every form but `selective` alone): its plan is among the candidates.
+  const ckpt = namedCheckpoint(spec);
+  const segmentedCkpt = ckpt !== undefined && recomputesSegments(ckpt);
   // Candidate plans: the user's, or (budget) every:K for K = L … 1 and sqrt; none for MsT/compress alone.
   const plans: Array<number[][] | undefined> = [];
   if (spec.checkpoint?.plan !== undefined) plans.push(planSegments(spec.checkpoint.plan, nStages));

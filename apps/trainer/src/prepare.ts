@@ -4,12 +4,7 @@ import type { OptimizerPlugin } from '@kstar/core';
 import { InputError, KstarError, parseBytes } from '@kstar/core';
 import { createTokenizer, type DocumentPacker, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
 import { decodeHfGpt2, GPT_PRESETS, type GPTConfig, resolveConfig } from '@kstar/gpt';
-import {
-  type ActivationSpec,
-  parseActivations,
-  recomputeInFullMode,
-  recomputesSegments,
-} from './activations.ts';
+import { type ActivationSpec, activationModeFor, parseActivations } from './activations.ts';
 import type { LoadedCheckpoint } from './checkpoint/read.ts';
 import type { TrainConfig } from './config.ts';
 import { optimizerEntry } from './optimizers.ts';
@@ -57,9 +52,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
     );
   }
   const activations = parseActivations(config.activations ?? '');
-  const recomputes = recomputesSegments(activations);
-  if (recomputes && config.mode === 'full') throw recomputeInFullMode(activations);
-  const mode: 'full' | 'segmented' = config.mode ?? entry.requiresMode ?? (recomputes ? 'segmented' : 'full');
+  const mode = activationModeFor(activations, config.mode, entry.requiresMode);
   const memoryBudget =
     config.memoryBudget === undefined || config.memoryBudget === 'auto'
       ? config.memoryBudget

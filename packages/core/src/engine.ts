@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { activationMode } from './activation-mode.ts';
 import { composeActivations } from './activations.ts';
 import type {
   ActivationStrategy,
@@ -228,17 +229,18 @@ export class TrainingEngine {
    */
   private configure(options: ReplanOptions): void {
     const model = this.model;
-    const mode = options.mode ?? 'full';
-    if (mode !== 'full' && mode !== 'segmented') {
-      throw new InputError(`mode '${String(mode)}' is not a training mode: use 'full' or 'segmented'`);
+    const requested = options.mode ?? 'full';
+    if (requested !== 'full' && requested !== 'segmented') {
+      throw new InputError(`mode '${String(requested)}' is not a training mode: use 'full' or 'segmented'`);
     }
     const n = model.stages.length;
     const acts = composeActivations(options.activations ?? [], model.stages);
-    if (mode === 'full' && (acts.plan || acts.codec || options.segmentCodecs?.some((c) => c))) {
-      throw new InputError(
-        `activation strategy '${acts.planBy ?? acts.codecBy ?? 'segmentCodecs'}' recomputes segments, which full-graph mode does not do: use mode 'segmented'`,
-      );
-    }
+    // Per-segment codecs recompute segments as a strategy's codec does.
+    const codecs = options.segmentCodecs?.find((c) => c);
+    const mode = activationMode(
+      [...(options.activations ?? []), ...(codecs ? [{ name: 'segmentCodecs', codec: codecs }] : [])],
+      requested,
+    );
     if (acts.plan && options.segments) {
       throw new PluginConflictError(
         `activation strategy '${acts.planBy}' plans the segments and so does the 'segments' option: keep one of them`,

@@ -1,3 +1,5 @@
+export type { RecomputeDeclaration, RecomputeRefusal } from './activation-mode.ts';
+export { activationMode, recomputeInFullMode, recomputesSegments } from './activation-mode.ts';
 export type { Composition } from './compose.ts';
 export { composePlugins } from './compose.ts';
 export type {
