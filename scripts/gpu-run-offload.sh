@@ -14,6 +14,9 @@
 #   2. the longest T that trains in 8 GiB at batch 1: the baseline (AdamW, full graph) over $BASE_TS, then the
 #      offload configuration at 12× the baseline's longest (≥ 12× is the goal), $LONG_STEPS steps.
 # Tokens/s are over steps 2… (the first step compiles the pipelines).
+# 2026-12-03 s4, the coarse-chunk row alone (bundle and this script in .device/planner/, same carry):
+#   ROWS= BASE_TS= STEPS=3 RUN_LIMIT=55 COARSE_MST=mst:mlp=2,attn=128,loss=8 BUNDLE=.device/planner/bundle.tar.xz
+#   OUT=$OUT bash .device/planner/gpu-run-offload.sh
 set -uo pipefail
 . scripts/gpu-prelude.sh
 OUT=${OUT:-/tmp/kstar-out}
@@ -44,9 +47,15 @@ train() {
   return $code
 }
 
-train resident "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch 8 --steps "$STEPS" --activations "$MST,compress:bf16"
-train offload "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch 8 --steps "$STEPS" --activations "$MST,offload" \
-  --offload-state
+# ROWS names the T = 1024 rows to run (default both; ROWS= with COARSE_MST runs the coarse row alone).
+ROWS=${ROWS-resident offload}
+case " $ROWS " in *" resident "*)
+  train resident "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch 8 --steps "$STEPS" --activations "$MST,compress:bf16"
+esac
+case " $ROWS " in *" offload "*)
+  train offload "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch 8 --steps "$STEPS" --activations "$MST,offload" \
+    --offload-state
+esac
 # COARSE_MST=mst:mlp=2,attn=128,loss=8 adds an offload row with coarser chunks that the corrected byte model (2026-12-03
 # s4) predicts at the same activation peak as $MST's default (bench/packages/planner/h200-chunks.ts,
 # bench/results/2026-12-03-s4-h200-chunks-prediction.json): 18 chunk calls per block and head instead of 88.

@@ -6,6 +6,7 @@
  *   [--backend wasm|cpu] [--preset tiny] [--batch 2] [--seq 64] [--trace] [--json FILE]
  */
 import { writeFileSync } from 'node:fs';
+import { cpus, platform, release } from 'node:os';
 import { checkpoint } from '@kstar/act-checkpoint';
 import { mst } from '@kstar/act-mst';
 import { type ActivationStrategy, type EngineInternals, engineInternals, TrainingEngine } from '@kstar/core';
@@ -137,4 +138,9 @@ for (const mode of ['full', 'segmented'] as const) {
     model.dispose();
   }
 }
-if (json) writeFileSync(json, `${JSON.stringify({ preset, backend, batch: B, seq: T, rows }, null, 2)}\n`);
+const command = `node --conditions=@kstar/source --import tsx bench/packages/planner/mst-bytes-probe.ts ${process.argv.slice(2).join(' ')}`;
+const machine = `${cpus()[0]?.model ?? 'unknown'} ×${cpus().length}, ${platform()} ${release()}, Node ${process.version}`;
+if (json) {
+  const out = { command, machine, preset, config, backend, batch: B, seq: T, rows };
+  writeFileSync(json, `${JSON.stringify(out, null, 2)}\n`);
+}

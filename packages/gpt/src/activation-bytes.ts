@@ -412,8 +412,10 @@ function chunkedLossBackwardFloats(N: number, D: number, V: number, chunks: numb
  * Blocks and head with MsT's ops. Block: as the selective block (the chunked attention saves q, k, v) without the
  * MLP's saved intermediates (fc out, GELU out: cpu −8·N·D; wasm the fused matMuls' and GELU's copies
  * 19·N·D + 16·D² + 5·D are replaced by x and the four weights, N·D + 8·D² + 5·D) and their gradients (−8·N·D). The
- * MLP backward chunk by chunk: `tiledMlpBackwardFloats`. The attention backward holds one query chunk's 6·B·H·c·T.
- * Head: the [N, V] logits are neither saved nor differentiated whole; one row chunk's 5·c·V.
+ * ops' backward chunk by chunk: `tiledMlpBackwardFloats`, `chunkedAttentionBackwardFloats` (after the 5·N·D of
+ * gradients the block has made by then) and, in the head, `chunkedLossBackwardFloats`: the [N, V] logits are neither
+ * saved nor differentiated whole. Forward: one attention chunk's two score-sized buffers 2·B·H·c·T, one MLP chunk's
+ * 2·c·F, one loss chunk's three [c, V] (logits, z − max, exp inside logSumExp; then logits, one-hot, their product).
  */
 function mstStageFloats(
   config: GPTConfig,
