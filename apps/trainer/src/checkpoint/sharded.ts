@@ -1,18 +1,13 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type BackgroundCheckpointWriter,
   CheckpointError,
-  type CheckpointFile,
   type CheckpointHooks,
-  commitCheckpoint,
   commitCheckpointInBackground,
   decodePayload,
   emptyPhases,
-  encodeOptimizerState,
-  encodePayload,
-  type ManifestFile,
   MODEL_FILE,
   modelShardFile,
   openTemporaryDir,
@@ -20,17 +15,15 @@ import {
   type PendingCheckpointFile,
   restoreOptimizerState,
   type StateHolder,
-  sha256,
   sha256InBackground,
   snapshotOptimizerState,
   snapshotTensors,
   stepDirName,
   type TensorSnapshot,
   TRAINER_STATE,
-  writeFiles,
   writePendingFiles,
 } from '@kstar/checkpoint';
-import { type Collective, encodeSafetensors, type SafeTensor } from '@kstar/core';
+import type { Collective, SafeTensor } from '@kstar/core';
 import type { GPTModel } from '@kstar/gpt';
 import { type Split24Plugin, type Split24State, split24 } from '@kstar/master-split24';
 import type { ZeroPlugin, ZeroShardedTraining } from '@kstar/shard-zero';
@@ -38,7 +31,7 @@ import * as tf from '@tensorflow/tfjs';
 import { saveOptions, type TrainerState } from './format.ts';
 import type { LoadedCheckpoint } from './read.ts';
 import { encodeThenRelease, recordPhases, trainerJson } from './save.ts';
-import { encodeWeights, pushSplitWords, snapshotWeights, splitWordsOf } from './state.ts';
+import { pushSplitWords, snapshotWeights, splitWordsOf } from './state.ts';
 
 /**
  * Checkpoints of a ZeRO run (`--sharding zeroK` with `--save-dir`): every rank writes only what it owns, into one
@@ -83,30 +76,6 @@ function attachedOf(sharding: ZeroPlugin): ZeroShardedTraining {
 const FLOAT32_SHARDS = 'float32-shards';
 const SPLIT24_SHARDS = 'split24-shards';
 
-/** Rank r's stage-3 parameter shards in their stored form (see the file comment). */
-async function encodeShards(attached: ZeroShardedTraining, split?: Split24Plugin): Promise<Uint8Array> {
-  if (split) {
-    // At stage 3 the plugin holds exactly this rank's shards (shard-zero hands it them to adopt), by parameter name.
-    const entries: Array<[string, SafeTensor]> = [];
-    const shapes = pushSplitWords(entries, await split.getState());
-    return encodePayload(entries, { format: SPLIT24_SHARDS, shapes: JSON.stringify(shapes) });
-  }
-  const shards = attached.readShards();
-  try {
-    const entries: Array<[string, SafeTensor]> = [];
-    for (const [name, t] of Object.entries(shards)) {
-      const values = (await t.data()) as Float32Array;
-      entries.push([
-        name,
-        { dtype: 'F32', shape: [...t.shape], data: new Uint8Array(values.slice().buffer) },
-      ]);
-    }
-    return encodeSafetensors(entries, { format: FLOAT32_SHARDS });
-  } finally {
-    tf.dispose(Object.values(shards));
-  }
-}
-
 /** Rank r's stage-3 parameter shards in their stored form, copied to host memory (not yet encoded). */
 async function snapshotShards(attached: ZeroShardedTraining, split?: Split24Plugin): Promise<TensorSnapshot> {
   if (split) {
@@ -150,61 +119,10 @@ export interface ShardedCheckpointSource {
 }
 
 /**
- * Every rank calls this at the same step: writes this rank's files into the shared temporary directory, and rank 0
- * seals the checkpoint once all are there (barriers between). Returns the checkpoint's path on every rank.
- */
-export async function saveShardedCheckpoint(
-  saveDir: string,
-  keep: number,
-  src: ShardedCheckpointSource,
-): Promise<string> {
-  const c: Collective = src.sharding.collective;
-  const { step } = src.trainer;
-  const tmpName = `.tmp-${stepDirName(step)}-ranks`;
-  const tmp = join(saveDir, tmpName);
-  const attached = attachedOf(src.sharding);
-  const mine: CheckpointFile[] = [
-    {
-      path: optimizerFile(c.rank),
-      data: await encodeOptimizerState(shardState(src.sharding, src.optimizerName)),
-      rank: c.rank,
-    },
-  ];
-  if (src.sharding.stage === 3) {
-    mine.push({ path: modelShardFile(c.rank), data: await encodeShards(attached, src.split), rank: c.rank });
-  }
-  const shared: CheckpointFile[] = [];
-  if (c.rank === 0) {
-    if (src.sharding.stage < 3)
-      shared.push({ path: MODEL_FILE, data: await encodeWeights(src.model, src.split) });
-    shared.push({
-      path: TRAINER_STATE,
-      data: new TextEncoder().encode(`${JSON.stringify(src.trainer, null, 1)}\n`),
-    });
-    openTemporaryDir(saveDir, tmpName);
-  }
-  await c.barrier(); // the directory exists
-  writeFiles(tmp, mine);
-  await c.barrier(); // every rank's files are on disk
-  if (c.rank === 0) {
-    const listed: ManifestFile[] = writeFiles(tmp, shared);
-    for (const name of readdirSync(tmp).sort()) {
-      const m = RANK_FILE.exec(name);
-      if (!m) continue;
-      const data = readFileSync(join(tmp, name));
-      listed.push({ path: name, bytes: data.byteLength, sha256: sha256(data), rank: Number(m[1]) });
-    }
-    commitCheckpoint(saveDir, step, tmp, listed, c.size, saveOptions(keep));
-  }
-  await c.barrier(); // the checkpoint exists for every rank
-  return join(saveDir, stepDirName(step));
-}
-
-/**
- * `saveShardedCheckpoint` that blocks training only while this rank's state is copied to host memory (and for one
- * barrier): every rank calls it at the same step; each writes its files in the background through its `writer`, and
- * rank 0's write ends once the checkpoint is sealed (see the file comment). Returns the checkpoint's path (whole
- * once rank 0's write ends). The same files as `saveShardedCheckpoint`.
+ * Saves a ZeRO run's checkpoint, blocking training only while this rank's state is copied to host memory (and for
+ * one barrier): every rank calls it at the same step; each writes its files in the background through its `writer`,
+ * and rank 0's write ends once the checkpoint is sealed (see the file comment). Returns the checkpoint's path (whole
+ * once rank 0's write ends).
  */
 export async function startShardedCheckpoint(
   writer: BackgroundCheckpointWriter,
