@@ -6,20 +6,11 @@ import { selectBackend } from '@kstar/kernels';
 import { adamw } from '@kstar/optim-adamw';
 import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
+import { relL2Error } from '../../testkit/src/compare.ts';
 import { benchFlags } from './bench-flags.ts';
 
 /** ‖a − b‖ / ‖b‖ over all elements. */
-function relError(a: tf.Tensor, b: tf.Tensor): number {
-  const x = a.dataSync();
-  const y = b.dataSync();
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < x.length; i++) {
-    num += (x[i]! - y[i]!) ** 2;
-    den += y[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
+const relError = (a: tf.Tensor, b: tf.Tensor): number => relL2Error(a.dataSync(), b.dataSync());
 
 /**
  * `pnpm bench compress-error --json FILE [--preset tiny] [--batch 4] [--seq 64] [--backend wasm]`: gradients of one

@@ -78,3 +78,9 @@ export function stagedParts(): Pick<StagedModel, 'stages' | 'variables' | 'param
   const gpt = createGPT(SMALL, { seed: 1 });
   return { stages: gpt.stages, variables: gpt.variables, paramInfo: (name) => gpt.paramInfo(name) };
 }
+
+/** Fails unless `optimizer` (a loaded model's) comes back as `className`: the save kept the optimizer's class. */
+export function expectOptimizerClass(optimizer: tf.Optimizer, className: string): void {
+  const got = optimizer.getClassName();
+  if (got !== className) throw new Error(`the loaded optimizer is a ${got}, not a ${className}`);
+}

@@ -16,6 +16,17 @@ export function relErr(p: ArrayLike<number>, ref: ArrayLike<number>): number {
   return scale === 0 ? maxAbs : maxAbs / scale;
 }
 
+/** ‖a − b‖ / ‖b‖ over all elements (L2; 0/0 counts as 0). */
+export function relL2Error(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
 /** Bytes of the unique buffers behind `tensors` (numel × 4 per distinct dataId): measured, not predicted. */
 export function measuredUniqueBytes(
   tensors: Iterable<{ dataId: object; shape: number[]; isDisposed: boolean } | undefined>,

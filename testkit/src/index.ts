@@ -6,7 +6,7 @@ export {
   submitPendingWebGPU,
   webgpuValidationError,
 } from './backends.ts';
-export { measuredUniqueBytes, numel, relErr, rms } from './compare.ts';
+export { measuredUniqueBytes, numel, relErr, relL2Error, rms } from './compare.ts';
 export { FactoredMoment64 } from './factored-moment64.ts';
 export type { GoldenOptimizers } from './golden.ts';
 export { goldenRunsOf, loadGoldenOptimizers } from './golden.ts';

@@ -1,7 +1,7 @@
 import { BackendUnavailableError, InputError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { backendSelected, noBackendStarted } from './backend-attempts.ts';
 import type { BackendAttempt, BackendName, BackendRequest, SelectBackendOptions } from './backends.ts';
-import { registerKstarKernels } from './register-kernels.ts';
 
 /** `auto` in a browser: the page's own WebGPU, else wasm, else cpu (no tfjs-node, no Dawn). */
 export const BROWSER_AUTO_ORDER: readonly BackendName[] = ['webgpu', 'wasm', 'cpu'];
@@ -74,13 +74,7 @@ export async function selectBackend(
       }
       continue;
     }
-    tried.push({ backend, ok: true });
-    registerKstarKernels();
-    log(`backend ${backend}: selected`);
-    return { backend, tried };
+    return backendSelected(backend, tried, log);
   }
-  throw new BackendUnavailableError(
-    'cpu',
-    `no backend could start (${tried.map((t) => `${t.backend}: ${t.reason}`).join('; ')}): ${browserInstallHint('cpu')}`,
-  );
+  throw noBackendStarted(tried, browserInstallHint('cpu'));
 }

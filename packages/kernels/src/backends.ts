@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { BackendUnavailableError, InputError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { registerKstarKernels } from './register-kernels.ts';
+import { backendSelected, noBackendStarted } from './backend-attempts.ts';
 import { initWebGPU, probeWebGPUAdapter, shutdownWebGPU } from './webgpu-node.ts';
 
 export type BackendName = 'cpu' | 'wasm' | 'webgpu' | 'tensorflow';
@@ -193,14 +193,8 @@ export async function selectBackend(
       if (request !== 'auto') throw new BackendUnavailableError(backend, describeFailure(backend, reason));
       continue;
     }
-    tried.push({ backend, ok: true });
-    registerKstarKernels();
-    log(`backend ${backend}: selected`);
-    return { backend, tried };
+    return backendSelected(backend, tried, log);
   }
   // Only reachable when even cpu failed under 'auto'.
-  throw new BackendUnavailableError(
-    'cpu',
-    `no backend could start (${tried.map((t) => `${t.backend}: ${t.reason}`).join('; ')}): ${installHint('cpu')}`,
-  );
+  throw noBackendStarted(tried, installHint('cpu'));
 }

@@ -4,6 +4,7 @@ import {
   factoredMomentWebGPU,
   flat,
   flatProgram,
+  releaseAfterWebGPUWrite,
   type WebGPUKernelBackend,
 } from '@kstar/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -88,6 +89,16 @@ const COORDS = `let r = index / uniforms.nCols;
           let j = index - r * uniforms.nCols;
           let b = r / uniforms.nRows;`;
 
+/**
+ * WGSL: the start of a per-row sum over U = g · rsqrt(VR / mean VR) · rsqrt(VC) (one thread per row `index` of batch
+ * `bb`): the row factor `rf`, the row's first element `base`, the batch's first column `cb` and the sum `s`.
+ */
+const ROW_SUM_PRELUDE = `let bb = index / uniforms.nRows;
+          let rf = inverseSqrt(VR[index] / MR[bb]);
+          let base = index * uniforms.nCols;
+          let cb = bb * uniforms.nCols;
+          var s = 0.0;`;
+
 export function cameFactoredWebGPU(b: Backend, x: FactoredInputs, c: CameConsts): void {
   const { batch: B, rows: M, cols: N } = c;
   const numel = B * M * N;
@@ -124,11 +135,7 @@ export function cameFactoredWebGPU(b: Backend, x: FactoredInputs, c: CameConsts)
       size: B * M,
       inputs: ['G', 'VR', 'VC', 'MR'],
       uniforms: 'nRows : i32, nCols : i32,',
-      body: `let bb = index / uniforms.nRows;
-          let rf = inverseSqrt(VR[index] / MR[bb]);
-          let base = index * uniforms.nCols;
-          let cb = bb * uniforms.nCols;
-          var s = 0.0;
+      body: `${ROW_SUM_PRELUDE}
           for (var j = 0; j < uniforms.nCols; j = j + 1) {
             let u = G[base + j] * (rf * inverseSqrt(VC[cb + j]));
             s = s + u * u;
@@ -173,11 +180,7 @@ export function cameFactoredWebGPU(b: Backend, x: FactoredInputs, c: CameConsts)
       size: B * M,
       inputs: ['G', 'VR', 'VC', 'MR', 'D', 'MOM'],
       uniforms: resDecl,
-      body: `let bb = index / uniforms.nRows;
-          let rf = inverseSqrt(VR[index] / MR[bb]);
-          let base = index * uniforms.nCols;
-          let cb = bb * uniforms.nCols;
-          var s = 0.0;
+      body: `${ROW_SUM_PRELUDE}
           for (var j = 0; j < uniforms.nCols; j = j + 1) {
             let u = G[base + j] * (rf * inverseSqrt(VC[cb + j])) / D[0];
             let e = u - MOM[base + j];
@@ -231,9 +234,8 @@ export function cameFactoredWebGPU(b: Backend, x: FactoredInputs, c: CameConsts)
     flat(x.param),
   );
 
-  for (const t of temps) b.disposeData(t.dataId);
   // A CPU copy cached by an earlier read would now be stale.
-  for (const t of [x.param, x.m, x.vRow, x.vCol, x.resRow, x.resCol]) b.tensorMap.get(t.dataId).values = null;
+  releaseAfterWebGPUWrite(b, [x.param, x.m, x.vRow, x.vCol, x.resRow, x.resCol], temps);
 }
 
 type VectorInputs = { param: tf.TensorInfo; grad: tf.TensorInfo; m: tf.TensorInfo; v: tf.TensorInfo };
@@ -290,6 +292,5 @@ export function cameVectorWebGPU(b: Backend, x: VectorInputs, c: CameConsts): vo
     [f32(c.lr), f32(c.wdLr)],
     flat(x.param),
   );
-  b.disposeData(D.dataId);
-  for (const t of [x.param, x.m, x.v]) b.tensorMap.get(t.dataId).values = null;
+  releaseAfterWebGPUWrite(b, [x.param, x.m, x.v], [D]);
 }

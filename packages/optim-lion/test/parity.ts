@@ -122,3 +122,26 @@ export async function exactStepCheck(): Promise<void> {
   expect(Array.from(await read(x))).toEqual([0.5, 1.5, 2.5, 3.5]);
   tf.dispose([p, s.m, zero, x, ks.m, kg]);
 }
+
+/**
+ * A live clone of p forces the assign fallback (the clone keeps its values, p moves by lr·sign(c)); once the clone
+ * is gone the in-place kernel runs again. `prefix` names the variable.
+ */
+export async function aliasingCheck(prefix: string): Promise<void> {
+  const plugin = lion({ lr: 0.01 });
+  const p = tf.tidy(() => tf.variable(tf.tensor([1, 2, 3]), true, `${prefix}/p`));
+  const s = plugin.init({ name: p.name, shape: [3], role: 'vector' });
+  const clone = tf.clone(p);
+  const g = tf.tensor([1, -1, 0.5]);
+  const hp = { ...plugin.hparams };
+  expect(lionKernel.which({ param: p, grad: g, m: s.m, hp })).toBe('fallback');
+  plugin.update(p, g, s, 1);
+  expect(Array.from(await clone.data())).toEqual([1, 2, 3]);
+  const got = await p.data();
+  [0.99, 2.01, 2.99].forEach((v, i) => {
+    expect(got[i]).toBeCloseTo(v, 6);
+  });
+  clone.dispose();
+  expect(lionKernel.which({ param: p, grad: g, m: s.m, hp })).toBe('native');
+  tf.dispose([p, g, s.m]);
+}

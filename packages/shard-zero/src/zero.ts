@@ -183,6 +183,18 @@ function attachZero(stage: ZeroStage, c: Collective, ctx: ShardingContext): Zero
       const size = o.shape.reduce((a, b) => a * b, 1);
       return tf.reshape(tf.slice(gathered, 0, size), o.shape as number[]);
     });
+  // A gradient cut in row ranges, reduce-scattered: flat, zero-padded to every rank's rows, the mean over ranks;
+  // this rank's padded rows come back [rowsPerRank·rowElems].
+  const reduceScatterRows = async (o: RowOwnership, grad: tf.Tensor): Promise<tf.Tensor> => {
+    const padded = tf.tidy(() => {
+      const flat = tf.reshape(grad, [-1]);
+      const want = paddedElems(o, N);
+      return flat.size === want ? tf.clone(flat) : tf.pad(flat, [[0, want - flat.size]]);
+    });
+    const mine = await c.reduceScatter(padded, 'mean');
+    padded.dispose();
+    return mine;
+  };
   /** Stage 1-2: update this rank's rows of the replicated parameter, then all-gather every rank's rows into it. */
   const updateRowsReplicated = async (
     name: string,
@@ -359,13 +371,7 @@ function attachZero(stage: ZeroStage, c: Collective, ctx: ShardingContext): Zero
       }
       // Row ranges: reduce-scatter, so only this rank's rows of the mean gradient arrive (stages 1-3 alike: with
       // gradient release no rank ever holds all gradients, so stage 1 already has stage 2's gradient saving).
-      const padded = tf.tidy(() => {
-        const flat = tf.reshape(grad, [-1]);
-        const want = paddedElems(o, N);
-        return flat.size === want ? tf.clone(flat) : tf.pad(flat, [[0, want - flat.size]]);
-      });
-      const mine = await c.reduceScatter(padded, 'mean');
-      padded.dispose();
+      const mine = await reduceScatterRows(o, grad);
       ledger.tagGrad(mine);
       const { n } = rowRange(o, me);
       const gShard =
@@ -513,13 +519,7 @@ function attachZero(stage: ZeroStage, c: Collective, ctx: ShardingContext): Zero
         const g = await c.reduce(grad, o?.kind === 'whole' ? o.owner : 0, 'mean');
         return g ?? undefined;
       }
-      const padded = tf.tidy(() => {
-        const flat = tf.reshape(grad, [-1]);
-        const want = paddedElems(o, N);
-        return flat.size === want ? tf.clone(flat) : tf.pad(flat, [[0, want - flat.size]]);
-      });
-      const mine = await c.reduceScatter(padded, 'mean');
-      padded.dispose();
+      const mine = await reduceScatterRows(o, grad);
       const { n } = rowRange(o, me);
       const out = n > 0 ? tf.slice(mine, 0, n * o.rowElems) : undefined; // padding rows are zeros: dropped
       mine.dispose();

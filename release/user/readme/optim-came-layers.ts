@@ -1,6 +1,6 @@
 // README: packages/optim-came/README.md (block 3). release/test/packed-install.test.ts type-checks and runs it against the
 // published packages; scripts/readme-examples.mjs checks that the README shows the region below unchanged.
-import { layersSetup } from '../example-setup.ts';
+import { expectOptimizerClass, layersSetup } from '../example-setup.ts';
 
 const { model, x, y, handler, handlerOrUrl } = layersSetup();
 // #region readme
@@ -12,4 +12,4 @@ await model.fit(x, y, { epochs: 10 });
 await model.save(handler, { includeOptimizer: true }); // optimizer_config.class_name 'CAME' + named state
 const loaded = await tf.loadLayersModel(handlerOrUrl); // loaded.optimizer is a CAME with the saved state
 // #endregion
-if ((loaded.optimizer as unknown as { getClassName(): string }).getClassName() !== 'CAME') throw new Error('the loaded optimizer is no CAME');
+expectOptimizerClass(loaded.optimizer, 'CAME');
