@@ -7,10 +7,11 @@ import {
   type EngineMode,
   InputError,
   recomputesSegments,
+  type SavedTensorCodec,
 } from '@kstar/core';
 import type { ActivationBackend, GPTConfig } from '@kstar/gpt';
 import { predictActivationBytes } from '@kstar/gpt';
-import { offload, offloadEffective } from '@kstar/offload';
+import { offload, offloadCodec } from '@kstar/offload';
 
 /**
  * `--activations checkpoint[:plan],mst[:M],compress[:bf16|int8]`, parsed. `plan` and the MsT chunking may be left
@@ -126,10 +127,14 @@ export interface ActivationChoice {
   offload?: boolean;
 }
 
-/** Bytes of a saved input of `n` floats stored by the `format` codec: asked of the codec (act-compress's own count). */
-function codecBytes(format: CompressFormat | undefined, n: number): number | undefined {
-  if (!format) return undefined;
-  return (format === 'bf16' ? bf16Codec : int8Codec()).savedBytes([n]);
+/**
+ * The codec that stores a choice's saved segment inputs (act-compress's, or offload's), or none (float32 as is).
+ * Asked for their bytes: offload's answers for the current backend (0 where it moves them to host memory).
+ */
+function choiceCodec(choice: ActivationChoice): SavedTensorCodec | undefined {
+  if (choice.offload) return offloadCodec;
+  if (choice.compress) return choice.compress === 'bf16' ? bf16Codec : int8Codec();
+  return undefined;
 }
 
 /** Predicted activation bytes of a choice (the GPT's derivation with the strategies' parts). */
@@ -140,9 +145,7 @@ export function predictChoiceActivations(
   seq: number,
   backend: ActivationBackend,
 ): number {
-  // Offloaded inputs hold no device bytes once their copy-out lands (on cpu/wasm they stay: float32).
-  const saved =
-    choice.offload && offloadEffective(backend) ? 0 : codecBytes(choice.compress, batch * seq * config.nEmbd);
+  const saved = choiceCodec(choice)?.savedBytes([batch * seq * config.nEmbd]);
   return predictActivationBytes(config, {
     batch,
     seq,
