@@ -1,6 +1,6 @@
 import { type CheckpointPlan, checkpoint, parsePlan, planSegments } from '@kstar/act-checkpoint';
 import { bf16Codec, type CompressFormat, compress, int8Codec } from '@kstar/act-compress';
-import { defaultChunks, mst, parseMstSpec } from '@kstar/act-mst';
+import { mst, parseMstSpec } from '@kstar/act-mst';
 import {
   type ActivationStrategy,
   activationMode,
@@ -12,6 +12,7 @@ import {
 import type { ActivationBackend, GPTConfig } from '@kstar/gpt';
 import { predictActivationBytes } from '@kstar/gpt';
 import { offload, offloadCodec } from '@kstar/offload';
+import { mstChunks } from './plan-space.ts';
 
 /**
  * `--activations checkpoint[:plan],mst[:M],compress[:bf16|int8]`, parsed. `plan` and the MsT chunking may be left
@@ -175,6 +176,7 @@ export interface PlannedActivations {
   predictedPeakBytes: number;
 }
 
+/** MsT chunk counts for `spec` over N rows of length T: the user's, else the package's defaults `f` times finer. */
 function mstChunksFor(
   spec: NonNullable<ActivationSpec['mst']>,
   config: GPTConfig,
@@ -182,13 +184,11 @@ function mstChunksFor(
   T: number,
   f = 1,
 ) {
-  const def = defaultChunks({ rows: N, nEmbd: config.nEmbd, nHead: config.nHead, vocab: config.vocabSize });
+  const def = mstChunks(config, N, f);
   return {
-    mlpChunks: spec.mlpChunks ?? spec.chunks ?? Math.min(N, def.mlpChunks * f),
-    attentionChunk:
-      spec.attentionChunk ??
-      (spec.chunks ? Math.ceil(T / spec.chunks) : Math.max(1, Math.floor(def.attentionChunk / f))),
-    lossChunks: spec.lossChunks ?? spec.chunks ?? Math.min(N, def.lossChunks * f),
+    mlpChunks: spec.mlpChunks ?? spec.chunks ?? def.mlpChunks,
+    attentionChunk: spec.attentionChunk ?? (spec.chunks ? Math.ceil(T / spec.chunks) : def.attentionChunk),
+    lossChunks: spec.lossChunks ?? spec.chunks ?? def.lossChunks,
   };
 }
 
