@@ -1,16 +1,18 @@
 import { type CheckpointPlan, checkpoint, parsePlan, planSegments } from '@kstar/act-checkpoint';
 import { bf16Codec, type CompressFormat, compress, int8Codec } from '@kstar/act-compress';
-import { defaultChunks, mst, parseMstSpec } from '@kstar/act-mst';
+import { mst, parseMstSpec } from '@kstar/act-mst';
 import {
   type ActivationStrategy,
   activationMode,
   type EngineMode,
   InputError,
   recomputesSegments,
+  type SavedTensorCodec,
 } from '@kstar/core';
 import type { ActivationBackend, GPTConfig } from '@kstar/gpt';
 import { predictActivationBytes } from '@kstar/gpt';
-import { offload, offloadEffective } from '@kstar/offload';
+import { offload, offloadCodec } from '@kstar/offload';
+import { mstChunks } from './plan-space.ts';
 
 /**
  * `--activations checkpoint[:plan],mst[:M],compress[:bf16|int8]`, parsed. `plan` and the MsT chunking may be left
@@ -126,10 +128,14 @@ export interface ActivationChoice {
   offload?: boolean;
 }
 
-/** Bytes of a saved input of `n` floats stored by the `format` codec: asked of the codec (act-compress's own count). */
-function codecBytes(format: CompressFormat | undefined, n: number): number | undefined {
-  if (!format) return undefined;
-  return (format === 'bf16' ? bf16Codec : int8Codec()).savedBytes([n]);
+/**
+ * The codec that stores a choice's saved segment inputs (act-compress's, or offload's), or none (float32 as is).
+ * Asked for their bytes: offload's answers for the current backend (0 where it moves them to host memory).
+ */
+function choiceCodec(choice: ActivationChoice): SavedTensorCodec | undefined {
+  if (choice.offload) return offloadCodec;
+  if (choice.compress) return choice.compress === 'bf16' ? bf16Codec : int8Codec();
+  return undefined;
 }
 
 /** Predicted activation bytes of a choice (the GPT's derivation with the strategies' parts). */
@@ -140,9 +146,7 @@ export function predictChoiceActivations(
   seq: number,
   backend: ActivationBackend,
 ): number {
-  // Offloaded inputs hold no device bytes once their copy-out lands (on cpu/wasm they stay: float32).
-  const saved =
-    choice.offload && offloadEffective(backend) ? 0 : codecBytes(choice.compress, batch * seq * config.nEmbd);
+  const saved = choiceCodec(choice)?.savedBytes([batch * seq * config.nEmbd]);
   return predictActivationBytes(config, {
     batch,
     seq,
@@ -174,6 +178,7 @@ export interface PlannedActivations {
   tiedWaitingBytes?: number;
 }
 
+/** MsT chunk counts for `spec` over N rows of length T: the user's, else the package's defaults `f` times finer. */
 function mstChunksFor(
   spec: NonNullable<ActivationSpec['mst']>,
   config: GPTConfig,
@@ -181,13 +186,11 @@ function mstChunksFor(
   T: number,
   f = 1,
 ) {
-  const def = defaultChunks({ rows: N, nEmbd: config.nEmbd, nHead: config.nHead, vocab: config.vocabSize });
+  const def = mstChunks(config, N, f);
   return {
-    mlpChunks: spec.mlpChunks ?? spec.chunks ?? Math.min(N, def.mlpChunks * f),
-    attentionChunk:
-      spec.attentionChunk ??
-      (spec.chunks ? Math.ceil(T / spec.chunks) : Math.max(1, Math.floor(def.attentionChunk / f))),
-    lossChunks: spec.lossChunks ?? spec.chunks ?? Math.min(N, def.lossChunks * f),
+    mlpChunks: spec.mlpChunks ?? spec.chunks ?? def.mlpChunks,
+    attentionChunk: spec.attentionChunk ?? (spec.chunks ? Math.ceil(T / spec.chunks) : def.attentionChunk),
+    lossChunks: spec.lossChunks ?? spec.chunks ?? def.lossChunks,
   };
 }
 

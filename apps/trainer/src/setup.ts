@@ -6,7 +6,13 @@ import type { Split24Plugin } from '@kstar/master-split24';
 import { hostAdamW, offloadEffective, offloadState } from '@kstar/offload';
 import type { AdamWPlugin } from '@kstar/optim-adamw';
 import { type ZeroPlugin, zero } from '@kstar/shard-zero';
-import { GradAccumulation, type ScaledOptimizer, SpikeGuard, scaledOptimizer } from '@kstar/train-loop';
+import {
+  GradAccumulation,
+  type ScaledOptimizer,
+  SpikeGuard,
+  scaledOptimizer,
+  seqAt,
+} from '@kstar/train-loop';
 import * as tf from '@tensorflow/tfjs';
 import { type PlannedActivations, planActivations } from './activations.ts';
 import { activationBackendOf, selectTrainerBackend } from './backend-select.ts';
@@ -23,7 +29,6 @@ import { offloadedStateDeviceBytes, placedOptimizer, requireBudgetForStateChoice
 import { applyPrecision, preparePrecision } from './precision.ts';
 import type { PreparedRun } from './prepare.ts';
 import { segmentPlan } from './segment-plan.ts';
-import { seqAt } from './seq-schedule.ts';
 import { stageOf } from './sharding.ts';
 import type { TrainIO } from './train.ts';
 

@@ -16,6 +16,7 @@ import { MemoryLedger, uniqueBufferBytes, type WindowStats } from './ledger.ts';
 import { materializedGrads, type ParamAccess, paramAccess } from './master-weights.ts';
 import type { Batch, StagedModel } from './model.ts';
 import { type PartitionOptions, partitionedUpdate } from './partition.ts';
+import { segmentReads } from './segment-reads.ts';
 import type { ShardedTraining, ShardingPlugin } from './sharding.ts';
 
 export type EngineMode = 'full' | 'segmented';
@@ -258,14 +259,10 @@ export class TrainingEngine {
         `segmentCodecs has ${options.segmentCodecs.length} entries for ${segments.length} segments: give one per segment (undefined: stored as is)`,
       );
     }
-    const segmentParams = segments.map((seg) => [...new Set(seg.flatMap((i) => model.stages[i]!.params))]);
-    const useCount = new Map<string, number>();
-    for (const names of segmentParams) {
-      for (const name of names) {
-        if (!model.variables.has(name)) {
-          throw new InputError(`a stage reads parameter '${name}', which the model does not define`);
-        }
-        useCount.set(name, (useCount.get(name) ?? 0) + 1);
+    const { segmentParams, useCount } = segmentReads(model.stages, segments);
+    for (const name of useCount.keys()) {
+      if (!model.variables.has(name)) {
+        throw new InputError(`a stage reads parameter '${name}', which the model does not define`);
       }
     }
     if (this.useCount.size > 0 && [...useCount.keys()].some((k) => !this.useCount.has(k))) {

@@ -1,5 +1,6 @@
 import type { ParamInfo } from './contracts.ts';
 import { countParams, type StagedModel } from './model.ts';
+import { segmentReads } from './segment-reads.ts';
 
 /** Bytes a training step holds besides activations: the predicted terms that do not depend on the segment plan. */
 export interface FixedStepBytes {
@@ -30,13 +31,10 @@ export function fixedStepBytes(
     optimizerState: state,
     waitingGrads(segments) {
       if (!segments) return 0;
-      const readers = new Map<string, number>();
-      for (const seg of segments) {
-        for (const name of new Set(seg.flatMap((i) => model.stages[i]!.params)))
-          readers.set(name, (readers.get(name) ?? 0) + 1);
-      }
       let bytes = 0;
-      for (const [name, n] of readers) if (n > 1) bytes += 4 * model.variables.get(name)!.size;
+      // The engine's use counts for this plan: a parameter read by several segments waits as a partial gradient.
+      for (const [name, n] of segmentReads(model.stages, segments).useCount)
+        if (n > 1) bytes += 4 * model.variables.get(name)!.size;
       return bytes;
     },
   };

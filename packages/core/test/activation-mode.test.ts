@@ -41,9 +41,12 @@ const cases: Array<[ActivationStrategy, boolean]> = [
 ];
 
 describe('recomputing strategies need segmented mode (the one rule)', () => {
-  it.each(cases)('%o recomputes segments: %s', (s, recomputes) => {
-    expect(recomputesSegments(s)).toBe(recomputes);
-  });
+  it.each(cases.map(([s, r]) => [s.name, s, r] as const))(
+    '%s recomputes segments: %s',
+    (_, s, recomputes) => {
+      expect(recomputesSegments(s)).toBe(recomputes);
+    },
+  );
 
   it('picks segmented when one strategy recomputes, the request or the fallback otherwise, and refuses full', () => {
     for (const [a, ra] of cases) {

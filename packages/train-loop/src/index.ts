@@ -5,6 +5,7 @@ export { accumulatedGradBytes, GradAccumulation } from './grad-accum.ts';
 export { clippedStep, type GlobalNorm, type ScaledOptimizer, scaledOptimizer } from './grad-clip.ts';
 export { learningRateAt } from './lr-schedule.ts';
 export { formatDuration, ProgressBar, type ProgressState } from './progress.ts';
+export { type SeqSchedule, seqAt } from './seq-schedule.ts';
 export { type SkippedStep, SpikeGuard } from './spike-guard.ts';
 export {
   type StopCause,
