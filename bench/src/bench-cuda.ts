@@ -53,7 +53,7 @@ export async function benchCudaKernels(
   const failed = rows.filter((r) => !r.pass).length;
   const summary = {
     kernels: CUDA_KERNEL_NAMES.length,
-    kernelsTested: CUDA_KERNEL_NAMES.length - untested.length,
+    kernelsTested: only === undefined ? CUDA_KERNEL_NAMES.length - untested.length : tested.size,
     untested,
     cases: rows.length,
     passed: rows.length - failed,
