@@ -58,7 +58,9 @@ case " $ROWS " in *" offload "*)
 esac
 # COARSE_MST=mst:mlp=2,attn=128,loss=8 adds an offload row with coarser chunks that the corrected byte model (2026-12-03
 # s4) predicts at the same activation peak as $MST's default (bench/packages/planner/h200-chunks.ts,
-# bench/results/2026-12-03-s4-h200-chunks-prediction.json): 18 chunk calls per block and head instead of 88.
+# bench/results/2026-12-03-s4-h200-chunks-prediction.json): 18 chunk calls per block and head instead of 88. Measured
+# (2026-12-03 s4, bench/results/2026-12-03-s4-offload-coarse-h200.json): the same ledger peak, 2.34× the tokens/s, but
+# WebGPU's bytes in use peak at 2.79 GiB.
 if [ -n "${COARSE_MST:-}" ]; then
   train offload-coarse "${RUN_LIMIT:-100}" "${PLUGINS[@]}" --seq 1024 --batch 8 --steps "$STEPS" \
     --activations "checkpoint:$SEGMENTS,$COARSE_MST,offload" --offload-state

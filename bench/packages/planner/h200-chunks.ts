@@ -2,7 +2,9 @@
  * Which MsT chunkings of issue 17's H200 run (gpt2-124m, B 8 × T 1024, WebGPU, one checkpoint segment per stage,
  * saved inputs offloaded) the byte model predicts at no more activation bytes than the run's fine chunks (mlp 8,
  * attn 64, loss 64: 1.497 GiB measured on the H200, 2026-12-03 s3). Coarser chunks recompute less: the candidates
- * for speed under the same 1.5 GiB. A prediction, not a measurement (scripts/gpu-run-offload.sh measures).
+ * for speed under the same 1.5 GiB. A prediction, not a measurement (scripts/gpu-run-offload.sh measures: on the
+ * H200 mlp 2, attn 128, loss 8 had the same ledger peak and ran 2.34× faster, but WebGPU's bytes in use peaked at
+ * 2.79 GiB; see @kstar/planner's README).
  * Usage (repo root): node --conditions=@kstar/source --import tsx bench/packages/planner/h200-chunks.ts --json FILE
  */
 import { writeFileSync } from 'node:fs';
