@@ -11,7 +11,7 @@ import {
   writeFileAtomic,
 } from '@kstar/trainer/internal';
 import { benchFlags } from './bench-flags.ts';
-import { benchRun } from './bench-run.ts';
+import { benchRun, type Err } from './bench-run.ts';
 
 export const BENCH_ACTIVATIONS_HELP = `pnpm bench activations --preset P --seq T[,T…] --steps N --batch B --json FILE
 pnpm bench activations --max-seq --memory-budget BYTES --preset P --batch B --steps N --json FILE
@@ -52,8 +52,6 @@ export interface ActivationBenchRow {
   optimizerStateBytes: number;
   plugins: Array<{ name: string; options: Record<string, unknown> }>;
 }
-
-type Err = NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean };
 
 async function runOne(
   base: Record<string, unknown>,

@@ -2,7 +2,7 @@ import { type GPTConfig, paramSpecs } from '@kstar/gpt';
 import { split24Bytes } from '@kstar/kernels';
 import { machineInfo, optimizerEntry, writeFileAtomic } from '@kstar/trainer/internal';
 import { benchFlags } from './bench-flags.ts';
-import { benchRun } from './bench-run.ts';
+import { benchRun, type Err } from './bench-run.ts';
 
 /** Tensors under this many elements keep float32 state in 8-bit Adam (bitsandbytes' min_8bit_size). */
 const SMALL = 4096;
@@ -66,7 +66,7 @@ function breakdownOf(config: GPTConfig, optimizer: string, masterWeights: string
 /** `pnpm bench memory`: measured persistent training state (weights + optimizer state) per parameter. */
 export async function benchMemory(
   argv: string[],
-  stderr: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean },
+  stderr: Err,
 ): Promise<{ rows: MemoryBenchRow[]; file: string }> {
   const values = benchFlags(
     argv,

@@ -8,7 +8,8 @@ import {
   train,
 } from '@kstar/trainer/internal';
 
-type Err = NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean };
+/** Where a benchmark writes its progress: process.stderr, or a test's recorder. */
+export type Err = NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean };
 
 /** One benchmark run: `kstar train` with these settings, no validation and no warm-up, progress on `stderr`. */
 export async function benchRun(

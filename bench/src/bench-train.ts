@@ -8,7 +8,7 @@ import {
   writeFileAtomic,
 } from '@kstar/trainer/internal';
 import { benchFlags } from './bench-flags.ts';
-import { benchRun } from './bench-run.ts';
+import { benchRun, type Err } from './bench-run.ts';
 
 export const BENCH_TRAIN_HELP = `pnpm bench train --json FILE [options]
 
@@ -54,10 +54,7 @@ export interface BenchRow {
   wallSeconds: number;
 }
 
-export async function benchTrain(
-  argv: string[],
-  stderr: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean },
-): Promise<{ rows: BenchRow[]; file: string }> {
+export async function benchTrain(argv: string[], stderr: Err): Promise<{ rows: BenchRow[]; file: string }> {
   const values = benchFlags(
     argv,
     ['backends', 'modes', 'preset', 'optimizer', 'master-weights', 'steps', 'batch', 'seq', 'json'],
@@ -147,7 +144,7 @@ export interface OptimizerBenchRow {
 
 export async function benchOptimizers(
   argv: string[],
-  stderr: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean },
+  stderr: Err,
 ): Promise<{ rows: OptimizerBenchRow[]; file: string }> {
   const values = benchFlags(
     argv,

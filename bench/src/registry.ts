@@ -10,6 +10,7 @@ import { benchMemory, memoryTable } from './bench-memory.ts';
 import { benchPartition, PARTITION_HELP } from './bench-partition.ts';
 import { BENCH_PLAN_PREDICTION_HELP, benchPlanPrediction } from './bench-plan-prediction.ts';
 import { BENCH_PLANNER_HELP, benchPlanner } from './bench-planner.ts';
+import type { Err } from './bench-run.ts';
 import { BENCH_SHARDING_HELP, benchSharding } from './bench-sharding.ts';
 import {
   BENCH_OPTIMIZERS_HELP,
@@ -22,7 +23,7 @@ import {
 
 export interface BenchIO {
   stdout: { write(s: string): boolean };
-  stderr: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean };
+  stderr: Err;
 }
 
 export interface Benchmark {

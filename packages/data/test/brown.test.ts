@@ -3,24 +3,30 @@ import { describe, expect, it } from 'vitest';
 import { brownCorpus, brownProvenance, loadCorpus, stripBrownTags } from '../src/index.ts';
 
 describe('stripBrownTags', () => {
-  it('keeps the word before the last slash and spaces punctuation', () => {
-    const tagged = '\n\n\tHe/pps paid/vbd 1-1/2/cd dollars/nns ,/, and/or/cc more/ap ;/: why/wrb ?/.\n';
-    expect(stripBrownTags(tagged)).toBe('He paid 1-1/2 dollars, and/or more; why?');
-  });
-
-  it("turns `` and '' into double quotes attached to the quoted words", () => {
-    const tagged = "\t``/`` Only/rb a/at few/ap ''/'' ,/, he/pps said/vbd ,/, ``/`` ok/uh ''/'' ./.";
-    expect(stripBrownTags(tagged)).toBe('"Only a few", he said, "ok".');
-  });
-
-  it('alternates lone single quotes between opening and closing', () => {
-    const tagged = "\tmore/ap '/' pro/jj '/' letters/nns than/in '/' con/jj '/' ./.";
-    expect(stripBrownTags(tagged)).toBe("more 'pro' letters than 'con'.");
-  });
-
-  it('attaches brackets and drops the doubled period after an abbreviation', () => {
-    const tagged = '\tby/in Ivan/np Allen/np (/( Jr./np )/) and/cc Ivan/np Allen/np Jr./np ./.';
-    expect(stripBrownTags(tagged)).toBe('by Ivan Allen (Jr.) and Ivan Allen Jr.');
+  // [what it shows, tagged Brown text, the plain text]
+  it.each([
+    [
+      'keeps the word before the last slash and spaces punctuation',
+      '\n\n\tHe/pps paid/vbd 1-1/2/cd dollars/nns ,/, and/or/cc more/ap ;/: why/wrb ?/.\n',
+      'He paid 1-1/2 dollars, and/or more; why?',
+    ],
+    [
+      "turns `` and '' into double quotes attached to the quoted words",
+      "\t``/`` Only/rb a/at few/ap ''/'' ,/, he/pps said/vbd ,/, ``/`` ok/uh ''/'' ./.",
+      '"Only a few", he said, "ok".',
+    ],
+    [
+      'alternates lone single quotes between opening and closing',
+      "\tmore/ap '/' pro/jj '/' letters/nns than/in '/' con/jj '/' ./.",
+      "more 'pro' letters than 'con'.",
+    ],
+    [
+      'attaches brackets and drops the doubled period after an abbreviation',
+      '\tby/in Ivan/np Allen/np (/( Jr./np )/) and/cc Ivan/np Allen/np Jr./np ./.',
+      'by Ivan Allen (Jr.) and Ivan Allen Jr.',
+    ],
+  ])('%s', (_what, tagged, plain) => {
+    expect(stripBrownTags(tagged)).toBe(plain);
   });
 
   it('writes paragraphs and headline lines on their own lines', () => {

@@ -48,16 +48,27 @@ function segmentedStep(
   dy?.dispose();
 }
 
+/** The tiny GPT (seed 0), a batch of 2 × 64 tokens and the live tensor count before the measurement. */
+function tinySetup() {
+  const cfg = GPT_PRESETS.tiny;
+  const model = createGPT(cfg, { seed: 0 });
+  const B = 2;
+  const T = 64;
+  const batch = batchOf(B, T, cfg.vocabSize);
+  return { cfg, model, B, T, batch, start: tf.memory().numTensors };
+}
+
+/** The measured peak of unique buffers of one full-graph forward and backward (the gradients freed after). */
+function fullStepPeak(model: ReturnType<typeof createGPT>, batch: ReturnType<typeof batchOf>) {
+  const full = measurePeak(() => tf.variableGrads(() => model.loss(batch), [...model.variables.values()]));
+  tf.dispose([full.result.value, ...Object.values(full.result.grads)]);
+  return { peakBytes: full.peakBytes };
+}
+
 describe('predictActivationBytes', () => {
   it('matches the measured peak of unique buffers for tiny (full and segmented)', () => {
-    const cfg = GPT_PRESETS.tiny;
-    const model = createGPT(cfg, { seed: 0 });
-    const B = 2;
-    const T = 64;
-    const batch = batchOf(B, T, cfg.vocabSize);
-    const start = tf.memory().numTensors;
-    const full = measurePeak(() => tf.variableGrads(() => model.loss(batch), [...model.variables.values()]));
-    tf.dispose([full.result.value, ...Object.values(full.result.grads)]);
+    const { cfg, model, B, T, batch, start } = tinySetup();
+    const full = fullStepPeak(model, batch);
     const pf = predictActivationBreakdown(cfg, { batch: B, seq: T, mode: 'full' });
     const rf = pf.total / full.peakBytes;
     const L = cfg.nLayer;
@@ -80,16 +91,8 @@ describe('predictActivationBytes', () => {
   it('matches the measured peak on wasm, where every saved tensor is a copy (full and segmented)', async () => {
     await selectBackend('wasm');
     try {
-      const cfg = GPT_PRESETS.tiny;
-      const model = createGPT(cfg, { seed: 0 });
-      const B = 2;
-      const T = 64;
-      const batch = batchOf(B, T, cfg.vocabSize);
-      const start = tf.memory().numTensors;
-      const full = measurePeak(() =>
-        tf.variableGrads(() => model.loss(batch), [...model.variables.values()]),
-      );
-      tf.dispose([full.result.value, ...Object.values(full.result.grads)]);
+      const { cfg, model, B, T, batch, start } = tinySetup();
+      const full = fullStepPeak(model, batch);
       const pf = predictActivationBreakdown(cfg, { batch: B, seq: T, mode: 'full', backend: 'wasm' });
       const lines = [
         `full predicted ${pf.total} measured ${full.peakBytes} ratio ${(pf.total / full.peakBytes).toFixed(4)}`,
