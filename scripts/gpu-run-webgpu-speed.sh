@@ -6,7 +6,7 @@
 #   gpu-{strict,f16-mixed}-{new,before}.json  `bench gpu adamw-full-graph`, $ROUNDS alternating rounds of
 #                           (precision × kernels), each run its own process; `before` = KSTAR_FLASH_DKV=split
 #                           KSTAR_WEBGPU_SUM=tfjs (the two-program dk/dv and tfjs's transpose-then-sum)
-#                           ($VARIANTS, default "new before"; `rows128` = KSTAR_FLASH_ROWS=128; $PRECISIONS, default
+#                           ($VARIANTS, default "new before"; `rows64`/`rows128` = KSTAR_FLASH_ROWS; $PRECISIONS, default
 #                           "strict f16-mixed"; $PROFILES, default "strict f16-mixed"; SKIP_PARITY=1, SKIP_PROFILE=1
 #                           leave those parts out)
 #   gpu-plugins.json        (PLUGINS=1) every memory plugin at once, $PLUGIN_CONFIGS
@@ -18,6 +18,8 @@
 #   gpu-plugins}.json), then with the packed attention:
 #   run(…, timeout_s=150, command="BUNDLE=.device/webgpu/bundle.tar.xz ROUNDS=1 VARIANTS='new rows128'
 #       PROFILES=f16-mixed bash .device/webgpu/gpu-run-webgpu-speed.sh")
+#   (bench/results/2026-12-03-s4-h200-{gpu-packed-rows,profile-f16-mixed-packed,attention-parity-rows64}.json; `new`
+#   ran 64 rows then, the default at the time: today's equivalent is VARIANTS='rows64 rows128')
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
 RES=/tmp/webgpu-speed
@@ -60,9 +62,10 @@ done
 for r in $(seq 1 "${ROUNDS:-2}"); do
   for p in ${PRECISIONS:-strict f16-mixed}; do
     for k in ${VARIANTS:-new before}; do
-      dkv=one-pass sum=kstar rows=64
+      dkv=one-pass sum=kstar rows=128 # `new`: today's defaults
       case "$k" in
-        before) dkv=split sum=tfjs ;;
+        before) dkv=split sum=tfjs rows=64 ;; # the kernels before session 4
+        rows64) rows=64 ;;
         rows128) rows=128 ;;
       esac
       KSTAR_FLASH_ROWS=$rows KSTAR_FLASH_DKV=$dkv KSTAR_WEBGPU_SUM=$sum KSTAR_WEBGPU_MATMUL_PRECISION=$p "${B[@]}" gpu \

@@ -20,8 +20,12 @@ import { type FlatProgram, flatProgram } from './wgsl.ts';
  * per row (online softmax, 4 keys at a time), the backward recomputes p = exp(s − lse) from the saved row lse.
  */
 
-/** Rows (threads) per workgroup by default; `FlashShape.rows` may say 128 (`KSTAR_FLASH_ROWS`, flash-attention.ts). */
-export const FLASH_ROWS = 64;
+/**
+ * Rows (threads) per workgroup by default; `FlashShape.rows` may say 64 (`KSTAR_FLASH_ROWS`, flash-attention.ts). 128
+ * measured faster on the H200 (gpt2-124m f16-mixed step 38,853 against 35,027 tokens/s with 64): each tile streamed
+ * through workgroup memory serves twice the rows.
+ */
+export const FLASH_ROWS = 128;
 
 /** Head dims the native kernels take (a multiple of 4 up to 128: registers hold 2–3 rows of hd floats). */
 export function flashHeadDimOk(hd: number): boolean {

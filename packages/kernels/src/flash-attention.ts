@@ -109,14 +109,14 @@ export function flashUnroll(): boolean {
 }
 
 /**
- * Rows (threads) per workgroup of the fused attention's programs: `KSTAR_FLASH_ROWS` = 64 (the default) or 128 (each
- * tile streamed through workgroup memory serves twice the rows; coarser causal skipping).
+ * Rows (threads) per workgroup of the fused attention's programs: `KSTAR_FLASH_ROWS` = 128 (the default) or 64 (the
+ * layout before session 4; finer causal skipping, each tile serving half the rows).
  */
 export function flashRows(): number {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
   const v = env?.KSTAR_FLASH_ROWS ?? String(FLASH_ROWS);
   if (v !== '64' && v !== '128')
-    throw new InputError(`KSTAR_FLASH_ROWS is '${v}'; set it to 64 (the default) or 128`);
+    throw new InputError(`KSTAR_FLASH_ROWS is '${v}'; set it to 128 (the default) or 64`);
   return Number(v);
 }
 
