@@ -13,7 +13,9 @@
 #   OUT=$OUT BUNDLE=.device/ckpt/bundle.tar.xz RUN_LIMIT=30 bash .device/ckpt/gpu-run-save-cost.sh
 # and s4 (pinned staging) as: run(command="OUT=$OUT/r BUNDLE=.device/ckpt/bundle.tar.xz RUN_LIMIT=30 REPEAT=3
 #   bash .device/ckpt/gpu-run-save-cost.sh; tar -C $OUT -czf $OUT/save-cost.tgz r",
-#   carry=[".device/ckpt", ".device/node.xz", ".gl"])
+#   carry=[".device/ckpt", ".device/node.xz", ".gl"])  (bench/results/2026-12-03-s4-checkpoint-save-cost-first-h200-cuda.json
+#   and …-s4-checkpoint-staged-read-h200-cuda.json), then with SKIP_STAGED=1 for the write started on a later
+#   event-loop turn (…-s4-checkpoint-save-cost-h200-cuda.json)
 set -uo pipefail
 . scripts/gpu-prelude.sh
 OUT=${OUT:-/tmp/kstar-out}

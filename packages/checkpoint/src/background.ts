@@ -32,7 +32,9 @@ export class BackgroundCheckpointWriter {
     await this.idle();
     this.throwIfFailed();
     const t0 = performance.now();
-    this.inFlight = write().then(
+    // Started on a later turn of the event loop: a write's synchronous first part (concatenating the file, the hash's
+    // copy of it) would otherwise run in a microtask before the caller's loop resumes, inside its blocked time.
+    this.inFlight = new Promise<void>((resolve) => setImmediate(resolve)).then(write).then(
       () => {
         this.writeSeconds += (performance.now() - t0) / 1000;
         this.inFlight = undefined;
