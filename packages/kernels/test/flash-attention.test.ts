@@ -1,41 +1,25 @@
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   flashAttention,
   flashAttentionKernel,
   flashAttentionPacked,
   flashAttentionParity,
-  flushWebGPU,
   formatParity,
   packedAttentionKernel,
-  selectBackend,
-  shutdownWebGPU,
   TINY_FLASH_CASES,
-  webgpuDevice,
 } from '../src/index.ts';
+import { onBackend, skipWebGPU, tensorRelErr, withoutValidationError } from './helpers.ts';
 
 // The fused causal attention's WGSL kernels against the tfjs-ops fallback and a float64 reference, on lavapipe in CI.
-const skip = process.env.KSTAR_SKIP_WEBGPU === '1';
-if (skip) console.warn('KSTAR_SKIP_WEBGPU=1: the fused attention kernels were NOT parity-tested');
+const skip = skipWebGPU('the fused attention kernels were NOT parity-tested');
 
 describe.skipIf(skip)('fused causal attention (webgpu)', () => {
-  let tensorsAtStart = 0;
-  beforeAll(async () => {
-    await selectBackend('webgpu');
-    tensorsAtStart = tf.memory().numTensors;
-  });
-  afterAll(() => {
-    shutdownWebGPU();
-  });
+  onBackend('webgpu'); // tensors held constant across the tests
 
   it('o, lse, dq, dk, dv match the fallback and float64 on odd shapes, hd 16 and 8, with query offsets', async () => {
-    const device = webgpuDevice()!;
-    device.pushErrorScope('validation');
-    const rows = await flashAttentionParity(TINY_FLASH_CASES);
-    flushWebGPU();
-    const error = await device.popErrorScope();
+    const rows = await withoutValidationError(() => flashAttentionParity(TINY_FLASH_CASES));
     console.log(formatParity(rows));
-    expect(error?.message ?? null).toBeNull();
     expect(rows.length).toBe(5 * TINY_FLASH_CASES.length);
     for (const r of rows) {
       expect(r.impl, r.kernel).toBe('native');
@@ -43,7 +27,6 @@ describe.skipIf(skip)('fused causal attention (webgpu)', () => {
       expect(r.relErrVsFloat64!, `${r.kernel} ${r.shape}`).toBeLessThan(5e-6);
       expect(r.pass, `${r.kernel}: ${JSON.stringify(r)}`).toBe(true);
     }
-    expect(tf.memory().numTensors).toBe(tensorsAtStart);
   });
 
   it('the differentiable op gives the fallback op’s value and gradients, and keeps no [T, T] tensor', async () => {
@@ -59,19 +42,12 @@ describe.skipIf(skip)('fused causal attention (webgpu)', () => {
     const native = tf.valueAndGrads(loss('auto'))([q, k, v]);
     peakExtra = tf.memory().numBytes - before;
     const ops = tf.valueAndGrads(loss('fallback'))([q, k, v]);
-    const diff = async (a: tf.Tensor, b: tf.Tensor) => {
-      const d = tf.tidy(() => tf.div(tf.max(tf.abs(tf.sub(a, b))), tf.max(tf.abs(b))));
-      const x = (await d.data())[0]!;
-      d.dispose();
-      return x;
-    };
-    expect(await diff(native.value, ops.value)).toBeLessThan(1e-5);
+    expect(await tensorRelErr(native.value, ops.value)).toBeLessThan(1e-5);
     for (let i = 0; i < 3; i++)
-      expect(await diff(native.grads[i]!, ops.grads[i]!), `grad ${i}`).toBeLessThan(1e-5);
+      expect(await tensorRelErr(native.grads[i]!, ops.grads[i]!), `grad ${i}`).toBeLessThan(1e-5);
     // Live after the native call: value + 3 gradients (4 × [B, H, T, hd]); a [T, T] score tensor would add B·H·T².
     expect(peakExtra).toBeLessThan(4 * 4 * B * H * T * hd + 4 * B * H * T * T);
     tf.dispose([native.value, ...native.grads, ops.value, ...ops.grads, q, k, v, w]);
-    expect(tf.memory().numTensors).toBe(tensorsAtStart);
   });
 
   it('the packed-qkv op (no head split or merge) gives the unpacked fallback’s value and dqkv', async () => {
@@ -81,23 +57,12 @@ describe.skipIf(skip)('fused causal attention (webgpu)', () => {
     expect(packedAttentionKernel.which({ qkv, heads: H, scale: 0.3 })).toBe('native');
     const loss = (impl: 'auto' | 'fallback') => (x: tf.Tensor) =>
       tf.sum(tf.mul(flashAttentionPacked(x, { heads: H, scale: 0.3, impl }), w));
-    const device = webgpuDevice()!;
-    device.pushErrorScope('validation');
-    const native = tf.valueAndGrads(loss('auto'))([qkv]);
-    flushWebGPU();
-    expect((await device.popErrorScope())?.message ?? null).toBeNull();
+    const native = await withoutValidationError(() => tf.valueAndGrads(loss('auto'))([qkv]));
     // The reference: the fallback unpacks to [B, H, T, hd], runs the tfjs-ops attention (scores materialised) and
     // its gradient, and packs dq, dk, dv back.
     const ops = tf.valueAndGrads(loss('fallback'))([qkv]);
-    const relErr = async (a: tf.Tensor, b: tf.Tensor) => {
-      const d = tf.tidy(() => tf.div(tf.max(tf.abs(tf.sub(a, b))), tf.max(tf.abs(b))));
-      const x = (await d.data())[0]!;
-      d.dispose();
-      return x;
-    };
-    expect(await relErr(native.value, ops.value)).toBeLessThan(1e-5);
-    expect(await relErr(native.grads[0]!, ops.grads[0]!)).toBeLessThan(1e-5);
+    expect(await tensorRelErr(native.value, ops.value)).toBeLessThan(1e-5);
+    expect(await tensorRelErr(native.grads[0]!, ops.grads[0]!)).toBeLessThan(1e-5);
     tf.dispose([native.value, ...native.grads, ops.value, ...ops.grads, qkv, w]);
-    expect(tf.memory().numTensors).toBe(tensorsAtStart);
   });
 });

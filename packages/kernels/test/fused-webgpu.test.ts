@@ -1,44 +1,22 @@
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  flushWebGPU,
-  formatParity,
-  fusedKernelParity,
-  layerNormKernel,
-  selectBackend,
-  shutdownWebGPU,
-  TINY_PARITY_SHAPES,
-  webgpuDevice,
-} from '../src/index.ts';
-import { skipWebGPU } from './helpers.ts';
+import { describe, expect, it } from 'vitest';
+import { formatParity, fusedKernelParity, layerNormKernel, TINY_PARITY_SHAPES } from '../src/index.ts';
+import { onBackend, skipWebGPU, withoutValidationError } from './helpers.ts';
 
 // The fused WGSL kernels against their tfjs-ops fallbacks and a float64 reference, on lavapipe in CI.
 const skip = skipWebGPU('the fused WGSL kernels were NOT parity-tested');
 
 describe.skipIf(skip)('fused WGSL kernels (webgpu)', () => {
-  let tensorsAtStart = 0;
-  beforeAll(async () => {
-    await selectBackend('webgpu');
-    tensorsAtStart = tf.memory().numTensors;
-  });
-  afterAll(() => {
-    shutdownWebGPU();
-  });
+  onBackend('webgpu'); // tensors held constant across the tests
 
   it('every fused kernel runs natively and matches its fallback and float64, forward and gradient', async () => {
-    const device = webgpuDevice()!;
-    device.pushErrorScope('validation');
-    const rows = await fusedKernelParity(TINY_PARITY_SHAPES);
-    flushWebGPU();
-    const error = await device.popErrorScope();
+    const rows = await withoutValidationError(() => fusedKernelParity(TINY_PARITY_SHAPES));
     console.log(formatParity(rows));
-    expect(error?.message ?? null).toBeNull();
     expect(rows.length).toBe(11);
     for (const r of rows) {
       expect(r.impl, r.kernel).toBe('native');
       expect(r.pass, `${r.kernel}: ${JSON.stringify(r)}`).toBe(true);
     }
-    expect(tf.memory().numTensors).toBe(tensorsAtStart);
   });
 
   it('more rows than one dispatch dimension holds (65,535 workgroups, re-shaped by tfjs) still match', async () => {

@@ -1,10 +1,37 @@
-import { afterAll } from 'vitest';
-import { skipWebGPU } from '../../../testkit/src/backends.ts';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, expect } from 'vitest';
+import { onBackend, skipWebGPU } from '../../../testkit/src/backends.ts';
 import { rng } from '../../../testkit/src/random.ts';
-import { type AdamWHyper, type BackendName, shutdownWebGPU } from '../src/index.ts';
+import {
+  type AdamWHyper,
+  type BackendName,
+  flushWebGPU,
+  shutdownWebGPU,
+  webgpuDevice,
+} from '../src/index.ts';
 
-// The test kit's seeded PRNG and WebGPU skip switch, reached by path (@kstar/testkit depends on @kstar/kernels).
-export { rng, skipWebGPU };
+// The test kit's seeded PRNG, WebGPU skip switch and backend hooks, reached by path (@kstar/testkit depends on
+// @kstar/kernels).
+export { onBackend, rng, skipWebGPU };
+
+/** Runs `f` inside a WebGPU validation error scope, submits what tfjs batched, fails on any error; returns `f`'s value. */
+export async function withoutValidationError<T>(f: () => T | Promise<T>): Promise<T> {
+  const device = webgpuDevice()!;
+  device.pushErrorScope('validation');
+  const value = await f();
+  flushWebGPU();
+  const error = await device.popErrorScope();
+  expect(error?.message ?? null).toBeNull();
+  return value;
+}
+
+/** max |a − b| / max |b| of two tensors (error relative to the tensor's scale), read back as a number. */
+export async function tensorRelErr(a: tf.Tensor, b: tf.Tensor): Promise<number> {
+  const d = tf.tidy(() => tf.div(tf.max(tf.abs(tf.sub(a, b))), tf.max(tf.abs(b))));
+  const x = (await d.data())[0]!;
+  d.dispose();
+  return x;
+}
 
 /**
  * The backends a kernel test file runs on: cpu, wasm and webgpu (left out when KSTAR_SKIP_WEBGPU=1, saying what

@@ -1,6 +1,6 @@
 import { TrainingError } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   activeWebGPUBackend,
   boundWebGPUPool,
@@ -10,11 +10,9 @@ import {
   flushWebGPU,
   guardWebGPUStep,
   resetWebGPUPoolPeaks,
-  selectBackend,
-  shutdownWebGPU,
   webgpuPoolStats,
 } from '../src/index.ts';
-import { skipWebGPU } from './helpers.ts';
+import { onBackend, skipWebGPU } from './helpers.ts';
 
 // Runs on lavapipe in CI (see webgpu.test.ts); KSTAR_SKIP_WEBGPU=1 skips.
 const skip = skipWebGPU('the WebGPU pool bound and step error guard were NOT tested');
@@ -37,15 +35,7 @@ async function fakeStep(i: number): Promise<number> {
 }
 
 describe.skipIf(skip)('webgpu pool bound and step guard', () => {
-  let tensorsAtStart = 0;
-  beforeAll(async () => {
-    await selectBackend('webgpu');
-    tensorsAtStart = tf.memory().numTensors;
-  });
-  afterAll(() => {
-    expect(tf.memory().numTensors).toBe(tensorsAtStart);
-    shutdownWebGPU();
-  });
+  onBackend('webgpu'); // tensors held constant across the tests
 
   it('the backend starts with the default bound installed', () => {
     expect(webgpuPoolStats(tf.backend())!.maxFreeBytes).toBe(DEFAULT_MAX_FREE_POOL_BYTES);
