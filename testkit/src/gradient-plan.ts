@@ -29,3 +29,33 @@ export function applyGradientsPlan(
     check(names, g, i + 1);
   });
 }
+
+/**
+ * The plan of the drop-in optimizers' "state keyed by variable name" test: step 1 both (map), 2 `order/b` only
+ * (array), 3 reversed order (array), 4 `order/a` with `order/b`'s gradient null.
+ */
+export const GRADIENT_ORDER_PLAN: readonly string[][] = [
+  ['order/a', 'order/b'],
+  ['order/b'],
+  ['order/b', 'order/a'],
+  ['order/a'],
+];
+
+/**
+ * One trainable `tf.Variable` per `name → shape`, named `name` and started at `draw(numel)` rounded to float32 (drawn
+ * in `shapes` order), beside its float64 reference `init(p0, shape)`. The caller disposes the variables.
+ */
+export function variablesWithReference<R>(
+  shapes: Record<string, number[]>,
+  draw: (n: number) => ArrayLike<number>,
+  init: (p0: Float32Array, shape: number[]) => R,
+): { vars: Record<string, tf.Variable>; ref: Record<string, R> } {
+  const vars: Record<string, tf.Variable> = {};
+  const ref: Record<string, R> = {};
+  for (const [name, shape] of Object.entries(shapes)) {
+    const p0 = Float32Array.from(draw(tf.util.sizeFromShape(shape)));
+    vars[name] = tf.tidy(() => tf.variable(tf.tensor(p0.slice(), shape), true, name));
+    ref[name] = init(p0, shape);
+  }
+  return { vars, ref };
+}

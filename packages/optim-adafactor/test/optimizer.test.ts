@@ -1,5 +1,11 @@
 import { InputError } from '@kstar/core';
-import { applyGradientsPlan, callUntyped, expectSameFinalBits, onBackend } from '@kstar/testkit';
+import {
+  applyGradientsPlan,
+  callUntyped,
+  expectSameFinalBits,
+  onBackend,
+  variablesWithReference,
+} from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { Adafactor, adafactorFromReferenceHparams } from '../src/index.ts';
@@ -56,16 +62,11 @@ describe('Adafactor drop-in: plain tfjs', () => {
     const opt = new Adafactor(options);
     const next = rng(99);
     const shapes: Record<string, number[]> = { 'order/a': [3], 'order/b': [2, 4], 'order/c': [2, 2, 3] };
-    const vars: Record<string, tf.Variable> = {};
-    const ref: Record<string, { p: Float64Array; r: Adafactor64 }> = {};
-    for (const [n, s] of Object.entries(shapes)) {
-      const p0 = randn(
-        next,
-        s.reduce((a, b) => a * b, 1),
-      );
-      vars[n] = tf.tidy(() => tf.variable(tf.tensor(p0.slice(), s), true, n));
-      ref[n] = { p: Float64Array.from(p0), r: new Adafactor64(s, hp) };
-    }
+    const { vars, ref } = variablesWithReference(
+      shapes,
+      (n) => randn(next, n),
+      (p0, s) => ({ p: Float64Array.from(p0), r: new Adafactor64(s, hp) }),
+    );
     // Step 1: a, b (map); 2: b only (array); 3: c first seen, reversed order; 4: a, with b's gradient null.
     const plan: string[][] = [
       ['order/a', 'order/b'],

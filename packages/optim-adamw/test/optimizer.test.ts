@@ -1,5 +1,12 @@
 import { InputError } from '@kstar/core';
-import { applyGradientsPlan, expectSameFinalBits, minimizeLeastSquares, onBackend } from '@kstar/testkit';
+import {
+  applyGradientsPlan,
+  expectSameFinalBits,
+  GRADIENT_ORDER_PLAN,
+  minimizeLeastSquares,
+  onBackend,
+  variablesWithReference,
+} from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { AdamW, adamwFromReferenceHparams } from '../src/index.ts';
@@ -56,23 +63,14 @@ describe('AdamW drop-in: plain tfjs', () => {
     const opt = new AdamW(hp);
     const next = rng(99);
     const shapes: Record<string, number[]> = { 'order/a': [3], 'order/b': [2, 2] };
-    const vars: Record<string, tf.Variable> = {};
-    const ref: Record<string, { p: Float64Array; m: Float64Array; v: Float64Array }> = {};
-    for (const [n, s] of Object.entries(shapes)) {
-      const p0 = Float32Array.from(
-        randn(
-          next,
-          s.reduce((a, b) => a * b, 1),
-        ),
-      );
-      vars[n] = tf.tidy(() => tf.variable(tf.tensor(p0, s), true, n));
-      ref[n] = { p: Float64Array.from(p0), m: new Float64Array(p0.length), v: new Float64Array(p0.length) };
-    }
-    // Step 1: both (map); 2: b only (array); 3: reversed order (array); 4: a, with b's gradient null.
-    const plan: string[][] = [['order/a', 'order/b'], ['order/b'], ['order/b', 'order/a'], ['order/a']];
+    const { vars, ref } = variablesWithReference(
+      shapes,
+      (n) => randn(next, n),
+      (p0) => ({ p: Float64Array.from(p0), m: new Float64Array(p0.length), v: new Float64Array(p0.length) }),
+    );
     let worst = 0;
     const draw = (n: number) => Float32Array.from(randn(next, n));
-    applyGradientsPlan(opt, shapes, plan, draw, (names, g, t) => {
+    applyGradientsPlan(opt, shapes, GRADIENT_ORDER_PLAN, draw, (names, g, t) => {
       for (const n of names) adamwStep64(ref[n]!.p, g[n]!, ref[n]!.m, ref[n]!.v, hp, t);
       for (const n of Object.keys(shapes)) worst = Math.max(worst, relErr(vars[n]!.dataSync(), ref[n]!.p));
     });

@@ -3,8 +3,10 @@ import {
   applyGradientsPlan,
   constructUntyped,
   expectSameFinalBits,
+  GRADIENT_ORDER_PLAN,
   minimizeLeastSquares,
   onBackend,
+  variablesWithReference,
 } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
@@ -66,23 +68,14 @@ describe('CAME drop-in: plain tfjs', () => {
     const opt = new CAME(hp);
     const next = rng(99);
     const shapes: Record<string, number[]> = { 'order/a': [3], 'order/b': [2, 3] };
-    const vars: Record<string, tf.Variable> = {};
-    const ref: Record<string, { p: Float64Array; s: ReturnType<typeof came64Init> }> = {};
-    for (const [n, s] of Object.entries(shapes)) {
-      const p0 = Float32Array.from(
-        randn(
-          next,
-          s.reduce((a, b) => a * b, 1),
-        ),
-      );
-      vars[n] = tf.tidy(() => tf.variable(tf.tensor(p0, s), true, n));
-      ref[n] = { p: Float64Array.from(p0), s: came64Init(s) };
-    }
-    // Step 1: both (map); 2: b only (array); 3: reversed order (array); 4: a, with b's gradient null.
-    const plan: string[][] = [['order/a', 'order/b'], ['order/b'], ['order/b', 'order/a'], ['order/a']];
+    const { vars, ref } = variablesWithReference(
+      shapes,
+      (n) => randn(next, n),
+      (p0, s) => ({ p: Float64Array.from(p0), s: came64Init(s) }),
+    );
     let worst = 0;
     const draw = (n: number) => Float32Array.from(randn(next, n));
-    applyGradientsPlan(opt, shapes, plan, draw, (names, g) => {
+    applyGradientsPlan(opt, shapes, GRADIENT_ORDER_PLAN, draw, (names, g) => {
       for (const n of names) came64Step(ref[n]!.p, g[n]!, ref[n]!.s, hp);
       for (const n of Object.keys(shapes)) worst = Math.max(worst, relErr(vars[n]!.dataSync(), ref[n]!.p));
     });

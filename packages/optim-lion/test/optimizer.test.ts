@@ -4,8 +4,10 @@ import {
   callUntyped,
   constructUntyped,
   expectSameFinalBits,
+  GRADIENT_ORDER_PLAN,
   minimizeLeastSquares,
   onBackend,
+  variablesWithReference,
 } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
@@ -82,24 +84,17 @@ describe('Lion drop-in: plain tfjs', () => {
     const opt = new Lion(hp);
     const next = rng(99);
     const shapes: Record<string, number[]> = { 'order/a': [3], 'order/b': [2, 2] };
-    const vars: Record<string, tf.Variable> = {};
-    const ref: Record<string, { p: Float64Array; m: Float64Array }> = {};
-    for (const [n, s] of Object.entries(shapes)) {
-      const p0 = randn(
-        next,
-        s.reduce((a, b) => a * b, 1),
-      );
-      vars[n] = tf.tidy(() => tf.variable(tf.tensor(p0, s), true, n));
-      ref[n] = { p: Float64Array.from(p0), m: new Float64Array(p0.length) };
-    }
-    // Step 1: both (map); 2: b only (array); 3: reversed order (array); 4: a, with b's gradient null.
-    const plan: string[][] = [['order/a', 'order/b'], ['order/b'], ['order/b', 'order/a'], ['order/a']];
+    const { vars, ref } = variablesWithReference(
+      shapes,
+      (n) => randn(next, n),
+      (p0) => ({ p: Float64Array.from(p0), m: new Float64Array(p0.length) }),
+    );
     let worst = 0;
     let differing = 0;
     applyGradientsPlan(
       opt,
       shapes,
-      plan,
+      GRADIENT_ORDER_PLAN,
       (n) => randn(next, n),
       (names, g) => {
         for (const n of names) lionStep64(ref[n]!.p, g[n]!, ref[n]!.m, hp);
