@@ -31,8 +31,8 @@ export function applyGradientsPlan(
 }
 
 /**
- * The plan of the drop-in optimizers' "state keyed by variable name" test: step 1 both (map), 2 `order/b` only
- * (array), 3 reversed order (array), 4 `order/a` with `order/b`'s gradient null.
+ * The default plan of `worstErrorOverGradientPlan`: step 1 both (map), 2 `order/b` only (array), 3 reversed order
+ * (array), 4 `order/a` with `order/b`'s gradient null.
  */
 export const GRADIENT_ORDER_PLAN: readonly string[][] = [
   ['order/a', 'order/b'],
@@ -42,20 +42,37 @@ export const GRADIENT_ORDER_PLAN: readonly string[][] = [
 ];
 
 /**
- * One trainable `tf.Variable` per `name → shape`, named `name` and started at `draw(numel)` rounded to float32 (drawn
- * in `shapes` order), beside its float64 reference `init(p0, shape)`. The caller disposes the variables.
+ * The drop-in optimizers' "state keyed by variable name" check. One trainable variable per `name → shape`, named
+ * `name`, started at `draw(numel)` rounded to float32 (drawn in `shapes` order), beside its float64 reference
+ * `init(p0, shape)`; then `plan` (default `GRADIENT_ORDER_PLAN`) through `applyGradientsPlan` with gradients from
+ * `draw`, `step(reference, gradient, t)` stepping the reference of each variable given one. Returns the largest
+ * `err(values, reference)` over every variable after every step; disposes the variables (not `opt`).
  */
-export function variablesWithReference<R>(
-  shapes: Record<string, number[]>,
-  draw: (n: number) => ArrayLike<number>,
-  init: (p0: Float32Array, shape: number[]) => R,
-): { vars: Record<string, tf.Variable>; ref: Record<string, R> } {
+export function worstErrorOverGradientPlan<R>(
+  opt: tf.Optimizer,
+  spec: {
+    shapes: Record<string, number[]>;
+    plan?: readonly string[][];
+    draw: (n: number) => ArrayLike<number>;
+    init: (p0: Float32Array, shape: number[]) => R;
+    step: (reference: R, gradient: Float32Array, t: number) => void;
+    err: (values: ArrayLike<number>, reference: R) => number;
+  },
+): number {
+  const { shapes, draw } = spec;
   const vars: Record<string, tf.Variable> = {};
   const ref: Record<string, R> = {};
   for (const [name, shape] of Object.entries(shapes)) {
     const p0 = Float32Array.from(draw(tf.util.sizeFromShape(shape)));
     vars[name] = tf.tidy(() => tf.variable(tf.tensor(p0.slice(), shape), true, name));
-    ref[name] = init(p0, shape);
+    ref[name] = spec.init(p0, shape);
   }
-  return { vars, ref };
+  let worst = 0;
+  const grad = (n: number) => Float32Array.from(draw(n));
+  applyGradientsPlan(opt, shapes, spec.plan ?? GRADIENT_ORDER_PLAN, grad, (names, g, t) => {
+    for (const n of names) spec.step(ref[n]!, g[n]!, t);
+    for (const n of Object.keys(shapes)) worst = Math.max(worst, spec.err(vars[n]!.dataSync(), ref[n]!));
+  });
+  tf.dispose(Object.values(vars));
+  return worst;
 }

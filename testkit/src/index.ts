@@ -21,7 +21,7 @@ export {
   recordGoldenErrors,
   replayGoldenOptimizer,
 } from './golden-replay.ts';
-export { applyGradientsPlan, GRADIENT_ORDER_PLAN, variablesWithReference } from './gradient-plan.ts';
+export { applyGradientsPlan, GRADIENT_ORDER_PLAN, worstErrorOverGradientPlan } from './gradient-plan.ts';
 export { expectUpdatesLeakNothing } from './leak-check.ts';
 export { minimizeLeastSquares } from './least-squares.ts';
 export type { ConformanceSpec } from './optimizer-conformance.ts';

@@ -1,11 +1,5 @@
 import { InputError } from '@kstar/core';
-import {
-  applyGradientsPlan,
-  callUntyped,
-  expectSameFinalBits,
-  onBackend,
-  variablesWithReference,
-} from '@kstar/testkit';
+import { callUntyped, expectSameFinalBits, onBackend, worstErrorOverGradientPlan } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { Adafactor, adafactorFromReferenceHparams } from '../src/index.ts';
@@ -61,35 +55,19 @@ describe('Adafactor drop-in: plain tfjs', () => {
     const hp: RefHp = { ...HF_DEFAULTS, lr: 0.02, relative_step: false, beta1: 0.9, weight_decay: 0.05 };
     const opt = new Adafactor(options);
     const next = rng(99);
-    const shapes: Record<string, number[]> = { 'order/a': [3], 'order/b': [2, 4], 'order/c': [2, 2, 3] };
-    const { vars, ref } = variablesWithReference(
-      shapes,
-      (n) => randn(next, n),
-      (p0, s) => ({ p: Float64Array.from(p0), r: new Adafactor64(s, hp) }),
-    );
-    // Step 1: a, b (map); 2: b only (array); 3: c first seen, reversed order; 4: a, with b's gradient null.
-    const plan: string[][] = [
-      ['order/a', 'order/b'],
-      ['order/b'],
-      ['order/c', 'order/b', 'order/a'],
-      ['order/a'],
-    ];
-    let worst = 0;
-    applyGradientsPlan(
-      opt,
-      shapes,
-      plan,
-      (n) => randn(next, n),
-      (names, g) => {
-        for (const n of names) ref[n]!.r.update(ref[n]!.p, g[n]!);
-        for (const n of Object.keys(shapes)) worst = Math.max(worst, relErr(vars[n]!.dataSync(), ref[n]!.p));
-      },
-    );
+    const worst = worstErrorOverGradientPlan(opt, {
+      shapes: { 'order/a': [3], 'order/b': [2, 4], 'order/c': [2, 2, 3] },
+      // Step 1: a, b (map); 2: b only (array); 3: c first seen, reversed order; 4: a, with b's gradient null.
+      plan: [['order/a', 'order/b'], ['order/b'], ['order/c', 'order/b', 'order/a'], ['order/a']],
+      draw: (n) => randn(next, n),
+      init: (p0, s) => ({ p: Float64Array.from(p0), r: new Adafactor64(s, hp) }),
+      step: (r, g) => r.r.update(r.p, g),
+      err: (values, r) => relErr(values, r.p),
+    });
     expect(worst).toBeLessThanOrEqual(TOL);
     expect(opt.iterations).toBe(4);
     expect(['order/a', 'order/b', 'order/c'].map((n) => opt.stepsOf(n))).toEqual([3, 3, 1]);
     opt.dispose();
-    tf.dispose(Object.values(vars));
   });
 });
 

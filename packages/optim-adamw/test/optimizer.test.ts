@@ -1,11 +1,9 @@
 import { InputError } from '@kstar/core';
 import {
-  applyGradientsPlan,
   expectSameFinalBits,
-  GRADIENT_ORDER_PLAN,
   minimizeLeastSquares,
   onBackend,
-  variablesWithReference,
+  worstErrorOverGradientPlan,
 } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
@@ -62,22 +60,20 @@ describe('AdamW drop-in: plain tfjs', () => {
     const hp: Hp = { lr: 0.02, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.05 };
     const opt = new AdamW(hp);
     const next = rng(99);
-    const shapes: Record<string, number[]> = { 'order/a': [3], 'order/b': [2, 2] };
-    const { vars, ref } = variablesWithReference(
-      shapes,
-      (n) => randn(next, n),
-      (p0) => ({ p: Float64Array.from(p0), m: new Float64Array(p0.length), v: new Float64Array(p0.length) }),
-    );
-    let worst = 0;
-    const draw = (n: number) => Float32Array.from(randn(next, n));
-    applyGradientsPlan(opt, shapes, GRADIENT_ORDER_PLAN, draw, (names, g, t) => {
-      for (const n of names) adamwStep64(ref[n]!.p, g[n]!, ref[n]!.m, ref[n]!.v, hp, t);
-      for (const n of Object.keys(shapes)) worst = Math.max(worst, relErr(vars[n]!.dataSync(), ref[n]!.p));
+    const worst = worstErrorOverGradientPlan(opt, {
+      shapes: { 'order/a': [3], 'order/b': [2, 2] },
+      draw: (n) => randn(next, n),
+      init: (p0) => ({
+        p: Float64Array.from(p0),
+        m: new Float64Array(p0.length),
+        v: new Float64Array(p0.length),
+      }),
+      step: (r, g, t) => adamwStep64(r.p, g, r.m, r.v, hp, t),
+      err: (values, r) => relErr(values, r.p),
     });
     expect(worst).toBeLessThanOrEqual(TOL);
     expect(opt.iterations).toBe(4);
     opt.dispose();
-    tf.dispose(Object.values(vars));
   });
 });
 

@@ -1,12 +1,10 @@
 import { InputError } from '@kstar/core';
 import {
-  applyGradientsPlan,
   constructUntyped,
   expectSameFinalBits,
-  GRADIENT_ORDER_PLAN,
   minimizeLeastSquares,
   onBackend,
-  variablesWithReference,
+  worstErrorOverGradientPlan,
 } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
@@ -67,22 +65,16 @@ describe('CAME drop-in: plain tfjs', () => {
     const hp: Hp64 = { ...PARITY_HP, lr: 0.02, weightDecay: 0.05 };
     const opt = new CAME(hp);
     const next = rng(99);
-    const shapes: Record<string, number[]> = { 'order/a': [3], 'order/b': [2, 3] };
-    const { vars, ref } = variablesWithReference(
-      shapes,
-      (n) => randn(next, n),
-      (p0, s) => ({ p: Float64Array.from(p0), s: came64Init(s) }),
-    );
-    let worst = 0;
-    const draw = (n: number) => Float32Array.from(randn(next, n));
-    applyGradientsPlan(opt, shapes, GRADIENT_ORDER_PLAN, draw, (names, g) => {
-      for (const n of names) came64Step(ref[n]!.p, g[n]!, ref[n]!.s, hp);
-      for (const n of Object.keys(shapes)) worst = Math.max(worst, relErr(vars[n]!.dataSync(), ref[n]!.p));
+    const worst = worstErrorOverGradientPlan(opt, {
+      shapes: { 'order/a': [3], 'order/b': [2, 3] },
+      draw: (n) => randn(next, n),
+      init: (p0, s) => ({ p: Float64Array.from(p0), s: came64Init(s) }),
+      step: (r, g) => came64Step(r.p, g, r.s, hp),
+      err: (values, r) => relErr(values, r.p),
     });
     expect(worst).toBeLessThanOrEqual(TOL);
     expect(opt.iterations).toBe(4);
     opt.dispose();
-    tf.dispose(Object.values(vars));
   });
 });
 

@@ -1,13 +1,11 @@
 import { InputError } from '@kstar/core';
 import {
-  applyGradientsPlan,
   callUntyped,
   constructUntyped,
   expectSameFinalBits,
-  GRADIENT_ORDER_PLAN,
   minimizeLeastSquares,
   onBackend,
-  variablesWithReference,
+  worstErrorOverGradientPlan,
 } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
@@ -83,33 +81,22 @@ describe('Lion drop-in: plain tfjs', () => {
     const hp: LionHp = { lr: 0.02, beta1: 0.9, beta2: 0.99, weightDecay: 0.5 };
     const opt = new Lion(hp);
     const next = rng(99);
-    const shapes: Record<string, number[]> = { 'order/a': [3], 'order/b': [2, 2] };
-    const { vars, ref } = variablesWithReference(
-      shapes,
-      (n) => randn(next, n),
-      (p0) => ({ p: Float64Array.from(p0), m: new Float64Array(p0.length) }),
-    );
-    let worst = 0;
     let differing = 0;
-    applyGradientsPlan(
-      opt,
-      shapes,
-      GRADIENT_ORDER_PLAN,
-      (n) => randn(next, n),
-      (names, g) => {
-        for (const n of names) lionStep64(ref[n]!.p, g[n]!, ref[n]!.m, hp);
-        for (const n of Object.keys(shapes)) {
-          const e = signAwareErr(vars[n]!.dataSync(), ref[n]!.p, hp.lr);
-          worst = Math.max(worst, e.relErr);
-          differing += e.differing;
-        }
+    const worst = worstErrorOverGradientPlan(opt, {
+      shapes: { 'order/a': [3], 'order/b': [2, 2] },
+      draw: (n) => randn(next, n),
+      init: (p0) => ({ p: Float64Array.from(p0), m: new Float64Array(p0.length) }),
+      step: (r, g) => lionStep64(r.p, g, r.m, hp),
+      err: (values, r) => {
+        const e = signAwareErr(values, r.p, hp.lr);
+        differing += e.differing;
+        return e.relErr;
       },
-    );
+    });
     expect(differing).toBe(0);
     expect(worst).toBeLessThanOrEqual(TOL);
     expect(opt.iterations).toBe(4);
     opt.dispose();
-    tf.dispose(Object.values(vars));
   });
 
   it('bad options → InputError (constructor, learningRate setter)', () => {
