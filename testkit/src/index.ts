@@ -35,7 +35,7 @@ export {
 } from './option-checks.ts';
 export { randn, randn32, rng } from './random.ts';
 export type { SchedulablePlugin } from './schedule-check.ts';
-export { expectScheduledLearningRate } from './schedule-check.ts';
+export { expectLearningRateSetterChecked, expectScheduledLearningRate } from './schedule-check.ts';
 export { sgdPlugin } from './sgd.ts';
 export { expectStateBytesMeasured, goldenRole } from './state-bytes.ts';
 export { momentum, sgd } from './toy-optimizers.ts';

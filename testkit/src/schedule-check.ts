@@ -34,3 +34,18 @@ export function expectScheduledLearningRate(
   expect(g.isDisposed).toBe(false);
   tf.dispose([p, g, ...Object.values(s)]);
 }
+
+/**
+ * A drop-in optimizer's `learningRate` setter (what schedules call): refuses 0 (InputError), and a valid rate, 0.5,
+ * shows in `hparams.lr`.
+ */
+export function expectLearningRateSetterChecked(opt: {
+  learningRate: number | null;
+  readonly hparams: object;
+}): void {
+  expect(() => {
+    opt.learningRate = 0;
+  }).toThrow(InputError);
+  opt.learningRate = 0.5;
+  expect(opt.hparams).toMatchObject({ lr: 0.5 });
+}
