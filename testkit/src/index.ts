@@ -22,7 +22,7 @@ export {
   replayGoldenOptimizer,
 } from './golden-replay.ts';
 export { applyGradientsPlan, GRADIENT_ORDER_PLAN, worstErrorOverGradientPlan } from './gradient-plan.ts';
-export { expectUpdatesLeakNothing } from './leak-check.ts';
+export { expectFillStepsInPlace, expectUpdatesLeakNothing } from './leak-check.ts';
 export { minimizeLeastSquares } from './least-squares.ts';
 export type { ConformanceSpec } from './optimizer-conformance.ts';
 export { describeOptimizerConformance } from './optimizer-conformance.ts';

@@ -1,4 +1,4 @@
-import type { OptimizerPlugin } from '@kstar/core';
+import type { OptimizerPlugin, OptimizerState, ParamInfo } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 
@@ -44,4 +44,31 @@ export function expectUpdatesLeakNothing<P extends OptimizerPlugin>(
   expect(tf.memory().numTensors).toBe(afterInit);
   tf.dispose([p, ...Object.values(s)]);
   expect(tf.memory().numTensors).toBe(begin);
+}
+
+/**
+ * The in-place check of a backend's native kernel: a parameter of ones (`name`, `shape`, `role`) takes `steps`
+ * updates with gradient `fill(shape, 0.25·t)` (`beforeUpdate` may check each, e.g. which kernel runs), keeping the
+ * parameter's and the state's buffers (dataId) and the tensor count. Returns both for the caller to read and dispose.
+ */
+export function expectFillStepsInPlace<S extends OptimizerState>(
+  plugin: Omit<OptimizerPlugin, 'init'> & { init(param: ParamInfo): S },
+  param: ParamInfo & { shape: number[] },
+  options: { steps?: number; beforeUpdate?: (p: tf.Variable, g: tf.Tensor, s: S) => void } = {},
+): { p: tf.Variable; s: S } {
+  const { steps = 3, beforeUpdate } = options;
+  const p = tf.tidy(() => tf.variable(tf.ones(param.shape), true, param.name));
+  const s = plugin.init(param);
+  const buffers = () => [p.dataId, ...Object.values(s).map((t) => t.dataId)];
+  const ids = buffers();
+  const count = tf.memory().numTensors;
+  for (let t = 1; t <= steps; t++) {
+    const g = tf.fill(param.shape, 0.25 * t);
+    beforeUpdate?.(p, g, s);
+    plugin.update(p, g, s, t);
+    g.dispose();
+  }
+  expect(buffers()).toEqual(ids);
+  expect(tf.memory().numTensors).toBe(count);
+  return { p, s };
 }

@@ -1,5 +1,5 @@
 import '@tensorflow/tfjs-backend-wasm';
-import { onBackend } from '@kstar/testkit';
+import { expectFillStepsInPlace, onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { adamw, adamwFromReferenceHparams } from '../src/index.ts';
@@ -33,18 +33,11 @@ describe('wasm backend: golden replay', () => {
 
   it('updates in place on wasm (buffers kept) and leaks nothing', () => {
     const plugin = adamw();
-    const p = tf.tidy(() => tf.variable(tf.ones([4, 4]), true, 'wasm-inplace/W'));
-    const s = plugin.init({ name: 'wasm-inplace/W', shape: [4, 4], role: 'matrix' });
-    const ids = [p.dataId, s.m.dataId, s.v.dataId];
-    const count = tf.memory().numTensors;
-    for (let t = 1; t <= 3; t++) {
-      const g = tf.fill([4, 4], 0.25 * t);
-      plugin.update(p, g, s, t);
-      g.dispose();
-    }
-    const after = [p.dataId, s.m.dataId, s.v.dataId];
-    for (let i = 0; i < 3; i++) expect(after[i]).toBe(ids[i]);
-    expect(tf.memory().numTensors).toBe(count);
+    const { p, s } = expectFillStepsInPlace(plugin, {
+      name: 'wasm-inplace/W',
+      shape: [4, 4],
+      role: 'matrix',
+    });
     expect(p.dataSync()[0]).toBeLessThan(1);
     tf.dispose([p, ...Object.values(s)]);
   });

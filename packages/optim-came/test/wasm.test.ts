@@ -1,5 +1,5 @@
 import '@tensorflow/tfjs-backend-wasm';
-import { onBackend } from '@kstar/testkit';
+import { expectFillStepsInPlace, onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { came, cameWhich } from '../src/index.ts';
@@ -32,18 +32,7 @@ describe('wasm backend', () => {
     const plugin = came({ lr: 0.01 });
     for (const shape of [[4, 4], [2, 4, 4], [4]]) {
       const name = `wasm-inplace/${shape.join('x')}`;
-      const p = tf.tidy(() => tf.variable(tf.ones(shape), true, name));
-      const s = plugin.init({ name, shape, role: 'other' });
-      const ids = [p.dataId, ...Object.values(s).map((t) => t.dataId)];
-      const count = tf.memory().numTensors;
-      for (let t = 1; t <= 3; t++) {
-        const g = tf.fill(shape, 0.25 * t);
-        plugin.update(p, g, s, t);
-        g.dispose();
-      }
-      const after = [p.dataId, ...Object.values(s).map((t) => t.dataId)];
-      for (let i = 0; i < ids.length; i++) expect(after[i]).toBe(ids[i]);
-      expect(tf.memory().numTensors).toBe(count);
+      const { p, s } = expectFillStepsInPlace(plugin, { name, shape, role: 'other' });
       expect(p.dataSync()[0]).toBeLessThan(1);
       // wasm clones are copies; a reshape shares the buffer (refCount 2), as a tape-saved input would.
       const clone = tf.reshape(p, [-1]);

@@ -1,5 +1,5 @@
 import '@tensorflow/tfjs-backend-wasm';
-import { onBackend } from '@kstar/testkit';
+import { expectFillStepsInPlace, onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { lion } from '../src/index.ts';
@@ -28,17 +28,11 @@ describe('wasm backend', () => {
 
   it('updates in place on wasm (buffers kept) and leaks nothing', () => {
     const plugin = lion({ lr: 0.01, weightDecay: 0.1 });
-    const p = tf.tidy(() => tf.variable(tf.ones([4, 4]), true, 'wasm-inplace/W'));
-    const s = plugin.init({ name: 'wasm-inplace/W', shape: [4, 4], role: 'matrix' });
-    const ids = [p.dataId, s.m.dataId];
-    const count = tf.memory().numTensors;
-    for (let t = 1; t <= 3; t++) {
-      const g = tf.fill([4, 4], 0.25 * t);
-      plugin.update(p, g, s, t);
-      g.dispose();
-    }
-    expect([p.dataId, s.m.dataId]).toEqual(ids);
-    expect(tf.memory().numTensors).toBe(count);
+    const { p, s } = expectFillStepsInPlace(plugin, {
+      name: 'wasm-inplace/W',
+      shape: [4, 4],
+      role: 'matrix',
+    });
     let expected = 1;
     for (let t = 1; t <= 3; t++) expected = expected * (1 - 0.01 * 0.1) - 0.01;
     expect(p.dataSync()[0]).toBeCloseTo(expected, 6);
