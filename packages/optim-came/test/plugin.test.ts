@@ -405,17 +405,10 @@ describe('came plugin: bad options → InputError', () => {
         weight_decay: 0.1,
       }).hparams,
     ).toEqual(expected);
+    // Flat: lr, beta1–3, eps1–2 under our names; only the last two are snake_case.
+    const { clipThreshold, weightDecay, ...flat } = expected;
     expect(
-      cameFromReferenceHparams({
-        lr: 0.02,
-        beta1: 0.8,
-        beta2: 0.95,
-        beta3: 0.995,
-        eps1: 1e-20,
-        eps2: 1e-10,
-        clip_threshold: 0.5,
-        weight_decay: 0.1,
-      }).hparams,
+      cameFromReferenceHparams({ ...flat, clip_threshold: clipThreshold, weight_decay: weightDecay }).hparams,
     ).toEqual(expected);
     expect(cameFromReferenceHparams({ lr: 1e-3 }).hparams).toEqual({ lr: 1e-3, ...CAME_DEFAULTS });
     expect(() => cameFromReferenceHparams({})).toThrow(/lr is required/);
