@@ -1,17 +1,6 @@
+import { rng } from '@kstar/testkit';
 import { describe, expect, it } from 'vitest';
 import { type PlanProblem, solve, solveExhaustive, solveGreedy } from '../src/index.ts';
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Item {
   bytes: number;
