@@ -38,6 +38,7 @@ export type { SchedulablePlugin } from './schedule-check.ts';
 export { expectLearningRateSetterChecked, expectScheduledLearningRate } from './schedule-check.ts';
 export { sgdPlugin } from './sgd.ts';
 export { expectStateBytesMeasured, goldenRole } from './state-bytes.ts';
+export { stepResultPeaking } from './step-result.ts';
 export { momentum, sgd } from './toy-optimizers.ts';
 export type { StateBits } from './toy-regression.ts';
 export { bits, evalLoss, fitSteps, regressionData, regressionModel, stateBits } from './toy-regression.ts';

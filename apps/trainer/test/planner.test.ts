@@ -1,10 +1,11 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { StepResult, TrainingEngine } from '@kstar/core';
+import type { TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { solveExhaustive, solveGreedy } from '@kstar/planner';
+import { stepResultPeaking } from '@kstar/testkit';
 import { ProgressBar } from '@kstar/train-loop';
 import { describe, expect, it } from 'vitest';
 import { parseTrainConfig } from '../src/config.ts';
@@ -218,22 +219,11 @@ describe('measured-peak overshoot', () => {
     const first = await planner.make(1, 64, 'start', '');
     const replans: unknown[] = [];
     const engine = { replan: (o: unknown) => replans.push(o) } as unknown as TrainingEngine;
-    const step = (peakBytes: number) =>
-      ({
-        step: 1,
-        loss: 1,
-        paramBytes: 0,
-        optimizerStateBytes: 0,
-        gradPeakBytes: 0,
-        activationPeakBytes: 0,
-        peakBytes,
-        hostPeakBytes: 0,
-      }) satisfies StepResult;
     // Within the 5% margin: nothing happens.
-    await planner.afterStep(engine, step(Math.floor(first.predictedPeakBytes * 1.04)), 2);
+    await planner.afterStep(engine, stepResultPeaking(Math.floor(first.predictedPeakBytes * 1.04)), 2);
     expect(replans).toHaveLength(0);
     const over = Math.round(first.predictedPeakBytes * 0.1);
-    await planner.afterStep(engine, step(first.predictedPeakBytes + over), 2);
+    await planner.afterStep(engine, stepResultPeaking(first.predictedPeakBytes + over), 2);
     expect(replans).toHaveLength(1);
     const last = planner.log.plans.at(-1)!;
     expect([last.step, last.reason]).toEqual([2, 'measured-peak']);

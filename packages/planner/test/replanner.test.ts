@@ -1,4 +1,5 @@
 import type { ReplanOptions, StepResult } from '@kstar/core';
+import { stepResultPeaking } from '@kstar/testkit';
 import { describe, expect, it } from 'vitest';
 import {
   autoBudget,
@@ -26,17 +27,6 @@ class FakePlanner extends Replanner<{ predictedPeakBytes: number; seq: number }>
   }
 }
 
-const step = (peakBytes: number): StepResult => ({
-  step: 1,
-  loss: 1,
-  paramBytes: 0,
-  optimizerStateBytes: 0,
-  gradPeakBytes: 0,
-  activationPeakBytes: 0,
-  peakBytes,
-  hostPeakBytes: 0,
-});
-
 describe('Replanner', () => {
   it('re-plans on a new sequence length, on an overshoot past 5%, and retries a step after out of memory', async () => {
     const p = new FakePlanner(10_000);
@@ -47,14 +37,14 @@ describe('Replanner', () => {
     expect(replans).toHaveLength(0);
     await p.beforeStep(engine, 3, 80); // 8,000 predicted
     expect(p.made.at(-1)).toEqual([3, 'sequence-length', 10_000]);
-    await p.afterStep(engine, step(8_000 * 1.04), 4); // within the margin
+    await p.afterStep(engine, stepResultPeaking(8_000 * 1.04), 4); // within the margin
     expect(p.made).toHaveLength(2);
-    await p.afterStep(engine, step(8_000 + 1_000), 4); // 1,000 over: the budget falls by it
+    await p.afterStep(engine, stepResultPeaking(8_000 + 1_000), 4); // 1,000 over: the budget falls by it
     expect(p.made.at(-1)).toEqual([4, 'measured-peak', 9_000]);
     let calls = 0;
     const r = await p.guard(engine, 5, async () => {
       if (++calls === 1) throw new Error('out of GPU memory');
-      return step(1);
+      return stepResultPeaking(1);
     });
     expect(r.peakBytes).toBe(1);
     expect(calls).toBe(2);
