@@ -1,9 +1,10 @@
 import { MemoryLedger, TrainingEngine } from '@kstar/core';
 import { backendMemory, selectBackend, shutdownWebGPU } from '@kstar/kernels';
+import { sgd } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HostCopy, offload, offloadCodec, offloadEffective } from '../src/index.ts';
-import { batchOf, residualModel, sgd } from './residual-model.ts';
+import { batchOf, residualModel } from './residual-model.ts';
 
 const skipWebGPU = process.env.KSTAR_SKIP_WEBGPU === '1';
 if (skipWebGPU) console.warn('KSTAR_SKIP_WEBGPU=1: offload was NOT tested on WebGPU');

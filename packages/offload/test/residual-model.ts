@@ -49,23 +49,6 @@ export function residualModel(vocab: number, dim: number, depth: number, seed: n
   };
 }
 
-/** Stateless SGD. */
-export function sgd(lr: number): OptimizerPlugin {
-  return {
-    specificationVersion: SPECIFICATION_VERSION,
-    kind: 'optimizer',
-    name: 'sgd',
-    describe: () => ({ lr }),
-    init: () => ({}),
-    stateBytes: () => 0,
-    update(param, grad) {
-      const next = tf.tidy(() => tf.sub(param, tf.mul(grad, lr)));
-      param.assign(next);
-      next.dispose();
-    },
-  };
-}
-
 export function batchOf(vocab: number, B: number, T: number, seed: number) {
   return tf.tidy(() => ({
     inputs: tf.randomUniform([B, T], 0, vocab, 'int32', seed),
