@@ -30,6 +30,7 @@ export type { BadOptionsCase } from './option-checks.ts';
 export {
   callUntyped,
   constructUntyped,
+  expectOptimizerPluginNamed,
   itRefusesInheritedOptionNames,
   itRejectsBadOptions,
 } from './option-checks.ts';

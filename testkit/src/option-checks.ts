@@ -1,4 +1,4 @@
-import { InputError } from '@kstar/core';
+import { InputError, type OptimizerPlugin, SPECIFICATION_VERSION } from '@kstar/core';
 import { expect, it } from 'vitest';
 
 /**
@@ -39,4 +39,11 @@ export function itRefusesInheritedOptionNames<O>(make: (options: O) => unknown):
       );
     }
   });
+}
+
+/** An optimizer plugin's identity: kind `'optimizer'`, this release's specification version, and `name`. */
+export function expectOptimizerPluginNamed(plugin: OptimizerPlugin, name: string): void {
+  expect(plugin.kind).toBe('optimizer');
+  expect(plugin.specificationVersion).toBe(SPECIFICATION_VERSION);
+  expect(plugin.name).toBe(name);
 }

@@ -1,7 +1,8 @@
-import { InputError, SPECIFICATION_VERSION } from '@kstar/core';
+import { InputError } from '@kstar/core';
 import type { BadOptionsCase } from '@kstar/testkit';
 import {
   callUntyped,
+  expectOptimizerPluginNamed,
   expectStateBytesMeasured,
   expectUpdatesLeakNothing,
   itRefusesInheritedOptionNames,
@@ -165,9 +166,7 @@ describe('adafactor plugin: state bytes', () => {
 describe('adafactor plugin: contract', () => {
   it('states its kind, version, name and HF default hyper-parameters', () => {
     const p = adafactor();
-    expect(p.kind).toBe('optimizer');
-    expect(p.specificationVersion).toBe(SPECIFICATION_VERSION);
-    expect(p.name).toBe('adafactor');
+    expectOptimizerPluginNamed(p, 'adafactor');
     expect(p.hparams).toEqual({
       lr: null,
       relativeStep: true,

@@ -1,7 +1,8 @@
-import { InputError, SPECIFICATION_VERSION } from '@kstar/core';
+import { InputError } from '@kstar/core';
 import type { BadOptionsCase } from '@kstar/testkit';
 import {
   callUntyped,
+  expectOptimizerPluginNamed,
   expectScheduledLearningRate,
   expectStateBytesMeasured,
   expectUpdatesLeakNothing,
@@ -118,9 +119,7 @@ describe('adamw plugin: float64 JS reference over random data', () => {
 describe('adamw plugin: contract', () => {
   it('states its kind, version, name and hyper-parameters', () => {
     const p = adamw();
-    expect(p.kind).toBe('optimizer');
-    expect(p.specificationVersion).toBe(SPECIFICATION_VERSION);
-    expect(p.name).toBe('adamw');
+    expectOptimizerPluginNamed(p, 'adamw');
     expect(p.hparams).toEqual({ lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 });
     expect(p.describe()).toMatchObject({ lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 });
     expect(p.needsAllGradients).toBeFalsy();

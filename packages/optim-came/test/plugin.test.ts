@@ -1,7 +1,8 @@
-import { InputError, ShapeError, SPECIFICATION_VERSION } from '@kstar/core';
+import { InputError, ShapeError } from '@kstar/core';
 import {
   type BadOptionsCase,
   callUntyped,
+  expectOptimizerPluginNamed,
   expectScheduledLearningRate,
   expectStateBytesMeasured,
   expectUpdatesLeakNothing,
@@ -229,9 +230,7 @@ describe('came plugin: closed forms', () => {
 describe('came plugin: contract', () => {
   it('states its kind, version, name and hyper-parameters', () => {
     const p = came({ lr: 2e-4 });
-    expect(p.kind).toBe('optimizer');
-    expect(p.specificationVersion).toBe(SPECIFICATION_VERSION);
-    expect(p.name).toBe('came');
+    expectOptimizerPluginNamed(p, 'came');
     expect(p.hparams).toEqual({ lr: 2e-4, ...CAME_DEFAULTS });
     expect(CAME_DEFAULTS).toEqual({
       beta1: 0.9,

@@ -1,7 +1,8 @@
-import { InputError, ShapeError, SPECIFICATION_VERSION } from '@kstar/core';
+import { InputError, ShapeError } from '@kstar/core';
 import type { BadOptionsCase } from '@kstar/testkit';
 import {
   callUntyped,
+  expectOptimizerPluginNamed,
   expectScheduledLearningRate,
   expectStateBytesMeasured,
   expectUpdatesLeakNothing,
@@ -247,9 +248,7 @@ describe('lion: native kernel vs fallback vs float64 reference (cpu)', () => {
 describe('lion plugin: contract', () => {
   it('states its kind, version, name and hyper-parameters (lion_pytorch defaults)', () => {
     const p = lion();
-    expect(p.kind).toBe('optimizer');
-    expect(p.specificationVersion).toBe(SPECIFICATION_VERSION);
-    expect(p.name).toBe('lion');
+    expectOptimizerPluginNamed(p, 'lion');
     expect(p.hparams).toEqual({
       lr: 1e-4,
       beta1: 0.9,
