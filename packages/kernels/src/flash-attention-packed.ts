@@ -14,7 +14,7 @@ import {
   keyTile,
   queryTile,
 } from './flash-attention-program.ts';
-import { type FusedBackend, shaped } from './row-program.ts';
+import { shaped } from './row-program.ts';
 import { flat } from './wgsl.ts';
 
 /**
@@ -108,14 +108,20 @@ function nativeOk({ qkv, heads }: PackedAttentionArgs): boolean {
   return qkv.dtype === 'float32' && flashHeadDimOk(s.hd) && s.bh <= 65_535 && s.tq <= 65_535 * 64;
 }
 
-export const packedAttentionKernel = defineKernel<PackedAttentionArgs, PackedAttentionResult>({
+/** The attributes both packed kernels take. */
+type PackedAttrs = { heads: number; scale: number };
+
+export const packedAttentionKernel = defineKernel<
+  PackedAttentionArgs,
+  PackedAttentionResult,
+  { qkv: tf.TensorInfo },
+  PackedAttrs
+>({
   name: 'KstarFlashAttentionPacked',
   backends: {
-    webgpu: ({ inputs, backend, attrs }) => {
-      const { qkv } = inputs as { qkv: tf.TensorInfo };
-      const { heads, scale } = attrs as unknown as { heads: number; scale: number };
+    webgpu: ({ inputs: { qkv }, backend, attrs: { heads, scale } }) => {
       const s = packedShape(qkv, heads);
-      return (backend as unknown as FusedBackend).runWebGPUProgram(
+      return backend.runWebGPUProgram(
         flashForwardProgram(s),
         [flat(qkv)],
         'float32',
@@ -136,14 +142,16 @@ export const packedAttentionKernel = defineKernel<PackedAttentionArgs, PackedAtt
   canRunNative: (args) => nativeOk(args),
 });
 
-export const packedAttentionGradKernel = defineKernel<PackedAttentionGradArgs, tf.Tensor>({
+export const packedAttentionGradKernel = defineKernel<
+  PackedAttentionGradArgs,
+  tf.Tensor,
+  Record<'qkv' | 'o' | 'lse' | 'dO', tf.TensorInfo>,
+  PackedAttrs
+>({
   name: 'KstarFlashAttentionPackedGrad',
   backends: {
-    webgpu: ({ inputs, backend, attrs }) => {
-      const { qkv, o, lse, dO } = inputs as Record<string, tf.TensorInfo>;
-      const { heads, scale } = attrs as unknown as { heads: number; scale: number };
-      const s = packedShape(qkv!, heads);
-      const b = backend as unknown as FusedBackend;
+    webgpu: ({ inputs: { qkv, o, lse, dO }, backend: b, attrs: { heads, scale } }) => {
+      const s = packedShape(qkv, heads);
       const d = b.runWebGPUProgram(flashRowDotProgram(s), [flat(o!), flat(dO!)], 'float32'); // [B·T·H]
       const [fqkv, fdo, fl] = [qkv!, dO!, lse!].map(flat) as tf.TensorInfo[];
       const dqkv = b.runWebGPUProgram(

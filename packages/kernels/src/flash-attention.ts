@@ -14,7 +14,7 @@ import {
   keyTile,
   queryTile,
 } from './flash-attention-program.ts';
-import { chain, type FusedBackend, shaped } from './row-program.ts';
+import { chain, shaped } from './row-program.ts';
 import { flat } from './wgsl.ts';
 
 /**
@@ -154,14 +154,20 @@ function nativeOk({ q, k }: { q: tf.Tensor; k: tf.Tensor }): boolean {
   );
 }
 
-export const flashAttentionKernel = defineKernel<FlashAttentionArgs, FlashAttentionResult>({
+/** The attributes both kernels take. */
+type FlashAttrs = { scale: number; queryOffset: number };
+
+export const flashAttentionKernel = defineKernel<
+  FlashAttentionArgs,
+  FlashAttentionResult,
+  Record<'q' | 'k' | 'v', tf.TensorInfo>,
+  FlashAttrs
+>({
   name: 'KstarFlashAttention',
   backends: {
-    webgpu: ({ inputs, backend, attrs }) => {
-      const { q, k, v } = inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
-      const { scale, queryOffset } = attrs as unknown as { scale: number; queryOffset: number };
+    webgpu: ({ inputs: { q, k, v }, backend, attrs: { scale, queryOffset } }) => {
       const s = flashShape(q, k);
-      const out = (backend as unknown as FusedBackend).runWebGPUProgram(
+      const out = backend.runWebGPUProgram(
         flashForwardProgram(s),
         [flat(q), flat(k), flat(v)],
         'float32',
@@ -183,14 +189,16 @@ export const flashAttentionKernel = defineKernel<FlashAttentionArgs, FlashAttent
   canRunNative: (args) => nativeOk(args),
 });
 
-export const flashAttentionGradKernel = defineKernel<FlashAttentionGradArgs, FlashAttentionGrads>({
+export const flashAttentionGradKernel = defineKernel<
+  FlashAttentionGradArgs,
+  FlashAttentionGrads,
+  Record<'q' | 'k' | 'v' | 'o' | 'lse' | 'dO', tf.TensorInfo>,
+  FlashAttrs
+>({
   name: 'KstarFlashAttentionGrad',
   backends: {
-    webgpu: ({ inputs, backend, attrs }) => {
-      const { q, k, v, o, lse, dO } = inputs as Record<string, tf.TensorInfo>;
-      const { scale, queryOffset } = attrs as unknown as { scale: number; queryOffset: number };
-      const s = flashShape(q!, k!);
-      const b = backend as unknown as FusedBackend;
+    webgpu: ({ inputs: { q, k, v, o, lse, dO }, backend: b, attrs: { scale, queryOffset } }) => {
+      const s = flashShape(q, k);
       const d = b.runWebGPUProgram(flashRowDotProgram(s), [flat(o!), flat(dO!)], 'float32'); // [BH·Tq]
       const kTiles = Math.ceil(s.tk / keyTile(s.hd));
       const qTiles = Math.ceil(s.tq / queryTile(s.hd));
