@@ -1,5 +1,5 @@
 import { freemem } from 'node:os';
-import { InputError, type OptimizerPlugin } from '@kstar/core';
+import { type EngineMode, InputError, type OptimizerPlugin } from '@kstar/core';
 import { type ActivationBackend, createGPT, type GPTConfig, type GPTModel } from '@kstar/gpt';
 import {
   autoBudget as budgetFromFree,
@@ -65,6 +65,8 @@ export interface AdaptivePlannerArgs {
   pin?: readonly string[];
   /** The optimizer updates inside the backward pass (LOMO): every plan is segmented. */
   segmentedOnly?: boolean;
+  /** The --mode the user asked for: under 'full' no plan cuts segments (`spaceFor`). */
+  mode?: EngineMode;
   /**
    * Per parameter group, where its optimizer state may live (`--state-choices`; float32 always). Chosen by the
    * first plan: later plans keep it (the state exists by then).
@@ -93,6 +95,7 @@ export class AdaptivePlanner extends Replanner<MadePlan> {
       args.spec,
       args.backend,
       args.state ? usableStateChoices(args.state.choices, args.state.optimizer.name, args.backend) : [],
+      args.mode,
     );
   }
 
@@ -272,6 +275,7 @@ export function plannerFor(
     budget,
     calibration: args.calibration,
     segmentedOnly: optimizerEntry(run.config.optimizer).requiresMode === 'segmented',
+    ...(run.requestedMode ? { mode: run.requestedMode } : {}),
     ...(run.pinPlan ? { pin: run.pinPlan } : {}),
     ...(run.packer ? { lengthBuckets: run.packer.buckets } : {}),
     ...(run.stateChoices

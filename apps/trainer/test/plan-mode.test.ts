@@ -1,0 +1,68 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createGPT, resolveConfig } from '@kstar/gpt';
+import { selectBackend } from '@kstar/kernels';
+import { type PlanProblem, solveExhaustive } from '@kstar/planner';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../src/index.ts';
+import { optimizerEntry } from '../src/optimizers.ts';
+import { type PlanOption, planProblem, spaceFor, zeroCosts } from '../src/plan-space.ts';
+import { fixedBytes } from '../src/train.ts';
+import { useCalibrationFixture } from './calibration-fixture.ts';
+
+useCalibrationFixture(mkdtempSync(join(tmpdir(), 'kstar-plan-mode-')), 'planner-calibration.json');
+
+/** The least predicted bytes of any plan of `problem` (budget 0: the tightest plan). */
+const leastBytes = (problem: PlanProblem<PlanOption>) => solveExhaustive(problem).evaluation.bytes;
+
+describe('--mode full with --memory-budget', () => {
+  it('plans no cuts: a budget only a cut plan meets is refused, naming the smallest full-graph peak', async () => {
+    await selectBackend('wasm');
+    const config = resolveConfig('tiny', {});
+    const model = createGPT(config, { seed: 1 });
+    const fixed = fixedBytes(model, optimizerEntry('adamw').create(1e-3, {}));
+    model.dispose();
+    const space = spaceFor({}, 'wasm');
+    const problem = planProblem({
+      config,
+      batch: 2,
+      seq: 64,
+      backend: 'wasm',
+      fixed,
+      space,
+      costs: zeroCosts(config, space),
+      budget: 0,
+    });
+    // The reference: every boundary kept (one segment: the full graph), built from the whole space here.
+    const keepOnly = {
+      ...problem,
+      slots: problem.slots.map((s) =>
+        s.name.startsWith('boundary') ? { ...s, options: s.options.filter((o) => o.label === 'keep') } : s,
+      ),
+    };
+    const withCuts = leastBytes(problem);
+    const fullGraph = leastBytes(keepOnly);
+    expect(withCuts).toBeLessThan(fullGraph);
+    const budget = Math.floor((withCuts + fullGraph) / 2);
+    const err: string[] = [];
+    const io = { stdout: { write: () => true }, stderr: { write: (s: string) => err.push(s) > 0 } };
+    const argv = [
+      'plan',
+      '--backend',
+      'wasm',
+      '--batch',
+      '2',
+      '--seq',
+      '64',
+      '--memory-budget',
+      String(budget),
+    ];
+    expect(await runCli([...argv, '--mode', 'full'], io)).toBe(2);
+    expect(err.at(-1)).toContain(
+      `the smallest predicted peak with activations 'any' is ${fullGraph.toLocaleString('en-US')} bytes`,
+    );
+    // Without --mode full the same budget is met (by cutting segments).
+    expect(await runCli(argv, io)).toBe(0);
+  });
+});
