@@ -63,9 +63,9 @@ export interface AdaptivePlannerArgs {
    * fixed plan whatever the sequence length (a reference run for tests and comparisons).
    */
   pin?: readonly string[];
-  /** The optimizer updates inside the backward pass (LOMO): every plan is segmented. */
+  /** The optimizer updates inside the backward pass (LOMO), or --mode segmented was asked for: every plan is segmented. */
   segmentedOnly?: boolean;
-  /** The --mode the user asked for: under 'full' no plan cuts segments (`spaceFor`). */
+  /** The --mode the user asked for: under 'full' no plan cuts segments (`spaceFor`); 'segmented': see `segmentedOnly`. */
   mode?: EngineMode;
   /**
    * Per parameter group, where its optimizer state may live (`--state-choices`; float32 always). Chosen by the
@@ -274,7 +274,9 @@ export function plannerFor(
     spec: run.activations,
     budget,
     calibration: args.calibration,
-    segmentedOnly: optimizerEntry(run.config.optimizer).requiresMode === 'segmented',
+    // LOMO updates inside the backward pass; --mode segmented asks for it: one segment is segmented mode too.
+    segmentedOnly:
+      optimizerEntry(run.config.optimizer).requiresMode === 'segmented' || run.requestedMode === 'segmented',
     ...(run.requestedMode ? { mode: run.requestedMode } : {}),
     ...(run.pinPlan ? { pin: run.pinPlan } : {}),
     ...(run.packer ? { lengthBuckets: run.packer.buckets } : {}),

@@ -5,10 +5,13 @@ import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { type PlanProblem, solveExhaustive } from '@kstar/planner';
 import { describe, expect, it } from 'vitest';
+import { parseTrainConfig } from '../src/config.ts';
 import { runCli } from '../src/index.ts';
 import { optimizerEntry } from '../src/optimizers.ts';
+import { plannerFor } from '../src/plan.ts';
+import { loadCalibration } from '../src/plan-calibrate.ts';
 import { type PlanOption, planProblem, spaceFor, zeroCosts } from '../src/plan-space.ts';
-import { fixedBytes } from '../src/train.ts';
+import { fixedBytes, prepareRun } from '../src/train.ts';
 import { useCalibrationFixture } from './calibration-fixture.ts';
 
 useCalibrationFixture(mkdtempSync(join(tmpdir(), 'kstar-plan-mode-')), 'planner-calibration.json');
@@ -16,7 +19,7 @@ useCalibrationFixture(mkdtempSync(join(tmpdir(), 'kstar-plan-mode-')), 'planner-
 /** The least predicted bytes of any plan of `problem` (budget 0: the tightest plan). */
 const leastBytes = (problem: PlanProblem<PlanOption>) => solveExhaustive(problem).evaluation.bytes;
 
-describe('--mode full with --memory-budget', () => {
+describe('--mode with --memory-budget', () => {
   it('plans no cuts: a budget only a cut plan meets is refused, naming the smallest full-graph peak', async () => {
     await selectBackend('wasm');
     const config = resolveConfig('tiny', {});
@@ -64,5 +67,27 @@ describe('--mode full with --memory-budget', () => {
     );
     // Without --mode full the same budget is met (by cutting segments).
     expect(await runCli(argv, io)).toBe(0);
+  });
+
+  it('--mode segmented: the plan is segmented even with one segment (without it: full, the budget being loose)', async () => {
+    await selectBackend('wasm');
+    const modeOf = async (mode: Record<string, string>) => {
+      const run = prepareRun(
+        parseTrainConfig({ backend: 'wasm', batch: 2, seq: 64, memoryBudget: '1GiB', ...mode }, 'test'),
+      );
+      const model = createGPT(run.modelConfig, { seed: 1 });
+      const optimizer = optimizerEntry('adamw').create(1e-3, {});
+      const fixed = fixedBytes(model, optimizer);
+      const calibration = loadCalibration();
+      try {
+        const planner = plannerFor(run, { backend: 'wasm', model, optimizer, fixed, calibration });
+        const made = await planner.make(1, 64, 'start', '');
+        return [made.plan.mode, made.plan.segments.length];
+      } finally {
+        model.dispose();
+      }
+    };
+    expect(await modeOf({})).toEqual(['full', 1]);
+    expect(await modeOf({ mode: 'segmented' })).toEqual(['segmented', 1]);
   });
 });
