@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGPT, resolveConfig } from '@kstar/gpt';
@@ -14,7 +14,8 @@ import { type PlanOption, planProblem, spaceFor, zeroCosts } from '../src/plan-s
 import { fixedBytes, prepareRun } from '../src/train.ts';
 import { useCalibrationFixture } from './calibration-fixture.ts';
 
-useCalibrationFixture(mkdtempSync(join(tmpdir(), 'kstar-plan-mode-')), 'planner-calibration.json');
+const dir = mkdtempSync(join(tmpdir(), 'kstar-plan-mode-'));
+useCalibrationFixture(dir, 'planner-calibration.json');
 
 /** The least predicted bytes of any plan of `problem` (budget 0: the tightest plan). */
 const leastBytes = (problem: PlanProblem<PlanOption>) => solveExhaustive(problem).evaluation.bytes;
@@ -89,5 +90,18 @@ describe('--mode with --memory-budget', () => {
     };
     expect(await modeOf({})).toEqual(['full', 1]);
     expect(await modeOf({ mode: 'segmented' })).toEqual(['segmented', 1]);
+  });
+
+  it("a checkpoint keeps the --mode asked for (none here), not the first plan's: a resumed run may still cut", async () => {
+    const saveDir = join(dir, 'run');
+    const quiet = { stdout: { write: () => true }, stderr: { write: () => true } };
+    const tinier = ['--layers', '1', '--d-model', '32', '--heads', '2', '--context', '32', '--batch', '1'];
+    const argv = ['train', '--backend', 'wasm', ...tinier, '--steps', '1', '--eval-every', '0'];
+    expect(
+      await runCli([...argv, '--memory-budget', '1GiB', '--save-dir', saveDir, '--save-every', '1'], quiet),
+    ).toBe(0);
+    const trainer = JSON.parse(readFileSync(join(saveDir, 'step-00000001', 'trainer.json'), 'utf8'));
+    expect(trainer.step).toBe(1);
+    expect(trainer.config.mode).toBeUndefined();
   });
 });
