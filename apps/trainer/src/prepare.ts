@@ -31,7 +31,7 @@ export interface PreparedRun {
   packer?: DocumentPacker;
   /** `--state-choices`: optimizer-state placements the planner may pick per parameter group (float32 first). */
   stateChoices?: StateChoice[];
-  /** --mode as the user gave it (`config.mode` is the mode decided): the planner keeps to 'full' (`plannerFor`). */
+  /** --mode as the user gave it (`config.mode` is the mode decided): a budget's planner keeps to it (`plannerFor`). */
   requestedMode?: EngineMode;
   /** With a budget: one fixed plan (option labels, `PlanRecord.choices`) instead of solving (reference runs). */
   pinPlan?: readonly string[];
