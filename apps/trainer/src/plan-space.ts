@@ -1,7 +1,7 @@
 import { checkpoint } from '@kstar/act-checkpoint';
 import { type CompressFormat, compress } from '@kstar/act-compress';
 import { defaultChunks, mst } from '@kstar/act-mst';
-import type { ActivationStrategy, ModelOps, ReplanOptions, SavedTensorCodec } from '@kstar/core';
+import type { ActivationStrategy, EngineMode, ModelOps, ReplanOptions, SavedTensorCodec } from '@kstar/core';
 import { type ActivationBackend, type GPTConfig, predictActivationBreakdown } from '@kstar/gpt';
 import { offloadCodec, offloadEffective } from '@kstar/offload';
 import {
@@ -37,21 +37,35 @@ export interface PlanSpace {
   state: StateChoice[];
 }
 
-export function spaceFor(spec: ActivationSpec, backend: string, state: StateChoice[] = []): PlanSpace {
+/**
+ * `mode`: the --mode the user asked for. Under 'full' the space has no cuts (and so no stores): a cut recomputes
+ * segments, which full-graph mode does not do (core's rule, `recomputesSegments`); the model ops (selective
+ * recompute, MsT) stay, they work in full-graph mode.
+ */
+export function spaceFor(
+  spec: ActivationSpec,
+  backend: string,
+  state: StateChoice[] = [],
+  mode?: EngineMode,
+): PlanSpace {
   const all = !spec.checkpoint && !spec.mst && !spec.compress && !spec.offload;
-  const compressFormats: CompressFormat[] = spec.compress
-    ? [spec.compress.format]
-    : all
-      ? ['bf16', 'int8']
-      : [];
+  const cuts = mode !== 'full';
+  const compressFormats: CompressFormat[] = !cuts
+    ? []
+    : spec.compress
+      ? [spec.compress.format]
+      : all
+        ? ['bf16', 'int8']
+        : [];
   return {
     checkpoint:
-      all || spec.checkpoint !== undefined || spec.compress !== undefined || spec.offload !== undefined,
+      cuts &&
+      (all || spec.checkpoint !== undefined || spec.compress !== undefined || spec.offload !== undefined),
     selective: all || spec.checkpoint !== undefined,
     mst: all || spec.mst !== undefined,
     compress: compressFormats,
     // Only where it moves bytes: on cpu/wasm it is a no-op and would only cost time.
-    offload: (all || spec.offload !== undefined) && offloadEffective(backend),
+    offload: cuts && (all || spec.offload !== undefined) && offloadEffective(backend),
     state,
   };
 }

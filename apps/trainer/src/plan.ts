@@ -1,5 +1,5 @@
 import { freemem } from 'node:os';
-import { InputError, type OptimizerPlugin } from '@kstar/core';
+import { type EngineMode, InputError, type OptimizerPlugin } from '@kstar/core';
 import { type ActivationBackend, createGPT, type GPTConfig, type GPTModel } from '@kstar/gpt';
 import {
   autoBudget as budgetFromFree,
@@ -63,8 +63,10 @@ export interface AdaptivePlannerArgs {
    * fixed plan whatever the sequence length (a reference run for tests and comparisons).
    */
   pin?: readonly string[];
-  /** The optimizer updates inside the backward pass (LOMO): every plan is segmented. */
+  /** The optimizer updates inside the backward pass (LOMO), or --mode segmented was asked for: every plan is segmented. */
   segmentedOnly?: boolean;
+  /** The --mode the user asked for: under 'full' no plan cuts segments (`spaceFor`); 'segmented': see `segmentedOnly`. */
+  mode?: EngineMode;
   /**
    * Per parameter group, where its optimizer state may live (`--state-choices`; float32 always). Chosen by the
    * first plan: later plans keep it (the state exists by then).
@@ -93,6 +95,7 @@ export class AdaptivePlanner extends Replanner<MadePlan> {
       args.spec,
       args.backend,
       args.state ? usableStateChoices(args.state.choices, args.state.optimizer.name, args.backend) : [],
+      args.mode,
     );
   }
 
@@ -271,7 +274,10 @@ export function plannerFor(
     spec: run.activations,
     budget,
     calibration: args.calibration,
-    segmentedOnly: optimizerEntry(run.config.optimizer).requiresMode === 'segmented',
+    // LOMO updates inside the backward pass; --mode segmented asks for it: one segment is segmented mode too.
+    segmentedOnly:
+      optimizerEntry(run.config.optimizer).requiresMode === 'segmented' || run.requestedMode === 'segmented',
+    ...(run.requestedMode ? { mode: run.requestedMode } : {}),
     ...(run.pinPlan ? { pin: run.pinPlan } : {}),
     ...(run.packer ? { lengthBuckets: run.packer.buckets } : {}),
     ...(run.stateChoices

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { OptimizerPlugin } from '@kstar/core';
+import type { EngineMode, OptimizerPlugin } from '@kstar/core';
 import { InputError, KstarError, parseBytes } from '@kstar/core';
 import { createTokenizer, type DocumentPacker, loadCorpus, TokenDataset, type Tokenizer } from '@kstar/data';
 import { decodeHfGpt2, GPT_PRESETS, type GPTConfig, resolveConfig } from '@kstar/gpt';
@@ -31,6 +31,8 @@ export interface PreparedRun {
   packer?: DocumentPacker;
   /** `--state-choices`: optimizer-state placements the planner may pick per parameter group (float32 first). */
   stateChoices?: StateChoice[];
+  /** --mode as the user gave it (`config.mode` is the mode decided): a budget's planner keeps to it (`plannerFor`). */
+  requestedMode?: EngineMode;
   /** With a budget: one fixed plan (option labels, `PlanRecord.choices`) instead of solving (reference runs). */
   pinPlan?: readonly string[];
   /** `--init-from`: float32 weights by K* name, checked against the model's shapes. */
@@ -129,6 +131,7 @@ export function prepareRun(config: TrainConfig): PreparedRun {
   return {
     ...(initWeights ? { initWeights } : {}),
     config: { ...config, mode },
+    ...(config.mode ? { requestedMode: config.mode } : {}),
     lr: config.lr ?? entry.defaultLr,
     seq,
     tokenizer,

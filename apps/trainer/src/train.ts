@@ -68,7 +68,13 @@ export async function train(run: PreparedRun, io: TrainIO): Promise<TrainReport>
       step,
       samplerState: sampler.rngState,
       schedule: { peakLr: lr, warmup: Math.min(config.warmup, config.steps - 1), totalSteps: config.steps },
-      config: { ...config, lr, mode: choice.mode, resume: undefined },
+      // With a budget the planner chooses the mode: the resumed run keeps the --mode asked for, not the first plan's.
+      config: {
+        ...config,
+        lr,
+        mode: run.memoryBudget !== undefined ? run.requestedMode : choice.mode,
+        resume: undefined,
+      },
       model: { ...run.modelConfig },
       losses: [...pastLosses, ...losses],
     };

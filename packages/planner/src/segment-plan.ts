@@ -1,3 +1,4 @@
+import { activationMode, type RecomputeDeclaration } from '@kstar/core';
 import type { PlanSlot, SegmentPrediction } from './problem.ts';
 
 /**
@@ -111,7 +112,11 @@ export function decodeSegmentPlan<Ops, State extends string>(
   }
   if (!ops)
     throw new Error('decodeSegmentPlan: the assignment has no ops option: pass one per slot of segmentSlots');
-  const mode = segments.length === 1 && !segmentedOnly ? 'full' : 'segmented';
+  // The cuts are the plan's segment plan (a stored input needs a cut): core's rule (`activationMode`) then asks for
+  // segmented mode. One segment kept whole is the full graph, unless the optimizer needs segmented mode (LOMO).
+  const cuts: RecomputeDeclaration[] =
+    segments.length > 1 ? [{ name: 'segment plan', planSegments: () => segments }] : [];
+  const mode = activationMode(cuts, segmentedOnly ? 'segmented' : undefined);
   return { mode, segments, stores, ops: ops.ops, opsLabel: ops.label, states };
 }
 
