@@ -96,6 +96,9 @@ describe('planner on tiny and small (wasm)', () => {
         expect(r.memory.peakBytes / predicted, plan).toBeGreaterThan(0.995);
       }
     },
+    // small's exhaustive search (98k plans, three budgets) and three runs: ~30 s on a quiet 2-core machine, 100-230 s
+    // under load.
+    300_000,
   );
 });
 
