@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,8 +20,23 @@ const ARGS = ['train', ...CPU_RUN, '--steps', String(STEPS)];
 
 const quiet = { stdout: { write: () => true }, stderr: { write: () => true, isTTY: false } };
 
-/** Runs `kstar train` in a child process and sends it SIGKILL `delayMs` after its first training line. */
-function killedRun(saveDir: string, delayMs: number): Promise<void> {
+/** The newest step directory in `saveDir` (a checkpoint appears there only whole, by rename), or 0. */
+function newestStepDir(saveDir: string): number {
+  if (!existsSync(saveDir)) return 0;
+  let newest = 0;
+  for (const name of readdirSync(saveDir)) {
+    const m = /^step-(\d+)$/.exec(name);
+    if (m) newest = Math.max(newest, Number(m[1]));
+  }
+  return newest;
+}
+
+/**
+ * Runs `kstar train` in a child process and sends it SIGKILL `delayMs` after checkpoint `after` appears (after 0:
+ * after its first training line). Arming on a checkpoint, not on wall time, spreads the kills over the whole run
+ * however slow the machine is.
+ */
+function killedRun(saveDir: string, after: number, delayMs: number): Promise<void> {
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
@@ -40,14 +55,23 @@ function killedRun(saveDir: string, delayMs: number): Promise<void> {
       ],
       { cwd: root, env: { ...process.env, CI: 'true' } },
     );
+    let started = false;
     let armed = false;
+    const arm = () => {
+      armed = true;
+      clearInterval(poll);
+      setTimeout(() => child.kill('SIGKILL'), delayMs);
+    };
+    const poll = setInterval(() => {
+      if (!armed && started && newestStepDir(saveDir) >= after) arm();
+    }, 10);
     child.stderr.on('data', (d: Buffer) => {
-      if (!armed && d.toString().includes('kstar: tiny')) {
-        armed = true;
-        setTimeout(() => child.kill('SIGKILL'), delayMs);
-      }
+      if (!started && d.toString().includes('kstar: tiny')) started = true;
     });
-    child.on('close', () => resolve());
+    child.on('close', () => {
+      clearInterval(poll);
+      resolve();
+    });
   });
 }
 
@@ -73,15 +97,18 @@ it(`kill -9 at ${KILLS} moments of a run saving every step: the newest checkpoin
   const whole = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
   const refFile = (step: number, f: string) =>
     sha256(readFileSync(join(refDir, `step-${String(step).padStart(8, '0')}`, f)));
-  // Steps take about 1 s here (more on a loaded machine): kill moments cover the whole run.
-  const delays = moments(KILLS, 1200 * STEPS);
+  // Kill i lands after checkpoint i mod STEPS appears, plus up to one step's time (about 1 s here): the kills cover
+  // every step, mid-compute and mid-save, on a quiet or a loaded machine.
+  const delays = moments(KILLS, 1200);
   const newest: number[] = [];
   let resumedFrom = 0;
   for (const [i, delay] of delays.entries()) {
     const saveDir = join(dir, `kill-${i}`);
-    await killedRun(saveDir, delay);
+    const after = i % STEPS;
+    await killedRun(saveDir, after, delay);
     const all = listCheckpoints(saveDir);
     newest.push(all[0]?.step ?? 0);
+    expect(newest[i]).toBeGreaterThanOrEqual(after);
     if (all.length === 0) continue; // killed before the first save completed
     // The newest checkpoint is whole (no warning, nothing skipped) and holds exactly the reference's state.
     const warnings: string[] = [];
