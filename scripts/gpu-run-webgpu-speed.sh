@@ -10,6 +10,12 @@
 #                           "strict f16-mixed"; $PROFILES, default "strict f16-mixed"; SKIP_PARITY=1, SKIP_PROFILE=1
 #                           leave those parts out)
 #   gpu-plugins.json        (PLUGINS=1) every memory plugin at once, $PLUGIN_CONFIGS
+#   profile-plugins-{new,chunked}.json, gpu-plugins-{new,chunked}.json, plugin-losses.json
+#                           (PLUGIN_VARIANTS="new chunked") the same row per MsT attention: `new` = the fused kernel
+#                           (default since session 5), `chunked` = KSTAR_MST_ATTENTION=chunked (MsT's query chunks);
+#                           per-kernel GPU times of $PLUGIN_PROFILE_STEPS steps (PLUGIN_PROFILE=1), $PLUGIN_STEPS
+#                           steps each, and the two runs' losses compared step by step (float32 tolerance 1e-3 abs.)
+#   gpu-plugins-NAME.json   (EXTRA_PLUGIN_CONFIGS="NAME …") other `bench gpu` rows, $PLUGIN_STEPS steps each
 # Needs beside the repo: .gl/*.deb, .device/node.xz, $BUNDLE (`pnpm bundle tmp/bdl/bundle-dir`, tar -C tmp/bdl -cJf).
 # Session 4 (2026-12-03), from /work/main with the bundle and this script under .device/webgpu/:
 #   run(carry=[".device/webgpu", ".device/node.xz", ".gl"], timeout_s=400,
@@ -20,6 +26,14 @@
 #       PROFILES=f16-mixed bash .device/webgpu/gpu-run-webgpu-speed.sh")
 #   (bench/results/2026-12-03-s4-h200-{gpu-packed-rows,profile-f16-mixed-packed,attention-parity-rows64}.json; `new`
 #   ran 64 rows then, the default at the time: today's equivalent is VARIANTS='rows64 rows128')
+# Session 5 (2026-12-03), the same way (MsT's attention through the fused kernel, every-plugin row):
+#   run(carry=[".device/webgpu", ".device/node.xz", ".gl"], timeout_s=420,
+#       command="BUNDLE=.device/webgpu/bundle.tar.xz SKIP_PARITY=1 SKIP_PROFILE=1 ROUNDS=0 PLUGIN_VARIANTS='new chunked'
+#       PLUGIN_PROFILE=1 PLUGIN_STEPS=20 EXTRA_PLUGIN_CONFIGS=adam8bit+split24+checkpoint+mst-coarse+compress
+#       bash .device/webgpu/gpu-run-webgpu-speed.sh")
+#   (bench/results/2026-12-03-s5-h200-{gpu-plugins-fused,gpu-plugins-chunked,gpu-plugins-coarse-fused,
+#   profile-plugins-fused,profile-plugins-chunked,plugin-losses}.json: gpu-plugins-new.json → …-gpu-plugins-fused.json,
+#   gpu-plugins-adam8bit+split24+checkpoint+mst-coarse+compress.json → …-gpu-plugins-coarse-fused.json)
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
 RES=/tmp/webgpu-speed
@@ -82,5 +96,44 @@ if [ "${PLUGINS:-0}" = 1 ]; then
     --configs "${PLUGIN_CONFIGS:-adam8bit+split24+checkpoint+mst-medium+compress}" > "$RES/gpu-plugins.log" 2>&1
   mark "gpu plugins: exit $?"; grep -vE '^(bench gpu:|Warning)' "$RES/gpu-plugins.log"
 fi
+PLUGIN_CONFIG=${PLUGIN_CONFIG:-adam8bit+split24+checkpoint+mst-medium+compress}
+for k in ${PLUGIN_VARIANTS:-}; do
+  mst=auto
+  [ "$k" = chunked ] && mst=chunked
+  if [ "${PLUGIN_PROFILE:-0}" = 1 ]; then
+    KSTAR_MST_ATTENTION=$mst timeout 90 "${B[@]}" profile --config "$PLUGIN_CONFIG" --steps "${PLUGIN_PROFILE_STEPS:-3}" \
+      --json "$RES/profile-plugins-$k.json" > "$RES/profile-plugins-$k.log" 2>&1
+    mark "profile plugins $k: exit $?"; grep -vE '^(Warning|step |kstar:|backend)' "$RES/profile-plugins-$k.log" | head -14
+    save
+  fi
+  KSTAR_MST_ATTENTION=$mst "${B[@]}" gpu --json "$RES/gpu-plugins-$k.json" --steps "${PLUGIN_STEPS:-6}" \
+    --limit-seconds "${RUN_LIMIT:-45}" --configs "$PLUGIN_CONFIG" > "$RES/gpu-plugins-$k.log" 2>&1
+  mark "gpu plugins $k: exit $?"; grep -vE '^(bench gpu:|Warning)' "$RES/gpu-plugins-$k.log"
+  save
+done
+if [ -f "$RES/gpu-plugins-new.json" ] && [ -f "$RES/gpu-plugins-chunked.json" ]; then
+  RES=$RES /tmp/k/node -e '
+    const fs = require("fs"), res = process.env.RES;
+    const row = (k) => JSON.parse(fs.readFileSync(`${res}/gpu-plugins-${k}.json`)).rows[0];
+    const a = row("new"), b = row("chunked");
+    const n = Math.min(a.losses.length, b.losses.length);
+    let max = 0;
+    for (let i = 0; i < n; i++) max = Math.max(max, Math.abs(a.losses[i] - b.losses[i]));
+    const r = { kind: "plugin-losses", config: a.name, steps: n, maxAbsDiff: max, tolerance: 1e-3, pass: max <= 1e-3,
+      fused: a.losses, chunked: b.losses };
+    fs.writeFileSync(`${res}/plugin-losses.json`, JSON.stringify(r, null, 2) + "\n");
+    console.log(`losses fused vs chunked MsT attention over ${n} steps: max |diff| ${max.toExponential(2)}: ${r.pass ? "PASS" : "FAIL"}`);
+    console.log("variant   tok/s (median)   GiB in use   ledger GiB   loss at end");
+    for (const [k, x] of [["new", a], ["chunked", b]])
+      console.log(`${k.padEnd(10)}${x.tokensPerSecondMedian.toFixed(0).padStart(14)}${(x.peakGpuBytesInUse / 2 ** 30).toFixed(2).padStart(13)}${(x.ledgerPeakBytes / 2 ** 30).toFixed(2).padStart(13)}${x.lossAtEnd.toFixed(4).padStart(14)}`);
+  ' | tee "$RES/plugin-table.txt"
+fi
+for c in ${EXTRA_PLUGIN_CONFIGS:-}; do # other rows of bench gpu, MsT attention fused
+  "${B[@]}" gpu --json "$RES/gpu-plugins-$c.json" --steps "${PLUGIN_STEPS:-6}" --limit-seconds "${RUN_LIMIT:-45}" \
+    --configs "$c" > "$RES/gpu-plugins-$c.log" 2>&1
+  mark "gpu $c: exit $?"; grep -vE '^(bench gpu:|Warning)' "$RES/gpu-plugins-$c.log"
+  save
+done
+[ -f "$RES/plugin-table.txt" ] && cat "$RES/plugin-table.txt"
 kill "$smi" 2>/dev/null
 save
