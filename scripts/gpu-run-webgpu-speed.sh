@@ -6,7 +6,8 @@
 #   gpu-{strict,f16-mixed}-{new,before}.json  `bench gpu adamw-full-graph`, $ROUNDS alternating rounds of
 #                           (precision × kernels), each run its own process; `before` = KSTAR_FLASH_DKV=split
 #                           KSTAR_WEBGPU_SUM=tfjs (the two-program dk/dv and tfjs's transpose-then-sum)
-#                           ($VARIANTS, default "new before"; `rows64`/`rows128` = KSTAR_FLASH_ROWS; $PRECISIONS, default
+#                           ($VARIANTS, default "new before"; `rows64`/`rows128` = KSTAR_FLASH_ROWS, `looped`/`unroll` =
+#                           KSTAR_FLASH_UNROLL=0/1 (PARITY_UNROLL, PROFILE_UNROLL: the same for those parts); $PRECISIONS, default
 #                           "strict f16-mixed"; $PROFILES, default "strict f16-mixed"; SKIP_PARITY=1, SKIP_PROFILE=1
 #                           leave those parts out)
 #   gpu-plugins.json        (PLUGINS=1) every memory plugin at once, $PLUGIN_CONFIGS
@@ -34,6 +35,12 @@
 #   (bench/results/2026-12-03-s5-h200-{gpu-plugins-fused,gpu-plugins-chunked,gpu-plugins-coarse-fused,
 #   profile-plugins-fused,profile-plugins-chunked,plugin-losses}.json: gpu-plugins-new.json → …-gpu-plugins-fused.json,
 #   gpu-plugins-adam8bit+split24+checkpoint+mst-coarse+compress.json → …-gpu-plugins-coarse-fused.json)
+#   then the attention's head-dimension loops unrolled in the WGSL (KSTAR_FLASH_UNROLL=1) against looped (the default):
+#   run(…, timeout_s=240, command="BUNDLE=.device/webgpu/bundle.tar.xz PARITY_UNROLL=1 PROFILES=f16-mixed
+#       PROFILE_UNROLL=1 ROUNDS=1 STEPS=12 VARIANTS='looped unroll' PRECISIONS='f16-mixed strict'
+#       bash .device/webgpu/gpu-run-webgpu-speed.sh")
+#   (bench/results/2026-12-03-s5-h200-{attention-parity-unroll,profile-f16-mixed-unroll,gpu-f16-mixed-looped,
+#   gpu-f16-mixed-unroll,gpu-strict-looped,gpu-strict-unroll}.json: gpu-P-V-round1.json → …-gpu-P-V.json)
 set -uo pipefail
 OUT=${OUT:-/tmp/kstar-out}
 RES=/tmp/webgpu-speed
@@ -61,13 +68,13 @@ mark() { echo "[$((SECONDS - t0)) s] $*" | tee -a "$RES/timeline.txt"; }
 
 if [ "${SKIP_PARITY:-0}" != 1 ]; then
 mark attention parity
-timeout "${PARITY_LIMIT:-60}" "${B[@]}" kernels --only attention --shapes gpt2 --json "$RES/attention-parity.json" \
+KSTAR_FLASH_UNROLL=${PARITY_UNROLL:-${KSTAR_FLASH_UNROLL:-}} timeout "${PARITY_LIMIT:-60}" "${B[@]}" kernels --only attention --shapes gpt2 --json "$RES/attention-parity.json" \
   > "$RES/attention-parity.log" 2>&1
 mark "attention parity: exit $?"; grep -E "^(PASS|FAIL)" "$RES/attention-parity.log"; save
 fi
 
 for p in $([ "${SKIP_PROFILE:-0}" = 1 ] || echo "${PROFILES:-strict f16-mixed}"); do
-  KSTAR_WEBGPU_MATMUL_PRECISION=$p KSTAR_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis timeout 60 "${B[@]}" profile \
+  KSTAR_FLASH_UNROLL=${PROFILE_UNROLL:-${KSTAR_FLASH_UNROLL:-}} KSTAR_WEBGPU_MATMUL_PRECISION=$p KSTAR_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis timeout 60 "${B[@]}" profile \
     --json "$RES/profile-$p.json" --preset gpt2-124m --seq 1024 --batch 8 > "$RES/profile-$p.log" 2>&1
   mark "profile $p: exit $?"; head -16 "$RES/profile-$p.log" | grep -v '^Warning'; grep 'sum of kernel' "$RES/profile-$p.log"
   save
@@ -76,13 +83,15 @@ done
 for r in $(seq 1 "${ROUNDS:-2}"); do
   for p in ${PRECISIONS:-strict f16-mixed}; do
     for k in ${VARIANTS:-new before}; do
-      dkv=one-pass sum=kstar rows=128 # `new`: today's defaults
+      dkv=one-pass sum=kstar rows=128 unroll=${KSTAR_FLASH_UNROLL:-} # `new`: today's defaults
       case "$k" in
         before) dkv=split sum=tfjs rows=64 ;; # the kernels before session 4
         rows64) rows=64 ;;
         rows128) rows=128 ;;
+        looped) unroll=0 ;;
+        unroll) unroll=1 ;;
       esac
-      KSTAR_FLASH_ROWS=$rows KSTAR_FLASH_DKV=$dkv KSTAR_WEBGPU_SUM=$sum KSTAR_WEBGPU_MATMUL_PRECISION=$p "${B[@]}" gpu \
+      KSTAR_FLASH_UNROLL=$unroll KSTAR_FLASH_ROWS=$rows KSTAR_FLASH_DKV=$dkv KSTAR_WEBGPU_SUM=$sum KSTAR_WEBGPU_MATMUL_PRECISION=$p "${B[@]}" gpu \
         --json "$RES/gpu-$p-$k-round$r.json" --steps "$STEPS" --limit-seconds "${RUN_LIMIT:-45}" \
         --configs adamw-full-graph > "$RES/gpu-$p-$k-round$r.log" 2>&1
       mark "gpu $p $k round $r: exit $?"; grep -E '^adamw' "$RES/gpu-$p-$k-round$r.log"
