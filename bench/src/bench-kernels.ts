@@ -17,7 +17,8 @@ import {
 import { machineInfo, optimizerEntry, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
 import { benchFlags } from './bench-flags.ts';
-import { gpuName } from './bench-gpu.ts';
+import { GPU_CONFIGS, gpuName } from './bench-gpu.ts';
+import { benchRun } from './bench-run.ts';
 import {
   formatOptimizerParity,
   type OptimizerParityRow,
@@ -93,16 +94,70 @@ export interface ProfileRow {
   share: number;
 }
 
+/** `--flag value` pairs of a GPU_CONFIGS row → `kstar train` config fields (`--master-weights` → masterWeights). */
+function configSettings(flags: readonly string[]): Record<string, string> {
+  const settings: Record<string, string> = {};
+  for (let i = 0; i < flags.length; i += 2) {
+    settings[flags[i]!.slice(2).replace(/-(\w)/g, (_, c: string) => c.toUpperCase())] = flags[i + 1]!;
+  }
+  return settings;
+}
+
+type ProfileInfo = Awaited<ReturnType<typeof tf.profile>>;
+
+/** Per-kernel rows (sorted, slowest first) from `tf.profile`'s kernels, times divided by `steps`. */
+function profileRows(kernels: ProfileInfo['kernels'], steps: number): { rows: ProfileRow[]; total: number } {
+  const by = new Map<string, { calls: number; ms: number }>();
+  let total = 0;
+  for (const k of kernels) {
+    const ms = (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0) / steps;
+    const e = by.get(k.name) ?? { calls: 0, ms: 0 };
+    e.calls++;
+    e.ms += ms;
+    by.set(k.name, e);
+    total += ms;
+  }
+  const rows = [...by]
+    .map(([kernel, e]) => ({
+      kernel,
+      calls: e.calls / steps,
+      totalMs: e.ms,
+      share: total > 0 ? e.ms / total : 0,
+    }))
+    .sort((a, b) => b.totalMs - a.totalMs);
+  return { rows, total };
+}
+
+/** A profile's table: kernel, calls, ms and share a step; then `footer`. */
+function profileTable(rows: readonly ProfileRow[], footer: string): string {
+  return [
+    `${'kernel'.padEnd(28)}${'calls'.padStart(7)}${'ms'.padStart(10)}${'share'.padStart(8)}`,
+    ...rows.map(
+      (r) =>
+        `${r.kernel.padEnd(28)}${String(r.calls).padStart(7)}${r.totalMs.toFixed(2).padStart(10)}${`${(100 * r.share).toFixed(1)}%`.padStart(8)}`,
+    ),
+    footer,
+  ].join('\n');
+}
+
 /**
  * `pnpm bench profile --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--mode full|segmented]`:
  * per-kernel GPU times of one AdamW training step (`tf.profile`, WebGPU timestamp queries; each kernel is then its own
  * compute pass, so the sum exceeds a normal step's time) after `--warmup` steps, random tokens.
+ * `--config NAME [--steps 3]`: a `bench gpu` row instead (GPU_CONFIGS: its optimizer, master weights and activation
+ * strategies), trained by `kstar train` in this process; every step is profiled, the first (shader compilation)
+ * included, and the table gives kernel times and calls per step (the mean over the steps).
  */
 export async function benchProfile(
   argv: string[],
   log: (line: string) => void,
 ): Promise<{ rows: ProfileRow[]; file: string }> {
-  const values = benchFlags(argv, ['json', 'backend', 'preset', 'seq', 'batch', 'mode', 'warmup'], 'profile');
+  const values = benchFlags(
+    argv,
+    ['json', 'backend', 'preset', 'seq', 'batch', 'mode', 'warmup', 'config', 'steps'],
+    'profile',
+  );
+  if (values.config !== undefined) return profileConfig(values, log);
   const preset = String(values.preset ?? 'gpt2-124m');
   const seq = Number(values.seq ?? 1024);
   const batchSize = Number(values.batch ?? 8);
@@ -129,28 +184,12 @@ export async function benchProfile(
     return [];
   });
   const profiledMs = performance.now() - t0;
-  const by = new Map<string, { calls: number; ms: number }>();
-  let total = 0;
-  for (const k of info.kernels) {
-    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    const e = by.get(k.name) ?? { calls: 0, ms: 0 };
-    e.calls++;
-    e.ms += ms;
-    by.set(k.name, e);
-    total += ms;
-  }
-  const rows: ProfileRow[] = [...by]
-    .map(([kernel, e]) => ({ kernel, calls: e.calls, totalMs: e.ms, share: total > 0 ? e.ms / total : 0 }))
-    .sort((a, b) => b.totalMs - a.totalMs);
+  const { rows, total } = profileRows(info.kernels, 1);
   log(
-    [
-      `${'kernel'.padEnd(28)}${'calls'.padStart(7)}${'ms'.padStart(10)}${'share'.padStart(8)}`,
-      ...rows.map(
-        (r) =>
-          `${r.kernel.padEnd(28)}${String(r.calls).padStart(7)}${r.totalMs.toFixed(2).padStart(10)}${`${(100 * r.share).toFixed(1)}%`.padStart(8)}`,
-      ),
+    profileTable(
+      rows,
       `sum of kernel times ${total.toFixed(1)} ms; warm-up steps ${stepMs.map((m) => m.toFixed(0)).join(', ')} ms; profiled step ${profiledMs.toFixed(0)} ms wall`,
-    ].join('\n'),
+    ),
   );
   writeFileAtomic(
     values.json,
@@ -177,5 +216,63 @@ export async function benchProfile(
   tf.dispose([batch.inputs, batch.targets]);
   engine.dispose();
   model.dispose();
+  return { rows, file: values.json };
+}
+
+/** `bench profile --config NAME`: every step of a `bench gpu` row under `tf.profile`, per step. */
+async function profileConfig(
+  values: Record<string, string | boolean | undefined> & { json: string },
+  log: (line: string) => void,
+): Promise<{ rows: ProfileRow[]; file: string }> {
+  const name = String(values.config);
+  const flags = GPU_CONFIGS[name];
+  if (!flags)
+    throw new InputError(
+      `unknown GPU config '${name}': use ${Object.keys(GPU_CONFIGS).join(', ')}`,
+      'E_FLAG',
+    );
+  const preset = String(values.preset ?? 'gpt2-124m');
+  const steps = Number(values.steps ?? 3);
+  const settings = {
+    preset,
+    tokenizer: preset === 'gpt2-124m' ? 'gpt2' : 'byte',
+    backend: String(values.backend ?? 'webgpu'),
+    seq: Number(values.seq ?? 1024),
+    batch: Number(values.batch ?? 8),
+    steps,
+    ...configSettings(flags),
+  };
+  const t0 = performance.now();
+  const info = await tf.profile(async () => {
+    await benchRun(settings, process.stderr);
+    return [];
+  });
+  const wallMs = performance.now() - t0;
+  const { rows, total } = profileRows(info.kernels, steps);
+  log(
+    profileTable(
+      rows,
+      `sum of kernel times ${total.toFixed(1)} ms a step (mean of ${steps}, the first included); ${steps} steps ${wallMs.toFixed(0)} ms wall`,
+    ),
+  );
+  writeFileAtomic(
+    values.json,
+    `${JSON.stringify(
+      {
+        kind: 'gpu-profile',
+        date: new Date().toISOString(),
+        machine: machine(settings.backend),
+        config: name,
+        settings,
+        steps,
+        wallMs,
+        kernelTimeSumMsPerStep: total,
+        timestampQueries: total > 0,
+        rows,
+      },
+      null,
+      2,
+    )}\n`,
+  );
   return { rows, file: values.json };
 }

@@ -147,7 +147,7 @@ optimizerStateBytes (gradients released in segmented mode), with where the bytes
     run: async (argv, io) => done(io, (await benchMatMul(argv, stdoutLines(io))).file),
   },
   profile: {
-    help: 'pnpm bench profile --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--mode full]   per-kernel GPU times of a step\n',
+    help: 'pnpm bench profile --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--mode full] | --config NAME [--steps 3]   per-kernel GPU times of a step (AdamW, or a bench gpu row)\n',
     run: async (argv, io) => done(io, (await benchProfile(argv, stdoutLines(io))).file),
   },
 };

@@ -1,3 +1,5 @@
+import { InputError } from '@kstar/core';
+import { flashAttention, flashAttentionKernel } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { chunkedOp, concatOwned, step } from './custom-op.ts';
 import type { Range } from './split.ts';
@@ -115,3 +117,31 @@ export function chunkedAttention(
   });
   return op(q, k, v);
 }
+
+/**
+ * How MsT runs attention (`KSTAR_MST_ATTENTION`): `auto` (the default) runs @kstar/kernels' fused causal attention
+ * on WebGPU where its native kernel runs (float32, hd a multiple of 4 up to 128) and `chunkedAttention` elsewhere;
+ * `chunked` always runs `chunkedAttention` (the path before session 5, for comparisons).
+ */
+export function mstAttentionSetting(): 'auto' | 'chunked' {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const v = env?.KSTAR_MST_ATTENTION?.trim() || 'auto';
+  if (v !== 'auto' && v !== 'chunked')
+    throw new InputError(`KSTAR_MST_ATTENTION is '${v}'; unset it (auto) or set it to 'chunked'`);
+  return v;
+}
+
+/**
+ * MsT's attention op: q, k, v [B, H, T, hd] → [B, H, T, hd]. On WebGPU, where the fused kernel runs natively, it
+ * takes the whole sequence in one call: it walks query tiles itself (128 rows a workgroup, keys up to the tile's last
+ * row), so the [T, T] scores never exist, forward or backward, and its working set (o, lse; dq, dk, dv) is O(N·D),
+ * below the chunked op's 3·G·c·T + 6·N·D. Elsewhere (cpu and wasm, where its fallback would materialise the scores;
+ * cuda, whose default attention is the ops path) the query chunks of `chunkedAttention` bound the working set.
+ */
+export const mstAttention: typeof chunkedAttention = (q, k, v, scale, ranges) => {
+  const fused =
+    mstAttentionSetting() === 'auto' &&
+    tf.getBackend() === 'webgpu' &&
+    flashAttentionKernel.which({ q, k, v, scale, queryOffset: 0 }) === 'native';
+  return fused ? flashAttention(q, k, v, { scale }) : chunkedAttention(q, k, v, scale, ranges);
+};

@@ -1,4 +1,4 @@
-export { chunkedAttention } from './attention.ts';
+export { chunkedAttention, mstAttention, mstAttentionSetting } from './attention.ts';
 export { chunkedLinearCrossEntropy } from './loss.ts';
 export { tiledMlp } from './mlp.ts';
 export type { MstStrategy, MstStrategyOptions } from './mst.ts';

@@ -6,7 +6,7 @@ import {
   SPECIFICATION_VERSION,
 } from '@kstar/core';
 import type * as tf from '@tensorflow/tfjs-core';
-import { chunkedAttention } from './attention.ts';
+import { mstAttention } from './attention.ts';
 import { chunkedLinearCrossEntropy } from './loss.ts';
 import { tiledMlp } from './mlp.ts';
 import { type MstOptions, validateOptions } from './options.ts';
@@ -91,7 +91,7 @@ export function mst(options: MstStrategyOptions = {}): MstStrategy {
         `mst attention needs q, k, v of one shape [B, H, T, hd]; got [${q.shape}], [${k.shape}], [${v.shape}]`,
       );
       const [B, H, T, hd] = q.shape as [number, number, number, number];
-      return chunkedAttention(q, k, v, scale, r.attention(B, H, T, hd));
+      return mstAttention(q, k, v, scale, r.attention(B, H, T, hd));
     },
     linearCrossEntropy(h: tf.Tensor, w: tf.Tensor, targets: tf.Tensor): tf.Scalar {
       shapeCheck(
