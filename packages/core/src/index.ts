@@ -22,8 +22,8 @@ export type {
   StageSummary,
 } from './contracts.ts';
 export { SPECIFICATION_VERSION } from './contracts.ts';
-export type { DropInOptions, DropInPlugin, NamedTensor } from './drop-in-optimizer.ts';
-export { DropInOptimizer } from './drop-in-optimizer.ts';
+export type { DropInOptimizerClass, DropInOptions, DropInPlugin, NamedTensor } from './drop-in-optimizer.ts';
+export { DropInOptimizer, dropInOptimizerClass } from './drop-in-optimizer.ts';
 export type { EngineMode, EngineOptions, GradAccumulator, ReplanOptions, StepResult } from './engine.ts';
 export { TrainingEngine } from './engine.ts';
 export type { EngineInternals } from './engine-internals.ts';
