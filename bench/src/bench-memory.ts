@@ -1,7 +1,8 @@
 import { type GPTConfig, paramSpecs } from '@kstar/gpt';
 import { split24Bytes } from '@kstar/kernels';
-import { machineInfo, optimizerEntry, writeFileAtomic } from '@kstar/trainer/internal';
+import { optimizerEntry } from '@kstar/trainer/internal';
 import { benchFlags } from './bench-flags.ts';
+import { writeBenchResults } from './bench-results.ts';
 import { benchRun, type Err } from './bench-run.ts';
 
 /** Tensors under this many elements keep float32 state in 8-bit Adam (bitsandbytes' min_8bit_size). */
@@ -121,11 +122,7 @@ export async function benchMemory(
       wallSeconds: report.wallSeconds,
     });
   }
-  const machine = machineInfo();
-  writeFileAtomic(
-    values.json,
-    `${JSON.stringify({ kind: 'memory', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
-  );
+  writeBenchResults(values.json, 'memory', { rows });
   return { rows, file: values.json };
 }
 

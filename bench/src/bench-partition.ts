@@ -6,9 +6,9 @@ import {
   partitionedUpdate,
 } from '@kstar/core';
 import { selectBackend, sliceWriter } from '@kstar/kernels';
-import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
 import { benchFlags } from './bench-flags.ts';
+import { writeBenchResults } from './bench-results.ts';
 
 /**
  * Gradient partitioning, measured: the extra bytes of ONE update of a weight (beyond what is alive before it),
@@ -117,13 +117,8 @@ export async function benchPartition(
   const whole = new Set(String(values.whole ?? 'adamw,lion,lazy-adagrad').split(','));
   const { backend } = await selectBackend((values.backend ?? 'cpu') as 'cpu', { log });
   const rows: PartitionRow[] = [];
-  const machine = machineInfo();
   // Written after every row, so a long run keeps what it measured.
-  const save = () =>
-    writeFileAtomic(
-      values.json as string,
-      `${JSON.stringify({ kind: 'partition', date: new Date().toISOString(), backend, machine, rows }, null, 2)}\n`,
-    );
+  const save = () => writeBenchResults(values.json as string, 'partition', { backend, rows });
   for (const name of names) {
     const entry = OPTIMIZERS[name];
     if (entry == null) throw new InputError(`unknown optimizer '${name}'`, 'E_FLAG');

@@ -1,13 +1,7 @@
 import { InputError } from '@kstar/core';
-import {
-  machineInfo,
-  ProgressBar,
-  parseTrainConfig,
-  prepareRun,
-  train,
-  writeFileAtomic,
-} from '@kstar/trainer/internal';
+import { ProgressBar, parseTrainConfig, prepareRun, train } from '@kstar/trainer/internal';
 import { benchFlags } from './bench-flags.ts';
+import { writeBenchResults } from './bench-results.ts';
 import { benchRun, type Err } from './bench-run.ts';
 
 export const BENCH_TRAIN_HELP = `pnpm bench train --json FILE [options]
@@ -102,11 +96,7 @@ export async function benchTrain(argv: string[], stderr: Err): Promise<{ rows: B
       });
     }
   }
-  const machine = machineInfo();
-  writeFileAtomic(
-    values.json,
-    `${JSON.stringify({ kind: 'train', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
-  );
+  writeBenchResults(values.json, 'train', { rows });
   return { rows, file: values.json };
 }
 
@@ -210,11 +200,7 @@ export async function benchOptimizers(
   }
   const base = rows.find((r) => r.optimizer === 'adamw');
   if (base) for (const r of rows) r.valLossVsAdamW = r.valLoss / base.valLoss - 1;
-  const machine = machineInfo();
-  writeFileAtomic(
-    values.json,
-    `${JSON.stringify({ kind: 'optimizers', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
-  );
+  writeBenchResults(values.json, 'optimizers', { rows });
   return { rows, file: values.json };
 }
 
