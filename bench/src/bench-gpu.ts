@@ -6,7 +6,7 @@ import { InputError } from '@kstar/core';
 import type { TrainReport } from '@kstar/trainer/internal';
 import { machineInfo } from '@kstar/trainer/internal';
 import { benchFlags } from './bench-flags.ts';
-import { writeBenchResults } from './bench-results.ts';
+import { type RowsBenchmark, writeBenchResults } from './bench-results.ts';
 import { kstarCommand } from './kstar-command.ts';
 
 /**
@@ -123,10 +123,7 @@ function run(args: string[], limitSeconds: number): Promise<{ code: number; stde
   });
 }
 
-export async function benchGpu(
-  argv: string[],
-  log: (line: string) => void,
-): Promise<{ rows: GpuBenchRow[]; file: string }> {
+export const benchGpu: RowsBenchmark<GpuBenchRow> = async (argv, log) => {
   const values = benchFlags(
     argv,
     [
@@ -223,7 +220,7 @@ export async function benchGpu(
   const machine = { gpu, ...machineInfo() };
   writeBenchResults(values.json, 'gpu', { machine, summary: gpuSummary(rows), rows });
   return { rows, file: values.json };
-}
+};
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);

@@ -18,6 +18,7 @@ import { machineInfo, optimizerEntry, writeFileAtomic } from '@kstar/trainer/int
 import * as tf from '@tensorflow/tfjs';
 import { benchFlags } from './bench-flags.ts';
 import { gpuName } from './bench-gpu.ts';
+import type { RowsBenchmark } from './bench-results.ts';
 import {
   formatOptimizerParity,
   type OptimizerParityRow,
@@ -34,10 +35,7 @@ function machine(backend: string) {
  * against its tfjs-ops fallback (and float64 at tiny shapes) on the backend, the fused attention's o, lse, dq, dk, dv
  * included; one PASS/FAIL line per kernel output. `--only attention`: the fused attention's rows alone.
  */
-export async function benchKernels(
-  argv: string[],
-  log: (line: string) => void,
-): Promise<{ rows: ParityRow[]; file: string }> {
+export const benchKernels: RowsBenchmark<ParityRow> = async (argv, log) => {
   const values = benchFlags(argv, ['json', 'backend', 'shapes', 'only'], 'kernels');
   const shapes = String(values.shapes ?? 'gpt2');
   if (shapes !== 'gpt2' && shapes !== 'tiny') {
@@ -84,7 +82,7 @@ export async function benchKernels(
     )}\n`,
   );
   return { rows, file: values.json };
-}
+};
 
 export interface ProfileRow {
   kernel: string;
@@ -98,10 +96,7 @@ export interface ProfileRow {
  * per-kernel GPU times of one AdamW training step (`tf.profile`, WebGPU timestamp queries; each kernel is then its own
  * compute pass, so the sum exceeds a normal step's time) after `--warmup` steps, random tokens.
  */
-export async function benchProfile(
-  argv: string[],
-  log: (line: string) => void,
-): Promise<{ rows: ProfileRow[]; file: string }> {
+export const benchProfile: RowsBenchmark<ProfileRow> = async (argv, log) => {
   const values = benchFlags(argv, ['json', 'backend', 'preset', 'seq', 'batch', 'mode', 'warmup'], 'profile');
   const preset = String(values.preset ?? 'gpt2-124m');
   const seq = Number(values.seq ?? 1024);
@@ -178,4 +173,4 @@ export async function benchProfile(
   engine.dispose();
   model.dispose();
   return { rows, file: values.json };
-}
+};

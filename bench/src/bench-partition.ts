@@ -8,7 +8,7 @@ import {
 import { selectBackend, sliceWriter } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs';
 import { benchFlags } from './bench-flags.ts';
-import { writeBenchResults } from './bench-results.ts';
+import { type RowsBenchmark, writeBenchResults } from './bench-results.ts';
 
 /**
  * Gradient partitioning, measured: the extra bytes of ONE update of a weight (beyond what is alive before it),
@@ -89,10 +89,7 @@ Measures the extra bytes of one update of a weight, whole (for the optimizers in
 and partitioned in row chunks, by tf.profile and by the MemoryLedger.
 `;
 
-export async function benchPartition(
-  argv: string[],
-  log: (line: string) => void,
-): Promise<{ rows: PartitionRow[]; file: string }> {
+export const benchPartition: RowsBenchmark<PartitionRow> = async (argv, log) => {
   const values = benchFlags(
     argv,
     ['json', 'shape', 'chunk-bytes', 'optimizers', 'impl', 'whole', 'backend'],
@@ -133,4 +130,4 @@ export async function benchPartition(
     }
   }
   return { rows, file: values.json };
-}
+};

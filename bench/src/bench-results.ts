@@ -8,3 +8,12 @@ export function writeBenchResults(file: string, kind: string, fields: Record<str
   const results = { kind, date: new Date().toISOString(), machine: machineInfo(), ...fields };
   writeFileAtomic(file, `${JSON.stringify(results, null, 2)}\n`);
 }
+
+/** The rows a benchmark measured and the results file it wrote them to. */
+export interface BenchRows<R> {
+  rows: R[];
+  file: string;
+}
+
+/** A benchmark of `pnpm bench NAME`: the flags after NAME and where its progress goes (`L`); its rows and file. */
+export type RowsBenchmark<R, L = (line: string) => void> = (argv: string[], log: L) => Promise<BenchRows<R>>;
