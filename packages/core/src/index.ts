@@ -1,5 +1,6 @@
 export type { RecomputeDeclaration, RecomputeRefusal } from './activation-mode.ts';
 export { activationMode, recomputeInFullMode, recomputesSegments } from './activation-mode.ts';
+export { bfloat16Bits, float32OfBfloat16 } from './bfloat16.ts';
 export type { Composition } from './compose.ts';
 export { composePlugins } from './compose.ts';
 export type {
