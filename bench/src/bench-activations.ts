@@ -3,14 +3,13 @@ import { type GPTConfig, paramSpecs, resolveConfig } from '@kstar/gpt';
 import {
   type ActivationSpec,
   type FixedBytes,
-  machineInfo,
   optimizerEntry,
   parseActivations,
   parseBytes,
   planActivations,
-  writeFileAtomic,
 } from '@kstar/trainer/internal';
 import { benchFlags } from './bench-flags.ts';
+import { writeBenchResults } from './bench-results.ts';
 import { benchRun, type Err } from './bench-run.ts';
 
 export const BENCH_ACTIVATIONS_HELP = `pnpm bench activations --preset P --seq T[,T…] --steps N --batch B --json FILE
@@ -178,7 +177,6 @@ export async function benchActivations(
     }
   }
   const base = { preset, batch, steps, backend, optimizer };
-  const machine = machineInfo();
   const lines: string[] = [];
   const mib = (b: number) => (b / 2 ** 20).toFixed(1);
   if (values['max-seq'] !== true) {
@@ -191,19 +189,13 @@ export async function benchActivations(
         const row = await runOne(base, n, STRATEGIES[n]!(compressFormat), seq, stderr);
         rows.push(row);
         // Written after every run, so a long benchmark stopped part-way keeps what it measured.
-        writeFileAtomic(
-          values.json,
-          `${JSON.stringify({ kind: 'activations', date: new Date().toISOString(), machine, preset, backend, complete: false, rows }, null, 2)}\n`,
-        );
+        writeBenchResults(values.json, 'activations', { preset, backend, complete: false, rows });
         lines.push(
           `${n.padEnd(26)} T ${String(seq).padStart(5)}  act ${mib(row.activationPeakBytes).padStart(8)} MiB (pred ${mib(row.predictedActivationBytes)})  peak ${mib(row.peakBytes)} MiB (pred ${mib(row.predictedPeakBytes)})  ${Math.round(row.tokensPerSecond)} tok/s  loss ${row.loss.toFixed(3)}`,
         );
       }
     }
-    writeFileAtomic(
-      values.json,
-      `${JSON.stringify({ kind: 'activations', date: new Date().toISOString(), machine, preset, backend, complete: true, rows }, null, 2)}\n`,
-    );
+    writeBenchResults(values.json, 'activations', { preset, backend, complete: true, rows });
     return { file: values.json, table: lines.join('\n') };
   }
   if (values['memory-budget'] === undefined) {
@@ -251,10 +243,14 @@ export async function benchActivations(
       verifiedRun: verified ?? null,
       tries,
     });
-    writeFileAtomic(
-      values.json,
-      `${JSON.stringify({ kind: 'activations-max-seq', date: new Date().toISOString(), machine, preset, backend, batch, budget, complete: false, search }, null, 2)}\n`,
-    );
+    writeBenchResults(values.json, 'activations-max-seq', {
+      preset,
+      backend,
+      batch,
+      budget,
+      complete: false,
+      search,
+    });
     lines.push(
       `${n.padEnd(26)} longest T predicted ${predictedMax}, verified ${verified?.seq ?? 'none'} (measured peak ${verified ? mib(verified.peakBytes) : '-'} MiB of ${mib(budget)} MiB)`,
     );
@@ -275,9 +271,14 @@ export async function benchActivations(
       lines.push(`${n.padEnd(26)} at baseline's T ${baseT}: ${Math.round(row.tokensPerSecond)} tok/s`);
     }
   }
-  writeFileAtomic(
-    values.json,
-    `${JSON.stringify({ kind: 'activations-max-seq', date: new Date().toISOString(), machine, preset, backend, batch, budget, complete: true, search, atBaselineSeq: { seq: baseT, rows: atBaseline } }, null, 2)}\n`,
-  );
+  writeBenchResults(values.json, 'activations-max-seq', {
+    preset,
+    backend,
+    batch,
+    budget,
+    complete: true,
+    search,
+    atBaselineSeq: { seq: baseT, rows: atBaseline },
+  });
   return { file: values.json, table: lines.join('\n') };
 }

@@ -4,10 +4,10 @@ import { TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { adamw } from '@kstar/optim-adamw';
-import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
 import { relL2Error } from '../../testkit/src/compare.ts';
 import { benchFlags } from './bench-flags.ts';
+import { writeBenchResults } from './bench-results.ts';
 
 /** ‖a − b‖ / ‖b‖ over all elements. */
 const relError = (a: tf.Tensor, b: tf.Tensor): number => relL2Error(a.dataSync(), b.dataSync());
@@ -71,9 +71,6 @@ export async function benchCompressError(argv: string[]): Promise<{ file: string
   tf.dispose([...exact.grads.values(), batch.inputs, batch.targets]);
   exactEngine.dispose();
   model.dispose();
-  writeFileAtomic(
-    v.json,
-    `${JSON.stringify({ kind: 'compress-error', date: new Date().toISOString(), machine: machineInfo(), backend, preset, batch: B, seq: T, plan: 'every', rows }, null, 2)}\n`,
-  );
+  writeBenchResults(v.json, 'compress-error', { backend, preset, batch: B, seq: T, plan: 'every', rows });
   return { file: v.json, table: lines.join('\n') };
 }

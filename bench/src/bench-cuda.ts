@@ -13,10 +13,11 @@ import { adam8bitKernel } from '@kstar/optim-adam8bit';
 import { cameFactoredKernel, cameVectorKernel } from '@kstar/optim-came';
 import { lazyAdagradKernel } from '@kstar/optim-lazy-adagrad';
 import { adalomoKernel, lomoKernel } from '@kstar/optim-lomo';
-import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
 import { benchFlags } from './bench-flags.ts';
 import { gpuName } from './bench-gpu.ts';
+import { writeBenchResults } from './bench-results.ts';
 
 /**
  * `pnpm bench cuda-kernels --json FILE`: every kernel of the `cuda` backend against the cpu backend on random
@@ -68,10 +69,7 @@ export async function benchCudaKernels(
     await tf.setBackend('cuda');
     const speed = values.speed === true ? matmulSpeed(backend) : [];
     for (const s of speed) log(speedLine(s));
-    writeFileAtomic(
-      values.json,
-      `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine, only, summary, rows, speed }, null, 2)}\n`,
-    );
+    writeBenchResults(values.json, 'cuda-kernels', { machine, only, summary, rows, speed });
     return { file: values.json, failed };
   }
   await tf.setBackend('cuda');
@@ -84,10 +82,7 @@ export async function benchCudaKernels(
   // Each GEMM shape of a gpt2-124m step, timed in each precision (where the matmul time goes).
   const speed = matmulSpeed(backend);
   for (const s of speed) log(speedLine(s));
-  writeFileAtomic(
-    values.json,
-    `${JSON.stringify({ kind: 'cuda-kernels', date: new Date().toISOString(), machine, summary, rows, precision, speed }, null, 2)}\n`,
-  );
+  writeBenchResults(values.json, 'cuda-kernels', { machine, summary, rows, precision, speed });
   return { file: values.json, failed };
 }
 

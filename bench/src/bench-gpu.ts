@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '@kstar/core';
 import type { TrainReport } from '@kstar/trainer/internal';
-import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo } from '@kstar/trainer/internal';
 import { benchFlags } from './bench-flags.ts';
+import { type RowsBenchmark, writeBenchResults } from './bench-results.ts';
 import { kstarCommand } from './kstar-command.ts';
 
 /**
@@ -122,10 +123,7 @@ function run(args: string[], limitSeconds: number): Promise<{ code: number; stde
   });
 }
 
-export async function benchGpu(
-  argv: string[],
-  log: (line: string) => void,
-): Promise<{ rows: GpuBenchRow[]; file: string }> {
+export const benchGpu: RowsBenchmark<GpuBenchRow> = async (argv, log) => {
   const values = benchFlags(
     argv,
     [
@@ -220,12 +218,9 @@ export async function benchGpu(
   }
   const gpu = gpuName();
   const machine = { gpu, ...machineInfo() };
-  writeFileAtomic(
-    values.json,
-    `${JSON.stringify({ kind: 'gpu', date: new Date().toISOString(), machine, summary: gpuSummary(rows), rows }, null, 2)}\n`,
-  );
+  writeBenchResults(values.json, 'gpu', { machine, summary: gpuSummary(rows), rows });
   return { rows, file: values.json };
-}
+};
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);

@@ -18,6 +18,7 @@ import { machineInfo, optimizerEntry, writeFileAtomic } from '@kstar/trainer/int
 import * as tf from '@tensorflow/tfjs';
 import { benchFlags } from './bench-flags.ts';
 import { GPU_CONFIGS, gpuName } from './bench-gpu.ts';
+import type { RowsBenchmark } from './bench-results.ts';
 import { benchRun } from './bench-run.ts';
 import {
   formatOptimizerParity,
@@ -35,10 +36,7 @@ function machine(backend: string) {
  * against its tfjs-ops fallback (and float64 at tiny shapes) on the backend, the fused attention's o, lse, dq, dk, dv
  * included; one PASS/FAIL line per kernel output. `--only attention`: the fused attention's rows alone.
  */
-export async function benchKernels(
-  argv: string[],
-  log: (line: string) => void,
-): Promise<{ rows: ParityRow[]; file: string }> {
+export const benchKernels: RowsBenchmark<ParityRow> = async (argv, log) => {
   const values = benchFlags(argv, ['json', 'backend', 'shapes', 'only'], 'kernels');
   const shapes = String(values.shapes ?? 'gpt2');
   if (shapes !== 'gpt2' && shapes !== 'tiny') {
@@ -85,7 +83,7 @@ export async function benchKernels(
     )}\n`,
   );
   return { rows, file: values.json };
-}
+};
 
 export interface ProfileRow {
   kernel: string;
@@ -148,10 +146,7 @@ function profileTable(rows: readonly ProfileRow[], footer: string): string {
  * strategies), trained by `kstar train` in this process; every step is profiled, the first (shader compilation)
  * included, and the table gives kernel times and calls per step (the mean over the steps).
  */
-export async function benchProfile(
-  argv: string[],
-  log: (line: string) => void,
-): Promise<{ rows: ProfileRow[]; file: string }> {
+export const benchProfile: RowsBenchmark<ProfileRow> = async (argv, log) => {
   const values = benchFlags(
     argv,
     ['json', 'backend', 'preset', 'seq', 'batch', 'mode', 'warmup', 'config', 'steps'],
@@ -217,7 +212,7 @@ export async function benchProfile(
   engine.dispose();
   model.dispose();
   return { rows, file: values.json };
-}
+};
 
 /** `bench profile --config NAME`: every step of a `bench gpu` row under `tf.profile`, per step. */
 async function profileConfig(

@@ -12,6 +12,7 @@ import {
 } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
 import { benchFlags } from './bench-flags.ts';
+import type { RowsBenchmark } from './bench-results.ts';
 
 /**
  * Windowed Lazy Adagrad against exact Adagrad: one `tiny` GPT per run (same seed), segmented mode (one block a
@@ -42,10 +43,7 @@ export interface LazyWindowRow {
   wallSeconds: number;
 }
 
-export async function benchLazyWindow(
-  argv: string[],
-  log: (line: string) => void,
-): Promise<{ rows: LazyWindowRow[]; file: string }> {
+export const benchLazyWindow: RowsBenchmark<LazyWindowRow> = async (argv, log) => {
   const values = benchFlags(
     argv,
     ['json', 'steps', 'windows', 'batch', 'seq', 'lr', 'backend', 'encoding'],
@@ -165,7 +163,7 @@ export async function benchLazyWindow(
     )}\n`,
   );
   return { rows, file: values.json };
-}
+};
 
 async function snapshot(model: GPTModel): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();

@@ -1,7 +1,8 @@
 import { type GPTConfig, paramSpecs } from '@kstar/gpt';
 import { split24Bytes } from '@kstar/kernels';
-import { machineInfo, optimizerEntry, writeFileAtomic } from '@kstar/trainer/internal';
+import { optimizerEntry } from '@kstar/trainer/internal';
 import { benchFlags } from './bench-flags.ts';
+import { type RowsBenchmark, writeBenchResults } from './bench-results.ts';
 import { benchRun, type Err } from './bench-run.ts';
 
 /** Tensors under this many elements keep float32 state in 8-bit Adam (bitsandbytes' min_8bit_size). */
@@ -64,10 +65,7 @@ function breakdownOf(config: GPTConfig, optimizer: string, masterWeights: string
 }
 
 /** `pnpm bench memory`: measured persistent training state (weights + optimizer state) per parameter. */
-export async function benchMemory(
-  argv: string[],
-  stderr: Err,
-): Promise<{ rows: MemoryBenchRow[]; file: string }> {
+export const benchMemory: RowsBenchmark<MemoryBenchRow, Err> = async (argv, stderr) => {
   const values = benchFlags(
     argv,
     ['preset', 'optimizer', 'master-weights', 'mode', 'backend', 'batch', 'seq', 'steps', 'json'],
@@ -121,13 +119,9 @@ export async function benchMemory(
       wallSeconds: report.wallSeconds,
     });
   }
-  const machine = machineInfo();
-  writeFileAtomic(
-    values.json,
-    `${JSON.stringify({ kind: 'memory', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
-  );
+  writeBenchResults(values.json, 'memory', { rows });
   return { rows, file: values.json };
-}
+};
 
 export function memoryTable(rows: MemoryBenchRow[]): string {
   const head = `${'preset'.padEnd(11)}${'params'.padStart(13)}${'weights B/p'.padStart(13)}${'state B/p'.padStart(11)}${'total B/p'.padStart(11)}${'grad peak B/p'.padStart(15)}`;

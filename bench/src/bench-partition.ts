@@ -6,9 +6,9 @@ import {
   partitionedUpdate,
 } from '@kstar/core';
 import { selectBackend, sliceWriter } from '@kstar/kernels';
-import { machineInfo, writeFileAtomic } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
 import { benchFlags } from './bench-flags.ts';
+import { type RowsBenchmark, writeBenchResults } from './bench-results.ts';
 
 /**
  * Gradient partitioning, measured: the extra bytes of ONE update of a weight (beyond what is alive before it),
@@ -89,10 +89,7 @@ Measures the extra bytes of one update of a weight, whole (for the optimizers in
 and partitioned in row chunks, by tf.profile and by the MemoryLedger.
 `;
 
-export async function benchPartition(
-  argv: string[],
-  log: (line: string) => void,
-): Promise<{ rows: PartitionRow[]; file: string }> {
+export const benchPartition: RowsBenchmark<PartitionRow> = async (argv, log) => {
   const values = benchFlags(
     argv,
     ['json', 'shape', 'chunk-bytes', 'optimizers', 'impl', 'whole', 'backend'],
@@ -117,13 +114,8 @@ export async function benchPartition(
   const whole = new Set(String(values.whole ?? 'adamw,lion,lazy-adagrad').split(','));
   const { backend } = await selectBackend((values.backend ?? 'cpu') as 'cpu', { log });
   const rows: PartitionRow[] = [];
-  const machine = machineInfo();
   // Written after every row, so a long run keeps what it measured.
-  const save = () =>
-    writeFileAtomic(
-      values.json as string,
-      `${JSON.stringify({ kind: 'partition', date: new Date().toISOString(), backend, machine, rows }, null, 2)}\n`,
-    );
+  const save = () => writeBenchResults(values.json as string, 'partition', { backend, rows });
   for (const name of names) {
     const entry = OPTIMIZERS[name];
     if (entry == null) throw new InputError(`unknown optimizer '${name}'`, 'E_FLAG');
@@ -138,4 +130,4 @@ export async function benchPartition(
     }
   }
   return { rows, file: values.json };
-}
+};

@@ -1,13 +1,7 @@
 import { InputError } from '@kstar/core';
-import {
-  machineInfo,
-  ProgressBar,
-  parseTrainConfig,
-  prepareRun,
-  train,
-  writeFileAtomic,
-} from '@kstar/trainer/internal';
+import { ProgressBar, parseTrainConfig, prepareRun, train } from '@kstar/trainer/internal';
 import { benchFlags } from './bench-flags.ts';
+import { type RowsBenchmark, writeBenchResults } from './bench-results.ts';
 import { benchRun, type Err } from './bench-run.ts';
 
 export const BENCH_TRAIN_HELP = `pnpm bench train --json FILE [options]
@@ -54,7 +48,7 @@ export interface BenchRow {
   wallSeconds: number;
 }
 
-export async function benchTrain(argv: string[], stderr: Err): Promise<{ rows: BenchRow[]; file: string }> {
+export const benchTrain: RowsBenchmark<BenchRow, Err> = async (argv, stderr) => {
   const values = benchFlags(
     argv,
     ['backends', 'modes', 'preset', 'optimizer', 'master-weights', 'steps', 'batch', 'seq', 'json'],
@@ -102,13 +96,9 @@ export async function benchTrain(argv: string[], stderr: Err): Promise<{ rows: B
       });
     }
   }
-  const machine = machineInfo();
-  writeFileAtomic(
-    values.json,
-    `${JSON.stringify({ kind: 'train', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
-  );
+  writeBenchResults(values.json, 'train', { rows });
   return { rows, file: values.json };
-}
+};
 
 export function benchTable(rows: BenchRow[]): string {
   const head = `${'backend'.padEnd(8)}${'mode'.padEnd(11)}${'tokens/s'.padStart(10)}${'peak MiB'.padStart(10)}${'pred MiB'.padStart(10)}${'act MiB'.padStart(10)}${'grad MiB'.padStart(10)}  loss`;
@@ -142,10 +132,7 @@ export interface OptimizerBenchRow {
   wallSeconds: number;
 }
 
-export async function benchOptimizers(
-  argv: string[],
-  stderr: Err,
-): Promise<{ rows: OptimizerBenchRow[]; file: string }> {
+export const benchOptimizers: RowsBenchmark<OptimizerBenchRow, Err> = async (argv, stderr) => {
   const values = benchFlags(
     argv,
     ['preset', 'steps', 'batch', 'backend', 'optimizers', 'lr', 'json'],
@@ -210,13 +197,9 @@ export async function benchOptimizers(
   }
   const base = rows.find((r) => r.optimizer === 'adamw');
   if (base) for (const r of rows) r.valLossVsAdamW = r.valLoss / base.valLoss - 1;
-  const machine = machineInfo();
-  writeFileAtomic(
-    values.json,
-    `${JSON.stringify({ kind: 'optimizers', date: new Date().toISOString(), machine, rows }, null, 2)}\n`,
-  );
+  writeBenchResults(values.json, 'optimizers', { rows });
   return { rows, file: values.json };
-}
+};
 
 export function optimizerTable(rows: OptimizerBenchRow[]): string {
   const head = `${'optimizer'.padEnd(18)}${'lr'.padStart(9)}${'val loss'.padStart(10)}${'vs AdamW'.padStart(10)}${'tokens/s'.padStart(10)}${'state B/param'.padStart(15)}${'peak MiB'.padStart(10)}`;

@@ -10,6 +10,7 @@ import { benchMemory, memoryTable } from './bench-memory.ts';
 import { benchPartition, PARTITION_HELP } from './bench-partition.ts';
 import { BENCH_PLAN_PREDICTION_HELP, benchPlanPrediction } from './bench-plan-prediction.ts';
 import { BENCH_PLANNER_HELP, benchPlanner } from './bench-planner.ts';
+import type { RowsBenchmark } from './bench-results.ts';
 import type { Err } from './bench-run.ts';
 import { BENCH_SHARDING_HELP, benchSharding } from './bench-sharding.ts';
 import {
@@ -41,28 +42,37 @@ function done(io: BenchIO, file: string, summary?: string): number {
   return 0;
 }
 
+/** `run` of a benchmark that returns its rows (progress on stderr): prints `table(rows)` and the results file. */
+function printsRows<R>(bench: RowsBenchmark<R, Err>, table: (rows: R[]) => string): Benchmark['run'] {
+  return async (argv, io) => {
+    const { rows, file } = await bench(argv, io.stderr);
+    return done(io, file, table(rows));
+  };
+}
+
+/** `run` of a benchmark that returns its summary table (progress on stderr): prints it and the results file. */
+function printsTable(
+  bench: (argv: string[], stderr: Err) => Promise<{ file: string; table: string }>,
+): Benchmark['run'] {
+  return async (argv, io) => {
+    const { file, table } = await bench(argv, io.stderr);
+    return done(io, file, table);
+  };
+}
+
 /** Every benchmark by name, in the order `pnpm bench --help` lists them. To add one: one entry here. */
 export const BENCHMARKS: Record<string, Benchmark> = {
   train: {
     help: BENCH_TRAIN_HELP,
-    run: async (argv, io) => {
-      const { rows, file } = await benchTrain(argv, io.stderr);
-      return done(io, file, benchTable(rows));
-    },
+    run: printsRows(benchTrain, benchTable),
   },
   optimizers: {
     help: BENCH_OPTIMIZERS_HELP,
-    run: async (argv, io) => {
-      const { rows, file } = await benchOptimizers(argv, io.stderr);
-      return done(io, file, optimizerTable(rows));
-    },
+    run: printsRows(benchOptimizers, optimizerTable),
   },
   activations: {
     help: BENCH_ACTIVATIONS_HELP,
-    run: async (argv, io) => {
-      const { file, table } = await benchActivations(argv, io.stderr);
-      return done(io, file, table);
-    },
+    run: printsTable(benchActivations),
   },
   planner: {
     help: BENCH_PLANNER_HELP,
@@ -74,17 +84,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
   },
   'plan-prediction': {
     help: BENCH_PLAN_PREDICTION_HELP,
-    run: async (argv, io) => {
-      const { file, table } = await benchPlanPrediction(argv, io.stderr);
-      return done(io, file, table);
-    },
+    run: printsTable(benchPlanPrediction),
   },
   'compress-error': {
     help: 'pnpm bench compress-error --json FILE [--preset tiny] [--batch 4] [--seq 64]  (gradient error of act-compress)\n',
-    run: async (argv, io) => {
-      const { file, table } = await benchCompressError(argv);
-      return done(io, file, table);
-    },
+    run: printsTable(benchCompressError),
   },
   memory: {
     help: `pnpm bench memory --json FILE [--preset small,gpt2-124m] [--optimizer adamw] [--master-weights fp32|split24] [--mode full]
@@ -93,10 +97,7 @@ Builds each preset (gpt2-124m with the gpt2 tokenizer, its real vocabulary), run
 batch/seq (default 1 × 64) and writes the measured persistent training state per parameter: paramBytes +
 optimizerStateBytes (gradients released in segmented mode), with where the bytes go.
 `,
-    run: async (argv, io) => {
-      const { rows, file } = await benchMemory(argv, io.stderr);
-      return done(io, file, memoryTable(rows));
-    },
+    run: printsRows(benchMemory, memoryTable),
   },
   checkpoint: {
     help: BENCH_CHECKPOINT_HELP,

@@ -100,6 +100,42 @@ export async function replayGoldenOptimizer(
   return finishReplay(vars, out);
 }
 
+/** How `replayGoldenPlugin` runs each update and describes each parameter. */
+export interface PluginReplayOptions {
+  /** Wraps one parameter's update (webgpu: a validation error scope); the default just runs it. */
+  around?: (update: () => void) => Promise<void>;
+  /** The role each parameter's state is created for (default `goldenRole`). */
+  role?: (name: string, shape: number[]) => ParamInfo['role'];
+}
+
+/**
+ * Replays a golden run through an optimizer plugin: a state per parameter (`initGoldenStates`), then every step's
+ * updates parameter by parameter, the errors recorded at the steps the golden file records. The states are disposed;
+ * the result keeps the final values.
+ */
+export async function replayGoldenPlugin(
+  plugin: OptimizerPlugin,
+  golden: Golden,
+  run: GoldenRun,
+  prefix: string,
+  options: PluginReplayOptions = {},
+): Promise<ReplayResult> {
+  const around = options.around ?? (async (update) => update());
+  const vars = goldenVariables(golden, run, prefix);
+  const states = initGoldenStates(plugin, golden, run, prefix, options.role);
+  const out = emptyReplayResult();
+  for (let t = 1; t <= golden.grads.length; t++) {
+    for (const name of run.params_used) {
+      const g = tf.tensor(golden.grads[t - 1]![name]!, golden.shapes[name]!, 'float32');
+      await around(() => plugin.update(vars[name]!, g, states[name]!, t));
+      g.dispose();
+    }
+    await recordGoldenErrors(run, vars, t, out);
+  }
+  for (const s of Object.values(states)) tf.dispose(Object.values(s));
+  return finishReplay(vars, out);
+}
+
 /** A fresh optimizer state per parameter of the run, named like `goldenVariables`; `role` defaults to `goldenRole`. */
 export function initGoldenStates(
   plugin: OptimizerPlugin,

@@ -10,7 +10,7 @@ export { measuredUniqueBytes, numel, relErr, relL2Error, rms } from './compare.t
 export { FactoredMoment64 } from './factored-moment64.ts';
 export type { GoldenOptimizers } from './golden.ts';
 export { goldenRunsOf, loadGoldenOptimizers } from './golden.ts';
-export type { ReplayResult } from './golden-replay.ts';
+export type { PluginReplayOptions, ReplayResult } from './golden-replay.ts';
 export {
   emptyReplayResult,
   expectSameFinalBits,
@@ -20,6 +20,7 @@ export {
   initGoldenStates,
   recordGoldenErrors,
   replayGoldenOptimizer,
+  replayGoldenPlugin,
 } from './golden-replay.ts';
 export { applyGradientsPlan, GRADIENT_ORDER_PLAN, worstErrorOverGradientPlan } from './gradient-plan.ts';
 export { expectFillStepsInPlace, expectUpdatesLeakNothing } from './leak-check.ts';

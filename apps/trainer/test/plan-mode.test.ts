@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createGPT, resolveConfig } from '@kstar/gpt';
+import { createGPT } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { type PlanProblem, solveExhaustive } from '@kstar/planner';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { loadCalibration } from '../src/plan-calibrate.ts';
 import { type PlanOption, planProblem, spaceFor, zeroCosts } from '../src/plan-space.ts';
 import { fixedBytes, prepareRun } from '../src/train.ts';
 import { useCalibrationFixture } from './calibration-fixture.ts';
+import { planArgv, tinyFixedBytes } from './tiny-plan-setup.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-plan-mode-'));
 useCalibrationFixture(dir, 'planner-calibration.json');
@@ -22,11 +23,7 @@ const leastBytes = (problem: PlanProblem<PlanOption>) => solveExhaustive(problem
 
 describe('--mode with --memory-budget', () => {
   it('plans no cuts: a budget only a cut plan meets is refused, naming the smallest full-graph peak', async () => {
-    await selectBackend('wasm');
-    const config = resolveConfig('tiny', {});
-    const model = createGPT(config, { seed: 1 });
-    const fixed = fixedBytes(model, optimizerEntry('adamw').create(1e-3, {}));
-    model.dispose();
+    const { config, fixed } = await tinyFixedBytes();
     const space = spaceFor({}, 'wasm');
     const problem = planProblem({
       config,
@@ -51,17 +48,7 @@ describe('--mode with --memory-budget', () => {
     const budget = Math.floor((withCuts + fullGraph) / 2);
     const err: string[] = [];
     const io = { stdout: { write: () => true }, stderr: { write: (s: string) => err.push(s) > 0 } };
-    const argv = [
-      'plan',
-      '--backend',
-      'wasm',
-      '--batch',
-      '2',
-      '--seq',
-      '64',
-      '--memory-budget',
-      String(budget),
-    ];
+    const argv = planArgv('--seq', '64', '--memory-budget', String(budget));
     expect(await runCli([...argv, '--mode', 'full'], io)).toBe(2);
     expect(err.at(-1)).toContain(
       `the smallest predicted peak with activations 'any' is ${fullGraph.toLocaleString('en-US')} bytes`,

@@ -2,8 +2,6 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TrainingEngine } from '@kstar/core';
-import { createGPT, resolveConfig } from '@kstar/gpt';
-import { selectBackend } from '@kstar/kernels';
 import { solveExhaustive, solveGreedy } from '@kstar/planner';
 import { stepResultPeaking } from '@kstar/testkit';
 import { ProgressBar } from '@kstar/train-loop';
@@ -11,7 +9,6 @@ import { describe, expect, it } from 'vitest';
 import { parseTrainConfig } from '../src/config.ts';
 import { runCli } from '../src/index.ts';
 import { WASM_HEAP_MAX_BYTES } from '../src/memory-check.ts';
-import { optimizerEntry } from '../src/optimizers.ts';
 import { AdaptivePlanner, autoBudget } from '../src/plan.ts';
 import { calibrate, calibrateState, loadCalibration, saveCalibration } from '../src/plan-calibrate.ts';
 import { planProblem, spaceFor } from '../src/plan-space.ts';
@@ -23,8 +20,9 @@ import {
   usableStateChoices,
 } from '../src/plan-state.ts';
 import { parseSeqSchedule } from '../src/seq-schedule.ts';
-import { fixedBytes, prepareRun, train } from '../src/train.ts';
+import { prepareRun, train } from '../src/train.ts';
 import { useCalibrationFixture } from './calibration-fixture.ts';
+import { planArgv, tinyFixedBytes, tinyPlanSetup } from './tiny-plan-setup.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kstar-planner-'));
 // Op times measured once (fixtures/planner-calibration.json says where): the same costs, hence the same plans, on
@@ -43,11 +41,7 @@ async function run(flags: Record<string, unknown>, pinPlan?: readonly string[]) 
 
 /** The planning problem of a preset at [batch, seq] on wasm, with costs calibrated here. */
 async function problemFor(preset: 'tiny' | 'small', batch: number, seq: number) {
-  await selectBackend('wasm');
-  const config = resolveConfig(preset, {});
-  const model = createGPT(config, { seed: 1 });
-  const optimizer = optimizerEntry('adamw').create(1e-3, {});
-  const fixed = fixedBytes(model, optimizer);
+  const { config, model, fixed } = await tinyPlanSetup(preset);
   const space = spaceFor({}, 'wasm');
   const costs = await calibrate(model, batch, seq, space, loadCalibration());
   model.dispose();
@@ -104,10 +98,7 @@ describe('planner on tiny and small (wasm)', () => {
 
 describe('optimizer-state placement per parameter group', () => {
   it('tiny (wasm: float32 / 8bit): greedy within 5 percent of exhaustive search, and the run stays under each budget', async () => {
-    await selectBackend('wasm');
-    const config = resolveConfig('tiny', {});
-    const model = createGPT(config, { seed: 1 });
-    const optimizer = optimizerEntry('adamw').create(3e-3, {});
+    const { config, model, optimizer, fixed } = await tinyPlanSetup('tiny', 3e-3);
     const groups = stateGroups(model, optimizer);
     // Offload moves nothing on wasm: only float32 and 8bit are options.
     const space = spaceFor({}, 'wasm', usableStateChoices(['float32', '8bit', 'offload'], 'adamw', 'wasm'));
@@ -121,7 +112,7 @@ describe('optimizer-state placement per parameter group', () => {
       batch: 2,
       seq: 64,
       backend: 'wasm' as const,
-      fixed: fixedBytes(model, optimizer),
+      fixed,
       space,
       costs,
       groups,
@@ -204,11 +195,7 @@ describe('re-planning', () => {
 
 describe('measured-peak overshoot', () => {
   it('tightens the budget by the overshoot and re-plans for the next step', async () => {
-    await selectBackend('wasm');
-    const config = resolveConfig('tiny', {});
-    const model = createGPT(config, { seed: 1 });
-    const fixed = fixedBytes(model, optimizerEntry('adamw').create(1e-3, {}));
-    model.dispose();
+    const { config, fixed } = await tinyFixedBytes();
     const budget = 14 * 2 ** 20;
     const planner = new AdaptivePlanner({
       config,
@@ -276,17 +263,7 @@ describe('planner inputs', () => {
       stderr: { write: (s: string) => err.push(s) > 0 },
     };
     const file = join(dir, 'plan.json');
-    const argv = [
-      'plan',
-      '--backend',
-      'wasm',
-      '--batch',
-      '2',
-      '--context',
-      '256',
-      '--seq-schedule',
-      '64:5,256:5',
-    ];
+    const argv = planArgv('--context', '256', '--seq-schedule', '64:5,256:5');
     expect(await runCli([...argv, '--memory-budget', '22MiB', '--report', file], io)).toBe(0);
     expect(out.join('')).toMatch(
       /plan at step 1 \(start\).*\n[\s\S]*plan at step 6 \(sequence-length: seq 64 → 256\)/,

@@ -1,28 +1,12 @@
-import type { SavedTensor, SavedTensorCodec } from '@kstar/core';
+import { bfloat16Bits, float32OfBfloat16, type SavedTensor, type SavedTensorCodec } from '@kstar/core';
 import { expand24, split24 } from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
-/** float32 → bfloat16 bits (round to nearest, ties to even; NaN stays NaN). */
-export function toBf16Bits(f32: Float32Array): Uint16Array {
-  const u = new Uint32Array(f32.buffer, f32.byteOffset, f32.length);
-  const out = new Uint16Array(f32.length);
-  for (let i = 0; i < u.length; i++) {
-    const x = u[i]!;
-    if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) {
-      out[i] = (x >>> 16) | 0x40; // quiet NaN
-    } else {
-      out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-    }
-  }
-  return out;
-}
+/** float32 → bfloat16 bits (round to nearest, ties to even; NaN stays NaN): core's `bfloat16Bits`. */
+export const toBf16Bits: (f32: Float32Array) => Uint16Array = bfloat16Bits;
 
-/** bfloat16 bits → float32 (exact). */
-export function fromBf16Bits(b: Uint16Array, out = new Float32Array(b.length)): Float32Array {
-  const u = new Uint32Array(out.buffer, out.byteOffset, out.length);
-  for (let i = 0; i < b.length; i++) u[i] = b[i]! << 16;
-  return out;
-}
+/** bfloat16 bits → float32 (exact): core's `float32OfBfloat16`. */
+export const fromBf16Bits: (b: Uint16Array, out?: Float32Array) => Float32Array = float32OfBfloat16;
 
 /**
  * Saved segment inputs as bfloat16, two per int32 element (value i in word ⌊i/2⌋, bits 16·(i mod 2)): the high

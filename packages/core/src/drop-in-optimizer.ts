@@ -291,3 +291,37 @@ export class DropInOptimizer<P extends DropInPlugin = DropInPlugin> extends tf.O
     return optimizer;
   }
 }
+
+/**
+ * The class a drop-in optimizer package exports: constructed with its plugin factory's arguments, registered under
+ * `className`, with `DropInOptimizer`'s static `fromConfig`.
+ */
+export interface DropInOptimizerClass<P extends DropInPlugin, A extends unknown[]> {
+  new (...args: A): DropInOptimizer<P>;
+  readonly className: string;
+  fromConfig: typeof DropInOptimizer.fromConfig;
+}
+
+/**
+ * A drop-in optimizer class over one plugin factory: `new Cls(options)` runs `createPlugin(options)`. The class is
+ * named `className` and registered under it (`tf.serialization.registerClass`) so that saved models load with it.
+ */
+export function dropInOptimizerClass<P extends DropInPlugin, A extends unknown[]>(
+  className: string,
+  createPlugin: (...args: A) => P,
+  options: DropInOptions = {},
+): DropInOptimizerClass<P, A> {
+  const cls = class extends DropInOptimizer<P> {
+    /** @nocollapse */
+    static get className(): string {
+      return className;
+    }
+
+    constructor(...args: A) {
+      super(createPlugin(...args), options);
+    }
+  };
+  Object.defineProperty(cls, 'name', { value: className });
+  tf.serialization.registerClass(cls);
+  return cls;
+}

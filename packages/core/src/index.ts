@@ -1,5 +1,6 @@
 export type { RecomputeDeclaration, RecomputeRefusal } from './activation-mode.ts';
 export { activationMode, recomputeInFullMode, recomputesSegments } from './activation-mode.ts';
+export { bfloat16Bits, float32OfBfloat16 } from './bfloat16.ts';
 export type { Composition } from './compose.ts';
 export { composePlugins } from './compose.ts';
 export type {
@@ -22,8 +23,8 @@ export type {
   StageSummary,
 } from './contracts.ts';
 export { SPECIFICATION_VERSION } from './contracts.ts';
-export type { DropInOptions, DropInPlugin, NamedTensor } from './drop-in-optimizer.ts';
-export { DropInOptimizer } from './drop-in-optimizer.ts';
+export type { DropInOptimizerClass, DropInOptions, DropInPlugin, NamedTensor } from './drop-in-optimizer.ts';
+export { DropInOptimizer, dropInOptimizerClass } from './drop-in-optimizer.ts';
 export type { EngineMode, EngineOptions, GradAccumulator, ReplanOptions, StepResult } from './engine.ts';
 export { TrainingEngine } from './engine.ts';
 export type { EngineInternals } from './engine-internals.ts';

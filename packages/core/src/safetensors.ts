@@ -1,3 +1,4 @@
+import { bfloat16Bits, float32OfBfloat16 } from './bfloat16.ts';
 import { InputError } from './errors.ts';
 
 /**
@@ -188,26 +189,12 @@ export function bytesOf(values: Float32Array | Int32Array | Uint8Array): Uint8Ar
 export function float32Of(t: SafeTensor, origin: string): Float32Array {
   if (t.dtype === 'F32') return new Float32Array(t.data.slice().buffer);
   if (t.dtype === 'BF16') {
-    const n = t.data.byteLength / 2;
-    const halves = new Uint16Array(t.data.slice().buffer);
-    const words = new Uint32Array(n);
-    for (let i = 0; i < n; i++) words[i] = halves[i]! << 16;
-    return new Float32Array(words.buffer);
+    return float32OfBfloat16(new Uint16Array(t.data.slice().buffer));
   }
   throw new InputError(`${origin}: dtype ${t.dtype} is not a float weight: use F32 or BF16`, 'E_SAFETENSORS');
 }
 
 /** bfloat16 bytes of float32 values, rounded to nearest even (NaN stays NaN). */
 export function bfloat16Bytes(values: Float32Array): Uint8Array {
-  const words = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const w = words[i]!;
-    if ((w & 0x7f800000) === 0x7f800000 && (w & 0x7fffff) !== 0) {
-      out[i] = (w >>> 16) | 0x40; // quiet NaN
-    } else {
-      out[i] = (w + 0x7fff + ((w >>> 16) & 1)) >>> 16;
-    }
-  }
-  return new Uint8Array(out.buffer);
+  return new Uint8Array(bfloat16Bits(values).buffer);
 }

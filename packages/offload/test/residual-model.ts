@@ -1,5 +1,4 @@
-import type { OptimizerPlugin, Stage, StagedModel } from '@kstar/core';
-import { SPECIFICATION_VERSION, stateVariable } from '@kstar/core';
+import type { Stage, StagedModel } from '@kstar/core';
 import * as tf from '@tensorflow/tfjs';
 
 /** Embedding, `depth` residual ReLU blocks, a linear head with mean squared error against the one-hot target. */
@@ -54,33 +53,4 @@ export function batchOf(vocab: number, B: number, T: number, seed: number) {
     inputs: tf.randomUniform([B, T], 0, vocab, 'int32', seed),
     targets: tf.randomUniform([B, T], 0, vocab, 'int32', seed + 1),
   }));
-}
-
-/**
- * SGD with momentum, its state a float32 velocity and an int32 update count (both variables, written in place by
- * `assign`): a stateful optimizer of the test's own (plugins do not depend on each other's packages).
- */
-export function momentum(lr: number, beta: number): OptimizerPlugin {
-  return {
-    specificationVersion: SPECIFICATION_VERSION,
-    kind: 'optimizer',
-    name: 'momentum',
-    describe: () => ({ lr, beta }),
-    init: (p) => ({
-      m: stateVariable(`${p.name}/m`, p.shape),
-      count: stateVariable(`${p.name}/count`, [1], { dtype: 'int32' }),
-    }),
-    stateBytes: (shape) => 4 * shape.reduce((a, b) => a * b, 1) + 4,
-    update(param, grad, state) {
-      const m = state.m as tf.Variable;
-      const count = state.count as tf.Variable;
-      tf.tidy(() => {
-        m.assign(tf.add(tf.mul(m, beta), grad));
-        // The count scales nothing but must travel exactly: the step uses 1 + 0·count.
-        const scale = tf.add(1, tf.mul(tf.cast(count, 'float32'), 0));
-        param.assign(tf.sub(param, tf.mul(tf.mul(m, lr), scale)));
-        count.assign(tf.add(count, tf.scalar(1, 'int32')));
-      });
-    },
-  };
 }

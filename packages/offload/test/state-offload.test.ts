@@ -1,9 +1,10 @@
 import { MemoryLedger, TrainingEngine } from '@kstar/core';
 import { selectBackend, shutdownWebGPU } from '@kstar/kernels';
+import { momentum } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { offloadEffective, offloadState } from '../src/index.ts';
-import { batchOf, momentum, residualModel } from './residual-model.ts';
+import { batchOf, residualModel } from './residual-model.ts';
 
 const skipWebGPU = process.env.KSTAR_SKIP_WEBGPU === '1';
 if (skipWebGPU) console.warn('KSTAR_SKIP_WEBGPU=1: state offload was NOT tested on WebGPU');
@@ -27,7 +28,7 @@ async function flushWebGPU() {
 async function run(withOffload: boolean, mode: 'full' | 'segmented') {
   const model = residualModel(VOCAB, DIM, DEPTH, 5);
   const ledger = new MemoryLedger();
-  const base = momentum(0.05, 0.9);
+  const base = momentum(0.05, 0.9, { countUpdates: true });
   const offloaded = withOffload ? offloadState(base, { offload: (p) => p.name.startsWith('W') }) : undefined;
   const optimizer = offloaded ?? base;
   await flushWebGPU();

@@ -1,7 +1,5 @@
-import { DropInOptimizer } from '@kstar/core';
-import * as tf from '@tensorflow/tfjs-core';
-import type { AdafactorOptions } from './hparams.ts';
-import { type AdafactorImpl, type AdafactorPlugin, adafactor } from './plugin.ts';
+import { type DropInOptimizer, dropInOptimizerClass } from '@kstar/core';
+import { type AdafactorPlugin, adafactor } from './plugin.ts';
 
 /**
  * A drop-in `tf.Optimizer` running Adafactor (HF `transformers.optimization.Adafactor` semantics) through the
@@ -12,15 +10,5 @@ import { type AdafactorImpl, type AdafactorPlugin, adafactor } from './plugin.ts
  * `<var>/exp_avg_sq`), `<var>/exp_avg` with beta1, and `<var>/step` (int32 scalar), after the global `iter`.
  * With `relativeStep` (the default) there is no learning rate to schedule: assigning one throws `InputError`.
  */
-export class Adafactor extends DropInOptimizer<AdafactorPlugin> {
-  /** @nocollapse */
-  static get className(): string {
-    return 'Adafactor';
-  }
-
-  constructor(options: AdafactorOptions & { impl?: AdafactorImpl } = {}) {
-    super(adafactor(options), { stepCount: 'per-variable' });
-  }
-}
-
-tf.serialization.registerClass(Adafactor);
+export const Adafactor = dropInOptimizerClass('Adafactor', adafactor, { stepCount: 'per-variable' });
+export type Adafactor = DropInOptimizer<AdafactorPlugin>;

@@ -1,14 +1,5 @@
 import type { OptimizerPlugin } from '@kstar/core';
-import {
-  callUntyped,
-  emptyReplayResult,
-  finishReplay,
-  goldenVariables,
-  initGoldenStates,
-  type ReplayResult,
-  recordGoldenErrors,
-  replayGoldenOptimizer,
-} from '@kstar/testkit';
+import { callUntyped, type ReplayResult, replayGoldenOptimizer, replayGoldenPlugin } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 import type { Adafactor, AdafactorOptions } from '../src/index.ts';
@@ -37,21 +28,8 @@ export async function replayPlugin(
   around: Around = plain,
 ): Promise<ReplayResult> {
   const { golden, run } = goldenRun(runIndex);
-  const vars = goldenVariables(golden, run, prefix);
-  const states = initGoldenStates(plugin, golden, run, prefix, (name) =>
-    name === 'E' ? 'embedding' : 'other',
-  );
-  const out = emptyReplayResult();
-  for (let t = 1; t <= golden.grads.length; t++) {
-    for (const name of run.params_used) {
-      const g = tf.tensor(golden.grads[t - 1]![name]!, golden.shapes[name]!, 'float32');
-      await around(() => plugin.update(vars[name]!, g, states[name]!, t));
-      g.dispose();
-    }
-    await recordGoldenErrors(run, vars, t, out);
-  }
-  for (const s of Object.values(states)) tf.dispose(Object.values(s));
-  return finishReplay(vars, out);
+  const role = (name: string) => (name === 'E' ? 'embedding' : 'other');
+  return replayGoldenPlugin(plugin, golden, run, prefix, { around, role });
 }
 
 /** Replays golden run `runIndex` through the drop-in `tf.Optimizer` (`applyGradients` by name). */

@@ -1,7 +1,5 @@
-import { DropInOptimizer } from '@kstar/core';
-import * as tf from '@tensorflow/tfjs-core';
-import type { AdamWOptions } from './hparams.ts';
-import { type AdamWImpl, type AdamWPlugin, adamw } from './plugin.ts';
+import { type DropInOptimizer, dropInOptimizerClass } from '@kstar/core';
+import { type AdamWPlugin, adamw } from './plugin.ts';
 
 /**
  * A drop-in `tf.Optimizer` running AdamW (torch.optim.AdamW semantics) through the fused in-place `adamwUpdate`
@@ -10,15 +8,5 @@ import { type AdamWImpl, type AdamWPlugin, adamw } from './plugin.ts';
  * Bias correction uses the optimizer's global step `iterations + 1` (as `tf.train.adam` does), so a variable
  * first updated at step k starts with step k's correction, not step 1's as in torch's per-parameter counter.
  */
-export class AdamW extends DropInOptimizer<AdamWPlugin> {
-  /** @nocollapse */
-  static get className(): string {
-    return 'AdamW';
-  }
-
-  constructor(options: AdamWOptions & { impl?: AdamWImpl } = {}) {
-    super(adamw(options));
-  }
-}
-
-tf.serialization.registerClass(AdamW);
+export const AdamW = dropInOptimizerClass('AdamW', adamw);
+export type AdamW = DropInOptimizer<AdamWPlugin>;

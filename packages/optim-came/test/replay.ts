@@ -1,14 +1,5 @@
 import type { OptimizerPlugin } from '@kstar/core';
-import {
-  emptyReplayResult,
-  finishReplay,
-  goldenVariables,
-  initGoldenStates,
-  type ReplayResult,
-  recordGoldenErrors,
-  replayGoldenOptimizer,
-} from '@kstar/testkit';
-import * as tf from '@tensorflow/tfjs';
+import { type ReplayResult, replayGoldenOptimizer, replayGoldenPlugin } from '@kstar/testkit';
 import { expect } from 'vitest';
 import { CAME, cameFromReferenceHparams } from '../src/index.ts';
 import { goldenCameRuns } from './helpers.ts';
@@ -19,7 +10,7 @@ type Run = ReturnType<typeof goldenCameRuns>['runs'][number];
 
 /**
  * Replays a golden CAME run through a K* optimizer plugin (init per param, update per step). `around` wraps each
- * step's updates (webgpu: a validation error scope).
+ * update (webgpu: a validation error scope).
  */
 export async function replayPlugin(
   plugin: OptimizerPlugin,
@@ -28,23 +19,7 @@ export async function replayPlugin(
   around: (update: () => void) => Promise<void> = async (u) => u(),
 ): Promise<ReplayResult> {
   const { golden } = goldenCameRuns();
-  const vars = goldenVariables(golden, run, prefix);
-  const states = initGoldenStates(plugin, golden, run, prefix);
-  const out = emptyReplayResult();
-  for (let t = 1; t <= golden.grads.length; t++) {
-    const grads = run.params_used.map((name) =>
-      tf.tensor(golden.grads[t - 1]![name]!, golden.shapes[name]!, 'float32'),
-    );
-    await around(() => {
-      run.params_used.forEach((name, i) => {
-        plugin.update(vars[name]!, grads[i]!, states[name]!, t);
-      });
-    });
-    tf.dispose(grads);
-    await recordGoldenErrors(run, vars, t, out);
-  }
-  for (const s of Object.values(states)) tf.dispose(Object.values(s));
-  return finishReplay(vars, out);
+  return replayGoldenPlugin(plugin, golden, run, prefix, { around });
 }
 
 /** Replays a golden CAME run through the drop-in `tf.train.Optimizer` (`applyGradients` by name). */

@@ -1,19 +1,13 @@
 import type { OptimizerPlugin } from '@kstar/core';
-import { callUntyped } from '@kstar/testkit';
-import * as tf from '@tensorflow/tfjs';
+import { callUntyped, type ReplayResult, replayGoldenPlugin } from '@kstar/testkit';
 import { adalomo, adalomoFromReferenceHparams, lomo, lomoFromReferenceHparams } from '../src/index.ts';
-import { loadGolden, relErr } from './helpers.ts';
+import { loadGolden } from './helpers.ts';
 
 /** Wraps one update (webgpu: a validation error scope); the default just runs it. */
 export type Around = (update: () => void) => Promise<void>;
 const plain: Around = async (u) => u();
 
-export interface ReplayResult {
-  /** errors[step][param] = max|p − p_ref| / RMS(p_ref). */
-  errors: Record<number, Record<string, number>>;
-  worst: number;
-  worstAt: string;
-}
+export type { ReplayResult };
 
 /** The golden run indices this package replays: 1 (`sgd`, as LOMO) and 7 (`adalomo`). */
 export const SGD_RUN = 1;
@@ -53,45 +47,7 @@ export async function replay(
   around: Around = plain,
 ): Promise<ReplayResult> {
   const golden = loadGolden();
-  const run = golden.runs[index]!;
-  const vars: Record<string, tf.Variable> = {};
-  const states: Record<string, Record<string, tf.Tensor>> = {};
-  for (const name of run.params_used) {
-    vars[name] = tf.tidy(() =>
-      tf.variable(tf.tensor(golden.init[name]!, golden.shapes[name]!, 'float32'), true, `${prefix}/${name}`),
-    );
-    const shape = golden.shapes[name]!;
-    states[name] = plugin.init({
-      name: `${prefix}/${name}`,
-      shape,
-      role: name === 'E' ? 'embedding' : shape.length >= 2 ? 'matrix' : 'vector',
-    });
-  }
-  const out: ReplayResult = { errors: {}, worst: 0, worstAt: '' };
-  const last = Math.max(...run.after.map((a) => a.step));
-  for (let t = 1; t <= last; t++) {
-    for (const name of run.params_used) {
-      const g = tf.tensor(golden.grads[t - 1]![name]!, golden.shapes[name]!, 'float32');
-      await around(() => plugin.update(vars[name]!, g, states[name]!, t));
-      g.dispose();
-    }
-    const rec = run.after.find((a) => a.step === t);
-    if (rec == null) continue;
-    out.errors[t] = {};
-    for (const name of run.params_used) {
-      const e = relErr(await vars[name]!.data(), rec.params[name]!);
-      out.errors[t]![name] = e;
-      if (e > out.worst) {
-        out.worst = e;
-        out.worstAt = `step ${t}, ${name}`;
-      }
-    }
-  }
-  for (const name of run.params_used) {
-    vars[name]!.dispose();
-    tf.dispose(Object.values(states[name]!));
-  }
-  return out;
+  return replayGoldenPlugin(plugin, golden, golden.runs[index]!, prefix, { around });
 }
 
 export function formatReplay(label: string, r: ReplayResult): string {
