@@ -15,8 +15,8 @@
 #                    run(command="STAGE=s4 DEV_DIR=.device/cuda bash .device/cuda/gpu-run-cuda-speed.sh",
 #                        carry=[".device/cuda", ".device/node.xz", ".gl"])
 #   STAGE=s5       (session 5, DEV_DIR=.device/cuda) parity of the matmul and AdamW cases with the GEMM speed table,
-#                  then the rows and PyTorch, an A/B tf32 row without the transposed-A copy (KSTAR_CUDA_TRANSPOSE_FIRST=0)
-#                  and the tf32 and bf16 profiles; the ratio table last (a copy of scripts/cuda-summary.mjs in DEV_DIR)
+#                  then the rows and PyTorch, A/B tf32 rows without the transposed-A copy (KSTAR_CUDA_TRANSPOSE_FIRST=0)
+#                  and without the batched AdamW (KSTAR_CUDA_ADAMW_BATCH=0), the tf32 and bf16 profiles; the ratio table last (a copy of scripts/cuda-summary.mjs in DEV_DIR)
 #                  (→ bench/results/2026-12-03-s5-cuda-*.json):
 #                    run(command="STAGE=s5 DEV_DIR=.device/cuda bash .device/cuda/gpu-run-cuda-speed.sh",
 #                        carry=[".device/cuda", ".device/node.xz", ".gl"])
@@ -60,10 +60,12 @@ case "${STAGE:-profile}" in
   s5)
     speed_parity "${PARITY_LIMIT:-120}" "dW|LM head"
     rows_and_torch 100; save
-    KSTAR_CUDA_MATMUL=tf32 KSTAR_CUDA_TRANSPOSE_FIRST=0 timeout 90 /tmp/k/node /tmp/k/bundle-dir/bench.mjs gpu \
-      --backend cuda --steps "${STEPS:-12}" --limit-seconds 60 --configs adamw-full-graph \
-      --json "$W/gpu-cuda-tf32-no-transpose-first.json" > "$W/ab.log" 2>&1
-    echo "A/B tf32 without the transposed-A copy: exit $?"; grep -E "^adamw" "$W/ab.log"; save
+    for AB in TRANSPOSE_FIRST ADAMW_BATCH; do
+      F=$W/gpu-cuda-tf32-no-$(echo $AB | tr 'A-Z_' 'a-z-').json
+      env KSTAR_CUDA_MATMUL=tf32 KSTAR_CUDA_$AB=0 timeout 90 /tmp/k/node /tmp/k/bundle-dir/bench.mjs gpu \
+        --backend cuda --steps "${STEPS:-12}" --limit-seconds 60 --configs adamw-full-graph --json "$F" >> "$W/ab.log" 2>&1
+      echo "A/B tf32 with KSTAR_CUDA_$AB=0: exit $?"; grep -E "^adamw" "$W/ab.log" | tail -1; save
+    done
     OUT=$W/prof SKIP_PARITY=1 SKIP_GPU=1 SKIP_TORCH=1 PROFILE=1 PROFILE_STEPS=4 PROFILE_PRECISIONS="${PROFILES:-tf32 bf16}" \
       PROFILE_LIMIT=60 bash "$D/gpu-run-cuda.sh"; echo "profiles done after ${SECONDS}s"; save
     /tmp/k/node "$D/cuda-summary.mjs" "$W" "$W/summary.json" ;;
