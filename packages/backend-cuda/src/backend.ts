@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { AdamwQueue } from './adamw-queue.ts';
 import type { CudaDevice } from './device.ts';
 import { markProfileStep } from './profile.ts';
 import { sizeOf } from './shape.ts';
@@ -36,6 +37,8 @@ export class CudaBackend extends tf.KernelBackend {
   /** High-water mark since the last `resetStepPeak` (the trainer resets it at each step's start). */
   private stepPeakBytesInUse = 0;
   private staging: { pool: PinnedStagingPool; device: StagingDevice } | undefined;
+  /** AdamW updates waiting for one batched launch (adamw-queue.ts): flushed before anything can see their buffers. */
+  readonly adamw = new AdamwQueue();
 
   constructor(readonly device: CudaDevice) {
     super();
@@ -88,6 +91,7 @@ export class CudaBackend extends tf.KernelBackend {
   }
 
   override readSync(dataId: tf.DataId): tf.backend_util.BackendValues {
+    this.adamw.flush(this);
     const d = this.data.get(dataId);
     if (!d) throw new Error("backend 'cuda': readSync of a disposed tensor");
     const n = d.bytes / ELEMENT_BYTES;
@@ -111,6 +115,7 @@ export class CudaBackend extends tf.KernelBackend {
    * the raw stored bytes (bool as int32) and stay valid until `release()`.
    */
   readToPinnedHost(dataIds: readonly tf.DataId[]): StagedRead {
+    this.adamw.flush(this);
     if (!this.staging) {
       const { allocator, device } = cudaStaging(this.device);
       this.staging = { pool: new PinnedStagingPool(allocator), device };
@@ -128,6 +133,7 @@ export class CudaBackend extends tf.KernelBackend {
     if (!d) return true;
     d.refCount--;
     if (!force && d.refCount > 0) return false;
+    if (this.adamw.holds(d.ptr)) this.adamw.flush(this); // a queued update still reads or writes it
     this.device.free(d.ptr);
     this.bytesInUse -= d.bytes;
     this.data.delete(dataId);
@@ -154,7 +160,9 @@ export class CudaBackend extends tf.KernelBackend {
     peakBytesInGPU: number;
     stepPeakBytesInGPU: number;
   } {
-    // The trainer reads memory once a step: the profile's step boundary (a no-op when not profiling).
+    // The trainer reads memory once a step, after the optimizer: its queued updates go out with the step, and this is
+    // the profile's step boundary (a no-op when not profiling).
+    this.adamw.flush(this);
     markProfileStep();
     const pool = this.device.poolBytes();
     return {
@@ -179,9 +187,11 @@ export class CudaBackend extends tf.KernelBackend {
   }
 
   override async time(f: () => void): Promise<tf.BackendTimingInfo> {
+    this.adamw.flush(this);
     this.device.sync();
     const start = performance.now();
     f();
+    this.adamw.flush(this);
     this.device.sync();
     return { kernelMs: performance.now() - start };
   }
@@ -195,6 +205,7 @@ export class CudaBackend extends tf.KernelBackend {
   }
 
   override dispose(): void {
+    this.adamw.flush(this);
     for (const id of [...this.data.keys()]) this.disposeData(id, true);
     this.device.sync();
     this.staging?.pool.dispose();

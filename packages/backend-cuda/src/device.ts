@@ -234,10 +234,30 @@ export class CudaDevice {
     }
   }
 
-  /** Queues `fn` on the stream: `grid` × `gridY` blocks of `block` threads. */
-  launch(fn: unknown, grid: number, block: number, params: readonly Param[], what: string, gridY = 1): void {
+  /** Queues `fn` on the stream: `grid` × `gridY` × `gridZ` blocks of `block` threads. */
+  launch(
+    fn: unknown,
+    grid: number,
+    block: number,
+    params: readonly Param[],
+    what: string,
+    gridY = 1,
+    gridZ = 1,
+  ): void {
     const addr = packParams(params, this.paramView, this.paramBase);
-    const rc = this.libs.driver.cuLaunchKernel(fn, grid, gridY, 1, block, 1, 1, 0, this.stream, addr, null);
+    const rc = this.libs.driver.cuLaunchKernel(
+      fn,
+      grid,
+      gridY,
+      gridZ,
+      block,
+      1,
+      1,
+      0,
+      this.stream,
+      addr,
+      null,
+    );
     if (rc !== 0) this.check(rc, `cuLaunchKernel(${what})`);
   }
 

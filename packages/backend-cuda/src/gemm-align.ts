@@ -95,13 +95,14 @@ export const TRANSPOSE_TILE = 32;
 /**
  * out [cols, rows] = inᵀ for in [rows, cols] float32: 32 × 32 tiles through shared memory (a padded row of 33 avoids
  * bank conflicts), so both the reads and the writes are coalesced. 256 threads a block (32 × 8, each 4 rows); grid x
- * over column tiles, y over row tiles (`transposeTileGrid`).
+ * over column tiles, y over row tiles (`transposeTileGrid`), z over a batch of such matrices stored back to back.
  */
 export function transposeTileSource(name: string): string {
   return `extern "C" __global__ void ${name}(float* __restrict__ out, const float* __restrict__ in, long long rows, long long cols) {
   __shared__ float tile[32][33];
   const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
   const long long r0 = (long long)blockIdx.y * 32, c0 = (long long)blockIdx.x * 32;
+  in += (long long)blockIdx.z * rows * cols; out += (long long)blockIdx.z * rows * cols;
   for (int j = ty; j < 32; j += 8) {
     const long long r = r0 + j, c = c0 + tx;
     if (r < rows && c < cols) tile[j][tx] = in[r * cols + c];
@@ -121,4 +122,45 @@ export const TRANSPOSE_BLOCK = 256;
 /** Blocks of a tiled transpose of [rows, cols]: x over column tiles, y over row tiles. */
 export function transposeTileGrid(rows: number, cols: number): { x: number; y: number } {
   return { x: Math.ceil(cols / TRANSPOSE_TILE), y: Math.ceil(rows / TRANSPOSE_TILE) };
+}
+
+/**
+ * Whether a TF32 product with only A transposed (row-major Aᵀ·B: a weight gradient Xᵀ·dY, the LM head's dZᵀ·H) should
+ * first copy A transposed, so cuBLAS runs the plain A·B. In cuBLAS's column-major terms Aᵀ·B leaves neither operand
+ * contiguous along K, and Hopper's TF32 tensor-core kernels need that of at least one: on the H200 dW_fc ran at 120
+ * TFLOP/s against 262 with Xᵀ stored, dWte at 125 (bench/results/2026-12-03-s4-cuda-kernels.json). The transpose reads
+ * and writes M·K float32 (≈ 8 bytes an element at ~2.5 TB/s) to save about half of 2·M·N·K flops at ~125 TFLOP/s: it
+ * pays where N > ~400 (not attention's dV = Pᵀ·dO, N = head size 64), on products of PAD_MIN_MACS or more, with K
+ * aligned (the copy's rows are K long). bf16 products read transposed operands at full speed (263 TFLOP/s).
+ */
+export function transposedFirstOperandPays(
+  precision: 'strict' | 'tf32' | 'bf16',
+  shape: { M: number; N: number; K: number; batch: number },
+  transposeA: boolean,
+  transposeB: boolean,
+): boolean {
+  const { M, N, K, batch } = shape;
+  return (
+    precision === 'tf32' &&
+    transposeA &&
+    !transposeB &&
+    N >= 512 &&
+    K % ldMultiple(precision) === 0 &&
+    batch * M * N * K >= PAD_MIN_MACS &&
+    Math.ceil(K / TRANSPOSE_TILE) <= 65_535 &&
+    batch <= 65_535
+  );
+}
+
+/**
+ * Where `transposedFirstOperandPays` holds, whether to compute Cᵀ = (Bᵀ copied)·A and transpose Cᵀ instead of copying
+ * Aᵀ: it moves N·K + M·N elements instead of M·K, fewer when A is the wide one (dW_proj = hᵀ·dy, M = 3072, N = 768:
+ * 8.7 M against 25 M elements). Cᵀ's rows are M long: M must be aligned (the LM head's dWte, M = 50,257, is not).
+ */
+export function transposedProductPays(
+  precision: 'strict' | 'tf32' | 'bf16',
+  shape: { M: number; N: number; K: number },
+): boolean {
+  const { M, N, K } = shape;
+  return M % ldMultiple(precision) === 0 && N * K + M * N < M * K;
 }

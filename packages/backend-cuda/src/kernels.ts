@@ -670,14 +670,26 @@ function withOperandCache(kernelName: string, impl: Impl): Impl {
   };
 }
 
+/** Launches the queued AdamW updates (adamw-queue.ts) before every other kernel: it may read what they write. */
+function afterQueuedUpdates(kernelName: string, impl: Impl): Impl {
+  if (kernelName === 'KstarAdamW') return impl;
+  return (ctx) => {
+    ctx.backend.adamw.flush(ctx.backend);
+    return impl(ctx);
+  };
+}
+
 /** Registers every kernel for the backend name `cuda` (idempotent). */
 export function registerCudaKernels(backendName = 'cuda'): void {
   const profile = profileFile();
   for (const [kernelName, impl] of Object.entries(KERNELS)) {
     if (tf.getKernel(kernelName, backendName)) continue;
-    const kernelFunc = profile
-      ? timed(kernelName, withOperandCache(kernelName, impl), profile)
-      : withOperandCache(kernelName, impl);
+    const kernelFunc = afterQueuedUpdates(
+      kernelName,
+      profile
+        ? timed(kernelName, withOperandCache(kernelName, impl), profile)
+        : withOperandCache(kernelName, impl),
+    );
     tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
 }

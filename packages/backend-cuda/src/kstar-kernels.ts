@@ -1,5 +1,7 @@
+import { AdamwQueue } from './adamw-queue.ts';
 import { type Impl, type Info, p } from './kernel-context.ts';
 import {
+  ADAMW_CONSTS,
   adamwSource,
   adamwVec4Source,
   addInPlaceSource,
@@ -177,22 +179,34 @@ const crossEntropyGrad: Impl = ({ inputs, backend: b }) => {
   return dz;
 };
 
-/** Attributes as computed by @kstar/kernels' adamw.ts `constants` (float64 there, float32 here). */
+/**
+ * Attributes as computed by @kstar/kernels' adamw.ts `constants` (float64 there, float32 here). Queued with the step's
+ * other updates (adamw-queue.ts), which go out in launches of up to 32 tensors; KSTAR_CUDA_ADAMW_BATCH=0 launches
+ * each at once through the one-tensor kernels.
+ */
 const adamw: Impl = ({ inputs, backend: b, attrs: c }) => {
   const { param, grad, m, v } = inputs as Record<string, Info>;
   requireFloat('KstarAdamW', { param: param!, grad: grad!, m: m!, v: v! });
   const n = sizeOf(param!.shape);
-  const buffers = [param!, grad!, m!, v!].map((t) => b.pointer(t.dataId));
+  const [pp, pg, pm, pv] = [param!, grad!, m!, v!].map((t) => b.pointer(t.dataId)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
   // 4 elements a thread where the length and every buffer allow 128-bit accesses (a GPT's parameters all do).
-  const vec4 = n % 4 === 0 && buffers.every((x) => x % 16 === 0);
-  const name = vec4 ? 'kstar_adamw_vec4' : 'kstar_adamw';
-  launchFixed(b, name, (vec4 ? adamwVec4Source : adamwSource)(name), vec4 ? n / 4 : n, [
-    ...buffers.map(ptr),
-    i64(vec4 ? n / 4 : n),
-    ...(
-      ['beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'decay', 'stepSize', 'sqrtBc2', 'eps'] as const
-    ).map((k) => f32(c[k] as number)),
-  ]);
+  const vec4 = n % 4 === 0 && [pp, pg, pm, pv].every((x) => x % 16 === 0);
+  const k = ADAMW_CONSTS.map((key) => c[key] as number);
+  if (n > 0 && AdamwQueue.enabled())
+    b.adamw.push(b, { p: pp, g: pg, m: pm, v: pv, n: vec4 ? n / 4 : n, vec4, k });
+  else {
+    const name = vec4 ? 'kstar_adamw_vec4' : 'kstar_adamw';
+    launchFixed(b, name, (vec4 ? adamwVec4Source : adamwSource)(name), vec4 ? n / 4 : n, [
+      ...[pp, pg, pm, pv].map(ptr),
+      i64(vec4 ? n / 4 : n),
+      ...k.map(f32),
+    ]);
+  }
   return [param!, m!, v!].map((t) => view(b, t, t.shape.slice()));
 };
 

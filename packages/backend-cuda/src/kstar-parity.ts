@@ -129,6 +129,26 @@ export function kstarParityCases(): ParityCase[] {
         return [param, m, v];
       },
     });
+  // Updates queued for one batched launch (adamw-queue.ts): an odd tensor, a multiple of 4, then the odd one again
+  // (queued twice, it must flush in between: both updates in one launch would race).
+  cases.push({
+    kernel: 'KstarAdamW',
+    name: 'KstarAdamW batched [33,17] + [12,100] + [33,17] again',
+    inputs: [
+      [33, 17],
+      [12, 100],
+    ].flatMap(([r, c]) => [f(r!, c!), f(r!, c!), f(r!, c!), { shape: [r!, c!], lo: 0, hi: 0.5 }]),
+    run: (xs) => {
+      const vars = xs.map((x, i) => (i % 4 === 1 ? x! : ownVariable(x!)));
+      const hp = { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 3 };
+      const update = (o: number) =>
+        call(adamwKernel, { param: vars[o]!, grad: vars[o + 1]!, m: vars[o + 2]!, v: vars[o + 3]!, hp });
+      update(0);
+      update(4);
+      update(0);
+      return [0, 2, 3, 4, 6, 7].map((i) => vars[i]!);
+    },
+  });
   cases.push({
     kernel: 'KstarAddInPlace',
     name: 'KstarAddInPlace [7,1031]',

@@ -212,23 +212,73 @@ extern "C" __global__ void ${name}(float* __restrict__ p, const float* __restric
  * aligned): one 128-bit load and store per array, the per-element arithmetic of `adamwSource` unchanged. The optimizer
  * streams 7 floats an element, so the update is bandwidth-bound; wider accesses take fewer instructions per byte.
  */
-export const adamwVec4Source = (name: string): string => `
+const ADAMW_ONE = `
 __device__ __forceinline__ void adamwOne(float& p, float g, float& m, float& v, float beta1, float oneMinusBeta1,
     float beta2, float oneMinusBeta2, float decay, float stepSize, float sqrtBc2, float eps) {
   m = beta1 * m + oneMinusBeta1 * g;
   v = beta2 * v + oneMinusBeta2 * g * g;
   p = p * decay - (m / (sqrtf(v) / sqrtBc2 + eps)) * stepSize;
 }
-extern "C" __global__ void ${name}(float4* __restrict__ p, const float4* __restrict__ g, float4* __restrict__ m,
-    float4* __restrict__ v, long long n, float beta1, float oneMinusBeta1, float beta2, float oneMinusBeta2,
-    float decay, float stepSize, float sqrtBc2, float eps) {
-  ${GRID_STRIDE} {
+`;
+
+/** The 128-bit AdamW loop body over float4 arrays p, g, m, v (constants as local names). */
+const ADAMW_VEC4_BODY = `${GRID_STRIDE} {
     float4 pi = p[i], gi = g[i], mi = m[i], vi = v[i];
     adamwOne(pi.x, gi.x, mi.x, vi.x, beta1, oneMinusBeta1, beta2, oneMinusBeta2, decay, stepSize, sqrtBc2, eps);
     adamwOne(pi.y, gi.y, mi.y, vi.y, beta1, oneMinusBeta1, beta2, oneMinusBeta2, decay, stepSize, sqrtBc2, eps);
     adamwOne(pi.z, gi.z, mi.z, vi.z, beta1, oneMinusBeta1, beta2, oneMinusBeta2, decay, stepSize, sqrtBc2, eps);
     adamwOne(pi.w, gi.w, mi.w, vi.w, beta1, oneMinusBeta1, beta2, oneMinusBeta2, decay, stepSize, sqrtBc2, eps);
     p[i] = pi; m[i] = mi; v[i] = vi;
+  }`;
+
+export const adamwVec4Source = (name: string): string => `${ADAMW_ONE}
+extern "C" __global__ void ${name}(float4* __restrict__ p, const float4* __restrict__ g, float4* __restrict__ m,
+    float4* __restrict__ v, long long n, float beta1, float oneMinusBeta1, float beta2, float oneMinusBeta2,
+    float decay, float stepSize, float sqrtBc2, float eps) {
+  ${ADAMW_VEC4_BODY}
+}
+`;
+
+/** Updates one batched AdamW launch takes: its parameter struct (2,432 bytes) stays within the 4 KB of a launch. */
+export const ADAMW_GROUP = 32;
+
+/** The order of the constants in each update's row of `AdamwGroup.k` (@kstar/kernels' adamw.ts names). */
+export const ADAMW_CONSTS = [
+  'beta1',
+  'oneMinusBeta1',
+  'beta2',
+  'oneMinusBeta2',
+  'decay',
+  'stepSize',
+  'sqrtBc2',
+  'eps',
+] as const;
+
+/**
+ * AdamW over up to ADAMW_GROUP tensors in one launch (a step's updates queued by adamw-queue.ts): block row y updates
+ * tensor y, through the 128-bit loop where `vec4` is set (`n` then counts float4s), else one element a thread; the
+ * arithmetic is `adamwOne`'s, as in the one-tensor kernels.
+ */
+export const adamwMultiSource = (name: string): string => `${ADAMW_ONE}
+struct AdamwGroup { long long p[${ADAMW_GROUP}], g[${ADAMW_GROUP}], m[${ADAMW_GROUP}], v[${ADAMW_GROUP}], n[${ADAMW_GROUP}];
+  float k[${ADAMW_GROUP}][8]; int vec4[${ADAMW_GROUP}]; };
+extern "C" __global__ void ${name}(AdamwGroup u) {
+  const int t = blockIdx.y;
+  const long long n = u.n[t];
+  const float beta1 = u.k[t][0], oneMinusBeta1 = u.k[t][1], beta2 = u.k[t][2], oneMinusBeta2 = u.k[t][3];
+  const float decay = u.k[t][4], stepSize = u.k[t][5], sqrtBc2 = u.k[t][6], eps = u.k[t][7];
+  if (u.vec4[t]) {
+    float4* __restrict__ p = (float4*)u.p[t]; const float4* __restrict__ g = (const float4*)u.g[t];
+    float4* __restrict__ m = (float4*)u.m[t]; float4* __restrict__ v = (float4*)u.v[t];
+    ${ADAMW_VEC4_BODY}
+  } else {
+    float* __restrict__ p = (float*)u.p[t]; const float* __restrict__ g = (const float*)u.g[t];
+    float* __restrict__ m = (float*)u.m[t]; float* __restrict__ v = (float*)u.v[t];
+    ${GRID_STRIDE} {
+      float pi = p[i], mi = m[i], vi = v[i];
+      adamwOne(pi, g[i], mi, vi, beta1, oneMinusBeta1, beta2, oneMinusBeta2, decay, stepSize, sqrtBc2, eps);
+      p[i] = pi; m[i] = mi; v[i] = vi;
+    }
   }
 }
 `;
@@ -313,6 +363,7 @@ export function kstarSources(): Record<string, string> {
     kstar_cross_entropy_grad: crossEntropyGradSource,
     kstar_adamw: adamwSource,
     kstar_adamw_vec4: adamwVec4Source,
+    kstar_adamw_multi: adamwMultiSource,
     kstar_lion: lionSource,
     kstar_add_in_place: addInPlaceSource,
     kstar_split24: split24Source,

@@ -37,6 +37,12 @@ export const GPT2_GEMMS: {
   { name: 'LM head, V = 50304', a: [8192, 768], b: [50304, 768], transposeA: false, transposeB: true },
   // The LM head's transposed product alone (what the transposed-output path runs before its transpose).
   { name: 'LM head Cᵀ = Wte·hᵀ', a: [50257, 768], b: [8192, 768], transposeA: false, transposeB: true },
+  // Transposed-A products of other widths (TF32 copies Aᵀ first where N ≥ 512: transposedFirstOperandPays), and the
+  // weight gradients with the other operand stored transposed instead (Aᵀ·Bᵀ).
+  { name: 'dW_proj = hᵀ·dy', a: [8192, 3072], b: [8192, 768], transposeA: true, transposeB: false },
+  { name: 'dv = probsᵀ·do', a: [96, 1024, 1024], b: [96, 1024, 64], transposeA: true, transposeB: false },
+  { name: 'dW_fc, dyᵀ stored', a: [8192, 768], b: [3072, 8192], transposeA: true, transposeB: true },
+  { name: 'dWte, hᵀ stored', a: [8192, 50257], b: [768, 8192], transposeA: true, transposeB: true },
 ];
 
 /**

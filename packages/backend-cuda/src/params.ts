@@ -34,6 +34,14 @@ export class StructBuilder {
     return this;
   }
 
+  float(values: readonly number[], length = values.length): this {
+    this.pad(4);
+    const b = new DataView(new ArrayBuffer(4 * length));
+    for (let i = 0; i < length; i++) b.setFloat32(4 * i, values[i] ?? 0, true);
+    this.bytes.push(...new Uint8Array(b.buffer));
+    return this;
+  }
+
   longLong(values: readonly number[], length = values.length): this {
     this.pad(8);
     this.align = 8;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { kstarParityCases } from './kstar-parity.ts';
-import { matmulPrecision, setMatmulPrecision } from './matmul.ts';
+import { type CudaMatmulPrecision, matmulPrecision, setMatmulPrecision } from './matmul.ts';
 
 /**
  * Kernel parity: every kernel of the `cuda` backend against tfjs's `cpu` backend on the same random inputs, with odd
@@ -287,21 +287,37 @@ export function parityCases(): ParityCase[] {
   // path (gemm-align.ts transposedOutputPays). Inputs are multiples of 1/8 in [−1, 1], exact in bf16 and TF32, and
   // every sum is exact in float32: the result must equal cpu's (a layout error would not).
   const eighths = (x: tf.Tensor) => tf.div(tf.round(tf.mul(x, 8)), 8);
+  const exactProduct = (precision: CudaMatmulPrecision, ta: boolean, tb: boolean) => (xs: tf.Tensor[]) => {
+    const before = matmulPrecision();
+    setMatmulPrecision(precision);
+    try {
+      return tf.matMul(eighths(xs[0]!), eighths(xs[1]!), ta, tb);
+    } finally {
+      setMatmulPrecision(before);
+    }
+  };
   for (const precision of ['tf32', 'bf16'] as const)
     add(
       'BatchMatMul',
       `BatchMatMul ${precision} [1024,768]·[1366,768]ᵀ (transposed output)`,
       [f(1024, 768), f(1366, 768)],
-      ([a, c]) => {
-        const before = matmulPrecision();
-        setMatmulPrecision(precision);
-        try {
-          return tf.matMul(eighths(a!), eighths(c!), false, true);
-        } finally {
-          setMatmulPrecision(before);
-        }
-      },
+      exactProduct(precision, false, true),
     );
+  // A weight gradient's shape class in TF32 (Aᵀ·B, N ≥ 512): A is copied transposed first (gemm-align.ts
+  // transposedFirstOperandPays), here batched (the copy's grid z); and the wide-A class (dW_proj): Cᵀ = Bᵀ·A with Bᵀ
+  // copied, then transposed (transposedProductPays).
+  add(
+    'BatchMatMul',
+    'BatchMatMul tf32 [2,1024,768]ᵀ·[2,1024,700] (Aᵀ copied first)',
+    [f(2, 1024, 768), f(2, 1024, 700)],
+    exactProduct('tf32', true, false),
+  );
+  add(
+    'BatchMatMul',
+    'BatchMatMul tf32 [4096,768]ᵀ·[4096,512] (Cᵀ = Bᵀ·A, transposed)',
+    [f(4096, 768), f(4096, 512)],
+    exactProduct('tf32', true, false),
+  );
   add(
     'BatchMatMul',
     'BatchMatMul broadcast batch [1,..]·[4,..]',

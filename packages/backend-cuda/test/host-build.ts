@@ -13,8 +13,8 @@ export const HOST_SHIMS_HEAD = `#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-struct Dim { long long x; };
-static Dim blockIdx{0}, threadIdx{0}, gridDim{1}, blockDim{1};
+struct Dim { long long x, y; };
+static Dim blockIdx{0, 0}, threadIdx{0, 0}, gridDim{1, 1}, blockDim{1, 1};
 #define __global__
 #define __device__
 #define __forceinline__ inline
@@ -87,9 +87,9 @@ export const THREADED_SHIMS = `#include <barrier>
 #include <cstring>
 #include <thread>
 #include <vector>
-struct Dim { int x, y; };
-static Dim blockIdx{0, 0}, blockDim{1, 1}, gridDim{1, 1};
-static thread_local Dim threadIdx{0, 0};
+struct Dim { int x, y, z; };
+static Dim blockIdx{0, 0, 0}, blockDim{1, 1, 1}, gridDim{1, 1, 1};
+static thread_local Dim threadIdx{0, 0, 0};
 static std::barrier<>* blockBarrier = nullptr;
 #define __global__
 #define __device__

@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { alignedLds, PAD_MIN_MACS, transposedOutputPays } from '../src/gemm-align.ts';
+import {
+  alignedLds,
+  PAD_MIN_MACS,
+  transposedFirstOperandPays,
+  transposedOutputPays,
+  transposedProductPays,
+} from '../src/gemm-align.ts';
 import { vectorCopy } from '../src/launch.ts';
 import { gemmPlan, isRowBias } from '../src/matmul.ts';
 import {
@@ -213,6 +219,33 @@ describe('GEMM leading dimensions padded for tensor cores', () => {
     expect(transposedOutputPays('bf16', { ...head, N: 50260 }, false)).toBe(true); // …not for bf16 (8 elements)
     const small = Math.floor(PAD_MIN_MACS / (8192 * 768)) - 1;
     expect(transposedOutputPays('tf32', { ...head, N: small }, false)).toBe(false);
+  });
+
+  it('copies Aᵀ first only for large TF32 weight-gradient products (Aᵀ·B) at least 512 wide', () => {
+    const dW = { M: 768, N: 3072, K: 8192, batch: 1 }; // dW_fc = xᵀ·dy
+    expect(transposedFirstOperandPays('tf32', dW, true, false)).toBe(true);
+    expect(transposedFirstOperandPays('tf32', { M: 50257, N: 768, K: 8192, batch: 1 }, true, false)).toBe(
+      true,
+    ); // dWte
+    expect(transposedFirstOperandPays('bf16', dW, true, false)).toBe(false); // bf16 reads Aᵀ at full speed
+    expect(transposedFirstOperandPays('strict', dW, true, false)).toBe(false);
+    for (const [ta, tb] of [
+      [false, false],
+      [false, true],
+      [true, true],
+    ] as const)
+      expect(transposedFirstOperandPays('tf32', dW, ta, tb)).toBe(false);
+    expect(transposedFirstOperandPays('tf32', { M: 1024, N: 64, K: 1024, batch: 96 }, true, false)).toBe(
+      false,
+    ); // dv
+    expect(transposedFirstOperandPays('tf32', { ...dW, K: 8190 }, true, false)).toBe(false); // the copy's rows misaligned
+    expect(transposedFirstOperandPays('tf32', { ...dW, K: 64 }, true, false)).toBe(false); // < PAD_MIN_MACS
+  });
+
+  it('computes a weight gradient transposed where copying Bᵀ and Cᵀ moves fewer elements than copying Aᵀ', () => {
+    expect(transposedProductPays('tf32', { M: 3072, N: 768, K: 8192 })).toBe(true); // dW_proj = hᵀ·dy
+    expect(transposedProductPays('tf32', { M: 768, N: 3072, K: 8192 })).toBe(false); // dW_fc: Aᵀ is the smaller copy
+    expect(transposedProductPays('tf32', { M: 50257, N: 768, K: 8192 })).toBe(false); // dWte: Cᵀ rows misaligned
   });
 
   it.each([

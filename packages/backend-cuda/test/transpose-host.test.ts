@@ -10,13 +10,14 @@ const { threadedCxx } = host;
 
 const MAIN = `
 ${host.THREADED_LAUNCH}int main(int, char** argv) {
-  const long long rows = atoll(argv[1]), cols = atoll(argv[2]);
-  float* in = new float[rows * cols];
-  float* out = new float[rows * cols];
-  for (long long i = 0; i < rows * cols; ++i) { if (scanf("%f", &in[i]) != 1) return 2; out[i] = -1.f; }
+  const long long rows = atoll(argv[1]), cols = atoll(argv[2]), batch = atoll(argv[5]), n = batch * rows * cols;
+  float* in = new float[n];
+  float* out = new float[n];
+  for (long long i = 0; i < n; ++i) { if (scanf("%f", &in[i]) != 1) return 2; out[i] = -1.f; }
   blockDim.x = ${TRANSPOSE_BLOCK};
-  launch(atoi(argv[3]), atoi(argv[4]), [&] { transpose_tile(out, in, rows, cols); });
-  for (long long i = 0; i < rows * cols; ++i) printf("%g ", out[i]);
+  for (blockIdx.z = 0; blockIdx.z < batch; ++blockIdx.z)
+    launch(atoi(argv[3]), atoi(argv[4]), [&] { transpose_tile(out, in, rows, cols); });
+  for (long long i = 0; i < n; ++i) printf("%g ", out[i]);
   printf("\\n");
 }
 `;
@@ -37,16 +38,20 @@ afterAll(() => {
 });
 
 it.skipIf(!threadedCxx).each([
-  [37, 70],
-  [64, 5],
-])('transposes [%i, %i]', (rows, cols) => {
-  const x = host.floats(rows * cols, rows, 0, 1);
+  [1, 37, 70],
+  [1, 64, 5],
+  [2, 33, 9], // a batch (grid z): each matrix transposed in its own place
+])('transposes %i × [%i, %i]', (batch, rows, cols) => {
+  const size = rows * cols;
+  const x = host.floats(batch * size, rows, 0, 1);
   const grid = transposeTileGrid(rows, cols);
-  const [out] = host.runHost(dir, [rows, cols, grid.x, grid.y].map(String), Array.from(x).join(' '));
-  const want = Array.from({ length: rows * cols }, (_, i) => {
-    const c = Math.floor(i / rows);
+  const args = [rows, cols, grid.x, grid.y, batch].map(String);
+  const [out] = host.runHost(dir, args, Array.from(x).join(' '));
+  const want = Array.from({ length: batch * size }, (_, i) => {
+    const z = Math.floor(i / size);
+    const c = Math.floor((i % size) / rows);
     const r = i % rows;
-    return Number(x[r * cols + c]!.toPrecision(6)); // %g prints 6 significant digits
+    return Number(x[z * size + r * cols + c]!.toPrecision(6)); // %g prints 6 significant digits
   });
   expect(out).toEqual(want);
 });
