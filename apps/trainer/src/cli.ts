@@ -3,7 +3,12 @@ import { InputError, KstarError } from '@kstar/core';
 import { shutdownWebGPU } from '@kstar/kernels';
 import { ProgressBar, StopRequest, stopOnSignals } from '@kstar/train-loop';
 import { writeFileAtomic } from './atomic-write.ts';
-import { type LoadedCheckpoint, readCheckpoint, readLatestCheckpoint } from './checkpoint/read.ts';
+import {
+  EVERY_RANK,
+  type LoadedCheckpoint,
+  readCheckpoint,
+  readLatestCheckpoint,
+} from './checkpoint/read.ts';
 import { resumeConfig } from './checkpoint/resume.ts';
 import { BACKEND_NAMES, loadConfigFile, parseTrainConfig } from './config.ts';
 import { EXPORT_HELP, exportCommand } from './export.ts';
@@ -147,6 +152,13 @@ function loadResume(given: Record<string, unknown>, io: CliIO) {
     checkpoint = readCheckpoint(where, world);
   }
   const { raw, changes } = resumeConfig(checkpoint.trainer.config, given, checkpoint.dir);
+  // Another ZeRO stage at the same rank count: each rank re-partitions from every rank's files.
+  if (
+    launch &&
+    raw.sharding !== checkpoint.trainer.config.sharding &&
+    checkpoint.manifest.world.size === world.size
+  )
+    checkpoint = readCheckpoint(checkpoint.dir, EVERY_RANK);
   return { checkpoint, raw, changes };
 }
 

@@ -16,10 +16,11 @@ import {
 import * as tf from '@tensorflow/tfjs';
 import { type PlannedActivations, planActivations } from './activations.ts';
 import { activationBackendOf, selectTrainerBackend } from './backend-select.ts';
-import { MODEL_FILE, optimizerFile } from './checkpoint/format.ts';
+import { optimizerFile } from './checkpoint/format.ts';
 import type { LoadedCheckpoint } from './checkpoint/read.ts';
+import { restoreOtherLayout, sameLayout, wholeModelFile } from './checkpoint/reshard.ts';
 import { restoreShardedCheckpoint } from './checkpoint/sharded.ts';
-import { restoreWeights } from './checkpoint/state.ts';
+import { restoreWeightsFile } from './checkpoint/state.ts';
 import { composeRunPlugins, runFixedBytes } from './composition.ts';
 import { checkStepFits, checkTensorsFit, type PlannedTensor } from './memory-check.ts';
 import { type OptimizerEntry, optimizerEntry } from './optimizers.ts';
@@ -107,11 +108,14 @@ export async function setUpRun(run: PreparedRun, io: Pick<TrainIO, 'log' | 'coll
       tf.tidy(() => v.assign(tf.tensor(values, v.shape)));
     }
   }
-  // ZeRO-3 checkpoints hold each rank's parameter shards instead (restored once the engine has sharded the model).
-  if (resume?.files.has(MODEL_FILE)) {
+  const layout = { ranks: sharding?.collective.size ?? 1, stage: sharding?.stage ?? null };
+  const sameAsSaved = resume === undefined || sameLayout(resume, layout);
+  // The whole weights (model.safetensors, or a ZeRO-3 checkpoint's shards joined); a ZeRO-3 run restores its own
+  // shards instead, once the engine has sharded the model.
+  if (resume && layout.stage !== 3) {
     try {
-      const origin = `${resume.dir}/${MODEL_FILE}`;
-      restoreWeights(resume.files.get(MODEL_FILE)!, origin, model, masterWeights);
+      const { file, origin } = wholeModelFile(resume);
+      restoreWeightsFile(file, origin, model, masterWeights);
     } catch (e) {
       masterWeights?.dispose();
       model.dispose();
@@ -216,13 +220,15 @@ export async function setUpRun(run: PreparedRun, io: Pick<TrainIO, 'log' | 'coll
     ...(resume ? { initialStep: resume.trainer.step } : {}),
   });
   if (resume) {
-    if (sharding) restoreShardedCheckpoint(resume, sharding, engine.optimizer.name, masterWeights);
+    const changes = [...run.resume!.changes];
+    if (!sameAsSaved) changes.push(restoreOtherLayout(resume, engine, sharding, masterWeights));
+    else if (sharding) restoreShardedCheckpoint(resume, sharding, engine.optimizer.name, masterWeights);
     else
       restoreOptimizerState(resume.files.get(optimizerFile(0))!, `${resume.dir}/${optimizerFile(0)}`, engine);
     dataset.rngState = resume.trainer.samplerState;
     io.log.log(
       `kstar: resumed from ${resume.dir} at step ${resume.trainer.step}` +
-        (run.resume!.changes.length ? ` (changed: ${run.resume!.changes.join('; ')})` : ''),
+        (changes.length ? ` (changed: ${changes.join('; ')})` : ''),
     );
   }
   // Offloaded optimizer state leaves the device once its first copy-out lands: before step 1.

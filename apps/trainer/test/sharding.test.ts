@@ -319,7 +319,7 @@ describe.skipIf(!hasMpirun)('ZeRO over Open MPI: faults', () => {
 });
 
 describe.skipIf(!hasMpirun)('ZeRO over Open MPI: sharded checkpoints', () => {
-  it('zero3, 2 ranks, adam8bit, split24, --grad-clip: the single process’s norms and losses; each rank saves its shard in the background; resuming gives the uninterrupted losses; export gets 24 bits; 1 rank is refused', async () => {
+  it('zero3, 2 ranks, adam8bit, split24, --grad-clip: the single process’s norms and losses; each rank saves its shard in the background; resuming gives the uninterrupted losses; export gets 24 bits', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kstar-shard-ckpt-'));
     const saveDir = join(dir, 'save');
     // adam8bit and split24: both keep packed words, which the shards must save as they are (not expanded).
@@ -413,11 +413,6 @@ describe.skipIf(!hasMpirun)('ZeRO over Open MPI: sharded checkpoints', () => {
     const wte = new Uint32Array(((await model.variables.get('wte')!.data()) as Float32Array).slice().buffer);
     expect(wte.filter((w) => (w & 0xffff) !== 0).length).toBeGreaterThan(wte.length / 2);
     model.dispose();
-    // Another rank count: one clear error before anything runs.
-    const single = spawnSync(node[0]!, [...node.slice(1), bin, 'train', '--resume', ckpt], {
-      encoding: 'utf8',
-    });
-    expect(single.status).toBe(2);
-    expect(single.stderr).toMatch(/was written by 2 ranks, this run has 1: .*mpirun -np 2/);
+    // Another rank count re-partitions the shards: sharding-reshard.test.ts.
   }, 300_000);
 });

@@ -24,7 +24,7 @@ import { InputError } from '@kstar/core';
  * state shard) and, with ZeRO-3, `model.rank{r}.safetensors` (its float32 parameter shards; stages 0-2 keep the
  * replicated `model.safetensors`) into the same temporary directory; after a barrier rank 0 writes `trainer.json` and
  * the manifest (`world.size = N`, each shard file with its `rank`), then renames. A reader with N ranks takes the
- * files of its rank; another N is an error naming both sizes.
+ * files of its rank; a reader with another N takes every rank's files (to re-partition them).
  *
  * Writing (`write.ts`): into `.tmp-step-…/`, each file fsynced, the manifest last, the directory fsynced, renamed,
  * the save directory fsynced: a checkpoint exists whole or not at all.

@@ -29,8 +29,9 @@ export const EVERY_RANK = 'every-rank';
 
 /**
  * Reads and verifies a checkpoint directory: the manifest's own checksum and format version, then every listed file's
- * presence, size and SHA-256. Any problem is a CheckpointError naming the file. A checkpoint written by N ranks is read
- * by N ranks only (`world`), each rank reading the shared files and its own shards.
+ * presence, size and SHA-256. Any problem is a CheckpointError naming the file. A checkpoint written by N ranks and read
+ * by N ranks (`world`): each rank reads the shared files and its own shards; read by another number of ranks (or with
+ * EVERY_RANK): every rank's files, which the reader re-partitions.
  */
 export function readCheckpoint<T = Record<string, unknown>>(
   dir: string,
@@ -74,15 +75,11 @@ export function readCheckpoint<T = Record<string, unknown>>(
   if (sha256(JSON.stringify(rest)) !== manifestSha256) {
     throw new CheckpointError(`checkpoint file '${manifestPath}' fails its own SHA-256: it is damaged`);
   }
-  if (world !== EVERY_RANK && manifest.world.size !== world.size) {
-    const saved = manifest.world.size;
-    throw new CheckpointError(
-      `checkpoint '${dir}' was written by ${saved} rank${saved === 1 ? '' : 's'}, this run has ${world.size}: resume it with the same rank count (${saved === 1 ? 'one process, no mpirun' : `mpirun -np ${saved}`}); ZeRO shards are not re-partitioned`,
-    );
-  }
+  // Another rank count: this reader re-partitions the shards (the trainer's `reshard.ts`), so it needs every rank's.
+  const onlyRank = world === EVERY_RANK || manifest.world.size !== world.size ? undefined : world.rank;
   const files = new Map<string, Uint8Array>();
   for (const f of manifest.files) {
-    if (world !== EVERY_RANK && f.rank !== undefined && f.rank !== world.rank) continue; // another rank's shard
+    if (onlyRank !== undefined && f.rank !== undefined && f.rank !== onlyRank) continue; // another rank's shard
     const path = join(dir, f.path);
     if (!existsSync(path)) throw new CheckpointError(`checkpoint file '${path}' is missing`);
     const data = new Uint8Array(readFileSync(path));

@@ -143,24 +143,40 @@ export async function encodeOptimizerState(engine: StateHolder): Promise<Uint8Ar
   return encodePayload(entries, metadata);
 }
 
-/** Replaces the holder's optimizer state with the saved one (checked against its parameters). */
-export function restoreOptimizerState(bytes: Uint8Array, origin: string, engine: StateHolder): void {
+/** An optimizer file's tensors by parameter, then state key (`PARAM::KEY`), after checking the optimizer's name. */
+export function optimizerTensors(
+  bytes: Uint8Array,
+  origin: string,
+  optimizerName: string,
+): Map<string, Map<string, SafeTensor>> {
   const file = decodePayload(bytes, origin);
-  if (file.metadata.optimizer !== engine.optimizer.name) {
+  if (file.metadata.optimizer !== optimizerName) {
     throw new CheckpointError(
-      `${origin} holds '${file.metadata.optimizer}' state, the run uses '${engine.optimizer.name}': pass --optimizer ${file.metadata.optimizer}`,
+      `${origin} holds '${file.metadata.optimizer}' state, the run uses '${optimizerName}': pass --optimizer ${file.metadata.optimizer}`,
     );
   }
-  const byParam = new Map<string, Array<[string, SafeTensor]>>();
+  const byParam = new Map<string, Map<string, SafeTensor>>();
   for (const [full, t] of file.tensors) {
     const at = full.lastIndexOf(KEY_SEP);
     const name = full.slice(0, at);
-    if (!byParam.has(name)) byParam.set(name, []);
-    byParam.get(name)!.push([full.slice(at + KEY_SEP.length), t]);
+    if (!byParam.has(name)) byParam.set(name, new Map());
+    byParam.get(name)!.set(full.slice(at + KEY_SEP.length), t);
   }
+  return byParam;
+}
+
+/**
+ * Replaces the holder's optimizer state of every parameter it keeps with `byParam`'s (parameter → state key → stored
+ * tensor, as `optimizerTensors` reads them or a re-partition builds them); `origin` names the source in errors.
+ */
+export function setOptimizerState(
+  byParam: ReadonlyMap<string, ReadonlyMap<string, SafeTensor>>,
+  origin: string,
+  engine: StateHolder,
+): void {
   for (const name of engine.stateNames()) {
-    const saved = byParam.get(name) ?? [];
-    if (saved.length === 0 && Object.keys(engine.stateOf(name)!).length > 0) {
+    const saved = byParam.get(name) ?? new Map<string, SafeTensor>();
+    if (saved.size === 0 && Object.keys(engine.stateOf(name)!).length > 0) {
       throw new CheckpointError(`${origin} holds no optimizer state for parameter '${name}'`);
     }
     const state: OptimizerState = {};
@@ -173,4 +189,9 @@ export function restoreOptimizerState(bytes: Uint8Array, origin: string, engine:
     }
     engine.setStateOf(name, state);
   }
+}
+
+/** Replaces the holder's optimizer state with the saved one (checked against its parameters). */
+export function restoreOptimizerState(bytes: Uint8Array, origin: string, engine: StateHolder): void {
+  setOptimizerState(optimizerTensors(bytes, origin, engine.optimizer.name), origin, engine);
 }

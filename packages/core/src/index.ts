@@ -77,10 +77,12 @@ export type { SafeTensor, SafetensorsDtype, SafetensorsFile } from './safetensor
 export {
   bfloat16Bytes,
   bytesOf,
+  concatBytes,
   decodeSafetensors,
   encodeSafetensors,
   float32Of,
   SAFETENSORS_DTYPE_BYTES,
+  safetensorsParts,
 } from './safetensors.ts';
 export type {
   ShardedTraining,

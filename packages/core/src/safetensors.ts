@@ -51,6 +51,30 @@ export function encodeSafetensors(
   tensors: Iterable<[string, SafeTensor]>,
   metadata: Record<string, string> = {},
 ): Uint8Array {
+  return concatBytes(safetensorsParts(tensors, metadata));
+}
+
+/** `parts` one after the other in one new array (the only part itself when there is one). */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/**
+ * `encodeSafetensors`' file as its parts, in order: the 8-byte header length and header, then each tensor's data (the
+ * given arrays themselves, not copies). Writing them one after the other gives the same bytes without building one
+ * file-sized buffer.
+ */
+export function safetensorsParts(
+  tensors: Iterable<[string, SafeTensor]>,
+  metadata: Record<string, string> = {},
+): Uint8Array[] {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   const list = [...tensors];
@@ -72,15 +96,10 @@ export function encodeSafetensors(
   const pad = (8 - (jsonBytes.byteLength % 8)) % 8;
   json += ' '.repeat(pad);
   const head = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + head.byteLength + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(head.byteLength), true);
-  out.set(head, 8);
-  let at = 8 + head.byteLength;
-  for (const [, t] of list) {
-    out.set(t.data, at);
-    at += t.data.byteLength;
-  }
-  return out;
+  const first = new Uint8Array(8 + head.byteLength);
+  new DataView(first.buffer).setBigUint64(0, BigInt(head.byteLength), true);
+  first.set(head, 8);
+  return [first, ...list.map(([, t]) => t.data)];
 }
 
 /**

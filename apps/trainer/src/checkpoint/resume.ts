@@ -1,6 +1,9 @@
 import { CheckpointError } from './format.ts';
 
-/** Fields a resumed run may change: schedule length, learning rate, evaluation, outputs, speed/memory strategies. */
+/**
+ * Fields a resumed run may change: schedule length, learning rate, evaluation, outputs, speed/memory strategies, and
+ * the ZeRO stage (with the rank count, re-partitioned on load: `reshard.ts`).
+ */
 const CHANGEABLE = new Set([
   'steps',
   'lr',
@@ -23,6 +26,7 @@ const CHANGEABLE = new Set([
   'batch',
   'gradAccum',
   'seq',
+  'sharding',
 ]);
 
 /**

@@ -25,13 +25,13 @@ import {
 } from '@kstar/checkpoint';
 import type { Collective, SafeTensor } from '@kstar/core';
 import type { GPTModel } from '@kstar/gpt';
-import { type Split24Plugin, type Split24State, split24 } from '@kstar/master-split24';
+import type { Split24Plugin, Split24State } from '@kstar/master-split24';
 import type { ZeroPlugin, ZeroShardedTraining } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
 import { saveOptions, type TrainerState } from './format.ts';
 import type { LoadedCheckpoint } from './read.ts';
 import { encodeThenRelease, recordPhases, trainerJson } from './save.ts';
-import { pushSplitWords, snapshotWeights, splitWordsOf } from './state.ts';
+import { pushSplitWords, SPLIT24_SHARDS, snapshotWeights, splitWordsOf } from './state.ts';
 
 /**
  * Checkpoints of a ZeRO run (`--sharding zeroK` with `--save-dir`): every rank writes only what it owns, into one
@@ -46,7 +46,8 @@ import { pushSplitWords, snapshotWeights, splitWordsOf } from './state.ts';
  * - rank 0: `trainer.json` and, once every rank's files are on disk, the manifest (`world.size` = N, each shard
  *   file with its `rank`), then the rename that makes the checkpoint exist.
  *
- * Resuming needs the same N (`readCheckpoint` refuses another); each rank reads its own files only.
+ * Resuming with the same N and stage: each rank reads its own files only (`restoreShardedCheckpoint`). With another N,
+ * another stage or one process: every rank's files, re-partitioned (`reshard.ts`).
  *
  * Written in the background (`startShardedCheckpoint`): in the loop every rank only copies its state to host memory
  * and rank 0 opens the directory (one barrier); then each rank writes its files while training goes on, and rank 0,
@@ -58,7 +59,7 @@ export { modelShardFile };
 const RANK_FILE = /\.rank(\d+)\.safetensors$/;
 
 /** A ZeRO plugin's shard of the optimizer state, in the shape the checkpoint's state codec reads and writes. */
-function shardState(sharding: ZeroPlugin, optimizerName: string): StateHolder {
+export function shardState(sharding: ZeroPlugin, optimizerName: string): StateHolder {
   const attached = attachedOf(sharding);
   return {
     optimizer: { name: optimizerName },
@@ -74,7 +75,6 @@ function attachedOf(sharding: ZeroPlugin): ZeroShardedTraining {
 }
 
 const FLOAT32_SHARDS = 'float32-shards';
-const SPLIT24_SHARDS = 'split24-shards';
 
 /** Rank r's stage-3 parameter shards in their stored form, copied to host memory (not yet encoded). */
 async function snapshotShards(attached: ZeroShardedTraining, split?: Split24Plugin): Promise<TensorSnapshot> {
@@ -208,8 +208,8 @@ export async function startShardedCheckpoint(
 }
 
 /**
- * Restores this rank's shard of a sharded checkpoint into an engine built over `sharding` (the same rank count that
- * saved it): its optimizer state and, at stage 3, its parameter shards (split24 words into `split`, the engine's
+ * Restores this rank's shard of a sharded checkpoint into an engine built over `sharding` (the same rank count and
+ * stage that saved it; otherwise `reshard.ts`): its optimizer state and, at stage 3, its parameter shards (split24 words into `split`, the engine's
  * master-weights plugin, bit for bit; a float32 shard file written before split24 shards were stored as words goes
  * through the float32 path). Stages 0-2 restore `model.safetensors` before building the engine, as a single process
  * does.
@@ -267,86 +267,5 @@ export function restoreShardedCheckpoint(
     } finally {
       value.dispose();
     }
-  }
-}
-
-/** A rank file's parameter shards as float32 (name → shape and values; split24 words reconstructed to 24 bits). */
-async function float32Shards(
-  bytes: Uint8Array,
-  origin: string,
-): Promise<Map<string, { shape: number[]; values: Float32Array }>> {
-  const file = decodePayload(bytes, origin);
-  const out = new Map<string, { shape: number[]; values: Float32Array }>();
-  if (file.metadata.format !== SPLIT24_SHARDS) {
-    for (const [name, t] of file.tensors) {
-      if (t.dtype !== 'F32')
-        throw new CheckpointError(`${origin}: the shard of '${name}' is ${t.dtype}, not F32`);
-      out.set(name, { shape: [...t.shape], values: new Float32Array(t.data.slice().buffer) });
-    }
-    return out;
-  }
-  const shapes: Record<string, number[]> = JSON.parse(file.metadata.shapes ?? '{}');
-  const state: Split24State = {};
-  for (const [name, shape] of Object.entries(shapes)) state[name] = splitWordsOf(file, origin, name, shape);
-  const split = split24();
-  try {
-    split.setState(state);
-    for (const [name, shape] of Object.entries(shapes)) {
-      const full = split.reconstruct(name);
-      out.set(name, { shape, values: Float32Array.from((await full.data()) as Float32Array) });
-      full.dispose();
-    }
-  } finally {
-    split.dispose();
-  }
-  return out;
-}
-
-/**
- * Joins a ZeRO-3 checkpoint's parameter shards (`model.rank{r}.safetensors` of every rank, read with EVERY_RANK) into
- * `model`'s variables: a row-owned parameter's shards concatenated along rows in rank order (ranks own consecutive row
- * ranges; a rank with none holds no entry), a whole-owned one taken from its owner's file; split24 shards at their
- * full 24 bits. Needs no MPI.
- */
-export async function assignModelShards(checkpoint: LoadedCheckpoint, model: GPTModel): Promise<void> {
-  const ranks = checkpoint.manifest.world.size;
-  const files: Array<Awaited<ReturnType<typeof float32Shards>>> = [];
-  for (let r = 0; r < ranks; r++) {
-    const bytes = checkpoint.files.get(modelShardFile(r));
-    if (!bytes) {
-      throw new CheckpointError(
-        `checkpoint '${checkpoint.dir}' holds neither ${MODEL_FILE} nor ${modelShardFile(r)}: read it with every rank's files (EVERY_RANK), or it is not a ZeRO-3 checkpoint of ${ranks} ranks`,
-      );
-    }
-    files.push(await float32Shards(bytes, `${checkpoint.dir}/${modelShardFile(r)}`));
-  }
-  for (const [name, v] of model.variables) {
-    const pieces: Float32Array[] = [];
-    let rows = 0;
-    for (const file of files) {
-      const t = file.get(name);
-      if (!t) continue;
-      if (t.shape.slice(1).join() !== v.shape.slice(1).join()) {
-        throw new CheckpointError(
-          `${checkpoint.dir}: the shard of '${name}' is [${t.shape}], the model's rows are [${v.shape.slice(1)}]: it is damaged or from another model`,
-        );
-      }
-      pieces.push(t.values);
-      rows += t.shape[0] ?? 1;
-    }
-    if (rows !== (v.shape[0] ?? 1)) {
-      throw new CheckpointError(
-        `${checkpoint.dir}: the shards of '${name}' hold ${rows} rows, the model has ${v.shape[0] ?? 1}: a rank's file is missing or damaged`,
-      );
-    }
-    const joined = new Float32Array(v.size);
-    let o = 0;
-    for (const p of pieces) {
-      joined.set(p, o);
-      o += p.length;
-    }
-    const value = tf.tensor(joined, v.shape);
-    v.assign(value);
-    value.dispose();
   }
 }

@@ -79,6 +79,18 @@ export function splitWordsOf(
   return { shape: [...shape], hi: int32Values(hi), lo: int32Values(lo) };
 }
 
+/** The stored form of a ZeRO-3 rank's parameter shards under split24 (`model.rank{r}.safetensors`' metadata.format). */
+export const SPLIT24_SHARDS = 'split24-shards';
+
+/** A weights file's format (`metadata.format`) must match the run's weights: split24 words for `split`, else float32. */
+export function checkWeightsFormat(format: string | undefined, origin: string, split?: Split24Plugin): void {
+  if ((format === 'split24') !== (split !== undefined)) {
+    throw new CheckpointError(
+      `${origin} holds ${format} weights but the run keeps ${split ? 'split24' : 'float32'} weights: pass --master-weights ${format === 'split24' ? 'split24' : 'fp32'}`,
+    );
+  }
+}
+
 /**
  * Restores weights written by `encodeWeights` into `model` (float32) or into `split` (before the engine adopts the
  * model's variables). Call before building the engine.
@@ -89,13 +101,17 @@ export function restoreWeights(
   model: GPTModel,
   split?: Split24Plugin,
 ): void {
-  const file = decodePayload(bytes, origin);
-  const format = file.metadata.format;
-  if ((format === 'split24') !== (split !== undefined)) {
-    throw new CheckpointError(
-      `${origin} holds ${format} weights but the run keeps ${split ? 'split24' : 'float32'} weights: pass --master-weights ${format === 'split24' ? 'split24' : 'fp32'}`,
-    );
-  }
+  restoreWeightsFile(decodePayload(bytes, origin), origin, model, split);
+}
+
+/** `restoreWeights` of a decoded weights file (a `model.safetensors`, or a ZeRO-3 checkpoint's shards joined). */
+export function restoreWeightsFile(
+  file: SafetensorsFile,
+  origin: string,
+  model: GPTModel,
+  split?: Split24Plugin,
+): void {
+  checkWeightsFormat(file.metadata.format, origin, split);
   const shapes: Record<string, number[]> = split ? JSON.parse(file.metadata.shapes ?? '{}') : {};
   const splitState: Split24State = {};
   for (const [name, v] of model.variables) {

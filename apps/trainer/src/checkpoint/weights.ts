@@ -1,9 +1,8 @@
-import { MODEL_FILE } from '@kstar/checkpoint';
 import { createGPT, type GPTConfig, type GPTModel } from '@kstar/gpt';
 import { split24 } from '@kstar/master-split24';
 import type { LoadedCheckpoint } from './read.ts';
-import { assignModelShards } from './sharded.ts';
-import { restoreWeights } from './state.ts';
+import { wholeModelFile } from './reshard.ts';
+import { restoreWeightsFile } from './state.ts';
 
 /**
  * A float32 model holding a checkpoint's weights (split24 weights reconstructed to their full 24 bits; a ZeRO-3
@@ -12,33 +11,29 @@ import { restoreWeights } from './state.ts';
 export async function modelFromCheckpoint(checkpoint: LoadedCheckpoint): Promise<GPTModel> {
   const config: GPTConfig = checkpoint.trainer.model;
   const model = createGPT(config);
-  if (!checkpoint.files.has(MODEL_FILE)) {
-    // ZeRO-3: no file holds the whole model; every rank's shards, read with EVERY_RANK, are joined.
-    try {
-      await assignModelShards(checkpoint, model);
-    } catch (e) {
-      model.dispose();
-      throw e;
-    }
-    return model;
-  }
-  const origin = `${checkpoint.dir}/${MODEL_FILE}`;
-  if (checkpoint.trainer.config.masterWeights !== 'split24') {
-    restoreWeights(checkpoint.files.get(MODEL_FILE)!, origin, model);
-    return model;
-  }
-  const split = split24();
   try {
-    restoreWeights(checkpoint.files.get(MODEL_FILE)!, origin, model, split);
-    for (const name of split.names()) {
-      const full = split.reconstruct(name);
-      model.variables.get(name)!.assign(full);
-      full.dispose();
+    // A ZeRO-3 checkpoint has no whole model file: every rank's shards, read with EVERY_RANK, are joined.
+    const { file, origin } = wholeModelFile(checkpoint);
+    if (file.metadata.format !== 'split24') {
+      restoreWeightsFile(file, origin, model);
+      return model;
     }
-  } finally {
-    split.dispose();
+    const split = split24();
+    try {
+      restoreWeightsFile(file, origin, model, split);
+      for (const name of split.names()) {
+        const full = split.reconstruct(name);
+        model.variables.get(name)!.assign(full);
+        full.dispose();
+      }
+    } finally {
+      split.dispose();
+    }
+    return model;
+  } catch (e) {
+    model.dispose();
+    throw e;
   }
-  return model;
 }
 
 /** The model's weights as float32 arrays by K* name. */
