@@ -20,6 +20,7 @@
 #                  (→ bench/results/2026-12-03-s5-cuda-*.json):
 #                    run(command="STAGE=s5 DEV_DIR=.device/cuda bash .device/cuda/gpu-run-cuda-speed.sh",
 #                        carry=[".device/cuda", ".device/node.xz", ".gl"])
+#   STAGE=kstar    parity of K*'s own kernels only (see the case below)
 #   STAGE=all      rows, then kernel parity + tiny training (cpu vs cuda) + matmul speed/precision tables, then the
 #                  profile; results tarred after each stage (a call cut short keeps what finished)
 set -uo pipefail
@@ -33,7 +34,8 @@ speed_parity() {
   mkdir -p /tmp/k && xz -dc .device/node.xz > /tmp/k/node && chmod +x /tmp/k/node
   rm -rf /tmp/k/bundle-dir && tar -C /tmp/k -xJf "$BUNDLE"
   timeout "$1" /tmp/k/node /tmp/k/bundle-dir/bench.mjs cuda-kernels --only \
-    "${ONLY:-BatchMatMul,_FusedMatMul,KstarAdamW}" --speed --json "$W/cuda-kernels.json" > "$W/parity.log" 2>&1
+    "${ONLY:-BatchMatMul,_FusedMatMul,KstarAdamW}" $([ "${SPEED:-1}" = 1 ] && echo --speed) \
+    --json "$W/cuda-kernels.json" > "$W/parity.log" 2>&1
   echo "cuda-kernels --only: exit $? after ${SECONDS}s"; grep -E "^FAIL|cases pass|$2" "$W/parity.log"; save
 }
 # The adamw full-graph rows in strict, tf32 and bf16-mixed, then PyTorch (torch at most $1 seconds).
@@ -57,6 +59,12 @@ case "${STAGE:-profile}" in
   s4)
     speed_parity "${PARITY_LIMIT:-100}" "LM head|dWte"
     rows_and_torch 100 ;;
+  kstar)
+    # Parity of K*'s own kernels (no speed table): the session-5 fix of KstarAdam8bit's constant names and the shared
+    # block reductions (→ bench/results/2026-12-03-s5-cuda-kstar-parity.json):
+    #   run(command="STAGE=kstar DEV_DIR=.device/cuda bash .device/cuda/gpu-run-cuda-speed.sh", carry=[…as above])
+    SPEED=0 ONLY=${ONLY:-KstarAdafactor,KstarAdaLomo,KstarLomo,KstarCameFactored,KstarCameVector,KstarLayerNorm,KstarLayerNormGrad,KstarCausalSoftmax,KstarCausalSoftmaxGrad,KstarCrossEntropy,KstarCrossEntropyGrad,KstarAdamW,KstarLion,KstarQuantize8,KstarDequantize8,KstarAdam8bit,KstarLazyAdagrad} \
+      speed_parity 90 "Adam8bit" ;;
   s5)
     speed_parity "${PARITY_LIMIT:-120}" "dW|LM head"
     rows_and_torch 100; save

@@ -1,3 +1,4 @@
+import { blockReduceSource } from './block-reduce.ts';
 /**
  * CUDA C sources of the factored-second-moment optimizers (@kstar/kernels' factored-moment.ts): Adafactor
  * (@kstar/optim-adafactor), AdaLomo (@kstar/optim-lomo) and CAME (@kstar/optim-came), plus plain LOMO. A parameter [...batch(B), m, n] keeps
@@ -39,21 +40,7 @@ __device__ __forceinline__ double gradAt(float g, const FactoredConsts& k) {
   if (x > k.gclip) x = k.gclip; else if (x < -k.gclip) x = -k.gclip;
   return x * k.gscale;
 }
-__device__ __forceinline__ double warpSumD(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-/** Block-wide float64 sum (every thread gets it); safe to call repeatedly. */
-__device__ double blockSumD(double v) {
-  __shared__ double sh[32];
-  v = warpSumD(v);
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-  __syncthreads();
-  v = (threadIdx.x & 31) < ((blockDim.x + 31) >> 5) ? sh[threadIdx.x & 31] : 0.0;
-  return warpSumD(v);
-}
-/** U at flat index i: factored (row != 0) or vector. rmean: mean R per batch (float64). */
+${blockReduceSource('SumD', 'double', (a, b) => `${a} + ${b}`, '0.0')}/** U at flat index i: factored (row != 0) or vector. rmean: mean R per batch (float64). */
 __device__ __forceinline__ double updateAt(long long i, const float* g, const float* row, const float* col,
     const double* rmean, const float* v, long long m, long long n, const FactoredConsts& k) {
   const double gv = gradAt(g[i], k);

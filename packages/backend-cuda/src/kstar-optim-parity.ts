@@ -1,4 +1,11 @@
-import { dequantizeKernel, type KstarKernel, packKernel, quantizeKernel, unpackKernel } from '@kstar/kernels';
+import {
+  adamStepConstants,
+  dequantizeKernel,
+  type KstarKernel,
+  packKernel,
+  quantizeKernel,
+  unpackKernel,
+} from '@kstar/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { caseAdder, type ParityCase } from './parity.ts';
 
@@ -37,17 +44,7 @@ function runInPlace(
 /** @kstar/optim-adam8bit's `constants(hp)` (kernel attributes). */
 function adam8bitAttrs(blockSize: number) {
   const hp = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 5 };
-  return {
-    beta1: hp.beta1,
-    omb1: 1 - hp.beta1,
-    beta2: hp.beta2,
-    omb2: 1 - hp.beta2,
-    decay: 1 - hp.lr * hp.weightDecay,
-    stepSize: hp.lr / (1 - hp.beta1 ** hp.step),
-    sqrtBc2: Math.sqrt(1 - hp.beta2 ** hp.step),
-    eps: hp.eps,
-    blockSize,
-  };
+  return { ...adamStepConstants(hp), blockSize };
 }
 
 const f = (...shape: number[]) => ({ shape });

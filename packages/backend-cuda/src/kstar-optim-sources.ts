@@ -1,4 +1,5 @@
 import { dynamicMap } from '@kstar/kernels';
+import { blockReduceSource } from './block-reduce.ts';
 
 /**
  * CUDA C sources of K*'s 8-bit and sparse optimizer kernels: block-wise absmax int8 quantize/dequantize
@@ -50,18 +51,7 @@ __device__ __forceinline__ int byteAt(const int* words, long long i) {
 `;
 
 /** Block-wide NaN-propagating max (every thread gets it); blockDim.x a multiple of 32, or 1 (the host build). */
-const BLOCK_NAN_MAX = `
-__device__ float blockNanMax(float v) {
-  __shared__ float sh[32];
-  for (int o = 16; o > 0; o >>= 1) v = nanMax(v, __shfl_xor_sync(0xffffffffu, v, o));
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-  __syncthreads();
-  v = (threadIdx.x & 31) < ((blockDim.x + 31) >> 5) ? sh[threadIdx.x & 31] : 0.f;
-  for (int o = 16; o > 0; o >>= 1) v = nanMax(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-`;
+const BLOCK_NAN_MAX = blockReduceSource('NanMax', 'float', (a, b) => `nanMax(${a}, ${b})`, '0.f');
 
 /** absmax[b] = max |x| over block b of `blockSize` elements (the last may be shorter): one CUDA block each. */
 export const quantAbsmaxSource = (name: string): string => `${QUANT}${BLOCK_NAN_MAX}
@@ -127,14 +117,14 @@ extern "C" __global__ void ${name}(int* __restrict__ out, const int* __restrict_
 `;
 
 /**
- * The 8-bit Adam step's constants, float64 as @kstar/optim-adam8bit computes them (passed by value). `adam8bitConsts`
- * lays them out in this order.
+ * The 8-bit Adam step's constants, float64 as @kstar/optim-adam8bit computes them (@kstar/kernels'
+ * `adamStepConstants`, whose names the kernel reads from its attributes; passed by value in this order).
  */
 export const ADAM8_CONSTS = [
   'beta1',
-  'omb1',
+  'oneMinusBeta1',
   'beta2',
-  'omb2',
+  'oneMinusBeta2',
   'decay',
   'stepSize',
   'sqrtBc2',
@@ -150,12 +140,12 @@ struct Adam8Consts { double ${ADAM8_CONSTS.join(', ')}; };
 __device__ __forceinline__ bool isFiniteF(float g) { return (__float_as_uint(g) & 0x7f800000u) != 0x7f800000u; }
 __device__ __forceinline__ float newM(const int* c1, long long i, float am, float g, const Adam8Consts& k) {
   if (!isFiniteF(g)) return 0.f;
-  return (float)__dadd_rn(__dmul_rn(k.beta1, (double)dequantValue(CODE_S, byteAt(c1, i), am)), __dmul_rn(k.omb1, (double)g));
+  return (float)__dadd_rn(__dmul_rn(k.beta1, (double)dequantValue(CODE_S, byteAt(c1, i), am)), __dmul_rn(k.oneMinusBeta1, (double)g));
 }
 __device__ __forceinline__ float newV(const int* c2, long long i, float av, float g, const Adam8Consts& k) {
   if (!isFiniteF(g)) return 0.f;
   return (float)__dadd_rn(__dmul_rn(k.beta2, (double)dequantValue(CODE_U, byteAt(c2, i), av)),
-      __dmul_rn(__dmul_rn(k.omb2, (double)g), (double)g));
+      __dmul_rn(__dmul_rn(k.oneMinusBeta2, (double)g), (double)g));
 }
 `;
 

@@ -1,3 +1,4 @@
+import { blockReduceSource } from './block-reduce.ts';
 /**
  * CUDA C sources of K*'s own fused kernels (the `Kstar*` kernels of @kstar/kernels): LayerNorm, causal softmax,
  * cross-entropy (each with its gradient), AdamW, Lion, in-place add (slice write is a device copy). Plain strings, compiled by NVRTC on first use like
@@ -11,37 +12,11 @@ export const ROW_BLOCK = 256;
 /** Rows summed by one thread of LayerNorm's dγ/dβ column reduction (N/LN_ROWS partial sums, then their sum). */
 export const LN_ROWS = 64;
 
-/** Block-wide sum and max: every thread gets the result. Safe to call repeatedly (the first barrier guards reuse). */
+/** Block-wide sum and max (block-reduce.ts): every thread gets the result. */
 const BLOCK_REDUCE = `#ifndef INFINITY
 #define INFINITY __int_as_float(0x7f800000)
 #endif
-__device__ __forceinline__ float warpSum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warpMax(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-__device__ float blockSum(float v) {
-  __shared__ float sh[32];
-  v = warpSum(v);
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-  __syncthreads();
-  v = (threadIdx.x & 31) < (blockDim.x >> 5) ? sh[threadIdx.x & 31] : 0.f;
-  return warpSum(v);
-}
-__device__ float blockMax(float v) {
-  __shared__ float sh[32];
-  v = warpMax(v);
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-  __syncthreads();
-  v = (threadIdx.x & 31) < (blockDim.x >> 5) ? sh[threadIdx.x & 31] : -INFINITY;
-  return warpMax(v);
-}
-`;
+${blockReduceSource('Sum', 'float', (a, b) => `${a} + ${b}`, '0.f')}${blockReduceSource('Max', 'float', (a, b) => `fmaxf(${a}, ${b})`, '-INFINITY')}`;
 
 const GRID_STRIDE =
   'for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)';

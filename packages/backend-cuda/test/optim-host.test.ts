@@ -1,4 +1,5 @@
 import {
+  adamStepConstants,
   blockAbsmax,
   dequantizeArray,
   dequantizeValue,
@@ -9,17 +10,9 @@ import {
   unpackArray,
 } from '@kstar/kernels';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kstarOptimSources } from '../src/kstar-optim-sources.ts';
-import {
-  bitsOf,
-  buildHost,
-  floats,
-  HOST_SHIMS_HEAD,
-  hostCxx,
-  namespacedUnit,
-  removeHostBuild,
-  runHost,
-} from './host-build.ts';
+import { ADAM8_CONSTS, kstarOptimSources } from '../src/kstar-optim-sources.ts';
+import { ADAMW_CONSTS } from '../src/kstar-sources.ts';
+import * as host from './host-build.ts';
 
 // The 8-bit and Adagrad CUDA sources are integer and rounding code: built for the host (one thread walking each
 // grid-stride loop, one "thread" per CUDA block for the absmax reductions) they must equal @kstar/kernels' cpu
@@ -27,7 +20,7 @@ import {
 // are the cpu kernels' documented float64 formulas written out from @kstar/kernels' quantize primitives.
 // Needs a C++ compiler (skipped without).
 
-const SHIMS = `${HOST_SHIMS_HEAD}static inline float __uint_as_float(unsigned int u) { float f; memcpy(&f, &u, 4); return f; }
+const SHIMS = `${host.HOST_SHIMS_HEAD}static inline float __uint_as_float(unsigned int u) { float f; memcpy(&f, &u, 4); return f; }
 static inline unsigned int __float_as_uint(float f) { unsigned int u; memcpy(&u, &f, 4); return u; }
 static inline float __fdiv_rn(float a, float b) { return a / b; }
 static inline float __fmul_rn(float a, float b) { return a * b; }
@@ -103,28 +96,28 @@ int main(int, char** argv) {
 }
 `;
 
-const cxx = hostCxx;
+const cxx = host.hostCxx;
 
 describe.skipIf(!cxx)(
   '8-bit and Adagrad CUDA sources, built for the host, equal the cpu kernels bit for bit',
   () => {
     let dir = '';
     const run = (args: (number | string)[], ...arrays: (Float32Array | Int32Array)[]): number[][] =>
-      runHost(dir, [String(args[0])], [...args.slice(1), ...arrays.flatMap(bitsOf)].join(' '));
+      host.runHost(dir, [String(args[0])], [...args.slice(1), ...arrays.flatMap(host.bitsOf)].join(' '));
 
     beforeAll(() => {
-      dir = buildHost(
+      dir = host.buildHost(
         'kstar-optim-host-',
-        { 'main.cpp': `${SHIMS}${namespacedUnit(kstarOptimSources())}${MAIN}` },
+        { 'main.cpp': `${SHIMS}${host.namespacedUnit(kstarOptimSources())}${MAIN}` },
         cxx!,
         ['-O1', '-ffp-contract=off'],
       );
     }, 60_000);
-    afterAll(() => removeHostBuild(dir));
+    afterAll(() => host.removeHostBuild(dir));
 
     it('quantize (absmax, codes) and dequantize, signed with the sign fix and unsigned, odd block sizes', () => {
       const n = 1001;
-      const x = floats(n, 7, -3, 3);
+      const x = host.floats(n, 7, -3, 3);
       x.fill(0, 100, 200); // a zero block (B = 100)
       x[205] = Number.POSITIVE_INFINITY; // an Inf block
       x[333] = Number.NaN; // a NaN block
@@ -150,19 +143,19 @@ describe.skipIf(!cxx)(
         const out = new Float32Array(n);
         dequantizeArray(codes, absmax, signed === 1, B, out);
         const [am, c, d] = run(['quant', n, B, signed, fix], xs);
-        expect(am, `absmax B=${B}`).toEqual(bitsOf(absmax));
-        expect(c, `codes B=${B} signed=${signed} fix=${fix}`).toEqual(bitsOf(codes));
-        expect(d, `dequantized B=${B}`).toEqual(bitsOf(out));
+        expect(am, `absmax B=${B}`).toEqual(host.bitsOf(absmax));
+        expect(c, `codes B=${B} signed=${signed} fix=${fix}`).toEqual(host.bitsOf(codes));
+        expect(d, `dequantized B=${B}`).toEqual(host.bitsOf(out));
       }
     });
 
     it('pack and unpack, 8 and 16 bits, values taken modulo 2^bits', () => {
       const n = 1003;
-      const v = Int32Array.from(floats(n, 3, -70000, 70000), Math.trunc);
+      const v = Int32Array.from(host.floats(n, 3, -70000, 70000), Math.trunc);
       for (const bits of [8, 16] as const) {
         const [packed, back] = run(['pack', n, bits], v);
-        expect(packed).toEqual(bitsOf(packArray(v, bits)));
-        expect(back).toEqual(bitsOf(unpackArray(packArray(v, bits), n, bits)));
+        expect(packed).toEqual(host.bitsOf(packArray(v, bits)));
+        expect(back).toEqual(host.bitsOf(unpackArray(packArray(v, bits), n, bits)));
       }
     });
 
@@ -170,8 +163,8 @@ describe.skipIf(!cxx)(
       const n = 1001;
       const B = 130;
       const nb = Math.ceil(n / B);
-      const p = floats(n, 11, -1, 1);
-      const g = floats(n, 12, -0.1, 0.1);
+      const p = host.floats(n, 11, -1, 1);
+      const g = host.floats(n, 12, -0.1, 0.1);
       g[17] = Number.NaN;
       g[600] = Number.NEGATIVE_INFINITY;
       const [c1, a1, c2, a2] = [
@@ -180,8 +173,8 @@ describe.skipIf(!cxx)(
         new Int32Array(Math.ceil(n / 4)),
         new Float32Array(nb),
       ];
-      quantizeArray(floats(n, 13, -0.05, 0.05), true, B, c1, a1, true);
-      quantizeArray(floats(n, 14, 0, 1e-3), false, B, c2, a2);
+      quantizeArray(host.floats(n, 13, -0.05, 0.05), true, B, c1, a1, true);
+      quantizeArray(host.floats(n, 14, 0, 1e-3), false, B, c2, a2);
       const hp = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 5 };
       const k = [
         hp.beta1,
@@ -220,7 +213,7 @@ describe.skipIf(!cxx)(
           c2[i >> 2]! |= quantizeValue(qu, vs[i]!, a2[blk]!, 0, false) << (8 * (i & 3));
         }
       }
-      expect(got).toEqual([p, c1, a1, c2, a2].map(bitsOf));
+      expect(got).toEqual([p, c1, a1, c2, a2].map(host.bitsOf));
     });
 
     it('Adagrad, dense and row-lazy, eps outside and inside the square root', () => {
@@ -233,9 +226,9 @@ describe.skipIf(!cxx)(
         [false, 0],
         [true, 1],
       ] as const) {
-        const p = floats(n, 21, -1, 1);
-        const g = floats(n, 22, -2, 2);
-        const acc = floats(lazy ? rows.length * d : n, 23, 0, 0.5);
+        const p = host.floats(n, 21, -1, 1);
+        const g = host.floats(n, 22, -2, 2);
+        const acc = host.floats(lazy ? rows.length * d : n, 23, 0, 0.5);
         const [lr, eps] = [0.05, 1e-10];
         const got = lazy
           ? run(['adagrad', n, rows.length, d, acc.length, lr, eps, inside], p, g, acc, rows, slots)
@@ -250,8 +243,18 @@ describe.skipIf(!cxx)(
             p[po + j] = p[po + j]! - (lr * gi) / (inside ? Math.sqrt(a + eps) : Math.sqrt(a) + eps);
           }
         }
-        expect(got).toEqual([p, acc].map(bitsOf));
+        expect(got).toEqual([p, acc].map(host.bitsOf));
       }
     });
   },
 );
+
+// The cuda kernels read their constants from the attributes by name: the names must be @kstar/kernels' (an 8-bit Adam
+// reading `omb1` after the plugins' constants became `oneMinusBeta1` got NaN on the H200).
+it('reads the Adam constants under the names @kstar/kernels gives them', () => {
+  const names = Object.keys(
+    adamStepConstants({ lr: 1, beta1: 0.9, beta2: 0.99, eps: 1, weightDecay: 0, step: 1 }),
+  );
+  expect([...ADAM8_CONSTS].sort()).toEqual([...names].sort());
+  expect([...ADAMW_CONSTS].sort()).toEqual([...names].sort());
+});
