@@ -15,7 +15,11 @@
 #   bash .device/ckpt/gpu-run-save-cost.sh; tar -C $OUT -czf $OUT/save-cost.tgz r",
 #   carry=[".device/ckpt", ".device/node.xz", ".gl"])  (bench/results/2026-12-03-s4-checkpoint-save-cost-first-h200-cuda.json
 #   and …-s4-checkpoint-staged-read-h200-cuda.json), then with SKIP_STAGED=1 for the write started on a later
-#   event-loop turn (…-s4-checkpoint-save-cost-h200-cuda.json)
+#   event-loop turn (…-s4-checkpoint-save-cost-h200-cuda.json). s5 ran two intermediate versions of "each file written
+#   from its parts, no file-sized buffer" as: run(command="OUT=$OUT/r BUNDLE=.device/ckpt/bundle.tar.xz RUN_LIMIT=30
+#   REPEAT=3 SKIP_STAGED=1 bash .device/ckpt/gpu-run-save-cost.sh", carry=[…as s4]) (…-s5-checkpoint-save-cost-
+#   partwise-h200-cuda.json, …-s5-checkpoint-save-cost-sliced-h200-cuda.json); the committed version (one writev,
+#   one-pass hash) was not run there. The last lines printed are a table of the saving runs.
 set -uo pipefail
 . scripts/gpu-prelude.sh
 OUT=${OUT:-/tmp/kstar-out}
@@ -47,6 +51,7 @@ for k in $(seq 1 "$REPEAT"); do
   du -sb "$SAVE_DIR"/* | tee -a "$OUT/train.log"
   rm -rf "$SAVE_DIR"
 done
+tail -4 "$OUT/train.log"
 fi
 "$NODE" -e '
   const fs = require("fs"); const [dir, gpu, steps, repeat] = process.argv.slice(1);
@@ -89,5 +94,11 @@ fi
   };
   fs.writeFileSync(`${dir}/save-cost.json`, JSON.stringify(r, null, 2) + "\n");
   console.log(JSON.stringify(r, null, 2));
+  // The table (last): each saving run, its blocked time and the last write'"'"'s phases.
+  const f3 = (x) => (x ?? 0).toFixed(3);
+  console.log("| run | blocked s | wait s | copy s | wall s | blocked / wall | last write: encode / hash / file / commit / total s |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
+  save.forEach((s, i) => { const w = s.checkpoints.writes?.at(-1) ?? {};
+    console.log(`| save-${i + 1} | ${f3(blocked[i])} | ${f3(r.waitSeconds[i])} | ${f3(r.copySeconds[i])} | ${f3(wallSave[i])} | ${(100 * blocked[i] / wallSave[i]).toFixed(1)}% | ${[w.encode, w.hash, w.file, w.commit, w.total].map(f3).join(" / ")} |`); });
+  console.log(`| median | | | | | ${(100 * r.medianBlockedFractionOfWall).toFixed(1)}% (goal 5%) | |`);
 ' "$OUT" "$(cat "$OUT/gpu.txt")" "$STEPS" "$REPEAT"
-if [ -z "${SUMMARY_ONLY:-}" ]; then tail -4 "$OUT/train.log"; fi

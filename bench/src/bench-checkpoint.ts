@@ -1,21 +1,30 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { composePlugins, InputError, TrainingEngine } from '@kstar/core';
 import { createGPT, resolveConfig } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { split24 } from '@kstar/master-split24';
 import {
   CHECKPOINT_FORMAT_VERSION,
+  encodePayloadInBackground,
+  encodePayloadPartsInBackground,
   hostCopies,
+  MODEL_FILE,
   machineInfo,
   optimizerEntry,
+  optimizerFile,
   parseFlags,
   saveCheckpoint,
   selectTrainerBackend,
+  sha256InBackground,
+  snapshotTensors,
   stagedHostCopies,
   toNumber,
   writeFileAtomic,
+  writeFileAtomicInBackground,
+  writePendingFiles,
 } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
 import { benchRun } from './bench-run.ts';
@@ -29,9 +38,15 @@ for adam8bit with split24 weights, on the preset's shapes after one training ste
 weights as initialized plus one update, optimizer state non-zero (an untrained state of zeros would compress
 unrealistically well).
 pnpm bench checkpoint staged-read --json FILE [--preset small] [--backend cuda]
+pnpm bench checkpoint write --json FILE [--preset small] [--rounds 5]
 cost: a training run saving every N steps; the seconds spent writing checkpoints over the run's wall time.
 staged-read: after one AdamW step, the weights and optimizer state read as a checkpoint takes them (the backend's
 batched staged read: cuda's pinned staging) against the per-tensor read, byte for byte, both timed.
+write: one checkpoint's files (weights + AdamW state after one step, on cpu) written --rounds times each way,
+alternating: 'one buffer' (each file encoded into one buffer, then written and hashed from it: session 4's path) and
+'parts' (the trainer's writePendingFiles: each file's parts written by one writev in the thread pool while the main
+thread hashes them). Wall seconds and the longest main-thread stall (event-loop delay, max) of each
+write, medians; the files' SHA-256 must agree.
 `;
 
 /** A `preset` GPT and its engine after one step on random tokens (non-zero optimizer state). */
@@ -134,7 +149,82 @@ async function stagedRead(preset: string) {
   };
 }
 
-/** `pnpm bench checkpoint size|cost|staged-read`. */
+/** One checkpoint's files written both ways (see the help's `write`), alternating; medians and every round. */
+async function writeCost(preset: string, rounds: number) {
+  const { model, engine } = await trainedEngine(preset, 'adamw', 'fp32');
+  const state: Array<[string, tf.Tensor]> = [];
+  for (const name of engine.stateNames()) {
+    for (const [key, t] of Object.entries(engine.stateOf(name) ?? {})) state.push([`${name}::${key}`, t]);
+  }
+  const files = [
+    { path: MODEL_FILE, snapshot: await snapshotTensors([...model.variables], { format: 'float32' }) },
+    { path: optimizerFile(0), snapshot: await snapshotTensors(state, { optimizer: 'adamw' }) },
+  ];
+  engine.dispose();
+  model.dispose();
+  const dir = mkdtempSync(join(tmpdir(), 'kstar-bench-write-'));
+  const ways = {
+    oneBuffer: (sub: string) =>
+      Promise.all(
+        files.map(async (f) => {
+          const data = await encodePayloadInBackground(f.snapshot.entries, f.snapshot.metadata);
+          const [, digest] = await Promise.all([
+            writeFileAtomicInBackground(join(sub, f.path), data),
+            sha256InBackground(data),
+          ]);
+          return digest;
+        }),
+      ),
+    parts: async (sub: string) =>
+      (
+        await writePendingFiles(
+          sub,
+          files.map((f) => ({
+            path: f.path,
+            encode: () => encodePayloadPartsInBackground(f.snapshot.entries, f.snapshot.metadata),
+          })),
+        )
+      ).map((m) => m.sha256),
+  };
+  const runs: Record<keyof typeof ways, Array<{ seconds: number; longestStallMs: number }>> = {
+    oneBuffer: [],
+    parts: [],
+  };
+  const digests = new Set<string>();
+  for (let r = 0; r < rounds; r++) {
+    for (const way of Object.keys(ways) as Array<keyof typeof ways>) {
+      const sub = mkdtempSync(join(dir, `${way}-`));
+      const delay = monitorEventLoopDelay({ resolution: 1 });
+      delay.enable();
+      const t0 = performance.now();
+      const shas = await ways[way](sub);
+      const seconds = (performance.now() - t0) / 1000;
+      delay.disable();
+      runs[way].push({ seconds, longestStallMs: delay.max / 1e6 });
+      digests.add(shas.join());
+      rmSync(sub, { recursive: true, force: true });
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  const summary = (way: keyof typeof ways) => ({
+    seconds: median(runs[way].map((x) => x.seconds)),
+    longestStallMs: median(runs[way].map((x) => x.longestStallMs)),
+  });
+  const bytes = files.reduce(
+    (n, f) => n + f.snapshot.entries.reduce((m, [, t]) => m + t.data.byteLength, 0),
+    0,
+  );
+  return {
+    bytes,
+    rounds,
+    sameHashes: digests.size === 1,
+    median: { oneBuffer: summary('oneBuffer'), parts: summary('parts') },
+    runs,
+  };
+}
+
+/** `pnpm bench checkpoint size|cost|staged-read|write`. */
 export async function benchCheckpoint(
   argv: string[],
   log: (line: string) => void,
@@ -142,12 +232,23 @@ export async function benchCheckpoint(
   const [kind, ...rest] = argv;
   const v = parseFlags(
     rest,
-    ['json', 'preset', 'steps', 'save-every', 'batch', 'seq', 'backend', 'optimizer', 'master-weights'],
+    [
+      'json',
+      'preset',
+      'steps',
+      'save-every',
+      'batch',
+      'seq',
+      'backend',
+      'optimizer',
+      'master-weights',
+      'rounds',
+    ],
     "see 'pnpm bench checkpoint --help'",
   );
-  if ((kind !== 'size' && kind !== 'cost' && kind !== 'staged-read') || typeof v.json !== 'string') {
+  if (!['size', 'cost', 'staged-read', 'write'].includes(kind ?? '') || typeof v.json !== 'string') {
     throw new InputError(
-      `usage: ${BENCH_CHECKPOINT_HELP.split('\n')[0]} (or 'cost', 'staged-read'; got '${kind}')`,
+      `usage: ${BENCH_CHECKPOINT_HELP.split('\n')[0]} (or 'cost', 'staged-read', 'write'; got '${kind}')`,
       'E_FLAG',
     );
   }
@@ -164,6 +265,22 @@ export async function benchCheckpoint(
     );
     const summary = `${r.tensors} tensors, ${(r.bytes / 1e6).toFixed(1)} MB: staged ${r.equal ? 'equal to' : 'DIFFERS from'} the per-tensor read; per tensor ${r.perTensorSeconds.toFixed(3)} s, staged ${r.stagedSeconds.map((s) => s.toFixed(3)).join(' / ')} s`;
     if (!r.equal) throw new Error(`${summary}: ${r.mismatched.join(', ')}`);
+    return { file: v.json, summary };
+  }
+  if (kind === 'write') {
+    const preset = (v.preset as string | undefined) ?? 'small';
+    resolveConfig(preset as 'tiny');
+    await selectBackend('cpu', { log });
+    const rounds = v.rounds === undefined ? 5 : toNumber('rounds', String(v.rounds), true);
+    const r = await writeCost(preset, rounds);
+    writeFileAtomic(
+      v.json,
+      `${JSON.stringify({ benchmark: 'checkpoint-write', command: `pnpm bench checkpoint ${argv.join(' ')}`, preset, machine, ...r }, null, 2)}\n`,
+    );
+    const line = (w: { seconds: number; longestStallMs: number }) =>
+      `${w.seconds.toFixed(3)} s (longest main-thread stall ${w.longestStallMs.toFixed(0)} ms)`;
+    const summary = `${(r.bytes / 1e6).toFixed(1)} MB, medians of ${rounds}: one buffer ${line(r.median.oneBuffer)}, parts ${line(r.median.parts)}${r.sameHashes ? '' : '; HASHES DIFFER'}`;
+    if (!r.sameHashes) throw new Error(summary);
     return { file: v.json, summary };
   }
   if (kind === 'size') {

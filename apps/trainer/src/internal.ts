@@ -2,7 +2,19 @@
 // (that is index.ts) and free to change with the trainer. The arrow points one way: bench imports this, the trainer
 // never imports bench.
 
-export { hostCopies, stagedHostCopies, writeFileAtomic } from '@kstar/checkpoint';
+export {
+  encodePayloadInBackground,
+  encodePayloadPartsInBackground,
+  hostCopies,
+  MODEL_FILE,
+  optimizerFile,
+  sha256InBackground,
+  snapshotTensors,
+  stagedHostCopies,
+  writeFileAtomic,
+  writeFileAtomicInBackground,
+  writePendingFiles,
+} from '@kstar/checkpoint';
 export { parseBytes } from '@kstar/core';
 export { ProgressBar } from '@kstar/train-loop';
 export {

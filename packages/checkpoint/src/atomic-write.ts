@@ -62,9 +62,15 @@ export async function fsyncDirectoryInBackground(dir: string): Promise<void> {
 
 /**
  * `writeFileAtomic` off the main thread: the same temporary file, fsync, rename and directory fsync, through
- * `fs.promises` (libuv's thread pool), so training can run while a large file is written.
+ * `fs.promises` (libuv's thread pool), so training can run while a large file is written. `data` may be the file's
+ * parts: written in order by one gathering write (`writev`: one thread-pool task, no file-sized buffer built).
+ * `whileWriting` runs on this thread once that write is under way (e.g. hashing the same bytes meanwhile).
  */
-export async function writeFileAtomicInBackground(path: string, data: Uint8Array): Promise<void> {
+export async function writeFileAtomicInBackground(
+  path: string,
+  data: Uint8Array | readonly Uint8Array[],
+  whileWriting?: () => void,
+): Promise<void> {
   const dir = dirname(path);
   const temporary = join(
     dir,
@@ -72,10 +78,17 @@ export async function writeFileAtomicInBackground(path: string, data: Uint8Array
   );
   const file = await open(temporary, 'wx', 0o644);
   try {
-    let written = 0;
-    while (written < data.byteLength) {
-      written += (await file.write(data, written, data.byteLength - written)).bytesWritten;
+    const left = data instanceof Uint8Array ? [data] : [...data];
+    while (left.length > 0) {
+      // A short write (a full disk, more buffers than IOV_MAX) continues where it stopped.
+      const writing = file.writev(left);
+      whileWriting?.();
+      whileWriting = undefined;
+      let written = (await writing).bytesWritten;
+      while (left.length > 0 && written >= left[0]!.byteLength) written -= left.shift()!.byteLength;
+      if (written > 0) left[0] = left[0]!.subarray(written);
     }
+    whileWriting?.(); // no bytes to write
     await file.sync();
   } catch (error) {
     await file.close();

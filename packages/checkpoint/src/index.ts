@@ -18,7 +18,13 @@ export {
   stepDirName,
   TRAINER_STATE,
 } from './format.ts';
-export { decodePayload, encodePayload, encodePayloadInBackground, PAYLOAD_CODEC } from './payload.ts';
+export {
+  decodePayload,
+  encodePayload,
+  encodePayloadInBackground,
+  encodePayloadPartsInBackground,
+  PAYLOAD_CODEC,
+} from './payload.ts';
 export type { LoadedCheckpoint, World } from './read.ts';
 export { EVERY_RANK, readCheckpoint, readLatestCheckpoint } from './read.ts';
 export type { SnapshotOptions, StagedCopies, StateHolder, TensorSnapshot } from './tensors.ts';
@@ -51,6 +57,7 @@ export {
   sealManifest,
   sha256,
   sha256InBackground,
+  sha256OfParts,
   writeCheckpoint,
   writeCheckpointInBackground,
   writeFiles,

@@ -1,11 +1,12 @@
 import { promisify } from 'node:util';
 import { constants, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
 import {
+  concatBytes,
   decodeSafetensors,
-  encodeSafetensors,
   SAFETENSORS_DTYPE_BYTES,
   type SafeTensor,
   type SafetensorsFile,
+  safetensorsParts,
 } from '@kstar/core';
 import { CheckpointError } from './format.ts';
 
@@ -62,31 +63,43 @@ export function encodePayload(
   const packed = entries.map(([, t]) =>
     compressible(t) ? deflateRawSync(shuffle(t.data), DEFLATE) : undefined,
   );
-  return storedPayload(entries, metadata, packed);
+  return concatBytes(storedPayload(entries, metadata, packed));
 }
 
 const deflateRawAsync = promisify(deflateRaw);
 
 /**
  * `encodePayload`, the same bytes, with the deflate running in libuv's thread pool (every tensor at once) instead
- * of on the main thread: what a checkpoint written in the background uses.
+ * of on the main thread.
  */
 export async function encodePayloadInBackground(
   entries: ReadonlyArray<[string, SafeTensor]>,
   metadata: Record<string, string>,
 ): Promise<Uint8Array> {
+  return concatBytes(await encodePayloadPartsInBackground(entries, metadata));
+}
+
+/**
+ * `encodePayloadInBackground`'s file as its parts, in order (the header, then each tensor's bytes: the entries' own
+ * arrays where stored as they are, so they must stay unchanged until the parts are written): what a checkpoint
+ * written in the background writes, without building one file-sized buffer.
+ */
+export async function encodePayloadPartsInBackground(
+  entries: ReadonlyArray<[string, SafeTensor]>,
+  metadata: Record<string, string>,
+): Promise<Uint8Array[]> {
   const packed = await Promise.all(
     entries.map(([, t]) => (compressible(t) ? deflateRawAsync(shuffle(t.data), DEFLATE) : undefined)),
   );
   return storedPayload(entries, metadata, packed);
 }
 
-/** The safetensors file of `entries`, each I32 tensor stored as `packed[k]` (its deflated planes) when smaller. */
+/** The safetensors file of `entries` as its parts, each I32 tensor stored as `packed[k]` (its deflated planes) when smaller. */
 function storedPayload(
   entries: ReadonlyArray<[string, SafeTensor]>,
   metadata: Record<string, string>,
   packed: ReadonlyArray<Uint8Array | undefined>,
-): Uint8Array {
+): Uint8Array[] {
   const encoding: Record<string, Encoded> = {};
   const stored = entries.map(([name, t], k): [string, SafeTensor] => {
     const p = packed[k];
@@ -97,7 +110,7 @@ function storedPayload(
       { dtype: 'U8', shape: [p.byteLength], data: new Uint8Array(p.buffer, p.byteOffset, p.byteLength) },
     ];
   });
-  return encodeSafetensors(
+  return safetensorsParts(
     stored,
     Object.keys(encoding).length > 0 ? { ...metadata, [ENCODING_KEY]: JSON.stringify(encoding) } : metadata,
   );

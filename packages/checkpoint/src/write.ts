@@ -51,10 +51,13 @@ export function writeCheckpoint(
   return commitCheckpoint(saveDir, step, tmp, writeFiles(tmp, files), 1, options);
 }
 
-/** A checkpoint file whose bytes are still to be encoded (`encode` runs off the training loop). */
+/**
+ * A checkpoint file whose bytes are still to be encoded (`encode` runs off the training loop): one buffer, or the
+ * file's parts in order (`encodePayloadPartsInBackground`), written one after the other.
+ */
 export interface PendingCheckpointFile {
   path: string;
-  encode(): Promise<Uint8Array>;
+  encode(): Promise<Uint8Array | readonly Uint8Array[]>;
   rank?: number;
 }
 
@@ -67,8 +70,8 @@ export interface CheckpointHooks {
 }
 
 /**
- * Where a background write's time went, in seconds: `encode`, `hash`, `file` (write + fsync + rename): the longest
- * file's (files run at once); `commit`: manifest, renames, fsyncs and pruning; `total`: start to end.
+ * Where a background write's time went, in seconds: `encode`; `hash`: hashing a file on the main thread (while the
+ * thread pool writes it); `file` (write + fsync + rename); each the longest file's (files run at once); `commit`: manifest, renames, fsyncs and pruning; `total`: start to end.
  */
 export interface WritePhases {
   step: number;
@@ -92,15 +95,28 @@ export const emptyPhases = (step: number): WritePhases => ({
 });
 
 /**
- * Encodes, writes (each atomically: a file that exists is whole) and hashes `files` into `dir`, all at once, in
- * libuv's thread pool; returns their manifest entries and adds the longest of each phase to `phases`.
+ * The SHA-256 of `parts` one after the other, in one pass on this thread (about 65 ms for 130 MB at 2 GB/s), without
+ * building one file-sized buffer. Not in slices between event-loop turns: a training loop yields about once a step, so
+ * a sliced hash of a checkpoint written during training took 25-35 steps on the H200 (longer than --save-every 25),
+ * and the next save waited for it.
+ */
+export function sha256OfParts(parts: readonly Uint8Array[]): string {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return hash.digest('hex');
+}
+
+/**
+ * Encodes, writes (each atomically: a file that exists is whole) and hashes `files` into `dir`, all at once: encoding
+ * and writing in libuv's thread pool (a file's parts in one gathering write), hashing on this thread meanwhile
+ * (`sha256OfParts`); returns their manifest entries and adds the longest of each phase to `phases`.
  */
 export async function writePendingFiles(
   dir: string,
   files: ReadonlyArray<PendingCheckpointFile>,
   phases: WritePhases = emptyPhases(0),
 ): Promise<ManifestFile[]> {
-  const timed = async <T>(phase: 'encode' | 'hash' | 'file', work: Promise<T>): Promise<T> => {
+  const timed = async <T>(phase: 'encode' | 'file', work: Promise<T>): Promise<T> => {
     const t0 = performance.now();
     const out = await work;
     phases[phase] = Math.max(phases[phase], since(t0));
@@ -109,13 +125,19 @@ export async function writePendingFiles(
   return Promise.all(
     files.map(async (f): Promise<ManifestFile> => {
       const data = await timed('encode', f.encode());
-      const [, digest] = await Promise.all([
-        timed('file', writeFileAtomicInBackground(join(dir, f.path), data)),
-        timed('hash', sha256InBackground(data)),
-      ]);
+      const parts = data instanceof Uint8Array ? [data] : data;
+      let digest = '';
+      await timed(
+        'file',
+        writeFileAtomicInBackground(join(dir, f.path), parts, () => {
+          const t0 = performance.now();
+          digest = sha256OfParts(parts);
+          phases.hash = Math.max(phases.hash, since(t0));
+        }),
+      );
       return {
         path: f.path,
-        bytes: data.byteLength,
+        bytes: parts.reduce((n, p) => n + p.byteLength, 0),
         sha256: digest,
         ...(f.rank !== undefined ? { rank: f.rank } : {}),
       };
@@ -125,7 +147,7 @@ export async function writePendingFiles(
 
 /**
  * `writeCheckpoint` for a checkpoint already copied to host memory, run while training goes on: each file encoded
- * (deflate), hashed and written (fsync) in libuv's thread pool, all files at once; then sealed as `writeCheckpoint`
+ * (deflate) and written (fsync) in libuv's thread pool and hashed as it is written, all files at once; then sealed as `writeCheckpoint`
  * seals it (manifest, fsync, rename, prune), so it is as atomic. Returns the path.
  */
 export async function writeCheckpointInBackground(

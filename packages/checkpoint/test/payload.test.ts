@@ -1,6 +1,17 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { decodeSafetensors, encodeSafetensors } from '@kstar/core';
 import { describe, expect, it } from 'vitest';
-import { CheckpointError, decodePayload, encodePayload, encodePayloadInBackground } from '../src/index.ts';
+import {
+  CheckpointError,
+  decodePayload,
+  encodePayload,
+  encodePayloadInBackground,
+  encodePayloadPartsInBackground,
+  sha256,
+  writePendingFiles,
+} from '../src/index.ts';
 
 describe('checkpoint payload (format version 2)', () => {
   it('round-trips I32 tensors losslessly, leaves F32 as is, and names damage', () => {
@@ -50,5 +61,14 @@ describe('checkpoint payload (format version 2)', () => {
     const background = await encodePayloadInBackground(entries, { format: 'split24' });
     expect(decodeSafetensors(main).tensors.get('w/bf16')!.dtype).toBe('U8'); // compressed, so the codec ran
     expect(Buffer.from(background).equals(Buffer.from(main))).toBe(true);
+    // As parts (header, then each tensor's bytes; float32 ones are the given arrays themselves), written one after
+    // the other and hashed as they are written: the same file and the SHA-256 of the whole (node:crypto, one pass).
+    const parts = await encodePayloadPartsInBackground(entries, { format: 'split24' });
+    expect(parts).toContain(entries[1]![1].data);
+    const dir = mkdtempSync(join(tmpdir(), 'kstar-parts-'));
+    const [listed] = await writePendingFiles(dir, [{ path: 'p.safetensors', encode: async () => parts }]);
+    const written = readFileSync(join(dir, 'p.safetensors'));
+    expect(written.equals(Buffer.from(main))).toBe(true);
+    expect(listed).toMatchObject({ bytes: main.byteLength, sha256: sha256(main) });
   });
 });

@@ -3,7 +3,7 @@ import {
   type BackgroundCheckpointWriter,
   type CheckpointHooks,
   encodeOptimizerState,
-  encodePayloadInBackground,
+  encodePayloadPartsInBackground,
   MODEL_FILE,
   optimizerFile,
   snapshotOptimizerState,
@@ -35,14 +35,11 @@ export const recordPhases =
     hooks?.written?.(phases);
   };
 
-/** A snapshot's file encoder that returns its staging memory once encoded (the encoded file is a copy). */
-export const encodeThenRelease = (s: TensorSnapshot) => async () => {
-  try {
-    return await encodePayloadInBackground(s.entries, s.metadata);
-  } finally {
-    s.release?.();
-  }
-};
+/**
+ * A snapshot's file encoder: the file's parts, whose float32 tensors are the snapshot's own arrays (on cuda, views of
+ * its staging memory), so the snapshot is released once the write ends, not once encoded.
+ */
+export const encodeParts = (s: TensorSnapshot) => () => encodePayloadPartsInBackground(s.entries, s.metadata);
 
 export const trainerJson = (trainer: TrainerState) =>
   new TextEncoder().encode(`${JSON.stringify(trainer, null, 1)}\n`);
@@ -71,8 +68,8 @@ export async function startCheckpoint(
   hooks?: CheckpointHooks,
 ): Promise<string> {
   await writer.idle();
-  // Staged: on cuda one batch of copies into pinned memory that the next save reuses, so each snapshot returns it
-  // once encoded (the encoded file is a copy), and at the latest when the write ends.
+  // Staged: on cuda one batch of copies into pinned memory that the next save reuses; the files are written from
+  // it (no copy), so it is returned when the write ends.
   const [weights, state] = await Promise.all([
     snapshotWeights(src.model, src.split, { staged: true }),
     snapshotOptimizerState(src.engine, { staged: true }),
@@ -91,8 +88,8 @@ export async function startCheckpoint(
         saveDir,
         step,
         [
-          { path: MODEL_FILE, encode: encodeThenRelease(weights) },
-          { path: optimizerFile(0), encode: encodeThenRelease(state), rank: 0 },
+          { path: MODEL_FILE, encode: encodeParts(weights) },
+          { path: optimizerFile(0), encode: encodeParts(state), rank: 0 },
           { path: TRAINER_STATE, encode: async () => trainer },
         ],
         saveOptions(keep),

@@ -30,7 +30,7 @@ import type { ZeroPlugin, ZeroShardedTraining } from '@kstar/shard-zero';
 import * as tf from '@tensorflow/tfjs';
 import { saveOptions, type TrainerState } from './format.ts';
 import type { LoadedCheckpoint } from './read.ts';
-import { encodeThenRelease, recordPhases, trainerJson } from './save.ts';
+import { encodeParts, recordPhases, trainerJson } from './save.ts';
 import { pushSplitWords, SPLIT24_SHARDS, snapshotWeights, splitWordsOf } from './state.ts';
 
 /**
@@ -141,7 +141,7 @@ export async function startShardedCheckpoint(
   const snapshots: TensorSnapshot[] = [];
   const take = (s: TensorSnapshot) => {
     snapshots.push(s);
-    return encodeThenRelease(s);
+    return encodeParts(s);
   };
   const releaseAll = () => {
     for (const s of snapshots) s.release?.();
