@@ -38,13 +38,19 @@ async function saveToMemory(m: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
   return artifacts!;
 }
 
-/** Trains a model 2 steps, saves it with its optimizer, then steps the original once more: the reference. */
-async function trainedAndSaved<O extends object>(spec: ConformanceSpec<O>) {
+/** The toy regression compiled with a new optimizer of `spec`, trained `steps` full-batch steps (the caller disposes). */
+async function trained<O extends object>(spec: ConformanceSpec<O>, steps: number) {
   const { x, y } = regressionData();
   const m = regressionModel();
   const opt = spec.create(spec.trainOptions);
   m.compile({ optimizer: opt, loss: 'meanSquaredError' });
-  await fitSteps(m, x, y, 2);
+  if (steps > 0) await fitSteps(m, x, y, steps);
+  return { x, y, m, opt };
+}
+
+/** Trains a model 2 steps, saves it with its optimizer, then steps the original once more: the reference. */
+async function trainedAndSaved<O extends object>(spec: ConformanceSpec<O>) {
+  const { x, y, m, opt } = await trained(spec, 2);
   const artifacts = await saveToMemory(m);
   await fitSteps(m, x, y, 1);
   const uninterrupted = await stateBits(m);
@@ -86,10 +92,7 @@ export function describeOptimizerConformance<O extends object>(spec: Conformance
     });
 
     it('fit lowers the loss; the tensor count is flat from epoch to epoch', async () => {
-      const { x, y } = regressionData();
-      const m = regressionModel();
-      const opt = spec.create(spec.trainOptions);
-      m.compile({ optimizer: opt, loss: 'meanSquaredError' });
+      const { x, y, m, opt } = await trained(spec, 0);
       const before = evalLoss(m, x, y);
       await fitSteps(m, x, y, 5);
       const count = tf.memory().numTensors;
@@ -105,11 +108,7 @@ export function describeOptimizerConformance<O extends object>(spec: Conformance
     });
 
     it("measured state bytes (unique buffers) equal the plugin's stateBytes for every variable", async () => {
-      const { x, y } = regressionData();
-      const m = regressionModel();
-      const opt = spec.create(spec.trainOptions);
-      m.compile({ optimizer: opt, loss: 'meanSquaredError' });
-      await fitSteps(m, x, y, 3);
+      const { x, y, m, opt } = await trained(spec, 3);
       for (const w of m.trainableWeights) {
         const role = w.shape.length === 2 ? 'matrix' : w.shape.length === 1 ? 'vector' : 'other';
         const measured = uniqueBufferBytes(Object.values(opt.stateOf(w.name)!));
@@ -159,11 +158,7 @@ export function describeOptimizerConformance<O extends object>(spec: Conformance
     });
 
     it('setWeights rejects malformed input and leaves the state as it was', async () => {
-      const { x, y } = regressionData();
-      const m = regressionModel();
-      const opt = spec.create(spec.trainOptions);
-      m.compile({ optimizer: opt, loss: 'meanSquaredError' });
-      await fitSteps(m, x, y, 2);
+      const { x, y, m, opt } = await trained(spec, 2);
       const before = await stateBits(m);
       const saved = await opt.getWeights();
       const extra = tf.scalar(1, 'int32');

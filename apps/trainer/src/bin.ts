@@ -1,21 +1,5 @@
 #!/usr/bin/env node
 import { runCli } from './cli.ts';
+import { runAsMain } from './run-as-main.ts';
 
-// A closed stdout/stderr (the parent went away) must not kill the run before its report is written.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') throw error;
-  });
-}
-
-runCli(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(
-      `kstar: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exitCode = 1;
-  },
-);
+runAsMain('kstar', runCli);

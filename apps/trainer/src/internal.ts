@@ -33,5 +33,6 @@ export { OPTIMIZERS, optimizerEntry } from './optimizers.ts';
 export { calibrate, loadCalibration, saveCalibration } from './plan-calibrate.ts';
 export { decode, planProblem, spaceFor } from './plan-space.ts';
 export type { TrainReport } from './report.ts';
+export { runAsMain } from './run-as-main.ts';
 export { fixedBytes, type PreparedRun, prepareRun, segmentPlan, train } from './train.ts';
 export { KSTAR_VERSION } from './version.ts';

@@ -35,6 +35,15 @@ const referenceReader =
   (hparams: Record<string, unknown>): OptimizerPlugin =>
     read(hparams as H);
 
+/**
+ * `create` of a plugin factory: the CLI/config options over `defaults`, then the learning rate. The factory checks
+ * the options (an unknown or invalid one is its InputError).
+ */
+const createWith =
+  <O>(factory: (options: O) => OptimizerPlugin, defaults: Partial<O> = {}): OptimizerEntry['create'] =>
+  (lr, options) =>
+    factory({ ...defaults, ...(options as Record<string, never>), lr } as O);
+
 /** LOMO and AdaLomo run `lomoStep`, which adds the norm pass when `clipGradNorm` is set. */
 const lomoTrainStep = (engine: TrainingEngine, batch: Batch) =>
   lomoStep(engine, batch, engine.optimizer, { gradAccumulator: inPlaceGradAccumulator });
@@ -43,7 +52,7 @@ const lomoTrainStep = (engine: TrainingEngine, batch: Batch) =>
 export const OPTIMIZERS: Record<string, OptimizerEntry> = {
   adamw: {
     defaultLr: 3e-3,
-    create: (lr, options) => adamw({ ...(options as Record<string, number>), lr }),
+    create: createWith(adamw),
     replays: ['adamw'],
     fromReference: referenceReader(adamwFromReferenceHparams),
   },
@@ -69,21 +78,21 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
     // at 1e-4, +0.40% at 3e-4, +2.51% at 1e-3. came_pytorch has no bias correction, so the CAME README's 0.5–0.9×
     // AdamW's lr does not carry over to short runs.
     defaultLr: 3e-4,
-    create: (lr, options) => came({ ...(options as Record<string, never>), lr }),
+    create: createWith(came),
     replays: ['came'],
     fromReference: referenceReader(cameFromReferenceHparams),
   },
   adam8bit: {
     // AdamW's rule with 8-bit block-quantized moments (tensors under 4096 elements keep float32 state).
     defaultLr: 3e-3,
-    create: (lr, options) => adam8bit({ weightDecay: 0.01, ...(options as Record<string, never>), lr }),
+    create: createWith(adam8bit, { weightDecay: 0.01 }),
     replays: [],
   },
   lomo: {
     // Plain SGD applied inside the backward pass. Tiny, 300 steps: val loss +1.9% of AdamW's at 0.1, +20.8% at 0.5
     // (bench/results/2026-11-23-tiny-optimizers-300-b.json).
     defaultLr: 0.1,
-    create: (lr, options) => lomo({ ...(options as Record<string, never>), lr }),
+    create: createWith(lomo),
     replays: ['sgd'],
     fromReference: referenceReader(lomoFromReferenceHparams),
     requiresMode: 'segmented',
@@ -92,7 +101,7 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
   adalomo: {
     // Updates are RMS-clipped and scaled by max(eps2, RMS(p)): lr is a relative step, as in Adafactor.
     defaultLr: 3e-2,
-    create: (lr, options) => adalomo({ ...(options as Record<string, never>), lr }),
+    create: createWith(adalomo),
     replays: ['adalomo'],
     fromReference: referenceReader(adalomoFromReferenceHparams),
     requiresMode: 'segmented',
@@ -100,7 +109,7 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
   },
   'lazy-adagrad': {
     defaultLr: 3e-2,
-    create: (lr, options) => lazyAdagrad({ ...(options as Record<string, never>), lr }),
+    create: createWith(lazyAdagrad),
     replays: ['adagrad'],
     fromReference: referenceReader(lazyAdagradFromReferenceHparams),
   },
@@ -109,7 +118,7 @@ export const OPTIMIZERS: Record<string, OptimizerEntry> = {
     // AdamW's 3e-3 · 0.01. Best of the 300-step tiny sweep {1e-4, 3e-4, 1e-3} (bench/results/), but still about 19%
     // above AdamW's validation loss there: Lion misses the 3% goal on this short, small-batch run.
     defaultLr: 3e-4,
-    create: (lr, options) => lion({ weightDecay: 0.1, ...(options as Record<string, never>), lr }),
+    create: createWith(lion, { weightDecay: 0.1 }),
     replays: ['lion'],
     fromReference: referenceReader(lionFromReferenceHparams),
   },

@@ -133,16 +133,10 @@ export class AdaptivePlanner extends Replanner<MadePlan> {
       probe.dispose();
     }
     const problemArgs = {
-      config,
-      batch,
-      seq,
-      backend,
-      fixed,
-      space: this.space,
+      ...bytesOnly,
       costs,
       budget: this.budget,
       ...(this.args.segmentedOnly ? { segmentedOnly: true } : {}),
-      ...(groups ? { groups } : {}),
     };
     let solution: Solution<PlanOption>;
     try {

@@ -1,6 +1,6 @@
 import { type Batch, type StepResult, TrainingEngine, TrainingError } from '@kstar/core';
 import { inPlaceGradAccumulator } from '@kstar/kernels';
-import { type FusedBackwardPlugin, gradNormPlugin } from '@kstar/optim-lomo';
+import { clippedUpdatePass, type FusedBackwardPlugin, gradNormPlugin } from '@kstar/optim-lomo';
 import { type ZeroPlugin, zeroNormPass } from '@kstar/shard-zero';
 
 /**
@@ -22,17 +22,7 @@ export function shardedLomoStep(
   if (!('gradScale' in plugin) || plugin.clipGradNorm == null) return undefined;
   const clip = plugin.clipGradNorm;
   const globalNorm = shardedGlobalNorm(engine, sharding);
-  return async (batch) => {
-    const norm = await globalNorm(batch);
-    const clipCoef = Math.min(1, clip / (norm + 1e-6));
-    plugin.gradScale = clipCoef;
-    try {
-      const r = await engine.trainStep(batch);
-      return { ...r, gradNorm: norm, clipCoef };
-    } finally {
-      plugin.gradScale = null;
-    }
-  };
+  return async (batch) => clippedUpdatePass(engine, batch, plugin, clip, await globalNorm(batch));
 }
 
 /**

@@ -10,23 +10,20 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { adafactor, adafactorKernel } from '../src/index.ts';
 import { Adafactor64, HF_DEFAULTS, randn, relErr, rng } from './helpers.ts';
-import { type Around, checkParity, formatParity, goldenCheck, parity, TOL } from './replay.ts';
+import { checkParity, formatParity, goldenCheck, parity, TOL } from './replay.ts';
 
 const skip = skipWebGPU('the WebGPU Adafactor kernel was NOT tested');
-
-/** Runs each native update inside a validation error scope; any error fails the test. */
-const scoped: Around = expectNoValidationError;
 
 describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
   onBackend('webgpu');
 
   it('golden replay: both runs within 1e-5 through the WGSL kernel, no validation error', async () => {
     expect(tf.getBackend()).toBe('webgpu');
-    await goldenCheck('webgpu', scoped);
+    await goldenCheck('webgpu', expectNoValidationError);
   });
 
   it('native kernel vs fallback vs float64 reference agree within 1e-5 (every switch, 3-D/4-D, m or n = 1, scalar)', async () => {
-    const rows = await parity(scoped);
+    const rows = await parity(expectNoValidationError);
     console.log(formatParity('webgpu', rows));
     checkParity(rows);
   });
@@ -43,7 +40,7 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
       const g = tf.tidy(() => tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 10 + t), 1));
       submitPendingWebGPU();
       const gpuBefore = backendMemory().gpuBytesInUse!;
-      await scoped(() => plugin.update(p, g, s, t));
+      await expectNoValidationError(() => plugin.update(p, g, s, t));
       // Small temporaries (row means, partial sums, 2 scalars) are released; no parameter-sized buffer stays.
       if (t > 1) expect(backendMemory().gpuBytesInUse).toBeLessThanOrEqual(gpuBefore);
       g.dispose();
@@ -69,7 +66,7 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
       expect(callUntyped(adafactorKernel.which, { param: p, grad: gt, state: s, hp: {} })).toBe(
         t === 1 ? 'fallback' : 'native',
       );
-      await scoped(() => plugin.update(p, gt, s, t));
+      await expectNoValidationError(() => plugin.update(p, gt, s, t));
       ref.update(pr, g);
       gt.dispose();
       if (t === 1) {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { uniqueBufferBytes } from '@kstar/core';
 import { randn32 as randn, rng } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import { expect } from 'vitest';
+import { expect, it } from 'vitest';
 import { Adam8bit, adam8bit, adam8bitFromReferenceHparams, adam8bitUpdate } from '../src/index.ts';
 
 interface Golden {
@@ -346,6 +346,21 @@ export async function resumeCheck(prefix: string): Promise<void> {
   optA.dispose();
   optB.dispose();
   tf.dispose([...Object.values(a), ...Object.values(b)]);
+}
+
+/**
+ * The cases each native backend runs after its golden check: native kernel and fallback against the float64 model;
+ * state bytes, NaN gradients and save → resume.
+ */
+export function itChecksParityAndState(backend: 'wasm' | 'webgpu'): void {
+  it('native kernel and fallback vs the float64 model', async () => {
+    await parityCheck(backend);
+  });
+  it('state bytes, NaN gradients, resume', async () => {
+    stateBytesCheck();
+    await nanCheck('auto');
+    await resumeCheck(`${backend}-resume`);
+  });
 }
 
 export { adam8bitUpdate };

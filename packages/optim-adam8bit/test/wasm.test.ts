@@ -2,7 +2,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { goldenCheck, nanCheck, parityCheck, resumeCheck, stateBytesCheck } from './suite.ts';
+import { goldenCheck, itChecksParityAndState } from './suite.ts';
 
 onBackend('wasm'); // the tensor count is the same after the file as before it
 
@@ -11,12 +11,5 @@ describe('adam8bit on wasm', () => {
     expect(tf.getBackend()).toBe('wasm');
     await goldenCheck('wasm');
   });
-  it('native kernel and fallback vs the float64 model', async () => {
-    await parityCheck('wasm');
-  });
-  it('state bytes, NaN gradients, bit-identical resume', async () => {
-    stateBytesCheck();
-    await nanCheck('auto');
-    await resumeCheck('wasm-resume');
-  });
+  itChecksParityAndState('wasm');
 });

@@ -1,7 +1,7 @@
 import { webgpuDevice } from '@kstar/kernels';
 import { onBackend, skipWebGPU } from '@kstar/testkit';
 import { describe, expect, it } from 'vitest';
-import { goldenCheck, nanCheck, parityCheck, resumeCheck, stateBytesCheck } from './suite.ts';
+import { goldenCheck, itChecksParityAndState } from './suite.ts';
 
 const skip = skipWebGPU('the WebGPU adam8bit kernel was NOT tested');
 
@@ -15,12 +15,5 @@ describe.skipIf(skip)('adam8bit on webgpu (lavapipe)', () => {
     const error = await device.popErrorScope();
     expect(error?.message ?? null).toBeNull();
   });
-  it('native kernel and fallback vs the float64 model', async () => {
-    await parityCheck('webgpu');
-  });
-  it('state bytes, NaN gradients, resume', async () => {
-    stateBytesCheck();
-    await nanCheck('auto');
-    await resumeCheck('webgpu-resume');
-  });
+  itChecksParityAndState('webgpu');
 });

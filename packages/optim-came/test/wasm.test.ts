@@ -3,30 +3,12 @@ import { expectFillStepsInPlace, onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { came, cameWhich } from '../src/index.ts';
-import { cameParity, checkParity, formatParity, goldenOnBackend, PARITY_SHAPES } from './parity.ts';
-import { expectDropInMatchesGolden } from './replay.ts';
+import { itMatchesReferences } from './backend-cases.ts';
 
-const TOL = 1e-5;
 onBackend('wasm');
 
 describe('wasm backend', () => {
-  it('golden replay: plugin (wasm kernel, in place) and fallback match came_pytorch within 1e-5 at every recorded step', async () => {
-    expect(tf.getBackend()).toBe('wasm');
-    const { native, fallback } = await goldenOnBackend('wasm');
-    expect(native).toBeLessThanOrEqual(TOL);
-    expect(fallback).toBeLessThanOrEqual(TOL);
-  });
-
-  it('golden replay: the drop-in CAME class matches as well', async () => {
-    await expectDropInMatchesGolden('wasm', TOL);
-  });
-
-  it('native kernel vs fallback vs float64 reference (5 steps, ranks 0–3), in place with no new buffer', async () => {
-    const rows = [];
-    for (const [i, shape] of PARITY_SHAPES.entries()) rows.push(await cameParity(shape, 31 + i));
-    console.log(formatParity('wasm', rows));
-    rows.forEach(checkParity);
-  });
+  itMatchesReferences('wasm', { seed: 31 });
 
   it('keeps every buffer (dataId) through the step and leaks nothing; a live view (shared buffer) forces the fallback', () => {
     const plugin = came({ lr: 0.01 });

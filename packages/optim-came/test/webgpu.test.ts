@@ -7,16 +7,9 @@ import {
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { came, cameWhich } from '../src/index.ts';
+import { itMatchesReferences } from './backend-cases.ts';
 import { came64Init, came64Step, randn, relErr, rng } from './helpers.ts';
-import {
-  cameParity,
-  checkParity,
-  formatParity,
-  goldenOnBackend,
-  PARITY_HP,
-  PARITY_SHAPES,
-} from './parity.ts';
-import { expectDropInMatchesGolden } from './replay.ts';
+import { PARITY_HP } from './parity.ts';
 
 const skip = skipWebGPU('the CAME WebGPU kernels were NOT tested');
 
@@ -25,22 +18,10 @@ const TOL = 1e-5;
 describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
   onBackend('webgpu');
 
-  it('golden replay: plugin (WGSL kernels, in place) and fallback match came_pytorch within 1e-5, no validation error', async () => {
-    const { native, fallback } = await goldenOnBackend('webgpu', noValidationError);
-    expect(native).toBeLessThanOrEqual(TOL);
-    expect(fallback).toBeLessThanOrEqual(TOL);
-  });
-
-  it('golden replay: the drop-in CAME class matches as well', async () => {
-    await expectDropInMatchesGolden('webgpu', TOL);
-  });
-
-  it('native kernel vs fallback vs float64 (5 steps, ranks 0–3): no validation error, no GPU memory growth after step 1', async () => {
-    const rows = [];
-    for (const [i, shape] of PARITY_SHAPES.entries())
-      rows.push(await cameParity(shape, 51 + i, inPlaceWebGPUStep));
-    console.log(formatParity('webgpu', rows));
-    rows.forEach(checkParity);
+  itMatchesReferences('webgpu', {
+    goldenAround: noValidationError,
+    parityAround: inPlaceWebGPUStep,
+    seed: 51,
   });
 
   it('does not write through a live clone (shared buffer → fallback); values read between steps are not stale', async () => {

@@ -20,7 +20,7 @@ import {
   randn,
   rng,
 } from './helpers.ts';
-import { replayAdagrad, summary } from './replay.ts';
+import { replayAdagrad, replayFallbackPlugin, replayReferencePlugin, summary } from './replay.ts';
 
 const TOL = 1e-5;
 onBackend('cpu');
@@ -38,11 +38,7 @@ function goldenRowsSeen(): number[] {
 
 describe('golden replay of torch.optim.Adagrad (cpu)', () => {
   it('plugin, row-lazy E (native kernel), every parameter within 1e-5 of RMS at every recorded step', async () => {
-    const { run } = goldenAdagradRun();
-    const r = await replayAdagrad(
-      { kind: 'plugin', plugin: callUntyped(lazyAdagradFromReferenceHparams, run.hparams) },
-      'cpu-plugin',
-    );
+    const r = await replayReferencePlugin('cpu-plugin');
     console.log(summary('plugin, lazyRows embedding, cpu kernel', r));
     expect(r.worst).toBeLessThanOrEqual(TOL);
     // The float64 reference runs on float32-rounded gradients (as the kernels do), hence not 0.
@@ -58,14 +54,7 @@ describe('golden replay of torch.optim.Adagrad (cpu)', () => {
   });
 
   it('plugin, every matrix row-lazy, fallback (gather → update → scatter) path', async () => {
-    const { run } = goldenAdagradRun();
-    const plugin = lazyAdagrad({
-      lr: run.hparams.lr,
-      eps: run.hparams.eps,
-      lazyRows: 'matrices',
-      impl: 'fallback',
-    });
-    const r = await replayAdagrad({ kind: 'plugin', plugin }, 'cpu-fallback');
+    const r = await replayFallbackPlugin('cpu-fallback');
     console.log(summary('plugin, lazyRows matrices, fallback ops', r));
     expect(r.worst).toBeLessThanOrEqual(TOL);
     expect(r.untouchedViolations).toBe(0);

@@ -1,6 +1,12 @@
 import type { OptimizerState } from '@kstar/core';
+import { callUntyped } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
-import type { LazyAdagrad, LazyAdagradPlugin } from '../src/index.ts';
+import {
+  type LazyAdagrad,
+  type LazyAdagradPlugin,
+  lazyAdagrad,
+  lazyAdagradFromReferenceHparams,
+} from '../src/index.ts';
 import { adagradStep64, goldenAdagradRun, measuredUniqueBytes, relErr } from './helpers.ts';
 
 export type Driver =
@@ -103,6 +109,24 @@ export async function replayAdagrad(driver: Driver, prefix: string): Promise<Rep
   for (const s of Object.values(states)) tf.dispose(Object.values(s));
   for (const name of names) vars[name]!.dispose();
   return out;
+}
+
+/** The golden run through the plugin its reference hyper-parameters make (row-lazy E), on the active backend. */
+export function replayReferencePlugin(prefix: string): Promise<ReplayResult> {
+  const { run } = goldenAdagradRun();
+  return replayAdagrad(
+    { kind: 'plugin', plugin: callUntyped(lazyAdagradFromReferenceHparams, run.hparams) },
+    prefix,
+  );
+}
+
+/** The golden run through the tfjs-ops fallback (gather → update → scatter) with every matrix row-lazy. */
+export function replayFallbackPlugin(prefix: string): Promise<ReplayResult> {
+  const { lr, eps } = goldenAdagradRun().run.hparams;
+  return replayAdagrad(
+    { kind: 'plugin', plugin: lazyAdagrad({ lr, eps, lazyRows: 'matrices', impl: 'fallback' }) },
+    prefix,
+  );
 }
 
 export function summary(label: string, r: ReplayResult): string {

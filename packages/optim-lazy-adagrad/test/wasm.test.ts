@@ -1,15 +1,10 @@
 import '@tensorflow/tfjs-backend-wasm';
-import { callUntyped, onBackend } from '@kstar/testkit';
+import { onBackend } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import {
-  LazyAdagrad,
-  lazyAdagrad,
-  lazyAdagradFromReferenceHparams,
-  lazyRowStateBytes,
-} from '../src/index.ts';
+import { LazyAdagrad, lazyAdagrad, lazyRowStateBytes } from '../src/index.ts';
 import { goldenAdagradRun } from './helpers.ts';
-import { replayAdagrad, summary } from './replay.ts';
+import { replayAdagrad, replayFallbackPlugin, replayReferencePlugin, summary } from './replay.ts';
 import { runWindowed } from './window.ts';
 
 const TOL = 1e-5;
@@ -19,27 +14,13 @@ onBackend('wasm'); // the tensor count is the same after the file as before it
 describe('wasm backend', () => {
   it('golden replay: plugin (wasm kernel, row-lazy E), fallback, drop-in class', async () => {
     const { run } = goldenAdagradRun();
-    const r = await replayAdagrad(
-      { kind: 'plugin', plugin: callUntyped(lazyAdagradFromReferenceHparams, run.hparams) },
-      'wasm-plugin',
-    );
+    const r = await replayReferencePlugin('wasm-plugin');
     console.log(summary('plugin, wasm kernel', r));
     expect(r.worst).toBeLessThanOrEqual(TOL);
     expect(r.untouchedViolations).toBe(0);
     expect(r.rowsAllocatedE).toEqual(ROWS_SEEN);
     expect(r.stateBytesE).toEqual(ROWS_SEEN.map((n) => lazyRowStateBytes([50, 16], n)));
-    const f = await replayAdagrad(
-      {
-        kind: 'plugin',
-        plugin: lazyAdagrad({
-          lr: run.hparams.lr,
-          eps: run.hparams.eps,
-          lazyRows: 'matrices',
-          impl: 'fallback',
-        }),
-      },
-      'wasm-fallback',
-    );
+    const f = await replayFallbackPlugin('wasm-fallback');
     console.log(summary('plugin, fallback ops on wasm', f));
     expect(f.worst).toBeLessThanOrEqual(TOL);
     const opt = new LazyAdagrad({ lr: run.hparams.lr, eps: run.hparams.eps });

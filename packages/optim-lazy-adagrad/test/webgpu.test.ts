@@ -1,4 +1,4 @@
-import { callUntyped, onBackend, skipWebGPU, webgpuValidationError as validationError } from '@kstar/testkit';
+import { onBackend, skipWebGPU, webgpuValidationError as validationError } from '@kstar/testkit';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import {
@@ -6,13 +6,12 @@ import {
   dequantizeArray,
   dequantizeTensor,
   lazyAdagrad,
-  lazyAdagradFromReferenceHparams,
   lazyAdagradKernel,
   quantizeArray,
   quantizeTensor,
 } from '../src/index.ts';
-import { goldenAdagradRun, randn, rng } from './helpers.ts';
-import { replayAdagrad, summary } from './replay.ts';
+import { randn, rng } from './helpers.ts';
+import { type replayAdagrad, replayReferencePlugin, summary } from './replay.ts';
 
 const skip = skipWebGPU('Lazy Adagrad was NOT tested on WebGPU');
 
@@ -23,13 +22,9 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package, lavapipe): tfjs-ops 
 
   it('golden replay through the fallback; row-lazy E allocates every row at once (no sync read-back)', async () => {
     expect(canReadSync()).toBe(false);
-    const { run } = goldenAdagradRun();
     let r: Awaited<ReturnType<typeof replayAdagrad>> | undefined;
     const err = await validationError(async () => {
-      r = await replayAdagrad(
-        { kind: 'plugin', plugin: callUntyped(lazyAdagradFromReferenceHparams, run.hparams) },
-        'webgpu-plugin',
-      );
+      r = await replayReferencePlugin('webgpu-plugin');
     });
     expect(err).toBeNull();
     console.log(summary('plugin, webgpu (fallback; all rows allocated)', r!));

@@ -23,4 +23,4 @@ export { adalomo, adalomoFromReferenceHparams, lomo, lomoFromReferenceHparams } 
 export type { AdaLomoStateKey } from './state.ts';
 export { adalomoStateBytes, adalomoStateShapes, lomoStateBytes } from './state.ts';
 export type { GradNormPlugin, LomoStepOptions, LomoStepResult } from './step.ts';
-export { gradNormPlugin, lomoGlobalNorm, lomoStep } from './step.ts';
+export { clippedUpdatePass, gradNormPlugin, lomoGlobalNorm, lomoStep } from './step.ts';

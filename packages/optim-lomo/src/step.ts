@@ -159,6 +159,20 @@ export async function lomoStep(
       `step ${engine.step + 1}: the global gradient norm is ${norm}: parameters were not updated; lower the learning rate or check the data`,
     );
   }
+  return clippedUpdatePass(engine, batch, plugin, clip, norm);
+}
+
+/**
+ * The update pass of a clipped LOMO/AdaLomo step, the global gradient `norm` known (`lomoStep`'s norm pass, or
+ * one across ZeRO ranks): `engine.trainStep` with every gradient scaled by min(1, clip/(norm + 1e-6)).
+ */
+export async function clippedUpdatePass(
+  engine: TrainingEngine,
+  batch: Batch,
+  plugin: Partial<Pick<FusedBackwardPlugin, 'gradScale'>>,
+  clip: number,
+  norm: number,
+): Promise<StepResult & { gradNorm: number; clipCoef: number }> {
   const clipCoef = Math.min(1, clip / (norm + 1e-6));
   plugin.gradScale = clipCoef;
   try {

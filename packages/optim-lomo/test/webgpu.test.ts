@@ -6,12 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { adalomo, adalomoKernel, lomo, lomoKernel, lomoStep } from '../src/index.ts';
 import { disposeModel, relErr, snapshot, TOL, toyBatch, toyModel } from './helpers.ts';
 import { adalomoParity, checkAdalomoParity, lomoParity } from './parity.ts';
-import { ADALOMO_RUN, type Around, formatReplay, pluginForRun, replay, SGD_RUN } from './replay.ts';
+import { ADALOMO_RUN, formatReplay, pluginForRun, replay, SGD_RUN } from './replay.ts';
 
 const skip = skipWebGPU('the WebGPU LOMO/AdaLomo kernels were NOT tested');
-
-/** Runs each native update inside a validation error scope; any error fails the test. */
-const scoped: Around = expectNoValidationError;
 
 describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
   onBackend('webgpu');
@@ -19,19 +16,19 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
   it('golden replay: sgd run as LOMO and the adalomo run within 1e-5 through the WGSL kernels', async () => {
     expect(tf.getBackend()).toBe('webgpu');
     for (const index of [SGD_RUN, ADALOMO_RUN]) {
-      const r = await replay(pluginForRun(index), index, `gpu-${index}`, scoped);
+      const r = await replay(pluginForRun(index), index, `gpu-${index}`, expectNoValidationError);
       console.log(formatReplay(`golden run ${index} (webgpu)`, r));
       expect(r.worst).toBeLessThanOrEqual(TOL);
     }
   });
 
   it('kernels vs fallback vs float64 references within 1e-5, no validation error', async () => {
-    const rows = await adalomoParity(scoped);
+    const rows = await adalomoParity(expectNoValidationError);
     console.log(
       `[optim-lomo] adalomo parity (webgpu): ${rows.map((r) => `${r.label} ${r.native.toExponential(1)}/${r.fallback.toExponential(1)}`).join('; ')}`,
     );
     checkAdalomoParity(rows);
-    expect(await lomoParity(scoped)).toBeLessThanOrEqual(1e-6);
+    expect(await lomoParity(expectNoValidationError)).toBeLessThanOrEqual(1e-6);
   });
 
   it('native kernels run in place (buffers kept) and reads are not stale', async () => {
@@ -43,7 +40,7 @@ describe.skipIf(skip)('webgpu (Dawn via the webgpu package)', () => {
     expect(callUntyped(adalomoKernel.which, { param: p, grad: g, state: s, hp: {} })).toBe('native');
     expect(callUntyped(lomoKernel.which, { param: p, grad: g, hp: {} })).toBe('native');
     const first = Float32Array.from(await p.data()); // caches a CPU copy
-    await scoped(() => plugin.update(p, g, s, 1));
+    await expectNoValidationError(() => plugin.update(p, g, s, 1));
     const second = await p.data();
     expect(Array.from(second)).not.toEqual(Array.from(first));
     expect([p.dataId, ...Object.values(s).map((t) => t.dataId)]).toEqual(ids);
