@@ -1,5 +1,6 @@
 import { dynamicMap } from '@kstar/kernels';
 import { blockReduceSource } from './block-reduce.ts';
+import { ADAMW_CONSTS } from './kstar-sources.ts';
 
 /**
  * CUDA C sources of K*'s 8-bit and sparse optimizer kernels: block-wise absmax int8 quantize/dequantize
@@ -118,18 +119,9 @@ extern "C" __global__ void ${name}(int* __restrict__ out, const int* __restrict_
 
 /**
  * The 8-bit Adam step's constants, float64 as @kstar/optim-adam8bit computes them (@kstar/kernels'
- * `adamStepConstants`, whose names the kernel reads from its attributes; passed by value in this order).
+ * `adamStepConstants`, whose names the kernel reads from its attributes; passed by value in this order): AdamW's.
  */
-export const ADAM8_CONSTS = [
-  'beta1',
-  'oneMinusBeta1',
-  'beta2',
-  'oneMinusBeta2',
-  'decay',
-  'stepSize',
-  'sqrtBc2',
-  'eps',
-] as const;
+export const ADAM8_CONSTS = ADAMW_CONSTS;
 
 /**
  * New float32 states of element i from its OLD codes (the cpu kernel's float64 expressions, rounded to float32); a
