@@ -38,8 +38,9 @@ function registeringFiles(dir: string): string[] {
   const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((file) =>
     file.endsWith('.ts'),
   );
+  // A top-level registerClass call, or a top-level class made by core's dropInOptimizerClass (which registers it).
   return files.filter((file) =>
-    /^(tf\.serialization\.registerClass|serialization\.registerClass|registerClass)\(/m.test(
+    /^(tf\.serialization\.registerClass\(|serialization\.registerClass\(|registerClass\(|export const \w+ = dropInOptimizerClass\()/m.test(
       readFileSync(join(src, file), 'utf8'),
     ),
   );
