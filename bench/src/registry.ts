@@ -42,20 +42,29 @@ function done(io: BenchIO, file: string, summary?: string): number {
   return 0;
 }
 
-/** `run` of a benchmark that returns its rows (progress on stderr): prints `table(rows)` and the results file. */
-function printsRows<R>(bench: RowsBenchmark<R, Err>, table: (rows: R[]) => string): Benchmark['run'] {
+/** Where a benchmark's progress goes: `stderr` itself, or `lines` (one call a line). */
+type ProgressOf<L> = (io: BenchIO) => L;
+const stderr: ProgressOf<Err> = (io) => io.stderr;
+
+/** `run` of a benchmark that returns its rows: prints `table(rows)` and the results file. */
+function printsRows<R, L>(
+  bench: RowsBenchmark<R, L>,
+  table: (rows: R[]) => string,
+  log: ProgressOf<L>,
+): Benchmark['run'] {
   return async (argv, io) => {
-    const { rows, file } = await bench(argv, io.stderr);
+    const { rows, file } = await bench(argv, log(io));
     return done(io, file, table(rows));
   };
 }
 
-/** `run` of a benchmark that returns its summary table (progress on stderr): prints it and the results file. */
-function printsTable(
-  bench: (argv: string[], stderr: Err) => Promise<{ file: string; table: string }>,
+/** `run` of a benchmark that returns its summary table: prints it and the results file. */
+function printsTable<L>(
+  bench: (argv: string[], log: L) => Promise<{ file: string; table: string }>,
+  log: ProgressOf<L>,
 ): Benchmark['run'] {
   return async (argv, io) => {
-    const { file, table } = await bench(argv, io.stderr);
+    const { file, table } = await bench(argv, log(io));
     return done(io, file, table);
   };
 }
@@ -64,15 +73,15 @@ function printsTable(
 export const BENCHMARKS: Record<string, Benchmark> = {
   train: {
     help: BENCH_TRAIN_HELP,
-    run: printsRows(benchTrain, benchTable),
+    run: printsRows(benchTrain, benchTable, stderr),
   },
   optimizers: {
     help: BENCH_OPTIMIZERS_HELP,
-    run: printsRows(benchOptimizers, optimizerTable),
+    run: printsRows(benchOptimizers, optimizerTable, stderr),
   },
   activations: {
     help: BENCH_ACTIVATIONS_HELP,
-    run: printsTable(benchActivations),
+    run: printsTable(benchActivations, stderr),
   },
   planner: {
     help: BENCH_PLANNER_HELP,
@@ -84,11 +93,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
   },
   'plan-prediction': {
     help: BENCH_PLAN_PREDICTION_HELP,
-    run: printsTable(benchPlanPrediction),
+    run: printsTable(benchPlanPrediction, stderr),
   },
   'compress-error': {
     help: 'pnpm bench compress-error --json FILE [--preset tiny] [--batch 4] [--seq 64]  (gradient error of act-compress)\n',
-    run: printsTable(benchCompressError),
+    run: printsTable(benchCompressError, stderr),
   },
   memory: {
     help: `pnpm bench memory --json FILE [--preset small,gpt2-124m] [--optimizer adamw] [--master-weights fp32|split24] [--mode full]
@@ -97,7 +106,7 @@ Builds each preset (gpt2-124m with the gpt2 tokenizer, its real vocabulary), run
 batch/seq (default 1 × 64) and writes the measured persistent training state per parameter: paramBytes +
 optimizerStateBytes (gradients released in segmented mode), with where the bytes go.
 `,
-    run: printsRows(benchMemory, memoryTable),
+    run: printsRows(benchMemory, memoryTable, stderr),
   },
   checkpoint: {
     help: BENCH_CHECKPOINT_HELP,
@@ -116,20 +125,14 @@ optimizerStateBytes (gradients released in segmented mode), with where the bytes
   },
   sharding: {
     help: BENCH_SHARDING_HELP,
-    run: async (argv, io) => {
-      const { file, table } = await benchSharding(argv, lines(io));
-      return done(io, file, table);
-    },
+    run: printsTable(benchSharding, lines),
   },
   gpu: {
     help:
       'pnpm bench gpu --json FILE [--preset gpt2-124m] [--seq 1024] [--batch 8] [--steps 20] [--configs LIST] [--repeats N]\n' +
       '  --repeats N runs every configuration N times in alternating rounds (own process each); the JSON summary has\n' +
       "  the median over runs of each run's median step (steps after the first two)\n",
-    run: async (argv, io) => {
-      const { rows, file } = await benchGpu(argv, lines(io));
-      return done(io, file, gpuTable(rows));
-    },
+    run: printsRows(benchGpu, gpuTable, lines),
   },
   'cuda-kernels': {
     help: 'pnpm bench cuda-kernels --json FILE [--only A,B] [--speed]   every kernel of the cuda backend vs the cpu backend (PASS/FAIL); --only: the cases whose name contains A or B (--speed: with the GEMM speed table)\n',

@@ -34,17 +34,22 @@ export function parameterSetup(name = 'h0/attn/W', shape: [number, number] = [76
   return { param, grad, step: 1 };
 }
 
-/** Two parameters w [2, 1], b [1] and a least-squares loss: the plain-tfjs `minimize` examples. */
-export function minimizeSetup() {
-  const w = tf.variable(tf.tensor2d([[0.1], [-0.2]]), true, 'w');
-  const b = tf.variable(tf.zeros([1]), true, 'b');
-  const xs = tf.tensor2d([
+/** Four rows of two features and their targets, the data of the minimize and layers examples: x [4, 2], y [4, 1]. */
+function fourRows() {
+  const x = tf.tensor2d([
     [1, 2],
     [3, 4],
     [5, 6],
     [7, 8],
   ]);
-  const ys = tf.tensor2d([[1], [2], [3], [4]]);
+  return { x, y: tf.tensor2d([[1], [2], [3], [4]]) };
+}
+
+/** Two parameters w [2, 1], b [1] and a least-squares loss: the plain-tfjs `minimize` examples. */
+export function minimizeSetup() {
+  const w = tf.variable(tf.tensor2d([[0.1], [-0.2]]), true, 'w');
+  const b = tf.variable(tf.zeros([1]), true, 'b');
+  const { x: xs, y: ys } = fourRows();
   const loss = () => tf.tidy(() => tf.losses.meanSquaredError(ys, tf.add(tf.matMul(xs, w), b)) as tf.Scalar);
   return { w, b, loss };
 }
@@ -52,13 +57,7 @@ export function minimizeSetup() {
 /** A one-layer tfjs-layers model, its data and a handler that saves to memory and loads back from it. */
 export function layersSetup() {
   const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2] })] });
-  const x = tf.tensor2d([
-    [1, 2],
-    [3, 4],
-    [5, 6],
-    [7, 8],
-  ]);
-  const y = tf.tensor2d([[1], [2], [3], [4]]);
+  const { x, y } = fourRows();
   let saved: tf.io.ModelArtifacts | undefined;
   const handler: tf.io.IOHandler = {
     save: async (artifacts) => {

@@ -1,10 +1,11 @@
 import { InputError } from '@kstar/core';
 import { createTokenizer, textStreamer } from '@kstar/data';
+import { generate } from '@kstar/gpt';
 import { selectBackend } from '@kstar/kernels';
 import { EVERY_RANK, readCheckpoint } from './checkpoint/read.ts';
 import { modelFromCheckpoint } from './checkpoint/weights.ts';
 import { type FlagTable, flagsHelp, parseCommandFlags } from './flags.ts';
-import { generate } from './sample.ts';
+import { seededRandom } from './sample.ts';
 
 // biome-ignore format: one line per flag
 const SAMPLE_FLAGS: FlagTable = {
@@ -49,7 +50,8 @@ export async function sampleCommand(
   const model = await modelFromCheckpoint(checkpoint);
   try {
     const stream = textStreamer(tokenizer, write);
-    const ids = await generate(model, prompt, { tokens, temperature, topK, seed }, (id) => stream.push(id));
+    const random = seededRandom(seed);
+    const ids = await generate(model, prompt, { tokens, temperature, topK, random }, (id) => stream.push(id));
     stream.end();
     write('\n');
     return ids;

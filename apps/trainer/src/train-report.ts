@@ -1,6 +1,6 @@
 import type { WritePhases } from '@kstar/checkpoint';
 import type { MemoryReport, StepResult } from '@kstar/core';
-import type { GPTModel } from '@kstar/gpt';
+import { type GPTModel, generate } from '@kstar/gpt';
 import { backendMemory } from '@kstar/kernels';
 import type { Split24Plugin } from '@kstar/master-split24';
 import * as tf from '@tensorflow/tfjs';
@@ -8,7 +8,7 @@ import type { PlannedActivations } from './activations.ts';
 import { cudaMemory } from './backend-select.ts';
 import type { PreparedRun } from './prepare.ts';
 import type { TrainReport } from './report.ts';
-import { generate } from './sample.ts';
+import { seededRandom } from './sample.ts';
 import type { RunSetup } from './setup.ts';
 import { shardingReport } from './sharding-report.ts';
 
@@ -178,7 +178,7 @@ async function closingSample(
     const ids = await generate(
       model,
       Array.from(run.tokenizer.encode(prompt)),
-      { tokens: run.config.sampleTokens, temperature: 0.8, topK: 40, seed: run.config.seed },
+      { tokens: run.config.sampleTokens, temperature: 0.8, topK: 40, random: seededRandom(run.config.seed) },
       () => {},
       gathered ?? params,
     );

@@ -18,6 +18,14 @@ const readLog = (f: string) =>
     .split('\n')
     .map((l) => JSON.parse(l) as { step: number; loss: number; lr: number; gradNorm?: number });
 
+/** `kstar train` on QUICK_RUN for `steps` steps with `flags`: the lines of its --log (it must exit 0). */
+async function quickRunLog(name: string, steps: number, flags: string[] = []) {
+  const log = join(dir, `${name}.jsonl`);
+  const r = await cli(['train', ...QUICK_RUN, '--steps', String(steps), ...flags, '--log', log]);
+  expect(r.code, r.stderr).toBe(0);
+  return readLog(log);
+}
+
 /** ‖g‖ of the first batch at the initial weights, in float64, from the engine's gradients (no clipping involved). */
 async function firstGradNorm(): Promise<number> {
   const run = prepareRun(parseTrainConfig({ batch: 2, seq: 16 }));
@@ -35,51 +43,22 @@ async function firstGradNorm(): Promise<number> {
 
 describe('trainer options', () => {
   it('--log writes one JSON line a step, equal to the report; --grad-clip measures the global norm first', async () => {
-    const log = join(dir, 'clip.jsonl');
     const report = join(dir, 'clip.json');
-    const r = await cli([
-      'train',
-      ...QUICK_RUN,
-      '--steps',
-      '3',
-      '--grad-clip',
-      '0.5',
-      '--log',
-      log,
-      '--report',
-      report,
-    ]);
-    expect(r.code, r.stderr).toBe(0);
-    const lines = readLog(log);
+    const lines = await quickRunLog('clip', 3, ['--grad-clip', '0.5', '--report', report]);
     const rep = JSON.parse(readFileSync(report, 'utf8')) as TrainReport;
     expect(lines.map((l) => l.step)).toEqual([1, 2, 3]);
     expect(lines.map((l) => l.loss)).toEqual(rep.losses);
     expect(lines[0]!.gradNorm).toBeCloseTo(await firstGradNorm(), 4);
     // Clipping changes the trajectory (the norm is far above 0.5), unclipped runs have no gradNorm.
-    const plain = join(dir, 'plain.jsonl');
-    await cli(['train', ...QUICK_RUN, '--steps', '3', '--log', plain]);
-    const p = readLog(plain);
+    const p = await quickRunLog('plain', 3);
     expect(p[0]!.gradNorm).toBeUndefined();
     expect(p[0]!.loss).toBe(lines[0]!.loss);
     expect(p[2]!.loss).not.toBe(lines[2]!.loss);
   });
 
   it('--grad-clip with LOMO uses its own two-pass clipping', async () => {
-    const log = join(dir, 'lomo.jsonl');
-    const r = await cli([
-      'train',
-      ...QUICK_RUN,
-      '--steps',
-      '2',
-      '--optimizer',
-      'lomo',
-      '--grad-clip',
-      '1',
-      '--log',
-      log,
-    ]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(readLog(log)[0]!.gradNorm).toBeCloseTo(await firstGradNorm(), 4);
+    const lines = await quickRunLog('lomo', 2, ['--optimizer', 'lomo', '--grad-clip', '1']);
+    expect(lines[0]!.gradNorm).toBeCloseTo(await firstGradNorm(), 4);
   });
 
   it('--eval-only reproduces the final validation loss of the run that saved the checkpoint', async () => {

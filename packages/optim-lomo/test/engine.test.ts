@@ -53,6 +53,15 @@ function expectClose(
   }
 }
 
+/** A tied toy model (`seed`), a batch (`batchSeed`), its parameters before a step and the full-graph gradients. */
+async function tiedWithGradients(seed: number, batchSeed: number) {
+  const model = toyModel({ vocab: VOCAB, dim: DIM, depth: DEPTH, seed, tied: true });
+  const batch = toyBatch(VOCAB, 2, 6, batchSeed);
+  const before = await snapshot(model);
+  const g = await fullGradients(model, batch);
+  return { model, batch, before, g };
+}
+
 describe('LOMO in the segmented engine (cpu)', () => {
   it('holds no optimizer state; gradient peak ≤ the largest segment, tied embedding included (partial gradients applied at once)', async () => {
     for (const tied of [false, true]) {
@@ -89,11 +98,8 @@ describe('LOMO in the segmented engine (cpu)', () => {
   });
 
   it('one segmented LOMO step = full-graph SGD on the same batch (within 1e-5), tied embedding included', async () => {
-    const model = toyModel({ vocab: VOCAB, dim: DIM, depth: DEPTH, seed: 5, tied: true });
-    const batch = toyBatch(VOCAB, 2, 6, 12);
+    const { model, batch, before, g } = await tiedWithGradients(5, 12);
     const lr = 0.1;
-    const before = await snapshot(model);
-    const g = await fullGradients(model, batch);
     const want: Record<string, Float64Array> = {};
     for (const n of Object.keys(before))
       want[n] = Float64Array.from(before[n]!, (p, i) => p - lr * g[n]![i]!);
@@ -114,11 +120,8 @@ describe('LOMO in the segmented engine (cpu)', () => {
 
   it('tied partial gradients applied one by one = SGD with weight decay on their sum; clipValue sums them first', async () => {
     for (const clipValue of [null, 0.01]) {
-      const model = toyModel({ vocab: VOCAB, dim: DIM, depth: DEPTH, seed: 7, tied: true });
-      const batch = toyBatch(VOCAB, 2, 6, 14);
+      const { model, batch, before, g } = await tiedWithGradients(7, 14);
       const [lr, wd] = [0.1, 0.3];
-      const before = await snapshot(model);
-      const g = await fullGradients(model, batch);
       const clamp = (x: number) => (clipValue == null ? x : Math.max(-clipValue, Math.min(clipValue, x)));
       const want: Record<string, Float64Array> = {};
       for (const n of Object.keys(before))
@@ -135,11 +138,8 @@ describe('LOMO in the segmented engine (cpu)', () => {
   });
 
   it('LOMO + clipGradNorm (lomoStep, two passes) = SGD with global-norm clipping from the full gradients', async () => {
-    const model = toyModel({ vocab: VOCAB, dim: DIM, depth: DEPTH, seed: 6, tied: true });
-    const batch = toyBatch(VOCAB, 2, 6, 13);
+    const { model, batch, before, g } = await tiedWithGradients(6, 13);
     const lr = 0.2;
-    const before = await snapshot(model);
-    const g = await fullGradients(model, batch);
     const norm = globalNorm(g);
     const clip = norm / 3; // clipping is active: coef ≈ 1/3
     const coef = Math.min(1, clip / (norm + 1e-6));
@@ -232,11 +232,8 @@ describe('LOMO in the segmented engine (cpu)', () => {
 
 describe('AdaLomo in the segmented engine (cpu)', () => {
   it('measured state bytes = stateBytes; one segmented step = AdaLomo64 on the full gradients', async () => {
-    const model = toyModel({ vocab: VOCAB, dim: DIM, depth: DEPTH, seed: 9, tied: true });
-    const batch = toyBatch(VOCAB, 2, 6, 16);
+    const { model, batch, before, g } = await tiedWithGradients(9, 16);
     const hp = { lr: 0.01, weightDecay: 0.1 };
-    const before = await snapshot(model);
-    const g = await fullGradients(model, batch);
     const want: Record<string, Float64Array> = {};
     for (const n of Object.keys(before)) {
       const ref = new AdaLomo64([...model.variables.get(n)!.shape], {
