@@ -19,7 +19,10 @@
 #   from its parts, no file-sized buffer" as: run(command="OUT=$OUT/r BUNDLE=.device/ckpt/bundle.tar.xz RUN_LIMIT=30
 #   REPEAT=3 SKIP_STAGED=1 bash .device/ckpt/gpu-run-save-cost.sh", carry=[…as s4]) (…-s5-checkpoint-save-cost-
 #   partwise-h200-cuda.json, …-s5-checkpoint-save-cost-sliced-h200-cuda.json); the committed version (one writev,
-#   one-pass hash) was not run there. The last lines printed are a table of the saving runs.
+#   one-pass hash) as: run(command="OUT=$OUT/r BUNDLE=.device/s5lead/bundle.tar.xz RUN_LIMIT=30 REPEAT=3 SKIP_STAGED=1
+#   bash .device/s5lead/gpu-run-save-cost.sh; tar -C $OUT -czf $OUT/save-cost.tgz r", carry=[".device/node.xz",
+#   ".device/s5lead", ".gl"]) (…-s5-checkpoint-save-cost-h200-cuda.json: blocked 10.9%, last write 0.19–0.21 s).
+#   The last lines printed are a table of the saving runs.
 set -uo pipefail
 . scripts/gpu-prelude.sh
 OUT=${OUT:-/tmp/kstar-out}
