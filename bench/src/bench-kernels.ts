@@ -14,11 +14,11 @@ import {
   TINY_FLASH_CASES,
   TINY_PARITY_SHAPES,
 } from '@kstar/kernels';
-import { machineInfo, optimizerEntry, writeFileAtomic } from '@kstar/trainer/internal';
+import { machineInfo, optimizerEntry } from '@kstar/trainer/internal';
 import * as tf from '@tensorflow/tfjs';
 import { benchFlags } from './bench-flags.ts';
 import { GPU_CONFIGS, gpuName } from './bench-gpu.ts';
-import type { RowsBenchmark } from './bench-results.ts';
+import { type RowsBenchmark, writeBenchResults } from './bench-results.ts';
 import { benchRun } from './bench-run.ts';
 import {
   formatOptimizerParity,
@@ -65,23 +65,14 @@ export const benchKernels: RowsBenchmark<ParityRow> = async (argv, log) => {
   // Storage kernels (pack, quantize, split24 join, add, slice write): native against the fallback on the backend.
   if (!only) optimizerRows.push(...(await guardWebGPUStep(0, () => storageKernelParity())));
   if (optimizerRows.length) log(formatOptimizerParity(optimizerRows));
-  writeFileAtomic(
-    values.json,
-    `${JSON.stringify(
-      {
-        kind: 'kernel-parity',
-        date: new Date().toISOString(),
-        machine: machine(backend),
-        shapes,
-        seconds: (performance.now() - started) / 1000,
-        allPass: rows.every((r) => r.pass && r.impl === 'native') && optimizerRows.every((r) => r.pass),
-        rows,
-        optimizerRows,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  writeBenchResults(values.json, 'kernel-parity', {
+    machine: machine(backend),
+    shapes,
+    seconds: (performance.now() - started) / 1000,
+    allPass: rows.every((r) => r.pass && r.impl === 'native') && optimizerRows.every((r) => r.pass),
+    rows,
+    optimizerRows,
+  });
   return { rows, file: values.json };
 };
 
@@ -186,28 +177,19 @@ export const benchProfile: RowsBenchmark<ProfileRow> = async (argv, log) => {
       `sum of kernel times ${total.toFixed(1)} ms; warm-up steps ${stepMs.map((m) => m.toFixed(0)).join(', ')} ms; profiled step ${profiledMs.toFixed(0)} ms wall`,
     ),
   );
-  writeFileAtomic(
-    values.json,
-    `${JSON.stringify(
-      {
-        kind: 'gpu-profile',
-        date: new Date().toISOString(),
-        machine: machine(backend),
-        preset,
-        seq,
-        batch: batchSize,
-        mode,
-        optimizer: 'adamw',
-        warmupStepMs: stepMs,
-        profiledStepWallMs: profiledMs,
-        kernelTimeSumMs: total,
-        timestampQueries: total > 0,
-        rows,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  writeBenchResults(values.json, 'gpu-profile', {
+    machine: machine(backend),
+    preset,
+    seq,
+    batch: batchSize,
+    mode,
+    optimizer: 'adamw',
+    warmupStepMs: stepMs,
+    profiledStepWallMs: profiledMs,
+    kernelTimeSumMs: total,
+    timestampQueries: total > 0,
+    rows,
+  });
   tf.dispose([batch.inputs, batch.targets]);
   engine.dispose();
   model.dispose();
@@ -250,24 +232,15 @@ async function profileConfig(
       `sum of kernel times ${total.toFixed(1)} ms a step (mean of ${steps}, the first included); ${steps} steps ${wallMs.toFixed(0)} ms wall`,
     ),
   );
-  writeFileAtomic(
-    values.json,
-    `${JSON.stringify(
-      {
-        kind: 'gpu-profile',
-        date: new Date().toISOString(),
-        machine: machine(settings.backend),
-        config: name,
-        settings,
-        steps,
-        wallMs,
-        kernelTimeSumMsPerStep: total,
-        timestampQueries: total > 0,
-        rows,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  writeBenchResults(values.json, 'gpu-profile', {
+    machine: machine(settings.backend),
+    config: name,
+    settings,
+    steps,
+    wallMs,
+    kernelTimeSumMsPerStep: total,
+    timestampQueries: total > 0,
+    rows,
+  });
   return { rows, file: values.json };
 }
